@@ -1,0 +1,398 @@
+//! Every timeout, limit and default of the core, in one place.
+//!
+//! `docs/config.md` documents each key with its default; a test parses that table and compares
+//! it with [`Config::default()`], so the two cannot drift. Durations are written as human strings
+//! (`"30s"`, `"250ms"`, `"55m"`, `"1h"`), so tests can run on milliseconds.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub mod duration;
+
+/// The whole core configuration, grouped the way `docs/config.md` and the TOML file group it
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Upstream connection lifecycle: pings, age, writes, message size
+    pub upstream: UpstreamConfig,
+    /// Client sessions: lanes, held creates, idle and drain timeouts
+    pub session: SessionConfig,
+    /// Per-account connection pools
+    pub pool: PoolConfig,
+    /// Account choice, cooldowns, retries and failover
+    pub scheduler: SchedulerConfig,
+    /// Sticky bindings and the state store
+    pub store: StoreConfig,
+    /// Which accounts speak WebSocket to upstream
+    pub protocol: ProtocolConfig,
+}
+
+/// Upstream connection lifecycle
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Ping a conn whose socket has been silent this long (leased or idle)
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+    /// Close a conn that has not answered a ping within this long
+    #[serde(with = "duration")]
+    pub pong_timeout: Duration,
+    /// Retire a conn this old: no new creates or leases, close when its responses end
+    /// (upstream cuts at 60 minutes)
+    #[serde(with = "duration")]
+    pub max_age: Duration,
+    /// Deadline of each upstream write; a write abandoned after its first byte closes the conn
+    #[serde(with = "duration")]
+    pub write_timeout: Duration,
+    /// Bound on each upstream read while responses are open or draining
+    #[serde(with = "duration")]
+    pub read_timeout: Duration,
+    /// Bound on TCP connect + proxy + TLS + WebSocket upgrade
+    #[serde(with = "duration")]
+    pub dial_timeout: Duration,
+    /// Bound on the TLS handshake alone
+    #[serde(with = "duration")]
+    pub tls_handshake_timeout: Duration,
+    /// Largest message accepted on either hop; bigger ones close the client with 1009
+    pub max_message_size: usize,
+    /// Unfinished responses forwarded at once on one conn (upstream's limit)
+    pub max_inflight_per_conn: usize,
+    /// Distinct named lanes one conn may use over its lifetime (upstream's limit)
+    pub max_named_lanes_per_conn: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(10),
+            max_age: Duration::from_secs(55 * 60),
+            write_timeout: Duration::from_secs(120),
+            read_timeout: Duration::from_secs(900),
+            dial_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_message_size: 16 * 1024 * 1024,
+            max_inflight_per_conn: 16,
+            max_named_lanes_per_conn: 32,
+        }
+    }
+}
+
+/// Client sessions (one client WebSocket or one HTTP request)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Close 1008 if the first client message does not arrive within this long
+    #[serde(with = "duration")]
+    pub first_message_timeout: Duration,
+    /// Close 1000 after this long with no open response and no client message
+    #[serde(with = "duration")]
+    pub inter_turn_idle_timeout: Duration,
+    /// Creates held per session while the conn has `max_inflight_per_conn` open; beyond: 429
+    pub max_held_creates_per_session: usize,
+    /// How long a create waits for an account concurrency slot before a 429 `error` event
+    #[serde(with = "duration")]
+    pub slot_wait_timeout: Duration,
+    /// Total bound on draining upstream after the client left mid-turn
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+    /// A client whose write buffer stays full this long counts as gone
+    #[serde(with = "duration")]
+    pub client_write_timeout: Duration,
+    /// Bytes queued towards one client before the session stops reading upstream
+    pub client_write_buffer: usize,
+    /// Ping idle client sockets this often
+    #[serde(with = "duration")]
+    pub client_ping_interval: Duration,
+    /// A client that does not answer a ping within this long is gone
+    #[serde(with = "duration")]
+    pub client_pong_timeout: Duration,
+    /// On shutdown, let in-flight responses finish for this long, then close 1012
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            first_message_timeout: Duration::from_secs(30),
+            inter_turn_idle_timeout: Duration::from_secs(300),
+            max_held_creates_per_session: 64,
+            slot_wait_timeout: Duration::from_secs(12),
+            drain_timeout: Duration::from_secs(900),
+            client_write_timeout: Duration::from_secs(120),
+            client_write_buffer: 1024 * 1024,
+            client_ping_interval: Duration::from_secs(20),
+            client_pong_timeout: Duration::from_secs(20),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Per-account connection pools
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Hard cap on open + dialing conns per account; the effective cap is
+    /// min(account concurrency, this)
+    pub max_conns_per_account: usize,
+    /// How long a WebSocket session waits for a conn before its create gets a 503 `error` event
+    #[serde(with = "duration")]
+    pub session_acquire_wait: Duration,
+    /// How long an HTTP turn waits for a conn in total
+    #[serde(with = "duration")]
+    pub acquire_timeout: Duration,
+    /// HTTP turns that may wait on one busy conn; the next gets QueueFull
+    pub queue_limit_per_conn: usize,
+    /// Idle conns kept warm per account
+    pub min_idle_per_account: usize,
+    /// Idle conns kept per account; extra ones are closed, least recently used first
+    pub max_idle_per_account: usize,
+    /// Close idle conns unused this long (never below `min_idle_per_account`)
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Least time between two warm-idle dials of one account
+    #[serde(with = "duration")]
+    pub warm_cooldown: Duration,
+    /// Dial failures within `warm_failure_window` that suppress warm-idle dials
+    pub warm_failure_limit: u32,
+    /// Window over which warm-idle dial failures are counted
+    #[serde(with = "duration")]
+    pub warm_failure_window: Duration,
+    /// First back-off after a dial failure (doubles, with jitter)
+    #[serde(with = "duration")]
+    pub dial_backoff_initial: Duration,
+    /// Largest back-off after dial failures
+    #[serde(with = "duration")]
+    pub dial_backoff_max: Duration,
+    /// Period of the tick that pings idle conns
+    #[serde(with = "duration")]
+    pub ping_tick: Duration,
+    /// Period of the tick that evicts closed, dirty, expired and surplus idle conns
+    #[serde(with = "duration")]
+    pub cleanup_tick: Duration,
+    /// How long a conn stays held for a `store:false` HTTP chain
+    #[serde(with = "duration")]
+    pub http_chain_hold: Duration,
+    /// Chain holds per account; a new one ends the oldest
+    pub max_chain_holds_per_account: usize,
+    /// A conn that has used more distinct named lanes than this is retired on release
+    pub lane_reuse_limit: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_conns_per_account: 128,
+            session_acquire_wait: Duration::from_secs(2),
+            acquire_timeout: Duration::from_secs(12),
+            queue_limit_per_conn: 16,
+            min_idle_per_account: 1,
+            max_idle_per_account: 4,
+            idle_timeout: Duration::from_secs(300),
+            warm_cooldown: Duration::from_millis(300),
+            warm_failure_limit: 2,
+            warm_failure_window: Duration::from_secs(30),
+            dial_backoff_initial: Duration::from_millis(120),
+            dial_backoff_max: Duration::from_secs(2),
+            ping_tick: Duration::from_secs(30),
+            cleanup_tick: Duration::from_secs(30),
+            http_chain_hold: Duration::from_secs(60),
+            max_chain_holds_per_account: 8,
+            lane_reuse_limit: 16,
+        }
+    }
+}
+
+/// Account choice, cooldowns, retries and failover
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Cooldown after a 429 that names no reset time
+    #[serde(with = "duration")]
+    pub rate_limit_cooldown: Duration,
+    /// 5xx failures within `server_error_window` that cool an account down
+    pub server_error_limit: u32,
+    /// Window over which 5xx failures are counted
+    #[serde(with = "duration")]
+    pub server_error_window: Duration,
+    /// Cooldown after `server_error_limit` 5xx failures
+    #[serde(with = "duration")]
+    pub server_error_cooldown: Duration,
+    /// Retries of one response stop when this long has passed since its first attempt
+    #[serde(with = "duration")]
+    pub retry_total_budget: Duration,
+    /// First retry back-off (doubles, with jitter)
+    #[serde(with = "duration")]
+    pub retry_backoff_initial: Duration,
+    /// Largest retry back-off
+    #[serde(with = "duration")]
+    pub retry_backoff_max: Duration,
+    /// Accounts one response may move to after its first
+    pub max_account_switches: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            rate_limit_cooldown: Duration::from_secs(60),
+            server_error_limit: 3,
+            server_error_window: Duration::from_secs(60),
+            server_error_cooldown: Duration::from_secs(30),
+            retry_total_budget: Duration::from_secs(5),
+            retry_backoff_initial: Duration::from_millis(120),
+            retry_backoff_max: Duration::from_secs(2),
+            max_account_switches: 3,
+        }
+    }
+}
+
+/// Sticky bindings and the state store
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Lifetime of a response→account binding (refreshed on hit)
+    #[serde(with = "duration")]
+    pub response_binding_ttl: Duration,
+    /// Lifetime of a session→account binding (refreshed on hit)
+    #[serde(with = "duration")]
+    pub session_binding_ttl: Duration,
+    /// Bound on each store command; a get past it is a miss
+    #[serde(with = "duration")]
+    pub store_op_timeout: Duration,
+    /// Consecutive store failures that open the breaker
+    pub breaker_failure_limit: u32,
+    /// While the breaker is open, one probe is let through this often
+    #[serde(with = "duration")]
+    pub breaker_probe_interval: Duration,
+    /// Local copies of remote bindings kept per gateway
+    pub local_cache_entries: usize,
+    /// Stickiness scope of client keys that name no group
+    pub default_group: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            response_binding_ttl: Duration::from_secs(3600),
+            session_binding_ttl: Duration::from_secs(3600),
+            store_op_timeout: Duration::from_secs(3),
+            breaker_failure_limit: 3,
+            breaker_probe_interval: Duration::from_secs(5),
+            local_cache_entries: 65536,
+            default_group: "default".to_owned(),
+        }
+    }
+}
+
+/// Which accounts speak WebSocket to upstream (see the protocol resolver)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtocolConfig {
+    /// Send every account's traffic over HTTP
+    pub force_http: bool,
+    /// Master switch for upstream WebSocket mode
+    pub ws_enabled: bool,
+    /// Upstream WebSocket mode for `api_key` accounts
+    pub api_key_ws_enabled: bool,
+    /// Upstream WebSocket mode for `oauth` accounts
+    pub oauth_ws_enabled: bool,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self {
+            force_http: false,
+            ws_enabled: true,
+            api_key_ws_enabled: true,
+            oauth_ws_enabled: true,
+        }
+    }
+}
+
+/// A configuration value that cannot work
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the offending key, e.g. `pool.min_idle_per_account`
+    pub path: String,
+    /// What is wrong with it
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The largest `max_message_size` the gateway accepts (64 MiB)
+pub const MAX_MESSAGE_SIZE_LIMIT: usize = 64 * 1024 * 1024;
+
+impl Config {
+    /// Every value that cannot work, each with its path (empty when the config is usable)
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, path: &str, message: &str| {
+            if !ok {
+                errors.push(ConfigError { path: path.to_owned(), message: message.to_owned() });
+            }
+        };
+        let u = &self.upstream;
+        check(
+            u.max_message_size > 0 && u.max_message_size <= MAX_MESSAGE_SIZE_LIMIT,
+            "upstream.max_message_size",
+            "must be between 1 and 67108864 (64 MiB)",
+        );
+        check(u.max_inflight_per_conn > 0, "upstream.max_inflight_per_conn", "must be at least 1");
+        check(!u.ping_interval.is_zero(), "upstream.ping_interval", "must be positive");
+        check(!u.pong_timeout.is_zero(), "upstream.pong_timeout", "must be positive");
+        check(!u.max_age.is_zero(), "upstream.max_age", "must be positive");
+        check(
+            u.tls_handshake_timeout <= u.dial_timeout,
+            "upstream.tls_handshake_timeout",
+            "must not exceed upstream.dial_timeout",
+        );
+        let p = &self.pool;
+        check(p.max_conns_per_account > 0, "pool.max_conns_per_account", "must be at least 1");
+        check(p.queue_limit_per_conn > 0, "pool.queue_limit_per_conn", "must be at least 1");
+        check(
+            p.min_idle_per_account <= p.max_idle_per_account,
+            "pool.min_idle_per_account",
+            "must not exceed pool.max_idle_per_account",
+        );
+        check(
+            p.max_idle_per_account <= p.max_conns_per_account,
+            "pool.max_idle_per_account",
+            "must not exceed pool.max_conns_per_account",
+        );
+        check(
+            p.dial_backoff_initial <= p.dial_backoff_max,
+            "pool.dial_backoff_initial",
+            "must not exceed pool.dial_backoff_max",
+        );
+        check(!p.ping_tick.is_zero(), "pool.ping_tick", "must be positive");
+        check(!p.cleanup_tick.is_zero(), "pool.cleanup_tick", "must be positive");
+        let s = &self.scheduler;
+        check(
+            s.retry_backoff_initial <= s.retry_backoff_max,
+            "scheduler.retry_backoff_initial",
+            "must not exceed scheduler.retry_backoff_max",
+        );
+        check(s.server_error_limit > 0, "scheduler.server_error_limit", "must be at least 1");
+        let st = &self.store;
+        check(st.breaker_failure_limit > 0, "store.breaker_failure_limit", "must be at least 1");
+        check(!st.store_op_timeout.is_zero(), "store.store_op_timeout", "must be positive");
+        check(!st.default_group.is_empty(), "store.default_group", "must not be empty");
+        let se = &self.session;
+        check(
+            se.max_held_creates_per_session > 0,
+            "session.max_held_creates_per_session",
+            "must be at least 1",
+        );
+        check(se.client_write_buffer > 0, "session.client_write_buffer", "must be at least 1");
+        errors
+    }
+}

@@ -1,0 +1,48 @@
+//! Frames on both hops: classification without a full parse, single-pass rewrites, error
+//! shapes and the HTTP-side encoders.
+//!
+//! The per-event path ([`classify_server_event`] on a delta, [`restore_event_model`] on a frame
+//! that needs no rewrite) allocates nothing: results borrow from the frame, and a frame that
+//! needs no rewrite comes back as the same buffer.
+
+mod classify;
+mod client;
+mod error;
+mod rewrite;
+mod scan;
+mod sse;
+mod usage;
+
+pub use classify::{ServerEvent, ServerEventKind, classify_server_event};
+pub use client::{ClientEventKind, ClientRequest, StreamIdField, classify_client_event};
+pub use error::{
+    ErrorClass, ErrorInfo, gateway_error_event, invalid_stream_id_event, parse_error_event,
+    previous_response_not_found_event, websocket_connection_limit_reached_event,
+    websocket_stream_limit_reached_event,
+};
+pub use rewrite::{restore_event_model, rewrite_create_model};
+pub use sse::{http_error_body, sse_encode, sse_flat_error};
+pub use usage::Usage;
+
+/// Why a frame could not be classified
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassifyError {
+    /// Not valid JSON
+    InvalidJson,
+    /// Valid JSON, but not an object
+    NotAnObject,
+    /// An object without a string `type`
+    MissingType,
+}
+
+impl std::fmt::Display for ClassifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::InvalidJson => "frame is not valid JSON",
+            Self::NotAnObject => "frame is not a JSON object",
+            Self::MissingType => "frame has no string \"type\" field",
+        })
+    }
+}
+
+impl std::error::Error for ClassifyError {}

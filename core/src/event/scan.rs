@@ -1,0 +1,1 @@
+//! A validating scanner over the top level of a JSON object.

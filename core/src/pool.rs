@@ -1,0 +1,1 @@
+//! Per-account pools of upstream connections and the registry of all accounts.

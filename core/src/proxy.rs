@@ -1,0 +1,1 @@
+//! HTTP CONNECT and SOCKS5 client handshakes as byte-level state machines.

@@ -1,0 +1,1 @@
+//! The protocol resolver: which accounts speak WebSocket to upstream.

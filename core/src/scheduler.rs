@@ -1,0 +1,1 @@
+//! The scheduler: account choice, cooldowns, retries and failover.

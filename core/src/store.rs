@@ -1,0 +1,1 @@
+//! State-store rules: bindings, store commands, the breaker and local copies.
