@@ -10,6 +10,7 @@ mod ids;
 pub mod pool;
 pub mod proxy;
 pub mod resolver;
+pub mod rng;
 pub mod scheduler;
 pub mod store;
 pub mod timer;
