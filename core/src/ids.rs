@@ -118,3 +118,10 @@ impl fmt::Debug for StreamId {
 
 /// A lane on an upstream connection: the default lane (no `stream_id`) or a named one.
 pub type Lane = Option<StreamId>;
+
+numeric_id!(
+    /// One response inside a session: a client `response.create`, or an automatic successor
+    /// after a steer. Session-local.
+    TurnId,
+    "t"
+);

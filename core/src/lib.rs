@@ -12,8 +12,9 @@ pub mod proxy;
 pub mod resolver;
 pub mod rng;
 pub mod scheduler;
+pub mod session;
 pub mod store;
 pub mod timer;
 
 pub use config::Config;
-pub use ids::{AccountId, ConnId, Lane, ResponseId, SessionId, StreamId};
+pub use ids::{AccountId, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};

@@ -1,0 +1,285 @@
+//! The responses open on one upstream connection, per lane, and which response owns each
+//! upstream event.
+//!
+//! Upstream runs each lane FIFO, so an event on lane `L` belongs to the oldest unfinished
+//! response on `L`. Two exceptions make lanes more than queues: an accepted steer makes the
+//! next `response.created` on its lane an automatic successor (a response no client create
+//! asked for), and an `error` event without a lane ends the oldest default-lane response — or,
+//! with none open, every response on the conn.
+
+use std::time::Instant;
+
+use crate::event::{ServerEventKind, Usage};
+use crate::{Lane, ResponseId, StreamId, TurnId};
+
+/// How a response ended
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `response.completed`
+    Completed,
+    /// `response.incomplete`
+    Incomplete,
+    /// `response.failed`
+    Failed,
+    /// An `error` event with this status ended it
+    Error {
+        /// The envelope's status (or its class default)
+        status: u16,
+    },
+    /// The conn was lost (read error, close, abandoned write, timeout) before its terminal
+    UpstreamLost,
+}
+
+impl Outcome {
+    /// Short lowercase name for traces, logs and metric labels
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Incomplete => "incomplete",
+            Self::Failed => "failed",
+            Self::Error { .. } => "error",
+            Self::UpstreamLost => "upstream_lost",
+        }
+    }
+}
+
+/// One response forwarded upstream and not yet ended
+#[derive(Clone, Debug)]
+pub struct OpenResponse {
+    /// The session's handle for it
+    pub turn: TurnId,
+    /// Its lane
+    pub lane: Lane,
+    /// Its id, once `response.created` named it
+    pub id: Option<ResponseId>,
+    /// The `previous_response_id` it continues
+    pub previous: Option<ResponseId>,
+    /// When the create was handed to the shell for writing
+    pub sent_at: Instant,
+    /// When its first event arrived (time to first event = this − `sent_at`)
+    pub first_event_at: Option<Instant>,
+    /// An automatic successor after a steer (no client create)
+    pub successor: bool,
+}
+
+/// A response that has ended, as reported to the session
+#[derive(Clone, Debug)]
+pub struct Ended {
+    /// The session's handle for it
+    pub turn: TurnId,
+    /// Its lane
+    pub lane: Lane,
+    /// Its id, if upstream named one
+    pub id: Option<ResponseId>,
+    /// The `previous_response_id` it continued
+    pub previous: Option<ResponseId>,
+    /// How it ended
+    pub outcome: Outcome,
+    /// `response.store` of its terminal event
+    pub store: Option<bool>,
+    /// Usage of its terminal event
+    pub usage: Option<Usage>,
+    /// When the create was sent
+    pub sent_at: Instant,
+    /// When its first event arrived
+    pub first_event_at: Option<Instant>,
+    /// An automatic successor after a steer
+    pub successor: bool,
+}
+
+/// Who owns an upstream text frame
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// A stream event of this response (the head of its lane)
+    Response {
+        /// The response
+        turn: TurnId,
+        /// This is the response's first event
+        first: bool,
+    },
+    /// A `response.steer.*` / `response.inject.*` event: belongs to the session, not to a response
+    Steering,
+    /// An `error` with no response to end: it ended every open response on the conn
+    ConnectionError,
+    /// A frame no open response or accepted steer can own
+    Tail,
+}
+
+/// The open responses of one conn, in send order
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Lanes {
+    open: Vec<OpenResponse>,
+    /// Lanes whose next `response.created` is an automatic successor (one entry per steer)
+    successors_due: Vec<Lane>,
+    /// Lanes of steers sent and not yet answered, in send order
+    steers_sent: Vec<Lane>,
+}
+
+impl Lanes {
+    /// Responses forwarded and not yet ended
+    pub(crate) fn unfinished(&self) -> usize {
+        self.open.len()
+    }
+
+    /// The open responses, oldest first
+    pub(crate) fn open(&self) -> &[OpenResponse] {
+        &self.open
+    }
+
+    /// Whether a steer is waiting for its answer or its successor
+    pub(crate) fn steering(&self) -> bool {
+        !self.steers_sent.is_empty() || !self.successors_due.is_empty()
+    }
+
+    /// Records a create written upstream
+    pub(crate) fn push(&mut self, response: OpenResponse) {
+        self.open.push(response);
+    }
+
+    /// Records a steer of `target` written upstream; false if `target` is not open here
+    pub(crate) fn steer_sent(&mut self, target: &ResponseId) -> bool {
+        match self.open.iter().find(|r| r.id.as_ref() == Some(target)) {
+            Some(r) => {
+                self.steers_sent.push(r.lane.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The lane of the open response named `id`
+    pub(crate) fn lane_of(&self, id: &ResponseId) -> Option<&Lane> {
+        self.open.iter().find(|r| r.id.as_ref() == Some(id)).map(|r| &r.lane)
+    }
+
+    /// Finds who owns an event of `kind` on lane `lane` (raw `stream_id` bytes)
+    ///
+    /// Mutates only bookkeeping (first-event time, successor insertion); ending a response is
+    /// [`Lanes::end_head`]'s job, so the caller can read the frame's terminal data first.
+    pub(crate) fn route(
+        &mut self,
+        kind: ServerEventKind,
+        lane: Option<&[u8]>,
+        now: Instant,
+        next_turn: &mut impl FnMut() -> TurnId,
+    ) -> Owner {
+        if kind.is_steer_or_inject() {
+            match kind {
+                ServerEventKind::SteerAccepted => {
+                    if !self.steers_sent.is_empty() {
+                        let lane = self.steers_sent.remove(0);
+                        self.successors_due.push(lane);
+                    }
+                }
+                ServerEventKind::SteerFailed | ServerEventKind::SteerPending => {
+                    if !self.steers_sent.is_empty() {
+                        self.steers_sent.remove(0);
+                    }
+                }
+                _ => {}
+            }
+            return Owner::Steering;
+        }
+        if kind == ServerEventKind::ResponseCreated
+            && let Some(pos) = self.successors_due.iter().position(|l| lane_eq(l, lane))
+        {
+            let lane = self.successors_due.remove(pos);
+            // Before the lane's responses that have not started: upstream starts the successor
+            // at once, ahead of creates still queued on the lane.
+            let insert_at = self
+                .open
+                .iter()
+                .position(|r| r.lane == lane && r.first_event_at.is_none())
+                .unwrap_or(self.open.len());
+            self.open.insert(
+                insert_at,
+                OpenResponse {
+                    turn: next_turn(),
+                    lane,
+                    id: None,
+                    previous: None,
+                    sent_at: now,
+                    first_event_at: Some(now),
+                    successor: true,
+                },
+            );
+            return Owner::Response { turn: self.open[insert_at].turn, first: true };
+        }
+        match self.head_index(lane) {
+            Some(i) => {
+                let r = &mut self.open[i];
+                let first = r.first_event_at.is_none();
+                if first {
+                    r.first_event_at = Some(now);
+                }
+                Owner::Response { turn: r.turn, first }
+            }
+            None if kind == ServerEventKind::Error => Owner::ConnectionError,
+            None => Owner::Tail,
+        }
+    }
+
+    /// Names the head response of `turn` (from its `response.created`)
+    pub(crate) fn name(&mut self, turn: TurnId, id: ResponseId) {
+        if let Some(r) = self.open.iter_mut().find(|r| r.turn == turn) {
+            r.id = Some(id);
+        }
+    }
+
+    /// Ends `turn` with `outcome`
+    pub(crate) fn end(&mut self, turn: TurnId, outcome: Outcome, store: Option<bool>, usage: Option<Usage>) -> Option<Ended> {
+        let pos = self.open.iter().position(|r| r.turn == turn)?;
+        let r = self.open.remove(pos);
+        Some(Ended {
+            turn: r.turn,
+            lane: r.lane,
+            id: r.id,
+            previous: r.previous,
+            outcome,
+            store,
+            usage,
+            sent_at: r.sent_at,
+            first_event_at: r.first_event_at,
+            successor: r.successor,
+        })
+    }
+
+    /// Ends every open response with `outcome` (conn lost, connection-level error), oldest first
+    pub(crate) fn end_all(&mut self, outcome: &Outcome, out: &mut impl FnMut(Ended)) {
+        self.steers_sent.clear();
+        self.successors_due.clear();
+        for r in self.open.drain(..) {
+            out(Ended {
+                turn: r.turn,
+                lane: r.lane,
+                id: r.id,
+                previous: r.previous,
+                outcome: outcome.clone(),
+                store: None,
+                usage: None,
+                sent_at: r.sent_at,
+                first_event_at: r.first_event_at,
+                successor: r.successor,
+            });
+        }
+    }
+
+    /// Index of the oldest open response on `lane`
+    fn head_index(&self, lane: Option<&[u8]>) -> Option<usize> {
+        self.open.iter().position(|r| lane_eq(&r.lane, lane))
+    }
+}
+
+/// Whether a stored lane equals raw `stream_id` bytes (None = default lane)
+pub(crate) fn lane_eq(lane: &Lane, raw: Option<&[u8]>) -> bool {
+    match (lane, raw) {
+        (None, None) => true,
+        (Some(l), Some(r)) => l.as_str().as_bytes() == r,
+        _ => false,
+    }
+}
+
+/// A lane from raw `stream_id` bytes (allocates only for a named lane seen for the first time)
+pub(crate) fn lane_from_raw(raw: Option<&[u8]>) -> Lane {
+    raw.and_then(|r| StreamId::new(bytes::Bytes::copy_from_slice(r)))
+}

@@ -1,0 +1,516 @@
+//! The upstream connection machine: one leased upstream WebSocket, its lanes and its liveness.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::lanes::{Ended, Lanes, OpenResponse, Outcome, Owner, lane_from_raw};
+use super::record::{ConnRecord, Release};
+use crate::config::UpstreamConfig;
+use crate::event::{ClassifyError, ErrorClass, ServerEvent, ServerEventKind, classify_server_event};
+use crate::timer::{TimerName, TimerTable};
+use crate::{ConnId, Lane, ResponseId, StreamId, TurnId};
+
+/// Lifecycle of an upstream connection
+///
+/// ```text
+///                  dial ok
+///   Connecting ─────────────▶ Open ──── error event, tail packet, ───▶ Dirty
+///       │                      │        drain timeout                    │
+///       │ dial failed          │ max_age, connection-limit error,        │
+///       │                      │ lane overflow                           │
+///       │                      ▼                                         │
+///       │                   Retiring ◀───────────── (same triggers) ─────┘
+///       │                      │ last unfinished response ended
+///       │                      ▼            close()
+///       │                   Closing ◀──────────────── (Open / Dirty)
+///       │                      │ close seen, read error
+///       ▼                      ▼
+///     Closed ◀──────────── read error, close, pong timeout, read timeout,
+///                          abandoned write (from any state)
+/// ```
+///
+/// Dirty conns are never pooled or leased again, but the session holding one may keep using
+/// it (upstream keeps the socket open after request-scoped errors, and other lanes' chains live
+/// there). Retiring conns take no new creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    /// Dial in flight
+    Connecting,
+    /// Clean and usable
+    Open,
+    /// Usable by its current holder only
+    Dirty,
+    /// Takes no new creates; closes when its unfinished responses end
+    Retiring,
+    /// Close sent, waiting for the socket to end
+    Closing,
+    /// Gone
+    Closed,
+}
+
+impl ConnState {
+    /// Lowercase name for traces and logs
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Open => "open",
+            Self::Dirty => "dirty",
+            Self::Retiring => "retiring",
+            Self::Closing => "closing",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// Something the shell must write on this conn
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamTransmit {
+    /// A text frame, to be written before `deadline`; the shell reports an abandoned write
+    /// with [`UpstreamConn::handle_write_abandoned`]
+    Text {
+        /// The frame
+        frame: Bytes,
+        /// Write deadline (`upstream.write_timeout` from when it was queued)
+        deadline: Instant,
+    },
+    /// A WebSocket ping
+    Ping,
+    /// A close frame (code 1000); the shell then waits for the socket to end
+    Close,
+}
+
+/// What a conn read from one upstream text frame
+#[derive(Debug)]
+pub struct Routed<'a> {
+    /// The classified event
+    pub event: ServerEvent<'a>,
+    /// Who owns it
+    pub owner: Owner,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConnTimer {
+    Ping,
+    PongTimeout,
+    MaxAge,
+    ReadTimeout,
+}
+
+impl TimerName for ConnTimer {
+    const ALL: &'static [Self] = &[Self::MaxAge, Self::PongTimeout, Self::ReadTimeout, Self::Ping];
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a conn was closed by its own machine
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// No pong within `pong_timeout`
+    PongTimeout,
+    /// Nothing read for `read_timeout` while responses were open
+    ReadTimeout,
+    /// A write was abandoned: the framing is broken
+    AbandonedWrite,
+    /// The socket ended (read error, close frame, EOF)
+    SocketEnded,
+    /// Retired and drained, or closed by its holder
+    Retired,
+    /// A drain after the client left did not finish within `drain_timeout`
+    DrainTimeout,
+}
+
+/// One upstream connection while a session holds it
+///
+/// Sans-IO: the session feeds it frames, pongs and timeouts with `now`, and drains
+/// [`poll_transmit`](Self::poll_transmit) and [`poll_ended`](Self::poll_ended) after each input.
+#[derive(Debug)]
+pub struct UpstreamConn {
+    record: ConnRecord,
+    state: ConnState,
+    lanes: Lanes,
+    timers: TimerTable<4>,
+    transmits: VecDeque<UpstreamTransmit>,
+    ended: VecDeque<Ended>,
+    /// False while the session deliberately stops reading (slow client)
+    reading: bool,
+    closed_by: Option<CloseReason>,
+    ping_interval: std::time::Duration,
+    pong_timeout: std::time::Duration,
+    read_timeout: std::time::Duration,
+    write_timeout: std::time::Duration,
+}
+
+impl UpstreamConn {
+    /// A leased conn, open, built from the record the pool handed out
+    pub fn new(record: ConnRecord, now: Instant, cfg: &UpstreamConfig) -> Self {
+        let mut conn = Self {
+            state: ConnState::Open,
+            lanes: Lanes::default(),
+            timers: TimerTable::default(),
+            transmits: VecDeque::with_capacity(4),
+            ended: VecDeque::with_capacity(4),
+            reading: true,
+            closed_by: None,
+            ping_interval: cfg.ping_interval,
+            pong_timeout: cfg.pong_timeout,
+            read_timeout: cfg.read_timeout,
+            write_timeout: cfg.write_timeout,
+            record,
+        };
+        conn.timers.set(ConnTimer::MaxAge, conn.record.opened_at + cfg.max_age);
+        conn.timers.set(ConnTimer::Ping, conn.record.last_read.max(now) + conn.ping_interval);
+        if conn.timers.is_expired(ConnTimer::MaxAge, now) {
+            conn.retire(now);
+        }
+        conn
+    }
+
+    /// Handles one upstream text frame
+    ///
+    /// Call after the shell read a text frame from this conn's socket; then drain
+    /// [`poll_ended`](Self::poll_ended). Error events make the conn dirty (every branch),
+    /// a frame no response can own is a tail packet and makes it dirty too.
+    pub fn handle_frame<'a>(&mut self, now: Instant, frame: &'a [u8], next_turn: &mut impl FnMut() -> TurnId) -> Result<Routed<'a>, ClassifyError> {
+        self.note_read(now);
+        let event = match classify_server_event(frame) {
+            Ok(event) => event,
+            Err(e) => {
+                // Upstream never sends non-JSON: the stream can no longer be trusted.
+                self.mark_dirty();
+                return Err(e);
+            }
+        };
+        let owner = self.lanes.route(event.kind, event.stream_id, now, next_turn);
+        match owner {
+            Owner::Response { turn, .. } => self.apply_to_response(turn, &event),
+            Owner::ConnectionError => {
+                self.mark_dirty();
+                let status = event.error.as_ref().map_or(502, |e| e.status);
+                self.end_all(Outcome::Error { status });
+                self.note_error_class(&event, now);
+            }
+            Owner::Tail => self.mark_dirty(),
+            Owner::Steering => {}
+        }
+        Ok(Routed { event, owner })
+    }
+
+    fn apply_to_response(&mut self, turn: TurnId, event: &ServerEvent<'_>) {
+        let kind = event.kind;
+        if kind == ServerEventKind::ResponseCreated
+            && let Some(id) = event.response_id.and_then(|raw| ResponseId::new(Bytes::copy_from_slice(raw)))
+        {
+            self.lanes.name(turn, id);
+        }
+        let outcome = match kind {
+            ServerEventKind::ResponseCompleted => Outcome::Completed,
+            ServerEventKind::ResponseIncomplete => Outcome::Incomplete,
+            ServerEventKind::ResponseFailed => Outcome::Failed,
+            ServerEventKind::Error => {
+                self.mark_dirty();
+                Outcome::Error { status: event.error.as_ref().map_or(502, |e| e.status) }
+            }
+            _ => return,
+        };
+        let Some(mut ended) = self.lanes.end(turn, outcome.clone(), event.store, event.usage) else {
+            return;
+        };
+        if ended.id.is_none() {
+            ended.id = event.response_id.and_then(|raw| ResponseId::new(Bytes::copy_from_slice(raw)));
+        }
+        let failed_continuation = !matches!(outcome, Outcome::Completed | Outcome::Incomplete);
+        match (&ended.id, failed_continuation) {
+            (Some(id), false) => self.record.cache(ended.lane.clone(), id.clone(), ended.store.unwrap_or(true)),
+            (_, true) => {
+                // Upstream evicts the referenced response after a failed same-lane continuation.
+                if let Some(prev) = &ended.previous
+                    && self.record.lane_cache.iter().any(|c| &c.response == prev && c.lane == ended.lane)
+                {
+                    self.record.evict(prev);
+                }
+            }
+            _ => {}
+        }
+        if let Some(error) = &event.error
+            && error.class == ErrorClass::WebsocketConnectionLimitReached
+        {
+            self.state = ConnState::Retiring;
+        }
+        self.ended.push_back(ended);
+        self.close_if_retired();
+    }
+
+    fn note_error_class(&mut self, event: &ServerEvent<'_>, now: Instant) {
+        if let Some(error) = &event.error
+            && error.class == ErrorClass::WebsocketConnectionLimitReached
+        {
+            self.retire(now);
+        }
+    }
+
+    /// Handles a pong from upstream
+    pub fn handle_pong(&mut self, now: Instant) {
+        self.note_read(now);
+        self.timers.stop(ConnTimer::PongTimeout);
+    }
+
+    /// Handles the end of the socket (read error, close frame, EOF)
+    ///
+    /// Every open response ends as [`Outcome::UpstreamLost`].
+    pub fn handle_closed(&mut self, _now: Instant) {
+        self.close_now(CloseReason::SocketEnded);
+    }
+
+    /// Handles a write the shell abandoned (deadline passed or session cancelled)
+    ///
+    /// A write abandoned after its first byte breaks the WebSocket framing. One abandoned
+    /// before it leaves a frame upstream will never see, so the lanes cannot be trusted either:
+    /// both close the conn and count as upstream lost.
+    pub fn handle_write_abandoned(&mut self, _now: Instant, _started: bool) {
+        self.close_now(CloseReason::AbandonedWrite);
+    }
+
+    /// Fires expired timers; call when the shell's timer for [`poll_timeout`](Self::poll_timeout) fires
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.take_expired::<ConnTimer>(now) {
+            match timer {
+                ConnTimer::MaxAge => self.retire(now),
+                ConnTimer::Ping => {
+                    if self.is_live() {
+                        self.transmits.push_back(UpstreamTransmit::Ping);
+                        if self.reading {
+                            self.timers.set(ConnTimer::PongTimeout, now + self.pong_timeout);
+                        }
+                        self.timers.set(ConnTimer::Ping, now + self.ping_interval);
+                    }
+                }
+                ConnTimer::PongTimeout => self.close_now(CloseReason::PongTimeout),
+                ConnTimer::ReadTimeout => self.close_now(CloseReason::ReadTimeout),
+            }
+        }
+    }
+
+    /// Writes a `response.create` for `turn` on `lane`
+    ///
+    /// Call only while [`takes_creates`](Self::takes_creates); records the lane as used.
+    pub fn send_create(&mut self, now: Instant, turn: TurnId, lane: Lane, previous: Option<ResponseId>, frame: Bytes) {
+        if let Some(name) = &lane
+            && !self.record.has_used_lane(name)
+        {
+            self.record.named_lanes.push(name.clone());
+        }
+        self.lanes.push(OpenResponse { turn, lane, id: None, previous, sent_at: now, first_event_at: None, successor: false });
+        self.transmits.push_back(UpstreamTransmit::Text { frame, deadline: now + self.write_timeout });
+        self.arm_read_timeout(now);
+    }
+
+    /// Writes a `response.steer` / `response.inject` frame; false if `target` is not open here
+    pub fn send_steer(&mut self, now: Instant, target: &ResponseId, frame: Bytes) -> bool {
+        if !self.is_live() || !self.lanes.steer_sent(target) {
+            return false;
+        }
+        self.transmits.push_back(UpstreamTransmit::Text { frame, deadline: now + self.write_timeout });
+        true
+    }
+
+    /// Takes no new creates from now on; closes when its unfinished responses have ended
+    pub fn retire(&mut self, _now: Instant) {
+        if matches!(self.state, ConnState::Open | ConnState::Dirty | ConnState::Connecting) {
+            self.state = ConnState::Retiring;
+        }
+        self.close_if_retired();
+    }
+
+    /// Marks the conn dirty: its holder may keep it, nobody else ever gets it
+    pub fn mark_dirty(&mut self) {
+        if self.state == ConnState::Open {
+            self.state = ConnState::Dirty;
+        }
+    }
+
+    /// Sends a close frame (unless the socket already ended)
+    pub fn close(&mut self, _now: Instant) {
+        if !matches!(self.state, ConnState::Closing | ConnState::Closed) {
+            self.state = ConnState::Closing;
+            self.closed_by.get_or_insert(CloseReason::Retired);
+            self.transmits.push_back(UpstreamTransmit::Close);
+            self.timers.stop_all();
+        }
+    }
+
+    /// Pauses (false) or resumes (true) reading this conn's socket
+    ///
+    /// While paused (a slow client), neither the pong timeout nor the read timeout runs: the
+    /// shell is not reading, so their absence proves nothing.
+    pub fn set_reading(&mut self, now: Instant, reading: bool) {
+        if self.reading == reading {
+            return;
+        }
+        self.reading = reading;
+        if reading {
+            self.note_read(now);
+        } else {
+            self.timers.stop(ConnTimer::PongTimeout);
+            self.timers.stop(ConnTimer::ReadTimeout);
+        }
+    }
+
+    /// Ends a drain that hit its time limit: the conn is dirty and closed, and its open
+    /// responses end as upstream lost
+    pub fn drain_timed_out(&mut self, _now: Instant) {
+        self.mark_dirty();
+        self.close_now(CloseReason::DrainTimeout);
+    }
+
+    /// Writes a frame that opens no response (`response.inject`)
+    pub fn send_raw(&mut self, now: Instant, frame: Bytes) -> bool {
+        if !self.is_live() {
+            return false;
+        }
+        self.transmits.push_back(UpstreamTransmit::Text { frame, deadline: now + self.write_timeout });
+        true
+    }
+
+    /// Next frame to write, in order
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<UpstreamTransmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next response that ended, in the order they ended
+    #[must_use]
+    pub fn poll_ended(&mut self) -> Option<Ended> {
+        self.ended.pop_front()
+    }
+
+    /// The earliest armed deadline
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
+    }
+
+    /// Gives the conn back: the record and whether the pool may lease it again
+    pub fn into_release(self) -> Release {
+        let reusable = self.is_reusable();
+        Release { record: self.record, reusable }
+    }
+
+    /// The conn's handle
+    pub fn id(&self) -> ConnId {
+        self.record.id
+    }
+
+    /// Its lifecycle state
+    pub fn state(&self) -> ConnState {
+        self.state
+    }
+
+    /// Why its own machine closed it, if it did
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.closed_by
+    }
+
+    /// Its history (lanes used, cache)
+    pub fn record(&self) -> &ConnRecord {
+        &self.record
+    }
+
+    /// Open, and with nothing unfinished: the pool may lease it again
+    pub fn is_reusable(&self) -> bool {
+        self.state == ConnState::Open && self.lanes.unfinished() == 0 && !self.lanes.steering()
+    }
+
+    /// Whether it takes new creates (Open or Dirty)
+    pub fn takes_creates(&self) -> bool {
+        matches!(self.state, ConnState::Open | ConnState::Dirty)
+    }
+
+    /// Whether the socket is still usable (not closing or closed)
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, ConnState::Open | ConnState::Dirty | ConnState::Retiring)
+    }
+
+    /// Responses forwarded and not yet ended
+    pub fn unfinished(&self) -> usize {
+        self.lanes.unfinished()
+    }
+
+    /// The open responses, oldest first
+    pub fn open_responses(&self) -> &[OpenResponse] {
+        self.lanes.open()
+    }
+
+    /// Distinct named lanes used over the conn's lifetime
+    pub fn named_lanes_used(&self) -> usize {
+        self.record.named_lanes.len()
+    }
+
+    /// Whether `lane` has been used on this conn
+    pub fn has_used_lane(&self, lane: &StreamId) -> bool {
+        self.record.has_used_lane(lane)
+    }
+
+    /// Whether upstream's cache on this conn holds `response`
+    pub fn caches(&self, response: &ResponseId) -> bool {
+        self.record.caches(response)
+    }
+
+    /// Whether the lane of `raw` has an open response here
+    pub fn lane_of(&self, id: &ResponseId) -> Option<&Lane> {
+        self.lanes.lane_of(id)
+    }
+
+    fn note_read(&mut self, now: Instant) {
+        self.record.last_read = now;
+        if self.is_live() {
+            self.timers.set(ConnTimer::Ping, now + self.ping_interval);
+            self.arm_read_timeout(now);
+        }
+    }
+
+    fn arm_read_timeout(&mut self, now: Instant) {
+        if self.reading && self.lanes.unfinished() > 0 {
+            self.timers.set(ConnTimer::ReadTimeout, now + self.read_timeout);
+        } else {
+            self.timers.stop(ConnTimer::ReadTimeout);
+        }
+    }
+
+    fn end_all(&mut self, outcome: Outcome) {
+        let ended = &mut self.ended;
+        self.lanes.end_all(&outcome, &mut |e| ended.push_back(e));
+        self.arm_read_timeout(self.record.last_read);
+    }
+
+    fn close_if_retired(&mut self) {
+        if self.lanes.unfinished() == 0 {
+            self.timers.stop(ConnTimer::ReadTimeout);
+            if self.state == ConnState::Retiring && !self.lanes.steering() {
+                self.close(self.record.last_read);
+            }
+        }
+    }
+
+    fn close_now(&mut self, reason: CloseReason) {
+        if self.state == ConnState::Closed {
+            return;
+        }
+        let was_live = self.is_live();
+        self.state = ConnState::Closed;
+        self.closed_by.get_or_insert(reason);
+        self.timers.stop_all();
+        self.end_all(Outcome::UpstreamLost);
+        if was_live && reason != CloseReason::SocketEnded {
+            // Tell the shell to drop the socket; a close frame may never get through.
+            self.transmits.push_back(UpstreamTransmit::Close);
+        }
+    }
+}
+
+/// Lane of a raw `stream_id`, for callers that classify frames themselves
+pub fn lane_of_raw(raw: Option<&[u8]>) -> Lane {
+    lane_from_raw(raw)
+}

@@ -1,0 +1,555 @@
+//! The session machine: one client socket, its turns, and the upstream conns it leases.
+//!
+//! A session owns the conn machines it leased (at most one active conn taking creates, plus
+//! one retiring conn finishing its responses during a rotation), so the per-event path touches
+//! nothing shared. Everything else — accounts, pools, slots, bindings — is asked for with a
+//! [`SessionCommand`] and answered with a `handle_*` call.
+//!
+//! # Poll order
+//!
+//! After every `handle_*` call, drain [`Session::poll_transmit`], then
+//! [`Session::poll_command`], then [`Session::poll_event`], each until `None`, then read
+//! [`Session::poll_timeout`] and set the task's one timer to it.
+
+mod pipeline;
+mod types;
+mod upstream;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+pub use types::{Admission, Lease, ModelMap, Refusal, ResponseReport, SessionCommand, SessionEvent, Transmit};
+
+use crate::conn::UpstreamConn;
+use crate::event::{ClientEventKind, StreamIdField, classify_client_event, gateway_error_event};
+use crate::timer::{TimerName, TimerTable};
+use crate::{AccountId, Config, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};
+
+/// Lifecycle of a client session
+///
+/// ```text
+///   AwaitingFirst ──first client message──▶ Active ──client gone, responses open──▶ Draining
+///        │                                   │                                      │
+///        │ first_message_timeout (1008)      │ inter_turn_idle_timeout (1000),      │ all terminal,
+///        │                                   │ client gone with nothing open,       │ drain_timeout
+///        │                                   │ upstream lost after output (1011)    │
+///        ▼                                   ▼                                      ▼
+///     Finished ◀──────────────────────────────────────────────────────────────── Finished
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionPhase {
+    /// Upgraded, no client message yet
+    AwaitingFirst,
+    /// Serving turns
+    Active,
+    /// The client left; reading upstream until every open response is terminal
+    Draining,
+    /// Over: conns released, nothing more to do
+    Finished,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SessionTimer {
+    FirstMessage,
+    InterTurnIdle,
+    SlotWait,
+    Drain,
+    ClientWrite,
+}
+
+impl TimerName for SessionTimer {
+    const ALL: &'static [Self] = &[Self::FirstMessage, Self::Drain, Self::ClientWrite, Self::SlotWait, Self::InterTurnIdle];
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Where a held create stands on its way upstream
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotState {
+    None,
+    Waiting,
+    Granted,
+}
+
+/// A create the session holds until it has an account, a conn, room and a slot
+#[derive(Clone, Debug)]
+struct PendingCreate {
+    turn: TurnId,
+    frame: Bytes,
+    lane: Lane,
+    previous: Option<ResponseId>,
+    connection_local: bool,
+    client_model: Option<Bytes>,
+    prompt_cache_key: Option<Bytes>,
+    slot: SlotState,
+    attempts: u32,
+}
+
+/// A create sent upstream and not ended
+#[derive(Clone, Debug)]
+struct TurnState {
+    turn: TurnId,
+    conn: ConnId,
+    account: AccountId,
+    /// (client name, upstream name) when the account maps the model
+    models: Option<(Bytes, Bytes)>,
+    /// The create as the client sent it, kept until the response's first event is written
+    /// (until then a lost conn means a transparent retry)
+    retry: Option<PendingCreate>,
+    /// An `error` event that must move the create to a fresh conn instead of reaching the client
+    requeue: bool,
+    successor: bool,
+}
+
+/// A response that ended in this session
+#[derive(Clone, Debug)]
+struct KnownResponse {
+    id: ResponseId,
+    conn: ConnId,
+    store: bool,
+}
+
+/// Ended responses remembered per session to tell connection-local creates apart
+const KNOWN_RESPONSES: usize = 256;
+/// Transparent re-sends of one create after upstream losses before its first event
+const MAX_RESEND_ATTEMPTS: u32 = 3;
+
+/// One client socket's machine; see the module doc for the poll order
+#[derive(Debug)]
+pub struct Session {
+    id: SessionId,
+    cfg: Arc<Config>,
+    phase: SessionPhase,
+    admission: Option<Admission>,
+    scheduling: bool,
+    acquiring: bool,
+    active: Option<UpstreamConn>,
+    retiring: Option<UpstreamConn>,
+    pending: VecDeque<PendingCreate>,
+    turns: Vec<TurnState>,
+    known: VecDeque<KnownResponse>,
+    session_lanes: Vec<StreamId>,
+    client_out: VecDeque<Bytes>,
+    upstream_out: VecDeque<Transmit>,
+    commands: VecDeque<SessionCommand>,
+    events: VecDeque<SessionEvent>,
+    timers: TimerTable<5>,
+    next_turn: u64,
+    last_model: Option<Bytes>,
+    backpressured: bool,
+}
+
+impl Session {
+    /// A session for a client socket that has just been upgraded
+    pub fn new(id: SessionId, cfg: Arc<Config>, now: Instant) -> Self {
+        let mut timers = TimerTable::default();
+        timers.set(SessionTimer::FirstMessage, now + cfg.session.first_message_timeout);
+        Self {
+            id,
+            phase: SessionPhase::AwaitingFirst,
+            admission: None,
+            scheduling: false,
+            acquiring: false,
+            active: None,
+            retiring: None,
+            pending: VecDeque::new(),
+            turns: Vec::with_capacity(cfg.upstream.max_inflight_per_conn),
+            known: VecDeque::new(),
+            session_lanes: Vec::new(),
+            client_out: VecDeque::with_capacity(64),
+            upstream_out: VecDeque::with_capacity(8),
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
+            timers,
+            next_turn: 1,
+            last_model: None,
+            backpressured: false,
+            cfg,
+        }
+    }
+
+    /// Handles one text frame from the client
+    pub fn handle_client_text(&mut self, now: Instant, frame: Bytes) {
+        if !self.takes_client_input() {
+            return;
+        }
+        self.timers.stop(SessionTimer::FirstMessage);
+        self.timers.stop(SessionTimer::InterTurnIdle);
+        self.phase = SessionPhase::Active;
+        let req = match classify_client_event(&frame) {
+            Ok(req) => req,
+            Err(e) => {
+                let message = format!("invalid websocket message: {e}");
+                self.send_client_error(400, "invalid_request_error", None, &message, None);
+                return self.settle(now);
+            }
+        };
+        match req.kind {
+            ClientEventKind::ResponseCreate => self.accept_create(now, frame, req),
+            ClientEventKind::ResponseSteer | ClientEventKind::ResponseInject => self.forward_steer(now, frame, req),
+            ClientEventKind::Other => {
+                let ty = String::from_utf8_lossy(&req.type_name);
+                let message = format!("unsupported websocket event type: {ty:?}");
+                self.send_client_error(400, "invalid_request_error", None, &message, None);
+            }
+        }
+        self.settle(now);
+    }
+
+    /// Handles a binary frame from the client (the protocol is text only)
+    pub fn handle_client_binary(&mut self, now: Instant) {
+        if !self.takes_client_input() {
+            return;
+        }
+        self.timers.stop(SessionTimer::FirstMessage);
+        self.phase = SessionPhase::Active;
+        self.send_client_error(400, "invalid_request_error", None, "binary frames are not supported; send JSON text frames", None);
+        self.settle(now);
+    }
+
+    /// Handles the client's departure (close, EOF, read or write error)
+    ///
+    /// Open responses are drained: no client writes, no rewrites, held creates dropped.
+    pub fn handle_client_gone(&mut self, now: Instant) {
+        if matches!(self.phase, SessionPhase::Draining | SessionPhase::Finished) {
+            return;
+        }
+        self.client_out.clear();
+        self.drop_pending();
+        self.backpressured = false;
+        self.timers.stop(SessionTimer::ClientWrite);
+        for conn in self.conns_mut() {
+            conn.set_reading(now, true);
+        }
+        let draining = self.unfinished();
+        self.events.push_back(SessionEvent::ClientGone { draining });
+        if draining == 0 {
+            return self.finish(now);
+        }
+        for conn in [&self.active, &self.retiring].into_iter().flatten() {
+            self.commands.push_back(SessionCommand::AbandonWrites { conn: conn.id() });
+        }
+        self.phase = SessionPhase::Draining;
+        self.timers.stop(SessionTimer::InterTurnIdle);
+        self.timers.stop(SessionTimer::FirstMessage);
+        self.timers.set(SessionTimer::Drain, now + self.cfg.session.drain_timeout);
+        self.settle(now);
+    }
+
+    /// Handles the client write buffer filling (`full`) or draining
+    ///
+    /// While full the session stops reading upstream data (TCP backpressure) and suspends the
+    /// conns' pong and read timeouts; if it stays full for `client_write_timeout`, the client
+    /// counts as gone.
+    pub fn handle_client_backpressure(&mut self, now: Instant, full: bool) {
+        if self.phase == SessionPhase::Finished || self.phase == SessionPhase::Draining || self.backpressured == full {
+            return;
+        }
+        self.backpressured = full;
+        for conn in self.conns_mut() {
+            conn.set_reading(now, !full);
+        }
+        if full {
+            self.timers.set(SessionTimer::ClientWrite, now + self.cfg.session.client_write_timeout);
+        } else {
+            self.timers.stop(SessionTimer::ClientWrite);
+        }
+    }
+
+    /// Handles the scheduler's answer to [`SessionCommand::Schedule`]
+    pub fn handle_admission(&mut self, now: Instant, admission: Admission) {
+        self.scheduling = false;
+        if self.phase == SessionPhase::Finished {
+            return;
+        }
+        self.admission = Some(admission);
+        self.settle(now);
+    }
+
+    /// Handles the scheduler refusing [`SessionCommand::Schedule`]: the create that asked is answered
+    pub fn handle_admission_refused(&mut self, now: Instant, refusal: Refusal) {
+        self.scheduling = false;
+        if let Some(head) = self.pending.pop_front() {
+            self.refuse(&head, refusal);
+        }
+        self.settle(now);
+    }
+
+    /// Handles a conn leased for [`SessionCommand::Acquire`]
+    pub fn handle_lease(&mut self, now: Instant, lease: Lease) {
+        self.acquiring = false;
+        let conn = UpstreamConn::new(lease.record, now, &self.cfg.upstream);
+        if self.phase == SessionPhase::Finished || self.phase == SessionPhase::Draining {
+            self.commands.push_back(SessionCommand::Release(conn.into_release()));
+            return;
+        }
+        if let Some(old) = self.active.take() {
+            self.retire_conn(now, old);
+        }
+        self.active = Some(conn);
+        self.settle(now);
+    }
+
+    /// Handles the pool refusing [`SessionCommand::Acquire`]: every held create gets a 503
+    pub fn handle_lease_refused(&mut self, now: Instant) {
+        self.acquiring = false;
+        let refusal = Refusal::Status {
+            status: 503,
+            error_type: "server_error",
+            code: Some("upstream_unavailable"),
+            message: "no upstream connection became available in time; retry the request".to_owned(),
+        };
+        while let Some(head) = self.pending.pop_front() {
+            self.refuse(&head, refusal.clone());
+        }
+        self.settle(now);
+    }
+
+    /// Handles a concurrency slot granted for `turn`
+    pub fn handle_slot_granted(&mut self, now: Instant, turn: TurnId) {
+        match self.pending.iter_mut().find(|p| p.turn == turn) {
+            Some(p) => p.slot = SlotState::Granted,
+            None => {
+                // The create is gone (refused, client left): give the slot straight back.
+                if let Some(admission) = &self.admission {
+                    self.commands.push_back(SessionCommand::ReleaseSlot { account: admission.account });
+                }
+            }
+        }
+        self.settle(now);
+    }
+
+    /// Handles one text frame read from upstream conn `conn`
+    ///
+    /// The per-event path: classification without a full parse, the frame forwarded as the
+    /// same buffer unless its model must be restored.
+    pub fn handle_upstream_frame(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
+        self.on_upstream_frame(now, conn, frame);
+        self.settle(now);
+    }
+
+    /// Handles a pong on upstream conn `conn`
+    pub fn handle_upstream_pong(&mut self, now: Instant, conn: ConnId) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.handle_pong(now);
+        }
+        self.settle(now);
+    }
+
+    /// Handles the end of upstream conn `conn`'s socket (close, EOF, read error)
+    pub fn handle_upstream_closed(&mut self, now: Instant, conn: ConnId) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.handle_closed(now);
+        }
+        self.settle(now);
+    }
+
+    /// Handles a write on `conn` that the shell abandoned (deadline or cancellation)
+    pub fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: ConnId, started: bool) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.handle_write_abandoned(now, started);
+        }
+        self.settle(now);
+    }
+
+    /// Fires expired timers of the session and its conns
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.take_expired::<SessionTimer>(now) {
+            match timer {
+                SessionTimer::FirstMessage => {
+                    self.close_client(1008, "missing first response.create message");
+                    self.finish(now);
+                }
+                SessionTimer::InterTurnIdle => {
+                    self.close_client(1000, "websocket idle timeout");
+                    self.finish(now);
+                }
+                SessionTimer::SlotWait => self.slot_wait_expired(),
+                SessionTimer::ClientWrite => {
+                    self.close_client(1008, "client did not read its events in time");
+                    self.handle_client_gone(now);
+                }
+                SessionTimer::Drain => self.drain_expired(now),
+            }
+        }
+        for conn in self.conns_mut() {
+            conn.handle_timeout(now);
+        }
+        self.settle(now);
+    }
+
+    /// Next frame to write, for the client or an upstream conn
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(frame) = self.client_out.pop_front() {
+            return Some(Transmit::Client(frame));
+        }
+        self.upstream_out.pop_front()
+    }
+
+    /// Next command for the rest of the gateway
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<SessionCommand> {
+        self.commands.pop_front()
+    }
+
+    /// Next event for logs and metrics
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline of the session and its conns
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.timers.next_timeout(), self.active.as_ref().and_then(UpstreamConn::poll_timeout), self.retiring.as_ref().and_then(UpstreamConn::poll_timeout)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the shell should read data frames from this session's upstream conns now
+    /// (false while the client's write buffer is full)
+    pub fn wants_upstream_read(&self) -> bool {
+        !self.backpressured
+    }
+
+    /// The session's handle
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Its lifecycle phase
+    pub fn phase(&self) -> SessionPhase {
+        self.phase
+    }
+
+    /// The conn taking new creates
+    pub fn active_conn(&self) -> Option<&UpstreamConn> {
+        self.active.as_ref()
+    }
+
+    /// The conn finishing its responses during a rotation
+    pub fn retiring_conn(&self) -> Option<&UpstreamConn> {
+        self.retiring.as_ref()
+    }
+
+    /// Creates held by the session (waiting for an account, a conn, room or a slot)
+    pub fn held_creates(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Responses sent upstream and not ended, on every conn of the session
+    pub fn unfinished(&self) -> usize {
+        self.active.as_ref().map_or(0, UpstreamConn::unfinished) + self.retiring.as_ref().map_or(0, UpstreamConn::unfinished)
+    }
+
+    /// The account chosen for the session
+    pub fn admission(&self) -> Option<&Admission> {
+        self.admission.as_ref()
+    }
+
+    fn takes_client_input(&self) -> bool {
+        matches!(self.phase, SessionPhase::AwaitingFirst | SessionPhase::Active)
+    }
+
+    fn conns_mut(&mut self) -> impl Iterator<Item = &mut UpstreamConn> {
+        self.active.iter_mut().chain(self.retiring.iter_mut())
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut UpstreamConn> {
+        self.conns_mut().find(|c| c.id() == id)
+    }
+
+    fn alloc_turn(&mut self) -> TurnId {
+        let t = TurnId(self.next_turn);
+        self.next_turn += 1;
+        t
+    }
+
+    fn accept_create(&mut self, now: Instant, frame: Bytes, req: crate::event::ClientRequest) {
+        let lane = match req.stream_id {
+            StreamIdField::Absent => None,
+            StreamIdField::Valid(id) => Some(id),
+            StreamIdField::Invalid => {
+                self.client_out.push_back(crate::event::invalid_stream_id_event());
+                return;
+            }
+        };
+        if req.background {
+            return self.send_client_error(400, "invalid_request_error", None, "background responses are not supported over WebSocket", lane.as_ref());
+        }
+        if req.model.is_none() && self.last_model.is_none() {
+            return self.send_client_error(400, "invalid_request_error", None, "model is required in the first response.create", lane.as_ref());
+        }
+        if self.pending.len() >= self.cfg.session.max_held_creates_per_session {
+            let message = format!(
+                "too many response.create events waiting on this socket (limit {}); wait for responses to finish",
+                self.cfg.session.max_held_creates_per_session
+            );
+            return self.send_client_error(429, "rate_limit_error", Some("too_many_held_creates"), &message, lane.as_ref());
+        }
+        if let Some(model) = &req.model {
+            self.last_model = Some(model.clone());
+        }
+        let connection_local = req.previous_response_id.as_ref().is_some_and(|prev| self.is_connection_local(prev));
+        let turn = self.alloc_turn();
+        self.pending.push_back(PendingCreate {
+            turn,
+            frame,
+            lane,
+            previous: req.previous_response_id,
+            connection_local,
+            client_model: req.model,
+            prompt_cache_key: req.prompt_cache_key,
+            slot: SlotState::None,
+            attempts: 0,
+        });
+        let _ = now;
+    }
+
+    /// A chain that only lives in the cache of the conn holding it: the gateway recorded its
+    /// previous response as `store:false`, or does not know it at all
+    ///
+    /// Ids this session has not seen count as unknown — conservative: such a create at worst
+    /// gets upstream's exact connection-limit error and the client resends full context.
+    fn is_connection_local(&self, previous: &ResponseId) -> bool {
+        self.known.iter().rev().find(|k| &k.id == previous).is_none_or(|k| !k.store)
+    }
+
+    fn forward_steer(&mut self, now: Instant, frame: Bytes, req: crate::event::ClientRequest) {
+        let sent = match (&req.kind, &req.previous_response_id) {
+            (ClientEventKind::ResponseSteer, Some(target)) => {
+                self.conns_mut().any(|c| c.lane_of(target).is_some() && c.send_steer(now, target, frame.clone()))
+            }
+            (ClientEventKind::ResponseInject, _) => match self.active.as_mut() {
+                Some(conn) if conn.is_live() => conn.send_raw(now, frame),
+                _ => false,
+            },
+            _ => false,
+        };
+        if !sent {
+            self.send_client_error(
+                400,
+                "invalid_request_error",
+                Some("response_not_found"),
+                "the target response is not in progress on this WebSocket",
+                None,
+            );
+        }
+    }
+
+    fn send_client_error(&mut self, status: u16, error_type: &str, code: Option<&str>, message: &str, lane: Option<&StreamId>) {
+        if self.phase != SessionPhase::Draining && self.phase != SessionPhase::Finished {
+            self.client_out.push_back(gateway_error_event(status, error_type, code, message, lane));
+        }
+    }
+
+    fn close_client(&mut self, code: u16, reason: &'static str) {
+        self.commands.push_back(SessionCommand::CloseClient { code, reason });
+    }
+}

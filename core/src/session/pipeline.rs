@@ -1,0 +1,291 @@
+//! The create pipeline: account → conn → lane rules → room → slot → upstream, and the
+//! bookkeeping that runs after every input (`settle`).
+
+use std::time::Instant;
+
+use super::{PendingCreate, Refusal, Session, SessionCommand, SessionEvent, SessionPhase, SessionTimer, SlotState, TurnState};
+use crate::conn::{ConnState, UpstreamConn};
+use crate::event::{
+    gateway_error_event, previous_response_not_found_event, rewrite_create_model, websocket_connection_limit_reached_event,
+    websocket_stream_limit_reached_event,
+};
+
+/// What the head of the held queue waits for
+enum Step {
+    Sent,
+    Refused(Refusal),
+    Rotate,
+    Wait,
+}
+
+impl Session {
+    /// Runs after every input: collects conn outputs, rotates and releases conns, moves held
+    /// creates forward, finishes drains and arms the idle timer
+    pub(super) fn settle(&mut self, now: Instant) {
+        loop {
+            self.collect_conn_outputs(now);
+            if self.phase == SessionPhase::Finished {
+                return;
+            }
+            self.rotate_and_release(now);
+            if self.phase == SessionPhase::Draining && self.unfinished() == 0 {
+                self.events.push_back(SessionEvent::DrainFinished { clean: true });
+                return self.finish(now);
+            }
+            if !self.pump(now) {
+                break;
+            }
+        }
+        self.collect_conn_outputs(now);
+        let idle = self.phase == SessionPhase::Active && self.pending.is_empty() && self.unfinished() == 0;
+        match (idle, self.timers.get(SessionTimer::InterTurnIdle)) {
+            (true, None) => self.timers.set(SessionTimer::InterTurnIdle, now + self.cfg.session.inter_turn_idle_timeout),
+            (false, Some(_)) => self.timers.stop(SessionTimer::InterTurnIdle),
+            _ => {}
+        }
+    }
+
+    /// Moves held creates forward; true if anything changed
+    fn pump(&mut self, now: Instant) -> bool {
+        let mut progressed = false;
+        while !self.pending.is_empty() && self.phase == SessionPhase::Active {
+            match self.step_head(now) {
+                Step::Sent => progressed = true,
+                Step::Refused(refusal) => {
+                    let head = self.pending.pop_front().expect("head exists");
+                    if head.slot == SlotState::Granted {
+                        self.release_slot();
+                    }
+                    self.refuse(&head, refusal);
+                    progressed = true;
+                }
+                Step::Rotate => {
+                    if let Some(conn) = self.active.as_mut() {
+                        conn.retire(now);
+                    }
+                    self.rotate_and_release(now);
+                    progressed = true;
+                }
+                Step::Wait => break,
+            }
+        }
+        progressed
+    }
+
+    fn step_head(&mut self, now: Instant) -> Step {
+        let max_lanes = self.cfg.upstream.max_named_lanes_per_conn;
+        let Some(head) = self.pending.front() else { return Step::Wait };
+        let Some(admission) = &self.admission else {
+            if !self.scheduling {
+                self.scheduling = true;
+                self.commands.push_back(SessionCommand::Schedule {
+                    turn: head.turn,
+                    previous: head.previous.clone(),
+                    connection_local: head.connection_local,
+                    prompt_cache_key: head.prompt_cache_key.clone(),
+                });
+            }
+            return Step::Wait;
+        };
+        let account = admission.account;
+        // A connection-local chain can only continue on the conn whose cache holds it.
+        if let (true, Some(prev)) = (head.connection_local, &head.previous)
+            && let Some(known) = self.known.iter().rev().find(|k| &k.id == prev)
+        {
+            let on_active = self.active.as_ref().is_some_and(|c| c.id() == known.conn && c.takes_creates());
+            if !on_active {
+                let on_retiring = [&self.active, &self.retiring].into_iter().flatten().any(|c| c.id() == known.conn && c.is_live());
+                return Step::Refused(if on_retiring { Refusal::ConnectionLimitReached } else { Refusal::PreviousResponseNotFound });
+            }
+        }
+        let Some(conn) = self.active.as_ref().filter(|c| c.takes_creates()) else {
+            if self.active.as_ref().is_some_and(UpstreamConn::is_live) && self.retiring.is_some() {
+                return Step::Wait; // one rotation at a time: the previous retiring conn must end first
+            }
+            if head.connection_local && head.previous.is_some() && self.active.as_ref().is_some_and(UpstreamConn::is_live) {
+                return Step::Refused(Refusal::ConnectionLimitReached);
+            }
+            if !self.acquiring {
+                self.acquiring = true;
+                self.commands.push_back(SessionCommand::Acquire { account, compat: admission.compat.clone() });
+            }
+            return Step::Wait;
+        };
+        if let Some(lane) = &head.lane
+            && !conn.has_used_lane(lane)
+        {
+            let new_for_session = !self.session_lanes.contains(lane);
+            if new_for_session && self.session_lanes.len() >= max_lanes {
+                return Step::Refused(Refusal::StreamLimitReached);
+            }
+            if conn.named_lanes_used() >= max_lanes {
+                // Upstream counts lanes over the conn's lifetime: earlier holders used them up.
+                return if head.connection_local { Step::Refused(Refusal::StreamLimitReached) } else { Step::Rotate };
+            }
+        }
+        if conn.unfinished() >= self.cfg.upstream.max_inflight_per_conn {
+            return Step::Wait;
+        }
+        match head.slot {
+            SlotState::None => {
+                let turn = head.turn;
+                self.pending[0].slot = SlotState::Waiting;
+                self.commands.push_back(SessionCommand::AcquireSlot { turn, account, max_concurrency: admission.max_concurrency });
+                self.timers.set(SessionTimer::SlotWait, now + self.cfg.session.slot_wait_timeout);
+                Step::Wait
+            }
+            SlotState::Waiting => Step::Wait,
+            SlotState::Granted => {
+                self.timers.stop(SessionTimer::SlotWait);
+                self.send_head(now);
+                Step::Sent
+            }
+        }
+    }
+
+    fn send_head(&mut self, now: Instant) {
+        let head = self.pending.pop_front().expect("head exists");
+        let admission = self.admission.as_ref().expect("admitted");
+        let model = head.client_model.clone().or_else(|| self.last_model.clone());
+        let models = model.and_then(|client| {
+            let upstream = admission.model_map.upstream_of(&client)?;
+            (upstream.as_bytes() != &client[..]).then(|| (client, bytes::Bytes::copy_from_slice(upstream.as_bytes())))
+        });
+        let frame = match (&models, &head.client_model) {
+            (Some((_, upstream)), Some(_)) => rewrite_create_model(&head.frame, std::str::from_utf8(upstream).unwrap_or_default()),
+            _ => head.frame.clone(),
+        };
+        if let Some(lane) = &head.lane
+            && !self.session_lanes.contains(lane)
+        {
+            self.session_lanes.push(lane.clone());
+        }
+        let account = admission.account;
+        let conn = self.active.as_mut().expect("active conn takes creates");
+        conn.send_create(now, head.turn, head.lane.clone(), head.previous.clone(), frame);
+        self.turns.push(TurnState { turn: head.turn, conn: conn.id(), account, models, retry: Some(head), requeue: false, successor: false });
+    }
+
+    /// Answers a create that will not go upstream
+    pub(super) fn refuse(&mut self, head: &PendingCreate, refusal: Refusal) {
+        let lane = head.lane.as_ref();
+        let frame = match &refusal {
+            Refusal::PreviousResponseNotFound => {
+                previous_response_not_found_event(head.previous.as_ref().map_or("", |p| p.as_str()), lane)
+            }
+            Refusal::ConnectionLimitReached => websocket_connection_limit_reached_event(),
+            Refusal::StreamLimitReached => match lane {
+                Some(lane) => websocket_stream_limit_reached_event(lane),
+                None => gateway_error_event(400, "invalid_request_error", None, "stream limit reached", None),
+            },
+            Refusal::InvalidStreamId => crate::event::invalid_stream_id_event(),
+            Refusal::Status { status, error_type, code, message } => gateway_error_event(*status, error_type, *code, message, lane),
+        };
+        if matches!(self.phase, SessionPhase::Active | SessionPhase::AwaitingFirst) {
+            self.client_out.push_back(frame);
+        }
+        if head.slot == SlotState::Waiting
+            && let Some(admission) = &self.admission
+        {
+            self.timers.stop(SessionTimer::SlotWait);
+            self.commands.push_back(SessionCommand::CancelSlotWait { turn: head.turn, account: admission.account });
+        }
+        self.events.push_back(SessionEvent::Refused { turn: head.turn, refusal });
+    }
+
+    pub(super) fn release_slot(&mut self) {
+        if let Some(admission) = &self.admission {
+            self.commands.push_back(SessionCommand::ReleaseSlot { account: admission.account });
+        }
+    }
+
+    pub(super) fn slot_wait_expired(&mut self) {
+        let waiting = self.pending.front().is_some_and(|p| p.slot == SlotState::Waiting);
+        if waiting {
+            let head = self.pending.pop_front().expect("head exists");
+            let refusal = Refusal::Status {
+                status: 429,
+                error_type: "rate_limit_error",
+                code: Some("concurrency_limit_reached"),
+                message: "the account's concurrent responses limit was reached; retry shortly".to_owned(),
+            };
+            self.refuse(&head, refusal);
+        }
+    }
+
+    /// Drops held creates (the client left); slots they hold or wait for are given back
+    pub(super) fn drop_pending(&mut self) {
+        self.timers.stop(SessionTimer::SlotWait);
+        while let Some(p) = self.pending.pop_front() {
+            match (p.slot, &self.admission) {
+                (SlotState::Waiting, Some(a)) => {
+                    self.commands.push_back(SessionCommand::CancelSlotWait { turn: p.turn, account: a.account })
+                }
+                (SlotState::Granted, Some(a)) => self.commands.push_back(SessionCommand::ReleaseSlot { account: a.account }),
+                _ => {}
+            }
+        }
+    }
+
+    /// Moves a conn that stopped taking creates to the retiring slot; releases conns that are done
+    pub(super) fn rotate_and_release(&mut self, now: Instant) {
+        if let Some(retiring) = &self.retiring
+            && matches!(retiring.state(), ConnState::Closing | ConnState::Closed)
+        {
+            let conn = self.retiring.take().expect("checked");
+            self.commands.push_back(SessionCommand::Release(conn.into_release()));
+        }
+        let stopped = self.active.as_ref().is_some_and(|c| !c.takes_creates());
+        if !stopped {
+            return;
+        }
+        let conn = self.active.as_ref().expect("checked");
+        if !conn.is_live() && conn.unfinished() == 0 {
+            let conn = self.active.take().expect("checked");
+            self.commands.push_back(SessionCommand::Release(conn.into_release()));
+        } else if self.retiring.is_none() {
+            let conn = self.active.take().expect("checked");
+            self.retire_conn(now, conn);
+        }
+    }
+
+    pub(super) fn retire_conn(&mut self, now: Instant, mut conn: UpstreamConn) {
+        self.events.push_back(SessionEvent::Rotated { from: conn.id() });
+        conn.retire(now);
+        if conn.unfinished() == 0 || !conn.is_live() {
+            self.collect_outputs_of(&mut conn, now);
+            self.commands.push_back(SessionCommand::Release(conn.into_release()));
+        } else {
+            self.retiring = Some(conn);
+        }
+    }
+
+    /// Ends the session: every conn goes back (reusable only if clean)
+    pub(super) fn finish(&mut self, now: Instant) {
+        if self.phase == SessionPhase::Finished {
+            return;
+        }
+        self.drop_pending();
+        self.phase = SessionPhase::Finished;
+        self.timers.stop_all();
+        for mut conn in [self.active.take(), self.retiring.take()].into_iter().flatten() {
+            if conn.unfinished() > 0 {
+                // Responses still open at the end (e.g. an upstream loss closed the client):
+                // nobody will read their terminal, so the conn cannot be trusted.
+                conn.mark_dirty();
+            }
+            self.collect_outputs_of(&mut conn, now);
+            self.commands.push_back(SessionCommand::Release(conn.into_release()));
+        }
+        self.events.push_back(SessionEvent::Finished);
+    }
+
+    pub(super) fn drain_expired(&mut self, now: Instant) {
+        for conn in self.conns_mut() {
+            conn.drain_timed_out(now);
+        }
+        self.collect_conn_outputs(now);
+        self.events.push_back(SessionEvent::DrainFinished { clean: false });
+        self.finish(now);
+    }
+}

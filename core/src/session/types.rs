@@ -1,0 +1,233 @@
+//! Values that cross the session boundary: what the shell feeds in and what it must do.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::conn::{CompatKey, ConnRecord, Outcome, Release, UpstreamTransmit};
+use crate::event::Usage;
+use crate::{AccountId, ConnId, Lane, ResponseId, TurnId};
+
+/// A frame for one of the session's two hops
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// A text frame for the client socket (often the very buffer read from upstream)
+    Client(Bytes),
+    /// Something to write on an upstream conn
+    Upstream {
+        /// The conn
+        conn: ConnId,
+        /// What to write
+        msg: UpstreamTransmit,
+    },
+}
+
+/// Client model name → upstream model name, per account
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelMap(HashMap<String, String>);
+
+impl ModelMap {
+    /// A map from `(client, upstream)` pairs
+    pub fn new<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        Self(pairs.into_iter().collect())
+    }
+
+    /// The upstream name of `client_model`, if the account maps it
+    pub fn upstream_of(&self, client_model: &[u8]) -> Option<&str> {
+        let name = std::str::from_utf8(client_model).ok()?;
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// What the scheduler decided for a session: its account and the terms of every turn
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// The account
+    pub account: AccountId,
+    /// Concurrency limit applied to every turn of the session (seed fix: first and later)
+    pub max_concurrency: u32,
+    /// Pool key for this session's conns
+    pub compat: CompatKey,
+    /// The account's model map
+    pub model_map: Arc<ModelMap>,
+}
+
+/// Why the gateway answers a create itself instead of sending it upstream
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Upstream's exact `previous_response_not_found` (the chain's cache is gone)
+    PreviousResponseNotFound,
+    /// Upstream's exact `websocket_connection_limit_reached` (the client resends full context)
+    ConnectionLimitReached,
+    /// Upstream's exact `websocket_stream_limit_reached`
+    StreamLimitReached,
+    /// Upstream's exact `invalid_stream_id`
+    InvalidStreamId,
+    /// A gateway `error` event with this status
+    Status {
+        /// HTTP-like status (400, 429, 502, 503, …)
+        status: u16,
+        /// `error.type`
+        error_type: &'static str,
+        /// `error.code`
+        code: Option<&'static str>,
+        /// `error.message`
+        message: String,
+    },
+}
+
+impl Refusal {
+    /// A 400 `invalid_request_error`
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::Status { status: 400, error_type: "invalid_request_error", code: None, message: message.into() }
+    }
+}
+
+/// What the session asks of the rest of the gateway; the shell routes each to its machine
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionCommand {
+    /// Choose an account (store lookup + scheduler); answer with `handle_admission`
+    Schedule {
+        /// The create that needs it
+        turn: TurnId,
+        /// Its `previous_response_id`
+        previous: Option<ResponseId>,
+        /// Whether its chain only lives on the conn that holds it
+        connection_local: bool,
+        /// Its `prompt_cache_key` (the session binding key when no `session-id` header was sent)
+        prompt_cache_key: Option<Bytes>,
+    },
+    /// Lease a conn from the account's pool; answer with `handle_lease` / `handle_lease_refused`
+    Acquire {
+        /// The account
+        account: AccountId,
+        /// The compatibility key
+        compat: CompatKey,
+    },
+    /// Take one of the account's concurrency slots for `turn`; answer with `handle_slot_granted`
+    AcquireSlot {
+        /// The create
+        turn: TurnId,
+        /// The account
+        account: AccountId,
+        /// The admission's limit
+        max_concurrency: u32,
+    },
+    /// Stop waiting for a slot for `turn`
+    CancelSlotWait {
+        /// The create
+        turn: TurnId,
+        /// The account
+        account: AccountId,
+    },
+    /// Give back a slot (a response of the account ended)
+    ReleaseSlot {
+        /// The account
+        account: AccountId,
+    },
+    /// Give a conn back to the pool
+    Release(Release),
+    /// Abandon any write in flight on `conn` (the session was cancelled); report it with
+    /// `handle_upstream_write_abandoned`
+    AbandonWrites {
+        /// The conn
+        conn: ConnId,
+    },
+    /// Record `response` → account (and locally → conn, lane, store)
+    Bind {
+        /// The response
+        response: ResponseId,
+        /// Its account
+        account: AccountId,
+        /// The conn whose cache holds it
+        conn: ConnId,
+        /// Its lane
+        lane: Lane,
+        /// Its `store` flag
+        store: bool,
+    },
+    /// Close the client socket with this code (after the queued client frames)
+    CloseClient {
+        /// WebSocket close code
+        code: u16,
+        /// Close reason
+        reason: &'static str,
+    },
+}
+
+/// Something worth a log line or a metric
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionEvent {
+    /// A response ended (usage is billed even when the client had left)
+    ResponseEnded(ResponseReport),
+    /// A create was answered by the gateway itself
+    Refused {
+        /// The create
+        turn: TurnId,
+        /// The answer
+        refusal: Refusal,
+    },
+    /// A frame from upstream no response could own; the conn is now dirty
+    TailPacket {
+        /// The conn
+        conn: ConnId,
+    },
+    /// A frame from upstream that was not valid JSON; the conn is now dirty
+    UpstreamGarbage {
+        /// The conn
+        conn: ConnId,
+    },
+    /// The active conn stopped taking creates; new ones go to a fresh conn
+    Rotated {
+        /// The conn that retires
+        from: ConnId,
+    },
+    /// The client left; the session drains open responses if there are any
+    ClientGone {
+        /// Open responses that will be drained
+        draining: usize,
+    },
+    /// The drain ended
+    DrainFinished {
+        /// All responses reached their terminal in time
+        clean: bool,
+    },
+    /// The session is over; drop it
+    Finished,
+}
+
+/// One ended response, for logs, metrics and billing
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResponseReport {
+    /// The session's handle
+    pub turn: TurnId,
+    /// Upstream's id
+    pub response: Option<ResponseId>,
+    /// Its lane
+    pub lane: Lane,
+    /// Its account
+    pub account: AccountId,
+    /// The conn that carried it
+    pub conn: ConnId,
+    /// How it ended
+    pub outcome: Outcome,
+    /// Its usage
+    pub usage: Option<Usage>,
+    /// Create sent → first event
+    pub time_to_first_event: Option<Duration>,
+    /// Create sent → end
+    pub duration: Duration,
+    /// An automatic successor after a steer
+    pub successor: bool,
+    /// Ended while the session drained after the client left
+    pub drained: bool,
+}
+
+/// A lease from the pool
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The conn's history
+    pub record: ConnRecord,
+}

@@ -1,0 +1,215 @@
+//! Upstream frames on their way to the client, and what happens when responses end.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{KNOWN_RESPONSES, KnownResponse, MAX_RESEND_ATTEMPTS, ResponseReport, Session, SessionCommand, SessionEvent, SessionPhase, SlotState, Transmit, TurnState};
+use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
+use crate::event::{ErrorClass, ServerEventKind, gateway_error_event, restore_event_model};
+use crate::{ConnId, TurnId};
+
+impl Session {
+    /// The per-event path: route, restore the model if needed, queue for the client
+    pub(super) fn on_upstream_frame(&mut self, now: Instant, conn_id: ConnId, frame: Bytes) {
+        let draining = self.phase == SessionPhase::Draining;
+        let mut next = self.next_turn;
+        let Some(conn) = self.active.iter_mut().chain(self.retiring.iter_mut()).find(|c| c.id() == conn_id) else {
+            return;
+        };
+        let routed = match conn.handle_frame(now, &frame, &mut || {
+            let t = TurnId(next);
+            next += 1;
+            t
+        }) {
+            Ok(routed) => routed,
+            Err(_) => {
+                self.events.push_back(SessionEvent::UpstreamGarbage { conn: conn_id });
+                return;
+            }
+        };
+        self.next_turn = next;
+        let kind = routed.event.kind;
+        let forward = match routed.owner {
+            Owner::Response { turn, first } => {
+                if first && !self.turns.iter().any(|t| t.turn == turn) {
+                    self.adopt_successor(turn, conn_id);
+                }
+                let Some(state) = self.turns.iter_mut().find(|t| t.turn == turn) else {
+                    return;
+                };
+                if kind == ServerEventKind::Error && state.retry.is_some() {
+                    let class = routed.event.error.as_ref().map(|e| e.class);
+                    let movable = state.retry.as_ref().is_some_and(|p| !p.connection_local);
+                    if class == Some(ErrorClass::WebsocketConnectionLimitReached) && movable {
+                        // The conn hit upstream's lifetime limit before this create produced
+                        // anything: move it to a fresh conn without the client noticing.
+                        state.requeue = true;
+                        None
+                    } else {
+                        Some(state)
+                    }
+                } else {
+                    Some(state)
+                }
+                .map(|state| {
+                    state.retry = None; // an event reached the client: no more transparent retries
+                    match (&state.models, kind.may_carry_model() && !draining) {
+                        (Some((client, upstream)), true) => restore_event_model(&frame, upstream, client),
+                        _ => frame.clone(),
+                    }
+                })
+            }
+            Owner::Steering | Owner::ConnectionError => Some(frame.clone()),
+            Owner::Tail => {
+                self.events.push_back(SessionEvent::TailPacket { conn: conn_id });
+                None
+            }
+        };
+        if let Some(out) = forward
+            && !draining
+        {
+            self.client_out.push_back(out);
+        }
+    }
+
+    /// An automatic successor after a steer: a response no client create asked for
+    fn adopt_successor(&mut self, turn: TurnId, conn: ConnId) {
+        let Some(admission) = &self.admission else { return };
+        let models = self.turns.iter().find(|t| t.conn == conn).and_then(|t| t.models.clone());
+        self.turns.push(TurnState { turn, conn, account: admission.account, models, retry: None, requeue: false, successor: true });
+    }
+
+    /// Moves transmits and ended responses out of every conn
+    pub(super) fn collect_conn_outputs(&mut self, now: Instant) {
+        for slot in 0..2 {
+            let conn = if slot == 0 { self.active.take() } else { self.retiring.take() };
+            if let Some(mut conn) = conn {
+                self.collect_outputs_of(&mut conn, now);
+                if slot == 0 {
+                    self.active = Some(conn);
+                } else {
+                    self.retiring = Some(conn);
+                }
+            }
+        }
+    }
+
+    pub(super) fn collect_outputs_of(&mut self, conn: &mut UpstreamConn, now: Instant) {
+        let id = conn.id();
+        while let Some(msg) = conn.poll_transmit() {
+            self.upstream_out.push_back(Transmit::Upstream { conn: id, msg });
+        }
+        let mut lost = Vec::new();
+        while let Some(ended) = conn.poll_ended() {
+            if ended.outcome == Outcome::UpstreamLost && self.phase == SessionPhase::Active {
+                lost.push(ended);
+            } else {
+                self.on_ended(now, id, ended);
+            }
+        }
+        if !lost.is_empty() {
+            self.on_lost(now, id, lost);
+        }
+    }
+
+    fn on_ended(&mut self, now: Instant, conn: ConnId, ended: Ended) {
+        let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) else { return };
+        let state = self.turns.remove(pos);
+        if state.requeue
+            && let Some(mut create) = state.retry
+        {
+            self.events.push_back(SessionEvent::Rotated { from: conn });
+            create.slot = SlotState::Granted;
+            self.pending.push_front(create);
+            return;
+        }
+        self.report(now, conn, &state, ended);
+    }
+
+    /// Responses lost with their conn: retried on a fresh conn if none has written an event
+    /// to the client yet; otherwise each gets a 502 `error` event and the client is closed 1011
+    /// (clients such as Codex then resend with full context)
+    fn on_lost(&mut self, now: Instant, conn: ConnId, lost: Vec<Ended>) {
+        let any_written = lost.iter().any(|e| self.turns.iter().find(|t| t.turn == e.turn).is_none_or(|t| t.retry.is_none()));
+        if any_written {
+            for ended in lost {
+                let lane = ended.lane.clone();
+                if let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) {
+                    let state = self.turns.remove(pos);
+                    self.client_out.push_back(gateway_error_event(
+                        502,
+                        "server_error",
+                        Some("upstream_connection_lost"),
+                        "the upstream connection was lost mid-response; retry with full context",
+                        lane.as_ref(),
+                    ));
+                    self.report(now, conn, &state, ended);
+                }
+            }
+            self.close_client(1011, "upstream connection lost");
+            return self.finish(now);
+        }
+        // Re-queue in their original order, ahead of creates the client sent later.
+        for ended in lost.into_iter().rev() {
+            let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) else { continue };
+            let state = self.turns.remove(pos);
+            match state.retry.clone() {
+                Some(mut create) if create.attempts + 1 < MAX_RESEND_ATTEMPTS && !(create.connection_local && create.previous.is_some()) => {
+                    create.attempts += 1;
+                    create.slot = SlotState::Granted;
+                    self.pending.push_front(create);
+                }
+                Some(create) if create.connection_local && create.previous.is_some() => {
+                    self.release_slot();
+                    self.refuse(&create, super::Refusal::PreviousResponseNotFound);
+                }
+                _ => {
+                    self.client_out.push_back(gateway_error_event(
+                        502,
+                        "server_error",
+                        Some("upstream_connection_lost"),
+                        "the upstream connection was lost repeatedly; retry later",
+                        ended.lane.as_ref(),
+                    ));
+                    self.report(now, conn, &state, ended);
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, now: Instant, conn: ConnId, state: &TurnState, ended: Ended) {
+        if !state.successor {
+            self.release_slot();
+        }
+        if let Some(id) = &ended.id {
+            let store = ended.store.unwrap_or(true);
+            if ended.outcome != Outcome::UpstreamLost {
+                self.commands.push_back(SessionCommand::Bind {
+                    response: id.clone(),
+                    account: state.account,
+                    conn,
+                    lane: ended.lane.clone(),
+                    store,
+                });
+                if self.known.len() == KNOWN_RESPONSES {
+                    self.known.pop_front();
+                }
+                self.known.push_back(KnownResponse { id: id.clone(), conn, store });
+            }
+        }
+        self.events.push_back(SessionEvent::ResponseEnded(ResponseReport {
+            turn: ended.turn,
+            response: ended.id,
+            lane: ended.lane,
+            account: state.account,
+            conn,
+            outcome: ended.outcome,
+            usage: ended.usage,
+            time_to_first_event: ended.first_event_at.map(|t| t.saturating_duration_since(ended.sent_at)),
+            duration: now.saturating_duration_since(ended.sent_at),
+            successor: ended.successor,
+            drained: self.phase == SessionPhase::Draining,
+        }));
+    }
+}
