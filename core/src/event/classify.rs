@@ -1,6 +1,35 @@
 //! Server → client events: top-level `type`, `stream_id`, response id, store flag, usage.
 
-use super::{ClassifyError, ErrorInfo, Usage};
+use std::ops::Range;
+
+use super::json_str::JsonStr;
+use super::scan::{ObjectScan, ValueKind};
+use super::{ClassifyError, ErrorInfo, Usage, parse_error_event};
+
+/// Every kind with its wire name, in declaration order (one static table for both directions)
+const KINDS: [(ServerEventKind, &str); 14] = [
+    (ServerEventKind::ResponseCreated, "response.created"),
+    (ServerEventKind::ResponseInProgress, "response.in_progress"),
+    (ServerEventKind::ResponseQueued, "response.queued"),
+    (ServerEventKind::ResponseCompleted, "response.completed"),
+    (ServerEventKind::ResponseIncomplete, "response.incomplete"),
+    (ServerEventKind::ResponseFailed, "response.failed"),
+    (ServerEventKind::Error, "error"),
+    (ServerEventKind::SteerAccepted, "response.steer.accepted"),
+    (ServerEventKind::SteerPending, "response.steer.pending"),
+    (ServerEventKind::SteerFailed, "response.steer.failed"),
+    (ServerEventKind::InjectCreated, "response.inject.created"),
+    (ServerEventKind::InjectFailed, "response.inject.failed"),
+    (
+        ServerEventKind::OutputTextDelta,
+        "response.output_text.delta",
+    ),
+    (ServerEventKind::Other, "other"),
+];
+
+/// Longest known `type` value, with room to spare: an escaped `type` that unescapes to
+/// more than this cannot be a known kind
+const TYPE_BUF_LEN: usize = 64;
 
 /// The top-level `type` of a server event, as far as the gateway cares
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,13 +66,33 @@ pub enum ServerEventKind {
 
 impl ServerEventKind {
     /// Maps a `type` value (raw JSON string contents, no escapes) to its kind
+    ///
+    /// Unknown names (including the literal `"other"`) map to [`ServerEventKind::Other`].
     pub fn from_type(ty: &[u8]) -> Self {
-        todo!("{ty:?}")
+        // The delta is by far the most frequent event: test it first.
+        if ty == b"response.output_text.delta" {
+            return Self::OutputTextDelta;
+        }
+        KINDS[..KINDS.len() - 1]
+            .iter()
+            .find(|(_, name)| name.as_bytes() == ty)
+            .map_or(Self::Other, |&(kind, _)| kind)
+    }
+
+    /// Maps the contents of a JSON `type` string, unescaping it on the stack when it holds
+    /// escapes (a value too long for [`TYPE_BUF_LEN`] bytes is no known kind: `Other`)
+    pub(crate) fn from_json_str(ty: JsonStr<'_>) -> Self {
+        let mut buf = [0u8; TYPE_BUF_LEN];
+        ty.unescape_into(&mut buf)
+            .map_or(Self::Other, Self::from_type)
     }
 
     /// `response.completed`, `response.incomplete` or `response.failed`
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::ResponseCompleted | Self::ResponseIncomplete | Self::ResponseFailed)
+        matches!(
+            self,
+            Self::ResponseCompleted | Self::ResponseIncomplete | Self::ResponseFailed
+        )
     }
 
     /// Events whose `response.model` the gateway restores to the client's model name
@@ -63,13 +112,17 @@ impl ServerEventKind {
     pub fn is_steer_or_inject(self) -> bool {
         matches!(
             self,
-            Self::SteerAccepted | Self::SteerPending | Self::SteerFailed | Self::InjectCreated | Self::InjectFailed
+            Self::SteerAccepted
+                | Self::SteerPending
+                | Self::SteerFailed
+                | Self::InjectCreated
+                | Self::InjectFailed
         )
     }
 
     /// The wire name of the kind (`"other"` for [`ServerEventKind::Other`])
     pub fn as_str(self) -> &'static str {
-        todo!()
+        KINDS[self as usize].1
     }
 }
 
@@ -90,11 +143,91 @@ pub struct ServerEvent<'a> {
     pub error: Option<Box<ErrorInfo>>,
 }
 
+/// What the scan keeps of the `response` object
+#[derive(Default)]
+struct ResponseFields<'a> {
+    id: Option<&'a [u8]>,
+    store: Option<bool>,
+    usage: Option<Range<usize>>,
+}
+
 /// Classifies a server event from its bytes without a full parse
 ///
 /// Reads only top-level keys (nested `"type"` keys, whitespace, escapes and key order do not
 /// fool it) and, for `response.created` and terminal events, the `response` object's `id`,
-/// `store` and `usage`. Allocates nothing for events other than `error`.
+/// `store` and `usage`. The whole frame is validated in the same single pass. Allocates
+/// nothing for events other than `error`.
+///
+/// - `type` must be a string ([`ClassifyError::MissingType`] otherwise); one written with
+///   escapes is unescaped on the stack before mapping.
+/// - `stream_id` and `response.id` are the raw string contents: upstream writes them
+///   without escapes (lane names are `[A-Za-z0-9_.-]`); a value with escapes stays escaped
+///   and so matches no lane. A non-string or `null` `stream_id` is `None` (default lane).
+/// - A repeated key: the last occurrence wins, as in serde_json.
 pub fn classify_server_event(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyError> {
-    todo!("{}", frame.len())
+    let mut scan = ObjectScan::top_level(frame)?;
+    let mut ty: Option<Option<JsonStr<'_>>> = None;
+    let mut stream_id = None;
+    let mut response = ResponseFields::default();
+    while let Some(key) = scan.next_key()? {
+        if key.eq_text(b"type") {
+            ty = Some(scan.skip_value()?.as_str());
+        } else if key.eq_text(b"stream_id") {
+            stream_id = scan.skip_value()?.as_str().map(|s| s.raw);
+        } else if key.eq_text(b"response") {
+            response = match scan.nested_object()? {
+                Some(mut child) => {
+                    let fields = read_response(&mut child)?;
+                    scan.resume_after(child)?;
+                    fields
+                }
+                None => {
+                    scan.skip_value()?;
+                    ResponseFields::default()
+                }
+            };
+        } else {
+            scan.skip_value()?;
+        }
+    }
+    let ty = ty.flatten().ok_or(ClassifyError::MissingType)?;
+    let kind = ServerEventKind::from_json_str(ty);
+    let mut event = ServerEvent {
+        kind,
+        stream_id,
+        response_id: None,
+        store: None,
+        usage: None,
+        error: None,
+    };
+    if kind == ServerEventKind::ResponseCreated || kind.is_terminal() {
+        event.response_id = response.id;
+        event.store = response.store;
+    }
+    if kind.is_terminal() {
+        event.usage = match response.usage {
+            Some(range) => Some(Usage::from_json(&frame[range])?),
+            None => None,
+        };
+    }
+    if kind == ServerEventKind::Error {
+        event.error = parse_error_event(frame).map(Box::new);
+    }
+    Ok(event)
+}
+
+/// Reads `id`, `store` and the range of `usage` from the `response` object
+fn read_response<'a>(child: &mut ObjectScan<'a>) -> Result<ResponseFields<'a>, ClassifyError> {
+    let mut fields = ResponseFields::default();
+    while let Some(member) = child.next_member()? {
+        let key = member.key;
+        if key.eq_text(b"id") {
+            fields.id = member.value.as_str().map(|s| s.raw);
+        } else if key.eq_text(b"store") {
+            fields.store = member.value.as_bool();
+        } else if key.eq_text(b"usage") {
+            fields.usage = (member.value.kind == ValueKind::Object).then(|| member.value.range());
+        }
+    }
+    Ok(fields)
 }

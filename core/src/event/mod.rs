@@ -8,6 +8,7 @@
 mod classify;
 mod client;
 mod error;
+mod json_str;
 mod rewrite;
 mod scan;
 mod sse;
