@@ -115,6 +115,8 @@ struct KnownResponse {
 
 /// Ended responses remembered per session to tell connection-local creates apart
 const KNOWN_RESPONSES: usize = 256;
+/// Conns retired by this session (not lost) remembered to answer their chains correctly
+const RETIRED_CONNS: usize = 8;
 /// Transparent re-sends of one create after upstream losses before its first event
 const MAX_RESEND_ATTEMPTS: u32 = 3;
 
@@ -133,6 +135,7 @@ pub struct Session {
     turns: Vec<TurnState>,
     known: VecDeque<KnownResponse>,
     session_lanes: Vec<StreamId>,
+    retired_conns: Vec<ConnId>,
     client_out: VecDeque<Bytes>,
     upstream_out: VecDeque<Transmit>,
     commands: VecDeque<SessionCommand>,
@@ -160,6 +163,7 @@ impl Session {
             turns: Vec::with_capacity(cfg.upstream.max_inflight_per_conn),
             known: VecDeque::new(),
             session_lanes: Vec::new(),
+            retired_conns: Vec::new(),
             client_out: VecDeque::with_capacity(64),
             upstream_out: VecDeque::with_capacity(8),
             commands: VecDeque::new(),

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{PendingCreate, Refusal, Session, SessionCommand, SessionEvent, SessionPhase, SessionTimer, SlotState, TurnState};
-use crate::conn::{ConnState, UpstreamConn};
+use crate::conn::{CloseReason, ConnState, UpstreamConn};
 use crate::event::{
     gateway_error_event, previous_response_not_found_event, rewrite_create_model, websocket_connection_limit_reached_event,
     websocket_stream_limit_reached_event,
@@ -60,10 +60,8 @@ impl Session {
                     progressed = true;
                 }
                 Step::Rotate => {
-                    if let Some(conn) = self.active.as_mut() {
-                        conn.retire(now);
-                    }
-                    self.rotate_and_release(now);
+                    let conn = self.active.take().expect("rotation needs an active conn");
+                    self.retire_conn(now, conn);
                     progressed = true;
                 }
                 Step::Wait => break,
@@ -94,8 +92,10 @@ impl Session {
         {
             let on_active = self.active.as_ref().is_some_and(|c| c.id() == known.conn && c.takes_creates());
             if !on_active {
-                let on_retiring = [&self.active, &self.retiring].into_iter().flatten().any(|c| c.id() == known.conn && c.is_live());
-                return Step::Refused(if on_retiring { Refusal::ConnectionLimitReached } else { Refusal::PreviousResponseNotFound });
+                // Retired (max age, connection limit, lane overflow) ⇒ upstream's limit error;
+                // lost ⇒ the cache is gone, as on a new socket.
+                let retired = self.retired_conns.contains(&known.conn);
+                return Step::Refused(if retired { Refusal::ConnectionLimitReached } else { Refusal::PreviousResponseNotFound });
             }
         }
         let Some(conn) = self.active.as_ref().filter(|c| c.takes_creates()) else {
@@ -120,7 +120,11 @@ impl Session {
             }
             if conn.named_lanes_used() >= max_lanes {
                 // Upstream counts lanes over the conn's lifetime: earlier holders used them up.
-                return if head.connection_local { Step::Refused(Refusal::StreamLimitReached) } else { Step::Rotate };
+                return match (head.connection_local, self.retiring.is_none()) {
+                    (true, _) => Step::Refused(Refusal::StreamLimitReached),
+                    (false, true) => Step::Rotate,
+                    (false, false) => Step::Wait, // one rotation at a time
+                };
             }
         }
         if conn.unfinished() >= self.cfg.upstream.max_inflight_per_conn {
@@ -217,6 +221,7 @@ impl Session {
     pub(super) fn drop_pending(&mut self) {
         self.timers.stop(SessionTimer::SlotWait);
         while let Some(p) = self.pending.pop_front() {
+            self.events.push_back(SessionEvent::Dropped { turn: p.turn });
             match (p.slot, &self.admission) {
                 (SlotState::Waiting, Some(a)) => {
                     self.commands.push_back(SessionCommand::CancelSlotWait { turn: p.turn, account: a.account })
@@ -229,35 +234,54 @@ impl Session {
 
     /// Moves a conn that stopped taking creates to the retiring slot; releases conns that are done
     pub(super) fn rotate_and_release(&mut self, now: Instant) {
-        if let Some(retiring) = &self.retiring
-            && matches!(retiring.state(), ConnState::Closing | ConnState::Closed)
-        {
+        if self.retiring.as_ref().is_some_and(|c| !c.is_live()) {
             let conn = self.retiring.take().expect("checked");
-            self.commands.push_back(SessionCommand::Release(conn.into_release()));
+            self.release_conn(now, conn);
         }
-        let stopped = self.active.as_ref().is_some_and(|c| !c.takes_creates());
-        if !stopped {
+        if !self.active.as_ref().is_some_and(|c| !c.takes_creates()) {
             return;
         }
-        let conn = self.active.as_ref().expect("checked");
-        if !conn.is_live() && conn.unfinished() == 0 {
-            let conn = self.active.take().expect("checked");
-            self.commands.push_back(SessionCommand::Release(conn.into_release()));
+        let conn = self.active.take().expect("checked");
+        if !conn.is_live() {
+            self.release_conn(now, conn);
         } else if self.retiring.is_none() {
-            let conn = self.active.take().expect("checked");
             self.retire_conn(now, conn);
+        } else {
+            self.active = Some(conn); // one rotation at a time
         }
     }
 
     pub(super) fn retire_conn(&mut self, now: Instant, mut conn: UpstreamConn) {
-        self.events.push_back(SessionEvent::Rotated { from: conn.id() });
+        if conn.is_live() {
+            self.events.push_back(SessionEvent::Rotated { from: conn.id() });
+        }
         conn.retire(now);
         if conn.unfinished() == 0 || !conn.is_live() {
-            self.collect_outputs_of(&mut conn, now);
-            self.commands.push_back(SessionCommand::Release(conn.into_release()));
+            self.release_conn(now, conn);
         } else {
+            self.note_retired(conn.id());
             self.retiring = Some(conn);
         }
+    }
+
+    /// Gives a conn back to the pool after collecting its last outputs; remembers conns that
+    /// retired (rather than died) so their chains get the right answer
+    pub(super) fn release_conn(&mut self, now: Instant, mut conn: UpstreamConn) {
+        self.collect_outputs_of(&mut conn, now);
+        if conn.state() == ConnState::Retiring || conn.close_reason() == Some(CloseReason::Retired) {
+            self.note_retired(conn.id());
+        }
+        self.commands.push_back(SessionCommand::Release(conn.into_release()));
+    }
+
+    pub(super) fn note_retired(&mut self, conn: crate::ConnId) {
+        if self.retired_conns.contains(&conn) {
+            return;
+        }
+        if self.retired_conns.len() == super::RETIRED_CONNS {
+            self.retired_conns.remove(0);
+        }
+        self.retired_conns.push(conn);
     }
 
     /// Ends the session: every conn goes back (reusable only if clean)
@@ -274,8 +298,7 @@ impl Session {
                 // nobody will read their terminal, so the conn cannot be trusted.
                 conn.mark_dirty();
             }
-            self.collect_outputs_of(&mut conn, now);
-            self.commands.push_back(SessionCommand::Release(conn.into_release()));
+            self.release_conn(now, conn);
         }
         self.events.push_back(SessionEvent::Finished);
     }

@@ -169,6 +169,11 @@ pub enum SessionEvent {
         /// The answer
         refusal: Refusal,
     },
+    /// A held create was dropped because the client left before it went upstream
+    Dropped {
+        /// The create
+        turn: TurnId,
+    },
     /// A frame from upstream no response could own; the conn is now dirty
     TailPacket {
         /// The conn

@@ -11,26 +11,29 @@ use crate::{ConnId, TurnId};
 
 impl Session {
     /// The per-event path: route, restore the model if needed, queue for the client
+    ///
+    /// The frame moves to the client queue as the same buffer unless its model must be
+    /// restored; nothing here allocates for a delta.
     pub(super) fn on_upstream_frame(&mut self, now: Instant, conn_id: ConnId, frame: Bytes) {
         let draining = self.phase == SessionPhase::Draining;
         let mut next = self.next_turn;
         let Some(conn) = self.active.iter_mut().chain(self.retiring.iter_mut()).find(|c| c.id() == conn_id) else {
             return;
         };
-        let routed = match conn.handle_frame(now, &frame, &mut || {
+        let mut alloc_turn = || {
             let t = TurnId(next);
             next += 1;
             t
-        }) {
-            Ok(routed) => routed,
+        };
+        let (kind, owner, error_class) = match conn.handle_frame(now, &frame, &mut alloc_turn) {
+            Ok(routed) => (routed.event.kind, routed.owner, routed.event.error.as_ref().map(|e| e.class)),
             Err(_) => {
                 self.events.push_back(SessionEvent::UpstreamGarbage { conn: conn_id });
                 return;
             }
         };
         self.next_turn = next;
-        let kind = routed.event.kind;
-        let forward = match routed.owner {
+        let out = match owner {
             Owner::Response { turn, first } => {
                 if first && !self.turns.iter().any(|t| t.turn == turn) {
                     self.adopt_successor(turn, conn_id);
@@ -38,37 +41,26 @@ impl Session {
                 let Some(state) = self.turns.iter_mut().find(|t| t.turn == turn) else {
                     return;
                 };
-                if kind == ServerEventKind::Error && state.retry.is_some() {
-                    let class = routed.event.error.as_ref().map(|e| e.class);
-                    let movable = state.retry.as_ref().is_some_and(|p| !p.connection_local);
-                    if class == Some(ErrorClass::WebsocketConnectionLimitReached) && movable {
-                        // The conn hit upstream's lifetime limit before this create produced
-                        // anything: move it to a fresh conn without the client noticing.
-                        state.requeue = true;
-                        None
-                    } else {
-                        Some(state)
-                    }
-                } else {
-                    Some(state)
+                let movable = state.retry.as_ref().is_some_and(|p| !p.connection_local);
+                if kind == ServerEventKind::Error && error_class == Some(ErrorClass::WebsocketConnectionLimitReached) && movable {
+                    // The conn hit upstream's lifetime limit before this create produced
+                    // anything: move it to a fresh conn without the client noticing.
+                    state.requeue = true;
+                    return;
                 }
-                .map(|state| {
-                    state.retry = None; // an event reached the client: no more transparent retries
-                    match (&state.models, kind.may_carry_model() && !draining) {
-                        (Some((client, upstream)), true) => restore_event_model(&frame, upstream, client),
-                        _ => frame.clone(),
-                    }
-                })
+                state.retry = None; // an event reached the client: no more transparent retries
+                match &state.models {
+                    Some((client, upstream)) if kind.may_carry_model() && !draining => restore_event_model(&frame, upstream, client),
+                    _ => frame,
+                }
             }
-            Owner::Steering | Owner::ConnectionError => Some(frame.clone()),
+            Owner::Steering | Owner::ConnectionError => frame,
             Owner::Tail => {
                 self.events.push_back(SessionEvent::TailPacket { conn: conn_id });
-                None
+                return;
             }
         };
-        if let Some(out) = forward
-            && !draining
-        {
+        if !draining {
             self.client_out.push_back(out);
         }
     }
@@ -80,36 +72,46 @@ impl Session {
         self.turns.push(TurnState { turn, conn, account: admission.account, models, retry: None, requeue: false, successor: true });
     }
 
-    /// Moves transmits and ended responses out of every conn
+    /// Moves transmits and ended responses out of every conn the session holds
     pub(super) fn collect_conn_outputs(&mut self, now: Instant) {
-        for slot in 0..2 {
-            let conn = if slot == 0 { self.active.take() } else { self.retiring.take() };
-            if let Some(mut conn) = conn {
-                self.collect_outputs_of(&mut conn, now);
-                if slot == 0 {
-                    self.active = Some(conn);
-                } else {
-                    self.retiring = Some(conn);
-                }
+        let mut ended = Vec::new();
+        let Self { active, retiring, upstream_out, .. } = self;
+        for conn in active.iter_mut().chain(retiring.iter_mut()) {
+            let id = conn.id();
+            while let Some(msg) = conn.poll_transmit() {
+                upstream_out.push_back(Transmit::Upstream { conn: id, msg });
+            }
+            while let Some(e) = conn.poll_ended() {
+                ended.push((id, e));
             }
         }
+        self.process_ended(now, ended);
     }
 
+    /// Moves the outputs of a conn the session no longer holds (it is being released)
     pub(super) fn collect_outputs_of(&mut self, conn: &mut UpstreamConn, now: Instant) {
         let id = conn.id();
         while let Some(msg) = conn.poll_transmit() {
             self.upstream_out.push_back(Transmit::Upstream { conn: id, msg });
         }
-        let mut lost = Vec::new();
-        while let Some(ended) = conn.poll_ended() {
-            if ended.outcome == Outcome::UpstreamLost && self.phase == SessionPhase::Active {
-                lost.push(ended);
+        let mut ended = Vec::new();
+        while let Some(e) = conn.poll_ended() {
+            ended.push((id, e));
+        }
+        self.process_ended(now, ended);
+    }
+
+    fn process_ended(&mut self, now: Instant, ended: Vec<(ConnId, Ended)>) {
+        let mut lost: Vec<(ConnId, Ended)> = Vec::new();
+        for (conn, e) in ended {
+            if e.outcome == Outcome::UpstreamLost && self.phase == SessionPhase::Active {
+                lost.push((conn, e));
             } else {
-                self.on_ended(now, id, ended);
+                self.on_ended(now, conn, e);
             }
         }
         if !lost.is_empty() {
-            self.on_lost(now, id, lost);
+            self.on_lost(now, lost);
         }
     }
 
@@ -130,10 +132,10 @@ impl Session {
     /// Responses lost with their conn: retried on a fresh conn if none has written an event
     /// to the client yet; otherwise each gets a 502 `error` event and the client is closed 1011
     /// (clients such as Codex then resend with full context)
-    fn on_lost(&mut self, now: Instant, conn: ConnId, lost: Vec<Ended>) {
-        let any_written = lost.iter().any(|e| self.turns.iter().find(|t| t.turn == e.turn).is_none_or(|t| t.retry.is_none()));
+    fn on_lost(&mut self, now: Instant, lost: Vec<(ConnId, Ended)>) {
+        let any_written = lost.iter().any(|(_, e)| self.turns.iter().find(|t| t.turn == e.turn).is_none_or(|t| t.retry.is_none()));
         if any_written {
-            for ended in lost {
+            for (conn, ended) in lost {
                 let lane = ended.lane.clone();
                 if let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) {
                     let state = self.turns.remove(pos);
@@ -151,7 +153,7 @@ impl Session {
             return self.finish(now);
         }
         // Re-queue in their original order, ahead of creates the client sent later.
-        for ended in lost.into_iter().rev() {
+        for (conn, ended) in lost.into_iter().rev() {
             let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) else { continue };
             let state = self.turns.remove(pos);
             match state.retry.clone() {
