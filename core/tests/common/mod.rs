@@ -178,6 +178,7 @@ impl Sim {
         self.world.slots_in_use -= 1;
         self.log("> slots    one freed elsewhere".to_owned());
         self.grant_waiting_slot();
+        self.drain();
     }
 
     fn grant_waiting_slot(&mut self) {
