@@ -193,7 +193,7 @@ impl Session {
             }
         };
         match req.kind {
-            ClientEventKind::ResponseCreate => self.accept_create(now, frame, req),
+            ClientEventKind::ResponseCreate => self.accept_create(frame, req),
             ClientEventKind::ResponseSteer | ClientEventKind::ResponseInject => self.forward_steer(now, frame, req),
             ClientEventKind::Other => {
                 let ty = String::from_utf8_lossy(&req.type_name);
@@ -475,34 +475,17 @@ impl Session {
         t
     }
 
-    fn accept_create(&mut self, now: Instant, frame: Bytes, req: crate::event::ClientRequest) {
-        let lane = match req.stream_id {
-            StreamIdField::Absent => None,
-            StreamIdField::Valid(id) => Some(id),
-            StreamIdField::Invalid => {
-                self.client_out.push_back(crate::event::invalid_stream_id_event());
-                return;
-            }
-        };
-        if req.background {
-            return self.send_client_error(400, "invalid_request_error", None, "background responses are not supported over WebSocket", lane.as_ref());
-        }
-        if req.model.is_none() && self.last_model.is_none() {
-            return self.send_client_error(400, "invalid_request_error", None, "model is required in the first response.create", lane.as_ref());
-        }
-        if self.pending.len() >= self.cfg.session.max_held_creates_per_session {
-            let message = format!(
-                "too many response.create events waiting on this socket (limit {}); wait for responses to finish",
-                self.cfg.session.max_held_creates_per_session
-            );
-            return self.send_client_error(429, "rate_limit_error", Some("too_many_held_creates"), &message, lane.as_ref());
-        }
-        if let Some(model) = &req.model {
-            self.last_model = Some(model.clone());
-        }
-        let connection_local = req.previous_response_id.as_ref().is_some_and(|prev| self.is_connection_local(prev));
+    /// Takes a client create: every create gets a turn and, later, exactly one outcome
+    /// (sent and ended, refused, or dropped when the client leaves)
+    fn accept_create(&mut self, frame: Bytes, req: crate::event::ClientRequest) {
         let turn = self.alloc_turn();
-        self.pending.push_back(PendingCreate {
+        let (lane, lane_ok) = match req.stream_id {
+            StreamIdField::Absent => (None, true),
+            StreamIdField::Valid(id) => (Some(id), true),
+            StreamIdField::Invalid => (None, false),
+        };
+        let connection_local = req.previous_response_id.as_ref().is_some_and(|prev| self.is_connection_local(prev));
+        let create = PendingCreate {
             turn,
             frame,
             lane,
@@ -512,8 +495,33 @@ impl Session {
             prompt_cache_key: req.prompt_cache_key,
             slot: SlotState::None,
             attempts: 0,
-        });
-        let _ = now;
+        };
+        let held = self.cfg.session.max_held_creates_per_session;
+        let refusal = if !lane_ok {
+            Some(Refusal::InvalidStreamId)
+        } else if req.background {
+            Some(Refusal::bad_request("background responses are not supported over WebSocket"))
+        } else if create.client_model.is_none() && self.last_model.is_none() {
+            Some(Refusal::bad_request("model is required in the first response.create"))
+        } else if self.pending.len() >= held {
+            Some(Refusal::Status {
+                status: 429,
+                error_type: "rate_limit_error",
+                code: Some("too_many_held_creates"),
+                message: format!("too many response.create events waiting on this socket (limit {held}); wait for responses to finish"),
+            })
+        } else {
+            None
+        };
+        match refusal {
+            Some(refusal) => self.refuse(&create, refusal),
+            None => {
+                if let Some(model) = &create.client_model {
+                    self.last_model = Some(model.clone());
+                }
+                self.pending.push_back(create);
+            }
+        }
     }
 
     /// A chain that only lives in the cache of the conn holding it: the gateway recorded its
