@@ -177,7 +177,10 @@ impl fmt::Display for ProtocolDecision {
 /// Resolves the transport of `account` under `config`; first matching rule wins
 pub fn resolve(account: Option<&AccountProtocol>, config: &ProtocolConfig) -> ProtocolDecision {
     let reason = resolve_reason(account, config);
-    ProtocolDecision { transport: reason.transport(), reason }
+    ProtocolDecision {
+        transport: reason.transport(),
+        reason,
+    }
 }
 
 fn resolve_reason(account: Option<&AccountProtocol>, config: &ProtocolConfig) -> ProtocolReason {

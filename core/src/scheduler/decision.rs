@@ -158,7 +158,13 @@ impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Schedule(c) => {
-                write!(f, "schedule {} via {} (max {})", c.account, c.layer.as_str(), c.max_concurrency)
+                write!(
+                    f,
+                    "schedule {} via {} (max {})",
+                    c.account,
+                    c.layer.as_str(),
+                    c.max_concurrency
+                )
             }
             Self::Reject(r) => write!(f, "reject {} {}", r.status(), r.code()),
         }

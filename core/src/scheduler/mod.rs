@@ -207,7 +207,9 @@ impl Scheduler {
     /// there (`max_concurrency` = the session's [`Choice::max_concurrency`]; zero counts as one)
     #[must_use]
     pub fn try_acquire_slot(&mut self, account: AccountId, max_concurrency: u32) -> bool {
-        let Some(state) = self.get_mut(account) else { return false };
+        let Some(state) = self.get_mut(account) else {
+            return false;
+        };
         if state.unfinished >= max_concurrency.max(1) {
             return false;
         }
@@ -217,7 +219,9 @@ impl Scheduler {
 
     /// Returns a slot taken by `try_acquire_slot` (the response ended); wakes a waiter if any
     pub fn release_slot(&mut self, account: AccountId) {
-        let Some(i) = self.index(account).ok() else { return };
+        let Some(i) = self.index(account).ok() else {
+            return;
+        };
         let state = &mut self.accounts[i];
         state.unfinished = state.unfinished.saturating_sub(1);
         if state.waiters > state.pending_wakes {
@@ -248,7 +252,9 @@ impl Scheduler {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<SchedulerEvent> {
         while let Some(id) = self.slot_wakes.pop_front() {
-            let Some(state) = self.get_mut(id) else { continue };
+            let Some(state) = self.get_mut(id) else {
+                continue;
+            };
             if state.pending_wakes == 0 {
                 continue;
             }
@@ -259,7 +265,9 @@ impl Scheduler {
             return Some(SchedulerEvent::SlotFreed(id));
         }
         while let Some(id) = self.usable_events.pop_front() {
-            let Some(state) = self.get_mut(id) else { continue };
+            let Some(state) = self.get_mut(id) else {
+                continue;
+            };
             if !state.usable_event_queued {
                 continue;
             }
@@ -321,7 +329,10 @@ impl Scheduler {
                 return Decision::Schedule(Self::choice(account, Layer::PreviousResponse));
             }
             Health::Usable => Reject::NoAccount { retry_at: None },
-            Health::Cooling { until } => Reject::RateLimited { account: bound, until },
+            Health::Cooling { until } => Reject::RateLimited {
+                account: bound,
+                until,
+            },
             Health::Disabled => Reject::AccountDisabled { account: bound },
         };
         if request.connection_local {
@@ -371,7 +382,11 @@ impl Scheduler {
     }
 
     fn choice(account: &AccountState, layer: Layer) -> Choice {
-        Choice { account: account.spec.id, max_concurrency: account.spec.max_concurrency, layer }
+        Choice {
+            account: account.spec.id,
+            max_concurrency: account.spec.max_concurrency,
+            layer,
+        }
     }
 
     fn queue_usable_event(&mut self, i: usize) {
