@@ -81,6 +81,15 @@ pub enum SchedulerEvent {
     AccountUsable(AccountId),
 }
 
+impl std::fmt::Display for SchedulerEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SlotFreed(account) => write!(f, "slot_freed {account}"),
+            Self::AccountUsable(account) => write!(f, "account_usable {account}"),
+        }
+    }
+}
+
 /// Account choice, health and load of every configured account (see the module docs)
 #[derive(Clone, Debug)]
 pub struct Scheduler {
