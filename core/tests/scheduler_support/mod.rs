@@ -182,10 +182,11 @@ impl Sim {
         ok
     }
 
-    pub fn release(&mut self, account: u64) {
+    /// Releases a slot and returns the events it caused (also traced)
+    pub fn release(&mut self, account: u64) -> Vec<SchedulerEvent> {
         self.line(format!("<- release_slot {}", a(account)));
         self.sched.release_slot(a(account));
-        self.after_input();
+        self.drain()
     }
 
     pub fn waiter_added(&mut self, account: u64) {
