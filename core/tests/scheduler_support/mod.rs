@@ -8,7 +8,7 @@ use wsv2_core::AccountId;
 use wsv2_core::config::SchedulerConfig;
 use wsv2_core::resolver::Transport;
 use wsv2_core::scheduler::{
-    AccountSpec, Decision, Health, Reject, RetryDecision, ScheduleRequest, Scheduler,
+    AccountSpec, Decision, FailureKind, Health, Reject, RetryDecision, ScheduleRequest, Scheduler,
     SchedulerEvent,
 };
 
@@ -155,6 +155,14 @@ impl Sim {
     pub fn auth_failure(&mut self, account: u64) {
         self.line(format!("<- auth_failure {}", a(account)));
         self.sched.handle_auth_failure(a(account));
+        self.health_line(account);
+        self.after_input();
+    }
+
+    /// Feeds a failure to the scheduler's health rules
+    pub fn failure(&mut self, account: u64, failure: FailureKind) {
+        self.line(format!("<- failure {} {failure:?}", a(account)));
+        self.sched.handle_failure(self.now, a(account), failure);
         self.health_line(account);
         self.after_input();
     }
