@@ -175,6 +175,7 @@ impl fmt::Display for ProtocolDecision {
 }
 
 /// Resolves the transport of `account` under `config`; first matching rule wins
+#[must_use]
 pub fn resolve(account: Option<&AccountProtocol>, config: &ProtocolConfig) -> ProtocolDecision {
     let reason = resolve_reason(account, config);
     ProtocolDecision {

@@ -167,7 +167,8 @@ pub struct AccountView {
     pub unfinished: u32,
     /// Creates waiting for a slot
     pub waiters: u32,
-    /// 5xx failures currently counted towards a cooldown
+    /// 5xx failures recorded since the last cooldown or success (the oldest may have left the
+    /// window; it is dropped when the next failure is recorded)
     pub recent_server_errors: u32,
 }
 

@@ -147,6 +147,7 @@ impl Scheduler {
     }
 
     /// Chooses an account for `request` at `now` (pure: changes nothing)
+    #[must_use]
     pub fn schedule(&self, now: Instant, request: &ScheduleRequest<'_>) -> Decision {
         if let Some(bound) = request.bound_account {
             return self.schedule_bound(now, request, bound);
