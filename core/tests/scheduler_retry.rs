@@ -311,3 +311,28 @@ fn scheduler_failover_with_scheduler_health_end_to_end() {
     assert!(matches!(d, Decision::Schedule(_)));
     sim.snapshot("scheduler_failover_with_scheduler_health_end_to_end");
 }
+
+#[test]
+fn scheduler_failure_kind_from_upstream_status() {
+    let hint = Some(Duration::from_secs(9));
+    assert_eq!(
+        FailureKind::from_status(429, hint),
+        FailureKind::RateLimited { reset_after: hint }
+    );
+    assert_eq!(FailureKind::from_status(401, None), FailureKind::AuthFailed);
+    assert_eq!(FailureKind::from_status(403, None), FailureKind::AuthFailed);
+    for status in [500, 502, 503, 504, 529] {
+        assert_eq!(
+            FailureKind::from_status(status, None),
+            FailureKind::ServerError,
+            "{status}"
+        );
+    }
+    for status in [400, 404, 409, 422] {
+        assert_eq!(
+            FailureKind::from_status(status, None),
+            FailureKind::Refused,
+            "{status}"
+        );
+    }
+}

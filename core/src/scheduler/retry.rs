@@ -52,6 +52,18 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// The failure an upstream HTTP status (handshake, HTTP reply or `error` event `status`)
+    /// stands for: 429 ⇒ `RateLimited` with `reset_after`, 401/403 ⇒ `AuthFailed`, 5xx (and
+    /// Cloudflare-style 52x) ⇒ `ServerError`, anything else ⇒ `Refused`
+    pub fn from_status(status: u16, reset_after: Option<Duration>) -> Self {
+        match status {
+            429 => Self::RateLimited { reset_after },
+            401 | 403 => Self::AuthFailed,
+            500..=599 => Self::ServerError,
+            _ => Self::Refused,
+        }
+    }
+
     /// Stable snake-case name for logs and snapshots
     pub fn as_str(self) -> &'static str {
         match self {
