@@ -1,1 +1,0 @@
-//! The scheduler: account choice, cooldowns, retries and failover.

@@ -1,0 +1,172 @@
+//! What a scheduling request asks and what the scheduler answers.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::AccountId;
+use crate::resolver::Transport;
+
+/// One scheduling question: for a new session's first create, a create that must move, a retry,
+/// or an HTTP request
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduleRequest<'a> {
+    /// The account the create's `previous_response_id` is bound to (from the store). When set,
+    /// the create goes to this account or is rejected: it never moves.
+    pub bound_account: Option<AccountId>,
+    /// Whether the create's chain lives only on its upstream connection (`store:false`), so an
+    /// unusable bound account means upstream's exact `previous_response_not_found`
+    pub connection_local: bool,
+    /// The account bound to the client's `session-id` header or `prompt_cache_key`
+    pub session_account: Option<AccountId>,
+    /// Accounts already tried for this response (see `RetryState::tried_accounts`)
+    pub exclude: &'a [AccountId],
+    /// The transport the caller needs: [`Transport::WsV2`] for a WebSocket session (only WS
+    /// accounts qualify); [`Transport::Http`] for an HTTP request (any account qualifies: the
+    /// gateway serves HTTP over either upstream transport)
+    pub transport: Transport,
+}
+
+impl ScheduleRequest<'_> {
+    /// A request with no bindings and no exclusions
+    pub fn fresh(transport: Transport) -> Self {
+        Self {
+            bound_account: None,
+            connection_local: false,
+            session_account: None,
+            exclude: &[],
+            transport,
+        }
+    }
+}
+
+/// The scheduler's answer
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Use this account
+    Schedule(Choice),
+    /// Answer the client with this failure instead
+    Reject(Reject),
+}
+
+/// A chosen account
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// The account
+    pub account: AccountId,
+    /// The account's max concurrency at decision time; the session keeps it and passes it to
+    /// `try_acquire_slot` on every later turn (a reload does not change a running session)
+    pub max_concurrency: u32,
+    /// Which layer chose it
+    pub layer: Layer,
+}
+
+/// Which scheduling layer made a choice (logs, metrics, snapshots)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layer {
+    /// The `previous_response_id` binding
+    PreviousResponse,
+    /// The session binding (`session-id` or `prompt_cache_key`)
+    Session,
+    /// The least-loaded usable account
+    LeastLoaded,
+}
+
+impl Layer {
+    /// Stable snake-case name for logs and metric labels
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PreviousResponse => "previous_response",
+            Self::Session => "session",
+            Self::LeastLoaded => "least_loaded",
+        }
+    }
+}
+
+/// Why no account was chosen; each maps to one client-visible answer
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// A bound create that cannot reach its account: the caller sends upstream's exact
+    /// `previous_response_not_found` error (status 400). Given when the chain is connection
+    /// local and its account is unusable, when the bound account is no longer configured, or
+    /// when it no longer resolves to the transport the caller needs (a `force_http` rollback):
+    /// in each case the response cannot be continued anywhere this caller can reach, and the
+    /// client's answer to this error is to resend with full context.
+    PreviousResponseNotFound,
+    /// The bound account is cooling down: status 429 with `Retry-After` at `until`
+    RateLimited {
+        /// The bound account
+        account: AccountId,
+        /// When its cooldown ends
+        until: Instant,
+    },
+    /// The bound account is disabled (credentials refused): status 503
+    AccountDisabled {
+        /// The bound account
+        account: AccountId,
+    },
+    /// No usable account: status 503, with `Retry-After` at `retry_at` when some otherwise
+    /// eligible account is only cooling down. Also given to a bound create whose account is
+    /// usable but was already tried for this response (it cannot move).
+    NoAccount {
+        /// The earliest cooldown end among eligible but cooling accounts
+        retry_at: Option<Instant>,
+    },
+    /// A WebSocket session and every usable account resolves to HTTP: status 426 before the
+    /// upgrade, so clients such as Codex switch to HTTP at once (after the upgrade the shell
+    /// answers 503, as for [`Reject::NoAccount`])
+    UpgradeRequired,
+}
+
+impl Reject {
+    /// The HTTP status (or the `error` event's `status`) this answer carries
+    pub fn status(self) -> u16 {
+        match self {
+            Self::PreviousResponseNotFound => 400,
+            Self::RateLimited { .. } => 429,
+            Self::AccountDisabled { .. } | Self::NoAccount { .. } => 503,
+            Self::UpgradeRequired => 426,
+        }
+    }
+
+    /// Stable snake-case code for logs and metric labels
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PreviousResponseNotFound => "previous_response_not_found",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::AccountDisabled { .. } => "account_disabled",
+            Self::NoAccount { .. } => "no_account",
+            Self::UpgradeRequired => "upgrade_required",
+        }
+    }
+
+    /// The `Retry-After` value in whole seconds (rounded up, at least 1), if the answer has one
+    pub fn retry_after_secs(self, now: Instant) -> Option<u64> {
+        let at = match self {
+            Self::RateLimited { until, .. } => until,
+            Self::NoAccount { retry_at: Some(at) } => at,
+            _ => return None,
+        };
+        Some(ceil_secs(at.saturating_duration_since(now)).max(1))
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Schedule(c) => {
+                write!(
+                    f,
+                    "schedule {} via {} (max {})",
+                    c.account,
+                    c.layer.as_str(),
+                    c.max_concurrency
+                )
+            }
+            Self::Reject(r) => write!(f, "reject {} {}", r.status(), r.code()),
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! The scheduler: account choice, cooldowns, concurrency slots, retries and failover.
+//!
+//! Pure and sans-IO: time enters as `now: Instant`; nothing here reads a clock or waits. One
+//! [`Scheduler`] per gateway instance knows every configured account; it is consulted once
+//! per turn start (never on the per-event path).
+//!
+//! # Choosing an account ([`Scheduler::schedule`])
+//! Layers, first match wins:
+//! 1. **`previous_response_id` binding** ([`Layer::PreviousResponse`]). A bound create goes to
+//!    its account or nowhere: it never fails over (a stored response rehydrates only on its own
+//!    account). If the account is unusable, a connection-local create gets
+//!    [`Reject::PreviousResponseNotFound`] (the caller sends upstream's exact error); any other
+//!    gets [`Reject::RateLimited`] (429, `Retry-After` at the cooldown's end) or
+//!    [`Reject::AccountDisabled`] (503).
+//! 2. **Session binding** ([`Layer::Session`]): the account bound to `session-id` /
+//!    `prompt_cache_key`, if it is eligible; otherwise fall through (a session may move).
+//! 3. **Least loaded** ([`Layer::LeastLoaded`]), one linear pass over eligible accounts:
+//!    unfinished responses / max concurrency (compared exactly), then waiters, then priority
+//!    (**lower number preferred**, the prior art's convention), then account id (determinism).
+//!
+//! Eligible = configured, not disabled, not cooling down, not in `exclude`, and able to serve
+//! the caller's transport (a WebSocket session needs an account that resolves to WS; an HTTP
+//! request takes any). A full account stays eligible: its session waits for a slot (below).
+//! With no eligible account: [`Reject::UpgradeRequired`] (426) when the caller is a
+//! WebSocket session and some usable account resolves to HTTP, else [`Reject::NoAccount`]
+//! (503, with the earliest cooldown end as `Retry-After` when one applies).
+//!
+//! The [`Choice`] carries the account's max concurrency at decision time; the session keeps it
+//! and uses it for every later turn (a reload does not change a running session).
+//!
+//! # Health ([`Health`])
+//! - [`Scheduler::handle_rate_limited`]: cool until the reset upstream named, else
+//!   `rate_limit_cooldown` (60 s). A later running cooldown is never shortened.
+//! - [`Scheduler::handle_server_error`]: `server_error_limit` (3) failures each less than
+//!   `server_error_window` (60 s) apart from the newest ⇒ `server_error_cooldown` (30 s).
+//! - [`Scheduler::handle_success`] clears the 5xx window: only an unbroken run of failures
+//!   cools an account that still answers.
+//! - [`Scheduler::handle_auth_failure`] (401/403): disabled until [`Scheduler::reset_account`] or
+//!   a reload ([`Scheduler::upsert_account`]).
+//!
+//! # Concurrency slots
+//! A slot = one unfinished response on this instance. The session calls
+//! [`Scheduler::try_acquire_slot`] with the decision's max concurrency on **every** turn (first
+//! and later) and [`Scheduler::release_slot`] when the response ends. If no slot is free, the
+//! session registers as a waiter ([`Scheduler::waiter_added`]) and holds the create for at most
+//! `session.slot_wait_timeout` (12 s), then answers 429. Each release on an account with
+//! waiters queues one [`SchedulerEvent::SlotFreed`]; the shell wakes one waiter per event, which
+//! calls `try_acquire_slot` again (and waits again if it lost the race).
+//!
+//! # Drive contract
+//! After any `handle_*`, `release_slot` or waiter change, drain [`Scheduler::poll_event`]; keep
+//! one timer at [`Scheduler::poll_timeout`] (the earliest cooldown end) and call
+//! [`Scheduler::handle_timeout`] when it fires, which emits [`SchedulerEvent::AccountUsable`].
+//! Usability never depends on `handle_timeout` having run: a cooldown simply ends at its instant.
+//!
+//! Calls naming an account that is not configured (e.g. removed by a reload while a response
+//! was in flight) are no-ops; `try_acquire_slot` then returns `false`.
+
+mod account;
+mod decision;
+mod retry;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub use account::{AccountSpec, AccountView, Health};
+pub use decision::{Choice, Decision, Layer, Reject, ScheduleRequest};
+pub use retry::{FailureKind, GiveUpReason, Pinning, RetryDecision, RetryPhase, RetryState};
+
+use crate::AccountId;
+use crate::config::SchedulerConfig;
+use crate::resolver::Transport;
+use account::AccountState;
+
+/// Something the shell must act on
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedulerEvent {
+    /// A slot on this account was released while creates were waiting: wake one waiter
+    SlotFreed(AccountId),
+    /// The account's cooldown ended and it is usable again (log / notify)
+    AccountUsable(AccountId),
+}
+
+impl std::fmt::Display for SchedulerEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SlotFreed(account) => write!(f, "slot_freed {account}"),
+            Self::AccountUsable(account) => write!(f, "account_usable {account}"),
+        }
+    }
+}
+
+/// Account choice, health and load of every configured account (see the module docs)
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    /// Sorted by id: deterministic passes, O(log n) lookup
+    accounts: Vec<AccountState>,
+    /// Accounts with `pending_wakes > 0`, each at most once
+    slot_wakes: VecDeque<AccountId>,
+    /// Accounts with `usable_event_queued`, each at most once
+    usable_events: VecDeque<AccountId>,
+}
+
+impl Scheduler {
+    /// A scheduler with no accounts
+    pub fn new(config: SchedulerConfig) -> Self {
+        Self {
+            config,
+            accounts: Vec::new(),
+            slot_wakes: VecDeque::new(),
+            usable_events: VecDeque::new(),
+        }
+    }
+
+    /// Adds an account, or applies new settings to a known one (a reload): load and cooldowns
+    /// are kept, a disabled account is re-enabled (its credentials may have changed)
+    pub fn upsert_account(&mut self, spec: AccountSpec) {
+        match self.index(spec.id) {
+            Ok(i) => self.accounts[i].update(spec),
+            Err(i) => self.accounts.insert(i, AccountState::new(spec)),
+        }
+    }
+
+    /// Forgets an account (removed from the configuration); returns whether it was known
+    pub fn remove_account(&mut self, id: AccountId) -> bool {
+        match self.index(id) {
+            Ok(i) => {
+                self.accounts.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Re-enables an account and clears its cooldown and 5xx window (operator action)
+    pub fn reset_account(&mut self, id: AccountId) {
+        let Some(i) = self.index(id).ok() else { return };
+        let account = &mut self.accounts[i];
+        let was_blocked = account.disabled || account.cooldown_until.is_some();
+        account.disabled = false;
+        account.cooldown_until = None;
+        account.server_errors.clear();
+        if was_blocked {
+            self.queue_usable_event(i);
+        }
+    }
+
+    /// Chooses an account for `request` at `now` (pure: changes nothing)
+    #[must_use]
+    pub fn schedule(&self, now: Instant, request: &ScheduleRequest<'_>) -> Decision {
+        if let Some(bound) = request.bound_account {
+            return self.schedule_bound(now, request, bound);
+        }
+        if let Some(account) = request.session_account.and_then(|id| self.get(id))
+            && Self::is_eligible(account, now, request)
+        {
+            return Decision::Schedule(Self::choice(account, Layer::Session));
+        }
+        self.schedule_least_loaded(now, request)
+    }
+
+    /// A 429 from `account`: cool it for `reset_after` (the reset upstream named) or
+    /// `rate_limit_cooldown`
+    pub fn handle_rate_limited(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        reset_after: Option<Duration>,
+    ) {
+        let cooldown = account::rate_limit_cooldown(reset_after, &self.config);
+        if let Some(state) = self.get_mut(account) {
+            state.cool_until(now + cooldown);
+        }
+    }
+
+    /// A 5xx from `account`: the `server_error_limit`-th within the window cools it for
+    /// `server_error_cooldown`
+    pub fn handle_server_error(&mut self, now: Instant, account: AccountId) {
+        let config = self.config.clone();
+        if let Some(state) = self.get_mut(account)
+            && state.record_server_error(now, &config)
+        {
+            state.cool_until(now + config.server_error_cooldown);
+        }
+    }
+
+    /// A 401/403 from `account`: disabled until `reset_account` or a reload
+    pub fn handle_auth_failure(&mut self, account: AccountId) {
+        if let Some(state) = self.get_mut(account) {
+            state.disabled = true;
+        }
+    }
+
+    /// A response on `account` succeeded (reached its first event): clears the 5xx window
+    pub fn handle_success(&mut self, _now: Instant, account: AccountId) {
+        if let Some(state) = self.get_mut(account) {
+            state.server_errors.clear();
+        }
+    }
+
+    /// Feeds a failed attempt to the matching health rule (429 ⇒ cooldown, 5xx ⇒ window,
+    /// 401/403 ⇒ disabled; lost connections, dial failures and refusals say nothing about the
+    /// account's health)
+    pub fn handle_failure(&mut self, now: Instant, account: AccountId, failure: FailureKind) {
+        match failure {
+            FailureKind::RateLimited { reset_after } => {
+                self.handle_rate_limited(now, account, reset_after);
+            }
+            FailureKind::ServerError => self.handle_server_error(now, account),
+            FailureKind::AuthFailed => self.handle_auth_failure(account),
+            FailureKind::UpstreamLost | FailureKind::DialFailed | FailureKind::Refused => {}
+        }
+    }
+
+    /// Takes a slot on `account` if fewer than `max_concurrency` responses are unfinished
+    /// there (`max_concurrency` = the session's [`Choice::max_concurrency`]; zero counts as one)
+    #[must_use]
+    pub fn try_acquire_slot(&mut self, account: AccountId, max_concurrency: u32) -> bool {
+        let Some(state) = self.get_mut(account) else {
+            return false;
+        };
+        if state.unfinished >= max_concurrency.max(1) {
+            return false;
+        }
+        state.unfinished += 1;
+        true
+    }
+
+    /// Returns a slot taken by `try_acquire_slot` (the response ended); wakes a waiter if any
+    pub fn release_slot(&mut self, account: AccountId) {
+        let Some(i) = self.index(account).ok() else {
+            return;
+        };
+        let state = &mut self.accounts[i];
+        state.unfinished = state.unfinished.saturating_sub(1);
+        if state.waiters > state.pending_wakes {
+            state.pending_wakes += 1;
+            if state.pending_wakes == 1 {
+                self.slot_wakes.push_back(account);
+            }
+        }
+    }
+
+    /// A create started waiting for a slot on `account`
+    pub fn waiter_added(&mut self, account: AccountId) {
+        if let Some(state) = self.get_mut(account) {
+            state.waiters += 1;
+        }
+    }
+
+    /// A create stopped waiting for a slot on `account` (got one, timed out or was cancelled)
+    pub fn waiter_removed(&mut self, account: AccountId) {
+        if let Some(state) = self.get_mut(account) {
+            state.waiters = state.waiters.saturating_sub(1);
+            // Never wake more waiters than exist; a stale queue entry is skipped when polled.
+            state.pending_wakes = state.pending_wakes.min(state.waiters);
+        }
+    }
+
+    /// The next thing the shell must act on: slot wake-ups first, then usable-again notices
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SchedulerEvent> {
+        while let Some(id) = self.slot_wakes.pop_front() {
+            let Some(state) = self.get_mut(id) else {
+                continue;
+            };
+            if state.pending_wakes == 0 {
+                continue;
+            }
+            state.pending_wakes -= 1;
+            if state.pending_wakes > 0 {
+                self.slot_wakes.push_back(id);
+            }
+            return Some(SchedulerEvent::SlotFreed(id));
+        }
+        while let Some(id) = self.usable_events.pop_front() {
+            let Some(state) = self.get_mut(id) else {
+                continue;
+            };
+            if !state.usable_event_queued {
+                continue;
+            }
+            state.usable_event_queued = false;
+            return Some(SchedulerEvent::AccountUsable(id));
+        }
+        None
+    }
+
+    /// The earliest cooldown end not yet handled by `handle_timeout`
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.accounts.iter().filter_map(|a| a.cooldown_until).min()
+    }
+
+    /// Ends every cooldown due at `now`; an account that is usable again yields
+    /// [`SchedulerEvent::AccountUsable`]
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..self.accounts.len() {
+            let account = &mut self.accounts[i];
+            if account.cooldown_until.is_some_and(|until| until <= now) {
+                account.cooldown_until = None;
+                if !account.disabled {
+                    self.queue_usable_event(i);
+                }
+            }
+        }
+    }
+
+    /// A view of one account at `now`
+    pub fn account(&self, id: AccountId, now: Instant) -> Option<AccountView> {
+        self.get(id).map(|state| AccountView::of(state, now))
+    }
+
+    /// Every configured account, in id order
+    pub fn account_ids(&self) -> impl Iterator<Item = AccountId> + '_ {
+        self.accounts.iter().map(|a| a.spec.id)
+    }
+
+    /// The configuration in use
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    fn schedule_bound(
+        &self,
+        now: Instant,
+        request: &ScheduleRequest<'_>,
+        bound: AccountId,
+    ) -> Decision {
+        let Some(account) = self.get(bound) else {
+            return Decision::Reject(Reject::PreviousResponseNotFound);
+        };
+        if !Self::serves(account, request.transport) {
+            return Decision::Reject(Reject::PreviousResponseNotFound);
+        }
+        let blocked = match account.health(now) {
+            Health::Usable if !request.exclude.contains(&bound) => {
+                return Decision::Schedule(Self::choice(account, Layer::PreviousResponse));
+            }
+            Health::Usable => Reject::NoAccount { retry_at: None },
+            Health::Cooling { until } => Reject::RateLimited {
+                account: bound,
+                until,
+            },
+            Health::Disabled => Reject::AccountDisabled { account: bound },
+        };
+        if request.connection_local {
+            Decision::Reject(Reject::PreviousResponseNotFound)
+        } else {
+            Decision::Reject(blocked)
+        }
+    }
+
+    fn schedule_least_loaded(&self, now: Instant, request: &ScheduleRequest<'_>) -> Decision {
+        let mut best: Option<&AccountState> = None;
+        let mut usable_http_only = false;
+        let mut retry_at: Option<Instant> = None;
+        for account in &self.accounts {
+            if request.exclude.contains(&account.spec.id) {
+                continue;
+            }
+            match account.health(now) {
+                Health::Usable if Self::serves(account, request.transport) => {
+                    if best.is_none_or(|b| account.least_loaded_cmp(b).is_lt()) {
+                        best = Some(account);
+                    }
+                }
+                Health::Usable => usable_http_only = true,
+                Health::Cooling { until } if Self::serves(account, request.transport) => {
+                    retry_at = Some(retry_at.map_or(until, |t| t.min(until)));
+                }
+                Health::Cooling { .. } | Health::Disabled => {}
+            }
+        }
+        match best {
+            Some(account) => Decision::Schedule(Self::choice(account, Layer::LeastLoaded)),
+            None if usable_http_only => Decision::Reject(Reject::UpgradeRequired),
+            None => Decision::Reject(Reject::NoAccount { retry_at }),
+        }
+    }
+
+    fn is_eligible(account: &AccountState, now: Instant, request: &ScheduleRequest<'_>) -> bool {
+        account.is_usable(now)
+            && Self::serves(account, request.transport)
+            && !request.exclude.contains(&account.spec.id)
+    }
+
+    /// Whether `account` can serve a caller that needs `transport`
+    fn serves(account: &AccountState, transport: Transport) -> bool {
+        transport == Transport::Http || account.spec.transport == transport
+    }
+
+    fn choice(account: &AccountState, layer: Layer) -> Choice {
+        Choice {
+            account: account.spec.id,
+            max_concurrency: account.spec.max_concurrency,
+            layer,
+        }
+    }
+
+    fn queue_usable_event(&mut self, i: usize) {
+        let account = &mut self.accounts[i];
+        if !account.usable_event_queued {
+            account.usable_event_queued = true;
+            self.usable_events.push_back(account.spec.id);
+        }
+    }
+
+    fn index(&self, id: AccountId) -> Result<usize, usize> {
+        self.accounts.binary_search_by_key(&id, |a| a.spec.id)
+    }
+
+    fn get(&self, id: AccountId) -> Option<&AccountState> {
+        self.index(id).ok().map(|i| &self.accounts[i])
+    }
+
+    fn get_mut(&mut self, id: AccountId) -> Option<&mut AccountState> {
+        self.index(id).ok().map(|i| &mut self.accounts[i])
+    }
+}
