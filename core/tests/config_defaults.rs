@@ -161,6 +161,16 @@ fn drift(markdown: &str) -> Vec<String> {
     problems
 }
 
+/// The problems an edited copy of the docs has beyond those of the real docs, so each probe below
+/// tests its own edit even while the real docs are wrong
+fn new_drift(edited: &str) -> Vec<String> {
+    let existing = drift(DOCS);
+    drift(edited)
+        .into_iter()
+        .filter(|problem| !existing.contains(problem))
+        .collect()
+}
+
 #[test]
 fn every_documented_default_matches_the_code_and_every_key_is_documented() {
     let problems = drift(DOCS);
@@ -195,7 +205,7 @@ fn a_changed_default_is_caught() {
         DOCS.contains(row),
         "the docs changed; update this test's probe row"
     );
-    let problems = drift(&DOCS.replacen(row, "| `upstream.ping_interval` | `31s` |", 1));
+    let problems = new_drift(&DOCS.replacen(row, "| `upstream.ping_interval` | `31s` |", 1));
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].contains("upstream.ping_interval is documented as `31s`"),
@@ -211,7 +221,7 @@ fn a_string_default_must_be_quoted() {
         DOCS.contains(row),
         "the docs changed; update this test's probe row"
     );
-    let problems = drift(&DOCS.replacen(row, "| `store.default_group` | `default` |", 1));
+    let problems = new_drift(&DOCS.replacen(row, "| `store.default_group` | `default` |", 1));
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("store.default_group"), "{problems:?}");
 }
@@ -225,7 +235,7 @@ fn an_undocumented_key_is_caught() {
         .collect();
     assert_ne!(without.len(), DOCS.len(), "the probe row exists");
     assert_eq!(
-        drift(&without),
+        new_drift(&without),
         ["pool.lane_reuse_limit (default `16`) is not documented in docs/config.md"]
     );
 }
@@ -235,7 +245,7 @@ fn a_documented_key_the_code_lacks_is_caught() {
     let extra = format!(
         "{DOCS}\n| key | default | meaning |\n|---|---|---|\n| `pool.max_pools` | `3` | Invented. |\n"
     );
-    let problems = drift(&extra);
+    let problems = new_drift(&extra);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].ends_with("pool.max_pools is documented but Config has no such key"),
@@ -248,7 +258,7 @@ fn a_duplicated_row_is_caught() {
     let extra = format!(
         "{DOCS}\n| key | default | meaning |\n|---|---|---|\n| `pool.ping_tick` | `30s` | Again. |\n"
     );
-    let problems = drift(&extra);
+    let problems = new_drift(&extra);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].contains("pool.ping_tick is documented twice"),
