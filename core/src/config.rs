@@ -337,7 +337,10 @@ impl Config {
         let mut errors = Vec::new();
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {
-                errors.push(ConfigError { path: path.to_owned(), message: message.to_owned() });
+                errors.push(ConfigError {
+                    path: path.to_owned(),
+                    message: message.to_owned(),
+                });
             }
         };
         let u = &self.upstream;
@@ -346,9 +349,21 @@ impl Config {
             "upstream.max_message_size",
             "must be between 1 and 67108864 (64 MiB)",
         );
-        check(u.max_inflight_per_conn > 0, "upstream.max_inflight_per_conn", "must be at least 1");
-        check(!u.ping_interval.is_zero(), "upstream.ping_interval", "must be positive");
-        check(!u.pong_timeout.is_zero(), "upstream.pong_timeout", "must be positive");
+        check(
+            u.max_inflight_per_conn > 0,
+            "upstream.max_inflight_per_conn",
+            "must be at least 1",
+        );
+        check(
+            !u.ping_interval.is_zero(),
+            "upstream.ping_interval",
+            "must be positive",
+        );
+        check(
+            !u.pong_timeout.is_zero(),
+            "upstream.pong_timeout",
+            "must be positive",
+        );
         check(!u.max_age.is_zero(), "upstream.max_age", "must be positive");
         check(
             u.tls_handshake_timeout <= u.dial_timeout,
@@ -356,8 +371,16 @@ impl Config {
             "must not exceed upstream.dial_timeout",
         );
         let p = &self.pool;
-        check(p.max_conns_per_account > 0, "pool.max_conns_per_account", "must be at least 1");
-        check(p.queue_limit_per_conn > 0, "pool.queue_limit_per_conn", "must be at least 1");
+        check(
+            p.max_conns_per_account > 0,
+            "pool.max_conns_per_account",
+            "must be at least 1",
+        );
+        check(
+            p.queue_limit_per_conn > 0,
+            "pool.queue_limit_per_conn",
+            "must be at least 1",
+        );
         check(
             p.min_idle_per_account <= p.max_idle_per_account,
             "pool.min_idle_per_account",
@@ -374,25 +397,49 @@ impl Config {
             "must not exceed pool.dial_backoff_max",
         );
         check(!p.ping_tick.is_zero(), "pool.ping_tick", "must be positive");
-        check(!p.cleanup_tick.is_zero(), "pool.cleanup_tick", "must be positive");
+        check(
+            !p.cleanup_tick.is_zero(),
+            "pool.cleanup_tick",
+            "must be positive",
+        );
         let s = &self.scheduler;
         check(
             s.retry_backoff_initial <= s.retry_backoff_max,
             "scheduler.retry_backoff_initial",
             "must not exceed scheduler.retry_backoff_max",
         );
-        check(s.server_error_limit > 0, "scheduler.server_error_limit", "must be at least 1");
+        check(
+            s.server_error_limit > 0,
+            "scheduler.server_error_limit",
+            "must be at least 1",
+        );
         let st = &self.store;
-        check(st.breaker_failure_limit > 0, "store.breaker_failure_limit", "must be at least 1");
-        check(!st.store_op_timeout.is_zero(), "store.store_op_timeout", "must be positive");
-        check(!st.default_group.is_empty(), "store.default_group", "must not be empty");
+        check(
+            st.breaker_failure_limit > 0,
+            "store.breaker_failure_limit",
+            "must be at least 1",
+        );
+        check(
+            !st.store_op_timeout.is_zero(),
+            "store.store_op_timeout",
+            "must be positive",
+        );
+        check(
+            !st.default_group.is_empty(),
+            "store.default_group",
+            "must not be empty",
+        );
         let se = &self.session;
         check(
             se.max_held_creates_per_session > 0,
             "session.max_held_creates_per_session",
             "must be at least 1",
         );
-        check(se.client_write_buffer > 0, "session.client_write_buffer", "must be at least 1");
+        check(
+            se.client_write_buffer > 0,
+            "session.client_write_buffer",
+            "must be at least 1",
+        );
         errors
     }
 }

@@ -22,7 +22,9 @@ pub struct TimerTable<const N: usize> {
 
 impl<const N: usize> Default for TimerTable<N> {
     fn default() -> Self {
-        Self { deadlines: [None; N] }
+        Self {
+            deadlines: [None; N],
+        }
     }
 }
 
@@ -83,7 +85,7 @@ mod tests {
     }
 
     impl TimerName for T {
-        const ALL: &'static [Self] = &[T::A, T::B];
+        const ALL: &'static [Self] = &[Self::A, Self::B];
         fn index(self) -> usize {
             self as usize
         }
@@ -98,7 +100,10 @@ mod tests {
         table.set(T::A, t0 + Duration::from_secs(5));
         assert_eq!(table.next_timeout(), Some(t0 + Duration::from_secs(2)));
         assert_eq!(table.take_expired::<T>(t0 + Duration::from_secs(1)), None);
-        assert_eq!(table.take_expired::<T>(t0 + Duration::from_secs(2)), Some(T::B));
+        assert_eq!(
+            table.take_expired::<T>(t0 + Duration::from_secs(2)),
+            Some(T::B)
+        );
         assert_eq!(table.take_expired::<T>(t0 + Duration::from_secs(2)), None);
         assert_eq!(table.next_timeout(), Some(t0 + Duration::from_secs(5)));
         table.stop_all();

@@ -19,9 +19,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             i += 1;
         }
         if start == i {
-            return Err(format!("bad duration {text:?}: expected a number at byte {start}"));
+            return Err(format!(
+                "bad duration {text:?}: expected a number at byte {start}"
+            ));
         }
-        let value: u64 = s[start..i].parse().map_err(|_| format!("bad duration {text:?}: number too large"))?;
+        let value: u64 = s[start..i]
+            .parse()
+            .map_err(|_| format!("bad duration {text:?}: number too large"))?;
         let unit_start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
@@ -31,13 +35,26 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(1),
             "m" | "min" => Duration::from_secs(60),
             "h" => Duration::from_secs(3600),
-            "" => return Err(format!("bad duration {text:?}: missing unit (ms, s, m or h)")),
-            other => return Err(format!("bad duration {text:?}: unknown unit {other:?} (use ms, s, m or h)")),
+            "" => {
+                return Err(format!(
+                    "bad duration {text:?}: missing unit (ms, s, m or h)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "bad duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
+                ));
+            }
         };
         let part = unit
-            .checked_mul(u32::try_from(value).map_err(|_| format!("bad duration {text:?}: number too large"))?)
+            .checked_mul(
+                u32::try_from(value)
+                    .map_err(|_| format!("bad duration {text:?}: number too large"))?,
+            )
             .ok_or_else(|| format!("bad duration {text:?}: too large"))?;
-        total = total.checked_add(part).ok_or_else(|| format!("bad duration {text:?}: too large"))?;
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| format!("bad duration {text:?}: too large"))?;
     }
     Ok(total)
 }
@@ -48,11 +65,11 @@ pub fn format(d: Duration) -> String {
     if ms == 0 {
         return "0s".to_owned();
     }
-    if ms % 3_600_000 == 0 {
+    if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -96,7 +113,9 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
-        for d in [0u64, 1, 250, 1000, 30_000, 60_000, 3_300_000, 3_600_000, 3_601_000] {
+        for d in [
+            0u64, 1, 250, 1000, 30_000, 60_000, 3_300_000, 3_600_000, 3_601_000,
+        ] {
             let d = Duration::from_millis(d);
             assert_eq!(parse(&format(d)), Ok(d), "{d:?}");
         }

@@ -35,7 +35,11 @@ impl CompatKey {
 
     /// A key with no beta values
     pub fn plain(account: AccountId) -> Self {
-        Self { account, openai_beta: Vec::new(), codex_beta_features: Vec::new() }
+        Self {
+            account,
+            openai_beta: Vec::new(),
+            codex_beta_features: Vec::new(),
+        }
     }
 
     /// The account this key belongs to
@@ -128,7 +132,11 @@ impl ConnRecord {
                 entry.response = response;
                 entry.store = store;
             }
-            None => self.lane_cache.push(CachedResponse { lane, response, store }),
+            None => self.lane_cache.push(CachedResponse {
+                lane,
+                response,
+                store,
+            }),
         }
     }
 
@@ -162,7 +170,10 @@ mod tests {
         let b = CompatKey::new(AccountId(1), ["a,b"], [" remote_compaction_v2 "]);
         assert_eq!(a, b);
         assert_eq!(a.openai_beta(), ["a", "b"]);
-        assert_ne!(a, CompatKey::new(AccountId(2), ["a,b"], ["remote_compaction_v2"]));
+        assert_ne!(
+            a,
+            CompatKey::new(AccountId(2), ["a,b"], ["remote_compaction_v2"])
+        );
         assert_ne!(a, CompatKey::new(AccountId(1), ["a,b"], []));
     }
 }

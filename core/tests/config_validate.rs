@@ -1,0 +1,144 @@
+//! `Config::validate()`: every value that cannot work is reported with its dotted path, all at once.
+
+use std::time::Duration;
+
+use wsv2_core::Config;
+use wsv2_core::config::MAX_MESSAGE_SIZE_LIMIT;
+
+/// The paths `validate()` reports for a config, in order
+fn bad_paths(config: &Config) -> Vec<String> {
+    config.validate().into_iter().map(|e| e.path).collect()
+}
+
+/// One change to a config
+type Change = fn(&mut Config);
+
+/// A default config with one change applied
+fn with(change: Change) -> Config {
+    let mut config = Config::default();
+    change(&mut config);
+    config
+}
+
+#[test]
+fn the_default_config_is_valid() {
+    assert_eq!(Config::default().validate(), []);
+}
+
+#[test]
+fn each_rule_reports_exactly_its_own_path() {
+    let cases: [(&str, Change); 21] = [
+        ("upstream.max_message_size", |c| {
+            c.upstream.max_message_size = 0
+        }),
+        ("upstream.max_message_size", |c| {
+            c.upstream.max_message_size = MAX_MESSAGE_SIZE_LIMIT + 1
+        }),
+        ("upstream.max_inflight_per_conn", |c| {
+            c.upstream.max_inflight_per_conn = 0
+        }),
+        ("upstream.ping_interval", |c| {
+            c.upstream.ping_interval = Duration::ZERO
+        }),
+        ("upstream.pong_timeout", |c| {
+            c.upstream.pong_timeout = Duration::ZERO
+        }),
+        ("upstream.max_age", |c| c.upstream.max_age = Duration::ZERO),
+        ("upstream.tls_handshake_timeout", |c| {
+            c.upstream.tls_handshake_timeout = c.upstream.dial_timeout + Duration::from_millis(1)
+        }),
+        ("pool.max_conns_per_account", |c| {
+            // Idle bounds follow the cap down so only the cap itself is wrong.
+            c.pool.max_conns_per_account = 0;
+            c.pool.max_idle_per_account = 0;
+            c.pool.min_idle_per_account = 0;
+        }),
+        ("pool.queue_limit_per_conn", |c| {
+            c.pool.queue_limit_per_conn = 0
+        }),
+        ("pool.min_idle_per_account", |c| {
+            c.pool.min_idle_per_account = c.pool.max_idle_per_account + 1
+        }),
+        ("pool.max_idle_per_account", |c| {
+            c.pool.max_idle_per_account = c.pool.max_conns_per_account + 1
+        }),
+        ("pool.dial_backoff_initial", |c| {
+            c.pool.dial_backoff_initial = c.pool.dial_backoff_max * 2
+        }),
+        ("pool.ping_tick", |c| c.pool.ping_tick = Duration::ZERO),
+        ("pool.cleanup_tick", |c| {
+            c.pool.cleanup_tick = Duration::ZERO
+        }),
+        ("scheduler.retry_backoff_initial", |c| {
+            c.scheduler.retry_backoff_initial = c.scheduler.retry_backoff_max * 2
+        }),
+        ("scheduler.server_error_limit", |c| {
+            c.scheduler.server_error_limit = 0
+        }),
+        ("store.breaker_failure_limit", |c| {
+            c.store.breaker_failure_limit = 0
+        }),
+        ("store.store_op_timeout", |c| {
+            c.store.store_op_timeout = Duration::ZERO
+        }),
+        ("store.default_group", |c| c.store.default_group.clear()),
+        ("session.max_held_creates_per_session", |c| {
+            c.session.max_held_creates_per_session = 0
+        }),
+        ("session.client_write_buffer", |c| {
+            c.session.client_write_buffer = 0
+        }),
+    ];
+    for (path, change) in cases {
+        let config = with(change);
+        assert_eq!(bad_paths(&config), [path], "{path}");
+        let shown = config.validate()[0].to_string();
+        assert!(shown.starts_with(&format!("{path}: ")), "{shown}");
+    }
+}
+
+#[test]
+fn every_bad_value_is_reported_at_once() {
+    let config = with(|c| {
+        c.pool.min_idle_per_account = 5;
+        c.pool.max_idle_per_account = 4;
+        c.upstream.dial_timeout = Duration::from_secs(5);
+        c.upstream.tls_handshake_timeout = Duration::from_secs(10);
+        c.upstream.max_message_size = 65 * 1024 * 1024;
+    });
+    let errors = config.validate();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "upstream.max_message_size",
+            "upstream.tls_handshake_timeout",
+            "pool.min_idle_per_account"
+        ]
+    );
+    assert!(errors[0].message.contains("64 MiB"), "{}", errors[0]);
+    assert!(
+        errors[1].message.contains("upstream.dial_timeout"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].message.contains("pool.max_idle_per_account"),
+        "{}",
+        errors[2]
+    );
+}
+
+#[test]
+fn limits_are_inclusive() {
+    let config = with(|c| {
+        c.upstream.max_message_size = MAX_MESSAGE_SIZE_LIMIT;
+        c.upstream.tls_handshake_timeout = c.upstream.dial_timeout;
+        c.pool.max_idle_per_account = c.pool.max_conns_per_account;
+        c.pool.min_idle_per_account = c.pool.max_idle_per_account;
+        c.pool.dial_backoff_initial = c.pool.dial_backoff_max;
+        c.scheduler.retry_backoff_initial = c.scheduler.retry_backoff_max;
+    });
+    assert_eq!(config.validate(), []);
+    assert_eq!(MAX_MESSAGE_SIZE_LIMIT, 64 * 1024 * 1024);
+}
