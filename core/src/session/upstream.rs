@@ -50,7 +50,13 @@ impl Session {
                 }
                 state.retry = None; // an event reached the client: no more transparent retries
                 match &state.models {
-                    Some((client, upstream)) if kind.may_carry_model() && !draining => restore_event_model(&frame, upstream, client),
+                    // The byte pre-check keeps events that need no rewrite off the rewrite path
+                    // entirely (no buffer clone, no allocation).
+                    Some((client, upstream))
+                        if kind.may_carry_model() && !draining && memchr::memmem::find(&frame, upstream).is_some() =>
+                    {
+                        restore_event_model(&frame, upstream, client)
+                    }
                     _ => frame,
                 }
             }

@@ -1,0 +1,142 @@
+//! The per-event path allocates nothing: a thread-local counting allocator around
+//! `Session::handle_upstream_frame` → `poll_*` in steady state.
+//!
+//! This file is its own test binary so its global allocator affects nothing else; the counter
+//! is thread-local so other test threads cannot disturb it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use wsv2_core::conn::{CompatKey, ConnRecord};
+use wsv2_core::session::{Admission, Lease, ModelMap, Session, SessionCommand};
+use wsv2_core::{AccountId, Config, ConnId, SessionId};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: delegates to the system allocator; only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Drains every output the way a shell does after an input
+fn drain(session: &mut Session) -> usize {
+    let mut n = 0;
+    while let Some(t) = session.poll_transmit() {
+        n += 1;
+        drop(t);
+    }
+    while session.poll_command().is_some() {}
+    while session.poll_event().is_some() {}
+    let _ = session.poll_timeout();
+    n
+}
+
+/// A session with one create sent on conn c1 and its `response.created` relayed
+fn steady_session(model_map: ModelMap, lane: Option<&str>) -> (Session, Instant) {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionId(1), Arc::new(Config::default()), t0);
+    let lane_field = lane.map_or(String::new(), |l| format!(r#","stream_id":"{l}""#));
+    s.handle_client_text(t0, Bytes::from(format!(r#"{{"type":"response.create","model":"gpt-test","input":"hi"{lane_field}}}"#)));
+    let account = AccountId(1);
+    let mut turn = None;
+    for _ in 0..4 {
+        while let Some(c) = s.poll_command() {
+            match c {
+                SessionCommand::Schedule { .. } => {
+                    let compat = CompatKey::plain(account);
+                    s.handle_admission(t0, Admission { account, max_concurrency: 8, compat, model_map: Arc::new(model_map.clone()) });
+                }
+                SessionCommand::Acquire { compat, .. } => {
+                    s.handle_lease(t0, Lease { record: ConnRecord::new(ConnId(1), compat, t0) });
+                }
+                SessionCommand::AcquireSlot { turn: t, .. } => turn = Some(t),
+                _ => {}
+            }
+        }
+        if let Some(t) = turn.take() {
+            s.handle_slot_granted(t0, t);
+        }
+    }
+    drain(&mut s);
+    assert_eq!(s.unfinished(), 1, "the create went upstream");
+    s.handle_upstream_frame(t0, ConnId(1), Bytes::from(format!(r#"{{"type":"response.created","response":{{"id":"resp_1","model":"gpt-test"}}{lane_field}}}"#)));
+    drain(&mut s);
+    (s, t0)
+}
+
+fn count_relay(session: &mut Session, now: Instant, frame: Bytes) -> usize {
+    let before = allocations();
+    session.handle_upstream_frame(now, ConnId(1), frame);
+    let relayed = drain(session);
+    let n = allocations() - before;
+    assert_eq!(relayed, 1, "the frame was relayed to the client");
+    n
+}
+
+fn delta(lane: Option<&str>, i: usize) -> Bytes {
+    let lane_field = lane.map_or(String::new(), |l| format!(r#","stream_id":"{l}""#));
+    Bytes::from(format!(r#"{{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"tok{i} ","sequence_number":{i}{lane_field}}}"#))
+}
+
+#[test]
+fn relaying_a_delta_allocates_nothing() {
+    for lane in [None, Some("agent_7")] {
+        let (mut s, t0) = steady_session(ModelMap::default(), lane);
+        for i in 0..8 {
+            let now = t0 + Duration::from_millis(i as u64);
+            let frame = delta(lane, i);
+            assert_eq!(count_relay(&mut s, now, frame), 0, "delta {i} on lane {lane:?}");
+        }
+    }
+}
+
+#[test]
+fn relaying_a_model_bearing_event_that_needs_no_rewrite_allocates_nothing() {
+    // No map for the client's model, and a map whose upstream name the event does not carry.
+    let maps = [ModelMap::default(), ModelMap::new([("gpt-test".to_owned(), "gpt-test-2026".to_owned())])];
+    for map in maps {
+        let (mut s, t0) = steady_session(map, None);
+        for i in 0..4 {
+            let frame = Bytes::from(format!(
+                r#"{{"type":"response.in_progress","sequence_number":{i},"response":{{"id":"resp_1","object":"response","status":"in_progress","model":"gpt-test","output":[]}}}}"#
+            ));
+            assert_eq!(count_relay(&mut s, t0, frame), 0, "in_progress {i}");
+        }
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let before = allocations();
+    let v = std::hint::black_box(vec![1u8; 64]);
+    assert!(allocations() > before, "the counting allocator works");
+    drop(v);
+}
