@@ -199,9 +199,19 @@ fn store_breaker_opening_answers_waiting_lookups_at_once() {
         ],
         "the lookup still waiting is answered Miss when the breaker opens"
     );
-    // Its reply, arriving later, answers nothing again.
-    let (_, events) = h.reply(ops[3], Ok(Some("3")));
+    // Its reply, arriving later, answers nothing again, but it is a trustworthy success: it
+    // closes the breaker and fills the local map.
+    let (commands, events) = h.reply(ops[3], Ok(Some("3")));
     assert_eq!(events, vec![StoreEvent::BreakerClosed]);
+    assert!(matches!(
+        commands[..],
+        [wsv2_core::store::StoreCommand {
+            kind: CommandKind::Expire { .. },
+            ..
+        }]
+    ));
+    let (lookup, _) = h.lookup_response(None, "resp_4");
+    assert_eq!(lookup, Lookup::Hit(AccountId(3)));
     snapshot(
         "store_breaker_opening_answers_waiting_lookups_at_once",
         &h.trace,

@@ -41,7 +41,8 @@ pub struct Store {
     response_conns: LocalMap<StoreKey, ResponseConn>,
     ops: HashMap<OpId, Op>,
     deadlines: BTreeSet<(Instant, OpId)>,
-    /// The one unanswered get per key
+    /// The one get in flight per key whose reply may still answer lookups (waiting or answered
+    /// early by the breaker); superseded gets are not here
     pending_gets: HashMap<StoreKey, OpId>,
     commands: VecDeque<StoreCommand>,
     events: VecDeque<StoreEvent>,
@@ -62,14 +63,36 @@ struct Op {
     purpose: Purpose,
 }
 
+/// Who still cares about a get's reply
+///
+/// ```text
+///  issue --> Waiting --reply/deadline--> (Resolved event, gone)
+///             |   ^
+///   breaker   |   | a lookup of the same key joins it again
+///   opens     v   |
+///          AnsweredEarly --reply--> back-fill only (no event) --deadline--> gone
+///
+///  Waiting or AnsweredEarly --local bind/delete of the key--> Superseded --> reply ignored
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GetState {
+    /// Lookups wait for it: its reply or deadline emits `Resolved`
+    Waiting,
+    /// The breaker opened and answered its lookups Miss; its reply is still trustworthy and
+    /// may fill the local map, and a later lookup of the key may join it again
+    AnsweredEarly,
+    /// A local write to its key answered it; its reply is older than that write and is never
+    /// copied (the no-stale-read rule)
+    Superseded,
+}
+
 #[derive(Debug)]
 enum Purpose {
-    /// A lookup's get; `answered` once a local write or the breaker answered it early, after
-    /// which its reply is never copied (the no-stale-read rule)
+    /// A lookup's get
     Get {
         key: StoreKey,
         ttl: Duration,
-        answered: bool,
+        state: GetState,
     },
     Set {
         group: String,
@@ -222,7 +245,7 @@ impl Store {
             self.breaker_success();
         }
         match record.purpose {
-            Purpose::Get { key, ttl, answered } => {
+            Purpose::Get { key, ttl, state } => {
                 let account = match &result {
                     Ok(Some(value)) => self.parse_account(value),
                     Ok(None) | Err(_) => None,
@@ -232,17 +255,19 @@ impl Store {
                     (Ok(_), None) => self.stats.remote_misses += 1,
                     (Err(_), _) => self.stats.get_failures += 1,
                 }
-                if !answered {
+                if state != GetState::Superseded {
                     self.pending_gets.remove(&key);
+                    if state == GetState::Waiting {
+                        self.events.push_back(StoreEvent::Resolved {
+                            op,
+                            result: account,
+                        });
+                    }
                     if let Some(account) = account {
                         self.bindings
                             .insert(key.clone(), LocalBinding::Bound(account), now + ttl);
                         self.refresh_remote(now, key, ttl);
                     }
-                    self.events.push_back(StoreEvent::Resolved {
-                        op,
-                        result: account,
-                    });
                 }
             }
             Purpose::Set {
@@ -276,10 +301,12 @@ impl Store {
             self.stats.timeouts += 1;
             let is_probe = matches!(record.purpose, Purpose::Probe);
             match record.purpose {
-                Purpose::Get { key, answered, .. } => {
+                Purpose::Get { key, state, .. } => {
                     self.stats.get_failures += 1;
-                    if !answered {
+                    if state != GetState::Superseded {
                         self.pending_gets.remove(&key);
+                    }
+                    if state == GetState::Waiting {
                         self.events
                             .push_back(StoreEvent::Resolved { op, result: None });
                     }
@@ -374,13 +401,15 @@ impl Store {
             }
             None => {}
         }
-        if let Some(&op) = self.pending_gets.get(&key) {
-            self.stats.joined_gets += 1;
-            return Lookup::Pending(op);
-        }
         if !self.breaker.allows_requests() {
             self.stats.breaker_misses += 1;
             return Lookup::Miss;
+        }
+        if let Some(&op) = self.pending_gets.get(&key) {
+            self.stats.joined_gets += 1;
+            // A get the breaker answered early may be waited on again once it has closed.
+            self.set_get_state(op, GetState::Waiting);
+            return Lookup::Pending(op);
         }
         if self.ops.len() >= self.config.max_pending_ops {
             self.stats.shed += 1;
@@ -390,7 +419,7 @@ impl Store {
         let purpose = Purpose::Get {
             key: key.clone(),
             ttl,
-            answered: false,
+            state: GetState::Waiting,
         };
         let op = self.issue(now, CommandKind::Get { key: key.clone() }, purpose);
         self.pending_gets.insert(key, op);
@@ -433,20 +462,26 @@ impl Store {
         }
     }
 
-    /// A local write answers the unanswered get of its key with the written value; the get's
+    /// A local write answers the waiting get of its key with the written value; the get's
     /// reply, older than the write, is then never copied
     fn supersede_pending_get(&mut self, key: &StoreKey, result: Option<AccountId>) {
         let Some(op) = self.pending_gets.remove(key) else {
             return;
         };
-        if let Some(Op {
-            purpose: Purpose::Get { answered, .. },
-            ..
-        }) = self.ops.get_mut(&op)
-        {
-            *answered = true;
+        if self.set_get_state(op, GetState::Superseded) == Some(GetState::Waiting) {
+            self.events.push_back(StoreEvent::Resolved { op, result });
         }
-        self.events.push_back(StoreEvent::Resolved { op, result });
+    }
+
+    /// Moves get `op` to `state`, returning its previous state
+    fn set_get_state(&mut self, op: OpId, state: GetState) -> Option<GetState> {
+        match self.ops.get_mut(&op) {
+            Some(Op {
+                purpose: Purpose::Get { state: current, .. },
+                ..
+            }) => Some(std::mem::replace(current, state)),
+            _ => None,
+        }
     }
 
     fn refresh_remote(&mut self, now: Instant, key: StoreKey, ttl: Duration) {
@@ -510,18 +545,13 @@ impl Store {
         if self.breaker.record_failure(now) {
             self.events.push_back(StoreEvent::BreakerOpened);
             // Decisions never wait on an open breaker: answer every waiting lookup now.
-            let mut waiting: Vec<OpId> = self.pending_gets.drain().map(|(_, op)| op).collect();
+            let mut waiting: Vec<OpId> = self.pending_gets.values().copied().collect();
             waiting.sort_unstable();
             for op in waiting {
-                if let Some(Op {
-                    purpose: Purpose::Get { answered, .. },
-                    ..
-                }) = self.ops.get_mut(&op)
-                {
-                    *answered = true;
+                if self.set_get_state(op, GetState::AnsweredEarly) == Some(GetState::Waiting) {
+                    self.events
+                        .push_back(StoreEvent::Resolved { op, result: None });
                 }
-                self.events
-                    .push_back(StoreEvent::Resolved { op, result: None });
             }
         }
     }
