@@ -53,7 +53,7 @@ fn store_memory_ttl_expiry_and_refresh_on_get() {
     assert!(backend.is_empty());
 
     // Expire moves the deadline; on a missing key it does nothing.
-    backend.execute(at(0), &set);
+    assert_eq!(backend.execute(at(0), &set), Ok(None));
     let expire = cmd(CommandKind::Expire {
         key: key("r1"),
         ttl: Duration::from_secs(1),
@@ -68,8 +68,11 @@ fn store_memory_ttl_expiry_and_refresh_on_get() {
     assert_eq!(backend.len(), 0);
 
     // Delete.
-    backend.execute(at(0), &set);
-    backend.execute(at(0), &cmd(CommandKind::Delete { key: key("r1") }));
+    assert_eq!(backend.execute(at(0), &set), Ok(None));
+    assert_eq!(
+        backend.execute(at(0), &cmd(CommandKind::Delete { key: key("r1") })),
+        Ok(None)
+    );
     assert_eq!(backend.execute(at(0), &get("r1")), Ok(None));
 }
 
@@ -83,7 +86,7 @@ fn store_memory_is_bounded_and_evicts_the_soonest_expiring() {
             value: "1".into(),
             ttl: Duration::from_secs(secs),
         });
-        backend.execute(t0, &set);
+        assert_eq!(backend.execute(t0, &set), Ok(None));
     }
     assert_eq!(backend.len(), 2);
     assert_eq!(

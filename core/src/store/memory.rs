@@ -56,10 +56,10 @@ impl MemoryBackend {
             }
             CommandKind::Set { key, value, ttl } => {
                 self.remove(key.as_str());
-                if self.entries.len() >= self.capacity {
-                    if let Some((_, soonest)) = self.by_expiry.pop_first() {
-                        self.entries.remove(&soonest);
-                    }
+                if self.entries.len() >= self.capacity
+                    && let Some((_, soonest)) = self.by_expiry.pop_first()
+                {
+                    self.entries.remove(&soonest);
                 }
                 let expires_at = now + *ttl;
                 self.by_expiry.insert((expires_at, key.as_str().to_owned()));
