@@ -22,14 +22,18 @@
 //! **At most one outstanding get per decision, and per key:** a lookup issues at most one get
 //! (one op per call), and a second lookup of a key whose get is still unanswered joins it (it
 //! gets the same [`Lookup::Pending`] op; the shell wakes every decision waiting on that op when
-//! [`StoreEvent::Resolved`] arrives). Each op is answered exactly once, by its deadline.
+//! [`StoreEvent::Resolved`] arrives). A lookup that got `Pending(op)` is answered by that op's
+//! deadline (`store_op_timeout` after it was sent). Physically, a key never has two gets in
+//! flight, except after its local entry was evicted (`local_cache_entries`) within one op
+//! timeout of a local write that superseded the first get.
 //!
 //! # Breaker
 //! [`Breaker`] opens after `breaker_failure_limit` consecutive failures or timeouts. While it is
 //! open, lookups answer from local state or Miss at once, writes are skipped and counted
-//! ([`StoreStats::writes_skipped`]), lookups already waiting are answered Miss, and the only
-//! command is one probe (a get of `wsv2:probe`) every `breaker_probe_interval`. The first success
-//! closes it.
+//! ([`StoreStats::writes_skipped`]), lookups already waiting are answered Miss at once, and the
+//! only command is one probe (a get of `wsv2:probe`) every `breaker_probe_interval`. The first
+//! success closes it (a late success of a get sent before it opened counts too; such a reply still
+//! fills the local map, and once closed a lookup of its key may join it again).
 //!
 //! # Local copies and the no-stale-read rule
 //! After a remote hit the binding is copied locally (bounded by `local_cache_entries`, expiring
