@@ -270,6 +270,9 @@ pub struct StoreConfig {
     pub local_cache_entries: usize,
     /// Stickiness scope of client keys that name no group
     pub default_group: String,
+    /// Store commands in flight at once; beyond it a lookup is a miss and a write is skipped
+    /// (both counted), so a stalled store cannot grow the op table without limit
+    pub max_pending_ops: usize,
 }
 
 impl Default for StoreConfig {
@@ -282,6 +285,7 @@ impl Default for StoreConfig {
             breaker_probe_interval: Duration::from_secs(5),
             local_cache_entries: 65536,
             default_group: "default".to_owned(),
+            max_pending_ops: 4096,
         }
     }
 }
@@ -414,21 +418,10 @@ impl Config {
             "must be at least 1",
         );
         let st = &self.store;
-        check(
-            st.breaker_failure_limit > 0,
-            "store.breaker_failure_limit",
-            "must be at least 1",
-        );
-        check(
-            !st.store_op_timeout.is_zero(),
-            "store.store_op_timeout",
-            "must be positive",
-        );
-        check(
-            !st.default_group.is_empty(),
-            "store.default_group",
-            "must not be empty",
-        );
+        check(st.breaker_failure_limit > 0, "store.breaker_failure_limit", "must be at least 1");
+        check(!st.store_op_timeout.is_zero(), "store.store_op_timeout", "must be positive");
+        check(!st.default_group.is_empty(), "store.default_group", "must not be empty");
+        check(st.max_pending_ops > 0, "store.max_pending_ops", "must be at least 1");
         let se = &self.session;
         check(
             se.max_held_creates_per_session > 0,

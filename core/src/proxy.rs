@@ -1,1 +1,0 @@
-//! HTTP CONNECT and SOCKS5 client handshakes as byte-level state machines.

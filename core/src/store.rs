@@ -1,1 +1,0 @@
-//! State-store rules: bindings, store commands, the breaker and local copies.

@@ -1,0 +1,137 @@
+//! Store keys: `wsv2:{group}:resp:{hash}` and `wsv2:{group}:sess:{hash}`.
+//!
+//! Ids are hashed with a stable 128-bit FNV-1a, so every gateway process renders the same key
+//! for the same id (no per-process `RandomState`), and no client text ever reaches the key
+//! syntax of the store. Group names come from operator config; a name outside
+//! `[A-Za-z0-9_.-]{1,64}` is rendered as `~` + its hash so it cannot break the key either.
+
+use std::fmt;
+
+/// The stable 128-bit FNV-1a hash of `bytes` (same value in every process and on every host)
+pub fn stable_hash(bytes: &[u8]) -> u128 {
+    const OFFSET_BASIS: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    bytes.iter().fold(OFFSET_BASIS, |hash, &byte| {
+        (hash ^ u128::from(byte)).wrapping_mul(PRIME)
+    })
+}
+
+/// What a binding maps from
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BindingKind {
+    /// A response id (`previous_response_id` stickiness)
+    Response,
+    /// A session key: the `session-id` header or the `prompt_cache_key`
+    Session,
+}
+
+impl BindingKind {
+    fn segment(self) -> &'static str {
+        match self {
+            Self::Response => "resp",
+            Self::Session => "sess",
+        }
+    }
+}
+
+/// A rendered store key; also the key of the gateway's local maps
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey(String);
+
+impl StoreKey {
+    /// The key of the binding of `id` (raw client or upstream text) of `kind` in `group`
+    pub fn new(kind: BindingKind, group: &str, id: &[u8]) -> Self {
+        let mut key = String::with_capacity(5 + group.len().min(64) + 6 + 32);
+        key.push_str("wsv2:");
+        push_group(&mut key, group);
+        key.push(':');
+        key.push_str(kind.segment());
+        key.push(':');
+        push_hex(&mut key, stable_hash(id));
+        Self(key)
+    }
+
+    /// The key the breaker's probe reads (outside every group's namespace)
+    pub fn probe() -> Self {
+        Self("wsv2:probe".to_owned())
+    }
+
+    /// The key as the store sees it
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `group` may appear in a key as it is
+pub fn is_plain_group(group: &str) -> bool {
+    !group.is_empty()
+        && group.len() <= 64
+        && group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn push_group(key: &mut String, group: &str) {
+    if is_plain_group(group) {
+        key.push_str(group);
+    } else {
+        // `~` never occurs in a plain group, so a hashed name cannot collide with one.
+        key.push('~');
+        push_hex(key, stable_hash(group.as_bytes()));
+    }
+}
+
+fn push_hex(key: &mut String, value: u128) {
+    use fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = write!(key, "{value:032x}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_128_matches_reference_vectors() {
+        assert_eq!(stable_hash(b""), 0x6c62272e07bb014262b821756295c58d);
+        assert_eq!(stable_hash(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
+        assert_eq!(stable_hash(b"foobar"), 0x343e1662793c64bf6f0d3597ba446f18);
+    }
+
+    #[test]
+    fn keys_are_namespaced_and_hashed() {
+        let key = StoreKey::new(BindingKind::Response, "default", b"resp_1");
+        assert!(key.as_str().starts_with("wsv2:default:resp:"));
+        assert_eq!(key.as_str().len(), "wsv2:default:resp:".len() + 32);
+        let sess = StoreKey::new(BindingKind::Session, "default", b"resp_1");
+        assert!(sess.as_str().starts_with("wsv2:default:sess:"));
+        assert_ne!(
+            key,
+            StoreKey::new(BindingKind::Response, "other", b"resp_1")
+        );
+    }
+
+    #[test]
+    fn odd_group_names_and_ids_never_reach_key_syntax() {
+        let key = StoreKey::new(BindingKind::Session, "a b:{c}\r\n", b"x y\r\n*3");
+        let text = key.as_str();
+        assert!(text.starts_with("wsv2:~"));
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'~')
+        );
+        assert_eq!(text.matches(':').count(), 3);
+    }
+}

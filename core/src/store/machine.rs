@@ -1,0 +1,558 @@
+//! The [`Store`] machine: local bindings, store commands, op deadlines and the breaker.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::breaker::Breaker;
+use super::command::{
+    BindingRef, CommandKind, Lookup, OpId, StoreCommand, StoreEvent, StoreFailure, StoreStats,
+};
+use super::key::{BindingKind, StoreKey};
+use super::local::LocalMap;
+use crate::config::StoreConfig;
+use crate::{AccountId, ConnId, Lane, ResponseId};
+
+/// Where the next turn of a response can run: the conn and lane whose cache holds it
+///
+/// Purely local (never written to the store): a conn id means nothing to another process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseConn {
+    /// The upstream conn the response ran on
+    pub conn: ConnId,
+    /// Its lane
+    pub lane: Lane,
+    /// Its `store` flag (false: only this conn's cache can continue it)
+    pub store: bool,
+}
+
+/// Sticky bindings of one gateway process, sans-IO
+///
+/// Inputs: the lookup/bind/unbind calls of routing decisions, [`handle_reply`](Self::handle_reply)
+/// for each command's result and [`handle_timeout`](Self::handle_timeout). After any input,
+/// drain [`poll_command`](Self::poll_command) (run each command, in order, on the store) and
+/// [`poll_event`](Self::poll_event), then re-arm the timer with
+/// [`poll_timeout`](Self::poll_timeout). See the [module doc](super) for the rules.
+#[derive(Debug)]
+pub struct Store {
+    config: StoreConfig,
+    breaker: Breaker,
+    /// Bindings written, deleted or read through this gateway
+    bindings: LocalMap<StoreKey, LocalBinding>,
+    response_conns: LocalMap<StoreKey, ResponseConn>,
+    ops: HashMap<OpId, Op>,
+    deadlines: BTreeSet<(Instant, OpId)>,
+    /// The one get in flight per key whose reply may still answer lookups (waiting or answered
+    /// early by the breaker); superseded gets are not here
+    pending_gets: HashMap<StoreKey, OpId>,
+    commands: VecDeque<StoreCommand>,
+    events: VecDeque<StoreEvent>,
+    next_op: u64,
+    stats: StoreStats,
+}
+
+/// A local binding: the account, or a tombstone left by a delete through this gateway
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LocalBinding {
+    Bound(AccountId),
+    Deleted,
+}
+
+#[derive(Debug)]
+struct Op {
+    deadline: Instant,
+    purpose: Purpose,
+}
+
+/// Who still cares about a get's reply
+///
+/// ```text
+///  issue --> Waiting --reply/deadline--> (Resolved event, gone)
+///             |   ^
+///   breaker   |   | a lookup of the same key joins it again
+///   opens     v   |
+///          AnsweredEarly --reply--> back-fill only (no event) --deadline--> gone
+///
+///  Waiting or AnsweredEarly --local bind/delete of the key--> Superseded --> reply ignored
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GetState {
+    /// Lookups wait for it: its reply or deadline emits `Resolved`
+    Waiting,
+    /// The breaker opened and answered its lookups Miss; its reply is still trustworthy and
+    /// may fill the local map, and a later lookup of the key may join it again
+    AnsweredEarly,
+    /// A local write to its key answered it; its reply is older than that write and is never
+    /// copied (the no-stale-read rule)
+    Superseded,
+}
+
+#[derive(Debug)]
+enum Purpose {
+    /// A lookup's get
+    Get {
+        key: StoreKey,
+        ttl: Duration,
+        state: GetState,
+    },
+    Set {
+        group: String,
+        account: AccountId,
+        binding: BindingRef,
+    },
+    Delete,
+    Refresh,
+    Probe,
+}
+
+impl Store {
+    /// A store machine with empty local maps and a closed breaker
+    pub fn new(config: StoreConfig) -> Self {
+        let breaker = Breaker::new(config.breaker_failure_limit, config.breaker_probe_interval);
+        let capacity = config.local_cache_entries;
+        Self {
+            config,
+            breaker,
+            bindings: LocalMap::new(capacity),
+            response_conns: LocalMap::new(capacity),
+            ops: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            pending_gets: HashMap::new(),
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
+            next_op: 0,
+            stats: StoreStats::default(),
+        }
+    }
+
+    /// The account `previous_response_id` `id` is bound to in `group` (`None`: the default group)
+    pub fn lookup_response(
+        &mut self,
+        now: Instant,
+        group: Option<&str>,
+        id: &ResponseId,
+    ) -> Lookup {
+        let key = StoreKey::new(BindingKind::Response, self.group(group), id.as_bytes());
+        self.lookup(now, key, self.config.response_binding_ttl)
+    }
+
+    /// The account session key `session` (`session-id` header or `prompt_cache_key`) is bound to
+    pub fn lookup_session(&mut self, now: Instant, group: Option<&str>, session: &str) -> Lookup {
+        let key = StoreKey::new(BindingKind::Session, self.group(group), session.as_bytes());
+        self.lookup(now, key, self.config.session_binding_ttl)
+    }
+
+    /// Binds response `id` to `account`: after a terminal with a response id, or a
+    /// `generate:false` prewarm
+    pub fn bind_response(
+        &mut self,
+        now: Instant,
+        group: Option<&str>,
+        id: &ResponseId,
+        account: AccountId,
+    ) {
+        let group = self.group(group).to_owned();
+        let key = StoreKey::new(BindingKind::Response, &group, id.as_bytes());
+        let binding = BindingRef::Response(id.clone());
+        self.bind(
+            now,
+            key,
+            self.config.response_binding_ttl,
+            group,
+            account,
+            binding,
+        );
+    }
+
+    /// Binds session key `session` to `account` (a rebind replaces the old account)
+    pub fn bind_session(
+        &mut self,
+        now: Instant,
+        group: Option<&str>,
+        session: &str,
+        account: AccountId,
+    ) {
+        let group = self.group(group).to_owned();
+        let key = StoreKey::new(BindingKind::Session, &group, session.as_bytes());
+        let binding = BindingRef::Session(key.clone());
+        self.bind(
+            now,
+            key,
+            self.config.session_binding_ttl,
+            group,
+            account,
+            binding,
+        );
+    }
+
+    /// Deletes the binding of response `id` (e.g. its account failed hard)
+    pub fn unbind_response(&mut self, now: Instant, group: Option<&str>, id: &ResponseId) {
+        let key = StoreKey::new(BindingKind::Response, self.group(group), id.as_bytes());
+        self.unbind(now, key, self.config.response_binding_ttl);
+    }
+
+    /// Deletes the binding of session key `session`
+    pub fn unbind_session(&mut self, now: Instant, group: Option<&str>, session: &str) {
+        let key = StoreKey::new(BindingKind::Session, self.group(group), session.as_bytes());
+        self.unbind(now, key, self.config.session_binding_ttl);
+    }
+
+    /// Remembers where response `id` ran, for the next turn's preferred conn (local only)
+    pub fn record_response_conn(
+        &mut self,
+        now: Instant,
+        group: Option<&str>,
+        id: &ResponseId,
+        at: ResponseConn,
+    ) {
+        let key = StoreKey::new(BindingKind::Response, self.group(group), id.as_bytes());
+        self.response_conns
+            .insert(key, at, now + self.config.response_binding_ttl);
+    }
+
+    /// Where response `id` ran, if this process still remembers it
+    pub fn response_conn(
+        &mut self,
+        now: Instant,
+        group: Option<&str>,
+        id: &ResponseId,
+    ) -> Option<ResponseConn> {
+        let key = StoreKey::new(BindingKind::Response, self.group(group), id.as_bytes());
+        self.response_conns.get(&key, now).cloned()
+    }
+
+    /// Forgets where response `id` ran (its conn closed or its lane moved on)
+    pub fn forget_response_conn(&mut self, group: Option<&str>, id: &ResponseId) {
+        let key = StoreKey::new(BindingKind::Response, self.group(group), id.as_bytes());
+        self.response_conns.remove(&key);
+    }
+
+    /// Takes the result of command `op`; a reply after the op's deadline is ignored
+    pub fn handle_reply(
+        &mut self,
+        now: Instant,
+        op: OpId,
+        result: Result<Option<String>, StoreFailure>,
+    ) {
+        let Some(record) = self.ops.remove(&op) else {
+            self.stats.late_replies += 1;
+            return;
+        };
+        self.deadlines.remove(&(record.deadline, op));
+        let is_probe = matches!(record.purpose, Purpose::Probe);
+        // A success first, so the refresh after a hit may go out; a failure last, so that an
+        // opening breaker answers the lookups still waiting after this one.
+        if result.is_ok() {
+            self.breaker_success();
+        }
+        match record.purpose {
+            Purpose::Get { key, ttl, state } => {
+                let account = match &result {
+                    Ok(Some(value)) => self.parse_account(value),
+                    Ok(None) | Err(_) => None,
+                };
+                match (&result, account) {
+                    (Ok(_), Some(_)) => self.stats.remote_hits += 1,
+                    (Ok(_), None) => self.stats.remote_misses += 1,
+                    (Err(_), _) => self.stats.get_failures += 1,
+                }
+                if state != GetState::Superseded {
+                    self.pending_gets.remove(&key);
+                    if state == GetState::Waiting {
+                        self.events.push_back(StoreEvent::Resolved {
+                            op,
+                            result: account,
+                        });
+                    }
+                    if let Some(account) = account {
+                        self.bindings
+                            .insert(key.clone(), LocalBinding::Bound(account), now + ttl);
+                        self.refresh_remote(now, key, ttl);
+                    }
+                }
+            }
+            Purpose::Set {
+                group,
+                account,
+                binding,
+            } => {
+                if result.is_err() {
+                    self.set_failed(group, account, binding);
+                }
+            }
+            Purpose::Delete => self.stats.delete_failures += u64::from(result.is_err()),
+            Purpose::Refresh => self.stats.refresh_failures += u64::from(result.is_err()),
+            Purpose::Probe => {}
+        }
+        if result.is_err() {
+            self.breaker_failure(now, is_probe);
+        }
+    }
+
+    /// Fails every op past its deadline (a get becomes a miss) and sends a due probe
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(deadline, op)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(record) = self.ops.remove(&op) else {
+                continue;
+            };
+            self.stats.timeouts += 1;
+            let is_probe = matches!(record.purpose, Purpose::Probe);
+            match record.purpose {
+                Purpose::Get { key, state, .. } => {
+                    self.stats.get_failures += 1;
+                    if state != GetState::Superseded {
+                        self.pending_gets.remove(&key);
+                    }
+                    if state == GetState::Waiting {
+                        self.events
+                            .push_back(StoreEvent::Resolved { op, result: None });
+                    }
+                }
+                Purpose::Set {
+                    group,
+                    account,
+                    binding,
+                } => self.set_failed(group, account, binding),
+                Purpose::Delete => self.stats.delete_failures += 1,
+                Purpose::Refresh => self.stats.refresh_failures += 1,
+                Purpose::Probe => {}
+            }
+            self.breaker_failure(now, is_probe);
+        }
+        if self.breaker.probe_due(now) && self.ops.len() < self.config.max_pending_ops {
+            self.breaker.start_probe();
+            self.stats.probes += 1;
+            self.issue(
+                now,
+                CommandKind::Get {
+                    key: StoreKey::probe(),
+                },
+                Purpose::Probe,
+            );
+        }
+    }
+
+    /// The next command to run on the store, in emission order
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<StoreCommand> {
+        self.commands.pop_front()
+    }
+
+    /// The next event: answered lookups, failed writes, breaker changes
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<StoreEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let op = self.deadlines.first().map(|(at, _)| *at);
+        match (op, self.breaker.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Counters since creation
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            breaker_opened: self.breaker.opened_total(),
+            ..self.stats
+        }
+    }
+
+    /// The breaker (for its state gauge)
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Local binding entries held (bindings, copies and tombstones, expired ones until read)
+    pub fn local_entries(&self) -> usize {
+        self.bindings.len()
+    }
+
+    /// Commands sent and not yet answered or timed out
+    pub fn pending_ops(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// The effective group name of a client key's `group`
+    pub fn group<'a>(&'a self, group: Option<&'a str>) -> &'a str {
+        group
+            .filter(|g| !g.is_empty())
+            .unwrap_or(&self.config.default_group)
+    }
+
+    fn lookup(&mut self, now: Instant, key: StoreKey, ttl: Duration) -> Lookup {
+        match self.bindings.get(&key, now).copied() {
+            Some(LocalBinding::Bound(account)) => {
+                self.stats.local_hits += 1;
+                self.bindings.set_expiry(&key, now + ttl);
+                self.refresh_remote(now, key, ttl);
+                return Lookup::Hit(account);
+            }
+            Some(LocalBinding::Deleted) => {
+                self.stats.local_tombstone_misses += 1;
+                return Lookup::Miss;
+            }
+            None => {}
+        }
+        if !self.breaker.allows_requests() {
+            self.stats.breaker_misses += 1;
+            return Lookup::Miss;
+        }
+        if let Some(&op) = self.pending_gets.get(&key) {
+            self.stats.joined_gets += 1;
+            // A get the breaker answered early may be waited on again once it has closed.
+            self.set_get_state(op, GetState::Waiting);
+            return Lookup::Pending(op);
+        }
+        if self.ops.len() >= self.config.max_pending_ops {
+            self.stats.shed += 1;
+            return Lookup::Miss;
+        }
+        self.stats.gets += 1;
+        let purpose = Purpose::Get {
+            key: key.clone(),
+            ttl,
+            state: GetState::Waiting,
+        };
+        let op = self.issue(now, CommandKind::Get { key: key.clone() }, purpose);
+        self.pending_gets.insert(key, op);
+        Lookup::Pending(op)
+    }
+
+    fn bind(
+        &mut self,
+        now: Instant,
+        key: StoreKey,
+        ttl: Duration,
+        group: String,
+        account: AccountId,
+        binding: BindingRef,
+    ) {
+        self.supersede_pending_get(&key, Some(account));
+        self.bindings
+            .insert(key.clone(), LocalBinding::Bound(account), now + ttl);
+        if self.may_write() {
+            self.stats.sets += 1;
+            let value = account.0.to_string();
+            let purpose = Purpose::Set {
+                group,
+                account,
+                binding,
+            };
+            self.issue(now, CommandKind::Set { key, value, ttl }, purpose);
+        }
+    }
+
+    fn unbind(&mut self, now: Instant, key: StoreKey, ttl: Duration) {
+        self.supersede_pending_get(&key, None);
+        // The tombstone answers Miss at once and outlives any copy the store could still hold
+        // (a failed delete leaves the store's key to expire within `ttl`).
+        self.bindings
+            .insert(key.clone(), LocalBinding::Deleted, now + ttl);
+        if self.may_write() {
+            self.stats.deletes += 1;
+            self.issue(now, CommandKind::Delete { key }, Purpose::Delete);
+        }
+    }
+
+    /// A local write answers the waiting get of its key with the written value; the get's
+    /// reply, older than the write, is then never copied
+    fn supersede_pending_get(&mut self, key: &StoreKey, result: Option<AccountId>) {
+        let Some(op) = self.pending_gets.remove(key) else {
+            return;
+        };
+        if self.set_get_state(op, GetState::Superseded) == Some(GetState::Waiting) {
+            self.events.push_back(StoreEvent::Resolved { op, result });
+        }
+    }
+
+    /// Moves get `op` to `state`, returning its previous state
+    fn set_get_state(&mut self, op: OpId, state: GetState) -> Option<GetState> {
+        match self.ops.get_mut(&op) {
+            Some(Op {
+                purpose: Purpose::Get { state: current, .. },
+                ..
+            }) => Some(std::mem::replace(current, state)),
+            _ => None,
+        }
+    }
+
+    fn refresh_remote(&mut self, now: Instant, key: StoreKey, ttl: Duration) {
+        if self.may_write() {
+            self.stats.refreshes += 1;
+            self.issue(now, CommandKind::Expire { key, ttl }, Purpose::Refresh);
+        }
+    }
+
+    /// Whether a write may be sent now; counts the ones that may not
+    fn may_write(&mut self) -> bool {
+        if !self.breaker.allows_requests() {
+            self.stats.writes_skipped += 1;
+            false
+        } else if self.ops.len() >= self.config.max_pending_ops {
+            self.stats.shed += 1;
+            false
+        } else {
+            true
+        }
+    }
+
+    fn issue(&mut self, now: Instant, kind: CommandKind, purpose: Purpose) -> OpId {
+        self.next_op += 1;
+        let op = OpId(self.next_op);
+        let deadline = now + self.config.store_op_timeout;
+        self.ops.insert(op, Op { deadline, purpose });
+        self.deadlines.insert((deadline, op));
+        self.commands.push_back(StoreCommand { op, kind });
+        op
+    }
+
+    fn parse_account(&mut self, value: &str) -> Option<AccountId> {
+        let parsed = value.trim().parse::<u64>().ok().map(AccountId);
+        self.stats.bad_values += u64::from(parsed.is_none());
+        parsed
+    }
+
+    fn set_failed(&mut self, group: String, account: AccountId, binding: BindingRef) {
+        self.stats.set_failures += 1;
+        self.events.push_back(StoreEvent::SetFailed {
+            group,
+            account,
+            binding,
+        });
+    }
+
+    fn breaker_success(&mut self) {
+        if !self.breaker.allows_requests() {
+            self.events.push_back(StoreEvent::BreakerClosed);
+        }
+        self.breaker.record_success();
+    }
+
+    /// Counts a failure toward opening the breaker; once it is open only the probe's failure
+    /// counts (late failures of earlier commands must not restart the probe clock)
+    fn breaker_failure(&mut self, now: Instant, is_probe: bool) {
+        if !self.breaker.allows_requests() && !is_probe {
+            return;
+        }
+        if self.breaker.record_failure(now) {
+            self.events.push_back(StoreEvent::BreakerOpened);
+            // Decisions never wait on an open breaker: answer every waiting lookup now.
+            let mut waiting: Vec<OpId> = self.pending_gets.values().copied().collect();
+            waiting.sort_unstable();
+            for op in waiting {
+                if self.set_get_state(op, GetState::AnsweredEarly) == Some(GetState::Waiting) {
+                    self.events
+                        .push_back(StoreEvent::Resolved { op, result: None });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! State-store rules: sticky bindings, store commands, the breaker and local copies.
+//!
+//! # Bindings
+//! Every binding is scoped by the client key's `group` ([`StoreConfig::default_group`] when the
+//! key names none), so an id bound in another group is a miss:
+//! - response→account, TTL `response_binding_ttl`, set after every terminal with a response id
+//!   and after a `generate:false` prewarm ([`Store::bind_response`]);
+//! - session→account, TTL `session_binding_ttl`, the session key being the `session-id` header or
+//!   the `prompt_cache_key` ([`Store::bind_session`]);
+//! - response→(conn, lane, store flag), purely local and bounded ([`Store::record_response_conn`]).
+//!
+//! Keys are `wsv2:{group}:resp:{hash}` and `wsv2:{group}:sess:{hash}` with a stable 128-bit hash
+//! of the id ([`StoreKey`]); values are account ids in decimal.
+//!
+//! # Commands, replies, timeouts
+//! The [`Store`] machine emits [`StoreCommand`]s; the shell runs them on Redis or on the
+//! [`MemoryBackend`] and answers each with [`Store::handle_reply`]. Every command has its own
+//! deadline (`store_op_timeout`). A failed or timed-out get is a **miss**, never a client error;
+//! a failed or timed-out set yields [`StoreEvent::SetFailed`] (the shell logs a warning with
+//! group, account and binding) and counts in [`StoreStats::set_failures`].
+//!
+//! **At most one outstanding get per decision, and per key:** a lookup issues at most one get
+//! (one op per call), and a second lookup of a key whose get is still unanswered joins it (it
+//! gets the same [`Lookup::Pending`] op; the shell wakes every decision waiting on that op when
+//! [`StoreEvent::Resolved`] arrives). A lookup that got `Pending(op)` is answered by that op's
+//! deadline (`store_op_timeout` after it was sent). Physically, a key never has two gets in
+//! flight, except after its local entry was evicted (`local_cache_entries`) within one op
+//! timeout of a local write that superseded the first get.
+//!
+//! # Breaker
+//! [`Breaker`] opens after `breaker_failure_limit` consecutive failures or timeouts. While it is
+//! open, lookups answer from local state or Miss at once, writes are skipped and counted
+//! ([`StoreStats::writes_skipped`]), lookups already waiting are answered Miss at once, and the
+//! only command is one probe (a get of `wsv2:probe`) every `breaker_probe_interval`. The first
+//! success closes it (a late success of a get sent before it opened counts too; such a reply still
+//! fills the local map, and once closed a lookup of its key may join it again).
+//!
+//! # Local copies and the no-stale-read rule
+//! After a remote hit the binding is copied locally (bounded by `local_cache_entries`, expiring
+//! with the binding's TTL, refreshed with it on every hit, which also sends an `Expire` so the
+//! store's TTL moves too). Rule: **a binding deleted or rebound through this gateway is never
+//! served from a local copy or a store reply older than that write.** Two mechanisms enforce it:
+//! 1. *Write-through locally.* Every bind replaces the local entry; every delete replaces it
+//!    with a **tombstone** that lives for the binding's TTL, so a lookup after a delete answers
+//!    Miss at once, without a store round trip (and even if the store's delete failed, since a
+//!    remote copy can live no longer than the TTL the tombstone also has).
+//! 2. *Writes supersede reads in flight.* A get still unanswered when its key is written is
+//!    answered at once with the written value (bound account, or Miss after a delete) and marked
+//!    answered; its reply, whenever it arrives, is never copied. Each get is, in effect, versioned
+//!    by its op: only an op that no local write has superseded may fill the local map.
+//!
+//! Limit: deletes and rebinds made by *another* gateway process are seen here only when the
+//! local copy expires or is evicted (response bindings never move between accounts; a stale
+//! session binding only steers a preference).
+//!
+//! [`StoreConfig::default_group`]: crate::config::StoreConfig::default_group
+
+mod breaker;
+mod command;
+mod key;
+mod local;
+mod machine;
+mod memory;
+
+pub use breaker::{Breaker, BreakerState};
+pub use command::{
+    BindingRef, CommandKind, Lookup, OpId, StoreCommand, StoreEvent, StoreFailure, StoreStats,
+};
+pub use key::{BindingKind, StoreKey, is_plain_group, stable_hash};
+pub use machine::{ResponseConn, Store};
+pub use memory::MemoryBackend;
