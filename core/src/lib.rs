@@ -1,6 +1,96 @@
 //! # wsv2-core
 //!
-//! The sans-IO core of the wsv2 gateway (crate doc completed with the session machine).
+//! The sans-IO core of wsv2, a gateway for the OpenAI Responses API in WebSocket mode. It holds
+//! every decision the gateway makes — which account, which pooled upstream connection, which
+//! response an upstream event belongs to, when a conn is dirty, when to retry, rotate, drain or
+//! give up — as pure state machines. It contains no sockets, no clock and no runtime: time
+//! enters as `now: Instant`, and work leaves as values the shell performs. The tokio and smol
+//! shells are thin drivers around the same machines.
+//!
+//! ## The machines
+//!
+//! | machine | owned by | inputs | outputs |
+//! |---|---|---|---|
+//! | [`session::Session`] | one task per client socket | client frames, upstream frames of its conns, leases, admissions, slots | frames for both hops, [`session::SessionCommand`]s, [`session::SessionEvent`]s |
+//! | [`conn::UpstreamConn`] | the session that leased it | upstream frames, pongs, socket end | frames to write, ended responses |
+//! | [`pool`] | one per account (+ registry) | acquires, releases, dial results | leases, dials, pings, closes |
+//! | [`scheduler::Scheduler`] | the process | schedule requests, failures | decisions, cooldowns, slots |
+//! | [`store::Store`] | the process | lookups, bindings, store replies | store commands, resolved lookups |
+//!
+//! A session owns the connection machines it leased, so the per-event path (an upstream delta
+//! relayed to the client) touches only that session's state and allocates nothing. Everything
+//! shared is reached through commands: values, never references.
+//!
+//! ## The drive invariant
+//!
+//! **After any `handle_*` call, drain the `poll_*` outputs until each returns `None`, then read
+//! `poll_timeout()` and arm one timer for it.** For a session the order is
+//! [`poll_transmit`](session::Session::poll_transmit), then
+//! [`poll_command`](session::Session::poll_command), then
+//! [`poll_event`](session::Session::poll_event), then
+//! [`poll_timeout`](session::Session::poll_timeout). When the timer fires, re-read the clock
+//! (runtimes wake timers late or early) and call `handle_timeout(now)`; a call before the
+//! deadline does nothing. Inputs must be given in non-decreasing `now` order.
+//!
+//! ## A run loop
+//!
+//! A shell's session task, reduced to its decisions. Here a scripted "upstream" answers the
+//! create; a real shell writes [`session::Transmit`]s to sockets and routes commands to the
+//! pool, scheduler and store.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//!
+//! use bytes::Bytes;
+//! use wsv2_core::conn::{CompatKey, ConnRecord, UpstreamTransmit};
+//! use wsv2_core::session::{Admission, Lease, Session, SessionCommand, Transmit};
+//! use wsv2_core::{AccountId, Config, ConnId, SessionId};
+//!
+//! let now = Instant::now();
+//! let mut session = Session::new(SessionId(1), Arc::new(Config::default()), now);
+//! let mut to_client = Vec::new();
+//! let mut upstream_inbox: Vec<Bytes> = Vec::new();
+//!
+//! // A client frame arrives.
+//! session.handle_client_text(now, Bytes::from_static(br#"{"type":"response.create","model":"gpt-5","input":"hi"}"#));
+//!
+//! // The run loop: drain every output after every input.
+//! for _ in 0..10 {
+//!     while let Some(t) = session.poll_transmit() {
+//!         match t {
+//!             Transmit::Client(frame) => to_client.push(frame),
+//!             Transmit::Upstream { msg: UpstreamTransmit::Text { .. }, conn } => {
+//!                 // The mock upstream answers the create on the same conn.
+//!                 upstream_inbox.push(Bytes::from_static(br#"{"type":"response.created","response":{"id":"resp_1"}}"#));
+//!                 upstream_inbox.push(Bytes::from_static(br#"{"type":"response.completed","response":{"id":"resp_1","usage":{"input_tokens":3,"output_tokens":2,"total_tokens":5}}}"#));
+//!                 assert_eq!(conn, ConnId(7));
+//!             }
+//!             Transmit::Upstream { .. } => {}
+//!         }
+//!     }
+//!     while let Some(cmd) = session.poll_command() {
+//!         match cmd {
+//!             SessionCommand::Schedule { .. } => {
+//!                 let account = AccountId(1);
+//!                 let admission = Admission { account, max_concurrency: 8, compat: CompatKey::plain(account), model_map: Default::default() };
+//!                 session.handle_admission(now, admission);
+//!             }
+//!             SessionCommand::Acquire { compat, .. } => {
+//!                 session.handle_lease(now, Lease { record: ConnRecord::new(ConnId(7), compat, now) });
+//!             }
+//!             SessionCommand::AcquireSlot { turn, .. } => session.handle_slot_granted(now, turn),
+//!             _ => {} // release slots, bind responses, release conns, close the client …
+//!         }
+//!     }
+//!     while session.poll_event().is_some() {} // logs and metrics
+//!     for frame in upstream_inbox.drain(..) {
+//!         session.handle_upstream_frame(now, ConnId(7), frame);
+//!     }
+//! }
+//! assert_eq!(to_client.len(), 2, "created and completed reached the client");
+//! assert!(session.poll_timeout().is_some(), "the idle timer is armed");
+//! ```
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod config;
