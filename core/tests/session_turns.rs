@@ -120,3 +120,35 @@ fn invalid_input_gets_error_events_and_the_socket_stays_open() {
     assert_eq!(sim.creates_on(1), 1, "a valid create still works");
     assert_trace!("session_invalid_input_error_events", sim.trace());
 }
+
+#[test]
+fn default_limits_forward_16_hold_64_then_429() {
+    let mut sim = Sim::new(Config::default());
+    for i in 0..81 {
+        sim.client(create(Some("gpt-test"), None, Some(&format!("l{}", i % 8)), true));
+    }
+    assert_eq!(sim.creates_on(1), 16, "max_inflight_per_conn = 16 forwarded at once");
+    assert_eq!(sim.session.held_creates(), 64, "max_held_creates_per_session = 64 held");
+    let refused: Vec<_> = sim.to_client.iter().filter(|v| v["status"] == 429).collect();
+    assert_eq!(refused.len(), 1, "only the 81st create is refused");
+}
+
+#[test]
+fn lane_cache_tracks_the_latest_response_per_lane_and_evicts_on_failed_continuation() {
+    let mut sim = Sim::new(Config::default());
+    sim.client(create(Some("gpt-test"), None, Some("a"), false));
+    sim.respond(1, "resp_a1", Some("a"), 0, false);
+    sim.client(create(Some("gpt-test"), None, Some("b"), false));
+    sim.respond(1, "resp_b1", Some("b"), 0, false);
+    sim.client(create(Some("gpt-test"), Some("resp_a1"), Some("a"), false));
+    sim.respond(1, "resp_a2", Some("a"), 0, false);
+    let cache = &sim.session.active_conn().unwrap().record().lane_cache;
+    let ids: Vec<_> = cache.iter().map(|c| (c.lane.as_ref().unwrap().as_str().to_owned(), c.response.as_str().to_owned(), c.store)).collect();
+    assert_eq!(ids, [("a".into(), "resp_a2".into(), false), ("b".into(), "resp_b1".into(), false)], "one entry per lane, the latest wins");
+    sim.client(create(Some("gpt-test"), Some("resp_b1"), Some("b"), false));
+    sim.upstream(1, json!({"type": "response.created", "stream_id": "b", "response": {"id": "resp_b2"}}));
+    sim.upstream(1, json!({"type": "response.failed", "stream_id": "b", "response": {"id": "resp_b2", "store": false}}));
+    let conn = sim.session.active_conn().unwrap();
+    assert!(!conn.caches(&wsv2_core::ResponseId::from_str_copy("resp_b1").unwrap()), "a failed same-lane continuation evicts its parent, as upstream does");
+    assert!(conn.caches(&wsv2_core::ResponseId::from_str_copy("resp_a2").unwrap()));
+}
