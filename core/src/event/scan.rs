@@ -11,6 +11,13 @@
 //! follow the JSON grammar, nesting is limited to [`MAX_DEPTH`] containers (serde_json's
 //! limit) and nothing but whitespace may follow the top-level value. Nothing allocates:
 //! nesting is tracked in a fixed bit stack.
+//!
+//! One deliberate difference from serde_json: numbers are checked against the grammar only,
+//! so `1e999` (too large for an `f64`, which serde_json rejects) is accepted. The gateway
+//! never reads such a value, and upstream parsers differ on it anyway.
+//!
+//! Bytes outside strings must be ASCII JSON syntax; bytes inside strings are checked for
+//! UTF-8 validity segment by segment (fast for ASCII), so frames need not arrive as `str`.
 
 use std::ops::Range;
 
