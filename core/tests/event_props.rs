@@ -244,7 +244,10 @@ impl Writer {
         for c in s.chars() {
             let canonical = serde_json::to_string(&c.to_string()).unwrap();
             let canonical = &canonical[1..canonical.len() - 1];
-            if canonical.len() != c.len_utf8() || !self.needless_escapes || self.next() % 4 != 0 {
+            if canonical.len() != c.len_utf8()
+                || !self.needless_escapes
+                || !self.next().is_multiple_of(4)
+            {
                 self.out.push_str(canonical);
             } else if c == '/' {
                 self.out.push_str("\\/");
