@@ -66,8 +66,30 @@ fn restore_completed_50k(bencher: Bencher) {
     let frame = completed_50k();
     assert!(frame.len() >= 50 * 1024);
     let restored = restore_event_model(&frame, UPSTREAM, CLIENT);
-    assert_ne!(restored.as_ptr(), frame.as_ptr(), "the fixture needs a rewrite");
+    assert_ne!(
+        restored.as_ptr(),
+        frame.as_ptr(),
+        "the fixture needs a rewrite"
+    );
     bencher
         .counter(divan::counter::BytesCount::of_slice(&frame[..]))
         .bench(|| restore_event_model(black_box(&frame), UPSTREAM, CLIENT));
+}
+
+/// Baselines: serde_json validating the same frames without building anything
+mod serde_json_baseline {
+    use divan::{Bencher, black_box};
+    use serde::de::IgnoredAny;
+
+    #[divan::bench]
+    fn validate_delta(bencher: Bencher) {
+        let frame = super::delta();
+        bencher.bench(|| serde_json::from_slice::<IgnoredAny>(black_box(&frame[..])).is_ok());
+    }
+
+    #[divan::bench]
+    fn validate_completed_50k(bencher: Bencher) {
+        let frame = super::completed_50k();
+        bencher.bench(|| serde_json::from_slice::<IgnoredAny>(black_box(&frame[..])).is_ok());
+    }
 }

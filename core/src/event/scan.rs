@@ -17,7 +17,7 @@
 //! never reads such a value, and upstream parsers differ on it anyway.
 //!
 //! Bytes outside strings must be ASCII JSON syntax; bytes inside strings are checked for
-//! UTF-8 validity segment by segment (fast for ASCII), so frames need not arrive as `str`.
+//! UTF-8 validity (only when a non-ASCII byte occurs), so frames need not arrive as `str`.
 
 use std::ops::Range;
 
@@ -211,6 +211,7 @@ impl<'a> ObjectScan<'a> {
     }
 
     /// The next key, leaving the scanner before its value; `None` after the closing `}`
+    #[inline]
     pub(crate) fn next_key(&mut self) -> Result<Option<JsonStr<'a>>> {
         let buf = self.buf;
         match self.state {
@@ -242,6 +243,7 @@ impl<'a> ObjectScan<'a> {
     }
 
     /// Reads `"key"` and the `:` after it, leaving `pos` at the value
+    #[inline(always)]
     fn read_key(&mut self) -> Result<JsonStr<'a>> {
         let buf = self.buf;
         if buf.get(self.pos) != Some(&b'"') {
@@ -264,6 +266,17 @@ impl<'a> ObjectScan<'a> {
     pub(crate) fn skip_value(&mut self) -> Result<Value<'a>> {
         let buf = self.buf;
         let start = skip_ws(buf, self.pos);
+        // Scalars (most values) skip the container machinery.
+        if let Some((kind, end)) = skip_scalar(buf, start)? {
+            self.pos = end;
+            self.state = State::Rest;
+            return Ok(Value {
+                kind,
+                start,
+                end,
+                buf,
+            });
+        }
         let mut pos = start;
         let mut stack = BitStack { bits: 0, len: 0 };
         let mut kind = None;
@@ -397,8 +410,25 @@ impl<'a> ObjectScan<'a> {
     }
 }
 
-/// Position of the first non-whitespace byte at or after `pos`
+/// Skips the string, number or literal at `pos`; `None` when a container (or nothing
+/// valid) starts there
 #[inline]
+fn skip_scalar(buf: &[u8], pos: usize) -> Result<Option<(ValueKind, usize)>> {
+    Ok(Some(match buf.get(pos) {
+        Some(b'"') => {
+            let (end, escaped) = skip_string(buf, pos)?;
+            (ValueKind::String { escaped }, end)
+        }
+        Some(b'-' | b'0'..=b'9') => (ValueKind::Number, skip_number(buf, pos)?),
+        Some(b't') => (ValueKind::True, expect_literal(buf, pos, b"true")?),
+        Some(b'f') => (ValueKind::False, expect_literal(buf, pos, b"false")?),
+        Some(b'n') => (ValueKind::Null, expect_literal(buf, pos, b"null")?),
+        _ => return Ok(None),
+    }))
+}
+
+/// Position of the first non-whitespace byte at or after `pos`
+#[inline(always)]
 fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = buf.get(pos) {
         pos += 1;
@@ -419,21 +449,65 @@ fn skip_member_key(buf: &[u8], pos: usize) -> Result<usize> {
     Ok(skip_ws(buf, colon + 1))
 }
 
+/// `0x01` in every byte
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// `0x80` in every byte
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` (little-endian) that is `"`, `\` or a control
+/// character
+///
+/// The classic SWAR "has zero byte" / "has byte less than" tricks: a borrow can flag a byte
+/// above a true hit, never below one, so the lowest flagged byte is always a true hit.
+#[inline]
+fn special_bytes(word: u64) -> u64 {
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v;
+    let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word;
+    (quote | backslash | control) & HIGHS
+}
+
 /// Validates the string starting with the quote at `pos`; returns the position after the
 /// closing quote and whether it held an escape
+///
+/// Eight bytes per step while nothing special shows up; UTF-8 is checked once at the end,
+/// and only if a non-ASCII byte was seen (escapes are ASCII, so they never split a
+/// multi-byte sequence).
 fn skip_string(buf: &[u8], pos: usize) -> Result<(usize, bool)> {
-    let mut i = pos + 1;
+    let start = pos + 1;
+    let mut i = start;
     let mut escaped = false;
+    let mut non_ascii = 0u64;
     loop {
-        let rest = buf.get(i..).ok_or(INVALID)?;
-        let off = memchr::memchr2(b'"', b'\\', rest).ok_or(INVALID)?;
-        check_plain_text(&rest[..off])?;
-        i += off;
-        if buf[i] == b'"' {
-            return Ok((i + 1, escaped));
+        while let Some(chunk) = buf.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().map_err(|_| INVALID)?);
+            non_ascii |= word & HIGHS;
+            let special = special_bytes(word);
+            if special != 0 {
+                i += (special.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
         }
-        escaped = true;
-        i = skip_escape(buf, i)?;
+        let &b = buf.get(i).ok_or(INVALID)?;
+        match b {
+            b'"' => {
+                if non_ascii != 0 && std::str::from_utf8(&buf[start..i]).is_err() {
+                    return Err(INVALID);
+                }
+                return Ok((i + 1, escaped));
+            }
+            b'\\' => {
+                escaped = true;
+                i = skip_escape(buf, i)?;
+            }
+            0..=0x1f => return Err(INVALID),
+            _ => {
+                non_ascii |= u64::from(b & 0x80);
+                i += 1;
+            }
+        }
     }
 }
 
@@ -457,23 +531,6 @@ fn skip_escape(buf: &[u8], i: usize) -> Result<usize> {
         }
         _ => Err(INVALID),
     }
-}
-
-/// Rejects raw control characters and invalid UTF-8 in unescaped string text
-#[inline]
-fn check_plain_text(text: &[u8]) -> Result<()> {
-    // Chunks of 16 with a branch-free fold vectorise; the remainder is short.
-    let mut chunks = text.chunks_exact(16);
-    let mut bad = false;
-    for chunk in &mut chunks {
-        bad |= chunk.iter().fold(false, |acc, &b| acc | (b < 0x20));
-    }
-    bad |= chunks.remainder().iter().any(|&b| b < 0x20);
-    // A multi-byte sequence never contains `"` or `\`, so segments never split one.
-    if bad || (!text.is_ascii() && std::str::from_utf8(text).is_err()) {
-        return Err(INVALID);
-    }
-    Ok(())
 }
 
 /// Validates the number at `pos`; returns the position after it
