@@ -15,6 +15,7 @@ mod classify;
 mod client;
 mod error;
 mod json_str;
+mod lex;
 mod rewrite;
 mod scan;
 mod sse;
