@@ -31,6 +31,9 @@ const KINDS: [(ServerEventKind, &str); 14] = [
 /// more than this cannot be a known kind
 const TYPE_BUF_LEN: usize = 64;
 
+/// Room for an escaped key: longer than any key the classifier looks for
+const KEY_BUF_LEN: usize = 16;
+
 /// The top-level `type` of a server event, as far as the gateway cares
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ServerEventKind {
@@ -169,25 +172,27 @@ pub fn classify_server_event(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyEr
     let mut ty: Option<Option<JsonStr<'_>>> = None;
     let mut stream_id = None;
     let mut response = ResponseFields::default();
+    let mut scratch = [0u8; KEY_BUF_LEN];
     while let Some(key) = scan.next_key()? {
-        if key.eq_text(b"type") {
-            ty = Some(scan.skip_value()?.as_str());
-        } else if key.eq_text(b"stream_id") {
-            stream_id = scan.skip_value()?.as_str().map(|s| s.raw);
-        } else if key.eq_text(b"response") {
-            response = match scan.nested_object()? {
-                Some(mut child) => {
-                    let fields = read_response(&mut child)?;
-                    scan.resume_after(child)?;
-                    fields
-                }
-                None => {
-                    scan.skip_value()?;
-                    ResponseFields::default()
-                }
-            };
-        } else {
-            scan.skip_value()?;
+        match key.name(&mut scratch) {
+            b"type" => ty = Some(scan.skip_value()?.as_str()),
+            b"stream_id" => stream_id = scan.skip_value()?.as_str().map(|s| s.raw),
+            b"response" => {
+                response = match scan.nested_object()? {
+                    Some(mut child) => {
+                        let fields = read_response(&mut child)?;
+                        scan.resume_after(child)?;
+                        fields
+                    }
+                    None => {
+                        scan.skip_value()?;
+                        ResponseFields::default()
+                    }
+                };
+            }
+            _ => {
+                scan.skip_value()?;
+            }
         }
     }
     let ty = ty.flatten().ok_or(ClassifyError::MissingType)?;
@@ -219,14 +224,14 @@ pub fn classify_server_event(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyEr
 /// Reads `id`, `store` and the range of `usage` from the `response` object
 fn read_response<'a>(child: &mut ObjectScan<'a>) -> Result<ResponseFields<'a>, ClassifyError> {
     let mut fields = ResponseFields::default();
+    let mut scratch = [0u8; KEY_BUF_LEN];
     while let Some(member) = child.next_member()? {
-        let key = member.key;
-        if key.eq_text(b"id") {
-            fields.id = member.value.as_str().map(|s| s.raw);
-        } else if key.eq_text(b"store") {
-            fields.store = member.value.as_bool();
-        } else if key.eq_text(b"usage") {
-            fields.usage = (member.value.kind == ValueKind::Object).then(|| member.value.range());
+        let value = member.value;
+        match member.key.name(&mut scratch) {
+            b"id" => fields.id = value.as_str().map(|s| s.raw),
+            b"store" => fields.store = value.as_bool(),
+            b"usage" => fields.usage = (value.kind == ValueKind::Object).then(|| value.range()),
+            _ => {}
         }
     }
     Ok(fields)

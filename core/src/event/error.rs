@@ -84,11 +84,9 @@ impl ErrorClass {
             Self::InvalidEncryptedContent
         } else if has(&msg, "previous response") && has(&msg, "not found") {
             Self::PreviousResponseNotFound
-        } else if has(&ty, "rate_limit")
-            || has(&ty, "usage_limit")
-            || ["rate_limit", "usage_limit", "insufficient_quota"]
-                .iter()
-                .any(|n| has(&code, n))
+        } else if ["rate_limit", "usage_limit", "insufficient_quota"]
+            .iter()
+            .any(|n| has(&ty, n) || has(&code, n))
             || (has(&msg, "usage limit") && has(&msg, "reached"))
             || (has(&msg, "rate limit") && (has(&msg, "reached") || has(&msg, "exceeded")))
         {

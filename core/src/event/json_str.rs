@@ -204,6 +204,7 @@ pub(crate) struct JsonStr<'a> {
 
 impl<'a> JsonStr<'a> {
     /// Whether the unescaped text equals `text`; allocates nothing
+    #[inline]
     pub(crate) fn eq_text(&self, text: &[u8]) -> bool {
         if self.escaped {
             Unescaped::new(self.raw).eq(text.iter().copied())
@@ -214,6 +215,7 @@ impl<'a> JsonStr<'a> {
 
     /// The unescaped text in `out`, or `None` if it does not fit; `raw` itself when there
     /// is no escape
+    #[inline]
     pub(crate) fn unescape_into<'b>(&self, out: &'b mut [u8]) -> Option<&'b [u8]>
     where
         'a: 'b,
@@ -227,6 +229,16 @@ impl<'a> JsonStr<'a> {
             len += 1;
         }
         Some(&out[..len])
+    }
+
+    /// The text for matching against known names: `raw` when unescaped, else decoded into
+    /// `scratch`; empty (which matches no name) when it does not fit
+    #[inline]
+    pub(crate) fn name<'b>(&self, scratch: &'b mut [u8]) -> &'b [u8]
+    where
+        'a: 'b,
+    {
+        self.unescape_into(scratch).unwrap_or_default()
     }
 
     /// The unescaped text as an owned buffer (rare paths only)

@@ -3,12 +3,19 @@
 //!
 //! The per-event path ([`classify_server_event`] on a delta, [`restore_event_model`] on a frame
 //! that needs no rewrite) allocates nothing: results borrow from the frame, and a frame that
-//! needs no rewrite comes back as the same buffer.
+//! needs no rewrite comes back as the same buffer (`tests/alloc_events.rs` checks this with a
+//! counting allocator).
+//!
+//! Both sides share one validating scanner (`scan`): it walks a JSON object member by member,
+//! validates every byte in a single pass (strings eight bytes per step), and can descend into
+//! one member object (`response`) without a second pass. serde_json is used only on rare paths
+//! (error envelopes, the flat SSE error).
 
 mod classify;
 mod client;
 mod error;
 mod json_str;
+mod lex;
 mod rewrite;
 mod scan;
 mod sse;

@@ -11,11 +11,19 @@
 //! follow the JSON grammar, nesting is limited to [`MAX_DEPTH`] containers (serde_json's
 //! limit) and nothing but whitespace may follow the top-level value. Nothing allocates:
 //! nesting is tracked in a fixed bit stack.
+//!
+//! One deliberate difference from serde_json: numbers are checked against the grammar only,
+//! so `1e999` (too large for an `f64`, which serde_json rejects) is accepted. The gateway
+//! never reads such a value, and upstream parsers differ on it anyway.
+//!
+//! Bytes outside strings must be ASCII JSON syntax; bytes inside strings are checked for
+//! UTF-8 validity (only when a non-ASCII byte occurs), so frames need not arrive as `str`.
 
 use std::ops::Range;
 
 use super::ClassifyError;
-use super::json_str::{JsonStr, hex4};
+use super::json_str::JsonStr;
+use super::lex::{expect_literal, skip_member_key, skip_number, skip_scalar, skip_string, skip_ws};
 
 /// Deepest nesting of objects and arrays accepted, counting the top-level object
 /// (serde_json rejects the 128th level)
@@ -204,6 +212,7 @@ impl<'a> ObjectScan<'a> {
     }
 
     /// The next key, leaving the scanner before its value; `None` after the closing `}`
+    #[inline]
     pub(crate) fn next_key(&mut self) -> Result<Option<JsonStr<'a>>> {
         let buf = self.buf;
         match self.state {
@@ -235,6 +244,7 @@ impl<'a> ObjectScan<'a> {
     }
 
     /// Reads `"key"` and the `:` after it, leaving `pos` at the value
+    #[inline(always)]
     fn read_key(&mut self) -> Result<JsonStr<'a>> {
         let buf = self.buf;
         if buf.get(self.pos) != Some(&b'"') {
@@ -257,6 +267,17 @@ impl<'a> ObjectScan<'a> {
     pub(crate) fn skip_value(&mut self) -> Result<Value<'a>> {
         let buf = self.buf;
         let start = skip_ws(buf, self.pos);
+        // Scalars (most values) skip the container machinery.
+        if let Some((kind, end)) = skip_scalar(buf, start)? {
+            self.pos = end;
+            self.state = State::Rest;
+            return Ok(Value {
+                kind,
+                start,
+                end,
+                buf,
+            });
+        }
         let mut pos = start;
         let mut stack = BitStack { bits: 0, len: 0 };
         let mut kind = None;
@@ -387,130 +408,6 @@ impl<'a> ObjectScan<'a> {
         self.pos = child.pos;
         self.state = State::Rest;
         Ok(start..child.pos)
-    }
-}
-
-/// Position of the first non-whitespace byte at or after `pos`
-#[inline]
-fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
-    while let Some(b' ' | b'\t' | b'\n' | b'\r') = buf.get(pos) {
-        pos += 1;
-    }
-    pos
-}
-
-/// Skips `"key"` `:` inside a nested object, returning the position of the value
-fn skip_member_key(buf: &[u8], pos: usize) -> Result<usize> {
-    if buf.get(pos) != Some(&b'"') {
-        return Err(INVALID);
-    }
-    let (end, _) = skip_string(buf, pos)?;
-    let colon = skip_ws(buf, end);
-    if buf.get(colon) != Some(&b':') {
-        return Err(INVALID);
-    }
-    Ok(skip_ws(buf, colon + 1))
-}
-
-/// Validates the string starting with the quote at `pos`; returns the position after the
-/// closing quote and whether it held an escape
-fn skip_string(buf: &[u8], pos: usize) -> Result<(usize, bool)> {
-    let mut i = pos + 1;
-    let mut escaped = false;
-    loop {
-        let rest = buf.get(i..).ok_or(INVALID)?;
-        let off = memchr::memchr2(b'"', b'\\', rest).ok_or(INVALID)?;
-        check_plain_text(&rest[..off])?;
-        i += off;
-        if buf[i] == b'"' {
-            return Ok((i + 1, escaped));
-        }
-        escaped = true;
-        i = skip_escape(buf, i)?;
-    }
-}
-
-/// Validates the escape at `i` (a backslash); returns the position after it
-fn skip_escape(buf: &[u8], i: usize) -> Result<usize> {
-    match buf.get(i + 1) {
-        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 2),
-        Some(b'u') => {
-            let unit = hex4(buf, i + 2).ok_or(INVALID)?;
-            match unit {
-                // A leading surrogate must be followed by an escaped trailing one.
-                0xD800..=0xDBFF => {
-                    let paired = buf.get(i + 6) == Some(&b'\\')
-                        && buf.get(i + 7) == Some(&b'u')
-                        && hex4(buf, i + 8).is_some_and(|lo| (0xDC00..=0xDFFF).contains(&lo));
-                    if paired { Ok(i + 12) } else { Err(INVALID) }
-                }
-                0xDC00..=0xDFFF => Err(INVALID),
-                _ => Ok(i + 6),
-            }
-        }
-        _ => Err(INVALID),
-    }
-}
-
-/// Rejects raw control characters and invalid UTF-8 in unescaped string text
-#[inline]
-fn check_plain_text(text: &[u8]) -> Result<()> {
-    // Chunks of 16 with a branch-free fold vectorise; the remainder is short.
-    let mut chunks = text.chunks_exact(16);
-    let mut bad = false;
-    for chunk in &mut chunks {
-        bad |= chunk.iter().fold(false, |acc, &b| acc | (b < 0x20));
-    }
-    bad |= chunks.remainder().iter().any(|&b| b < 0x20);
-    // A multi-byte sequence never contains `"` or `\`, so segments never split one.
-    if bad || (!text.is_ascii() && std::str::from_utf8(text).is_err()) {
-        return Err(INVALID);
-    }
-    Ok(())
-}
-
-/// Validates the number at `pos`; returns the position after it
-fn skip_number(buf: &[u8], mut pos: usize) -> Result<usize> {
-    let digit = |p: usize| buf.get(p).is_some_and(u8::is_ascii_digit);
-    let digits_from = |mut p: usize| {
-        while digit(p) {
-            p += 1;
-        }
-        p
-    };
-    if buf.get(pos) == Some(&b'-') {
-        pos += 1;
-    }
-    match buf.get(pos) {
-        Some(b'0') => pos += 1,
-        Some(b'1'..=b'9') => pos = digits_from(pos + 1),
-        _ => return Err(INVALID),
-    }
-    if buf.get(pos) == Some(&b'.') {
-        if !digit(pos + 1) {
-            return Err(INVALID);
-        }
-        pos = digits_from(pos + 1);
-    }
-    if let Some(b'e' | b'E') = buf.get(pos) {
-        pos += 1;
-        if let Some(b'+' | b'-') = buf.get(pos) {
-            pos += 1;
-        }
-        if !digit(pos) {
-            return Err(INVALID);
-        }
-        pos = digits_from(pos);
-    }
-    Ok(pos)
-}
-
-/// Checks that `literal` is written at `pos`; returns the position after it
-fn expect_literal(buf: &[u8], pos: usize, literal: &[u8]) -> Result<usize> {
-    if buf.get(pos..pos + literal.len()) == Some(literal) {
-        Ok(pos + literal.len())
-    } else {
-        Err(INVALID)
     }
 }
 
