@@ -410,6 +410,14 @@ impl AccountPool {
         self.holds.chain_of(conn)
     }
 
+    /// HTTP turns queued behind a leased conn
+    pub fn queued_behind(&self, conn: ConnId) -> usize {
+        match self.conns.get(&conn).map(|s| &s.state) {
+            Some(SlotState::Leased { queued, .. }) => *queued,
+            _ => 0,
+        }
+    }
+
     /// The holder of a leased conn
     pub fn holder_of(&self, conn: ConnId) -> Option<SessionId> {
         match self.conns.get(&conn)?.state {
