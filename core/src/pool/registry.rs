@@ -156,8 +156,8 @@ impl PoolRegistry {
         self.with(account, |pool| pool.handle_idle_closed(now, conn));
     }
 
-    /// Fires the pools' due timers (in account order), then the ping tick and the cleanup tick
-    /// if due (each covers every account; the next one is a full period after `now`, so a late
+    /// Fires the pools' due timers (in account order), then the cleanup tick and the ping tick
+    /// if due (cleanup first, so no conn is pinged and then evicted; each covers every account; the next one is a full period after `now`, so a late
     /// wake-up never causes a burst of ticks)
     pub fn handle_timeout(&mut self, now: Instant) {
         let due: Vec<AccountId> = self
@@ -169,13 +169,13 @@ impl PoolRegistry {
         for account in due {
             self.with(account, |pool| pool.handle_timeout(now));
         }
-        if self.next_ping_tick <= now {
-            self.next_ping_tick = now + self.config.pool.ping_tick;
-            self.for_each(|pool| pool.handle_ping_tick(now));
-        }
         if self.next_cleanup_tick <= now {
             self.next_cleanup_tick = now + self.config.pool.cleanup_tick;
             self.for_each(|pool| pool.handle_cleanup_tick(now));
+        }
+        if self.next_ping_tick <= now {
+            self.next_ping_tick = now + self.config.pool.ping_tick;
+            self.for_each(|pool| pool.handle_ping_tick(now));
         }
     }
 
