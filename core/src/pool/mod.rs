@@ -41,6 +41,7 @@
 //! ```
 //!
 //! [`ConnRecord`]: crate::conn::ConnRecord
+//! [`SessionId`]: crate::SessionId
 
 mod account;
 mod acquire;
