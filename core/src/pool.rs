@@ -1,1 +1,0 @@
-//! Per-account pools of upstream connections and the registry of all accounts.

@@ -1,0 +1,560 @@
+//! Acquire, placement and release rules of an account pool.
+//!
+//! Waiters are kept in one arrival-ordered queue. An HTTP turn that found nothing waits behind
+//! the least-busy conn leased to another HTTP turn (linear min-scan, ties to the lower id); a
+//! session, or an HTTP turn with no such conn, waits for any compatible conn or capacity. A conn
+//! that becomes available goes, in order, to the holder it was dialed for, to its own first
+//! queued waiter, to the oldest compatible waiter of any queue, else to the idle set: a
+//! compatible conn never sits idle while a compatible holder waits.
+
+use std::time::Instant;
+
+use super::account::{AccountPool, HolderKind, Slot, SlotState, WaitState, Waiter};
+use super::command::{CloseReason, Lease, PoolCommand, RefuseReason};
+use super::keys::KeyIdx;
+use crate::conn::{CompatKey, ConnRecord, Release};
+use crate::{ConnId, ResponseId, SessionId};
+
+/// What an acquire attempt achieved
+enum Got {
+    /// A lease was granted
+    Granted,
+    /// A dial for the holder is in flight
+    Dialing(ConnId),
+}
+
+impl AccountPool {
+    pub(super) fn acquire(
+        &mut self,
+        now: Instant,
+        holder: SessionId,
+        kind: HolderKind,
+        compat: &CompatKey,
+        preferred: Option<&ResponseId>,
+    ) {
+        if self.max_conns == 0 {
+            self.refuse(holder, RefuseReason::NoCapacity);
+            return;
+        }
+        let key = self.keys.intern(compat);
+        match self.try_obtain(now, holder, kind, key, preferred) {
+            Some(Got::Granted) => self.keys.release(key),
+            Some(Got::Dialing(conn)) => {
+                let deadline = self.own_dial_deadline(now, kind);
+                let state = WaitState::Dialing(conn);
+                self.waiters.push_back(Waiter {
+                    holder,
+                    kind,
+                    key,
+                    deadline,
+                    state,
+                });
+            }
+            None => self.enqueue(now, holder, kind, key),
+        }
+        self.maintain(now);
+    }
+
+    /// An HTTP turn's `acquire_timeout` covers its dial; a session's own dial is bounded by the
+    /// shell's `dial_timeout` instead (`session_acquire_wait` bounds waiting for others' conns)
+    fn own_dial_deadline(&self, now: Instant, kind: HolderKind) -> Option<Instant> {
+        match kind {
+            HolderKind::Session => None,
+            HolderKind::Http => Some(now + self.settings.pool.acquire_timeout),
+        }
+    }
+
+    /// Preferred idle conn, MRU unheld idle conn, a dial, a held idle conn, a dial in place of
+    /// an idle conn of another key
+    fn try_obtain(
+        &mut self,
+        now: Instant,
+        holder: SessionId,
+        kind: HolderKind,
+        key: KeyIdx,
+        preferred: Option<&ResponseId>,
+    ) -> Option<Got> {
+        if let Some(conn) = preferred.and_then(|p| self.by_response.get(p)).copied()
+            && self.idle_usable(now, conn, key)
+        {
+            self.lease_idle(conn, holder, kind, true);
+            return Some(Got::Granted);
+        }
+        if let Some(conn) = self.find_idle(now, key, false) {
+            self.lease_idle(conn, holder, kind, false);
+            return Some(Got::Granted);
+        }
+        if self.can_dial(now) {
+            return Some(Got::Dialing(self.start_dial(now, key, Some(holder))));
+        }
+        if let Some(conn) = self.find_idle(now, key, true) {
+            self.lease_idle(conn, holder, kind, false);
+            return Some(Got::Granted);
+        }
+        if self.full_but_dialable(now)
+            && let Some(victim) = self.lru_unheld_idle(|slot_key| slot_key != key)
+        {
+            self.close(victim, CloseReason::Incompatible);
+            return Some(Got::Dialing(self.start_dial(now, key, Some(holder))));
+        }
+        None
+    }
+
+    /// Whether `conn` is idle, has `key` and is young enough to lease
+    fn idle_usable(&self, now: Instant, conn: ConnId, key: KeyIdx) -> bool {
+        matches!(self.conns.get(&conn), Some(Slot { key: k, state: SlotState::Idle { record, .. } })
+            if *k == key && !self.too_old(record, now))
+    }
+
+    pub(super) fn too_old(&self, record: &ConnRecord, now: Instant) -> bool {
+        now.saturating_duration_since(record.opened_at) >= self.settings.max_age
+    }
+
+    /// The most recently released idle conn with `key` and this hold state; conns past
+    /// `max_age` met on the way are closed (never leased)
+    fn find_idle(&mut self, now: Instant, key: KeyIdx, held: bool) -> Option<ConnId> {
+        loop {
+            let conn = self.idle_order.iter().rev().copied().find(|c| {
+                matches!(self.conns.get(c), Some(Slot { key: k, state: SlotState::Idle { held: h, .. } })
+                    if *k == key && *h == held)
+            })?;
+            if self.idle_usable(now, conn, key) {
+                return Some(conn);
+            }
+            self.close(conn, CloseReason::MaxAge);
+        }
+    }
+
+    /// The least recently released unheld idle conn whose key passes `filter`
+    pub(super) fn lru_unheld_idle(&self, filter: impl Fn(KeyIdx) -> bool) -> Option<ConnId> {
+        self.idle_order.iter().copied().find(|c| {
+            matches!(self.conns.get(c), Some(Slot { key, state: SlotState::Idle { held: false, .. } })
+                if filter(*key))
+        })
+    }
+
+    /// Capacity allows a dial, the back-off has passed, and no probe dial is in flight
+    pub(super) fn can_dial(&self, now: Instant) -> bool {
+        self.idle_order.len() + self.leased + self.dialing < self.max_conns
+            && self.pacing_allows(now)
+    }
+
+    /// Only capacity stands in the way of a dial
+    fn full_but_dialable(&self, now: Instant) -> bool {
+        self.max_conns > 0 && self.pacing_allows(now)
+    }
+
+    fn pacing_allows(&self, now: Instant) -> bool {
+        self.pacing.backoff_allows(now) && !(self.pacing.probing() && self.dialing > 0)
+    }
+
+    pub(super) fn start_dial(
+        &mut self,
+        now: Instant,
+        key: KeyIdx,
+        holder: Option<SessionId>,
+    ) -> ConnId {
+        let _ = now;
+        let conn = self.ids.next_id();
+        self.keys.retain(key);
+        self.conns.insert(
+            conn,
+            Slot {
+                key,
+                state: SlotState::Dialing { holder },
+            },
+        );
+        self.dialing += 1;
+        self.stats.dials += 1;
+        let compat = self.keys.get(key).clone();
+        self.out.push_back(PoolCommand::Dial {
+            conn,
+            compat,
+            for_holder: holder,
+        });
+        conn
+    }
+
+    /// Leases an idle conn: it leaves the idle set, the response index and its hold
+    fn lease_idle(&mut self, conn: ConnId, holder: SessionId, kind: HolderKind, preferred: bool) {
+        let slot = self.conns.get_mut(&conn).expect("idle conn has a slot");
+        let SlotState::Idle { record, held, .. } =
+            std::mem::replace(&mut slot.state, SlotState::Placing)
+        else {
+            unreachable!("lease_idle is called on idle conns only")
+        };
+        self.leave_idle(&record, held);
+        self.grant(holder, kind, record, false, preferred);
+    }
+
+    /// Removes an idle conn's traces from the idle order, the response index and the holds
+    pub(super) fn leave_idle(&mut self, record: &ConnRecord, held: bool) {
+        let conn = record.id;
+        if let Some(i) = self.idle_order.iter().rposition(|c| *c == conn) {
+            self.idle_order.remove(i);
+        }
+        for cached in &record.lane_cache {
+            if self.by_response.get(&cached.response) == Some(&conn) {
+                self.by_response.remove(&cached.response);
+            }
+        }
+        if held {
+            self.holds.end(conn);
+        }
+    }
+
+    /// Hands `record`'s conn to `holder` (its slot keeps the queue behind it)
+    fn grant(
+        &mut self,
+        holder: SessionId,
+        kind: HolderKind,
+        record: ConnRecord,
+        fresh: bool,
+        preferred_hit: bool,
+    ) {
+        let slot = self
+            .conns
+            .get_mut(&record.id)
+            .expect("granted conn has a slot");
+        let queued = match slot.state {
+            SlotState::Leased { queued, .. } => queued,
+            _ => 0,
+        };
+        slot.state = SlotState::Leased {
+            holder,
+            kind,
+            queued,
+        };
+        let key = slot.key;
+        if key != self.warm_key {
+            self.keys.retain(key);
+            self.keys.release(self.warm_key);
+            self.warm_key = key;
+        }
+        self.leased += 1;
+        if !fresh {
+            self.stats.reuses += 1;
+        }
+        if preferred_hit {
+            self.stats.preferred_hits += 1;
+        }
+        let lease = Lease {
+            holder,
+            record,
+            fresh,
+            preferred_hit,
+        };
+        self.out.push_back(PoolCommand::Granted(lease));
+    }
+
+    /// Puts a waiter in line: HTTP behind the least-busy HTTP-leased conn, else in the pool
+    /// queue (bounded by `max_conns × queue_limit_per_conn`)
+    fn enqueue(&mut self, now: Instant, holder: SessionId, kind: HolderKind, key: KeyIdx) {
+        let limit = self.settings.pool.queue_limit_per_conn;
+        let mut on = None;
+        if kind == HolderKind::Http {
+            let mut any_target = false;
+            let mut best: Option<(ConnId, usize)> = None;
+            for (&conn, slot) in &self.conns {
+                if let SlotState::Leased {
+                    kind: HolderKind::Http,
+                    queued,
+                    ..
+                } = slot.state
+                    && slot.key == key
+                {
+                    any_target = true;
+                    let better = best.is_none_or(|(c, q)| queued < q || (queued == q && conn < c));
+                    if queued < limit && better {
+                        best = Some((conn, queued));
+                    }
+                }
+            }
+            match best {
+                Some((conn, _)) => {
+                    if let Some(Slot {
+                        state: SlotState::Leased { queued, .. },
+                        ..
+                    }) = self.conns.get_mut(&conn)
+                    {
+                        *queued += 1;
+                    }
+                    on = Some(conn);
+                }
+                None if any_target => {
+                    self.keys.release(key);
+                    self.refuse(holder, RefuseReason::QueueFull);
+                    return;
+                }
+                None => {}
+            }
+        }
+        if on.is_none() && self.pool_queue_len() >= self.max_conns.saturating_mul(limit).max(limit)
+        {
+            self.keys.release(key);
+            self.refuse(holder, RefuseReason::QueueFull);
+            return;
+        }
+        let wait = match kind {
+            HolderKind::Session => self.settings.pool.session_acquire_wait,
+            HolderKind::Http => self.settings.pool.acquire_timeout,
+        };
+        let state = WaitState::Queued { on };
+        self.waiters.push_back(Waiter {
+            holder,
+            kind,
+            key,
+            deadline: Some(now + wait),
+            state,
+        });
+    }
+
+    fn pool_queue_len(&self) -> usize {
+        self.waiters
+            .iter()
+            .filter(|w| w.state == WaitState::Queued { on: None })
+            .count()
+    }
+
+    /// A conn is available (fresh from a dial, or released reusable): see the module docs for
+    /// who gets it. Returns true if it went idle.
+    pub(super) fn place(&mut self, now: Instant, mut record: ConnRecord, fresh: bool) -> bool {
+        let conn = record.id;
+        let key = self.conns[&conn].key;
+        let taker = self
+            .waiters
+            .iter()
+            .position(|w| w.state == WaitState::Dialing(conn))
+            .or_else(|| {
+                self.waiters
+                    .iter()
+                    .position(|w| w.state == WaitState::Queued { on: Some(conn) })
+            })
+            .or_else(|| {
+                self.waiters
+                    .iter()
+                    .position(|w| matches!(w.state, WaitState::Queued { .. }) && w.key == key)
+            });
+        if let Some(i) = taker {
+            let (holder, kind) = self.drop_waiter(i);
+            self.grant(holder, kind, record, fresh, false);
+            return false;
+        }
+        record.last_released = now;
+        for cached in &record.lane_cache {
+            self.by_response.insert(cached.response.clone(), conn);
+        }
+        self.idle_order.push(conn);
+        let slot = self.conns.get_mut(&conn).expect("placed conn has a slot");
+        slot.state = SlotState::Idle {
+            record,
+            pong_due: None,
+            held: false,
+        };
+        true
+    }
+
+    pub(super) fn release(&mut self, now: Instant, release: Release, hold: Option<ResponseId>) {
+        let Release { record, reusable } = release;
+        let conn = record.id;
+        if !matches!(
+            self.conns.get(&conn),
+            Some(Slot {
+                state: SlotState::Leased { .. },
+                ..
+            })
+        ) {
+            return;
+        }
+        let retire = if !reusable {
+            Some(CloseReason::NotReusable)
+        } else if self.too_old(&record, now) {
+            Some(CloseReason::MaxAge)
+        } else if record.named_lanes.len() > self.settings.pool.lane_reuse_limit {
+            Some(CloseReason::LaneLimit)
+        } else {
+            None
+        };
+        if let Some(reason) = retire {
+            self.close(conn, reason);
+            self.after_capacity_change(now);
+            return;
+        }
+        self.leased -= 1;
+        if self.place(now, record, false)
+            && let Some(chain) = hold
+        {
+            match self.holds.add(now, conn, chain) {
+                Some(pushed_out) if pushed_out == conn => {}
+                pushed_out => {
+                    if let Some(old) = pushed_out {
+                        self.set_held(old, false);
+                    }
+                    self.set_held(conn, true);
+                }
+            }
+        }
+        self.maintain(now);
+    }
+
+    /// Serves waiters in arrival order with idle conns or dials, while either is possible
+    pub(super) fn pump(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if !self.can_dial(now) && self.idle_order.is_empty() {
+                break;
+            }
+            let Waiter {
+                holder,
+                kind,
+                key,
+                state,
+                ..
+            } = self.waiters[i];
+            let WaitState::Queued { on } = state else {
+                i += 1;
+                continue;
+            };
+            match self.try_obtain(now, holder, kind, key, None) {
+                Some(Got::Granted) => {
+                    self.drop_waiter(i);
+                }
+                Some(Got::Dialing(conn)) => {
+                    if let Some(target) = on {
+                        self.unqueue_from(target);
+                    }
+                    let deadline = self.own_dial_deadline(now, kind);
+                    let waiter = &mut self.waiters[i];
+                    waiter.state = WaitState::Dialing(conn);
+                    if kind == HolderKind::Session {
+                        waiter.deadline = deadline;
+                    }
+                    i += 1;
+                }
+                None => i += 1,
+            }
+        }
+    }
+
+    /// Capacity or pacing changed: serve waiters, then warm idle
+    pub(super) fn after_capacity_change(&mut self, now: Instant) {
+        self.pump(now);
+        self.maintain(now);
+    }
+
+    /// Warm idle: one dial at a time, spaced by `warm_cooldown`, while unheld idle conns plus
+    /// warm dials are below `min_idle_per_account` and nobody waits
+    pub(super) fn maintain(&mut self, now: Instant) {
+        if self.max_conns == 0
+            || self
+                .waiters
+                .iter()
+                .any(|w| matches!(w.state, WaitState::Queued { .. }))
+        {
+            return;
+        }
+        let unheld_idle = self.idle_order.len() - self.holds.len();
+        if unheld_idle + self.warm_dialing >= self.settings.pool.min_idle_per_account
+            || !self.can_dial(now)
+            || !self.pacing.warm_allows(now)
+        {
+            return;
+        }
+        self.start_dial(now, self.warm_key, None);
+        self.warm_dialing += 1;
+        self.pacing.on_warm_dial(now);
+    }
+
+    /// Removes waiter `i`; a dial made for it goes on as a warm dial. Returns who it was.
+    pub(super) fn drop_waiter(&mut self, i: usize) -> (SessionId, HolderKind) {
+        let waiter = self.waiters.remove(i).expect("waiter index in range");
+        match waiter.state {
+            WaitState::Queued { on: Some(target) } => self.unqueue_from(target),
+            WaitState::Dialing(conn) => {
+                if let Some(Slot {
+                    state: SlotState::Dialing { holder },
+                    ..
+                }) = self.conns.get_mut(&conn)
+                {
+                    *holder = None;
+                    self.warm_dialing += 1;
+                }
+            }
+            WaitState::Queued { on: None } => {}
+        }
+        self.keys.release(waiter.key);
+        (waiter.holder, waiter.kind)
+    }
+
+    fn unqueue_from(&mut self, target: ConnId) {
+        if let Some(Slot {
+            state: SlotState::Leased { queued, .. },
+            ..
+        }) = self.conns.get_mut(&target)
+        {
+            *queued -= 1;
+        }
+    }
+
+    pub(super) fn refuse_waiter(&mut self, i: usize, reason: RefuseReason) {
+        let (holder, _) = self.drop_waiter(i);
+        self.refuse(holder, reason);
+    }
+
+    pub(super) fn refuse(&mut self, holder: SessionId, reason: RefuseReason) {
+        self.stats.refusals += 1;
+        self.out.push_back(PoolCommand::Refused { holder, reason });
+    }
+
+    pub(super) fn set_held(&mut self, conn: ConnId, held: bool) {
+        if let Some(Slot {
+            state: SlotState::Idle { held: h, .. },
+            ..
+        }) = self.conns.get_mut(&conn)
+        {
+            *h = held;
+        }
+    }
+
+    /// The pool stops accounting for `conn`, whatever its state
+    pub(super) fn forget(&mut self, conn: ConnId) {
+        let Some(slot) = self.conns.remove(&conn) else {
+            return;
+        };
+        match slot.state {
+            SlotState::Dialing { holder } => {
+                self.dialing -= 1;
+                match holder {
+                    None => self.warm_dialing -= 1,
+                    Some(_) => {
+                        if let Some(i) = self
+                            .waiters
+                            .iter()
+                            .position(|w| w.state == WaitState::Dialing(conn))
+                        {
+                            self.refuse_waiter(i, RefuseReason::DialFailed);
+                        }
+                    }
+                }
+            }
+            SlotState::Idle { record, held, .. } => self.leave_idle(&record, held),
+            SlotState::Leased { .. } => {
+                self.leased -= 1;
+                for waiter in &mut self.waiters {
+                    if waiter.state == (WaitState::Queued { on: Some(conn) }) {
+                        waiter.state = WaitState::Queued { on: None };
+                    }
+                }
+            }
+            SlotState::Placing => {}
+        }
+        self.keys.release(slot.key);
+    }
+
+    /// Forgets `conn` and tells the shell to close it
+    pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        self.forget(conn);
+        self.stats.closes += 1;
+        self.out.push_back(PoolCommand::Close(conn, reason));
+    }
+}

@@ -1,0 +1,244 @@
+//! The pools of all accounts: routing, the ping and cleanup ticks, and stats.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use super::account::{AccountPool, ConnIdSource};
+use super::command::{CloseReason, PoolCommand, RefuseReason};
+use super::stats::PoolStats;
+use crate::config::Config;
+use crate::conn::{CompatKey, Release};
+use crate::{AccountId, ConnId, ResponseId, SessionId};
+
+/// One [`AccountPool`] per account, plus the ticks that cover every account
+///
+/// Every input is routed to the account's pool and its outputs are moved into one queue; the
+/// driving contract is the pool's (see the [module docs](super)). Inputs naming an account
+/// without a pool are answered so nothing leaks: acquires get `Refused(UnknownAccount)`, dial
+/// results and releases get a `Close`. Accounts are kept in id order so that ticks are
+/// deterministic.
+#[derive(Debug)]
+pub struct PoolRegistry {
+    config: Config,
+    seed: u64,
+    ids: ConnIdSource,
+    pools: BTreeMap<AccountId, AccountPool>,
+    next_ping_tick: Instant,
+    next_cleanup_tick: Instant,
+    out: VecDeque<PoolCommand>,
+}
+
+impl PoolRegistry {
+    /// No accounts yet; the first ticks are one period after `now`; dial jitter of each pool is
+    /// derived from `seed` and its account id
+    pub fn new(config: &Config, seed: u64, now: Instant) -> Self {
+        Self {
+            config: config.clone(),
+            seed,
+            ids: ConnIdSource::new(),
+            pools: BTreeMap::new(),
+            next_ping_tick: now + config.pool.ping_tick,
+            next_cleanup_tick: now + config.pool.cleanup_tick,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Adds a pool for `account` (or updates its concurrency); warm-idle dials start at once
+    pub fn add_account(&mut self, now: Instant, account: AccountId, concurrency: usize) {
+        if self.pools.contains_key(&account) {
+            self.set_concurrency(now, account, concurrency);
+            return;
+        }
+        let seed = self.seed ^ account.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let pool = AccountPool::new(account, concurrency, &self.config, self.ids.clone(), seed);
+        self.pools.insert(account, pool);
+        self.with(account, |pool| pool.start(now));
+    }
+
+    /// Changes an account's concurrency (the pool cap is min(concurrency, hard cap))
+    pub fn set_concurrency(&mut self, now: Instant, account: AccountId, concurrency: usize) {
+        self.with(account, |pool| pool.set_concurrency(now, concurrency));
+    }
+
+    /// Removes an account: its waiters get `Refused(AccountRemoved)`, its idle conns close now,
+    /// its leased conns on release and its dials on completion
+    pub fn remove_account(&mut self, now: Instant, account: AccountId) {
+        self.with(account, |pool| pool.shutdown(now));
+        self.pools.remove(&account);
+    }
+
+    /// See [`AccountPool::acquire_for_session`]; routed by the key's account
+    pub fn acquire_for_session(&mut self, now: Instant, holder: SessionId, compat: &CompatKey) {
+        if !self.with(compat.account(), |pool| {
+            pool.acquire_for_session(now, holder, compat)
+        }) {
+            self.out.push_back(PoolCommand::Refused {
+                holder,
+                reason: RefuseReason::UnknownAccount,
+            });
+        }
+    }
+
+    /// See [`AccountPool::acquire_for_http`]; routed by the key's account
+    pub fn acquire_for_http(
+        &mut self,
+        now: Instant,
+        holder: SessionId,
+        compat: &CompatKey,
+        preferred: Option<&ResponseId>,
+    ) {
+        let routed = self.with(compat.account(), |pool| {
+            pool.acquire_for_http(now, holder, compat, preferred);
+        });
+        if !routed {
+            self.out.push_back(PoolCommand::Refused {
+                holder,
+                reason: RefuseReason::UnknownAccount,
+            });
+        }
+    }
+
+    /// See [`AccountPool::cancel`]
+    pub fn cancel(&mut self, now: Instant, account: AccountId, holder: SessionId) {
+        self.with(account, |pool| pool.cancel(now, holder));
+    }
+
+    /// See [`AccountPool::handle_release`]; routed by the record's account
+    pub fn handle_release(&mut self, now: Instant, release: Release) {
+        let (account, conn) = (release.record.account(), release.record.id);
+        if !self.with(account, |pool| pool.handle_release(now, release)) {
+            self.out
+                .push_back(PoolCommand::Close(conn, CloseReason::AccountRemoved));
+        }
+    }
+
+    /// See [`AccountPool::handle_release_with_hold`]; routed by the record's account
+    pub fn handle_release_with_hold(&mut self, now: Instant, release: Release, chain: ResponseId) {
+        let (account, conn) = (release.record.account(), release.record.id);
+        if !self.with(account, |pool| {
+            pool.handle_release_with_hold(now, release, chain)
+        }) {
+            self.out
+                .push_back(PoolCommand::Close(conn, CloseReason::AccountRemoved));
+        }
+    }
+
+    /// See [`AccountPool::handle_conn_closed`]
+    pub fn handle_conn_closed(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        self.with(account, |pool| pool.handle_conn_closed(now, conn));
+    }
+
+    /// See [`AccountPool::handle_dial_ok`]
+    pub fn handle_dial_ok(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        if !self.with(account, |pool| pool.handle_dial_ok(now, conn)) {
+            self.out
+                .push_back(PoolCommand::Close(conn, CloseReason::AccountRemoved));
+        }
+    }
+
+    /// See [`AccountPool::handle_dial_failed`]
+    pub fn handle_dial_failed(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        self.with(account, |pool| pool.handle_dial_failed(now, conn));
+    }
+
+    /// See [`AccountPool::handle_idle_pong`]
+    pub fn handle_idle_pong(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        self.with(account, |pool| pool.handle_idle_pong(now, conn));
+    }
+
+    /// See [`AccountPool::handle_idle_frame`]
+    pub fn handle_idle_frame(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        self.with(account, |pool| pool.handle_idle_frame(now, conn));
+    }
+
+    /// See [`AccountPool::handle_idle_closed`]
+    pub fn handle_idle_closed(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        self.with(account, |pool| pool.handle_idle_closed(now, conn));
+    }
+
+    /// Fires the pools' due timers (in account order), then the cleanup tick and the ping tick
+    /// if due (cleanup first, so no conn is pinged and then evicted; each covers every account; the next one is a full period after `now`, so a late
+    /// wake-up never causes a burst of ticks)
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<AccountId> = self
+            .pools
+            .iter()
+            .filter(|(_, pool)| pool.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(account, _)| *account)
+            .collect();
+        for account in due {
+            self.with(account, |pool| pool.handle_timeout(now));
+        }
+        if self.next_cleanup_tick <= now {
+            self.next_cleanup_tick = now + self.config.pool.cleanup_tick;
+            self.for_each(|pool| pool.handle_cleanup_tick(now));
+        }
+        if self.next_ping_tick <= now {
+            self.next_ping_tick = now + self.config.pool.ping_tick;
+            self.for_each(|pool| pool.handle_ping_tick(now));
+        }
+    }
+
+    /// The next output (drain until `None` after every input)
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<PoolCommand> {
+        self.out.pop_front()
+    }
+
+    /// The earliest of the ticks and every pool's own deadline
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let pools = self
+            .pools
+            .values()
+            .filter_map(AccountPool::poll_timeout)
+            .min();
+        let ticks = self.next_ping_tick.min(self.next_cleanup_tick);
+        Some(pools.map_or(ticks, |p| p.min(ticks)))
+    }
+
+    /// One account's counts
+    pub fn stats(&self, account: AccountId) -> Option<PoolStats> {
+        self.pools.get(&account).map(AccountPool::stats)
+    }
+
+    /// Counts summed over every account
+    pub fn total_stats(&self) -> PoolStats {
+        let mut total = PoolStats::default();
+        for pool in self.pools.values() {
+            total += pool.stats();
+        }
+        total
+    }
+
+    /// One account's pool (read-only: inputs go through the registry so outputs are collected)
+    pub fn pool(&self, account: AccountId) -> Option<&AccountPool> {
+        self.pools.get(&account)
+    }
+
+    /// Accounts with a pool, in id order
+    pub fn accounts(&self) -> impl Iterator<Item = AccountId> + '_ {
+        self.pools.keys().copied()
+    }
+
+    /// Runs `f` on the account's pool and collects its outputs; false if there is no pool
+    fn with(&mut self, account: AccountId, f: impl FnOnce(&mut AccountPool)) -> bool {
+        let Some(pool) = self.pools.get_mut(&account) else {
+            return false;
+        };
+        f(pool);
+        while let Some(command) = pool.poll_command() {
+            self.out.push_back(command);
+        }
+        true
+    }
+
+    fn for_each(&mut self, f: impl Fn(&mut AccountPool)) {
+        for pool in self.pools.values_mut() {
+            f(pool);
+            while let Some(command) = pool.poll_command() {
+                self.out.push_back(command);
+            }
+        }
+    }
+}
