@@ -45,7 +45,13 @@ fn pool_with_idle(conns: usize, now: Instant) -> (AccountPool, CompatKey, Vec<Re
             let response = ResponseId::from_str_copy(&format!("resp_{}", record.id.0)).unwrap();
             record.cache(None, response.clone(), false);
             responses.push(response);
-            pool.handle_release(now, Release { record, reusable: true });
+            pool.handle_release(
+                now,
+                Release {
+                    record,
+                    reusable: true,
+                },
+            );
         }
     }
     assert_eq!(pool.stats().idle, conns);
@@ -64,7 +70,13 @@ fn session_acquire_release(bencher: Bencher, conns: usize) {
         let Some(PoolCommand::Granted(lease)) = pool.poll_command() else {
             panic!("an idle conn is granted at once")
         };
-        pool.handle_release(now, Release { record: lease.record, reusable: true });
+        pool.handle_release(
+            now,
+            Release {
+                record: lease.record,
+                reusable: true,
+            },
+        );
         while pool.poll_command().is_some() {}
     });
 }
@@ -86,7 +98,13 @@ fn http_preferred_acquire_release(bencher: Bencher, conns: usize) {
             panic!("the preferred conn is granted at once")
         };
         debug_assert!(lease.preferred_hit);
-        pool.handle_release(now, Release { record: lease.record, reusable: true });
+        pool.handle_release(
+            now,
+            Release {
+                record: lease.record,
+                reusable: true,
+            },
+        );
         while pool.poll_command().is_some() {}
     });
 }

@@ -418,10 +418,26 @@ impl Config {
             "must be at least 1",
         );
         let st = &self.store;
-        check(st.breaker_failure_limit > 0, "store.breaker_failure_limit", "must be at least 1");
-        check(!st.store_op_timeout.is_zero(), "store.store_op_timeout", "must be positive");
-        check(!st.default_group.is_empty(), "store.default_group", "must not be empty");
-        check(st.max_pending_ops > 0, "store.max_pending_ops", "must be at least 1");
+        check(
+            st.breaker_failure_limit > 0,
+            "store.breaker_failure_limit",
+            "must be at least 1",
+        );
+        check(
+            !st.store_op_timeout.is_zero(),
+            "store.store_op_timeout",
+            "must be positive",
+        );
+        check(
+            !st.default_group.is_empty(),
+            "store.default_group",
+            "must not be empty",
+        );
+        check(
+            st.max_pending_ops > 0,
+            "store.max_pending_ops",
+            "must be at least 1",
+        );
         let se = &self.session;
         check(
             se.max_held_creates_per_session > 0,

@@ -64,7 +64,12 @@ fn steady_session(model_map: ModelMap, lane: Option<&str>) -> (Session, Instant)
     let t0 = Instant::now();
     let mut s = Session::new(SessionId(1), Arc::new(Config::default()), t0);
     let lane_field = lane.map_or(String::new(), |l| format!(r#","stream_id":"{l}""#));
-    s.handle_client_text(t0, Bytes::from(format!(r#"{{"type":"response.create","model":"gpt-test","input":"hi"{lane_field}}}"#)));
+    s.handle_client_text(
+        t0,
+        Bytes::from(format!(
+            r#"{{"type":"response.create","model":"gpt-test","input":"hi"{lane_field}}}"#
+        )),
+    );
     let account = AccountId(1);
     let mut turn = None;
     for _ in 0..4 {
@@ -72,10 +77,23 @@ fn steady_session(model_map: ModelMap, lane: Option<&str>) -> (Session, Instant)
             match c {
                 SessionCommand::Schedule { .. } => {
                     let compat = CompatKey::plain(account);
-                    s.handle_admission(t0, Admission { account, max_concurrency: 8, compat, model_map: Arc::new(model_map.clone()) });
+                    s.handle_admission(
+                        t0,
+                        Admission {
+                            account,
+                            max_concurrency: 8,
+                            compat,
+                            model_map: Arc::new(model_map.clone()),
+                        },
+                    );
                 }
                 SessionCommand::Acquire { compat, .. } => {
-                    s.handle_lease(t0, Lease { record: ConnRecord::new(ConnId(1), compat, t0) });
+                    s.handle_lease(
+                        t0,
+                        Lease {
+                            record: ConnRecord::new(ConnId(1), compat, t0),
+                        },
+                    );
                 }
                 SessionCommand::AcquireSlot { turn: t, .. } => turn = Some(t),
                 _ => {}
@@ -103,7 +121,9 @@ fn count_relay(session: &mut Session, now: Instant, frame: Bytes) -> usize {
 
 fn delta(lane: Option<&str>, i: usize) -> Bytes {
     let lane_field = lane.map_or(String::new(), |l| format!(r#","stream_id":"{l}""#));
-    Bytes::from(format!(r#"{{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"tok{i} ","sequence_number":{i}{lane_field}}}"#))
+    Bytes::from(format!(
+        r#"{{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"tok{i} ","sequence_number":{i}{lane_field}}}"#
+    ))
 }
 
 #[test]
@@ -113,7 +133,11 @@ fn relaying_a_delta_allocates_nothing() {
         for i in 0..8 {
             let now = t0 + Duration::from_millis(i as u64);
             let frame = delta(lane, i);
-            assert_eq!(count_relay(&mut s, now, frame), 0, "delta {i} on lane {lane:?}");
+            assert_eq!(
+                count_relay(&mut s, now, frame),
+                0,
+                "delta {i} on lane {lane:?}"
+            );
         }
     }
 }
@@ -121,7 +145,10 @@ fn relaying_a_delta_allocates_nothing() {
 #[test]
 fn relaying_a_model_bearing_event_that_needs_no_rewrite_allocates_nothing() {
     // No map for the client's model, and a map whose upstream name the event does not carry.
-    let maps = [ModelMap::default(), ModelMap::new([("gpt-test".to_owned(), "gpt-test-2026".to_owned())])];
+    let maps = [
+        ModelMap::default(),
+        ModelMap::new([("gpt-test".to_owned(), "gpt-test-2026".to_owned())]),
+    ];
     for map in maps {
         let (mut s, t0) = steady_session(map, None);
         for i in 0..4 {

@@ -26,14 +26,27 @@ fn error_event_marks_conn_dirty_but_usable() {
     sim.upstream(1, error_event("server_error", 500, None));
     let conn = sim.session.active_conn().unwrap();
     assert_eq!(conn.state(), ConnState::Dirty);
-    assert!(!conn.is_reusable(), "an errored conn never goes back to the pool");
-    assert_eq!(sim.to_client[0]["status"], 500, "the error reaches the client");
+    assert!(
+        !conn.is_reusable(),
+        "an errored conn never goes back to the pool"
+    );
+    assert_eq!(
+        sim.to_client[0]["status"], 500,
+        "the error reaches the client"
+    );
     sim.client(create(Some("gpt-test"), None, None, true));
-    assert_eq!(sim.creates_on(1), 2, "the session keeps using its dirty conn");
+    assert_eq!(
+        sim.creates_on(1),
+        2,
+        "the session keeps using its dirty conn"
+    );
     sim.respond(1, "resp_2", None, 1, true);
     sim.client_gone();
     assert!(!sim.released[0].reusable, "released dirty at session end");
-    assert_trace!("session_error_event_marks_conn_dirty_but_usable", sim.trace());
+    assert_trace!(
+        "session_error_event_marks_conn_dirty_but_usable",
+        sim.trace()
+    );
 }
 
 #[test]
@@ -42,9 +55,20 @@ fn tail_packet_marks_conn_dirty() {
     sim.client(create(Some("gpt-test"), None, None, true));
     sim.respond(1, "resp_1", None, 1, true);
     let forwarded = sim.to_client.len();
-    sim.upstream(1, json!({"type": "response.output_text.delta", "delta": "late", "sequence_number": 9}));
-    assert_eq!(sim.to_client.len(), forwarded, "a tail packet is not forwarded");
-    assert!(sim.events.iter().any(|e| matches!(e, SessionEvent::TailPacket { conn } if *conn == ConnId(1))));
+    sim.upstream(
+        1,
+        json!({"type": "response.output_text.delta", "delta": "late", "sequence_number": 9}),
+    );
+    assert_eq!(
+        sim.to_client.len(),
+        forwarded,
+        "a tail packet is not forwarded"
+    );
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::TailPacket { conn } if *conn == ConnId(1)))
+    );
     assert_eq!(sim.session.active_conn().unwrap().state(), ConnState::Dirty);
     sim.client_gone();
     assert!(!sim.released[0].reusable);
@@ -59,18 +83,30 @@ fn error_routing_follows_lanes() {
     sim.client(create(Some("gpt-test"), None, None, true));
     sim.upstream(1, error_event("server_error", 500, Some("b")));
     let ended = sim.ended();
-    assert_eq!(ended.len(), 1, "an error with a lane ends exactly that lane's response");
+    assert_eq!(
+        ended.len(),
+        1,
+        "an error with a lane ends exactly that lane's response"
+    );
     assert_eq!(ended[0].lane.as_ref().unwrap().as_str(), "b");
     sim.upstream(1, error_event("server_error", 500, None));
     let ended = sim.ended();
-    assert_eq!(ended.len(), 2, "an error without a lane ends the oldest default-lane response");
+    assert_eq!(
+        ended.len(),
+        2,
+        "an error without a lane ends the oldest default-lane response"
+    );
     assert!(ended[1].lane.is_none());
     sim.respond(1, "resp_a", Some("a"), 1, true);
     assert_eq!(sim.session.unfinished(), 0);
     sim.client(create(Some("gpt-test"), None, Some("c"), true));
     sim.client(create(Some("gpt-test"), None, Some("d"), true));
     sim.upstream(1, error_event("server_error", 500, Some("zzz")));
-    assert_eq!(sim.ended().len(), 5, "an error no response owns is connection-level: it ends every open response");
+    assert_eq!(
+        sim.ended().len(),
+        5,
+        "an error no response owns is connection-level: it ends every open response"
+    );
     assert_eq!(sim.session.unfinished(), 0);
     assert_trace!("session_error_routing_follows_lanes", sim.trace());
 }
@@ -85,10 +121,28 @@ fn connection_limit_error_moves_a_movable_create_to_a_fresh_conn() {
     sim.upstream(1, json!({"type": "error", "error": {"type": "invalid_request_error", "code": "websocket_connection_limit_reached", "message": "limit"}, "status": 400}));
     assert_eq!(sim.to_client.len(), before, "the client does not notice");
     assert_eq!(sim.creates_on(2), 1, "the create moved to conn c2");
-    assert!(sim.closes.contains(&ConnId(1)), "the old conn retired and closed");
-    assert!(!sim.released.iter().find(|r| r.record.id == ConnId(1)).unwrap().reusable);
+    assert!(
+        sim.closes.contains(&ConnId(1)),
+        "the old conn retired and closed"
+    );
+    assert!(
+        !sim.released
+            .iter()
+            .find(|r| r.record.id == ConnId(1))
+            .unwrap()
+            .reusable
+    );
     sim.respond(2, "resp_2", None, 1, true);
-    assert_eq!(sim.ended().last().unwrap().response.as_ref().unwrap().as_str(), "resp_2");
+    assert_eq!(
+        sim.ended()
+            .last()
+            .unwrap()
+            .response
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "resp_2"
+    );
     assert_trace!("session_connection_limit_error_moves_create", sim.trace());
 }
 
@@ -99,9 +153,15 @@ fn connection_limit_error_reaches_the_client_for_a_connection_local_create() {
     sim.respond(1, "resp_1", None, 1, false);
     sim.client(create(Some("gpt-test"), Some("resp_1"), None, false));
     sim.upstream(1, json!({"type": "error", "error": {"type": "invalid_request_error", "code": "websocket_connection_limit_reached", "message": "limit"}, "status": 400}));
-    assert_eq!(sim.to_client.last().unwrap()["error"]["code"], "websocket_connection_limit_reached");
+    assert_eq!(
+        sim.to_client.last().unwrap()["error"]["code"],
+        "websocket_connection_limit_reached"
+    );
     assert_eq!(sim.creates_on(2), 0, "a store:false chain cannot move");
-    assert_trace!("session_connection_limit_error_connection_local", sim.trace());
+    assert_trace!(
+        "session_connection_limit_error_connection_local",
+        sim.trace()
+    );
 }
 
 #[test]
@@ -111,16 +171,36 @@ fn max_age_rotates_to_a_fresh_conn() {
     cfg.upstream.ping_interval = Duration::from_secs(3600);
     let mut sim = Sim::new(cfg);
     sim.client(create(Some("gpt-test"), None, None, true));
-    sim.upstream(1, text_response("resp_1", None, 1, true, "gpt-test")[0].clone());
+    sim.upstream(
+        1,
+        text_response("resp_1", None, 1, true, "gpt-test")[0].clone(),
+    );
     sim.advance(Duration::from_secs(61));
-    assert_eq!(sim.session.active_conn().map(|c| c.state()), None, "the aged conn no longer takes creates");
-    assert_eq!(sim.session.retiring_conn().map(|c| c.state()), Some(ConnState::Retiring));
+    assert_eq!(
+        sim.session.active_conn().map(|c| c.state()),
+        None,
+        "the aged conn no longer takes creates"
+    );
+    assert_eq!(
+        sim.session.retiring_conn().map(|c| c.state()),
+        Some(ConnState::Retiring)
+    );
     sim.client(create(Some("gpt-test"), None, None, true));
-    assert_eq!(sim.creates_on(2), 1, "a new create goes to a fresh conn at once");
-    for ev in text_response("resp_1", None, 1, true, "gpt-test").into_iter().skip(1) {
+    assert_eq!(
+        sim.creates_on(2),
+        1,
+        "a new create goes to a fresh conn at once"
+    );
+    for ev in text_response("resp_1", None, 1, true, "gpt-test")
+        .into_iter()
+        .skip(1)
+    {
         sim.upstream(1, ev);
     }
-    assert!(sim.closes.contains(&ConnId(1)), "the retiring conn closes when its last response ends");
+    assert!(
+        sim.closes.contains(&ConnId(1)),
+        "the retiring conn closes when its last response ends"
+    );
     assert!(sim.session.retiring_conn().is_none());
     assert_trace!("session_max_age_rotation", sim.trace());
 }
@@ -135,11 +215,21 @@ fn max_age_answers_a_connection_local_create_with_the_limit_error() {
     sim.respond(1, "resp_1", None, 1, false);
     sim.advance(Duration::from_secs(61));
     sim.client(create(Some("gpt-test"), Some("resp_1"), None, false));
-    assert_eq!(sim.to_client.last().unwrap()["error"]["code"], "websocket_connection_limit_reached");
+    assert_eq!(
+        sim.to_client.last().unwrap()["error"]["code"],
+        "websocket_connection_limit_reached"
+    );
     assert_eq!(sim.to_client.last().unwrap()["status"], 400);
-    assert!(sim.to_upstream.iter().all(|(c, _)| c.0 == 1), "nothing sent on a fresh conn");
+    assert!(
+        sim.to_upstream.iter().all(|(c, _)| c.0 == 1),
+        "nothing sent on a fresh conn"
+    );
     sim.client(create(Some("gpt-test"), None, None, false));
-    assert_eq!(sim.creates_on(2), 1, "the client's full-context resend starts a fresh conn");
+    assert_eq!(
+        sim.creates_on(2),
+        1,
+        "the client's full-context resend starts a fresh conn"
+    );
     assert_trace!("session_max_age_connection_local", sim.trace());
 }
 
@@ -156,21 +246,37 @@ fn thirty_third_lane_of_the_session_gets_upstreams_error() {
     assert_eq!(last["error"]["code"], "websocket_stream_limit_reached");
     assert_eq!(last["stream_id"], "l32");
     assert_eq!(sim.creates_on(1), 32, "never sent, never queued");
-    assert!(sim.events.iter().any(|e| matches!(e, SessionEvent::Refused { refusal: Refusal::StreamLimitReached, .. })));
+    assert!(sim.events.iter().any(|e| matches!(
+        e,
+        SessionEvent::Refused {
+            refusal: Refusal::StreamLimitReached,
+            ..
+        }
+    )));
 }
 
 #[test]
 fn thirty_third_lane_on_a_reused_conn_rotates() {
     let mut world = World::default();
-    let mut record = ConnRecord::new(ConnId(7), CompatKey::plain(common::account()), std::time::Instant::now());
-    record.named_lanes = (0..32).map(|i| StreamId::from_str_copy(&format!("old{i}")).unwrap()).collect();
+    let mut record = ConnRecord::new(
+        ConnId(7),
+        CompatKey::plain(common::account()),
+        std::time::Instant::now(),
+    );
+    record.named_lanes = (0..32)
+        .map(|i| StreamId::from_str_copy(&format!("old{i}")).unwrap())
+        .collect();
     world.lease_records.push_back(record);
     let mut sim = Sim::with_world(Config::default(), world);
     sim.client(create(Some("gpt-test"), None, Some("mine"), true));
     assert_eq!(sim.creates_on(7), 0, "the reused conn has no lane left");
     assert_eq!(sim.creates_on(8), 1, "the create moved to a fresh conn");
     assert!(sim.closes.contains(&ConnId(7)));
-    assert!(sim.events.iter().any(|e| matches!(e, SessionEvent::Rotated { from } if *from == ConnId(7))));
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Rotated { from } if *from == ConnId(7)))
+    );
     assert_trace!("session_33rd_lane_on_reused_conn_rotates", sim.trace());
 }
 
@@ -179,9 +285,18 @@ fn abandoned_write_closes_the_conn_and_retries_the_create() {
     let mut sim = Sim::new(Config::default());
     sim.client(create(Some("gpt-test"), None, None, true));
     sim.write_abandoned(1, true);
-    assert!(sim.released.iter().any(|r| r.record.id == ConnId(1) && !r.reusable), "closed and released");
+    assert!(
+        sim.released
+            .iter()
+            .any(|r| r.record.id == ConnId(1) && !r.reusable),
+        "closed and released"
+    );
     assert!(sim.closes.contains(&ConnId(1)));
-    assert_eq!(sim.creates_on(2), 1, "nothing reached the client yet: the create is re-sent on a fresh conn");
+    assert_eq!(
+        sim.creates_on(2),
+        1,
+        "nothing reached the client yet: the create is re-sent on a fresh conn"
+    );
     assert!(sim.to_client.is_empty());
     assert_trace!("session_abandoned_write_closes_conn", sim.trace());
 }
@@ -191,9 +306,16 @@ fn upstream_lost_after_output_closes_the_client_with_1011() {
     let mut sim = Sim::new(Config::default());
     sim.client(create(Some("gpt-test"), None, Some("a"), true));
     sim.client(create(Some("gpt-test"), None, Some("b"), true));
-    sim.upstream(1, text_response("resp_a", Some("a"), 1, true, "gpt-test")[0].clone());
+    sim.upstream(
+        1,
+        text_response("resp_a", Some("a"), 1, true, "gpt-test")[0].clone(),
+    );
     sim.upstream_closed(1);
-    let errors: Vec<_> = sim.to_client.iter().filter(|v| v["type"] == "error").collect();
+    let errors: Vec<_> = sim
+        .to_client
+        .iter()
+        .filter(|v| v["type"] == "error")
+        .collect();
     assert_eq!(errors.len(), 2, "every open response gets an error event");
     assert!(errors.iter().all(|e| e["status"] == 502));
     assert_eq!(sim.client_closed, Some(1011));

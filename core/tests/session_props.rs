@@ -16,8 +16,15 @@ use wsv2_core::{Config, ConnId};
 
 #[derive(Clone, Debug)]
 enum Act {
-    Create { lane: u8, prev: Option<u8>, store: bool },
-    Progress { pick: u8, what: u8 },
+    Create {
+        lane: u8,
+        prev: Option<u8>,
+        store: bool,
+    },
+    Progress {
+        pick: u8,
+        what: u8,
+    },
     ConnError,
     Tail,
     Lost,
@@ -59,7 +66,12 @@ impl FakeUpstream {
         for (conn, v) in &sim.to_upstream[self.seen..] {
             if v["type"] == "response.create" {
                 let lane = v["stream_id"].as_str().map(str::to_owned);
-                self.conns.entry(conn.0).or_default().entry(lane).or_default().push_back(None);
+                self.conns
+                    .entry(conn.0)
+                    .or_default()
+                    .entry(lane)
+                    .or_default()
+                    .push_back(None);
             }
         }
         self.seen = sim.to_upstream.len();
@@ -69,13 +81,21 @@ impl FakeUpstream {
     }
 
     fn live_conn(&self, sim: &Sim) -> Option<u64> {
-        sim.session.active_conn().or(sim.session.retiring_conn()).map(|c| c.id().0).filter(|c| !self.dead.contains(c))
+        sim.session
+            .active_conn()
+            .or(sim.session.retiring_conn())
+            .map(|c| c.id().0)
+            .filter(|c| !self.dead.contains(c))
     }
 
     /// The next event of some open response, or None
     fn progress(&mut self, conn: u64, pick: u8, what: u8) -> Option<Value> {
         let lanes = self.conns.get_mut(&conn)?;
-        let open: Vec<_> = lanes.iter().filter(|(_, q)| !q.is_empty()).map(|(l, _)| l.clone()).collect();
+        let open: Vec<_> = lanes
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(l, _)| l.clone())
+            .collect();
         if open.is_empty() {
             return None;
         }
@@ -87,13 +107,13 @@ impl FakeUpstream {
                 let id = format!("resp_{}", self.next_id);
                 self.ids.push(id.clone());
                 *queue.front_mut().unwrap() = Some(id.clone());
-                json!({"type": "response.created", "response": {"id": id, "store": what % 2 == 0}})
+                json!({"type": "response.created", "response": {"id": id, "store": what.is_multiple_of(2)}})
             }
             Some(id) => match what {
                 0..=9 => json!({"type": "response.output_text.delta", "delta": "x"}),
                 10..=14 => {
                     queue.pop_front();
-                    json!({"type": "response.completed", "response": {"id": id, "store": what % 2 == 0, "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}})
+                    json!({"type": "response.completed", "response": {"id": id, "store": what.is_multiple_of(2), "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}})
                 }
                 15 => {
                     queue.pop_front();
@@ -138,8 +158,14 @@ fn cfg() -> Config {
 }
 
 fn check_invariants(sim: &Sim, up: &FakeUpstream) -> Result<(), TestCaseError> {
-    prop_assert!(sim.session.held_creates() <= 4, "held creates exceed their bound");
-    for conn in [sim.session.active_conn(), sim.session.retiring_conn()].into_iter().flatten() {
+    prop_assert!(
+        sim.session.held_creates() <= 4,
+        "held creates exceed their bound"
+    );
+    for conn in [sim.session.active_conn(), sim.session.retiring_conn()]
+        .into_iter()
+        .flatten()
+    {
         if conn.state() == ConnState::Closed {
             prop_assert_eq!(conn.poll_timeout(), None, "a closed conn keeps a timer");
         }
@@ -150,13 +176,20 @@ fn check_invariants(sim: &Sim, up: &FakeUpstream) -> Result<(), TestCaseError> {
         }
     }
     if sim.session.phase() == SessionPhase::Finished {
-        prop_assert_eq!(sim.session.poll_timeout(), None, "a finished session keeps a timer");
+        prop_assert_eq!(
+            sim.session.poll_timeout(),
+            None,
+            "a finished session keeps a timer"
+        );
     }
     Ok(())
 }
 
 fn run(acts: Vec<Act>) -> Result<(), TestCaseError> {
-    let world = World { max_concurrency: 2, ..World::default() };
+    let world = World {
+        max_concurrency: 2,
+        ..World::default()
+    };
     let mut sim = Sim::with_world(cfg(), world);
     let mut up = FakeUpstream::default();
     let mut creates = 0usize;
@@ -229,7 +262,10 @@ fn run(acts: Vec<Act>) -> Result<(), TestCaseError> {
             break;
         }
         up.sync(&sim);
-        match up.live_conn(&sim).and_then(|c| up.progress(c, 0, 12).map(|v| (c, v))) {
+        match up
+            .live_conn(&sim)
+            .and_then(|c| up.progress(c, 0, 12).map(|v| (c, v)))
+        {
             Some((c, v)) => sim.upstream(c, v),
             None => sim.advance(Duration::from_millis(500)),
         }
@@ -243,9 +279,18 @@ fn run(acts: Vec<Act>) -> Result<(), TestCaseError> {
             SessionEvent::Refused { turn, .. } | SessionEvent::Dropped { turn } => *turn,
             _ => continue,
         };
-        prop_assert!(outcomes.insert(turn), "{turn} has two outcomes\n{}", sim.trace());
+        prop_assert!(
+            outcomes.insert(turn),
+            "{turn} has two outcomes\n{}",
+            sim.trace()
+        );
     }
-    prop_assert_eq!(outcomes.len(), creates, "every create ends in exactly one outcome\n{}", sim.trace());
+    prop_assert_eq!(
+        outcomes.len(),
+        creates,
+        "every create ends in exactly one outcome\n{}",
+        sim.trace()
+    );
     prop_assert!(sim.released.iter().all(|r| r.record.id != ConnId(0)));
     Ok(())
 }
@@ -267,11 +312,23 @@ proptest! {
 #[test]
 fn regression_create_after_slow_client_timeout() {
     let acts = vec![
-        Act::Create { lane: 0, prev: None, store: false },
-        Act::Create { lane: 0, prev: None, store: false },
+        Act::Create {
+            lane: 0,
+            prev: None,
+            store: false,
+        },
+        Act::Create {
+            lane: 0,
+            prev: None,
+            store: false,
+        },
         Act::Pressure(true),
         Act::Advance(700),
-        Act::Create { lane: 0, prev: None, store: false },
+        Act::Create {
+            lane: 0,
+            prev: None,
+            store: false,
+        },
     ];
     run(acts).unwrap();
 }

@@ -23,7 +23,11 @@ fn first_message_timeout_closes_1008() {
     sim.advance(ms(1));
     assert_eq!(sim.client_closed, Some(1008));
     assert_eq!(sim.session.phase(), SessionPhase::Finished);
-    assert_eq!(sim.session.poll_timeout(), None, "no timer outlives the session");
+    assert_eq!(
+        sim.session.poll_timeout(),
+        None,
+        "no timer outlives the session"
+    );
     assert_trace!("session_first_message_timeout", sim.trace());
 }
 
@@ -36,10 +40,16 @@ fn inter_turn_idle_closes_1000_and_releases_the_conn_reusable() {
     sim.advance(ms(400));
     sim.respond(1, "resp_1", None, 1, true);
     sim.advance(ms(499));
-    assert_eq!(sim.client_closed, None, "idle counts from the end of the last response");
+    assert_eq!(
+        sim.client_closed, None,
+        "idle counts from the end of the last response"
+    );
     sim.advance(ms(1));
     assert_eq!(sim.client_closed, Some(1000));
-    assert!(sim.released[0].reusable, "a clean conn goes back to the pool");
+    assert!(
+        sim.released[0].reusable,
+        "a clean conn goes back to the pool"
+    );
     assert_trace!("session_inter_turn_idle", sim.trace());
 }
 
@@ -47,7 +57,11 @@ fn inter_turn_idle_closes_1000_and_releases_the_conn_reusable() {
 fn concurrency_slot_is_held_then_429() {
     let mut cfg = Config::default();
     cfg.session.slot_wait_timeout = ms(200);
-    let world = World { max_concurrency: 1, slots_in_use: 1, ..World::default() };
+    let world = World {
+        max_concurrency: 1,
+        slots_in_use: 1,
+        ..World::default()
+    };
     let mut sim = Sim::with_world(cfg, world);
     sim.client(create(Some("gpt-test"), None, None, true));
     assert_eq!(sim.creates_on(1), 0, "held: the account is at its limit");
@@ -77,12 +91,26 @@ fn client_gone_mid_turn_drains_and_releases_reusable() {
     for ev in events.into_iter().skip(2) {
         sim.upstream(1, ev);
     }
-    assert_eq!(sim.to_client.len(), forwarded, "nothing written after the client left");
-    assert!(sim.events.contains(&SessionEvent::DrainFinished { clean: true }));
-    assert!(sim.released[0].reusable, "a clean drain releases the conn reusable");
+    assert_eq!(
+        sim.to_client.len(),
+        forwarded,
+        "nothing written after the client left"
+    );
+    assert!(
+        sim.events
+            .contains(&SessionEvent::DrainFinished { clean: true })
+    );
+    assert!(
+        sim.released[0].reusable,
+        "a clean drain releases the conn reusable"
+    );
     let report = sim.ended()[0];
     assert!(report.drained);
-    assert_eq!(report.usage.unwrap().output_tokens, 3, "usage of a drained response is still reported");
+    assert_eq!(
+        report.usage.unwrap().output_tokens,
+        3,
+        "usage of a drained response is still reported"
+    );
     assert_trace!("session_client_gone_drain_reusable", sim.trace());
 }
 
@@ -92,11 +120,20 @@ fn drain_timeout_leaves_the_conn_dirty() {
     cfg.session.drain_timeout = ms(1000);
     let mut sim = Sim::new(cfg);
     sim.client(create(Some("gpt-test"), None, None, true));
-    sim.upstream(1, text_response("resp_1", None, 1, true, "gpt-test")[0].clone());
+    sim.upstream(
+        1,
+        text_response("resp_1", None, 1, true, "gpt-test")[0].clone(),
+    );
     sim.client_gone();
     sim.advance(ms(1000));
-    assert!(sim.events.contains(&SessionEvent::DrainFinished { clean: false }));
-    assert!(!sim.released[0].reusable, "a timed-out drain never returns the conn to the pool");
+    assert!(
+        sim.events
+            .contains(&SessionEvent::DrainFinished { clean: false })
+    );
+    assert!(
+        !sim.released[0].reusable,
+        "a timed-out drain never returns the conn to the pool"
+    );
     assert_eq!(sim.session.phase(), SessionPhase::Finished);
     assert_trace!("session_drain_timeout_dirty", sim.trace());
 }
@@ -109,16 +146,36 @@ fn slow_client_pauses_upstream_reads_then_counts_as_gone() {
     cfg.upstream.pong_timeout = ms(100);
     let mut sim = Sim::new(cfg);
     sim.client(create(Some("gpt-test"), None, None, true));
-    sim.upstream(1, text_response("resp_1", None, 1, true, "gpt-test")[0].clone());
+    sim.upstream(
+        1,
+        text_response("resp_1", None, 1, true, "gpt-test")[0].clone(),
+    );
     sim.backpressure(true);
-    assert!(!sim.session.wants_upstream_read(), "backpressure reaches upstream");
+    assert!(
+        !sim.session.wants_upstream_read(),
+        "backpressure reaches upstream"
+    );
     sim.advance(ms(799));
-    assert_eq!(sim.session.active_conn().unwrap().state(), ConnState::Open, "pings go out but their pong timeout is suspended");
+    assert_eq!(
+        sim.session.active_conn().unwrap().state(),
+        ConnState::Open,
+        "pings go out but their pong timeout is suspended"
+    );
     assert!(!sim.pings.is_empty());
     sim.advance(ms(1));
-    assert_eq!(sim.session.phase(), SessionPhase::Draining, "the stuck client counts as gone");
-    assert!(sim.session.wants_upstream_read(), "the drain reads upstream again");
-    for ev in text_response("resp_1", None, 1, true, "gpt-test").into_iter().skip(1) {
+    assert_eq!(
+        sim.session.phase(),
+        SessionPhase::Draining,
+        "the stuck client counts as gone"
+    );
+    assert!(
+        sim.session.wants_upstream_read(),
+        "the drain reads upstream again"
+    );
+    for ev in text_response("resp_1", None, 1, true, "gpt-test")
+        .into_iter()
+        .skip(1)
+    {
         sim.upstream(1, ev);
     }
     assert_eq!(sim.session.phase(), SessionPhase::Finished);
@@ -134,14 +191,25 @@ fn leased_conn_ping_pong_and_pong_timeout() {
     sim.client(create(Some("gpt-test"), None, None, true));
     sim.respond(1, "resp_1", None, 1, true);
     sim.advance(ms(1000));
-    assert_eq!(sim.pings.len(), 1, "a conn silent for ping_interval is pinged");
+    assert_eq!(
+        sim.pings.len(),
+        1,
+        "a conn silent for ping_interval is pinged"
+    );
     sim.pong(1);
     sim.advance(ms(999));
-    assert_eq!(sim.pings.len(), 1, "the pong counts as a read: the next ping waits a full interval");
+    assert_eq!(
+        sim.pings.len(),
+        1,
+        "the pong counts as a read: the next ping waits a full interval"
+    );
     sim.advance(ms(1));
     assert_eq!(sim.pings.len(), 2);
     sim.advance(ms(200));
-    assert!(sim.closes.contains(&wsv2_core::ConnId(1)), "no pong within pong_timeout closes the conn");
+    assert!(
+        sim.closes.contains(&wsv2_core::ConnId(1)),
+        "no pong within pong_timeout closes the conn"
+    );
     assert!(sim.released.iter().any(|r| !r.reusable));
     sim.client(create(Some("gpt-test"), None, None, true));
     assert_eq!(sim.creates_on(2), 1, "the next turn gets a fresh conn");
@@ -156,13 +224,21 @@ fn idle_conn_ping_pong_and_pong_timeout() {
     cfg.upstream.ping_interval = ms(1000);
     cfg.upstream.pong_timeout = ms(200);
     let t0 = Instant::now();
-    let record = ConnRecord::new(wsv2_core::ConnId(1), CompatKey::plain(common::account()), t0);
+    let record = ConnRecord::new(
+        wsv2_core::ConnId(1),
+        CompatKey::plain(common::account()),
+        t0,
+    );
     let mut conn = UpstreamConn::new(record, t0, &cfg.upstream);
     let mut trace = Vec::new();
     let mut now = t0;
-    let mut step = |conn: &mut UpstreamConn, now: std::time::Instant, trace: &mut Vec<String>| {
+    let step = |conn: &mut UpstreamConn, now: std::time::Instant, trace: &mut Vec<String>| {
         while let Some(t) = conn.poll_transmit() {
-            trace.push(format!("+{}ms < {t:?} state={}", (now - t0).as_millis(), conn.state().as_str()));
+            trace.push(format!(
+                "+{}ms < {t:?} state={}",
+                (now - t0).as_millis(),
+                conn.state().as_str()
+            ));
         }
     };
     assert_eq!(conn.poll_timeout(), Some(t0 + ms(1000)));
@@ -181,7 +257,11 @@ fn idle_conn_ping_pong_and_pong_timeout() {
     conn.handle_timeout(now);
     step(&mut conn, now, &mut trace);
     assert_eq!(conn.state(), ConnState::Closed);
-    assert_eq!(conn.poll_timeout(), None, "no timer stays armed for a closed conn");
+    assert_eq!(
+        conn.poll_timeout(),
+        None,
+        "no timer stays armed for a closed conn"
+    );
     assert!(matches!(trace.last(), Some(l) if l.contains("Close")));
     assert!(!conn.is_reusable());
     let _ = UpstreamTransmit::Ping;

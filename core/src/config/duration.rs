@@ -76,7 +76,7 @@ pub fn format(d: Duration) -> String {
     }
 }
 
-/// serde `with` adapter: deserializes from a human string, serializes with [`format`]
+/// serde `with` adapter: serializes with [`format()`]
 pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format(*d))
 }

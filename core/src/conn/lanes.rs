@@ -149,7 +149,10 @@ impl Lanes {
 
     /// The lane of the open response named `id`
     pub(crate) fn lane_of(&self, id: &ResponseId) -> Option<&Lane> {
-        self.open.iter().find(|r| r.id.as_ref() == Some(id)).map(|r| &r.lane)
+        self.open
+            .iter()
+            .find(|r| r.id.as_ref() == Some(id))
+            .map(|r| &r.lane)
     }
 
     /// Finds who owns an event of `kind` on lane `lane` (raw `stream_id` bytes)
@@ -164,19 +167,19 @@ impl Lanes {
         next_turn: &mut impl FnMut() -> TurnId,
     ) -> Owner {
         if kind.is_steer_or_inject() {
-            match kind {
-                ServerEventKind::SteerAccepted => {
-                    if !self.steers_sent.is_empty() {
-                        let lane = self.steers_sent.remove(0);
-                        self.successors_due.push(lane);
-                    }
+            // Steer answers come in the order the steers were sent. Only an accepted steer
+            // announces an automatic successor; pending and failed ones do not.
+            let answered = matches!(
+                kind,
+                ServerEventKind::SteerAccepted
+                    | ServerEventKind::SteerFailed
+                    | ServerEventKind::SteerPending
+            );
+            if answered && !self.steers_sent.is_empty() {
+                let lane = self.steers_sent.remove(0);
+                if kind == ServerEventKind::SteerAccepted {
+                    self.successors_due.push(lane);
                 }
-                ServerEventKind::SteerFailed | ServerEventKind::SteerPending => {
-                    if !self.steers_sent.is_empty() {
-                        self.steers_sent.remove(0);
-                    }
-                }
-                _ => {}
             }
             return Owner::Steering;
         }
@@ -203,7 +206,10 @@ impl Lanes {
                     successor: true,
                 },
             );
-            return Owner::Response { turn: self.open[insert_at].turn, first: true };
+            return Owner::Response {
+                turn: self.open[insert_at].turn,
+                first: true,
+            };
         }
         match self.head_index(lane) {
             Some(i) => {
@@ -212,7 +218,10 @@ impl Lanes {
                 if first {
                     r.first_event_at = Some(now);
                 }
-                Owner::Response { turn: r.turn, first }
+                Owner::Response {
+                    turn: r.turn,
+                    first,
+                }
             }
             None if kind == ServerEventKind::Error => Owner::ConnectionError,
             None => Owner::Tail,
@@ -227,7 +236,13 @@ impl Lanes {
     }
 
     /// Ends `turn` with `outcome`
-    pub(crate) fn end(&mut self, turn: TurnId, outcome: Outcome, store: Option<bool>, usage: Option<Usage>) -> Option<Ended> {
+    pub(crate) fn end(
+        &mut self,
+        turn: TurnId,
+        outcome: Outcome,
+        store: Option<bool>,
+        usage: Option<Usage>,
+    ) -> Option<Ended> {
         let pos = self.open.iter().position(|r| r.turn == turn)?;
         let r = self.open.remove(pos);
         Some(Ended {

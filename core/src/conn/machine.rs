@@ -8,7 +8,9 @@ use bytes::Bytes;
 use super::lanes::{Ended, Lanes, OpenResponse, Outcome, Owner, lane_from_raw};
 use super::record::{ConnRecord, Release};
 use crate::config::UpstreamConfig;
-use crate::event::{ClassifyError, ErrorClass, ServerEvent, ServerEventKind, classify_server_event};
+use crate::event::{
+    ClassifyError, ErrorClass, ServerEvent, ServerEventKind, classify_server_event,
+};
 use crate::timer::{TimerName, TimerTable};
 use crate::{ConnId, Lane, ResponseId, StreamId, TurnId};
 
@@ -99,7 +101,12 @@ enum ConnTimer {
 }
 
 impl TimerName for ConnTimer {
-    const ALL: &'static [Self] = &[Self::MaxAge, Self::PongTimeout, Self::ReadTimeout, Self::Ping];
+    const ALL: &'static [Self] = &[
+        Self::MaxAge,
+        Self::PongTimeout,
+        Self::ReadTimeout,
+        Self::Ping,
+    ];
     fn index(self) -> usize {
         self as usize
     }
@@ -160,8 +167,12 @@ impl UpstreamConn {
             write_timeout: cfg.write_timeout,
             record,
         };
-        conn.timers.set(ConnTimer::MaxAge, conn.record.opened_at + cfg.max_age);
-        conn.timers.set(ConnTimer::Ping, conn.record.last_read.max(now) + conn.ping_interval);
+        conn.timers
+            .set(ConnTimer::MaxAge, conn.record.opened_at + cfg.max_age);
+        conn.timers.set(
+            ConnTimer::Ping,
+            conn.record.last_read.max(now) + conn.ping_interval,
+        );
         if conn.timers.is_expired(ConnTimer::MaxAge, now) {
             conn.retire(now);
         }
@@ -173,7 +184,12 @@ impl UpstreamConn {
     /// Call after the shell read a text frame from this conn's socket; then drain
     /// [`poll_ended`](Self::poll_ended). Error events make the conn dirty (every branch),
     /// a frame no response can own is a tail packet and makes it dirty too.
-    pub fn handle_frame<'a>(&mut self, now: Instant, frame: &'a [u8], next_turn: &mut impl FnMut() -> TurnId) -> Result<Routed<'a>, ClassifyError> {
+    pub fn handle_frame<'a>(
+        &mut self,
+        now: Instant,
+        frame: &'a [u8],
+        next_turn: &mut impl FnMut() -> TurnId,
+    ) -> Result<Routed<'a>, ClassifyError> {
         self.note_read(now);
         let event = match classify_server_event(frame) {
             Ok(event) => event,
@@ -183,7 +199,9 @@ impl UpstreamConn {
                 return Err(e);
             }
         };
-        let owner = self.lanes.route(event.kind, event.stream_id, now, next_turn);
+        let owner = self
+            .lanes
+            .route(event.kind, event.stream_id, now, next_turn);
         match owner {
             Owner::Response { turn, .. } => self.apply_to_response(turn, &event),
             Owner::ConnectionError => {
@@ -201,7 +219,9 @@ impl UpstreamConn {
     fn apply_to_response(&mut self, turn: TurnId, event: &ServerEvent<'_>) {
         let kind = event.kind;
         if kind == ServerEventKind::ResponseCreated
-            && let Some(id) = event.response_id.and_then(|raw| ResponseId::new(Bytes::copy_from_slice(raw)))
+            && let Some(id) = event
+                .response_id
+                .and_then(|raw| ResponseId::new(Bytes::copy_from_slice(raw)))
         {
             self.lanes.name(turn, id);
         }
@@ -211,23 +231,37 @@ impl UpstreamConn {
             ServerEventKind::ResponseFailed => Outcome::Failed,
             ServerEventKind::Error => {
                 self.mark_dirty();
-                Outcome::Error { status: event.error.as_ref().map_or(502, |e| e.status) }
+                Outcome::Error {
+                    status: event.error.as_ref().map_or(502, |e| e.status),
+                }
             }
             _ => return,
         };
-        let Some(mut ended) = self.lanes.end(turn, outcome.clone(), event.store, event.usage) else {
+        let Some(mut ended) = self
+            .lanes
+            .end(turn, outcome.clone(), event.store, event.usage)
+        else {
             return;
         };
         if ended.id.is_none() {
-            ended.id = event.response_id.and_then(|raw| ResponseId::new(Bytes::copy_from_slice(raw)));
+            ended.id = event
+                .response_id
+                .and_then(|raw| ResponseId::new(Bytes::copy_from_slice(raw)));
         }
         let failed_continuation = !matches!(outcome, Outcome::Completed | Outcome::Incomplete);
         match (&ended.id, failed_continuation) {
-            (Some(id), false) => self.record.cache(ended.lane.clone(), id.clone(), ended.store.unwrap_or(true)),
+            (Some(id), false) => {
+                self.record
+                    .cache(ended.lane.clone(), id.clone(), ended.store.unwrap_or(true))
+            }
             (_, true) => {
                 // Upstream evicts the referenced response after a failed same-lane continuation.
                 if let Some(prev) = &ended.previous
-                    && self.record.lane_cache.iter().any(|c| &c.response == prev && c.lane == ended.lane)
+                    && self
+                        .record
+                        .lane_cache
+                        .iter()
+                        .any(|c| &c.response == prev && c.lane == ended.lane)
                 {
                     self.record.evict(prev);
                 }
@@ -282,7 +316,8 @@ impl UpstreamConn {
                     if self.is_live() {
                         self.transmits.push_back(UpstreamTransmit::Ping);
                         if self.reading {
-                            self.timers.set(ConnTimer::PongTimeout, now + self.pong_timeout);
+                            self.timers
+                                .set(ConnTimer::PongTimeout, now + self.pong_timeout);
                         }
                         self.timers.set(ConnTimer::Ping, now + self.ping_interval);
                     }
@@ -296,14 +331,32 @@ impl UpstreamConn {
     /// Writes a `response.create` for `turn` on `lane`
     ///
     /// Call only while [`takes_creates`](Self::takes_creates); records the lane as used.
-    pub fn send_create(&mut self, now: Instant, turn: TurnId, lane: Lane, previous: Option<ResponseId>, frame: Bytes) {
+    pub fn send_create(
+        &mut self,
+        now: Instant,
+        turn: TurnId,
+        lane: Lane,
+        previous: Option<ResponseId>,
+        frame: Bytes,
+    ) {
         if let Some(name) = &lane
             && !self.record.has_used_lane(name)
         {
             self.record.named_lanes.push(name.clone());
         }
-        self.lanes.push(OpenResponse { turn, lane, id: None, previous, sent_at: now, first_event_at: None, successor: false });
-        self.transmits.push_back(UpstreamTransmit::Text { frame, deadline: now + self.write_timeout });
+        self.lanes.push(OpenResponse {
+            turn,
+            lane,
+            id: None,
+            previous,
+            sent_at: now,
+            first_event_at: None,
+            successor: false,
+        });
+        self.transmits.push_back(UpstreamTransmit::Text {
+            frame,
+            deadline: now + self.write_timeout,
+        });
         self.arm_read_timeout(now);
     }
 
@@ -312,13 +365,19 @@ impl UpstreamConn {
         if !self.is_live() || !self.lanes.steer_sent(target) {
             return false;
         }
-        self.transmits.push_back(UpstreamTransmit::Text { frame, deadline: now + self.write_timeout });
+        self.transmits.push_back(UpstreamTransmit::Text {
+            frame,
+            deadline: now + self.write_timeout,
+        });
         true
     }
 
     /// Takes no new creates from now on; closes when its unfinished responses have ended
     pub fn retire(&mut self, _now: Instant) {
-        if matches!(self.state, ConnState::Open | ConnState::Dirty | ConnState::Connecting) {
+        if matches!(
+            self.state,
+            ConnState::Open | ConnState::Dirty | ConnState::Connecting
+        ) {
             self.state = ConnState::Retiring;
         }
         self.close_if_retired();
@@ -370,7 +429,10 @@ impl UpstreamConn {
         if !self.is_live() {
             return false;
         }
-        self.transmits.push_back(UpstreamTransmit::Text { frame, deadline: now + self.write_timeout });
+        self.transmits.push_back(UpstreamTransmit::Text {
+            frame,
+            deadline: now + self.write_timeout,
+        });
         true
     }
 
@@ -395,7 +457,10 @@ impl UpstreamConn {
     /// Gives the conn back: the record and whether the pool may lease it again
     pub fn into_release(self) -> Release {
         let reusable = self.is_reusable();
-        Release { record: self.record, reusable }
+        Release {
+            record: self.record,
+            reusable,
+        }
     }
 
     /// The conn's handle
@@ -430,7 +495,10 @@ impl UpstreamConn {
 
     /// Whether the socket is still usable (not closing or closed)
     pub fn is_live(&self) -> bool {
-        matches!(self.state, ConnState::Open | ConnState::Dirty | ConnState::Retiring)
+        matches!(
+            self.state,
+            ConnState::Open | ConnState::Dirty | ConnState::Retiring
+        )
     }
 
     /// Responses forwarded and not yet ended
@@ -473,7 +541,8 @@ impl UpstreamConn {
 
     fn arm_read_timeout(&mut self, now: Instant) {
         if self.reading && self.lanes.unfinished() > 0 {
-            self.timers.set(ConnTimer::ReadTimeout, now + self.read_timeout);
+            self.timers
+                .set(ConnTimer::ReadTimeout, now + self.read_timeout);
         } else {
             self.timers.stop(ConnTimer::ReadTimeout);
         }

@@ -21,7 +21,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-pub use types::{Admission, Lease, ModelMap, Refusal, ResponseReport, SessionCommand, SessionEvent, Transmit};
+pub use types::{
+    Admission, Lease, ModelMap, Refusal, ResponseReport, SessionCommand, SessionEvent, Transmit,
+};
 
 use crate::conn::UpstreamConn;
 use crate::event::{ClientEventKind, StreamIdField, classify_client_event, gateway_error_event};
@@ -61,7 +63,13 @@ enum SessionTimer {
 }
 
 impl TimerName for SessionTimer {
-    const ALL: &'static [Self] = &[Self::FirstMessage, Self::Drain, Self::ClientWrite, Self::SlotWait, Self::InterTurnIdle];
+    const ALL: &'static [Self] = &[
+        Self::FirstMessage,
+        Self::Drain,
+        Self::ClientWrite,
+        Self::SlotWait,
+        Self::InterTurnIdle,
+    ];
     fn index(self) -> usize {
         self as usize
     }
@@ -150,7 +158,10 @@ impl Session {
     /// A session for a client socket that has just been upgraded
     pub fn new(id: SessionId, cfg: Arc<Config>, now: Instant) -> Self {
         let mut timers = TimerTable::default();
-        timers.set(SessionTimer::FirstMessage, now + cfg.session.first_message_timeout);
+        timers.set(
+            SessionTimer::FirstMessage,
+            now + cfg.session.first_message_timeout,
+        );
         Self {
             id,
             phase: SessionPhase::AwaitingFirst,
@@ -194,7 +205,9 @@ impl Session {
         };
         match req.kind {
             ClientEventKind::ResponseCreate => self.accept_create(frame, req),
-            ClientEventKind::ResponseSteer | ClientEventKind::ResponseInject => self.forward_steer(now, frame, req),
+            ClientEventKind::ResponseSteer | ClientEventKind::ResponseInject => {
+                self.forward_steer(now, frame, req)
+            }
             ClientEventKind::Other => {
                 let ty = String::from_utf8_lossy(&req.type_name);
                 let message = format!("unsupported websocket event type: {ty:?}");
@@ -211,7 +224,13 @@ impl Session {
         }
         self.timers.stop(SessionTimer::FirstMessage);
         self.phase = SessionPhase::Active;
-        self.send_client_error(400, "invalid_request_error", None, "binary frames are not supported; send JSON text frames", None);
+        self.send_client_error(
+            400,
+            "invalid_request_error",
+            None,
+            "binary frames are not supported; send JSON text frames",
+            None,
+        );
         self.settle(now);
     }
 
@@ -235,12 +254,14 @@ impl Session {
             return self.finish(now);
         }
         for conn in [&self.active, &self.retiring].into_iter().flatten() {
-            self.commands.push_back(SessionCommand::AbandonWrites { conn: conn.id() });
+            self.commands
+                .push_back(SessionCommand::AbandonWrites { conn: conn.id() });
         }
         self.phase = SessionPhase::Draining;
         self.timers.stop(SessionTimer::InterTurnIdle);
         self.timers.stop(SessionTimer::FirstMessage);
-        self.timers.set(SessionTimer::Drain, now + self.cfg.session.drain_timeout);
+        self.timers
+            .set(SessionTimer::Drain, now + self.cfg.session.drain_timeout);
         self.settle(now);
     }
 
@@ -250,7 +271,10 @@ impl Session {
     /// conns' pong and read timeouts; if it stays full for `client_write_timeout`, the client
     /// counts as gone.
     pub fn handle_client_backpressure(&mut self, now: Instant, full: bool) {
-        if self.phase == SessionPhase::Finished || self.phase == SessionPhase::Draining || self.backpressured == full {
+        if self.phase == SessionPhase::Finished
+            || self.phase == SessionPhase::Draining
+            || self.backpressured == full
+        {
             return;
         }
         self.backpressured = full;
@@ -258,7 +282,10 @@ impl Session {
             conn.set_reading(now, !full);
         }
         if full {
-            self.timers.set(SessionTimer::ClientWrite, now + self.cfg.session.client_write_timeout);
+            self.timers.set(
+                SessionTimer::ClientWrite,
+                now + self.cfg.session.client_write_timeout,
+            );
         } else {
             self.timers.stop(SessionTimer::ClientWrite);
         }
@@ -288,7 +315,8 @@ impl Session {
         self.acquiring = false;
         let conn = UpstreamConn::new(lease.record, now, &self.cfg.upstream);
         if self.phase == SessionPhase::Finished || self.phase == SessionPhase::Draining {
-            self.commands.push_back(SessionCommand::Release(conn.into_release()));
+            self.commands
+                .push_back(SessionCommand::Release(conn.into_release()));
             return;
         }
         if let Some(old) = self.active.take() {
@@ -305,7 +333,8 @@ impl Session {
             status: 503,
             error_type: "server_error",
             code: Some("upstream_unavailable"),
-            message: "no upstream connection became available in time; retry the request".to_owned(),
+            message: "no upstream connection became available in time; retry the request"
+                .to_owned(),
         };
         while let Some(head) = self.pending.pop_front() {
             self.refuse(&head, refusal.clone());
@@ -320,7 +349,9 @@ impl Session {
             None => {
                 // The create is gone (refused, client left): give the slot straight back.
                 if let Some(admission) = &self.admission {
-                    self.commands.push_back(SessionCommand::ReleaseSlot { account: admission.account });
+                    self.commands.push_back(SessionCommand::ReleaseSlot {
+                        account: admission.account,
+                    });
                 }
             }
         }
@@ -410,10 +441,14 @@ impl Session {
     /// The earliest deadline of the session and its conns
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.next_timeout(), self.active.as_ref().and_then(UpstreamConn::poll_timeout), self.retiring.as_ref().and_then(UpstreamConn::poll_timeout)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.next_timeout(),
+            self.active.as_ref().and_then(UpstreamConn::poll_timeout),
+            self.retiring.as_ref().and_then(UpstreamConn::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether the shell should read data frames from this session's upstream conns now
@@ -449,7 +484,8 @@ impl Session {
 
     /// Responses sent upstream and not ended, on every conn of the session
     pub fn unfinished(&self) -> usize {
-        self.active.as_ref().map_or(0, UpstreamConn::unfinished) + self.retiring.as_ref().map_or(0, UpstreamConn::unfinished)
+        self.active.as_ref().map_or(0, UpstreamConn::unfinished)
+            + self.retiring.as_ref().map_or(0, UpstreamConn::unfinished)
     }
 
     /// The account chosen for the session
@@ -458,7 +494,10 @@ impl Session {
     }
 
     fn takes_client_input(&self) -> bool {
-        matches!(self.phase, SessionPhase::AwaitingFirst | SessionPhase::Active)
+        matches!(
+            self.phase,
+            SessionPhase::AwaitingFirst | SessionPhase::Active
+        )
     }
 
     fn conns_mut(&mut self) -> impl Iterator<Item = &mut UpstreamConn> {
@@ -484,7 +523,10 @@ impl Session {
             StreamIdField::Valid(id) => (Some(id), true),
             StreamIdField::Invalid => (None, false),
         };
-        let connection_local = req.previous_response_id.as_ref().is_some_and(|prev| self.is_connection_local(prev));
+        let connection_local = req
+            .previous_response_id
+            .as_ref()
+            .is_some_and(|prev| self.is_connection_local(prev));
         let create = PendingCreate {
             turn,
             frame,
@@ -500,15 +542,21 @@ impl Session {
         let refusal = if !lane_ok {
             Some(Refusal::InvalidStreamId)
         } else if req.background {
-            Some(Refusal::bad_request("background responses are not supported over WebSocket"))
+            Some(Refusal::bad_request(
+                "background responses are not supported over WebSocket",
+            ))
         } else if create.client_model.is_none() && self.last_model.is_none() {
-            Some(Refusal::bad_request("model is required in the first response.create"))
+            Some(Refusal::bad_request(
+                "model is required in the first response.create",
+            ))
         } else if self.pending.len() >= held {
             Some(Refusal::Status {
                 status: 429,
                 error_type: "rate_limit_error",
                 code: Some("too_many_held_creates"),
-                message: format!("too many response.create events waiting on this socket (limit {held}); wait for responses to finish"),
+                message: format!(
+                    "too many response.create events waiting on this socket (limit {held}); wait for responses to finish"
+                ),
             })
         } else {
             None
@@ -530,14 +578,18 @@ impl Session {
     /// Ids this session has not seen count as unknown — conservative: such a create at worst
     /// gets upstream's exact connection-limit error and the client resends full context.
     fn is_connection_local(&self, previous: &ResponseId) -> bool {
-        self.known.iter().rev().find(|k| &k.id == previous).is_none_or(|k| !k.store)
+        self.known
+            .iter()
+            .rev()
+            .find(|k| &k.id == previous)
+            .is_none_or(|k| !k.store)
     }
 
     fn forward_steer(&mut self, now: Instant, frame: Bytes, req: crate::event::ClientRequest) {
         let sent = match (&req.kind, &req.previous_response_id) {
-            (ClientEventKind::ResponseSteer, Some(target)) => {
-                self.conns_mut().any(|c| c.lane_of(target).is_some() && c.send_steer(now, target, frame.clone()))
-            }
+            (ClientEventKind::ResponseSteer, Some(target)) => self
+                .conns_mut()
+                .any(|c| c.lane_of(target).is_some() && c.send_steer(now, target, frame.clone())),
             (ClientEventKind::ResponseInject, _) => match self.active.as_mut() {
                 Some(conn) if conn.is_live() => conn.send_raw(now, frame),
                 _ => false,
@@ -555,13 +607,22 @@ impl Session {
         }
     }
 
-    fn send_client_error(&mut self, status: u16, error_type: &str, code: Option<&str>, message: &str, lane: Option<&StreamId>) {
+    fn send_client_error(
+        &mut self,
+        status: u16,
+        error_type: &str,
+        code: Option<&str>,
+        message: &str,
+        lane: Option<&StreamId>,
+    ) {
         if self.phase != SessionPhase::Draining && self.phase != SessionPhase::Finished {
-            self.client_out.push_back(gateway_error_event(status, error_type, code, message, lane));
+            self.client_out
+                .push_back(gateway_error_event(status, error_type, code, message, lane));
         }
     }
 
     fn close_client(&mut self, code: u16, reason: &'static str) {
-        self.commands.push_back(SessionCommand::CloseClient { code, reason });
+        self.commands
+            .push_back(SessionCommand::CloseClient { code, reason });
     }
 }

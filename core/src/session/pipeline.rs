@@ -3,11 +3,14 @@
 
 use std::time::Instant;
 
-use super::{PendingCreate, Refusal, Session, SessionCommand, SessionEvent, SessionPhase, SessionTimer, SlotState, TurnState};
+use super::{
+    PendingCreate, Refusal, Session, SessionCommand, SessionEvent, SessionPhase, SessionTimer,
+    SlotState, TurnState,
+};
 use crate::conn::{CloseReason, ConnState, UpstreamConn};
 use crate::event::{
-    gateway_error_event, previous_response_not_found_event, rewrite_create_model, websocket_connection_limit_reached_event,
-    websocket_stream_limit_reached_event,
+    gateway_error_event, previous_response_not_found_event, rewrite_create_model,
+    websocket_connection_limit_reached_event, websocket_stream_limit_reached_event,
 };
 
 /// What the head of the held queue waits for
@@ -29,7 +32,8 @@ impl Session {
             }
             self.rotate_and_release(now);
             if self.phase == SessionPhase::Draining && self.unfinished() == 0 {
-                self.events.push_back(SessionEvent::DrainFinished { clean: true });
+                self.events
+                    .push_back(SessionEvent::DrainFinished { clean: true });
                 return self.finish(now);
             }
             if !self.pump(now) {
@@ -37,9 +41,13 @@ impl Session {
             }
         }
         self.collect_conn_outputs(now);
-        let idle = self.phase == SessionPhase::Active && self.pending.is_empty() && self.unfinished() == 0;
+        let idle =
+            self.phase == SessionPhase::Active && self.pending.is_empty() && self.unfinished() == 0;
         match (idle, self.timers.get(SessionTimer::InterTurnIdle)) {
-            (true, None) => self.timers.set(SessionTimer::InterTurnIdle, now + self.cfg.session.inter_turn_idle_timeout),
+            (true, None) => self.timers.set(
+                SessionTimer::InterTurnIdle,
+                now + self.cfg.session.inter_turn_idle_timeout,
+            ),
             (false, Some(_)) => self.timers.stop(SessionTimer::InterTurnIdle),
             _ => {}
         }
@@ -72,7 +80,9 @@ impl Session {
 
     fn step_head(&mut self, now: Instant) -> Step {
         let max_lanes = self.cfg.upstream.max_named_lanes_per_conn;
-        let Some(head) = self.pending.front() else { return Step::Wait };
+        let Some(head) = self.pending.front() else {
+            return Step::Wait;
+        };
         let Some(admission) = &self.admission else {
             if !self.scheduling {
                 self.scheduling = true;
@@ -90,24 +100,37 @@ impl Session {
         if let (true, Some(prev)) = (head.connection_local, &head.previous)
             && let Some(known) = self.known.iter().rev().find(|k| &k.id == prev)
         {
-            let on_active = self.active.as_ref().is_some_and(|c| c.id() == known.conn && c.takes_creates());
+            let on_active = self
+                .active
+                .as_ref()
+                .is_some_and(|c| c.id() == known.conn && c.takes_creates());
             if !on_active {
                 // Retired (max age, connection limit, lane overflow) ⇒ upstream's limit error;
                 // lost ⇒ the cache is gone, as on a new socket.
                 let retired = self.retired_conns.contains(&known.conn);
-                return Step::Refused(if retired { Refusal::ConnectionLimitReached } else { Refusal::PreviousResponseNotFound });
+                return Step::Refused(if retired {
+                    Refusal::ConnectionLimitReached
+                } else {
+                    Refusal::PreviousResponseNotFound
+                });
             }
         }
         let Some(conn) = self.active.as_ref().filter(|c| c.takes_creates()) else {
             if self.active.as_ref().is_some_and(UpstreamConn::is_live) && self.retiring.is_some() {
                 return Step::Wait; // one rotation at a time: the previous retiring conn must end first
             }
-            if head.connection_local && head.previous.is_some() && self.active.as_ref().is_some_and(UpstreamConn::is_live) {
+            if head.connection_local
+                && head.previous.is_some()
+                && self.active.as_ref().is_some_and(UpstreamConn::is_live)
+            {
                 return Step::Refused(Refusal::ConnectionLimitReached);
             }
             if !self.acquiring {
                 self.acquiring = true;
-                self.commands.push_back(SessionCommand::Acquire { account, compat: admission.compat.clone() });
+                self.commands.push_back(SessionCommand::Acquire {
+                    account,
+                    compat: admission.compat.clone(),
+                });
             }
             return Step::Wait;
         };
@@ -134,8 +157,15 @@ impl Session {
             SlotState::None => {
                 let turn = head.turn;
                 self.pending[0].slot = SlotState::Waiting;
-                self.commands.push_back(SessionCommand::AcquireSlot { turn, account, max_concurrency: admission.max_concurrency });
-                self.timers.set(SessionTimer::SlotWait, now + self.cfg.session.slot_wait_timeout);
+                self.commands.push_back(SessionCommand::AcquireSlot {
+                    turn,
+                    account,
+                    max_concurrency: admission.max_concurrency,
+                });
+                self.timers.set(
+                    SessionTimer::SlotWait,
+                    now + self.cfg.session.slot_wait_timeout,
+                );
                 Step::Wait
             }
             SlotState::Waiting => Step::Wait,
@@ -150,13 +180,20 @@ impl Session {
     fn send_head(&mut self, now: Instant) {
         let head = self.pending.pop_front().expect("head exists");
         let admission = self.admission.as_ref().expect("admitted");
-        let model = head.client_model.clone().or_else(|| self.last_model.clone());
+        let model = head
+            .client_model
+            .clone()
+            .or_else(|| self.last_model.clone());
         let models = model.and_then(|client| {
             let upstream = admission.model_map.upstream_of(&client)?;
-            (upstream.as_bytes() != &client[..]).then(|| (client, bytes::Bytes::copy_from_slice(upstream.as_bytes())))
+            (upstream.as_bytes() != &client[..])
+                .then(|| (client, bytes::Bytes::copy_from_slice(upstream.as_bytes())))
         });
         let frame = match (&models, &head.client_model) {
-            (Some((_, upstream)), Some(_)) => rewrite_create_model(&head.frame, std::str::from_utf8(upstream).unwrap_or_default()),
+            (Some((_, upstream)), Some(_)) => rewrite_create_model(
+                &head.frame,
+                std::str::from_utf8(upstream).unwrap_or_default(),
+            ),
             _ => head.frame.clone(),
         };
         if let Some(lane) = &head.lane
@@ -166,52 +203,93 @@ impl Session {
         }
         let account = admission.account;
         let conn = self.active.as_mut().expect("active conn takes creates");
-        conn.send_create(now, head.turn, head.lane.clone(), head.previous.clone(), frame);
-        self.turns.push(TurnState { turn: head.turn, conn: conn.id(), account, models, retry: Some(head), requeue: false, successor: false });
+        conn.send_create(
+            now,
+            head.turn,
+            head.lane.clone(),
+            head.previous.clone(),
+            frame,
+        );
+        self.turns.push(TurnState {
+            turn: head.turn,
+            conn: conn.id(),
+            account,
+            models,
+            retry: Some(head),
+            requeue: false,
+            successor: false,
+        });
     }
 
     /// Answers a create that will not go upstream
     pub(super) fn refuse(&mut self, head: &PendingCreate, refusal: Refusal) {
         let lane = head.lane.as_ref();
         let frame = match &refusal {
-            Refusal::PreviousResponseNotFound => {
-                previous_response_not_found_event(head.previous.as_ref().map_or("", |p| p.as_str()), lane)
-            }
+            Refusal::PreviousResponseNotFound => previous_response_not_found_event(
+                head.previous.as_ref().map_or("", |p| p.as_str()),
+                lane,
+            ),
             Refusal::ConnectionLimitReached => websocket_connection_limit_reached_event(),
             Refusal::StreamLimitReached => match lane {
                 Some(lane) => websocket_stream_limit_reached_event(lane),
-                None => gateway_error_event(400, "invalid_request_error", None, "stream limit reached", None),
+                None => gateway_error_event(
+                    400,
+                    "invalid_request_error",
+                    None,
+                    "stream limit reached",
+                    None,
+                ),
             },
             Refusal::InvalidStreamId => crate::event::invalid_stream_id_event(),
-            Refusal::Status { status, error_type, code, message } => gateway_error_event(*status, error_type, *code, message, lane),
+            Refusal::Status {
+                status,
+                error_type,
+                code,
+                message,
+            } => gateway_error_event(*status, error_type, *code, message, lane),
         };
-        if matches!(self.phase, SessionPhase::Active | SessionPhase::AwaitingFirst) {
+        if matches!(
+            self.phase,
+            SessionPhase::Active | SessionPhase::AwaitingFirst
+        ) {
             self.client_out.push_back(frame);
         }
         if head.slot == SlotState::Waiting
             && let Some(admission) = &self.admission
         {
             self.timers.stop(SessionTimer::SlotWait);
-            self.commands.push_back(SessionCommand::CancelSlotWait { turn: head.turn, account: admission.account });
+            self.commands.push_back(SessionCommand::CancelSlotWait {
+                turn: head.turn,
+                account: admission.account,
+            });
         }
-        self.events.push_back(SessionEvent::Refused { turn: head.turn, refusal });
+        self.events.push_back(SessionEvent::Refused {
+            turn: head.turn,
+            refusal,
+        });
     }
 
     pub(super) fn release_slot(&mut self) {
         if let Some(admission) = &self.admission {
-            self.commands.push_back(SessionCommand::ReleaseSlot { account: admission.account });
+            self.commands.push_back(SessionCommand::ReleaseSlot {
+                account: admission.account,
+            });
         }
     }
 
     pub(super) fn slot_wait_expired(&mut self) {
-        let waiting = self.pending.front().is_some_and(|p| p.slot == SlotState::Waiting);
+        let waiting = self
+            .pending
+            .front()
+            .is_some_and(|p| p.slot == SlotState::Waiting);
         if waiting {
             let head = self.pending.pop_front().expect("head exists");
             let refusal = Refusal::Status {
                 status: 429,
                 error_type: "rate_limit_error",
                 code: Some("concurrency_limit_reached"),
-                message: "the account's concurrent responses limit was reached; retry shortly".to_owned(),
+                message: "the account's concurrent responses limit was reached; retry shortly"
+                    .to_owned(),
             };
             self.refuse(&head, refusal);
         }
@@ -221,12 +299,18 @@ impl Session {
     pub(super) fn drop_pending(&mut self) {
         self.timers.stop(SessionTimer::SlotWait);
         while let Some(p) = self.pending.pop_front() {
-            self.events.push_back(SessionEvent::Dropped { turn: p.turn });
+            self.events
+                .push_back(SessionEvent::Dropped { turn: p.turn });
             match (p.slot, &self.admission) {
                 (SlotState::Waiting, Some(a)) => {
-                    self.commands.push_back(SessionCommand::CancelSlotWait { turn: p.turn, account: a.account })
+                    self.commands.push_back(SessionCommand::CancelSlotWait {
+                        turn: p.turn,
+                        account: a.account,
+                    })
                 }
-                (SlotState::Granted, Some(a)) => self.commands.push_back(SessionCommand::ReleaseSlot { account: a.account }),
+                (SlotState::Granted, Some(a)) => self
+                    .commands
+                    .push_back(SessionCommand::ReleaseSlot { account: a.account }),
                 _ => {}
             }
         }
@@ -238,7 +322,7 @@ impl Session {
             let conn = self.retiring.take().expect("checked");
             self.release_conn(now, conn);
         }
-        if !self.active.as_ref().is_some_and(|c| !c.takes_creates()) {
+        if self.active.as_ref().is_none_or(UpstreamConn::takes_creates) {
             return;
         }
         let conn = self.active.take().expect("checked");
@@ -253,7 +337,8 @@ impl Session {
 
     pub(super) fn retire_conn(&mut self, now: Instant, mut conn: UpstreamConn) {
         if conn.is_live() {
-            self.events.push_back(SessionEvent::Rotated { from: conn.id() });
+            self.events
+                .push_back(SessionEvent::Rotated { from: conn.id() });
         }
         conn.retire(now);
         if conn.unfinished() == 0 || !conn.is_live() {
@@ -268,10 +353,12 @@ impl Session {
     /// retired (rather than died) so their chains get the right answer
     pub(super) fn release_conn(&mut self, now: Instant, mut conn: UpstreamConn) {
         self.collect_outputs_of(&mut conn, now);
-        if conn.state() == ConnState::Retiring || conn.close_reason() == Some(CloseReason::Retired) {
+        if conn.state() == ConnState::Retiring || conn.close_reason() == Some(CloseReason::Retired)
+        {
             self.note_retired(conn.id());
         }
-        self.commands.push_back(SessionCommand::Release(conn.into_release()));
+        self.commands
+            .push_back(SessionCommand::Release(conn.into_release()));
     }
 
     pub(super) fn note_retired(&mut self, conn: crate::ConnId) {
@@ -292,7 +379,10 @@ impl Session {
         self.drop_pending();
         self.phase = SessionPhase::Finished;
         self.timers.stop_all();
-        for mut conn in [self.active.take(), self.retiring.take()].into_iter().flatten() {
+        for mut conn in [self.active.take(), self.retiring.take()]
+            .into_iter()
+            .flatten()
+        {
             if conn.unfinished() > 0 {
                 // Responses still open at the end (e.g. an upstream loss closed the client):
                 // nobody will read their terminal, so the conn cannot be trusted.
@@ -308,7 +398,8 @@ impl Session {
             conn.drain_timed_out(now);
         }
         self.collect_conn_outputs(now);
-        self.events.push_back(SessionEvent::DrainFinished { clean: false });
+        self.events
+            .push_back(SessionEvent::DrainFinished { clean: false });
         self.finish(now);
     }
 }

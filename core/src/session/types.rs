@@ -81,7 +81,12 @@ pub enum Refusal {
 impl Refusal {
     /// A 400 `invalid_request_error`
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::Status { status: 400, error_type: "invalid_request_error", code: None, message: message.into() }
+        Self::Status {
+            status: 400,
+            error_type: "invalid_request_error",
+            code: None,
+            message: message.into(),
+        }
     }
 }
 

@@ -4,7 +4,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{KNOWN_RESPONSES, KnownResponse, MAX_RESEND_ATTEMPTS, ResponseReport, Session, SessionCommand, SessionEvent, SessionPhase, SlotState, Transmit, TurnState};
+use super::{
+    KNOWN_RESPONSES, KnownResponse, MAX_RESEND_ATTEMPTS, ResponseReport, Session, SessionCommand,
+    SessionEvent, SessionPhase, SlotState, Transmit, TurnState,
+};
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::event::{ErrorClass, ServerEventKind, gateway_error_event, restore_event_model};
 use crate::{ConnId, TurnId};
@@ -17,7 +20,12 @@ impl Session {
     pub(super) fn on_upstream_frame(&mut self, now: Instant, conn_id: ConnId, frame: Bytes) {
         let draining = self.phase == SessionPhase::Draining;
         let mut next = self.next_turn;
-        let Some(conn) = self.active.iter_mut().chain(self.retiring.iter_mut()).find(|c| c.id() == conn_id) else {
+        let Some(conn) = self
+            .active
+            .iter_mut()
+            .chain(self.retiring.iter_mut())
+            .find(|c| c.id() == conn_id)
+        else {
             return;
         };
         let mut alloc_turn = || {
@@ -26,9 +34,14 @@ impl Session {
             t
         };
         let (kind, owner, error_class) = match conn.handle_frame(now, &frame, &mut alloc_turn) {
-            Ok(routed) => (routed.event.kind, routed.owner, routed.event.error.as_ref().map(|e| e.class)),
+            Ok(routed) => (
+                routed.event.kind,
+                routed.owner,
+                routed.event.error.as_ref().map(|e| e.class),
+            ),
             Err(_) => {
-                self.events.push_back(SessionEvent::UpstreamGarbage { conn: conn_id });
+                self.events
+                    .push_back(SessionEvent::UpstreamGarbage { conn: conn_id });
                 return;
             }
         };
@@ -42,7 +55,10 @@ impl Session {
                     return;
                 };
                 let movable = state.retry.as_ref().is_some_and(|p| !p.connection_local);
-                if kind == ServerEventKind::Error && error_class == Some(ErrorClass::WebsocketConnectionLimitReached) && movable {
+                if kind == ServerEventKind::Error
+                    && error_class == Some(ErrorClass::WebsocketConnectionLimitReached)
+                    && movable
+                {
                     // The conn hit upstream's lifetime limit before this create produced
                     // anything: move it to a fresh conn without the client noticing.
                     state.requeue = true;
@@ -53,7 +69,9 @@ impl Session {
                     // The byte pre-check keeps events that need no rewrite off the rewrite path
                     // entirely (no buffer clone, no allocation).
                     Some((client, upstream))
-                        if kind.may_carry_model() && !draining && memchr::memmem::find(&frame, upstream).is_some() =>
+                        if kind.may_carry_model()
+                            && !draining
+                            && memchr::memmem::find(&frame, upstream).is_some() =>
                     {
                         restore_event_model(&frame, upstream, client)
                     }
@@ -62,7 +80,8 @@ impl Session {
             }
             Owner::Steering | Owner::ConnectionError => frame,
             Owner::Tail => {
-                self.events.push_back(SessionEvent::TailPacket { conn: conn_id });
+                self.events
+                    .push_back(SessionEvent::TailPacket { conn: conn_id });
                 return;
             }
         };
@@ -73,15 +92,34 @@ impl Session {
 
     /// An automatic successor after a steer: a response no client create asked for
     fn adopt_successor(&mut self, turn: TurnId, conn: ConnId) {
-        let Some(admission) = &self.admission else { return };
-        let models = self.turns.iter().find(|t| t.conn == conn).and_then(|t| t.models.clone());
-        self.turns.push(TurnState { turn, conn, account: admission.account, models, retry: None, requeue: false, successor: true });
+        let Some(admission) = &self.admission else {
+            return;
+        };
+        let models = self
+            .turns
+            .iter()
+            .find(|t| t.conn == conn)
+            .and_then(|t| t.models.clone());
+        self.turns.push(TurnState {
+            turn,
+            conn,
+            account: admission.account,
+            models,
+            retry: None,
+            requeue: false,
+            successor: true,
+        });
     }
 
     /// Moves transmits and ended responses out of every conn the session holds
     pub(super) fn collect_conn_outputs(&mut self, now: Instant) {
         let mut ended = Vec::new();
-        let Self { active, retiring, upstream_out, .. } = self;
+        let Self {
+            active,
+            retiring,
+            upstream_out,
+            ..
+        } = self;
         for conn in active.iter_mut().chain(retiring.iter_mut()) {
             let id = conn.id();
             while let Some(msg) = conn.poll_transmit() {
@@ -98,7 +136,8 @@ impl Session {
     pub(super) fn collect_outputs_of(&mut self, conn: &mut UpstreamConn, now: Instant) {
         let id = conn.id();
         while let Some(msg) = conn.poll_transmit() {
-            self.upstream_out.push_back(Transmit::Upstream { conn: id, msg });
+            self.upstream_out
+                .push_back(Transmit::Upstream { conn: id, msg });
         }
         let mut ended = Vec::new();
         while let Some(e) = conn.poll_ended() {
@@ -122,7 +161,9 @@ impl Session {
     }
 
     fn on_ended(&mut self, now: Instant, conn: ConnId, ended: Ended) {
-        let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) else { return };
+        let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) else {
+            return;
+        };
         let state = self.turns.remove(pos);
         if state.requeue
             && let Some(mut create) = state.retry
@@ -139,7 +180,12 @@ impl Session {
     /// to the client yet; otherwise each gets a 502 `error` event and the client is closed 1011
     /// (clients such as Codex then resend with full context)
     fn on_lost(&mut self, now: Instant, lost: Vec<(ConnId, Ended)>) {
-        let any_written = lost.iter().any(|(_, e)| self.turns.iter().find(|t| t.turn == e.turn).is_none_or(|t| t.retry.is_none()));
+        let any_written = lost.iter().any(|(_, e)| {
+            self.turns
+                .iter()
+                .find(|t| t.turn == e.turn)
+                .is_none_or(|t| t.retry.is_none())
+        });
         if any_written {
             for (conn, ended) in lost {
                 let lane = ended.lane.clone();
@@ -160,10 +206,15 @@ impl Session {
         }
         // Re-queue in their original order, ahead of creates the client sent later.
         for (conn, ended) in lost.into_iter().rev() {
-            let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) else { continue };
+            let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) else {
+                continue;
+            };
             let state = self.turns.remove(pos);
             match state.retry.clone() {
-                Some(mut create) if create.attempts + 1 < MAX_RESEND_ATTEMPTS && !(create.connection_local && create.previous.is_some()) => {
+                Some(mut create)
+                    if create.attempts + 1 < MAX_RESEND_ATTEMPTS
+                        && !(create.connection_local && create.previous.is_some()) =>
+                {
                     create.attempts += 1;
                     create.slot = SlotState::Granted;
                     self.pending.push_front(create);
@@ -203,21 +254,28 @@ impl Session {
                 if self.known.len() == KNOWN_RESPONSES {
                     self.known.pop_front();
                 }
-                self.known.push_back(KnownResponse { id: id.clone(), conn, store });
+                self.known.push_back(KnownResponse {
+                    id: id.clone(),
+                    conn,
+                    store,
+                });
             }
         }
-        self.events.push_back(SessionEvent::ResponseEnded(ResponseReport {
-            turn: ended.turn,
-            response: ended.id,
-            lane: ended.lane,
-            account: state.account,
-            conn,
-            outcome: ended.outcome,
-            usage: ended.usage,
-            time_to_first_event: ended.first_event_at.map(|t| t.saturating_duration_since(ended.sent_at)),
-            duration: now.saturating_duration_since(ended.sent_at),
-            successor: ended.successor,
-            drained: self.phase == SessionPhase::Draining,
-        }));
+        self.events
+            .push_back(SessionEvent::ResponseEnded(ResponseReport {
+                turn: ended.turn,
+                response: ended.id,
+                lane: ended.lane,
+                account: state.account,
+                conn,
+                outcome: ended.outcome,
+                usage: ended.usage,
+                time_to_first_event: ended
+                    .first_event_at
+                    .map(|t| t.saturating_duration_since(ended.sent_at)),
+                duration: now.saturating_duration_since(ended.sent_at),
+                successor: ended.successor,
+                drained: self.phase == SessionPhase::Draining,
+            }));
     }
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::conn::{CompatKey, ConnRecord, Release, UpstreamTransmit};
-use wsv2_core::session::{Admission, Lease, ModelMap, Session, SessionCommand, SessionEvent, Transmit};
+use wsv2_core::session::{
+    Admission, Lease, ModelMap, Session, SessionCommand, SessionEvent, Transmit,
+};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
 /// Snapshot settings shared by the core tests: snapshots live in the top-level `snapshots/`
@@ -36,7 +38,14 @@ pub struct World {
 
 impl Default for World {
     fn default() -> Self {
-        Self { admit: true, lease: true, max_concurrency: 64, model_map: ModelMap::default(), lease_records: VecDeque::new(), slots_in_use: 0 }
+        Self {
+            admit: true,
+            lease: true,
+            max_concurrency: 64,
+            model_map: ModelMap::default(),
+            lease_records: VecDeque::new(),
+            slots_in_use: 0,
+        }
     }
 }
 
@@ -110,21 +119,24 @@ impl Sim {
     /// The client sends a JSON frame
     pub fn client(&mut self, v: Value) {
         self.log(format!("> client   {}", summarize(&v)));
-        self.session.handle_client_text(self.now, Bytes::from(v.to_string()));
+        self.session
+            .handle_client_text(self.now, Bytes::from(v.to_string()));
         self.drain();
     }
 
     /// The client sends raw bytes as a text frame
     pub fn client_raw(&mut self, raw: &str) {
         self.log(format!("> client   raw {raw:?}"));
-        self.session.handle_client_text(self.now, Bytes::copy_from_slice(raw.as_bytes()));
+        self.session
+            .handle_client_text(self.now, Bytes::copy_from_slice(raw.as_bytes()));
         self.drain();
     }
 
     /// Upstream conn `conn` sends a JSON frame
     pub fn upstream(&mut self, conn: u64, v: Value) {
         self.log(format!("> up c{conn}    {}", summarize(&v)));
-        self.session.handle_upstream_frame(self.now, ConnId(conn), Bytes::from(v.to_string()));
+        self.session
+            .handle_upstream_frame(self.now, ConnId(conn), Bytes::from(v.to_string()));
         self.drain();
     }
 
@@ -141,8 +153,11 @@ impl Sim {
     }
 
     pub fn write_abandoned(&mut self, conn: u64, started: bool) {
-        self.log(format!("> up c{conn}    write abandoned (started={started})"));
-        self.session.handle_upstream_write_abandoned(self.now, ConnId(conn), started);
+        self.log(format!(
+            "> up c{conn}    write abandoned (started={started})"
+        ));
+        self.session
+            .handle_upstream_write_abandoned(self.now, ConnId(conn), started);
         self.drain();
     }
 
@@ -153,7 +168,10 @@ impl Sim {
     }
 
     pub fn backpressure(&mut self, full: bool) {
-        self.log(format!("> client   write buffer {}", if full { "full" } else { "drained" }));
+        self.log(format!(
+            "> client   write buffer {}",
+            if full { "full" } else { "drained" }
+        ));
         self.session.handle_client_backpressure(self.now, full);
         self.drain();
     }
@@ -223,7 +241,8 @@ impl Sim {
             }
             Transmit::Upstream { conn, msg } => match msg {
                 UpstreamTransmit::Text { frame, .. } => {
-                    let v: Value = serde_json::from_slice(&frame).expect("upstream frames are JSON");
+                    let v: Value =
+                        serde_json::from_slice(&frame).expect("upstream frames are JSON");
                     self.log(format!("< up {conn}    {}", summarize(&v)));
                     self.to_upstream.push((conn, v));
                 }
@@ -250,7 +269,10 @@ impl Sim {
                     compat: CompatKey::plain(account()),
                     model_map: Arc::new(self.world.model_map.clone()),
                 };
-                self.log(format!("> admit    {} max={}", admission.account, admission.max_concurrency));
+                self.log(format!(
+                    "> admit    {} max={}",
+                    admission.account, admission.max_concurrency
+                ));
                 self.session.handle_admission(self.now, admission);
             }
             SessionCommand::Acquire { compat, .. } if self.world.lease => {
@@ -259,7 +281,11 @@ impl Sim {
                     ConnRecord::new(id, compat, self.now)
                 });
                 self.next_conn = self.next_conn.max(record.id.0 + 1);
-                self.log(format!("> lease    {} (named lanes used: {})", record.id, record.named_lanes.len()));
+                self.log(format!(
+                    "> lease    {} (named lanes used: {})",
+                    record.id,
+                    record.named_lanes.len()
+                ));
                 self.session.handle_lease(self.now, Lease { record });
             }
             SessionCommand::AcquireSlot { turn, .. } => {
@@ -279,12 +305,18 @@ impl Sim {
 
     /// Frames the client received of a given type
     pub fn client_types(&self) -> Vec<String> {
-        self.to_client.iter().map(|v| v["type"].as_str().unwrap_or("?").to_owned()).collect()
+        self.to_client
+            .iter()
+            .map(|v| v["type"].as_str().unwrap_or("?").to_owned())
+            .collect()
     }
 
     /// Creates written upstream on `conn`
     pub fn creates_on(&self, conn: u64) -> usize {
-        self.to_upstream.iter().filter(|(c, v)| c.0 == conn && v["type"] == "response.create").count()
+        self.to_upstream
+            .iter()
+            .filter(|(c, v)| c.0 == conn && v["type"] == "response.create")
+            .count()
     }
 
     pub fn ended(&self) -> Vec<&wsv2_core::session::ResponseReport> {
@@ -306,7 +338,13 @@ impl Sim {
 }
 
 /// The canonical event sequence of a text response
-pub fn text_response(id: &str, lane: Option<&str>, deltas: usize, store: bool, model: &str) -> Vec<Value> {
+pub fn text_response(
+    id: &str,
+    lane: Option<&str>,
+    deltas: usize,
+    store: bool,
+    model: &str,
+) -> Vec<Value> {
     let mut seq = 0;
     let mut out = Vec::new();
     let mut push = |mut v: Value| {
@@ -320,7 +358,9 @@ pub fn text_response(id: &str, lane: Option<&str>, deltas: usize, store: bool, m
     let resp = |status: &str| json!({"id": id, "object": "response", "status": status, "model": model, "store": store, "output": []});
     push(json!({"type": "response.created", "response": resp("in_progress")}));
     for i in 0..deltas {
-        push(json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": format!("d{i} ")}));
+        push(
+            json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": format!("d{i} ")}),
+        );
     }
     let mut done = resp("completed");
     done["usage"] = json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 4}, "output_tokens": deltas, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 10 + deltas});
@@ -347,7 +387,10 @@ pub fn summarize(v: &Value) -> String {
     let mut s = v["type"].as_str().unwrap_or("?").to_owned();
     let mut field = |name: &str, val: &Value| {
         if !val.is_null() {
-            s.push_str(&format!(" {name}={}", val.as_str().map_or_else(|| val.to_string(), str::to_owned)));
+            s.push_str(&format!(
+                " {name}={}",
+                val.as_str().map_or_else(|| val.to_string(), str::to_owned)
+            ));
         }
     };
     field("lane", &v["stream_id"]);
@@ -363,17 +406,43 @@ pub fn summarize(v: &Value) -> String {
 
 fn command_line(c: &SessionCommand) -> String {
     match c {
-        SessionCommand::Schedule { turn, previous, connection_local, .. } => {
-            format!("schedule {turn} prev={} local={connection_local}", previous.as_ref().map_or("-", |p| p.as_str()))
+        SessionCommand::Schedule {
+            turn,
+            previous,
+            connection_local,
+            ..
+        } => {
+            format!(
+                "schedule {turn} prev={} local={connection_local}",
+                previous.as_ref().map_or("-", |p| p.as_str())
+            )
         }
         SessionCommand::Acquire { account, .. } => format!("acquire {account}"),
-        SessionCommand::AcquireSlot { turn, account, max_concurrency } => format!("slot {turn} {account} max={max_concurrency}"),
+        SessionCommand::AcquireSlot {
+            turn,
+            account,
+            max_concurrency,
+        } => format!("slot {turn} {account} max={max_concurrency}"),
         SessionCommand::CancelSlotWait { turn, .. } => format!("cancel slot wait {turn}"),
         SessionCommand::ReleaseSlot { account } => format!("release slot {account}"),
-        SessionCommand::Release(r) => format!("release {} reusable={} named_lanes={}", r.record.id, r.reusable, r.record.named_lanes.len()),
+        SessionCommand::Release(r) => format!(
+            "release {} reusable={} named_lanes={}",
+            r.record.id,
+            r.reusable,
+            r.record.named_lanes.len()
+        ),
         SessionCommand::AbandonWrites { conn } => format!("abandon writes {conn}"),
-        SessionCommand::Bind { response, conn, lane, store, .. } => {
-            format!("bind {response} {conn} lane={} store={store}", lane.as_ref().map_or("-", |l| l.as_str()))
+        SessionCommand::Bind {
+            response,
+            conn,
+            lane,
+            store,
+            ..
+        } => {
+            format!(
+                "bind {response} {conn} lane={} store={store}",
+                lane.as_ref().map_or("-", |l| l.as_str())
+            )
         }
         SessionCommand::CloseClient { code, reason } => format!("close client {code} {reason:?}"),
     }
