@@ -4,8 +4,11 @@ use serde_json::{Map, Value, json};
 
 use crate::request::CreateRequest;
 
+/// The default of an echoed setting the create left out.
+type DefaultValue = fn() -> Value;
+
 /// Settings a create carries that the response object echoes, with the API's defaults.
-const ECHOED: [(&str, fn() -> Value); 13] = [
+const ECHOED: [(&str, DefaultValue); 13] = [
     ("instructions", || Value::Null),
     ("tools", || json!([])),
     ("tool_choice", || json!("auto")),
@@ -85,7 +88,7 @@ impl ResponseSpec {
         object.insert("metadata".into(), self.metadata.clone());
         object.insert(
             "usage".into(),
-            state.usage.map_or(Value::Null, Usage::to_json),
+            state.usage.map_or(Value::Null, |u| u.to_json()),
         );
         for (key, value) in &self.echoed {
             object.insert(key.clone(), value.clone());
@@ -146,7 +149,7 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
-    pub(crate) fn to_json(&self) -> Value {
+    pub(crate) fn to_json(self) -> Value {
         json!({
             "input_tokens": self.input_tokens,
             "input_tokens_details": {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tokio::{ConnectStream, connect_async_with_config};
 use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -22,7 +24,10 @@ pub const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A config with the test key and everything else default.
 pub fn cfg() -> MockConfig {
-    MockConfig { api_key: KEY.into(), ..MockConfig::default() }
+    MockConfig {
+        api_key: KEY.into(),
+        ..MockConfig::default()
+    }
 }
 
 /// Starts a mock; it is ready when this returns.
@@ -52,7 +57,10 @@ pub fn is_terminal(event: &Value) -> bool {
 
 /// Event types in order.
 pub fn types(events: &[Value]) -> Vec<&str> {
-    events.iter().map(|e| e["type"].as_str().unwrap_or("?")).collect()
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("?"))
+        .collect()
 }
 
 /// A WebSocket client.
@@ -63,10 +71,20 @@ pub struct Client {
 /// Opens a WebSocket to `url` with `key` as bearer token.
 pub async fn try_connect(url: &str, key: &str) -> Result<WebSocketStream<ConnectStream>, WsError> {
     let mut request = url.into_client_request()?;
-    request.headers_mut().insert("authorization", format!("Bearer {key}").parse().expect("header"));
-    request.headers_mut().insert("openai-beta", "responses_websockets=2026-02-06".parse().expect("header"));
-    let config = WebSocketConfig::default().max_message_size(None).max_frame_size(None);
-    connect_async_with_config(request, Some(config)).await.map(|(ws, _)| ws)
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("header"),
+    );
+    request.headers_mut().insert(
+        "openai-beta",
+        "responses_websockets=2026-02-06".parse().expect("header"),
+    );
+    let config = WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    connect_async_with_config(request, Some(config))
+        .await
+        .map(|(ws, _)| ws)
 }
 
 impl Client {
@@ -77,24 +95,33 @@ impl Client {
 
     /// Connects to `url` with the test key.
     pub async fn connect_url(url: &str) -> Self {
-        Self { ws: try_connect(url, KEY).await.expect("upgrade accepted") }
+        Self {
+            ws: try_connect(url, KEY).await.expect("upgrade accepted"),
+        }
     }
 
     /// Sends one JSON text frame.
     pub async fn send(&mut self, frame: Value) {
-        self.ws.send(Message::text(frame.to_string())).await.expect("send");
+        self.ws
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("send");
     }
 
     /// The next message of any kind (`None` when the stream ended or failed).
     pub async fn recv(&mut self) -> Option<Result<Message, WsError>> {
-        tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await.expect("no message within the timeout")
+        tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
+            .await
+            .expect("no message within the timeout")
     }
 
     /// The next JSON event, skipping pings and pongs.
     pub async fn event(&mut self) -> Value {
         loop {
             match self.recv().await {
-                Some(Ok(Message::Text(text))) => return serde_json::from_str(text.as_str()).expect("event is JSON"),
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(text.as_str()).expect("event is JSON");
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 other => panic!("expected a text event, got {other:?}"),
             }
@@ -134,9 +161,13 @@ impl Client {
         events
     }
 
-    /// Sends a close frame and waits for the server's reply (the stream then ends).
+    /// Sends a 1000 close frame (as openai-python does) and waits for the server's reply.
     pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let _ = self.ws.close(Some(frame)).await;
         while let Some(Ok(_)) = self.recv().await {}
     }
 }
