@@ -77,7 +77,7 @@
 //!                 session.handle_admission(now, admission);
 //!             }
 //!             SessionCommand::Acquire { compat, .. } => {
-//!                 session.handle_lease(now, Lease { record: ConnRecord::new(ConnId(7), compat, now) });
+//!                 session.handle_lease(now, Lease { holder: SessionId(1), record: ConnRecord::new(ConnId(7), compat, now), fresh: true, preferred_hit: false });
 //!             }
 //!             SessionCommand::AcquireSlot { turn, .. } => session.handle_slot_granted(now, turn),
 //!             _ => {} // release slots, bind responses, release conns, close the client …

@@ -91,7 +91,10 @@ fn steady_session(model_map: ModelMap, lane: Option<&str>) -> (Session, Instant)
                     s.handle_lease(
                         t0,
                         Lease {
+                            holder: SessionId(1),
                             record: ConnRecord::new(ConnId(1), compat, t0),
+                            fresh: true,
+                            preferred_hit: false,
                         },
                     );
                 }

@@ -22,8 +22,10 @@ use std::time::Instant;
 use bytes::Bytes;
 
 pub use types::{
-    Admission, Lease, ModelMap, Refusal, ResponseReport, SessionCommand, SessionEvent, Transmit,
+    Admission, ModelMap, Refusal, ResponseReport, SessionCommand, SessionEvent, Transmit,
 };
+
+pub use crate::pool::Lease;
 
 use crate::conn::UpstreamConn;
 use crate::event::{ClientEventKind, StreamIdField, classify_client_event, gateway_error_event};
@@ -310,7 +312,7 @@ impl Session {
         self.settle(now);
     }
 
-    /// Handles a conn leased for [`SessionCommand::Acquire`]
+    /// Handles a conn the pool granted for [`SessionCommand::Acquire`]
     pub fn handle_lease(&mut self, now: Instant, lease: Lease) {
         self.acquiring = false;
         let conn = UpstreamConn::new(lease.record, now, &self.cfg.upstream);

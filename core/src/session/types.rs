@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::conn::{CompatKey, ConnRecord, Outcome, Release, UpstreamTransmit};
+use crate::conn::{CompatKey, Outcome, Release, UpstreamTransmit};
 use crate::event::Usage;
 use crate::{AccountId, ConnId, Lane, ResponseId, TurnId};
 
@@ -233,11 +233,4 @@ pub struct ResponseReport {
     pub successor: bool,
     /// Ended while the session drained after the client left
     pub drained: bool,
-}
-
-/// A lease from the pool
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lease {
-    /// The conn's history
-    pub record: ConnRecord,
 }

@@ -286,7 +286,15 @@ impl Sim {
                     record.id,
                     record.named_lanes.len()
                 ));
-                self.session.handle_lease(self.now, Lease { record });
+                self.session.handle_lease(
+                    self.now,
+                    Lease {
+                        holder: SessionId(1),
+                        record,
+                        fresh: true,
+                        preferred_hit: false,
+                    },
+                );
             }
             SessionCommand::AcquireSlot { turn, .. } => {
                 self.slot_waiters.push_back(turn);
