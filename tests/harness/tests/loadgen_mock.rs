@@ -133,3 +133,73 @@ async fn targets_alternate_round_by_round() {
     assert!(json["summaries"][1]["event_latency_us"]["p99"].is_number());
     assert!(report.table().contains("b vs a"));
 }
+
+#[tokio::test]
+async fn a_rejected_key_counts_as_errors() {
+    let mock = mock().await;
+    let mut config = plan(
+        vec![LoadTarget::from_url("direct", &mock.ws_url()).unwrap()],
+        Mode::Ws,
+    );
+    config.api_key = "sk-wrong".into();
+    config.turns = 1;
+    config.warmup_turns = 0;
+    let report = loadgen::run(&config).await.expect("run");
+    assert_eq!(report.errors(), 4, "one failed connect per session");
+    assert_eq!(report.summaries[0].turns_ok, 0);
+    assert!(
+        report.summaries[0].error_samples[0].contains("401"),
+        "{:?}",
+        report.summaries[0].error_samples
+    );
+}
+
+/// A hand-made upstream whose one response arrives with sequence numbers 0,1,3,2,2,5,6: one
+/// reordered, one duplicated, one lost.
+#[tokio::test]
+async fn loss_duplication_and_reordering_are_counted() {
+    use async_tungstenite::tungstenite::Message;
+    use futures_util::StreamExt;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = async_tungstenite::tokio::accept_async(tcp).await.unwrap();
+        let create = ws.next().await.unwrap().unwrap();
+        assert!(create.to_text().unwrap().contains("response.create"));
+        let response = serde_json::json!({"id": "resp_broken", "status": "in_progress"});
+        let mut events = vec![
+            serde_json::json!({"type": "response.created", "sequence_number": 0, "response": response}),
+        ];
+        for n in [1, 3, 2, 2, 5] {
+            events.push(serde_json::json!({"type": "response.output_text.delta", "sequence_number": n, "delta": "x"}));
+        }
+        events.push(
+            serde_json::json!({"type": "response.completed", "sequence_number": 6,
+            "response": {"id": "resp_broken", "status": "completed"}}),
+        );
+        for e in events {
+            ws.send(Message::text(e.to_string())).await.unwrap();
+        }
+        // Wait for the client's close so the turn is read in full.
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_close() {
+                break;
+            }
+        }
+    });
+    let target = LoadTarget::from_url("broken", &format!("ws://{addr}/v1/responses")).unwrap();
+    let mut config = plan(vec![target], Mode::Ws);
+    config.sessions = 1;
+    config.turns = 1;
+    config.warmup_turns = 0;
+    let report = loadgen::run(&config).await.expect("run");
+    let integrity = report.summaries[0].integrity;
+    assert_eq!(
+        (integrity.lost, integrity.duplicated, integrity.reordered),
+        (1, 1, 1)
+    );
+    assert!(report.has_integrity_violations());
+    server.await.unwrap();
+}

@@ -25,8 +25,11 @@ fn now_ns() -> u64 {
 enum TurnEnd {
     /// `response.completed` with this id.
     Completed(String),
-    /// Anything else; the string names it (types and statuses only).
+    /// An error event or a non-completed terminal; the socket is still usable. The string names
+    /// it (types and statuses only).
     Failed(String),
+    /// The transport broke (send error, close, reset, timeout); the socket must be replaced.
+    Broken(String),
 }
 
 /// Per-turn bookkeeping shared by the WS and SSE readers.
@@ -105,7 +108,7 @@ impl<'a> TurnMeter<'a> {
                 }
                 Some(id)
             }
-            TurnEnd::Failed(reason) => {
+            TurnEnd::Failed(reason) | TurnEnd::Broken(reason) => {
                 self.stats.error(reason);
                 None
             }
@@ -153,26 +156,27 @@ async fn connect(plan: &SessionPlan, stats: &mut SessionStats) -> Option<WsStrea
 async fn run_ws(plan: &SessionPlan) -> SessionStats {
     let cfg = &plan.config;
     let mut stats = SessionStats::default();
-    let mut ws = connect(plan, &mut stats).await;
+    let mut ws: Option<WsStream> = None;
     let mut previous: Option<String> = None;
     for turn in 0..cfg.warmup_turns + cfg.turns {
         if turn > 0 && !cfg.think_time.is_zero() {
             tokio::time::sleep(cfg.think_time).await; // simulated user think time, not a sync
         }
-        let Some(stream) = ws.as_mut() else {
-            // The socket broke: reconnect and start a new chain, as Codex would.
+        if ws.is_none() {
+            // First turn, or the socket broke: (re)connect and start a new chain, as Codex would.
+            // A failed connect is this turn's error.
             previous = None;
             ws = connect(plan, &mut stats).await;
-            continue;
-        };
+        }
+        let Some(stream) = ws.as_mut() else { continue };
         let measured = turn >= cfg.warmup_turns;
         let body = create_body(true, previous.as_deref(), cfg.deltas, turn);
         let mut meter = TurnMeter::new(&mut stats, measured);
         let end = match stream.send(Message::text(body)).await {
-            Err(e) => TurnEnd::Failed(format!("send: {e}")),
+            Err(e) => TurnEnd::Broken(format!("send: {e}")),
             Ok(()) => read_ws_turn(stream, &mut meter, cfg.event_timeout).await,
         };
-        let broken = matches!(&end, TurnEnd::Failed(r) if r.starts_with("socket") || r.starts_with("send") || r.starts_with("timeout"));
+        let broken = matches!(end, TurnEnd::Broken(_));
         previous = meter.finish(end);
         if broken {
             ws = None;
@@ -191,7 +195,7 @@ async fn read_ws_turn(
 ) -> TurnEnd {
     loop {
         let frame = match tokio::time::timeout(timeout, stream.next()).await {
-            Err(_) => return TurnEnd::Failed(format!("timeout: no event within {timeout:?}")),
+            Err(_) => return TurnEnd::Broken(format!("timeout: no event within {timeout:?}")),
             Ok(frame) => frame,
         };
         match frame {
@@ -201,14 +205,14 @@ async fn read_ws_turn(
                 }
             }
             Some(Ok(Message::Close(frame))) => {
-                return TurnEnd::Failed(format!(
+                return TurnEnd::Broken(format!(
                     "socket closed {:?}",
                     frame.map(|f| u16::from(f.code))
                 ));
             }
             Some(Ok(_)) => {}
-            Some(Err(e)) => return TurnEnd::Failed(format!("socket error: {e}")),
-            None => return TurnEnd::Failed("socket ended".into()),
+            Some(Err(e)) => return TurnEnd::Broken(format!("socket error: {e}")),
+            None => return TurnEnd::Broken("socket ended".into()),
         }
     }
 }
