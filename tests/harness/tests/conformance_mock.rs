@@ -19,23 +19,13 @@ fn target(mock: &MockHandle) -> Target {
     Target::new(TargetKind::Upstream, mock.ws_url(), mock.http_base(), KEY)
 }
 
-macro_rules! scenario_tests {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $name() {
-                let mock = mock().await;
-                if let Err(failure) = run_scenario(&target(&mock), stringify!($name)).await {
-                    panic!("{failure}");
-                }
-            }
-        )*
-        /// The scenarios this file runs.
-        const COVERED: &[&str] = &[$(stringify!($name)),*];
-    };
+/// A fresh mock per test, and a target pointing at it.
+async fn setup() -> (Target, MockHandle) {
+    let mock = mock().await;
+    (target(&mock), mock)
 }
 
-scenario_tests!(
+wsv2_tests::conformance_tests!(setup().await;
     chained_turns,
     store_false_unknown_id,
     store_false_new_socket,

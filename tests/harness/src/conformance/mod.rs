@@ -27,3 +27,29 @@ mod target;
 
 pub use registry::{Outcome, Scenario, ScenarioFn, Tag, run_all, run_scenario, scenarios};
 pub use target::{AccountHook, Ctx, SILENCE_WINDOW, Target, TargetKind};
+
+/// Generates one `#[tokio::test]` per named scenario, plus a `COVERED` list of the names.
+///
+/// `$setup` is an expression evaluated inside each (async) test that yields `(Target, guard)`;
+/// the guard (a mock handle, a gateway process, …) lives until the test ends. Pair it with a test
+/// that compares `COVERED` with [`scenarios`] so no scenario is forgotten.
+///
+/// ```ignore
+/// wsv2_tests::conformance_tests!(start_gateway().await; chained_turns, fault_error_429);
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (target, _guard) = $setup;
+                if let Err(failure) = $crate::conformance::run_scenario(&target, stringify!($name)).await {
+                    panic!("{failure}");
+                }
+            }
+        )*
+        /// The scenarios this file runs.
+        const COVERED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
