@@ -1,0 +1,154 @@
+//! Starting and stopping a mock instance; the state every connection shares.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::MockConfig;
+use crate::http;
+use crate::ids::IdGen;
+use crate::record::{Record, Recorder};
+use crate::store::ResponseStore;
+
+/// State shared by every connection of one mock instance.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) cfg: MockConfig,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) ids: IdGen,
+    pub(crate) store: ResponseStore,
+    /// 0 = accept upgrades; otherwise the HTTP status every upgrade gets.
+    pub(crate) upgrade_status: AtomicU16,
+    pub(crate) next_conn: AtomicU64,
+}
+
+/// A running mock. Dropping it without [`MockHandle::shutdown`] also stops it, abruptly.
+#[derive(Debug)]
+pub struct MockHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+    alive: mpsc::Receiver<()>,
+}
+
+/// Starts a mock on `127.0.0.1` with a free port; it is ready when this returns.
+pub async fn start(cfg: MockConfig) -> std::io::Result<MockHandle> {
+    start_on(SocketAddr::from(([127, 0, 0, 1], 0)), cfg).await
+}
+
+/// Starts a mock on `addr` (port 0 picks a free one); it is ready when this returns.
+pub async fn start_on(addr: SocketAddr, cfg: MockConfig) -> std::io::Result<MockHandle> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        recorder: Arc::new(Recorder::new(cfg.record.as_deref())?),
+        ids: IdGen::new(cfg.deterministic),
+        store: ResponseStore::default(),
+        upgrade_status: AtomicU16::new(cfg.upgrade_status.unwrap_or(0)),
+        next_conn: AtomicU64::new(0),
+        cfg,
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (alive_tx, alive) = mpsc::channel(1);
+    let accept = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx, alive_tx));
+    Ok(MockHandle {
+        addr,
+        shared,
+        shutdown,
+        accept,
+        alive,
+    })
+}
+
+impl MockHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://ADDR/v1/responses`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/responses", self.addr)
+    }
+
+    /// `http://ADDR/v1`, the base URL SDKs take.
+    pub fn http_base(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Everything recorded so far (in-memory copy, capped at 200 000 records).
+    pub fn records(&self) -> Vec<Record> {
+        self.shared.recorder.snapshot()
+    }
+
+    /// Answers every later upgrade with `status` (e.g. 426, 429, 500), or accepts them again.
+    pub fn set_upgrade_status(&self, status: Option<u16>) {
+        self.shared
+            .upgrade_status
+            .store(status.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// Stops accepting, cuts every connection and waits until all of them are gone.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = (&mut self.accept).await;
+        // Every connection task holds a sender; recv() yields None once the last one ends.
+        while self.alive.recv().await.is_some() {}
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    tokio::spawn(serve_http(tcp, shared.clone(), shutdown.clone(), alive.clone()));
+                }
+                // Out of descriptors and the like: back off briefly instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+        }
+    }
+}
+
+async fn serve_http(
+    tcp: TcpStream,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let service_shutdown = shutdown.clone();
+    let service_alive = alive.clone();
+    let service = service_fn(move |req| {
+        http::handle(
+            req,
+            shared.clone(),
+            service_shutdown.clone(),
+            service_alive.clone(),
+        )
+    });
+    let connection = http1::Builder::new()
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
+    tokio::select! {
+        _ = connection => {}
+        _ = shutdown.changed() => {}
+    }
+    drop(alive);
+}

@@ -1,0 +1,291 @@
+//! One upgraded WebSocket connection: the reader loop, lane scheduling, lifetime and the
+//! connection-level faults (`stop_reading`, `stop_pong`).
+//!
+//! ```text
+//!   upgraded ──▶ open ──lifetime──▶ expired ──(idle, --unsolicited-limit)──▶ closing (1001)
+//!                 │                    │
+//!                 │ client close / EOF / drop / shutdown
+//!                 ▼                    ▼
+//!               ended: cache, lanes and running responses are dropped
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tokio::TokioAdapter;
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use futures_util::StreamExt;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::emitter::Outgoing;
+use crate::errors::ApiError;
+use crate::job::{self, ConnShared};
+use crate::lanes::LaneScheduler;
+use crate::pong_filter::PongFilter;
+use crate::record::{CloseSide, Record};
+use crate::request::{CreateRequest, Fault, LaneKey, parse_stream_id};
+use crate::server::Shared;
+use crate::writer::{self, WriterExit};
+
+/// Responses in flight per connection across all lanes (OpenAI's documented limit).
+pub(crate) const MAX_IN_FLIGHT: usize = 16;
+/// Distinct named lanes per connection lifetime (OpenAI's documented limit).
+pub(crate) const MAX_NAMED_LANES: usize = 32;
+/// Creates waiting for a lane or slot before the mock refuses more (mock-only bound).
+const MAX_QUEUED: usize = 1024;
+/// Events waiting for the writer.
+const OUT_QUEUE: usize = 1024;
+/// Frame and message limit: far above any real request, so size is never the mock's problem.
+const MAX_MESSAGE: usize = 256 << 20;
+/// How long a server-initiated close waits for the client's close reply.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Reader-side state of one connection.
+struct ConnLoop {
+    conn: Arc<ConnShared>,
+    lanes: LaneScheduler<CreateRequest>,
+    named_lanes: HashSet<String>,
+    jobs: JoinSet<LaneKey>,
+    expiry: Instant,
+    expired: bool,
+    limit_sent: bool,
+    /// `None`: reading. `Some(None)`: stopped for good. `Some(Some(t))`: stopped until `t`.
+    paused: Option<Option<Instant>>,
+    drop_pongs: Arc<AtomicBool>,
+}
+
+/// Serves an upgraded connection until it ends or the mock shuts down.
+pub(crate) async fn serve(
+    server: Arc<Shared>,
+    conn_id: u64,
+    upgraded: Upgraded,
+    mut shutdown: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+) {
+    let drop_pongs = Arc::new(AtomicBool::new(false));
+    let io = TokioAdapter::new(PongFilter::new(TokioIo::new(upgraded), drop_pongs.clone()));
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+    let (sink, mut frames) = ws.split();
+    let (out, queue) = mpsc::channel(OUT_QUEUE);
+    let server_closed = Arc::new(AtomicBool::new(false));
+    let mut writer = tokio::spawn(writer::run(
+        sink,
+        queue,
+        server.recorder.clone(),
+        conn_id,
+        server_closed.clone(),
+    ));
+    let max_in_flight = if server.cfg.serial { 1 } else { MAX_IN_FLIGHT };
+    let mut state = ConnLoop {
+        conn: Arc::new(ConnShared {
+            id: conn_id,
+            server: server.clone(),
+            out,
+            cache: Default::default(),
+            active: Default::default(),
+        }),
+        lanes: LaneScheduler::new(max_in_flight),
+        named_lanes: HashSet::new(),
+        jobs: JoinSet::new(),
+        expiry: Instant::now() + server.cfg.lifetime,
+        expired: false,
+        limit_sent: false,
+        paused: None,
+        drop_pongs,
+    };
+    let mut writer_done = false;
+    let mut close_deadline: Option<Instant> = None;
+    let mut close_recorded = false;
+    loop {
+        let resume_at = match state.paused {
+            Some(Some(at)) => Some(at),
+            _ => None,
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                if !server_closed.swap(true, Ordering::SeqCst) {
+                    server.recorder.push(Record::Close { conn: conn_id, by: CloseSide::Server, code: None });
+                }
+                break;
+            }
+            exit = &mut writer, if !writer_done => {
+                writer_done = true;
+                match exit {
+                    Ok(WriterExit::Closed) => close_deadline = Some(Instant::now() + CLOSE_GRACE),
+                    _ => break,
+                }
+            }
+            () = sleep_until(close_deadline), if close_deadline.is_some() => break,
+            Some(done) = state.jobs.join_next(), if !state.jobs.is_empty() => {
+                if let Ok(lane) = done {
+                    state.lanes.finish(&lane);
+                }
+                state.dispatch();
+                state.maybe_send_limit().await;
+            }
+            () = tokio::time::sleep_until(state.expiry), if !state.expired => {
+                state.expired = true;
+                state.maybe_send_limit().await;
+            }
+            () = sleep_until(resume_at), if resume_at.is_some() => state.paused = None,
+            frame = frames.next(), if state.paused.is_none() => match frame {
+                Some(Ok(Message::Close(frame))) => {
+                    // Recorded now, before tungstenite's reply goes out on the next read.
+                    if !server_closed.load(Ordering::SeqCst) && !close_recorded {
+                        close_recorded = true;
+                        let code = frame.map(|f| u16::from(f.code));
+                        server.recorder.push(Record::Close { conn: conn_id, by: CloseSide::Client, code });
+                    }
+                }
+                Some(Ok(message)) => state.on_message(message).await,
+                Some(Err(_)) | None => break,
+            },
+        }
+    }
+    if !server_closed.load(Ordering::SeqCst) && !close_recorded {
+        server.recorder.push(Record::Close {
+            conn: conn_id,
+            by: CloseSide::Client,
+            code: None,
+        });
+    }
+    state.jobs.abort_all();
+    writer.abort();
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl ConnLoop {
+    fn dispatch(&mut self) {
+        while let Some((lane, request)) = self.lanes.pop_ready() {
+            self.jobs
+                .spawn(job::run_job(self.conn.clone(), lane, request));
+        }
+    }
+
+    /// With `--unsolicited-limit`, an expired idle socket gets the limit error and a 1001 close.
+    async fn maybe_send_limit(&mut self) {
+        if !(self.expired
+            && self.conn.server.cfg.unsolicited_limit
+            && !self.limit_sent
+            && self.lanes.is_idle())
+        {
+            return;
+        }
+        self.limit_sent = true;
+        let mut em = self.conn.emitter(None);
+        if em
+            .error(&ApiError::connection_limit_reached())
+            .await
+            .is_ok()
+        {
+            let _ = em
+                .control(Outgoing::Close {
+                    code: 1001,
+                    reason: "connection limit reached",
+                })
+                .await;
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) {
+        let recorder = &self.conn.server.recorder;
+        let conn = self.conn.id;
+        let parsed = match &message {
+            Message::Text(text) => {
+                let value = serde_json::from_str::<Value>(text.as_str());
+                let frame = value
+                    .as_ref()
+                    .map_or_else(|_| Value::String(text.as_str().to_owned()), Clone::clone);
+                recorder.push(Record::Frame { conn, frame });
+                value.ok()
+            }
+            Message::Binary(bytes) => {
+                recorder.push(Record::Frame {
+                    conn,
+                    frame: json!({"binary_len": bytes.len()}),
+                });
+                let error = ApiError::invalid_frame(
+                    "Binary frames are not supported; send JSON text frames.".into(),
+                );
+                let _ = self.conn.emitter(None).error(&error).await;
+                return;
+            }
+            _ => return,
+        };
+        let Some(Value::Object(frame)) = parsed else {
+            let error = ApiError::invalid_frame("The frame is not a JSON object.".into());
+            let _ = self.conn.emitter(None).error(&error).await;
+            return;
+        };
+        match frame.get("type").and_then(Value::as_str) {
+            Some("response.create") => self.on_create(frame).await,
+            Some("response.steer") => {
+                let _ = job::steer(&self.conn, &frame).await;
+            }
+            other => {
+                let error = ApiError::unknown_event_type(other.unwrap_or("<missing>"));
+                let _ = self.conn.emitter(None).error(&error).await;
+            }
+        }
+    }
+
+    async fn on_create(&mut self, frame: Map<String, Value>) {
+        let Ok(lane) = parse_stream_id(frame.get("stream_id")) else {
+            let _ = self
+                .conn
+                .emitter(None)
+                .error(&ApiError::invalid_stream_id())
+                .await;
+            return;
+        };
+        let refusal = if self.expired || Instant::now() >= self.expiry {
+            self.expired = true;
+            Some(ApiError::connection_limit_reached())
+        } else if let Some(name) = &lane
+            && !self.named_lanes.contains(name)
+            && self.named_lanes.len() >= MAX_NAMED_LANES
+        {
+            Some(ApiError::stream_limit_reached())
+        } else if self.lanes.queued() >= MAX_QUEUED {
+            Some(ApiError::queue_full())
+        } else {
+            None
+        };
+        if let Some(error) = refusal {
+            let _ = self.conn.emitter(lane).error(&error).await;
+            return;
+        }
+        if let Some(name) = &lane {
+            self.named_lanes.insert(name.clone());
+        }
+        let request = CreateRequest::parse(frame);
+        match request.known_fault() {
+            Some(Fault::StopReading) => {
+                self.paused = Some(request.delay.map(|d| Instant::now() + d));
+            }
+            Some(Fault::StopPong) => self.drop_pongs.store(true, Ordering::SeqCst),
+            _ => {}
+        }
+        self.lanes.push(lane, request);
+        self.dispatch();
+    }
+}
