@@ -141,14 +141,14 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<10} {:>6} {:>9} {:>10} {:>6} {:>13} | {:>29} | {:>35}",
+            "{:<10} {:>6} {:>9} {:>10} {:>6} {:>13} | {:>36} | {:>35}",
             "target",
             "turns",
             "events",
             "events/s",
             "errors",
             "lost/dup/reord",
-            "turn start µs p50/p90/p99/max",
+            "turn start µs p50/p90/p99/p999/max",
             "event µs p50/p90/p99/p999/max"
         );
         for s in &self.summaries {
@@ -156,7 +156,7 @@ impl Report {
             let e = &s.event_latency_us;
             let _ = writeln!(
                 out,
-                "{:<10} {:>6} {:>9} {:>10.0} {:>6} {:>13} | {:>29} | {:>35}",
+                "{:<10} {:>6} {:>9} {:>10.0} {:>6} {:>13} | {:>36} | {:>35}",
                 s.target,
                 s.turns_ok,
                 s.events,
@@ -166,7 +166,10 @@ impl Report {
                     "{}/{}/{}",
                     s.integrity.lost, s.integrity.duplicated, s.integrity.reordered
                 ),
-                format!("{:.0}/{:.0}/{:.0}/{:.0}", t.p50, t.p90, t.p99, t.max),
+                format!(
+                    "{:.0}/{:.0}/{:.0}/{:.0}/{:.0}",
+                    t.p50, t.p90, t.p99, t.p999, t.max
+                ),
                 format!(
                     "{:.0}/{:.0}/{:.0}/{:.0}/{:.0}",
                     e.p50, e.p90, e.p99, e.p999, e.max
