@@ -76,7 +76,9 @@ impl UpgradeRefusal {
     pub fn message(self) -> &'static str {
         match self {
             Self::NoUsableAccount => "no upstream account is usable right now; retry later",
-            Self::UpgradeRequired => "WebSocket mode is not available on this gateway; use HTTP POST /v1/responses",
+            Self::UpgradeRequired => {
+                "WebSocket mode is not available on this gateway; use HTTP POST /v1/responses"
+            }
         }
     }
 }
