@@ -292,6 +292,8 @@ fn abandoned_write_closes_the_conn_and_retries_the_create() {
         "closed and released"
     );
     assert!(sim.closes.contains(&ConnId(1)));
+    assert_eq!(sim.creates_on(2), 0, "the retry waits for its back-off");
+    sim.advance(sim.cfg.scheduler.retry_backoff_initial);
     assert_eq!(
         sim.creates_on(2),
         1,
@@ -299,6 +301,57 @@ fn abandoned_write_closes_the_conn_and_retries_the_create() {
     );
     assert!(sim.to_client.is_empty());
     assert_trace!("session_abandoned_write_closes_conn", sim.trace());
+}
+
+#[test]
+fn repeated_losses_fail_over_then_give_up_within_the_budget() {
+    let mut cfg = Config::default();
+    cfg.scheduler.retry_total_budget = Duration::from_millis(1000);
+    let mut sim = Sim::new(cfg);
+    sim.client(create(Some("gpt-test"), None, None, true));
+    for conn in 1..=2 {
+        sim.upstream_closed(conn);
+        sim.advance(Duration::from_millis(300));
+    }
+    let schedules: Vec<_> = sim
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            wsv2_core::session::SessionCommand::Schedule { exclude, .. } => Some(exclude.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        schedules.len(),
+        2,
+        "a second loss on the same account moves the create to another account"
+    );
+    assert_eq!(
+        schedules[1],
+        [common::account()],
+        "the failover avoids the account that failed"
+    );
+    // Keep killing whichever conn carries the create until the gateway gives up.
+    for _ in 0..20 {
+        if sim.to_client.iter().any(|v| v["type"] == "error") {
+            break;
+        }
+        if let Some(conn) = sim
+            .session
+            .active_conn()
+            .filter(|c| c.unfinished() == 1)
+            .map(|c| c.id().0)
+        {
+            sim.upstream_closed(conn);
+        }
+        sim.advance(Duration::from_millis(100));
+    }
+    let last = sim.to_client.last().expect("the client is told");
+    assert_eq!(
+        last["status"], 502,
+        "past the retry budget the create ends with a 502 error event"
+    );
+    assert_eq!(sim.ended().len(), 1, "exactly one outcome for the create");
 }
 
 #[test]

@@ -50,6 +50,8 @@ struct PendingSchedule {
     connection_local: bool,
     /// This gateway's record of the previous response's `store` flag
     known_store: Option<bool>,
+    /// Accounts the session failed over away from
+    exclude: Vec<AccountId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,8 +200,16 @@ impl Control {
                 previous,
                 connection_local,
                 prompt_cache_key,
+                exclude,
                 ..
-            } => self.start_schedule(now, id, previous, connection_local, prompt_cache_key),
+            } => self.start_schedule(
+                now,
+                id,
+                previous,
+                connection_local,
+                prompt_cache_key,
+                exclude,
+            ),
             SessionCommand::Acquire { account, compat } => {
                 if let Some(entry) = self.sessions.get_mut(&id) {
                     entry.acquiring = Some(account);
@@ -414,6 +424,7 @@ impl Control {
         previous: Option<ResponseId>,
         connection_local: bool,
         prompt_cache_key: Option<bytes::Bytes>,
+        exclude: Vec<AccountId>,
     ) {
         let Some(entry) = self.sessions.get_mut(&id) else {
             return;
@@ -445,6 +456,7 @@ impl Control {
                 session,
                 connection_local,
                 known_store,
+                exclude,
             });
         }
         self.try_decide(now, id);
@@ -469,12 +481,13 @@ impl Control {
             (None, Some(_)) => false,
             (None, None) => pending.connection_local,
         };
+        let exclude = std::mem::take(&mut entry.schedule.as_mut().expect("checked").exclude);
         entry.schedule = None;
         let request = ScheduleRequest {
             bound_account: bound,
             connection_local,
             session_account,
-            exclude: &[],
+            exclude: &exclude,
             transport: Transport::WsV2,
         };
         match self.scheduler.schedule(now, &request) {

@@ -29,6 +29,8 @@ pub use crate::pool::Lease;
 
 use crate::conn::UpstreamConn;
 use crate::event::{ClientEventKind, StreamIdField, classify_client_event, gateway_error_event};
+use crate::rng::Jitter;
+use crate::scheduler::RetryState;
 use crate::timer::{TimerName, TimerTable};
 use crate::{AccountId, Config, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};
 
@@ -62,6 +64,7 @@ enum SessionTimer {
     SlotWait,
     Drain,
     ClientWrite,
+    RetryBackoff,
 }
 
 impl TimerName for SessionTimer {
@@ -70,6 +73,7 @@ impl TimerName for SessionTimer {
         Self::Drain,
         Self::ClientWrite,
         Self::SlotWait,
+        Self::RetryBackoff,
         Self::InterTurnIdle,
     ];
     fn index(self) -> usize {
@@ -96,7 +100,10 @@ struct PendingCreate {
     client_model: Option<Bytes>,
     prompt_cache_key: Option<Bytes>,
     slot: SlotState,
-    attempts: u32,
+    /// Retry and failover bookkeeping, from its first attempt on
+    retry: Option<RetryState>,
+    /// A retry waits for its back-off before going out again
+    not_before: Option<Instant>,
 }
 
 /// A create sent upstream and not ended
@@ -127,8 +134,6 @@ struct KnownResponse {
 const KNOWN_RESPONSES: usize = 256;
 /// Conns retired by this session (not lost) remembered to answer their chains correctly
 const RETIRED_CONNS: usize = 8;
-/// Transparent re-sends of one create after upstream losses before its first event
-const MAX_RESEND_ATTEMPTS: u32 = 3;
 
 /// One client socket's machine; see the module doc for the poll order
 #[derive(Debug)]
@@ -150,7 +155,10 @@ pub struct Session {
     upstream_out: VecDeque<Transmit>,
     commands: VecDeque<SessionCommand>,
     events: VecDeque<SessionEvent>,
-    timers: TimerTable<5>,
+    timers: TimerTable<6>,
+    /// Accounts the next schedule must avoid (a failover after repeated upstream losses)
+    exclude: Vec<AccountId>,
+    jitter: Jitter,
     next_turn: u64,
     last_model: Option<Bytes>,
     backpressured: bool,
@@ -182,6 +190,8 @@ impl Session {
             commands: VecDeque::new(),
             events: VecDeque::new(),
             timers,
+            exclude: Vec::new(),
+            jitter: Jitter::new(0x5e55_1011 ^ id.0),
             next_turn: 1,
             last_model: None,
             backpressured: false,
@@ -423,6 +433,7 @@ impl Session {
                     self.handle_client_gone(now);
                 }
                 SessionTimer::Drain => self.drain_expired(now),
+                SessionTimer::RetryBackoff => {} // settle sends the create whose back-off ended
             }
         }
         for conn in self.conns_mut() {
@@ -550,7 +561,8 @@ impl Session {
             client_model: req.model,
             prompt_cache_key: req.prompt_cache_key,
             slot: SlotState::None,
-            attempts: 0,
+            retry: None,
+            not_before: None,
         };
         let held = self.cfg.session.max_held_creates_per_session;
         let refusal = if !lane_ok {

@@ -12,6 +12,7 @@ use crate::event::{
     gateway_error_event, previous_response_not_found_event, rewrite_create_model,
     websocket_connection_limit_reached_event, websocket_stream_limit_reached_event,
 };
+use crate::scheduler::{Pinning, RetryState};
 
 /// What the head of the held queue waits for
 enum Step {
@@ -91,11 +92,18 @@ impl Session {
                     previous: head.previous.clone(),
                     connection_local: head.connection_local,
                     prompt_cache_key: head.prompt_cache_key.clone(),
+                    exclude: self.exclude.clone(),
                 });
             }
             return Step::Wait;
         };
         let account = admission.account;
+        if let Some(at) = head.not_before
+            && at > now
+        {
+            self.timers.set(SessionTimer::RetryBackoff, at);
+            return Step::Wait;
+        }
         // A connection-local chain can only continue on the conn whose cache holds it.
         if let (true, Some(prev)) = (head.connection_local, &head.previous)
             && let Some(known) = self.known.iter().rev().find(|k| &k.id == prev)
@@ -178,7 +186,7 @@ impl Session {
     }
 
     fn send_head(&mut self, now: Instant) {
-        let head = self.pending.pop_front().expect("head exists");
+        let mut head = self.pending.pop_front().expect("head exists");
         let admission = self.admission.as_ref().expect("admitted");
         let model = head
             .client_model
@@ -202,6 +210,18 @@ impl Session {
             self.session_lanes.push(lane.clone());
         }
         let account = admission.account;
+        match &mut head.retry {
+            Some(retry) => retry.attempt_started(account),
+            None => {
+                let pinning = match (&head.previous, head.connection_local) {
+                    (None, _) => Pinning::Free,
+                    (Some(_), true) => Pinning::ConnectionLocal,
+                    (Some(_), false) => Pinning::Bound,
+                };
+                head.retry = Some(RetryState::new(now, account, pinning, &self.cfg.scheduler));
+            }
+        }
+        head.not_before = None;
         let conn = self.active.as_mut().expect("active conn takes creates");
         conn.send_create(
             now,

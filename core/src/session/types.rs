@@ -103,6 +103,8 @@ pub enum SessionCommand {
         connection_local: bool,
         /// Its `prompt_cache_key` (the session binding key when no `session-id` header was sent)
         prompt_cache_key: Option<Bytes>,
+        /// Accounts not to choose (this session failed over away from them)
+        exclude: Vec<AccountId>,
     },
     /// Lease a conn from the account's pool; answer with `handle_lease` / `handle_lease_refused`
     Acquire {

@@ -5,11 +5,12 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{
-    KNOWN_RESPONSES, KnownResponse, MAX_RESEND_ATTEMPTS, ResponseReport, Session, SessionCommand,
-    SessionEvent, SessionPhase, SlotState, Transmit, TurnState,
+    KNOWN_RESPONSES, KnownResponse, ResponseReport, Session, SessionCommand, SessionEvent,
+    SessionPhase, SlotState, Transmit, TurnState,
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::event::{ErrorClass, ServerEventKind, gateway_error_event, restore_event_model};
+use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
 use crate::{ConnId, TurnId};
 
 impl Session {
@@ -204,37 +205,84 @@ impl Session {
             self.close_client(1011, "upstream connection lost");
             return self.finish(now);
         }
-        // Re-queue in their original order, ahead of creates the client sent later.
+        // Re-queue in their original order, ahead of creates the client sent later, under the
+        // scheduler's retry rules (budget, back-off with jitter, account switches).
+        let others_open = self.unfinished() > 0;
         for (conn, ended) in lost.into_iter().rev() {
             let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) else {
                 continue;
             };
             let state = self.turns.remove(pos);
-            match state.retry.clone() {
-                Some(mut create)
-                    if create.attempts + 1 < MAX_RESEND_ATTEMPTS
-                        && !(create.connection_local && create.previous.is_some()) =>
-                {
-                    create.attempts += 1;
-                    create.slot = SlotState::Granted;
+            let Some(mut create) = state.retry.clone() else {
+                self.lost_for_good(now, conn, &state, ended, "the upstream connection was lost");
+                continue;
+            };
+            let decision = match &mut create.retry {
+                Some(retry) => {
+                    retry.on_failure(now, FailureKind::UpstreamLost, false, &mut self.jitter)
+                }
+                None => RetryDecision::GiveUp(GiveUpReason::NotRetryable),
+            };
+            match decision {
+                RetryDecision::RetryAt { at, switch_account } => {
+                    if switch_account && !others_open && create.previous.is_none() {
+                        // Fail over: the next schedule avoids every account this create tried.
+                        self.exclude = create
+                            .retry
+                            .as_ref()
+                            .map(|r| r.tried_accounts().to_vec())
+                            .unwrap_or_default();
+                        self.admission = None;
+                        self.release_slot_of(state.account);
+                        create.slot = SlotState::None;
+                    } else {
+                        create.slot = SlotState::Granted;
+                    }
+                    create.not_before = Some(at);
                     self.pending.push_front(create);
                 }
-                Some(create) if create.connection_local && create.previous.is_some() => {
+                RetryDecision::GiveUp(GiveUpReason::ChainLost) => {
                     self.release_slot();
                     self.refuse(&create, super::Refusal::PreviousResponseNotFound);
                 }
-                _ => {
-                    self.client_out.push_back(gateway_error_event(
-                        502,
-                        "server_error",
-                        Some("upstream_connection_lost"),
-                        "the upstream connection was lost repeatedly; retry later",
-                        ended.lane.as_ref(),
-                    ));
-                    self.report(now, conn, &state, ended);
+                RetryDecision::GiveUp(reason) => {
+                    let why = match reason {
+                        GiveUpReason::BudgetExhausted => {
+                            "the upstream connection was lost repeatedly within the retry budget"
+                        }
+                        GiveUpReason::SwitchLimit => {
+                            "the upstream connection was lost on every account tried"
+                        }
+                        _ => "the upstream connection was lost",
+                    };
+                    self.lost_for_good(now, conn, &state, ended, why);
                 }
             }
         }
+    }
+
+    /// Answers a lost response that will not be retried with a 502 `error` event
+    fn lost_for_good(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        state: &TurnState,
+        ended: Ended,
+        why: &str,
+    ) {
+        self.client_out.push_back(gateway_error_event(
+            502,
+            "server_error",
+            Some("upstream_connection_lost"),
+            &format!("{why}; retry the request"),
+            ended.lane.as_ref(),
+        ));
+        self.report(now, conn, state, ended);
+    }
+
+    fn release_slot_of(&mut self, account: crate::AccountId) {
+        self.commands
+            .push_back(SessionCommand::ReleaseSlot { account });
     }
 
     fn report(&mut self, now: Instant, conn: ConnId, state: &TurnState, ended: Ended) {
