@@ -159,7 +159,7 @@ fn cfg() -> Config {
 
 fn check_invariants(sim: &Sim, up: &FakeUpstream) -> Result<(), TestCaseError> {
     prop_assert!(
-        sim.session.held_creates() <= 4,
+        sim.session.held_creates() <= sim.session.held_creates_bound(),
         "held creates exceed their bound"
     );
     for conn in [sim.session.active_conn(), sim.session.retiring_conn()]
