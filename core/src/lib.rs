@@ -96,6 +96,7 @@
 pub mod config;
 pub mod conn;
 pub mod event;
+pub mod file_config;
 mod ids;
 pub mod pool;
 pub mod proxy;
