@@ -61,7 +61,7 @@ pub fn format_report(outcome: &Result<GatewayConfig, Vec<ConfigIssue>>) -> Strin
                 // A query string may carry a key (some providers take one there): not shown.
                 let endpoint = endpoint
                     .split_once('?')
-                    .map_or(endpoint.to_owned(), |(e, _)| format!("{e}?…"));
+                    .map_or(endpoint.to_owned(), |(e, _)| format!("{e}?***"));
                 let _ = write!(
                     out,
                     "  account {} {:?}: {transport} ({}), {}, auth {}",

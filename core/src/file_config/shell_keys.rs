@@ -187,34 +187,42 @@ pub(crate) fn read_accounts(
         );
     }
     let mut accounts = Vec::new();
-    let mut ids: HashMap<u64, String> = HashMap::new();
+    let mut ids: HashMap<i64, String> = HashMap::new();
     let mut names: HashMap<String, String> = HashMap::new();
     for (path, table) in listed {
         unknown_keys(table, &path, ACCOUNT_KEYS, issues);
         let before = issues.len();
         let account = read_account(&Fields::new(table, path.clone()), env, issues);
-        let Some(account) = account.filter(|_| issues.len() == before) else {
-            continue;
-        };
-        if let Some(first) = ids.get(&account.id.0) {
-            push(
-                issues,
-                format!("{path}.id"),
-                format!("duplicate id {} (also {first})", account.id.0),
-            );
-        } else {
-            ids.insert(account.id.0, path.clone());
+        let valid = issues.len() == before;
+        // Duplicates are checked on the raw values, so an entry with other problems still
+        // counts as the first holder of its id and name.
+        if let Some(id) = table.get("id").and_then(Value::as_integer) {
+            match ids.get(&id) {
+                Some(first) => push(
+                    issues,
+                    format!("{path}.id"),
+                    format!("duplicate id {id} (also {first})"),
+                ),
+                None => {
+                    ids.insert(id, path.clone());
+                }
+            }
         }
-        if let Some(first) = names.get(&account.name) {
-            push(
-                issues,
-                format!("{path}.name"),
-                format!("duplicate name {:?} (also {first})", account.name),
-            );
-        } else {
-            names.insert(account.name.clone(), path.clone());
+        if let Some(name) = table.get("name").and_then(Value::as_str) {
+            match names.get(name) {
+                Some(first) => push(
+                    issues,
+                    format!("{path}.name"),
+                    format!("duplicate name {name:?} (also {first})"),
+                ),
+                None => {
+                    names.insert(name.to_owned(), path.clone());
+                }
+            }
         }
-        accounts.push(account);
+        if let Some(account) = account.filter(|_| valid) {
+            accounts.push(account);
+        }
     }
     accounts
 }

@@ -20,8 +20,11 @@ use super::authority::{parse_authority, split_scheme};
 pub const DEFAULT_BASE_URL: &str = "wss://api.openai.com/v1/responses";
 
 /// A normalized upstream endpoint: the WebSocket URL for pooled conns and the matching HTTP(S)
-/// URL for accounts that resolve to HTTP
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// URL for accounts that resolve to HTTP.
+///
+/// `Debug` and `Display` show the WebSocket URL with any query string replaced by `?***`: some
+/// providers take a key there, and these forms are what logs see.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamUrl {
     ws_url: String,
     http_url: String,
@@ -140,8 +143,24 @@ impl Default for UpstreamUrl {
     }
 }
 
+impl UpstreamUrl {
+    /// The WebSocket URL with its query string, if any, replaced by `?***`
+    pub fn redacted(&self) -> String {
+        match self.ws_url.split_once('?') {
+            Some((before, _)) => format!("{before}?***"),
+            None => self.ws_url.clone(),
+        }
+    }
+}
+
 impl fmt::Display for UpstreamUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.ws_url)
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UpstreamUrl({})", self.redacted())
     }
 }
