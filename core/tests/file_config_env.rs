@@ -181,6 +181,7 @@ fn a_bad_override_value_is_reported_against_its_key() {
         paths,
         ["pool.min_idle_per_account", "upstream.ping_interval"]
     );
+    assert_eq!(issues[0].message, "invalid type: string \"lots\", expected usize");
     assert!(issues[1].message.contains("missing unit"), "{issues:?}");
 }
 

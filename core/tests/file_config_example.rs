@@ -197,3 +197,26 @@ fn check_config_accepts_the_example() {
         "{report}"
     );
 }
+
+#[test]
+fn the_docs_describe_every_gateway_key() {
+    use wsv2_core::file_config::{ACCOUNT_KEYS, CLIENT_KEY_KEYS, TOP_LEVEL_KEYS};
+    let docs = include_str!("../../docs/gateway-config.md");
+    let rows: Vec<String> = TOP_LEVEL_KEYS
+        .iter()
+        .filter(|k| !matches!(**k, "client_keys" | "accounts"))
+        .map(|k| format!("| `{k}` |"))
+        .chain(
+            CLIENT_KEY_KEYS
+                .iter()
+                .map(|k| format!("| `client_keys[].{k}` |")),
+        )
+        .chain(ACCOUNT_KEYS.iter().map(|k| format!("| `accounts[].{k}` |")))
+        .collect();
+    for row in rows {
+        assert!(
+            docs.contains(&row),
+            "docs/gateway-config.md has no row {row}"
+        );
+    }
+}

@@ -64,6 +64,7 @@ pub use env::{ENV_PREFIX, SHELL_ENV_VARS, apply_env_overrides};
 pub use proxy_url::{ProxyHandshake, ProxyKind, ProxyUrl};
 pub use report::{check_config_report, format_report};
 pub use secret::Secret;
+pub use shell_keys::{ACCOUNT_KEYS, CLIENT_KEY_KEYS};
 pub use upstream_url::{DEFAULT_BASE_URL, UpstreamUrl};
 
 use crate::resolver::{AccountProtocol, AuthType, ProtocolDecision, resolve};
@@ -86,6 +87,16 @@ pub const DEFAULT_CONCURRENCY: u32 = 64;
 pub const DEFAULT_AUTH_TYPE: &str = "api_key";
 /// The client key of [`GatewayConfig::demo`]
 pub const DEMO_CLIENT_KEY: &str = "sk-gw-demo";
+
+/// Every top-level key of the gateway's own (the core's sections come on top)
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "metrics",
+    "redis_url",
+    "tls_ca_file",
+    "client_keys",
+    "accounts",
+];
 
 /// The top-level keys that hold one value, each with whether its value is text (for
 /// environment overrides)
@@ -230,8 +241,7 @@ impl GatewayConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, Vec<ConfigIssue>> {
         let mut issues = Issues::new();
-        let mut known: Vec<&str> = TOP_LEVEL_SCALARS.iter().map(|(k, _)| *k).collect();
-        known.extend(["client_keys", "accounts"]);
+        let mut known: Vec<&str> = TOP_LEVEL_KEYS.to_vec();
         let schema = core_sections::schema();
         known.extend(core_sections::section_names(&schema));
         unknown_keys(root, "", &known, &mut issues);

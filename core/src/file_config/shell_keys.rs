@@ -15,10 +15,10 @@ use crate::resolver::AuthType;
 use crate::session::ModelMap;
 
 /// Every key a `[[client_keys]]` entry may have
-pub(crate) const CLIENT_KEY_KEYS: &[&str] = &["group", "key", "key_env", "max_sockets"];
+pub const CLIENT_KEY_KEYS: &[&str] = &["group", "key", "key_env", "max_sockets"];
 
 /// Every key an `[[accounts]]` entry may have
-pub(crate) const ACCOUNT_KEYS: &[&str] = &[
+pub const ACCOUNT_KEYS: &[&str] = &[
     "auth_type",
     "base_url",
     "concurrency",
