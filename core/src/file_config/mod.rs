@@ -215,7 +215,9 @@ impl GatewayConfig {
     }
 
     /// Reads a file's text with `WSV2_*` overrides from `vars` (typically the process
-    /// environment), which also resolve `key_env` / `token_env`
+    /// environment), which also resolve `key_env` / `token_env`. `std::env::vars()` panics on a
+    /// non-UTF-8 variable; a shell that cannot rule those out passes `std::env::vars_os()`
+    /// filtered to the UTF-8 ones.
     pub fn load(
         text: &str,
         vars: impl IntoIterator<Item = (String, String)>,
