@@ -25,13 +25,13 @@ fn key_env_and_token_env_read_through_the_injected_lookup() {
                 [[accounts]]\nid = 1\nname = \"a\"\ntoken_env = \"UP_TOKEN\"\n";
     let lookup = |name: &str| match name {
         "GW_KEY" => Some("sk-gw-from-env".to_owned()),
-        "UP_TOKEN" => Some("sk-up-from-env".to_owned()),
+        "UP_TOKEN" => Some("sk-up-from-env\n".to_owned()),
         _ => None,
     };
     let config = GatewayConfig::from_toml_str(text, &lookup).expect("valid");
     assert_eq!(config.client_keys[0].key.expose(), "sk-gw-from-env");
     assert_eq!(config.client_keys[0].key_env.as_deref(), Some("GW_KEY"));
-    assert_eq!(config.accounts[0].token.expose(), "sk-up-from-env");
+    assert_eq!(config.accounts[0].token.expose(), "sk-up-from-env", "the newline is dropped");
     assert_eq!(config.accounts[0].token_env.as_deref(), Some("UP_TOKEN"));
 }
 
@@ -181,7 +181,10 @@ fn a_bad_override_value_is_reported_against_its_key() {
         paths,
         ["pool.min_idle_per_account", "upstream.ping_interval"]
     );
-    assert_eq!(issues[0].message, "invalid type: string \"lots\", expected usize");
+    assert_eq!(
+        issues[0].message,
+        "invalid type: string \"lots\", expected usize"
+    );
     assert!(issues[1].message.contains("missing unit"), "{issues:?}");
 }
 

@@ -76,7 +76,8 @@ fn is_missing_or_empty(root: &Table, key: &str) -> bool {
 }
 
 /// A credential given inline (`inline`) or by the name of an environment variable (`env_key`);
-/// exactly one of the two must be present
+/// exactly one of the two must be present. Surrounding whitespace is dropped (a variable filled
+/// from a file often ends in a newline, and no header value may carry one).
 fn secret(
     fields: &Fields<'_>,
     inline: &str,
@@ -103,7 +104,7 @@ fn secret(
         }
         (true, false) => fields
             .non_empty_string(inline, issues)
-            .map(|s| (Secret::new(s), None)),
+            .map(|s| (Secret::new(s.trim()), None)),
         (false, true) => {
             let name = fields.non_empty_string(env_key, issues)?;
             match env(name) {
@@ -123,7 +124,7 @@ fn secret(
                     );
                     None
                 }
-                Some(value) => Some((Secret::new(value), Some(name.to_owned()))),
+                Some(value) => Some((Secret::new(value.trim()), Some(name.to_owned()))),
             }
         }
     }
