@@ -31,7 +31,11 @@ fn key_env_and_token_env_read_through_the_injected_lookup() {
     let config = GatewayConfig::from_toml_str(text, &lookup).expect("valid");
     assert_eq!(config.client_keys[0].key.expose(), "sk-gw-from-env");
     assert_eq!(config.client_keys[0].key_env.as_deref(), Some("GW_KEY"));
-    assert_eq!(config.accounts[0].token.expose(), "sk-up-from-env", "the newline is dropped");
+    assert_eq!(
+        config.accounts[0].token.expose(),
+        "sk-up-from-env",
+        "the newline is dropped"
+    );
     assert_eq!(config.accounts[0].token_env.as_deref(), Some("UP_TOKEN"));
 }
 
