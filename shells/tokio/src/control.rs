@@ -1,0 +1,3 @@
+//! The control API the shell drives (re-exported so one line switches its source).
+
+pub(crate) use crate::control_stub::*;
