@@ -95,6 +95,7 @@
 
 pub mod config;
 pub mod conn;
+pub mod control;
 pub mod event;
 mod ids;
 pub mod pool;

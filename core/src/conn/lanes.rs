@@ -25,6 +25,8 @@ pub enum Outcome {
     Error {
         /// The envelope's status (or its class default)
         status: u16,
+        /// The reset the error names (rate limits), for the account's cooldown
+        retry_after: Option<std::time::Duration>,
     },
     /// The conn was lost (read error, close, abandoned write, timeout) before its terminal
     UpstreamLost,

@@ -206,8 +206,7 @@ impl UpstreamConn {
             Owner::Response { turn, .. } => self.apply_to_response(turn, &event),
             Owner::ConnectionError => {
                 self.mark_dirty();
-                let status = event.error.as_ref().map_or(502, |e| e.status);
-                self.end_all(Outcome::Error { status });
+                self.end_all(error_outcome(&event));
                 self.note_error_class(&event, now);
             }
             Owner::Tail => self.mark_dirty(),
@@ -231,9 +230,7 @@ impl UpstreamConn {
             ServerEventKind::ResponseFailed => Outcome::Failed,
             ServerEventKind::Error => {
                 self.mark_dirty();
-                Outcome::Error {
-                    status: event.error.as_ref().map_or(502, |e| e.status),
-                }
+                error_outcome(event)
             }
             _ => return,
         };
@@ -576,6 +573,18 @@ impl UpstreamConn {
             // Tell the shell to drop the socket; a close frame may never get through.
             self.transmits.push_back(UpstreamTransmit::Close);
         }
+    }
+}
+
+/// How an `error` event ends a response
+fn error_outcome(event: &ServerEvent<'_>) -> Outcome {
+    Outcome::Error {
+        status: event.error.as_ref().map_or(502, |e| e.status),
+        retry_after: event
+            .error
+            .as_ref()
+            .and_then(|e| e.retry_after_secs())
+            .map(std::time::Duration::from_secs),
     }
 }
 

@@ -344,6 +344,18 @@ impl Session {
         self.settle(now);
     }
 
+    /// Handles an answer from the control plane (dispatches to the `handle_*` it stands for)
+    pub fn handle_control(&mut self, now: Instant, input: crate::control::SessionInput) {
+        use crate::control::SessionInput;
+        match input {
+            SessionInput::Admission(admission) => self.handle_admission(now, admission),
+            SessionInput::AdmissionRefused(refusal) => self.handle_admission_refused(now, refusal),
+            SessionInput::Lease(lease) => self.handle_lease(now, lease),
+            SessionInput::LeaseRefused => self.handle_lease_refused(now),
+            SessionInput::SlotGranted(turn) => self.handle_slot_granted(now, turn),
+        }
+    }
+
     /// Handles a concurrency slot granted for `turn`
     pub fn handle_slot_granted(&mut self, now: Instant, turn: TurnId) {
         match self.pending.iter_mut().find(|p| p.turn == turn) {

@@ -1,0 +1,688 @@
+//! The control plane: scheduler, store, pools and concurrency slots answering the sessions'
+//! commands.
+//!
+//! Runtime-neutral glue, so no shell holds policy: a shell runs one task that owns the
+//! [`Control`], routes each [`SessionCommand`] here (except `AbandonWrites` and `CloseClient`,
+//! which are its own I/O), and performs the [`ControlOutput`]s. It is on the per-turn path,
+//! never on the per-event path.
+//!
+//! # Poll order
+//!
+//! After every `handle_*` call, drain [`Control::poll_output`] until `None`, then read
+//! [`Control::poll_timeout`].
+//!
+//! # A session's first create
+//!
+//! ```text
+//! Schedule ─▶ store lookups (previous_response_id, session key) ─▶ scheduler ─▶ Admission
+//! Acquire  ─▶ pool: idle conn | Dial … handle_dial_ok ─▶ Lease     (or LeaseRefused after 2 s)
+//! AcquireSlot ─▶ scheduler slot | wait for SlotFreed ─▶ SlotGranted
+//! Bind (after each terminal) ─▶ store: response → account, response → conn
+//! ```
+
+mod types;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use types::{
+    AccountSpec, ControlEvent, ControlOutput, DialFailure, SessionInfo, SessionInput,
+    UpgradeRefusal,
+};
+
+use crate::conn::CompatKey;
+use crate::pool::{PoolCommand, PoolRegistry, PoolStats};
+use crate::resolver::{Transport, resolve};
+use crate::scheduler::{
+    self, Decision, FailureKind, Reject, ScheduleRequest, Scheduler, SchedulerEvent,
+};
+use crate::session::{Admission, Refusal, SessionCommand, SessionEvent};
+use crate::store::{Lookup, OpId, ResponseConn, Store, StoreEvent, StoreFailure};
+use crate::{AccountId, Config, ConnId, ResponseId, SessionId, TurnId};
+
+/// A schedule waiting for store lookups
+#[derive(Clone, Debug)]
+struct PendingSchedule {
+    bound: LookupState,
+    session: LookupState,
+    /// The session's own view (it only knows its own responses)
+    connection_local: bool,
+    /// This gateway's record of the previous response's `store` flag
+    known_store: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LookupState {
+    Done(Option<AccountId>),
+    Waiting(OpId),
+}
+
+impl LookupState {
+    fn from_lookup(lookup: Lookup) -> Self {
+        match lookup {
+            Lookup::Hit(account) => Self::Done(Some(account)),
+            Lookup::Miss => Self::Done(None),
+            Lookup::Pending(op) => Self::Waiting(op),
+        }
+    }
+
+    fn answer(&mut self, op: OpId, result: Option<AccountId>) {
+        if *self == Self::Waiting(op) {
+            *self = Self::Done(result);
+        }
+    }
+
+    fn done(self) -> Option<Option<AccountId>> {
+        match self {
+            Self::Done(account) => Some(account),
+            Self::Waiting(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct SessionEntry {
+    info: SessionInfo,
+    schedule: Option<PendingSchedule>,
+    /// The account whose pool it is waiting on
+    acquiring: Option<AccountId>,
+    /// Its session key once known (header, else the first `prompt_cache_key`)
+    session_key: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SlotWaiter {
+    session: SessionId,
+    turn: TurnId,
+    max_concurrency: u32,
+}
+
+/// Scheduler, store, pools and slots for every session of one gateway process
+#[derive(Debug)]
+pub struct Control {
+    cfg: Arc<Config>,
+    accounts: HashMap<AccountId, (AccountSpec, Transport)>,
+    scheduler: Scheduler,
+    store: Store,
+    pool: PoolRegistry,
+    sessions: HashMap<SessionId, SessionEntry>,
+    slot_waiters: HashMap<AccountId, VecDeque<SlotWaiter>>,
+    conn_accounts: HashMap<ConnId, AccountId>,
+    out: VecDeque<ControlOutput>,
+}
+
+impl Control {
+    /// The control plane for `accounts`; `seed` makes pool jitter reproducible
+    pub fn new(cfg: Arc<Config>, accounts: Vec<AccountSpec>, seed: u64, now: Instant) -> Self {
+        let mut control = Self {
+            scheduler: Scheduler::new(cfg.scheduler.clone()),
+            store: Store::new(cfg.store.clone()),
+            pool: PoolRegistry::new(&cfg, seed, now),
+            accounts: HashMap::new(),
+            sessions: HashMap::new(),
+            slot_waiters: HashMap::new(),
+            conn_accounts: HashMap::new(),
+            out: VecDeque::new(),
+            cfg,
+        };
+        for spec in accounts {
+            control.add_account(now, spec);
+        }
+        control.pump(now);
+        control
+    }
+
+    fn add_account(&mut self, now: Instant, spec: AccountSpec) {
+        let transport = resolve(Some(&spec.protocol), &self.cfg.protocol).transport;
+        self.scheduler.upsert_account(scheduler::AccountSpec {
+            id: spec.id,
+            priority: spec.priority,
+            max_concurrency: spec.concurrency,
+            transport,
+        });
+        if transport == Transport::WsV2 {
+            self.pool
+                .add_account(now, spec.id, spec.concurrency as usize);
+        }
+        self.accounts.insert(spec.id, (spec, transport));
+    }
+
+    /// Whether a WebSocket upgrade may proceed: some account must be usable and speak WebSocket
+    pub fn check_upgrade(&self, now: Instant) -> Result<(), UpgradeRefusal> {
+        match self
+            .scheduler
+            .schedule(now, &ScheduleRequest::fresh(Transport::WsV2))
+        {
+            Decision::Schedule(_) => Ok(()),
+            Decision::Reject(Reject::UpgradeRequired) => Err(UpgradeRefusal::UpgradeRequired),
+            Decision::Reject(_) => Err(UpgradeRefusal::NoUsableAccount),
+        }
+    }
+
+    /// Registers a client socket that was just upgraded
+    pub fn open_session(&mut self, _now: Instant, id: SessionId, info: SessionInfo) {
+        let session_key = info.session_key.clone();
+        self.sessions.insert(
+            id,
+            SessionEntry {
+                info,
+                schedule: None,
+                acquiring: None,
+                session_key,
+            },
+        );
+    }
+
+    /// Forgets a session: its waits for conns, slots and lookups are cancelled
+    pub fn close_session(&mut self, now: Instant, id: SessionId) {
+        if let Some(entry) = self.sessions.remove(&id)
+            && let Some(account) = entry.acquiring
+        {
+            self.pool.cancel(now, account, id);
+        }
+        for (account, waiters) in &mut self.slot_waiters {
+            let before = waiters.len();
+            waiters.retain(|w| w.session != id);
+            for _ in waiters.len()..before {
+                self.scheduler.waiter_removed(*account);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Takes one command of session `id` (all but `AbandonWrites` and `CloseClient`)
+    pub fn handle_session_command(&mut self, now: Instant, id: SessionId, cmd: SessionCommand) {
+        match cmd {
+            SessionCommand::Schedule {
+                previous,
+                connection_local,
+                prompt_cache_key,
+                ..
+            } => self.start_schedule(now, id, previous, connection_local, prompt_cache_key),
+            SessionCommand::Acquire { account, compat } => {
+                if let Some(entry) = self.sessions.get_mut(&id) {
+                    entry.acquiring = Some(account);
+                }
+                self.pool.acquire_for_session(now, id, &compat);
+            }
+            SessionCommand::AcquireSlot {
+                turn,
+                account,
+                max_concurrency,
+            } => {
+                if self.scheduler.try_acquire_slot(account, max_concurrency) {
+                    self.out
+                        .push_back(ControlOutput::Session(id, SessionInput::SlotGranted(turn)));
+                } else {
+                    self.scheduler.waiter_added(account);
+                    self.slot_waiters
+                        .entry(account)
+                        .or_default()
+                        .push_back(SlotWaiter {
+                            session: id,
+                            turn,
+                            max_concurrency,
+                        });
+                }
+            }
+            SessionCommand::CancelSlotWait { turn, account } => {
+                if let Some(waiters) = self.slot_waiters.get_mut(&account)
+                    && let Some(pos) = waiters
+                        .iter()
+                        .position(|w| w.session == id && w.turn == turn)
+                {
+                    waiters.remove(pos);
+                    self.scheduler.waiter_removed(account);
+                }
+            }
+            SessionCommand::ReleaseSlot { account } => self.scheduler.release_slot(account),
+            SessionCommand::Release(release) => self.pool.handle_release(now, release),
+            SessionCommand::Bind {
+                response,
+                account,
+                conn,
+                lane,
+                store,
+            } => {
+                let group = self.sessions.get(&id).map(|e| e.info.group.clone());
+                let group = group.as_deref();
+                self.store.bind_response(now, group, &response, account);
+                self.store.record_response_conn(
+                    now,
+                    group,
+                    &response,
+                    ResponseConn { conn, lane, store },
+                );
+            }
+            SessionCommand::AbandonWrites { .. } | SessionCommand::CloseClient { .. } => {}
+        }
+        self.pump(now);
+    }
+
+    /// Takes a session event: ended responses feed account health
+    pub fn handle_session_event(&mut self, now: Instant, _id: SessionId, event: &SessionEvent) {
+        let SessionEvent::ResponseEnded(report) = event else {
+            return;
+        };
+        match &report.outcome {
+            crate::conn::Outcome::Error {
+                status,
+                retry_after,
+            } => {
+                let failure = FailureKind::from_status(*status, *retry_after);
+                if failure == FailureKind::AuthFailed {
+                    self.out
+                        .push_back(ControlOutput::Event(ControlEvent::AccountDisabled {
+                            account: report.account,
+                        }));
+                }
+                self.scheduler.handle_failure(now, report.account, failure);
+            }
+            crate::conn::Outcome::Completed | crate::conn::Outcome::Incomplete => {
+                self.scheduler.handle_success(now, report.account)
+            }
+            crate::conn::Outcome::Failed | crate::conn::Outcome::UpstreamLost => {}
+        }
+        self.pump(now);
+    }
+
+    /// A dial finished: the conn is open
+    pub fn handle_dial_ok(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        self.pool.handle_dial_ok(now, account, conn);
+        self.pump(now);
+    }
+
+    /// A dial failed; an upgrade refused with 401/403/429/5xx also feeds account health
+    pub fn handle_dial_failed(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        conn: ConnId,
+        failure: DialFailure,
+    ) {
+        self.conn_accounts.remove(&conn);
+        self.pool.handle_dial_failed(now, account, conn);
+        if let Some(status) = failure.status {
+            let kind = FailureKind::from_status(status, failure.retry_after);
+            if kind == FailureKind::AuthFailed {
+                self.out
+                    .push_back(ControlOutput::Event(ControlEvent::AccountDisabled {
+                        account,
+                    }));
+            }
+            self.scheduler.handle_failure(now, account, kind);
+        }
+        self.out
+            .push_back(ControlOutput::Event(ControlEvent::DialFailed {
+                account,
+                conn,
+                status: failure.status,
+                message: failure.message,
+            }));
+        self.pump(now);
+    }
+
+    /// A text frame arrived on an idle (pooled) conn: a tail packet, the conn is closed
+    pub fn handle_idle_frame(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        self.pool.handle_idle_frame(now, account, conn);
+        self.pump(now);
+    }
+
+    /// A pong arrived on an idle conn
+    pub fn handle_idle_pong(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        self.pool.handle_idle_pong(now, account, conn);
+        self.pump(now);
+    }
+
+    /// An idle conn's socket ended
+    pub fn handle_idle_closed(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        self.conn_accounts.remove(&conn);
+        self.pool.handle_idle_closed(now, account, conn);
+        self.pump(now);
+    }
+
+    /// A leased conn's socket ended after its session released it (capacity accounting)
+    pub fn handle_conn_closed(&mut self, now: Instant, account: AccountId, conn: ConnId) {
+        self.conn_accounts.remove(&conn);
+        self.pool.handle_conn_closed(now, account, conn);
+        self.pump(now);
+    }
+
+    /// The result of a store command
+    pub fn handle_store_reply(
+        &mut self,
+        now: Instant,
+        op: OpId,
+        result: Result<Option<String>, StoreFailure>,
+    ) {
+        self.store.handle_reply(now, op, result);
+        self.pump(now);
+    }
+
+    /// Fires expired deadlines of the pools, the scheduler and the store
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.pool.handle_timeout(now);
+        self.scheduler.handle_timeout(now);
+        self.store.handle_timeout(now);
+        self.pump(now);
+    }
+
+    /// Next piece of work for the shell
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<ControlOutput> {
+        self.out.pop_front()
+    }
+
+    /// The earliest deadline of the pools, the scheduler and the store
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.pool.poll_timeout(),
+            self.scheduler.poll_timeout(),
+            self.store.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Pool totals over every account
+    pub fn stats(&self) -> PoolStats {
+        self.pool.total_stats()
+    }
+
+    /// The account a conn belongs to, while it exists
+    pub fn account_of(&self, conn: ConnId) -> Option<AccountId> {
+        self.conn_accounts.get(&conn).copied()
+    }
+
+    /// A configured account's decision data
+    pub fn account(&self, id: AccountId) -> Option<&AccountSpec> {
+        self.accounts.get(&id).map(|(spec, _)| spec)
+    }
+
+    /// The store (stats, breaker state)
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn start_schedule(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        previous: Option<ResponseId>,
+        connection_local: bool,
+        prompt_cache_key: Option<bytes::Bytes>,
+    ) {
+        let Some(entry) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if entry.session_key.is_none() {
+            entry.session_key = prompt_cache_key.and_then(|k| String::from_utf8(k.to_vec()).ok());
+        }
+        let group = entry.info.group.clone();
+        let key = entry.session_key.clone();
+        let bound = match &previous {
+            Some(prev) => {
+                LookupState::from_lookup(self.store.lookup_response(now, Some(&group), prev))
+            }
+            None => LookupState::Done(None),
+        };
+        let session = match &key {
+            Some(key) => {
+                LookupState::from_lookup(self.store.lookup_session(now, Some(&group), key))
+            }
+            None => LookupState::Done(None),
+        };
+        let known_store = previous
+            .as_ref()
+            .and_then(|p| self.store.response_conn(now, Some(&group), p))
+            .map(|rc| rc.store);
+        if let Some(entry) = self.sessions.get_mut(&id) {
+            entry.schedule = Some(PendingSchedule {
+                bound,
+                session,
+                connection_local,
+                known_store,
+            });
+        }
+        self.try_decide(now, id);
+    }
+
+    fn try_decide(&mut self, now: Instant, id: SessionId) {
+        let Some(entry) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let Some(pending) = &entry.schedule else {
+            return;
+        };
+        let (Some(bound), Some(session_account)) = (pending.bound.done(), pending.session.done())
+        else {
+            return;
+        };
+        // Connection-local: recorded here as `store:false`, or unknown to the gateway. A binding
+        // from another instance (no local record) counts as known: at worst upstream answers
+        // with its exact `previous_response_not_found` and the client resends full context.
+        let connection_local = match (pending.known_store, bound) {
+            (Some(store), _) => !store,
+            (None, Some(_)) => false,
+            (None, None) => pending.connection_local,
+        };
+        entry.schedule = None;
+        let request = ScheduleRequest {
+            bound_account: bound,
+            connection_local,
+            session_account,
+            exclude: &[],
+            transport: Transport::WsV2,
+        };
+        match self.scheduler.schedule(now, &request) {
+            Decision::Schedule(choice) => {
+                let entry = self.sessions.get(&id).expect("checked");
+                let info = &entry.info;
+                let compat = CompatKey::new(
+                    choice.account,
+                    info.openai_beta.iter().map(String::as_str),
+                    info.codex_beta_features.iter().map(String::as_str),
+                );
+                let group = info.group.clone();
+                if let Some(key) = entry.session_key.clone() {
+                    self.store
+                        .bind_session(now, Some(&group), &key, choice.account);
+                }
+                let model_map = self
+                    .accounts
+                    .get(&choice.account)
+                    .map(|(spec, _)| spec.model_map.clone())
+                    .unwrap_or_default();
+                self.out
+                    .push_back(ControlOutput::Event(ControlEvent::Scheduled {
+                        session: id,
+                        account: choice.account,
+                        layer: choice.layer.as_str(),
+                    }));
+                let admission = Admission {
+                    account: choice.account,
+                    max_concurrency: choice.max_concurrency,
+                    compat,
+                    model_map,
+                };
+                self.out.push_back(ControlOutput::Session(
+                    id,
+                    SessionInput::Admission(admission),
+                ));
+            }
+            Decision::Reject(reject) => {
+                self.out
+                    .push_back(ControlOutput::Event(ControlEvent::ScheduleRejected {
+                        session: id,
+                        code: reject.code(),
+                    }));
+                let refusal = refusal_of(reject, now);
+                self.out.push_back(ControlOutput::Session(
+                    id,
+                    SessionInput::AdmissionRefused(refusal),
+                ));
+            }
+        }
+    }
+
+    /// Moves outputs of the sub-machines into the control queue
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut busy = false;
+            while let Some(cmd) = self.pool.poll_command() {
+                busy = true;
+                self.on_pool_command(cmd);
+            }
+            while let Some(event) = self.scheduler.poll_event() {
+                busy = true;
+                match event {
+                    SchedulerEvent::SlotFreed(account) => self.wake_slot_waiter(account),
+                    SchedulerEvent::AccountUsable(account) => {
+                        self.out
+                            .push_back(ControlOutput::Event(ControlEvent::AccountUsable {
+                                account,
+                            }))
+                    }
+                }
+            }
+            while let Some(cmd) = self.store.poll_command() {
+                busy = true;
+                self.out.push_back(ControlOutput::Store(cmd));
+            }
+            while let Some(event) = self.store.poll_event() {
+                busy = true;
+                match event {
+                    StoreEvent::Resolved { op, result } => self.on_lookup_resolved(now, op, result),
+                    StoreEvent::SetFailed { group, account, .. } => {
+                        self.out
+                            .push_back(ControlOutput::Event(ControlEvent::StoreSetFailed {
+                                group,
+                                account,
+                            }))
+                    }
+                    StoreEvent::BreakerOpened => self
+                        .out
+                        .push_back(ControlOutput::Event(ControlEvent::StoreBreakerOpened)),
+                    StoreEvent::BreakerClosed => self
+                        .out
+                        .push_back(ControlOutput::Event(ControlEvent::StoreBreakerClosed)),
+                }
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+
+    fn on_pool_command(&mut self, cmd: PoolCommand) {
+        match cmd {
+            PoolCommand::Dial {
+                conn,
+                compat,
+                for_holder,
+            } => {
+                let account = compat.account();
+                self.conn_accounts.insert(conn, account);
+                self.out.push_back(ControlOutput::Dial {
+                    conn,
+                    account,
+                    for_session: for_holder,
+                });
+            }
+            PoolCommand::Ping(conn) => {
+                if let Some(account) = self.account_of(conn) {
+                    self.out.push_back(ControlOutput::Ping { account, conn });
+                }
+            }
+            PoolCommand::Close(conn, _reason) => {
+                if let Some(account) = self.conn_accounts.remove(&conn) {
+                    self.out.push_back(ControlOutput::Close { account, conn });
+                }
+            }
+            PoolCommand::Granted(lease) => {
+                let holder = lease.holder;
+                if let Some(entry) = self.sessions.get_mut(&holder) {
+                    entry.acquiring = None;
+                }
+                self.out
+                    .push_back(ControlOutput::Session(holder, SessionInput::Lease(lease)));
+            }
+            PoolCommand::Refused { holder, .. } => {
+                if let Some(entry) = self.sessions.get_mut(&holder) {
+                    entry.acquiring = None;
+                }
+                self.out
+                    .push_back(ControlOutput::Session(holder, SessionInput::LeaseRefused));
+            }
+        }
+    }
+
+    /// One freed slot wakes one waiter (FIFO); if another create took the slot first, the
+    /// waiter stays at the front and the next release wakes it
+    fn wake_slot_waiter(&mut self, account: AccountId) {
+        let Some(waiters) = self.slot_waiters.get_mut(&account) else {
+            return;
+        };
+        let Some(w) = waiters.front().copied() else {
+            return;
+        };
+        if self.scheduler.try_acquire_slot(account, w.max_concurrency) {
+            waiters.pop_front();
+            self.scheduler.waiter_removed(account);
+            self.out.push_back(ControlOutput::Session(
+                w.session,
+                SessionInput::SlotGranted(w.turn),
+            ));
+        }
+    }
+
+    fn on_lookup_resolved(&mut self, now: Instant, op: OpId, result: Option<AccountId>) {
+        let waiting: Vec<SessionId> = self
+            .sessions
+            .iter_mut()
+            .filter_map(|(id, entry)| {
+                let pending = entry.schedule.as_mut()?;
+                let before = (pending.bound, pending.session);
+                pending.bound.answer(op, result);
+                pending.session.answer(op, result);
+                (before != (pending.bound, pending.session)).then_some(*id)
+            })
+            .collect();
+        for id in waiting {
+            self.try_decide(now, id);
+        }
+    }
+}
+
+/// The answer a session sends its client for a scheduler rejection
+fn refusal_of(reject: Reject, now: Instant) -> Refusal {
+    let retry = reject
+        .retry_after_secs(now)
+        .map_or(String::new(), |s| format!(" (retry after {s}s)"));
+    match reject {
+        Reject::PreviousResponseNotFound => Refusal::PreviousResponseNotFound,
+        Reject::RateLimited { .. } => Refusal::Status {
+            status: 429,
+            error_type: "rate_limit_error",
+            code: Some("rate_limit_exceeded"),
+            message: format!("the account holding this conversation is rate limited{retry}"),
+        },
+        Reject::AccountDisabled { .. } => Refusal::Status {
+            status: 503,
+            error_type: "server_error",
+            code: Some("account_unavailable"),
+            message:
+                "the account holding this conversation is unavailable; start a new conversation"
+                    .to_owned(),
+        },
+        Reject::NoAccount { .. } | Reject::UpgradeRequired => Refusal::Status {
+            status: 503,
+            error_type: "server_error",
+            code: Some("no_account_available"),
+            message: format!("no upstream account is available{retry}"),
+        },
+    }
+}

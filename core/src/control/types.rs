@@ -1,0 +1,183 @@
+//! Values that cross the control boundary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::resolver::AccountProtocol;
+use crate::session::{Admission, Lease, ModelMap, Refusal};
+use crate::store::StoreCommand;
+use crate::{AccountId, ConnId, SessionId, TurnId};
+
+/// One configured upstream account, as far as decisions go (URLs and credentials stay in the
+/// shell)
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountSpec {
+    /// The account
+    pub id: AccountId,
+    /// Its name, for logs
+    pub name: String,
+    /// What the protocol resolver needs
+    pub protocol: AccountProtocol,
+    /// Unfinished responses allowed on this instance
+    pub concurrency: u32,
+    /// Lower number = preferred on load ties
+    pub priority: i32,
+    /// Client model name → upstream model name
+    pub model_map: Arc<ModelMap>,
+}
+
+/// What the gateway knows about a client socket from its upgrade request
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Stickiness scope of the client key (`store.default_group` when it names none)
+    pub group: String,
+    /// The `session-id` header (the session binding key; else `prompt_cache_key`)
+    pub session_key: Option<String>,
+    /// `OpenAI-Beta` header values (part of the pool key)
+    pub openai_beta: Vec<String>,
+    /// `x-codex-beta-features` header values (part of the pool key)
+    pub codex_beta_features: Vec<String>,
+}
+
+/// An answer for one session's task
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionInput {
+    /// The account chosen for the session
+    Admission(Admission),
+    /// No account: the create that asked gets this answer
+    AdmissionRefused(Refusal),
+    /// A conn for the session
+    Lease(Lease),
+    /// No conn in time
+    LeaseRefused,
+    /// A concurrency slot for this create
+    SlotGranted(TurnId),
+}
+
+/// Why an upgrade is answered before the 101
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpgradeRefusal {
+    /// No account is usable now: 503
+    NoUsableAccount,
+    /// Every usable account resolves to HTTP: 426, so clients such as Codex switch to HTTP
+    UpgradeRequired,
+}
+
+impl UpgradeRefusal {
+    /// The HTTP status
+    pub fn status(self) -> u16 {
+        match self {
+            Self::NoUsableAccount => 503,
+            Self::UpgradeRequired => 426,
+        }
+    }
+
+    /// The error message for the OpenAI error body
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NoUsableAccount => "no upstream account is usable right now; retry later",
+            Self::UpgradeRequired => {
+                "WebSocket mode is not available on this gateway; use HTTP POST /v1/responses"
+            }
+        }
+    }
+}
+
+/// A dial that did not give a usable conn
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DialFailure {
+    /// The upgrade's HTTP status, when upstream answered one
+    pub status: Option<u16>,
+    /// The reset upstream named (`Retry-After`, rate-limit headers)
+    pub retry_after: Option<Duration>,
+    /// What went wrong, for the log (never credentials)
+    pub message: String,
+}
+
+/// Something worth a log line or a metric
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlEvent {
+    /// A session was given an account
+    Scheduled {
+        /// The session
+        session: SessionId,
+        /// The account
+        account: AccountId,
+        /// Which layer chose it (`previous_response`, `session`, `least_loaded`)
+        layer: &'static str,
+    },
+    /// A session's create was refused an account
+    ScheduleRejected {
+        /// The session
+        session: SessionId,
+        /// Why (`rate_limited`, `no_account`, …)
+        code: &'static str,
+    },
+    /// A dial failed
+    DialFailed {
+        /// The account
+        account: AccountId,
+        /// The conn that was being dialed
+        conn: ConnId,
+        /// Upstream's status, if any
+        status: Option<u16>,
+        /// What went wrong
+        message: String,
+    },
+    /// Upstream refused the account's credentials: unusable until the configuration is reloaded
+    AccountDisabled {
+        /// The account
+        account: AccountId,
+    },
+    /// An account's cooldown ended
+    AccountUsable {
+        /// The account
+        account: AccountId,
+    },
+    /// Writing a binding to the store failed (the local binding still holds)
+    StoreSetFailed {
+        /// The binding's group
+        group: String,
+        /// The account it bound to
+        account: AccountId,
+    },
+    /// The store's breaker opened: decisions stop waiting on it
+    StoreBreakerOpened,
+    /// The store's breaker closed
+    StoreBreakerClosed,
+}
+
+/// Work for the shell
+#[derive(Clone, Debug, PartialEq)]
+pub enum ControlOutput {
+    /// Deliver to that session's task (`Session::handle_control`)
+    Session(SessionId, SessionInput),
+    /// Dial a new conn of `account`; per-session headers only when `for_session` is set. Answer
+    /// with `handle_dial_ok` / `handle_dial_failed`.
+    Dial {
+        /// The new conn's handle
+        conn: ConnId,
+        /// The account to dial
+        account: AccountId,
+        /// The session the dial is for (its per-session headers go on the upgrade)
+        for_session: Option<SessionId>,
+    },
+    /// Ping an idle conn; report its pong with `handle_idle_pong`
+    Ping {
+        /// The account
+        account: AccountId,
+        /// The conn
+        conn: ConnId,
+    },
+    /// Close a conn (idle, or released not reusable)
+    Close {
+        /// The account
+        account: AccountId,
+        /// The conn
+        conn: ConnId,
+    },
+    /// Execute a store command; answer with `handle_store_reply`
+    Store(StoreCommand),
+    /// Log or count
+    Event(ControlEvent),
+}

@@ -1,0 +1,408 @@
+//! The control plane wired to real session machines and the in-memory store, in virtual time:
+//! scheduling, pooled conns reused across sessions, stickiness, slots and upgrade checks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use wsv2_core::control::{AccountSpec, Control, ControlOutput, SessionInfo, UpgradeRefusal};
+use wsv2_core::resolver::{AccountProtocol, AuthType};
+use wsv2_core::session::{Session, SessionCommand, Transmit};
+use wsv2_core::store::MemoryBackend;
+use wsv2_core::{AccountId, Config, ConnId, SessionId};
+
+struct Gateway {
+    now: Instant,
+    cfg: Arc<Config>,
+    control: Control,
+    sessions: HashMap<SessionId, Session>,
+    memory: MemoryBackend,
+    dials: Vec<(ConnId, AccountId, Option<SessionId>)>,
+    conn_account: HashMap<ConnId, AccountId>,
+    creates: Vec<(SessionId, ConnId, Value)>,
+    to_client: Vec<(SessionId, Value)>,
+}
+
+fn account(id: u64, concurrency: u32, force_http: bool) -> AccountSpec {
+    AccountSpec {
+        id: AccountId(id),
+        name: format!("acct{id}"),
+        protocol: AccountProtocol {
+            auth_type: AuthType::ApiKey,
+            force_http,
+        },
+        concurrency,
+        priority: 0,
+        model_map: Arc::default(),
+    }
+}
+
+impl Gateway {
+    fn new(accounts: Vec<AccountSpec>) -> Self {
+        let mut cfg = Config::default();
+        cfg.pool.min_idle_per_account = 0;
+        let cfg = Arc::new(cfg);
+        let now = Instant::now();
+        let mut gw = Self {
+            control: Control::new(cfg.clone(), accounts, 7, now),
+            cfg,
+            now,
+            sessions: HashMap::new(),
+            memory: MemoryBackend::new(1024),
+            dials: Vec::new(),
+            conn_account: HashMap::new(),
+            creates: Vec::new(),
+            to_client: Vec::new(),
+        };
+        gw.run();
+        gw
+    }
+
+    fn open(&mut self, id: u64, session_key: Option<&str>) -> SessionId {
+        let id = SessionId(id);
+        let info = SessionInfo {
+            group: "default".into(),
+            session_key: session_key.map(str::to_owned),
+            ..SessionInfo::default()
+        };
+        self.control.open_session(self.now, id, info);
+        self.sessions
+            .insert(id, Session::new(id, self.cfg.clone(), self.now));
+        id
+    }
+
+    fn client(&mut self, id: SessionId, v: Value) {
+        self.sessions
+            .get_mut(&id)
+            .unwrap()
+            .handle_client_text(self.now, Bytes::from(v.to_string()));
+        self.run();
+    }
+
+    fn gone(&mut self, id: SessionId) {
+        self.sessions
+            .get_mut(&id)
+            .unwrap()
+            .handle_client_gone(self.now);
+        self.run();
+    }
+
+    fn upstream(&mut self, id: SessionId, conn: ConnId, v: Value) {
+        self.sessions.get_mut(&id).unwrap().handle_upstream_frame(
+            self.now,
+            conn,
+            Bytes::from(v.to_string()),
+        );
+        self.run();
+    }
+
+    fn complete(&mut self, id: SessionId, conn: ConnId, resp: &str, store: bool) {
+        self.upstream(
+            id,
+            conn,
+            json!({"type": "response.created", "response": {"id": resp, "store": store}}),
+        );
+        self.upstream(id, conn, json!({"type": "response.completed", "response": {"id": resp, "store": store, "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}}));
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.control.handle_timeout(self.now);
+        for s in self.sessions.values_mut() {
+            s.handle_timeout(self.now);
+        }
+        self.run();
+    }
+
+    /// Routes everything until nothing moves, like the shells' tasks do
+    fn run(&mut self) {
+        loop {
+            let mut busy = false;
+            while let Some(out) = self.control.poll_output() {
+                busy = true;
+                match out {
+                    ControlOutput::Session(id, input) => {
+                        if let Some(s) = self.sessions.get_mut(&id) {
+                            s.handle_control(self.now, input);
+                        }
+                    }
+                    ControlOutput::Dial {
+                        conn,
+                        account,
+                        for_session,
+                    } => {
+                        self.dials.push((conn, account, for_session));
+                        self.conn_account.insert(conn, account);
+                        self.control.handle_dial_ok(self.now, account, conn);
+                    }
+                    ControlOutput::Store(cmd) => {
+                        let reply = self.memory.execute(self.now, &cmd);
+                        self.control.handle_store_reply(self.now, cmd.op, reply);
+                    }
+                    ControlOutput::Ping { .. }
+                    | ControlOutput::Close { .. }
+                    | ControlOutput::Event(_) => {}
+                }
+            }
+            let ids: Vec<_> = self.sessions.keys().copied().collect();
+            for id in ids {
+                let s = self.sessions.get_mut(&id).unwrap();
+                let mut cmds = Vec::new();
+                while let Some(t) = s.poll_transmit() {
+                    busy = true;
+                    match t {
+                        Transmit::Client(f) => self
+                            .to_client
+                            .push((id, serde_json::from_slice(&f).unwrap())),
+                        Transmit::Upstream {
+                            conn,
+                            msg: wsv2_core::conn::UpstreamTransmit::Text { frame, .. },
+                        } => self
+                            .creates
+                            .push((id, conn, serde_json::from_slice(&frame).unwrap())),
+                        Transmit::Upstream { .. } => {}
+                    }
+                }
+                while let Some(c) = s.poll_command() {
+                    cmds.push(c);
+                }
+                let mut events = Vec::new();
+                while let Some(e) = s.poll_event() {
+                    events.push(e);
+                }
+                for c in cmds {
+                    busy = true;
+                    if !matches!(
+                        c,
+                        SessionCommand::AbandonWrites { .. } | SessionCommand::CloseClient { .. }
+                    ) {
+                        self.control.handle_session_command(self.now, id, c);
+                    }
+                }
+                for e in events {
+                    busy = true;
+                    self.control.handle_session_event(self.now, id, &e);
+                }
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+
+    fn create_conn(&self, id: SessionId) -> ConnId {
+        self.creates
+            .iter()
+            .rev()
+            .find(|(s, _, _)| *s == id)
+            .map(|(_, c, _)| *c)
+            .expect("a create was sent")
+    }
+}
+
+fn create(prev: Option<&str>, store: bool) -> Value {
+    let mut v =
+        json!({"type": "response.create", "model": "gpt-test", "input": "hi", "store": store});
+    if let Some(p) = prev {
+        v["previous_response_id"] = json!(p);
+    }
+    v
+}
+
+#[test]
+fn first_create_is_scheduled_dialed_and_sent() {
+    let mut gw = Gateway::new(vec![account(1, 4, false)]);
+    let s1 = gw.open(1, None);
+    gw.client(s1, create(None, true));
+    assert_eq!(gw.dials.len(), 1, "one dial, made for the session");
+    assert_eq!(
+        gw.dials[0].2,
+        Some(s1),
+        "per-session headers belong to this dial"
+    );
+    assert_eq!(gw.creates.len(), 1);
+    assert_eq!(gw.create_conn(s1), gw.dials[0].0);
+}
+
+#[test]
+fn a_later_session_reuses_the_released_conn() {
+    let mut gw = Gateway::new(vec![account(1, 4, false)]);
+    let s1 = gw.open(1, Some("session-a"));
+    gw.client(s1, create(None, true));
+    let c1 = gw.create_conn(s1);
+    gw.complete(s1, c1, "resp_1", true);
+    gw.gone(s1);
+    let s2 = gw.open(2, Some("session-b"));
+    gw.client(s2, create(None, true));
+    assert_eq!(gw.dials.len(), 1, "no second dial");
+    assert_eq!(
+        gw.create_conn(s2),
+        c1,
+        "the second session got the first one's conn"
+    );
+    assert_eq!(gw.control.stats().reuses, 1);
+}
+
+#[test]
+fn a_continuation_goes_to_the_account_its_response_is_bound_to() {
+    let mut gw = Gateway::new(vec![account(1, 4, false), account(2, 4, false)]);
+    let s1 = gw.open(1, None);
+    gw.client(s1, create(None, true));
+    let c1 = gw.create_conn(s1);
+    let first_account = gw.conn_account[&c1];
+    gw.complete(s1, c1, "resp_1", true);
+    // Load the account the chain is on, so least-loaded would pick the other one.
+    gw.client(s1, create(None, true));
+    let s2 = gw.open(2, None);
+    gw.client(s2, create(Some("resp_1"), true));
+    let c2 = gw.create_conn(s2);
+    assert_eq!(
+        gw.conn_account[&c2], first_account,
+        "bound by previous_response_id, not by load"
+    );
+    let s3 = gw.open(3, None);
+    gw.client(s3, create(None, true));
+    assert_ne!(
+        gw.conn_account[&gw.create_conn(s3)],
+        first_account,
+        "an unbound create goes to the least loaded account"
+    );
+}
+
+#[test]
+fn a_session_key_keeps_later_sessions_on_the_same_account() {
+    let mut gw = Gateway::new(vec![account(1, 4, false), account(2, 4, false)]);
+    let s1 = gw.open(1, Some("thread-1"));
+    gw.client(s1, create(None, true));
+    let a1 = gw.conn_account[&gw.create_conn(s1)];
+    let s2 = gw.open(2, Some("thread-1"));
+    gw.client(s2, create(None, true));
+    assert_eq!(
+        gw.conn_account[&gw.create_conn(s2)],
+        a1,
+        "same session-id, same account despite the load"
+    );
+}
+
+fn create_on(lane: &str) -> Value {
+    let mut v = create(None, true);
+    v["stream_id"] = json!(lane);
+    v
+}
+
+#[test]
+fn a_freed_slot_wakes_the_waiting_create_of_another_session() {
+    // Concurrency 2: two conns at most, and two unfinished responses on this instance.
+    let mut gw = Gateway::new(vec![account(1, 2, false)]);
+    let s1 = gw.open(1, None);
+    gw.client(s1, create_on("a"));
+    gw.client(s1, create_on("b"));
+    let s2 = gw.open(2, None);
+    gw.client(s2, create(None, true));
+    assert_eq!(
+        gw.creates.len(),
+        2,
+        "the account's two slots are taken: the third create waits"
+    );
+    assert_eq!(
+        gw.dials.len(),
+        2,
+        "but the second session has its own conn already"
+    );
+    let c1 = gw.create_conn(s1);
+    gw.upstream(
+        s1,
+        c1,
+        json!({"type": "response.created", "stream_id": "a", "response": {"id": "resp_a"}}),
+    );
+    gw.upstream(s1, c1, json!({"type": "response.completed", "stream_id": "a", "response": {"id": "resp_a", "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}}));
+    assert_eq!(
+        gw.creates.len(),
+        3,
+        "the slot freed by the first response lets the waiting create go"
+    );
+    assert_eq!(gw.creates[2].0, s2);
+}
+
+#[test]
+fn slot_wait_ends_in_429_and_closed_sessions_stop_waiting() {
+    let mut gw = Gateway::new(vec![account(1, 2, false)]);
+    let s1 = gw.open(1, None);
+    gw.client(s1, create_on("a"));
+    gw.client(s1, create_on("b"));
+    let s2 = gw.open(2, None);
+    gw.client(s2, create(None, true));
+    gw.advance(gw.cfg.session.slot_wait_timeout);
+    let (who, err) = gw.to_client.last().unwrap();
+    assert_eq!((*who, err["status"].as_u64()), (s2, Some(429)));
+    gw.client(s2, create(None, true));
+    gw.gone(s2);
+    gw.control.close_session(gw.now, s2);
+    let c1 = gw.create_conn(s1);
+    gw.upstream(
+        s1,
+        c1,
+        json!({"type": "response.created", "stream_id": "a", "response": {"id": "resp_a"}}),
+    );
+    gw.upstream(
+        s1,
+        c1,
+        json!({"type": "response.completed", "stream_id": "a", "response": {"id": "resp_a"}}),
+    );
+    assert_eq!(
+        gw.creates.len(),
+        2,
+        "nothing is sent for a session that left"
+    );
+}
+
+#[test]
+fn upgrade_checks_answer_426_and_503() {
+    let now = Instant::now();
+    let cfg = Arc::new(Config::default());
+    let http_only = Control::new(cfg.clone(), vec![account(1, 4, true)], 1, now);
+    assert_eq!(
+        http_only.check_upgrade(now),
+        Err(UpgradeRefusal::UpgradeRequired)
+    );
+    assert_eq!(UpgradeRefusal::UpgradeRequired.status(), 426);
+    let none = Control::new(cfg.clone(), vec![], 1, now);
+    assert_eq!(
+        none.check_upgrade(now),
+        Err(UpgradeRefusal::NoUsableAccount)
+    );
+    let ws = Control::new(cfg, vec![account(1, 4, false)], 1, now);
+    assert_eq!(ws.check_upgrade(now), Ok(()));
+}
+
+#[test]
+fn an_upstream_429_cools_the_account_and_a_bound_continuation_gets_429() {
+    let mut gw = Gateway::new(vec![account(1, 4, false)]);
+    let s1 = gw.open(1, None);
+    gw.client(s1, create(None, true));
+    let c1 = gw.create_conn(s1);
+    gw.complete(s1, c1, "resp_1", true);
+    gw.client(s1, create(Some("resp_1"), true));
+    gw.upstream(s1, c1, json!({"type": "error", "status": 429, "error": {"type": "rate_limit_error", "code": "rate_limit_exceeded", "message": "slow down"}, "headers": {"retry-after": "20"}}));
+    assert_eq!(
+        gw.control.check_upgrade(gw.now),
+        Err(UpgradeRefusal::NoUsableAccount),
+        "the only account cools down"
+    );
+    let s2 = gw.open(2, None);
+    gw.client(s2, create(Some("resp_1"), true));
+    let (who, err) = gw.to_client.last().unwrap();
+    assert_eq!(*who, s2);
+    assert_eq!(
+        err["status"], 429,
+        "a bound continuation never fails over: 429 until the cooldown ends"
+    );
+    gw.advance(Duration::from_secs(21));
+    assert_eq!(
+        gw.control.check_upgrade(gw.now),
+        Ok(()),
+        "usable again after the reset the error named"
+    );
+}
