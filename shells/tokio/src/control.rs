@@ -1,3 +1,5 @@
-//! The control API the shell drives (re-exported so one line switches its source).
+//! The core's control API, re-exported for the tasks that drive it.
 
-pub(crate) use crate::control_stub::*;
+pub(crate) use wsv2_core::control::{
+    AccountSpec, Control, ControlOutput, DialFailure, SessionInfo, SessionInput, UpgradeRefusal,
+};

@@ -47,8 +47,8 @@ pub(crate) enum ControlMsg {
     Close { id: SessionId },
     /// A report of a conn the control task owns (idle in its pool)
     Idle { msg: UpstreamMsg },
-    /// A conn's reader ended; its handle can go
-    ConnGone { conn: ConnId },
+    /// A conn's reader ended: its handle can go and its capacity is free
+    ConnGone { account: AccountId, conn: ConnId },
     /// A dial finished
     DialDone {
         account: AccountId,
@@ -173,8 +173,11 @@ impl ControlTask {
                     }
                 }
             },
-            ControlMsg::ConnGone { conn } => {
+            ControlMsg::ConnGone { account, conn } => {
                 self.conns.remove(&conn);
+                // Frees the capacity of a conn that died while leased; a no-op for conns the
+                // pool already forgot (closed by it, or idle and reported closed).
+                self.control.handle_conn_closed(now, account, conn);
             }
             ControlMsg::DialDone {
                 account,

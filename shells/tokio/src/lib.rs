@@ -46,7 +46,6 @@
 
 mod client;
 mod control;
-mod control_stub;
 mod control_task;
 pub mod demo;
 mod ingress;

@@ -157,7 +157,7 @@ impl SessionTask {
                 None => lost = Some(lease.record.id),
             }
         }
-        crate::control::handle_control(&mut self.session, now, delivery.input);
+        self.session.handle_control(now, delivery.input);
         if let Some(conn) = lost {
             // The conn's socket ended between the lease and its delivery.
             self.session.handle_upstream_closed(now, conn);

@@ -208,7 +208,10 @@ impl Reader {
         if !self.closed_reported {
             self.deliver(UpstreamInput::Closed).await;
         }
-        let _ = self.control.send(ControlMsg::ConnGone { conn: self.id }).await;
+        let _ = self.control.send(ControlMsg::ConnGone {
+                account: self.account,
+                conn: self.id,
+            }).await;
     }
 
     /// Hands one report to the current owner, following owner changes while it waits
