@@ -97,6 +97,7 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod event;
+pub mod file_config;
 mod ids;
 pub mod pool;
 pub mod proxy;

@@ -1,0 +1,140 @@
+//! `WSV2_*` environment variables that override values of the file.
+//!
+//! | variable                     | overrides                         |
+//! |------------------------------|-----------------------------------|
+//! | `WSV2_LISTEN`                | `listen`                          |
+//! | `WSV2_REDIS_URL`             | `redis_url`                       |
+//! | `WSV2_METRICS`               | `metrics`                         |
+//! | `WSV2_TLS_CA_FILE`           | `tls_ca_file`                     |
+//! | `WSV2_<SECTION>__<KEY>`      | `[section] key`, e.g. `WSV2_POOL__MIN_IDLE_PER_ACCOUNT=0` |
+//!
+//! Names are matched case-insensitively after the prefix. A key whose value is text
+//! (`listen`, durations such as `"250ms"`, `default_group`) takes the variable verbatim; any other
+//! key parses it as a TOML scalar (`0`, `true`), falling back to the text so a bad value is
+//! reported against the key it was meant for. An empty value removes the key, so it takes its
+//! default (`WSV2_REDIS_URL=` switches a file's Redis state back to memory).
+//!
+//! `client_keys` and `accounts` are arrays and cannot be set this way; their credentials come
+//! from the environment through `key_env` / `token_env`. Every other `WSV2_` name is an issue,
+//! except the shell's own variables in [`SHELL_ENV_VARS`].
+
+use std::str::FromStr;
+
+use toml::{Table, Value};
+
+use super::core_sections::{schema, section_keys, section_names};
+use super::reader::{Issues, did_you_mean, push};
+use super::{ConfigIssue, TOP_LEVEL_SCALARS};
+
+/// The prefix of every override
+pub const ENV_PREFIX: &str = "WSV2_";
+
+/// `WSV2_` variables the shells read themselves (command-line flags with environment
+/// fallbacks); [`apply_env_overrides`] skips them instead of calling them unknown
+pub const SHELL_ENV_VARS: &[&str] = &["WSV2_CONFIG", "WSV2_LOG", "WSV2_LOG_FORMAT"];
+
+/// Applies every `WSV2_*` variable of `env_vars` to `root` (the parsed file); other variables
+/// are ignored. Returns one issue per variable that names no key (the path is the variable's
+/// name). Call it before [`GatewayConfig::from_table`](super::GatewayConfig::from_table).
+pub fn apply_env_overrides(
+    root: &mut Table,
+    env_vars: impl Iterator<Item = (String, String)>,
+) -> Vec<ConfigIssue> {
+    let schema = schema();
+    let mut vars: Vec<(String, String)> = env_vars
+        .filter(|(name, _)| {
+            name.starts_with(ENV_PREFIX) && !SHELL_ENV_VARS.contains(&name.as_str())
+        })
+        .collect();
+    // Deterministic order of issues whatever order the process environment has.
+    vars.sort();
+    let mut issues = Issues::new();
+    for (name, raw) in vars {
+        let rest = name[ENV_PREFIX.len()..].to_ascii_lowercase();
+        match rest.split_once("__") {
+            None => {
+                let Some(&(key, is_text)) = TOP_LEVEL_SCALARS.iter().find(|(k, _)| *k == rest)
+                else {
+                    let message = if matches!(rest.as_str(), "client_keys" | "accounts") {
+                        array_message()
+                    } else {
+                        let known: Vec<&str> = TOP_LEVEL_SCALARS.iter().map(|(k, _)| *k).collect();
+                        format!("no such setting `{rest}`{}", did_you_mean(&rest, &known))
+                    };
+                    push(&mut issues, name, message);
+                    continue;
+                };
+                set(root, key, &raw, is_text);
+            }
+            Some((section, key)) => {
+                if matches!(section, "client_keys" | "accounts") {
+                    push(&mut issues, name, array_message());
+                    continue;
+                }
+                let sections = section_names(&schema);
+                if !sections.contains(&section) {
+                    push(
+                        &mut issues,
+                        name,
+                        format!(
+                            "no such section `{section}`{}",
+                            did_you_mean(section, &sections)
+                        ),
+                    );
+                    continue;
+                }
+                let keys = section_keys(&schema, section);
+                if !keys.contains(&key) {
+                    push(
+                        &mut issues,
+                        name,
+                        format!("no such key `{section}.{key}`{}", did_you_mean(key, &keys)),
+                    );
+                    continue;
+                }
+                let is_text = matches!(&schema[section][key], Value::String(_));
+                let table = match root
+                    .entry(section.to_owned())
+                    .or_insert_with(|| Value::Table(Table::new()))
+                {
+                    Value::Table(t) => t,
+                    _ => {
+                        push(
+                            &mut issues,
+                            name,
+                            format!("`{section}` in the file is not a table"),
+                        );
+                        continue;
+                    }
+                };
+                set(table, key, &raw, is_text);
+            }
+        }
+    }
+    issues
+}
+
+fn array_message() -> String {
+    "accounts and client_keys cannot be set from the environment; use token_env / key_env in the file"
+        .to_owned()
+}
+
+/// Sets (or, for an empty value, removes) `key` in `table`
+fn set(table: &mut Table, key: &str, raw: &str, is_text: bool) {
+    if raw.is_empty() {
+        table.remove(key);
+        return;
+    }
+    table.insert(key.to_owned(), env_value(raw, is_text));
+}
+
+/// The TOML value of an environment variable for a key of the given kind
+fn env_value(raw: &str, is_text: bool) -> Value {
+    if is_text {
+        return Value::String(raw.to_owned());
+    }
+    match Value::from_str(raw) {
+        Ok(v @ (Value::Integer(_) | Value::Float(_) | Value::Boolean(_))) => v,
+        _ => Value::String(raw.to_owned()),
+    }
+}

@@ -1,0 +1,334 @@
+//! The gateway's configuration file: one TOML file for the process, read the same way by every
+//! shell (tokio now, smol later), since reading it needs no runtime.
+//!
+//! The file holds the shell's own keys at the top level (`listen`, `redis_url`, `metrics`,
+//! `tls_ca_file`, `[[client_keys]]`, `[[accounts]]`) and the core's sections (`[upstream]`,
+//! `[session]`, `[pool]`, `[scheduler]`, `[store]`, `[protocol]`, see `docs/config.md`).
+//! `docs/gateway-config.md` documents every key; `examples/gateway.toml` is a full example.
+//!
+//! ## Reading it
+//!
+//! ```text
+//! text ──parse_table──▶ toml::Table ──apply_env_overrides(WSV2_*)──▶ Table ──from_table──▶ GatewayConfig
+//! ```
+//!
+//! [`GatewayConfig::load`] runs all three steps; [`GatewayConfig::from_toml_str`] skips the
+//! overrides. No setting is ever silently ignored: every unknown key, every bad value and every
+//! broken cross-check (duplicate ids, a `token_env` naming an unset variable, …) comes back as
+//! a [`ConfigIssue`] with its path (`accounts[1].tokn`, `pool.min_idle_per_account`), all of
+//! them at once. [`check_config_report`] turns the outcome into the text
+//! `wsv2-gateway check-config` prints.
+//!
+//! ```
+//! use wsv2_core::file_config::GatewayConfig;
+//!
+//! let text = r#"
+//! [[client_keys]]
+//! key_env = "GW_KEY"
+//!
+//! [[accounts]]
+//! id = 1
+//! name = "main"
+//! token = "sk-upstream"
+//! base_url = "https://api.openai.com/v1"
+//!
+//! [pool]
+//! min_idle_per_account = 0
+//! "#;
+//! let env = |name: &str| (name == "GW_KEY").then(|| "sk-gw-1".to_owned());
+//! let config = GatewayConfig::from_toml_str(text, &env).expect("valid");
+//! assert_eq!(config.accounts[0].base_url.ws_url(), "wss://api.openai.com/v1/responses");
+//! assert_eq!(config.client_keys[0].key.expose(), "sk-gw-1");
+//! assert_eq!(format!("{:?}", config.client_keys[0].key), "***");
+//!
+//! let issues = GatewayConfig::from_toml_str("[pool]\nmin_idel = 0\n", &env).unwrap_err();
+//! assert!(issues.iter().any(|i| i.path == "pool.min_idel"));
+//! ```
+
+mod authority;
+mod core_sections;
+mod env;
+mod proxy_url;
+mod reader;
+mod report;
+mod secret;
+mod shell_keys;
+mod upstream_url;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use toml::{Table, Value};
+
+pub use env::{ENV_PREFIX, SHELL_ENV_VARS, apply_env_overrides};
+pub use proxy_url::{ProxyHandshake, ProxyKind, ProxyUrl};
+pub use report::{check_config_report, format_report};
+pub use secret::Secret;
+pub use shell_keys::{ACCOUNT_KEYS, CLIENT_KEY_KEYS};
+pub use upstream_url::{DEFAULT_BASE_URL, UpstreamUrl};
+
+use crate::resolver::{AccountProtocol, AuthType, ProtocolDecision, resolve};
+use crate::session::ModelMap;
+use crate::{AccountId, Config};
+use reader::{Fields, Issues, push, unknown_keys};
+
+/// One problem with the configuration: the dotted path of the key (`accounts[1].tokn`, or the
+/// name of a `WSV2_*` variable) and what is wrong. The same type the core's
+/// [`Config::validate`] returns.
+pub type ConfigIssue = crate::config::ConfigError;
+
+/// `listen` when the file names none
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `client_keys[].max_sockets` when the entry names none
+pub const DEFAULT_MAX_SOCKETS: u32 = 64;
+/// `accounts[].concurrency` when the entry names none
+pub const DEFAULT_CONCURRENCY: u32 = 64;
+/// `accounts[].auth_type` when the entry names none
+pub const DEFAULT_AUTH_TYPE: &str = "api_key";
+/// The client key of [`GatewayConfig::demo`]
+pub const DEMO_CLIENT_KEY: &str = "sk-gw-demo";
+
+/// Every top-level key of the gateway's own (the core's sections come on top)
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "metrics",
+    "redis_url",
+    "tls_ca_file",
+    "client_keys",
+    "accounts",
+];
+
+/// The top-level keys that hold one value, each with whether its value is text (for
+/// environment overrides)
+pub(crate) const TOP_LEVEL_SCALARS: &[(&str, bool)] = &[
+    ("listen", true),
+    ("metrics", false),
+    ("redis_url", true),
+    ("tls_ca_file", true),
+];
+
+/// The whole gateway configuration: the shell's keys plus the core's [`Config`]
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayConfig {
+    /// Address the gateway listens on (default `127.0.0.1:8080`)
+    pub listen: SocketAddr,
+    /// Redis for sticky bindings shared across gateway instances; `None` keeps state in memory.
+    /// A [`Secret`]: the URL may carry a password.
+    pub redis_url: Option<Secret>,
+    /// Serve `GET /metrics` (Prometheus text) on the listen address (default `true`)
+    pub metrics: bool,
+    /// PEM file of extra root certificates trusted for upstream TLS, besides the built-in roots
+    pub tls_ca_file: Option<String>,
+    /// The keys clients authenticate with
+    pub client_keys: Vec<ClientKey>,
+    /// The upstream accounts, in file order
+    pub accounts: Vec<AccountConfig>,
+    /// The core's sections: pools, timeouts, limits
+    pub core: Config,
+}
+
+/// A key clients present (`Authorization: Bearer …`) to use the gateway
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientKey {
+    /// The key
+    pub key: Secret,
+    /// The environment variable it was read from, if any (for messages; not secret)
+    pub key_env: Option<String>,
+    /// Stickiness scope: bindings made under one group are never seen by another (default
+    /// `store.default_group`)
+    pub group: String,
+    /// Open WebSocket sockets allowed at once for this key; the next upgrade gets 429 (default 64)
+    pub max_sockets: u32,
+}
+
+/// One upstream account
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountConfig {
+    /// Stable numeric id (bindings in the store refer to it)
+    pub id: AccountId,
+    /// Unique name, for logs and metric labels
+    pub name: String,
+    /// How the account authenticates; `api_key` and `oauth` may use WebSocket mode, anything
+    /// else resolves to HTTP (default `api_key`)
+    pub auth_type: AuthType,
+    /// The upstream credential
+    pub token: Secret,
+    /// The environment variable the token was read from, if any (not secret)
+    pub token_env: Option<String>,
+    /// The upstream endpoint, normalized (default `wss://api.openai.com/v1/responses`)
+    pub base_url: UpstreamUrl,
+    /// Turns in flight at once on this account, over all its conns (default 64)
+    pub concurrency: u32,
+    /// Higher is chosen first among usable accounts (default 0)
+    pub priority: i32,
+    /// Client model name → upstream model name
+    pub model_map: Arc<ModelMap>,
+    /// Outbound proxy for this account's upstream connections
+    pub proxy: Option<ProxyUrl>,
+    /// This account's traffic goes over HTTP (its rollback switch)
+    pub force_http: bool,
+}
+
+impl AccountConfig {
+    /// The protocol-relevant part, for the resolver
+    pub fn protocol(&self) -> AccountProtocol {
+        AccountProtocol {
+            auth_type: self.auth_type.clone(),
+            force_http: self.force_http,
+        }
+    }
+
+    /// The transport the resolver picks for this account under `protocol`
+    pub fn transport(&self, protocol: &crate::config::ProtocolConfig) -> ProtocolDecision {
+        resolve(Some(&self.protocol()), protocol)
+    }
+}
+
+/// Parses TOML text into a table; a syntax error is one issue whose path is its line and column
+/// (the message never quotes the line: it may hold a credential)
+pub fn parse_table(text: &str) -> Result<Table, Vec<ConfigIssue>> {
+    text.parse::<Table>().map_err(|e| {
+        let path = match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}")
+            }
+            None => "file".to_owned(),
+        };
+        vec![ConfigIssue {
+            path,
+            message: format!("TOML syntax error: {}", e.message().trim_end()),
+        }]
+    })
+}
+
+impl GatewayConfig {
+    /// Reads a file's text; `env` resolves `key_env` / `token_env` names. `WSV2_*` overrides
+    /// are not applied (see [`load`](Self::load)).
+    pub fn from_toml_str(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        Self::from_table(&parse_table(text)?, env)
+    }
+
+    /// Reads a file's text with `WSV2_*` overrides from `vars` (typically the process
+    /// environment), which also resolve `key_env` / `token_env`
+    pub fn load(
+        text: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        let vars: std::collections::BTreeMap<String, String> = vars.into_iter().collect();
+        let mut table = parse_table(text)?;
+        let mut issues = apply_env_overrides(&mut table, vars.clone().into_iter());
+        let lookup = |name: &str| vars.get(name).cloned();
+        match Self::from_table(&table, &lookup) {
+            Ok(config) if issues.is_empty() => Ok(config),
+            Ok(_) => Err(issues),
+            Err(more) => {
+                issues.extend(more);
+                Err(issues)
+            }
+        }
+    }
+
+    /// Reads a parsed (and possibly overridden) table; every problem is reported, in the order
+    /// top-level keys, core sections, client keys, accounts
+    pub fn from_table(
+        root: &Table,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Vec<ConfigIssue>> {
+        let mut issues = Issues::new();
+        let mut known: Vec<&str> = TOP_LEVEL_KEYS.to_vec();
+        let schema = core_sections::schema();
+        known.extend(core_sections::section_names(&schema));
+        unknown_keys(root, "", &known, &mut issues);
+
+        let top = Fields::new(root, "");
+        let listen = match top.string("listen", &mut issues) {
+            None => Some(default_listen()),
+            Some(text) => text
+                .trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| {
+                    push(
+                        &mut issues,
+                        "listen",
+                        "expected an IP address and port such as 127.0.0.1:8080 (host names are not resolved)",
+                    );
+                })
+                .ok(),
+        };
+        let redis_url = top
+            .non_empty_string("redis_url", &mut issues)
+            .and_then(|url| {
+                let ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+                    .iter()
+                    .any(|scheme| url.to_ascii_lowercase().starts_with(scheme));
+                if ok {
+                    Some(Secret::new(url.trim()))
+                } else {
+                    push(
+                        &mut issues,
+                        "redis_url",
+                        "expected a redis://, rediss://, redis+unix:// or unix:// URL",
+                    );
+                    None
+                }
+            });
+        let metrics = top.bool("metrics", &mut issues).unwrap_or(true);
+        let tls_ca_file = top
+            .non_empty_string("tls_ca_file", &mut issues)
+            .map(str::to_owned);
+
+        let core = core_sections::read(root, &mut issues);
+        let client_keys =
+            shell_keys::read_client_keys(root, &core.store.default_group, env, &mut issues);
+        let accounts = shell_keys::read_accounts(root, env, &mut issues);
+
+        match listen {
+            Some(listen) if issues.is_empty() => Ok(Self {
+                listen,
+                redis_url,
+                metrics,
+                tls_ca_file,
+                client_keys,
+                accounts,
+                core,
+            }),
+            _ => Err(issues),
+        }
+    }
+
+    /// The embedded configuration of `wsv2-gateway demo`: one `api_key` account at the local
+    /// mock (`mock_ws_url`, any of the URL forms `base_url` accepts), the client key
+    /// [`DEMO_CLIENT_KEY`], in-memory state, listening on `127.0.0.1:0` (a free port), core
+    /// defaults. Built through [`from_table`](Self::from_table), so it obeys every rule a file
+    /// does.
+    pub fn demo(mock_ws_url: &str, mock_api_key: &str) -> Result<Self, Vec<ConfigIssue>> {
+        let mut account = Table::new();
+        account.insert("id".into(), Value::Integer(1));
+        account.insert("name".into(), Value::String("mock".into()));
+        account.insert("auth_type".into(), Value::String("api_key".into()));
+        account.insert("token".into(), Value::String(mock_api_key.into()));
+        account.insert("base_url".into(), Value::String(mock_ws_url.into()));
+        let mut client_key = Table::new();
+        client_key.insert("key".into(), Value::String(DEMO_CLIENT_KEY.into()));
+        let mut root = Table::new();
+        root.insert("listen".into(), Value::String("127.0.0.1:0".into()));
+        root.insert(
+            "client_keys".into(),
+            Value::Array(vec![Value::Table(client_key)]),
+        );
+        root.insert("accounts".into(), Value::Array(vec![Value::Table(account)]));
+        Self::from_table(&root, &|_| None)
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN
+        .parse()
+        .unwrap_or_else(|_| unreachable!("the default listen address parses"))
+}
