@@ -54,13 +54,13 @@ const SOCKET_CAP_RETRY_AFTER: &str = "1";
 pub(crate) struct ClientKey {
     /// Stickiness scope
     pub(crate) group: String,
-    /// Open WebSocket cap, if any
-    pub(crate) max_sockets: Option<usize>,
+    /// Open WebSocket cap
+    pub(crate) max_sockets: usize,
     open: Arc<AtomicUsize>,
 }
 
 impl ClientKey {
-    pub(crate) fn new(group: String, max_sockets: Option<usize>) -> Self {
+    pub(crate) fn new(group: String, max_sockets: usize) -> Self {
         Self {
             group,
             max_sockets,
@@ -166,8 +166,9 @@ impl Ingress {
                 message,
             );
         };
-        let permit = match key.max_sockets {
-            Some(max) if key.open.fetch_add(1, Ordering::AcqRel) >= max => {
+        let max = key.max_sockets;
+        let permit = match key.open.fetch_add(1, Ordering::AcqRel) {
+            open if open >= max => {
                 key.open.fetch_sub(1, Ordering::AcqRel);
                 let mut response = error_response(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -181,11 +182,7 @@ impl Ingress {
                 );
                 return response;
             }
-            Some(_) => SocketPermit(key.open.clone()),
-            None => {
-                key.open.fetch_add(1, Ordering::AcqRel);
-                SocketPermit(key.open.clone())
-            }
+            _ => SocketPermit(key.open.clone()),
         };
         let (reply, answer) = oneshot::channel();
         if self.control.send(ControlMsg::Upgrade { reply }).await.is_err() {

@@ -50,7 +50,6 @@ mod control_task;
 pub mod demo;
 mod ingress;
 mod relay_config;
-pub mod settings;
 mod session_task;
 mod time;
 mod upstream;
@@ -64,15 +63,12 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use wsv2_core::AccountId;
 use wsv2_core::pool::PoolStats;
-use wsv2_core::resolver::{AccountProtocol, AuthType};
-use wsv2_core::session::ModelMap;
 
 use crate::control::{AccountSpec, Control};
 use crate::control_task::{AccountDial, CONTROL_INBOX, ControlMsg, ControlTask, ControlTx};
 use crate::ingress::{ClientKey, Ingress};
-pub use crate::settings::GatewayConfig;
+pub use wsv2_core::file_config::GatewayConfig;
 
 /// Why the gateway could not start
 #[derive(Debug)]
@@ -138,31 +134,33 @@ pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
     }
     if let Some(account) = config.accounts.iter().find(|a| a.proxy.is_some()) {
         return Err(StartError::Unsupported(format!(
-            "accounts[{}].proxy: upstream proxies are not supported yet",
+            "accounts[{}].proxy: upstream proxies are not supported by this build yet",
             account.id
         )));
+    }
+    if config.tls_ca_file.is_some() {
+        return Err(StartError::Unsupported(
+            "tls_ca_file: extra root certificates are not supported by this build yet".to_owned(),
+        ));
     }
     let cfg = Arc::new(config.core.clone());
     let mut specs = Vec::with_capacity(config.accounts.len());
     let mut dials = HashMap::new();
     let mut names = HashMap::new();
     for a in &config.accounts {
-        let id = AccountId(a.id);
+        let id = a.id;
         specs.push(AccountSpec {
             id,
             name: a.name.clone(),
-            protocol: AccountProtocol {
-                auth_type: AuthType::parse(&a.auth_type),
-                force_http: a.force_http,
-            },
+            protocol: a.protocol(),
             concurrency: a.concurrency,
             priority: a.priority,
-            model_map: Arc::new(ModelMap::new(a.model_map.clone())),
+            model_map: a.model_map.clone(),
         });
         dials.insert(
             id,
             AccountDial {
-                url: upstream::normalize_ws_url(&a.base_url),
+                url: a.base_url.ws_url().to_owned(),
                 token: Arc::from(a.token.expose()),
             },
         );
@@ -176,7 +174,7 @@ pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
     let task = ControlTask::new(control, cfg.clone(), dials, control_tx.clone());
     tokio::spawn(task.run(control_rx));
 
-    let listener = TcpListener::bind(config.listen.as_str())
+    let listener = TcpListener::bind(config.listen)
         .await
         .map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
@@ -184,11 +182,8 @@ pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
         .client_keys
         .iter()
         .map(|k| {
-            let group = k
-                .group
-                .clone()
-                .unwrap_or_else(|| cfg.store.default_group.clone());
-            (k.key.expose().to_owned(), ClientKey::new(group, k.max_sockets))
+            let cap = usize::try_from(k.max_sockets).unwrap_or(usize::MAX);
+            (k.key.expose().to_owned(), ClientKey::new(k.group.clone(), cap))
         })
         .collect();
     let ingress = Arc::new(Ingress {

@@ -62,17 +62,6 @@ pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// `https://` → `wss://`, `http://` → `ws://`; anything else unchanged
-pub(crate) fn normalize_ws_url(url: &str) -> String {
-    if let Some(rest) = url.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        url.to_owned()
-    }
-}
-
 fn failure(message: impl Into<String>) -> DialFailure {
     DialFailure {
         status: None,
@@ -169,17 +158,5 @@ fn describe(e: &tungstenite::Error) -> String {
         tungstenite::Error::Protocol(p) => format!("protocol error: {p}"),
         tungstenite::Error::Url(u) => format!("URL error: {u}"),
         other => format!("{other}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_schemes_map_to_websocket_schemes() {
-        assert_eq!(normalize_ws_url("https://api.x/v1/responses"), "wss://api.x/v1/responses");
-        assert_eq!(normalize_ws_url("http://127.0.0.1:9/v1"), "ws://127.0.0.1:9/v1");
-        assert_eq!(normalize_ws_url("wss://a/b"), "wss://a/b");
     }
 }

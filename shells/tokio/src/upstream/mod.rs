@@ -4,4 +4,4 @@ mod conn;
 mod dial;
 
 pub(crate) use conn::{ConnIo, Owner, UpstreamInput, UpstreamMsg, spawn_conn};
-pub(crate) use dial::{DialRequest, dial, install_crypto_provider, normalize_ws_url};
+pub(crate) use dial::{DialRequest, dial, install_crypto_provider};

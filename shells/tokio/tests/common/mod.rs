@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wsv2_mock::{MockConfig, MockHandle, Record};
 use wsv2_tests::client::{Credentials, WsClient};
-use wsv2_tokio::settings::GatewayConfig;
+use wsv2_core::file_config::GatewayConfig;
 use wsv2_tokio::{GatewayHandle, start};
 
 /// The upstream account's key at the mock
@@ -29,7 +29,7 @@ impl Setup {
         })
         .await
         .expect("mock starts");
-        let mut config = GatewayConfig::demo(&mock.ws_url(), UPSTREAM_KEY);
+        let mut config = GatewayConfig::demo(&mock.ws_url(), UPSTREAM_KEY).expect("demo config");
         tweak(&mut config);
         let gateway = start(config).await.expect("gateway starts");
         Self { mock, gateway }
