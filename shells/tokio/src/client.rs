@@ -49,6 +49,7 @@ pub(crate) struct ClientOutbox {
     failed: Arc<AtomicBool>,
     limit: usize,
     closed: bool,
+    writer: Option<tokio::task::JoinHandle<Option<WebSocketSender<ClientIo>>>>,
 }
 
 impl ClientOutbox {
@@ -62,7 +63,7 @@ impl ClientOutbox {
         let queued = Arc::new(AtomicUsize::new(0));
         let drained = Arc::new(Notify::new());
         let failed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(run_writer(
+        let writer = tokio::spawn(run_writer(
             sink,
             rx,
             queued.clone(),
@@ -78,6 +79,19 @@ impl ClientOutbox {
             failed,
             limit,
             closed: false,
+            writer: Some(writer),
+        }
+    }
+
+    /// Ends the outbox: the writer writes what is queued; returns the sink if the writer ended
+    /// after writing a close frame (so the socket can linger until the client's answer)
+    pub(crate) async fn finish(mut self, wait: Duration) -> Option<WebSocketSender<ClientIo>> {
+        self.refill();
+        let writer = self.writer.take()?;
+        drop(self);
+        match tokio::time::timeout(wait, writer).await {
+            Ok(Ok(sink)) => sink,
+            _ => None,
         }
     }
 
@@ -155,7 +169,7 @@ async fn run_writer(
     drained: Arc<Notify>,
     failed: Arc<AtomicBool>,
     write_timeout: Duration,
-) {
+) -> Option<WebSocketSender<ClientIo>> {
     while let Some(first) = rx.recv().await {
         let mut written = 0usize;
         let mut closing = false;
@@ -195,8 +209,12 @@ async fn run_writer(
             failed.store(true, Ordering::Relaxed);
         }
         drained.notify_one();
-        if closing || failed.load(Ordering::Relaxed) {
-            return;
+        if failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        if closing {
+            return Some(sink);
         }
     }
+    None
 }

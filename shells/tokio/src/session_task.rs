@@ -58,6 +58,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         permit,
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
+    let write_timeout = cfg.session.client_write_timeout;
     let (upstream_tx, upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
     if control
         .send(ControlMsg::Open {
@@ -94,7 +95,39 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
     };
     task.run().await;
     let _ = task.control.send(ControlMsg::Close { id }).await;
+    let SessionTask {
+        outbox,
+        client,
+        session,
+        ..
+    } = task;
+    drop(session);
+    if let Some(sink) = outbox.finish(write_timeout).await {
+        linger(sink, client).await;
+    }
     drop(permit);
+}
+
+/// How long a socket the gateway closed keeps being read (and discarded) so the client gets the
+/// close frame instead of a TCP reset, e.g. while it is still sending an over-size message
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and discards the client's remaining bytes until EOF or [`CLOSE_LINGER`]
+async fn linger(sink: async_tungstenite::WebSocketSender<ClientIo>, client: WebSocketReceiver<ClientIo>) {
+    use tokio::io::AsyncReadExt;
+    let Ok(ws) = WebSocketStream::reunite(sink, client) else {
+        return;
+    };
+    let mut io = ws.into_inner().into_inner();
+    let mut scratch = [0u8; 8192];
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Ok(n) = io.read(&mut scratch).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 struct SessionTask {

@@ -1,8 +1,6 @@
 //! Shared setup: the mock upstream and the gateway in-process, on real sockets.
 #![allow(dead_code, unreachable_pub)]
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use wsv2_mock::{MockConfig, MockHandle, Record};
 use wsv2_tests::client::{Credentials, WsClient};
@@ -23,12 +21,20 @@ pub struct Setup {
 impl Setup {
     /// Defaults, with `tweak` applied to the gateway configuration
     pub async fn new(tweak: impl FnOnce(&mut GatewayConfig)) -> Self {
-        let mock = wsv2_mock::start(MockConfig {
+        Self::with_mock(|_| {}, tweak).await
+    }
+
+    /// Both configurations tweaked
+    pub async fn with_mock(
+        mock_tweak: impl FnOnce(&mut MockConfig),
+        tweak: impl FnOnce(&mut GatewayConfig),
+    ) -> Self {
+        let mut mock_config = MockConfig {
             api_key: UPSTREAM_KEY.into(),
             ..MockConfig::default()
-        })
-        .await
-        .expect("mock starts");
+        };
+        mock_tweak(&mut mock_config);
+        let mock = wsv2_mock::start(mock_config).await.expect("mock starts");
         let mut config = GatewayConfig::demo(&mock.ws_url(), UPSTREAM_KEY).expect("demo config");
         tweak(&mut config);
         let gateway = start(config).await.expect("gateway starts");
@@ -37,12 +43,7 @@ impl Setup {
 
     /// Pool-fact settings: no warm conns, one conn per account
     pub async fn single_conn() -> Self {
-        Self::new(|c| {
-            c.core.pool.min_idle_per_account = 0;
-            c.core.pool.max_idle_per_account = 1;
-            c.core.pool.max_conns_per_account = 1;
-        })
-        .await
+        Self::new(single_conn).await
     }
 
     pub async fn client(&self) -> WsClient {
@@ -80,18 +81,31 @@ impl Setup {
     }
 }
 
+/// Pool-fact settings: no warm conns, one conn per account, so a later session can only reuse
+/// an earlier conn or be refused
+pub fn single_conn(c: &mut GatewayConfig) {
+    c.core.pool.min_idle_per_account = 0;
+    c.core.pool.max_idle_per_account = 1;
+    c.core.pool.max_conns_per_account = 1;
+}
+
 /// A `response.create` with an input text and optional metadata
 pub fn create(input: &str, metadata: Value) -> Value {
     json!({"type": "response.create", "model": "gpt-5", "input": input, "metadata": metadata})
 }
 
-/// Waits (bounded) until `check` holds on the mock's records; polls the in-memory record, which
-/// the mock fills as frames arrive
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+impl Setup {
+    /// Mock conn ids that carried a terminal or `error` event of `response_id`
+    pub fn sent_on(&self, response_id: &str) -> Vec<(u64, String)> {
+        self.mock
+            .records()
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Sent { conn, response_id: Some(id), r#type, .. } if id == response_id => {
+                    Some((conn, r#type))
+                }
+                _ => None,
+            })
+            .collect()
     }
 }
