@@ -320,6 +320,7 @@ fn session_info(headers: &HeaderMap, group: &str) -> (SessionInfo, DialHeaders) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::HeaderName;
 
     #[test]
     fn compat_and_session_headers_are_split_and_auth_is_never_forwarded() {
