@@ -35,6 +35,8 @@ pub(crate) enum ClientOut {
     Frame(Bytes),
     /// A close frame; the writer stops after it
     Close(u16, &'static str),
+    /// Flush tungstenite's queued answer to the client's close frame; the writer stops after it
+    CloseReply,
 }
 
 /// The session task's side of the client writer
@@ -112,6 +114,16 @@ impl ClientOutbox {
         }
         self.closed = true;
         self.enqueue(ClientOut::Close(code, reason));
+    }
+
+    /// Sends the answer to the client's close frame (tungstenite queued it when it read the
+    /// close) after the frames already queued; later frames are dropped
+    pub(crate) fn answer_close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.enqueue(ClientOut::CloseReply);
     }
 
     fn enqueue(&mut self, out: ClientOut) {
@@ -193,6 +205,10 @@ async fn run_writer(
                         sink.feed(Message::Close(Some(frame)))
                             .await
                             .map_err(|_| ())?;
+                        break;
+                    }
+                    ClientOut::CloseReply => {
+                        closing = true;
                         break;
                     }
                 }

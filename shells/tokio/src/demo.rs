@@ -40,7 +40,11 @@ pub async fn run() -> Result<String, String> {
     let gateway = crate::start(config).await.map_err(|e| e.to_string())?;
     let url = gateway.ws_url();
     let mut out = String::new();
-    let _ = writeln!(out, "wsv2 gateway listening on {url} (upstream: mock at {})", mock.ws_url());
+    let _ = writeln!(
+        out,
+        "wsv2 gateway listening on {url} (upstream: mock at {})",
+        mock.ws_url()
+    );
     let _ = writeln!(out, "client key: {DEMO_CLIENT_KEY}\n");
     let _ = writeln!(out, "openai-python (>= 2.x, Responses WebSocket mode):");
     let _ = writeln!(
@@ -118,9 +122,9 @@ pub async fn drive_two_turns(url: &str) -> Result<Vec<DemoTurn>, String> {
             let event: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
             turn.events += 1;
             match event["type"].as_str().unwrap_or_default() {
-                "response.output_text.delta" => {
-                    turn.text.push_str(event["delta"].as_str().unwrap_or_default())
-                }
+                "response.output_text.delta" => turn
+                    .text
+                    .push_str(event["delta"].as_str().unwrap_or_default()),
                 "response.completed" => {
                     turn.response_id = event["response"]["id"].as_str().unwrap_or_default().into();
                     turn.usage = event["response"]["usage"].clone();

@@ -31,7 +31,11 @@ use crate::relay_config::ws_config;
 use crate::session_task::{SessionStart, run_session};
 
 /// The paths a client may upgrade on
-const WS_PATHS: [&str; 3] = ["/v1/responses", "/responses", "/backend-api/codex/responses"];
+const WS_PATHS: [&str; 3] = [
+    "/v1/responses",
+    "/responses",
+    "/backend-api/codex/responses",
+];
 
 /// Headers that form the pool key: sent on every dial for the key
 const COMPAT_HEADERS: [&str; 2] = ["openai-beta", "x-codex-beta-features"];
@@ -185,7 +189,12 @@ impl Ingress {
             _ => SocketPermit(key.open.clone()),
         };
         let (reply, answer) = oneshot::channel();
-        if self.control.send(ControlMsg::Upgrade { reply }).await.is_err() {
+        if self
+            .control
+            .send(ControlMsg::Upgrade { reply })
+            .await
+            .is_err()
+        {
             return error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
@@ -296,13 +305,12 @@ fn session_info(headers: &HeaderMap, group: &str) -> (SessionInfo, DialHeaders) 
     for (name, value) in headers {
         let lower = name.as_str();
         let is_compat = COMPAT_HEADERS.contains(&lower);
-        let is_session = SESSION_HEADERS.contains(&lower)
-            || (lower.starts_with("x-codex-") && !is_compat);
+        let is_session =
+            SESSION_HEADERS.contains(&lower) || (lower.starts_with("x-codex-") && !is_compat);
         if is_compat {
             dial.compat.push((name.clone(), value.clone()));
         } else if is_session {
-            dial.per_session
-                .push((name.clone(), value.clone()));
+            dial.per_session.push((name.clone(), value.clone()));
         }
     }
     let info = SessionInfo {
@@ -325,8 +333,14 @@ mod tests {
     #[test]
     fn compat_and_session_headers_are_split_and_auth_is_never_forwarded() {
         let mut h = HeaderMap::new();
-        h.insert("authorization", HeaderValue::from_static("Bearer sk-client"));
-        h.insert("openai-beta", HeaderValue::from_static("responses_websockets=2026-02-06"));
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer sk-client"),
+        );
+        h.insert(
+            "openai-beta",
+            HeaderValue::from_static("responses_websockets=2026-02-06"),
+        );
         h.insert("x-codex-beta-features", HeaderValue::from_static("a,b"));
         h.insert("session-id", HeaderValue::from_static("sess-1"));
         h.insert("x-codex-turn-metadata", HeaderValue::from_static("{}"));
@@ -342,7 +356,10 @@ mod tests {
             n.sort();
             n
         };
-        assert_eq!(names(&dial.compat), ["openai-beta", "x-codex-beta-features"]);
+        assert_eq!(
+            names(&dial.compat),
+            ["openai-beta", "x-codex-beta-features"]
+        );
         assert_eq!(
             names(&dial.per_session),
             ["session-id", "user-agent", "x-codex-turn-metadata"]

@@ -183,7 +183,10 @@ pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
         .iter()
         .map(|k| {
             let cap = usize::try_from(k.max_sockets).unwrap_or(usize::MAX);
-            (k.key.expose().to_owned(), ClientKey::new(k.group.clone(), cap))
+            (
+                k.key.expose().to_owned(),
+                ClientKey::new(k.group.clone(), cap),
+            )
         })
         .collect();
     let ingress = Arc::new(Ingress {

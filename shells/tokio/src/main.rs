@@ -9,7 +9,11 @@ use tracing_subscriber::EnvFilter;
 use wsv2_core::file_config::{GatewayConfig, check_config_report, format_report};
 
 #[derive(Parser)]
-#[command(name = "wsv2-gateway", version, about = "OpenAI Responses API WebSocket gateway")]
+#[command(
+    name = "wsv2-gateway",
+    version,
+    about = "OpenAI Responses API WebSocket gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

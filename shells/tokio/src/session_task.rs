@@ -113,7 +113,10 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads and discards the client's remaining bytes until EOF or [`CLOSE_LINGER`]
-async fn linger(sink: async_tungstenite::WebSocketSender<ClientIo>, client: WebSocketReceiver<ClientIo>) {
+async fn linger(
+    sink: async_tungstenite::WebSocketSender<ClientIo>,
+    client: WebSocketReceiver<ClientIo>,
+) {
     use tokio::io::AsyncReadExt;
     let Ok(ws) = WebSocketStream::reunite(sink, client) else {
         return;
@@ -214,10 +217,9 @@ impl SessionTask {
                 self.session.handle_upstream_closed(now, msg.conn);
                 self.client_gone(now);
             }
-            UpstreamInput::WriteAbandoned { started } => {
-                self.session
-                    .handle_upstream_write_abandoned(now, msg.conn, started)
-            }
+            UpstreamInput::WriteAbandoned { started } => self
+                .session
+                .handle_upstream_write_abandoned(now, msg.conn, started),
         }
     }
 
@@ -228,13 +230,20 @@ impl SessionTask {
                 self.session.handle_client_text(now, Bytes::from(text))
             }
             Some(Ok(Message::Binary(_))) => self.session.handle_client_binary(now),
-            Some(Ok(Message::Close(_))) => self.client_gone(now),
+            Some(Ok(Message::Close(_))) => {
+                self.outbox.answer_close();
+                self.client_gone(now)
+            }
             Some(Ok(_)) => {} // ping (tungstenite answers), pong
             Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                 self.outbox.close(1009, "message too big");
                 self.client_gone(now);
             }
-            Some(Err(_)) | None => self.client_gone(now),
+            Some(Err(e)) => {
+                debug!(error = %e, "client read ended");
+                self.client_gone(now);
+            }
+            None => self.client_gone(now),
         }
     }
 
@@ -287,7 +296,8 @@ impl SessionTask {
             let mut changed = false;
             for conn in unwritable.drain(..) {
                 // The writer's queue is full (upstream stopped reading) or the conn is gone.
-                self.session.handle_upstream_write_abandoned(now, conn, false);
+                self.session
+                    .handle_upstream_write_abandoned(now, conn, false);
                 changed = true;
             }
             if self.outbox.failed() && self.client_open {

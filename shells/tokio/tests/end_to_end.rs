@@ -12,8 +12,18 @@ async fn two_chained_turns_stream_through_the_gateway() {
     let mut ws = setup.client().await;
     ws.send_json(&create("hello", json!({}))).await.unwrap();
     let first = ws.read_turn().await.unwrap();
-    assert_eq!(first.last_type(), "response.completed", "{:?}", first.events);
-    assert!(first.events.iter().any(|e| e["type"] == "response.output_text.delta"));
+    assert_eq!(
+        first.last_type(),
+        "response.completed",
+        "{:?}",
+        first.events
+    );
+    assert!(
+        first
+            .events
+            .iter()
+            .any(|e| e["type"] == "response.output_text.delta")
+    );
     let id = first.response_id().expect("response id").to_owned();
     let mut second = create("again", json!({}));
     second["previous_response_id"] = json!(id);
@@ -36,7 +46,10 @@ async fn two_chained_turns_stream_through_the_gateway() {
             _ => None,
         })
         .collect();
-    assert!(!auth.is_empty() && auth.iter().all(|a| !a.contains("demo")), "{auth:?}");
+    assert!(
+        !auth.is_empty() && auth.iter().all(|a| !a.contains("demo")),
+        "{auth:?}"
+    );
     ws.close(1000).await.unwrap();
 }
 
@@ -53,6 +66,9 @@ async fn a_bad_key_gets_401_before_the_upgrade() {
             other => panic!("expected 401, got {:?}", other.map(|_| ())),
         }
     }
-    assert!(setup.handshakes().is_empty(), "no upstream conn for a refused client");
+    assert!(
+        setup.handshakes().is_empty(),
+        "no upstream conn for a refused client"
+    );
     let _ = CLIENT_KEY;
 }

@@ -20,12 +20,22 @@ async fn a_second_session_with_another_session_id_reuses_the_first_ones_conn() {
     let setup = Setup::single_conn().await;
     let mut a = setup.client_with(with_session_id("sess-a")).await;
     a.send_json(&create("one", json!({}))).await.unwrap();
-    assert_eq!(a.read_turn().await.unwrap().last_type(), "response.completed");
+    assert_eq!(
+        a.read_turn().await.unwrap().last_type(),
+        "response.completed"
+    );
     a.close(1000).await.unwrap();
     let mut b = setup.client_with(with_session_id("sess-b")).await;
     b.send_json(&create("two", json!({}))).await.unwrap();
-    assert_eq!(b.read_turn().await.unwrap().last_type(), "response.completed");
-    assert_eq!(setup.handshakes(), [1], "one upstream upgrade for both sessions");
+    assert_eq!(
+        b.read_turn().await.unwrap().last_type(),
+        "response.completed"
+    );
+    assert_eq!(
+        setup.handshakes(),
+        [1],
+        "one upstream upgrade for both sessions"
+    );
     let conns: Vec<u64> = setup.frames().iter().map(|(c, _)| *c).collect();
     assert_eq!(conns, [1, 1], "both creates on mock conn 1");
     // The dial was made for session A: its session-id went upstream, B's never did.
@@ -53,10 +63,16 @@ async fn a_conn_that_carried_an_upstream_error_is_never_used_by_a_later_session(
     a.close(1000).await.unwrap();
     let mut b = setup.client().await;
     b.send_json(&create("next", json!({}))).await.unwrap();
-    assert_eq!(b.read_turn().await.unwrap().last_type(), "response.completed");
+    assert_eq!(
+        b.read_turn().await.unwrap().last_type(),
+        "response.completed"
+    );
     let conns: Vec<u64> = setup.frames().iter().map(|(c, _)| *c).collect();
     assert_eq!(conns.len(), 2);
-    assert_ne!(conns[0], conns[1], "the errored conn was not reused: {conns:?}");
+    assert_ne!(
+        conns[0], conns[1],
+        "the errored conn was not reused: {conns:?}"
+    );
     assert_eq!(setup.handshakes().len(), 2);
 }
 

@@ -208,10 +208,13 @@ impl Reader {
         if !self.closed_reported {
             self.deliver(UpstreamInput::Closed).await;
         }
-        let _ = self.control.send(ControlMsg::ConnGone {
+        let _ = self
+            .control
+            .send(ControlMsg::ConnGone {
                 account: self.account,
                 conn: self.id,
-            }).await;
+            })
+            .await;
     }
 
     /// Hands one report to the current owner, following owner changes while it waits
@@ -224,10 +227,7 @@ impl Reader {
         loop {
             match &self.owner {
                 Owner::Control => {
-                    let _ = self
-                        .control
-                        .send(ControlMsg::Idle { msg })
-                        .await;
+                    let _ = self.control.send(ControlMsg::Idle { msg }).await;
                     return;
                 }
                 Owner::Session(tx) => {

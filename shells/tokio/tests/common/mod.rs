@@ -2,9 +2,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 use serde_json::{Value, json};
+use wsv2_core::file_config::GatewayConfig;
 use wsv2_mock::{MockConfig, MockHandle, Record};
 use wsv2_tests::client::{Credentials, WsClient};
-use wsv2_core::file_config::GatewayConfig;
 use wsv2_tokio::{GatewayHandle, start};
 
 /// The upstream account's key at the mock
@@ -101,9 +101,12 @@ impl Setup {
             .records()
             .into_iter()
             .filter_map(|r| match r {
-                Record::Sent { conn, response_id: Some(id), r#type, .. } if id == response_id => {
-                    Some((conn, r#type))
-                }
+                Record::Sent {
+                    conn,
+                    response_id: Some(id),
+                    r#type,
+                    ..
+                } if id == response_id => Some((conn, r#type)),
                 _ => None,
             })
             .collect()
