@@ -25,7 +25,6 @@ async fn setup() -> (Target, Setup) {
 wsv2_tests::conformance_tests!(setup().await;
     chained_turns,
     store_false_unknown_id,
-    store_false_new_socket,
     prewarm_then_turn,
     tool_call_round_trip,
     steer,
