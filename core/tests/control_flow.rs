@@ -132,6 +132,7 @@ impl Gateway {
                         conn,
                         account,
                         for_session,
+                        ..
                     } => {
                         self.dials.push((conn, account, for_session));
                         self.conn_account.insert(conn, account);
