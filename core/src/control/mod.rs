@@ -109,6 +109,53 @@ impl Control {
         self.accounts.insert(spec.id, (spec, transport));
     }
 
+    /// Applies a reloaded account list without dropping sessions
+    ///
+    /// New accounts are added; changed ones keep their load and cooldowns (a disabled one is
+    /// re-enabled: its credentials may have changed) and get the new concurrency; removed ones
+    /// stop taking work — their idle conns close now, leased ones when their sessions release
+    /// them. An account that now resolves to HTTP loses its pool the same way.
+    pub fn apply_accounts(&mut self, now: Instant, accounts: Vec<AccountSpec>) {
+        let keep: std::collections::HashSet<AccountId> = accounts.iter().map(|a| a.id).collect();
+        let removed: Vec<AccountId> = self
+            .accounts
+            .keys()
+            .copied()
+            .filter(|id| !keep.contains(id))
+            .collect();
+        for id in removed {
+            self.accounts.remove(&id);
+            self.scheduler.remove_account(id);
+            self.pool.remove_account(now, id);
+        }
+        for spec in accounts {
+            let had_pool = self
+                .accounts
+                .get(&spec.id)
+                .is_some_and(|(_, t)| *t == Transport::WsV2);
+            let transport = resolve(Some(&spec.protocol), &self.cfg.protocol).transport;
+            match (had_pool, transport == Transport::WsV2) {
+                (true, true) => {
+                    self.pool
+                        .set_concurrency(now, spec.id, spec.concurrency as usize);
+                    self.scheduler.upsert_account(scheduler::AccountSpec {
+                        id: spec.id,
+                        priority: spec.priority,
+                        max_concurrency: spec.concurrency,
+                        transport,
+                    });
+                    self.accounts.insert(spec.id, (spec, transport));
+                }
+                (true, false) => {
+                    self.pool.remove_account(now, spec.id);
+                    self.add_account(now, spec);
+                }
+                (false, _) => self.add_account(now, spec),
+            }
+        }
+        self.pump(now);
+    }
+
     /// Whether a WebSocket upgrade may proceed: some account must be usable and speak WebSocket
     pub fn check_upgrade(&self, now: Instant) -> Result<(), UpgradeRefusal> {
         match self

@@ -68,6 +68,7 @@ enum SessionTimer {
     RetryBackoff,
     ClientPing,
     ClientPong,
+    ShutdownGrace,
 }
 
 impl TimerName for SessionTimer {
@@ -77,6 +78,7 @@ impl TimerName for SessionTimer {
         Self::ClientWrite,
         Self::SlotWait,
         Self::RetryBackoff,
+        Self::ShutdownGrace,
         Self::ClientPong,
         Self::ClientPing,
         Self::InterTurnIdle,
@@ -167,7 +169,9 @@ pub struct Session {
     upstream_out: VecDeque<Transmit>,
     commands: VecDeque<SessionCommand>,
     events: VecDeque<SessionEvent>,
-    timers: TimerTable<8>,
+    timers: TimerTable<9>,
+    /// The gateway is shutting down: no new creates, close 1012 when nothing is in flight
+    shutting_down: bool,
     /// Accounts the next schedule must avoid (a failover after repeated upstream losses)
     exclude: Vec<AccountId>,
     jitter: Jitter,
@@ -204,6 +208,7 @@ impl Session {
             inherited_local: Vec::new(),
             client_active_at: now,
             ping_client: false,
+            shutting_down: false,
             client_out: VecDeque::with_capacity(64),
             upstream_out: VecDeque::with_capacity(8),
             commands: VecDeque::new(),
@@ -264,6 +269,31 @@ impl Session {
             "binary frames are not supported; send JSON text frames",
             None,
         );
+        self.settle(now);
+    }
+
+    /// Handles the gateway shutting down (SIGTERM/SIGINT)
+    ///
+    /// Creates not yet sent upstream, and any the client sends from now on, get a 503 `error`
+    /// event; responses in flight may finish for `shutdown_grace`; then, or as soon as nothing
+    /// is in flight, the client is closed with 1012 so it reconnects elsewhere.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        if self.shutting_down
+            || matches!(self.phase, SessionPhase::Draining | SessionPhase::Finished)
+        {
+            return;
+        }
+        self.shutting_down = true;
+        self.timers.set(
+            SessionTimer::ShutdownGrace,
+            now + self.cfg.session.shutdown_grace,
+        );
+        while let Some(head) = self.pending.pop_front() {
+            if head.slot == SlotState::Granted {
+                self.release_slot();
+            }
+            self.refuse(&head, Refusal::shutting_down());
+        }
         self.settle(now);
     }
 
@@ -493,6 +523,11 @@ impl Session {
                 SessionTimer::Drain => self.drain_expired(now),
                 SessionTimer::RetryBackoff => {} // settle sends the create whose back-off ended
                 SessionTimer::ClientPing => self.client_ping_due(now),
+                SessionTimer::ShutdownGrace => {
+                    // Unfinished responses are cut: `finish` releases their conns dirty.
+                    self.close_client(1012, "gateway restarting");
+                    self.finish(now);
+                }
                 SessionTimer::ClientPong => {
                     self.close_client(1001, "client did not answer a ping");
                     self.handle_client_gone(now);
