@@ -98,6 +98,7 @@ pub mod conn;
 pub mod control;
 pub mod event;
 pub mod file_config;
+pub mod http;
 mod ids;
 pub mod pool;
 pub mod proxy;
