@@ -132,6 +132,7 @@ impl Gateway {
                         conn,
                         account,
                         for_session,
+                        ..
                     } => {
                         self.dials.push((conn, account, for_session));
                         self.conn_account.insert(conn, account);
@@ -143,6 +144,7 @@ impl Gateway {
                     }
                     ControlOutput::Ping { .. }
                     | ControlOutput::Close { .. }
+                    | ControlOutput::Http(..)
                     | ControlOutput::Event(_) => {}
                 }
             }

@@ -15,9 +15,8 @@
 
 use std::time::Instant;
 
-use super::{
-    Control, ControlEvent, ControlOutput, LookupState, SessionInfo, SlotWaiter, refusal_of,
-};
+use super::schedule::{LookupState, refusal_of};
+use super::{Control, ControlEvent, ControlOutput, SessionInfo, SlotWaiter};
 use crate::conn::CompatKey;
 use crate::http::{HttpAdmission, HttpCommand, HttpEvent, HttpInput};
 use crate::pool::{Lease, RefuseReason};

@@ -1,0 +1,119 @@
+//! Client input: creates (validated, held, connection-locality) and steers.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{PendingCreate, Refusal, Session, SessionPhase, SlotState};
+use crate::event::{ClientEventKind, ClientRequest, StreamIdField, gateway_error_event};
+use crate::{ResponseId, StreamId};
+
+impl Session {
+    /// Takes a client create: every create gets a turn and, later, exactly one outcome
+    /// (sent and ended, refused, or dropped when the client leaves)
+    pub(super) fn accept_create(&mut self, frame: Bytes, req: ClientRequest) {
+        let turn = self.alloc_turn();
+        let (lane, lane_ok) = match req.stream_id {
+            StreamIdField::Absent => (None, true),
+            StreamIdField::Valid(id) => (Some(id), true),
+            StreamIdField::Invalid => (None, false),
+        };
+        let connection_local = req
+            .previous_response_id
+            .as_ref()
+            .is_some_and(|prev| self.is_connection_local(prev));
+        let create = PendingCreate {
+            turn,
+            frame,
+            lane,
+            previous: req.previous_response_id,
+            connection_local,
+            client_model: req.model,
+            prompt_cache_key: req.prompt_cache_key,
+            slot: SlotState::None,
+            retry: None,
+            not_before: None,
+        };
+        let held = self.cfg.session.max_held_creates_per_session;
+        let refusal = if !lane_ok {
+            Some(Refusal::InvalidStreamId)
+        } else if req.background {
+            Some(Refusal::bad_request(
+                "background responses are not supported over WebSocket",
+            ))
+        } else if create.client_model.is_none() && self.last_model.is_none() {
+            Some(Refusal::bad_request(
+                "model is required in the first response.create",
+            ))
+        } else if self.pending.len() >= held {
+            Some(Refusal::Status {
+                status: 429,
+                error_type: "rate_limit_error",
+                code: Some("too_many_held_creates"),
+                message: format!(
+                    "too many response.create events waiting on this socket (limit {held}); wait for responses to finish"
+                ),
+            })
+        } else {
+            None
+        };
+        match refusal {
+            Some(refusal) => self.refuse(&create, refusal),
+            None => {
+                if let Some(model) = &create.client_model {
+                    self.last_model = Some(model.clone());
+                }
+                self.pending.push_back(create);
+            }
+        }
+    }
+
+    /// A chain that only lives in the cache of the conn holding it: the gateway recorded its
+    /// previous response as `store:false`, or does not know it at all
+    ///
+    /// Ids this session has not seen count as unknown — conservative: such a create at worst
+    /// gets upstream's exact connection-limit error and the client resends full context.
+    fn is_connection_local(&self, previous: &ResponseId) -> bool {
+        self.known
+            .iter()
+            .rev()
+            .find(|k| &k.id == previous)
+            .is_none_or(|k| !k.store)
+    }
+
+    pub(super) fn forward_steer(&mut self, now: Instant, frame: Bytes, req: ClientRequest) {
+        let sent = match (&req.kind, &req.previous_response_id) {
+            (ClientEventKind::ResponseSteer, Some(target)) => self
+                .conns_mut()
+                .any(|c| c.lane_of(target).is_some() && c.send_steer(now, target, frame.clone())),
+            (ClientEventKind::ResponseInject, _) => match self.active.as_mut() {
+                Some(conn) if conn.is_live() => conn.send_raw(now, frame),
+                _ => false,
+            },
+            _ => false,
+        };
+        if !sent {
+            self.send_client_error(
+                400,
+                "invalid_request_error",
+                Some("response_not_found"),
+                "the target response is not in progress on this WebSocket",
+                None,
+            );
+        }
+    }
+
+    pub(super) fn send_client_error(
+        &mut self,
+        status: u16,
+        error_type: &str,
+        code: Option<&str>,
+        message: &str,
+        lane: Option<&StreamId>,
+    ) {
+        if self.phase != SessionPhase::Draining && self.phase != SessionPhase::Finished {
+            self.client_out
+                .push_back(gateway_error_event(status, error_type, code, message, lane));
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The control task: one per process, owning the core's `Control` (scheduler, store, pools,
+//! concurrency slots). It sits on the per-turn path only — schedules, leases, slots, releases,
+//! dials, idle pings — never on the per-event path, which stays inside each session task.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+use wsv2_core::conn::UpstreamTransmit;
+use wsv2_core::pool::PoolStats;
+use wsv2_core::session::{SessionCommand, SessionEvent};
+use wsv2_core::store::MemoryBackend;
+use wsv2_core::{AccountId, Config, ConnId, SessionId};
+
+use crate::control::{
+    Control, ControlOutput, DialFailure, SessionInfo, SessionInput, UpgradeRefusal,
+};
+use crate::upstream::{ConnIo, DialRequest, UpstreamInput, UpstreamMsg, dial, spawn_conn};
+
+/// Messages the control task's inbox holds at most; senders wait when it is full
+pub(crate) const CONTROL_INBOX: usize = 4096;
+
+/// Sender side of the control task's inbox
+pub(crate) type ControlTx = mpsc::Sender<ControlMsg>;
+
+/// Everything the control task is told
+pub(crate) enum ControlMsg {
+    /// May a client upgrade now? (answered before the 101)
+    Upgrade {
+        reply: oneshot::Sender<Result<(), UpgradeRefusal>>,
+    },
+    /// A session task started
+    Open {
+        id: SessionId,
+        info: SessionInfo,
+        headers: Arc<DialHeaders>,
+        inbox: mpsc::Sender<SessionDelivery>,
+    },
+    /// A session's command (everything but `AbandonWrites` and `CloseClient`)
+    Command { id: SessionId, cmd: SessionCommand },
+    /// A session's event (`ResponseEnded` feeds cooldowns and health)
+    Event { id: SessionId, event: SessionEvent },
+    /// A session task ended
+    Close { id: SessionId },
+    /// A report of a conn the control task owns (idle in its pool)
+    Idle { msg: UpstreamMsg },
+    /// A conn's reader ended: its handle can go and its capacity is free
+    ConnGone { account: AccountId, conn: ConnId },
+    /// A dial finished
+    DialDone {
+        account: AccountId,
+        conn: ConnId,
+        result: Result<ConnIo, DialFailure>,
+    },
+    /// Pool totals, for the demo and tests
+    Stats { reply: oneshot::Sender<PoolStats> },
+}
+
+/// One answer for a session task; a lease brings the conn's I/O handle along
+pub(crate) struct SessionDelivery {
+    /// The answer
+    pub(crate) input: SessionInput,
+    /// The leased conn's reader/writer handle (`None` if the conn already ended)
+    pub(crate) conn: Option<ConnIo>,
+}
+
+/// Headers a session contributes to upstream handshakes
+#[derive(Debug, Default)]
+pub(crate) struct DialHeaders {
+    /// `OpenAI-Beta`, `x-codex-beta-features`: part of the pool key, sent on every dial for it
+    pub(crate) compat: Vec<(HeaderName, HeaderValue)>,
+    /// `session-id`, `thread-id`, … : only on a dial made for this session
+    pub(crate) per_session: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// How to reach one account
+#[derive(Debug)]
+pub(crate) struct AccountDial {
+    /// `ws://` / `wss://` URL
+    pub(crate) url: String,
+    /// Its credential
+    pub(crate) token: Arc<str>,
+}
+
+struct SessionEntry {
+    inbox: mpsc::Sender<SessionDelivery>,
+    headers: Arc<DialHeaders>,
+}
+
+/// The control task's state
+pub(crate) struct ControlTask {
+    control: Control,
+    cfg: Arc<Config>,
+    accounts: HashMap<AccountId, AccountDial>,
+    sessions: HashMap<SessionId, SessionEntry>,
+    conns: HashMap<ConnId, ConnIo>,
+    store: MemoryBackend,
+    me: ControlTx,
+}
+
+impl ControlTask {
+    pub(crate) fn new(
+        control: Control,
+        cfg: Arc<Config>,
+        accounts: HashMap<AccountId, AccountDial>,
+        me: ControlTx,
+    ) -> Self {
+        Self {
+            store: MemoryBackend::new(cfg.store.local_cache_entries),
+            control,
+            cfg,
+            accounts,
+            sessions: HashMap::new(),
+            conns: HashMap::new(),
+            me,
+        }
+    }
+
+    /// Runs until every sender of the inbox is gone
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<ControlMsg>) {
+        loop {
+            let deadline = self.control.poll_timeout();
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.handle(msg),
+                    None => return,
+                },
+                () = crate::time::sleep_until_opt(deadline) => {
+                    // Re-read the clock: a timer may fire late or early.
+                    self.control.handle_timeout(Instant::now());
+                }
+            }
+            self.drain();
+        }
+    }
+
+    fn handle(&mut self, msg: ControlMsg) {
+        let now = Instant::now();
+        match msg {
+            ControlMsg::Upgrade { reply } => {
+                let _ = reply.send(self.control.check_upgrade(now));
+            }
+            ControlMsg::Open {
+                id,
+                info,
+                headers,
+                inbox,
+            } => {
+                self.sessions.insert(id, SessionEntry { inbox, headers });
+                self.control.open_session(now, id, info);
+            }
+            ControlMsg::Command { id, cmd } => self.control.handle_session_command(now, id, cmd),
+            ControlMsg::Event { id, event } => self.control.handle_session_event(now, id, &event),
+            ControlMsg::Close { id } => {
+                self.sessions.remove(&id);
+                self.control.close_session(now, id);
+            }
+            ControlMsg::Idle { msg } => match msg.input {
+                UpstreamInput::Frame(_) => {
+                    self.control.handle_idle_frame(now, msg.account, msg.conn)
+                }
+                UpstreamInput::Pong => self.control.handle_idle_pong(now, msg.account, msg.conn),
+                UpstreamInput::Closed | UpstreamInput::TooBig => {
+                    self.control.handle_idle_closed(now, msg.account, msg.conn)
+                }
+                UpstreamInput::WriteAbandoned { .. } => {
+                    // Only pings and closes are written on an idle conn; a broken one is closed.
+                    if let Some(io) = self.conns.get(&msg.conn) {
+                        let _ = io.write(UpstreamTransmit::Close);
+                    }
+                }
+            },
+            ControlMsg::ConnGone { account, conn } => {
+                self.conns.remove(&conn);
+                // Frees the capacity of a conn that died while leased; a no-op for conns the
+                // pool already forgot (closed by it, or idle and reported closed).
+                self.control.handle_conn_closed(now, account, conn);
+            }
+            ControlMsg::DialDone {
+                account,
+                conn,
+                result,
+            } => match result {
+                Ok(io) => {
+                    self.conns.insert(conn, io);
+                    self.control.handle_dial_ok(now, account, conn);
+                }
+                Err(failure) => {
+                    warn!(%account, %conn, status = ?failure.status, message = %failure.message, "upstream dial failed");
+                    self.control.handle_dial_failed(now, account, conn, failure);
+                }
+            },
+            ControlMsg::Stats { reply } => {
+                let _ = reply.send(self.control.stats());
+            }
+        }
+    }
+
+    /// Performs every output of the control machine (the drive invariant)
+    fn drain(&mut self) {
+        while let Some(output) = self.control.poll_output() {
+            match output {
+                ControlOutput::Session(id, input) => self.deliver(id, input),
+                ControlOutput::Dial {
+                    conn,
+                    account,
+                    for_session,
+                    ..
+                } => self.start_dial(conn, account, for_session),
+                ControlOutput::Ping { conn, .. } => {
+                    if let Some(io) = self.conns.get(&conn) {
+                        let _ = io.write(UpstreamTransmit::Ping);
+                    }
+                }
+                ControlOutput::Close { conn, .. } => {
+                    if let Some(io) = self.conns.get(&conn) {
+                        let _ = io.write(UpstreamTransmit::Close);
+                    }
+                }
+                ControlOutput::Store(cmd) => {
+                    let now = Instant::now();
+                    let result = self.store.execute(now, &cmd);
+                    self.control.handle_store_reply(now, cmd.op, result);
+                }
+                ControlOutput::Event(event) => info!(?event, "control"),
+                // No HTTP turns run in this shell yet (issue 7): none can be waiting.
+                ControlOutput::Http(..) => {}
+            }
+        }
+    }
+
+    fn deliver(&mut self, id: SessionId, input: SessionInput) {
+        let conn = match &input {
+            SessionInput::Lease(lease) => self.conns.get(&lease.record.id).cloned(),
+            _ => None,
+        };
+        let Some(entry) = self.sessions.get(&id) else {
+            debug!(session = %id, "answer for a session that ended");
+            return;
+        };
+        // The inbox holds more than the answers a session can have outstanding (one schedule,
+        // one acquire, one slot per held create), so a full inbox is a bug, not load.
+        if let Err(e) = entry.inbox.try_send(SessionDelivery { input, conn }) {
+            warn!(session = %id, error = %e, "session inbox refused an answer");
+        }
+    }
+
+    fn start_dial(&mut self, conn: ConnId, account: AccountId, for_session: Option<SessionId>) {
+        let Some(target) = self.accounts.get(&account) else {
+            let failure = DialFailure {
+                status: None,
+                retry_after: None,
+                message: format!("no upstream URL for account {account}"),
+            };
+            self.control
+                .handle_dial_failed(Instant::now(), account, conn, failure);
+            return;
+        };
+        let mut headers = Vec::new();
+        if let Some(entry) = for_session.and_then(|s| self.sessions.get(&s)) {
+            headers.extend(entry.headers.compat.iter().cloned());
+            headers.extend(entry.headers.per_session.iter().cloned());
+        }
+        let request = DialRequest {
+            url: target.url.clone(),
+            token: target.token.clone(),
+            headers,
+            max_message_size: self.cfg.upstream.max_message_size,
+        };
+        let timeout = self.cfg.upstream.dial_timeout;
+        let close_wait = close_wait(&self.cfg);
+        let control = self.me.clone();
+        tokio::spawn(async move {
+            let result = dial(&request, timeout)
+                .await
+                .map(|ws| spawn_conn(conn, account, ws, control.clone(), close_wait));
+            let _ = control
+                .send(ControlMsg::DialDone {
+                    account,
+                    conn,
+                    result,
+                })
+                .await;
+        });
+    }
+}
+
+/// Capacity of one session's inbox: a session never has more answers outstanding than its held
+/// creates (one slot each) plus one schedule and one acquire
+pub(crate) fn session_inbox_capacity(cfg: &Config) -> usize {
+    cfg.session.max_held_creates_per_session + 8
+}
+
+/// How long a close handshake on an upstream conn may take before the socket is dropped
+pub(crate) fn close_wait(cfg: &Config) -> Duration {
+    cfg.upstream.pong_timeout
+}

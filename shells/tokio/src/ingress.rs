@@ -1,0 +1,379 @@
+//! The listener: hyper 1 HTTP/1.1 with upgrades. Everything that can be refused is refused
+//! before the 101, as plain HTTP with an OpenAI error body; after it, the session task owns
+//! the socket and every failure is an `error` event or a close code.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tokio::TokioAdapter;
+use async_tungstenite::tungstenite::handshake::derive_accept_key;
+use async_tungstenite::tungstenite::protocol::Role;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tracing::{debug, warn};
+use wsv2_core::event::http_error_body;
+use wsv2_core::{AccountId, Config, SessionId};
+
+use crate::control::SessionInfo;
+use crate::control_task::{ControlMsg, ControlTx, DialHeaders};
+use crate::relay_config::ws_config;
+use crate::session_task::{SessionStart, run_session};
+
+/// The paths a client may upgrade on
+const WS_PATHS: [&str; 3] = [
+    "/v1/responses",
+    "/responses",
+    "/backend-api/codex/responses",
+];
+
+/// Headers that form the pool key: sent on every dial for the key
+const COMPAT_HEADERS: [&str; 2] = ["openai-beta", "x-codex-beta-features"];
+
+/// Headers that belong to one session: sent only on a dial made for it
+const SESSION_HEADERS: [&str; 6] = [
+    "session-id",
+    "thread-id",
+    "x-client-request-id",
+    "originator",
+    "user-agent",
+    "x-codex-window-id",
+];
+
+/// Seconds a client refused for its socket cap is asked to wait
+const SOCKET_CAP_RETRY_AFTER: &str = "1";
+
+/// One configured client key
+#[derive(Debug)]
+pub(crate) struct ClientKey {
+    /// Stickiness scope
+    pub(crate) group: String,
+    /// Open WebSocket cap
+    pub(crate) max_sockets: usize,
+    open: Arc<AtomicUsize>,
+}
+
+impl ClientKey {
+    pub(crate) fn new(group: String, max_sockets: usize) -> Self {
+        Self {
+            group,
+            max_sockets,
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+/// One open socket counted against its key's cap; released on drop
+#[derive(Debug)]
+pub(crate) struct SocketPermit(Arc<AtomicUsize>);
+
+impl Drop for SocketPermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Shared state of the listener
+pub(crate) struct Ingress {
+    pub(crate) keys: HashMap<String, ClientKey>,
+    pub(crate) control: ControlTx,
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) account_names: Arc<HashMap<AccountId, String>>,
+    pub(crate) next_session: AtomicU64,
+}
+
+type Body = Full<Bytes>;
+
+fn error_response(
+    status: StatusCode,
+    error_type: &str,
+    code: Option<&str>,
+    message: &str,
+) -> Response<Body> {
+    let mut response = Response::new(Full::new(http_error_body(error_type, code, message, None)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Accepts connections until the task is aborted
+pub(crate) async fn serve(listener: TcpListener, ingress: Arc<Ingress>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let ingress = ingress.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let ingress = ingress.clone();
+                async move { Ok::<_, Infallible>(ingress.handle(req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades()
+                .await
+            {
+                debug!(%peer, error = %e, "client connection ended with an error");
+            }
+        });
+    }
+}
+
+impl Ingress {
+    async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path();
+        if !WS_PATHS.contains(&path) {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                None,
+                &format!("no route for {} {path}", req.method()),
+            );
+        }
+        if req.method() != Method::GET || !is_websocket_upgrade(req.headers()) {
+            // HTTP (SSE) mode is issue 6; this listener serves WebSocket mode only.
+            return error_response(
+                StatusCode::NOT_IMPLEMENTED,
+                "invalid_request_error",
+                None,
+                "this gateway serves the Responses API in WebSocket mode: send GET with Upgrade: websocket",
+            );
+        }
+        let Some(key) = bearer(req.headers()).and_then(|k| self.keys.get(k)) else {
+            let message = if bearer(req.headers()).is_some() {
+                "Incorrect API key provided"
+            } else {
+                "You didn't provide an API key; send Authorization: Bearer <key>"
+            };
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                message,
+            );
+        };
+        let max = key.max_sockets;
+        let permit = match key.open.fetch_add(1, Ordering::AcqRel) {
+            open if open >= max => {
+                key.open.fetch_sub(1, Ordering::AcqRel);
+                let mut response = error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    Some("too_many_sockets"),
+                    &format!("this key may hold at most {max} open WebSockets"),
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(SOCKET_CAP_RETRY_AFTER),
+                );
+                return response;
+            }
+            _ => SocketPermit(key.open.clone()),
+        };
+        let (reply, answer) = oneshot::channel();
+        if self
+            .control
+            .send(ControlMsg::Upgrade { reply })
+            .await
+            .is_err()
+        {
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                None,
+                "the gateway is shutting down",
+            );
+        }
+        match answer.await {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => {
+                let status = StatusCode::from_u16(refusal.status())
+                    .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                let error_type = if status.is_server_error() {
+                    "server_error"
+                } else {
+                    "invalid_request_error"
+                };
+                return error_response(status, error_type, None, refusal.message());
+            }
+            Err(_) => {
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    None,
+                    "the gateway is shutting down",
+                );
+            }
+        }
+        let Some(accept) = req
+            .headers()
+            .get(header::SEC_WEBSOCKET_KEY)
+            .map(|k| derive_accept_key(k.as_bytes()))
+        else {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                "missing Sec-WebSocket-Key",
+            );
+        };
+        let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
+        let (info, headers) = session_info(req.headers(), &key.group);
+        let start = SessionStart {
+            id,
+            cfg: self.cfg.clone(),
+            control: self.control.clone(),
+            info,
+            headers: Arc::new(headers),
+            account_names: self.account_names.clone(),
+            permit,
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let max_message_size = self.cfg.upstream.max_message_size;
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let io = TokioAdapter::new(TokioIo::new(upgraded));
+                    let ws = WebSocketStream::from_raw_socket(
+                        io,
+                        Role::Server,
+                        Some(ws_config(max_message_size)),
+                    )
+                    .await;
+                    run_session(ws, start).await;
+                }
+                Err(e) => debug!(error = %e, "client upgrade failed"),
+            }
+        });
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = response.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(accept) = HeaderValue::from_str(&accept) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        response
+    }
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// What the session tells the control task, and the headers it adds to upstream handshakes
+fn session_info(headers: &HeaderMap, group: &str) -> (SessionInfo, DialHeaders) {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut dial = DialHeaders::default();
+    for (name, value) in headers {
+        let lower = name.as_str();
+        let is_compat = COMPAT_HEADERS.contains(&lower);
+        let is_session =
+            SESSION_HEADERS.contains(&lower) || (lower.starts_with("x-codex-") && !is_compat);
+        if is_compat {
+            dial.compat.push((name.clone(), value.clone()));
+        } else if is_session {
+            dial.per_session.push((name.clone(), value.clone()));
+        }
+    }
+    let info = SessionInfo {
+        group: group.to_owned(),
+        session_key: headers
+            .get("session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        openai_beta: values("openai-beta"),
+        codex_beta_features: values("x-codex-beta-features"),
+    };
+    (info, dial)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderName;
+
+    #[test]
+    fn compat_and_session_headers_are_split_and_auth_is_never_forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer sk-client"),
+        );
+        h.insert(
+            "openai-beta",
+            HeaderValue::from_static("responses_websockets=2026-02-06"),
+        );
+        h.insert("x-codex-beta-features", HeaderValue::from_static("a,b"));
+        h.insert("session-id", HeaderValue::from_static("sess-1"));
+        h.insert("x-codex-turn-metadata", HeaderValue::from_static("{}"));
+        h.insert("user-agent", HeaderValue::from_static("codex"));
+        h.insert("cookie", HeaderValue::from_static("x=y"));
+        let (info, dial) = session_info(&h, "team");
+        assert_eq!(info.group, "team");
+        assert_eq!(info.session_key.as_deref(), Some("sess-1"));
+        assert_eq!(info.openai_beta, ["responses_websockets=2026-02-06"]);
+        assert_eq!(info.codex_beta_features, ["a,b"]);
+        let names = |v: &[(HeaderName, HeaderValue)]| -> Vec<String> {
+            let mut n: Vec<String> = v.iter().map(|(k, _)| k.as_str().to_owned()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(
+            names(&dial.compat),
+            ["openai-beta", "x-codex-beta-features"]
+        );
+        assert_eq!(
+            names(&dial.per_session),
+            ["session-id", "user-agent", "x-codex-turn-metadata"]
+        );
+    }
+
+    #[test]
+    fn bearer_parsing_accepts_any_case_and_rejects_empty_tokens() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("bearer sk-1"));
+        assert_eq!(bearer(&h), Some("sk-1"));
+        h.insert("authorization", HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&h), None);
+        h.insert("authorization", HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+    }
+}

@@ -1,0 +1,18 @@
+//! tungstenite settings shared by both hops.
+
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Read and write buffer of each socket: small, because a relay moves frames through at once
+/// (tungstenite's 128 KiB defaults would cost ~256 KiB per socket)
+pub(crate) const SOCKET_BUFFER: usize = 8 * 1024;
+
+/// The WebSocket settings of both hops: one message limit (`upstream.max_message_size`), small
+/// buffers, and a write buffer bounded to one largest message plus its framing
+pub(crate) fn ws_config(max_message_size: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_write_buffer_size(max_message_size + 2 * SOCKET_BUFFER)
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size))
+}

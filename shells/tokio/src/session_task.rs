@@ -1,0 +1,395 @@
+//! One task per client socket: it owns the core's `Session`, reads the client and the frames of
+//! its leased conns, writes both hops, and keeps one timer (`session.poll_timeout()`).
+//!
+//! The per-event path — an upstream delta relayed to the client — runs entirely here: the
+//! conn's reader hands the frame over, the session routes it, the outbox takes the same buffer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_tungstenite::tungstenite::error::CapacityError;
+use async_tungstenite::tungstenite::{Error as WsError, Message};
+use async_tungstenite::{WebSocketReceiver, WebSocketStream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span, warn};
+use wsv2_core::session::{Session, SessionCommand, SessionEvent, Transmit};
+use wsv2_core::{AccountId, Config, ConnId, SessionId};
+
+use crate::client::{ClientIo, ClientOutbox};
+use crate::control::{SessionInfo, SessionInput};
+use crate::control_task::{
+    ControlMsg, ControlTx, DialHeaders, SessionDelivery, session_inbox_capacity,
+};
+use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg};
+
+/// Frames from this session's conns waiting to be handled; a full queue stops the conns'
+/// readers (TCP backpressure upstream)
+const UPSTREAM_QUEUE: usize = 64;
+
+/// What a session task starts with
+pub(crate) struct SessionStart {
+    pub(crate) id: SessionId,
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) control: ControlTx,
+    pub(crate) info: SessionInfo,
+    pub(crate) headers: Arc<DialHeaders>,
+    pub(crate) account_names: Arc<HashMap<AccountId, String>>,
+    /// Held for the socket's life (the per-key socket cap)
+    pub(crate) permit: crate::ingress::SocketPermit,
+}
+
+/// Runs one client socket to its end
+pub(crate) async fn run_session(ws: WebSocketStream<ClientIo>, start: SessionStart) {
+    let span = info_span!("session", id = %start.id, group = %start.info.group);
+    run(ws, start).instrument(span).await;
+}
+
+async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
+    let SessionStart {
+        id,
+        cfg,
+        control,
+        info,
+        headers,
+        account_names,
+        permit,
+    } = start;
+    let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
+    let write_timeout = cfg.session.client_write_timeout;
+    let (upstream_tx, upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
+    if control
+        .send(ControlMsg::Open {
+            id,
+            info,
+            headers,
+            inbox: inbox_tx,
+        })
+        .await
+        .is_err()
+    {
+        return; // shutting down
+    }
+    let (sink, client) = ws.split();
+    let outbox = ClientOutbox::spawn(
+        sink,
+        cfg.session.client_write_buffer,
+        cfg.session.client_write_timeout,
+    );
+    let mut task = SessionTask {
+        id,
+        session: Session::new(id, cfg, Instant::now()),
+        control,
+        inbox,
+        upstream_tx,
+        upstream_rx,
+        client,
+        client_open: true,
+        outbox,
+        backpressured: false,
+        conns: Vec::with_capacity(2),
+        finished: false,
+        account_names,
+    };
+    task.run().await;
+    let _ = task.control.send(ControlMsg::Close { id }).await;
+    let SessionTask {
+        outbox,
+        client,
+        session,
+        ..
+    } = task;
+    drop(session);
+    if let Some(sink) = outbox.finish(write_timeout).await {
+        linger(sink, client).await;
+    }
+    drop(permit);
+}
+
+/// How long a socket the gateway closed keeps being read (and discarded) so the client gets the
+/// close frame instead of a TCP reset, e.g. while it is still sending an over-size message
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and discards the client's remaining bytes until EOF or [`CLOSE_LINGER`]
+async fn linger(
+    sink: async_tungstenite::WebSocketSender<ClientIo>,
+    client: WebSocketReceiver<ClientIo>,
+) {
+    use tokio::io::AsyncReadExt;
+    let Ok(ws) = WebSocketStream::reunite(sink, client) else {
+        return;
+    };
+    let mut io = ws.into_inner().into_inner();
+    let mut scratch = [0u8; 8192];
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Ok(n) = io.read(&mut scratch).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+struct SessionTask {
+    id: SessionId,
+    session: Session,
+    control: ControlTx,
+    inbox: mpsc::Receiver<SessionDelivery>,
+    upstream_tx: mpsc::Sender<UpstreamMsg>,
+    upstream_rx: mpsc::Receiver<UpstreamMsg>,
+    client: WebSocketReceiver<ClientIo>,
+    client_open: bool,
+    outbox: ClientOutbox,
+    /// What the session was last told about the client's write buffer
+    backpressured: bool,
+    /// I/O handles of the conns the session holds (active + retiring)
+    conns: Vec<ConnIo>,
+    finished: bool,
+    account_names: Arc<HashMap<AccountId, String>>,
+}
+
+impl SessionTask {
+    async fn run(&mut self) {
+        while !self.finished {
+            let deadline = self.session.poll_timeout();
+            let read_upstream = self.session.wants_upstream_read();
+            let read_client = self.client_open && !self.outbox.has_spill();
+            let waiting_for_drain = self.backpressured || self.outbox.has_spill();
+            let drained = self.outbox.drained();
+            tokio::select! {
+                biased;
+                delivery = self.inbox.recv() => match delivery {
+                    Some(delivery) => self.on_delivery(delivery).await,
+                    None => return, // the control task is gone: shutting down
+                },
+                Some(msg) = self.upstream_rx.recv(), if read_upstream => self.on_upstream(msg).await,
+                msg = self.client.next(), if read_client => self.on_client(msg),
+                () = drained.notified(), if waiting_for_drain => self.outbox.refill(),
+                () = crate::time::sleep_until_opt(deadline) => {
+                    // Re-read the clock: the runtime may wake us late or early.
+                    self.session.handle_timeout(Instant::now());
+                }
+            }
+            self.drive().await;
+        }
+        // Conns still held here would have been released by the session; route them home.
+        for io in self.conns.drain(..) {
+            io.set_owner(Owner::Control).await;
+        }
+    }
+
+    async fn on_delivery(&mut self, delivery: SessionDelivery) {
+        let now = Instant::now();
+        let mut lost = None;
+        if let SessionInput::Lease(lease) = &delivery.input {
+            match delivery.conn {
+                Some(io) => {
+                    io.set_owner(Owner::Session(self.upstream_tx.clone())).await;
+                    self.conns.push(io);
+                }
+                None => lost = Some(lease.record.id),
+            }
+        }
+        self.session.handle_control(now, delivery.input);
+        if let Some(conn) = lost {
+            // The conn's socket ended between the lease and its delivery.
+            self.session.handle_upstream_closed(now, conn);
+        }
+    }
+
+    async fn on_upstream(&mut self, msg: UpstreamMsg) {
+        if !self.holds(msg.conn) {
+            // A conn this session released: the report belongs to its pool now.
+            let _ = self.control.send(ControlMsg::Idle { msg }).await;
+            return;
+        }
+        let now = Instant::now();
+        match msg.input {
+            UpstreamInput::Frame(frame) => self.session.handle_upstream_frame(now, msg.conn, frame),
+            UpstreamInput::Pong => self.session.handle_upstream_pong(now, msg.conn),
+            UpstreamInput::Closed => self.session.handle_upstream_closed(now, msg.conn),
+            UpstreamInput::TooBig => {
+                // One limit on both hops: an over-size upstream message closes the client 1009.
+                self.outbox.close(1009, "message too big");
+                self.session.handle_upstream_closed(now, msg.conn);
+                self.client_gone(now);
+            }
+            UpstreamInput::WriteAbandoned { started } => self
+                .session
+                .handle_upstream_write_abandoned(now, msg.conn, started),
+        }
+    }
+
+    fn on_client(&mut self, msg: Option<Result<Message, WsError>>) {
+        let now = Instant::now();
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                self.session.handle_client_text(now, Bytes::from(text))
+            }
+            Some(Ok(Message::Binary(_))) => self.session.handle_client_binary(now),
+            Some(Ok(Message::Close(_))) => {
+                self.outbox.answer_close();
+                self.client_gone(now)
+            }
+            Some(Ok(_)) => {} // ping (tungstenite answers), pong
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                self.outbox.close(1009, "message too big");
+                self.client_gone(now);
+            }
+            Some(Err(e)) => {
+                debug!(error = %e, "client read ended");
+                self.client_gone(now);
+            }
+            None => self.client_gone(now),
+        }
+    }
+
+    fn client_gone(&mut self, now: Instant) {
+        if self.client_open {
+            self.client_open = false;
+            self.session.handle_client_gone(now);
+        }
+    }
+
+    fn holds(&self, conn: ConnId) -> bool {
+        self.conns.iter().any(|c| c.id() == conn)
+    }
+
+    /// Performs every output of the session (the drive invariant), then feeds back what the
+    /// I/O learned meanwhile (full queues, a failed client writer) until nothing changes
+    async fn drive(&mut self) {
+        let mut unwritable: Vec<ConnId> = Vec::new();
+        loop {
+            let now = Instant::now();
+            while let Some(transmit) = self.session.poll_transmit() {
+                match transmit {
+                    Transmit::Client(frame) => self.outbox.push(frame),
+                    Transmit::Upstream { conn, msg } => {
+                        let queued = self
+                            .conns
+                            .iter()
+                            .find(|c| c.id() == conn)
+                            .is_some_and(|io| io.write(msg).is_ok());
+                        if !queued {
+                            unwritable.push(conn);
+                        }
+                    }
+                }
+            }
+            while let Some(cmd) = self.session.poll_command() {
+                self.route_command(cmd).await;
+            }
+            while let Some(event) = self.session.poll_event() {
+                self.log_event(&event);
+                if event == SessionEvent::Finished {
+                    self.finished = true;
+                } else {
+                    let _ = self
+                        .control
+                        .send(ControlMsg::Event { id: self.id, event })
+                        .await;
+                }
+            }
+            let mut changed = false;
+            for conn in unwritable.drain(..) {
+                // The writer's queue is full (upstream stopped reading) or the conn is gone.
+                self.session
+                    .handle_upstream_write_abandoned(now, conn, false);
+                changed = true;
+            }
+            if self.outbox.failed() && self.client_open {
+                self.client_gone(now);
+                changed = true;
+            }
+            let full = self.outbox.is_full();
+            if full != self.backpressured && self.client_open {
+                self.backpressured = full;
+                self.session.handle_client_backpressure(now, full);
+                changed = true;
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+
+    async fn route_command(&mut self, cmd: SessionCommand) {
+        match cmd {
+            SessionCommand::AbandonWrites { conn } => {
+                if let Some(io) = self.conns.iter().find(|c| c.id() == conn) {
+                    io.abandon_writes();
+                }
+            }
+            SessionCommand::CloseClient { code, reason } => {
+                self.outbox.close(code, reason);
+                self.client_open = false;
+            }
+            SessionCommand::Release(release) => {
+                let conn = release.record.id;
+                // The release reaches the control task before any report the reader sends it
+                // after the owner change, so an idle frame is never seen before its release.
+                let _ = self
+                    .control
+                    .send(ControlMsg::Command {
+                        id: self.id,
+                        cmd: SessionCommand::Release(release),
+                    })
+                    .await;
+                if let Some(pos) = self.conns.iter().position(|c| c.id() == conn) {
+                    let io = self.conns.swap_remove(pos);
+                    io.set_owner(Owner::Control).await;
+                }
+            }
+            cmd => {
+                let _ = self
+                    .control
+                    .send(ControlMsg::Command { id: self.id, cmd })
+                    .await;
+            }
+        }
+    }
+
+    fn log_event(&self, event: &SessionEvent) {
+        match event {
+            SessionEvent::ResponseEnded(r) => {
+                let account = self
+                    .account_names
+                    .get(&r.account)
+                    .map_or("?", String::as_str);
+                let usage = r.usage.as_ref();
+                let span = info_span!(
+                    "turn",
+                    turn = %r.turn,
+                    account,
+                    conn = %r.conn,
+                    response = r.response.as_ref().map_or("", |id| id.as_str()),
+                    lane = r.lane.as_ref().map_or("", |l| l.as_str()),
+                );
+                span.in_scope(|| {
+                    info!(
+                        outcome = r.outcome.as_str(),
+                        input_tokens = usage.map(|u| u.input_tokens),
+                        output_tokens = usage.map(|u| u.output_tokens),
+                        total_tokens = usage.map(|u| u.total_tokens),
+                        first_event_ms = r.time_to_first_event.map(|d| d.as_millis() as u64),
+                        duration_ms = r.duration.as_millis() as u64,
+                        drained = r.drained,
+                        successor = r.successor,
+                        "response ended"
+                    )
+                });
+            }
+            SessionEvent::Refused { turn, refusal } => {
+                debug!(%turn, ?refusal, "create answered by the gateway")
+            }
+            SessionEvent::TailPacket { conn } => warn!(%conn, "tail packet: conn is dirty"),
+            SessionEvent::UpstreamGarbage { conn } => {
+                warn!(%conn, "non-JSON frame from upstream: conn is dirty")
+            }
+            other => debug!(?other, "session"),
+        }
+    }
+}

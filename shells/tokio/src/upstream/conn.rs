@@ -1,0 +1,365 @@
+//! One upstream conn's I/O: a resident reader for its whole life and an independent writer.
+//!
+//! The reader forwards every frame to whoever holds the lease — the session task while leased,
+//! the control task while idle — so pings are answered and tail packets seen at all times. The
+//! holder changes through a small owner channel the reader selects on, so no lock is taken per
+//! frame. The writer takes a bounded queue, feeds every ready frame and flushes once, and gives
+//! up a write at its deadline or when the holder abandons writes.
+
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+use async_tungstenite::{WebSocketReceiver, WebSocketSender};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant as TokioInstant;
+use wsv2_core::conn::UpstreamTransmit;
+use wsv2_core::{AccountId, ConnId};
+
+use super::dial::UpstreamWs;
+use crate::control_task::{ControlMsg, ControlTx};
+
+/// Writes queued per conn before a new one counts as abandoned (the conn is then closed)
+const WRITE_QUEUE: usize = 64;
+/// Frames fed in one batch before a flush
+const WRITE_BATCH: usize = 32;
+
+type Io = async_tungstenite::tokio::TokioAdapter<Box<dyn super::dial::UpstreamIo>>;
+
+/// What the reader reports to the conn's holder
+#[derive(Debug)]
+pub(crate) enum UpstreamInput {
+    /// A text frame
+    Frame(Bytes),
+    /// A pong
+    Pong,
+    /// The socket ended (close, EOF, read or write error)
+    Closed,
+    /// A message over `max_message_size` arrived; the socket is unusable
+    TooBig,
+    /// Writes were abandoned (deadline or the holder's cancellation)
+    WriteAbandoned {
+        /// A write had begun (part of a frame may be on the wire)
+        started: bool,
+    },
+}
+
+/// One report of one conn
+#[derive(Debug)]
+pub(crate) struct UpstreamMsg {
+    /// The conn
+    pub(crate) conn: ConnId,
+    /// Its account
+    pub(crate) account: AccountId,
+    /// What happened
+    pub(crate) input: UpstreamInput,
+}
+
+/// Who receives a conn's reports
+#[derive(Debug)]
+pub(crate) enum Owner {
+    /// The control task (the conn is idle in its pool)
+    Control,
+    /// A session task (the conn is leased)
+    Session(mpsc::Sender<UpstreamMsg>),
+}
+
+#[derive(Debug)]
+struct WriteCmd {
+    msg: UpstreamTransmit,
+    /// The abandon generation this write was queued in
+    epoch: u64,
+}
+
+/// A writer's report to its reader
+#[derive(Debug)]
+enum WriterEvent {
+    Abandoned { started: bool },
+    CloseSent,
+    Failed,
+}
+
+/// Handle to one conn's reader and writer; cheap to clone, moved with the lease
+#[derive(Clone, Debug)]
+pub(crate) struct ConnIo {
+    id: ConnId,
+    writes: mpsc::Sender<WriteCmd>,
+    owner: mpsc::Sender<Owner>,
+    abandon: std::sync::Arc<watch::Sender<u64>>,
+}
+
+/// Why a write could not be queued
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct QueueFull;
+
+impl ConnIo {
+    /// The conn
+    pub(crate) fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Queues a write; never waits (a full queue means upstream stopped reading)
+    pub(crate) fn write(&self, msg: UpstreamTransmit) -> Result<(), QueueFull> {
+        let epoch = *self.abandon.borrow();
+        self.writes
+            .try_send(WriteCmd { msg, epoch })
+            .map_err(|_| QueueFull)
+    }
+
+    /// Abandons the write in flight and every queued one; the holder gets
+    /// [`UpstreamInput::WriteAbandoned`] if there was any
+    pub(crate) fn abandon_writes(&self) {
+        self.abandon.send_modify(|epoch| *epoch += 1);
+    }
+
+    /// Routes the conn's reports to `owner` from now on
+    pub(crate) async fn set_owner(&self, owner: Owner) {
+        // The reader may have ended; then there is nothing left to route.
+        let _ = self.owner.send(owner).await;
+    }
+}
+
+/// Starts the reader and writer of a freshly dialed conn, owned by the control task
+pub(crate) fn spawn_conn(
+    id: ConnId,
+    account: AccountId,
+    ws: UpstreamWs,
+    control: ControlTx,
+    close_wait: Duration,
+) -> ConnIo {
+    let (sink, stream) = ws.split();
+    let (writes_tx, writes_rx) = mpsc::channel(WRITE_QUEUE);
+    let (owner_tx, owner_rx) = mpsc::channel(4);
+    let (events_tx, events_rx) = mpsc::channel(4);
+    let (abandon_tx, abandon_rx) = watch::channel(0u64);
+    let writer = tokio::spawn(run_writer(sink, writes_rx, abandon_rx, events_tx));
+    let reader = Reader {
+        id,
+        account,
+        owner: Owner::Control,
+        owner_rx,
+        control,
+        closed_reported: false,
+    };
+    tokio::spawn(reader.run(stream, events_rx, writer, close_wait));
+    ConnIo {
+        id,
+        writes: writes_tx,
+        owner: owner_tx,
+        abandon: std::sync::Arc::new(abandon_tx),
+    }
+}
+
+struct Reader {
+    id: ConnId,
+    account: AccountId,
+    owner: Owner,
+    owner_rx: mpsc::Receiver<Owner>,
+    control: ControlTx,
+    closed_reported: bool,
+}
+
+impl Reader {
+    async fn run(
+        mut self,
+        mut stream: WebSocketReceiver<Io>,
+        mut events: mpsc::Receiver<WriterEvent>,
+        writer: tokio::task::JoinHandle<()>,
+        close_wait: Duration,
+    ) {
+        let mut close_deadline: Option<TokioInstant> = None;
+        loop {
+            tokio::select! {
+                biased;
+                Some(owner) = self.owner_rx.recv() => self.owner = owner,
+                Some(event) = events.recv() => match event {
+                    WriterEvent::Abandoned { started } => {
+                        self.deliver(UpstreamInput::WriteAbandoned { started }).await;
+                    }
+                    WriterEvent::CloseSent => {
+                        close_deadline.get_or_insert(TokioInstant::now() + close_wait);
+                    }
+                    WriterEvent::Failed => break,
+                },
+                () = sleep_until_opt(close_deadline) => break,
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        self.deliver(UpstreamInput::Frame(Bytes::from(text))).await;
+                    }
+                    // The protocol is text only; a binary frame is garbage the core must see.
+                    Some(Ok(Message::Binary(bytes))) => {
+                        self.deliver(UpstreamInput::Frame(bytes)).await;
+                    }
+                    Some(Ok(Message::Pong(_))) => self.deliver(UpstreamInput::Pong).await,
+                    Some(Ok(_)) => {} // pings are answered by tungstenite; close: wait for EOF
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                        self.deliver(UpstreamInput::TooBig).await;
+                        self.closed_reported = true;
+                        break;
+                    }
+                    Some(Err(_)) | None => break,
+                },
+            }
+        }
+        writer.abort();
+        if !self.closed_reported {
+            self.deliver(UpstreamInput::Closed).await;
+        }
+        let _ = self
+            .control
+            .send(ControlMsg::ConnGone {
+                account: self.account,
+                conn: self.id,
+            })
+            .await;
+    }
+
+    /// Hands one report to the current owner, following owner changes while it waits
+    async fn deliver(&mut self, input: UpstreamInput) {
+        let msg = UpstreamMsg {
+            conn: self.id,
+            account: self.account,
+            input,
+        };
+        loop {
+            match &self.owner {
+                Owner::Control => {
+                    let _ = self.control.send(ControlMsg::Idle { msg }).await;
+                    return;
+                }
+                Owner::Session(tx) => {
+                    let next = tokio::select! {
+                        biased;
+                        Some(owner) = self.owner_rx.recv() => owner,
+                        permit = tx.reserve() => match permit {
+                            Ok(permit) => return permit.send(msg),
+                            // The session task ended: its release went to the control task.
+                            Err(_) => Owner::Control,
+                        },
+                    };
+                    self.owner = next;
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<TokioInstant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The writer: batches ready frames, one flush per batch, under the earliest deadline, and
+/// drops everything queued before an abandon
+async fn run_writer(
+    mut sink: WebSocketSender<Io>,
+    mut rx: mpsc::Receiver<WriteCmd>,
+    mut abandon: watch::Receiver<u64>,
+    events: mpsc::Sender<WriterEvent>,
+) {
+    let mut current = *abandon.borrow_and_update();
+    let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        let first = tokio::select! {
+            biased;
+            changed = abandon.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                current = *abandon.borrow_and_update();
+                continue;
+            }
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => cmd,
+                None => return,
+            },
+        };
+        // Collect this wake-up's writes; ones queued before the latest abandon are dropped.
+        let mut dropped = false;
+        let mut deadline: Option<std::time::Instant> = None;
+        let mut closing = false;
+        batch.clear();
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            if cmd.epoch < current {
+                dropped |= matches!(cmd.msg, UpstreamTransmit::Text { .. });
+            } else {
+                match cmd.msg {
+                    UpstreamTransmit::Text { frame, deadline: d } => {
+                        deadline = Some(deadline.map_or(d, |x| x.min(d)));
+                        match async_tungstenite::tungstenite::Utf8Bytes::try_from(frame) {
+                            Ok(text) => batch.push(Message::Text(text)),
+                            Err(_) => dropped = true, // the core only emits UTF-8 JSON
+                        }
+                    }
+                    UpstreamTransmit::Ping => batch.push(Message::Ping(Bytes::new())),
+                    UpstreamTransmit::Close => {
+                        closing = true;
+                        batch.push(Message::Close(Some(CloseFrame {
+                            code: CloseCode::Normal,
+                            reason: "".into(),
+                        })));
+                    }
+                }
+            }
+            if batch.len() < WRITE_BATCH && !closing {
+                next = rx.try_recv().ok();
+            }
+        }
+        if dropped {
+            let _ = events.send(WriterEvent::Abandoned { started: false }).await;
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let write = async {
+            for msg in batch.drain(..) {
+                sink.feed(msg).await?;
+            }
+            sink.flush().await
+        };
+        let deadline = deadline.map(TokioInstant::from_std);
+        let outcome = tokio::select! {
+            biased;
+            changed = abandon.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                current = *abandon.borrow_and_update();
+                WriteOutcome::Abandoned
+            }
+            () = sleep_until_opt(deadline) => WriteOutcome::Abandoned,
+            result = write => match result {
+                Ok(()) => WriteOutcome::Done,
+                Err(_) => WriteOutcome::Failed,
+            },
+        };
+        match outcome {
+            WriteOutcome::Done if closing => {
+                let _ = events.send(WriterEvent::CloseSent).await;
+                return;
+            }
+            WriteOutcome::Done => {}
+            WriteOutcome::Abandoned => {
+                // Part of a frame may be on the wire: the framing cannot be trusted any more.
+                let _ = events.send(WriterEvent::Abandoned { started: true }).await;
+                while rx.try_recv().is_ok() {}
+            }
+            WriteOutcome::Failed => {
+                let _ = events.send(WriterEvent::Failed).await;
+                return;
+            }
+        }
+    }
+}
+
+enum WriteOutcome {
+    Done,
+    Abandoned,
+    Failed,
+}
