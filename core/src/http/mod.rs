@@ -55,6 +55,7 @@ use crate::conn::UpstreamConn;
 use crate::control::SessionInfo;
 use crate::rng::Jitter;
 use crate::scheduler::RetryState;
+use crate::session::Refusal;
 use crate::timer::{TimerName, TimerTable};
 use crate::{AccountId, Config, SessionId, TurnId};
 use request::HttpRequest;
@@ -148,6 +149,8 @@ pub struct HttpTurn {
     models: Option<(Bytes, Bytes)>,
     /// The last upstream `error` event of the current attempt
     last_error: Option<Bytes>,
+    /// Upstream's error of the last failed attempt, for a failover that finds no account
+    failed_attempt: Option<ErrorAnswer>,
     /// `stream:false`: the terminal's `response` object
     final_response: Option<Bytes>,
     head_sent: bool,
@@ -189,6 +192,7 @@ impl HttpTurn {
             turn: TurnId(0),
             models: None,
             last_error: None,
+            failed_attempt: None,
             final_response: None,
             head_sent: false,
             end_sent: false,
@@ -229,8 +233,15 @@ impl HttpTurn {
             HttpInput::Admission(admission) => self.on_admission(now, admission),
             HttpInput::Refused(refusal) => {
                 if self.phase == HttpPhase::Scheduling {
-                    let previous = self.previous_str();
-                    self.answer_error(&ErrorAnswer::from_refusal(&refusal, previous.as_deref()));
+                    // A failover that finds no other account answers with what the last
+                    // account said (upstream's 429 or 5xx), not with a generic 503.
+                    let answer = match self.failed_attempt.take() {
+                        Some(answer) if matches!(refusal, Refusal::Status { status: 503, .. }) => {
+                            answer
+                        }
+                        _ => ErrorAnswer::from_refusal(&refusal, self.previous_str().as_deref()),
+                    };
+                    self.answer_error(&answer);
                     self.finish();
                 }
             }

@@ -270,6 +270,9 @@ impl HttpTurn {
         let account = self.admission.as_ref().map(|a| a.account);
         match decision {
             RetryDecision::RetryAt { at, switch_account } => {
+                self.failed_attempt = upstream_error
+                    .as_ref()
+                    .map(ErrorAnswer::from_upstream_error);
                 if let Some(conn) = self.conn.take() {
                     self.release(conn, None);
                 }
