@@ -202,8 +202,11 @@ fn store_false_chain_is_held_and_its_conn_preferred() {
         vec![(true, Some("resp_a".to_owned()))],
         "a store:false turn releases with a chain hold"
     );
-    let pool = gw.control_pool_held(ca);
-    assert_eq!(pool.as_deref(), Some("resp_a"));
+    assert_eq!(
+        gw.control.stats().held,
+        1,
+        "the pool holds the chain's conn"
+    );
     // cb is the most recently released idle conn, yet the chain's turn gets ca.
     let c = gw.post(3, body(true, false, Some("resp_a")));
     assert_eq!(gw.conn_of(c), ca, "the conn whose cache holds the chain");
@@ -335,26 +338,4 @@ fn client_gone_mid_stream_drains_to_the_terminal_and_releases_clean() {
         "http_client_gone_mid_stream_drains_to_the_terminal",
         gw.trace()
     );
-}
-
-impl Gw {
-    fn control_pool_held(&self, conn: wsv2_core::ConnId) -> Option<String> {
-        let _ = conn;
-        // The registry is internal to Control; read the hold through the stats and the
-        // release command instead.
-        let held = self.control.stats().held;
-        (held == 1).then(|| {
-            self.commands
-                .iter()
-                .rev()
-                .find_map(|(_, c)| match c {
-                    HttpCommand::Release {
-                        hold: Some(h),
-                        release,
-                    } if release.record.id == conn => Some(h.as_str().to_owned()),
-                    _ => None,
-                })
-                .unwrap_or_default()
-        })
-    }
 }
