@@ -412,6 +412,16 @@ impl Control {
         self.pool.total_stats()
     }
 
+    /// One account's pool stats (`None` for an unknown account or one that resolves to HTTP)
+    pub fn pool_stats(&self, account: AccountId) -> Option<PoolStats> {
+        self.pool.stats(account)
+    }
+
+    /// The configured accounts, with their names (for metric labels)
+    pub fn accounts(&self) -> impl Iterator<Item = &AccountSpec> + '_ {
+        self.accounts.values().map(|(spec, _)| spec)
+    }
+
     /// The account a conn belongs to, while it exists
     pub fn account_of(&self, conn: ConnId) -> Option<AccountId> {
         self.conn_accounts.get(&conn).copied()
