@@ -379,6 +379,13 @@ impl Collector for ControlCollector {
         )?;
         ConstCounter::new(snap.store.breaker_opened).encode(m)?;
         let m = encoder.encode_descriptor(
+            "wsv2_store_lookup_gets",
+            "Store gets sent for routing lookups (at most one per decision)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(snap.store.gets).encode(m)?;
+        let m = encoder.encode_descriptor(
             "wsv2_store_breaker_misses",
             "Lookups answered Miss at once because the breaker was open",
             None,
