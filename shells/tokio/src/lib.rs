@@ -133,10 +133,15 @@ impl Drop for GatewayHandle {
 pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
     upstream::install_crypto_provider();
     let redis = match &config.redis_url {
-        Some(url) => Some(
-            store_redis::RedisStore::new(url.expose(), config.core.store.store_op_timeout)
-                .map_err(|e| StartError::Unsupported(format!("redis_url: {e}")))?,
-        ),
+        Some(url) => {
+            let store =
+                store_redis::RedisStore::new(url.expose(), config.core.store.store_op_timeout)
+                    .map_err(|e| StartError::Unsupported(format!("redis_url: {e}")))?;
+            let store = Arc::new(store);
+            let warm = store.clone();
+            tokio::spawn(async move { warm.warm_up().await });
+            Some(store)
+        }
         None => None,
     };
     if let Some(account) = config.accounts.iter().find(|a| a.proxy.is_some()) {
@@ -191,7 +196,7 @@ pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
         .then(|| Arc::new(metrics_export::Metrics::new()));
     let names = Arc::new(names);
     let task = ControlTask::new(control, cfg.clone(), dials, control_tx.clone()).with_extension(
-        redis.map(|r| store_backend::StoreBackend::Redis(Arc::new(r))),
+        redis.map(store_backend::StoreBackend::Redis),
         metrics.clone(),
         names.clone(),
     );

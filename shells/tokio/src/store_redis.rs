@@ -37,6 +37,12 @@ impl RedisStore {
         }
     }
 
+    /// Connects now, so the first binding written after start does not also pay the connect
+    /// (a failure is left to the first command, which retries)
+    pub(crate) async fn warm_up(&self) {
+        let _ = tokio::time::timeout(self.op_timeout, self.connection()).await;
+    }
+
     async fn run(&self, cmd: &StoreCommand) -> Result<Option<String>, StoreFailure> {
         let mut conn = self.connection().await?;
         let key = cmd.kind.key().as_str();
