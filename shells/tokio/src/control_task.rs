@@ -18,7 +18,9 @@ use wsv2_core::{AccountId, Config, ConnId, SessionId};
 use crate::control::{
     Control, ControlOutput, DialFailure, SessionInfo, SessionInput, UpgradeRefusal,
 };
-use crate::upstream::{ConnIo, DialRequest, UpstreamInput, UpstreamMsg, dial, spawn_conn};
+use crate::upstream::{
+    ConnIo, DialRequest, DialRoute, UpstreamInput, UpstreamMsg, dial, spawn_conn,
+};
 
 /// Messages the control task's inbox holds at most; senders wait when it is full
 pub(crate) const CONTROL_INBOX: usize = 4096;
@@ -57,6 +59,13 @@ pub(crate) enum ControlMsg {
     },
     /// Pool totals, for the demo and tests
     Stats { reply: oneshot::Sender<PoolStats> },
+    /// A reloaded account list (`Control::apply_accounts`) and how to reach each account
+    Reload {
+        accounts: Vec<crate::control::AccountSpec>,
+        dials: HashMap<AccountId, AccountDial>,
+    },
+    /// Answered once no upstream conn is open (shutdown waits on it after closing the pool)
+    WhenNoConns { reply: oneshot::Sender<()> },
 }
 
 /// One answer for a session task; a lease brings the conn's I/O handle along
@@ -83,6 +92,8 @@ pub(crate) struct AccountDial {
     pub(crate) url: String,
     /// Its credential
     pub(crate) token: Arc<str>,
+    /// Its proxy and the TLS client
+    pub(crate) route: Arc<DialRoute>,
 }
 
 struct SessionEntry {
@@ -99,6 +110,8 @@ pub(crate) struct ControlTask {
     conns: HashMap<ConnId, ConnIo>,
     store: MemoryBackend,
     me: ControlTx,
+    /// Waiting for the last conn to end
+    no_conns_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl ControlTask {
@@ -116,6 +129,7 @@ impl ControlTask {
             sessions: HashMap::new(),
             conns: HashMap::new(),
             me,
+            no_conns_waiters: Vec::new(),
         }
     }
 
@@ -134,6 +148,11 @@ impl ControlTask {
                 }
             }
             self.drain();
+            if self.conns.is_empty() {
+                for waiter in self.no_conns_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
         }
     }
 
@@ -196,6 +215,12 @@ impl ControlTask {
             ControlMsg::Stats { reply } => {
                 let _ = reply.send(self.control.stats());
             }
+            ControlMsg::Reload { accounts, dials } => {
+                // Dials already under way keep the route they started with.
+                self.accounts = dials;
+                self.control.apply_accounts(now, accounts);
+            }
+            ControlMsg::WhenNoConns { reply } => self.no_conns_waiters.push(reply),
         }
     }
 
@@ -267,6 +292,7 @@ impl ControlTask {
             token: target.token.clone(),
             headers,
             max_message_size: self.cfg.upstream.max_message_size,
+            route: target.route.clone(),
         };
         let timeout = self.cfg.upstream.dial_timeout;
         let close_wait = close_wait(&self.cfg);
