@@ -102,3 +102,34 @@ impl UpstreamTls {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_answers_times_out_at_exactly_the_tls_limit() {
+        let tls = UpstreamTls::new(None, Duration::from_millis(300)).expect("webpki roots");
+        // The far end reads the ClientHello and never answers.
+        let (near, _far) = tokio::io::duplex(64 * 1024);
+        let started = tokio::time::Instant::now();
+        match tls.connect("upstream.test", near).await {
+            Err(TlsStepError::TimedOut(limit)) => assert_eq!(limit, Duration::from_millis(300)),
+            other => panic!("expected the TLS timeout, got {:?}", other.map(|_| ())),
+        }
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused_naming_the_file() {
+        let path = std::env::temp_dir().join(format!("wsv2-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let path_text = path.display().to_string();
+        let err = UpstreamTls::new(Some(&path_text), Duration::from_secs(1)).unwrap_err();
+        assert!(err.0.contains(&path_text), "{err}");
+        assert!(err.0.contains("no PEM certificate"), "{err}");
+        let missing = UpstreamTls::new(Some("/nonexistent/ca.pem"), Duration::from_secs(1));
+        assert!(missing.unwrap_err().0.contains("/nonexistent/ca.pem"));
+        let _ = std::fs::remove_file(path);
+    }
+}
