@@ -144,6 +144,7 @@ impl Gateway {
                     }
                     ControlOutput::Ping { .. }
                     | ControlOutput::Close { .. }
+                    | ControlOutput::Http(..)
                     | ControlOutput::Event(_) => {}
                 }
             }

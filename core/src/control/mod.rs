@@ -20,6 +20,7 @@
 //! Bind (after each terminal) ─▶ store: response → account, response → conn
 //! ```
 
+mod http;
 mod schedule;
 mod types;
 
@@ -70,6 +71,8 @@ pub struct Control {
     sessions: HashMap<SessionId, SessionEntry>,
     slot_waiters: HashMap<AccountId, VecDeque<SlotWaiter>>,
     conn_accounts: HashMap<ConnId, AccountId>,
+    /// HTTP requests in flight (holders named like sessions, answered with `ControlOutput::Http`)
+    http: HashMap<SessionId, http::HttpEntry>,
     out: VecDeque<ControlOutput>,
 }
 
@@ -84,6 +87,7 @@ impl Control {
             sessions: HashMap::new(),
             slot_waiters: HashMap::new(),
             conn_accounts: HashMap::new(),
+            http: HashMap::new(),
             out: VecDeque::new(),
             cfg,
         };
@@ -501,6 +505,12 @@ impl Control {
                     self.out.push_back(ControlOutput::Close { account, conn });
                 }
             }
+            PoolCommand::Granted(lease) if self.http.contains_key(&lease.holder) => {
+                self.http_lease(Ok(lease))
+            }
+            PoolCommand::Refused { holder, reason } if self.http.contains_key(&holder) => {
+                self.http_lease(Err((holder, reason)))
+            }
             PoolCommand::Granted(lease) => {
                 let holder = lease.holder;
                 if let Some(entry) = self.sessions.get_mut(&holder) {
@@ -531,10 +541,12 @@ impl Control {
         if self.scheduler.try_acquire_slot(account, w.max_concurrency) {
             waiters.pop_front();
             self.scheduler.waiter_removed(account);
-            self.out.push_back(ControlOutput::Session(
-                w.session,
-                SessionInput::SlotGranted(w.turn),
-            ));
+            let output = if self.http.contains_key(&w.session) {
+                ControlOutput::Http(w.session, crate::http::HttpInput::SlotGranted)
+            } else {
+                ControlOutput::Session(w.session, SessionInput::SlotGranted(w.turn))
+            };
+            self.out.push_back(output);
         }
     }
 }

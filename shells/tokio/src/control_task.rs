@@ -251,6 +251,8 @@ impl ControlTask {
                     self.control.handle_store_reply(now, cmd.op, result);
                 }
                 ControlOutput::Event(event) => info!(?event, "control"),
+                // No HTTP turns run in this shell yet (issue 7): none can be waiting.
+                ControlOutput::Http(..) => {}
             }
         }
     }
