@@ -446,3 +446,32 @@ fn a_reload_adds_removes_and_re_enables_accounts_without_dropping_sessions() {
         Err(UpgradeRefusal::NoUsableAccount)
     );
 }
+
+#[test]
+fn a_session_holding_a_conn_of_a_removed_account_runs_its_next_turn_on_it() {
+    let mut gw = Gateway::new(vec![account(1, 4, false)]);
+    let s1 = gw.open(1, None);
+    gw.client(s1, create(None, true));
+    let c1 = gw.create_conn(s1);
+    gw.complete(s1, c1, "resp_1", true);
+    gw.control
+        .apply_accounts(gw.now, vec![account(2, 4, false)]);
+    gw.run();
+    // The open session's next turn: its conn is still leased to it, so the create goes out
+    // on c1 at once instead of waiting for a slot of an account that no longer exists.
+    let sent_before = gw.creates.len();
+    gw.client(s1, create(Some("resp_1"), true));
+    assert_eq!(
+        gw.creates.len(),
+        sent_before + 1,
+        "the create went upstream"
+    );
+    assert_eq!(gw.create_conn(s1), c1, "on the conn the session holds");
+    gw.complete(s1, c1, "resp_2", true);
+    let completed = gw
+        .to_client
+        .iter()
+        .filter(|(s, v)| *s == s1 && v["type"] == "response.completed")
+        .count();
+    assert_eq!(completed, 2, "both turns completed");
+}

@@ -231,7 +231,10 @@ impl Control {
                 account,
                 max_concurrency,
             } => {
-                if self.scheduler.try_acquire_slot(account, max_concurrency) {
+                // A removed account (reload) has no slots left to count, but a session that
+                // still holds one of its conns runs its turns there until it releases it.
+                let removed = !self.accounts.contains_key(&account);
+                if removed || self.scheduler.try_acquire_slot(account, max_concurrency) {
                     self.out
                         .push_back(ControlOutput::Session(id, SessionInput::SlotGranted(turn)));
                 } else {

@@ -17,7 +17,9 @@ use wsv2_core::{AccountId, Config, ConnId, SessionId};
 use crate::control::{
     Control, ControlOutput, DialFailure, SessionInfo, SessionInput, UpgradeRefusal,
 };
-use crate::upstream::{ConnIo, DialRequest, UpstreamInput, UpstreamMsg, dial, spawn_conn};
+use crate::upstream::{
+    ConnIo, DialRequest, DialRoute, UpstreamInput, UpstreamMsg, dial, spawn_conn,
+};
 
 mod http_glue;
 pub(crate) use http_glue::Extension;
@@ -81,6 +83,13 @@ pub(crate) enum ControlMsg {
     Scrape {
         reply: oneshot::Sender<crate::metrics_export::ControlSnapshot>,
     },
+    /// A reloaded account list (`Control::apply_accounts`) and how to reach each account
+    Reload {
+        accounts: Vec<crate::control::AccountSpec>,
+        dials: HashMap<AccountId, AccountDial>,
+    },
+    /// Answered once no upstream conn is open (shutdown waits on it after closing the pool)
+    WhenNoConns { reply: oneshot::Sender<()> },
 }
 
 /// One answer for a session task; a lease brings the conn's I/O handle along
@@ -107,6 +116,8 @@ pub(crate) struct AccountDial {
     pub(crate) url: String,
     /// Its credential
     pub(crate) token: Arc<str>,
+    /// Its proxy and the TLS client
+    pub(crate) route: Arc<DialRoute>,
 }
 
 struct SessionEntry {
@@ -124,6 +135,8 @@ pub(crate) struct ControlTask {
     me: ControlTx,
     /// HTTP turns, the Redis store and metrics (`http_glue`)
     ext: Extension,
+    /// Waiting for the last conn to end
+    no_conns_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl ControlTask {
@@ -141,6 +154,7 @@ impl ControlTask {
             sessions: HashMap::new(),
             conns: HashMap::new(),
             me,
+            no_conns_waiters: Vec::new(),
         }
     }
 
@@ -159,6 +173,11 @@ impl ControlTask {
                 }
             }
             self.drain();
+            if self.conns.is_empty() {
+                for waiter in self.no_conns_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
         }
     }
 
@@ -232,6 +251,12 @@ impl ControlTask {
             | ControlMsg::HttpEvent { .. }
             | ControlMsg::StoreReply(_)
             | ControlMsg::Scrape { .. }) => self.handle_ext(msg),
+            ControlMsg::Reload { accounts, dials } => {
+                // Dials already under way keep the route they started with.
+                self.accounts = dials;
+                self.control.apply_accounts(now, accounts);
+            }
+            ControlMsg::WhenNoConns { reply } => self.no_conns_waiters.push(reply),
         }
     }
 
@@ -306,6 +331,7 @@ impl ControlTask {
             token: target.token.clone(),
             headers,
             max_message_size: self.cfg.upstream.max_message_size,
+            route: target.route.clone(),
         };
         let timeout = self.cfg.upstream.dial_timeout;
         let close_wait = close_wait(&self.cfg);

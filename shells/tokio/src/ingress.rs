@@ -27,7 +27,9 @@ use wsv2_core::{AccountId, Config, SessionId};
 
 use crate::control::SessionInfo;
 use crate::control_task::{ControlMsg, ControlTx, DialHeaders};
+use crate::lifecycle::{Lifecycle, ShutdownSignal};
 use crate::relay_config::ws_config;
+use crate::reload::Swap;
 use crate::session_task::{SessionStart, run_session};
 
 mod http_routes;
@@ -62,7 +64,8 @@ pub(crate) struct ClientKey {
     pub(crate) group: String,
     /// Open WebSocket cap
     pub(crate) max_sockets: usize,
-    open: Arc<AtomicUsize>,
+    /// Open sockets of this key (carried over by a reload that keeps the key)
+    pub(crate) open: Arc<AtomicUsize>,
 }
 
 impl ClientKey {
@@ -75,27 +78,50 @@ impl ClientKey {
     }
 }
 
-/// One open socket counted against its key's cap; released on drop
+/// One open socket counted against its key's cap, and its shutdown signal (the socket counts
+/// as open for graceful shutdown until both are dropped); released on drop
 #[derive(Debug)]
-pub(crate) struct SocketPermit(Arc<AtomicUsize>);
+pub(crate) struct SocketPermit {
+    count: Arc<AtomicUsize>,
+    shutdown: Option<ShutdownSignal>,
+}
+
+impl SocketPermit {
+    /// A permit that counts against the key's cap but takes no shutdown signal (HTTP requests)
+    pub(crate) fn without_shutdown(count: Arc<AtomicUsize>) -> Self {
+        Self {
+            count,
+            shutdown: None,
+        }
+    }
+
+    /// The socket's shutdown signal, for the session task to select on (once)
+    pub(crate) fn take_shutdown(&mut self) -> ShutdownSignal {
+        self.shutdown.take().unwrap_or_else(ShutdownSignal::never)
+    }
+}
 
 impl Drop for SocketPermit {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Shared state of the listener
 pub(crate) struct Ingress {
-    pub(crate) keys: HashMap<String, ClientKey>,
+    /// Client keys (swapped by a reload)
+    pub(crate) keys: Swap<HashMap<String, ClientKey>>,
     pub(crate) control: ControlTx,
     pub(crate) cfg: Arc<Config>,
-    pub(crate) account_names: Arc<HashMap<AccountId, String>>,
+    /// Account names for log lines (swapped by a reload)
+    pub(crate) account_names: Swap<HashMap<AccountId, String>>,
     pub(crate) next_session: AtomicU64,
     /// `/metrics` and the counters tasks bump (`None` with `metrics = false`)
     pub(crate) metrics: Option<Arc<crate::metrics_export::Metrics>>,
     /// Where accounts that resolve to HTTP are POSTed
     pub(crate) forward: Arc<HashMap<AccountId, crate::forward::ForwardTarget>>,
+    /// Shutdown state and the per-socket signals
+    pub(crate) lifecycle: Arc<Lifecycle>,
 }
 
 type Body = Full<Bytes>;
@@ -145,6 +171,9 @@ pub(crate) async fn serve(listener: TcpListener, ingress: Arc<Ingress>) {
 
 impl Ingress {
     async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
+        if let Some(response) = crate::health::route(&self, &req).await {
+            return response;
+        }
         let path = req.uri().path();
         if !WS_PATHS.contains(&path) {
             return error_response(
@@ -163,7 +192,16 @@ impl Ingress {
                 "this gateway serves the Responses API in WebSocket mode: send GET with Upgrade: websocket",
             );
         }
-        let Some(key) = bearer(req.headers()).and_then(|k| self.keys.get(k)) else {
+        if self.lifecycle.is_shutting_down() {
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("gateway_shutting_down"),
+                "the gateway is shutting down; connect to another instance",
+            );
+        }
+        let keys = self.keys.load();
+        let Some(key) = bearer(req.headers()).and_then(|k| keys.get(k)) else {
             let message = if bearer(req.headers()).is_some() {
                 "Incorrect API key provided"
             } else {
@@ -192,7 +230,10 @@ impl Ingress {
                 );
                 return response;
             }
-            _ => SocketPermit(key.open.clone()),
+            _ => SocketPermit {
+                count: key.open.clone(),
+                shutdown: Some(self.lifecycle.subscribe()),
+            },
         };
         let (reply, answer) = oneshot::channel();
         if self
@@ -249,7 +290,7 @@ impl Ingress {
             control: self.control.clone(),
             info,
             headers: Arc::new(headers),
-            account_names: self.account_names.clone(),
+            account_names: self.account_names.load(),
             permit,
         };
         let on_upgrade = hyper::upgrade::on(&mut req);

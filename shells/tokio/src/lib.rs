@@ -49,20 +49,25 @@ mod control;
 mod control_task;
 pub mod demo;
 mod forward;
+mod health;
 mod http_task;
 mod ingress;
+mod lifecycle;
+pub mod logging;
 mod metrics_export;
+mod operations;
 mod relay_config;
+mod reload;
 mod session_task;
+pub mod signals;
 mod store_backend;
 mod store_redis;
 mod time;
 mod upstream;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::net::TcpListener;
@@ -70,9 +75,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use wsv2_core::pool::PoolStats;
 
-use crate::control::{AccountSpec, Control};
-use crate::control_task::{AccountDial, CONTROL_INBOX, ControlMsg, ControlTask, ControlTx};
-use crate::ingress::{ClientKey, Ingress};
+use crate::control::Control;
+use crate::control_task::{CONTROL_INBOX, ControlMsg, ControlTask, ControlTx};
+use crate::ingress::Ingress;
+use crate::lifecycle::Lifecycle;
+use crate::reload::{AccountPlan, Swap, key_table};
+use crate::upstream::UpstreamTls;
+pub use operations::{ReloadError, ShutdownReport};
+pub use reload::ReloadReport;
 pub use wsv2_core::file_config::GatewayConfig;
 
 /// Why the gateway could not start
@@ -82,6 +92,8 @@ pub enum StartError {
     Unsupported(String),
     /// The listener could not be bound
     Bind(std::io::Error),
+    /// The upstream TLS client could not be built (`tls_ca_file`)
+    Tls(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -89,6 +101,7 @@ impl std::fmt::Display for StartError {
         match self {
             Self::Unsupported(what) => write!(f, "unsupported configuration: {what}"),
             Self::Bind(e) => write!(f, "cannot listen: {e}"),
+            Self::Tls(e) => write!(f, "upstream TLS: {e}"),
         }
     }
 }
@@ -96,12 +109,15 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// A running gateway
-#[derive(Debug)]
 pub struct GatewayHandle {
     /// The address it listens on
     pub addr: SocketAddr,
     control: ControlTx,
     accept: JoinHandle<()>,
+    ingress: Arc<Ingress>,
+    lifecycle: Arc<Lifecycle>,
+    /// The configuration last applied (start or reload)
+    applied: Mutex<GatewayConfig>,
 }
 
 impl GatewayHandle {
@@ -117,9 +133,22 @@ impl GatewayHandle {
         answer.await.ok()
     }
 
-    /// Stops accepting connections (open sessions end with their sockets)
-    pub fn shutdown(&self) {
-        self.accept.abort();
+    /// `http://ADDR/healthz`
+    pub fn healthz_url(&self) -> String {
+        format!("http://{}/healthz", self.addr)
+    }
+
+    /// `http://ADDR/readyz`
+    pub fn readyz_url(&self) -> String {
+        format!("http://{}/readyz", self.addr)
+    }
+}
+
+impl std::fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,93 +173,64 @@ pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
         }
         None => None,
     };
-    if let Some(account) = config.accounts.iter().find(|a| a.proxy.is_some()) {
-        return Err(StartError::Unsupported(format!(
-            "accounts[{}].proxy: upstream proxies are not supported by this build yet",
-            account.id
-        )));
-    }
-    if config.tls_ca_file.is_some() {
-        return Err(StartError::Unsupported(
-            "tls_ca_file: extra root certificates are not supported by this build yet".to_owned(),
-        ));
-    }
     let cfg = Arc::new(config.core.clone());
-    let mut specs = Vec::with_capacity(config.accounts.len());
-    let mut dials = HashMap::new();
-    let mut names = HashMap::new();
-    let mut forward = HashMap::new();
-    for a in &config.accounts {
-        let id = a.id;
-        specs.push(AccountSpec {
-            id,
-            name: a.name.clone(),
-            protocol: a.protocol(),
-            concurrency: a.concurrency,
-            priority: a.priority,
-            model_map: a.model_map.clone(),
-        });
-        dials.insert(
-            id,
-            AccountDial {
-                url: a.base_url.ws_url().to_owned(),
-                token: Arc::from(a.token.expose()),
-            },
-        );
-        names.insert(id, a.name.clone());
-        forward.insert(
-            id,
-            forward::ForwardTarget {
+    let tls = UpstreamTls::new(
+        config.tls_ca_file.as_deref(),
+        cfg.upstream.tls_handshake_timeout,
+    )
+    .map_err(|e| StartError::Tls(e.to_string()))?;
+    let plan = AccountPlan::new(&config, &tls);
+    let forward: std::collections::HashMap<_, _> = config
+        .accounts
+        .iter()
+        .map(|a| {
+            let target = forward::ForwardTarget {
                 url: a.base_url.clone(),
                 token: Arc::from(a.token.expose()),
-            },
-        );
-    }
+            };
+            (a.id, target)
+        })
+        .collect();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let control = Control::new(cfg.clone(), specs, seed, Instant::now());
+    let control = Control::new(cfg.clone(), plan.specs, seed, Instant::now());
     let (control_tx, control_rx) = mpsc::channel(CONTROL_INBOX);
     let metrics = config
         .metrics
         .then(|| Arc::new(metrics_export::Metrics::new()));
-    let names = Arc::new(names);
-    let task = ControlTask::new(control, cfg.clone(), dials, control_tx.clone()).with_extension(
-        redis.map(store_backend::StoreBackend::Redis),
-        metrics.clone(),
-        names.clone(),
-    );
+    let names = Arc::new(plan.names.clone());
+    let task = ControlTask::new(control, cfg.clone(), plan.dials, control_tx.clone())
+        .with_extension(
+            redis.map(store_backend::StoreBackend::Redis),
+            metrics.clone(),
+            names,
+        );
     tokio::spawn(task.run(control_rx));
 
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
-    let keys = config
-        .client_keys
-        .iter()
-        .map(|k| {
-            let cap = usize::try_from(k.max_sockets).unwrap_or(usize::MAX);
-            (
-                k.key.expose().to_owned(),
-                ClientKey::new(k.group.clone(), cap),
-            )
-        })
-        .collect();
+    let lifecycle = Lifecycle::new();
     let ingress = Arc::new(Ingress {
-        keys,
+        keys: Swap::new(key_table(&config, None)),
         control: control_tx.clone(),
         cfg,
-        account_names: names,
+        account_names: Swap::new(plan.names),
         next_session: AtomicU64::new(1),
         metrics,
         forward: Arc::new(forward),
+        lifecycle: lifecycle.clone(),
     });
-    let accept = tokio::spawn(ingress::serve(listener, ingress));
+    let accept = tokio::spawn(ingress::serve(listener, ingress.clone()));
     tracing::info!(%addr, "wsv2 gateway listening");
     Ok(GatewayHandle {
         addr,
         control: control_tx,
         accept,
+        ingress,
+        lifecycle,
+        applied: Mutex::new(config),
     })
 }

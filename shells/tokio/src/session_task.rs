@@ -55,7 +55,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         info,
         headers,
         account_names,
-        permit,
+        mut permit,
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let write_timeout = cfg.session.client_write_timeout;
@@ -92,6 +92,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         conns: Vec::with_capacity(2),
         finished: false,
         account_names,
+        shutdown: permit.take_shutdown(),
     };
     task.run().await;
     let _ = task.control.send(ControlMsg::Close { id }).await;
@@ -149,6 +150,8 @@ struct SessionTask {
     conns: Vec<ConnIo>,
     finished: bool,
     account_names: Arc<HashMap<AccountId, String>>,
+    /// Fires once when the gateway shuts down
+    shutdown: crate::lifecycle::ShutdownSignal,
 }
 
 impl SessionTask {
@@ -165,6 +168,7 @@ impl SessionTask {
                     Some(delivery) => self.on_delivery(delivery).await,
                     None => return, // the control task is gone: shutting down
                 },
+                () = self.shutdown.requested() => self.session.handle_shutdown(Instant::now()),
                 Some(msg) = self.upstream_rx.recv(), if read_upstream => self.on_upstream(msg).await,
                 msg = self.client.next(), if read_client => self.on_client(msg),
                 () = drained.notified(), if waiting_for_drain => self.outbox.refill(),

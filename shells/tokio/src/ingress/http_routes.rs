@@ -78,7 +78,16 @@ impl Ingress {
     }
 
     async fn handle_post(&self, req: Request<Incoming>) -> Response<GatewayBody> {
-        let Some(key) = bearer(req.headers()).and_then(|k| self.keys.get(k)) else {
+        if self.lifecycle.is_shutting_down() {
+            return boxed(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("gateway_shutting_down"),
+                "the gateway is shutting down; send the request to another instance",
+            ));
+        }
+        let keys = self.keys.load();
+        let Some(key) = bearer(req.headers()).and_then(|k| keys.get(k)) else {
             let message = if bearer(req.headers()).is_some() {
                 "Incorrect API key provided"
             } else {
@@ -106,7 +115,8 @@ impl Ingress {
             );
             return boxed(response);
         }
-        let permit = SocketPermit(key.open.clone());
+        // An HTTP turn is not signalled at shutdown: it ends with its response.
+        let permit = SocketPermit::without_shutdown(key.open.clone());
         let (info, headers) = session_info(req.headers(), &key.group);
         let limit = self.cfg.upstream.max_message_size;
         let body = match Limited::new(req.into_body(), limit).collect().await {
@@ -140,7 +150,7 @@ impl Ingress {
             headers: Arc::new(headers),
             body,
             forward: self.forward.clone(),
-            account_names: self.account_names.clone(),
+            account_names: self.account_names.load(),
             metrics: self.metrics.clone(),
             permit,
         });

@@ -1,29 +1,50 @@
-//! Opening one upstream WebSocket: TCP (`TCP_NODELAY`), TLS for `wss://`, then the upgrade with
-//! the account's credential and the headers the pool key and the session allow.
+//! Opening one upstream WebSocket, in four bounded steps:
 //!
-//! Proxies and a separate TLS-step timeout are issue 6: [`connect_transport`] is the seam where
-//! a proxy connector will produce the byte stream; everything after it stays the same.
+//! ```text
+//!  TCP (TCP_NODELAY) ──▶ proxy tunnel (HTTP CONNECT | SOCKS5, if the account has one)
+//!        ──▶ TLS (wss:// only; ≤ upstream.tls_handshake_timeout) ──▶ upgrade (101 | refusal)
+//!  └──────────────────────── all of it ≤ upstream.dial_timeout ────────────────────────┘
+//! ```
+//!
+//! Every failure names its step, so an operator can tell a silent TLS peer from a slow proxy.
+//! An upgrade answered with anything but 101 becomes a [`DialFailure`] carrying the HTTP status
+//! and the reset upstream named (`Retry-After`, `x-ratelimit-reset-*`, `resets_in_seconds`), so
+//! the core can disable the account (401/403) or cool it down (429/5xx).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
-use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request, header};
+use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request, Response, header};
 use async_tungstenite::tungstenite::{self, Error as WsError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use wsv2_core::event::parse_error_event;
+use wsv2_core::file_config::ProxyUrl;
 
+use super::proxy_io::{TunnelError, open_tunnel};
+use super::tls::{TlsStepError, UpstreamTls};
 use crate::control::DialFailure;
 use crate::relay_config::ws_config;
 
-/// Any byte stream an upstream WebSocket can run over (plain TCP, TLS, later a proxy tunnel)
+/// Any byte stream an upstream WebSocket can run over (TCP, TLS, a proxy tunnel, TLS in one)
 pub(crate) trait UpstreamIo: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> UpstreamIo for T {}
 
 /// The stream type of every upstream WebSocket
 pub(crate) type UpstreamWs = WebSocketStream<TokioAdapter<Box<dyn UpstreamIo>>>;
+
+/// How an account's conns reach upstream: its proxy (if any) and the process's TLS client
+#[derive(Clone, Debug)]
+pub(crate) struct DialRoute {
+    /// The account's outbound proxy
+    pub(crate) proxy: Option<ProxyUrl>,
+    /// Roots and the TLS-step bound
+    pub(crate) tls: UpstreamTls,
+}
 
 /// Everything one dial needs
 #[derive(Clone, Debug)]
@@ -37,24 +58,38 @@ pub(crate) struct DialRequest {
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     /// Largest message on this hop
     pub(crate) max_message_size: usize,
+    /// Proxy and TLS
+    pub(crate) route: Arc<DialRoute>,
 }
 
-/// One rustls client config for the process (webpki roots, ring provider)
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Arc::new(config)
-    });
-    tokio_rustls::TlsConnector::from(config.clone())
+/// The step a dial is in, for the message of a `dial_timeout` that cuts it
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Step {
+    Tcp = 0,
+    Proxy = 1,
+    Tls = 2,
+    Upgrade = 3,
+}
+
+impl Step {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Tcp,
+            1 => Self::Proxy,
+            2 => Self::Tls,
+            _ => Self::Upgrade,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "TCP connect",
+            Self::Proxy => "proxy handshake",
+            Self::Tls => "TLS handshake",
+            Self::Upgrade => "WebSocket upgrade",
+        }
+    }
 }
 
 /// Installs ring as the process-wide rustls provider (once; later calls are no-ops)
@@ -70,10 +105,50 @@ fn failure(message: impl Into<String>) -> DialFailure {
     }
 }
 
-/// Opens the byte stream to the URL's host: TCP with `TCP_NODELAY`, then TLS for `wss://`
-///
-/// The seam for issue 6 (HTTP CONNECT / SOCKS5 proxies, TLS handshake timeout).
-async fn connect_transport(request: &Request<()>) -> Result<Box<dyn UpstreamIo>, DialFailure> {
+/// Dials one upstream WebSocket; all steps together are bounded by `timeout`
+/// (`upstream.dial_timeout`), the TLS step alone by `upstream.tls_handshake_timeout`
+pub(crate) async fn dial(req: &DialRequest, timeout: Duration) -> Result<UpstreamWs, DialFailure> {
+    let step = AtomicU8::new(Step::Tcp as u8);
+    match tokio::time::timeout(timeout, dial_inner(req, &step)).await {
+        Ok(result) => result,
+        Err(_) => Err(failure(format!(
+            "upstream dial timed out after {} ms (upstream.dial_timeout) in the {} step",
+            timeout.as_millis(),
+            Step::from_u8(step.load(Ordering::Relaxed)).name()
+        ))),
+    }
+}
+
+async fn dial_inner(req: &DialRequest, step: &AtomicU8) -> Result<UpstreamWs, DialFailure> {
+    let mut request = req
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| failure(format!("upstream URL: {e}")))?;
+    let headers = request.headers_mut();
+    for (name, value) in &req.headers {
+        headers.append(name.clone(), value.clone());
+    }
+    let auth = HeaderValue::try_from(format!("Bearer {}", req.token))
+        .map_err(|_| failure("account token is not a valid header value"))?;
+    headers.insert(header::AUTHORIZATION, auth);
+    let io = connect_transport(&request, &req.route, step).await?;
+    step.store(Step::Upgrade as u8, Ordering::Relaxed);
+    let config = ws_config(req.max_message_size);
+    match async_tungstenite::tokio::client_async_with_config(request, io, Some(config)).await {
+        Ok((ws, _response)) => Ok(ws),
+        Err(WsError::Http(response)) => Err(refusal(&response)),
+        Err(e) => Err(failure(format!("upstream upgrade: {}", describe(&e)))),
+    }
+}
+
+/// Opens the byte stream to the URL's host: TCP with `TCP_NODELAY` (to the proxy, if any), the
+/// proxy tunnel, then TLS for `wss://`
+async fn connect_transport(
+    request: &Request<()>,
+    route: &DialRoute,
+    step: &AtomicU8,
+) -> Result<Box<dyn UpstreamIo>, DialFailure> {
     let uri = request.uri();
     let tls = match uri.scheme_str() {
         Some("wss") => true,
@@ -87,66 +162,104 @@ async fn connect_transport(request: &Request<()>) -> Result<Box<dyn UpstreamIo>,
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let tcp = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| failure(format!("connect {host}:{port}: {e}")))?;
-    tcp.set_nodelay(true)
-        .map_err(|e| failure(format!("TCP_NODELAY: {e}")))?;
-    if !tls {
-        return Ok(Box::new(tcp));
-    }
-    let name = rustls::pki_types::ServerName::try_from(host.clone())
-        .map_err(|e| failure(format!("TLS server name {host}: {e}")))?;
-    let stream = tls_connector()
-        .connect(name, tcp)
-        .await
-        .map_err(|e| failure(format!("TLS handshake with {host}: {e}")))?;
-    Ok(Box::new(stream))
-}
-
-/// Dials one upstream WebSocket under `timeout` (TCP + TLS + upgrade)
-pub(crate) async fn dial(req: &DialRequest, timeout: Duration) -> Result<UpstreamWs, DialFailure> {
-    match tokio::time::timeout(timeout, dial_inner(req)).await {
-        Ok(result) => result,
-        Err(_) => Err(failure(format!(
-            "upstream dial timed out after {} ms",
-            timeout.as_millis()
-        ))),
-    }
-}
-
-async fn dial_inner(req: &DialRequest) -> Result<UpstreamWs, DialFailure> {
-    let mut request = req
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| failure(format!("upstream URL: {e}")))?;
-    let headers = request.headers_mut();
-    for (name, value) in &req.headers {
-        headers.append(name.clone(), value.clone());
-    }
-    let auth = HeaderValue::try_from(format!("Bearer {}", req.token))
-        .map_err(|_| failure("account token is not a valid header value"))?;
-    headers.insert(header::AUTHORIZATION, auth);
-    let io = connect_transport(&request).await?;
-    let config = ws_config(req.max_message_size);
-    match async_tungstenite::tokio::client_async_with_config(request, io, Some(config)).await {
-        Ok((ws, _response)) => Ok(ws),
-        Err(WsError::Http(response)) => {
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            Err(DialFailure {
-                status: Some(status),
-                retry_after,
-                message: format!("upstream refused the upgrade with HTTP {status}"),
-            })
+    let io: Box<dyn UpstreamIo> = match &route.proxy {
+        None => Box::new(
+            tcp_connect(&host, port)
+                .await
+                .map_err(|e| failure(format!("TCP connect to upstream {host}:{port}: {e}")))?,
+        ),
+        Some(proxy) => {
+            let tcp = tcp_connect(proxy.host(), proxy.port())
+                .await
+                .map_err(|e| failure(format!("TCP connect to proxy {proxy}: {e}")))?;
+            step.store(Step::Proxy as u8, Ordering::Relaxed);
+            let handshake = proxy
+                .handshake(&host, port)
+                .map_err(|e| failure(format!("proxy {proxy}: {e}")))?;
+            match open_tunnel(tcp, handshake).await {
+                Ok(tunnel) => Box::new(tunnel),
+                Err(TunnelError::Refused(e)) => {
+                    return Err(failure(format!(
+                        "proxy {proxy} refused the tunnel to {host}:{port}: {e}"
+                    )));
+                }
+                Err(TunnelError::Io(e)) => {
+                    return Err(failure(format!(
+                        "proxy {proxy}: I/O error during the proxy handshake: {e}"
+                    )));
+                }
+            }
         }
-        Err(e) => Err(failure(format!("upstream upgrade: {}", describe(&e)))),
+    };
+    if !tls {
+        return Ok(io);
+    }
+    step.store(Step::Tls as u8, Ordering::Relaxed);
+    match route.tls.connect(&host, io).await {
+        Ok(stream) => Ok(Box::new(stream)),
+        Err(TlsStepError::TimedOut(limit)) => Err(failure(format!(
+            "TLS handshake with {host} timed out after {} ms (upstream.tls_handshake_timeout)",
+            limit.as_millis()
+        ))),
+        Err(TlsStepError::Failed(e)) => {
+            Err(failure(format!("TLS handshake with {host} failed: {e}")))
+        }
+        Err(TlsStepError::BadName(e)) => Err(failure(format!("TLS server name {e}"))),
+    }
+}
+
+async fn tcp_connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    let tcp = TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// An upgrade answered with something other than 101: its status, the reset it names, and a
+/// message that says what it means for the account (never the body's text: an upstream message
+/// may quote part of the credential)
+fn refusal(response: &Response<Option<Vec<u8>>>) -> DialFailure {
+    let status = response.status().as_u16();
+    let mut info = response.body().as_deref().and_then(parse_error_event);
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    let retry_after = match info.as_mut() {
+        Some(info) => {
+            info.headers.extend(headers);
+            info.retry_after_secs()
+        }
+        None => {
+            let mut bare = parse_error_event(b"{}").expect("an empty object parses");
+            bare.headers = headers;
+            bare.retry_after_secs()
+        }
+    }
+    .map(Duration::from_secs);
+    let code = info
+        .as_ref()
+        .and_then(|i| i.code.as_deref().or(i.error_type.as_deref()))
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    let meaning = match status {
+        401 | 403 => {
+            ": upstream rejected the account's credential; the account takes no new \
+                      sessions until the configuration is reloaded"
+        }
+        429 => ": rate limited; the account cools down",
+        500..=599 => ": upstream server error; counts toward the account's cooldown",
+        _ => "",
+    };
+    let reset = retry_after
+        .map(|d| format!(" (reset in {} s)", d.as_secs()))
+        .unwrap_or_default();
+    DialFailure {
+        status: Some(status),
+        retry_after,
+        message: format!("upstream refused the upgrade with HTTP {status}{code}{meaning}{reset}"),
     }
 }
 
@@ -158,5 +271,69 @@ fn describe(e: &tungstenite::Error) -> String {
         tungstenite::Error::Protocol(p) => format!("protocol error: {p}"),
         tungstenite::Error::Url(u) => format!("URL error: {u}"),
         other => format!("{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Option<Vec<u8>>> {
+        let mut builder = Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder
+            .body((!body.is_empty()).then(|| body.as_bytes().to_vec()))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_401_carries_its_status_and_code_and_says_the_account_is_disabled() {
+        let body = r#"{"error":{"type":"invalid_request_error","code":"invalid_api_key","message":"Incorrect API key provided: sk-abc***xyz"}}"#;
+        let f = refusal(&response(401, &[], body));
+        assert_eq!(f.status, Some(401));
+        assert_eq!(f.retry_after, None);
+        assert!(
+            f.message.contains("HTTP 401 (invalid_api_key)"),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("until the configuration is reloaded"));
+        assert!(
+            !f.message.contains("sk-abc"),
+            "the body's text is never repeated"
+        );
+    }
+
+    #[test]
+    fn a_429_takes_its_reset_from_retry_after_or_the_rate_limit_headers() {
+        let f = refusal(&response(429, &[("retry-after", "7")], ""));
+        assert_eq!(f.status, Some(429));
+        assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
+        let f = refusal(&response(
+            429,
+            &[
+                ("x-ratelimit-reset-requests", "1m30s"),
+                ("x-ratelimit-reset-tokens", "250ms"),
+            ],
+            "",
+        ));
+        assert_eq!(f.retry_after, Some(Duration::from_secs(90)));
+        let body = r#"{"error":{"type":"usage_limit_reached","resets_in_seconds":42}}"#;
+        let f = refusal(&response(429, &[], body));
+        assert_eq!(f.retry_after, Some(Duration::from_secs(42)));
+    }
+
+    #[test]
+    fn a_503_without_headers_has_no_reset_and_says_it_counts_toward_cooldown() {
+        let f = refusal(&response(503, &[], "<html>busy</html>"));
+        assert_eq!(f.status, Some(503));
+        assert_eq!(f.retry_after, None);
+        assert!(
+            f.message.contains("HTTP 503: upstream server error"),
+            "{}",
+            f.message
+        );
     }
 }

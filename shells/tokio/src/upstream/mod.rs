@@ -1,7 +1,10 @@
-//! Upstream conns: dialing and the per-conn reader and writer.
+//! Upstream conns: dialing (TCP, proxy tunnel, TLS, upgrade) and the per-conn reader and writer.
 
 mod conn;
 mod dial;
+mod proxy_io;
+mod tls;
 
 pub(crate) use conn::{ConnIo, Owner, UpstreamInput, UpstreamMsg, spawn_conn};
-pub(crate) use dial::{DialRequest, dial, install_crypto_provider};
+pub(crate) use dial::{DialRequest, DialRoute, dial, install_crypto_provider};
+pub(crate) use tls::UpstreamTls;

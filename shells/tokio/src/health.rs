@@ -1,0 +1,79 @@
+//! `GET /healthz` and `GET /readyz` on the listen address.
+//!
+//! - `/healthz`: 200 while the process serves HTTP at all (liveness).
+//! - `/readyz`: 200 when the listener is up, the gateway is not shutting down and at least one
+//!   account is usable over WebSocket — the same check an upgrade gets
+//!   (`Control::check_upgrade`), so an account disabled by a 401 or cooling down after a 429
+//!   shows here. Otherwise 503 with the reason.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::control_task::ControlMsg;
+use crate::ingress::Ingress;
+
+/// Liveness path
+pub(crate) const HEALTHZ: &str = "/healthz";
+/// Readiness path
+pub(crate) const READYZ: &str = "/readyz";
+
+/// The answer for a health path, or `None` when `req` is for another route
+pub(crate) async fn route<B>(ingress: &Ingress, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    let path = req.uri().path();
+    if path != HEALTHZ && path != READYZ {
+        return None;
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Some(json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"status": "error", "reason": "use GET"}),
+        ));
+    }
+    if path == HEALTHZ {
+        return Some(json_response(StatusCode::OK, json!({"status": "ok"})));
+    }
+    Some(match readiness(ingress).await {
+        Ok(()) => json_response(StatusCode::OK, json!({"status": "ready"})),
+        Err(reason) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not_ready", "reason": reason}),
+        ),
+    })
+}
+
+async fn readiness(ingress: &Ingress) -> Result<(), String> {
+    if ingress.lifecycle.is_shutting_down() {
+        return Err("shutting down".to_owned());
+    }
+    let (reply, answer) = oneshot::channel();
+    if ingress
+        .control
+        .send(ControlMsg::Upgrade { reply })
+        .await
+        .is_err()
+    {
+        return Err("control task stopped".to_owned());
+    }
+    match answer.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(refusal)) => Err(refusal.message().to_owned()),
+        Err(_) => Err("control task stopped".to_owned()),
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,209 @@
+//! What an operator does to a running gateway: graceful shutdown and configuration reload.
+//!
+//! Shutdown, in order:
+//!
+//! ```text
+//!  stop accepting ─▶ every session: handle_shutdown (new creates 503, in-flight responses run
+//!  on) ─▶ wait for every socket, up to shutdown_grace + close_linger + margin (a session closes
+//!  its client 1012 at the grace) ─▶ close the pool (every idle conn gets a close frame) ─▶ wait
+//!  for the conns, up to upstream.close_timeout
+//! ```
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+use wsv2_core::AccountId;
+
+use crate::control_task::ControlMsg;
+use crate::reload::{AccountPlan, ReloadReport, key_table, restart_only_changes};
+use crate::upstream::UpstreamTls;
+use crate::{GatewayConfig, GatewayHandle};
+
+/// Time past `shutdown_grace + close_linger` that shutdown waits for the last socket (its close
+/// frame and the session's release still have to be written)
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
+
+/// How a graceful shutdown went
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Client sockets open when shutdown began
+    pub sockets_at_start: usize,
+    /// Sockets still open when shutdown stopped waiting (0 when all ended in time)
+    pub sockets_cut: usize,
+    /// Whether every upstream conn ended within `upstream.close_timeout` of closing the pool
+    pub pool_closed: bool,
+    /// Time from the call to its return
+    pub elapsed: Duration,
+}
+
+/// Why a reload was not applied (the running configuration stays)
+#[derive(Debug)]
+pub enum ReloadError {
+    /// The new configuration asks for something this build cannot do
+    Unsupported(String),
+    /// The upstream TLS client could not be built from it (`tls_ca_file`)
+    Tls(String),
+    /// The gateway is shutting down
+    ShuttingDown,
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unsupported(what) => write!(f, "unsupported configuration: {what}"),
+            Self::Tls(e) => write!(f, "upstream TLS: {e}"),
+            Self::ShuttingDown => f.write_str("the gateway is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {}
+
+impl GatewayHandle {
+    /// Graceful shutdown (what SIGTERM and SIGINT do): stop accepting, let in-flight responses
+    /// finish for up to `session.shutdown_grace`, close clients with 1012, close the pool
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let started = Instant::now();
+        let cfg = self.ingress.cfg.clone();
+        self.accept.abort();
+        let sockets_at_start = self.lifecycle.open_sockets();
+        info!(
+            sockets = sockets_at_start,
+            grace_ms = cfg.session.shutdown_grace.as_millis() as u64,
+            "shutting down: no new connections; in-flight responses may finish"
+        );
+        self.lifecycle.begin_shutdown();
+        let wait = cfg.session.shutdown_grace + cfg.session.close_linger + SHUTDOWN_MARGIN;
+        let sockets_cut = match tokio::time::timeout(wait, self.lifecycle.all_closed()).await {
+            Ok(()) => 0,
+            Err(_) => {
+                let left = self.lifecycle.open_sockets();
+                warn!(
+                    sockets = left,
+                    "shutdown: sockets still open after the grace; cut"
+                );
+                left
+            }
+        };
+        // Closing the pool is a reload to no accounts: every idle conn is closed now, leased
+        // ones (if a session was cut) as their sessions release them.
+        let (reply, no_conns) = oneshot::channel();
+        let closing = async {
+            self.control
+                .send(ControlMsg::Reload {
+                    accounts: Vec::new(),
+                    dials: Default::default(),
+                })
+                .await
+                .ok()?;
+            self.control
+                .send(ControlMsg::WhenNoConns { reply })
+                .await
+                .ok()?;
+            no_conns.await.ok()
+        };
+        let pool_closed = matches!(
+            tokio::time::timeout(cfg.upstream.close_timeout, closing).await,
+            Ok(Some(()))
+        );
+        let report = ShutdownReport {
+            sockets_at_start,
+            sockets_cut,
+            pool_closed,
+            elapsed: started.elapsed(),
+        };
+        info!(
+            sockets_cut,
+            pool_closed,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "shutdown complete"
+        );
+        report
+    }
+
+    /// Applies a new configuration's accounts and client keys without dropping sessions
+    /// (what SIGHUP and `wsv2-gateway reload` do)
+    ///
+    /// New accounts become usable, removed ones take no new sessions (their idle conns close;
+    /// open sessions keep their leased conns), a disabled account is re-enabled, and
+    /// `tls_ca_file` is re-read. Client keys are replaced; a kept key keeps its open-socket
+    /// count, a removed key's open sockets continue. `listen` and the core sections need a
+    /// restart: a reload that changes them applies the rest and names them in the report.
+    pub async fn reload(&self, config: GatewayConfig) -> Result<ReloadReport, ReloadError> {
+        if self.lifecycle.is_shutting_down() {
+            return Err(ReloadError::ShuttingDown);
+        }
+        if config.redis_url.is_some() {
+            return Err(ReloadError::Unsupported(
+                "redis_url: this build keeps state in memory only (remove redis_url)".to_owned(),
+            ));
+        }
+        let cfg = &self.ingress.cfg;
+        let tls = UpstreamTls::new(
+            config.tls_ca_file.as_deref(),
+            cfg.upstream.tls_handshake_timeout,
+        )
+        .map_err(|e| ReloadError::Tls(e.to_string()))?;
+        let plan = AccountPlan::new(&config, &tls);
+        let (added, removed, needs_restart) = {
+            let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            let before: HashSet<AccountId> = applied.accounts.iter().map(|a| a.id).collect();
+            let after: HashSet<AccountId> = config.accounts.iter().map(|a| a.id).collect();
+            let mut added: Vec<AccountId> = after.difference(&before).copied().collect();
+            let mut removed: Vec<AccountId> = before.difference(&after).copied().collect();
+            added.sort_by_key(|a| a.0);
+            removed.sort_by_key(|a| a.0);
+            (added, removed, restart_only_changes(&applied, &config))
+        };
+        let report = ReloadReport {
+            accounts: config.accounts.len(),
+            added,
+            removed,
+            client_keys: config.client_keys.len(),
+            needs_restart,
+        };
+        self.control
+            .send(ControlMsg::Reload {
+                accounts: plan.specs,
+                dials: plan.dials,
+            })
+            .await
+            .map_err(|_| ReloadError::ShuttingDown)?;
+        let old_keys = self.ingress.keys.load();
+        self.ingress
+            .keys
+            .store(key_table(&config, Some(old_keys.as_ref())));
+        self.ingress.account_names.store(plan.names);
+        *self.applied.lock().unwrap_or_else(|e| e.into_inner()) = config;
+        info!(
+            accounts = report.accounts,
+            added = ?report.added,
+            removed = ?report.removed,
+            client_keys = report.client_keys,
+            "configuration reloaded"
+        );
+        if !report.needs_restart.is_empty() {
+            warn!(settings = ?report.needs_restart, "reload: these settings change only on restart");
+        }
+        Ok(report)
+    }
+
+    /// Whether the gateway would accept an upgrade now (what `/readyz` answers)
+    pub async fn is_ready(&self) -> bool {
+        if self.lifecycle.is_shutting_down() {
+            return false;
+        }
+        let (reply, answer) = oneshot::channel();
+        if self
+            .control
+            .send(ControlMsg::Upgrade { reply })
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        matches!(answer.await, Ok(Ok(())))
+    }
+}

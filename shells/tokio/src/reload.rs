@@ -1,0 +1,165 @@
+//! What a configuration turns into at start and at every reload: the accounts the control task
+//! schedules and dials, the names logs use, and the client keys the listener accepts.
+//!
+//! A reload swaps these in place; open sessions keep running on what they already hold (their
+//! leased conns, their socket permits), and per-key socket counts carry over for keys that stay.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use wsv2_core::AccountId;
+use wsv2_core::file_config::GatewayConfig;
+
+use crate::control::AccountSpec;
+use crate::control_task::AccountDial;
+use crate::ingress::ClientKey;
+use crate::upstream::{DialRoute, UpstreamTls};
+
+/// A value swapped whole at reload; readers take a cheap snapshot and never hold the lock
+#[derive(Debug, Default)]
+pub(crate) struct Swap<T>(RwLock<Arc<T>>);
+
+impl<T> Swap<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(RwLock::new(Arc::new(value)))
+    }
+
+    /// The current value
+    pub(crate) fn load(&self) -> Arc<T> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the value; snapshots already taken keep the old one
+    pub(crate) fn store(&self, value: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+    }
+}
+
+/// The accounts of one configuration, in the three shapes their users need
+pub(crate) struct AccountPlan {
+    /// What the core decides with
+    pub(crate) specs: Vec<AccountSpec>,
+    /// How the control task reaches each account
+    pub(crate) dials: HashMap<AccountId, AccountDial>,
+    /// Names for log lines
+    pub(crate) names: HashMap<AccountId, String>,
+}
+
+impl AccountPlan {
+    /// The accounts of `config`, each dialed over its proxy (if any) with `tls`
+    pub(crate) fn new(config: &GatewayConfig, tls: &UpstreamTls) -> Self {
+        let mut plan = Self {
+            specs: Vec::with_capacity(config.accounts.len()),
+            dials: HashMap::new(),
+            names: HashMap::new(),
+        };
+        for a in &config.accounts {
+            plan.specs.push(AccountSpec {
+                id: a.id,
+                name: a.name.clone(),
+                protocol: a.protocol(),
+                concurrency: a.concurrency,
+                priority: a.priority,
+                model_map: a.model_map.clone(),
+            });
+            let route = DialRoute {
+                proxy: a.proxy.clone(),
+                tls: tls.clone(),
+            };
+            plan.dials.insert(
+                a.id,
+                AccountDial {
+                    url: a.base_url.ws_url().to_owned(),
+                    token: Arc::from(a.token.expose()),
+                    route: Arc::new(route),
+                },
+            );
+            plan.names.insert(a.id, a.name.clone());
+        }
+        plan
+    }
+}
+
+/// The client keys of `config`; a key that was already configured keeps its open-socket count
+pub(crate) fn key_table(
+    config: &GatewayConfig,
+    old: Option<&HashMap<String, ClientKey>>,
+) -> HashMap<String, ClientKey> {
+    config
+        .client_keys
+        .iter()
+        .map(|k| {
+            let cap = usize::try_from(k.max_sockets).unwrap_or(usize::MAX);
+            let mut key = ClientKey::new(k.group.clone(), cap);
+            if let Some(previous) = old.and_then(|o| o.get(k.key.expose())) {
+                key.open = previous.open.clone();
+            }
+            (k.key.expose().to_owned(), key)
+        })
+        .collect()
+}
+
+/// What a reload changed, for the log line and the caller
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Accounts configured now
+    pub accounts: usize,
+    /// Account ids that are new
+    pub added: Vec<AccountId>,
+    /// Account ids that are gone (they take no new sessions; open ones continue)
+    pub removed: Vec<AccountId>,
+    /// Client keys configured now
+    pub client_keys: usize,
+    /// Settings that only take effect after a restart and differ from the running ones
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// Settings a running gateway cannot change, named when a reload tries to
+pub(crate) fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.listen != new.listen {
+        changed.push("listen");
+    }
+    if old.core != new.core {
+        changed.push(
+            "core sections ([upstream], [session], [pool], [scheduler], [store], [protocol])",
+        );
+    }
+    if old.redis_url != new.redis_url {
+        changed.push("redis_url");
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn a_kept_key_keeps_its_socket_count_and_a_new_key_starts_at_zero() {
+        let mut config = GatewayConfig::demo("ws://127.0.0.1:1/v1/responses", "sk-up").unwrap();
+        let first = key_table(&config, None);
+        let demo = config.client_keys[0].key.expose().to_owned();
+        first[&demo].open.fetch_add(3, Ordering::AcqRel);
+        let mut extra = config.client_keys[0].clone();
+        extra.key = wsv2_core::file_config::Secret::new("sk-second".to_owned());
+        extra.max_sockets = 9;
+        config.client_keys.push(extra);
+        let second = key_table(&config, Some(&first));
+        assert_eq!(second[&demo].open.load(Ordering::Acquire), 3);
+        assert_eq!(second["sk-second"].open.load(Ordering::Acquire), 0);
+        assert_eq!(second["sk-second"].max_sockets, 9);
+    }
+
+    #[test]
+    fn only_restart_only_settings_are_reported() {
+        let old = GatewayConfig::demo("ws://127.0.0.1:1/v1/responses", "sk-up").unwrap();
+        let mut new = old.clone();
+        new.accounts[0].name = "renamed".to_owned();
+        assert!(restart_only_changes(&old, &new).is_empty());
+        new.core.session.shutdown_grace = std::time::Duration::from_secs(1);
+        new.listen = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(restart_only_changes(&old, &new).len(), 2);
+    }
+}

@@ -1,0 +1,153 @@
+//! The `wsv2-gateway` binary as an operator runs it: `serve --pid-file --log-format json`,
+//! `wsv2-gateway reload` (SIGHUP through the pid file) and SIGTERM, on real sockets and real
+//! signals.
+
+mod harden_support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use harden_support::{CLIENT_KEY, UPSTREAM_KEY, mock, temp_file};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::watch;
+use wsv2_tests::client::{Credentials, WsClient};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wsv2-gateway");
+
+fn config_text(mock_url: &str, extra_key: Option<&str>) -> String {
+    let mut text = format!(
+        "listen = \"127.0.0.1:0\"\n\n[[client_keys]]\nkey = \"{CLIENT_KEY}\"\n\n\
+         [[accounts]]\nid = 1\nname = \"mock\"\ntoken = \"{UPSTREAM_KEY}\"\nbase_url = \"{mock_url}\"\n"
+    );
+    if let Some(key) = extra_key {
+        text.push_str(&format!("\n[[client_keys]]\nkey = \"{key}\"\n"));
+    }
+    text
+}
+
+/// Every stdout line of the child, awaitable
+struct Output(watch::Receiver<Vec<String>>);
+
+impl Output {
+    fn spawn(stdout: tokio::process::ChildStdout) -> Self {
+        let (tx, rx) = watch::channel(Vec::new());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tx.send_modify(|all| all.push(line));
+            }
+        });
+        Self(rx)
+    }
+
+    async fn wait_for(&mut self, needle: &str) -> String {
+        let mut rx = self.0.clone();
+        let waited = tokio::time::timeout(
+            Duration::from_secs(10),
+            rx.wait_for(|all| all.iter().any(|l| l.contains(needle))),
+        )
+        .await;
+        let lines = self.0.borrow().clone();
+        match waited {
+            Ok(Ok(_)) => lines.into_iter().find(|l| l.contains(needle)).unwrap(),
+            _ => panic!("no line with {needle:?} in {lines:#?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm() {
+    let mock = mock(|_| {}).await;
+    let config = temp_file("process.toml", &config_text(&mock.ws_url(), None));
+    let pid_file = config.with_extension("pid");
+    let _ = std::fs::remove_file(&pid_file);
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&config)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut out = Output::spawn(child.stdout.take().unwrap());
+    let listening = out.wait_for("listening on ").await;
+    let ws_url = listening
+        .trim_start_matches("listening on ")
+        .trim()
+        .to_owned();
+    // JSON log lines: one object each, the message under `fields`.
+    let started = out.wait_for("wsv2 gateway listening").await;
+    let started: Value = serde_json::from_str(&started).expect("a JSON log line");
+    assert_eq!(started["level"], "INFO");
+    assert_eq!(started["fields"]["message"], "wsv2 gateway listening");
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file written")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(Some(pid), child.id());
+
+    let mut open = WsClient::connect(&ws_url, &Credentials::bearer(CLIENT_KEY))
+        .await
+        .expect("upgrade");
+    open.send_json(&json!({"type": "response.create", "model": "gpt-5", "input": "hi"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        open.read_turn().await.unwrap().last_type(),
+        "response.completed"
+    );
+    // The turn's log line is JSON with its span fields, and never the prompt.
+    let ended = out.wait_for("response ended").await;
+    let ended: Value = serde_json::from_str(&ended).unwrap();
+    assert_eq!(ended["fields"]["outcome"], "completed", "{ended}");
+    assert_eq!(ended["span"]["account"], "mock", "{ended}");
+    assert!(!ended.to_string().contains("\"hi\""), "{ended}");
+
+    // Add a client key, then `wsv2-gateway reload`.
+    std::fs::write(&config, config_text(&mock.ws_url(), Some("sk-added"))).unwrap();
+    let status = tokio::process::Command::new(BIN)
+        .arg("reload")
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let reloaded = out.wait_for("configuration reloaded").await;
+    let reloaded: Value = serde_json::from_str(&reloaded).unwrap();
+    assert_eq!(reloaded["fields"]["client_keys"], 2, "{reloaded}");
+    let mut added = WsClient::connect(&ws_url, &Credentials::bearer("sk-added"))
+        .await
+        .expect("the added key upgrades");
+    added
+        .send_json(&json!({"type": "response.create", "model": "gpt-5", "input": "new key"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        added.read_turn().await.unwrap().last_type(),
+        "response.completed"
+    );
+    drop(added);
+
+    // SIGTERM: the idle open socket is closed 1012 at once (nothing in flight), exit 0.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let (_, close) = open.read_until_closed().await.unwrap();
+    assert_eq!(close.code, Some(1012), "{close:?}");
+    drop(open);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the gateway exits")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    out.wait_for("shutdown complete").await;
+    assert!(!pid_file.exists(), "the pid file is removed on exit");
+}
