@@ -44,14 +44,13 @@ wsv2_tests::conformance_tests!(setup().await;
     fault_stop_pong,
     fault_tail_packet,
     auth_rejected_before_upgrade,
+    gateway_message_too_big,
 );
 
 // Not run here yet, each for a reason outside this crate:
 // - `store_false_new_socket`: a new client socket's `store:false` continuation leases the pooled
 //   conn whose lane cache still holds the chain, so upstream continues it instead of answering
 //   `previous_response_not_found` (core: connection-locality across client sockets).
-// - `gateway_message_too_big`: the scenario's own frame is one byte short of its limit
-//   ("test frame too small", harness); `refusals.rs` proves the 1009 with a 16 MiB + 1 message.
 // - `http_sse_turn`: HTTP (SSE) mode is issue 6.
 
 /// Every account resolves to HTTP: the upgrade is refused with 426

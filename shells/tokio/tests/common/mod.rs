@@ -112,3 +112,21 @@ impl Setup {
             .collect()
     }
 }
+
+impl wsv2_tests::real_clients::ClientTarget for Setup {
+    fn kind(&self) -> wsv2_tests::conformance::TargetKind {
+        wsv2_tests::conformance::TargetKind::Gateway
+    }
+    fn base_url(&self) -> String {
+        format!("http://{}/v1", self.gateway.addr)
+    }
+    fn api_key(&self) -> String {
+        CLIENT_KEY.to_owned()
+    }
+    fn upstream(&self) -> &MockHandle {
+        &self.mock
+    }
+    fn upstream_key(&self) -> String {
+        UPSTREAM_KEY.to_owned()
+    }
+}
