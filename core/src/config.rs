@@ -54,6 +54,9 @@ pub struct UpstreamConfig {
     /// Bound on the TLS handshake alone
     #[serde(with = "duration")]
     pub tls_handshake_timeout: Duration,
+    /// How long to wait for upstream to answer a close frame before dropping the socket
+    #[serde(with = "duration")]
+    pub close_timeout: Duration,
     /// Largest message accepted on either hop; bigger ones close the client with 1009
     pub max_message_size: usize,
     /// Unfinished responses forwarded at once on one conn (upstream's limit)
@@ -72,6 +75,7 @@ impl Default for UpstreamConfig {
             read_timeout: Duration::from_secs(900),
             dial_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(2),
             max_message_size: 16 * 1024 * 1024,
             max_inflight_per_conn: 16,
             max_named_lanes_per_conn: 32,
@@ -111,6 +115,13 @@ pub struct SessionConfig {
     /// On shutdown, let in-flight responses finish for this long, then close 1012
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// After sending a close, keep reading the client socket this long so the client reads it
+    /// (instead of a TCP reset)
+    #[serde(with = "duration")]
+    pub close_linger: Duration,
+    /// `Retry-After` of the 429 that answers an upgrade over a client key's socket cap
+    #[serde(with = "duration")]
+    pub socket_cap_retry_after: Duration,
 }
 
 impl Default for SessionConfig {
@@ -126,6 +137,8 @@ impl Default for SessionConfig {
             client_ping_interval: Duration::from_secs(20),
             client_pong_timeout: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(30),
+            close_linger: Duration::from_secs(2),
+            socket_cap_retry_after: Duration::from_secs(1),
         }
     }
 }

@@ -66,7 +66,7 @@
 //!                 upstream_inbox.push(Bytes::from_static(br#"{"type":"response.completed","response":{"id":"resp_1","usage":{"input_tokens":3,"output_tokens":2,"total_tokens":5}}}"#));
 //!                 assert_eq!(conn, ConnId(7));
 //!             }
-//!             Transmit::Upstream { .. } => {}
+//!             Transmit::Upstream { .. } | Transmit::ClientPing => {}
 //!         }
 //!     }
 //!     while let Some(cmd) = session.poll_command() {

@@ -132,6 +132,7 @@ impl Gateway {
                         conn,
                         account,
                         for_session,
+                        ..
                     } => {
                         self.dials.push((conn, account, for_session));
                         self.conn_account.insert(conn, account);
@@ -162,7 +163,7 @@ impl Gateway {
                         } => self
                             .creates
                             .push((id, conn, serde_json::from_slice(&frame).unwrap())),
-                        Transmit::Upstream { .. } => {}
+                        Transmit::Upstream { .. } | Transmit::ClientPing => {}
                     }
                 }
                 while let Some(c) = s.poll_command() {

@@ -169,6 +169,7 @@ fn max_age_rotates_to_a_fresh_conn() {
     let mut cfg = Config::default();
     cfg.upstream.max_age = Duration::from_secs(60);
     cfg.upstream.ping_interval = Duration::from_secs(3600);
+    cfg.session.client_ping_interval = Duration::from_secs(3600);
     let mut sim = Sim::new(cfg);
     sim.client(create(Some("gpt-test"), None, None, true));
     sim.upstream(
@@ -210,6 +211,7 @@ fn max_age_answers_a_connection_local_create_with_the_limit_error() {
     let mut cfg = Config::default();
     cfg.upstream.max_age = Duration::from_secs(60);
     cfg.upstream.ping_interval = Duration::from_secs(3600);
+    cfg.session.client_ping_interval = Duration::from_secs(3600);
     let mut sim = Sim::new(cfg);
     sim.client(create(Some("gpt-test"), None, None, false));
     sim.respond(1, "resp_1", None, 1, false);
@@ -388,4 +390,83 @@ fn upstream_lost_between_turns_sends_local_chain_an_exact_not_found() {
     sim.client(create(Some("gpt-test"), None, None, false));
     assert_eq!(sim.creates_on(2), 1, "a new chain goes to a fresh conn");
     assert_trace!("session_upstream_lost_between_turns", sim.trace());
+}
+
+#[test]
+fn a_store_false_chain_of_another_socket_is_not_continued_on_its_old_conn() {
+    // The conn comes back from the pool with an earlier holder's store:false chain cached.
+    let mut world = World::default();
+    let mut record = ConnRecord::new(
+        ConnId(3),
+        CompatKey::plain(common::account()),
+        std::time::Instant::now(),
+    );
+    record.cache(
+        None,
+        wsv2_core::ResponseId::from_str_copy("resp_other").unwrap(),
+        false,
+    );
+    record.cache(
+        StreamId::from_str_copy("b"),
+        wsv2_core::ResponseId::from_str_copy("resp_public").unwrap(),
+        true,
+    );
+    world.lease_records.push_back(record);
+    let mut sim = Sim::with_world(Config::default(), world);
+    sim.client(create(Some("gpt-test"), Some("resp_other"), None, false));
+    let last = sim.to_client.last().unwrap();
+    assert_eq!(
+        last["error"]["code"], "previous_response_not_found",
+        "exactly what a fresh socket gets"
+    );
+    assert_eq!(
+        sim.creates_on(3),
+        0,
+        "upstream never sees it, so it cannot continue it"
+    );
+    sim.client(create(
+        Some("gpt-test"),
+        Some("resp_public"),
+        Some("b"),
+        true,
+    ));
+    assert_eq!(
+        sim.creates_on(3),
+        1,
+        "a store:true chain may continue anywhere"
+    );
+    assert_trace!("session_store_false_chain_of_another_socket", sim.trace());
+}
+
+#[test]
+fn message_too_big_on_either_hop_closes_the_client_1009() {
+    use wsv2_core::session::Hop;
+    let mut sim = Sim::new(Config::default());
+    sim.client(create(Some("gpt-test"), None, None, true));
+    sim.upstream(
+        1,
+        text_response("resp_1", None, 1, true, "gpt-test")[0].clone(),
+    );
+    sim.too_big(Hop::Client);
+    assert_eq!(sim.client_closed, Some(1009));
+    assert_eq!(
+        sim.session.phase(),
+        wsv2_core::session::SessionPhase::Draining,
+        "open responses still drain"
+    );
+    let mut sim = Sim::new(Config::default());
+    sim.client(create(Some("gpt-test"), None, None, true));
+    sim.too_big(Hop::Upstream(ConnId(1)));
+    assert_eq!(sim.client_closed, Some(1009), "one limit, both hops");
+    assert!(
+        sim.closes.contains(&ConnId(1))
+            || sim
+                .released
+                .iter()
+                .any(|r| r.record.id == ConnId(1) && !r.reusable)
+    );
+    assert_eq!(
+        sim.session.phase(),
+        wsv2_core::session::SessionPhase::Finished
+    );
 }

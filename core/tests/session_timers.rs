@@ -267,3 +267,40 @@ fn idle_conn_ping_pong_and_pong_timeout() {
     let _ = UpstreamTransmit::Ping;
     assert_trace!("conn_idle_ping_pong_timeout", trace.join("\n"));
 }
+
+#[test]
+fn a_silent_client_is_pinged_and_dropped_without_a_pong() {
+    let mut cfg = Config::default();
+    cfg.session.client_ping_interval = ms(1000);
+    cfg.session.client_pong_timeout = ms(300);
+    let mut sim = Sim::new(cfg);
+    sim.client(create(Some("gpt-test"), None, None, true));
+    sim.upstream(
+        1,
+        text_response("resp_1", None, 1, true, "gpt-test")[0].clone(),
+    );
+    sim.advance(ms(999));
+    assert_eq!(sim.client_pings, 0, "relayed events count as activity");
+    sim.advance(ms(1));
+    assert_eq!(
+        sim.client_pings, 1,
+        "silent for client_ping_interval: pinged"
+    );
+    sim.client_pong();
+    sim.advance(ms(999));
+    assert_eq!(sim.client_closed, None, "a pong keeps it alive");
+    sim.advance(ms(1));
+    assert_eq!(sim.client_pings, 2);
+    sim.advance(ms(300));
+    assert_eq!(
+        sim.client_closed,
+        Some(1001),
+        "no pong within client_pong_timeout: the client is gone"
+    );
+    assert_eq!(
+        sim.session.phase(),
+        SessionPhase::Draining,
+        "drain rules apply"
+    );
+    assert_trace!("session_client_keepalive", sim.trace());
+}

@@ -437,6 +437,7 @@ impl Control {
                 self.out.push_back(ControlOutput::Dial {
                     conn,
                     account,
+                    compat,
                     for_session: for_holder,
                 });
             }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::conn::CompatKey;
 use crate::resolver::AccountProtocol;
 use crate::session::{Admission, Lease, ModelMap, Refusal};
 use crate::store::StoreCommand;
@@ -69,6 +70,22 @@ impl UpgradeRefusal {
         match self {
             Self::NoUsableAccount => 503,
             Self::UpgradeRequired => 426,
+        }
+    }
+
+    /// `error.type` of the OpenAI error body
+    pub fn error_type(self) -> &'static str {
+        match self {
+            Self::NoUsableAccount => "server_error",
+            Self::UpgradeRequired => "invalid_request_error",
+        }
+    }
+
+    /// `error.code` of the OpenAI error body
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NoUsableAccount => "no_account_available",
+            Self::UpgradeRequired => "upgrade_required",
         }
     }
 
@@ -159,6 +176,8 @@ pub enum ControlOutput {
         conn: ConnId,
         /// The account to dial
         account: AccountId,
+        /// The pool key: its beta header values go on the upgrade
+        compat: CompatKey,
         /// The session the dial is for (its per-session headers go on the upgrade)
         for_session: Option<SessionId>,
     },

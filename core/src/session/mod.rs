@@ -23,7 +23,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 pub use types::{
-    Admission, ModelMap, Refusal, ResponseReport, SessionCommand, SessionEvent, Transmit,
+    Admission, Hop, ModelMap, Refusal, ResponseReport, SessionCommand, SessionEvent, Transmit,
 };
 
 pub use crate::pool::Lease;
@@ -66,6 +66,8 @@ enum SessionTimer {
     Drain,
     ClientWrite,
     RetryBackoff,
+    ClientPing,
+    ClientPong,
 }
 
 impl TimerName for SessionTimer {
@@ -75,6 +77,8 @@ impl TimerName for SessionTimer {
         Self::ClientWrite,
         Self::SlotWait,
         Self::RetryBackoff,
+        Self::ClientPong,
+        Self::ClientPing,
         Self::InterTurnIdle,
     ];
     fn index(self) -> usize {
@@ -152,11 +156,18 @@ pub struct Session {
     known: VecDeque<KnownResponse>,
     session_lanes: Vec<StreamId>,
     retired_conns: Vec<ConnId>,
+    /// `store:false` responses of earlier holders still in the active conn's cache: another
+    /// client socket's private chains, never continued from this one
+    inherited_local: Vec<ResponseId>,
+    /// Last time the client socket showed life (a frame either way, a pong)
+    client_active_at: Instant,
+    /// A ping for the client is due
+    ping_client: bool,
     client_out: VecDeque<Bytes>,
     upstream_out: VecDeque<Transmit>,
     commands: VecDeque<SessionCommand>,
     events: VecDeque<SessionEvent>,
-    timers: TimerTable<6>,
+    timers: TimerTable<8>,
     /// Accounts the next schedule must avoid (a failover after repeated upstream losses)
     exclude: Vec<AccountId>,
     jitter: Jitter,
@@ -173,6 +184,10 @@ impl Session {
             SessionTimer::FirstMessage,
             now + cfg.session.first_message_timeout,
         );
+        timers.set(
+            SessionTimer::ClientPing,
+            now + cfg.session.client_ping_interval,
+        );
         Self {
             id,
             phase: SessionPhase::AwaitingFirst,
@@ -186,6 +201,9 @@ impl Session {
             known: VecDeque::new(),
             session_lanes: Vec::new(),
             retired_conns: Vec::new(),
+            inherited_local: Vec::new(),
+            client_active_at: now,
+            ping_client: false,
             client_out: VecDeque::with_capacity(64),
             upstream_out: VecDeque::with_capacity(8),
             commands: VecDeque::new(),
@@ -207,6 +225,7 @@ impl Session {
         }
         self.timers.stop(SessionTimer::FirstMessage);
         self.timers.stop(SessionTimer::InterTurnIdle);
+        self.client_active_at = now;
         self.phase = SessionPhase::Active;
         let req = match classify_client_event(&frame) {
             Ok(req) => req,
@@ -236,6 +255,7 @@ impl Session {
             return;
         }
         self.timers.stop(SessionTimer::FirstMessage);
+        self.client_active_at = now;
         self.phase = SessionPhase::Active;
         self.send_client_error(
             400,
@@ -247,6 +267,31 @@ impl Session {
         self.settle(now);
     }
 
+    /// Handles a pong from the client
+    pub fn handle_client_pong(&mut self, now: Instant) {
+        self.client_active_at = now;
+        self.timers.stop(SessionTimer::ClientPong);
+    }
+
+    /// Handles a message over `upstream.max_message_size` on either hop
+    ///
+    /// The client is closed with 1009 (one limit, both hops); open responses are drained as if
+    /// the client had left. An over-size upstream message also ends that conn: its stream
+    /// cannot be followed past a message the gateway refused to read.
+    pub fn handle_message_too_big(&mut self, now: Instant, hop: Hop) {
+        if self.phase == SessionPhase::Finished {
+            return;
+        }
+        self.close_client(1009, "message too big");
+        self.handle_client_gone(now);
+        if let Hop::Upstream(conn) = hop
+            && let Some(c) = self.conn_mut(conn)
+        {
+            c.handle_closed(now);
+        }
+        self.settle(now);
+    }
+
     /// Handles the client's departure (close, EOF, read or write error)
     ///
     /// Open responses are drained: no client writes, no rewrites, held creates dropped.
@@ -255,6 +300,9 @@ impl Session {
             return;
         }
         self.client_out.clear();
+        self.ping_client = false;
+        self.timers.stop(SessionTimer::ClientPing);
+        self.timers.stop(SessionTimer::ClientPong);
         self.drop_pending();
         self.backpressured = false;
         self.timers.stop(SessionTimer::ClientWrite);
@@ -295,6 +343,8 @@ impl Session {
             conn.set_reading(now, !full);
         }
         if full {
+            // A client that reads nothing cannot read a pong either: the write timeout covers it.
+            self.timers.stop(SessionTimer::ClientPong);
             self.timers.set(
                 SessionTimer::ClientWrite,
                 now + self.cfg.session.client_write_timeout,
@@ -326,6 +376,13 @@ impl Session {
     /// Handles a conn the pool granted for [`SessionCommand::Acquire`]
     pub fn handle_lease(&mut self, now: Instant, lease: Lease) {
         self.acquiring = false;
+        self.inherited_local = lease
+            .record
+            .lane_cache
+            .iter()
+            .filter(|c| !c.store)
+            .map(|c| c.response.clone())
+            .collect();
         let conn = UpstreamConn::new(lease.record, now, &self.cfg.upstream);
         if self.phase == SessionPhase::Finished || self.phase == SessionPhase::Draining {
             self.commands
@@ -435,6 +492,11 @@ impl Session {
                 }
                 SessionTimer::Drain => self.drain_expired(now),
                 SessionTimer::RetryBackoff => {} // settle sends the create whose back-off ended
+                SessionTimer::ClientPing => self.client_ping_due(now),
+                SessionTimer::ClientPong => {
+                    self.close_client(1001, "client did not answer a ping");
+                    self.handle_client_gone(now);
+                }
             }
         }
         for conn in self.conns_mut() {
@@ -446,6 +508,9 @@ impl Session {
     /// Next frame to write, for the client or an upstream conn
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if std::mem::take(&mut self.ping_client) {
+            return Some(Transmit::ClientPing);
+        }
         if let Some(frame) = self.client_out.pop_front() {
             return Some(Transmit::Client(frame));
         }
@@ -547,6 +612,26 @@ impl Session {
         let t = TurnId(self.next_turn);
         self.next_turn += 1;
         t
+    }
+
+    /// Pings the client if it has been silent for `client_ping_interval`, else re-arms
+    fn client_ping_due(&mut self, now: Instant) {
+        let due = self.client_active_at + self.cfg.session.client_ping_interval;
+        if now < due {
+            self.timers.set(SessionTimer::ClientPing, due);
+            return;
+        }
+        self.ping_client = true;
+        if !self.backpressured {
+            self.timers.set(
+                SessionTimer::ClientPong,
+                now + self.cfg.session.client_pong_timeout,
+            );
+        }
+        self.timers.set(
+            SessionTimer::ClientPing,
+            now + self.cfg.session.client_ping_interval,
+        );
     }
 
     fn close_client(&mut self, code: u16, reason: &'static str) {

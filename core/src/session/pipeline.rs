@@ -142,6 +142,14 @@ impl Session {
             }
             return Step::Wait;
         };
+        // Another client socket's store:false chain still cached on the conn this session
+        // leased: upstream would continue it, so answer as a fresh socket would be answered.
+        if let Some(prev) = &head.previous
+            && self.inherited_local.contains(prev)
+            && !self.known.iter().any(|k| &k.id == prev)
+        {
+            return Step::Refused(Refusal::PreviousResponseNotFound);
+        }
         if let Some(lane) = &head.lane
             && !conn.has_used_lane(lane)
         {

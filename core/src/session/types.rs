@@ -15,6 +15,8 @@ use crate::{AccountId, ConnId, Lane, ResponseId, TurnId};
 pub enum Transmit {
     /// A text frame for the client socket (often the very buffer read from upstream)
     Client(Bytes),
+    /// A WebSocket ping for the client (keepalive); answer its pong with `handle_client_pong`
+    ClientPing,
     /// Something to write on an upstream conn
     Upstream {
         /// The conn
@@ -22,6 +24,15 @@ pub enum Transmit {
         /// What to write
         msg: UpstreamTransmit,
     },
+}
+
+/// One of the session's two hops
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hop {
+    /// The client socket
+    Client,
+    /// One of the session's upstream conns
+    Upstream(ConnId),
 }
 
 /// Client model name → upstream model name, per account

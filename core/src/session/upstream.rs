@@ -87,6 +87,7 @@ impl Session {
             }
         };
         if !draining {
+            self.client_active_at = now;
             self.client_out.push_back(out);
         }
     }

@@ -66,6 +66,7 @@ pub struct Sim {
     pub client_closed: Option<u16>,
     pub slot_waiters: VecDeque<TurnId>,
     pub slots_held: u32,
+    pub client_pings: usize,
     next_conn: u64,
 }
 
@@ -98,6 +99,7 @@ impl Sim {
             client_closed: None,
             slot_waiters: VecDeque::new(),
             slots_held: 0,
+            client_pings: 0,
             next_conn: 1,
         }
     }
@@ -164,6 +166,18 @@ impl Sim {
     pub fn client_gone(&mut self) {
         self.log("> client   gone".to_owned());
         self.session.handle_client_gone(self.now);
+        self.drain();
+    }
+
+    pub fn client_pong(&mut self) {
+        self.log("> client   pong".to_owned());
+        self.session.handle_client_pong(self.now);
+        self.drain();
+    }
+
+    pub fn too_big(&mut self, hop: wsv2_core::session::Hop) {
+        self.log(format!("> {hop:?} message too big"));
+        self.session.handle_message_too_big(self.now, hop);
         self.drain();
     }
 
@@ -234,6 +248,10 @@ impl Sim {
 
     fn on_transmit(&mut self, t: Transmit) {
         match t {
+            Transmit::ClientPing => {
+                self.log("< client   ping".to_owned());
+                self.client_pings += 1;
+            }
             Transmit::Client(frame) => {
                 let v: Value = serde_json::from_slice(&frame).expect("client frames are JSON");
                 self.log(format!("< client   {}", summarize(&v)));

@@ -208,6 +208,7 @@ impl ControlTask {
                     conn,
                     account,
                     for_session,
+                    ..
                 } => self.start_dial(conn, account, for_session),
                 ControlOutput::Ping { conn, .. } => {
                     if let Some(io) = self.conns.get(&conn) {

@@ -267,6 +267,9 @@ impl SessionTask {
             while let Some(transmit) = self.session.poll_transmit() {
                 match transmit {
                     Transmit::Client(frame) => self.outbox.push(frame),
+                    // Client keepalive pings are wired in the client writer next; until then
+                    // the ping counts as answered so no live client is timed out.
+                    Transmit::ClientPing => self.session.handle_client_pong(now),
                     Transmit::Upstream { conn, msg } => {
                         let queued = self
                             .conns
