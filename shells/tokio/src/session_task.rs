@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
-use wsv2_core::session::{Session, SessionCommand, SessionEvent, Transmit};
+use wsv2_core::session::{Hop, Session, SessionCommand, SessionEvent, Transmit};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::client::{ClientIo, ClientOutbox};
@@ -59,6 +59,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let write_timeout = cfg.session.client_write_timeout;
+    let close_linger = cfg.session.close_linger;
     let (upstream_tx, upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
     if control
         .send(ControlMsg::Open {
@@ -103,19 +104,18 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
     } = task;
     drop(session);
     if let Some(sink) = outbox.finish(write_timeout).await {
-        linger(sink, client).await;
+        linger(sink, client, close_linger).await;
     }
     drop(permit);
 }
 
-/// How long a socket the gateway closed keeps being read (and discarded) so the client gets the
-/// close frame instead of a TCP reset, e.g. while it is still sending an over-size message
-const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Reads and discards the client's remaining bytes until EOF or [`CLOSE_LINGER`]
+/// Reads and discards the client's remaining bytes until EOF or `session.close_linger`, so
+/// the client gets the gateway's close frame instead of a TCP reset, e.g. while it is still
+/// sending an over-size message
 async fn linger(
     sink: async_tungstenite::WebSocketSender<ClientIo>,
     client: WebSocketReceiver<ClientIo>,
+    close_linger: std::time::Duration,
 ) {
     use tokio::io::AsyncReadExt;
     let Ok(ws) = WebSocketStream::reunite(sink, client) else {
@@ -123,7 +123,7 @@ async fn linger(
     };
     let mut io = ws.into_inner().into_inner();
     let mut scratch = [0u8; 8192];
-    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+    let _ = tokio::time::timeout(close_linger, async {
         while let Ok(n) = io.read(&mut scratch).await {
             if n == 0 {
                 break;
@@ -211,12 +211,9 @@ impl SessionTask {
             UpstreamInput::Frame(frame) => self.session.handle_upstream_frame(now, msg.conn, frame),
             UpstreamInput::Pong => self.session.handle_upstream_pong(now, msg.conn),
             UpstreamInput::Closed => self.session.handle_upstream_closed(now, msg.conn),
-            UpstreamInput::TooBig => {
-                // One limit on both hops: an over-size upstream message closes the client 1009.
-                self.outbox.close(1009, "message too big");
-                self.session.handle_upstream_closed(now, msg.conn);
-                self.client_gone(now);
-            }
+            UpstreamInput::TooBig => self
+                .session
+                .handle_message_too_big(now, Hop::Upstream(msg.conn)),
             UpstreamInput::WriteAbandoned { started } => self
                 .session
                 .handle_upstream_write_abandoned(now, msg.conn, started),
@@ -234,10 +231,12 @@ impl SessionTask {
                 self.outbox.answer_close();
                 self.client_gone(now)
             }
-            Some(Ok(_)) => {} // ping (tungstenite answers), pong
+            Some(Ok(Message::Pong(_))) => self.session.handle_client_pong(now),
+            Some(Ok(_)) => {} // a ping: tungstenite answers it
             Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
-                self.outbox.close(1009, "message too big");
-                self.client_gone(now);
+                // The session closes the client with 1009 (CloseClient) and drains.
+                self.client_open = false;
+                self.session.handle_message_too_big(now, Hop::Client);
             }
             Some(Err(e)) => {
                 debug!(error = %e, "client read ended");
@@ -267,9 +266,7 @@ impl SessionTask {
             while let Some(transmit) = self.session.poll_transmit() {
                 match transmit {
                     Transmit::Client(frame) => self.outbox.push(frame),
-                    // Client keepalive pings are wired in the client writer next; until then
-                    // the ping counts as answered so no live client is timed out.
-                    Transmit::ClientPing => self.session.handle_client_pong(now),
+                    Transmit::ClientPing => self.outbox.ping(),
                     Transmit::Upstream { conn, msg } => {
                         let queued = self
                             .conns

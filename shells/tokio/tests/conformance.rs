@@ -25,6 +25,7 @@ async fn setup() -> (Target, Setup) {
 wsv2_tests::conformance_tests!(setup().await;
     chained_turns,
     store_false_unknown_id,
+    store_false_new_socket,
     prewarm_then_turn,
     tool_call_round_trip,
     steer,
@@ -47,11 +48,7 @@ wsv2_tests::conformance_tests!(setup().await;
     gateway_message_too_big,
 );
 
-// Not run here yet, each for a reason outside this crate:
-// - `store_false_new_socket`: a new client socket's `store:false` continuation leases the pooled
-//   conn whose lane cache still holds the chain, so upstream continues it instead of answering
-//   `previous_response_not_found` (core: connection-locality across client sockets).
-// - `http_sse_turn`: HTTP (SSE) mode is issue 6.
+// Not run here: `http_sse_turn` (HTTP (SSE) mode is issue 6).
 
 /// Every account resolves to HTTP: the upgrade is refused with 426
 mod http_only {

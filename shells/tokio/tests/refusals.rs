@@ -20,6 +20,8 @@ async fn every_account_on_http_gets_426_before_the_upgrade() {
             assert_eq!(status, 426, "{body}");
             let body: Value = serde_json::from_str(&body).unwrap();
             assert!(body["error"]["message"].is_string());
+            assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+            assert_eq!(body["error"]["code"], "upgrade_required", "{body}");
         }
         other => panic!("expected 426, got {:?}", other.map(|_| ())),
     }
@@ -27,13 +29,40 @@ async fn every_account_on_http_gets_426_before_the_upgrade() {
 
 #[tokio::test]
 async fn a_key_over_its_socket_cap_gets_429_with_retry_after() {
-    let setup = Setup::new(|c| c.client_keys[0].max_sockets = 1).await;
+    let setup = Setup::new(|c| {
+        c.client_keys[0].max_sockets = 1;
+        c.core.session.socket_cap_retry_after = Duration::from_millis(2500);
+    })
+    .await;
     let first = setup.client().await;
-    match WsClient::connect(&setup.gateway.ws_url(), &Credentials::bearer(CLIENT_KEY)).await {
-        Err(ConnectError::Rejected { status, .. }) => assert_eq!(status, 429),
-        other => panic!("expected 429, got {:?}", other.map(|_| ())),
-    }
+    let head = raw_upgrade(setup.gateway.addr).await;
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    // session.socket_cap_retry_after, rounded up to whole seconds
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nretry-after: 3\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("too_many_sockets"), "{head}");
     drop(first);
+}
+
+/// Sends a WebSocket upgrade by hand and returns the whole HTTP answer (head and body)
+async fn raw_upgrade(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /v1/responses HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Authorization: Bearer {CLIENT_KEY}\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .expect("the gateway answers and closes")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]
