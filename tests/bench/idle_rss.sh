@@ -22,60 +22,12 @@ fi
 ulimit -n "$((sessions * 4 + 1024))"
 
 cargo build --release -q -p wsv2-tokio -p wsv2-mock --bins
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Waits for a process's first stdout line starting with "listening on " and prints its URL.
-await_listening() {
-  local fifo=$1 line
-  while IFS= read -r line; do
-    case "$line" in "listening on "*) echo "${line#listening on }"; return 0 ;; esac
-  done <"$fifo"
-  return 1
-}
-
+# shellcheck source=tests/bench/lib.sh
+source tests/bench/lib.sh
 key=sk-bench-idle-rss
-mkfifo "$work/mock.out"
-target/release/wsv2-mock-upstream --listen 127.0.0.1:0 --api-key "$key" >"$work/mock.out" &
-pids+=($!)
-mock_url=$(await_listening "$work/mock.out")
-
-cat >"$work/gateway.toml" <<TOML
-listen = "127.0.0.1:0"
-
-[[client_keys]]
-key = "$key"
-max_sockets = $((sessions + 100))
-
-[[accounts]]
-id = 1
-name = "mock"
-token = "$key"
-base_url = "$mock_url"
-concurrency = $((sessions + 100))
-
-[session]
-inter_turn_idle_timeout = "1h"
-
-[pool]
-max_conns_per_account = $((sessions + 100))
-max_idle_per_account = $((sessions + 100))
-TOML
-
-mkfifo "$work/gateway.out"
-RUST_LOG=warn target/release/wsv2-gateway serve --config "$work/gateway.toml" >"$work/gateway.out" &
-gateway=$!
-pids+=("$gateway")
-gateway_url=$(await_listening "$work/gateway.out")
-# Keep draining the gateway's stdout so it can never block on a full pipe.
-cat "$work/gateway.out" >/dev/null &
-pids+=($!)
+start_mock "$key"
+start_gateway "$key" "$((sessions + 100))"
+gateway=$gateway_pid
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 before=$(rss_kib "$gateway")
@@ -91,8 +43,7 @@ if [ "$ready" != READY ] || [ "$count" != "$sessions" ]; then
   exit 1
 fi
 after=$(rss_kib "$gateway")
-exec 3>&-
-wait "$holder" || true
+exec 3>&- # the holder exits; cleanup stops the rest
 
 echo "gateway: $gateway_url (upstream mock: $mock_url)"
 echo "idle sessions: $sessions (each finished one turn and holds its upstream conn)"
