@@ -88,6 +88,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         upstream_rx,
         client,
         client_open: true,
+        client_read: ClientRead::Open,
         outbox,
         backpressured: false,
         conns: Vec::with_capacity(2),
@@ -100,18 +101,54 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         outbox,
         client,
         session,
+        client_read,
         ..
     } = task;
     drop(session);
     if let Some(sink) = outbox.finish(write_timeout).await {
-        linger(sink, client, close_linger).await;
+        match client_read {
+            // The client closed and was answered: the handshake is complete, and the server
+            // closes the TCP connection first (RFC 6455 §7.1.1): clients wait for it.
+            ClientRead::CloseReceived => {}
+            ClientRead::Open => await_close_reply(sink, client, close_linger).await,
+            ClientRead::Broken => linger(sink, client, close_linger).await,
+        }
     }
     drop(permit);
 }
 
+/// How the client's read side ended; decides how the socket is let go after the last write
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientRead {
+    /// Still readable (the gateway closed first, or the session ended on its own)
+    Open,
+    /// The client's close frame was read (and answered)
+    CloseReceived,
+    /// EOF, a read error, or a message over the limit: frames cannot be parsed any more
+    Broken,
+}
+
+/// After the gateway's close frame: reads the client's frames until its close reply, EOF or
+/// `session.close_linger`, then lets the socket go
+async fn await_close_reply(
+    sink: async_tungstenite::WebSocketSender<ClientIo>,
+    mut client: WebSocketReceiver<ClientIo>,
+    close_linger: std::time::Duration,
+) {
+    let _ = tokio::time::timeout(close_linger, async {
+        while let Some(Ok(msg)) = client.next().await {
+            if msg.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    drop(sink);
+}
+
 /// Reads and discards the client's remaining bytes until EOF or `session.close_linger`, so
 /// the client gets the gateway's close frame instead of a TCP reset, e.g. while it is still
-/// sending an over-size message
+/// sending an over-size message the WebSocket reader refused
 async fn linger(
     sink: async_tungstenite::WebSocketSender<ClientIo>,
     client: WebSocketReceiver<ClientIo>,
@@ -142,6 +179,7 @@ struct SessionTask {
     upstream_rx: mpsc::Receiver<UpstreamMsg>,
     client: WebSocketReceiver<ClientIo>,
     client_open: bool,
+    client_read: ClientRead,
     outbox: ClientOutbox,
     /// What the session was last told about the client's write buffer
     backpressured: bool,
@@ -228,6 +266,7 @@ impl SessionTask {
             }
             Some(Ok(Message::Binary(_))) => self.session.handle_client_binary(now),
             Some(Ok(Message::Close(_))) => {
+                self.client_read = ClientRead::CloseReceived;
                 self.outbox.answer_close();
                 self.client_gone(now)
             }
@@ -235,14 +274,19 @@ impl SessionTask {
             Some(Ok(_)) => {} // a ping: tungstenite answers it
             Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                 // The session closes the client with 1009 (CloseClient) and drains.
+                self.client_read = ClientRead::Broken;
                 self.client_open = false;
                 self.session.handle_message_too_big(now, Hop::Client);
             }
             Some(Err(e)) => {
                 debug!(error = %e, "client read ended");
+                self.client_read = ClientRead::Broken;
                 self.client_gone(now);
             }
-            None => self.client_gone(now),
+            None => {
+                self.client_read = ClientRead::Broken;
+                self.client_gone(now);
+            }
         }
     }
 

@@ -135,3 +135,43 @@ async fn next_event(ws: &mut wsv2_tests::client::WsStream) -> Value {
         }
     }
 }
+
+#[tokio::test]
+async fn after_the_clients_close_is_answered_the_gateway_closes_tcp_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A linger this long would outlast the test: only the completed handshake can end it.
+    let setup = Setup::new(|c| c.core.session.close_linger = Duration::from_secs(600)).await;
+    let mut tcp = tokio::net::TcpStream::connect(setup.gateway.addr)
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /v1/responses HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Authorization: Bearer {CLIENT_KEY}\r\n\r\n",
+        setup.gateway.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    // A masked close frame, code 1000, mask key 0 (RFC 6455 §5.5.1).
+    tcp.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8])
+        .await
+        .unwrap();
+    // Like RFC-following clients, wait for the server to close TCP after the handshake.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the gateway closed TCP after answering the close")
+        .unwrap();
+    assert_eq!(rest, [0x88, 0x02, 0x03, 0xE8], "the close answer, then EOF");
+}
