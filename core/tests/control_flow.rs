@@ -144,6 +144,7 @@ impl Gateway {
                     }
                     ControlOutput::Ping { .. }
                     | ControlOutput::Close { .. }
+                    | ControlOutput::Http(..)
                     | ControlOutput::Event(_) => {}
                 }
             }
@@ -405,5 +406,43 @@ fn an_upstream_429_cools_the_account_and_a_bound_continuation_gets_429() {
         gw.control.check_upgrade(gw.now),
         Ok(()),
         "usable again after the reset the error named"
+    );
+}
+
+#[test]
+fn a_reload_adds_removes_and_re_enables_accounts_without_dropping_sessions() {
+    let mut gw = Gateway::new(vec![account(1, 4, false)]);
+    let s1 = gw.open(1, None);
+    gw.client(s1, create(None, true));
+    let c1 = gw.create_conn(s1);
+    gw.control
+        .apply_accounts(gw.now, vec![account(2, 4, false)]);
+    gw.run();
+    let s2 = gw.open(2, None);
+    gw.client(s2, create(None, true));
+    assert_eq!(
+        gw.conn_account[&gw.create_conn(s2)],
+        AccountId(2),
+        "new sessions go to the new account"
+    );
+    gw.complete(s1, c1, "resp_1", true);
+    assert_eq!(
+        gw.to_client
+            .iter()
+            .filter(|(s, v)| *s == s1 && v["type"] == "response.completed")
+            .count(),
+        1,
+        "the running session on the removed account finished its turn"
+    );
+    gw.control.apply_accounts(gw.now, vec![account(2, 4, true)]);
+    assert_eq!(
+        gw.control.check_upgrade(gw.now),
+        Err(UpgradeRefusal::UpgradeRequired),
+        "now HTTP only"
+    );
+    gw.control.apply_accounts(gw.now, vec![]);
+    assert_eq!(
+        gw.control.check_upgrade(gw.now),
+        Err(UpgradeRefusal::NoUsableAccount)
     );
 }

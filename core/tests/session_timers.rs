@@ -304,3 +304,60 @@ fn a_silent_client_is_pinged_and_dropped_without_a_pong() {
     );
     assert_trace!("session_client_keepalive", sim.trace());
 }
+
+#[test]
+fn shutdown_lets_responses_finish_then_closes_1012() {
+    let mut sim = Sim::new(Config::default());
+    sim.client(create(Some("gpt-test"), None, None, true));
+    sim.upstream(
+        1,
+        text_response("resp_1", None, 2, true, "gpt-test")[0].clone(),
+    );
+    sim.log("> gateway  shutting down".to_owned());
+    sim.session.handle_shutdown(sim.now);
+    sim.drain();
+    sim.client(create(Some("gpt-test"), None, None, true));
+    assert_eq!(
+        sim.to_client.last().unwrap()["error"]["code"],
+        "gateway_shutting_down",
+        "no new work"
+    );
+    assert_eq!(sim.creates_on(1), 1);
+    assert_eq!(sim.client_closed, None, "the response in flight may finish");
+    for ev in text_response("resp_1", None, 2, true, "gpt-test")
+        .into_iter()
+        .skip(1)
+    {
+        sim.upstream(1, ev);
+    }
+    assert_eq!(
+        sim.client_closed,
+        Some(1012),
+        "then the client is told to reconnect elsewhere"
+    );
+    assert!(sim.released[0].reusable);
+    assert_trace!("session_shutdown_finish_then_1012", sim.trace());
+}
+
+#[test]
+fn shutdown_grace_cuts_what_is_still_running() {
+    let mut cfg = Config::default();
+    cfg.session.shutdown_grace = ms(500);
+    let mut sim = Sim::new(cfg);
+    sim.client(create(Some("gpt-test"), None, None, true));
+    sim.upstream(
+        1,
+        text_response("resp_1", None, 2, true, "gpt-test")[0].clone(),
+    );
+    sim.session.handle_shutdown(sim.now);
+    sim.drain();
+    sim.advance(ms(499));
+    assert_eq!(sim.client_closed, None);
+    sim.advance(ms(1));
+    assert_eq!(sim.client_closed, Some(1012));
+    assert!(
+        !sim.released[0].reusable,
+        "a conn with a cut response never returns to the pool"
+    );
+    assert_eq!(sim.session.phase(), SessionPhase::Finished);
+}

@@ -20,6 +20,7 @@
 //! Bind (after each terminal) ─▶ store: response → account, response → conn
 //! ```
 
+mod http;
 mod schedule;
 mod types;
 
@@ -70,6 +71,8 @@ pub struct Control {
     sessions: HashMap<SessionId, SessionEntry>,
     slot_waiters: HashMap<AccountId, VecDeque<SlotWaiter>>,
     conn_accounts: HashMap<ConnId, AccountId>,
+    /// HTTP requests in flight (holders named like sessions, answered with `ControlOutput::Http`)
+    http: HashMap<SessionId, http::HttpEntry>,
     out: VecDeque<ControlOutput>,
 }
 
@@ -84,6 +87,7 @@ impl Control {
             sessions: HashMap::new(),
             slot_waiters: HashMap::new(),
             conn_accounts: HashMap::new(),
+            http: HashMap::new(),
             out: VecDeque::new(),
             cfg,
         };
@@ -107,6 +111,53 @@ impl Control {
                 .add_account(now, spec.id, spec.concurrency as usize);
         }
         self.accounts.insert(spec.id, (spec, transport));
+    }
+
+    /// Applies a reloaded account list without dropping sessions
+    ///
+    /// New accounts are added; changed ones keep their load and cooldowns (a disabled one is
+    /// re-enabled: its credentials may have changed) and get the new concurrency; removed ones
+    /// stop taking work — their idle conns close now, leased ones when their sessions release
+    /// them. An account that now resolves to HTTP loses its pool the same way.
+    pub fn apply_accounts(&mut self, now: Instant, accounts: Vec<AccountSpec>) {
+        let keep: std::collections::HashSet<AccountId> = accounts.iter().map(|a| a.id).collect();
+        let removed: Vec<AccountId> = self
+            .accounts
+            .keys()
+            .copied()
+            .filter(|id| !keep.contains(id))
+            .collect();
+        for id in removed {
+            self.accounts.remove(&id);
+            self.scheduler.remove_account(id);
+            self.pool.remove_account(now, id);
+        }
+        for spec in accounts {
+            let had_pool = self
+                .accounts
+                .get(&spec.id)
+                .is_some_and(|(_, t)| *t == Transport::WsV2);
+            let transport = resolve(Some(&spec.protocol), &self.cfg.protocol).transport;
+            match (had_pool, transport == Transport::WsV2) {
+                (true, true) => {
+                    self.pool
+                        .set_concurrency(now, spec.id, spec.concurrency as usize);
+                    self.scheduler.upsert_account(scheduler::AccountSpec {
+                        id: spec.id,
+                        priority: spec.priority,
+                        max_concurrency: spec.concurrency,
+                        transport,
+                    });
+                    self.accounts.insert(spec.id, (spec, transport));
+                }
+                (true, false) => {
+                    self.pool.remove_account(now, spec.id);
+                    self.add_account(now, spec);
+                }
+                (false, _) => self.add_account(now, spec),
+            }
+        }
+        self.pump(now);
     }
 
     /// Whether a WebSocket upgrade may proceed: some account must be usable and speak WebSocket
@@ -361,6 +412,16 @@ impl Control {
         self.pool.total_stats()
     }
 
+    /// One account's pool stats (`None` for an unknown account or one that resolves to HTTP)
+    pub fn pool_stats(&self, account: AccountId) -> Option<PoolStats> {
+        self.pool.stats(account)
+    }
+
+    /// The configured accounts, with their names (for metric labels)
+    pub fn accounts(&self) -> impl Iterator<Item = &AccountSpec> + '_ {
+        self.accounts.values().map(|(spec, _)| spec)
+    }
+
     /// The account a conn belongs to, while it exists
     pub fn account_of(&self, conn: ConnId) -> Option<AccountId> {
         self.conn_accounts.get(&conn).copied()
@@ -451,6 +512,12 @@ impl Control {
                     self.out.push_back(ControlOutput::Close { account, conn });
                 }
             }
+            PoolCommand::Granted(lease) if self.http.contains_key(&lease.holder) => {
+                self.http_lease(Ok(lease))
+            }
+            PoolCommand::Refused { holder, reason } if self.http.contains_key(&holder) => {
+                self.http_lease(Err((holder, reason)))
+            }
             PoolCommand::Granted(lease) => {
                 let holder = lease.holder;
                 if let Some(entry) = self.sessions.get_mut(&holder) {
@@ -481,10 +548,12 @@ impl Control {
         if self.scheduler.try_acquire_slot(account, w.max_concurrency) {
             waiters.pop_front();
             self.scheduler.waiter_removed(account);
-            self.out.push_back(ControlOutput::Session(
-                w.session,
-                SessionInput::SlotGranted(w.turn),
-            ));
+            let output = if self.http.contains_key(&w.session) {
+                ControlOutput::Http(w.session, crate::http::HttpInput::SlotGranted)
+            } else {
+                ControlOutput::Session(w.session, SessionInput::SlotGranted(w.turn))
+            };
+            self.out.push_back(output);
         }
     }
 }

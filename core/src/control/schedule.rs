@@ -24,13 +24,13 @@ pub(super) struct PendingSchedule {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LookupState {
+pub(super) enum LookupState {
     Done(Option<AccountId>),
     Waiting(OpId),
 }
 
 impl LookupState {
-    fn from_lookup(lookup: Lookup) -> Self {
+    pub(super) fn from_lookup(lookup: Lookup) -> Self {
         match lookup {
             Lookup::Hit(account) => Self::Done(Some(account)),
             Lookup::Miss => Self::Done(None),
@@ -38,13 +38,13 @@ impl LookupState {
         }
     }
 
-    fn answer(&mut self, op: OpId, result: Option<AccountId>) {
+    pub(super) fn answer(&mut self, op: OpId, result: Option<AccountId>) {
         if *self == Self::Waiting(op) {
             *self = Self::Done(result);
         }
     }
 
-    fn done(self) -> Option<Option<AccountId>> {
+    pub(super) fn done(self) -> Option<Option<AccountId>> {
         match self {
             Self::Done(account) => Some(account),
             Self::Waiting(_) => None,
@@ -192,11 +192,12 @@ impl Control {
         for id in waiting {
             self.try_decide(now, id);
         }
+        self.http_lookup_resolved(now, op, result);
     }
 }
 
 /// The answer a session sends its client for a scheduler rejection
-fn refusal_of(reject: Reject, now: Instant) -> Refusal {
+pub(super) fn refusal_of(reject: Reject, now: Instant) -> Refusal {
     let retry = reject
         .retry_after_secs(now)
         .map_or(String::new(), |s| format!(" (retry after {s}s)"));

@@ -169,6 +169,8 @@ pub enum ControlEvent {
 pub enum ControlOutput {
     /// Deliver to that session's task (`Session::handle_control`)
     Session(SessionId, SessionInput),
+    /// Deliver to that HTTP request's task (`HttpTurn::handle_control`)
+    Http(SessionId, crate::http::HttpInput),
     /// Dial a new conn of `account`; per-session headers only when `for_session` is set. Answer
     /// with `handle_dial_ok` / `handle_dial_failed`.
     Dial {

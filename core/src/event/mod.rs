@@ -14,10 +14,10 @@
 mod classify;
 mod client;
 mod error;
-mod json_str;
+pub(crate) mod json_str;
 mod lex;
 mod rewrite;
-mod scan;
+pub(crate) mod scan;
 mod sse;
 mod usage;
 

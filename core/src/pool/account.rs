@@ -410,6 +410,14 @@ impl AccountPool {
         self.holds.chain_of(conn)
     }
 
+    /// The idle conn whose lane cache holds `response`, if any (held or not)
+    ///
+    /// What [`acquire_for_http`](Self::acquire_for_http) prefers; a `store:false` continuation
+    /// with no such conn cannot continue anywhere.
+    pub fn idle_conn_caching(&self, response: &ResponseId) -> Option<ConnId> {
+        self.by_response.get(response).copied()
+    }
+
     /// HTTP turns queued behind a leased conn
     pub fn queued_behind(&self, conn: ConnId) -> usize {
         match self.conns.get(&conn).map(|s| &s.state) {

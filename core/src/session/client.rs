@@ -35,7 +35,9 @@ impl Session {
             not_before: None,
         };
         let held = self.cfg.session.max_held_creates_per_session;
-        let refusal = if !lane_ok {
+        let refusal = if self.shutting_down {
+            Some(Refusal::shutting_down())
+        } else if !lane_ok {
             Some(Refusal::InvalidStreamId)
         } else if req.background {
             Some(Refusal::bad_request(

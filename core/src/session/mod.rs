@@ -12,6 +12,7 @@
 //! [`Session::poll_timeout`] and set the task's one timer to it.
 
 mod client;
+mod lifecycle;
 mod pipeline;
 mod types;
 mod upstream;
@@ -68,6 +69,7 @@ enum SessionTimer {
     RetryBackoff,
     ClientPing,
     ClientPong,
+    ShutdownGrace,
 }
 
 impl TimerName for SessionTimer {
@@ -77,6 +79,7 @@ impl TimerName for SessionTimer {
         Self::ClientWrite,
         Self::SlotWait,
         Self::RetryBackoff,
+        Self::ShutdownGrace,
         Self::ClientPong,
         Self::ClientPing,
         Self::InterTurnIdle,
@@ -167,7 +170,9 @@ pub struct Session {
     upstream_out: VecDeque<Transmit>,
     commands: VecDeque<SessionCommand>,
     events: VecDeque<SessionEvent>,
-    timers: TimerTable<8>,
+    timers: TimerTable<9>,
+    /// The gateway is shutting down: no new creates, close 1012 when nothing is in flight
+    shutting_down: bool,
     /// Accounts the next schedule must avoid (a failover after repeated upstream losses)
     exclude: Vec<AccountId>,
     jitter: Jitter,
@@ -204,6 +209,7 @@ impl Session {
             inherited_local: Vec::new(),
             client_active_at: now,
             ping_client: false,
+            shutting_down: false,
             client_out: VecDeque::with_capacity(64),
             upstream_out: VecDeque::with_capacity(8),
             commands: VecDeque::new(),
@@ -264,31 +270,6 @@ impl Session {
             "binary frames are not supported; send JSON text frames",
             None,
         );
-        self.settle(now);
-    }
-
-    /// Handles a pong from the client
-    pub fn handle_client_pong(&mut self, now: Instant) {
-        self.client_active_at = now;
-        self.timers.stop(SessionTimer::ClientPong);
-    }
-
-    /// Handles a message over `upstream.max_message_size` on either hop
-    ///
-    /// The client is closed with 1009 (one limit, both hops); open responses are drained as if
-    /// the client had left. An over-size upstream message also ends that conn: its stream
-    /// cannot be followed past a message the gateway refused to read.
-    pub fn handle_message_too_big(&mut self, now: Instant, hop: Hop) {
-        if self.phase == SessionPhase::Finished {
-            return;
-        }
-        self.close_client(1009, "message too big");
-        self.handle_client_gone(now);
-        if let Hop::Upstream(conn) = hop
-            && let Some(c) = self.conn_mut(conn)
-        {
-            c.handle_closed(now);
-        }
         self.settle(now);
     }
 
@@ -493,6 +474,11 @@ impl Session {
                 SessionTimer::Drain => self.drain_expired(now),
                 SessionTimer::RetryBackoff => {} // settle sends the create whose back-off ended
                 SessionTimer::ClientPing => self.client_ping_due(now),
+                SessionTimer::ShutdownGrace => {
+                    // Unfinished responses are cut: `finish` releases their conns dirty.
+                    self.close_client(1012, "gateway restarting");
+                    self.finish(now);
+                }
                 SessionTimer::ClientPong => {
                     self.close_client(1001, "client did not answer a ping");
                     self.handle_client_gone(now);
@@ -612,26 +598,6 @@ impl Session {
         let t = TurnId(self.next_turn);
         self.next_turn += 1;
         t
-    }
-
-    /// Pings the client if it has been silent for `client_ping_interval`, else re-arms
-    fn client_ping_due(&mut self, now: Instant) {
-        let due = self.client_active_at + self.cfg.session.client_ping_interval;
-        if now < due {
-            self.timers.set(SessionTimer::ClientPing, due);
-            return;
-        }
-        self.ping_client = true;
-        if !self.backpressured {
-            self.timers.set(
-                SessionTimer::ClientPong,
-                now + self.cfg.session.client_pong_timeout,
-            );
-        }
-        self.timers.set(
-            SessionTimer::ClientPing,
-            now + self.cfg.session.client_ping_interval,
-        );
     }
 
     fn close_client(&mut self, code: u16, reason: &'static str) {

@@ -42,6 +42,10 @@ impl Session {
             }
         }
         self.collect_conn_outputs(now);
+        if self.shutting_down && self.phase == SessionPhase::Active && self.unfinished() == 0 {
+            self.close_client(1012, "gateway restarting");
+            return self.finish(now);
+        }
         let idle =
             self.phase == SessionPhase::Active && self.pending.is_empty() && self.unfinished() == 0;
         match (idle, self.timers.get(SessionTimer::InterTurnIdle)) {

@@ -90,6 +90,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The answer to creates while the gateway shuts down
+    pub fn shutting_down() -> Self {
+        Self::Status {
+            status: 503,
+            error_type: "server_error",
+            code: Some("gateway_shutting_down"),
+            message: "this gateway is shutting down; reconnect and resend".to_owned(),
+        }
+    }
+
     /// A 400 `invalid_request_error`
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::Status {

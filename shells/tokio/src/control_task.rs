@@ -12,13 +12,15 @@ use tracing::{debug, info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
 use wsv2_core::pool::PoolStats;
 use wsv2_core::session::{SessionCommand, SessionEvent};
-use wsv2_core::store::MemoryBackend;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::control::{
     Control, ControlOutput, DialFailure, SessionInfo, SessionInput, UpgradeRefusal,
 };
 use crate::upstream::{ConnIo, DialRequest, UpstreamInput, UpstreamMsg, dial, spawn_conn};
+
+mod http_glue;
+pub(crate) use http_glue::Extension;
 
 /// Messages the control task's inbox holds at most; senders wait when it is full
 pub(crate) const CONTROL_INBOX: usize = 4096;
@@ -57,6 +59,28 @@ pub(crate) enum ControlMsg {
     },
     /// Pool totals, for the demo and tests
     Stats { reply: oneshot::Sender<PoolStats> },
+    /// An HTTP request's task started (before its first command)
+    HttpOpen {
+        id: SessionId,
+        headers: Arc<DialHeaders>,
+        inbox: mpsc::Sender<crate::http_task::HttpDelivery>,
+    },
+    /// An HTTP turn's command (`Close` also forgets its inbox)
+    Http {
+        id: SessionId,
+        cmd: wsv2_core::http::HttpCommand,
+    },
+    /// An HTTP turn's event (ended responses, retries, forwards feed account health)
+    HttpEvent {
+        id: SessionId,
+        event: wsv2_core::http::HttpEvent,
+    },
+    /// A store command that ran off the control task answered
+    StoreReply(crate::store_backend::StoreReply),
+    /// The control plane's state for `/metrics`
+    Scrape {
+        reply: oneshot::Sender<crate::metrics_export::ControlSnapshot>,
+    },
 }
 
 /// One answer for a session task; a lease brings the conn's I/O handle along
@@ -97,8 +121,9 @@ pub(crate) struct ControlTask {
     accounts: HashMap<AccountId, AccountDial>,
     sessions: HashMap<SessionId, SessionEntry>,
     conns: HashMap<ConnId, ConnIo>,
-    store: MemoryBackend,
     me: ControlTx,
+    /// HTTP turns, the Redis store and metrics (`http_glue`)
+    ext: Extension,
 }
 
 impl ControlTask {
@@ -109,7 +134,7 @@ impl ControlTask {
         me: ControlTx,
     ) -> Self {
         Self {
-            store: MemoryBackend::new(cfg.store.local_cache_entries),
+            ext: Extension::new(&cfg),
             control,
             cfg,
             accounts,
@@ -151,11 +176,17 @@ impl ControlTask {
             } => {
                 self.sessions.insert(id, SessionEntry { inbox, headers });
                 self.control.open_session(now, id, info);
+                self.count_session(true);
             }
             ControlMsg::Command { id, cmd } => self.control.handle_session_command(now, id, cmd),
-            ControlMsg::Event { id, event } => self.control.handle_session_event(now, id, &event),
+            ControlMsg::Event { id, event } => {
+                self.count_session_event(&event);
+                self.control.handle_session_event(now, id, &event)
+            }
             ControlMsg::Close { id } => {
-                self.sessions.remove(&id);
+                if self.sessions.remove(&id).is_some() {
+                    self.count_session(false);
+                }
                 self.control.close_session(now, id);
             }
             ControlMsg::Idle { msg } => match msg.input {
@@ -196,6 +227,11 @@ impl ControlTask {
             ControlMsg::Stats { reply } => {
                 let _ = reply.send(self.control.stats());
             }
+            msg @ (ControlMsg::HttpOpen { .. }
+            | ControlMsg::Http { .. }
+            | ControlMsg::HttpEvent { .. }
+            | ControlMsg::StoreReply(_)
+            | ControlMsg::Scrape { .. }) => self.handle_ext(msg),
         }
     }
 
@@ -220,12 +256,12 @@ impl ControlTask {
                         let _ = io.write(UpstreamTransmit::Close);
                     }
                 }
-                ControlOutput::Store(cmd) => {
-                    let now = Instant::now();
-                    let result = self.store.execute(now, &cmd);
-                    self.control.handle_store_reply(now, cmd.op, result);
+                ControlOutput::Store(cmd) => self.run_store(cmd),
+                ControlOutput::Event(event) => {
+                    self.count_control_event(&event);
+                    info!(?event, "control")
                 }
-                ControlOutput::Event(event) => info!(?event, "control"),
+                ControlOutput::Http(id, input) => self.deliver_http(id, input),
             }
         }
     }
@@ -264,8 +300,11 @@ impl ControlTask {
             return;
         };
         let mut headers = compat_headers(compat);
-        if let Some(entry) = for_session.and_then(|s| self.sessions.get(&s)) {
-            headers.extend(entry.headers.per_session.iter().cloned());
+        let holder_headers = for_session.and_then(|s| {
+            (self.sessions.get(&s).map(|e| e.headers.clone())).or_else(|| self.http_dial_headers(s))
+        });
+        if let Some(h) = holder_headers {
+            headers.extend(h.per_session.iter().cloned());
         }
         let request = DialRequest {
             url: target.url.clone(),
@@ -276,10 +315,13 @@ impl ControlTask {
         let timeout = self.cfg.upstream.dial_timeout;
         let close_wait = self.cfg.upstream.close_timeout;
         let control = self.me.clone();
+        let observe = self.dial_observer(account);
         tokio::spawn(async move {
-            let result = dial(&request, timeout)
-                .await
-                .map(|ws| spawn_conn(conn, account, ws, control.clone(), close_wait));
+            let started = Instant::now();
+            let result = dial(&request, timeout).await;
+            observe(started.elapsed().as_secs_f64());
+            let result =
+                result.map(|ws| spawn_conn(conn, account, ws, control.clone(), close_wait));
             let _ = control
                 .send(ControlMsg::DialDone {
                     account,

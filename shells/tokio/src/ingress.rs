@@ -30,6 +30,8 @@ use crate::control_task::{ControlMsg, ControlTx, DialHeaders};
 use crate::relay_config::ws_config;
 use crate::session_task::{SessionStart, run_session};
 
+mod http_routes;
+
 /// The paths a client may upgrade on
 const WS_PATHS: [&str; 3] = [
     "/v1/responses",
@@ -87,6 +89,10 @@ pub(crate) struct Ingress {
     pub(crate) cfg: Arc<Config>,
     pub(crate) account_names: Arc<HashMap<AccountId, String>>,
     pub(crate) next_session: AtomicU64,
+    /// `/metrics` and the counters tasks bump (`None` with `metrics = false`)
+    pub(crate) metrics: Option<Arc<crate::metrics_export::Metrics>>,
+    /// Where accounts that resolve to HTTP are POSTed
+    pub(crate) forward: Arc<HashMap<AccountId, crate::forward::ForwardTarget>>,
 }
 
 type Body = Full<Bytes>;
@@ -121,7 +127,7 @@ pub(crate) async fn serve(listener: TcpListener, ingress: Arc<Ingress>) {
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let ingress = ingress.clone();
-                async move { Ok::<_, Infallible>(ingress.handle(req).await) }
+                async move { Ok::<_, Infallible>(ingress.route(req).await) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(tcp), service)

@@ -48,9 +48,14 @@ mod client;
 mod control;
 mod control_task;
 pub mod demo;
+mod forward;
+mod http_task;
 mod ingress;
+mod metrics_export;
 mod relay_config;
 mod session_task;
+mod store_backend;
+mod store_redis;
 mod time;
 mod upstream;
 
@@ -127,11 +132,18 @@ impl Drop for GatewayHandle {
 /// Starts the gateway described by `config` on the current tokio runtime
 pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
     upstream::install_crypto_provider();
-    if config.redis_url.is_some() {
-        return Err(StartError::Unsupported(
-            "redis_url: this build keeps state in memory only (remove redis_url)".to_owned(),
-        ));
-    }
+    let redis = match &config.redis_url {
+        Some(url) => {
+            let store =
+                store_redis::RedisStore::new(url.expose(), config.core.store.store_op_timeout)
+                    .map_err(|e| StartError::Unsupported(format!("redis_url: {e}")))?;
+            let store = Arc::new(store);
+            let warm = store.clone();
+            tokio::spawn(async move { warm.warm_up().await });
+            Some(store)
+        }
+        None => None,
+    };
     if let Some(account) = config.accounts.iter().find(|a| a.proxy.is_some()) {
         return Err(StartError::Unsupported(format!(
             "accounts[{}].proxy: upstream proxies are not supported by this build yet",
@@ -147,6 +159,7 @@ pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
     let mut specs = Vec::with_capacity(config.accounts.len());
     let mut dials = HashMap::new();
     let mut names = HashMap::new();
+    let mut forward = HashMap::new();
     for a in &config.accounts {
         let id = a.id;
         specs.push(AccountSpec {
@@ -165,13 +178,28 @@ pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
             },
         );
         names.insert(id, a.name.clone());
+        forward.insert(
+            id,
+            forward::ForwardTarget {
+                url: a.base_url.clone(),
+                token: Arc::from(a.token.expose()),
+            },
+        );
     }
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let control = Control::new(cfg.clone(), specs, seed, Instant::now());
     let (control_tx, control_rx) = mpsc::channel(CONTROL_INBOX);
-    let task = ControlTask::new(control, cfg.clone(), dials, control_tx.clone());
+    let metrics = config
+        .metrics
+        .then(|| Arc::new(metrics_export::Metrics::new()));
+    let names = Arc::new(names);
+    let task = ControlTask::new(control, cfg.clone(), dials, control_tx.clone()).with_extension(
+        redis.map(store_backend::StoreBackend::Redis),
+        metrics.clone(),
+        names.clone(),
+    );
     tokio::spawn(task.run(control_rx));
 
     let listener = TcpListener::bind(config.listen)
@@ -193,8 +221,10 @@ pub async fn start(config: GatewayConfig) -> Result<GatewayHandle, StartError> {
         keys,
         control: control_tx.clone(),
         cfg,
-        account_names: Arc::new(names),
+        account_names: names,
         next_session: AtomicU64::new(1),
+        metrics,
+        forward: Arc::new(forward),
     });
     let accept = tokio::spawn(ingress::serve(listener, ingress));
     tracing::info!(%addr, "wsv2 gateway listening");

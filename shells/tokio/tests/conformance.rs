@@ -45,10 +45,9 @@ wsv2_tests::conformance_tests!(setup().await;
     fault_stop_pong,
     fault_tail_packet,
     auth_rejected_before_upgrade,
+    http_sse_turn,
     gateway_message_too_big,
 );
-
-// Not run here: `http_sse_turn` (HTTP (SSE) mode is issue 6).
 
 /// Every account resolves to HTTP: the upgrade is refused with 426
 mod http_only {
@@ -60,4 +59,24 @@ mod http_only {
     }
 
     wsv2_tests::conformance_tests!(setup().await; gateway_upgrade_426);
+
+    /// The scenarios this module runs
+    pub(super) const HTTP_ONLY: &[&str] = COVERED;
+}
+
+#[test]
+fn every_gateway_scenario_runs_through_the_gateway() {
+    let mut covered: Vec<&str> = COVERED
+        .iter()
+        .chain(http_only::HTTP_ONLY)
+        .copied()
+        .collect();
+    covered.sort_unstable();
+    let mut all: Vec<&str> = wsv2_tests::conformance::scenarios()
+        .iter()
+        .filter(|s| s.applies_to(TargetKind::Gateway))
+        .map(|s| s.name)
+        .collect();
+    all.sort_unstable();
+    assert_eq!(covered, all);
 }

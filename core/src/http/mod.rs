@@ -1,0 +1,449 @@
+//! The HTTP bridge: one `POST /v1/responses` = one turn on a pooled upstream WebSocket.
+//!
+//! [`HttpTurn`] is a sans-IO machine for one request, in the style of
+//! [`Session`](crate::session::Session): it validates the body, asks the control plane for an
+//! account, a conn and a slot ([`HttpCommand`] → [`Control::handle_http_command`] →
+//! [`HttpInput`]), sends the `response.create` on the leased conn, and answers the client with
+//! SSE (`stream:true`, one flushed `Body` per upstream event, framed with
+//! [`sse_encode`](crate::event::sse_encode)) or with the final response object as JSON
+//! (`stream:false`). Every decision is here; the shell only moves bytes.
+//!
+//! # Poll order
+//!
+//! After every `handle_*` call (and after [`HttpTurn::new`]), drain
+//! [`HttpTurn::poll_transmit`], then [`HttpTurn::poll_command`], then [`HttpTurn::poll_event`],
+//! each until `None`, then read [`HttpTurn::poll_timeout`] and arm one timer for it. Drop the
+//! turn after [`HttpEvent::Finished`].
+//!
+//! # Answers
+//!
+//! Exactly one answer per request: `Head`, then `Body`s, then `End` (or `PassThrough` … `End`
+//! for an account that resolves to HTTP), nothing after `End`, nothing at all to a client that
+//! left before the head.
+//!
+//! | when | `stream:true` | `stream:false` |
+//! |---|---|---|
+//! | body invalid, `stream_id`, no model, `background` on a WS account | 400 + error JSON | same |
+//! | refused before upstream (no account, 429, chain gone, no conn, no slot) | status + error JSON | same |
+//! | upstream `error` before the first event (after retries) | upstream's status + its error as JSON | same, until the reply |
+//! | first event | 200 SSE, each event flushed | collected |
+//! | terminal | SSE, then `End` | 200 + the `response` object |
+//! | upstream `error` / conn lost after SSE began | flat SSE `error` event, then `End` | — |
+//!
+//! Retries and failover follow [`RetryState`]: until the first event is written
+//! (`stream:false`: until the reply), within `scheduler.retry_total_budget`, at most
+//! `scheduler.max_account_switches` account switches.
+//!
+//! [`Control::handle_http_command`]: crate::control::Control::handle_http_command
+
+mod answer;
+mod pipeline;
+mod relay;
+mod request;
+mod types;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+pub use answer::ErrorAnswer;
+pub use types::{ContentType, HttpAdmission, HttpCommand, HttpEvent, HttpInput, HttpTransmit};
+
+use crate::conn::UpstreamConn;
+use crate::control::SessionInfo;
+use crate::rng::Jitter;
+use crate::scheduler::RetryState;
+use crate::session::Refusal;
+use crate::timer::{TimerName, TimerTable};
+use crate::{AccountId, Config, SessionId, TurnId};
+use request::HttpRequest;
+
+/// Lifecycle of one HTTP turn
+///
+/// ```text
+///  new ──invalid body──────────────────────────────────────────────────────────┐
+///   │                                                                           │
+///   ▼         admission (WS account)            lease                 slot      │
+/// Scheduling ───────────────────▶ Acquiring ───────────▶ AwaitingSlot ──────▶ Upstream
+///   │  │ admission (HTTP account)      │ refused, chain gone   │ slot_wait_timeout │ │
+///   │  └──▶ AwaitingSlot ──slot──▶ Forwarding ──reply ended──▶ │                   │ │
+///   │ refused                          │                       │                   │ │
+///   ▼                                  ▼                       ▼                   │ │
+/// Done ◀───────────────────────────────────────────────────────────────────────────┘ │
+///   ▲    error / lost before the reply, retry ⇒ Backoff ──timer──▶ Scheduling |      │
+///   │                                                             Acquiring          │
+///   │              first event (stream:true)                                        │
+///   │   Streaming ◀──────────────────────────────────────────────────────────────────┘
+///   │     │ terminal, error, lost ⇒ End            terminal (stream:false) ⇒ JSON, Done
+///   ├─────┘
+///   │   client gone with the response open (Upstream, Streaming)
+///   └── Draining ──terminal or drain_timeout──▶ Done
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpPhase {
+    /// Waiting for an account
+    Scheduling,
+    /// Waiting for a conn of the account's pool
+    Acquiring,
+    /// Waiting for a concurrency slot (holding the conn, if a WS account)
+    AwaitingSlot,
+    /// The create is upstream; nothing reached the client yet (retries still possible)
+    Upstream,
+    /// SSE has begun (`stream:true`)
+    Streaming,
+    /// A failed attempt waits for its back-off
+    Backoff,
+    /// The POST went to the account's HTTP upstream (an account that resolves to HTTP)
+    Forwarding,
+    /// The client left; the open response is read to its terminal
+    Draining,
+    /// Over
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TurnTimer {
+    SlotWait,
+    RetryBackoff,
+    Drain,
+    ClientWrite,
+}
+
+impl TimerName for TurnTimer {
+    const ALL: &'static [Self] = &[
+        Self::SlotWait,
+        Self::RetryBackoff,
+        Self::Drain,
+        Self::ClientWrite,
+    ];
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotState {
+    None,
+    Waiting,
+    Granted,
+}
+
+/// One `POST /v1/responses`; see the module doc for the poll order and the answers
+#[derive(Debug)]
+pub struct HttpTurn {
+    id: SessionId,
+    cfg: Arc<Config>,
+    phase: HttpPhase,
+    request: Option<HttpRequest>,
+    admission: Option<HttpAdmission>,
+    conn: Option<UpstreamConn>,
+    slot: SlotState,
+    retry: Option<RetryState>,
+    exclude: Vec<AccountId>,
+    jitter: Jitter,
+    /// The current attempt's handle on the conn (one per attempt)
+    turn: TurnId,
+    /// (client name, upstream name) when the account maps the model
+    models: Option<(Bytes, Bytes)>,
+    /// The last upstream `error` event of the current attempt
+    last_error: Option<Bytes>,
+    /// Upstream's error of the last failed attempt, for a failover that finds no account
+    failed_attempt: Option<ErrorAnswer>,
+    /// `stream:false`: the terminal's `response` object
+    final_response: Option<Bytes>,
+    head_sent: bool,
+    end_sent: bool,
+    client_gone: bool,
+    backpressured: bool,
+    opened: bool,
+    forward_started: Option<Instant>,
+    /// The forwarded reply's status, once its head came
+    forward_status: u16,
+    /// When the request arrived
+    started_at: Instant,
+    out: VecDeque<HttpTransmit>,
+    commands: VecDeque<HttpCommand>,
+    events: VecDeque<HttpEvent>,
+    timers: TimerTable<4>,
+}
+
+impl HttpTurn {
+    /// A turn for request `id` with `body` and the request's header info (group, session key,
+    /// betas); an invalid body is answered at once (400)
+    pub fn new(
+        id: SessionId,
+        cfg: Arc<Config>,
+        now: Instant,
+        body: Bytes,
+        info: SessionInfo,
+    ) -> Self {
+        let mut turn = Self {
+            id,
+            phase: HttpPhase::Scheduling,
+            request: None,
+            admission: None,
+            conn: None,
+            slot: SlotState::None,
+            retry: None,
+            exclude: Vec::new(),
+            jitter: Jitter::new(0x4854_5450 ^ id.0),
+            turn: TurnId(0),
+            models: None,
+            last_error: None,
+            failed_attempt: None,
+            final_response: None,
+            head_sent: false,
+            end_sent: false,
+            client_gone: false,
+            backpressured: false,
+            opened: false,
+            forward_started: None,
+            forward_status: 0,
+            started_at: now,
+            out: VecDeque::with_capacity(8),
+            commands: VecDeque::with_capacity(4),
+            events: VecDeque::with_capacity(4),
+            timers: TimerTable::default(),
+            cfg,
+        };
+        match request::parse_request(body) {
+            Ok(request) => {
+                turn.opened = true;
+                turn.commands.push_back(HttpCommand::Open(info));
+                turn.commands.push_back(HttpCommand::Schedule {
+                    previous: request.previous.clone(),
+                    prompt_cache_key: request.prompt_cache_key.clone(),
+                    exclude: Vec::new(),
+                });
+                turn.request = Some(request);
+            }
+            Err(e) => {
+                turn.answer_error(&ErrorAnswer::bad_request(&e.message(), e.param()));
+                turn.finish();
+            }
+        }
+        turn
+    }
+
+    /// Handles an answer of the control plane
+    pub fn handle_control(&mut self, now: Instant, input: HttpInput) {
+        match input {
+            HttpInput::Admission(admission) => self.on_admission(now, admission),
+            HttpInput::Refused(refusal) => {
+                if self.phase == HttpPhase::Scheduling {
+                    // A failover that finds no other account answers with what the last
+                    // account said (upstream's 429 or 5xx), not with a generic 503.
+                    let answer = match self.failed_attempt.take() {
+                        Some(answer) if matches!(refusal, Refusal::Status { status: 503, .. }) => {
+                            answer
+                        }
+                        _ => ErrorAnswer::from_refusal(&refusal, self.previous_str().as_deref()),
+                    };
+                    self.answer_error(&answer);
+                    self.finish();
+                }
+            }
+            HttpInput::Lease(lease) => self.on_lease(now, lease),
+            HttpInput::LeaseRefused(reason) => self.on_lease_refused(now, reason),
+            HttpInput::SlotGranted => self.on_slot_granted(now),
+        }
+        self.settle(now);
+    }
+
+    /// Handles one text frame read from the leased upstream conn
+    pub fn handle_upstream_frame(&mut self, now: Instant, conn: crate::ConnId, frame: Bytes) {
+        self.on_upstream_frame(now, conn, frame);
+        self.settle(now);
+    }
+
+    /// Handles a pong on the leased conn
+    pub fn handle_upstream_pong(&mut self, now: Instant, conn: crate::ConnId) {
+        if let Some(c) = self.conn.as_mut().filter(|c| c.id() == conn) {
+            c.handle_pong(now);
+        }
+        self.settle(now);
+    }
+
+    /// Handles the end of the leased conn's socket (close, EOF, read error)
+    pub fn handle_upstream_closed(&mut self, now: Instant, conn: crate::ConnId) {
+        if let Some(c) = self.conn.as_mut().filter(|c| c.id() == conn) {
+            c.handle_closed(now);
+        }
+        self.settle(now);
+    }
+
+    /// Handles a write on the leased conn that the shell abandoned (deadline passed)
+    pub fn handle_upstream_write_abandoned(
+        &mut self,
+        now: Instant,
+        conn: crate::ConnId,
+        started: bool,
+    ) {
+        if let Some(c) = self.conn.as_mut().filter(|c| c.id() == conn) {
+            c.handle_write_abandoned(now, started);
+        }
+        self.settle(now);
+    }
+
+    /// Handles the client going away (connection closed, or it stopped reading for too long)
+    ///
+    /// With a response open upstream the turn drains it to its terminal (usage is recorded,
+    /// the conn goes back clean); otherwise every wait is cancelled and the turn ends.
+    pub fn handle_client_gone(&mut self, now: Instant) {
+        if self.client_gone || self.phase == HttpPhase::Done {
+            return;
+        }
+        self.client_gone = true;
+        self.timers.stop(TurnTimer::ClientWrite);
+        let open = matches!(self.phase, HttpPhase::Upstream | HttpPhase::Streaming)
+            && self.conn.as_ref().is_some_and(|c| c.unfinished() > 0);
+        self.events
+            .push_back(HttpEvent::ClientGone { draining: open });
+        if open {
+            self.phase = HttpPhase::Draining;
+            if let Some(conn) = self.conn.as_mut() {
+                conn.set_reading(now, true);
+            }
+            self.timers
+                .set(TurnTimer::Drain, now + self.cfg.session.drain_timeout);
+        } else {
+            if self.slot == SlotState::Waiting
+                && let Some(a) = &self.admission
+            {
+                self.commands
+                    .push_back(HttpCommand::CancelSlotWait { account: a.account });
+                self.slot = SlotState::None;
+            }
+            self.finish();
+        }
+        self.settle(now);
+    }
+
+    /// Handles the client's write buffer filling (`full`) or draining
+    ///
+    /// While full the turn stops reading upstream (TCP backpressure) and the conn's read and
+    /// pong timeouts pause; full for `session.client_write_timeout` counts as the client gone.
+    pub fn handle_client_backpressure(&mut self, now: Instant, full: bool) {
+        if self.backpressured == full || self.client_gone || self.phase == HttpPhase::Done {
+            return;
+        }
+        self.backpressured = full;
+        if let Some(conn) = self.conn.as_mut() {
+            conn.set_reading(now, !full);
+        }
+        if full {
+            self.timers.set(
+                TurnTimer::ClientWrite,
+                now + self.cfg.session.client_write_timeout,
+            );
+        } else {
+            self.timers.stop(TurnTimer::ClientWrite);
+        }
+    }
+
+    /// The account's HTTP upstream answered a [`HttpTransmit::Forward`] with `status`
+    /// (`retry_after`: its `Retry-After` / rate-limit reset, if any)
+    pub fn handle_forward_head(
+        &mut self,
+        now: Instant,
+        status: u16,
+        retry_after: Option<std::time::Duration>,
+    ) {
+        self.on_forward_head(now, status, retry_after);
+        self.settle(now);
+    }
+
+    /// The forwarded POST failed before a reply head (connect, TLS, timeout)
+    pub fn handle_forward_failed(&mut self, now: Instant) {
+        self.on_forward_failed(now);
+        self.settle(now);
+    }
+
+    /// The passed-through reply ended (or the shell gave up on it)
+    pub fn handle_forward_end(&mut self, now: Instant) {
+        self.on_forward_end(now);
+        self.settle(now);
+    }
+
+    /// Fires expired timers of the turn and its conn
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.take_expired::<TurnTimer>(now) {
+            match timer {
+                TurnTimer::SlotWait => self.slot_wait_expired(),
+                TurnTimer::RetryBackoff => self.resume_after_backoff(),
+                TurnTimer::Drain => {
+                    if let Some(conn) = self.conn.as_mut() {
+                        conn.drain_timed_out(now);
+                    }
+                }
+                TurnTimer::ClientWrite => self.handle_client_gone(now),
+            }
+        }
+        if let Some(conn) = self.conn.as_mut() {
+            conn.handle_timeout(now);
+        }
+        self.settle(now);
+    }
+
+    /// Next thing to write (client answer, upstream frame, forwarded POST)
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<HttpTransmit> {
+        self.out.pop_front()
+    }
+
+    /// Next command for the control plane
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<HttpCommand> {
+        self.commands.pop_front()
+    }
+
+    /// Next event for logs and metrics
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<HttpEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline of the turn and its conn
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.timers.next_timeout(),
+            self.conn.as_ref().and_then(UpstreamConn::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When the request arrived (the turn's duration for metrics counts from here)
+    pub fn started_at(&self) -> Instant {
+        self.started_at
+    }
+
+    /// The request's handle
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Where the turn stands
+    pub fn phase(&self) -> HttpPhase {
+        self.phase
+    }
+
+    /// Whether the shell should read the upstream conn now (false while the client is slow)
+    pub fn wants_upstream_read(&self) -> bool {
+        !self.backpressured
+    }
+
+    /// The conn the turn holds
+    pub fn conn(&self) -> Option<&UpstreamConn> {
+        self.conn.as_ref()
+    }
+
+    /// Whether the client asked for SSE
+    pub fn streams(&self) -> bool {
+        self.request.as_ref().is_some_and(|r| r.stream)
+    }
+}

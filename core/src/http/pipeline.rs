@@ -1,0 +1,234 @@
+//! The way to upstream: account → conn → slot → create (or a forwarded POST), the back-off
+//! between attempts, and the end of the turn.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{
+    ErrorAnswer, HttpAdmission, HttpCommand, HttpEvent, HttpPhase, HttpTransmit, HttpTurn,
+    SlotState, TurnTimer, request,
+};
+use crate::TurnId;
+use crate::conn::UpstreamConn;
+use crate::resolver::Transport;
+use crate::scheduler::{Pinning, RetryState};
+
+impl HttpTurn {
+    pub(super) fn previous_str(&self) -> Option<String> {
+        self.request
+            .as_ref()
+            .and_then(|r| r.previous.as_ref())
+            .map(|p| p.as_str().to_owned())
+    }
+
+    pub(super) fn on_admission(&mut self, now: Instant, admission: HttpAdmission) {
+        if self.phase != HttpPhase::Scheduling {
+            return;
+        }
+        let request = self
+            .request
+            .as_ref()
+            .expect("a scheduled turn has a request");
+        if request.background && admission.transport == Transport::WsV2 {
+            self.answer_error(&ErrorAnswer::bad_request(
+                "background responses are not supported by this account's upstream (WebSocket mode)",
+                Some("background"),
+            ));
+            return self.finish();
+        }
+        let client = request.model.clone();
+        self.models = admission
+            .model_map
+            .upstream_of(&client)
+            .filter(|upstream| upstream.as_bytes() != &client[..])
+            .map(|upstream| (client, Bytes::copy_from_slice(upstream.as_bytes())));
+        if self.retry.is_none() {
+            let pinning = match (&request.previous, admission.connection_local) {
+                (None, _) => Pinning::Free,
+                (Some(_), true) => Pinning::ConnectionLocal,
+                (Some(_), false) => Pinning::Bound,
+            };
+            self.retry = Some(RetryState::new(
+                now,
+                admission.account,
+                pinning,
+                &self.cfg.scheduler,
+            ));
+        }
+        let transport = admission.transport;
+        self.admission = Some(admission);
+        match transport {
+            Transport::WsV2 => self.acquire(),
+            Transport::Http => self.ask_slot(now),
+        }
+    }
+
+    pub(super) fn acquire(&mut self) {
+        let admission = self.admission.as_ref().expect("admitted");
+        self.phase = HttpPhase::Acquiring;
+        self.commands.push_back(HttpCommand::Acquire {
+            account: admission.account,
+            compat: admission.compat.clone(),
+            preferred: admission.preferred.clone(),
+        });
+    }
+
+    pub(super) fn ask_slot(&mut self, now: Instant) {
+        let admission = self.admission.as_ref().expect("admitted");
+        self.phase = HttpPhase::AwaitingSlot;
+        self.slot = SlotState::Waiting;
+        self.commands.push_back(HttpCommand::AcquireSlot {
+            account: admission.account,
+            max_concurrency: admission.max_concurrency,
+        });
+        self.timers.set(
+            TurnTimer::SlotWait,
+            now + self.cfg.session.slot_wait_timeout,
+        );
+    }
+
+    pub(super) fn on_lease(&mut self, now: Instant, lease: crate::pool::Lease) {
+        let conn = UpstreamConn::new(lease.record, now, &self.cfg.upstream);
+        if self.phase != HttpPhase::Acquiring {
+            // Gone or answered meanwhile: the conn goes straight back, untouched.
+            return self.release(conn, None);
+        }
+        let admission = self.admission.as_ref().expect("admitted");
+        if admission.connection_local && !lease.preferred_hit {
+            // The chain's conn was taken between the decision and the lease: no other conn can
+            // continue a `store:false` chain, so answer as upstream would, without a create.
+            self.release(conn, None);
+            let previous = self.previous_str().unwrap_or_default();
+            self.answer_error(&ErrorAnswer::previous_response_not_found(&previous));
+            return self.finish();
+        }
+        self.conn = Some(conn);
+        self.ask_slot(now);
+    }
+
+    pub(super) fn on_lease_refused(&mut self, now: Instant, reason: crate::pool::RefuseReason) {
+        if self.phase != HttpPhase::Acquiring {
+            return;
+        }
+        if reason == crate::pool::RefuseReason::DialFailed {
+            return self.attempt_failed(now, crate::scheduler::FailureKind::DialFailed, None);
+        }
+        self.answer_error(&ErrorAnswer::upstream_unavailable());
+        self.finish();
+    }
+
+    pub(super) fn on_slot_granted(&mut self, now: Instant) {
+        if self.phase != HttpPhase::AwaitingSlot || self.slot != SlotState::Waiting {
+            // Not waiting any more (timed out, gone): give it straight back.
+            if let Some(a) = &self.admission {
+                self.commands
+                    .push_back(HttpCommand::ReleaseSlot { account: a.account });
+            }
+            return;
+        }
+        self.timers.stop(TurnTimer::SlotWait);
+        self.slot = SlotState::Granted;
+        let admission = self.admission.as_ref().expect("admitted");
+        let account = admission.account;
+        if let Some(retry) = self.retry.as_mut() {
+            retry.attempt_started(account);
+        }
+        let request = self
+            .request
+            .as_ref()
+            .expect("a scheduled turn has a request");
+        let upstream_model = self
+            .models
+            .as_ref()
+            .and_then(|(_, up)| std::str::from_utf8(up).ok());
+        if admission.transport == Transport::Http {
+            let body = match upstream_model {
+                Some(model) => crate::event::rewrite_create_model(&request.body, model),
+                None => request.body.clone(),
+            };
+            self.phase = HttpPhase::Forwarding;
+            self.forward_started = Some(now);
+            self.out.push_back(HttpTransmit::Forward { account, body });
+            return;
+        }
+        let frame = request::build_create(&request.body, upstream_model);
+        let previous = request.previous.clone();
+        let Some(conn) = self.conn.as_mut().filter(|c| c.takes_creates()) else {
+            // The conn died while the turn waited for its slot.
+            return self.attempt_failed(now, crate::scheduler::FailureKind::UpstreamLost, None);
+        };
+        self.turn = TurnId(self.turn.0 + 1);
+        conn.send_create(now, self.turn, None, previous, frame);
+        self.phase = HttpPhase::Upstream;
+    }
+
+    pub(super) fn slot_wait_expired(&mut self) {
+        if self.phase != HttpPhase::AwaitingSlot || self.slot != SlotState::Waiting {
+            return;
+        }
+        if let Some(a) = &self.admission {
+            self.commands
+                .push_back(HttpCommand::CancelSlotWait { account: a.account });
+        }
+        self.slot = SlotState::None;
+        self.answer_error(&ErrorAnswer::new(
+            429,
+            "rate_limit_error",
+            Some("concurrency_limit_reached"),
+            "the account's concurrent responses limit was reached; retry shortly",
+        ));
+        self.finish();
+    }
+
+    pub(super) fn resume_after_backoff(&mut self) {
+        if self.phase != HttpPhase::Backoff {
+            return;
+        }
+        if self.admission.is_some() {
+            return self.acquire();
+        }
+        let request = self
+            .request
+            .as_ref()
+            .expect("a scheduled turn has a request");
+        self.phase = HttpPhase::Scheduling;
+        self.commands.push_back(HttpCommand::Schedule {
+            previous: request.previous.clone(),
+            prompt_cache_key: request.prompt_cache_key.clone(),
+            exclude: self.exclude.clone(),
+        });
+    }
+
+    /// Gives the slot back if the turn holds one
+    pub(super) fn give_back_slot(&mut self) {
+        if self.slot == SlotState::Granted
+            && let Some(a) = &self.admission
+        {
+            self.commands
+                .push_back(HttpCommand::ReleaseSlot { account: a.account });
+        }
+        self.slot = SlotState::None;
+    }
+
+    /// Ends the turn: the conn and slot go back, the control plane forgets the request
+    pub(super) fn finish(&mut self) {
+        if self.phase == HttpPhase::Done {
+            return;
+        }
+        self.phase = HttpPhase::Done;
+        self.timers.stop_all();
+        if let Some(mut conn) = self.conn.take() {
+            if conn.unfinished() > 0 {
+                // Nobody will read its terminal: the conn cannot be trusted.
+                conn.mark_dirty();
+            }
+            self.release(conn, None);
+        }
+        self.give_back_slot();
+        if self.opened {
+            self.commands.push_back(HttpCommand::Close);
+        }
+        self.events.push_back(HttpEvent::Finished);
+    }
+}

@@ -1,0 +1,447 @@
+//! Upstream events on their way to the HTTP client, the end of a response, retries, and the
+//! forwarded POST of an account that resolves to HTTP.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::request::{event_type, response_object};
+use super::{
+    ContentType, ErrorAnswer, HttpCommand, HttpEvent, HttpPhase, HttpTransmit, HttpTurn, SlotState,
+    TurnTimer,
+};
+use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
+use crate::event::{ServerEventKind, restore_event_model, sse_encode};
+use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
+use crate::session::ResponseReport;
+use crate::{ConnId, TurnId};
+
+impl HttpTurn {
+    /// The per-event path: route, restore the model, frame as SSE (or keep the terminal's
+    /// response object for a `stream:false` reply)
+    pub(super) fn on_upstream_frame(&mut self, now: Instant, conn_id: ConnId, frame: Bytes) {
+        let current = self.turn;
+        let Some(conn) = self.conn.as_mut().filter(|c| c.id() == conn_id) else {
+            return;
+        };
+        // HTTP turns never steer, so no upstream event opens a response of its own.
+        let mut no_successor = || TurnId(u64::MAX);
+        let (kind, owner) = match conn.handle_frame(now, &frame, &mut no_successor) {
+            Ok(routed) => (routed.event.kind, routed.owner),
+            Err(_) => {
+                self.events
+                    .push_back(HttpEvent::UpstreamGarbage { conn: conn_id });
+                return;
+            }
+        };
+        match owner {
+            Owner::Response { turn, .. } if turn == current => {}
+            Owner::Tail => {
+                self.events
+                    .push_back(HttpEvent::TailPacket { conn: conn_id });
+                return;
+            }
+            _ => return,
+        }
+        if kind == ServerEventKind::Error {
+            // Its answer depends on whether the attempt is retried: decided when it ends.
+            self.last_error = Some(frame);
+            return;
+        }
+        let frame = match &self.models {
+            Some((client, upstream))
+                if kind.may_carry_model() && memchr::memmem::find(&frame, upstream).is_some() =>
+            {
+                restore_event_model(&frame, upstream, client)
+            }
+            _ => frame,
+        };
+        match self.phase {
+            HttpPhase::Upstream if self.streams() => {
+                self.phase = HttpPhase::Streaming;
+                self.write_head(200, ContentType::EventStream, None);
+                self.write_sse(&frame);
+            }
+            HttpPhase::Upstream if kind.is_terminal() => {
+                self.final_response = response_object(&frame);
+            }
+            HttpPhase::Streaming => self.write_sse(&frame),
+            _ => {} // draining: read to the terminal, write nothing
+        }
+    }
+
+    fn write_sse(&mut self, frame: &Bytes) {
+        let ty = event_type(frame);
+        self.out
+            .push_back(HttpTransmit::Body(sse_encode(&ty, frame)));
+    }
+
+    pub(super) fn write_head(
+        &mut self,
+        status: u16,
+        content_type: ContentType,
+        retry_after: Option<u64>,
+    ) {
+        if self.head_sent || self.client_gone {
+            return;
+        }
+        self.head_sent = true;
+        self.out.push_back(HttpTransmit::Head {
+            status,
+            content_type,
+            retry_after,
+        });
+        self.events.push_back(HttpEvent::Answered {
+            status,
+            streamed: content_type == ContentType::EventStream,
+        });
+    }
+
+    fn write_end(&mut self) {
+        if self.head_sent && !self.end_sent && !self.client_gone {
+            self.end_sent = true;
+            self.out.push_back(HttpTransmit::End);
+        }
+    }
+
+    /// Answers with an error: status + JSON before the head, the flat SSE `error` after it
+    pub(super) fn answer_error(&mut self, answer: &ErrorAnswer) {
+        if self.client_gone || self.end_sent {
+            return;
+        }
+        if self.head_sent {
+            self.out.push_back(HttpTransmit::Body(answer.sse_frame()));
+        } else {
+            self.write_head(answer.status, ContentType::Json, answer.retry_after);
+            self.out.push_back(HttpTransmit::Body(answer.json_body()));
+        }
+        self.write_end();
+    }
+
+    /// Runs after every input: moves the conn's transmits out and handles ended responses
+    pub(super) fn settle(&mut self, now: Instant) {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
+            let id = conn.id();
+            while let Some(msg) = conn.poll_transmit() {
+                self.out.push_back(HttpTransmit::Upstream { conn: id, msg });
+            }
+            match conn.poll_ended() {
+                Some(ended) => self.on_ended(now, ended),
+                None => return,
+            }
+        }
+    }
+
+    /// Gives a conn back to the pool (held for `hold`'s chain when given and reusable)
+    pub(super) fn release(&mut self, mut conn: UpstreamConn, hold: Option<crate::ResponseId>) {
+        let id = conn.id();
+        while let Some(msg) = conn.poll_transmit() {
+            self.out.push_back(HttpTransmit::Upstream { conn: id, msg });
+        }
+        let release = conn.into_release();
+        let hold = hold.filter(|_| release.reusable);
+        self.commands
+            .push_back(HttpCommand::Release { release, hold });
+    }
+
+    fn on_ended(&mut self, now: Instant, ended: Ended) {
+        if ended.turn != self.turn {
+            return;
+        }
+        if self.phase == HttpPhase::Draining {
+            let clean = matches!(
+                ended.outcome,
+                Outcome::Completed | Outcome::Incomplete | Outcome::Failed
+            );
+            self.end_response(now, ended);
+            self.events.push_back(HttpEvent::DrainFinished { clean });
+            return self.finish();
+        }
+        match (&ended.outcome, self.phase) {
+            (Outcome::Completed | Outcome::Incomplete | Outcome::Failed, HttpPhase::Streaming) => {
+                self.end_response(now, ended);
+                self.write_end();
+                self.finish();
+            }
+            (Outcome::Completed | Outcome::Incomplete | Outcome::Failed, _) => {
+                let body = self.final_response.take().unwrap_or_else(|| {
+                    Bytes::from_static(br#"{"object":"response","status":"completed"}"#)
+                });
+                self.end_response(now, ended);
+                self.write_head(200, ContentType::Json, None);
+                if !self.client_gone {
+                    self.out.push_back(HttpTransmit::Body(body));
+                }
+                self.write_end();
+                self.finish();
+            }
+            (Outcome::Error { .. }, HttpPhase::Streaming) => {
+                let frame = self.last_error.take().unwrap_or_default();
+                self.answer_error(&ErrorAnswer::from_upstream_error(&frame));
+                self.end_response(now, ended);
+                self.finish();
+            }
+            (
+                Outcome::Error {
+                    status,
+                    retry_after,
+                },
+                _,
+            ) => {
+                let failure = FailureKind::from_status(*status, *retry_after);
+                self.attempt_failed(now, failure, Some(ended));
+            }
+            (Outcome::UpstreamLost, HttpPhase::Streaming) => {
+                self.answer_error(&ErrorAnswer::upstream_lost(
+                    "the upstream connection was lost mid-response",
+                ));
+                self.end_response(now, ended);
+                self.finish();
+            }
+            (Outcome::UpstreamLost, _) => {
+                self.attempt_failed(now, FailureKind::UpstreamLost, Some(ended));
+            }
+        }
+    }
+
+    /// A response ended for good: report, bind, release the conn (held for a `store:false`
+    /// chain), give the slot back
+    fn end_response(&mut self, now: Instant, ended: Ended) {
+        let Some(admission) = self.admission.clone() else {
+            return;
+        };
+        let conn = self.conn.take();
+        let conn_id = conn.as_ref().map_or(ConnId(0), UpstreamConn::id);
+        let request_store = self.request.as_ref().is_none_or(|r| r.store);
+        let store = ended.store.unwrap_or(request_store);
+        let mut hold = None;
+        if let Some(id) = &ended.id
+            && ended.outcome != Outcome::UpstreamLost
+        {
+            self.commands.push_back(HttpCommand::Bind {
+                response: id.clone(),
+                account: admission.account,
+                conn: conn_id,
+                lane: ended.lane.clone(),
+                store,
+            });
+            if !store {
+                hold = Some(id.clone());
+            }
+        }
+        if let Some(conn) = conn {
+            self.release(conn, hold);
+        }
+        self.give_back_slot();
+        self.events
+            .push_back(HttpEvent::ResponseEnded(ResponseReport {
+                turn: ended.turn,
+                response: ended.id,
+                lane: ended.lane,
+                account: admission.account,
+                conn: conn_id,
+                outcome: ended.outcome,
+                usage: ended.usage,
+                time_to_first_event: ended
+                    .first_event_at
+                    .map(|t| t.saturating_duration_since(ended.sent_at)),
+                duration: now.saturating_duration_since(ended.sent_at),
+                successor: false,
+                drained: self.client_gone,
+            }));
+    }
+
+    /// An attempt failed before anything reached the client: retry under the scheduler's rules,
+    /// or answer (upstream's own error when it sent one)
+    pub(super) fn attempt_failed(
+        &mut self,
+        now: Instant,
+        failure: FailureKind,
+        ended: Option<Ended>,
+    ) {
+        let upstream_error = self.last_error.take();
+        let decision = match self.retry.as_mut() {
+            Some(retry) => retry.on_failure(now, failure, false, &mut self.jitter),
+            None => RetryDecision::GiveUp(GiveUpReason::NotRetryable),
+        };
+        let account = self.admission.as_ref().map(|a| a.account);
+        match decision {
+            RetryDecision::RetryAt { at, switch_account } => {
+                self.failed_attempt = upstream_error
+                    .as_ref()
+                    .map(ErrorAnswer::from_upstream_error);
+                if let Some(conn) = self.conn.take() {
+                    self.release(conn, None);
+                }
+                self.give_back_slot();
+                self.final_response = None;
+                if let Some(account) = account {
+                    self.events.push_back(HttpEvent::Retrying {
+                        account,
+                        failure,
+                        switch_account,
+                    });
+                }
+                if switch_account {
+                    self.exclude = self
+                        .retry
+                        .as_ref()
+                        .map(|r| r.tried_accounts().to_vec())
+                        .unwrap_or_default();
+                    self.admission = None;
+                }
+                self.phase = HttpPhase::Backoff;
+                self.timers.set(TurnTimer::RetryBackoff, at);
+            }
+            RetryDecision::GiveUp(reason) => {
+                self.events.push_back(HttpEvent::GaveUp { reason });
+                let answer = match (reason, &upstream_error) {
+                    (GiveUpReason::ChainLost, _) => ErrorAnswer::previous_response_not_found(
+                        &self.previous_str().unwrap_or_default(),
+                    ),
+                    (_, Some(frame)) => ErrorAnswer::from_upstream_error(frame),
+                    (_, None) if failure == FailureKind::DialFailed => {
+                        ErrorAnswer::upstream_unavailable()
+                    }
+                    (GiveUpReason::BudgetExhausted, None) => ErrorAnswer::upstream_lost(
+                        "the upstream connection was lost repeatedly within the retry budget",
+                    ),
+                    (GiveUpReason::SwitchLimit, None) => ErrorAnswer::upstream_lost(
+                        "the upstream connection was lost on every account tried",
+                    ),
+                    (_, None) => ErrorAnswer::upstream_lost("the upstream connection was lost"),
+                };
+                if let Some(ended) = ended {
+                    self.end_response(now, ended);
+                }
+                self.answer_error(&answer);
+                self.finish();
+            }
+        }
+    }
+
+    pub(super) fn on_forward_head(
+        &mut self,
+        now: Instant,
+        status: u16,
+        retry_after: Option<Duration>,
+    ) {
+        if self.phase != HttpPhase::Forwarding || self.head_sent {
+            return;
+        }
+        if !(200..300).contains(&status) {
+            let failure = FailureKind::from_status(status, retry_after);
+            let decision = self
+                .retry
+                .as_mut()
+                .map(|r| r.on_failure(now, failure, false, &mut self.jitter));
+            if let Some(RetryDecision::RetryAt { at, switch_account }) = decision {
+                // Health is fed from `Retrying`: no `ForwardEnded` for a retried attempt.
+                self.out.push_back(HttpTransmit::DiscardForward);
+                self.forward_started = None;
+                self.give_back_slot();
+                if let Some(a) = &self.admission {
+                    self.events.push_back(HttpEvent::Retrying {
+                        account: a.account,
+                        failure,
+                        switch_account,
+                    });
+                }
+                if switch_account {
+                    self.exclude = self
+                        .retry
+                        .as_ref()
+                        .map(|r| r.tried_accounts().to_vec())
+                        .unwrap_or_default();
+                }
+                // An HTTP account has no pool: the next attempt always schedules again.
+                self.admission = None;
+                self.phase = HttpPhase::Backoff;
+                self.timers.set(TurnTimer::RetryBackoff, at);
+                return;
+            }
+        }
+        self.forward_status = status;
+        if !self.client_gone {
+            self.head_sent = true;
+            self.out.push_back(HttpTransmit::PassThrough);
+            self.events.push_back(HttpEvent::Answered {
+                status,
+                streamed: self.streams(),
+            });
+        }
+    }
+
+    pub(super) fn on_forward_failed(&mut self, now: Instant) {
+        if self.phase != HttpPhase::Forwarding || self.head_sent {
+            return;
+        }
+        let decision = self
+            .retry
+            .as_mut()
+            .map(|r| r.on_failure(now, FailureKind::DialFailed, false, &mut self.jitter));
+        match decision {
+            Some(RetryDecision::RetryAt { at, switch_account }) => {
+                self.forward_started = None;
+                self.give_back_slot();
+                if let Some(a) = &self.admission {
+                    self.events.push_back(HttpEvent::Retrying {
+                        account: a.account,
+                        failure: FailureKind::DialFailed,
+                        switch_account,
+                    });
+                }
+                if switch_account {
+                    self.exclude = self
+                        .retry
+                        .as_ref()
+                        .map(|r| r.tried_accounts().to_vec())
+                        .unwrap_or_default();
+                }
+                self.admission = None;
+                self.phase = HttpPhase::Backoff;
+                self.timers.set(TurnTimer::RetryBackoff, at);
+            }
+            _ => {
+                self.forward_ended(now, 0);
+                self.answer_error(&ErrorAnswer::new(
+                    502,
+                    "server_error",
+                    Some("upstream_unavailable"),
+                    "the upstream could not be reached; retry the request",
+                ));
+                self.finish();
+            }
+        }
+    }
+
+    pub(super) fn on_forward_end(&mut self, now: Instant) {
+        if self.phase != HttpPhase::Forwarding {
+            return;
+        }
+        let status = self.forward_status;
+        self.forward_ended(now, status);
+        if self.head_sent && !self.end_sent && !self.client_gone {
+            self.end_sent = true;
+            self.out.push_back(HttpTransmit::End);
+        }
+        self.finish();
+    }
+
+    /// The forwarded attempt is over: its slot goes back, its end is reported
+    fn forward_ended(&mut self, now: Instant, status: u16) {
+        if let (Some(a), Some(started)) = (&self.admission, self.forward_started.take()) {
+            self.events.push_back(HttpEvent::ForwardEnded {
+                account: a.account,
+                status,
+                duration: now.saturating_duration_since(started),
+            });
+        }
+        if self.slot == SlotState::Granted {
+            self.give_back_slot();
+        }
+    }
+}

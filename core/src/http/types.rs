@@ -1,0 +1,234 @@
+//! Values that cross the HTTP turn's boundary: what the shell writes, what the control plane
+//! answers, what is worth a log line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::conn::{CompatKey, Release, UpstreamTransmit};
+use crate::control::SessionInfo;
+use crate::pool::{Lease, RefuseReason};
+use crate::resolver::Transport;
+use crate::scheduler::{FailureKind, GiveUpReason};
+use crate::session::{ModelMap, Refusal, ResponseReport};
+use crate::{AccountId, ConnId, Lane, ResponseId};
+
+/// The `Content-Type` of an answer
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentType {
+    /// `text/event-stream` (SSE, `stream:true`)
+    EventStream,
+    /// `application/json` (errors before the first event, `stream:false` replies)
+    Json,
+}
+
+impl ContentType {
+    /// The header value
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EventStream => "text/event-stream",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+/// Something for the shell to write: to the client's HTTP response, to the upstream conn, or
+/// to the account's HTTP upstream
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpTransmit {
+    /// The response head; comes once, before any `Body`
+    Head {
+        /// HTTP status
+        status: u16,
+        /// `Content-Type`
+        content_type: ContentType,
+        /// `Retry-After` in seconds, when the answer names one
+        retry_after: Option<u64>,
+    },
+    /// A piece of the response body: flush it (one SSE event, or the whole JSON)
+    Body(Bytes),
+    /// The response is complete: finish it (chunked terminator) and drop the request
+    End,
+    /// Something to write on the leased upstream conn
+    Upstream {
+        /// The conn
+        conn: ConnId,
+        /// What to write
+        msg: UpstreamTransmit,
+    },
+    /// The account resolves to HTTP: POST `body` to its `/responses` URL with its credentials
+    /// and report the reply's head with `handle_forward_head` (or a failure before it with
+    /// `handle_forward_failed`)
+    Forward {
+        /// The account
+        account: AccountId,
+        /// The client's body, model mapped; `stream` as the client asked
+        body: Bytes,
+    },
+    /// Relay the upstream reply as it is (status, content type, body, flushed as it arrives),
+    /// then call `handle_forward_end`; this stands for `Head` … `End` of the answer
+    PassThrough,
+    /// Drop the upstream reply unread (a retry follows)
+    DiscardForward,
+}
+
+/// What an HTTP turn asks of the control plane ([`Control::handle_http_command`])
+///
+/// [`Control::handle_http_command`]: crate::control::Control::handle_http_command
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpCommand {
+    /// Register the request (first command, once)
+    Open(SessionInfo),
+    /// Choose an account; answered with `HttpInput::Admission` / `HttpInput::Refused`
+    Schedule {
+        /// The body's `previous_response_id`
+        previous: Option<ResponseId>,
+        /// The body's `prompt_cache_key`
+        prompt_cache_key: Option<Bytes>,
+        /// Accounts not to choose (a failover)
+        exclude: Vec<AccountId>,
+    },
+    /// Lease a conn; answered with `HttpInput::Lease` / `HttpInput::LeaseRefused`
+    Acquire {
+        /// The account
+        account: AccountId,
+        /// The pool key
+        compat: CompatKey,
+        /// Prefer the idle conn whose lane cache holds this response
+        preferred: Option<ResponseId>,
+    },
+    /// Take one of the account's concurrency slots; answered with `HttpInput::SlotGranted`
+    AcquireSlot {
+        /// The account
+        account: AccountId,
+        /// The admission's limit
+        max_concurrency: u32,
+    },
+    /// Stop waiting for a slot
+    CancelSlotWait {
+        /// The account
+        account: AccountId,
+    },
+    /// Give a slot back
+    ReleaseSlot {
+        /// The account
+        account: AccountId,
+    },
+    /// Give the conn back; with `hold`, keep it idle for that `store:false` chain's next turn
+    Release {
+        /// The conn and whether it is reusable
+        release: Release,
+        /// The chain to hold it for
+        hold: Option<ResponseId>,
+    },
+    /// Record `response` → account (and locally → conn, lane, store)
+    Bind {
+        /// The response
+        response: ResponseId,
+        /// Its account
+        account: AccountId,
+        /// The conn whose cache holds it
+        conn: ConnId,
+        /// Its lane (always the default lane over HTTP)
+        lane: Lane,
+        /// Its `store` flag
+        store: bool,
+    },
+    /// The request is over: forget it, cancel any wait (last command, once)
+    Close,
+}
+
+/// The account chosen for an HTTP turn
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpAdmission {
+    /// The account
+    pub account: AccountId,
+    /// Its concurrency limit at decision time
+    pub max_concurrency: u32,
+    /// The pool key
+    pub compat: CompatKey,
+    /// The account's model map
+    pub model_map: Arc<ModelMap>,
+    /// How the account talks to upstream: WebSocket (a pooled conn) or HTTP (a forwarded POST)
+    pub transport: Transport,
+    /// The chain lives only in one conn's cache (`store:false` previous response)
+    pub connection_local: bool,
+    /// An idle conn of the account caches the previous response: prefer it
+    pub preferred: Option<ResponseId>,
+}
+
+/// An answer of the control plane for one HTTP turn (`ControlOutput::Http`)
+#[derive(Clone, Debug, PartialEq)]
+pub enum HttpInput {
+    /// The account
+    Admission(HttpAdmission),
+    /// No account, or a chain that cannot continue: answer the client
+    Refused(Refusal),
+    /// A conn
+    Lease(Lease),
+    /// No conn
+    LeaseRefused(RefuseReason),
+    /// A concurrency slot
+    SlotGranted,
+}
+
+/// Something worth a log line or a metric
+#[derive(Clone, Debug, PartialEq)]
+pub enum HttpEvent {
+    /// The answer's head went out (or a pass-through began: `status` 0 then)
+    Answered {
+        /// HTTP status
+        status: u16,
+        /// SSE (true) or JSON (false)
+        streamed: bool,
+    },
+    /// An attempt failed before anything reached the client and will be retried; the control
+    /// plane feeds `failure` to the account's health
+    Retrying {
+        /// The account of the failed attempt
+        account: AccountId,
+        /// What failed
+        failure: FailureKind,
+        /// The next attempt goes to another account
+        switch_account: bool,
+    },
+    /// The turn gave up retrying
+    GaveUp {
+        /// Why
+        reason: GiveUpReason,
+    },
+    /// The upstream response ended (the final attempt; usage is billed even if the client left)
+    ResponseEnded(ResponseReport),
+    /// A forwarded POST (HTTP account) ended
+    ForwardEnded {
+        /// The account
+        account: AccountId,
+        /// Upstream's status (0: no reply)
+        status: u16,
+        /// How long it took from the POST
+        duration: Duration,
+    },
+    /// A frame from upstream no response could own; the conn is now dirty
+    TailPacket {
+        /// The conn
+        conn: ConnId,
+    },
+    /// A frame from upstream that was not valid JSON; the conn is now dirty
+    UpstreamGarbage {
+        /// The conn
+        conn: ConnId,
+    },
+    /// The client left; with `draining`, the open response is read to its terminal
+    ClientGone {
+        /// A response is open and will be drained
+        draining: bool,
+    },
+    /// The drain ended
+    DrainFinished {
+        /// The response reached its terminal in time
+        clean: bool,
+    },
+    /// The turn is over; drop it
+    Finished,
+}

@@ -1,0 +1,212 @@
+//! The control task's part of HTTP turns, the state store and metrics: HTTP requests'
+//! inboxes, their commands and events routed to `Control::handle_http_command` /
+//! `handle_http_event`, store commands run on the configured backend, and the control plane's
+//! snapshot for `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+use wsv2_core::http::HttpInput;
+use wsv2_core::session::SessionEvent;
+use wsv2_core::store::{MemoryBackend, StoreCommand};
+use wsv2_core::{AccountId, SessionId};
+
+use super::{ControlMsg, ControlTask, DialHeaders};
+use crate::http_task::HttpDelivery;
+use crate::metrics_export::{ClientTransport, ControlSnapshot, Metrics};
+use crate::store_backend::StoreBackend;
+use wsv2_core::control::ControlEvent;
+
+/// One HTTP request the control task routes answers to
+struct HttpEntry {
+    inbox: mpsc::Sender<HttpDelivery>,
+    headers: Arc<DialHeaders>,
+}
+
+/// The control task's HTTP, store and metrics state
+pub(crate) struct Extension {
+    http: HashMap<SessionId, HttpEntry>,
+    store: StoreBackend,
+    metrics: Option<Arc<Metrics>>,
+    names: Arc<HashMap<AccountId, String>>,
+}
+
+impl Extension {
+    pub(crate) fn new(cfg: &wsv2_core::Config) -> Self {
+        Self {
+            http: HashMap::new(),
+            store: StoreBackend::Memory(MemoryBackend::new(cfg.store.local_cache_entries)),
+            metrics: None,
+            names: Arc::default(),
+        }
+    }
+}
+
+impl ControlTask {
+    /// Runs store commands on `store` (Redis) instead of the in-process map, and counts into
+    /// `metrics`
+    pub(crate) fn with_extension(
+        mut self,
+        store: Option<StoreBackend>,
+        metrics: Option<Arc<Metrics>>,
+        names: Arc<HashMap<AccountId, String>>,
+    ) -> Self {
+        if let Some(store) = store {
+            self.ext.store = store;
+        }
+        self.ext.metrics = metrics;
+        self.ext.names = names;
+        self
+    }
+
+    /// Handles the messages this extension added to the inbox
+    pub(crate) fn handle_ext(&mut self, msg: ControlMsg) {
+        let now = Instant::now();
+        match msg {
+            ControlMsg::HttpOpen { id, headers, inbox } => {
+                self.ext.http.insert(id, HttpEntry { inbox, headers });
+            }
+            ControlMsg::Http { id, cmd } => {
+                let close = matches!(cmd, wsv2_core::http::HttpCommand::Close);
+                self.control.handle_http_command(now, id, cmd);
+                if close {
+                    self.ext.http.remove(&id);
+                }
+            }
+            ControlMsg::HttpEvent { id, event } => self.control.handle_http_event(now, id, &event),
+            ControlMsg::StoreReply(reply) => {
+                self.control.handle_store_reply(now, reply.op, reply.result)
+            }
+            ControlMsg::Scrape { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts what a session reported (responses, tokens, retries) before the control plane
+    /// takes it
+    pub(crate) fn count_session_event(&self, event: &SessionEvent) {
+        let Some(m) = &self.ext.metrics else {
+            return;
+        };
+        if let SessionEvent::ResponseEnded(r) = event {
+            m.response_ended(ClientTransport::Ws, r.outcome.as_str());
+            if let Some(usage) = &r.usage {
+                let account = self.ext.names.get(&r.account).map_or("?", String::as_str);
+                // The session's report names no model; WS tokens count under model "".
+                m.tokens(account, "", usage);
+            }
+        }
+    }
+
+    /// A session opened (`true`) or closed
+    pub(crate) fn count_session(&self, opened: bool) {
+        if let Some(m) = &self.ext.metrics {
+            if opened {
+                m.session_opened();
+            } else {
+                m.session_closed();
+            }
+        }
+    }
+
+    /// Counts a control event
+    pub(crate) fn count_control_event(&self, event: &ControlEvent) {
+        let Some(m) = &self.ext.metrics else {
+            return;
+        };
+        let name = |a: &AccountId| self.ext.names.get(a).map_or("?", String::as_str).to_owned();
+        match event {
+            ControlEvent::AccountUsable { account } => m.cooldown(&name(account)),
+            ControlEvent::StoreSetFailed { .. } => m.bind_failure("binding"),
+            _ => {}
+        }
+    }
+
+    /// Observes a dial's latency
+    pub(crate) fn dial_observer(&self, account: AccountId) -> impl FnOnce(f64) + Send + 'static {
+        let metrics = self.ext.metrics.clone();
+        let name = self.ext.names.get(&account).cloned().unwrap_or_default();
+        move |seconds| {
+            if let Some(m) = metrics {
+                m.dial(&name, seconds);
+            }
+        }
+    }
+
+    /// The headers an HTTP request contributes to a dial made for it
+    pub(crate) fn http_dial_headers(&self, id: SessionId) -> Option<Arc<DialHeaders>> {
+        self.ext.http.get(&id).map(|e| e.headers.clone())
+    }
+
+    /// Runs one store command on the configured backend
+    pub(crate) fn run_store(&mut self, cmd: StoreCommand) {
+        let reply = self
+            .ext
+            .store
+            .execute(cmd, self.ext.metrics.as_ref(), &self.me);
+        if let Some(reply) = reply {
+            self.control
+                .handle_store_reply(Instant::now(), reply.op, reply.result);
+        }
+    }
+
+    /// Delivers an answer to an HTTP request's task (a lease brings the conn's handle)
+    pub(crate) fn deliver_http(&mut self, id: SessionId, input: HttpInput) {
+        let conn = match &input {
+            HttpInput::Lease(lease) => self.conns.get(&lease.record.id).cloned(),
+            _ => None,
+        };
+        let Some(entry) = self.ext.http.get(&id) else {
+            debug!(request = %id, "answer for an HTTP request that ended");
+            if let HttpInput::Lease(lease) = input {
+                // Nobody will use it: straight back to the pool, untouched.
+                let release = wsv2_core::conn::UpstreamConn::new(
+                    lease.record,
+                    Instant::now(),
+                    &self.cfg.upstream,
+                )
+                .into_release();
+                self.control.handle_http_command(
+                    Instant::now(),
+                    id,
+                    wsv2_core::http::HttpCommand::Release {
+                        release,
+                        hold: None,
+                    },
+                );
+            }
+            return;
+        };
+        // A turn has at most one schedule, one lease and one slot outstanding: a full inbox is
+        // a bug, not load.
+        if let Err(e) = entry.inbox.try_send(HttpDelivery { input, conn }) {
+            warn!(request = %id, error = %e, "HTTP inbox refused an answer");
+        }
+    }
+
+    fn snapshot(&self) -> ControlSnapshot {
+        let pools = self
+            .control
+            .accounts()
+            .filter_map(|spec| {
+                self.control
+                    .pool_stats(spec.id)
+                    .map(|stats| (spec.name.clone(), stats))
+            })
+            .collect();
+        let store = self.control.store();
+        ControlSnapshot {
+            pools,
+            store: store.stats(),
+            breaker_open: !matches!(
+                store.breaker().state(),
+                wsv2_core::store::BreakerState::Closed { .. }
+            ),
+        }
+    }
+}

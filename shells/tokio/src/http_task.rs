@@ -1,0 +1,618 @@
+//! One task per `POST /v1/responses`: it owns the core's [`HttpTurn`], leases a pooled upstream
+//! conn through the control task exactly like a session does (the conn's resident reader hands
+//! its frames here while leased), and writes the answer the turn decides.
+//!
+//! ```text
+//!  hyper service ──body──▶ http task (HttpTurn) ──create──▶ conn writer ──▶ upstream
+//!       ▲  head (oneshot)     │  ▲   ▲                                       │
+//!       └─ SSE / JSON ◀─body──┘  │   └──────────── conn reader ◀─────────────┘
+//!          (bounded channel)     │ Admission, Lease, SlotGranted
+//!                                ▼
+//!                          control task (Control::handle_http_command)
+//! ```
+//!
+//! The answer's body is a bounded channel behind an http-body-util `StreamBody`: each `Body`
+//! transmit is one chunk, flushed by hyper as it is produced. When the channel is full the turn
+//! is told (`handle_client_backpressure`) and stops reading upstream; the few bodies produced
+//! meanwhile wait in a spill queue bounded by the frames already in flight.
+//!
+//! Commands — `Release` above all — go to the control task *before* the task waits for the
+//! client to take the last bytes, so a slow client never holds a pooled conn.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::StreamBody;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Frame;
+use hyper::header::HeaderValue;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, debug, info, info_span, warn};
+use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit, HttpTurn};
+use wsv2_core::metrics::LocalHistogram;
+use wsv2_core::{AccountId, Config, ConnId, SessionId};
+
+use crate::control::SessionInfo;
+use crate::control_task::{ControlMsg, ControlTx, DialHeaders};
+use crate::forward::{ForwardReply, ForwardTarget};
+use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
+use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg};
+
+/// Chunks buffered between the turn and hyper before the turn is told the client is slow
+const BODY_QUEUE: usize = 32;
+/// Frames from the leased conn waiting to be handled; a full queue stops the conn's reader
+const UPSTREAM_QUEUE: usize = 64;
+/// Answers of the control task a turn can have outstanding (schedule, lease, slot) plus slack
+const INBOX: usize = 8;
+
+/// The body type of every gateway answer
+pub(crate) type GatewayBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// One answer of the control task for an HTTP turn; a lease brings the conn's I/O handle
+pub(crate) struct HttpDelivery {
+    /// The answer
+    pub(crate) input: HttpInput,
+    /// The leased conn's handle (`None` if the conn already ended)
+    pub(crate) conn: Option<ConnIo>,
+}
+
+/// The head of the client's answer
+#[derive(Debug)]
+pub(crate) struct AnswerHead {
+    /// HTTP status
+    pub(crate) status: u16,
+    /// `Content-Type`
+    pub(crate) content_type: Option<HeaderValue>,
+    /// `Retry-After` in seconds
+    pub(crate) retry_after: Option<u64>,
+}
+
+/// What an HTTP task starts with
+pub(crate) struct HttpStart {
+    pub(crate) id: SessionId,
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) control: ControlTx,
+    pub(crate) info: SessionInfo,
+    pub(crate) headers: Arc<DialHeaders>,
+    pub(crate) body: Bytes,
+    pub(crate) forward: Arc<HashMap<AccountId, ForwardTarget>>,
+    pub(crate) account_names: Arc<HashMap<AccountId, String>>,
+    pub(crate) metrics: Option<Arc<Metrics>>,
+    /// Held for the request's life (the per-key cap)
+    pub(crate) permit: crate::ingress::SocketPermit,
+}
+
+/// Starts the turn's task; the head comes on the returned channel, the body on `body`
+pub(crate) fn spawn(start: HttpStart) -> (oneshot::Receiver<AnswerHead>, mpsc::Receiver<Bytes>) {
+    let (head_tx, head_rx) = oneshot::channel();
+    let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
+    let span = info_span!("http", id = %start.id, group = %start.info.group);
+    tokio::spawn(run(start, head_tx, body_tx).instrument(span));
+    (head_rx, body_rx)
+}
+
+/// The response body over the bounded channel: one chunk per event
+pub(crate) fn channel_body(rx: mpsc::Receiver<Bytes>) -> GatewayBody {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
+    });
+    UnsyncBoxBody::new(StreamBody::new(stream))
+}
+
+/// What the forwarding sub-task reports
+enum ForwardMsg {
+    Head(ForwardReply),
+    Failed(String),
+    Ended,
+}
+
+async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mpsc::Sender<Bytes>) {
+    let HttpStart {
+        id,
+        cfg,
+        control,
+        info,
+        headers,
+        body,
+        forward,
+        account_names,
+        metrics,
+        permit,
+    } = start;
+    let (inbox_tx, inbox) = mpsc::channel(INBOX);
+    if control
+        .send(ControlMsg::HttpOpen {
+            id,
+            headers,
+            inbox: inbox_tx,
+        })
+        .await
+        .is_err()
+    {
+        return; // shutting down
+    }
+    let model = model_of(&body);
+    let (upstream_tx, upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
+    let (forward_tx, forward_rx) = mpsc::channel(4);
+    let handles = metrics
+        .as_ref()
+        .map(|m| m.turn_handles(ClientTransport::Http));
+    let now = Instant::now();
+    let mut task = HttpTask {
+        id,
+        write_timeout: cfg.session.client_write_timeout,
+        dial_timeout: cfg.upstream.dial_timeout,
+        turn: HttpTurn::new(id, cfg, now, body, info),
+        control,
+        inbox,
+        upstream_tx,
+        upstream_rx,
+        forward_tx,
+        forward_rx,
+        forward_targets: forward,
+        forward_reply: None,
+        head_tx: Some(head_tx),
+        body_tx: Some(body_tx),
+        spill: VecDeque::new(),
+        end_pending: false,
+        backpressured: false,
+        client_gone: false,
+        conns: Vec::with_capacity(1),
+        finished: false,
+        account_names,
+        metrics,
+        handles,
+        model,
+        overhead: LocalHistogram::default(),
+    };
+    task.drive().await;
+    task.run().await;
+    task.flush_tail().await;
+    drop(permit);
+}
+
+/// The client model, for the token metric's label (never the prompt)
+fn model_of(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Model<'a> {
+        #[serde(borrow)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Model<'_>>(body)
+        .ok()
+        .and_then(|m| m.model)
+        .map_or_else(String::new, |m| m.chars().take(64).collect())
+}
+
+struct HttpTask {
+    id: SessionId,
+    write_timeout: std::time::Duration,
+    dial_timeout: std::time::Duration,
+    turn: HttpTurn,
+    control: ControlTx,
+    inbox: mpsc::Receiver<HttpDelivery>,
+    upstream_tx: mpsc::Sender<UpstreamMsg>,
+    upstream_rx: mpsc::Receiver<UpstreamMsg>,
+    forward_tx: mpsc::Sender<ForwardMsg>,
+    forward_rx: mpsc::Receiver<ForwardMsg>,
+    forward_targets: Arc<HashMap<AccountId, ForwardTarget>>,
+    /// A forwarded reply whose head came and whose body waits for `PassThrough`
+    forward_reply: Option<ForwardReply>,
+    head_tx: Option<oneshot::Sender<AnswerHead>>,
+    body_tx: Option<mpsc::Sender<Bytes>>,
+    /// Chunks the full channel did not take yet (bounded by the frames already in flight)
+    spill: VecDeque<Bytes>,
+    /// `End` came: close the body once the spill is written
+    end_pending: bool,
+    backpressured: bool,
+    client_gone: bool,
+    conns: Vec<ConnIo>,
+    finished: bool,
+    account_names: Arc<HashMap<AccountId, String>>,
+    metrics: Option<Arc<Metrics>>,
+    handles: Option<TurnHandles>,
+    model: String,
+    /// Receive → send per relayed event, merged into the exported histogram once per turn
+    overhead: LocalHistogram,
+}
+
+impl HttpTask {
+    async fn run(&mut self) {
+        while !self.finished {
+            let deadline = self.turn.poll_timeout();
+            let read_upstream = self.turn.wants_upstream_read();
+            let spilling = !self.spill.is_empty() && !self.client_gone;
+            let body_tx = self.body_tx.clone();
+            let watch_head = self.head_tx.is_some() && !self.client_gone;
+            let watch_body = self.head_tx.is_none() && body_tx.is_some() && !self.client_gone;
+            tokio::select! {
+                biased;
+                delivery = self.inbox.recv() => match delivery {
+                    Some(delivery) => self.on_delivery(delivery).await,
+                    None => return, // the control task is gone: shutting down
+                },
+                Some(msg) = self.upstream_rx.recv(), if read_upstream => self.on_upstream(msg).await,
+                Some(msg) = self.forward_rx.recv() => self.on_forward(msg),
+                permit = reserve(body_tx.as_ref()), if spilling => match permit {
+                    Some(permit) => {
+                        if let Some(chunk) = self.spill.pop_front() {
+                            permit.send(chunk);
+                        }
+                        if self.spill.is_empty() && self.end_pending {
+                            self.body_tx = None;
+                        }
+                    }
+                    None => self.client_left(),
+                },
+                () = closed_head(self.head_tx.as_mut()), if watch_head => self.client_left(),
+                () = closed_body(body_tx.as_ref()), if watch_body => self.client_left(),
+                () = crate::time::sleep_until_opt(deadline) => {
+                    // Re-read the clock: the runtime may wake us late or early.
+                    self.turn.handle_timeout(Instant::now());
+                }
+            }
+            self.drive().await;
+        }
+    }
+
+    fn client_left(&mut self) {
+        if !self.client_gone {
+            self.client_gone = true;
+            self.spill.clear();
+            self.body_tx = None;
+            self.turn.handle_client_gone(Instant::now());
+        }
+    }
+
+    async fn on_delivery(&mut self, delivery: HttpDelivery) {
+        let now = Instant::now();
+        let mut lost = None;
+        if let HttpInput::Lease(lease) = &delivery.input {
+            match delivery.conn {
+                Some(io) => {
+                    io.set_owner(Owner::Session(self.upstream_tx.clone())).await;
+                    self.conns.push(io);
+                }
+                None => lost = Some(lease.record.id),
+            }
+        }
+        self.turn.handle_control(now, delivery.input);
+        if let Some(conn) = lost {
+            // The conn's socket ended between the lease and its delivery.
+            self.turn.handle_upstream_closed(now, conn);
+        }
+    }
+
+    async fn on_upstream(&mut self, msg: UpstreamMsg) {
+        if !self.conns.iter().any(|c| c.id() == msg.conn) {
+            // A conn this turn released: the report belongs to its pool now.
+            let _ = self.control.send(ControlMsg::Idle { msg }).await;
+            return;
+        }
+        let now = Instant::now();
+        match msg.input {
+            UpstreamInput::Frame(frame) => {
+                self.turn.handle_upstream_frame(now, msg.conn, frame);
+                // The per-event path ends when its chunk is queued for the client (drive).
+                self.relay_transmits(Some(now));
+            }
+            UpstreamInput::Pong => self.turn.handle_upstream_pong(now, msg.conn),
+            UpstreamInput::Closed | UpstreamInput::TooBig => {
+                self.turn.handle_upstream_closed(now, msg.conn)
+            }
+            UpstreamInput::WriteAbandoned { started } => self
+                .turn
+                .handle_upstream_write_abandoned(now, msg.conn, started),
+        }
+    }
+
+    fn on_forward(&mut self, msg: ForwardMsg) {
+        let now = Instant::now();
+        match msg {
+            ForwardMsg::Head(reply) => {
+                let (status, retry_after) = (reply.status, reply.retry_after);
+                self.forward_reply = Some(reply);
+                self.turn.handle_forward_head(now, status, retry_after);
+            }
+            ForwardMsg::Failed(reason) => {
+                warn!(%reason, "forwarded POST failed");
+                self.turn.handle_forward_failed(now);
+            }
+            ForwardMsg::Ended => self.turn.handle_forward_end(now),
+        }
+    }
+
+    /// Performs every output of the turn (the drive invariant)
+    async fn drive(&mut self) {
+        loop {
+            self.relay_transmits(None);
+            while let Some(cmd) = self.turn.poll_command() {
+                self.route_command(cmd).await;
+            }
+            while let Some(event) = self.turn.poll_event() {
+                self.on_event(event).await;
+            }
+            let full = !self.spill.is_empty();
+            if full != self.backpressured && !self.client_gone && !self.finished {
+                self.backpressured = full;
+                self.turn.handle_client_backpressure(Instant::now(), full);
+                continue;
+            }
+            return;
+        }
+    }
+
+    /// Writes the turn's transmits; `received` is when the frame that produced them arrived
+    fn relay_transmits(&mut self, received: Option<Instant>) {
+        let mut unwritable: Vec<ConnId> = Vec::new();
+        let mut relayed = false;
+        while let Some(transmit) = self.turn.poll_transmit() {
+            match transmit {
+                HttpTransmit::Head {
+                    status,
+                    content_type,
+                    retry_after,
+                } => self.send_head(AnswerHead {
+                    status,
+                    content_type: Some(HeaderValue::from_static(content_type.as_str())),
+                    retry_after,
+                }),
+                HttpTransmit::Body(chunk) => {
+                    relayed = true;
+                    self.push_body(chunk);
+                }
+                HttpTransmit::End => {
+                    self.end_pending = true;
+                    if self.spill.is_empty() {
+                        self.body_tx = None;
+                    }
+                }
+                HttpTransmit::Upstream { conn, msg } => {
+                    let queued = self
+                        .conns
+                        .iter()
+                        .find(|c| c.id() == conn)
+                        .is_some_and(|io| io.write(msg).is_ok());
+                    if !queued {
+                        unwritable.push(conn);
+                    }
+                }
+                HttpTransmit::Forward { account, body } => self.start_forward(account, body),
+                HttpTransmit::PassThrough => self.pass_through(),
+                HttpTransmit::DiscardForward => self.forward_reply = None,
+            }
+        }
+        if let (Some(at), true) = (received, relayed) {
+            self.overhead.record(at.elapsed());
+        }
+        for conn in unwritable {
+            // The writer's queue is full (upstream stopped reading) or the conn is gone.
+            self.turn
+                .handle_upstream_write_abandoned(Instant::now(), conn, false);
+        }
+    }
+
+    fn send_head(&mut self, head: AnswerHead) {
+        if let Some(tx) = self.head_tx.take()
+            && tx.send(head).is_err()
+        {
+            self.client_left();
+        }
+    }
+
+    fn push_body(&mut self, chunk: Bytes) {
+        let Some(tx) = &self.body_tx else {
+            return;
+        };
+        if !self.spill.is_empty() {
+            self.spill.push_back(chunk);
+            return;
+        }
+        match tx.try_send(chunk) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(chunk)) => self.spill.push_back(chunk),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.client_left(),
+        }
+    }
+
+    fn start_forward(&mut self, account: AccountId, body: Bytes) {
+        let tx = self.forward_tx.clone();
+        let Some(target) = self.forward_targets.get(&account) else {
+            let _ = tx.try_send(ForwardMsg::Failed(format!("no URL for account {account}")));
+            return;
+        };
+        let url = target.url.clone();
+        let token = target.token.clone();
+        let timeout = self.dial_timeout;
+        tokio::spawn(async move {
+            let target = ForwardTarget { url, token };
+            let msg = match crate::forward::post(&target, body, timeout).await {
+                Ok(reply) => ForwardMsg::Head(reply),
+                Err(reason) => ForwardMsg::Failed(reason),
+            };
+            let _ = tx.send(msg).await;
+        });
+    }
+
+    /// Relays the forwarded reply as it is: its status and content type, then its body
+    fn pass_through(&mut self) {
+        let Some(reply) = self.forward_reply.take() else {
+            return;
+        };
+        self.send_head(AnswerHead {
+            status: reply.status,
+            content_type: reply.content_type,
+            retry_after: None,
+        });
+        let body_tx = self.body_tx.clone();
+        let done = self.forward_tx.clone();
+        tokio::spawn(async move {
+            use http_body_util::BodyExt;
+            let mut body = reply.body;
+            while let Some(Ok(frame)) = body.frame().await {
+                let Ok(chunk) = frame.into_data() else {
+                    continue;
+                };
+                // Awaiting the channel is the backpressure: upstream is read as fast as the
+                // client takes it.
+                if let Some(tx) = &body_tx
+                    && tx.send(chunk).await.is_err()
+                {
+                    break;
+                }
+            }
+            let _ = done.send(ForwardMsg::Ended).await;
+        });
+    }
+
+    async fn route_command(&mut self, cmd: HttpCommand) {
+        if let HttpCommand::Release { release, hold } = cmd {
+            let conn = release.record.id;
+            // The release reaches the control task before any report the reader sends it
+            // after the owner change, so an idle frame is never seen before its release.
+            let _ = self
+                .control
+                .send(ControlMsg::Http {
+                    id: self.id,
+                    cmd: HttpCommand::Release { release, hold },
+                })
+                .await;
+            if let Some(pos) = self.conns.iter().position(|c| c.id() == conn) {
+                let io = self.conns.swap_remove(pos);
+                io.set_owner(Owner::Control).await;
+            }
+            return;
+        }
+        let _ = self
+            .control
+            .send(ControlMsg::Http { id: self.id, cmd })
+            .await;
+    }
+
+    async fn on_event(&mut self, event: HttpEvent) {
+        match &event {
+            HttpEvent::Finished => {
+                self.finished = true;
+                return;
+            }
+            HttpEvent::ResponseEnded(r) => {
+                let account = self
+                    .account_names
+                    .get(&r.account)
+                    .map_or("?", String::as_str);
+                info!(
+                    account,
+                    conn = %r.conn,
+                    response = r.response.as_ref().map_or("", |id| id.as_str()),
+                    outcome = r.outcome.as_str(),
+                    first_event_ms = r.time_to_first_event.map(|d| d.as_millis() as u64),
+                    duration_ms = r.duration.as_millis() as u64,
+                    drained = r.drained,
+                    "http response ended"
+                );
+                if let (Some(m), Some(h)) = (&self.metrics, &self.handles) {
+                    m.response_ended(h.transport, r.outcome.as_str());
+                    if let Some(usage) = &r.usage {
+                        m.tokens(account, &self.model, usage);
+                    }
+                    if let Some(d) = r.time_to_first_event {
+                        h.time_to_first_event.observe(d.as_secs_f64());
+                    }
+                    // Once per turn: the per-event histogram joins the exported one.
+                    let mut turn = LocalHistogram::default();
+                    turn.record(self.overhead.sum());
+                    self.overhead.merge_into(&h.overhead_event);
+                    turn.merge_into(&h.overhead_turn);
+                }
+            }
+            HttpEvent::Retrying {
+                failure,
+                switch_account,
+                ..
+            } => {
+                debug!(?failure, switch_account, "http attempt retried");
+                if let (Some(m), Some(h)) = (&self.metrics, &self.handles) {
+                    m.retry(h.transport, &format!("{failure:?}").to_ascii_lowercase());
+                    if *switch_account {
+                        h.failovers.inc();
+                    }
+                }
+            }
+            HttpEvent::ForwardEnded {
+                account, status, ..
+            } => {
+                if let Some(m) = &self.metrics {
+                    let outcome = if (200..300).contains(status) {
+                        "completed"
+                    } else {
+                        "error"
+                    };
+                    m.response_ended(ClientTransport::Http, outcome);
+                }
+                debug!(%account, status, "forwarded POST ended");
+            }
+            HttpEvent::TailPacket { conn } => warn!(%conn, "tail packet: conn is dirty"),
+            HttpEvent::UpstreamGarbage { conn } => {
+                warn!(%conn, "non-JSON frame from upstream: conn is dirty")
+            }
+            other => debug!(?other, "http turn"),
+        }
+        if matches!(
+            event,
+            HttpEvent::ResponseEnded(_)
+                | HttpEvent::Retrying { .. }
+                | HttpEvent::ForwardEnded { .. }
+        ) {
+            let _ = self
+                .control
+                .send(ControlMsg::HttpEvent { id: self.id, event })
+                .await;
+        }
+    }
+
+    /// After the turn: the last chunks go to the client (within the client write timeout),
+    /// and conns still held go home
+    async fn flush_tail(&mut self) {
+        for io in self.conns.drain(..) {
+            io.set_owner(Owner::Control).await;
+        }
+        let Some(tx) = self.body_tx.take() else {
+            return;
+        };
+        let spill = std::mem::take(&mut self.spill);
+        let _ = tokio::time::timeout(self.write_timeout, async move {
+            for chunk in spill {
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+async fn reserve(tx: Option<&mpsc::Sender<Bytes>>) -> Option<mpsc::Permit<'_, Bytes>> {
+    match tx {
+        Some(tx) => tx.reserve().await.ok(),
+        None => None,
+    }
+}
+
+async fn closed_head(tx: Option<&mut oneshot::Sender<AnswerHead>>) {
+    match tx {
+        Some(tx) => tx.closed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn closed_body(tx: Option<&mpsc::Sender<Bytes>>) {
+    match tx {
+        Some(tx) => tx.closed().await,
+        None => std::future::pending().await,
+    }
+}

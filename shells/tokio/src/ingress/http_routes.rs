@@ -1,0 +1,166 @@
+//! The listener's HTTP routes: `POST /v1/responses` (and its aliases) as one turn on a pooled
+//! upstream conn, and `GET /metrics`. Everything else goes to the WebSocket handler.
+//!
+//! A POST gets the same client auth and per-key cap as an upgrade: an in-flight request counts
+//! against the key's `max_sockets` like an open WebSocket does, until its answer ends.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::oneshot;
+use wsv2_core::SessionId;
+
+use super::{Ingress, SocketPermit, WS_PATHS, bearer, error_response, session_info};
+use crate::control_task::ControlMsg;
+use crate::http_task::{self, GatewayBody, HttpStart};
+
+/// The OpenMetrics text format's content type
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+fn boxed(response: Response<Full<Bytes>>) -> Response<GatewayBody> {
+    response.map(BodyExt::boxed_unsync)
+}
+
+fn shutting_down() -> Response<GatewayBody> {
+    boxed(error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        None,
+        "the gateway is shutting down",
+    ))
+}
+
+impl Ingress {
+    /// Routes one request: POST turns and `/metrics` here, the rest to the WebSocket handler
+    pub(crate) async fn route(self: Arc<Self>, req: Request<Incoming>) -> Response<GatewayBody> {
+        let path = req.uri().path();
+        if req.method() == Method::POST && WS_PATHS.contains(&path) {
+            return self.handle_post(req).await;
+        }
+        if req.method() == Method::GET && path == "/metrics" {
+            return self.handle_metrics().await;
+        }
+        boxed(self.handle(req).await)
+    }
+
+    async fn handle_metrics(&self) -> Response<GatewayBody> {
+        let Some(metrics) = &self.metrics else {
+            return boxed(error_response(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                None,
+                "metrics are disabled (metrics = false)",
+            ));
+        };
+        let (reply, answer) = oneshot::channel();
+        if self
+            .control
+            .send(ControlMsg::Scrape { reply })
+            .await
+            .is_err()
+        {
+            return shutting_down();
+        }
+        let Ok(snapshot) = answer.await else {
+            return shutting_down();
+        };
+        let text = metrics.render(snapshot);
+        let mut response = Response::new(Full::new(Bytes::from(text)));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+        boxed(response)
+    }
+
+    async fn handle_post(&self, req: Request<Incoming>) -> Response<GatewayBody> {
+        let Some(key) = bearer(req.headers()).and_then(|k| self.keys.get(k)) else {
+            let message = if bearer(req.headers()).is_some() {
+                "Incorrect API key provided"
+            } else {
+                "You didn't provide an API key; send Authorization: Bearer <key>"
+            };
+            return boxed(error_response(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                message,
+            ));
+        };
+        let max = key.max_sockets;
+        if key.open.fetch_add(1, Ordering::AcqRel) >= max {
+            key.open.fetch_sub(1, Ordering::AcqRel);
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                Some("too_many_sockets"),
+                &format!("this key may hold at most {max} open WebSockets and requests in flight"),
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                super::retry_after(self.cfg.session.socket_cap_retry_after),
+            );
+            return boxed(response);
+        }
+        let permit = SocketPermit(key.open.clone());
+        let (info, headers) = session_info(req.headers(), &key.group);
+        let limit = self.cfg.upstream.max_message_size;
+        let body = match Limited::new(req.into_body(), limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return boxed(error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request_error",
+                    None,
+                    &format!("the request body is larger than {limit} bytes"),
+                ));
+            }
+            Err(_) => {
+                return boxed(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    None,
+                    "the request body could not be read",
+                ));
+            }
+        };
+        let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
+        let (head, body_rx) = http_task::spawn(HttpStart {
+            id,
+            cfg: self.cfg.clone(),
+            control: self.control.clone(),
+            info,
+            headers: Arc::new(headers),
+            body,
+            forward: self.forward.clone(),
+            account_names: self.account_names.clone(),
+            metrics: self.metrics.clone(),
+            permit,
+        });
+        // The task ends without a head only when the control task is gone.
+        let Ok(head) = head.await else {
+            return shutting_down();
+        };
+        let mut response = Response::new(http_task::channel_body(body_rx));
+        *response.status_mut() =
+            StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let h = response.headers_mut();
+        if let Some(content_type) = head.content_type {
+            if content_type.as_bytes().starts_with(b"text/event-stream") {
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            }
+            h.insert(header::CONTENT_TYPE, content_type);
+        }
+        if let Some(seconds) = head.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

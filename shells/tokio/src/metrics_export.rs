@@ -1,0 +1,397 @@
+//! `GET /metrics`: the core's metric names ([`wsv2_core::metrics`]) exported with
+//! `prometheus-client` in the OpenMetrics text format.
+//!
+//! Three sources feed it:
+//! - **handles** held by tasks (counters, histograms), resolved once per session or turn and
+//!   bumped there — never a lookup per event;
+//! - **per-event overhead** in the session's [`LocalHistogram`](wsv2_core::metrics::LocalHistogram),
+//!   merged once per turn into the [`SharedHistogram`]s here;
+//! - **control snapshots** (pool and store state) the `/metrics` handler asks the control task
+//!   for on each scrape, so the control task does no metric work per turn.
+//!
+//! Labels hold account names, client model names and enum labels only: never keys, credentials
+//! or prompt content. Counter names lose their `_total` suffix at registration because the
+//! OpenMetrics encoder adds it back.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use wsv2_core::metrics::{
+    self as names, AcquireResult, BUCKET_BOUNDS_SECONDS, MetricDef, SharedHistogram,
+};
+use wsv2_core::pool::PoolStats;
+use wsv2_core::store::StoreStats;
+
+/// One series' labels: (name, value) in the order of the metric's definition
+pub(crate) type Labels = Vec<(&'static str, String)>;
+
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn new_histogram() -> Histogram {
+    Histogram::new(BUCKET_BOUNDS_SECONDS)
+}
+
+/// A client transport, the `transport` label
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientTransport {
+    /// A client WebSocket session
+    Ws,
+    /// `POST /v1/responses`
+    Http,
+}
+
+impl ClientTransport {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::Http => "http",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What the control task reports on each scrape
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ControlSnapshot {
+    /// (account name, its pool stats) for every account with a pool
+    pub(crate) pools: Vec<(String, PoolStats)>,
+    /// The store machine's counters
+    pub(crate) store: StoreStats,
+    /// Whether the store breaker is open
+    pub(crate) breaker_open: bool,
+}
+
+/// Every exported series of one gateway process
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    sessions_open: Gauge,
+    sessions_total: Counter,
+    responses: Family<Labels, Counter>,
+    tokens: Family<Labels, Counter>,
+    retries: Family<Labels, Counter>,
+    failovers: Family<Labels, Counter>,
+    cooldowns: Family<Labels, Counter>,
+    store_errors: Family<Labels, Counter>,
+    store_timeouts: Family<Labels, Counter>,
+    bind_failures: Family<Labels, Counter>,
+    store_op: HistogramFamily,
+    time_to_first_event: HistogramFamily,
+    dial: HistogramFamily,
+    overhead_event: [Arc<SharedHistogram>; 2],
+    overhead_turn: [Arc<SharedHistogram>; 2],
+    control: Arc<ControlCollector>,
+}
+
+fn counter_name(def: &MetricDef) -> &'static str {
+    def.name.strip_suffix("_total").unwrap_or(def.name)
+}
+
+impl Metrics {
+    /// A registry with every metric of the core registered
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::default();
+        let sessions_open = Gauge::default();
+        let sessions_total = Counter::default();
+        registry.register(
+            names::SESSIONS_OPEN.name,
+            names::SESSIONS_OPEN.help,
+            sessions_open.clone(),
+        );
+        registry.register(
+            counter_name(&names::SESSIONS_TOTAL),
+            names::SESSIONS_TOTAL.help,
+            sessions_total.clone(),
+        );
+        let mut counter = |def: &MetricDef| {
+            let family = Family::<Labels, Counter>::default();
+            registry.register(counter_name(def), def.help, family.clone());
+            family
+        };
+        let responses = counter(&names::RESPONSES_TOTAL);
+        let tokens = counter(&names::TOKENS_TOTAL);
+        let retries = counter(&names::RETRIES_TOTAL);
+        let failovers = counter(&names::FAILOVERS_TOTAL);
+        let cooldowns = counter(&names::COOLDOWNS_TOTAL);
+        let store_errors = counter(&names::STORE_ERRORS_TOTAL);
+        let store_timeouts = counter(&names::STORE_TIMEOUTS_TOTAL);
+        let bind_failures = counter(&names::BIND_FAILURES_TOTAL);
+        let mut histogram = |def: &MetricDef| {
+            let family: HistogramFamily = Family::new_with_constructor(new_histogram);
+            registry.register(def.name, def.help, family.clone());
+            family
+        };
+        let store_op = histogram(&names::STORE_OP_SECONDS);
+        let time_to_first_event = histogram(&names::TIME_TO_FIRST_EVENT_SECONDS);
+        let dial = histogram(&names::DIAL_SECONDS);
+        let overhead_event = [Arc::default(), Arc::default()];
+        let overhead_turn = [Arc::default(), Arc::default()];
+        registry.register_collector(Box::new(OverheadCollector {
+            event: overhead_event.clone(),
+            turn: overhead_turn.clone(),
+        }));
+        let control = Arc::new(ControlCollector::default());
+        registry.register_collector(Box::new(control.clone()));
+        Self {
+            registry,
+            sessions_open,
+            sessions_total,
+            responses,
+            tokens,
+            retries,
+            failovers,
+            cooldowns,
+            store_errors,
+            store_timeouts,
+            bind_failures,
+            store_op,
+            time_to_first_event,
+            dial,
+            overhead_event,
+            overhead_turn,
+            control,
+        }
+    }
+
+    /// A client session opened
+    pub(crate) fn session_opened(&self) {
+        self.sessions_open.inc();
+        self.sessions_total.inc();
+    }
+
+    /// A client session ended
+    pub(crate) fn session_closed(&self) {
+        self.sessions_open.dec();
+    }
+
+    /// The handles one turn or session needs, resolved once
+    pub(crate) fn turn_handles(&self, transport: ClientTransport) -> TurnHandles {
+        let t = vec![("transport", transport.as_str().to_owned())];
+        TurnHandles {
+            transport,
+            time_to_first_event: self.time_to_first_event.get_or_create_owned(&t),
+            failovers: self.failovers.get_or_create_owned(&t),
+            overhead_event: self.overhead_event[transport.index()].clone(),
+            overhead_turn: self.overhead_turn[transport.index()].clone(),
+        }
+    }
+
+    /// A response ended with `outcome` (its `Outcome::as_str`)
+    pub(crate) fn response_ended(&self, transport: ClientTransport, outcome: &str) {
+        self.responses
+            .get_or_create(&vec![
+                ("transport", transport.as_str().to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Tokens of one response, by account name and client model
+    pub(crate) fn tokens(&self, account: &str, model: &str, usage: &wsv2_core::event::Usage) {
+        for kind in names::TokenKind::ALL {
+            let n = kind.of(usage);
+            if n > 0 {
+                self.tokens
+                    .get_or_create(&vec![
+                        ("account", account.to_owned()),
+                        ("model", model.to_owned()),
+                        ("kind", kind.as_str().to_owned()),
+                    ])
+                    .inc_by(n);
+            }
+        }
+    }
+
+    /// A retry before the first event reached the client
+    pub(crate) fn retry(&self, transport: ClientTransport, failure: &str) {
+        self.retries
+            .get_or_create(&vec![
+                ("transport", transport.as_str().to_owned()),
+                ("failure", failure.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// An account cooldown (counted when the control plane reports it)
+    pub(crate) fn cooldown(&self, account: &str) {
+        self.cooldowns
+            .get_or_create(&vec![("account", account.to_owned())])
+            .inc();
+    }
+
+    /// A dial took `seconds`
+    pub(crate) fn dial(&self, account: &str, seconds: f64) {
+        self.dial
+            .get_or_create(&vec![("account", account.to_owned())])
+            .observe(seconds);
+    }
+
+    /// One store command: its op label, latency and failure
+    pub(crate) fn store_op(&self, op: &'static str, seconds: f64, failure: Option<bool>) {
+        let labels = vec![("op", op.to_owned())];
+        self.store_op.get_or_create(&labels).observe(seconds);
+        match failure {
+            Some(true) => self.store_timeouts.get_or_create(&labels).inc(),
+            Some(false) => self.store_errors.get_or_create(&labels).inc(),
+            None => 0,
+        };
+    }
+
+    /// A binding could not be written to the store
+    pub(crate) fn bind_failure(&self, kind: &str) {
+        self.bind_failures
+            .get_or_create(&vec![("kind", kind.to_owned())])
+            .inc();
+    }
+
+    /// The OpenMetrics text of every series, with `snapshot` as the control plane's state
+    pub(crate) fn render(&self, snapshot: ControlSnapshot) -> String {
+        *self.control.0.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing into a String cannot fail; an encoder error would be a bug in a collector.
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::warn!("metrics encoding failed");
+        }
+        out
+    }
+}
+
+/// Metric handles of one turn (HTTP) or one session (WebSocket), resolved once
+#[derive(Clone, Debug)]
+pub(crate) struct TurnHandles {
+    /// Which transport they count for
+    pub(crate) transport: ClientTransport,
+    /// Create sent → first event
+    pub(crate) time_to_first_event: Histogram,
+    /// Retries that switched account
+    pub(crate) failovers: Counter,
+    /// Where the per-event local histogram merges once per turn
+    pub(crate) overhead_event: Arc<SharedHistogram>,
+    /// Where the per-turn overhead merges
+    pub(crate) overhead_turn: Arc<SharedHistogram>,
+}
+
+/// Encodes the core's lock-free overhead histograms (merged once per turn by the tasks)
+#[derive(Debug)]
+struct OverheadCollector {
+    event: [Arc<SharedHistogram>; 2],
+    turn: [Arc<SharedHistogram>; 2],
+}
+
+impl Collector for OverheadCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (def, set) in [
+            (&names::OVERHEAD_EVENT_SECONDS, &self.event),
+            (&names::OVERHEAD_TURN_SECONDS, &self.turn),
+        ] {
+            let mut metric =
+                encoder.encode_descriptor(def.name, def.help, None, MetricType::Histogram)?;
+            for transport in [ClientTransport::Ws, ClientTransport::Http] {
+                let snap = set[transport.index()].snapshot();
+                // The encoder wants per-bucket counts and accumulates them itself.
+                let mut buckets = Vec::with_capacity(snap.buckets.len() + 1);
+                let mut previous = 0;
+                for (le, cumulative) in &snap.buckets {
+                    buckets.push((*le, cumulative - previous));
+                    previous = *cumulative;
+                }
+                buckets.push((f64::INFINITY, snap.count - previous));
+                let labels = vec![("transport", transport.as_str())];
+                metric
+                    .encode_family(&labels)?
+                    .encode_histogram::<Vec<(&str, &str)>>(
+                        snap.sum_seconds,
+                        snap.count,
+                        &buckets,
+                        None,
+                    )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Encodes the control plane's state as of the scrape
+#[derive(Debug, Default)]
+struct ControlCollector(Mutex<ControlSnapshot>);
+
+impl Collector for ControlCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snap = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let def = &names::POOL_CONNS;
+        let mut m = encoder.encode_descriptor(def.name, def.help, None, MetricType::Gauge)?;
+        for (account, s) in &snap.pools {
+            for (state, n) in [
+                ("open", s.open),
+                ("idle", s.idle),
+                ("leased", s.leased),
+                ("creating", s.dialing),
+                ("held", s.held),
+            ] {
+                let labels = vec![("account", account.as_str()), ("state", state)];
+                ConstGauge::new(n as i64).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let def = &names::POOL_WAITERS;
+        let mut m = encoder.encode_descriptor(def.name, def.help, None, MetricType::Gauge)?;
+        for (account, s) in &snap.pools {
+            let labels = vec![("account", account.as_str())];
+            ConstGauge::new(s.waiters as i64).encode(m.encode_family(&labels)?)?;
+        }
+        let def = &names::POOL_ACQUIRES_TOTAL;
+        let mut m =
+            encoder.encode_descriptor(counter_name(def), def.help, None, MetricType::Counter)?;
+        for (account, s) in &snap.pools {
+            for (result, n) in [
+                (AcquireResult::Reused, s.reuses),
+                (AcquireResult::Dialed, s.dials),
+            ] {
+                let labels = vec![("account", account.as_str()), ("result", result.as_str())];
+                ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let def = &names::POOL_CLOSES_TOTAL;
+        let mut m =
+            encoder.encode_descriptor(counter_name(def), def.help, None, MetricType::Counter)?;
+        for (account, s) in &snap.pools {
+            // The pool counts closes in total only (per-reason counts are not in PoolStats).
+            let labels = vec![("account", account.as_str()), ("reason", "all")];
+            ConstCounter::new(s.closes).encode(m.encode_family(&labels)?)?;
+        }
+        let def = &names::STORE_BREAKER_OPEN;
+        let m = encoder.encode_descriptor(def.name, def.help, None, MetricType::Gauge)?;
+        ConstGauge::new(i64::from(snap.breaker_open)).encode(m)?;
+        let m = encoder.encode_descriptor(
+            "wsv2_store_breaker_opened",
+            "Times the state store breaker opened",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(snap.store.breaker_opened).encode(m)?;
+        let m = encoder.encode_descriptor(
+            "wsv2_store_lookup_gets",
+            "Store gets sent for routing lookups (at most one per decision)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(snap.store.gets).encode(m)?;
+        let m = encoder.encode_descriptor(
+            "wsv2_store_breaker_misses",
+            "Lookups answered Miss at once because the breaker was open",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(snap.store.breaker_misses).encode(m)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Helpers of the HTTP-bridge tests: POSTs, a `/metrics` scrape, and configs with a random
+//! stickiness group so tests sharing one Redis never see each other's keys.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wsv2_core::file_config::{GatewayConfig, Secret};
+use wsv2_tests::client::Credentials;
+use wsv2_tests::sse::SseClient;
+
+/// The client key the demo configuration accepts
+pub const CLIENT_KEY: &str = "sk-gw-demo";
+
+/// `WSV2_REDIS_URL`, else the machine's Redis
+pub fn redis_url() -> String {
+    std::env::var("WSV2_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A group no other test or run uses
+pub fn random_group(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("t-{tag}-{}-{nanos}", std::process::id())
+}
+
+/// Puts every client key in `group` and the store on `redis`
+pub fn use_store(c: &mut GatewayConfig, group: &str, redis: Option<&str>) {
+    for key in &mut c.client_keys {
+        key.group = group.to_owned();
+    }
+    c.redis_url = redis.map(Secret::new);
+}
+
+/// `http://ADDR/v1`
+pub fn base(addr: SocketAddr) -> String {
+    format!("http://{addr}/v1")
+}
+
+/// A Responses body (`stream:false` unless `extra` says otherwise)
+pub fn body(input: &str, extra: Value) -> Value {
+    let mut b = json!({"model": "gpt-5", "input": input, "stream": false});
+    if let (Some(b), Some(extra)) = (b.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    b
+}
+
+/// POSTs `body` with the client key; the status and the whole answer
+pub async fn post(base: &str, body: &Value) -> (u16, String) {
+    let stream = SseClient::new()
+        .post(base, &Credentials::bearer(CLIENT_KEY), body)
+        .await
+        .expect("POST");
+    let status = stream.status();
+    (status, stream.text().await.expect("body"))
+}
+
+/// POSTs and parses the JSON answer
+pub async fn post_json(base: &str, body: &Value) -> (u16, Value) {
+    let (status, text) = post(base, body).await;
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, value)
+}
+
+/// `GET /metrics` as text
+pub async fn scrape(addr: SocketAddr) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text
+}
+
+/// The value of the series `name{labels}` exactly as written (0 when absent)
+pub fn series(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(name_and_labels))
+        .filter_map(|rest| rest.strip_prefix(' '))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .next()
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,217 @@
+//! The state store under HTTP turns: two gateways sharing the machine's Redis route chains by
+//! their bindings, and a Redis that is down never fails a request (the breaker's counters say
+//! how often a decision waited).
+
+mod http_common;
+
+use serde_json::json;
+use tokio::net::TcpListener;
+use wsv2_core::AccountId;
+use wsv2_core::file_config::{GatewayConfig, UpstreamUrl};
+use wsv2_mock::{MockConfig, MockHandle};
+use wsv2_tokio::{GatewayHandle, start};
+
+use http_common::{
+    base, body, post, post_json, random_group, redis_url, scrape, series, use_store,
+};
+
+const UPSTREAM_KEY: &str = "sk-upstream-test";
+
+async fn mock() -> MockHandle {
+    wsv2_mock::start(MockConfig {
+        api_key: UPSTREAM_KEY.into(),
+        ..MockConfig::default()
+    })
+    .await
+    .expect("mock")
+}
+
+/// A gateway with account 1 on `first` and account 2 on `second`; the first is preferred
+async fn gateway(
+    first: (&MockHandle, u64),
+    second: (&MockHandle, u64),
+    group: &str,
+    redis: Option<&str>,
+) -> GatewayHandle {
+    let mut c = GatewayConfig::demo(&first.0.ws_url(), UPSTREAM_KEY).expect("config");
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.core.pool.min_idle_per_account = 0;
+    let mut a = c.accounts[0].clone();
+    a.id = AccountId(first.1);
+    a.name = format!("acct-{}", first.1);
+    a.priority = 0;
+    let mut b = a.clone();
+    b.id = AccountId(second.1);
+    b.name = format!("acct-{}", second.1);
+    b.base_url = UpstreamUrl::parse(&second.0.ws_url()).expect("url");
+    b.priority = 1;
+    c.accounts = vec![a, b];
+    use_store(&mut c, group, redis);
+    start(c).await.expect("gateway")
+}
+
+/// Waits until the response binding is in Redis: the gateway answers the client while the
+/// binding's SET is still in flight (a cross-instance continuation sent within that write's
+/// latency may miss it — the documented window), so the test waits for the write it relies on
+async fn binding_written(url: &str, group: &str, id: &str) {
+    let key = wsv2_core::store::StoreKey::new(
+        wsv2_core::store::BindingKind::Response,
+        group,
+        id.as_bytes(),
+    );
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let value: Option<String> = redis::cmd("GET")
+            .arg(key.as_str())
+            .query_async(&mut conn)
+            .await
+            .expect("GET");
+        if value.is_some() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "binding of {id} never written"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn store_true_chains_alternating_between_two_gateways_all_continue() {
+    let (m1, m2) = (mock().await, mock().await);
+    let group = random_group("alternate");
+    let url = redis_url();
+    // Each gateway prefers another account, so only the shared binding keeps a chain on the
+    // account that stores it.
+    let gw_a = gateway((&m1, 1), (&m2, 2), &group, Some(&url)).await;
+    let gw_b = gateway((&m2, 2), (&m1, 1), &group, Some(&url)).await;
+    let gateways = [base(gw_a.addr), base(gw_b.addr)];
+    for start_on in 0..2 {
+        let mut previous: Option<String> = None;
+        for turn in 0..4 {
+            let on = &gateways[(start_on + turn) % 2];
+            let mut extra = json!({"store": true});
+            if let Some(p) = &previous {
+                extra["previous_response_id"] = json!(p);
+            }
+            let (status, response) = post_json(on, &body(&format!("turn {turn}"), extra)).await;
+            assert_eq!(
+                status, 200,
+                "chain from {start_on}, turn {turn}: {response}"
+            );
+            previous = response["id"].as_str().map(str::to_owned);
+            if let Some(id) = &previous {
+                binding_written(&url, &group, id).await;
+            }
+        }
+    }
+    // Chains started on A ran on mock 1 only, chains started on B on mock 2 only: 4 creates each.
+    let creates = |m: &MockHandle| {
+        m.records()
+            .iter()
+            .filter(|r| matches!(r, wsv2_mock::Record::Frame { .. }))
+            .count()
+    };
+    assert_eq!((creates(&m1), creates(&m2)), (4, 4));
+}
+
+#[tokio::test]
+async fn a_store_false_continuation_on_the_other_gateway_gets_previous_response_not_found() {
+    let (m1, m2) = (mock().await, mock().await);
+    let group = random_group("storefalse");
+    let url = redis_url();
+    let gw_a = gateway((&m1, 1), (&m2, 2), &group, Some(&url)).await;
+    let gw_b = gateway((&m2, 2), (&m1, 1), &group, Some(&url)).await;
+    let (status, first) = post_json(&base(gw_a.addr), &body("one", json!({"store": false}))).await;
+    assert_eq!(status, 200, "{first}");
+    let id = first["id"].as_str().expect("id");
+    let (status, text) = post(
+        &base(gw_b.addr),
+        &body("two", json!({"store": false, "previous_response_id": id})),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("previous_response_not_found"), "{text}");
+    // The same continuation on the gateway that holds the conn works.
+    let (status, text) = post(
+        &base(gw_a.addr),
+        &body("two", json!({"store": false, "previous_response_id": id})),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+}
+
+/// A port with nothing listening
+async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    port
+}
+
+async fn redis_down_requests_succeed(redis: String, limit: u32) -> String {
+    let m = mock().await;
+    let group = random_group("down");
+    let mut c = GatewayConfig::demo(&m.ws_url(), UPSTREAM_KEY).expect("config");
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.core.store.breaker_failure_limit = limit;
+    c.core.store.store_op_timeout = std::time::Duration::from_millis(200);
+    c.core.store.breaker_probe_interval = std::time::Duration::from_secs(600);
+    use_store(&mut c, &group, Some(&redis));
+    let gw = start(c).await.expect("gateway");
+    for i in 0..8 {
+        // A prompt_cache_key makes every decision look its session binding up.
+        let extra = json!({"prompt_cache_key": format!("key-{i}")});
+        let (status, text) = post(&base(gw.addr), &body("x", extra)).await;
+        assert_eq!(status, 200, "request {i} with Redis down: {text}");
+    }
+    scrape(gw.addr).await
+}
+
+fn failed(text: &str, op: &str) -> f64 {
+    series(text, &format!("wsv2_store_errors_total{{op=\"{op}\"}}"))
+        + series(text, &format!("wsv2_store_timeouts_total{{op=\"{op}\"}}"))
+}
+
+/// Every decision either sent one get (breaker closed) or none (open): never more
+fn assert_one_wait_at_most(text: &str, limit: f64) {
+    assert_eq!(series(text, "wsv2_store_breaker_open"), 1.0, "{text}");
+    assert_eq!(series(text, "wsv2_store_breaker_opened_total"), 1.0);
+    let gets = series(text, "wsv2_store_lookup_gets_total");
+    let misses = series(text, "wsv2_store_breaker_misses_total");
+    assert_eq!(gets + misses, 8.0, "gets {gets} + breaker misses {misses}");
+    assert!(gets >= 1.0 && gets <= limit, "gets {gets}");
+}
+
+#[tokio::test]
+async fn redis_on_a_closed_port_never_fails_a_request_and_the_breaker_stops_the_waits() {
+    let port = closed_port().await;
+    let text = redis_down_requests_succeed(format!("redis://127.0.0.1:{port}"), 2).await;
+    assert_one_wait_at_most(&text, 2.0);
+    assert!(failed(&text, "get") + failed(&text, "set") >= 2.0, "{text}");
+}
+
+#[tokio::test]
+async fn a_silent_redis_times_out_once_per_decision_until_the_breaker_opens() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let text = redis_down_requests_succeed(format!("redis://127.0.0.1:{port}"), 2).await;
+    assert_one_wait_at_most(&text, 2.0);
+    assert!(
+        series(&text, "wsv2_store_timeouts_total{op=\"get\"}") >= 1.0,
+        "{text}"
+    );
+    hold.abort();
+}
