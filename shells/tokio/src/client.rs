@@ -33,6 +33,8 @@ const CLIENT_BATCH: usize = 64;
 pub(crate) enum ClientOut {
     /// A text frame (the very buffer read from upstream, most of the time)
     Frame(Bytes),
+    /// A keepalive ping
+    Ping,
     /// A close frame; the writer stops after it
     Close(u16, &'static str),
     /// Flush tungstenite's queued answer to the client's close frame; the writer stops after it
@@ -105,6 +107,13 @@ impl ClientOutbox {
         let len = frame.len();
         self.queued.fetch_add(len, Ordering::Relaxed);
         self.enqueue(ClientOut::Frame(frame));
+    }
+
+    /// Queues a keepalive ping after the frames already queued
+    pub(crate) fn ping(&mut self) {
+        if !self.closed {
+            self.enqueue(ClientOut::Ping);
+        }
     }
 
     /// Queues a close frame after the frames already queued; later frames are dropped
@@ -195,6 +204,11 @@ async fn run_writer(
                         // Frames are UTF-8 JSON (upstream text or the core's own events).
                         let text = Utf8Bytes::try_from(frame).map_err(|_| ())?;
                         sink.feed(Message::Text(text)).await.map_err(|_| ())?;
+                    }
+                    ClientOut::Ping => {
+                        sink.feed(Message::Ping(Bytes::new()))
+                            .await
+                            .map_err(|_| ())?;
                     }
                     ClientOut::Close(code, reason) => {
                         closing = true;

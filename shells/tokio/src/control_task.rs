@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
-use wsv2_core::conn::UpstreamTransmit;
+use wsv2_core::conn::{CompatKey, UpstreamTransmit};
 use wsv2_core::pool::PoolStats;
 use wsv2_core::session::{SessionCommand, SessionEvent};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
@@ -100,12 +100,12 @@ pub(crate) struct SessionDelivery {
     pub(crate) conn: Option<ConnIo>,
 }
 
-/// Headers a session contributes to upstream handshakes
+/// Headers a session contributes to upstream handshakes: `session-id`, `thread-id`, … , sent
+/// only on a dial made for this session. (The pool-key headers, `OpenAI-Beta` and
+/// `x-codex-beta-features`, come from the dial's [`CompatKey`], so warm dials carry them too.)
 #[derive(Debug, Default)]
 pub(crate) struct DialHeaders {
-    /// `OpenAI-Beta`, `x-codex-beta-features`: part of the pool key, sent on every dial for it
-    pub(crate) compat: Vec<(HeaderName, HeaderValue)>,
-    /// `session-id`, `thread-id`, … : only on a dial made for this session
+    /// The headers, as the client sent them
     pub(crate) per_session: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -268,9 +268,9 @@ impl ControlTask {
                 ControlOutput::Dial {
                     conn,
                     account,
+                    compat,
                     for_session,
-                    ..
-                } => self.start_dial(conn, account, for_session),
+                } => self.start_dial(conn, account, &compat, for_session),
                 ControlOutput::Ping { conn, .. } => {
                     if let Some(io) = self.conns.get(&conn) {
                         let _ = io.write(UpstreamTransmit::Ping);
@@ -307,7 +307,13 @@ impl ControlTask {
         }
     }
 
-    fn start_dial(&mut self, conn: ConnId, account: AccountId, for_session: Option<SessionId>) {
+    fn start_dial(
+        &mut self,
+        conn: ConnId,
+        account: AccountId,
+        compat: &CompatKey,
+        for_session: Option<SessionId>,
+    ) {
         let Some(target) = self.accounts.get(&account) else {
             let failure = DialFailure {
                 status: None,
@@ -318,12 +324,11 @@ impl ControlTask {
                 .handle_dial_failed(Instant::now(), account, conn, failure);
             return;
         };
-        let mut headers = Vec::new();
+        let mut headers = compat_headers(compat);
         let holder_headers = for_session.and_then(|s| {
             (self.sessions.get(&s).map(|e| e.headers.clone())).or_else(|| self.http_dial_headers(s))
         });
         if let Some(h) = holder_headers {
-            headers.extend(h.compat.iter().cloned());
             headers.extend(h.per_session.iter().cloned());
         }
         let request = DialRequest {
@@ -334,7 +339,7 @@ impl ControlTask {
             route: target.route.clone(),
         };
         let timeout = self.cfg.upstream.dial_timeout;
-        let close_wait = close_wait(&self.cfg);
+        let close_wait = self.cfg.upstream.close_timeout;
         let control = self.me.clone();
         let observe = self.dial_observer(account);
         tokio::spawn(async move {
@@ -360,7 +365,50 @@ pub(crate) fn session_inbox_capacity(cfg: &Config) -> usize {
     cfg.session.max_held_creates_per_session + 8
 }
 
-/// How long a close handshake on an upstream conn may take before the socket is dropped
-pub(crate) fn close_wait(cfg: &Config) -> Duration {
-    cfg.upstream.pong_timeout
+/// The pool key's headers: every dial for the key carries them, warm dials included
+fn compat_headers(compat: &CompatKey) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = Vec::with_capacity(2);
+    for (name, values) in [
+        ("openai-beta", compat.openai_beta()),
+        ("x-codex-beta-features", compat.codex_beta_features()),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        // The key holds values that came in as header values, so they stay valid ones.
+        if let Ok(value) = HeaderValue::from_str(&values.join(",")) {
+            headers.push((HeaderName::from_static(name), value));
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsv2_core::AccountId;
+
+    #[test]
+    fn a_compat_key_becomes_its_beta_headers_and_a_plain_key_none() {
+        let key = CompatKey::new(
+            AccountId(1),
+            ["responses_websockets=2026-02-06"],
+            ["b, a", "a"],
+        );
+        let headers: Vec<(String, String)> = compat_headers(&key)
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                (
+                    "openai-beta".to_owned(),
+                    "responses_websockets=2026-02-06".to_owned()
+                ),
+                ("x-codex-beta-features".to_owned(), "a,b".to_owned()),
+            ]
+        );
+        assert!(compat_headers(&CompatKey::plain(AccountId(1))).is_empty());
+    }
 }

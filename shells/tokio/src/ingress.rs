@@ -54,9 +54,6 @@ const SESSION_HEADERS: [&str; 6] = [
     "x-codex-window-id",
 ];
 
-/// Seconds a client refused for its socket cap is asked to wait
-const SOCKET_CAP_RETRY_AFTER: &str = "1";
-
 /// One configured client key
 #[derive(Debug)]
 pub(crate) struct ClientKey {
@@ -226,7 +223,7 @@ impl Ingress {
                 );
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
-                    HeaderValue::from_static(SOCKET_CAP_RETRY_AFTER),
+                    retry_after(self.cfg.session.socket_cap_retry_after),
                 );
                 return response;
             }
@@ -254,12 +251,12 @@ impl Ingress {
             Ok(Err(refusal)) => {
                 let status = StatusCode::from_u16(refusal.status())
                     .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                let error_type = if status.is_server_error() {
-                    "server_error"
-                } else {
-                    "invalid_request_error"
-                };
-                return error_response(status, error_type, None, refusal.message());
+                return error_response(
+                    status,
+                    refusal.error_type(),
+                    Some(refusal.code()),
+                    refusal.message(),
+                );
             }
             Err(_) => {
                 return error_response(
@@ -322,6 +319,12 @@ impl Ingress {
     }
 }
 
+/// `Retry-After` in whole seconds, rounded up (a client must not come back before the time)
+fn retry_after(wait: std::time::Duration) -> HeaderValue {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(secs)
+}
+
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get(header::UPGRADE)
@@ -354,9 +357,7 @@ fn session_info(headers: &HeaderMap, group: &str) -> (SessionInfo, DialHeaders) 
         let is_compat = COMPAT_HEADERS.contains(&lower);
         let is_session =
             SESSION_HEADERS.contains(&lower) || (lower.starts_with("x-codex-") && !is_compat);
-        if is_compat {
-            dial.compat.push((name.clone(), value.clone()));
-        } else if is_session {
+        if is_session {
             dial.per_session.push((name.clone(), value.clone()));
         }
     }
@@ -378,7 +379,7 @@ mod tests {
     use hyper::header::HeaderName;
 
     #[test]
-    fn compat_and_session_headers_are_split_and_auth_is_never_forwarded() {
+    fn compat_headers_form_the_key_session_headers_go_on_dials_and_auth_never_does() {
         let mut h = HeaderMap::new();
         h.insert(
             "authorization",
@@ -403,10 +404,6 @@ mod tests {
             n.sort();
             n
         };
-        assert_eq!(
-            names(&dial.compat),
-            ["openai-beta", "x-codex-beta-features"]
-        );
         assert_eq!(
             names(&dial.per_session),
             ["session-id", "user-agent", "x-codex-turn-metadata"]

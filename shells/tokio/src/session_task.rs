@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
-use wsv2_core::session::{Session, SessionCommand, SessionEvent, Transmit};
+use wsv2_core::session::{Hop, Session, SessionCommand, SessionEvent, Transmit};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::client::{ClientIo, ClientOutbox};
@@ -59,6 +59,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let write_timeout = cfg.session.client_write_timeout;
+    let close_linger = cfg.session.close_linger;
     let (upstream_tx, upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
     if control
         .send(ControlMsg::Open {
@@ -87,6 +88,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         upstream_rx,
         client,
         client_open: true,
+        client_read: ClientRead::Open,
         outbox,
         backpressured: false,
         conns: Vec::with_capacity(2),
@@ -100,23 +102,58 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         outbox,
         client,
         session,
+        client_read,
         ..
     } = task;
     drop(session);
     if let Some(sink) = outbox.finish(write_timeout).await {
-        linger(sink, client).await;
+        match client_read {
+            // The client closed and was answered: the handshake is complete, and the server
+            // closes the TCP connection first (RFC 6455 §7.1.1): clients wait for it.
+            ClientRead::CloseReceived => {}
+            ClientRead::Open => await_close_reply(sink, client, close_linger).await,
+            ClientRead::Broken => linger(sink, client, close_linger).await,
+        }
     }
     drop(permit);
 }
 
-/// How long a socket the gateway closed keeps being read (and discarded) so the client gets the
-/// close frame instead of a TCP reset, e.g. while it is still sending an over-size message
-const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+/// How the client's read side ended; decides how the socket is let go after the last write
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientRead {
+    /// Still readable (the gateway closed first, or the session ended on its own)
+    Open,
+    /// The client's close frame was read (and answered)
+    CloseReceived,
+    /// EOF, a read error, or a message over the limit: frames cannot be parsed any more
+    Broken,
+}
 
-/// Reads and discards the client's remaining bytes until EOF or [`CLOSE_LINGER`]
+/// After the gateway's close frame: reads the client's frames until its close reply, EOF or
+/// `session.close_linger`, then lets the socket go
+async fn await_close_reply(
+    sink: async_tungstenite::WebSocketSender<ClientIo>,
+    mut client: WebSocketReceiver<ClientIo>,
+    close_linger: std::time::Duration,
+) {
+    let _ = tokio::time::timeout(close_linger, async {
+        while let Some(Ok(msg)) = client.next().await {
+            if msg.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    drop(sink);
+}
+
+/// Reads and discards the client's remaining bytes until EOF or `session.close_linger`, so
+/// the client gets the gateway's close frame instead of a TCP reset, e.g. while it is still
+/// sending an over-size message the WebSocket reader refused
 async fn linger(
     sink: async_tungstenite::WebSocketSender<ClientIo>,
     client: WebSocketReceiver<ClientIo>,
+    close_linger: std::time::Duration,
 ) {
     use tokio::io::AsyncReadExt;
     let Ok(ws) = WebSocketStream::reunite(sink, client) else {
@@ -124,7 +161,7 @@ async fn linger(
     };
     let mut io = ws.into_inner().into_inner();
     let mut scratch = [0u8; 8192];
-    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+    let _ = tokio::time::timeout(close_linger, async {
         while let Ok(n) = io.read(&mut scratch).await {
             if n == 0 {
                 break;
@@ -143,6 +180,7 @@ struct SessionTask {
     upstream_rx: mpsc::Receiver<UpstreamMsg>,
     client: WebSocketReceiver<ClientIo>,
     client_open: bool,
+    client_read: ClientRead,
     outbox: ClientOutbox,
     /// What the session was last told about the client's write buffer
     backpressured: bool,
@@ -215,12 +253,9 @@ impl SessionTask {
             UpstreamInput::Frame(frame) => self.session.handle_upstream_frame(now, msg.conn, frame),
             UpstreamInput::Pong => self.session.handle_upstream_pong(now, msg.conn),
             UpstreamInput::Closed => self.session.handle_upstream_closed(now, msg.conn),
-            UpstreamInput::TooBig => {
-                // One limit on both hops: an over-size upstream message closes the client 1009.
-                self.outbox.close(1009, "message too big");
-                self.session.handle_upstream_closed(now, msg.conn);
-                self.client_gone(now);
-            }
+            UpstreamInput::TooBig => self
+                .session
+                .handle_message_too_big(now, Hop::Upstream(msg.conn)),
             UpstreamInput::WriteAbandoned { started } => self
                 .session
                 .handle_upstream_write_abandoned(now, msg.conn, started),
@@ -235,19 +270,27 @@ impl SessionTask {
             }
             Some(Ok(Message::Binary(_))) => self.session.handle_client_binary(now),
             Some(Ok(Message::Close(_))) => {
+                self.client_read = ClientRead::CloseReceived;
                 self.outbox.answer_close();
                 self.client_gone(now)
             }
-            Some(Ok(_)) => {} // ping (tungstenite answers), pong
+            Some(Ok(Message::Pong(_))) => self.session.handle_client_pong(now),
+            Some(Ok(_)) => {} // a ping: tungstenite answers it
             Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
-                self.outbox.close(1009, "message too big");
-                self.client_gone(now);
+                // The session closes the client with 1009 (CloseClient) and drains.
+                self.client_read = ClientRead::Broken;
+                self.client_open = false;
+                self.session.handle_message_too_big(now, Hop::Client);
             }
             Some(Err(e)) => {
                 debug!(error = %e, "client read ended");
+                self.client_read = ClientRead::Broken;
                 self.client_gone(now);
             }
-            None => self.client_gone(now),
+            None => {
+                self.client_read = ClientRead::Broken;
+                self.client_gone(now);
+            }
         }
     }
 
@@ -271,9 +314,7 @@ impl SessionTask {
             while let Some(transmit) = self.session.poll_transmit() {
                 match transmit {
                     Transmit::Client(frame) => self.outbox.push(frame),
-                    // Client keepalive pings are wired in the client writer next; until then
-                    // the ping counts as answered so no live client is timed out.
-                    Transmit::ClientPing => self.session.handle_client_pong(now),
+                    Transmit::ClientPing => self.outbox.ping(),
                     Transmit::Upstream { conn, msg } => {
                         let queued = self
                             .conns

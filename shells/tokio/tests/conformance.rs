@@ -25,6 +25,7 @@ async fn setup() -> (Target, Setup) {
 wsv2_tests::conformance_tests!(setup().await;
     chained_turns,
     store_false_unknown_id,
+    store_false_new_socket,
     prewarm_then_turn,
     tool_call_round_trip,
     steer,
@@ -44,15 +45,9 @@ wsv2_tests::conformance_tests!(setup().await;
     fault_stop_pong,
     fault_tail_packet,
     auth_rejected_before_upgrade,
+    http_sse_turn,
+    gateway_message_too_big,
 );
-
-// Not run here yet, each for a reason outside this crate:
-// - `store_false_new_socket`: a new client socket's `store:false` continuation leases the pooled
-//   conn whose lane cache still holds the chain, so upstream continues it instead of answering
-//   `previous_response_not_found` (core: connection-locality across client sockets).
-// - `gateway_message_too_big`: the scenario's own frame is one byte short of its limit
-//   ("test frame too small", harness); `refusals.rs` proves the 1009 with a 16 MiB + 1 message.
-// - `http_sse_turn`: HTTP (SSE) mode is issue 6.
 
 /// Every account resolves to HTTP: the upgrade is refused with 426
 mod http_only {
@@ -64,4 +59,24 @@ mod http_only {
     }
 
     wsv2_tests::conformance_tests!(setup().await; gateway_upgrade_426);
+
+    /// The scenarios this module runs
+    pub(super) const HTTP_ONLY: &[&str] = COVERED;
+}
+
+#[test]
+fn every_gateway_scenario_runs_through_the_gateway() {
+    let mut covered: Vec<&str> = COVERED
+        .iter()
+        .chain(http_only::HTTP_ONLY)
+        .copied()
+        .collect();
+    covered.sort_unstable();
+    let mut all: Vec<&str> = wsv2_tests::conformance::scenarios()
+        .iter()
+        .filter(|s| s.applies_to(TargetKind::Gateway))
+        .map(|s| s.name)
+        .collect();
+    all.sort_unstable();
+    assert_eq!(covered, all);
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 use wsv2_tests::client::Credentials;
 
-use common::{CLIENT_KEY, Setup, create, single_conn};
+use common::{CLIENT_KEY, LogCapture, Setup, create, single_conn};
+use wsv2_mock::Record;
 
 fn with_session_id(id: &str) -> Credentials {
     Credentials::bearer(CLIENT_KEY).with_header("session-id", id)
@@ -78,6 +79,7 @@ async fn a_conn_that_carried_an_upstream_error_is_never_used_by_a_later_session(
 
 #[tokio::test]
 async fn client_gone_mid_turn_the_conn_carries_the_drained_terminal_then_the_next_create() {
+    let mut logs = LogCapture::start();
     let setup = Setup::with_mock(
         |m| m.delta_interval = Duration::from_millis(20),
         single_conn,
@@ -115,8 +117,68 @@ async fn client_gone_mid_turn_the_conn_carries_the_drained_terminal_then_the_nex
     assert_eq!(
         order,
         [
-            (1, drained_id, "response.completed".to_owned()),
+            (1, drained_id.clone(), "response.completed".to_owned()),
             (1, next_id, "response.completed".to_owned())
         ]
+    );
+    // The drained response was billed: its usage line exists although its client had left.
+    let usage = logs
+        .wait_for(Duration::from_secs(5), |l| {
+            l.contains("response ended") && l.contains(&format!("response=\"{drained_id}\""))
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no usage line for {drained_id}:\n{}",
+                logs.lines().join("\n")
+            )
+        });
+    assert!(usage.contains("drained=true"), "{usage}");
+    assert!(usage.contains("outcome=\"completed\""), "{usage}");
+    for field in ["input_tokens=", "output_tokens=", "total_tokens="] {
+        let value = usage
+            .split(field)
+            .nth(1)
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(value.is_some_and(|v| v > 0), "{field} in {usage}");
+    }
+}
+
+#[tokio::test]
+async fn after_a_tail_packet_the_conn_is_closed_and_never_used_again() {
+    let mut logs = LogCapture::start();
+    let setup = Setup::single_conn().await;
+    let mut a = setup.client().await;
+    a.send_json(&create("with a tail", json!({"mock_fault": "tail_packet"})))
+        .await
+        .unwrap();
+    let turn = a.read_turn().await.unwrap();
+    assert_eq!(turn.last_type(), "response.completed", "{:?}", turn.events);
+    // The stray frame after the terminal reaches the session that holds the conn.
+    let seen = logs
+        .wait_for(Duration::from_secs(5), |l| l.contains("tail packet"))
+        .await;
+    assert!(seen.is_some(), "the gateway saw the tail packet");
+    a.close(1000).await.unwrap();
+
+    let mut b = setup.client().await;
+    b.send_json(&create("next", json!({}))).await.unwrap();
+    let turn = b.read_turn().await.unwrap();
+    assert_eq!(turn.last_type(), "response.completed", "{:?}", turn.events);
+
+    let closed = setup
+        .mock
+        .wait_for_record(Duration::from_secs(5), |r| {
+            matches!(r, Record::Close { conn: 1, .. })
+        })
+        .await;
+    assert!(closed.is_some(), "the mock saw conn 1 closed");
+    assert_eq!(setup.handshakes(), [1, 2], "the next session dialed anew");
+    let conns: Vec<u64> = setup.frames().iter().map(|(c, _)| *c).collect();
+    assert_eq!(
+        conns,
+        [1, 2],
+        "conn 1 carried nothing after its tail packet"
     );
 }

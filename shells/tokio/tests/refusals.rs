@@ -20,6 +20,8 @@ async fn every_account_on_http_gets_426_before_the_upgrade() {
             assert_eq!(status, 426, "{body}");
             let body: Value = serde_json::from_str(&body).unwrap();
             assert!(body["error"]["message"].is_string());
+            assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+            assert_eq!(body["error"]["code"], "upgrade_required", "{body}");
         }
         other => panic!("expected 426, got {:?}", other.map(|_| ())),
     }
@@ -27,13 +29,40 @@ async fn every_account_on_http_gets_426_before_the_upgrade() {
 
 #[tokio::test]
 async fn a_key_over_its_socket_cap_gets_429_with_retry_after() {
-    let setup = Setup::new(|c| c.client_keys[0].max_sockets = 1).await;
+    let setup = Setup::new(|c| {
+        c.client_keys[0].max_sockets = 1;
+        c.core.session.socket_cap_retry_after = Duration::from_millis(2500);
+    })
+    .await;
     let first = setup.client().await;
-    match WsClient::connect(&setup.gateway.ws_url(), &Credentials::bearer(CLIENT_KEY)).await {
-        Err(ConnectError::Rejected { status, .. }) => assert_eq!(status, 429),
-        other => panic!("expected 429, got {:?}", other.map(|_| ())),
-    }
+    let head = raw_upgrade(setup.gateway.addr).await;
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    // session.socket_cap_retry_after, rounded up to whole seconds
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nretry-after: 3\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("too_many_sockets"), "{head}");
     drop(first);
+}
+
+/// Sends a WebSocket upgrade by hand and returns the whole HTTP answer (head and body)
+async fn raw_upgrade(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /v1/responses HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Authorization: Bearer {CLIENT_KEY}\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .expect("the gateway answers and closes")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]
@@ -105,4 +134,44 @@ async fn next_event(ws: &mut wsv2_tests::client::WsStream) -> Value {
             return serde_json::from_str(&text).unwrap();
         }
     }
+}
+
+#[tokio::test]
+async fn after_the_clients_close_is_answered_the_gateway_closes_tcp_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A linger this long would outlast the test: only the completed handshake can end it.
+    let setup = Setup::new(|c| c.core.session.close_linger = Duration::from_secs(600)).await;
+    let mut tcp = tokio::net::TcpStream::connect(setup.gateway.addr)
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /v1/responses HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Authorization: Bearer {CLIENT_KEY}\r\n\r\n",
+        setup.gateway.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    // A masked close frame, code 1000, mask key 0 (RFC 6455 §5.5.1).
+    tcp.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8])
+        .await
+        .unwrap();
+    // Like RFC-following clients, wait for the server to close TCP after the handshake.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the gateway closed TCP after answering the close")
+        .unwrap();
+    assert_eq!(rest, [0x88, 0x02, 0x03, 0xE8], "the close answer, then EOF");
 }

@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod failure;
 pub mod loadgen;
 pub mod protocol;
+pub mod real_clients;
 pub mod sse;
 
 pub use failure::Failure;

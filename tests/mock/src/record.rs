@@ -89,6 +89,8 @@ pub enum Record {
 pub(crate) struct Recorder {
     memory: Mutex<Vec<Record>>,
     file: Option<Mutex<BufWriter<File>>>,
+    /// Bumped after every record, so waiters learn of new records without polling.
+    pushed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Recorder {
@@ -103,6 +105,7 @@ impl Recorder {
         Ok(Self {
             memory: Mutex::new(Vec::new()),
             file,
+            pushed: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -118,6 +121,13 @@ impl Recorder {
         if memory.len() < MEMORY_CAP {
             memory.push(record);
         }
+        drop(memory);
+        self.pushed.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that changes after every new record.
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.pushed.subscribe()
     }
 
     /// A copy of every record kept in memory so far.

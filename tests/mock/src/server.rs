@@ -90,6 +90,30 @@ impl MockHandle {
         self.shared.recorder.snapshot()
     }
 
+    /// Waits until some record satisfies `found` and returns it, or `None` after `timeout`.
+    ///
+    /// Woken by each new record (no polling), so a test can wait for an event of the mock —
+    /// a connection's close, a frame — instead of sleeping.
+    pub async fn wait_for_record(
+        &self,
+        timeout: Duration,
+        mut found: impl FnMut(&Record) -> bool,
+    ) -> Option<Record> {
+        let mut changed = self.shared.recorder.subscribe();
+        let search = async {
+            loop {
+                changed.borrow_and_update();
+                if let Some(hit) = self.records().into_iter().find(|r| found(r)) {
+                    return hit;
+                }
+                if changed.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, search).await.ok()
+    }
+
     /// Answers every later upgrade with `status` (e.g. 426, 429, 500), or accepts them again.
     pub fn set_upgrade_status(&self, status: Option<u16>) {
         self.shared

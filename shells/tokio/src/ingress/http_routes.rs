@@ -111,7 +111,7 @@ impl Ingress {
             );
             response.headers_mut().insert(
                 header::RETRY_AFTER,
-                HeaderValue::from_static(super::SOCKET_CAP_RETRY_AFTER),
+                super::retry_after(self.cfg.session.socket_cap_retry_after),
             );
             return boxed(response);
         }

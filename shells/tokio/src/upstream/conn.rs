@@ -16,6 +16,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TokioInstant;
+use tracing::debug;
 use wsv2_core::conn::UpstreamTransmit;
 use wsv2_core::{AccountId, ConnId};
 
@@ -135,7 +136,7 @@ pub(crate) fn spawn_conn(
     let (owner_tx, owner_rx) = mpsc::channel(4);
     let (events_tx, events_rx) = mpsc::channel(4);
     let (abandon_tx, abandon_rx) = watch::channel(0u64);
-    let writer = tokio::spawn(run_writer(sink, writes_rx, abandon_rx, events_tx));
+    let writer = tokio::spawn(run_writer(id, sink, writes_rx, abandon_rx, events_tx));
     let reader = Reader {
         id,
         account,
@@ -178,6 +179,12 @@ impl Reader {
                 Some(event) = events.recv() => match event {
                     WriterEvent::Abandoned { started } => {
                         self.deliver(UpstreamInput::WriteAbandoned { started }).await;
+                        if started {
+                            // Part of a frame may be on the wire and the writer is gone: the
+                            // socket is dropped now, not after a close handshake that could
+                            // only queue behind the abandoned bytes.
+                            break;
+                        }
                     }
                     WriterEvent::CloseSent => {
                         close_deadline.get_or_insert(TokioInstant::now() + close_wait);
@@ -255,8 +262,10 @@ async fn sleep_until_opt(deadline: Option<TokioInstant>) {
 }
 
 /// The writer: batches ready frames, one flush per batch, under the earliest deadline, and
-/// drops everything queued before an abandon
+/// drops everything queued before an abandon. A write abandoned after it began ends the writer
+/// (and with the reader, the socket): its frame may be half on the wire.
 async fn run_writer(
+    conn: ConnId,
     mut sink: WebSocketSender<Io>,
     mut rx: mpsc::Receiver<WriteCmd>,
     mut abandon: watch::Receiver<u64>,
@@ -317,6 +326,8 @@ async fn run_writer(
         if batch.is_empty() {
             continue;
         }
+        let bytes: usize = batch.iter().map(Message::len).sum();
+        debug!(%conn, frames = batch.len(), bytes, "upstream write");
         let write = async {
             for msg in batch.drain(..) {
                 sink.feed(msg).await?;
@@ -346,9 +357,10 @@ async fn run_writer(
             }
             WriteOutcome::Done => {}
             WriteOutcome::Abandoned => {
-                // Part of a frame may be on the wire: the framing cannot be trusted any more.
+                // Part of a frame may be on the wire: the framing cannot be trusted any more,
+                // and the sink still holds the rest of it. Nothing more can be written.
                 let _ = events.send(WriterEvent::Abandoned { started: true }).await;
-                while rx.try_recv().is_ok() {}
+                return;
             }
             WriteOutcome::Failed => {
                 let _ = events.send(WriterEvent::Failed).await;

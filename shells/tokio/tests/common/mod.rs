@@ -112,3 +112,123 @@ impl Setup {
             .collect()
     }
 }
+
+impl wsv2_tests::real_clients::ClientTarget for Setup {
+    fn kind(&self) -> wsv2_tests::conformance::TargetKind {
+        wsv2_tests::conformance::TargetKind::Gateway
+    }
+    fn base_url(&self) -> String {
+        format!("http://{}/v1", self.gateway.addr)
+    }
+    fn api_key(&self) -> String {
+        CLIENT_KEY.to_owned()
+    }
+    fn upstream(&self) -> &MockHandle {
+        &self.mock
+    }
+    fn upstream_key(&self) -> String {
+        UPSTREAM_KEY.to_owned()
+    }
+}
+
+/// The gateway's tracing output, captured for one test.
+///
+/// One global subscriber (DEBUG) is installed per test binary; it hands each line to the capture
+/// of the thread that emitted it. A `#[tokio::test]` runtime runs every task of its test on the
+/// test's own thread, so each test sees exactly its own gateway's lines. (A thread-local default
+/// subscriber per test is not enough: tracing caches callsite interest process-wide, and a
+/// callsite first hit on a thread without a subscriber stays silent.)
+pub struct LogCapture {
+    sink: CaptureSink,
+    written: tokio::sync::watch::Receiver<u64>,
+}
+
+#[derive(Clone)]
+struct CaptureSink {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    written: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<CaptureSink>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes one formatted event to the current thread's capture, if any
+struct ThreadRouter;
+
+impl std::io::Write for ThreadRouter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(sink) = c.borrow().as_ref() {
+                let text = String::from_utf8_lossy(buf);
+                sink.lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(text.lines().map(str::to_owned));
+                sink.written.send_modify(|n| *n += 1);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Captures DEBUG and above emitted on this thread until the capture is dropped
+    pub fn start() -> Self {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(|| ThreadRouter)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+        });
+        let (tx, written) = tokio::sync::watch::channel(0);
+        let sink = CaptureSink {
+            lines: std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
+            written: std::sync::Arc::new(tx),
+        };
+        CAPTURE.with(|c| *c.borrow_mut() = Some(sink.clone()));
+        Self { sink, written }
+    }
+
+    /// Every line so far
+    pub fn lines(&self) -> Vec<String> {
+        self.sink
+            .lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits (woken per written line, no polling) for a line that satisfies `found`
+    pub async fn wait_for(
+        &mut self,
+        timeout: std::time::Duration,
+        mut found: impl FnMut(&str) -> bool,
+    ) -> Option<String> {
+        let search = async {
+            loop {
+                self.written.borrow_and_update();
+                if let Some(hit) = self.lines().into_iter().find(|l| found(l)) {
+                    return hit;
+                }
+                if self.written.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, search).await.ok()
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+    }
+}

@@ -79,9 +79,11 @@ async fn auth_rejected(c: Ctx) -> Result<(), Failure> {
 
 async fn message_too_big(c: Ctx) -> Result<(), Failure> {
     let mut ws = c.connect().await?;
-    let filler = "x".repeat(OVERSIZED_FRAME - 64);
-    let frame = format!(r#"{{"type":"response.create","model":"m","instructions":"{filler}"}}"#);
-    ensure!(frame.len() > OVERSIZED_FRAME - 1, "test frame too small");
+    const PREFIX: &str = r#"{"type":"response.create","model":"m","instructions":""#;
+    const SUFFIX: &str = r#""}"#;
+    let filler = "x".repeat(OVERSIZED_FRAME - PREFIX.len() - SUFFIX.len());
+    let frame = format!("{PREFIX}{filler}{SUFFIX}");
+    ensure_eq!(frame.len(), OVERSIZED_FRAME, "test frame size");
     // The gateway may close while we are still writing; that write error is expected.
     let _ = ws.send_text(frame).await;
     let (_, close) = ws.read_until_closed().await?;

@@ -1,0 +1,22 @@
+//! The real-client scripts of `tests/clients` (openai-python sync and lanes, openai-agents,
+//! openai-node), unchanged, through the gateway: the same table as the mock's own run
+//! (`wsv2_tests::real_clients`), checked through the mock's records behind the gateway.
+
+mod common;
+
+use wsv2_tests::real_clients::REAL_CLIENTS;
+
+use common::Setup;
+
+wsv2_tests::real_client_tests!(Setup::new(|_| {}).await;
+    python_connect_two_chained_turns_and_not_found,
+    python_session_two_lanes_two_chained_turns,
+    agents_two_chained_runs_on_one_socket,
+    node_responses_ws_two_chained_turns_and_not_found,
+);
+
+#[test]
+fn every_real_client_runs_through_the_gateway() {
+    let all: Vec<&str> = REAL_CLIENTS.iter().map(|c| c.name).collect();
+    assert_eq!(COVERED, all.as_slice());
+}

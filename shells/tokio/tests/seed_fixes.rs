@@ -1,0 +1,135 @@
+//! Fixes over the seed gateway, over real sockets and proven from the mock's records: the
+//! upstream hop is full duplex, and a blocked upstream write follows the session's cancellation.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::json;
+use wsv2_mock::{CloseSide, Record};
+
+use common::{LogCapture, Setup, create, single_conn};
+
+/// Long enough that no timer of the gateway can be what ended a wait in these tests
+const NEVER: Duration = Duration::from_secs(600);
+/// How long a test waits for an event before it fails
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn full_duplex_a_create_on_lane_b_reaches_the_mock_while_lane_a_is_stalled() {
+    let setup = Setup::single_conn().await;
+    let mut ws = setup.client().await;
+    let mut stalled = create("a waits forever", json!({"mock_fault": "stall_lane"}));
+    stalled["stream_id"] = json!("a");
+    ws.send_json(&stalled).await.unwrap();
+    let created = ws.recv_event(WAIT).await.unwrap();
+    assert_eq!(created["type"], "response.created", "{created}");
+    assert_eq!(created["stream_id"], "a", "{created}");
+
+    let mut other = create("b flows", json!({}));
+    other["stream_id"] = json!("b");
+    ws.send_json(&other).await.unwrap();
+    let completed = loop {
+        let event = ws.recv_event(WAIT).await.unwrap();
+        assert_ne!(event["type"], "error", "{event}");
+        if event["type"] == "response.completed" {
+            break event;
+        }
+    };
+    assert_eq!(completed["stream_id"], "b", "{completed}");
+    let b_id = completed["response"]["id"].as_str().unwrap();
+
+    // Both creates went up the one conn, lane b's after lane a's had stalled, and the mock
+    // answered lane b on that conn.
+    let lanes: Vec<(u64, String)> = setup
+        .frames()
+        .into_iter()
+        .map(|(conn, f)| (conn, f["stream_id"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(lanes, [(1, "a".to_owned()), (1, "b".to_owned())]);
+    assert_eq!(setup.sent_on(b_id), [(1, "response.completed".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_blocked_upstream_write_is_abandoned_when_the_client_leaves() {
+    let mut logs = LogCapture::start();
+    let setup = Setup::new(|c| {
+        single_conn(c);
+        // No gateway timer may be what ends the blocked write: only the cancellation.
+        c.core.upstream.write_timeout = NEVER;
+        c.core.upstream.read_timeout = NEVER;
+        c.core.upstream.ping_interval = NEVER;
+        c.core.upstream.pong_timeout = NEVER;
+        c.core.session.drain_timeout = NEVER;
+    })
+    .await;
+    let mut a = setup.client().await;
+    // The turn completes, then the mock stops reading this conn for 1.5 s.
+    a.send_json(&create(
+        "then deaf",
+        json!({"mock_fault": "stop_reading", "mock_delay_ms": "1500"}),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.read_turn().await.unwrap().last_type(),
+        "response.completed"
+    );
+
+    // 15 MiB cannot fit in the loopback socket buffers (≤ 4 MiB send side): the upstream write
+    // blocks while the mock is not reading.
+    let big = "x".repeat(15 * 1024 * 1024);
+    a.send_json(&create(&big, json!({}))).await.unwrap();
+    let started = logs
+        .wait_for(WAIT, |l| {
+            l.contains("upstream write")
+                && l.split("bytes=")
+                    .nth(1)
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .is_some_and(|b| b > big.len())
+        })
+        .await;
+    assert!(
+        started.is_some(),
+        "the big create's upstream write started:\n{}",
+        logs.lines().join("\n")
+    );
+    drop(a); // the client leaves while the write is blocked
+
+    // The conn is gone at the gateway at once: with one conn per account, a new session can only
+    // be served by a fresh dial, and it is served while the mock is still not reading conn 1.
+    let mut b = setup.client().await;
+    b.send_json(&create("next", json!({}))).await.unwrap();
+    let turn = b.read_turn().await.unwrap();
+    assert_eq!(turn.last_type(), "response.completed", "{:?}", turn.events);
+    assert_eq!(setup.handshakes(), [1, 2]);
+
+    // When the mock reads conn 1 again it finds the abandoned frame's head and the socket's end,
+    // without a close frame (the framing could not be trusted after a half-written frame).
+    let closed = setup
+        .mock
+        .wait_for_record(WAIT, |r| matches!(r, Record::Close { conn: 1, .. }))
+        .await
+        .expect("the mock saw conn 1 end");
+    assert_eq!(
+        closed,
+        Record::Close {
+            conn: 1,
+            by: CloseSide::Client,
+            code: None
+        }
+    );
+    let records = setup.mock.records();
+    let close_at = records.iter().position(|r| *r == closed).unwrap();
+    let next_create_at = records
+        .iter()
+        .position(|r| matches!(r, Record::Frame { conn: 2, .. }))
+        .unwrap();
+    assert!(
+        next_create_at < close_at,
+        "the next session was served before the mock read conn 1 again"
+    );
+    let conn1_frames = setup.frames().iter().filter(|(c, _)| *c == 1).count();
+    assert_eq!(conn1_frames, 1, "the abandoned create never arrived whole");
+}
