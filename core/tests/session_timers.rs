@@ -361,3 +361,25 @@ fn shutdown_grace_cuts_what_is_still_running() {
     );
     assert_eq!(sim.session.phase(), SessionPhase::Finished);
 }
+
+#[test]
+fn a_pong_timeout_longer_than_the_ping_interval_still_drops_a_silent_client() {
+    let mut cfg = Config::default();
+    cfg.session.client_ping_interval = ms(100);
+    cfg.session.client_pong_timeout = ms(250);
+    let mut sim = Sim::new(cfg);
+    sim.client(create(Some("gpt-test"), None, None, true));
+    sim.respond(1, "resp_1", None, 1, true);
+    sim.advance(ms(349));
+    assert!(
+        sim.client_pings >= 2,
+        "pings keep going while the first is unanswered"
+    );
+    assert_eq!(sim.client_closed, None);
+    sim.advance(ms(1));
+    assert_eq!(
+        sim.client_closed,
+        Some(1001),
+        "the deadline runs from the first unanswered ping"
+    );
+}

@@ -63,7 +63,8 @@ impl Session {
             return;
         }
         self.ping_client = true;
-        if !self.backpressured {
+        // The first unanswered ping starts the pong deadline; later pings must not move it.
+        if !self.backpressured && self.timers.get(SessionTimer::ClientPong).is_none() {
             self.timers.set(
                 SessionTimer::ClientPong,
                 now + self.cfg.session.client_pong_timeout,
