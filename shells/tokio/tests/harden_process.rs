@@ -62,7 +62,13 @@ async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm() {
     let config = temp_file("process.toml", &config_text(&mock.ws_url(), None));
     let pid_file = config.with_extension("pid");
     let _ = std::fs::remove_file(&pid_file);
-    let mut child = tokio::process::Command::new(BIN)
+    let mut command = tokio::process::Command::new(BIN);
+    // The binary reads every WSV2_* variable as a setting; the test runner's own (e.g. the
+    // ones scripts/test.sh exports) must not leak into the gateway under test.
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("WSV2_")) {
+        command.env_remove(name);
+    }
+    let mut child = command
         .args(["serve", "--log-format", "json", "--config"])
         .arg(&config)
         .arg("--pid-file")
