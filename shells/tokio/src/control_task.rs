@@ -137,8 +137,9 @@ pub(crate) struct ControlTask {
     ext: Extension,
     /// Waiting for the last conn to end
     no_conns_waiters: Vec<oneshot::Sender<()>>,
-    /// The slot request being handled, until its immediate grant (if any) is delivered
-    slot_asked: Option<(SessionId, TurnId)>,
+    /// The slot request being handled (a session's turn, or an HTTP request's), until its
+    /// immediate grant (if any) is delivered
+    slot_asked: Option<(SessionId, Option<TurnId>)>,
 }
 
 impl ControlTask {
@@ -211,7 +212,7 @@ impl ControlTask {
                 };
                 self.control.handle_session_command(now, id, cmd);
                 if let Some((turn, account, max_concurrency)) = slot {
-                    self.note_slot_wait(id, turn, account, max_concurrency);
+                    self.note_slot_wait(id, Some(turn), account, max_concurrency);
                 }
             }
             ControlMsg::Event { id, event } => {
@@ -276,21 +277,23 @@ impl ControlTask {
         }
     }
 
-    /// Logs a create that has to queue for one of its account's concurrency slots: the
-    /// grant, if the slot was free, is among the outputs this command just produced
-    fn note_slot_wait(
+    /// Logs a create (a session's `turn`, or an HTTP request's) that has to queue for one of
+    /// its account's concurrency slots: the grant, if the slot was free, is among the outputs
+    /// the slot request just produced
+    pub(crate) fn note_slot_wait(
         &mut self,
         id: SessionId,
-        turn: TurnId,
+        turn: Option<TurnId>,
         account: AccountId,
         max_concurrency: u32,
     ) {
         self.slot_asked = Some((id, turn));
         self.drain();
         if self.slot_asked.take().is_some() {
+            let turn = turn.map(|t| t.to_string());
             info!(
                 session = %id,
-                %turn,
+                turn,
                 %account,
                 max_concurrency,
                 "create waits for an account concurrency slot"
@@ -331,7 +334,7 @@ impl ControlTask {
 
     fn deliver(&mut self, id: SessionId, input: SessionInput) {
         if let SessionInput::SlotGranted(turn) = &input
-            && self.slot_asked == Some((id, *turn))
+            && self.slot_asked == Some((id, Some(*turn)))
         {
             self.slot_asked = None;
         }

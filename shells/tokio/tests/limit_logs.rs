@@ -93,3 +93,36 @@ async fn a_create_queued_then_refused_for_a_concurrency_slot_is_logged() {
         .count();
     assert_eq!(wait_lines, 1, "{lines}");
 }
+
+#[tokio::test]
+async fn a_refused_post_over_the_socket_cap_is_logged_with_the_group_not_the_key() {
+    let mut logs = LogCapture::start();
+    let setup = Setup::new(|c| {
+        c.client_keys[0].max_sockets = 1;
+        c.client_keys[0].group = "team-posting".into();
+    })
+    .await;
+    let socket = setup.client().await; // the key's only socket
+    let answer = wsv2_tests::sse::SseClient::new()
+        .post(
+            &format!("http://{}/v1", setup.gateway.addr),
+            &wsv2_tests::client::Credentials::bearer(CLIENT_KEY),
+            &json!({"model": "gpt-5", "input": "over the cap", "stream": false}),
+        )
+        .await
+        .expect("POST");
+    assert_eq!(answer.status(), 429);
+    let line = logs
+        .wait_for(Duration::from_secs(5), |l| {
+            l.contains("POST refused: the key's socket cap is reached")
+        })
+        .await
+        .unwrap_or_else(|| panic!("no socket-cap line:\n{}", logs.lines().join("\n")));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("group=team-posting"), "{line}");
+    assert!(line.contains("max_sockets=1"), "{line}");
+    for l in logs.lines() {
+        assert!(!l.contains(CLIENT_KEY), "a log line carries the key: {l}");
+    }
+    drop(socket);
+}
