@@ -146,8 +146,12 @@ impl Rig {
 #[tokio::test(start_paused = true)]
 async fn a_write_that_never_completes_is_abandoned_at_the_write_deadline_as_started() {
     let mut rig = rig(true).await;
-    let write_timeout = cfg().upstream.write_timeout;
+    let config = cfg();
+    let write_timeout = config.upstream.write_timeout;
     let start = TokioInstant::now();
+    let now = || TokioInstant::now().into_std();
+    let record = ConnRecord::new(CONN, CompatKey::plain(ACCOUNT), now());
+    let mut machine = UpstreamConn::new(record, now(), &config.upstream);
     rig.io.write(text(start + write_timeout)).unwrap();
     let report = rig.report().await;
     assert!(
@@ -155,6 +159,10 @@ async fn a_write_that_never_completes_is_abandoned_at_the_write_deadline_as_star
         "{report:?}"
     );
     assert_eq!(start.elapsed(), write_timeout, "abandoned at the deadline");
+    // What the session task does with the report: the core closes the conn.
+    machine.handle_write_abandoned(now(), true);
+    assert_eq!(machine.close_reason(), Some(CloseReason::AbandonedWrite));
+    assert!(!machine.is_reusable());
     // Part of the frame may be on the wire: the socket is dropped, not closed politely.
     rig.expect_gone().await;
     assert_eq!(start.elapsed(), write_timeout, "and dropped at once");
