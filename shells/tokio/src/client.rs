@@ -14,9 +14,9 @@ use async_tungstenite::WebSocketSender;
 use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::{Message, Utf8Bytes};
+use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use bytes::Bytes;
-use futures_util::SinkExt;
+use futures_util::{Sink, SinkExt};
 use hyper_util::rt::TokioIo;
 use tokio::sync::{Notify, mpsc};
 
@@ -41,9 +41,10 @@ pub(crate) enum ClientOut {
     CloseReply,
 }
 
-/// The session task's side of the client writer
+/// The session task's side of the client writer, over the socket's write half (any message
+/// sink in tests)
 #[derive(Debug)]
-pub(crate) struct ClientOutbox {
+pub(crate) struct ClientOutbox<S = WebSocketSender<ClientIo>> {
     tx: mpsc::Sender<ClientOut>,
     /// Frames the channel had no room for, in order (bounded: the session stops reading
     /// upstream and the client while any wait here)
@@ -53,16 +54,15 @@ pub(crate) struct ClientOutbox {
     failed: Arc<AtomicBool>,
     limit: usize,
     closed: bool,
-    writer: Option<tokio::task::JoinHandle<Option<WebSocketSender<ClientIo>>>>,
+    writer: Option<tokio::task::JoinHandle<Option<S>>>,
 }
 
-impl ClientOutbox {
+impl<S> ClientOutbox<S>
+where
+    S: Sink<Message, Error = WsError> + Unpin + Send + 'static,
+{
     /// Starts the writer task over `sink`
-    pub(crate) fn spawn(
-        sink: WebSocketSender<ClientIo>,
-        limit: usize,
-        write_timeout: Duration,
-    ) -> Self {
+    pub(crate) fn spawn(sink: S, limit: usize, write_timeout: Duration) -> Self {
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
         let drained = Arc::new(Notify::new());
@@ -89,7 +89,7 @@ impl ClientOutbox {
 
     /// Ends the outbox: the writer writes what is queued; returns the sink if the writer ended
     /// after writing a close frame (so the socket can linger until the client's answer)
-    pub(crate) async fn finish(mut self, wait: Duration) -> Option<WebSocketSender<ClientIo>> {
+    pub(crate) async fn finish(mut self, wait: Duration) -> Option<S> {
         self.refill();
         let writer = self.writer.take()?;
         drop(self);
@@ -183,14 +183,17 @@ impl ClientOutbox {
     }
 }
 
-async fn run_writer(
-    mut sink: WebSocketSender<ClientIo>,
+async fn run_writer<S>(
+    mut sink: S,
     mut rx: mpsc::Receiver<ClientOut>,
     queued: Arc<AtomicUsize>,
     drained: Arc<Notify>,
     failed: Arc<AtomicBool>,
     write_timeout: Duration,
-) -> Option<WebSocketSender<ClientIo>> {
+) -> Option<S>
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
     while let Some(first) = rx.recv().await {
         let mut written = 0usize;
         let mut closing = false;
@@ -248,3 +251,7 @@ async fn run_writer(
     }
     None
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
 use wsv2_core::pool::PoolStats;
 use wsv2_core::session::{SessionCommand, SessionEvent};
-use wsv2_core::{AccountId, Config, ConnId, SessionId};
+use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
 use crate::control::{
     Control, ControlOutput, DialFailure, SessionInfo, SessionInput, UpgradeRefusal,
@@ -137,6 +137,9 @@ pub(crate) struct ControlTask {
     ext: Extension,
     /// Waiting for the last conn to end
     no_conns_waiters: Vec<oneshot::Sender<()>>,
+    /// The slot request being handled (a session's turn, or an HTTP request's), until its
+    /// immediate grant (if any) is delivered
+    slot_asked: Option<(SessionId, Option<TurnId>)>,
 }
 
 impl ControlTask {
@@ -155,6 +158,7 @@ impl ControlTask {
             conns: HashMap::new(),
             me,
             no_conns_waiters: Vec::new(),
+            slot_asked: None,
         }
     }
 
@@ -197,7 +201,20 @@ impl ControlTask {
                 self.control.open_session(now, id, info);
                 self.count_session(true);
             }
-            ControlMsg::Command { id, cmd } => self.control.handle_session_command(now, id, cmd),
+            ControlMsg::Command { id, cmd } => {
+                let slot = match &cmd {
+                    SessionCommand::AcquireSlot {
+                        turn,
+                        account,
+                        max_concurrency,
+                    } => Some((*turn, *account, *max_concurrency)),
+                    _ => None,
+                };
+                self.control.handle_session_command(now, id, cmd);
+                if let Some((turn, account, max_concurrency)) = slot {
+                    self.note_slot_wait(id, Some(turn), account, max_concurrency);
+                }
+            }
             ControlMsg::Event { id, event } => {
                 self.count_session_event(&event);
                 self.control.handle_session_event(now, id, &event)
@@ -260,6 +277,30 @@ impl ControlTask {
         }
     }
 
+    /// Logs a create (a session's `turn`, or an HTTP request's) that has to queue for one of
+    /// its account's concurrency slots: the grant, if the slot was free, is among the outputs
+    /// the slot request just produced
+    pub(crate) fn note_slot_wait(
+        &mut self,
+        id: SessionId,
+        turn: Option<TurnId>,
+        account: AccountId,
+        max_concurrency: u32,
+    ) {
+        self.slot_asked = Some((id, turn));
+        self.drain();
+        if self.slot_asked.take().is_some() {
+            let turn = turn.map(|t| t.to_string());
+            info!(
+                session = %id,
+                turn,
+                %account,
+                max_concurrency,
+                "create waits for an account concurrency slot"
+            );
+        }
+    }
+
     /// Performs every output of the control machine (the drive invariant)
     fn drain(&mut self) {
         while let Some(output) = self.control.poll_output() {
@@ -292,6 +333,11 @@ impl ControlTask {
     }
 
     fn deliver(&mut self, id: SessionId, input: SessionInput) {
+        if let SessionInput::SlotGranted(turn) = &input
+            && self.slot_asked == Some((id, Some(*turn)))
+        {
+            self.slot_asked = None;
+        }
         let conn = match &input {
             SessionInput::Lease(lease) => self.conns.get(&lease.record.id).cloned(),
             _ => None,

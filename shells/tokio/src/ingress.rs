@@ -215,6 +215,8 @@ impl Ingress {
         let permit = match key.open.fetch_add(1, Ordering::AcqRel) {
             open if open >= max => {
                 key.open.fetch_sub(1, Ordering::AcqRel);
+                // The key itself is a credential: its group names it in the log.
+                warn!(group = %key.group, max_sockets = max, "upgrade refused: the key's socket cap is reached");
                 let mut response = error_response(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limit_error",

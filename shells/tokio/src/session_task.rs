@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
-use wsv2_core::session::{Hop, Session, SessionCommand, SessionEvent, Transmit};
+use wsv2_core::session::{Hop, Refusal, Session, SessionCommand, SessionEvent, Transmit};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::client::{ClientIo, ClientOutbox};
@@ -429,6 +429,16 @@ impl SessionTask {
                         "response ended"
                     )
                 });
+            }
+            SessionEvent::Refused {
+                turn,
+                refusal:
+                    Refusal::Status {
+                        code: Some("concurrency_limit_reached"),
+                        ..
+                    },
+            } => {
+                warn!(%turn, "create refused: no account concurrency slot within slot_wait")
             }
             SessionEvent::Refused { turn, refusal } => {
                 debug!(%turn, ?refusal, "create answered by the gateway")

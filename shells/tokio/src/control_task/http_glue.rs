@@ -71,7 +71,17 @@ impl ControlTask {
             }
             ControlMsg::Http { id, cmd } => {
                 let close = matches!(cmd, wsv2_core::http::HttpCommand::Close);
+                let slot = match &cmd {
+                    wsv2_core::http::HttpCommand::AcquireSlot {
+                        account,
+                        max_concurrency,
+                    } => Some((*account, *max_concurrency)),
+                    _ => None,
+                };
                 self.control.handle_http_command(now, id, cmd);
+                if let Some((account, max_concurrency)) = slot {
+                    self.note_slot_wait(id, None, account, max_concurrency);
+                }
                 if close {
                     self.ext.http.remove(&id);
                 }
@@ -157,6 +167,9 @@ impl ControlTask {
 
     /// Delivers an answer to an HTTP request's task (a lease brings the conn's handle)
     pub(crate) fn deliver_http(&mut self, id: SessionId, input: HttpInput) {
+        if matches!(input, HttpInput::SlotGranted) && self.slot_asked == Some((id, None)) {
+            self.slot_asked = None;
+        }
         let conn = match &input {
             HttpInput::Lease(lease) => self.conns.get(&lease.record.id).cloned(),
             _ => None,

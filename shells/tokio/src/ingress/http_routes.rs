@@ -103,6 +103,8 @@ impl Ingress {
         let max = key.max_sockets;
         if key.open.fetch_add(1, Ordering::AcqRel) >= max {
             key.open.fetch_sub(1, Ordering::AcqRel);
+            // The key itself is a credential: its group names it in the log.
+            tracing::warn!(group = %key.group, max_sockets = max, "POST refused: the key's socket cap is reached");
             let mut response = error_response(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",

@@ -11,9 +11,8 @@ use std::time::Duration;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
-use async_tungstenite::{WebSocketReceiver, WebSocketSender};
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TokioInstant;
 use tracing::debug;
@@ -27,8 +26,6 @@ use crate::control_task::{ControlMsg, ControlTx};
 const WRITE_QUEUE: usize = 64;
 /// Frames fed in one batch before a flush
 const WRITE_BATCH: usize = 32;
-
-type Io = async_tungstenite::tokio::TokioAdapter<Box<dyn super::dial::UpstreamIo>>;
 
 /// What the reader reports to the conn's holder
 #[derive(Debug)]
@@ -132,6 +129,23 @@ pub(crate) fn spawn_conn(
     close_wait: Duration,
 ) -> ConnIo {
     let (sink, stream) = ws.split();
+    spawn_conn_over(id, account, sink, stream, control, close_wait)
+}
+
+/// Starts a conn's reader and writer over any message sink and stream (the split socket in
+/// production, channels in tests)
+pub(crate) fn spawn_conn_over<S, R>(
+    id: ConnId,
+    account: AccountId,
+    sink: S,
+    stream: R,
+    control: ControlTx,
+    close_wait: Duration,
+) -> ConnIo
+where
+    S: Sink<Message, Error = WsError> + Unpin + Send + 'static,
+    R: Stream<Item = Result<Message, WsError>> + Unpin + Send + 'static,
+{
     let (writes_tx, writes_rx) = mpsc::channel(WRITE_QUEUE);
     let (owner_tx, owner_rx) = mpsc::channel(4);
     let (events_tx, events_rx) = mpsc::channel(4);
@@ -164,13 +178,15 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(
+    async fn run<R>(
         mut self,
-        mut stream: WebSocketReceiver<Io>,
+        mut stream: R,
         mut events: mpsc::Receiver<WriterEvent>,
         writer: tokio::task::JoinHandle<()>,
         close_wait: Duration,
-    ) {
+    ) where
+        R: Stream<Item = Result<Message, WsError>> + Unpin,
+    {
         let mut close_deadline: Option<TokioInstant> = None;
         loop {
             tokio::select! {
@@ -264,13 +280,15 @@ async fn sleep_until_opt(deadline: Option<TokioInstant>) {
 /// The writer: batches ready frames, one flush per batch, under the earliest deadline, and
 /// drops everything queued before an abandon. A write abandoned after it began ends the writer
 /// (and with the reader, the socket): its frame may be half on the wire.
-async fn run_writer(
+async fn run_writer<S>(
     conn: ConnId,
-    mut sink: WebSocketSender<Io>,
+    mut sink: S,
     mut rx: mpsc::Receiver<WriteCmd>,
     mut abandon: watch::Receiver<u64>,
     events: mpsc::Sender<WriterEvent>,
-) {
+) where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
     let mut current = *abandon.borrow_and_update();
     let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH);
     loop {
@@ -375,3 +393,7 @@ enum WriteOutcome {
     Abandoned,
     Failed,
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

@@ -1,0 +1,182 @@
+//! The client writer under paused time. The gateway's frames to the client are unmasked
+//! (server role), so the exact bytes on the wire are scripted with `tokio_test::io::Builder`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_tungstenite::tokio::TokioAdapter;
+use async_tungstenite::tungstenite::protocol::Role;
+use async_tungstenite::{WebSocketSender, WebSocketStream};
+use bytes::Bytes;
+use tokio::time::Instant as TokioInstant;
+use wsv2_core::conn::{CompatKey, ConnRecord};
+use wsv2_core::session::{Admission, Hop, Lease, Session, SessionCommand, Transmit};
+use wsv2_core::{AccountId, Config, ConnId, SessionId};
+
+use super::ClientOutbox;
+
+const CONN: ConnId = ConnId(7);
+
+/// The write half of a scripted client socket
+type ScriptedClient = WebSocketSender<TokioAdapter<tokio_test::io::Mock>>;
+
+/// The exact unmasked close frame a server writes: FIN + opcode 8, length, code, reason
+fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let mut frame = vec![0x88, u8::try_from(2 + reason.len()).unwrap()];
+    frame.extend_from_slice(&code.to_be_bytes());
+    frame.extend_from_slice(reason.as_bytes());
+    frame
+}
+
+/// An outbox over a scripted client socket that expects exactly `expected` to be written
+async fn outbox_expecting(expected: &[u8], cfg: &Config) -> ClientOutbox<ScriptedClient> {
+    let mock = tokio_test::io::Builder::new().write(expected).build();
+    let ws = WebSocketStream::from_raw_socket(TokioAdapter::new(mock), Role::Server, None).await;
+    let (sink, _stream) = ws.split();
+    ClientOutbox::spawn(
+        sink,
+        cfg.session.client_write_buffer,
+        cfg.session.client_write_timeout,
+    )
+}
+
+fn now() -> std::time::Instant {
+    TokioInstant::now().into_std()
+}
+
+/// A session with one create in flight upstream (sent on `CONN`, not answered)
+fn session_with_a_turn_in_flight(cfg: Arc<Config>) -> Session {
+    let mut session = Session::new(SessionId(1), cfg, now());
+    session.handle_client_text(
+        now(),
+        Bytes::from_static(br#"{"type":"response.create","model":"gpt-5","input":"hi"}"#),
+    );
+    let mut sent = false;
+    for _ in 0..10 {
+        while let Some(transmit) = session.poll_transmit() {
+            sent |= matches!(transmit, Transmit::Upstream { conn: CONN, .. });
+        }
+        while let Some(cmd) = session.poll_command() {
+            match cmd {
+                SessionCommand::Schedule { .. } => {
+                    let account = AccountId(1);
+                    session.handle_admission(
+                        now(),
+                        Admission {
+                            account,
+                            max_concurrency: 8,
+                            compat: CompatKey::plain(account),
+                            model_map: Default::default(),
+                        },
+                    );
+                }
+                SessionCommand::Acquire { compat, .. } => session.handle_lease(
+                    now(),
+                    Lease {
+                        holder: SessionId(1),
+                        record: ConnRecord::new(CONN, compat, now()),
+                        fresh: true,
+                        preferred_hit: false,
+                    },
+                ),
+                SessionCommand::AcquireSlot { turn, .. } => {
+                    session.handle_slot_granted(now(), turn)
+                }
+                _ => {}
+            }
+        }
+        while session.poll_event().is_some() {}
+    }
+    assert!(sent, "the create went upstream");
+    session
+}
+
+/// Runs the session's timers on the runtime's clock until it closes the client; returns the
+/// close, having queued it on `outbox` (client pings are not written: the script has none)
+async fn run_until_close(
+    session: &mut Session,
+    outbox: &mut ClientOutbox<ScriptedClient>,
+) -> (u16, &'static str) {
+    loop {
+        while let Some(cmd) = session.poll_command() {
+            if let SessionCommand::CloseClient { code, reason } = cmd {
+                outbox.close(code, reason);
+                return (code, reason);
+            }
+        }
+        while session.poll_transmit().is_some() {}
+        while session.poll_event().is_some() {}
+        crate::time::sleep_until_opt(session.poll_timeout()).await;
+        session.handle_timeout(now());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_with_a_turn_in_flight_closes_the_client_1012_at_shutdown_grace() {
+    let mut cfg = Config::default();
+    // Below every other session timer, so only the grace can close the client here.
+    cfg.session.shutdown_grace = Duration::from_secs(3);
+    let cfg = Arc::new(cfg);
+    let mut session = session_with_a_turn_in_flight(cfg.clone());
+    let mut outbox = outbox_expecting(&close_frame(1012, "gateway restarting"), &cfg).await;
+    let start = TokioInstant::now();
+    session.handle_shutdown(now());
+    let (code, _) = run_until_close(&mut session, &mut outbox).await;
+    assert_eq!(code, 1012);
+    assert_eq!(start.elapsed(), cfg.session.shutdown_grace);
+    // The writer wrote exactly the close frame and handed the sink back for the linger.
+    assert!(outbox.finish(Duration::from_secs(1)).await.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_of_an_idle_session_closes_the_client_1012_at_once() {
+    let cfg = Arc::new(Config::default());
+    let mut session = session_with_a_turn_in_flight(cfg.clone());
+    // Upstream finishes the turn: nothing is in flight any more.
+    for frame in [
+        &br#"{"type":"response.created","response":{"id":"resp_1"}}"#[..],
+        br#"{"type":"response.completed","response":{"id":"resp_1","usage":{"input_tokens":3,"output_tokens":2,"total_tokens":5}}}"#,
+    ] {
+        session.handle_upstream_frame(now(), CONN, Bytes::from_static(frame));
+    }
+    let mut outbox = outbox_expecting(&close_frame(1012, "gateway restarting"), &cfg).await;
+    let start = TokioInstant::now();
+    session.handle_shutdown(now());
+    let (code, _) = run_until_close(&mut session, &mut outbox).await;
+    assert_eq!(code, 1012);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(outbox.finish(Duration::from_secs(1)).await.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_over_size_client_message_closes_the_client_with_exactly_1009() {
+    let cfg = Arc::new(Config::default());
+    let mut session = session_with_a_turn_in_flight(cfg.clone());
+    let mut outbox = outbox_expecting(&close_frame(1009, "message too big"), &cfg).await;
+    session.handle_message_too_big(now(), Hop::Client);
+    let (code, reason) = run_until_close(&mut session, &mut outbox).await;
+    assert_eq!((code, reason), (1009, "message too big"));
+    assert!(outbox.finish(Duration::from_secs(1)).await.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_stops_reading_fails_the_writer_at_client_write_timeout() {
+    let cfg = Config::default();
+    let frame = br#"{"type":"response.created"}"#;
+    // The client never reads and its receive window holds 8 bytes: the frame cannot go out.
+    let (gateway_end, _client_end) = tokio::io::duplex(8);
+    let ws =
+        WebSocketStream::from_raw_socket(TokioAdapter::new(gateway_end), Role::Server, None).await;
+    let (sink, _stream) = ws.split();
+    let mut outbox = ClientOutbox::spawn(
+        sink,
+        cfg.session.client_write_buffer,
+        cfg.session.client_write_timeout,
+    );
+    let drained = outbox.drained();
+    let start = TokioInstant::now();
+    outbox.push(Bytes::from_static(frame));
+    drained.notified().await;
+    assert!(outbox.failed(), "the batch timed out");
+    assert_eq!(start.elapsed(), cfg.session.client_write_timeout);
+}

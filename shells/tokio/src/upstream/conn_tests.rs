@@ -1,0 +1,259 @@
+//! The conn reader/writer under paused time, with the upstream hop scripted at message level
+//! (client frames are masked randomly, so byte-level scripts cannot be exact here).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::{Error as WsError, Message};
+use bytes::Bytes;
+use futures_util::{Sink, Stream};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant as TokioInstant;
+use wsv2_core::conn::{CloseReason, CompatKey, ConnRecord, UpstreamConn, UpstreamTransmit};
+use wsv2_core::{AccountId, Config, ConnId};
+
+use super::{ConnIo, Owner, UpstreamInput, UpstreamMsg, spawn_conn_over};
+use crate::control_task::ControlMsg;
+
+const CONN: ConnId = ConnId(7);
+const ACCOUNT: AccountId = AccountId(1);
+
+/// The upstream hop's write side: records every message; while stalled it never becomes ready
+/// (upstream stopped reading and TCP is full)
+struct ScriptedSink {
+    sent: mpsc::UnboundedSender<Message>,
+    stalled: Arc<AtomicBool>,
+    /// Notified when a write finds the sink stalled (the write has begun)
+    blocked: Arc<Notify>,
+}
+
+impl ScriptedSink {
+    fn ready(&self) -> Poll<Result<(), WsError>> {
+        if self.stalled.load(Ordering::SeqCst) {
+            self.blocked.notify_one();
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+}
+
+impl Sink<Message> for ScriptedSink {
+    type Error = WsError;
+
+    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.ready()
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+        let _ = self.sent.send(item);
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.ready()
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+type ScriptedStream = Pin<Box<dyn Stream<Item = Result<Message, WsError>> + Send>>;
+
+/// One conn's I/O over scripted channels, leased to a test-held session inbox
+struct Rig {
+    io: ConnIo,
+    /// What the writer put on the wire
+    sent: mpsc::UnboundedReceiver<Message>,
+    /// What upstream sends; dropping it is EOF
+    upstream: Option<mpsc::Sender<Result<Message, WsError>>>,
+    /// The holder's reports
+    reports: mpsc::Receiver<UpstreamMsg>,
+    /// The control task's inbox
+    control: mpsc::Receiver<ControlMsg>,
+    blocked: Arc<Notify>,
+}
+
+fn cfg() -> Config {
+    Config::default()
+}
+
+async fn rig(stalled: bool) -> Rig {
+    let (sent_tx, sent) = mpsc::unbounded_channel();
+    let stalled = Arc::new(AtomicBool::new(stalled));
+    let blocked = Arc::new(Notify::new());
+    let sink = ScriptedSink {
+        sent: sent_tx,
+        stalled,
+        blocked: blocked.clone(),
+    };
+    let (upstream, rx) = mpsc::channel(8);
+    let stream: ScriptedStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|msg| (msg, rx))
+    }));
+    let (control_tx, control) = mpsc::channel(8);
+    let io = spawn_conn_over(
+        CONN,
+        ACCOUNT,
+        sink,
+        stream,
+        control_tx,
+        cfg().upstream.close_timeout,
+    );
+    let (session_tx, reports) = mpsc::channel(8);
+    io.set_owner(Owner::Session(session_tx)).await;
+    Rig {
+        io,
+        sent,
+        upstream: Some(upstream),
+        reports,
+        control,
+        blocked,
+    }
+}
+
+fn text(deadline: TokioInstant) -> UpstreamTransmit {
+    UpstreamTransmit::Text {
+        frame: Bytes::from_static(br#"{"type":"response.create"}"#),
+        deadline: deadline.into_std(),
+    }
+}
+
+impl Rig {
+    async fn report(&mut self) -> UpstreamInput {
+        let msg = self.reports.recv().await.expect("the reader reports");
+        assert_eq!(msg.conn, CONN);
+        assert_eq!(msg.account, ACCOUNT);
+        msg.input
+    }
+
+    /// The reader's last word: `Closed` to the holder, then `ConnGone` to the control task
+    async fn expect_gone(&mut self) {
+        assert!(matches!(self.report().await, UpstreamInput::Closed));
+        match self.control.recv().await {
+            Some(ControlMsg::ConnGone { account, conn }) => {
+                assert_eq!((account, conn), (ACCOUNT, CONN));
+            }
+            _ => panic!("expected ConnGone"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_that_never_completes_is_abandoned_at_the_write_deadline_as_started() {
+    let mut rig = rig(true).await;
+    let config = cfg();
+    let write_timeout = config.upstream.write_timeout;
+    let start = TokioInstant::now();
+    let now = || TokioInstant::now().into_std();
+    let record = ConnRecord::new(CONN, CompatKey::plain(ACCOUNT), now());
+    let mut machine = UpstreamConn::new(record, now(), &config.upstream);
+    rig.io.write(text(start + write_timeout)).unwrap();
+    let report = rig.report().await;
+    assert!(
+        matches!(report, UpstreamInput::WriteAbandoned { started: true }),
+        "{report:?}"
+    );
+    assert_eq!(start.elapsed(), write_timeout, "abandoned at the deadline");
+    // What the session task does with the report: the core closes the conn.
+    machine.handle_write_abandoned(now(), true);
+    assert_eq!(machine.close_reason(), Some(CloseReason::AbandonedWrite));
+    assert!(!machine.is_reusable());
+    // Part of the frame may be on the wire: the socket is dropped, not closed politely.
+    rig.expect_gone().await;
+    assert_eq!(start.elapsed(), write_timeout, "and dropped at once");
+    assert!(rig.sent.try_recv().is_err(), "nothing was written");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_holders_abandon_aborts_a_blocked_write_at_once() {
+    let mut rig = rig(true).await;
+    let start = TokioInstant::now();
+    rig.io
+        .write(text(start + Duration::from_secs(3600)))
+        .unwrap();
+    rig.blocked.notified().await; // the write has begun and is stuck
+    rig.io.abandon_writes();
+    let report = rig.report().await;
+    assert!(
+        matches!(report, UpstreamInput::WriteAbandoned { started: true }),
+        "{report:?}"
+    );
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "no deadline was waited for"
+    );
+    rig.expect_gone().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_flow_while_the_sink_is_ready_and_a_close_waits_close_timeout_for_eof() {
+    let mut rig = rig(false).await;
+    let start = TokioInstant::now();
+    rig.io.write(text(start + Duration::from_secs(10))).unwrap();
+    let Some(Message::Text(frame)) = rig.sent.recv().await else {
+        panic!("a text frame");
+    };
+    assert_eq!(frame.as_str(), r#"{"type":"response.create"}"#);
+    rig.io.write(UpstreamTransmit::Close).unwrap();
+    assert!(
+        matches!(rig.sent.recv().await, Some(Message::Close(Some(f))) if u16::from(f.code) == 1000)
+    );
+    // Upstream never answers the close nor ends the socket: the reader gives up at close_timeout.
+    rig.expect_gone().await;
+    assert_eq!(start.elapsed(), cfg().upstream.close_timeout);
+    drop(rig.upstream.take());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_ping_closes_the_conn_at_pong_timeout() {
+    // The core's conn machine decides; the shell's part is writing its ping, delivering its
+    // timer on the runtime's clock, and writing its close.
+    let mut rig = rig(false).await;
+    let config = cfg();
+    let start = TokioInstant::now();
+    let now = || TokioInstant::now().into_std();
+    let record = ConnRecord::new(CONN, CompatKey::plain(ACCOUNT), now());
+    let mut machine = UpstreamConn::new(record, now(), &config.upstream);
+    let mut pinged_at = None;
+    while machine.close_reason().is_none() {
+        crate::time::sleep_until_opt(machine.poll_timeout()).await;
+        machine.handle_timeout(now());
+        while let Some(transmit) = machine.poll_transmit() {
+            if matches!(transmit, UpstreamTransmit::Ping) {
+                pinged_at.get_or_insert(start.elapsed());
+            }
+            rig.io.write(transmit).unwrap();
+        }
+    }
+    assert_eq!(machine.close_reason(), Some(CloseReason::PongTimeout));
+    let pinged_at = pinged_at.expect("a ping was written");
+    assert_eq!(pinged_at, config.upstream.ping_interval);
+    assert_eq!(
+        start.elapsed(),
+        config.upstream.ping_interval + config.upstream.pong_timeout,
+        "closed pong_timeout after the ping"
+    );
+    assert!(matches!(rig.sent.recv().await, Some(Message::Ping(_))));
+    assert!(matches!(rig.sent.recv().await, Some(Message::Close(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answered_ping_reaches_the_holder_as_a_pong() {
+    let mut rig = rig(false).await;
+    rig.io.write(UpstreamTransmit::Ping).unwrap();
+    assert!(matches!(rig.sent.recv().await, Some(Message::Ping(_))));
+    let upstream = rig.upstream.as_ref().unwrap();
+    upstream
+        .send(Ok(Message::Pong(Bytes::new())))
+        .await
+        .unwrap();
+    assert!(matches!(rig.report().await, UpstreamInput::Pong));
+    drop(rig.upstream.take()); // EOF
+    rig.expect_gone().await;
+}
