@@ -2,6 +2,8 @@
 
 use std::ops::AddAssign;
 
+use super::command::CloseReason;
+
 /// A snapshot of one pool (or the sum over the registry)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
@@ -29,6 +31,21 @@ pub struct PoolStats {
     pub closes: u64,
     /// Acquires refused
     pub refusals: u64,
+    /// Acquires that joined a wait queue (a busy conn's or the pool's)
+    pub queued: u64,
+    /// Acquires refused because every queue they could join was full
+    pub queue_full: u64,
+    /// Queued acquires whose wait ran out (`acquire_timeout` or `session_acquire_wait`)
+    pub acquire_timeouts: u64,
+    /// Closes by reason, indexed by [`CloseReason::index`]
+    pub closes_by_reason: [u64; CloseReason::COUNT],
+}
+
+impl PoolStats {
+    /// Closes for `reason`
+    pub fn closes_for(&self, reason: CloseReason) -> u64 {
+        self.closes_by_reason[reason.index()]
+    }
 }
 
 impl AddAssign for PoolStats {
@@ -45,5 +62,11 @@ impl AddAssign for PoolStats {
         self.preferred_hits += other.preferred_hits;
         self.closes += other.closes;
         self.refusals += other.refusals;
+        self.queued += other.queued;
+        self.queue_full += other.queue_full;
+        self.acquire_timeouts += other.acquire_timeouts;
+        for (sum, n) in self.closes_by_reason.iter_mut().zip(other.closes_by_reason) {
+            *sum += n;
+        }
     }
 }
