@@ -70,3 +70,28 @@ impl AddAssign for PoolStats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_index_their_own_counter_and_sums_add_per_reason() {
+        for (i, reason) in CloseReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason.index(), i, "{reason:?}");
+        }
+        let mut a = PoolStats::default();
+        a.closes_by_reason[CloseReason::PongTimeout.index()] = 2;
+        a.queued = 1;
+        let mut b = PoolStats::default();
+        b.closes_by_reason[CloseReason::PongTimeout.index()] = 3;
+        b.closes_by_reason[CloseReason::MaxAge.index()] = 1;
+        b.queue_full = 4;
+        b.acquire_timeouts = 5;
+        a += b;
+        assert_eq!(a.closes_for(CloseReason::PongTimeout), 5);
+        assert_eq!(a.closes_for(CloseReason::MaxAge), 1);
+        assert_eq!(a.closes_for(CloseReason::IdleSurplus), 0);
+        assert_eq!((a.queued, a.queue_full, a.acquire_timeouts), (1, 4, 5));
+    }
+}
