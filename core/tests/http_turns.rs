@@ -323,7 +323,7 @@ fn client_gone_mid_stream_drains_to_the_terminal_and_releases_clean() {
         .events
         .iter()
         .find_map(|(_, e)| match e {
-            HttpEvent::ResponseEnded(r) => Some(r.clone()),
+            HttpEvent::ResponseEnded(r) => Some((**r).clone()),
             _ => None,
         })
         .expect("the response is reported");

@@ -35,9 +35,10 @@ start_mock() {
 
 # start_gateway KEY CAPACITY: starts the release gateway with the mock as its only account, the
 # key as both client key and account token, and CAPACITY as socket cap, account concurrency and
-# max conns; sets gateway_url and gateway_pid.
+# max conns, plus optional extra `[pool]` lines (e.g. "min_idle_per_account = 0"); sets
+# gateway_url and gateway_pid.
 start_gateway() {
-  local key=$1 capacity=$2
+  local key=$1 capacity=$2 pool_extra=${3:-}
   cat >"$work/gateway.toml" <<TOML
 listen = "127.0.0.1:0"
 
@@ -58,6 +59,7 @@ inter_turn_idle_timeout = "1h"
 [pool]
 max_conns_per_account = $capacity
 max_idle_per_account = $capacity
+$pool_extra
 TOML
   mkfifo "$work/gateway.out"
   RUST_LOG=warn target/release/wsv2-gateway serve --config "$work/gateway.toml" >"$work/gateway.out" &

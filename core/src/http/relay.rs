@@ -237,7 +237,7 @@ impl HttpTurn {
         }
         self.give_back_slot();
         self.events
-            .push_back(HttpEvent::ResponseEnded(ResponseReport {
+            .push_back(HttpEvent::ResponseEnded(Box::new(ResponseReport {
                 turn: ended.turn,
                 response: ended.id,
                 lane: ended.lane,
@@ -245,13 +245,14 @@ impl HttpTurn {
                 conn: conn_id,
                 outcome: ended.outcome,
                 usage: ended.usage,
+                model: self.request.as_ref().map(|r| r.model.clone()),
                 time_to_first_event: ended
                     .first_event_at
                     .map(|t| t.saturating_duration_since(ended.sent_at)),
                 duration: now.saturating_duration_since(ended.sent_at),
                 successor: false,
                 drained: self.client_gone,
-            }));
+            })));
     }
 
     /// An attempt failed before anything reached the client: retry under the scheduler's rules,

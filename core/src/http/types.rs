@@ -199,7 +199,7 @@ pub enum HttpEvent {
         reason: GiveUpReason,
     },
     /// The upstream response ended (the final attempt; usage is billed even if the client left)
-    ResponseEnded(ResponseReport),
+    ResponseEnded(Box<ResponseReport>),
     /// A forwarded POST (HTTP account) ended
     ForwardEnded {
         /// The account

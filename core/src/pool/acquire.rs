@@ -300,6 +300,7 @@ impl AccountPool {
             HolderKind::Http => self.settings.pool.acquire_timeout,
         };
         let state = WaitState::Queued { on };
+        self.stats.queued += 1;
         self.waiters.push_back(Waiter {
             holder,
             kind,
@@ -503,6 +504,13 @@ impl AccountPool {
 
     pub(super) fn refuse(&mut self, holder: SessionId, reason: RefuseReason) {
         self.stats.refusals += 1;
+        match reason {
+            RefuseReason::QueueFull => self.stats.queue_full += 1,
+            RefuseReason::AcquireTimeout | RefuseReason::SessionWaitTimeout => {
+                self.stats.acquire_timeouts += 1
+            }
+            _ => {}
+        }
         self.out.push_back(PoolCommand::Refused { holder, reason });
     }
 
@@ -555,6 +563,7 @@ impl AccountPool {
     pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason) {
         self.forget(conn);
         self.stats.closes += 1;
+        self.stats.closes_by_reason[reason.index()] += 1;
         self.out.push_back(PoolCommand::Close(conn, reason));
     }
 }

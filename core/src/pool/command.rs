@@ -88,6 +88,29 @@ pub enum CloseReason {
     AccountRemoved,
 }
 
+impl CloseReason {
+    /// Every reason, in [`index`](Self::index) order
+    pub const ALL: [Self; 9] = [
+        Self::NotReusable,
+        Self::LaneLimit,
+        Self::MaxAge,
+        Self::Dirty,
+        Self::PongTimeout,
+        Self::IdleTimeout,
+        Self::IdleSurplus,
+        Self::Incompatible,
+        Self::AccountRemoved,
+    ];
+
+    /// How many reasons there are
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Its position in [`ALL`](Self::ALL) (the per-reason counters' index)
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 impl fmt::Display for PoolCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

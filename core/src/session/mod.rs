@@ -122,6 +122,8 @@ struct TurnState {
     account: AccountId,
     /// (client name, upstream name) when the account maps the model
     models: Option<(Bytes, Bytes)>,
+    /// The client's model name of this turn (explicit or carried over), for its report
+    client_model: Option<Bytes>,
     /// The create as the client sent it, kept until the response's first event is written
     /// (until then a lost conn means a transparent retry)
     retry: Option<PendingCreate>,

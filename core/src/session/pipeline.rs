@@ -204,6 +204,7 @@ impl Session {
             .client_model
             .clone()
             .or_else(|| self.last_model.clone());
+        let client_model = model.clone();
         let models = model.and_then(|client| {
             let upstream = admission.model_map.upstream_of(&client)?;
             (upstream.as_bytes() != &client[..])
@@ -247,6 +248,7 @@ impl Session {
             conn: conn.id(),
             account,
             models,
+            client_model,
             retry: Some(head),
             requeue: false,
             successor: false,

@@ -189,7 +189,7 @@ pub enum SessionCommand {
 #[derive(Clone, Debug, PartialEq)]
 pub enum SessionEvent {
     /// A response ended (usage is billed even when the client had left)
-    ResponseEnded(ResponseReport),
+    ResponseEnded(Box<ResponseReport>),
     /// A create was answered by the gateway itself
     Refused {
         /// The create
@@ -248,6 +248,9 @@ pub struct ResponseReport {
     pub outcome: Outcome,
     /// Its usage
     pub usage: Option<Usage>,
+    /// The model as the client named it (before any account model map), for per-model
+    /// metrics; `None` when unknown (e.g. an automatic successor of an unnamed model)
+    pub model: Option<Bytes>,
     /// Create sent → first event
     pub time_to_first_event: Option<Duration>,
     /// Create sent → end

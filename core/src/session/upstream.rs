@@ -97,16 +97,17 @@ impl Session {
         let Some(admission) = &self.admission else {
             return;
         };
-        let models = self
+        let (models, client_model) = self
             .turns
             .iter()
             .find(|t| t.conn == conn)
-            .and_then(|t| t.models.clone());
+            .map_or((None, None), |t| (t.models.clone(), t.client_model.clone()));
         self.turns.push(TurnState {
             turn,
             conn,
             account: admission.account,
             models,
+            client_model,
             retry: None,
             requeue: false,
             successor: true,
@@ -311,7 +312,7 @@ impl Session {
             }
         }
         self.events
-            .push_back(SessionEvent::ResponseEnded(ResponseReport {
+            .push_back(SessionEvent::ResponseEnded(Box::new(ResponseReport {
                 turn: ended.turn,
                 response: ended.id,
                 lane: ended.lane,
@@ -319,12 +320,13 @@ impl Session {
                 conn,
                 outcome: ended.outcome,
                 usage: ended.usage,
+                model: state.client_model.clone(),
                 time_to_first_event: ended
                     .first_event_at
                     .map(|t| t.saturating_duration_since(ended.sent_at)),
                 duration: now.saturating_duration_since(ended.sent_at),
                 successor: ended.successor,
                 drained: self.phase == SessionPhase::Draining,
-            }));
+            })));
     }
 }

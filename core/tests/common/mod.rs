@@ -349,7 +349,7 @@ impl Sim {
         self.events
             .iter()
             .filter_map(|e| match e {
-                SessionEvent::ResponseEnded(r) => Some(r),
+                SessionEvent::ResponseEnded(r) => Some(&**r),
                 _ => None,
             })
             .collect()

@@ -291,6 +291,7 @@ impl Ingress {
             headers: Arc::new(headers),
             account_names: self.account_names.load(),
             permit,
+            metrics: self.metrics.clone(),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let max_message_size = self.cfg.upstream.max_message_size;

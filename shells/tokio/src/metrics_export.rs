@@ -26,7 +26,7 @@ use prometheus_client::registry::Registry;
 use wsv2_core::metrics::{
     self as names, AcquireResult, BUCKET_BOUNDS_SECONDS, MetricDef, SharedHistogram,
 };
-use wsv2_core::pool::PoolStats;
+use wsv2_core::pool::{CloseReason, PoolStats};
 use wsv2_core::store::StoreStats;
 
 /// One series' labels: (name, value) in the order of the metric's definition
@@ -355,6 +355,9 @@ impl Collector for ControlCollector {
             for (result, n) in [
                 (AcquireResult::Reused, s.reuses),
                 (AcquireResult::Dialed, s.dials),
+                (AcquireResult::Queued, s.queued),
+                (AcquireResult::QueueFull, s.queue_full),
+                (AcquireResult::Timeout, s.acquire_timeouts),
             ] {
                 let labels = vec![("account", account.as_str()), ("result", result.as_str())];
                 ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
@@ -364,9 +367,13 @@ impl Collector for ControlCollector {
         let mut m =
             encoder.encode_descriptor(counter_name(def), def.help, None, MetricType::Counter)?;
         for (account, s) in &snap.pools {
-            // The pool counts closes in total only (per-reason counts are not in PoolStats).
-            let labels = vec![("account", account.as_str()), ("reason", "all")];
-            ConstCounter::new(s.closes).encode(m.encode_family(&labels)?)?;
+            for reason in CloseReason::ALL {
+                let labels = vec![
+                    ("account", account.as_str()),
+                    ("reason", names::close_reason_label(reason)),
+                ];
+                ConstCounter::new(s.closes_for(reason)).encode(m.encode_family(&labels)?)?;
+            }
         }
         let def = &names::STORE_BREAKER_OPEN;
         let m = encoder.encode_descriptor(def.name, def.help, None, MetricType::Gauge)?;

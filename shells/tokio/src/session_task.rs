@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
+use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::session::{Hop, Refusal, Session, SessionCommand, SessionEvent, Transmit};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
@@ -23,6 +24,7 @@ use crate::control::{SessionInfo, SessionInput};
 use crate::control_task::{
     ControlMsg, ControlTx, DialHeaders, SessionDelivery, session_inbox_capacity,
 };
+use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg};
 
 /// Frames from this session's conns waiting to be handled; a full queue stops the conns'
@@ -39,6 +41,39 @@ pub(crate) struct SessionStart {
     pub(crate) account_names: Arc<HashMap<AccountId, String>>,
     /// Held for the socket's life (the per-key socket cap)
     pub(crate) permit: crate::ingress::SocketPermit,
+    /// Where the session's per-event and per-turn figures go (`None` with `metrics = false`)
+    pub(crate) metrics: Option<Arc<Metrics>>,
+}
+
+/// A session's metric handles (resolved once per session) and the overhead of the events
+/// relayed since the last merge
+struct SessionMetrics {
+    handles: TurnHandles,
+    /// Per relayed upstream event: task receive → client outbox; merged once per turn
+    overhead: LocalHistogram,
+}
+
+impl SessionMetrics {
+    fn new(metrics: &Metrics) -> Self {
+        Self {
+            handles: metrics.turn_handles(ClientTransport::Ws),
+            overhead: LocalHistogram::default(),
+        }
+    }
+
+    /// Once per ended response: its time to first event, and the events relayed since the
+    /// last merge join the exported histograms (their sum as one turn's overhead)
+    fn response_ended(&mut self, time_to_first_event: Option<std::time::Duration>) {
+        if let Some(d) = time_to_first_event {
+            self.handles.time_to_first_event.observe(d.as_secs_f64());
+        }
+        if self.overhead.count() > 0 {
+            let mut turn = LocalHistogram::default();
+            turn.record(self.overhead.sum());
+            self.overhead.merge_into(&self.handles.overhead_event);
+            turn.merge_into(&self.handles.overhead_turn);
+        }
+    }
 }
 
 /// Runs one client socket to its end
@@ -56,6 +91,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         headers,
         account_names,
         mut permit,
+        metrics,
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let write_timeout = cfg.session.client_write_timeout;
@@ -95,6 +131,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         finished: false,
         account_names,
         shutdown: permit.take_shutdown(),
+        metrics: metrics.as_deref().map(SessionMetrics::new),
     };
     task.run().await;
     let _ = task.control.send(ControlMsg::Close { id }).await;
@@ -190,6 +227,7 @@ struct SessionTask {
     account_names: Arc<HashMap<AccountId, String>>,
     /// Fires once when the gateway shuts down
     shutdown: crate::lifecycle::ShutdownSignal,
+    metrics: Option<SessionMetrics>,
 }
 
 impl SessionTask {
@@ -200,6 +238,8 @@ impl SessionTask {
             let read_client = self.client_open && !self.outbox.has_spill();
             let waiting_for_drain = self.backpressured || self.outbox.has_spill();
             let drained = self.outbox.drained();
+            // When the upstream frame this iteration handles arrived (for the overhead metric)
+            let mut received = None;
             tokio::select! {
                 biased;
                 delivery = self.inbox.recv() => match delivery {
@@ -207,7 +247,10 @@ impl SessionTask {
                     None => return, // the control task is gone: shutting down
                 },
                 () = self.shutdown.requested() => self.session.handle_shutdown(Instant::now()),
-                Some(msg) = self.upstream_rx.recv(), if read_upstream => self.on_upstream(msg).await,
+                Some(msg) = self.upstream_rx.recv(), if read_upstream => {
+                    received = Some(Instant::now());
+                    self.on_upstream(msg).await
+                }
                 msg = self.client.next(), if read_client => self.on_client(msg),
                 () = drained.notified(), if waiting_for_drain => self.outbox.refill(),
                 () = crate::time::sleep_until_opt(deadline) => {
@@ -215,7 +258,7 @@ impl SessionTask {
                     self.session.handle_timeout(Instant::now());
                 }
             }
-            self.drive().await;
+            self.drive(received).await;
         }
         // Conns still held here would have been released by the session; route them home.
         for io in self.conns.drain(..) {
@@ -306,14 +349,21 @@ impl SessionTask {
     }
 
     /// Performs every output of the session (the drive invariant), then feeds back what the
-    /// I/O learned meanwhile (full queues, a failed client writer) until nothing changes
-    async fn drive(&mut self) {
+    /// I/O learned meanwhile (full queues, a failed client writer) until nothing changes;
+    /// `received` is when the upstream frame that started this drive arrived
+    async fn drive(&mut self, mut received: Option<Instant>) {
         let mut unwritable: Vec<ConnId> = Vec::new();
         loop {
             let now = Instant::now();
             while let Some(transmit) = self.session.poll_transmit() {
                 match transmit {
-                    Transmit::Client(frame) => self.outbox.push(frame),
+                    Transmit::Client(frame) => {
+                        self.outbox.push(frame);
+                        // One observation per relayed upstream frame, at its first client write.
+                        if let (Some(at), Some(m)) = (received.take(), &mut self.metrics) {
+                            m.overhead.record(at.elapsed());
+                        }
+                    }
                     Transmit::ClientPing => self.outbox.ping(),
                     Transmit::Upstream { conn, msg } => {
                         let queued = self
@@ -332,6 +382,9 @@ impl SessionTask {
             }
             while let Some(event) = self.session.poll_event() {
                 self.log_event(&event);
+                if let (SessionEvent::ResponseEnded(r), Some(m)) = (&event, &mut self.metrics) {
+                    m.response_ended(r.time_to_first_event);
+                }
                 if event == SessionEvent::Finished {
                     self.finished = true;
                 } else {

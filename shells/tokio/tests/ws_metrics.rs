@@ -1,0 +1,112 @@
+//! `/metrics` after a known WebSocket workload: per-session handles merged once per turn
+//! (overhead, time to first event), tokens by the client's model, pool closes by reason.
+
+mod common;
+mod http_common;
+
+use serde_json::json;
+
+use common::{Setup, create};
+use http_common::{scrape, series};
+
+/// A frame the session refuses without upstream: once its `error` arrives, the session task
+/// has finished every earlier turn (merges and control reports included), so a scrape after
+/// it sees them all
+async fn fence(client: &mut wsv2_tests::client::WsClient) {
+    client.send_text("{".to_owned()).await.unwrap();
+    let event = client
+        .recv_event(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(event["type"], "error", "{event}");
+}
+
+#[tokio::test]
+async fn ws_turns_export_overhead_first_event_and_tokens_by_client_model() {
+    let setup = Setup::single_conn().await;
+    let mut client = setup.client().await;
+    let mut relayed = 0;
+    for i in 0..3 {
+        client
+            .send_json(&create(&format!("turn {i}"), json!({"mock_deltas": 4 + i})))
+            .await
+            .unwrap();
+        let turn = client.read_turn().await.unwrap();
+        assert_eq!(turn.last_type(), "response.completed", "{:?}", turn.events);
+        relayed += turn.events.len();
+    }
+    fence(&mut client).await;
+    let text = scrape(setup.gateway.addr).await;
+    let get = |s: &str| series(&text, s);
+    assert_eq!(
+        get(r#"wsv2_responses_total{transport="ws",outcome="completed"}"#),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        get(r#"wsv2_time_to_first_event_seconds_count{transport="ws"}"#),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        get(r#"wsv2_gateway_overhead_turn_seconds_count{transport="ws"}"#),
+        3.0,
+        "one per-turn observation per ended response"
+    );
+    assert_eq!(
+        get(r#"wsv2_gateway_overhead_event_seconds_count{transport="ws"}"#),
+        relayed as f64,
+        "one observation per relayed upstream event"
+    );
+    for kind in ["input", "output"] {
+        assert!(
+            get(&format!(
+                r#"wsv2_tokens_total{{account="mock",model="gpt-5",kind="{kind}"}}"#
+            )) > 0.0,
+            "{kind} tokens under the client's model: {text}"
+        );
+    }
+    assert!(
+        !text.contains(r#"model="""#),
+        "no WS tokens without a model: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_conn_dirtied_by_a_tail_packet_is_counted_as_a_close_by_reason() {
+    let setup = Setup::single_conn().await;
+    let mut a = setup.client().await;
+    a.send_json(&create("with a tail", json!({"mock_fault": "tail_packet"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.read_turn().await.unwrap().last_type(),
+        "response.completed"
+    );
+    a.close(1000).await.unwrap();
+    // One conn per account: the next session's turn can only run once conn 1 was closed.
+    let mut b = setup.client().await;
+    b.send_json(&create("next", json!({}))).await.unwrap();
+    assert_eq!(
+        b.read_turn().await.unwrap().last_type(),
+        "response.completed"
+    );
+    assert_eq!(setup.handshakes(), [1, 2], "the next session dialed anew");
+    let text = scrape(setup.gateway.addr).await;
+    let closes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("wsv2_pool_closes_total{") && !l.ends_with(" 0"))
+        .collect();
+    assert_eq!(
+        closes,
+        [r#"wsv2_pool_closes_total{account="mock",reason="dirty"} 1"#],
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            r#"wsv2_pool_acquires_total{account="mock",result="dialed"}"#
+        ),
+        2.0
+    );
+}
