@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use super::schedule::{LookupState, refusal_of};
+use super::schedule::{BindingLookups, refusal_of};
 use super::{Control, ControlEvent, ControlOutput, SessionInfo, SlotWaiter};
 use crate::conn::CompatKey;
 use crate::http::{HttpAdmission, HttpCommand, HttpEvent, HttpInput};
@@ -41,8 +41,7 @@ pub(super) struct HttpEntry {
 #[derive(Clone, Debug)]
 struct HttpSchedule {
     previous: Option<ResponseId>,
-    bound: LookupState,
-    session: LookupState,
+    lookups: BindingLookups,
     /// This gateway's record of the previous response's `store` flag
     known_store: Option<bool>,
     exclude: Vec<AccountId>,
@@ -113,14 +112,8 @@ impl Control {
                 store,
             } => {
                 let group = self.http.get(&id).map(|e| e.info.group.clone());
-                let group = group.as_deref();
-                self.store.bind_response(now, group, &response, account);
-                self.store.record_response_conn(
-                    now,
-                    group,
-                    &response,
-                    ResponseConn { conn, lane, store },
-                );
+                let at = ResponseConn { conn, lane, store };
+                self.bind_response(now, group.as_deref(), &response, account, at);
             }
             HttpCommand::Close => self.close_http(now, id),
         }
@@ -247,23 +240,11 @@ impl Control {
                 return;
             }
         }
-        let bound = match &previous {
-            Some(prev) => {
-                LookupState::from_lookup(self.store.lookup_response(now, Some(&group), prev))
-            }
-            None => LookupState::Done(None),
-        };
-        let session = match &key {
-            Some(key) => {
-                LookupState::from_lookup(self.store.lookup_session(now, Some(&group), key))
-            }
-            None => LookupState::Done(None),
-        };
+        let lookups = self.start_binding_lookups(now, &group, previous.as_ref(), key.as_deref());
         if let Some(entry) = self.http.get_mut(&id) {
             entry.schedule = Some(HttpSchedule {
                 previous,
-                bound,
-                session,
+                lookups,
                 known_store: known.map(|rc| rc.store),
                 exclude,
             });
@@ -283,10 +264,7 @@ impl Control {
             .iter_mut()
             .filter_map(|(id, entry)| {
                 let pending = entry.schedule.as_mut()?;
-                let before = (pending.bound, pending.session);
-                pending.bound.answer(op, result);
-                pending.session.answer(op, result);
-                (before != (pending.bound, pending.session)).then_some(*id)
+                pending.lookups.answer(op, result).then_some(*id)
             })
             .collect();
         for id in waiting {
@@ -301,8 +279,7 @@ impl Control {
         let Some(pending) = &entry.schedule else {
             return;
         };
-        let (Some(bound), Some(session_account)) = (pending.bound.done(), pending.session.done())
-        else {
+        let Some((bound, session_account)) = pending.lookups.done() else {
             return;
         };
         let pending = entry.schedule.take().expect("checked");

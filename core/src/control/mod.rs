@@ -269,14 +269,8 @@ impl Control {
                 store,
             } => {
                 let group = self.sessions.get(&id).map(|e| e.info.group.clone());
-                let group = group.as_deref();
-                self.store.bind_response(now, group, &response, account);
-                self.store.record_response_conn(
-                    now,
-                    group,
-                    &response,
-                    ResponseConn { conn, lane, store },
-                );
+                let at = ResponseConn { conn, lane, store };
+                self.bind_response(now, group.as_deref(), &response, account, at);
             }
             SessionCommand::AbandonWrites { .. } | SessionCommand::CloseClient { .. } => {}
         }

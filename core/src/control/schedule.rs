@@ -7,20 +7,42 @@ use crate::conn::CompatKey;
 use crate::resolver::Transport;
 use crate::scheduler::{Decision, Reject, ScheduleRequest};
 use crate::session::{Admission, Refusal};
-use crate::store::{Lookup, OpId};
+use crate::store::{Lookup, OpId, ResponseConn};
 use crate::{AccountId, ResponseId, SessionId};
 
 /// A schedule waiting for store lookups
 #[derive(Clone, Debug)]
 pub(super) struct PendingSchedule {
-    bound: LookupState,
-    session: LookupState,
+    lookups: BindingLookups,
     /// The session's own view (it only knows its own responses)
     connection_local: bool,
     /// This gateway's record of the previous response's `store` flag
     known_store: Option<bool>,
     /// Accounts the session failed over away from
     exclude: Vec<AccountId>,
+}
+
+/// The two bindings a schedule waits for: the account of the previous response and the account
+/// of the session key (each answered locally at once, or by a store get)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct BindingLookups {
+    bound: LookupState,
+    session: LookupState,
+}
+
+impl BindingLookups {
+    /// Records store op `op`'s answer; true if it answered one of the two
+    pub(super) fn answer(&mut self, op: OpId, result: Option<AccountId>) -> bool {
+        let before = *self;
+        self.bound.answer(op, result);
+        self.session.answer(op, result);
+        before != *self
+    }
+
+    /// `(bound account, session account)` once both are known
+    pub(super) fn done(&self) -> Option<(Option<AccountId>, Option<AccountId>)> {
+        Some((self.bound.done()?, self.session.done()?))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,26 +92,14 @@ impl Control {
         }
         let group = entry.info.group.clone();
         let key = entry.session_key.clone();
-        let bound = match &previous {
-            Some(prev) => {
-                LookupState::from_lookup(self.store.lookup_response(now, Some(&group), prev))
-            }
-            None => LookupState::Done(None),
-        };
-        let session = match &key {
-            Some(key) => {
-                LookupState::from_lookup(self.store.lookup_session(now, Some(&group), key))
-            }
-            None => LookupState::Done(None),
-        };
+        let lookups = self.start_binding_lookups(now, &group, previous.as_ref(), key.as_deref());
         let known_store = previous
             .as_ref()
             .and_then(|p| self.store.response_conn(now, Some(&group), p))
             .map(|rc| rc.store);
         if let Some(entry) = self.sessions.get_mut(&id) {
             entry.schedule = Some(PendingSchedule {
-                bound,
-                session,
+                lookups,
                 connection_local,
                 known_store,
                 exclude,
@@ -105,8 +115,7 @@ impl Control {
         let Some(pending) = &entry.schedule else {
             return;
         };
-        let (Some(bound), Some(session_account)) = (pending.bound.done(), pending.session.done())
-        else {
+        let Some((bound, session_account)) = pending.lookups.done() else {
             return;
         };
         // Connection-local: recorded here as `store:false`, or unknown to the gateway. A binding
@@ -177,16 +186,48 @@ impl Control {
         }
     }
 
+    /// Starts the binding lookups of a schedule in `group`: the previous response's account and
+    /// the session key's (each `Done(None)` when there is nothing to look up)
+    pub(super) fn start_binding_lookups(
+        &mut self,
+        now: Instant,
+        group: &str,
+        previous: Option<&ResponseId>,
+        session_key: Option<&str>,
+    ) -> BindingLookups {
+        let bound = match previous {
+            Some(prev) => {
+                LookupState::from_lookup(self.store.lookup_response(now, Some(group), prev))
+            }
+            None => LookupState::Done(None),
+        };
+        let session = match session_key {
+            Some(key) => LookupState::from_lookup(self.store.lookup_session(now, Some(group), key)),
+            None => LookupState::Done(None),
+        };
+        BindingLookups { bound, session }
+    }
+
+    /// Records `response` → `account` in the store and where it ran, locally
+    pub(super) fn bind_response(
+        &mut self,
+        now: Instant,
+        group: Option<&str>,
+        response: &ResponseId,
+        account: AccountId,
+        at: ResponseConn,
+    ) {
+        self.store.bind_response(now, group, response, account);
+        self.store.record_response_conn(now, group, response, at);
+    }
+
     pub(super) fn on_lookup_resolved(&mut self, now: Instant, op: OpId, result: Option<AccountId>) {
         let waiting: Vec<SessionId> = self
             .sessions
             .iter_mut()
             .filter_map(|(id, entry)| {
                 let pending = entry.schedule.as_mut()?;
-                let before = (pending.bound, pending.session);
-                pending.bound.answer(op, result);
-                pending.session.answer(op, result);
-                (before != (pending.bound, pending.session)).then_some(*id)
+                pending.lookups.answer(op, result).then_some(*id)
             })
             .collect();
         for id in waiting {
