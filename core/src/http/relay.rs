@@ -279,23 +279,7 @@ impl HttpTurn {
                 }
                 self.give_back_slot();
                 self.final_response = None;
-                if let Some(account) = account {
-                    self.events.push_back(HttpEvent::Retrying {
-                        account,
-                        failure,
-                        switch_account,
-                    });
-                }
-                if switch_account {
-                    self.exclude = self
-                        .retry
-                        .as_ref()
-                        .map(|r| r.tried_accounts().to_vec())
-                        .unwrap_or_default();
-                    self.admission = None;
-                }
-                self.phase = HttpPhase::Backoff;
-                self.timers.set(TurnTimer::RetryBackoff, at);
+                self.enter_backoff(account, failure, switch_account, at);
             }
             RetryDecision::GiveUp(reason) => {
                 self.events.push_back(HttpEvent::GaveUp { reason });
@@ -324,6 +308,34 @@ impl HttpTurn {
         }
     }
 
+    /// Waits until `at` for the next attempt, on another account when `switch_account` (the
+    /// next schedule excludes every account this turn tried)
+    fn enter_backoff(
+        &mut self,
+        account: Option<crate::AccountId>,
+        failure: FailureKind,
+        switch_account: bool,
+        at: Instant,
+    ) {
+        if let Some(account) = account {
+            self.events.push_back(HttpEvent::Retrying {
+                account,
+                failure,
+                switch_account,
+            });
+        }
+        if switch_account {
+            self.exclude = self
+                .retry
+                .as_ref()
+                .map(|r| r.tried_accounts().to_vec())
+                .unwrap_or_default();
+            self.admission = None;
+        }
+        self.phase = HttpPhase::Backoff;
+        self.timers.set(TurnTimer::RetryBackoff, at);
+    }
+
     pub(super) fn on_forward_head(
         &mut self,
         now: Instant,
@@ -344,24 +356,10 @@ impl HttpTurn {
                 self.out.push_back(HttpTransmit::DiscardForward);
                 self.forward_started = None;
                 self.give_back_slot();
-                if let Some(a) = &self.admission {
-                    self.events.push_back(HttpEvent::Retrying {
-                        account: a.account,
-                        failure,
-                        switch_account,
-                    });
-                }
-                if switch_account {
-                    self.exclude = self
-                        .retry
-                        .as_ref()
-                        .map(|r| r.tried_accounts().to_vec())
-                        .unwrap_or_default();
-                }
+                let account = self.admission.as_ref().map(|a| a.account);
+                self.enter_backoff(account, failure, switch_account, at);
                 // An HTTP account has no pool: the next attempt always schedules again.
                 self.admission = None;
-                self.phase = HttpPhase::Backoff;
-                self.timers.set(TurnTimer::RetryBackoff, at);
                 return;
             }
         }
@@ -388,23 +386,10 @@ impl HttpTurn {
             Some(RetryDecision::RetryAt { at, switch_account }) => {
                 self.forward_started = None;
                 self.give_back_slot();
-                if let Some(a) = &self.admission {
-                    self.events.push_back(HttpEvent::Retrying {
-                        account: a.account,
-                        failure: FailureKind::DialFailed,
-                        switch_account,
-                    });
-                }
-                if switch_account {
-                    self.exclude = self
-                        .retry
-                        .as_ref()
-                        .map(|r| r.tried_accounts().to_vec())
-                        .unwrap_or_default();
-                }
+                let account = self.admission.as_ref().map(|a| a.account);
+                self.enter_backoff(account, FailureKind::DialFailed, switch_account, at);
+                // An HTTP account has no pool: the next attempt always schedules again.
                 self.admission = None;
-                self.phase = HttpPhase::Backoff;
-                self.timers.set(TurnTimer::RetryBackoff, at);
             }
             _ => {
                 self.forward_ended(now, 0);
