@@ -39,7 +39,7 @@ use crate::control::SessionInfo;
 use crate::control_task::{ControlMsg, ControlTx, DialHeaders};
 use crate::forward::{ForwardReply, ForwardTarget};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
-use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg};
+use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg, adopt_leased};
 
 /// Chunks buffered between the turn and hyper before the turn is told the client is slow
 const BODY_QUEUE: usize = 32;
@@ -273,13 +273,8 @@ impl HttpTask {
         let now = Instant::now();
         let mut lost = None;
         if let HttpInput::Lease(lease) = &delivery.input {
-            match delivery.conn {
-                Some(io) => {
-                    io.set_owner(Owner::Session(self.upstream_tx.clone())).await;
-                    self.conns.push(io);
-                }
-                None => lost = Some(lease.record.id),
-            }
+            let leased = lease.record.id;
+            lost = adopt_leased(&mut self.conns, delivery.conn, leased, &self.upstream_tx).await;
         }
         self.turn.handle_control(now, delivery.input);
         if let Some(conn) = lost {

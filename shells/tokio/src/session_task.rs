@@ -25,7 +25,7 @@ use crate::control_task::{
     ControlMsg, ControlTx, DialHeaders, SessionDelivery, session_inbox_capacity,
 };
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
-use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg};
+use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg, adopt_leased};
 
 /// Frames from this session's conns waiting to be handled; a full queue stops the conns'
 /// readers (TCP backpressure upstream)
@@ -270,13 +270,8 @@ impl SessionTask {
         let now = Instant::now();
         let mut lost = None;
         if let SessionInput::Lease(lease) = &delivery.input {
-            match delivery.conn {
-                Some(io) => {
-                    io.set_owner(Owner::Session(self.upstream_tx.clone())).await;
-                    self.conns.push(io);
-                }
-                None => lost = Some(lease.record.id),
-            }
+            let leased = lease.record.id;
+            lost = adopt_leased(&mut self.conns, delivery.conn, leased, &self.upstream_tx).await;
         }
         self.session.handle_control(now, delivery.input);
         if let Some(conn) = lost {
