@@ -11,17 +11,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_tungstenite::WebSocketSender;
-use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
-use hyper_util::rt::TokioIo;
 use tokio::sync::{Notify, mpsc};
 
-/// The client socket's stream type (an upgraded hyper connection)
-pub(crate) type ClientIo = TokioAdapter<TokioIo<hyper::upgrade::Upgraded>>;
+use crate::io::Prefixed;
+use crate::runtime::{BoxIo, Clock, Rt, Task, spawn_task, timeout};
+
+/// The client socket's stream type: the accepted socket, after any bytes hyper read past the
+/// upgrade request
+pub(crate) type ClientIo = Prefixed<BoxIo>;
 
 /// Frames the writer's channel holds; beyond it frames wait in the outbox's spill
 const CLIENT_QUEUE: usize = 256;
@@ -54,7 +56,8 @@ pub(crate) struct ClientOutbox<S = WebSocketSender<ClientIo>> {
     failed: Arc<AtomicBool>,
     limit: usize,
     closed: bool,
-    writer: Option<tokio::task::JoinHandle<Option<S>>>,
+    writer: Option<Task<Option<S>>>,
+    rt: Rt,
 }
 
 impl<S> ClientOutbox<S>
@@ -62,19 +65,23 @@ where
     S: Sink<Message, Error = WsError> + Unpin + Send + 'static,
 {
     /// Starts the writer task over `sink`
-    pub(crate) fn spawn(sink: S, limit: usize, write_timeout: Duration) -> Self {
+    pub(crate) fn spawn(rt: &Rt, sink: S, limit: usize, write_timeout: Duration) -> Self {
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
         let drained = Arc::new(Notify::new());
         let failed = Arc::new(AtomicBool::new(false));
-        let writer = tokio::spawn(run_writer(
-            sink,
-            rx,
-            queued.clone(),
-            drained.clone(),
-            failed.clone(),
-            write_timeout,
-        ));
+        let writer = spawn_task(
+            rt,
+            run_writer(
+                sink,
+                rx,
+                queued.clone(),
+                drained.clone(),
+                failed.clone(),
+                write_timeout,
+                Clock::new(rt),
+            ),
+        );
         Self {
             tx,
             spill: VecDeque::new(),
@@ -84,6 +91,7 @@ where
             limit,
             closed: false,
             writer: Some(writer),
+            rt: rt.clone(),
         }
     }
 
@@ -92,11 +100,13 @@ where
     pub(crate) async fn finish(mut self, wait: Duration) -> Option<S> {
         self.refill();
         let writer = self.writer.take()?;
+        let rt = self.rt.clone();
         drop(self);
-        match tokio::time::timeout(wait, writer).await {
-            Ok(Ok(sink)) => sink,
-            _ => None,
-        }
+        timeout(&rt, wait, writer.join())
+            .await
+            .ok()
+            .flatten()
+            .flatten()
     }
 
     /// Queues a frame without waiting
@@ -190,11 +200,13 @@ async fn run_writer<S>(
     drained: Arc<Notify>,
     failed: Arc<AtomicBool>,
     write_timeout: Duration,
+    mut clock: Clock,
 ) -> Option<S>
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
     while let Some(first) = rx.recv().await {
+        let deadline = Some(clock.now() + write_timeout);
         let mut written = 0usize;
         let mut closing = false;
         let batch = async {
@@ -236,9 +248,13 @@ where
             }
             sink.flush().await.map_err(|_| ())
         };
-        let result = tokio::time::timeout(write_timeout, batch).await;
+        let result = tokio::select! {
+            biased;
+            result = batch => result,
+            () = clock.until(deadline) => Err(()),
+        };
         queued.fetch_sub(written, Ordering::Relaxed);
-        if !matches!(result, Ok(Ok(()))) {
+        if result.is_err() {
             failed.store(true, Ordering::Relaxed);
         }
         drained.notify_one();

@@ -1,14 +1,14 @@
-//! Drives the core's sans-IO proxy handshakes (HTTP CONNECT, SOCKS5) over a tokio socket, and
-//! the stream that hands the bytes the proxy sent past its reply to the next layer first.
+//! Drives the core's sans-IO proxy handshakes (HTTP CONNECT, SOCKS5) over a socket; the
+//! bytes the proxy sent past its reply reach the next layer first ([`Prefixed`]).
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use bytes::Bytes;
+use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use wsv2_core::file_config::ProxyHandshake;
 use wsv2_core::proxy::{Progress, ProxyError};
+
+use crate::io::Prefixed;
 
 /// Bytes read per step of a handshake (proxy replies are a few hundred bytes at most)
 const HANDSHAKE_READ: usize = 1024;
@@ -48,10 +48,7 @@ where
         {
             Progress::NeedMore => {}
             Progress::Done { leftover } => {
-                return Ok(Prefixed {
-                    prefix: leftover,
-                    inner: socket,
-                });
+                return Ok(Prefixed::new(leftover, socket));
             }
         }
     }
@@ -83,62 +80,10 @@ impl Machine {
     }
 }
 
-/// A stream whose first reads return `prefix` (tunnel bytes read with the proxy's reply)
-#[derive(Debug)]
-pub(crate) struct Prefixed<S> {
-    prefix: Bytes,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_tungstenite::tokio::TokioAdapter;
     use tokio_test::io::Builder;
     use wsv2_core::file_config::ProxyUrl;
 
@@ -152,6 +97,7 @@ mod tests {
             .read(b"\r\nTUNNEL")
             .read(b"-REST")
             .build();
+        let mock = TokioAdapter::new(mock);
         let mut tunnel = open_tunnel(mock, handshake).await.expect("tunnel");
         let mut got = Vec::new();
         tunnel.read_to_end(&mut got).await.unwrap();
@@ -166,6 +112,7 @@ mod tests {
             .write(b"CONNECT upstream.test:443 HTTP/1.1\r\nHost: upstream.test:443\r\n\r\n")
             .read(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
             .build();
+        let mock = TokioAdapter::new(mock);
         match open_tunnel(mock, handshake).await {
             Err(TunnelError::Refused(e)) => {
                 let text = e.to_string();
@@ -179,7 +126,7 @@ mod tests {
     async fn socks5_eof_mid_handshake_is_a_refusal_not_a_hang() {
         let proxy = ProxyUrl::parse("socks5://127.0.0.1:1080").unwrap();
         let handshake = proxy.handshake("upstream.test", 443).unwrap();
-        let mock = Builder::new().write(&[5, 1, 0]).build();
+        let mock = TokioAdapter::new(Builder::new().write(&[5, 1, 0]).build());
         match open_tunnel(mock, handshake).await {
             Err(TunnelError::Refused(ProxyError::ClosedDuringHandshake { .. })) => {}
             other => panic!("expected ClosedDuringHandshake, got {other:?}"),

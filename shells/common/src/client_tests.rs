@@ -34,6 +34,7 @@ async fn outbox_expecting(expected: &[u8], cfg: &Config) -> ClientOutbox<Scripte
     let ws = WebSocketStream::from_raw_socket(TokioAdapter::new(mock), Role::Server, None).await;
     let (sink, _stream) = ws.split();
     ClientOutbox::spawn(
+        &crate::test_rt(),
         sink,
         cfg.session.client_write_buffer,
         cfg.session.client_write_timeout,
@@ -106,7 +107,9 @@ async fn run_until_close(
         }
         while session.poll_transmit().is_some() {}
         while session.poll_event().is_some() {}
-        crate::time::sleep_until_opt(session.poll_timeout()).await;
+        crate::runtime::Clock::new(&crate::test_rt())
+            .until(session.poll_timeout())
+            .await;
         session.handle_timeout(now());
     }
 }
@@ -169,6 +172,7 @@ async fn a_client_that_stops_reading_fails_the_writer_at_client_write_timeout() 
         WebSocketStream::from_raw_socket(TokioAdapter::new(gateway_end), Role::Server, None).await;
     let (sink, _stream) = ws.split();
     let mut outbox = ClientOutbox::spawn(
+        &crate::test_rt(),
         sink,
         cfg.session.client_write_buffer,
         cfg.session.client_write_timeout,

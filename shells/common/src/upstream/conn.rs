@@ -6,7 +6,7 @@
 //! frame. The writer takes a bounded queue, feeds every ready frame and flushes once, and gives
 //! up a write at its deadline or when the holder abandons writes.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -14,13 +14,13 @@ use async_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityE
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant as TokioInstant;
 use tracing::debug;
 use wsv2_core::conn::UpstreamTransmit;
 use wsv2_core::{AccountId, ConnId};
 
 use super::dial::UpstreamWs;
 use crate::control_task::{ControlMsg, ControlTx};
+use crate::runtime::{Clock, Rt, Task, spawn, spawn_task};
 
 /// Writes queued per conn before a new one counts as abandoned (the conn is then closed)
 const WRITE_QUEUE: usize = 64;
@@ -139,6 +139,7 @@ impl ConnIo {
 
 /// Starts the reader and writer of a freshly dialed conn, owned by the control task
 pub(crate) fn spawn_conn(
+    rt: &Rt,
     id: ConnId,
     account: AccountId,
     ws: UpstreamWs,
@@ -146,12 +147,13 @@ pub(crate) fn spawn_conn(
     close_wait: Duration,
 ) -> ConnIo {
     let (sink, stream) = ws.split();
-    spawn_conn_over(id, account, sink, stream, control, close_wait)
+    spawn_conn_over(rt, id, account, sink, stream, control, close_wait)
 }
 
 /// Starts a conn's reader and writer over any message sink and stream (the split socket in
 /// production, channels in tests)
 pub(crate) fn spawn_conn_over<S, R>(
+    rt: &Rt,
     id: ConnId,
     account: AccountId,
     sink: S,
@@ -167,7 +169,11 @@ where
     let (owner_tx, owner_rx) = mpsc::channel(4);
     let (events_tx, events_rx) = mpsc::channel(4);
     let (abandon_tx, abandon_rx) = watch::channel(0u64);
-    let writer = tokio::spawn(run_writer(id, sink, writes_rx, abandon_rx, events_tx));
+    let writer_clock = Clock::new(rt);
+    let writer = spawn_task(
+        rt,
+        run_writer(id, sink, writes_rx, abandon_rx, events_tx, writer_clock),
+    );
     let reader = Reader {
         id,
         account,
@@ -176,7 +182,8 @@ where
         control,
         closed_reported: false,
     };
-    tokio::spawn(reader.run(stream, events_rx, writer, close_wait));
+    let clock = Clock::new(rt);
+    spawn(rt, reader.run(stream, events_rx, writer, close_wait, clock));
     ConnIo {
         id,
         writes: writes_tx,
@@ -199,12 +206,13 @@ impl Reader {
         mut self,
         mut stream: R,
         mut events: mpsc::Receiver<WriterEvent>,
-        writer: tokio::task::JoinHandle<()>,
+        writer: Task<()>,
         close_wait: Duration,
+        mut clock: Clock,
     ) where
         R: Stream<Item = Result<Message, WsError>> + Unpin,
     {
-        let mut close_deadline: Option<TokioInstant> = None;
+        let mut close_deadline: Option<Instant> = None;
         loop {
             tokio::select! {
                 biased;
@@ -220,11 +228,11 @@ impl Reader {
                         }
                     }
                     WriterEvent::CloseSent => {
-                        close_deadline.get_or_insert(TokioInstant::now() + close_wait);
+                        close_deadline.get_or_insert(clock.now() + close_wait);
                     }
                     WriterEvent::Failed => break,
                 },
-                () = sleep_until_opt(close_deadline) => break,
+                () = clock.until(close_deadline) => break,
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
                         self.deliver(UpstreamInput::Frame(Bytes::from(text))).await;
@@ -287,13 +295,6 @@ impl Reader {
     }
 }
 
-async fn sleep_until_opt(deadline: Option<TokioInstant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The writer: batches ready frames, one flush per batch, under the earliest deadline, and
 /// drops everything queued before an abandon. A write abandoned after it began ends the writer
 /// (and with the reader, the socket): its frame may be half on the wire.
@@ -303,6 +304,7 @@ async fn run_writer<S>(
     mut rx: mpsc::Receiver<WriteCmd>,
     mut abandon: watch::Receiver<u64>,
     events: mpsc::Sender<WriterEvent>,
+    mut clock: Clock,
 ) where
     S: Sink<Message, Error = WsError> + Unpin,
 {
@@ -325,7 +327,7 @@ async fn run_writer<S>(
         };
         // Collect this wake-up's writes; ones queued before the latest abandon are dropped.
         let mut dropped = false;
-        let mut deadline: Option<std::time::Instant> = None;
+        let mut deadline: Option<Instant> = None;
         let mut closing = false;
         batch.clear();
         let mut next = Some(first);
@@ -369,7 +371,6 @@ async fn run_writer<S>(
             }
             sink.flush().await
         };
-        let deadline = deadline.map(TokioInstant::from_std);
         let outcome = tokio::select! {
             biased;
             changed = abandon.changed() => {
@@ -379,7 +380,7 @@ async fn run_writer<S>(
                 current = *abandon.borrow_and_update();
                 WriteOutcome::Abandoned
             }
-            () = sleep_until_opt(deadline) => WriteOutcome::Abandoned,
+            () = clock.until(deadline) => WriteOutcome::Abandoned,
             result = write => match result {
                 Ok(()) => WriteOutcome::Done,
                 Err(_) => WriteOutcome::Failed,

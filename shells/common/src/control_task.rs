@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +16,7 @@ use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 use crate::control::{
     Control, ControlOutput, DialFailure, SessionInfo, SessionInput, UpgradeRefusal,
 };
+use crate::runtime::{Clock, Rt, spawn};
 use crate::upstream::{
     ConnIo, DialRequest, DialRoute, UpstreamInput, UpstreamMsg, dial, spawn_conn,
 };
@@ -140,6 +140,9 @@ pub(crate) struct ControlTask {
     /// The slot request being handled (a session's turn, or an HTTP request's), until its
     /// immediate grant (if any) is delivered
     slot_asked: Option<(SessionId, Option<TurnId>)>,
+    rt: Rt,
+    /// The one timer, set to `control.poll_timeout()`
+    clock: Clock,
 }
 
 impl ControlTask {
@@ -148,8 +151,11 @@ impl ControlTask {
         cfg: Arc<Config>,
         accounts: HashMap<AccountId, AccountDial>,
         me: ControlTx,
+        rt: Rt,
     ) -> Self {
         Self {
+            clock: Clock::new(&rt),
+            rt,
             ext: Extension::new(&cfg),
             control,
             cfg,
@@ -171,9 +177,9 @@ impl ControlTask {
                     Some(msg) => self.handle(msg),
                     None => return,
                 },
-                () = crate::time::sleep_until_opt(deadline) => {
+                () = self.clock.until(deadline) => {
                     // Re-read the clock: a timer may fire late or early.
-                    self.control.handle_timeout(Instant::now());
+                    self.control.handle_timeout(self.clock.now());
                 }
             }
             self.drain();
@@ -186,7 +192,7 @@ impl ControlTask {
     }
 
     fn handle(&mut self, msg: ControlMsg) {
-        let now = Instant::now();
+        let now = self.clock.now();
         match msg {
             ControlMsg::Upgrade { reply } => {
                 let _ = reply.send(self.control.check_upgrade(now));
@@ -367,7 +373,7 @@ impl ControlTask {
                 message: format!("no upstream URL for account {account}"),
             };
             self.control
-                .handle_dial_failed(Instant::now(), account, conn, failure);
+                .handle_dial_failed(self.clock.now(), account, conn, failure);
             return;
         };
         let mut headers = compat_headers(compat);
@@ -388,12 +394,13 @@ impl ControlTask {
         let close_wait = self.cfg.upstream.close_timeout;
         let control = self.me.clone();
         let observe = self.dial_observer(account);
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let result = dial(&request, timeout).await;
-            observe(started.elapsed().as_secs_f64());
+        let rt = self.rt.clone();
+        spawn(&self.rt, async move {
+            let started = rt.now();
+            let result = dial(&rt, &request, timeout).await;
+            observe(rt.now().saturating_duration_since(started).as_secs_f64());
             let result =
-                result.map(|ws| spawn_conn(conn, account, ws, control.clone(), close_wait));
+                result.map(|ws| spawn_conn(&rt, conn, account, ws, control.clone(), close_wait));
             let _ = control
                 .send(ControlMsg::DialDone {
                     account,

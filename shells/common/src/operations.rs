@@ -18,6 +18,7 @@ use wsv2_core::AccountId;
 
 use crate::control_task::ControlMsg;
 use crate::reload::{AccountPlan, ReloadReport, key_table, restart_only_changes};
+use crate::runtime::timeout;
 use crate::upstream::UpstreamTls;
 use crate::{GatewayConfig, GatewayHandle};
 
@@ -76,7 +77,7 @@ impl GatewayHandle {
         );
         self.lifecycle.begin_shutdown();
         let wait = cfg.session.shutdown_grace + cfg.session.close_linger + SHUTDOWN_MARGIN;
-        let sockets_cut = match tokio::time::timeout(wait, self.lifecycle.all_closed()).await {
+        let sockets_cut = match timeout(&self.ingress.rt, wait, self.lifecycle.all_closed()).await {
             Ok(()) => 0,
             Err(_) => {
                 let left = self.lifecycle.open_sockets();
@@ -105,7 +106,7 @@ impl GatewayHandle {
             no_conns.await.ok()
         };
         let pool_closed = matches!(
-            tokio::time::timeout(cfg.upstream.close_timeout, closing).await,
+            timeout(&self.ingress.rt, cfg.upstream.close_timeout, closing).await,
             Ok(Some(()))
         );
         let report = ShutdownReport {

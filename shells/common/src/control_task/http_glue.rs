@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -64,7 +63,7 @@ impl ControlTask {
 
     /// Handles the messages this extension added to the inbox
     pub(crate) fn handle_ext(&mut self, msg: ControlMsg) {
-        let now = Instant::now();
+        let now = self.clock.now();
         match msg {
             ControlMsg::HttpOpen { id, headers, inbox } => {
                 self.ext.http.insert(id, HttpEntry { inbox, headers });
@@ -161,7 +160,7 @@ impl ControlTask {
             .execute(cmd, self.ext.metrics.as_ref(), &self.me);
         if let Some(reply) = reply {
             self.control
-                .handle_store_reply(Instant::now(), reply.op, reply.result);
+                .handle_store_reply(self.clock.now(), reply.op, reply.result);
         }
     }
 
@@ -180,12 +179,12 @@ impl ControlTask {
                 // Nobody will use it: straight back to the pool, untouched.
                 let release = wsv2_core::conn::UpstreamConn::new(
                     lease.record,
-                    Instant::now(),
+                    self.clock.now(),
                     &self.cfg.upstream,
                 )
                 .into_release();
                 self.control.handle_http_command(
-                    Instant::now(),
+                    self.clock.now(),
                     id,
                     wsv2_core::http::HttpCommand::Release {
                         release,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use async_tungstenite::WebSocketStream;
-use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::Role;
 use bytes::Bytes;
@@ -18,8 +17,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use smol_hyper::rt::FuturesIo;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 use wsv2_core::event::http_error_body;
@@ -27,9 +25,11 @@ use wsv2_core::{AccountId, Config, SessionId};
 
 use crate::control::SessionInfo;
 use crate::control_task::{ControlMsg, ControlTx, DialHeaders};
+use crate::io::Prefixed;
 use crate::lifecycle::{Lifecycle, ShutdownSignal};
 use crate::relay_config::ws_config;
 use crate::reload::Swap;
+use crate::runtime::{BoxIo, Listener, Rt, spawn};
 use crate::session_task::{SessionStart, run_session};
 
 mod http_routes;
@@ -106,6 +106,7 @@ impl Drop for SocketPermit {
 
 /// Shared state of the listener
 pub(crate) struct Ingress {
+    pub(crate) rt: Rt,
     /// Client keys (swapped by a reload)
     pub(crate) keys: Swap<HashMap<String, ClientKey>>,
     pub(crate) control: ControlTx,
@@ -139,7 +140,7 @@ fn error_response(
 }
 
 /// Accepts connections until the task is aborted
-pub(crate) async fn serve(listener: TcpListener, ingress: Arc<Ingress>) {
+pub(crate) async fn serve(listener: Box<dyn Listener>, ingress: Arc<Ingress>) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -148,15 +149,14 @@ pub(crate) async fn serve(listener: TcpListener, ingress: Arc<Ingress>) {
                 continue;
             }
         };
-        let _ = tcp.set_nodelay(true);
         let ingress = ingress.clone();
-        tokio::spawn(async move {
+        spawn(&ingress.rt.clone(), async move {
             let service = service_fn(move |req| {
                 let ingress = ingress.clone();
                 async move { Ok::<_, Infallible>(ingress.route(req).await) }
             });
             if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
+                .serve_connection(FuturesIo::new(tcp), service)
                 .with_upgrades()
                 .await
             {
@@ -284,6 +284,7 @@ impl Ingress {
         let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
         let (info, headers) = session_info(req.headers(), &key.group);
         let start = SessionStart {
+            rt: self.rt.clone(),
             id,
             cfg: self.cfg.clone(),
             control: self.control.clone(),
@@ -295,10 +296,11 @@ impl Ingress {
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let max_message_size = self.cfg.upstream.max_message_size;
-        tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let io = TokioAdapter::new(TokioIo::new(upgraded));
+        spawn(&self.rt, async move {
+            match on_upgrade.await.map(|u| u.downcast::<FuturesIo<BoxIo>>()) {
+                Ok(Ok(parts)) => {
+                    // Bytes a client sent right behind its upgrade request come first.
+                    let io = Prefixed::new(parts.read_buf, parts.io.into_inner());
                     let ws = WebSocketStream::from_raw_socket(
                         io,
                         Role::Server,
@@ -306,6 +308,9 @@ impl Ingress {
                     )
                     .await;
                     run_session(ws, start).await;
+                }
+                Ok(Err(_)) => {
+                    warn!("client upgrade: the upgraded connection is not the accepted socket")
                 }
                 Err(e) => debug!(error = %e, "client upgrade failed"),
             }

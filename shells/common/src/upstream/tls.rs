@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_rustls::TlsConnector;
+use futures_rustls::client::TlsStream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
+
+use crate::runtime::{BoxIo, Rt, timeout};
 
 /// Why the TLS client could not be built from the configuration
 #[derive(Debug)]
@@ -85,17 +86,15 @@ impl UpstreamTls {
     }
 
     /// Runs the TLS handshake for `host` over `io` under `upstream.tls_handshake_timeout`
-    pub(crate) async fn connect<IO>(
+    pub(crate) async fn connect(
         &self,
+        rt: &Rt,
         host: &str,
-        io: IO,
-    ) -> Result<TlsStream<IO>, TlsStepError>
-    where
-        IO: AsyncRead + AsyncWrite + Unpin,
-    {
+        io: BoxIo,
+    ) -> Result<TlsStream<BoxIo>, TlsStepError> {
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| TlsStepError::BadName(format!("{host}: {e}")))?;
-        match tokio::time::timeout(self.handshake_timeout, self.connector.connect(name, io)).await {
+        match timeout(rt, self.handshake_timeout, self.connector.connect(name, io)).await {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(e)) => Err(TlsStepError::Failed(e)),
             Err(_) => Err(TlsStepError::TimedOut(self.handshake_timeout)),
@@ -112,8 +111,9 @@ mod tests {
         let tls = UpstreamTls::new(None, Duration::from_millis(300)).expect("webpki roots");
         // The far end reads the ClientHello and never answers.
         let (near, _far) = tokio::io::duplex(64 * 1024);
+        let near: BoxIo = Box::new(async_tungstenite::tokio::TokioAdapter::new(near));
         let started = tokio::time::Instant::now();
-        match tls.connect("upstream.test", near).await {
+        match tls.connect(&crate::test_rt(), "upstream.test", near).await {
             Err(TlsStepError::TimedOut(limit)) => assert_eq!(limit, Duration::from_millis(300)),
             other => panic!("expected the TLS timeout, got {:?}", other.map(|_| ())),
         }

@@ -97,6 +97,7 @@ async fn rig(stalled: bool) -> Rig {
     }));
     let (control_tx, control) = mpsc::channel(8);
     let io = spawn_conn_over(
+        &crate::test_rt(),
         CONN,
         ACCOUNT,
         sink,
@@ -221,8 +222,9 @@ async fn an_unanswered_ping_closes_the_conn_at_pong_timeout() {
     let record = ConnRecord::new(CONN, CompatKey::plain(ACCOUNT), now());
     let mut machine = UpstreamConn::new(record, now(), &config.upstream);
     let mut pinged_at = None;
+    let mut clock = crate::runtime::Clock::new(&crate::test_rt());
     while machine.close_reason().is_none() {
-        crate::time::sleep_until_opt(machine.poll_timeout()).await;
+        clock.until(machine.poll_timeout()).await;
         machine.handle_timeout(now());
         while let Some(transmit) = machine.poll_transmit() {
             if matches!(transmit, UpstreamTransmit::Ping) {

@@ -12,9 +12,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use smol_hyper::rt::FuturesIo;
 use wsv2_core::file_config::UpstreamUrl;
+
+use crate::runtime::{BoxIo, Rt, spawn, timeout};
 
 /// Where and how to POST for one account
 #[derive(Debug)]
@@ -59,21 +60,22 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
 /// POSTs `body` to `target` and returns the reply head within `timeout` (connect, TLS, head);
 /// the error text never holds the credential
 pub(crate) async fn post(
+    rt: &Rt,
     target: &ForwardTarget,
     body: Bytes,
-    timeout: Duration,
+    limit: Duration,
 ) -> Result<ForwardReply, String> {
-    tokio::time::timeout(timeout, post_inner(target, body))
+    timeout(rt, limit, post_inner(rt, target, body))
         .await
         .map_err(|_| "no reply head within the dial timeout".to_owned())?
 }
 
-async fn post_inner(target: &ForwardTarget, body: Bytes) -> Result<ForwardReply, String> {
+async fn post_inner(rt: &Rt, target: &ForwardTarget, body: Bytes) -> Result<ForwardReply, String> {
     let url = &target.url;
-    let tcp = TcpStream::connect((url.host(), url.port()))
+    let tcp = rt
+        .connect(url.host().to_owned(), url.port())
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
     let request = hyper::Request::post(url.path_and_query())
         .header(header::HOST, url.host_header())
         .header(header::AUTHORIZATION, format!("Bearer {}", target.token))
@@ -84,13 +86,13 @@ async fn post_inner(target: &ForwardTarget, body: Bytes) -> Result<ForwardReply,
     let response = if url.is_tls() {
         let name = rustls::pki_types::ServerName::try_from(url.host().to_owned())
             .map_err(|e| format!("server name: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config())
+        let tls = futures_rustls::TlsConnector::from(tls_config())
             .connect(name, tcp)
             .await
             .map_err(|e| format!("tls: {e}"))?;
-        send(TokioIo::new(tls), request).await?
+        send(rt, Box::new(tls), request).await?
     } else {
-        send(TokioIo::new(tcp), request).await?
+        send(rt, tcp, request).await?
     };
     let headers = response.headers();
     let retry_after = headers
@@ -106,18 +108,16 @@ async fn post_inner(target: &ForwardTarget, body: Bytes) -> Result<ForwardReply,
     })
 }
 
-async fn send<T>(
-    io: TokioIo<T>,
+async fn send(
+    rt: &Rt,
+    io: BoxIo,
     request: hyper::Request<Full<Bytes>>,
-) -> Result<hyper::Response<Incoming>, String>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+) -> Result<hyper::Response<Incoming>, String> {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(FuturesIo::new(io))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     // The connection task ends when the reply body is read or dropped.
-    tokio::spawn(async move {
+    spawn(rt, async move {
         let _ = conn.await;
     });
     sender

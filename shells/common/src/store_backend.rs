@@ -66,7 +66,7 @@ impl StoreBackend {
                 let redis = redis.clone();
                 let metrics = metrics.cloned();
                 let control = control.clone();
-                tokio::spawn(async move {
+                crate::runtime::spawn(&redis.rt().clone(), async move {
                     let started = Instant::now();
                     let result = redis.execute(&cmd).await;
                     if let Some(m) = metrics {

@@ -145,6 +145,7 @@ impl Ingress {
         };
         let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
         let (head, body_rx) = http_task::spawn(HttpStart {
+            rt: self.rt.clone(),
             id,
             cfg: self.cfg.clone(),
             control: self.control.clone(),

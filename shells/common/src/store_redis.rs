@@ -12,26 +12,35 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 use wsv2_core::store::{CommandKind, StoreCommand, StoreFailure};
 
+use crate::runtime::{Rt, timeout};
+
 /// A Redis connection shared by the control task's store commands
 pub(crate) struct RedisStore {
     client: redis::Client,
     manager: OnceCell<ConnectionManager>,
     op_timeout: Duration,
+    rt: Rt,
 }
 
 impl RedisStore {
     /// A store for `url` (`redis://host:port[/db]`); nothing is connected yet
-    pub(crate) fn new(url: &str, op_timeout: Duration) -> Result<Self, redis::RedisError> {
+    pub(crate) fn new(rt: Rt, url: &str, op_timeout: Duration) -> Result<Self, redis::RedisError> {
         Ok(Self {
             client: redis::Client::open(url)?,
             manager: OnceCell::new(),
             op_timeout,
+            rt,
         })
+    }
+
+    /// The runtime its commands run on
+    pub(crate) fn rt(&self) -> &Rt {
+        &self.rt
     }
 
     /// Runs one command; every failure is reported, never panics, never outlives `op_timeout`
     pub(crate) async fn execute(&self, cmd: &StoreCommand) -> Result<Option<String>, StoreFailure> {
-        match tokio::time::timeout(self.op_timeout, self.run(cmd)).await {
+        match timeout(&self.rt, self.op_timeout, self.run(cmd)).await {
             Ok(result) => result,
             Err(_) => Err(StoreFailure::TimedOut),
         }
@@ -40,7 +49,7 @@ impl RedisStore {
     /// Connects now, so the first binding written after start does not also pay the connect
     /// (a failure is left to the first command, which retries)
     pub(crate) async fn warm_up(&self) {
-        let _ = tokio::time::timeout(self.op_timeout, self.connection()).await;
+        let _ = timeout(&self.rt, self.op_timeout, self.connection()).await;
     }
 
     async fn run(&self, cmd: &StoreCommand) -> Result<Option<String>, StoreFailure> {
@@ -129,7 +138,8 @@ mod tests {
 
     #[tokio::test]
     async fn set_get_expire_delete_against_the_real_redis() {
-        let store = RedisStore::new(&redis_url(), Duration::from_secs(3)).expect("url");
+        let store =
+            RedisStore::new(crate::test_rt(), &redis_url(), Duration::from_secs(3)).expect("url");
         let key = key("roundtrip");
         let ttl = Duration::from_secs(60);
         let set = CommandKind::Set {
@@ -174,8 +184,12 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
-        let store = RedisStore::new(&format!("redis://127.0.0.1:{port}"), Duration::from_secs(3))
-            .expect("url");
+        let store = RedisStore::new(
+            crate::test_rt(),
+            &format!("redis://127.0.0.1:{port}"),
+            Duration::from_secs(3),
+        )
+        .expect("url");
         let got = store
             .execute(&cmd(1, CommandKind::Get { key: key("closed") }))
             .await;
@@ -197,6 +211,7 @@ mod tests {
             }
         });
         let store = RedisStore::new(
+            crate::test_rt(),
             &format!("redis://127.0.0.1:{port}"),
             Duration::from_millis(200),
         )

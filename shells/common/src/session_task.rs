@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::io::AsyncReadExt;
+
 use async_tungstenite::tungstenite::error::CapacityError;
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketStream};
@@ -25,6 +27,7 @@ use crate::control_task::{
     ControlMsg, ControlTx, DialHeaders, SessionDelivery, session_inbox_capacity,
 };
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
+use crate::runtime::{Clock, Rt, timeout};
 use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg, adopt_leased};
 
 /// Frames from this session's conns waiting to be handled; a full queue stops the conns'
@@ -33,6 +36,7 @@ const UPSTREAM_QUEUE: usize = 64;
 
 /// What a session task starts with
 pub(crate) struct SessionStart {
+    pub(crate) rt: Rt,
     pub(crate) id: SessionId,
     pub(crate) cfg: Arc<Config>,
     pub(crate) control: ControlTx,
@@ -84,6 +88,7 @@ pub(crate) async fn run_session(ws: WebSocketStream<ClientIo>, start: SessionSta
 
 async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
     let SessionStart {
+        rt,
         id,
         cfg,
         control,
@@ -111,13 +116,15 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
     }
     let (sink, client) = ws.split();
     let outbox = ClientOutbox::spawn(
+        &rt,
         sink,
         cfg.session.client_write_buffer,
         cfg.session.client_write_timeout,
     );
     let mut task = SessionTask {
         id,
-        session: Session::new(id, cfg, Instant::now()),
+        session: Session::new(id, cfg, rt.now()),
+        clock: Clock::new(&rt),
         control,
         inbox,
         upstream_tx,
@@ -148,8 +155,8 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
             // The client closed and was answered: the handshake is complete, and the server
             // closes the TCP connection first (RFC 6455 §7.1.1): clients wait for it.
             ClientRead::CloseReceived => {}
-            ClientRead::Open => await_close_reply(sink, client, close_linger).await,
-            ClientRead::Broken => linger(sink, client, close_linger).await,
+            ClientRead::Open => await_close_reply(&rt, sink, client, close_linger).await,
+            ClientRead::Broken => linger(&rt, sink, client, close_linger).await,
         }
     }
     drop(permit);
@@ -169,11 +176,12 @@ enum ClientRead {
 /// After the gateway's close frame: reads the client's frames until its close reply, EOF or
 /// `session.close_linger`, then lets the socket go
 async fn await_close_reply(
+    rt: &Rt,
     sink: async_tungstenite::WebSocketSender<ClientIo>,
     mut client: WebSocketReceiver<ClientIo>,
     close_linger: std::time::Duration,
 ) {
-    let _ = tokio::time::timeout(close_linger, async {
+    let _ = timeout(rt, close_linger, async {
         while let Some(Ok(msg)) = client.next().await {
             if msg.is_close() {
                 break;
@@ -188,17 +196,17 @@ async fn await_close_reply(
 /// the client gets the gateway's close frame instead of a TCP reset, e.g. while it is still
 /// sending an over-size message the WebSocket reader refused
 async fn linger(
+    rt: &Rt,
     sink: async_tungstenite::WebSocketSender<ClientIo>,
     client: WebSocketReceiver<ClientIo>,
     close_linger: std::time::Duration,
 ) {
-    use tokio::io::AsyncReadExt;
     let Ok(ws) = WebSocketStream::reunite(sink, client) else {
         return;
     };
-    let mut io = ws.into_inner().into_inner();
+    let mut io = ws.into_inner();
     let mut scratch = [0u8; 8192];
-    let _ = tokio::time::timeout(close_linger, async {
+    let _ = timeout(rt, close_linger, async {
         while let Ok(n) = io.read(&mut scratch).await {
             if n == 0 {
                 break;
@@ -211,6 +219,8 @@ async fn linger(
 struct SessionTask {
     id: SessionId,
     session: Session,
+    /// The runtime's clock and the session's one timer (`session.poll_timeout()`)
+    clock: Clock,
     control: ControlTx,
     inbox: mpsc::Receiver<SessionDelivery>,
     upstream_tx: mpsc::Sender<UpstreamMsg>,
@@ -246,16 +256,16 @@ impl SessionTask {
                     Some(delivery) => self.on_delivery(delivery).await,
                     None => return, // the control task is gone: shutting down
                 },
-                () = self.shutdown.requested() => self.session.handle_shutdown(Instant::now()),
+                () = self.shutdown.requested() => self.session.handle_shutdown(self.clock.now()),
                 Some(msg) = self.upstream_rx.recv(), if read_upstream => {
-                    received = Some(Instant::now());
+                    received = Some(self.clock.now());
                     self.on_upstream(msg).await
                 }
                 msg = self.client.next(), if read_client => self.on_client(msg),
                 () = drained.notified(), if waiting_for_drain => self.outbox.refill(),
-                () = crate::time::sleep_until_opt(deadline) => {
+                () = self.clock.until(deadline) => {
                     // Re-read the clock: the runtime may wake us late or early.
-                    self.session.handle_timeout(Instant::now());
+                    self.session.handle_timeout(self.clock.now());
                 }
             }
             self.drive(received).await;
@@ -267,7 +277,7 @@ impl SessionTask {
     }
 
     async fn on_delivery(&mut self, delivery: SessionDelivery) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut lost = None;
         if let SessionInput::Lease(lease) = &delivery.input {
             let leased = lease.record.id;
@@ -286,7 +296,7 @@ impl SessionTask {
             let _ = self.control.send(ControlMsg::Idle { msg }).await;
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         match msg.input {
             UpstreamInput::Frame(frame) => self.session.handle_upstream_frame(now, msg.conn, frame),
             UpstreamInput::Pong => self.session.handle_upstream_pong(now, msg.conn),
@@ -301,7 +311,7 @@ impl SessionTask {
     }
 
     fn on_client(&mut self, msg: Option<Result<Message, WsError>>) {
-        let now = Instant::now();
+        let now = self.clock.now();
         match msg {
             Some(Ok(Message::Text(text))) => {
                 self.session.handle_client_text(now, Bytes::from(text))
@@ -349,14 +359,15 @@ impl SessionTask {
     async fn drive(&mut self, mut received: Option<Instant>) {
         let mut unwritable: Vec<ConnId> = Vec::new();
         loop {
-            let now = Instant::now();
+            let now = self.clock.now();
             while let Some(transmit) = self.session.poll_transmit() {
                 match transmit {
                     Transmit::Client(frame) => {
                         self.outbox.push(frame);
                         // One observation per relayed upstream frame, at its first client write.
                         if let (Some(at), Some(m)) = (received.take(), &mut self.metrics) {
-                            m.overhead.record(at.elapsed());
+                            m.overhead
+                                .record(self.clock.now().saturating_duration_since(at));
                         }
                     }
                     Transmit::ClientPing => self.outbox.ping(),

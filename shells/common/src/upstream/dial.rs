@@ -16,12 +16,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
-use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request, Response, header};
 use async_tungstenite::tungstenite::{self, Error as WsError};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use wsv2_core::event::parse_error_event;
 use wsv2_core::file_config::ProxyUrl;
 
@@ -29,13 +26,10 @@ use super::proxy_io::{TunnelError, open_tunnel};
 use super::tls::{TlsStepError, UpstreamTls};
 use crate::control::DialFailure;
 use crate::relay_config::ws_config;
+use crate::runtime::{BoxIo, Rt, timeout};
 
-/// Any byte stream an upstream WebSocket can run over (TCP, TLS, a proxy tunnel, TLS in one)
-pub(crate) trait UpstreamIo: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> UpstreamIo for T {}
-
-/// The stream type of every upstream WebSocket
-pub(crate) type UpstreamWs = WebSocketStream<TokioAdapter<Box<dyn UpstreamIo>>>;
+/// The stream type of every upstream WebSocket (over TCP, TLS, a proxy tunnel, TLS in one)
+pub(crate) type UpstreamWs = WebSocketStream<BoxIo>;
 
 /// How an account's conns reach upstream: its proxy (if any) and the process's TLS client
 #[derive(Clone, Debug)]
@@ -107,19 +101,27 @@ fn failure(message: impl Into<String>) -> DialFailure {
 
 /// Dials one upstream WebSocket; all steps together are bounded by `timeout`
 /// (`upstream.dial_timeout`), the TLS step alone by `upstream.tls_handshake_timeout`
-pub(crate) async fn dial(req: &DialRequest, timeout: Duration) -> Result<UpstreamWs, DialFailure> {
+pub(crate) async fn dial(
+    rt: &Rt,
+    req: &DialRequest,
+    limit: Duration,
+) -> Result<UpstreamWs, DialFailure> {
     let step = AtomicU8::new(Step::Tcp as u8);
-    match tokio::time::timeout(timeout, dial_inner(req, &step)).await {
+    match timeout(rt, limit, dial_inner(rt, req, &step)).await {
         Ok(result) => result,
         Err(_) => Err(failure(format!(
             "upstream dial timed out after {} ms (upstream.dial_timeout) in the {} step",
-            timeout.as_millis(),
+            limit.as_millis(),
             Step::from_u8(step.load(Ordering::Relaxed)).name()
         ))),
     }
 }
 
-async fn dial_inner(req: &DialRequest, step: &AtomicU8) -> Result<UpstreamWs, DialFailure> {
+async fn dial_inner(
+    rt: &Rt,
+    req: &DialRequest,
+    step: &AtomicU8,
+) -> Result<UpstreamWs, DialFailure> {
     let mut request = req
         .url
         .as_str()
@@ -132,10 +134,10 @@ async fn dial_inner(req: &DialRequest, step: &AtomicU8) -> Result<UpstreamWs, Di
     let auth = HeaderValue::try_from(format!("Bearer {}", req.token))
         .map_err(|_| failure("account token is not a valid header value"))?;
     headers.insert(header::AUTHORIZATION, auth);
-    let io = connect_transport(&request, &req.route, step).await?;
+    let io = connect_transport(rt, &request, &req.route, step).await?;
     step.store(Step::Upgrade as u8, Ordering::Relaxed);
     let config = ws_config(req.max_message_size);
-    match async_tungstenite::tokio::client_async_with_config(request, io, Some(config)).await {
+    match async_tungstenite::client_async_with_config(request, io, Some(config)).await {
         Ok((ws, _response)) => Ok(ws),
         Err(WsError::Http(response)) => Err(refusal(&response)),
         Err(e) => Err(failure(format!("upstream upgrade: {}", describe(&e)))),
@@ -145,10 +147,11 @@ async fn dial_inner(req: &DialRequest, step: &AtomicU8) -> Result<UpstreamWs, Di
 /// Opens the byte stream to the URL's host: TCP with `TCP_NODELAY` (to the proxy, if any), the
 /// proxy tunnel, then TLS for `wss://`
 async fn connect_transport(
+    rt: &Rt,
     request: &Request<()>,
     route: &DialRoute,
     step: &AtomicU8,
-) -> Result<Box<dyn UpstreamIo>, DialFailure> {
+) -> Result<BoxIo, DialFailure> {
     let uri = request.uri();
     let tls = match uri.scheme_str() {
         Some("wss") => true,
@@ -162,14 +165,14 @@ async fn connect_transport(
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let io: Box<dyn UpstreamIo> = match &route.proxy {
-        None => Box::new(
-            tcp_connect(&host, port)
-                .await
-                .map_err(|e| failure(format!("TCP connect to upstream {host}:{port}: {e}")))?,
-        ),
+    let io: BoxIo = match &route.proxy {
+        None => rt
+            .connect(host.clone(), port)
+            .await
+            .map_err(|e| failure(format!("TCP connect to upstream {host}:{port}: {e}")))?,
         Some(proxy) => {
-            let tcp = tcp_connect(proxy.host(), proxy.port())
+            let tcp = rt
+                .connect(proxy.host().to_owned(), proxy.port())
                 .await
                 .map_err(|e| failure(format!("TCP connect to proxy {proxy}: {e}")))?;
             step.store(Step::Proxy as u8, Ordering::Relaxed);
@@ -195,7 +198,7 @@ async fn connect_transport(
         return Ok(io);
     }
     step.store(Step::Tls as u8, Ordering::Relaxed);
-    match route.tls.connect(&host, io).await {
+    match route.tls.connect(rt, &host, io).await {
         Ok(stream) => Ok(Box::new(stream)),
         Err(TlsStepError::TimedOut(limit)) => Err(failure(format!(
             "TLS handshake with {host} timed out after {} ms (upstream.tls_handshake_timeout)",
@@ -206,12 +209,6 @@ async fn connect_transport(
         }
         Err(TlsStepError::BadName(e)) => Err(failure(format!("TLS server name {e}"))),
     }
-}
-
-async fn tcp_connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
-    let tcp = TcpStream::connect((host, port)).await?;
-    tcp.set_nodelay(true)?;
-    Ok(tcp)
 }
 
 /// An upgrade answered with something other than 101: its status, the reset it names, and a

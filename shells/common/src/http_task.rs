@@ -39,6 +39,7 @@ use crate::control::SessionInfo;
 use crate::control_task::{ControlMsg, ControlTx, DialHeaders};
 use crate::forward::{ForwardReply, ForwardTarget};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
+use crate::runtime::{self, Clock, Rt, timeout};
 use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg, adopt_leased};
 
 /// Chunks buffered between the turn and hyper before the turn is told the client is slow
@@ -72,6 +73,7 @@ pub(crate) struct AnswerHead {
 
 /// What an HTTP task starts with
 pub(crate) struct HttpStart {
+    pub(crate) rt: Rt,
     pub(crate) id: SessionId,
     pub(crate) cfg: Arc<Config>,
     pub(crate) control: ControlTx,
@@ -90,7 +92,8 @@ pub(crate) fn spawn(start: HttpStart) -> (oneshot::Receiver<AnswerHead>, mpsc::R
     let (head_tx, head_rx) = oneshot::channel();
     let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
     let span = info_span!("http", id = %start.id, group = %start.info.group);
-    tokio::spawn(run(start, head_tx, body_tx).instrument(span));
+    let rt = start.rt.clone();
+    runtime::spawn(&rt, run(start, head_tx, body_tx).instrument(span));
     (head_rx, body_rx)
 }
 
@@ -113,6 +116,7 @@ enum ForwardMsg {
 
 async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mpsc::Sender<Bytes>) {
     let HttpStart {
+        rt,
         id,
         cfg,
         control,
@@ -142,8 +146,10 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
     let handles = metrics
         .as_ref()
         .map(|m| m.turn_handles(ClientTransport::Http));
-    let now = Instant::now();
+    let now = rt.now();
     let mut task = HttpTask {
+        clock: Clock::new(&rt),
+        rt,
         id,
         write_timeout: cfg.session.client_write_timeout,
         dial_timeout: cfg.upstream.dial_timeout,
@@ -190,6 +196,9 @@ fn model_of(body: &[u8]) -> String {
 }
 
 struct HttpTask {
+    rt: Rt,
+    /// The runtime's clock and the turn's one timer (`turn.poll_timeout()`)
+    clock: Clock,
     id: SessionId,
     write_timeout: std::time::Duration,
     dial_timeout: std::time::Duration,
@@ -251,9 +260,9 @@ impl HttpTask {
                 },
                 () = closed_head(self.head_tx.as_mut()), if watch_head => self.client_left(),
                 () = closed_body(body_tx.as_ref()), if watch_body => self.client_left(),
-                () = crate::time::sleep_until_opt(deadline) => {
+                () = self.clock.until(deadline) => {
                     // Re-read the clock: the runtime may wake us late or early.
-                    self.turn.handle_timeout(Instant::now());
+                    self.turn.handle_timeout(self.clock.now());
                 }
             }
             self.drive().await;
@@ -265,12 +274,12 @@ impl HttpTask {
             self.client_gone = true;
             self.spill.clear();
             self.body_tx = None;
-            self.turn.handle_client_gone(Instant::now());
+            self.turn.handle_client_gone(self.clock.now());
         }
     }
 
     async fn on_delivery(&mut self, delivery: HttpDelivery) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut lost = None;
         if let HttpInput::Lease(lease) = &delivery.input {
             let leased = lease.record.id;
@@ -289,7 +298,7 @@ impl HttpTask {
             let _ = self.control.send(ControlMsg::Idle { msg }).await;
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         match msg.input {
             UpstreamInput::Frame(frame) => {
                 self.turn.handle_upstream_frame(now, msg.conn, frame);
@@ -307,7 +316,7 @@ impl HttpTask {
     }
 
     fn on_forward(&mut self, msg: ForwardMsg) {
-        let now = Instant::now();
+        let now = self.clock.now();
         match msg {
             ForwardMsg::Head(reply) => {
                 let (status, retry_after) = (reply.status, reply.retry_after);
@@ -335,7 +344,7 @@ impl HttpTask {
             let full = !self.spill.is_empty();
             if full != self.backpressured && !self.client_gone && !self.finished {
                 self.backpressured = full;
-                self.turn.handle_client_backpressure(Instant::now(), full);
+                self.turn.handle_client_backpressure(self.clock.now(), full);
                 continue;
             }
             return;
@@ -383,12 +392,13 @@ impl HttpTask {
             }
         }
         if let (Some(at), true) = (received, relayed) {
-            self.overhead.record(at.elapsed());
+            self.overhead
+                .record(self.clock.now().saturating_duration_since(at));
         }
         for conn in unwritable {
             // The writer's queue is full (upstream stopped reading) or the conn is gone.
             self.turn
-                .handle_upstream_write_abandoned(Instant::now(), conn, false);
+                .handle_upstream_write_abandoned(self.clock.now(), conn, false);
         }
     }
 
@@ -423,10 +433,11 @@ impl HttpTask {
         };
         let url = target.url.clone();
         let token = target.token.clone();
-        let timeout = self.dial_timeout;
-        tokio::spawn(async move {
+        let limit = self.dial_timeout;
+        let rt = self.rt.clone();
+        runtime::spawn(&self.rt, async move {
             let target = ForwardTarget { url, token };
-            let msg = match crate::forward::post(&target, body, timeout).await {
+            let msg = match crate::forward::post(&rt, &target, body, limit).await {
                 Ok(reply) => ForwardMsg::Head(reply),
                 Err(reason) => ForwardMsg::Failed(reason),
             };
@@ -446,7 +457,7 @@ impl HttpTask {
         });
         let body_tx = self.body_tx.clone();
         let done = self.forward_tx.clone();
-        tokio::spawn(async move {
+        runtime::spawn(&self.rt, async move {
             use http_body_util::BodyExt;
             let mut body = reply.body;
             while let Some(Ok(frame)) = body.frame().await {
@@ -580,7 +591,7 @@ impl HttpTask {
             return;
         };
         let spill = std::mem::take(&mut self.spill);
-        let _ = tokio::time::timeout(self.write_timeout, async move {
+        let _ = timeout(&self.rt, self.write_timeout, async move {
             for chunk in spill {
                 if tx.send(chunk).await.is_err() {
                     return;

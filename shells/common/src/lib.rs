@@ -1,0 +1,260 @@
+//! # wsv2-shell
+//!
+//! The runtime-neutral driver of wsv2: the tasks that serve the OpenAI Responses API in
+//! WebSocket mode over pooled upstream WebSocket connections, written once for every async
+//! runtime. They perform the I/O the sans-IO core (`wsv2-core`) asks for and nothing else:
+//! every decision — account, conn, lane rules, retries, cooldowns, timeouts — is the core's.
+//!
+//! A shell (`wsv2-tokio`, `wsv2-smol`) implements [`Runtime`] for its executor — spawn, a
+//! resettable timer, the clock, TCP connect and listen — and calls [`start`]; the binary's
+//! command line is [`cli`]. Nothing else in a shell decides anything.
+//!
+//! ## Tasks
+//!
+//! ```text
+//!   client socket ──▶ session task (Session) ──frames──▶ conn writer ──▶ upstream socket
+//!        ▲               │  ▲      ▲                                        │
+//!        └── client ◀────┘  │      └────────── conn reader (resident) ◀─────┘
+//!            writer         │ leases, admissions, slots      │ idle frames, pongs, closes
+//!                           ▼                                ▼
+//!                     control task (Control: scheduler, store, pools, slots)
+//! ```
+//!
+//! - **One control task** per process owns the core's `Control`. It is on the per-turn path
+//!   only (schedule, lease, slot, release, dial, idle ping), never on the per-event path.
+//! - **One session task** per client socket owns its `Session`: it reads the client and the
+//!   frames of its leased conns, writes both hops, and keeps one timer set to
+//!   `poll_timeout()`, re-reading the clock when it fires.
+//! - **One resident reader** per upstream conn for the conn's whole life forwards frames to
+//!   whoever holds the lease (the session task while leased, the control task while idle), so
+//!   idle pings are answered and tail packets are seen. Its **writer** is independent: a bounded
+//!   queue, every write under the core's deadline, abandoned when the session is cancelled.
+//! - The **client writer** takes a bounded outbox; when it holds more than
+//!   `session.client_write_buffer` bytes the session is told (`handle_client_backpressure`)
+//!   and stops reading upstream.
+//!
+//! Both hops use one message limit (`upstream.max_message_size`); a bigger message on either
+//! closes the client with 1009. Sockets use `TCP_NODELAY` and 8 KiB tungstenite buffers;
+//! writers feed every ready frame and flush once.
+//!
+//! ## Handshakes
+//!
+//! Before the 101, a missing or wrong client key gets 401, a key over its socket cap 429 with
+//! `Retry-After`, and the core's upgrade refusals 503 / 426, each with an OpenAI error body.
+//! Upstream dials replace the client's `Authorization` with the account's credential, send the
+//! pool-key headers (`OpenAI-Beta`, `x-codex-beta-features`) and, only on a dial made for one
+//! session, that session's own headers (`session-id`, `thread-id`, `x-client-request-id`,
+//! `x-codex-*`, `originator`, `User-Agent`). **Upstream 101 response headers are not relayed**
+//! to the client: a pooled conn is shared by many client sockets, so its handshake answer
+//! belongs to none of them.
+
+pub mod cli;
+mod client;
+mod control;
+mod control_task;
+mod forward;
+mod health;
+mod http_task;
+mod ingress;
+mod io;
+mod lifecycle;
+pub mod logging;
+mod metrics_export;
+mod operations;
+mod relay_config;
+mod reload;
+pub mod runtime;
+mod session_task;
+pub mod signals;
+mod store_backend;
+mod store_redis;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+use wsv2_core::pool::PoolStats;
+
+use crate::control::Control;
+use crate::control_task::{CONTROL_INBOX, ControlMsg, ControlTask, ControlTx};
+use crate::ingress::Ingress;
+use crate::lifecycle::Lifecycle;
+use crate::reload::{AccountPlan, Swap, key_table};
+use crate::runtime::{Task, spawn, spawn_task};
+use crate::upstream::UpstreamTls;
+pub use operations::{ReloadError, ShutdownReport};
+pub use reload::ReloadReport;
+pub use runtime::{AsyncTimer, BoxIo, Listener, Rt, Runtime};
+pub use wsv2_core::file_config::GatewayConfig;
+
+/// Why the gateway could not start
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration asks for something this build cannot do
+    Unsupported(String),
+    /// The listener could not be bound
+    Bind(std::io::Error),
+    /// The upstream TLS client could not be built (`tls_ca_file`)
+    Tls(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unsupported(what) => write!(f, "unsupported configuration: {what}"),
+            Self::Bind(e) => write!(f, "cannot listen: {e}"),
+            Self::Tls(e) => write!(f, "upstream TLS: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running gateway
+pub struct GatewayHandle {
+    /// The address it listens on
+    pub addr: SocketAddr,
+    control: ControlTx,
+    accept: Task<()>,
+    ingress: Arc<Ingress>,
+    lifecycle: Arc<Lifecycle>,
+    /// The configuration last applied (start or reload)
+    applied: Mutex<GatewayConfig>,
+}
+
+impl GatewayHandle {
+    /// `ws://ADDR/v1/responses`
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/responses", self.addr)
+    }
+
+    /// Pool totals over every account
+    pub async fn pool_stats(&self) -> Option<PoolStats> {
+        let (reply, answer) = oneshot::channel();
+        self.control.send(ControlMsg::Stats { reply }).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// `http://ADDR/healthz`
+    pub fn healthz_url(&self) -> String {
+        format!("http://{}/healthz", self.addr)
+    }
+
+    /// `http://ADDR/readyz`
+    pub fn readyz_url(&self) -> String {
+        format!("http://{}/readyz", self.addr)
+    }
+}
+
+impl std::fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Starts the gateway described by `config`: every task runs on `rt`
+pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, StartError> {
+    upstream::install_crypto_provider();
+    let redis = match &config.redis_url {
+        Some(url) => {
+            let op_timeout = config.core.store.store_op_timeout;
+            let store = store_redis::RedisStore::new(rt.clone(), url.expose(), op_timeout)
+                .map_err(|e| StartError::Unsupported(format!("redis_url: {e}")))?;
+            let store = Arc::new(store);
+            let warm = store.clone();
+            spawn(&rt, async move { warm.warm_up().await });
+            Some(store)
+        }
+        None => None,
+    };
+    let cfg = Arc::new(config.core.clone());
+    let tls = UpstreamTls::new(
+        config.tls_ca_file.as_deref(),
+        cfg.upstream.tls_handshake_timeout,
+    )
+    .map_err(|e| StartError::Tls(e.to_string()))?;
+    let plan = AccountPlan::new(&config, &tls);
+    let forward: std::collections::HashMap<_, _> = config
+        .accounts
+        .iter()
+        .map(|a| {
+            let target = forward::ForwardTarget {
+                url: a.base_url.clone(),
+                token: Arc::from(a.token.expose()),
+            };
+            (a.id, target)
+        })
+        .collect();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let control = Control::new(cfg.clone(), plan.specs, seed, rt.now());
+    let (control_tx, control_rx) = mpsc::channel(CONTROL_INBOX);
+    let metrics = config
+        .metrics
+        .then(|| Arc::new(metrics_export::Metrics::new()));
+    let names = Arc::new(plan.names.clone());
+    let task = ControlTask::new(
+        control,
+        cfg.clone(),
+        plan.dials,
+        control_tx.clone(),
+        rt.clone(),
+    )
+    .with_extension(
+        redis.map(store_backend::StoreBackend::Redis),
+        metrics.clone(),
+        names,
+    );
+    spawn(&rt, task.run(control_rx));
+
+    let listener = rt.bind(config.listen).await.map_err(StartError::Bind)?;
+    let addr = listener.local_addr().map_err(StartError::Bind)?;
+    let lifecycle = Lifecycle::new();
+    let ingress = Arc::new(Ingress {
+        rt: rt.clone(),
+        keys: Swap::new(key_table(&config, None)),
+        control: control_tx.clone(),
+        cfg,
+        account_names: Swap::new(plan.names),
+        next_session: AtomicU64::new(1),
+        metrics,
+        forward: Arc::new(forward),
+        lifecycle: lifecycle.clone(),
+    });
+    let accept = spawn_task(&rt, ingress::serve(listener, ingress.clone()));
+    tracing::info!(%addr, "wsv2 gateway listening");
+    Ok(GatewayHandle {
+        addr,
+        control: control_tx,
+        accept,
+        ingress,
+        lifecycle,
+        applied: Mutex::new(config),
+    })
+}
+
+/// The tokio shell's runtime, compiled in for the driver's own unit tests
+#[cfg(test)]
+#[path = "../../tokio/src/runtime.rs"]
+#[allow(unreachable_pub)]
+mod tokio_runtime;
+
+#[cfg(test)]
+extern crate self as wsv2_shell;
+
+/// A tokio runtime handle for unit tests (call inside `#[tokio::test]`)
+#[cfg(test)]
+pub(crate) fn test_rt() -> Rt {
+    Arc::new(tokio_runtime::TokioRuntime)
+}

@@ -1,0 +1,178 @@
+//! What a shell gives the runtime-neutral driver: spawning, timers and TCP.
+//!
+//! The same shape as quinn's `Runtime`: a small object-safe trait a shell implements once for
+//! its executor (`wsv2-tokio`, `wsv2-smol`), used by every task through an [`Rt`] handle.
+//! Everything else the tasks need is runtime-neutral already: channels (`tokio::sync`, which
+//! needs no tokio runtime), byte streams (`futures-io`), WebSockets (async-tungstenite over
+//! those streams), TLS (futures-rustls), HTTP (hyper over [`smol_hyper::rt::FuturesIo`]).
+//!
+//! Timers are made once per task and reset: a session or conn task re-arms the same timer on
+//! every turn of its loop, so the per-event path allocates nothing for time.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::future::{AbortHandle, Abortable, BoxFuture};
+use futures_util::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+
+/// A byte stream: a TCP socket, a proxy tunnel or TLS over either
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A boxed byte stream, the one stream type the driver handles
+pub type BoxIo = Box<dyn Io>;
+
+/// A timer a task keeps for its whole life and re-arms
+pub trait AsyncTimer: Send + Sync {
+    /// Fires at `deadline` from now on (instead of the previous deadline)
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+    /// Ready once the deadline has passed
+    fn poll_elapsed(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A bound TCP listener
+pub trait Listener: Send + Sync {
+    /// The address it is bound to
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// The next connection, with `TCP_NODELAY` set
+    fn accept(&self) -> BoxFuture<'_, io::Result<(BoxIo, SocketAddr)>>;
+}
+
+/// The executor, timer and TCP of one async runtime
+pub trait Runtime: Send + Sync + fmt::Debug + 'static {
+    /// Runs `future` in the background to its end
+    fn spawn(&self, future: BoxFuture<'static, ()>);
+    /// The runtime's clock (the system's, unless a test runtime pauses it)
+    fn now(&self) -> Instant;
+    /// A timer that fires at `deadline`
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>>;
+    /// Opens a TCP connection to `host:port` (resolving the name), with `TCP_NODELAY` set
+    fn connect(&self, host: String, port: u16) -> BoxFuture<'static, io::Result<BoxIo>>;
+    /// Binds a TCP listener
+    fn bind(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;
+}
+
+/// The runtime handle every task holds
+pub type Rt = Arc<dyn Runtime>;
+
+/// A spawned task whose result can be awaited and which can be aborted
+#[derive(Debug)]
+pub(crate) struct Task<T> {
+    abort: AbortHandle,
+    result: oneshot::Receiver<T>,
+}
+
+impl<T> Task<T> {
+    /// Stops the task at its next await point
+    pub(crate) fn abort(&self) {
+        self.abort.abort();
+    }
+
+    /// The task's output; `None` when it was aborted
+    pub(crate) async fn join(self) -> Option<T> {
+        self.result.await.ok()
+    }
+}
+
+/// Spawns `future` on `rt`, keeping a handle to abort it or await its output
+pub(crate) fn spawn_task<T, F>(rt: &Rt, future: F) -> Task<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (abort, registration) = AbortHandle::new_pair();
+    let (tx, result) = oneshot::channel();
+    rt.spawn(Box::pin(async move {
+        if let Ok(output) = Abortable::new(future, registration).await {
+            let _ = tx.send(output);
+        }
+    }));
+    Task { abort, result }
+}
+
+/// Spawns `future` on `rt` and forgets it
+pub(crate) fn spawn(rt: &Rt, future: impl Future<Output = ()> + Send + 'static) {
+    rt.spawn(Box::pin(future));
+}
+
+/// The deadline passed before the future finished
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Elapsed;
+
+/// Runs `future` for at most `limit` (one timer made for the call: not for per-event paths)
+pub(crate) async fn timeout<F: Future>(
+    rt: &Rt,
+    limit: Duration,
+    future: F,
+) -> Result<F::Output, Elapsed> {
+    let deadline = Some(rt.now() + limit);
+    let mut clock = Clock::new(rt);
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        clock.poll_until(cx, deadline).map(|()| Err(Elapsed))
+    })
+    .await
+}
+
+/// A task's clock and its one timer, armed for an optional deadline (`None` never fires)
+pub(crate) struct Clock {
+    rt: Rt,
+    timer: Pin<Box<dyn AsyncTimer>>,
+    armed: Option<Instant>,
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clock").field("armed", &self.armed).finish()
+    }
+}
+
+impl Clock {
+    /// A disarmed timer on `rt`'s clock
+    pub(crate) fn new(rt: &Rt) -> Self {
+        Self {
+            timer: rt.timer(rt.now()),
+            rt: rt.clone(),
+            armed: None,
+        }
+    }
+
+    /// The runtime's time: what every `handle_*(now, ..)` of the core is given
+    pub(crate) fn now(&self) -> Instant {
+        self.rt.now()
+    }
+
+    /// Ready once `deadline` has passed; pending forever without one. Re-arms only when the
+    /// deadline changed, so polling it every loop turn costs no timer-wheel work.
+    pub(crate) fn poll_until(
+        &mut self,
+        cx: &mut Context<'_>,
+        deadline: Option<Instant>,
+    ) -> Poll<()> {
+        let Some(deadline) = deadline else {
+            self.armed = None;
+            return Poll::Pending;
+        };
+        if self.armed != Some(deadline) {
+            self.timer.as_mut().reset(deadline);
+            self.armed = Some(deadline);
+        }
+        self.timer.as_mut().poll_elapsed(cx)
+    }
+
+    /// Waits until `deadline` (forever without one)
+    pub(crate) async fn until(&mut self, deadline: Option<Instant>) {
+        std::future::poll_fn(|cx| self.poll_until(cx, deadline)).await
+    }
+}
