@@ -1,271 +1,223 @@
-//! The client hop's write side: a bounded outbox the session task fills without waiting, and a
-//! writer task that feeds every ready frame and flushes once per wake-up.
+//! The client hop's write side, written by the session task itself: a bounded outbox the
+//! session fills without waiting and drains whenever the socket takes more, feeding every
+//! queued frame and flushing once per wake-up.
 //!
-//! The outbox counts queued bytes against `session.client_write_buffer`; above it the session
-//! is told the client is backpressured (and stops reading upstream, so TCP pushes back on
-//! upstream instead of memory growing here).
+//! Writing in the session task (rather than in a writer task of its own) saves a task wake-up
+//! per relayed event and a task per socket. The outbox counts unwritten bytes against
+//! `session.client_write_buffer`; above it the session is told the client is backpressured (and
+//! stops reading upstream, so TCP pushes back on upstream instead of memory growing here). A
+//! write that does not finish within `session.client_write_timeout` fails the client.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use async_tungstenite::WebSocketSender;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt};
-use tokio::sync::{Notify, mpsc};
+use futures_util::Sink;
 
 use crate::io::Prefixed;
-use crate::runtime::{BoxIo, Clock, Rt, Task, spawn_task, timeout};
+use crate::runtime::{BoxIo, Rt, timeout};
 
 /// The client socket's stream type: the accepted socket, after any bytes hyper read past the
 /// upgrade request
 pub(crate) type ClientIo = Prefixed<BoxIo>;
 
-/// Frames the writer's channel holds; beyond it frames wait in the outbox's spill
-const CLIENT_QUEUE: usize = 256;
-/// Frames fed in one batch before a flush
-const CLIENT_BATCH: usize = 64;
-
 /// Something to write to the client
 #[derive(Debug)]
-pub(crate) enum ClientOut {
+enum ClientOut {
     /// A text frame (the very buffer read from upstream, most of the time)
     Frame(Bytes),
     /// A keepalive ping
     Ping,
-    /// A close frame; the writer stops after it
+    /// A close frame; nothing is written after it
     Close(u16, &'static str),
-    /// Flush tungstenite's queued answer to the client's close frame; the writer stops after it
+    /// Flush tungstenite's queued answer to the client's close frame; nothing is written after
     CloseReply,
 }
 
-/// The session task's side of the client writer, over the socket's write half (any message
-/// sink in tests)
+/// The client socket's write half with the frames waiting for it (any message sink in tests)
 #[derive(Debug)]
 pub(crate) struct ClientOutbox<S = WebSocketSender<ClientIo>> {
-    tx: mpsc::Sender<ClientOut>,
-    /// Frames the channel had no room for, in order (bounded: the session stops reading
-    /// upstream and the client while any wait here)
-    spill: VecDeque<ClientOut>,
-    queued: Arc<AtomicUsize>,
-    drained: Arc<Notify>,
-    failed: Arc<AtomicBool>,
+    sink: S,
+    /// Frames not yet handed to the sink, in order
+    queue: VecDeque<ClientOut>,
+    /// Text bytes queued or handed to the sink and not yet flushed
+    unflushed: usize,
+    /// Of those, the bytes already handed to the sink
+    fed: usize,
     limit: usize,
+    write_timeout: Duration,
+    /// The write under way must be flushed by then (`client_write_timeout` after it began)
+    write_deadline: Option<Instant>,
+    /// Frames were handed to the sink since its last flush
+    flush_pending: bool,
+    /// A close (or close reply) is queued: later frames are dropped
     closed: bool,
-    writer: Option<Task<Option<S>>>,
-    rt: Rt,
+    /// The close went out: nothing more is written
+    done: bool,
+    failed: bool,
 }
 
 impl<S> ClientOutbox<S>
 where
-    S: Sink<Message, Error = WsError> + Unpin + Send + 'static,
+    S: Sink<Message, Error = WsError> + Unpin,
 {
-    /// Starts the writer task over `sink`
-    pub(crate) fn spawn(rt: &Rt, sink: S, limit: usize, write_timeout: Duration) -> Self {
-        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-        let queued = Arc::new(AtomicUsize::new(0));
-        let drained = Arc::new(Notify::new());
-        let failed = Arc::new(AtomicBool::new(false));
-        let writer = spawn_task(
-            rt,
-            run_writer(
-                sink,
-                rx,
-                queued.clone(),
-                drained.clone(),
-                failed.clone(),
-                write_timeout,
-                Clock::new(rt),
-            ),
-        );
+    /// An empty outbox over `sink`
+    pub(crate) fn new(sink: S, limit: usize, write_timeout: Duration) -> Self {
         Self {
-            tx,
-            spill: VecDeque::new(),
-            queued,
-            drained,
-            failed,
+            sink,
+            queue: VecDeque::new(),
+            unflushed: 0,
+            fed: 0,
             limit,
+            write_timeout,
+            write_deadline: None,
+            flush_pending: false,
             closed: false,
-            writer: Some(writer),
-            rt: rt.clone(),
+            done: false,
+            failed: false,
         }
-    }
-
-    /// Ends the outbox: the writer writes what is queued; returns the sink if the writer ended
-    /// after writing a close frame (so the socket can linger until the client's answer)
-    pub(crate) async fn finish(mut self, wait: Duration) -> Option<S> {
-        self.refill();
-        let writer = self.writer.take()?;
-        let rt = self.rt.clone();
-        drop(self);
-        timeout(&rt, wait, writer.join())
-            .await
-            .ok()
-            .flatten()
-            .flatten()
     }
 
     /// Queues a frame without waiting
-    pub(crate) fn push(&mut self, frame: Bytes) {
-        if self.closed {
-            return;
+    pub(crate) fn push(&mut self, now: Instant, frame: Bytes) {
+        if !self.closed {
+            self.unflushed += frame.len();
+            self.enqueue(now, ClientOut::Frame(frame));
         }
-        let len = frame.len();
-        self.queued.fetch_add(len, Ordering::Relaxed);
-        self.enqueue(ClientOut::Frame(frame));
     }
 
     /// Queues a keepalive ping after the frames already queued
-    pub(crate) fn ping(&mut self) {
+    pub(crate) fn ping(&mut self, now: Instant) {
         if !self.closed {
-            self.enqueue(ClientOut::Ping);
+            self.enqueue(now, ClientOut::Ping);
         }
     }
 
     /// Queues a close frame after the frames already queued; later frames are dropped
-    pub(crate) fn close(&mut self, code: u16, reason: &'static str) {
-        if self.closed {
-            return;
+    pub(crate) fn close(&mut self, now: Instant, code: u16, reason: &'static str) {
+        if !self.closed {
+            self.closed = true;
+            self.enqueue(now, ClientOut::Close(code, reason));
         }
-        self.closed = true;
-        self.enqueue(ClientOut::Close(code, reason));
     }
 
     /// Sends the answer to the client's close frame (tungstenite queued it when it read the
     /// close) after the frames already queued; later frames are dropped
-    pub(crate) fn answer_close(&mut self) {
-        if self.closed {
+    pub(crate) fn answer_close(&mut self, now: Instant) {
+        if !self.closed {
+            self.closed = true;
+            self.enqueue(now, ClientOut::CloseReply);
+        }
+    }
+
+    fn enqueue(&mut self, now: Instant, out: ClientOut) {
+        if self.failed || self.done {
             return;
         }
-        self.closed = true;
-        self.enqueue(ClientOut::CloseReply);
+        self.write_deadline.get_or_insert(now + self.write_timeout);
+        self.queue.push_back(out);
     }
 
-    fn enqueue(&mut self, out: ClientOut) {
-        if !self.spill.is_empty() {
-            return self.spill.push_back(out);
-        }
-        if let Err(mpsc::error::TrySendError::Full(out)) = self.tx.try_send(out) {
-            self.spill.push_back(out);
-        }
+    /// Whether there is something to write (then [`poll_write`](Self::poll_write) should be
+    /// polled)
+    pub(crate) fn has_work(&self) -> bool {
+        !self.failed && !self.done && (!self.queue.is_empty() || self.flush_pending)
     }
 
-    /// Moves spilled frames into the writer's channel while it has room
-    pub(crate) fn refill(&mut self) {
-        while let Some(out) = self.spill.pop_front() {
-            match self.tx.try_send(out) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(out)) => {
-                    self.spill.push_front(out);
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.spill.clear();
-                    return;
-                }
+    /// Feeds every queued frame the sink takes and flushes; ready once all of it is written
+    /// (or the socket failed). Cancel-safe: the state lives in the outbox and the sink.
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Err(()) = ready!(self.poll_write_inner(cx)) {
+            self.fail();
+        }
+        Poll::Ready(())
+    }
+
+    fn poll_write_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        while !self.failed && !self.done {
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            if matches!(front, ClientOut::CloseReply) {
+                // Nothing to feed: tungstenite already queued the reply; the flush sends it.
+                self.queue.pop_front();
+                self.done = true;
+                self.flush_pending = true;
+                break;
             }
+            ready!(std::pin::Pin::new(&mut self.sink).poll_ready(cx)).map_err(|_| ())?;
+            let message = match self.queue.pop_front() {
+                Some(ClientOut::Frame(frame)) => {
+                    self.fed += frame.len();
+                    // Frames are UTF-8 JSON (upstream text or the core's own events).
+                    Message::Text(Utf8Bytes::try_from(frame).map_err(|_| ())?)
+                }
+                Some(ClientOut::Ping) => Message::Ping(Bytes::new()),
+                Some(ClientOut::Close(code, reason)) => {
+                    self.done = true;
+                    Message::Close(Some(CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    }))
+                }
+                Some(ClientOut::CloseReply) | None => break,
+            };
+            std::pin::Pin::new(&mut self.sink)
+                .start_send(message)
+                .map_err(|_| ())?;
+            self.flush_pending = true;
+        }
+        if self.flush_pending {
+            ready!(std::pin::Pin::new(&mut self.sink).poll_flush(cx)).map_err(|_| ())?;
+            self.flush_pending = false;
+            self.unflushed -= self.fed;
+            self.fed = 0;
+        }
+        if self.queue.is_empty() || self.done {
+            self.write_deadline = None;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn fail(&mut self) {
+        self.failed = true;
+        self.queue.clear();
+        self.write_deadline = None;
+    }
+
+    /// When the write under way times out (`session.client_write_timeout` after it began)
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.write_deadline
+    }
+
+    /// Fails the client if its write is still not done at its deadline
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.write_deadline.is_some_and(|d| d <= now) {
+            self.fail();
         }
     }
 
-    /// Whether more than `client_write_buffer` bytes (or more frames than the channel holds)
-    /// wait for the client
+    /// Whether more than `client_write_buffer` bytes wait for the client
     pub(crate) fn is_full(&self) -> bool {
-        !self.spill.is_empty() || self.queued.load(Ordering::Relaxed) >= self.limit
+        self.unflushed >= self.limit
     }
 
-    /// Whether frames wait outside the writer's channel (then the client is not read either)
-    pub(crate) fn has_spill(&self) -> bool {
-        !self.spill.is_empty()
-    }
-
-    /// The writer failed (write error or `client_write_timeout` on one batch)
+    /// The socket failed (write error or `client_write_timeout`)
     pub(crate) fn failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
+        self.failed
     }
 
-    /// Resolves after the writer finished a batch
-    pub(crate) fn drained(&self) -> Arc<Notify> {
-        self.drained.clone()
+    /// Writes what is queued within `wait`; returns the sink if a close frame (or the answer to
+    /// the client's) went out, so the socket can linger until the client's answer
+    pub(crate) async fn finish(mut self, rt: &Rt, wait: Duration) -> Option<S> {
+        let written = timeout(rt, wait, std::future::poll_fn(|cx| self.poll_write(cx))).await;
+        (written.is_ok() && !self.failed && self.done).then_some(self.sink)
     }
-}
-
-async fn run_writer<S>(
-    mut sink: S,
-    mut rx: mpsc::Receiver<ClientOut>,
-    queued: Arc<AtomicUsize>,
-    drained: Arc<Notify>,
-    failed: Arc<AtomicBool>,
-    write_timeout: Duration,
-    mut clock: Clock,
-) -> Option<S>
-where
-    S: Sink<Message, Error = WsError> + Unpin,
-{
-    while let Some(first) = rx.recv().await {
-        let deadline = Some(clock.now() + write_timeout);
-        let mut written = 0usize;
-        let mut closing = false;
-        let batch = async {
-            let mut next = Some(first);
-            let mut count = 0;
-            while let Some(out) = next.take() {
-                match out {
-                    ClientOut::Frame(frame) => {
-                        written += frame.len();
-                        // Frames are UTF-8 JSON (upstream text or the core's own events).
-                        let text = Utf8Bytes::try_from(frame).map_err(|_| ())?;
-                        sink.feed(Message::Text(text)).await.map_err(|_| ())?;
-                    }
-                    ClientOut::Ping => {
-                        sink.feed(Message::Ping(Bytes::new()))
-                            .await
-                            .map_err(|_| ())?;
-                    }
-                    ClientOut::Close(code, reason) => {
-                        closing = true;
-                        let frame = CloseFrame {
-                            code: CloseCode::from(code),
-                            reason: reason.into(),
-                        };
-                        sink.feed(Message::Close(Some(frame)))
-                            .await
-                            .map_err(|_| ())?;
-                        break;
-                    }
-                    ClientOut::CloseReply => {
-                        closing = true;
-                        break;
-                    }
-                }
-                count += 1;
-                if count < CLIENT_BATCH {
-                    next = rx.try_recv().ok();
-                }
-            }
-            sink.flush().await.map_err(|_| ())
-        };
-        let result = tokio::select! {
-            biased;
-            result = batch => result,
-            () = clock.until(deadline) => Err(()),
-        };
-        queued.fetch_sub(written, Ordering::Relaxed);
-        if result.is_err() {
-            failed.store(true, Ordering::Relaxed);
-        }
-        drained.notify_one();
-        if failed.load(Ordering::Relaxed) {
-            return None;
-        }
-        if closing {
-            return Some(sink);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The client writer under paused time. The gateway's frames to the client are unmasked
+//! The client outbox under paused time. The gateway's frames to the client are unmasked
 //! (server role), so the exact bytes on the wire are scripted with `tokio_test::io::Builder`.
 
 use std::sync::Arc;
@@ -33,8 +33,7 @@ async fn outbox_expecting(expected: &[u8], cfg: &Config) -> ClientOutbox<Scripte
     let mock = tokio_test::io::Builder::new().write(expected).build();
     let ws = WebSocketStream::from_raw_socket(TokioAdapter::new(mock), Role::Server, None).await;
     let (sink, _stream) = ws.split();
-    ClientOutbox::spawn(
-        &crate::test_rt(),
+    ClientOutbox::new(
         sink,
         cfg.session.client_write_buffer,
         cfg.session.client_write_timeout,
@@ -101,7 +100,7 @@ async fn run_until_close(
     loop {
         while let Some(cmd) = session.poll_command() {
             if let SessionCommand::CloseClient { code, reason } = cmd {
-                outbox.close(code, reason);
+                outbox.close(now(), code, reason);
                 return (code, reason);
             }
         }
@@ -128,7 +127,12 @@ async fn shutdown_with_a_turn_in_flight_closes_the_client_1012_at_shutdown_grace
     assert_eq!(code, 1012);
     assert_eq!(start.elapsed(), cfg.session.shutdown_grace);
     // The writer wrote exactly the close frame and handed the sink back for the linger.
-    assert!(outbox.finish(Duration::from_secs(1)).await.is_some());
+    assert!(
+        outbox
+            .finish(&crate::test_rt(), Duration::from_secs(1))
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -148,7 +152,12 @@ async fn shutdown_of_an_idle_session_closes_the_client_1012_at_once() {
     let (code, _) = run_until_close(&mut session, &mut outbox).await;
     assert_eq!(code, 1012);
     assert_eq!(start.elapsed(), Duration::ZERO);
-    assert!(outbox.finish(Duration::from_secs(1)).await.is_some());
+    assert!(
+        outbox
+            .finish(&crate::test_rt(), Duration::from_secs(1))
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -159,7 +168,12 @@ async fn an_over_size_client_message_closes_the_client_with_exactly_1009() {
     session.handle_message_too_big(now(), Hop::Client);
     let (code, reason) = run_until_close(&mut session, &mut outbox).await;
     assert_eq!((code, reason), (1009, "message too big"));
-    assert!(outbox.finish(Duration::from_secs(1)).await.is_some());
+    assert!(
+        outbox
+            .finish(&crate::test_rt(), Duration::from_secs(1))
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -171,16 +185,23 @@ async fn a_client_that_stops_reading_fails_the_writer_at_client_write_timeout() 
     let ws =
         WebSocketStream::from_raw_socket(TokioAdapter::new(gateway_end), Role::Server, None).await;
     let (sink, _stream) = ws.split();
-    let mut outbox = ClientOutbox::spawn(
-        &crate::test_rt(),
+    let mut outbox = ClientOutbox::new(
         sink,
         cfg.session.client_write_buffer,
         cfg.session.client_write_timeout,
     );
-    let drained = outbox.drained();
     let start = TokioInstant::now();
-    outbox.push(Bytes::from_static(frame));
-    drained.notified().await;
-    assert!(outbox.failed(), "the batch timed out");
+    outbox.push(now(), Bytes::from_static(frame));
+    // The frame cannot go out: the write stays pending until its deadline.
+    let mut clock = crate::runtime::Clock::new(&crate::test_rt());
+    let deadline = outbox.deadline();
+    let written = tokio::select! {
+        () = std::future::poll_fn(|cx| outbox.poll_write(cx)) => true,
+        () = clock.until(deadline) => false,
+    };
+    assert!(!written, "the write cannot finish");
+    outbox.handle_timeout(now());
+    assert!(outbox.failed(), "the write timed out");
+    assert!(!outbox.has_work(), "a failed outbox writes nothing more");
     assert_eq!(start.elapsed(), cfg.session.client_write_timeout);
 }

@@ -82,7 +82,7 @@ use crate::control_task::{CONTROL_INBOX, ControlMsg, ControlTask, ControlTx};
 use crate::ingress::Ingress;
 use crate::lifecycle::Lifecycle;
 use crate::reload::{AccountPlan, Swap, key_table};
-use crate::runtime::{Task, spawn, spawn_task};
+use crate::runtime::{spawn, spawn_abortable};
 use crate::upstream::UpstreamTls;
 pub use operations::{ReloadError, ShutdownReport};
 pub use reload::ReloadReport;
@@ -117,7 +117,7 @@ pub struct GatewayHandle {
     /// The address it listens on
     pub addr: SocketAddr,
     control: ControlTx,
-    accept: Task<()>,
+    accept: futures_util::future::AbortHandle,
     ingress: Arc<Ingress>,
     lifecycle: Arc<Lifecycle>,
     /// The configuration last applied (start or reload)
@@ -232,7 +232,7 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
         forward: Arc::new(forward),
         lifecycle: lifecycle.clone(),
     });
-    let accept = spawn_task(&rt, ingress::serve(listener, ingress.clone()));
+    let accept = spawn_abortable(&rt, ingress::serve(listener, ingress.clone()));
     tracing::info!(%addr, "wsv2 gateway listening");
     Ok(GatewayHandle {
         addr,

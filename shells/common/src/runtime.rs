@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{AbortHandle, Abortable, BoxFuture};
 use futures_util::io::{AsyncRead, AsyncWrite};
-use tokio::sync::oneshot;
 
 /// A byte stream: a TCP socket, a proxy tunnel or TLS over either
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -63,39 +62,16 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
 /// The runtime handle every task holds
 pub type Rt = Arc<dyn Runtime>;
 
-/// A spawned task whose result can be awaited and which can be aborted
-#[derive(Debug)]
-pub(crate) struct Task<T> {
-    abort: AbortHandle,
-    result: oneshot::Receiver<T>,
-}
-
-impl<T> Task<T> {
-    /// Stops the task at its next await point
-    pub(crate) fn abort(&self) {
-        self.abort.abort();
-    }
-
-    /// The task's output; `None` when it was aborted
-    pub(crate) async fn join(self) -> Option<T> {
-        self.result.await.ok()
-    }
-}
-
-/// Spawns `future` on `rt`, keeping a handle to abort it or await its output
-pub(crate) fn spawn_task<T, F>(rt: &Rt, future: F) -> Task<T>
-where
-    F: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
+/// Spawns `future` on `rt`; the handle stops it at its next await point
+pub(crate) fn spawn_abortable(
+    rt: &Rt,
+    future: impl Future<Output = ()> + Send + 'static,
+) -> AbortHandle {
     let (abort, registration) = AbortHandle::new_pair();
-    let (tx, result) = oneshot::channel();
     rt.spawn(Box::pin(async move {
-        if let Ok(output) = Abortable::new(future, registration).await {
-            let _ = tx.send(output);
-        }
+        let _ = Abortable::new(future, registration).await;
     }));
-    Task { abort, result }
+    abort
 }
 
 /// Spawns `future` on `rt` and forgets it

@@ -115,8 +115,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         return; // shutting down
     }
     let (sink, client) = ws.split();
-    let outbox = ClientOutbox::spawn(
-        &rt,
+    let outbox = ClientOutbox::new(
         sink,
         cfg.session.client_write_buffer,
         cfg.session.client_write_timeout,
@@ -150,7 +149,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         ..
     } = task;
     drop(session);
-    if let Some(sink) = outbox.finish(write_timeout).await {
+    if let Some(sink) = outbox.finish(&rt, write_timeout).await {
         match client_read {
             // The client closed and was answered: the handshake is complete, and the server
             // closes the TCP connection first (RFC 6455 §7.1.1): clients wait for it.
@@ -160,6 +159,14 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         }
     }
     drop(permit);
+}
+
+/// The earlier of two optional deadlines
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// How the client's read side ended; decides how the socket is let go after the last write
@@ -243,11 +250,10 @@ struct SessionTask {
 impl SessionTask {
     async fn run(&mut self) {
         while !self.finished {
-            let deadline = self.session.poll_timeout();
+            let deadline = earliest(self.session.poll_timeout(), self.outbox.deadline());
             let read_upstream = self.session.wants_upstream_read();
-            let read_client = self.client_open && !self.outbox.has_spill();
-            let waiting_for_drain = self.backpressured || self.outbox.has_spill();
-            let drained = self.outbox.drained();
+            let read_client = self.client_open && !self.outbox.is_full();
+            let write_client = self.outbox.has_work();
             // When the upstream frame this iteration handles arrived (for the overhead metric)
             let mut received = None;
             tokio::select! {
@@ -257,15 +263,18 @@ impl SessionTask {
                     None => return, // the control task is gone: shutting down
                 },
                 () = self.shutdown.requested() => self.session.handle_shutdown(self.clock.now()),
+                // What the last drive queued goes out before anything more is read.
+                () = std::future::poll_fn(|cx| self.outbox.poll_write(cx)), if write_client => {}
                 Some(msg) = self.upstream_rx.recv(), if read_upstream => {
                     received = Some(self.clock.now());
                     self.on_upstream(msg).await
                 }
                 msg = self.client.next(), if read_client => self.on_client(msg),
-                () = drained.notified(), if waiting_for_drain => self.outbox.refill(),
                 () = self.clock.until(deadline) => {
                     // Re-read the clock: the runtime may wake us late or early.
-                    self.session.handle_timeout(self.clock.now());
+                    let now = self.clock.now();
+                    self.outbox.handle_timeout(now);
+                    self.session.handle_timeout(now);
                 }
             }
             self.drive(received).await;
@@ -319,7 +328,7 @@ impl SessionTask {
             Some(Ok(Message::Binary(_))) => self.session.handle_client_binary(now),
             Some(Ok(Message::Close(_))) => {
                 self.client_read = ClientRead::CloseReceived;
-                self.outbox.answer_close();
+                self.outbox.answer_close(now);
                 self.client_gone(now)
             }
             Some(Ok(Message::Pong(_))) => self.session.handle_client_pong(now),
@@ -363,14 +372,14 @@ impl SessionTask {
             while let Some(transmit) = self.session.poll_transmit() {
                 match transmit {
                     Transmit::Client(frame) => {
-                        self.outbox.push(frame);
+                        self.outbox.push(now, frame);
                         // One observation per relayed upstream frame, at its first client write.
                         if let (Some(at), Some(m)) = (received.take(), &mut self.metrics) {
                             m.overhead
                                 .record(self.clock.now().saturating_duration_since(at));
                         }
                     }
-                    Transmit::ClientPing => self.outbox.ping(),
+                    Transmit::ClientPing => self.outbox.ping(now),
                     Transmit::Upstream { conn, msg } => {
                         let queued = self
                             .conns
@@ -431,7 +440,7 @@ impl SessionTask {
                 }
             }
             SessionCommand::CloseClient { code, reason } => {
-                self.outbox.close(code, reason);
+                self.outbox.close(self.clock.now(), code, reason);
                 self.client_open = false;
             }
             SessionCommand::Release(release) => {

@@ -20,7 +20,7 @@ use wsv2_core::{AccountId, ConnId};
 
 use super::dial::UpstreamWs;
 use crate::control_task::{ControlMsg, ControlTx};
-use crate::runtime::{Clock, Rt, Task, spawn, spawn_task};
+use crate::runtime::{Clock, Rt, spawn, spawn_abortable};
 
 /// Writes queued per conn before a new one counts as abandoned (the conn is then closed)
 const WRITE_QUEUE: usize = 64;
@@ -170,7 +170,7 @@ where
     let (events_tx, events_rx) = mpsc::channel(4);
     let (abandon_tx, abandon_rx) = watch::channel(0u64);
     let writer_clock = Clock::new(rt);
-    let writer = spawn_task(
+    let writer = spawn_abortable(
         rt,
         run_writer(id, sink, writes_rx, abandon_rx, events_tx, writer_clock),
     );
@@ -206,7 +206,7 @@ impl Reader {
         mut self,
         mut stream: R,
         mut events: mpsc::Receiver<WriterEvent>,
-        writer: Task<()>,
+        writer: futures_util::future::AbortHandle,
         close_wait: Duration,
         mut clock: Clock,
     ) where
