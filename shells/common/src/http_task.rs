@@ -40,12 +40,10 @@ use crate::control_task::{ControlMsg, ControlTx, DialHeaders};
 use crate::forward::{ForwardReply, ForwardTarget};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{self, Clock, Rt, timeout};
-use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg, adopt_leased};
+use crate::upstream::{ConnIo, HeldConns, UpstreamInput, UpstreamMsg};
 
 /// Chunks buffered between the turn and hyper before the turn is told the client is slow
 const BODY_QUEUE: usize = 32;
-/// Frames from the leased conn waiting to be handled; a full queue stops the conn's reader
-const UPSTREAM_QUEUE: usize = 64;
 /// Answers of the control task a turn can have outstanding (schedule, lease, slot) plus slack
 const INBOX: usize = 8;
 
@@ -141,7 +139,6 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         return; // shutting down
     }
     let model = model_of(&body);
-    let (upstream_tx, upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
     let (forward_tx, forward_rx) = mpsc::channel(4);
     let handles = metrics
         .as_ref()
@@ -154,10 +151,9 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         write_timeout: cfg.session.client_write_timeout,
         dial_timeout: cfg.upstream.dial_timeout,
         turn: HttpTurn::new(id, cfg, now, body, info),
-        control,
         inbox,
-        upstream_tx,
-        upstream_rx,
+        held: HeldConns::new(control.clone()),
+        control,
         forward_tx,
         forward_rx,
         forward_targets: forward,
@@ -168,7 +164,6 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         end_pending: false,
         backpressured: false,
         client_gone: false,
-        conns: Vec::with_capacity(1),
         finished: false,
         account_names,
         metrics,
@@ -205,8 +200,8 @@ struct HttpTask {
     turn: HttpTurn,
     control: ControlTx,
     inbox: mpsc::Receiver<HttpDelivery>,
-    upstream_tx: mpsc::Sender<UpstreamMsg>,
-    upstream_rx: mpsc::Receiver<UpstreamMsg>,
+    /// The conns the turn holds and their reports
+    held: HeldConns,
     forward_tx: mpsc::Sender<ForwardMsg>,
     forward_rx: mpsc::Receiver<ForwardMsg>,
     forward_targets: Arc<HashMap<AccountId, ForwardTarget>>,
@@ -220,7 +215,6 @@ struct HttpTask {
     end_pending: bool,
     backpressured: bool,
     client_gone: bool,
-    conns: Vec<ConnIo>,
     finished: bool,
     account_names: Arc<HashMap<AccountId, String>>,
     metrics: Option<Arc<Metrics>>,
@@ -245,7 +239,11 @@ impl HttpTask {
                     Some(delivery) => self.on_delivery(delivery).await,
                     None => return, // the control task is gone: shutting down
                 },
-                Some(msg) = self.upstream_rx.recv(), if read_upstream => self.on_upstream(msg).await,
+                Some(msg) = self.held.recv(), if read_upstream => {
+                    if let Some(msg) = self.held.keep_held(msg).await {
+                        self.on_upstream(msg);
+                    }
+                }
                 Some(msg) = self.forward_rx.recv() => self.on_forward(msg),
                 permit = reserve(body_tx.as_ref()), if spilling => match permit {
                     Some(permit) => {
@@ -283,7 +281,7 @@ impl HttpTask {
         let mut lost = None;
         if let HttpInput::Lease(lease) = &delivery.input {
             let leased = lease.record.id;
-            lost = adopt_leased(&mut self.conns, delivery.conn, leased, &self.upstream_tx).await;
+            lost = self.held.adopt(delivery.conn, leased).await;
         }
         self.turn.handle_control(now, delivery.input);
         if let Some(conn) = lost {
@@ -292,12 +290,7 @@ impl HttpTask {
         }
     }
 
-    async fn on_upstream(&mut self, msg: UpstreamMsg) {
-        if !self.conns.iter().any(|c| c.id() == msg.conn) {
-            // A conn this turn released: the report belongs to its pool now.
-            let _ = self.control.send(ControlMsg::Idle { msg }).await;
-            return;
-        }
+    fn on_upstream(&mut self, msg: UpstreamMsg) {
         let now = self.clock.now();
         match msg.input {
             UpstreamInput::Frame(frame) => {
@@ -377,12 +370,7 @@ impl HttpTask {
                     }
                 }
                 HttpTransmit::Upstream { conn, msg } => {
-                    let queued = self
-                        .conns
-                        .iter()
-                        .find(|c| c.id() == conn)
-                        .is_some_and(|io| io.write(msg).is_ok());
-                    if !queued {
+                    if !self.held.write(conn, msg) {
                         unwritable.push(conn);
                     }
                 }
@@ -488,10 +476,7 @@ impl HttpTask {
                     cmd: HttpCommand::Release { release, hold },
                 })
                 .await;
-            if let Some(pos) = self.conns.iter().position(|c| c.id() == conn) {
-                let io = self.conns.swap_remove(pos);
-                io.set_owner(Owner::Control).await;
-            }
+            self.held.release(conn).await;
             return;
         }
         let _ = self
@@ -584,9 +569,7 @@ impl HttpTask {
     /// After the turn: the last chunks go to the client (within the client write timeout),
     /// and conns still held go home
     async fn flush_tail(&mut self) {
-        for io in self.conns.drain(..) {
-            io.set_owner(Owner::Control).await;
-        }
+        self.held.release_all().await;
         let Some(tx) = self.body_tx.take() else {
             return;
         };

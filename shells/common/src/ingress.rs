@@ -197,42 +197,13 @@ impl Ingress {
                 "the gateway is shutting down; connect to another instance",
             );
         }
-        let keys = self.keys.load();
-        let Some(key) = bearer(req.headers()).and_then(|k| keys.get(k)) else {
-            let message = if bearer(req.headers()).is_some() {
-                "Incorrect API key provided"
-            } else {
-                "You didn't provide an API key; send Authorization: Bearer <key>"
-            };
-            return error_response(
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                Some("invalid_api_key"),
-                message,
-            );
+        let (group, count) = match self.admit(req.headers(), Door::Upgrade) {
+            Ok(admitted) => admitted,
+            Err(refusal) => return *refusal,
         };
-        let max = key.max_sockets;
-        let permit = match key.open.fetch_add(1, Ordering::AcqRel) {
-            open if open >= max => {
-                key.open.fetch_sub(1, Ordering::AcqRel);
-                // The key itself is a credential: its group names it in the log.
-                warn!(group = %key.group, max_sockets = max, "upgrade refused: the key's socket cap is reached");
-                let mut response = error_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limit_error",
-                    Some("too_many_sockets"),
-                    &format!("this key may hold at most {max} open WebSockets"),
-                );
-                response.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    retry_after(self.cfg.session.socket_cap_retry_after),
-                );
-                return response;
-            }
-            _ => SocketPermit {
-                count: key.open.clone(),
-                shutdown: Some(self.lifecycle.subscribe()),
-            },
+        let permit = SocketPermit {
+            count,
+            shutdown: Some(self.lifecycle.subscribe()),
         };
         let (reply, answer) = oneshot::channel();
         if self
@@ -282,7 +253,7 @@ impl Ingress {
             );
         };
         let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
-        let (info, headers) = session_info(req.headers(), &key.group);
+        let (info, headers) = session_info(req.headers(), &group);
         let start = SessionStart {
             rt: self.rt.clone(),
             id,
@@ -324,6 +295,66 @@ impl Ingress {
             h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
         }
         response
+    }
+}
+
+/// Which door a request came in by (for the socket cap's log line and message)
+#[derive(Clone, Copy, Debug)]
+enum Door {
+    Upgrade,
+    Post,
+}
+
+impl Ingress {
+    /// The request's client key — its group and its open-socket count, already counting this
+    /// request — or the answer that refuses it: 401 for a missing or unknown key, 429 with
+    /// `Retry-After` when the key is at its socket cap
+    fn admit(
+        &self,
+        headers: &HeaderMap,
+        door: Door,
+    ) -> Result<(String, Arc<AtomicUsize>), Box<Response<Body>>> {
+        let keys = self.keys.load();
+        let Some(key) = bearer(headers).and_then(|k| keys.get(k)) else {
+            let message = if bearer(headers).is_some() {
+                "Incorrect API key provided"
+            } else {
+                "You didn't provide an API key; send Authorization: Bearer <key>"
+            };
+            return Err(Box::new(error_response(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                message,
+            )));
+        };
+        let max = key.max_sockets;
+        if key.open.fetch_add(1, Ordering::AcqRel) >= max {
+            key.open.fetch_sub(1, Ordering::AcqRel);
+            // The key itself is a credential: its group names it in the log.
+            let held = match door {
+                Door::Upgrade => {
+                    warn!(group = %key.group, max_sockets = max, "upgrade refused: the key's socket cap is reached");
+                    "open WebSockets"
+                }
+                Door::Post => {
+                    warn!(group = %key.group, max_sockets = max, "POST refused: the key's socket cap is reached");
+                    "open WebSockets and requests in flight"
+                }
+            };
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                Some("too_many_sockets"),
+                &format!("this key may hold at most {max} {held}"),
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                retry_after(self.cfg.session.socket_cap_retry_after),
+            );
+            return Err(Box::new(response));
+        }
+        Ok((key.group.clone(), key.open.clone()))
     }
 }
 

@@ -28,11 +28,7 @@ use crate::control_task::{
 };
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{Clock, Rt, timeout};
-use crate::upstream::{ConnIo, Owner, UpstreamInput, UpstreamMsg, adopt_leased};
-
-/// Frames from this session's conns waiting to be handled; a full queue stops the conns'
-/// readers (TCP backpressure upstream)
-const UPSTREAM_QUEUE: usize = 64;
+use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
 
 /// What a session task starts with
 pub(crate) struct SessionStart {
@@ -101,7 +97,6 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let write_timeout = cfg.session.client_write_timeout;
     let close_linger = cfg.session.close_linger;
-    let (upstream_tx, upstream_rx) = mpsc::channel(UPSTREAM_QUEUE);
     if control
         .send(ControlMsg::Open {
             id,
@@ -124,16 +119,14 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         id,
         session: Session::new(id, cfg, rt.now()),
         clock: Clock::new(&rt),
-        control,
         inbox,
-        upstream_tx,
-        upstream_rx,
+        held: HeldConns::new(control.clone()),
+        control,
         client,
         client_open: true,
         client_read: ClientRead::Open,
         outbox,
         backpressured: false,
-        conns: Vec::with_capacity(2),
         finished: false,
         account_names,
         shutdown: permit.take_shutdown(),
@@ -230,16 +223,14 @@ struct SessionTask {
     clock: Clock,
     control: ControlTx,
     inbox: mpsc::Receiver<SessionDelivery>,
-    upstream_tx: mpsc::Sender<UpstreamMsg>,
-    upstream_rx: mpsc::Receiver<UpstreamMsg>,
+    /// The conns the session holds (active + retiring) and their reports
+    held: HeldConns,
     client: WebSocketReceiver<ClientIo>,
     client_open: bool,
     client_read: ClientRead,
     outbox: ClientOutbox,
     /// What the session was last told about the client's write buffer
     backpressured: bool,
-    /// I/O handles of the conns the session holds (active + retiring)
-    conns: Vec<ConnIo>,
     finished: bool,
     account_names: Arc<HashMap<AccountId, String>>,
     /// Fires once when the gateway shuts down
@@ -265,9 +256,11 @@ impl SessionTask {
                 () = self.shutdown.requested() => self.session.handle_shutdown(self.clock.now()),
                 // What the last drive queued goes out before anything more is read.
                 () = std::future::poll_fn(|cx| self.outbox.poll_write(cx)), if write_client => {}
-                Some(msg) = self.upstream_rx.recv(), if read_upstream => {
+                Some(msg) = self.held.recv(), if read_upstream => {
                     received = Some(self.clock.now());
-                    self.on_upstream(msg).await
+                    if let Some(msg) = self.held.keep_held(msg).await {
+                        self.on_upstream(msg);
+                    }
                 }
                 msg = self.client.next(), if read_client => self.on_client(msg),
                 () = self.clock.until(deadline) => {
@@ -279,10 +272,7 @@ impl SessionTask {
             }
             self.drive(received).await;
         }
-        // Conns still held here would have been released by the session; route them home.
-        for io in self.conns.drain(..) {
-            io.set_owner(Owner::Control).await;
-        }
+        self.held.release_all().await;
     }
 
     async fn on_delivery(&mut self, delivery: SessionDelivery) {
@@ -290,7 +280,7 @@ impl SessionTask {
         let mut lost = None;
         if let SessionInput::Lease(lease) = &delivery.input {
             let leased = lease.record.id;
-            lost = adopt_leased(&mut self.conns, delivery.conn, leased, &self.upstream_tx).await;
+            lost = self.held.adopt(delivery.conn, leased).await;
         }
         self.session.handle_control(now, delivery.input);
         if let Some(conn) = lost {
@@ -299,12 +289,7 @@ impl SessionTask {
         }
     }
 
-    async fn on_upstream(&mut self, msg: UpstreamMsg) {
-        if !self.holds(msg.conn) {
-            // A conn this session released: the report belongs to its pool now.
-            let _ = self.control.send(ControlMsg::Idle { msg }).await;
-            return;
-        }
+    fn on_upstream(&mut self, msg: UpstreamMsg) {
         let now = self.clock.now();
         match msg.input {
             UpstreamInput::Frame(frame) => self.session.handle_upstream_frame(now, msg.conn, frame),
@@ -358,10 +343,6 @@ impl SessionTask {
         }
     }
 
-    fn holds(&self, conn: ConnId) -> bool {
-        self.conns.iter().any(|c| c.id() == conn)
-    }
-
     /// Performs every output of the session (the drive invariant), then feeds back what the
     /// I/O learned meanwhile (full queues, a failed client writer) until nothing changes;
     /// `received` is when the upstream frame that started this drive arrived
@@ -381,12 +362,7 @@ impl SessionTask {
                     }
                     Transmit::ClientPing => self.outbox.ping(now),
                     Transmit::Upstream { conn, msg } => {
-                        let queued = self
-                            .conns
-                            .iter()
-                            .find(|c| c.id() == conn)
-                            .is_some_and(|io| io.write(msg).is_ok());
-                        if !queued {
+                        if !self.held.write(conn, msg) {
                             unwritable.push(conn);
                         }
                     }
@@ -434,11 +410,7 @@ impl SessionTask {
 
     async fn route_command(&mut self, cmd: SessionCommand) {
         match cmd {
-            SessionCommand::AbandonWrites { conn } => {
-                if let Some(io) = self.conns.iter().find(|c| c.id() == conn) {
-                    io.abandon_writes();
-                }
-            }
+            SessionCommand::AbandonWrites { conn } => self.held.abandon_writes(conn),
             SessionCommand::CloseClient { code, reason } => {
                 self.outbox.close(self.clock.now(), code, reason);
                 self.client_open = false;
@@ -454,10 +426,7 @@ impl SessionTask {
                         cmd: SessionCommand::Release(release),
                     })
                     .await;
-                if let Some(pos) = self.conns.iter().position(|c| c.id() == conn) {
-                    let io = self.conns.swap_remove(pos);
-                    io.set_owner(Owner::Control).await;
-                }
+                self.held.release(conn).await;
             }
             cmd => {
                 let _ = self

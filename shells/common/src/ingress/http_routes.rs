@@ -15,7 +15,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::oneshot;
 use wsv2_core::SessionId;
 
-use super::{Ingress, SocketPermit, WS_PATHS, bearer, error_response, session_info};
+use super::{Ingress, SocketPermit, WS_PATHS, error_response, session_info};
 use crate::control_task::ControlMsg;
 use crate::http_task::{self, GatewayBody, HttpStart};
 
@@ -86,40 +86,13 @@ impl Ingress {
                 "the gateway is shutting down; send the request to another instance",
             ));
         }
-        let keys = self.keys.load();
-        let Some(key) = bearer(req.headers()).and_then(|k| keys.get(k)) else {
-            let message = if bearer(req.headers()).is_some() {
-                "Incorrect API key provided"
-            } else {
-                "You didn't provide an API key; send Authorization: Bearer <key>"
-            };
-            return boxed(error_response(
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                Some("invalid_api_key"),
-                message,
-            ));
+        let (group, count) = match self.admit(req.headers(), super::Door::Post) {
+            Ok(admitted) => admitted,
+            Err(refusal) => return boxed(*refusal),
         };
-        let max = key.max_sockets;
-        if key.open.fetch_add(1, Ordering::AcqRel) >= max {
-            key.open.fetch_sub(1, Ordering::AcqRel);
-            // The key itself is a credential: its group names it in the log.
-            tracing::warn!(group = %key.group, max_sockets = max, "POST refused: the key's socket cap is reached");
-            let mut response = error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                Some("too_many_sockets"),
-                &format!("this key may hold at most {max} open WebSockets and requests in flight"),
-            );
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                super::retry_after(self.cfg.session.socket_cap_retry_after),
-            );
-            return boxed(response);
-        }
         // An HTTP turn is not signalled at shutdown: it ends with its response.
-        let permit = SocketPermit::without_shutdown(key.open.clone());
-        let (info, headers) = session_info(req.headers(), &key.group);
+        let permit = SocketPermit::without_shutdown(count);
+        let (info, headers) = session_info(req.headers(), &group);
         let limit = self.cfg.upstream.max_message_size;
         let body = match Limited::new(req.into_body(), limit).collect().await {
             Ok(collected) => collected.to_bytes(),

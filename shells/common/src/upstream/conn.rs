@@ -65,23 +65,6 @@ pub(crate) enum Owner {
     Session(mpsc::Sender<UpstreamMsg>),
 }
 
-/// Takes over the I/O of a conn leased to a task: its reports go to `tx` from now on, and the
-/// task holds it in `held`. Returns `leased` when the conn's socket ended before the lease was
-/// delivered (no I/O came with it): the task must report that conn as closed.
-pub(crate) async fn adopt_leased(
-    held: &mut Vec<ConnIo>,
-    io: Option<ConnIo>,
-    leased: ConnId,
-    tx: &mpsc::Sender<UpstreamMsg>,
-) -> Option<ConnId> {
-    let Some(io) = io else {
-        return Some(leased);
-    };
-    io.set_owner(Owner::Session(tx.clone())).await;
-    held.push(io);
-    None
-}
-
 #[derive(Debug)]
 struct WriteCmd {
     msg: UpstreamTransmit,

@@ -2,9 +2,11 @@
 
 mod conn;
 mod dial;
+mod held;
 mod proxy_io;
 mod tls;
 
-pub(crate) use conn::{ConnIo, Owner, UpstreamInput, UpstreamMsg, adopt_leased, spawn_conn};
+pub(crate) use conn::{ConnIo, UpstreamInput, UpstreamMsg, spawn_conn};
 pub(crate) use dial::{DialRequest, DialRoute, dial, install_crypto_provider};
+pub(crate) use held::HeldConns;
 pub(crate) use tls::UpstreamTls;
