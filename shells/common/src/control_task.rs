@@ -41,7 +41,7 @@ pub(crate) enum ControlMsg {
         id: SessionId,
         info: SessionInfo,
         headers: Arc<DialHeaders>,
-        inbox: mpsc::Sender<SessionDelivery>,
+        inbox: mpsc::Sender<Box<SessionDelivery>>,
     },
     /// A session's command (everything but `AbandonWrites` and `CloseClient`)
     Command { id: SessionId, cmd: SessionCommand },
@@ -65,7 +65,7 @@ pub(crate) enum ControlMsg {
     HttpOpen {
         id: SessionId,
         headers: Arc<DialHeaders>,
-        inbox: mpsc::Sender<crate::http_task::HttpDelivery>,
+        inbox: mpsc::Sender<Box<crate::http_task::HttpDelivery>>,
     },
     /// An HTTP turn's command (`Close` also forgets its inbox)
     Http {
@@ -92,7 +92,8 @@ pub(crate) enum ControlMsg {
     WhenNoConns { reply: oneshot::Sender<()> },
 }
 
-/// One answer for a session task; a lease brings the conn's I/O handle along
+/// One answer for a session task; a lease brings the conn's I/O handle along. Sent boxed:
+/// a channel's slots are allocated 32 at a time, and an idle session should not hold 32 of these
 pub(crate) struct SessionDelivery {
     /// The answer
     pub(crate) input: SessionInput,
@@ -121,7 +122,7 @@ pub(crate) struct AccountDial {
 }
 
 struct SessionEntry {
-    inbox: mpsc::Sender<SessionDelivery>,
+    inbox: mpsc::Sender<Box<SessionDelivery>>,
     headers: Arc<DialHeaders>,
 }
 
@@ -354,7 +355,10 @@ impl ControlTask {
         };
         // The inbox holds more than the answers a session can have outstanding (one schedule,
         // one acquire, one slot per held create), so a full inbox is a bug, not load.
-        if let Err(e) = entry.inbox.try_send(SessionDelivery { input, conn }) {
+        if let Err(e) = entry
+            .inbox
+            .try_send(Box::new(SessionDelivery { input, conn }))
+        {
             warn!(session = %id, error = %e, "session inbox refused an answer");
         }
     }

@@ -199,7 +199,7 @@ struct HttpTask {
     dial_timeout: std::time::Duration,
     turn: HttpTurn,
     control: ControlTx,
-    inbox: mpsc::Receiver<HttpDelivery>,
+    inbox: mpsc::Receiver<Box<HttpDelivery>>,
     /// The conns the turn holds and their reports
     held: HeldConns,
     forward_tx: mpsc::Sender<ForwardMsg>,
@@ -236,7 +236,7 @@ impl HttpTask {
             tokio::select! {
                 biased;
                 delivery = self.inbox.recv() => match delivery {
-                    Some(delivery) => self.on_delivery(delivery).await,
+                    Some(delivery) => self.on_delivery(*delivery).await,
                     None => return, // the control task is gone: shutting down
                 },
                 Some(msg) = self.held.recv(), if read_upstream => {

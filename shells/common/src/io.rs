@@ -21,6 +21,12 @@ pub(crate) struct Prefixed<S> {
 impl<S> Prefixed<S> {
     /// `inner`, read after `prefix`
     pub(crate) fn new(prefix: Bytes, inner: S) -> Self {
+        // An empty slice of a larger buffer would keep all of it alive for the socket's life.
+        let prefix = if prefix.is_empty() {
+            Bytes::new()
+        } else {
+            prefix
+        };
         Self { prefix, inner }
     }
 }
@@ -35,6 +41,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
             let n = self.prefix.len().min(buf.len());
             buf[..n].copy_from_slice(&self.prefix[..n]);
             self.prefix.advance(n);
+            if self.prefix.is_empty() {
+                // An empty slice still holds its whole buffer (hyper's read buffer): let it go.
+                self.prefix = Bytes::new();
+            }
             return Poll::Ready(Ok(n));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)

@@ -222,7 +222,7 @@ struct SessionTask {
     /// The runtime's clock and the session's one timer (`session.poll_timeout()`)
     clock: Clock,
     control: ControlTx,
-    inbox: mpsc::Receiver<SessionDelivery>,
+    inbox: mpsc::Receiver<Box<SessionDelivery>>,
     /// The conns the session holds (active + retiring) and their reports
     held: HeldConns,
     client: WebSocketReceiver<ClientIo>,
@@ -250,7 +250,7 @@ impl SessionTask {
             tokio::select! {
                 biased;
                 delivery = self.inbox.recv() => match delivery {
-                    Some(delivery) => self.on_delivery(delivery).await,
+                    Some(delivery) => self.on_delivery(*delivery).await,
                     None => return, // the control task is gone: shutting down
                 },
                 () = self.shutdown.requested() => self.session.handle_shutdown(self.clock.now()),

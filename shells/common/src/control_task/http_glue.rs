@@ -21,7 +21,7 @@ use wsv2_core::control::ControlEvent;
 
 /// One HTTP request the control task routes answers to
 struct HttpEntry {
-    inbox: mpsc::Sender<HttpDelivery>,
+    inbox: mpsc::Sender<Box<HttpDelivery>>,
     headers: Arc<DialHeaders>,
 }
 
@@ -196,7 +196,7 @@ impl ControlTask {
         };
         // A turn has at most one schedule, one lease and one slot outstanding: a full inbox is
         // a bug, not load.
-        if let Err(e) = entry.inbox.try_send(HttpDelivery { input, conn }) {
+        if let Err(e) = entry.inbox.try_send(Box::new(HttpDelivery { input, conn })) {
             warn!(request = %id, error = %e, "HTTP inbox refused an answer");
         }
     }
