@@ -22,6 +22,11 @@
 //! 2. One line in [`shell_tests!`], next to the tokio one:
 //!    `shell_tests!(@shell smol_shell = Smol; $($tests)*);`
 //!
+//! The scenarios that read the gateway's logs (`pool_facts`, `seed_fixes`, `keepalive`,
+//! `limit_logs`, `harden_*`) capture them with a subscriber set as the test thread's default
+//! (`support::capture`): a shell whose tasks run on threads of its own must carry the caller's
+//! subscriber into the tasks it spawns (`tracing::instrument::WithSubscriber`).
+//!
 //! The tests of a gateway *binary* (`serve`, `reload`, SIGTERM) are not here: `CARGO_BIN_EXE_*`
 //! exists only in the binary's own package, so they live in `wsv2_tests::gateway_process` and
 //! each shell's package runs them from a one-line file under its `tests/`.
