@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{AbortHandle, Abortable, BoxFuture};
 use futures_util::io::{AsyncRead, AsyncWrite};
+use tracing::instrument::WithSubscriber;
 
 /// A byte stream: a TCP socket, a proxy tunnel or TLS over either
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -68,15 +69,16 @@ pub(crate) fn spawn_abortable(
     future: impl Future<Output = ()> + Send + 'static,
 ) -> AbortHandle {
     let (abort, registration) = AbortHandle::new_pair();
-    rt.spawn(Box::pin(async move {
+    spawn(rt, async move {
         let _ = Abortable::new(future, registration).await;
-    }));
+    });
     abort
 }
 
-/// Spawns `future` on `rt` and forgets it
+/// Spawns `future` on `rt` and forgets it. The task logs to the subscriber current here: a
+/// runtime whose tasks run on threads of their own would otherwise log only to the global one.
 pub(crate) fn spawn(rt: &Rt, future: impl Future<Output = ()> + Send + 'static) {
-    rt.spawn(Box::pin(future));
+    rt.spawn(Box::pin(future.with_current_subscriber()));
 }
 
 /// The deadline passed before the future finished

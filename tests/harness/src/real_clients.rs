@@ -123,8 +123,32 @@ pub const REAL_CLIENTS: &[RealClient] = &[
 /// ```ignore
 /// wsv2_tests::real_client_tests!(start_gateway().await; python_session_two_lanes_two_chained_turns);
 /// ```
+///
+/// The parameterised form runs each client against several targets (e.g. every gateway shell).
+/// It generates `async fn name(param: Type)` per client instead of tests, and hands the names to
+/// the caller's instantiating macro, which makes the tests (one per target). `$setup` may use the
+/// parameter; the parameter's `Display` names the target in a failure:
+///
+/// ```ignore
+/// wsv2_tests::real_client_tests!(|shell: Shell| Setup::new(shell, |_| {}).await => shell_tests;
+///     python_session_two_lanes_two_chained_turns);
+/// ```
 #[macro_export]
 macro_rules! real_client_tests {
+    (|$param:ident: $ty:ty| $setup:expr => $instantiate:ident; $($name:ident),* $(,)?) => {
+        $(
+            async fn $name($param: $ty) {
+                let label = ::std::string::ToString::to_string(&$param);
+                let target = $setup;
+                if let Err(failure) = $crate::real_clients::run_real_client(&target, stringify!($name)).await {
+                    panic!("{failure} (through {label})");
+                }
+            }
+        )*
+        $instantiate! { $($name),* }
+        /// The real clients this module runs.
+        const COVERED: &[&str] = &[$(stringify!($name)),*];
+    };
     ($setup:expr; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test]
@@ -157,7 +181,8 @@ pub async fn run_real_client(target: &impl ClientTarget, name: &str) -> Result<(
         .map_err(|f| f.context(&format!("{name} [{}]", target.kind())))
 }
 
-fn clients_dir() -> PathBuf {
+/// `tests/clients`: the scripts, and the venv and node packages `setup.sh` installs there
+pub fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients")
 }
 

@@ -37,8 +37,32 @@ pub use target::{AccountHook, Ctx, SILENCE_WINDOW, Target, TargetKind};
 /// ```ignore
 /// wsv2_tests::conformance_tests!(start_gateway().await; chained_turns, fault_error_429);
 /// ```
+///
+/// The parameterised form runs each scenario against several targets (e.g. every gateway shell).
+/// It generates `async fn name(param: Type)` per scenario instead of tests, and hands the names
+/// to the caller's instantiating macro, which makes the tests (one per target). `$setup` may use
+/// the parameter; the parameter's `Display` names the target in a failure:
+///
+/// ```ignore
+/// wsv2_tests::conformance_tests!(|shell: Shell| setup(shell).await => shell_tests;
+///     chained_turns, fault_error_429);
+/// ```
 #[macro_export]
 macro_rules! conformance_tests {
+    (|$param:ident: $ty:ty| $setup:expr => $instantiate:ident; $($name:ident),* $(,)?) => {
+        $(
+            async fn $name($param: $ty) {
+                let label = ::std::string::ToString::to_string(&$param);
+                let (target, _guard) = $setup;
+                if let Err(failure) = $crate::conformance::run_scenario(&target, stringify!($name)).await {
+                    panic!("{failure} (through {label})");
+                }
+            }
+        )*
+        $instantiate! { $($name),* }
+        /// The scenarios this module runs.
+        const COVERED: &[&str] = &[$(stringify!($name)),*];
+    };
     ($setup:expr; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test]

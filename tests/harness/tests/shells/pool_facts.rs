@@ -2,23 +2,29 @@
 //! `min_idle_per_account = 0` and `max_conns_per_account = 1`: a later session can only reuse
 //! the earlier conn or be refused.
 
-mod common;
-
 use std::time::Duration;
 
 use serde_json::json;
 use wsv2_tests::client::Credentials;
 
-use common::{CLIENT_KEY, LogCapture, Setup, create, single_conn};
 use wsv2_mock::Record;
+
+use crate::support::Shell;
+use crate::support::common::{CLIENT_KEY, LogCapture, Setup, create, single_conn};
+
+shell_tests! {
+    a_second_session_with_another_session_id_reuses_the_first_ones_conn,
+    a_conn_that_carried_an_upstream_error_is_never_used_by_a_later_session,
+    client_gone_mid_turn_the_conn_carries_the_drained_terminal_then_the_next_create,
+    after_a_tail_packet_the_conn_is_closed_and_never_used_again,
+}
 
 fn with_session_id(id: &str) -> Credentials {
     Credentials::bearer(CLIENT_KEY).with_header("session-id", id)
 }
 
-#[tokio::test]
-async fn a_second_session_with_another_session_id_reuses_the_first_ones_conn() {
-    let setup = Setup::single_conn().await;
+async fn a_second_session_with_another_session_id_reuses_the_first_ones_conn(shell: Shell) {
+    let setup = Setup::single_conn(shell).await;
     let mut a = setup.client_with(with_session_id("sess-a")).await;
     a.send_json(&create("one", json!({}))).await.unwrap();
     assert_eq!(
@@ -52,9 +58,8 @@ async fn a_second_session_with_another_session_id_reuses_the_first_ones_conn() {
     assert_eq!(sent_ids, ["sess-a"]);
 }
 
-#[tokio::test]
-async fn a_conn_that_carried_an_upstream_error_is_never_used_by_a_later_session() {
-    let setup = Setup::single_conn().await;
+async fn a_conn_that_carried_an_upstream_error_is_never_used_by_a_later_session(shell: Shell) {
+    let setup = Setup::single_conn(shell).await;
     let mut a = setup.client().await;
     a.send_json(&create("fail", json!({"mock_fault": "error_400"})))
         .await
@@ -77,10 +82,12 @@ async fn a_conn_that_carried_an_upstream_error_is_never_used_by_a_later_session(
     assert_eq!(setup.handshakes().len(), 2);
 }
 
-#[tokio::test]
-async fn client_gone_mid_turn_the_conn_carries_the_drained_terminal_then_the_next_create() {
+async fn client_gone_mid_turn_the_conn_carries_the_drained_terminal_then_the_next_create(
+    shell: Shell,
+) {
     let mut logs = LogCapture::start();
     let setup = Setup::with_mock(
+        shell,
         |m| m.delta_interval = Duration::from_millis(20),
         single_conn,
     )
@@ -145,10 +152,9 @@ async fn client_gone_mid_turn_the_conn_carries_the_drained_terminal_then_the_nex
     }
 }
 
-#[tokio::test]
-async fn after_a_tail_packet_the_conn_is_closed_and_never_used_again() {
+async fn after_a_tail_packet_the_conn_is_closed_and_never_used_again(shell: Shell) {
     let mut logs = LogCapture::start();
-    let setup = Setup::single_conn().await;
+    let setup = Setup::single_conn(shell).await;
     let mut a = setup.client().await;
     a.send_json(&create("with a tail", json!({"mock_fault": "tail_packet"})))
         .await

@@ -1,8 +1,6 @@
 //! What the gateway answers itself: before the upgrade (HTTP) and after it (`error` events,
 //! close codes).
 
-mod common;
-
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::Message;
@@ -10,11 +8,20 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use wsv2_tests::client::{ConnectError, Credentials, WsClient};
 
-use common::{CLIENT_KEY, Setup, create};
+use crate::support::Shell;
+use crate::support::common::{CLIENT_KEY, Setup, create};
 
-#[tokio::test]
-async fn every_account_on_http_gets_426_before_the_upgrade() {
-    let setup = Setup::new(|c| c.accounts[0].force_http = true).await;
+shell_tests! {
+    every_account_on_http_gets_426_before_the_upgrade,
+    a_key_over_its_socket_cap_gets_429_with_retry_after,
+    a_binary_frame_gets_an_error_event_and_the_socket_stays_open,
+    a_message_over_16_mib_closes_the_client_with_1009,
+    a_session_at_capacity_waits_at_most_2s_then_gets_a_503_error_event,
+    after_the_clients_close_is_answered_the_gateway_closes_tcp_at_once,
+}
+
+async fn every_account_on_http_gets_426_before_the_upgrade(shell: Shell) {
+    let setup = Setup::new(shell, |c| c.accounts[0].force_http = true).await;
     match WsClient::connect(&setup.gateway.ws_url(), &Credentials::bearer(CLIENT_KEY)).await {
         Err(ConnectError::Rejected { status, body }) => {
             assert_eq!(status, 426, "{body}");
@@ -27,9 +34,8 @@ async fn every_account_on_http_gets_426_before_the_upgrade() {
     }
 }
 
-#[tokio::test]
-async fn a_key_over_its_socket_cap_gets_429_with_retry_after() {
-    let setup = Setup::new(|c| {
+async fn a_key_over_its_socket_cap_gets_429_with_retry_after(shell: Shell) {
+    let setup = Setup::new(shell, |c| {
         c.client_keys[0].max_sockets = 1;
         c.core.session.socket_cap_retry_after = Duration::from_millis(2500);
     })
@@ -65,9 +71,8 @@ async fn raw_upgrade(addr: std::net::SocketAddr) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-#[tokio::test]
-async fn a_binary_frame_gets_an_error_event_and_the_socket_stays_open() {
-    let setup = Setup::new(|_| {}).await;
+async fn a_binary_frame_gets_an_error_event_and_the_socket_stays_open(shell: Shell) {
+    let setup = Setup::new(shell, |_| {}).await;
     let mut ws = setup.client().await.into_stream();
     ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     let event = next_event(&mut ws).await;
@@ -86,9 +91,8 @@ async fn a_binary_frame_gets_an_error_event_and_the_socket_stays_open() {
     }
 }
 
-#[tokio::test]
-async fn a_message_over_16_mib_closes_the_client_with_1009() {
-    let setup = Setup::new(|_| {}).await;
+async fn a_message_over_16_mib_closes_the_client_with_1009(shell: Shell) {
+    let setup = Setup::new(shell, |_| {}).await;
     let mut ws = setup.client().await;
     let limit = 16 * 1024 * 1024;
     let filler = "x".repeat(limit + 1 - r#"{"type":"response.create","input":""}"#.len());
@@ -101,9 +105,8 @@ async fn a_message_over_16_mib_closes_the_client_with_1009() {
     assert!(setup.frames().is_empty(), "nothing reached upstream");
 }
 
-#[tokio::test]
-async fn a_session_at_capacity_waits_at_most_2s_then_gets_a_503_error_event() {
-    let setup = Setup::single_conn().await;
+async fn a_session_at_capacity_waits_at_most_2s_then_gets_a_503_error_event(shell: Shell) {
+    let setup = Setup::single_conn(shell).await;
     // Session A holds the only conn with a response that never ends.
     let mut a = setup.client().await;
     a.send_json(&create("stall", json!({"mock_fault": "stall_lane"})))
@@ -136,11 +139,13 @@ async fn next_event(ws: &mut wsv2_tests::client::WsStream) -> Value {
     }
 }
 
-#[tokio::test]
-async fn after_the_clients_close_is_answered_the_gateway_closes_tcp_at_once() {
+async fn after_the_clients_close_is_answered_the_gateway_closes_tcp_at_once(shell: Shell) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A linger this long would outlast the test: only the completed handshake can end it.
-    let setup = Setup::new(|c| c.core.session.close_linger = Duration::from_secs(600)).await;
+    let setup = Setup::new(shell, |c| {
+        c.core.session.close_linger = Duration::from_secs(600)
+    })
+    .await;
     let mut tcp = tokio::net::TcpStream::connect(setup.gateway.addr)
         .await
         .unwrap();

@@ -1,16 +1,23 @@
 //! Graceful shutdown and reload through the library API (`GatewayHandle::shutdown`, what
 //! SIGTERM does; `GatewayHandle::reload`, what SIGHUP does), on real sockets.
 
-mod harden_support;
-
 use std::time::{Duration, Instant};
 
-use harden_support::{CLIENT_KEY, LogCapture, config_for, mock};
 use serde_json::{Value, json};
 use wsv2_core::AccountId;
 use wsv2_core::file_config::UpstreamUrl;
 use wsv2_mock::{CloseSide, Record};
 use wsv2_tests::client::{Credentials, Incoming, WsClient};
+
+use crate::support::Shell;
+use crate::support::harden::{CLIENT_KEY, LogCapture, config_for, mock};
+
+shell_tests! {
+    shutdown_lets_the_response_in_flight_finish_refuses_new_creates_then_closes_1012,
+    a_response_still_running_at_the_grace_is_cut_and_the_client_closed_1012,
+    reload_adds_an_account_removes_one_and_keeps_the_open_session,
+    reload_replaces_client_keys_without_closing_sockets_of_a_removed_key,
+}
 
 fn create(input: &str, metadata: Value) -> Value {
     json!({"type": "response.create", "model": "gpt-5", "input": input, "metadata": metadata})
@@ -23,8 +30,9 @@ fn frames(mock: &wsv2_mock::MockHandle) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn shutdown_lets_the_response_in_flight_finish_refuses_new_creates_then_closes_1012() {
+async fn shutdown_lets_the_response_in_flight_finish_refuses_new_creates_then_closes_1012(
+    shell: Shell,
+) {
     let (logs, _guard) = LogCapture::install();
     // 10 deltas, 40 ms apart: the response is still streaming when shutdown begins.
     let mock = mock(|c| {
@@ -34,7 +42,7 @@ async fn shutdown_lets_the_response_in_flight_finish_refuses_new_creates_then_cl
     .await;
     let mut config = config_for(&mock.ws_url());
     config.core.session.shutdown_grace = Duration::from_secs(5);
-    let gateway = wsv2_tokio::start(config).await.unwrap();
+    let gateway = shell.start(config).await.unwrap();
     let mut ws = WsClient::connect(&gateway.ws_url(), &Credentials::bearer(CLIENT_KEY))
         .await
         .unwrap();
@@ -109,12 +117,11 @@ async fn shutdown_lets_the_response_in_flight_finish_refuses_new_creates_then_cl
     );
 }
 
-#[tokio::test]
-async fn a_response_still_running_at_the_grace_is_cut_and_the_client_closed_1012() {
+async fn a_response_still_running_at_the_grace_is_cut_and_the_client_closed_1012(shell: Shell) {
     let mock = mock(|_| {}).await;
     let mut config = config_for(&mock.ws_url());
     config.core.session.shutdown_grace = Duration::from_millis(300);
-    let gateway = wsv2_tokio::start(config).await.unwrap();
+    let gateway = shell.start(config).await.unwrap();
     let mut ws = WsClient::connect(&gateway.ws_url(), &Credentials::bearer(CLIENT_KEY))
         .await
         .unwrap();
@@ -150,13 +157,12 @@ async fn a_response_still_running_at_the_grace_is_cut_and_the_client_closed_1012
     eprintln!("grace 300 ms: client closed after {closed_after:?}; shutdown {report:?}");
 }
 
-#[tokio::test]
-async fn reload_adds_an_account_removes_one_and_keeps_the_open_session() {
+async fn reload_adds_an_account_removes_one_and_keeps_the_open_session(shell: Shell) {
     let (logs, _guard) = LogCapture::install();
     let first = mock(|_| {}).await;
     let second = mock(|_| {}).await;
     let config = config_for(&first.ws_url());
-    let gateway = wsv2_tokio::start(config.clone()).await.unwrap();
+    let gateway = shell.start(config.clone()).await.unwrap();
     let mut open = WsClient::connect(&gateway.ws_url(), &Credentials::bearer(CLIENT_KEY))
         .await
         .unwrap();
@@ -213,11 +219,10 @@ async fn reload_adds_an_account_removes_one_and_keeps_the_open_session() {
     );
 }
 
-#[tokio::test]
-async fn reload_replaces_client_keys_without_closing_sockets_of_a_removed_key() {
+async fn reload_replaces_client_keys_without_closing_sockets_of_a_removed_key(shell: Shell) {
     let mock = mock(|_| {}).await;
     let config = config_for(&mock.ws_url());
-    let gateway = wsv2_tokio::start(config.clone()).await.unwrap();
+    let gateway = shell.start(config.clone()).await.unwrap();
     let mut open = WsClient::connect(&gateway.ws_url(), &Credentials::bearer(CLIENT_KEY))
         .await
         .unwrap();

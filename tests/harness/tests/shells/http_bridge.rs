@@ -1,14 +1,22 @@
 //! `POST /v1/responses` through the gateway onto pooled upstream WebSockets: answers, reuse
 //! proven from the mock's records, SSE bytes against the mock's own, the error mapping.
 
-mod common;
-
 use serde_json::{Value, json};
 use wsv2_mock::{MockConfig, Record};
 use wsv2_tests::client::Credentials;
 use wsv2_tests::sse::SseClient;
 
-use common::{CLIENT_KEY, Setup, UPSTREAM_KEY, single_conn};
+use crate::support::Shell;
+use crate::support::common::{CLIENT_KEY, Setup, UPSTREAM_KEY, single_conn};
+
+shell_tests! {
+    a_streamed_post_is_one_turn_on_a_pooled_websocket_and_no_post_upstream,
+    a_non_streamed_post_answers_the_final_response_object_as_json,
+    twenty_store_true_turns_share_one_upgrade,
+    a_twenty_turn_store_false_chain_shares_one_upgrade,
+    sse_bytes_equal_the_mocks_own_sse_in_deterministic_mode,
+    error_mapping_table,
+}
 
 fn http_base(setup: &Setup) -> String {
     format!("http://{}/v1", setup.gateway.addr)
@@ -58,9 +66,8 @@ async fn answer_text(base: &str, creds: &Credentials, body: &Value) -> (u16, Str
     (status, stream.text().await.expect("body"))
 }
 
-#[tokio::test]
-async fn a_streamed_post_is_one_turn_on_a_pooled_websocket_and_no_post_upstream() {
-    let setup = Setup::single_conn().await;
+async fn a_streamed_post_is_one_turn_on_a_pooled_websocket_and_no_post_upstream(shell: Shell) {
+    let setup = Setup::single_conn(shell).await;
     let (status, events) = stream_events(&http_base(&setup), &body("hi", json!({}))).await;
     assert_eq!(status, 200);
     let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
@@ -77,9 +84,8 @@ async fn a_streamed_post_is_one_turn_on_a_pooled_websocket_and_no_post_upstream(
     );
 }
 
-#[tokio::test]
-async fn a_non_streamed_post_answers_the_final_response_object_as_json() {
-    let setup = Setup::single_conn().await;
+async fn a_non_streamed_post_answers_the_final_response_object_as_json(shell: Shell) {
+    let setup = Setup::single_conn(shell).await;
     let (status, text) = answer_text(
         &http_base(&setup),
         &creds(),
@@ -103,8 +109,8 @@ async fn a_non_streamed_post_answers_the_final_response_object_as_json() {
     assert_eq!(posts(&setup), 0);
 }
 
-async fn sequential_turns_on_one_conn(store: bool) {
-    let setup = Setup::new(single_conn).await;
+async fn sequential_turns_on_one_conn(shell: Shell, store: bool) {
+    let setup = Setup::new(shell, single_conn).await;
     let base = http_base(&setup);
     let mut previous: Option<String> = None;
     for i in 0..20 {
@@ -127,20 +133,17 @@ async fn sequential_turns_on_one_conn(store: bool) {
     assert_eq!(posts(&setup), 0);
 }
 
-#[tokio::test]
-async fn twenty_store_true_turns_share_one_upgrade() {
-    sequential_turns_on_one_conn(true).await;
+async fn twenty_store_true_turns_share_one_upgrade(shell: Shell) {
+    sequential_turns_on_one_conn(shell, true).await;
 }
 
-#[tokio::test]
-async fn a_twenty_turn_store_false_chain_shares_one_upgrade() {
-    sequential_turns_on_one_conn(false).await;
+async fn a_twenty_turn_store_false_chain_shares_one_upgrade(shell: Shell) {
+    sequential_turns_on_one_conn(shell, false).await;
 }
 
-#[tokio::test]
-async fn sse_bytes_equal_the_mocks_own_sse_in_deterministic_mode() {
+async fn sse_bytes_equal_the_mocks_own_sse_in_deterministic_mode(shell: Shell) {
     let deterministic = |m: &mut MockConfig| m.deterministic = true;
-    let setup = Setup::with_mock(deterministic, single_conn).await;
+    let setup = Setup::with_mock(shell, deterministic, single_conn).await;
     let direct = wsv2_mock::start(MockConfig {
         api_key: UPSTREAM_KEY.into(),
         deterministic: true,
@@ -165,9 +168,8 @@ async fn sse_bytes_equal_the_mocks_own_sse_in_deterministic_mode() {
     );
 }
 
-#[tokio::test]
-async fn error_mapping_table() {
-    let setup = Setup::single_conn().await;
+async fn error_mapping_table(shell: Shell) {
+    let setup = Setup::single_conn(shell).await;
     let base = http_base(&setup);
     let cases: Vec<(&str, Credentials, Value, u16, &str)> = vec![
         (

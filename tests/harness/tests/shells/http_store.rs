@@ -2,18 +2,23 @@
 //! their bindings, and a Redis that is down never fails a request (the breaker's counters say
 //! how often a decision waited).
 
-mod http_common;
-
 use serde_json::json;
 use tokio::net::TcpListener;
 use wsv2_core::AccountId;
 use wsv2_core::file_config::{GatewayConfig, UpstreamUrl};
 use wsv2_mock::{MockConfig, MockHandle};
-use wsv2_tokio::{GatewayHandle, start};
 
-use http_common::{
+use crate::support::http::{
     base, body, post, post_json, random_group, redis_url, scrape, series, use_store,
 };
+use crate::support::{GatewayHandle, Shell};
+
+shell_tests! {
+    store_true_chains_alternating_between_two_gateways_all_continue,
+    a_store_false_continuation_on_the_other_gateway_gets_previous_response_not_found,
+    redis_on_a_closed_port_never_fails_a_request_and_the_breaker_stops_the_waits,
+    a_silent_redis_times_out_once_per_decision_until_the_breaker_opens,
+}
 
 const UPSTREAM_KEY: &str = "sk-upstream-test";
 
@@ -28,6 +33,7 @@ async fn mock() -> MockHandle {
 
 /// A gateway with account 1 on `first` and account 2 on `second`; the first is preferred
 async fn gateway(
+    shell: Shell,
     first: (&MockHandle, u64),
     second: (&MockHandle, u64),
     group: &str,
@@ -47,7 +53,7 @@ async fn gateway(
     b.priority = 1;
     c.accounts = vec![a, b];
     use_store(&mut c, group, redis);
-    start(c).await.expect("gateway")
+    shell.start(c).await.expect("gateway")
 }
 
 /// Waits until the response binding is in Redis: the gateway answers the client while the
@@ -82,15 +88,14 @@ async fn binding_written(url: &str, group: &str, id: &str) {
     }
 }
 
-#[tokio::test]
-async fn store_true_chains_alternating_between_two_gateways_all_continue() {
+async fn store_true_chains_alternating_between_two_gateways_all_continue(shell: Shell) {
     let (m1, m2) = (mock().await, mock().await);
-    let group = random_group("alternate");
+    let group = random_group(&format!("alternate-{shell}"));
     let url = redis_url();
     // Each gateway prefers another account, so only the shared binding keeps a chain on the
     // account that stores it.
-    let gw_a = gateway((&m1, 1), (&m2, 2), &group, Some(&url)).await;
-    let gw_b = gateway((&m2, 2), (&m1, 1), &group, Some(&url)).await;
+    let gw_a = gateway(shell, (&m1, 1), (&m2, 2), &group, Some(&url)).await;
+    let gw_b = gateway(shell, (&m2, 2), (&m1, 1), &group, Some(&url)).await;
     let gateways = [base(gw_a.addr), base(gw_b.addr)];
     for start_on in 0..2 {
         let mut previous: Option<String> = None;
@@ -121,13 +126,14 @@ async fn store_true_chains_alternating_between_two_gateways_all_continue() {
     assert_eq!((creates(&m1), creates(&m2)), (4, 4));
 }
 
-#[tokio::test]
-async fn a_store_false_continuation_on_the_other_gateway_gets_previous_response_not_found() {
+async fn a_store_false_continuation_on_the_other_gateway_gets_previous_response_not_found(
+    shell: Shell,
+) {
     let (m1, m2) = (mock().await, mock().await);
-    let group = random_group("storefalse");
+    let group = random_group(&format!("storefalse-{shell}"));
     let url = redis_url();
-    let gw_a = gateway((&m1, 1), (&m2, 2), &group, Some(&url)).await;
-    let gw_b = gateway((&m2, 2), (&m1, 1), &group, Some(&url)).await;
+    let gw_a = gateway(shell, (&m1, 1), (&m2, 2), &group, Some(&url)).await;
+    let gw_b = gateway(shell, (&m2, 2), (&m1, 1), &group, Some(&url)).await;
     let (status, first) = post_json(&base(gw_a.addr), &body("one", json!({"store": false}))).await;
     assert_eq!(status, 200, "{first}");
     let id = first["id"].as_str().expect("id");
@@ -155,16 +161,16 @@ async fn closed_port() -> u16 {
     port
 }
 
-async fn redis_down_requests_succeed(redis: String, limit: u32) -> String {
+async fn redis_down_requests_succeed(shell: Shell, redis: String, limit: u32) -> String {
     let m = mock().await;
-    let group = random_group("down");
+    let group = random_group(&format!("down-{shell}"));
     let mut c = GatewayConfig::demo(&m.ws_url(), UPSTREAM_KEY).expect("config");
     c.listen = "127.0.0.1:0".parse().expect("addr");
     c.core.store.breaker_failure_limit = limit;
     c.core.store.store_op_timeout = std::time::Duration::from_millis(200);
     c.core.store.breaker_probe_interval = std::time::Duration::from_secs(600);
     use_store(&mut c, &group, Some(&redis));
-    let gw = start(c).await.expect("gateway");
+    let gw = shell.start(c).await.expect("gateway");
     for i in 0..8 {
         // A prompt_cache_key makes every decision look its session binding up.
         let extra = json!({"prompt_cache_key": format!("key-{i}")});
@@ -189,16 +195,16 @@ fn assert_one_wait_at_most(text: &str, limit: f64) {
     assert!(gets >= 1.0 && gets <= limit, "gets {gets}");
 }
 
-#[tokio::test]
-async fn redis_on_a_closed_port_never_fails_a_request_and_the_breaker_stops_the_waits() {
+async fn redis_on_a_closed_port_never_fails_a_request_and_the_breaker_stops_the_waits(
+    shell: Shell,
+) {
     let port = closed_port().await;
-    let text = redis_down_requests_succeed(format!("redis://127.0.0.1:{port}"), 2).await;
+    let text = redis_down_requests_succeed(shell, format!("redis://127.0.0.1:{port}"), 2).await;
     assert_one_wait_at_most(&text, 2.0);
     assert!(failed(&text, "get") + failed(&text, "set") >= 2.0, "{text}");
 }
 
-#[tokio::test]
-async fn a_silent_redis_times_out_once_per_decision_until_the_breaker_opens() {
+async fn a_silent_redis_times_out_once_per_decision_until_the_breaker_opens(shell: Shell) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let hold = tokio::spawn(async move {
@@ -207,7 +213,7 @@ async fn a_silent_redis_times_out_once_per_decision_until_the_breaker_opens() {
             held.push(sock);
         }
     });
-    let text = redis_down_requests_succeed(format!("redis://127.0.0.1:{port}"), 2).await;
+    let text = redis_down_requests_succeed(shell, format!("redis://127.0.0.1:{port}"), 2).await;
     assert_one_wait_at_most(&text, 2.0);
     assert!(
         series(&text, "wsv2_store_timeouts_total{op=\"get\"}") >= 1.0,

@@ -3,13 +3,17 @@
 //! clients on a reused pool. Uses the venv `tests/clients/setup.sh` creates; skips with a
 //! printed reason only when it is absent and `WSV2_REQUIRE_CLIENTS` is unset.
 
-mod http_common;
-
 use std::path::PathBuf;
 
 use serde_json::Value;
 use wsv2_core::file_config::GatewayConfig;
 use wsv2_mock::{MockConfig, Record};
+
+use crate::support::Shell;
+
+shell_tests! {
+    the_openai_python_sdk_streams_answers_and_chains_store_false_over_http,
+}
 
 const UPSTREAM_KEY: &str = "sk-upstream-test";
 
@@ -47,11 +51,10 @@ print(json.dumps({"stream_events": len(types), "first": first.id, "second": seco
 "#;
 
 fn venv_python() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/.venv/bin/python")
+    wsv2_tests::real_clients::clients_dir().join(".venv/bin/python")
 }
 
-#[tokio::test]
-async fn the_openai_python_sdk_streams_answers_and_chains_store_false_over_http() {
+async fn the_openai_python_sdk_streams_answers_and_chains_store_false_over_http(shell: Shell) {
     let python = venv_python();
     if !python.exists() {
         assert!(
@@ -73,12 +76,12 @@ async fn the_openai_python_sdk_streams_answers_and_chains_store_false_over_http(
     .expect("mock");
     let mut c = GatewayConfig::demo(&mock.ws_url(), UPSTREAM_KEY).expect("config");
     c.listen = "127.0.0.1:0".parse().expect("addr");
-    let gw = wsv2_tokio::start(c).await.expect("gateway");
+    let gw = shell.start(c).await.expect("gateway");
     let output = tokio::process::Command::new(&python)
         .arg("-c")
         .arg(SCRIPT)
-        .env("GW_BASE", http_common::base(gw.addr))
-        .env("GW_KEY", http_common::CLIENT_KEY)
+        .env("GW_BASE", crate::support::http::base(gw.addr))
+        .env("GW_KEY", crate::support::http::CLIENT_KEY)
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(std::time::Duration::from_secs(60), output)

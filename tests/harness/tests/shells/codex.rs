@@ -1,12 +1,10 @@
 //! Codex CLI 0.169.0 through the gateway, proven by the mock's record to have used WebSocket
 //! (Codex falls back to HTTP silently). Optional and not in CI: the npm package is ~400 MB.
 //!
-//! `WITH_CODEX=1 cargo test -p wsv2-tokio --test codex -- --nocapture` installs
-//! `@openai/codex@0.169.0` with npm into a temporary folder and runs `codex exec` with a custom
-//! provider (`wire_api = "responses"`, `supports_websockets = true`, protocol.md §5.4). Without
-//! `WITH_CODEX=1` the test prints why it skips and passes.
-
-mod common;
+//! `WITH_CODEX=1 cargo test -p wsv2-tests --test shells codex -- --nocapture` installs
+//! `@openai/codex@0.169.0` with npm into a temporary folder per shell and runs `codex exec` with a
+//! custom provider (`wire_api = "responses"`, `supports_websockets = true`, protocol.md §5.4).
+//! Without `WITH_CODEX=1` the test prints why it skips and passes.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -15,7 +13,12 @@ use std::time::Duration;
 use serde_json::Value;
 use wsv2_mock::Record;
 
-use common::{CLIENT_KEY, Setup};
+use crate::support::Shell;
+use crate::support::common::{CLIENT_KEY, Setup};
+
+shell_tests! {
+    codex_exec_runs_through_the_gateway_over_websocket,
+}
 
 const CODEX_PACKAGE: &str = "@openai/codex@0.169.0";
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
@@ -73,8 +76,7 @@ stream_max_retries = 0
     std::fs::write(home.join("config.toml"), config).unwrap();
 }
 
-#[tokio::test]
-async fn codex_exec_runs_through_the_gateway_over_websocket() {
+async fn codex_exec_runs_through_the_gateway_over_websocket(shell: Shell) {
     if std::env::var("WITH_CODEX").as_deref() != Ok("1") {
         eprintln!(
             "SKIP: set WITH_CODEX=1 to install {CODEX_PACKAGE} (~400 MB, npm) and run `codex exec` \
@@ -82,7 +84,9 @@ async fn codex_exec_runs_through_the_gateway_over_websocket() {
         );
         return;
     }
-    let dir = TempDir(std::env::temp_dir().join(format!("wsv2-codex-{}", std::process::id())));
+    // One folder per shell: the shells' instances of this test run at once in one process.
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("wsv2-codex-{}-{shell}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
     run(
         tokio::process::Command::new("npm")
@@ -96,7 +100,7 @@ async fn codex_exec_runs_through_the_gateway_over_websocket() {
     let codex = dir.0.join("node_modules/.bin/codex");
     assert!(codex.exists(), "npm installed no codex binary");
 
-    let setup = Setup::new(|_| {}).await;
+    let setup = Setup::new(shell, |_| {}).await;
     let home = dir.0.join("codex-home");
     write_config(&home, &format!("http://{}/v1", setup.gateway.addr));
     let stdout = run(

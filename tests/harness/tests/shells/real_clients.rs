@@ -1,14 +1,13 @@
 //! The real-client scripts of `tests/clients` (openai-python sync and lanes, openai-agents,
-//! openai-node), unchanged, through the gateway: the same table as the mock's own run
-//! (`wsv2_tests::real_clients`), checked through the mock's records behind the gateway.
-
-mod common;
+//! openai-node), unchanged, through the gateway of each shell: the same table as the mock's own
+//! run (`wsv2_tests::real_clients`), checked through the mock's records behind the gateway.
 
 use wsv2_tests::real_clients::REAL_CLIENTS;
 
-use common::Setup;
+use crate::support::Shell;
+use crate::support::common::Setup;
 
-wsv2_tests::real_client_tests!(Setup::new(|_| {}).await;
+wsv2_tests::real_client_tests!(|shell: Shell| Setup::new(shell, |_| {}).await => shell_tests;
     python_connect_two_chained_turns_and_not_found,
     python_session_two_lanes_two_chained_turns,
     agents_two_chained_runs_on_one_socket,

@@ -1,11 +1,11 @@
-//! Shared setup: the mock upstream and the gateway in-process, on real sockets.
-#![allow(dead_code, unreachable_pub)]
+//! Shared setup: the mock upstream and a gateway of one shell in-process, on real sockets.
 
 use serde_json::{Value, json};
 use wsv2_core::file_config::GatewayConfig;
 use wsv2_mock::{MockConfig, MockHandle, Record};
 use wsv2_tests::client::{Credentials, WsClient};
-use wsv2_tokio::{GatewayHandle, start};
+
+use super::{GatewayHandle, Shell};
 
 /// The upstream account's key at the mock
 pub const UPSTREAM_KEY: &str = "sk-upstream-test";
@@ -20,12 +20,13 @@ pub struct Setup {
 
 impl Setup {
     /// Defaults, with `tweak` applied to the gateway configuration
-    pub async fn new(tweak: impl FnOnce(&mut GatewayConfig)) -> Self {
-        Self::with_mock(|_| {}, tweak).await
+    pub async fn new(shell: Shell, tweak: impl FnOnce(&mut GatewayConfig)) -> Self {
+        Self::with_mock(shell, |_| {}, tweak).await
     }
 
     /// Both configurations tweaked
     pub async fn with_mock(
+        shell: Shell,
         mock_tweak: impl FnOnce(&mut MockConfig),
         tweak: impl FnOnce(&mut GatewayConfig),
     ) -> Self {
@@ -37,13 +38,13 @@ impl Setup {
         let mock = wsv2_mock::start(mock_config).await.expect("mock starts");
         let mut config = GatewayConfig::demo(&mock.ws_url(), UPSTREAM_KEY).expect("demo config");
         tweak(&mut config);
-        let gateway = start(config).await.expect("gateway starts");
+        let gateway = shell.start(config).await.expect("gateway starts");
         Self { mock, gateway }
     }
 
     /// Pool-fact settings: no warm conns, one conn per account
-    pub async fn single_conn() -> Self {
-        Self::new(single_conn).await
+    pub async fn single_conn(shell: Shell) -> Self {
+        Self::new(shell, single_conn).await
     }
 
     pub async fn client(&self) -> WsClient {
@@ -133,41 +134,32 @@ impl wsv2_tests::real_clients::ClientTarget for Setup {
 
 /// The gateway's tracing output, captured for one test.
 ///
-/// One global subscriber (DEBUG) is installed per test binary; it hands each line to the capture
-/// of the thread that emitted it. A `#[tokio::test]` runtime runs every task of its test on the
-/// test's own thread, so each test sees exactly its own gateway's lines. (A thread-local default
-/// subscriber per test is not enough: tracing caches callsite interest process-wide, and a
-/// callsite first hit on a thread without a subscriber stays silent.)
+/// A DEBUG subscriber installed as the test thread's default (see `support::capture`): every
+/// task of a `#[tokio::test]` (current-thread) runtime, and so every task of a [`Shell::Tokio`]
+/// gateway, logs to it, and each test sees exactly its own gateway's lines. A shell whose tasks
+/// run on threads of its own must carry the caller's subscriber to its tasks
+/// (`tracing::instrument::WithSubscriber`).
 pub struct LogCapture {
     sink: CaptureSink,
     written: tokio::sync::watch::Receiver<u64>,
+    _installed: tracing::subscriber::DefaultGuard,
 }
 
+/// Where the capture's subscriber writes: one formatted event per write
 #[derive(Clone)]
 struct CaptureSink {
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     written: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
-thread_local! {
-    static CAPTURE: std::cell::RefCell<Option<CaptureSink>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Writes one formatted event to the current thread's capture, if any
-struct ThreadRouter;
-
-impl std::io::Write for ThreadRouter {
+impl std::io::Write for CaptureSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CAPTURE.with(|c| {
-            if let Some(sink) = c.borrow().as_ref() {
-                let text = String::from_utf8_lossy(buf);
-                sink.lines
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend(text.lines().map(str::to_owned));
-                sink.written.send_modify(|n| *n += 1);
-            }
-        });
+        let text = String::from_utf8_lossy(buf);
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(text.lines().map(str::to_owned));
+        self.written.send_modify(|n| *n += 1);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -175,26 +167,33 @@ impl std::io::Write for ThreadRouter {
     }
 }
 
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CaptureSink {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
 impl LogCapture {
-    /// Captures DEBUG and above emitted on this thread until the capture is dropped
+    /// Captures DEBUG and above logged under this thread's default until the capture is dropped
     pub fn start() -> Self {
-        static INSTALL: std::sync::Once = std::sync::Once::new();
-        INSTALL.call_once(|| {
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::DEBUG)
-                .with_ansi(false)
-                .with_writer(|| ThreadRouter)
-                .finish();
-            tracing::subscriber::set_global_default(subscriber)
-                .expect("no other global subscriber in this test binary");
-        });
         let (tx, written) = tokio::sync::watch::channel(0);
         let sink = CaptureSink {
             lines: std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
             written: std::sync::Arc::new(tx),
         };
-        CAPTURE.with(|c| *c.borrow_mut() = Some(sink.clone()));
-        Self { sink, written }
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(sink.clone())
+            .finish();
+        let installed = super::capture::install(subscriber);
+        Self {
+            sink,
+            written,
+            _installed: installed,
+        }
     }
 
     /// Every line so far
@@ -224,11 +223,5 @@ impl LogCapture {
             }
         };
         tokio::time::timeout(timeout, search).await.ok()
-    }
-}
-
-impl Drop for LogCapture {
-    fn drop(&mut self) {
-        CAPTURE.with(|c| *c.borrow_mut() = None);
     }
 }

@@ -1,20 +1,25 @@
 //! `/metrics` after a known workload, and accounts that resolve to HTTP (a plain upstream POST,
 //! passed through).
 
-mod http_common;
-
 use serde_json::json;
 use wsv2_core::file_config::GatewayConfig;
 use wsv2_mock::{MockConfig, Record};
-use wsv2_tokio::start;
 
-use http_common::{base, body, post, post_json, scrape, series};
+use crate::support::http::{base, body, post, post_json, scrape, series};
+use crate::support::{GatewayHandle, Shell};
+
+shell_tests! {
+    metrics_after_a_known_workload_match_it_and_the_mocks_record,
+    metrics_false_serves_no_metrics,
+    an_account_that_resolves_to_http_gets_a_plain_post_passed_through,
+}
 
 const UPSTREAM_KEY: &str = "sk-upstream-test";
 
 async fn setup(
+    shell: Shell,
     tweak: impl FnOnce(&mut GatewayConfig),
-) -> (wsv2_mock::MockHandle, wsv2_tokio::GatewayHandle) {
+) -> (wsv2_mock::MockHandle, GatewayHandle) {
     let mock = wsv2_mock::start(MockConfig {
         api_key: UPSTREAM_KEY.into(),
         ..MockConfig::default()
@@ -26,13 +31,12 @@ async fn setup(
     c.core.pool.min_idle_per_account = 0;
     c.core.pool.max_conns_per_account = 1;
     tweak(&mut c);
-    let gw = start(c).await.expect("gateway");
+    let gw = shell.start(c).await.expect("gateway");
     (mock, gw)
 }
 
-#[tokio::test]
-async fn metrics_after_a_known_workload_match_it_and_the_mocks_record() {
-    let (mock, gw) = setup(|_| {}).await;
+async fn metrics_after_a_known_workload_match_it_and_the_mocks_record(shell: Shell) {
+    let (mock, gw) = setup(shell, |_| {}).await;
     let name = "mock";
     let mut sse_events = 0;
     for i in 0..5 {
@@ -124,9 +128,8 @@ async fn metrics_after_a_known_workload_match_it_and_the_mocks_record() {
     assert!(!text.contains("ok 1"), "no prompt content");
 }
 
-#[tokio::test]
-async fn metrics_false_serves_no_metrics() {
-    let (_mock, gw) = setup(|c| c.metrics = false).await;
+async fn metrics_false_serves_no_metrics(shell: Shell) {
+    let (_mock, gw) = setup(shell, |c| c.metrics = false).await;
     let mut tcp = tokio::net::TcpStream::connect(gw.addr)
         .await
         .expect("connect");
@@ -139,9 +142,8 @@ async fn metrics_false_serves_no_metrics() {
     assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 404"));
 }
 
-#[tokio::test]
-async fn an_account_that_resolves_to_http_gets_a_plain_post_passed_through() {
-    let (mock, gw) = setup(|c| c.accounts[0].force_http = true).await;
+async fn an_account_that_resolves_to_http_gets_a_plain_post_passed_through(shell: Shell) {
+    let (mock, gw) = setup(shell, |c| c.accounts[0].force_http = true).await;
     let (status, text) = post(&base(gw.addr), &body("via post", json!({"stream": true}))).await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("event: response.completed"), "{text}");

@@ -1,11 +1,10 @@
-//! The conformance scenarios of `wsv2-tests`, unchanged, through the gateway (a fresh mock and
-//! gateway per test).
-
-mod common;
+//! The conformance scenarios of `wsv2-tests`, unchanged, through the gateway of each shell (a
+//! fresh mock and gateway per test).
 
 use wsv2_tests::conformance::{Target, TargetKind};
 
-use common::{CLIENT_KEY, Setup};
+use crate::support::Shell;
+use crate::support::common::{CLIENT_KEY, Setup};
 
 fn target(setup: &Setup) -> Target {
     let http_base = format!("http://{}/v1", setup.gateway.addr);
@@ -17,12 +16,12 @@ fn target(setup: &Setup) -> Target {
     )
 }
 
-async fn setup() -> (Target, Setup) {
-    let setup = Setup::new(|_| {}).await;
+async fn setup(shell: Shell) -> (Target, Setup) {
+    let setup = Setup::new(shell, |_| {}).await;
     (target(&setup), setup)
 }
 
-wsv2_tests::conformance_tests!(setup().await;
+wsv2_tests::conformance_tests!(|shell: Shell| setup(shell).await => shell_tests;
     chained_turns,
     store_false_unknown_id,
     store_false_new_socket,
@@ -53,12 +52,13 @@ wsv2_tests::conformance_tests!(setup().await;
 mod http_only {
     use super::*;
 
-    async fn setup() -> (Target, Setup) {
-        let setup = Setup::new(|c| c.accounts[0].force_http = true).await;
+    async fn setup(shell: Shell) -> (Target, Setup) {
+        let setup = Setup::new(shell, |c| c.accounts[0].force_http = true).await;
         (target(&setup), setup)
     }
 
-    wsv2_tests::conformance_tests!(setup().await; gateway_upgrade_426);
+    wsv2_tests::conformance_tests!(|shell: Shell| setup(shell).await => shell_tests;
+        gateway_upgrade_426);
 
     /// The scenarios this module runs
     pub(super) const HTTP_ONLY: &[&str] = COVERED;

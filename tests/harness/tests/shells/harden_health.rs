@@ -1,18 +1,24 @@
 //! `/healthz`, `/readyz`, and the account states readiness reflects: an upgrade refused with
 //! 401 disables the account until a reload, a 429 cools it down until its reset.
 
-mod harden_support;
-
 use std::time::Duration;
 
-use harden_support::{CLIENT_KEY, LogCapture, config_for, http_get, mock};
 use serde_json::{Value, json};
 use wsv2_tests::client::{ConnectError, Credentials, WsClient};
 
-#[tokio::test]
-async fn healthz_is_up_and_readyz_is_ready_with_a_usable_account() {
+use crate::support::Shell;
+use crate::support::harden::{CLIENT_KEY, LogCapture, config_for, http_get, mock};
+
+shell_tests! {
+    healthz_is_up_and_readyz_is_ready_with_a_usable_account,
+    an_upgrade_refused_with_401_disables_the_account_until_a_reload,
+    an_upgrade_refused_with_429_cools_the_account_down_for_its_retry_after,
+    readyz_says_not_ready_while_shutting_down,
+}
+
+async fn healthz_is_up_and_readyz_is_ready_with_a_usable_account(shell: Shell) {
     let mock = mock(|_| {}).await;
-    let gateway = wsv2_tokio::start(config_for(&mock.ws_url())).await.unwrap();
+    let gateway = shell.start(config_for(&mock.ws_url())).await.unwrap();
     let (status, body) = http_get(gateway.addr, "/healthz").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -28,12 +34,11 @@ async fn healthz_is_up_and_readyz_is_ready_with_a_usable_account() {
     assert!(gateway.is_ready().await);
 }
 
-#[tokio::test]
-async fn an_upgrade_refused_with_401_disables_the_account_until_a_reload() {
+async fn an_upgrade_refused_with_401_disables_the_account_until_a_reload(shell: Shell) {
     let (logs, _guard) = LogCapture::install();
     let mock = mock(|c| c.upgrade_status = Some(401)).await;
     let config = config_for(&mock.ws_url());
-    let gateway = wsv2_tokio::start(config.clone()).await.unwrap();
+    let gateway = shell.start(config.clone()).await.unwrap();
     // The pool's warm dial meets the 401.
     let (_, line) = logs
         .wait_for(
@@ -75,12 +80,11 @@ async fn an_upgrade_refused_with_401_disables_the_account_until_a_reload() {
     assert_eq!(turn.last_type(), "response.completed", "{:?}", turn.events);
 }
 
-#[tokio::test]
-async fn an_upgrade_refused_with_429_cools_the_account_down_for_its_retry_after() {
+async fn an_upgrade_refused_with_429_cools_the_account_down_for_its_retry_after(shell: Shell) {
     let (logs, _guard) = LogCapture::install();
     // The mock's 429 carries `retry-after: 1`.
     let mock = mock(|c| c.upgrade_status = Some(429)).await;
-    let gateway = wsv2_tokio::start(config_for(&mock.ws_url())).await.unwrap();
+    let gateway = shell.start(config_for(&mock.ws_url())).await.unwrap();
     let (refused_at, line) = logs
         .wait_for(
             &["upstream dial failed", "HTTP 429"],
@@ -106,10 +110,9 @@ async fn an_upgrade_refused_with_429_cools_the_account_down_for_its_retry_after(
     eprintln!("429 cooldown measured: {cooldown:?}");
 }
 
-#[tokio::test]
-async fn readyz_says_not_ready_while_shutting_down() {
+async fn readyz_says_not_ready_while_shutting_down(shell: Shell) {
     let mock = mock(|_| {}).await;
-    let gateway = wsv2_tokio::start(config_for(&mock.ws_url())).await.unwrap();
+    let gateway = shell.start(config_for(&mock.ws_url())).await.unwrap();
     assert_eq!(http_get(gateway.addr, "/readyz").await.0, 200);
     let report = gateway.shutdown().await;
     assert_eq!(report.sockets_cut, 0);

@@ -1,6 +1,5 @@
 //! Helpers of the HTTP-bridge tests: POSTs, a `/metrics` scrape, and configs with a random
 //! stickiness group so tests sharing one Redis never see each other's keys.
-#![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 

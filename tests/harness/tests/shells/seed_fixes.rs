@@ -1,23 +1,26 @@
 //! Fixes over the seed gateway, over real sockets and proven from the mock's records: the
 //! upstream hop is full duplex, and a blocked upstream write follows the session's cancellation.
 
-mod common;
-
 use std::time::Duration;
 
 use serde_json::json;
 use wsv2_mock::{CloseSide, Record};
 
-use common::{LogCapture, Setup, create, single_conn};
+use crate::support::Shell;
+use crate::support::common::{LogCapture, Setup, create, single_conn};
+
+shell_tests! {
+    full_duplex_a_create_on_lane_b_reaches_the_mock_while_lane_a_is_stalled,
+    a_blocked_upstream_write_is_abandoned_when_the_client_leaves,
+}
 
 /// Long enough that no timer of the gateway can be what ended a wait in these tests
 const NEVER: Duration = Duration::from_secs(600);
 /// How long a test waits for an event before it fails
 const WAIT: Duration = Duration::from_secs(10);
 
-#[tokio::test]
-async fn full_duplex_a_create_on_lane_b_reaches_the_mock_while_lane_a_is_stalled() {
-    let setup = Setup::single_conn().await;
+async fn full_duplex_a_create_on_lane_b_reaches_the_mock_while_lane_a_is_stalled(shell: Shell) {
+    let setup = Setup::single_conn(shell).await;
     let mut ws = setup.client().await;
     let mut stalled = create("a waits forever", json!({"mock_fault": "stall_lane"}));
     stalled["stream_id"] = json!("a");
@@ -50,10 +53,9 @@ async fn full_duplex_a_create_on_lane_b_reaches_the_mock_while_lane_a_is_stalled
     assert_eq!(setup.sent_on(b_id), [(1, "response.completed".to_owned())]);
 }
 
-#[tokio::test]
-async fn a_blocked_upstream_write_is_abandoned_when_the_client_leaves() {
+async fn a_blocked_upstream_write_is_abandoned_when_the_client_leaves(shell: Shell) {
     let mut logs = LogCapture::start();
-    let setup = Setup::new(|c| {
+    let setup = Setup::new(shell, |c| {
         single_conn(c);
         // No gateway timer may be what ends the blocked write: only the cancellation.
         c.core.upstream.write_timeout = NEVER;
@@ -64,10 +66,12 @@ async fn a_blocked_upstream_write_is_abandoned_when_the_client_leaves() {
     })
     .await;
     let mut a = setup.client().await;
-    // The turn completes, then the mock stops reading this conn for 1.5 s.
+    // The turn completes, then the mock stops reading this conn for 4 s: the big create, the
+    // client's exit and the next session's dial and turn must all fit in that window, on a debug
+    // build sharing 2 cores with the rest of the suite and every shell's copy of this test.
     a.send_json(&create(
         "then deaf",
-        json!({"mock_fault": "stop_reading", "mock_delay_ms": "1500"}),
+        json!({"mock_fault": "stop_reading", "mock_delay_ms": "4000"}),
     ))
     .await
     .unwrap();

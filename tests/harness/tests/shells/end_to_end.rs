@@ -1,14 +1,18 @@
 //! A WebSocket client through the gateway to the mock upstream, on real sockets.
 
-mod common;
-
-use common::{CLIENT_KEY, Setup, create};
 use serde_json::json;
 use wsv2_tests::client::{ConnectError, Credentials, WsClient};
 
-#[tokio::test]
-async fn two_chained_turns_stream_through_the_gateway() {
-    let setup = Setup::new(|_| {}).await;
+use crate::support::Shell;
+use crate::support::common::{CLIENT_KEY, Setup, create};
+
+shell_tests! {
+    two_chained_turns_stream_through_the_gateway,
+    a_bad_key_gets_401_before_the_upgrade,
+}
+
+async fn two_chained_turns_stream_through_the_gateway(shell: Shell) {
+    let setup = Setup::new(shell, |_| {}).await;
     let mut ws = setup.client().await;
     ws.send_json(&create("hello", json!({}))).await.unwrap();
     let first = ws.read_turn().await.unwrap();
@@ -53,9 +57,8 @@ async fn two_chained_turns_stream_through_the_gateway() {
     ws.close(1000).await.unwrap();
 }
 
-#[tokio::test]
-async fn a_bad_key_gets_401_before_the_upgrade() {
-    let setup = Setup::new(|_| {}).await;
+async fn a_bad_key_gets_401_before_the_upgrade(shell: Shell) {
+    let setup = Setup::new(shell, |_| {}).await;
     for creds in [Credentials::bearer("sk-wrong"), Credentials::bearer("")] {
         match WsClient::connect(&setup.gateway.ws_url(), &creds).await {
             Err(ConnectError::Rejected { status, body }) => {

@@ -1,18 +1,22 @@
 //! Per-key socket caps and per-account concurrency are visible in the logs when they bite,
 //! naming the key only by its group (the key is a credential and never logged).
 
-mod common;
-
 use std::time::Duration;
 
 use serde_json::json;
 
-use common::{CLIENT_KEY, LogCapture, Setup, create};
+use crate::support::Shell;
+use crate::support::common::{CLIENT_KEY, LogCapture, Setup, create};
 
-#[tokio::test]
-async fn a_refused_upgrade_over_the_socket_cap_is_logged_with_the_group_not_the_key() {
+shell_tests! {
+    a_refused_upgrade_over_the_socket_cap_is_logged_with_the_group_not_the_key,
+    a_create_queued_then_refused_for_a_concurrency_slot_is_logged,
+    a_refused_post_over_the_socket_cap_is_logged_with_the_group_not_the_key,
+}
+
+async fn a_refused_upgrade_over_the_socket_cap_is_logged_with_the_group_not_the_key(shell: Shell) {
     let mut logs = LogCapture::start();
-    let setup = Setup::new(|c| {
+    let setup = Setup::new(shell, |c| {
         c.client_keys[0].max_sockets = 1;
         c.client_keys[0].group = "team-capped".into();
     })
@@ -39,10 +43,10 @@ async fn a_refused_upgrade_over_the_socket_cap_is_logged_with_the_group_not_the_
     drop(first);
 }
 
-#[tokio::test]
-async fn a_create_queued_then_refused_for_a_concurrency_slot_is_logged() {
+async fn a_create_queued_then_refused_for_a_concurrency_slot_is_logged(shell: Shell) {
     let mut logs = LogCapture::start();
     let setup = Setup::with_mock(
+        shell,
         |m| m.delta_interval = Duration::from_millis(50),
         |c| {
             c.accounts[0].concurrency = 1;
@@ -94,10 +98,9 @@ async fn a_create_queued_then_refused_for_a_concurrency_slot_is_logged() {
     assert_eq!(wait_lines, 1, "{lines}");
 }
 
-#[tokio::test]
-async fn a_refused_post_over_the_socket_cap_is_logged_with_the_group_not_the_key() {
+async fn a_refused_post_over_the_socket_cap_is_logged_with_the_group_not_the_key(shell: Shell) {
     let mut logs = LogCapture::start();
-    let setup = Setup::new(|c| {
+    let setup = Setup::new(shell, |c| {
         c.client_keys[0].max_sockets = 1;
         c.client_keys[0].group = "team-posting".into();
     })

@@ -1,8 +1,6 @@
 //! An HTTP client that leaves mid-stream: the turn drains upstream to its terminal event,
 //! records its usage, and the conn goes back to the pool clean for the next request.
 
-mod http_common;
-
 use std::time::Duration;
 
 use serde_json::json;
@@ -10,12 +8,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wsv2_core::file_config::GatewayConfig;
 use wsv2_mock::{MockConfig, Record};
 
-use http_common::{CLIENT_KEY, base, body, post, scrape, series};
+use crate::support::Shell;
+use crate::support::http::{CLIENT_KEY, base, body, post, scrape, series};
+
+shell_tests! {
+    a_client_gone_mid_stream_drains_records_usage_and_leaves_the_conn_reusable,
+}
 
 const UPSTREAM_KEY: &str = "sk-upstream-test";
 
-#[tokio::test]
-async fn a_client_gone_mid_stream_drains_records_usage_and_leaves_the_conn_reusable() {
+async fn a_client_gone_mid_stream_drains_records_usage_and_leaves_the_conn_reusable(shell: Shell) {
     let mock = wsv2_mock::start(MockConfig {
         api_key: UPSTREAM_KEY.into(),
         // 100 deltas 1 ms apart: the client is long gone before the terminal.
@@ -28,7 +30,7 @@ async fn a_client_gone_mid_stream_drains_records_usage_and_leaves_the_conn_reusa
     c.listen = "127.0.0.1:0".parse().expect("addr");
     c.core.pool.min_idle_per_account = 0;
     c.core.pool.max_conns_per_account = 1;
-    let gw = wsv2_tokio::start(c).await.expect("gateway");
+    let gw = shell.start(c).await.expect("gateway");
 
     // A raw client: POST a streamed turn, read until the first SSE event, then vanish.
     let request = body(

@@ -1,15 +1,20 @@
 //! Client keepalive (`session.client_ping_interval`, `client_pong_timeout`): the session decides,
 //! the shell sends the pings and reports the pongs.
 
-mod common;
-
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::Message;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use common::{LogCapture, Setup, create};
+use crate::support::Shell;
+use crate::support::common::{LogCapture, Setup, create};
+
+shell_tests! {
+    a_client_that_answers_pings_is_pinged_again_and_stays_open,
+    a_client_that_never_answers_a_ping_is_closed_with_1001,
+    dials_carry_the_pool_keys_beta_headers_and_the_sessions_own_headers,
+}
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -28,9 +33,8 @@ async fn next_message(ws: &mut wsv2_tests::client::WsStream) -> Message {
         .expect("no error")
 }
 
-#[tokio::test]
-async fn a_client_that_answers_pings_is_pinged_again_and_stays_open() {
-    let setup = Setup::new(fast_keepalive).await;
+async fn a_client_that_answers_pings_is_pinged_again_and_stays_open(shell: Shell) {
+    let setup = Setup::new(shell, fast_keepalive).await;
     let mut ws = setup.client().await.into_stream();
     // Reading answers each ping (tungstenite queues the pong and flushes it on the next read).
     for _ in 0..3 {
@@ -56,10 +60,9 @@ async fn a_client_that_answers_pings_is_pinged_again_and_stays_open() {
     }
 }
 
-#[tokio::test]
-async fn a_client_that_never_answers_a_ping_is_closed_with_1001() {
+async fn a_client_that_never_answers_a_ping_is_closed_with_1001(shell: Shell) {
     let mut logs = LogCapture::start();
-    let setup = Setup::new(fast_keepalive).await;
+    let setup = Setup::new(shell, fast_keepalive).await;
     let mut ws = setup.client().await.into_stream();
     // Not reading means not answering: wait until the session has given the client up.
     let gone = logs.wait_for(WAIT, |l| l.contains("ClientGone")).await;
@@ -81,11 +84,10 @@ async fn a_client_that_never_answers_a_ping_is_closed_with_1001() {
     assert_eq!(code, Some(1001));
 }
 
-#[tokio::test]
-async fn dials_carry_the_pool_keys_beta_headers_and_the_sessions_own_headers() {
-    let setup = Setup::single_conn().await;
+async fn dials_carry_the_pool_keys_beta_headers_and_the_sessions_own_headers(shell: Shell) {
+    let setup = Setup::single_conn(shell).await;
     let beta = "responses_websockets=2026-02-06";
-    let creds = wsv2_tests::client::Credentials::bearer(common::CLIENT_KEY)
+    let creds = wsv2_tests::client::Credentials::bearer(crate::support::common::CLIENT_KEY)
         .with_header("openai-beta", beta)
         .with_header("x-codex-beta-features", "b,a")
         .with_header("session-id", "sess-beta");

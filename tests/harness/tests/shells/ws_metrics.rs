@@ -1,13 +1,16 @@
 //! `/metrics` after a known WebSocket workload: per-session handles merged once per turn
 //! (overhead, time to first event), tokens by the client's model, pool closes by reason.
 
-mod common;
-mod http_common;
-
 use serde_json::json;
 
-use common::{Setup, create};
-use http_common::{scrape, series};
+use crate::support::Shell;
+use crate::support::common::{Setup, create};
+use crate::support::http::{scrape, series};
+
+shell_tests! {
+    ws_turns_export_overhead_first_event_and_tokens_by_client_model,
+    a_conn_dirtied_by_a_tail_packet_is_counted_as_a_close_by_reason,
+}
 
 /// A frame the session refuses without upstream: once its `error` arrives, the session task
 /// has finished every earlier turn (merges and control reports included), so a scrape after
@@ -21,9 +24,8 @@ async fn fence(client: &mut wsv2_tests::client::WsClient) {
     assert_eq!(event["type"], "error", "{event}");
 }
 
-#[tokio::test]
-async fn ws_turns_export_overhead_first_event_and_tokens_by_client_model() {
-    let setup = Setup::single_conn().await;
+async fn ws_turns_export_overhead_first_event_and_tokens_by_client_model(shell: Shell) {
+    let setup = Setup::single_conn(shell).await;
     let mut client = setup.client().await;
     let mut relayed = 0;
     for i in 0..3 {
@@ -72,9 +74,8 @@ async fn ws_turns_export_overhead_first_event_and_tokens_by_client_model() {
     );
 }
 
-#[tokio::test]
-async fn a_conn_dirtied_by_a_tail_packet_is_counted_as_a_close_by_reason() {
-    let setup = Setup::single_conn().await;
+async fn a_conn_dirtied_by_a_tail_packet_is_counted_as_a_close_by_reason(shell: Shell) {
+    let setup = Setup::single_conn(shell).await;
     let mut a = setup.client().await;
     a.send_json(&create("with a tail", json!({"mock_fault": "tail_packet"})))
         .await

@@ -1,9 +1,7 @@
-//! Fixtures of the `harden_*` tests, all on real loopback sockets: a TLS front for the mock
+//! Fixtures of the `harden_*` scenarios, all on real loopback sockets: a TLS front for the mock
 //! upstream (self-signed test CA in `fixtures/tls`), an HTTP CONNECT proxy, a SOCKS5 proxy, a
 //! silent peer, a log capture to await log lines, and a tiny HTTP GET for the health routes.
-#![allow(dead_code, unreachable_pub)]
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -17,32 +15,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wsv2_core::file_config::{GatewayConfig, ProxyUrl};
-use wsv2_mock::{MockConfig, MockHandle};
+/// The upstream key and the mock the gateway-binary tests use too
+pub use wsv2_tests::gateway_process::{UPSTREAM_KEY, mock};
 
-/// The upstream key the mocks accept
-pub const UPSTREAM_KEY: &str = "sk-upstream-harden";
 /// The client key of `GatewayConfig::demo`
 pub const CLIENT_KEY: &str = wsv2_core::file_config::DEMO_CLIENT_KEY;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/tls")
+        .join("tests/shells/fixtures/tls")
         .join(name)
 }
 
 /// The test CA's PEM path (what `tls_ca_file` names)
 pub fn test_ca_file() -> String {
     fixture("ca.pem").display().to_string()
-}
-
-/// A mock upstream with the harden key
-pub async fn mock(tweak: impl FnOnce(&mut MockConfig)) -> MockHandle {
-    let mut config = MockConfig {
-        api_key: UPSTREAM_KEY.into(),
-        ..MockConfig::default()
-    };
-    tweak(&mut config);
-    wsv2_mock::start(config).await.expect("mock starts")
 }
 
 /// A gateway configuration with one account at `url`, trusting the test CA
@@ -311,8 +298,10 @@ async fn socks5_session(
     Ok(())
 }
 
-/// Log lines of the current thread's subscriber (tests run on a current-thread runtime, so
-/// every gateway task logs here), with a way to await one
+/// Log lines of the current thread's subscriber (see `support::capture`; tests run on a
+/// current-thread runtime, so every gateway task of [`Shell::Tokio`](super::Shell::Tokio) logs
+/// here; a shell with its own executor threads must carry the test's subscriber to its tasks),
+/// with a way to await one
 #[derive(Clone)]
 pub struct LogCapture {
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
@@ -336,18 +325,8 @@ impl LogCapture {
             .with_max_level(tracing::Level::INFO)
             .with_writer(capture.clone())
             .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
+        let guard = super::capture::install(subscriber);
         (capture, CaptureGuard(guard))
-    }
-
-    /// Every line so far
-    pub fn lines(&self) -> Vec<String> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, l)| l.clone())
-            .collect()
     }
 
     /// The first line containing every one of `parts`, and when it was written; waits for it up
@@ -428,14 +407,4 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
-}
-
-/// Writes `text` to a fresh temp file and returns its path (for CLI tests)
-pub fn temp_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsv2-harden-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    let mut file = std::fs::File::create(&path).expect("temp file");
-    file.write_all(text.as_bytes()).expect("write temp file");
-    path
 }

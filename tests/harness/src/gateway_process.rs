@@ -1,19 +1,96 @@
-//! The `wsv2-gateway` binary as an operator runs it: `serve --pid-file --log-format json`,
-//! `wsv2-gateway reload` (SIGHUP through the pid file) and SIGTERM, on real sockets and real
-//! signals.
+//! The tests of a gateway *binary* as an operator runs it: `serve --pid-file --log-format json`,
+//! `reload` (SIGHUP through the pid file) and SIGTERM, on real sockets and real signals.
+//!
+//! Written once here and run by each shell's own package, because `CARGO_BIN_EXE_<name>` exists
+//! only in the package that builds the binary. A shell's package runs them with one file under its
+//! `tests/` (it needs `tokio` and `wsv2-tests` as dev-dependencies):
+//!
+//! ```ignore
+//! wsv2_tests::gateway_process_tests!(
+//!     env!("CARGO_BIN_EXE_wsv2-gateway"),
+//!     runtime_threads = "tokio-",
+//!     foreign_threads = "wsv2-smol-"
+//! );
+//! ```
+//!
+//! Every shell's binary takes the same command line and writes the same log lines. The in-process
+//! scenarios of the shells are in `tests/harness/tests/shells`.
 
-mod harden_support;
-
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use harden_support::{CLIENT_KEY, UPSTREAM_KEY, mock, temp_file};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
-use wsv2_tests::client::{Credentials, WsClient};
+use wsv2_mock::{MockConfig, MockHandle};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wsv2-gateway");
+use crate::client::{Credentials, WsClient};
+
+/// The upstream key of [`mock`]
+pub const UPSTREAM_KEY: &str = "sk-upstream-harden";
+/// The client key the test configuration accepts
+const CLIENT_KEY: &str = "sk-gw-demo";
+
+/// Generates the gateway-binary tests, each a `#[tokio::test]` running the binary at `$bin`
+/// (normally `env!("CARGO_BIN_EXE_<name>")` in the binary's own package).
+#[macro_export]
+macro_rules! gateway_process_tests {
+    ($bin:expr, runtime_threads = $present:expr, foreign_threads = $absent:expr) => {
+        #[tokio::test]
+        async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm() {
+            $crate::gateway_process::serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm(
+                $bin,
+                $crate::gateway_process::Threads {
+                    present: $present,
+                    absent: $absent,
+                },
+            )
+            .await;
+        }
+    };
+}
+
+/// Which threads a serving gateway runs, by name prefix (`/proc/PID/task/*/comm`, at most 15
+/// characters): its own runtime's must be there and another runtime's must not, so a binary is
+/// known to run on the runtime it claims (the smol binary starts no tokio runtime)
+#[derive(Clone, Copy, Debug)]
+pub struct Threads {
+    /// A prefix some thread's name starts with
+    pub present: &'static str,
+    /// A prefix no thread's name starts with
+    pub absent: &'static str,
+}
+
+/// The names of the threads of process `pid`
+fn thread_names(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+/// A mock upstream that accepts [`UPSTREAM_KEY`], with `tweak` applied
+pub async fn mock(tweak: impl FnOnce(&mut MockConfig)) -> MockHandle {
+    let mut config = MockConfig {
+        api_key: UPSTREAM_KEY.into(),
+        ..MockConfig::default()
+    };
+    tweak(&mut config);
+    wsv2_mock::start(config).await.expect("mock starts")
+}
+
+/// Writes `text` to a fresh file under this process's temp folder and returns its path
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsv2-harden-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write temp file");
+    path
+}
 
 fn config_text(mock_url: &str, extra_key: Option<&str>) -> String {
     let mut text = format!(
@@ -56,13 +133,17 @@ impl Output {
     }
 }
 
-#[tokio::test]
-async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm() {
+/// `serve` logs JSON and writes its pid file, `reload` applies an edited configuration, SIGTERM
+/// closes the open socket 1012 and exits 0, removing the pid file
+pub async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm(
+    bin: &str,
+    threads: Threads,
+) {
     let mock = mock(|_| {}).await;
     let config = temp_file("process.toml", &config_text(&mock.ws_url(), None));
     let pid_file = config.with_extension("pid");
     let _ = std::fs::remove_file(&pid_file);
-    let mut command = tokio::process::Command::new(BIN);
+    let mut command = tokio::process::Command::new(bin);
     // The binary reads every WSV2_* variable as a setting; the test runner's own (e.g. the
     // ones scripts/test.sh exports) must not leak into the gateway under test.
     for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("WSV2_")) {
@@ -114,9 +195,22 @@ async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm() {
     assert_eq!(ended["span"]["account"], "mock", "{ended}");
     assert!(!ended.to_string().contains("\"hi\""), "{ended}");
 
+    // While it serves: the runtime's threads are its own.
+    let names = thread_names(pid);
+    assert!(
+        names.iter().any(|n| n.starts_with(threads.present)),
+        "no thread named {}*: {names:?}",
+        threads.present
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with(threads.absent)),
+        "a thread named {}*: {names:?}",
+        threads.absent
+    );
+
     // Add a client key, then `wsv2-gateway reload`.
     std::fs::write(&config, config_text(&mock.ws_url(), Some("sk-added"))).unwrap();
-    let status = tokio::process::Command::new(BIN)
+    let status = tokio::process::Command::new(bin)
         .arg("reload")
         .arg("--pid-file")
         .arg(&pid_file)

@@ -2,18 +2,28 @@
 //! through an HTTP CONNECT proxy and a SOCKS5 proxy, bounded steps that name themselves, and
 //! proxy refusals that fail over.
 
-mod harden_support;
-
 use std::time::{Duration, Instant};
 
-use harden_support::{
-    CLIENT_KEY, LogCapture, ProxyMode, config_for, http_connect_proxy, mock, silent_peer,
-    socks5_proxy, tls_front,
-};
 use serde_json::json;
 use wsv2_core::file_config::UpstreamUrl;
 use wsv2_mock::Record;
 use wsv2_tests::client::{Credentials, WsClient};
+
+use crate::support::harden::{
+    CLIENT_KEY, LogCapture, ProxyMode, config_for, http_connect_proxy, mock, silent_peer,
+    socks5_proxy, tls_front,
+};
+use crate::support::{GatewayHandle, Shell};
+
+shell_tests! {
+    turns_succeed_through_an_http_connect_proxy_with_basic_auth_to_a_tls_upstream,
+    turns_succeed_through_a_socks5_proxy_with_a_password_to_a_tls_upstream,
+    an_untrusted_certificate_fails_the_tls_step_without_tls_ca_file,
+    a_silent_tls_peer_behind_a_connect_proxy_fails_the_tls_step_at_its_own_limit,
+    a_silent_proxy_is_cut_by_dial_timeout_naming_the_proxy_step,
+    a_proxy_refusal_is_logged_clearly_and_the_create_fails_over_to_the_next_account,
+    a_socks5_refusal_with_no_other_account_reaches_the_client_as_an_error_event,
+}
 
 fn create(input: &str) -> serde_json::Value {
     json!({"type": "response.create", "model": "gpt-5", "input": input})
@@ -26,7 +36,7 @@ fn handshakes(mock: &wsv2_mock::MockHandle) -> usize {
         .count()
 }
 
-async fn two_chained_turns(gateway: &wsv2_tokio::GatewayHandle) {
+async fn two_chained_turns(gateway: &GatewayHandle) {
     let mut ws = WsClient::connect(&gateway.ws_url(), &Credentials::bearer(CLIENT_KEY))
         .await
         .expect("upgrade");
@@ -45,14 +55,15 @@ async fn two_chained_turns(gateway: &wsv2_tokio::GatewayHandle) {
     assert_eq!(turn.last_type(), "response.completed", "{:?}", turn.events);
 }
 
-#[tokio::test]
-async fn turns_succeed_through_an_http_connect_proxy_with_basic_auth_to_a_tls_upstream() {
+async fn turns_succeed_through_an_http_connect_proxy_with_basic_auth_to_a_tls_upstream(
+    shell: Shell,
+) {
     let mock = mock(|_| {}).await;
     let tls = tls_front(mock.addr()).await;
     let proxy = http_connect_proxy(ProxyMode::Tunnel).await;
     let mut config = config_for(&format!("wss://127.0.0.1:{}/v1/responses", tls.addr.port()));
     config.accounts[0].proxy = Some(proxy.url("http", Some(("gw", "s3cret"))));
-    let gateway = wsv2_tokio::start(config).await.expect("starts");
+    let gateway = shell.start(config).await.expect("starts");
     two_chained_turns(&gateway).await;
     let log = proxy.log();
     assert!(log.tunnels >= 1, "{log:?}");
@@ -71,14 +82,13 @@ async fn turns_succeed_through_an_http_connect_proxy_with_basic_auth_to_a_tls_up
     );
 }
 
-#[tokio::test]
-async fn turns_succeed_through_a_socks5_proxy_with_a_password_to_a_tls_upstream() {
+async fn turns_succeed_through_a_socks5_proxy_with_a_password_to_a_tls_upstream(shell: Shell) {
     let mock = mock(|_| {}).await;
     let tls = tls_front(mock.addr()).await;
     let proxy = socks5_proxy(ProxyMode::Tunnel).await;
     let mut config = config_for(&format!("wss://127.0.0.1:{}/v1/responses", tls.addr.port()));
     config.accounts[0].proxy = Some(proxy.url("socks5", Some(("gw", "s3cret"))));
-    let gateway = wsv2_tokio::start(config).await.expect("starts");
+    let gateway = shell.start(config).await.expect("starts");
     two_chained_turns(&gateway).await;
     let log = proxy.log();
     assert!(log.tunnels >= 1, "{log:?}");
@@ -91,14 +101,13 @@ async fn turns_succeed_through_a_socks5_proxy_with_a_password_to_a_tls_upstream(
     assert!(handshakes(&mock) >= 1);
 }
 
-#[tokio::test]
-async fn an_untrusted_certificate_fails_the_tls_step_without_tls_ca_file() {
+async fn an_untrusted_certificate_fails_the_tls_step_without_tls_ca_file(shell: Shell) {
     let (logs, _guard) = LogCapture::install();
     let mock = mock(|_| {}).await;
     let tls = tls_front(mock.addr()).await;
     let mut config = config_for(&format!("wss://127.0.0.1:{}/v1/responses", tls.addr.port()));
     config.tls_ca_file = None;
-    let _gateway = wsv2_tokio::start(config).await.expect("starts");
+    let _gateway = shell.start(config).await.expect("starts");
     let (_, line) = logs
         .wait_for(
             &["upstream dial failed", "TLS handshake"],
@@ -110,8 +119,9 @@ async fn an_untrusted_certificate_fails_the_tls_step_without_tls_ca_file() {
     assert_eq!(handshakes(&mock), 0, "nothing reached upstream");
 }
 
-#[tokio::test]
-async fn a_silent_tls_peer_behind_a_connect_proxy_fails_the_tls_step_at_its_own_limit() {
+async fn a_silent_tls_peer_behind_a_connect_proxy_fails_the_tls_step_at_its_own_limit(
+    shell: Shell,
+) {
     let (logs, _guard) = LogCapture::install();
     let silent = silent_peer().await;
     let proxy = http_connect_proxy(ProxyMode::Tunnel).await;
@@ -123,7 +133,7 @@ async fn a_silent_tls_peer_behind_a_connect_proxy_fails_the_tls_step_at_its_own_
     config.core.upstream.tls_handshake_timeout = Duration::from_millis(300);
     config.core.upstream.dial_timeout = Duration::from_millis(3000);
     let started = Instant::now();
-    let _gateway = wsv2_tokio::start(config).await.expect("starts");
+    let _gateway = shell.start(config).await.expect("starts");
     // The pool's warm dial starts at once.
     let (at, line) = logs
         .wait_for(&["upstream dial failed"], Duration::from_secs(5))
@@ -140,8 +150,7 @@ async fn a_silent_tls_peer_behind_a_connect_proxy_fails_the_tls_step_at_its_own_
     assert_eq!(proxy.log().tunnels, 1, "the tunnel itself was up");
 }
 
-#[tokio::test]
-async fn a_silent_proxy_is_cut_by_dial_timeout_naming_the_proxy_step() {
+async fn a_silent_proxy_is_cut_by_dial_timeout_naming_the_proxy_step(shell: Shell) {
     let (logs, _guard) = LogCapture::install();
     let silent = silent_peer().await;
     let mut config = config_for("wss://127.0.0.1:9/v1/responses");
@@ -150,7 +159,7 @@ async fn a_silent_proxy_is_cut_by_dial_timeout_naming_the_proxy_step() {
     config.core.upstream.tls_handshake_timeout = Duration::from_millis(200);
     config.core.upstream.dial_timeout = Duration::from_millis(400);
     let started = Instant::now();
-    let _gateway = wsv2_tokio::start(config).await.expect("starts");
+    let _gateway = shell.start(config).await.expect("starts");
     let (at, line) = logs
         .wait_for(&["upstream dial failed"], Duration::from_secs(5))
         .await
@@ -164,8 +173,9 @@ async fn a_silent_proxy_is_cut_by_dial_timeout_naming_the_proxy_step() {
     assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
 
-#[tokio::test]
-async fn a_proxy_refusal_is_logged_clearly_and_the_create_fails_over_to_the_next_account() {
+async fn a_proxy_refusal_is_logged_clearly_and_the_create_fails_over_to_the_next_account(
+    shell: Shell,
+) {
     let (logs, _guard) = LogCapture::install();
     let mock = mock(|_| {}).await;
     let proxy = http_connect_proxy(ProxyMode::Refuse(407)).await;
@@ -180,7 +190,7 @@ async fn a_proxy_refusal_is_logged_clearly_and_the_create_fails_over_to_the_next
     direct.proxy = None;
     direct.base_url = UpstreamUrl::parse(&mock.ws_url()).unwrap();
     config.accounts.push(direct);
-    let gateway = wsv2_tokio::start(config).await.expect("starts");
+    let gateway = shell.start(config).await.expect("starts");
     let mut ws = WsClient::connect(&gateway.ws_url(), &Credentials::bearer(CLIENT_KEY))
         .await
         .expect("upgrade");
@@ -204,15 +214,14 @@ async fn a_proxy_refusal_is_logged_clearly_and_the_create_fails_over_to_the_next
     eprintln!("fail-over turn took {:?}", sent.elapsed());
 }
 
-#[tokio::test]
-async fn a_socks5_refusal_with_no_other_account_reaches_the_client_as_an_error_event() {
+async fn a_socks5_refusal_with_no_other_account_reaches_the_client_as_an_error_event(shell: Shell) {
     let (logs, _guard) = LogCapture::install();
     let proxy = socks5_proxy(ProxyMode::Refuse(2)).await;
     let mut config = config_for("wss://127.0.0.1:9/v1/responses");
     config.accounts[0].proxy = Some(proxy.url("socks5", None));
     config.core.pool.session_acquire_wait = Duration::from_millis(300);
     config.core.scheduler.retry_total_budget = Duration::from_millis(600);
-    let gateway = wsv2_tokio::start(config).await.expect("starts");
+    let gateway = shell.start(config).await.expect("starts");
     let mut ws = WsClient::connect(&gateway.ws_url(), &Credentials::bearer(CLIENT_KEY))
         .await
         .expect("upgrade");

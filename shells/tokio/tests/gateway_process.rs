@@ -1,0 +1,8 @@
+//! The `wsv2-gateway` binary as an operator runs it (`serve`, `reload`, SIGTERM): the tests are
+//! written once in `wsv2_tests::gateway_process`; `CARGO_BIN_EXE_*` exists only here.
+
+wsv2_tests::gateway_process_tests!(
+    env!("CARGO_BIN_EXE_wsv2-gateway"),
+    runtime_threads = "tokio-",
+    foreign_threads = "wsv2-smol-"
+);
