@@ -12,26 +12,28 @@
 //! ## Tasks
 //!
 //! ```text
-//!   client socket ──▶ session task (Session) ──frames──▶ conn writer ──▶ upstream socket
-//!        ▲               │  ▲      ▲                                        │
-//!        └── client ◀────┘  │      └────────── conn reader (resident) ◀─────┘
-//!            writer         │ leases, admissions, slots      │ idle frames, pongs, closes
-//!                           ▼                                ▼
+//!   client socket ◀──▶ session task (Session) ──frames──▶ conn writer ──▶ upstream socket
+//!     (read and written      │  ▲      ▲                                       │
+//!      by the session task)  │  │      └───────── conn reader (resident) ◀─────┘
+//!                            │  │ leases, admissions, slots   │ idle frames, pongs, closes
+//!                            ▼  │                             ▼
 //!                     control task (Control: scheduler, store, pools, slots)
 //! ```
 //!
 //! - **One control task** per process owns the core's `Control`. It is on the per-turn path
 //!   only (schedule, lease, slot, release, dial, idle ping), never on the per-event path.
 //! - **One session task** per client socket owns its `Session`: it reads the client and the
-//!   frames of its leased conns, writes both hops, and keeps one timer set to
-//!   `poll_timeout()`, re-reading the clock when it fires.
+//!   frames of its leased conns, writes the client socket itself and queues upstream writes, and
+//!   keeps one timer set to the earlier of `poll_timeout()` and its client write deadline,
+//!   re-reading the clock when it fires.
 //! - **One resident reader** per upstream conn for the conn's whole life forwards frames to
 //!   whoever holds the lease (the session task while leased, the control task while idle), so
 //!   idle pings are answered and tail packets are seen. Its **writer** is independent: a bounded
 //!   queue, every write under the core's deadline, abandoned when the session is cancelled.
-//! - The **client writer** takes a bounded outbox; when it holds more than
-//!   `session.client_write_buffer` bytes the session is told (`handle_client_backpressure`)
-//!   and stops reading upstream.
+//! - The session's **client outbox** is drained whenever the socket takes more; when more than
+//!   `session.client_write_buffer` bytes wait in it the session is told
+//!   (`handle_client_backpressure`) and stops reading upstream, and a write still unfinished
+//!   after `session.client_write_timeout` fails the client.
 //!
 //! Both hops use one message limit (`upstream.max_message_size`); a bigger message on either
 //! closes the client with 1009. Sockets use `TCP_NODELAY` and 8 KiB tungstenite buffers;

@@ -20,12 +20,12 @@ pub struct SmolRuntime {
 
 impl SmolRuntime {
     /// The process's runtime: started on first use with one worker per available core
-    /// (`WSV2_SMOL_THREADS` overrides)
+    /// (`SMOL_THREADS` overrides, as for smol's own global executor)
     pub fn global() -> Self {
         static GLOBAL: OnceLock<SmolRuntime> = OnceLock::new();
         GLOBAL
             .get_or_init(|| {
-                let threads = std::env::var("WSV2_SMOL_THREADS")
+                let threads = std::env::var("SMOL_THREADS")
                     .ok()
                     .and_then(|v| v.parse().ok())
                     .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
