@@ -30,6 +30,9 @@ use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{Clock, Rt, timeout};
 use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
 
+/// Upstream reports handled in one wake-up before the client socket is written
+const UPSTREAM_BATCH: usize = 32;
+
 /// What a session task starts with
 pub(crate) struct SessionStart {
     pub(crate) rt: Rt,
@@ -245,8 +248,6 @@ impl SessionTask {
             let read_upstream = self.session.wants_upstream_read();
             let read_client = self.client_open && !self.outbox.is_full();
             let write_client = self.outbox.has_work();
-            // When the upstream frame this iteration handles arrived (for the overhead metric)
-            let mut received = None;
             tokio::select! {
                 biased;
                 delivery = self.inbox.recv() => match delivery {
@@ -256,12 +257,7 @@ impl SessionTask {
                 () = self.shutdown.requested() => self.session.handle_shutdown(self.clock.now()),
                 // What the last drive queued goes out before anything more is read.
                 () = std::future::poll_fn(|cx| self.outbox.poll_write(cx)), if write_client => {}
-                Some(msg) = self.held.recv(), if read_upstream => {
-                    received = Some(self.clock.now());
-                    if let Some(msg) = self.held.keep_held(msg).await {
-                        self.on_upstream(msg);
-                    }
-                }
+                Some(msg) = self.held.recv(), if read_upstream => self.relay_upstream(msg).await,
                 msg = self.client.next(), if read_client => self.on_client(msg),
                 () = self.clock.until(deadline) => {
                     // Re-read the clock: the runtime may wake us late or early.
@@ -270,7 +266,7 @@ impl SessionTask {
                     self.session.handle_timeout(now);
                 }
             }
-            self.drive(received).await;
+            self.drive(None).await;
         }
         self.held.release_all().await;
     }
@@ -286,6 +282,29 @@ impl SessionTask {
         if let Some(conn) = lost {
             // The conn's socket ended between the lease and its delivery.
             self.session.handle_upstream_closed(now, conn);
+        }
+    }
+
+    /// Handles `msg` and, under load, the reports already queued behind it (up to
+    /// [`UPSTREAM_BATCH`]), driving the session after each, so one client flush carries them all;
+    /// at low load the queue is empty and the frame goes out at once
+    async fn relay_upstream(&mut self, msg: UpstreamMsg) {
+        let mut next = Some(msg);
+        let mut handled = 0;
+        while let Some(msg) = next.take() {
+            let received = self.clock.now();
+            if let Some(msg) = self.held.keep_held(msg).await {
+                self.on_upstream(msg);
+            }
+            self.drive(Some(received)).await;
+            handled += 1;
+            if handled < UPSTREAM_BATCH
+                && self.session.wants_upstream_read()
+                && !self.outbox.is_full()
+                && !self.finished
+            {
+                next = self.held.try_recv();
+            }
         }
     }
 

@@ -50,6 +50,11 @@ impl HeldConns {
         self.rx.recv().await
     }
 
+    /// A report already queued, without waiting
+    pub(crate) fn try_recv(&mut self) -> Option<UpstreamMsg> {
+        self.rx.try_recv().ok()
+    }
+
     /// `msg` if its conn is still held; a report of a conn released meanwhile belongs to its
     /// pool and goes to the control task
     pub(crate) async fn keep_held(&self, msg: UpstreamMsg) -> Option<UpstreamMsg> {
