@@ -36,7 +36,7 @@
 //!   after `session.client_write_timeout` fails the client.
 //!
 //! Both hops use one message limit (`upstream.max_message_size`); a bigger message on either
-//! closes the client with 1009. Sockets use `TCP_NODELAY` and 8 KiB tungstenite buffers;
+//! closes the client with 1009. Sockets use `TCP_NODELAY` and 4 KiB tungstenite buffers;
 //! writers feed every ready frame and flush once.
 //!
 //! ## Handshakes

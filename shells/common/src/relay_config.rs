@@ -3,8 +3,9 @@
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Read and write buffer of each socket: small, because a relay moves frames through at once
-/// (tungstenite's 128 KiB defaults would cost ~256 KiB per socket)
-pub(crate) const SOCKET_BUFFER: usize = 8 * 1024;
+/// (tungstenite's 128 KiB defaults would cost ~256 KiB per socket). An event is a few hundred
+/// bytes; tungstenite zeroes up to this much before every read, and an idle socket keeps it.
+pub(crate) const SOCKET_BUFFER: usize = 4 * 1024;
 
 /// The WebSocket settings of both hops: one message limit (`upstream.max_message_size`), small
 /// buffers, and a write buffer bounded to one largest message plus its framing

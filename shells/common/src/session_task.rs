@@ -208,7 +208,8 @@ async fn linger(
         return;
     };
     let mut io = ws.into_inner();
-    let mut scratch = [0u8; 8192];
+    // On the heap: an array here would sit in every session task's future for its whole life.
+    let mut scratch = vec![0u8; 8192];
     let _ = timeout(rt, close_linger, async {
         while let Ok(n) = io.read(&mut scratch).await {
             if n == 0 {
