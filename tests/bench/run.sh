@@ -60,8 +60,11 @@ if [ "$smoke" = 1 ]; then
   rounds=${rounds:-2} callgrind=0 divan=0
 else
   profile_flag=(--release) bin=target/release
-  out=${out:-tests/bench/results}
-  md=BENCHMARKS.md png=tests/bench/results/latency-cdf.png
+  if [ -n "$out" ]; then
+    md="$out/BENCHMARKS.md" png="$out/latency-cdf.png"
+  else
+    out=tests/bench/results md=BENCHMARKS.md png=tests/bench/results/latency-cdf.png
+  fi
   rounds=${rounds:-5}
   command -v nginx >/dev/null 2>&1 || apt_install nginx
   if [ "$callgrind" = 1 ] && ! command -v callgrind_control >/dev/null 2>&1; then apt_install valgrind; fi

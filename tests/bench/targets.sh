@@ -153,7 +153,7 @@ start_target() {
         cat "$work/$phase.nginx.err" >&2
         return 1
       fi
-      target_pids="$master $(pgrep -P "$master" | tr '\n' ' ')"
+      target_pids="$master $( (pgrep -P "$master" || true) | tr "\n" " ")"
       target_url="ws://127.0.0.1:$port/v1/responses"
       cp "$conf" "$work/nginx.conf.last"
       ;;

@@ -188,10 +188,22 @@ pub(crate) struct Upstream {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct Callgrind {
-    /// The loadgen flags of the counted workload.
-    pub(crate) workload: String,
-    /// One entry per relaying target.
+    /// The workloads counted (paced, unpaced).
+    pub(crate) variants: Vec<CallgrindVariant>,
+    /// One entry per relaying target and variant.
     pub(crate) targets: Vec<CallgrindTarget>,
+}
+
+/// One counted workload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct CallgrindVariant {
+    /// `paced` or `unpaced`.
+    pub(crate) name: String,
+    /// The mock's flags.
+    pub(crate) mock_flags: String,
+    /// The loadgen's flags.
+    pub(crate) workload: String,
 }
 
 /// Instructions of one target over the workload.
@@ -200,6 +212,8 @@ pub(crate) struct Callgrind {
 pub(crate) struct CallgrindTarget {
     /// Target name.
     pub(crate) target: String,
+    /// Which workload.
+    pub(crate) variant: String,
     /// Instructions (Ir) between zeroing and dumping.
     pub(crate) instructions: u64,
     /// The loadgen report of the workload, beside this file.
@@ -215,6 +229,9 @@ pub(crate) struct Phase {
     pub(crate) setup: Setup,
 }
 
+/// Events relayed per (target, callgrind variant).
+pub(crate) type EventsRelayed = BTreeMap<(String, String), u64>;
+
 /// Everything in a results directory.
 #[derive(Debug, Default)]
 pub(crate) struct Results {
@@ -222,8 +239,8 @@ pub(crate) struct Results {
     pub(crate) meta: Meta,
     /// Phases by name.
     pub(crate) phases: BTreeMap<String, Phase>,
-    /// Callgrind counts with each target's relayed events.
-    pub(crate) callgrind: Option<(Callgrind, BTreeMap<String, u64>)>,
+    /// Callgrind counts with each (target, variant)'s relayed events.
+    pub(crate) callgrind: Option<(Callgrind, EventsRelayed)>,
     /// Raw `cargo bench -p wsv2-core` output.
     pub(crate) divan: Option<String>,
 }
@@ -277,7 +294,7 @@ impl Results {
             for t in &cg.targets {
                 let report: LoadReport = read_json(&dir.join(&t.loadgen))?;
                 let n = report.summary(&t.target).map_or(0, |s| s.events_all);
-                events.insert(t.target.clone(), n);
+                events.insert((t.target.clone(), t.variant.clone()), n);
             }
             Some((cg, events))
         } else {

@@ -202,10 +202,13 @@ fn quantile_cells(
         .collect()
 }
 
-pub(crate) fn callgrind_per_event(r: &Results, target: &str) -> Option<f64> {
+pub(crate) fn callgrind_per_event(r: &Results, target: &str, variant: &str) -> Option<f64> {
     let (cg, events) = r.callgrind.as_ref()?;
-    let t = cg.targets.iter().find(|t| t.target == target)?;
-    let n = *events.get(target)?;
+    let t = cg
+        .targets
+        .iter()
+        .find(|t| t.target == target && t.variant == variant)?;
+    let n = *events.get(&(target.to_owned(), variant.to_owned()))?;
     (n > 0).then(|| t.instructions as f64 / n as f64)
 }
 
@@ -419,7 +422,8 @@ fn section_cpu(out: &mut String, r: &Results) {
         "latency (20 sessions)",
         "saturation",
         "SSE",
-        "callgrind instructions/event",
+        "instructions/event, paced",
+        "instructions/event, unpaced",
     ]);
     let cell = |name: &str, target: &str| {
         r.phase(name)
@@ -431,20 +435,34 @@ fn section_cpu(out: &mut String, r: &Results) {
             cell("lat20", target),
             cell("throughput", target),
             cell("sse", target),
-            callgrind_per_event(r, target).map_or("–".into(), count),
+            callgrind_per_event(r, target, "paced").map_or("–".into(), count),
+            callgrind_per_event(r, target, "unpaced").map_or("–".into(), count),
         ]);
     }
-    let workload = r.callgrind.as_ref().map_or("not run".into(), |(cg, _)| {
-        format!("`wsv2-loadgen {}`, unpaced", cg.workload)
+    let workloads = r.callgrind.as_ref().map_or("not run".into(), |(cg, _)| {
+        let list: Vec<String> = cg
+            .variants
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}: mock `{}`, `wsv2-loadgen {}`",
+                    v.name, v.mock_flags, v.workload
+                )
+            })
+            .collect();
+        list.join("; ")
     });
     let _ = writeln!(
         out,
         "## CPU per event\n\nCPU µs per relayed event: utime + stime of the target's processes \
          (from `/proc/PID/stat`, 10 ms ticks) over each round, divided by the events it relayed \
          (warm-up turns included); equal to CPU seconds per million events. Direct's row is the \
-         mock generating the events. Instructions: the target under `valgrind --tool=callgrind`, \
-         counters zeroed after a warm-up turn, then {workload}; user-space instructions only, \
-         stable on a noisy machine.\n\n{}",
+         mock generating the events.\n\nInstructions: the target under `valgrind \
+         --tool=callgrind` in front of a native mock; counters reset after a warm-up turn, then \
+         the workload ({workloads}), divided by the events relayed. User-space instructions only \
+         (a byte relay's cost is mostly in the kernel), stable on a noisy machine. *Paced*: every \
+         event arrives alone; *unpaced*: events batch in socket buffers, so a relay that forwards \
+         bytes per read pays per batch, not per event.\n\n{}",
         t.render()
     );
 }

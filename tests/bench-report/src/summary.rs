@@ -16,7 +16,7 @@ pub(crate) fn summary(out: &mut String, r: &Results) {
         "## Summary\n\nAdded latency is the target's minus direct's (so direct's row shows its \
          absolute values in *italics*). Per event: 20 sessions at 1 ms pacing; turn start: new \
          sessions on a warm pool; events/s: saturation; CPU: the target's processes during the \
-         saturation rounds; instructions: callgrind; RSS: 1,000 idle sessions; pool reuse: new \
+         saturation rounds; instructions: callgrind, events at 1 ms pacing; RSS: 1,000 idle sessions; pool reuse: new \
          sessions with Codex-like per-session headers.\n"
     );
     let mut t = Table::new(&[
@@ -65,7 +65,7 @@ pub(crate) fn summary(out: &mut String, r: &Results) {
                 num,
             )
         });
-        let instr = callgrind_per_event(r, target).map_or("–".into(), count);
+        let instr = callgrind_per_event(r, target, "paced").map_or("–".into(), count);
         let rss = phase("mem")
             .and_then(|p| p.summary(target))
             .and_then(|s| s.proc)
