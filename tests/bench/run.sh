@@ -190,7 +190,7 @@ fi
 # --- divan: the core's hot path in-process ----------------------------------------------------
 if [ "$divan" = 1 ] && wants divan; then
   log "cargo bench -p wsv2-core (divan)"
-  cargo bench -q -p wsv2-core 2>&1 | grep -v '^\s*Running\|^\s*Finished\|^\s*Compiling' >"$out/divan.txt"
+  cargo bench -q -p wsv2-core --benches 2>&1 | grep -v '^\s*Running\|^\s*Finished\|^\s*Compiling' >"$out/divan.txt"
 fi
 
 # --- the report ------------------------------------------------------------------------------

@@ -38,12 +38,14 @@ spawn_listening() {
   pids+=($!)
 }
 
-# A TCP port nobody listens on (nginx cannot listen on port 0).
+# A TCP port no socket uses (nginx cannot listen on port 0), below the ephemeral range so no
+# client connection can take it meanwhile.
 free_port() {
-  local port
+  local port low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
   while :; do
-    port=$((20000 + RANDOM % 30000))
-    [ -z "$(ss -Htln "sport = :$port")" ] && { echo "$port"; return; }
+    port=$((10000 + RANDOM % (low - 10000)))
+    [ -z "$(ss -Htan "sport = :$port")" ] && { echo "$port"; return; }
   done
 }
 

@@ -56,6 +56,17 @@ pub(crate) struct Percentiles {
     pub(crate) max: f64,
 }
 
+impl ProcUsage {
+    /// CPU µs per event: the scheduler's exact clock when measured, else utime + stime.
+    pub(crate) fn us_per_event(&self) -> f64 {
+        if self.sched_us_per_event > 0.0 {
+            self.sched_us_per_event
+        } else {
+            self.cpu_us_per_event
+        }
+    }
+}
+
 impl Percentiles {
     /// The four reported quantiles, in table order.
     pub(crate) fn quantiles(&self) -> [f64; 4] {
@@ -71,6 +82,8 @@ pub(crate) struct ProcUsage {
     pub(crate) cpu_secs: f64,
     /// CPU µs per relayed event.
     pub(crate) cpu_us_per_event: f64,
+    /// On-CPU µs per relayed event by the scheduler's clock (0 when not measured).
+    pub(crate) sched_us_per_event: f64,
     /// CPU seconds per wall second.
     pub(crate) busy: f64,
     /// RSS before, KiB.

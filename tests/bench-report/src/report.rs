@@ -248,7 +248,7 @@ fn section_latency(out: &mut String, title: &str, p: &Phase, targets: &[String])
 pub(crate) fn cpu_cell(rep: &LoadReport, target: &str) -> String {
     spread(
         per_round(rep, target, |x| {
-            x.proc.map_or(f64::NAN, |u| u.cpu_us_per_event)
+            x.proc.map_or(f64::NAN, |u| u.us_per_event())
         }),
         num,
     )
@@ -422,6 +422,7 @@ fn section_cpu(out: &mut String, r: &Results) {
         "latency (20 sessions)",
         "saturation",
         "SSE",
+        "saturation, utime+stime",
         "instructions/event, paced",
         "instructions/event, unpaced",
     ]);
@@ -435,6 +436,14 @@ fn section_cpu(out: &mut String, r: &Results) {
             cell("lat20", target),
             cell("throughput", target),
             cell("sse", target),
+            r.phase("throughput").map_or("–".into(), |p| {
+                spread(
+                    per_round(&p.report, target, |x| {
+                        x.proc.map_or(f64::NAN, |u| u.cpu_us_per_event)
+                    }),
+                    num,
+                )
+            }),
             callgrind_per_event(r, target, "paced").map_or("–".into(), count),
             callgrind_per_event(r, target, "unpaced").map_or("–".into(), count),
         ]);
@@ -454,10 +463,13 @@ fn section_cpu(out: &mut String, r: &Results) {
     });
     let _ = writeln!(
         out,
-        "## CPU per event\n\nCPU µs per relayed event: utime + stime of the target's processes \
-         (from `/proc/PID/stat`, 10 ms ticks) over each round, divided by the events it relayed \
-         (warm-up turns included); equal to CPU seconds per million events. Direct's row is the \
-         mock generating the events.\n\nInstructions: the target under `valgrind \
+        "## CPU per event\n\nCPU µs per relayed event (= CPU seconds per million events): the \
+         on-CPU time of the target's processes over each round, divided by the events it relayed \
+         (warm-up turns included). On-CPU time is the scheduler's exact clock \
+         (`/proc/PID/task/*/schedstat`); the utime + stime column (`/proc/PID/stat`) is shown for \
+         saturation only, because kernels with tick-based CPU accounting charge whole ticks to \
+         whichever task runs at the tick, which misstates short wake-ups (paced events). Direct's \
+         row is the mock generating the events.\n\nInstructions: the target under `valgrind \
          --tool=callgrind` in front of a native mock; counters reset after a warm-up turn, then \
          the workload ({workloads}), divided by the events relayed. User-space instructions only \
          (a byte relay's cost is mostly in the kernel), stable on a noisy machine. *Paced*: every \

@@ -59,9 +59,7 @@ pub(crate) fn summary(out: &mut String, r: &Results) {
         });
         let cpu = phase("throughput").map_or("–".into(), |p| {
             median(
-                per_round(p, target, |x| {
-                    x.proc.map_or(f64::NAN, |u| u.cpu_us_per_event)
-                }),
+                per_round(p, target, |x| x.proc.map_or(f64::NAN, |u| u.us_per_event())),
                 num,
             )
         });
@@ -102,7 +100,7 @@ fn issue_targets(out: &mut String, r: &Results) {
     if gateways.is_empty() {
         return;
     }
-    let mut t = Table::new(&["target", "bar (issue 9)", "measured", "met"]);
+    let mut t = Table::new(&["target", "bar (issue 9)", "measured", "met"]).left_aligned();
     let med = |s: Option<Spread>| s.map(|s| s.median);
     for g in gateways {
         let mut check =

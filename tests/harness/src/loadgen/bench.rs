@@ -78,8 +78,12 @@ const TICKS_PER_SEC: f64 = 100.0;
 /// CPU time (user + system) and resident memory of a set of processes at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProcSample {
-    /// utime + stime summed over the processes, seconds.
+    /// utime + stime summed over the processes, seconds. The kernel may account these by
+    /// sampling at each timer tick (CONFIG_TICK_CPU_ACCOUNTING), which is coarse for short bursts.
     pub cpu_secs: f64,
+    /// On-CPU time measured by the scheduler (`/proc/PID/task/*/schedstat`), summed over the
+    /// processes' live threads, seconds: exact, but blind to threads that already exited.
+    pub sched_secs: f64,
     /// VmRSS summed over the processes, KiB.
     pub rss_kib: u64,
 }
@@ -96,6 +100,7 @@ impl ProcSample {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             total.cpu_secs += cpu_secs_of_stat(&stat)?;
             total.rss_kib += rss_kib_of_status(&status)?;
+            total.sched_secs += sched_secs_of(pid);
         }
         Some(total)
     }
@@ -112,6 +117,19 @@ fn cpu_secs_of_stat(stat: &str) -> Option<f64> {
     Some((utime + stime) as f64 / TICKS_PER_SEC)
 }
 
+/// The scheduler's on-CPU ns of every live thread of `pid`, in seconds (0 without schedstat).
+fn sched_secs_of(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let ns: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
+}
+
 fn rss_kib_of_status(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -120,11 +138,16 @@ fn rss_kib_of_status(status: &str) -> Option<u64> {
 /// What the watched processes of a target did over one round.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct ProcUsage {
-    /// CPU seconds spent during the round.
+    /// CPU seconds spent during the round (utime + stime).
     pub cpu_secs: f64,
     /// CPU µs per event relayed (warm-up turns included, as the processes relayed those too).
     pub cpu_us_per_event: f64,
-    /// CPU seconds per wall second of the round (1.0 = one core busy throughout).
+    /// On-CPU seconds by the scheduler's clock (schedstat).
+    pub sched_secs: f64,
+    /// On-CPU µs per event relayed by the scheduler's clock.
+    pub sched_us_per_event: f64,
+    /// CPU seconds (schedstat when available) per wall second of the round (1.0 = one core busy
+    /// throughout).
     pub busy: f64,
     /// Resident memory when the round started, KiB.
     pub rss_before_kib: u64,
@@ -144,11 +167,21 @@ impl ProcUsage {
         idle_sessions: Option<usize>,
     ) -> Self {
         let cpu_secs = (after.cpu_secs - before.cpu_secs).max(0.0);
+        let sched_secs = (after.sched_secs - before.sched_secs).max(0.0);
         let per = |x: f64, n: f64| if n > 0.0 { x / n } else { 0.0 };
         Self {
             cpu_secs,
             cpu_us_per_event: per(cpu_secs * 1e6, events as f64),
-            busy: per(cpu_secs, wall_secs),
+            sched_secs,
+            sched_us_per_event: per(sched_secs * 1e6, events as f64),
+            busy: per(
+                if sched_secs > 0.0 {
+                    sched_secs
+                } else {
+                    cpu_secs
+                },
+                wall_secs,
+            ),
             rss_before_kib: before.rss_kib,
             rss_after_kib: after.rss_kib,
             rss_per_session_kib: idle_sessions.map_or(0.0, |n| {
@@ -175,6 +208,7 @@ mod tests {
     fn this_process_can_be_sampled() {
         let me = ProcSample::read(&[std::process::id()]).expect("own /proc entry");
         assert!(me.rss_kib > 0);
+        assert!(me.sched_secs >= 0.0);
         assert_eq!(ProcSample::read(&[]), None);
     }
 
@@ -197,15 +231,18 @@ mod tests {
     fn usage_divides_by_events_wall_and_sessions() {
         let before = ProcSample {
             cpu_secs: 1.0,
+            sched_secs: 1.0,
             rss_kib: 1000,
         };
         let after = ProcSample {
             cpu_secs: 1.5,
+            sched_secs: 1.2,
             rss_kib: 3000,
         };
         let u = ProcUsage::between(before, after, 100_000, 2.0, Some(100));
         assert!((u.cpu_us_per_event - 5.0).abs() < 1e-9);
-        assert!((u.busy - 0.25).abs() < 1e-9);
+        assert!((u.sched_us_per_event - 2.0).abs() < 1e-9);
+        assert!((u.busy - 0.1).abs() < 1e-9);
         assert!((u.rss_per_session_kib - 20.0).abs() < 1e-9);
         assert_eq!(
             ProcUsage::between(after, after, 0, 0.0, None).cpu_us_per_event,

@@ -115,11 +115,14 @@ fn summarize(target: &str, mine: &[&RoundResult]) -> RoundResult {
     let usages: Vec<&ProcUsage> = mine.iter().filter_map(|r| r.proc.as_ref()).collect();
     if let (Some(first), Some(last)) = (usages.first(), usages.last()) {
         let cpu: f64 = usages.iter().map(|u| u.cpu_secs).sum();
+        let sched: f64 = usages.iter().map(|u| u.sched_secs).sum();
         let per = |x: f64, n: f64| if n > 0.0 { x / n } else { 0.0 };
         summary.proc = Some(ProcUsage {
             cpu_secs: cpu,
             cpu_us_per_event: per(cpu * 1e6, summary.events_all as f64),
-            busy: per(cpu, wall / 1000.0),
+            sched_secs: sched,
+            sched_us_per_event: per(sched * 1e6, summary.events_all as f64),
+            busy: per(if sched > 0.0 { sched } else { cpu }, wall / 1000.0),
             rss_before_kib: first.rss_before_kib,
             rss_after_kib: last.rss_after_kib,
             rss_per_session_kib: per(
@@ -247,10 +250,11 @@ impl Report {
             if let Some(u) = &s.proc {
                 let _ = writeln!(
                     out,
-                    "{}: watched processes: {:.2} CPU s, {:.2} µs/event, busy {:.0} %, RSS {} → {} KiB{}",
+                    "{}: watched processes: {:.2} CPU s, {:.2} µs/event ({:.2} by schedstat), busy {:.0} %, RSS {} → {} KiB{}",
                     s.target,
                     u.cpu_secs,
                     u.cpu_us_per_event,
+                    u.sched_us_per_event,
                     u.busy * 100.0,
                     u.rss_before_kib,
                     u.rss_after_kib,
