@@ -16,8 +16,12 @@
 # sessions; 10,000 more with --sessions-10k), then callgrind (instructions per relayed event) and
 # `cargo bench -p wsv2-core` (divan).
 #
-# Pinning (2 cores): the load generator and every mock on CPU 0, the target under test on CPU 1,
-# so the target never competes with the load for a core; --no-pin turns it off.
+# Pinning (2 cores): the load generator alone on CPU 0; the mocks and the target under test on
+# CPU 1. So every target, direct included, is one cross-core hop from the load generator, which
+# has a core of its own (it parses every event); the target's work adds to the mock's on the
+# same core, so target − direct is the target's own cost on the path. (With the mock beside the
+# load generator instead, direct was slower than through a relay on the other core.) --no-pin
+# turns pinning off.
 #
 # Full mode builds release binaries, writes raw results to tests/bench/results/ and generates
 # BENCHMARKS.md at the repository root. --smoke (CI) uses the test-profile binaries in
@@ -108,10 +112,10 @@ source tests/bench/lib.sh
 source tests/bench/targets.sh
 key=sk-bench-run
 if [ "$pin" = 1 ] && [ "$(nproc)" -ge 2 ]; then
-  pin_load=(taskset -c 0) pin_target=(taskset -c 1)
-  pinning="loadgen and mocks on CPU 0, the target under test on CPU 1 (taskset)"
+  pin_load=(taskset -c 0) pin_mock=(taskset -c 1) pin_target=(taskset -c 1)
+  pinning="loadgen on CPU 0; mocks and the target under test on CPU 1 (taskset)"
 else
-  pin_load=() pin_target=()
+  pin_load=() pin_mock=() pin_target=()
   pinning="none"
 fi
 

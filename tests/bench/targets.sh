@@ -3,8 +3,8 @@
 #
 # Every target gets its own mock upstream (same flags), so the mock's record and CPU belong to
 # one target: direct (the mock itself), nginx → mock, tokio (wsv2-gateway) → mock and smol
-# (wsv2-gateway-smol) → mock. Mocks run under $pin_load (with the load generator), targets
-# under $pin_target. Uses from run.sh: bin, key, out, work, pids, targets, pin_load, pin_target,
+# (wsv2-gateway-smol) → mock. Mocks run under $pin_mock, targets under $pin_target (the same
+# core: see run.sh). Uses from run.sh: bin, key, out, work, pids, targets, pin_mock, pin_target,
 # smol_serve.
 
 # A JSON string literal of $1 (the values here hold no control characters but tabs/newlines).
@@ -195,14 +195,14 @@ start_phase() {
       record_of[$t]="$work/$phase.$t.record.jsonl"
       extra=(--record "${record_of[$t]}")
     fi
-    spawn_listening "$phase.mock-$t" "${pin_load[@]}" "$bin/wsv2-mock-upstream" \
+    spawn_listening "$phase.mock-$t" "${pin_mock[@]}" "$bin/wsv2-mock-upstream" \
       --listen 127.0.0.1:0 --api-key "$key" "${mock_flags[@]}" "${extra[@]}"
     mock_pid_of[$t]=$spawned_pid
     local mock_url=$spawned_url
     if [ "$t" = direct ]; then
       target_url=$mock_url
       target_pids=$spawned_pid
-      target_cmd="${pin_load[*]} wsv2-mock-upstream --api-key KEY ${mock_flags[*]}"
+      target_cmd="${pin_mock[*]} wsv2-mock-upstream --api-key KEY ${mock_flags[*]}"
     else
       start_target "$t" "$mock_url" "$sessions"
     fi

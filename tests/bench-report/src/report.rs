@@ -267,9 +267,10 @@ fn section_throughput(out: &mut String, p: &Phase, targets: &[String]) {
     let _ = writeln!(
         out,
         "## (b) Throughput: deltas as fast as the sockets take them\n\n20 sessions × 2 turns × \
-         2,000 unpaced deltas. *busy* is the target's CPU seconds per wall second of its round \
-         (1.0 = its core saturated; below that, the load generator and mocks on the other core \
-         were the limit).\n"
+         2,000 unpaced deltas. *busy* is the target's on-CPU seconds per wall second of its \
+         round. The target shares its core with its mock, so saturation here is that core (mock \
+         + target) or the load generator's core, whichever fills first: compare the CPU per \
+         event, which does not depend on it.\n"
     );
     let mut t = Table::new(&[
         "target",
