@@ -10,6 +10,8 @@
 # 2. heaptrack: allocations per relayed delta, as the difference between two fresh gateways
 #    running the same turns (4 sessions × 5 turns) with 200 and with 1,000 deltas per turn, so
 #    per-connection and per-turn allocations cancel out; unpaced and at 1 ms pacing.
+# 3. heaptrack with 1,000 idle sessions (each finished a turn and holds its lease): the peak
+#    heap and its largest consumers, for the RSS per idle session.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -73,4 +75,22 @@ for variant in unpaced paced; do
     -v a="$(calls_of "$out/heaptrack.$variant.200.txt")" -v b="$(calls_of "$out/heaptrack.$variant.1000.txt")" \
     'BEGIN { printf "%.2f", (b - a) / (4 * 5 * 800) }')"
 done
+
+# --- heaptrack: what 1,000 idle sessions hold --------------------------------------------------
+phase=profile-idle
+spawn_listening "$phase.mock" "$bin/wsv2-mock-upstream" --listen 127.0.0.1:0 --api-key "$key"
+conf="$work/$phase.conf"
+write_gateway_conf "$conf" "$spawned_url" 1000
+ht="$out/heaptrack.idle"
+rm -f "$ht".*
+RUST_LOG=warn spawn_listening "$phase.gw" heaptrack -o "$ht" "$bin/wsv2-gateway" serve --config "$conf"
+heaptrack_pid=$spawned_pid
+gw_pid=$(pgrep -n -f -- "wsv2-gateway serve --config $conf")
+"$bin/wsv2-loadgen" --api-key "$key" --target "gw=$spawned_url" --watch-pid "gw=$gw_pid" --hold-idle \
+  --sessions 1000 --session-concurrency 64 --turns 1 --warmup 0 --deltas 4 --json "$ht.json" >/dev/null
+kill "$gw_pid"
+wait "$heaptrack_pid" 2>/dev/null || true
+stop_phase
+heaptrack_print -f "$ht".*zst* >"$ht.txt" 2>/dev/null || true
+log "idle: $(grep -m1 '^peak heap memory consumption:' "$ht.txt"); top peak consumers in $ht.txt (PEAK MEMORY CONSUMERS)"
 log "profiles in $out"

@@ -3,8 +3,7 @@
 #
 # Every target gets its own mock upstream (same flags), so the mock's record and CPU belong to
 # one target: direct (the mock itself), nginx → mock, tokio (wsv2-gateway) → mock and smol
-# (wsv2-gateway-smol) → mock. Mocks run under $pin_mock, targets under $pin_target (the same
-# core: see run.sh). Uses from run.sh: bin, key, out, work, pids, targets, pin_mock, pin_target,
+# (wsv2-gateway-smol) → mock. Mocks run under $pin_mock, targets under $pin_target (see run.sh). Uses from run.sh: bin, key, out, work, pids, targets, pin_mock, pin_target,
 # smol_serve.
 
 # A JSON string literal of $1 (the values here hold no control characters but tabs/newlines).
