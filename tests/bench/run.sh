@@ -43,7 +43,7 @@ while [ $# -gt 0 ]; do
     --no-callgrind) callgrind=0 ;;
     --no-divan) divan=0 ;;
     --phases) only=",$2,"; shift ;;
-    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
