@@ -63,6 +63,20 @@ pub(crate) fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
+/// A tick label: 500, 1k, 20k (short, so neighbouring ticks of a log axis do not collide).
+pub(crate) fn axis_label(x: f64) -> String {
+    if x >= 1000.0 {
+        format!("{}k", num_trim(x / 1000.0))
+    } else {
+        num_trim(x)
+    }
+}
+
+fn num_trim(x: f64) -> String {
+    let s = format!("{x:.1}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 fn err(e: impl std::fmt::Display) -> String {
     format!("plot: {e}")
 }
@@ -125,7 +139,7 @@ fn draw_panel(
         .configure_mesh()
         .x_desc("latency, µs (log scale)")
         .y_desc("fraction of samples ≤ x")
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_label_formatter(&|x| axis_label(*x))
         .light_line_style(WHITE)
         .y_label_formatter(&|y| format!("{y:.1}"))
         .label_style(("sans-serif", 15))
@@ -162,5 +176,8 @@ mod tests {
         assert_eq!(c, vec![(10.0, 0.25), (20.0, 0.75), (40.0, 1.0)]);
         assert!(cdf(&[]).is_empty());
         assert_eq!(ticks(30.0, 1200.0), vec![50.0, 100.0, 200.0, 500.0, 1000.0]);
+        assert_eq!(axis_label(500.0), "500");
+        assert_eq!(axis_label(0.5), "0.5");
+        assert_eq!(axis_label(20_000.0), "20k");
     }
 }
