@@ -128,3 +128,9 @@ awk '/^test result:/ {
        printf "\nall test binaries: %d passed; %d failed; %d ignored (%d result lines)\n",
          totals["passed;"], totals["failed;"], totals["ignored;"], binaries
      }' "$test_log"
+
+# --- (f) Benchmark smoke --------------------------------------------------------------------
+# The benchmark script end to end in its few-second mode on the test-profile binaries (no
+# release build, no nginx, no thresholds), including the report generator on its own output.
+step "tests/bench/run.sh --smoke"
+bash tests/bench/run.sh --smoke

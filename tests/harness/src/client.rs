@@ -128,6 +128,24 @@ impl WsClient {
         creds: &Credentials,
         config: WebSocketConfig,
     ) -> Result<Self, ConnectError> {
+        let request = ws_url
+            .into_client_request()
+            .map_err(|e| ConnectError::Transport(e.to_string()))?;
+        let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
+        let port = request.uri().port_u16().unwrap_or(80);
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| ConnectError::Transport(e.to_string()))?;
+        Self::connect_over(tcp, ws_url, creds, config).await
+    }
+
+    /// Upgrades an already connected TCP stream (e.g. one bound to a chosen source address).
+    pub async fn connect_over(
+        tcp: TcpStream,
+        ws_url: &str,
+        creds: &Credentials,
+        config: WebSocketConfig,
+    ) -> Result<Self, ConnectError> {
         let transport = |e: &dyn std::fmt::Display| ConnectError::Transport(e.to_string());
         let mut request = ws_url.into_client_request().map_err(|e| transport(&e))?;
         let headers = request.headers_mut();
@@ -143,11 +161,6 @@ impl WsClient {
                 HeaderValue::from_str(value).map_err(|e| transport(&e))?,
             );
         }
-        let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
-        let port = request.uri().port_u16().unwrap_or(80);
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| transport(&e))?;
         tcp.set_nodelay(true).map_err(|e| transport(&e))?;
         match async_tungstenite::tokio::client_async_with_config(request, tcp, Some(config)).await {
             Ok((ws, response)) => Ok(Self {

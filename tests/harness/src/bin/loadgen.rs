@@ -7,6 +7,8 @@
 //!              --target gateway=http://127.0.0.1:8080/v1 --api-key sk-... \
 //!              --sessions 20 --turns 10 --deltas 200 --rounds 3 --json out.json
 //! wsv2-loadgen --spawn-mock --mock-delta-interval 1ms --deltas 200
+//! wsv2-loadgen --target gw=ws://127.0.0.1:8080/v1 --watch-pid gw=4242 --hold-idle \
+//!              --sessions 1000 --session-concurrency 64 --turns 1 --warmup 0 --json idle.json
 //! ```
 
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use wsv2_tests::loadgen::{self, LoadConfig, LoadTarget, Mode};
+use wsv2_tests::loadgen::{self, BenchOptions, LoadConfig, LoadTarget, Mode};
 
 /// Command line of `wsv2-loadgen`.
 #[derive(Debug, Parser)]
@@ -35,9 +37,13 @@ struct Args {
     /// Transport: ws (one socket per session) or sse (POST /v1/responses per turn).
     #[arg(long, value_enum, default_value = "ws")]
     mode: ModeArg,
-    /// Concurrent sessions per target per round.
+    /// Sessions per target per round, all at once (unless --session-concurrency caps them).
     #[arg(long, default_value_t = 10)]
     sessions: usize,
+    /// At most this many sessions of a target active at once; the others wait their turn, so
+    /// e.g. 200 sessions with concurrency 10 are 200 new sessions arriving on a warm pool.
+    #[arg(long)]
+    session_concurrency: Option<usize>,
     /// Measured turns per session.
     #[arg(long, default_value_t = 10)]
     turns: usize,
@@ -47,6 +53,21 @@ struct Args {
     /// Rounds; each round runs every target once, in rotating order.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Extra rounds run first and left out of the summaries (warms pools and caches).
+    #[arg(long, default_value_t = 0)]
+    warmup_rounds: usize,
+    /// Sample CPU time (utime+stime) and VmRSS of PID around each round of target NAME, as
+    /// NAME=PID; repeat for several processes of one target (e.g. nginx master and worker).
+    #[arg(long = "watch-pid", value_name = "NAME=PID")]
+    watch_pids: Vec<String>,
+    /// Keep every WebSocket open after its turns; once all sessions of a target are idle, sample
+    /// the watched processes' RSS (reported per idle session), then drop them all.
+    #[arg(long)]
+    hold_idle: bool,
+    /// Bind client sockets to this many source addresses 127.0.0.1, 127.0.0.2, … in turn (0:
+    /// the OS picks), for tens of thousands of sockets without running out of ports.
+    #[arg(long, default_value_t = 0)]
+    source_addrs: u32,
     /// Think time between a session's turns, e.g. 0ms, 50ms, 1s.
     #[arg(long, value_parser = parse_duration, default_value = "0ms")]
     think_time: Duration,
@@ -139,7 +160,18 @@ async fn run(args: Args) -> Result<ExitCode, wsv2_tests::Failure> {
         deltas: args.deltas,
         event_timeout: args.event_timeout,
     };
-    let report = loadgen::run(&config).await?;
+    let mut options = BenchOptions {
+        warmup_rounds: args.warmup_rounds,
+        session_concurrency: args.session_concurrency,
+        hold_idle: args.hold_idle,
+        source_addrs: args.source_addrs,
+        watch: Vec::new(),
+        command: std::env::args().collect(),
+    };
+    for spec in &args.watch_pids {
+        options.watch_pid(spec)?;
+    }
+    let report = loadgen::run_with(&config, &options).await?;
     print!("{}", report.table());
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;

@@ -121,6 +121,17 @@ impl Histogram {
         self.max
     }
 
+    /// The non-empty buckets as (largest value of the bucket in µs, samples), ascending: enough
+    /// to draw the distribution (CDF) at the histogram's resolution.
+    pub fn buckets_us(&self) -> Vec<(f64, u64)> {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &c)| c > 0)
+            .map(|(i, &c)| (upper_of(i).min(self.max) as f64 / 1000.0, c))
+            .collect()
+    }
+
     /// p50/p90/p99/p99.9/max in microseconds (samples are nanoseconds).
     pub fn summary_us(&self) -> Percentiles {
         let us = |ns: u64| ns as f64 / 1000.0;
@@ -240,5 +251,19 @@ mod tests {
         }
         assert_eq!(a.count(), all.count());
         assert_eq!(Histogram::default().quantile(0.5), 0);
+    }
+
+    #[test]
+    fn buckets_hold_every_sample_in_ascending_order() {
+        let mut h = Histogram::default();
+        for v in [5_000u64, 5_000, 70_000, 1_000_000] {
+            h.record(v);
+        }
+        let b = h.buckets_us();
+        assert_eq!(b.iter().map(|&(_, c)| c).sum::<u64>(), 4);
+        assert_eq!(b[0].1, 2);
+        assert!((5.0..=5.0 * 65.0 / 64.0).contains(&b[0].0), "{}", b[0].0);
+        assert!(b.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(b.last().unwrap().0, 1000.0);
     }
 }

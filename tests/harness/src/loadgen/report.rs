@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::bench::{BenchOptions, ProcUsage};
 use super::config::LoadConfig;
 use super::histogram::Percentiles;
 use super::stats::SessionStats;
@@ -17,6 +18,8 @@ pub struct RoundResult {
     pub target: String,
     /// Round index (`None` in a summary).
     pub round: Option<usize>,
+    /// A warm-up round: run, reported, left out of the summary.
+    pub warmup: bool,
     /// Wall time of the round for this target, ms.
     pub wall_ms: f64,
     /// Measured turns that completed.
@@ -25,12 +28,25 @@ pub struct RoundResult {
     pub errors: u64,
     /// Events received in measured turns.
     pub events: u64,
+    /// Events received in every turn, warm-up turns included.
+    pub events_all: u64,
     /// Measured events per second of measured window.
     pub events_per_sec: f64,
     /// Turn-start latency, µs.
     pub turn_start_us: Percentiles,
     /// Per-event latency (mock send stamp → receive), µs.
     pub event_latency_us: Percentiles,
+    /// WebSocket connect (TCP + upgrade) time, µs.
+    pub connect_us: Percentiles,
+    /// CPU and memory of the target's watched processes (absent when none were watched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proc: Option<ProcUsage>,
+    /// Per-event latency distribution as (bucket bound µs, samples); summaries only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_latency_buckets: Option<Vec<(f64, u64)>>,
+    /// Turn-start latency distribution as (bucket bound µs, samples); summaries only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_start_buckets: Option<Vec<(f64, u64)>>,
     /// Loss / duplication / reordering counts.
     pub integrity: Integrity,
     /// A few error descriptions.
@@ -52,10 +68,12 @@ impl RoundResult {
         Self {
             target,
             round: None,
+            warmup: false,
             wall_ms,
             turns_ok: stats.turns_ok,
             errors: stats.errors,
             events: stats.events,
+            events_all: stats.events_all,
             events_per_sec: if window > 0.0 {
                 stats.events as f64 / window
             } else {
@@ -63,6 +81,10 @@ impl RoundResult {
             },
             turn_start_us: stats.turn_start.summary_us(),
             event_latency_us: stats.event_latency.summary_us(),
+            connect_us: stats.connect.summary_us(),
+            proc: None,
+            event_latency_buckets: None,
+            turn_start_buckets: None,
             integrity: stats.integrity,
             error_samples: stats.error_samples.clone(),
             stats,
@@ -75,40 +97,73 @@ impl RoundResult {
     }
 }
 
+/// One target's measured rounds merged: histograms merged, events/s averaged, CPU summed.
+fn summarize(target: &str, mine: &[&RoundResult]) -> RoundResult {
+    let mut stats = SessionStats::default();
+    let mut wall = 0.0;
+    for r in mine {
+        stats.merge(&r.stats);
+        wall += r.wall_ms;
+    }
+    let events_buckets = stats.event_latency.buckets_us();
+    let start_buckets = stats.turn_start.buckets_us();
+    let mut summary = RoundResult::from_stats(target.to_owned(), stats, wall);
+    let rates: Vec<f64> = mine.iter().map(|r| r.events_per_sec).collect();
+    summary.events_per_sec = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+    summary.event_latency_buckets = Some(events_buckets);
+    summary.turn_start_buckets = Some(start_buckets);
+    let usages: Vec<&ProcUsage> = mine.iter().filter_map(|r| r.proc.as_ref()).collect();
+    if let (Some(first), Some(last)) = (usages.first(), usages.last()) {
+        let cpu: f64 = usages.iter().map(|u| u.cpu_secs).sum();
+        let sched: f64 = usages.iter().map(|u| u.sched_secs).sum();
+        let per = |x: f64, n: f64| if n > 0.0 { x / n } else { 0.0 };
+        summary.proc = Some(ProcUsage {
+            cpu_secs: cpu,
+            cpu_us_per_event: per(cpu * 1e6, summary.events_all as f64),
+            sched_secs: sched,
+            sched_us_per_event: per(sched * 1e6, summary.events_all as f64),
+            busy: per(if sched > 0.0 { sched } else { cpu }, wall / 1000.0),
+            rss_before_kib: first.rss_before_kib,
+            rss_after_kib: last.rss_after_kib,
+            rss_per_session_kib: per(
+                usages.iter().map(|u| u.rss_per_session_kib).sum(),
+                usages.len() as f64,
+            ),
+        });
+    }
+    summary
+}
+
 /// Everything a run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// The plan.
     pub config: LoadConfig,
-    /// Every target × round, in run order.
+    /// The benchmark extras of the run.
+    pub options: BenchOptions,
+    /// Every target × round, in run order (warm-up rounds included, marked).
     pub rounds: Vec<RoundResult>,
-    /// Per target, merged over rounds (events/s averaged over rounds).
+    /// Per target, merged over the measured rounds (events/s averaged over rounds).
     pub summaries: Vec<RoundResult>,
 }
 
 impl Report {
     /// Builds the per-target summaries.
-    pub fn new(config: LoadConfig, rounds: Vec<RoundResult>) -> Self {
+    pub fn new(config: LoadConfig, options: BenchOptions, rounds: Vec<RoundResult>) -> Self {
         let summaries = config
             .targets
             .iter()
             .map(|t| {
-                let mine: Vec<&RoundResult> =
-                    rounds.iter().filter(|r| r.target == t.name).collect();
-                let mut stats = SessionStats::default();
-                let mut wall = 0.0;
-                for r in &mine {
-                    stats.merge(&r.stats);
-                    wall += r.wall_ms;
-                }
-                let mut summary = RoundResult::from_stats(t.name.clone(), stats, wall);
-                let rates: Vec<f64> = mine.iter().map(|r| r.events_per_sec).collect();
-                summary.events_per_sec = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
-                summary
+                let mine: Vec<&RoundResult> = rounds
+                    .iter()
+                    .filter(|r| r.target == t.name && !r.warmup)
+                    .collect();
+                summarize(&t.name, &mine)
             })
             .collect();
         Self {
             config,
+            options,
             rounds,
             summaries,
         }
@@ -188,6 +243,26 @@ impl Report {
                     ratio(s.event_latency_us.p99, base.event_latency_us.p99),
                     ratio(s.turn_start_us.p50, base.turn_start_us.p50),
                     ratio(s.events_per_sec, base.events_per_sec),
+                );
+            }
+        }
+        for s in &self.summaries {
+            if let Some(u) = &s.proc {
+                let _ = writeln!(
+                    out,
+                    "{}: watched processes: {:.2} CPU s, {:.2} µs/event ({:.2} by schedstat), busy {:.0} %, RSS {} → {} KiB{}",
+                    s.target,
+                    u.cpu_secs,
+                    u.cpu_us_per_event,
+                    u.sched_us_per_event,
+                    u.busy * 100.0,
+                    u.rss_before_kib,
+                    u.rss_after_kib,
+                    if self.options.hold_idle {
+                        format!(" ({:.1} KiB per idle session)", u.rss_per_session_kib)
+                    } else {
+                        String::new()
+                    }
                 );
             }
         }

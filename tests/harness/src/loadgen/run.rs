@@ -1,9 +1,13 @@
 //! Rounds × targets: each round runs every target once (order rotated per round, so drift and
 //! warm caches do not favour one target), each run being N concurrent sessions.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+use super::bench::{BenchOptions, ProcSample, ProcUsage};
 
 use super::config::{LoadConfig, LoadTarget};
 use super::report::{Report, RoundResult};
@@ -35,6 +39,12 @@ pub fn session_uuid(seed: u64, n: u64) -> String {
 
 /// Runs the whole plan and returns every round's result.
 pub async fn run(config: &LoadConfig) -> Result<Report, Failure> {
+    run_with(config, &BenchOptions::default()).await
+}
+
+/// Runs the plan with benchmark extras: `options.warmup_rounds` unmeasured rounds first, then
+/// `config.rounds` measured ones, sampling the watched processes around each.
+pub async fn run_with(config: &LoadConfig, options: &BenchOptions) -> Result<Report, Failure> {
     if config.targets.is_empty() {
         return Err(Failure::new("no target given"));
     }
@@ -42,48 +52,83 @@ pub async fn run(config: &LoadConfig) -> Result<Report, Failure> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
-    let mut counter = 0u64;
+    let mut ids = SessionIds { seed, counter: 0 };
     let mut rounds = Vec::new();
-    for round in 0..config.rounds {
+    for round in 0..options.warmup_rounds + config.rounds {
         let n = config.targets.len();
         for k in 0..n {
             let target = &config.targets[(k + round) % n];
-            let result = run_target(config, target, round, seed, &mut counter).await?;
+            let mut result = run_target(config, options, target, round, &mut ids).await?;
+            result.warmup = round < options.warmup_rounds;
             rounds.push(result);
         }
     }
-    Ok(Report::new(config.clone(), rounds))
+    Ok(Report::new(config.clone(), options.clone(), rounds))
+}
+
+/// Unique session ids over the whole run.
+struct SessionIds {
+    seed: u64,
+    counter: u64,
 }
 
 async fn run_target(
     config: &LoadConfig,
+    options: &BenchOptions,
     target: &LoadTarget,
     round: usize,
-    seed: u64,
-    counter: &mut u64,
+    ids: &mut SessionIds,
 ) -> Result<RoundResult, Failure> {
+    let pids = options.pids_of(&target.name);
+    let before = ProcSample::read(pids);
     let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(
+        options
+            .session_concurrency
+            .unwrap_or(config.sessions)
+            .max(1),
+    ));
     let mut tasks = JoinSet::new();
     for _ in 0..config.sessions {
-        *counter += 1;
+        ids.counter += 1;
         let plan = SessionPlan {
             target: target.clone(),
-            creds: session_credentials(&config.api_key, &session_uuid(seed, *counter)),
+            creds: session_credentials(&config.api_key, &session_uuid(ids.seed, ids.counter)),
             config: config.clone(),
+            source: options.source_of(ids.counter),
+            hold: options.hold_idle,
         };
-        tasks.spawn(run_session(plan));
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            // The permit is held while the session is active; a held idle socket does not count.
+            let _permit = permits.acquire_owned().await;
+            run_session(plan).await
+        });
     }
     let mut merged = SessionStats::default();
+    let mut held = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let stats = joined.map_err(|e| Failure::new(format!("session task failed: {e}")))?;
-        merged.merge(&stats);
+        let outcome = joined.map_err(|e| Failure::new(format!("session task failed: {e}")))?;
+        merged.merge(&outcome.stats);
+        held.extend(outcome.held);
     }
-    Ok(RoundResult::new(
-        target.name.clone(),
-        round,
-        merged,
-        started.elapsed(),
-    ))
+    let wall = started.elapsed();
+    let after = ProcSample::read(pids);
+    let idle = options.hold_idle.then_some(held.len());
+    // Leave without close handshakes: the measurement is over and closing is not measured.
+    drop(held);
+    let mut result = RoundResult::new(target.name.clone(), round, merged, wall);
+    if let (Some(before), Some(after)) = (before, after) {
+        let events = result.stats().events_all;
+        result.proc = Some(ProcUsage::between(
+            before,
+            after,
+            events,
+            wall.as_secs_f64(),
+            idle,
+        ));
+    }
+    Ok(result)
 }
 
 #[cfg(test)]

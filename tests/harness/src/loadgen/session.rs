@@ -1,16 +1,19 @@
 //! One load session: a chain of turns over one WebSocket (or over SSE POSTs), measuring each event
 //! as it arrives and checking each response's `sequence_number`s.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures_util::StreamExt;
+use tokio::net::TcpSocket;
 
 use super::config::{LoadConfig, LoadTarget, Mode};
 use super::event_head::{EventHead, create_body};
 use super::stats::SessionStats;
 use super::stream_check::SequenceChecker;
-use crate::client::{Credentials, WsClient, WsStream};
+use crate::client::{ConnectError, Credentials, WsClient, WsStream};
 use crate::protocol::is_response_terminal;
 use crate::sse::{SseClient, SseStream};
 
@@ -61,6 +64,7 @@ impl<'a> TurnMeter<'a> {
             Ok(head) => head,
             Err(e) => return Some(TurnEnd::Failed(format!("unparsable event: {e}"))),
         };
+        self.stats.events_all += 1;
         if self.first {
             self.first = false;
             if self.measured {
@@ -125,6 +129,18 @@ pub struct SessionPlan {
     pub creds: Credentials,
     /// The load plan.
     pub config: LoadConfig,
+    /// Bind the client socket to this source address (`None`: the OS picks).
+    pub source: Option<Ipv4Addr>,
+    /// Keep the WebSocket open after the last turn and hand it back in the outcome.
+    pub hold: bool,
+}
+
+/// What a session leaves behind.
+pub struct SessionOutcome {
+    /// Its measurements.
+    pub stats: SessionStats,
+    /// The open WebSocket, when the plan said to hold it (WS mode, socket still usable).
+    pub held: Option<WsStream>,
 }
 
 /// Codex-like per-session headers: a unique `session-id` / `x-client-request-id` and an originator.
@@ -135,17 +151,28 @@ pub fn session_credentials(api_key: &str, session_uuid: &str) -> Credentials {
         .with_header("originator", "wsv2-loadgen")
 }
 
-/// Runs one session to the end and returns its measurements.
-pub async fn run_session(plan: SessionPlan) -> SessionStats {
+/// Runs one session to the end and returns its measurements (and its socket when held).
+pub async fn run_session(plan: SessionPlan) -> SessionOutcome {
     match plan.config.mode {
         Mode::Ws => run_ws(&plan).await,
-        Mode::Sse => run_sse(&plan).await,
+        Mode::Sse => SessionOutcome {
+            stats: run_sse(&plan).await,
+            held: None,
+        },
     }
 }
 
 async fn connect(plan: &SessionPlan, stats: &mut SessionStats) -> Option<WsStream> {
-    match WsClient::connect(&plan.target.ws_url, &plan.creds).await {
-        Ok(client) => Some(client.into_stream()),
+    let started = Instant::now();
+    let connected = match plan.source {
+        None => WsClient::connect(&plan.target.ws_url, &plan.creds).await,
+        Some(source) => connect_from(source, plan).await,
+    };
+    match connected {
+        Ok(client) => {
+            stats.connect.record(started.elapsed().as_nanos() as u64);
+            Some(client.into_stream())
+        }
         Err(e) => {
             stats.error(format!("connect: {}", crate::Failure::from(e)));
             None
@@ -153,7 +180,35 @@ async fn connect(plan: &SessionPlan, stats: &mut SessionStats) -> Option<WsStrea
     }
 }
 
-async fn run_ws(plan: &SessionPlan) -> SessionStats {
+/// Connects from a given loopback source address (the OS picks the port).
+async fn connect_from(source: Ipv4Addr, plan: &SessionPlan) -> Result<WsClient, ConnectError> {
+    let transport = |e: std::io::Error| ConnectError::Transport(e.to_string());
+    let authority = plan
+        .target
+        .ws_url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or_default();
+    let peer = tokio::net::lookup_host(authority)
+        .await
+        .map_err(transport)?
+        .find(SocketAddr::is_ipv4)
+        .ok_or_else(|| ConnectError::Transport(format!("no IPv4 address for {authority}")))?;
+    let socket = TcpSocket::new_v4().map_err(transport)?;
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .map_err(transport)?;
+    let tcp = socket.connect(peer).await.map_err(transport)?;
+    WsClient::connect_over(
+        tcp,
+        &plan.target.ws_url,
+        &plan.creds,
+        WebSocketConfig::default(),
+    )
+    .await
+}
+
+async fn run_ws(plan: &SessionPlan) -> SessionOutcome {
     let cfg = &plan.config;
     let mut stats = SessionStats::default();
     let mut ws: Option<WsStream> = None;
@@ -182,10 +237,13 @@ async fn run_ws(plan: &SessionPlan) -> SessionStats {
             ws = None;
         }
     }
+    if plan.hold {
+        return SessionOutcome { stats, held: ws };
+    }
     if let Some(mut stream) = ws {
         let _ = stream.close(None).await;
     }
-    stats
+    SessionOutcome { stats, held: None }
 }
 
 async fn read_ws_turn(

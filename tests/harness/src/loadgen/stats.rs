@@ -16,8 +16,12 @@ pub struct SessionStats {
     pub turn_start: Histogram,
     /// `mock_ts_ns` of a delta → its arrival, ns (measured turns only).
     pub event_latency: Histogram,
+    /// WebSocket connect (TCP + upgrade) → open, ns, one sample per connect.
+    pub connect: Histogram,
     /// Events received in measured turns.
     pub events: u64,
+    /// Events received in every turn, warm-up included (what the target relayed).
+    pub events_all: u64,
     /// Measured turns that completed.
     pub turns_ok: u64,
     /// Turns (warm-up included) that ended in an error event, a non-completed terminal, a
@@ -52,7 +56,9 @@ impl SessionStats {
     pub fn merge(&mut self, other: &Self) {
         self.turn_start.merge(&other.turn_start);
         self.event_latency.merge(&other.event_latency);
+        self.connect.merge(&other.connect);
         self.events += other.events;
+        self.events_all += other.events_all;
         self.turns_ok += other.turns_ok;
         self.errors += other.errors;
         self.integrity.add(&other.integrity);
