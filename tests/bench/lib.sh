@@ -2,6 +2,13 @@
 # Shared by the bench scripts: temp folder, cleanup, and starting the release mock and gateway.
 # Source it after `cd` to the repository root; it sets `work` and appends to `pids`.
 
+# The gateways read every WSV2_* variable as a setting and refuse unknown ones; scripts/test.sh
+# exports some for the tests (WSV2_REDIS_URL, WSV2_REQUIRE_CLIENTS). A benchmark target is
+# configured by its file only.
+while IFS= read -r name; do
+  unset "$name"
+done < <(compgen -e | grep '^WSV2_' || true)
+
 work=$(mktemp -d)
 pids=()
 cleanup() {
