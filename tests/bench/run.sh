@@ -82,11 +82,15 @@ work_build_log=$(mktemp)
 [ -n "$only" ] || rm -f "$out"/*.json "$out"/*.txt
 
 log "building ${profile_flag[*]:-test-profile} binaries"
-# One build of every workspace binary (in CI, the test step already built them with the same
-# features, so this only links). When that fails, the four binaries without the smol shell.
+# One build of every workspace binary. The smoke also names the test targets: then cargo resolves
+# features as `cargo test` did (dev-dependencies included), so in CI, right after the test step,
+# nothing recompiles (with `--bins` alone it rebuilt tokio and everything above it: ~85 s cold).
+# When the build fails, the four binaries without the smol shell.
 notes=()
 smol_reason=""
-if ! cargo build "${profile_flag[@]}" -q --workspace --bins 2>"$work_build_log"; then
+build_targets=(--bins)
+[ "$smoke" = 1 ] && build_targets+=(--tests)
+if ! cargo build "${profile_flag[@]}" -q --workspace "${build_targets[@]}" 2>"$work_build_log"; then
   smol_reason="the workspace build failed: $(grep -m1 -E '^error' "$work_build_log" || true)"
   cargo build "${profile_flag[@]}" -q -p wsv2-tokio -p wsv2-mock -p wsv2-tests -p wsv2-bench-report --bins
 fi
