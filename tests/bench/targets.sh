@@ -103,11 +103,12 @@ CONF
 }
 
 # write_gateway_conf FILE MOCK_URL SESSIONS: SESSIONS idle or active sessions fit, spread over
-# one account per 2,000 sessions (all on the same mock), each with room for its share.
+# one account per 2,000 sessions (all on the same mock). Sessions do not split evenly over
+# accounts, so each account has room for 1.5 times its even share.
 write_gateway_conf() {
   local file=$1 mock_url=$2 sessions=$3
   local accounts=$(((sessions + 1999) / 2000)) cap
-  cap=$((sessions / accounts + 100))
+  cap=$((sessions * 3 / 2 / accounts + 100))
   {
     cat <<TOML
 listen = "127.0.0.1:0"
