@@ -78,6 +78,12 @@ else
   command -v nginx >/dev/null 2>&1 || apt_install nginx
   if [ "$callgrind" = 1 ] && ! command -v callgrind_control >/dev/null 2>&1; then apt_install valgrind; fi
 fi
+# Two benchmarks at once on one machine would measure each other: a full run waits for any
+# other full run (of any checkout) to finish.
+if [ "$smoke" = 0 ] && command -v flock >/dev/null 2>&1; then
+  exec 9>/tmp/wsv2-bench.lock
+  flock -n 9 || { log "another benchmark holds /tmp/wsv2-bench.lock; waiting for it"; flock 9; }
+fi
 font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 [ -f "$font" ] || apt_install fonts-dejavu-core
 mkdir -p "$out"
