@@ -29,6 +29,8 @@
 # BENCHMARKS.md at the repository root. --smoke (CI) uses the test-profile binaries in
 # target/debug, no nginx, no callgrind, no divan, tiny workloads, and writes everything, the
 # report included, to a temporary directory (or --out).
+#
+# BENCH_LOGS=DIR keeps every process's output (gateway logs at warn level, nginx errors) there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -32,8 +32,8 @@ spawn_listening() {
     tail -n 20 "$work/$name.err" >&2
     return 1
   fi
-  # Keep draining its stdout so it can never block on a full pipe.
-  cat "$fifo" >/dev/null &
+  # Keep draining its stdout (the gateway logs there) so it can never block on a full pipe.
+  cat "$fifo" >"$work/$name.log" &
   pids+=($!)
 }
 
@@ -217,12 +217,17 @@ start_phase() {
   phase_mock_flags="${mock_flags[*]}"
 }
 
-# stop_phase: stops every process started so far and waits for them.
+# stop_phase: stops every process started so far and waits for them. With BENCH_LOGS=DIR, the
+# processes' output (gateway logs at warn, nginx errors) is kept there.
 stop_phase() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pids=()
+  if [ -n "${BENCH_LOGS:-}" ]; then
+    mkdir -p "$BENCH_LOGS"
+    cp "$work"/*.err "$work"/*.log "$BENCH_LOGS/" 2>/dev/null || true
+  fi
 }
 
 # write_setup FILE: the phase's targets, mock flags and (when recorded) upstream counts per target.
