@@ -32,8 +32,8 @@ spawn_listening() {
     tail -n 20 "$work/$name.err" >&2
     return 1
   fi
-  # Keep draining its stdout so it can never block on a full pipe.
-  cat "$fifo" >/dev/null &
+  # Keep draining its stdout (the gateway logs there) so it can never block on a full pipe.
+  cat "$fifo" >"$work/$name.log" &
   pids+=($!)
 }
 
@@ -103,11 +103,12 @@ CONF
 }
 
 # write_gateway_conf FILE MOCK_URL SESSIONS: SESSIONS idle or active sessions fit, spread over
-# one account per 2,000 sessions (all on the same mock), each with room for its share.
+# one account per 2,000 sessions (all on the same mock). Sessions do not split evenly over
+# accounts, so each account has room for 1.5 times its even share.
 write_gateway_conf() {
   local file=$1 mock_url=$2 sessions=$3
   local accounts=$(((sessions + 1999) / 2000)) cap
-  cap=$((sessions / accounts + 100))
+  cap=$((sessions * 3 / 2 / accounts + 100))
   {
     cat <<TOML
 listen = "127.0.0.1:0"
@@ -216,12 +217,17 @@ start_phase() {
   phase_mock_flags="${mock_flags[*]}"
 }
 
-# stop_phase: stops every process started so far and waits for them.
+# stop_phase: stops every process started so far and waits for them. With BENCH_LOGS=DIR, the
+# processes' output (gateway logs at warn, nginx errors) is kept there.
 stop_phase() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pids=()
+  if [ -n "${BENCH_LOGS:-}" ]; then
+    mkdir -p "$BENCH_LOGS"
+    cp "$work"/*.err "$work"/*.log "$BENCH_LOGS/" 2>/dev/null || true
+  fi
 }
 
 # write_setup FILE: the phase's targets, mock flags and (when recorded) upstream counts per target.

@@ -475,7 +475,8 @@ fn section_cpu(out: &mut String, r: &Results) {
          the workload ({workloads}), divided by the events relayed. User-space instructions only \
          (a byte relay's cost is mostly in the kernel), stable on a noisy machine. *Paced*: every \
          event arrives alone; *unpaced*: events batch in socket buffers, so a relay that forwards \
-         bytes per read pays per batch, not per event.\n\n{}",
+         bytes per read pays per batch, not per event. Where the gateway's instructions go: \
+         `tests/bench/PROFILE.md`.\n\n{}",
         t.render()
     );
 }
