@@ -30,6 +30,17 @@ pub(crate) const CONTROL_INBOX: usize = 4096;
 /// Sender side of the control task's inbox
 pub(crate) type ControlTx = mpsc::Sender<ControlMsg>;
 
+/// Sends the control task the request `request` builds around a reply channel and awaits the
+/// answer; `None` when the control task is gone (shutting down)
+pub(crate) async fn ask<T>(
+    control: &ControlTx,
+    request: impl FnOnce(oneshot::Sender<T>) -> ControlMsg,
+) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    control.send(request(reply)).await.ok()?;
+    answer.await.ok()
+}
+
 /// Everything the control task is told
 pub(crate) enum ControlMsg {
     /// May a client upgrade now? (answered before the 101)

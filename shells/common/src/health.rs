@@ -11,9 +11,8 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
-use tokio::sync::oneshot;
 
-use crate::control_task::ControlMsg;
+use crate::control_task::{ControlMsg, ask};
 use crate::ingress::Ingress;
 
 /// Liveness path
@@ -49,19 +48,10 @@ async fn readiness(ingress: &Ingress) -> Result<(), String> {
     if ingress.lifecycle.is_shutting_down() {
         return Err("shutting down".to_owned());
     }
-    let (reply, answer) = oneshot::channel();
-    if ingress
-        .control
-        .send(ControlMsg::Upgrade { reply })
-        .await
-        .is_err()
-    {
-        return Err("control task stopped".to_owned());
-    }
-    match answer.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(refusal)) => Err(refusal.message().to_owned()),
-        Err(_) => Err("control task stopped".to_owned()),
+    match ask(&ingress.control, |reply| ControlMsg::Upgrade { reply }).await {
+        Some(Ok(())) => Ok(()),
+        Some(Err(refusal)) => Err(refusal.message().to_owned()),
+        None => Err("control task stopped".to_owned()),
     }
 }
 

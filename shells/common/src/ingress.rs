@@ -18,13 +18,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use smol_hyper::rt::FuturesIo;
-use tokio::sync::oneshot;
 use tracing::{debug, warn};
 use wsv2_core::event::http_error_body;
 use wsv2_core::{AccountId, Config, SessionId};
 
 use crate::control::SessionInfo;
-use crate::control_task::{ControlMsg, ControlTx, DialHeaders};
+use crate::control_task::{ControlMsg, ControlTx, DialHeaders, ask};
 use crate::io::Prefixed;
 use crate::lifecycle::{Lifecycle, ShutdownSignal};
 use crate::relay_config::ws_config;
@@ -205,23 +204,9 @@ impl Ingress {
             count,
             shutdown: Some(self.lifecycle.subscribe()),
         };
-        let (reply, answer) = oneshot::channel();
-        if self
-            .control
-            .send(ControlMsg::Upgrade { reply })
-            .await
-            .is_err()
-        {
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                None,
-                "the gateway is shutting down",
-            );
-        }
-        match answer.await {
-            Ok(Ok(())) => {}
-            Ok(Err(refusal)) => {
+        match ask(&self.control, |reply| ControlMsg::Upgrade { reply }).await {
+            Some(Ok(())) => {}
+            Some(Err(refusal)) => {
                 let status = StatusCode::from_u16(refusal.status())
                     .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
                 return error_response(
@@ -231,7 +216,7 @@ impl Ingress {
                     refusal.message(),
                 );
             }
-            Err(_) => {
+            None => {
                 return error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "server_error",

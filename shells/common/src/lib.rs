@@ -76,7 +76,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use wsv2_core::pool::PoolStats;
 
 use crate::control::Control;
@@ -134,9 +134,7 @@ impl GatewayHandle {
 
     /// Pool totals over every account
     pub async fn pool_stats(&self) -> Option<PoolStats> {
-        let (reply, answer) = oneshot::channel();
-        self.control.send(ControlMsg::Stats { reply }).await.ok()?;
-        answer.await.ok()
+        control_task::ask(&self.control, |reply| ControlMsg::Stats { reply }).await
     }
 
     /// `http://ADDR/healthz`

@@ -12,11 +12,10 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
 use tracing::{info, warn};
 use wsv2_core::AccountId;
 
-use crate::control_task::ControlMsg;
+use crate::control_task::{ControlMsg, ask};
 use crate::reload::{AccountPlan, ReloadReport, key_table, restart_only_changes};
 use crate::runtime::timeout;
 use crate::upstream::UpstreamTls;
@@ -90,7 +89,6 @@ impl GatewayHandle {
         };
         // Closing the pool is a reload to no accounts: every idle conn is closed now, leased
         // ones (if a session was cut) as their sessions release them.
-        let (reply, no_conns) = oneshot::channel();
         let closing = async {
             self.control
                 .send(ControlMsg::Reload {
@@ -99,11 +97,7 @@ impl GatewayHandle {
                 })
                 .await
                 .ok()?;
-            self.control
-                .send(ControlMsg::WhenNoConns { reply })
-                .await
-                .ok()?;
-            no_conns.await.ok()
+            ask(&self.control, |reply| ControlMsg::WhenNoConns { reply }).await
         };
         let pool_closed = matches!(
             timeout(&self.ingress.rt, cfg.upstream.close_timeout, closing).await,
@@ -196,15 +190,9 @@ impl GatewayHandle {
         if self.lifecycle.is_shutting_down() {
             return false;
         }
-        let (reply, answer) = oneshot::channel();
-        if self
-            .control
-            .send(ControlMsg::Upgrade { reply })
-            .await
-            .is_err()
-        {
-            return false;
-        }
-        matches!(answer.await, Ok(Ok(())))
+        matches!(
+            ask(&self.control, |reply| ControlMsg::Upgrade { reply }).await,
+            Some(Ok(()))
+        )
     }
 }

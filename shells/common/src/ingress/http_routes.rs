@@ -12,11 +12,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::oneshot;
 use wsv2_core::SessionId;
 
 use super::{Ingress, SocketPermit, WS_PATHS, error_response, session_info};
-use crate::control_task::ControlMsg;
+use crate::control_task::{ControlMsg, ask};
 use crate::http_task::{self, GatewayBody, HttpStart};
 
 /// The OpenMetrics text format's content type
@@ -57,16 +56,7 @@ impl Ingress {
                 "metrics are disabled (metrics = false)",
             ));
         };
-        let (reply, answer) = oneshot::channel();
-        if self
-            .control
-            .send(ControlMsg::Scrape { reply })
-            .await
-            .is_err()
-        {
-            return shutting_down();
-        }
-        let Ok(snapshot) = answer.await else {
+        let Some(snapshot) = ask(&self.control, |reply| ControlMsg::Scrape { reply }).await else {
             return shutting_down();
         };
         let text = metrics.render(snapshot);
