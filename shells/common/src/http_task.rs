@@ -281,7 +281,7 @@ impl HttpTask {
         let mut lost = None;
         if let HttpInput::Lease(lease) = &delivery.input {
             let leased = lease.record.id;
-            lost = self.held.adopt(delivery.conn, leased).await;
+            lost = self.held.adopt(delivery.conn, leased);
         }
         self.turn.handle_control(now, delivery.input);
         if let Some(conn) = lost {
@@ -476,7 +476,7 @@ impl HttpTask {
                     cmd: HttpCommand::Release { release, hold },
                 })
                 .await;
-            self.held.release(conn).await;
+            self.held.release(conn);
             return;
         }
         let _ = self
@@ -569,7 +569,7 @@ impl HttpTask {
     /// After the turn: the last chunks go to the client (within the client write timeout),
     /// and conns still held go home
     async fn flush_tail(&mut self) {
-        self.held.release_all().await;
+        self.held.release_all();
         let Some(tx) = self.body_tx.take() else {
             return;
         };

@@ -269,7 +269,7 @@ impl SessionTask {
             }
             self.drive(None).await;
         }
-        self.held.release_all().await;
+        self.held.release_all();
     }
 
     async fn on_delivery(&mut self, delivery: SessionDelivery) {
@@ -277,7 +277,7 @@ impl SessionTask {
         let mut lost = None;
         if let SessionInput::Lease(lease) = &delivery.input {
             let leased = lease.record.id;
-            lost = self.held.adopt(delivery.conn, leased).await;
+            lost = self.held.adopt(delivery.conn, leased);
         }
         self.session.handle_control(now, delivery.input);
         if let Some(conn) = lost {
@@ -446,7 +446,7 @@ impl SessionTask {
                         cmd: SessionCommand::Release(release),
                     })
                     .await;
-                self.held.release(conn).await;
+                self.held.release(conn);
             }
             cmd => {
                 let _ = self

@@ -2,8 +2,10 @@
 //!
 //! The reader forwards every frame to whoever holds the lease — the session task while leased,
 //! the control task while idle — so pings are answered and tail packets seen at all times. The
-//! holder changes through a small owner channel the reader selects on, so no lock is taken per
-//! frame. The writer takes a bounded queue, feeds every ready frame and flushes once, and gives
+//! holder is one `watch` value the reader checks before each delivery (an atomic load while it
+//! is unchanged, so no lock is taken per frame). A holder that lets go changes it only while it
+//! is still the holder: its release can run after the control task has already leased the conn
+//! to the next holder, and must not take the conn away from it. The writer takes a bounded queue, feeds every ready frame and flushes once, and gives
 //! up a write at its deadline or when the holder abandons writes.
 
 use std::time::{Duration, Instant};
@@ -57,8 +59,8 @@ pub(crate) struct UpstreamMsg {
 }
 
 /// Who receives a conn's reports
-#[derive(Debug)]
-pub(crate) enum Owner {
+#[derive(Clone, Debug)]
+enum Owner {
     /// The control task (the conn is idle in its pool)
     Control,
     /// A session task (the conn is leased)
@@ -85,7 +87,7 @@ enum WriterEvent {
 pub(crate) struct ConnIo {
     id: ConnId,
     writes: mpsc::Sender<WriteCmd>,
-    owner: mpsc::Sender<Owner>,
+    owner: std::sync::Arc<watch::Sender<Owner>>,
     abandon: std::sync::Arc<watch::Sender<u64>>,
 }
 
@@ -113,10 +115,22 @@ impl ConnIo {
         self.abandon.send_modify(|epoch| *epoch += 1);
     }
 
-    /// Routes the conn's reports to `owner` from now on
-    pub(crate) async fn set_owner(&self, owner: Owner) {
-        // The reader may have ended; then there is nothing left to route.
-        let _ = self.owner.send(owner).await;
+    /// Routes the conn's reports to `holder` from now on (the conn was leased to it)
+    pub(crate) fn lease_to(&self, holder: mpsc::Sender<UpstreamMsg>) {
+        self.owner.send_replace(Owner::Session(holder));
+    }
+
+    /// Routes the conn's reports to the control task from now on, unless another holder has
+    /// adopted the conn since `holder` took it (its release reached the control task, which
+    /// leased the conn again before this call): then the conn is no longer `holder`'s to give.
+    pub(crate) fn release_from(&self, holder: &mpsc::Sender<UpstreamMsg>) {
+        self.owner.send_if_modified(|owner| match owner {
+            Owner::Session(tx) if tx.same_channel(holder) => {
+                *owner = Owner::Control;
+                true
+            }
+            _ => false,
+        });
     }
 }
 
@@ -149,7 +163,7 @@ where
     R: Stream<Item = Result<Message, WsError>> + Unpin + Send + 'static,
 {
     let (writes_tx, writes_rx) = mpsc::channel(WRITE_QUEUE);
-    let (owner_tx, owner_rx) = mpsc::channel(4);
+    let (owner_tx, owner_rx) = watch::channel(Owner::Control);
     let (events_tx, events_rx) = mpsc::channel(4);
     let (abandon_tx, abandon_rx) = watch::channel(0u64);
     let writer_clock = Clock::new(rt);
@@ -170,7 +184,7 @@ where
     ConnIo {
         id,
         writes: writes_tx,
-        owner: owner_tx,
+        owner: std::sync::Arc::new(owner_tx),
         abandon: std::sync::Arc::new(abandon_tx),
     }
 }
@@ -178,8 +192,9 @@ where
 struct Reader {
     id: ConnId,
     account: AccountId,
+    /// The holder as last read from `owner_rx`
     owner: Owner,
-    owner_rx: mpsc::Receiver<Owner>,
+    owner_rx: watch::Receiver<Owner>,
     control: ControlTx,
     closed_reported: bool,
 }
@@ -199,7 +214,6 @@ impl Reader {
         loop {
             tokio::select! {
                 biased;
-                Some(owner) = self.owner_rx.recv() => self.owner = owner,
                 Some(event) = events.recv() => match event {
                     WriterEvent::Abandoned { started } => {
                         self.deliver(UpstreamInput::WriteAbandoned { started }).await;
@@ -255,6 +269,9 @@ impl Reader {
             account: self.account,
             input,
         };
+        // The holder is read after the frame was: a holder that adopted the conn before its
+        // create was written is seen by every reply to that create.
+        self.refresh_owner();
         loop {
             match &self.owner {
                 Owner::Control => {
@@ -262,18 +279,30 @@ impl Reader {
                     return;
                 }
                 Owner::Session(tx) => {
-                    let next = tokio::select! {
+                    let holder_gone = tokio::select! {
                         biased;
-                        Some(owner) = self.owner_rx.recv() => owner,
+                        Ok(()) = self.owner_rx.changed() => false,
                         permit = tx.reserve() => match permit {
                             Ok(permit) => return permit.send(msg),
-                            // The session task ended: its release went to the control task.
-                            Err(_) => Owner::Control,
+                            Err(_) => true,
                         },
                     };
-                    self.owner = next;
+                    if holder_gone {
+                        // The session task ended: its release went to the control task.
+                        self.owner = Owner::Control;
+                    } else {
+                        // `changed` marked the new value seen: take it unconditionally.
+                        self.owner = self.owner_rx.borrow_and_update().clone();
+                    }
                 }
             }
+        }
+    }
+
+    /// Takes the current holder if it changed since the last look (one atomic load otherwise)
+    fn refresh_owner(&mut self) {
+        if self.owner_rx.has_changed().unwrap_or(false) {
+            self.owner = self.owner_rx.borrow_and_update().clone();
         }
     }
 }

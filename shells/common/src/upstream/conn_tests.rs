@@ -15,8 +15,9 @@ use tokio::time::Instant as TokioInstant;
 use wsv2_core::conn::{CloseReason, CompatKey, ConnRecord, UpstreamConn, UpstreamTransmit};
 use wsv2_core::{AccountId, Config, ConnId};
 
-use super::{ConnIo, Owner, UpstreamInput, UpstreamMsg, spawn_conn_over};
+use super::{ConnIo, UpstreamInput, UpstreamMsg, spawn_conn_over};
 use crate::control_task::ControlMsg;
+use crate::upstream::HeldConns;
 
 const CONN: ConnId = ConnId(7);
 const ACCOUNT: AccountId = AccountId(1);
@@ -106,7 +107,7 @@ async fn rig(stalled: bool) -> Rig {
         cfg().upstream.close_timeout,
     );
     let (session_tx, reports) = mpsc::channel(8);
-    io.set_owner(Owner::Session(session_tx)).await;
+    io.lease_to(session_tx);
     Rig {
         io,
         sent,
@@ -258,4 +259,86 @@ async fn an_answered_ping_reaches_the_holder_as_a_pong() {
     assert!(matches!(rig.report().await, UpstreamInput::Pong));
     drop(rig.upstream.take()); // EOF
     rig.expect_gone().await;
+}
+
+/// The hand-off race behind smol's lost first turns: a session releases a conn by sending
+/// `Release` to the control task and then routing the conn's reports home. Between the two, on
+/// a multi-threaded executor, the control task can lease the conn to the next session, which
+/// adopts it at once; the first session's owner change then runs last. It must not take the
+/// conn away from its new holder: the reply to the new holder's create would go to the control
+/// task as an idle frame and the new holder would wait for it until a timeout.
+#[tokio::test(start_paused = true)]
+async fn a_late_release_by_the_previous_holder_leaves_the_conn_with_its_new_holder() {
+    let (upstream, rx) = mpsc::channel(8);
+    let stream: ScriptedStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|msg| (msg, rx))
+    }));
+    let (sent, _sent) = mpsc::unbounded_channel();
+    let sink = ScriptedSink {
+        sent,
+        stalled: Arc::new(AtomicBool::new(false)),
+        blocked: Arc::new(Notify::new()),
+    };
+    let (control_tx, mut control) = mpsc::channel(8);
+    let io = spawn_conn_over(
+        &crate::test_rt(),
+        CONN,
+        ACCOUNT,
+        sink,
+        stream,
+        control_tx.clone(),
+        cfg().upstream.close_timeout,
+    );
+    let mut previous = HeldConns::new(control_tx.clone());
+    let mut next = HeldConns::new(control_tx);
+    assert_eq!(previous.adopt(Some(io.clone()), CONN), None);
+    // `previous` sent its Release; the control task leased the conn to `next`, which adopted it…
+    assert_eq!(next.adopt(Some(io), CONN), None);
+    // …before `previous` got round to routing the conn home.
+    previous.release(CONN);
+    // Upstream answers `next`'s create.
+    let created = r#"{"type":"response.created"}"#;
+    upstream.send(Ok(Message::text(created))).await.unwrap();
+    tokio::select! {
+        biased;
+        msg = next.recv() => match msg.map(|m| m.input) {
+            Some(UpstreamInput::Frame(frame)) => assert_eq!(&frame[..], created.as_bytes()),
+            other => panic!("expected the frame, got {other:?}"),
+        },
+        Some(ControlMsg::Idle { .. }) = control.recv() => {
+            panic!("the new holder's frame went to the control task as an idle frame")
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_waiting_on_a_full_holder_follows_the_conn_to_its_next_holder() {
+    let mut rig = rig(false).await;
+    // A holder that stopped taking reports: its queue holds one and is full.
+    let (stuck, _stuck_rx) = mpsc::channel(1);
+    stuck
+        .try_send(UpstreamMsg {
+            conn: CONN,
+            account: ACCOUNT,
+            input: UpstreamInput::Pong,
+        })
+        .unwrap();
+    rig.io.lease_to(stuck);
+    let upstream = rig.upstream.as_ref().unwrap();
+    upstream
+        .send(Ok(Message::Pong(Bytes::new())))
+        .await
+        .unwrap();
+    // Once the reader took the pong off the socket it waits on the stuck holder (the test
+    // runtime has one thread: the reader runs only while this task yields).
+    while upstream.capacity() < upstream.max_capacity() {
+        tokio::task::yield_now().await;
+    }
+    let (next, mut next_rx) = mpsc::channel(8);
+    rig.io.lease_to(next);
+    let msg = next_rx
+        .recv()
+        .await
+        .expect("the report reaches the next holder");
+    assert!(matches!(msg.input, UpstreamInput::Pong));
 }

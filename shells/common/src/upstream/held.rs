@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use wsv2_core::ConnId;
 use wsv2_core::conn::UpstreamTransmit;
 
-use super::conn::{ConnIo, Owner, UpstreamMsg};
+use super::conn::{ConnIo, UpstreamMsg};
 use crate::control_task::{ControlMsg, ControlTx};
 
 /// Reports waiting to be handled; a full queue stops the conns' readers (TCP backpressure
@@ -36,11 +36,11 @@ impl HeldConns {
     /// Takes over the I/O of a conn leased to this task: its reports come here from now on.
     /// Returns `leased` when the conn's socket ended before the lease was delivered (no I/O came
     /// with it): the task must report that conn as closed.
-    pub(crate) async fn adopt(&mut self, io: Option<ConnIo>, leased: ConnId) -> Option<ConnId> {
+    pub(crate) fn adopt(&mut self, io: Option<ConnIo>, leased: ConnId) -> Option<ConnId> {
         let Some(io) = io else {
             return Some(leased);
         };
-        io.set_owner(Owner::Session(self.tx.clone())).await;
+        io.lease_to(self.tx.clone());
         self.conns.push(io);
         None
     }
@@ -85,19 +85,20 @@ impl HeldConns {
         }
     }
 
-    /// Routes a released conn's reports to the control task from now on. Call after the
-    /// release itself was sent to the control task, so an idle report never reaches it first.
-    pub(crate) async fn release(&mut self, conn: ConnId) {
+    /// Routes a released conn's reports to the control task from now on, unless the control
+    /// task has leased it to another holder already. Call after the release itself was sent to
+    /// the control task, so an idle report never reaches it first.
+    pub(crate) fn release(&mut self, conn: ConnId) {
         if let Some(pos) = self.conns.iter().position(|c| c.id() == conn) {
             let io = self.conns.swap_remove(pos);
-            io.set_owner(Owner::Control).await;
+            io.release_from(&self.tx);
         }
     }
 
     /// At the task's end: conns still held go home (the core released them already)
-    pub(crate) async fn release_all(&mut self) {
+    pub(crate) fn release_all(&mut self) {
         for io in self.conns.drain(..) {
-            io.set_owner(Owner::Control).await;
+            io.release_from(&self.tx);
         }
     }
 }
