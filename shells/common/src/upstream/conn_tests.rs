@@ -313,7 +313,7 @@ async fn a_late_release_by_the_previous_holder_leaves_the_conn_with_its_new_hold
 
 #[tokio::test(start_paused = true)]
 async fn a_report_waiting_on_a_full_holder_follows_the_conn_to_its_next_holder() {
-    let mut rig = rig(false).await;
+    let rig = rig(false).await;
     // A holder that stopped taking reports: its queue holds one and is full.
     let (stuck, _stuck_rx) = mpsc::channel(1);
     stuck
