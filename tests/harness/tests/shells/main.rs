@@ -83,4 +83,5 @@ mod pool_facts;
 mod real_clients;
 mod refusals;
 mod seed_fixes;
+mod warm_pool;
 mod ws_metrics;
