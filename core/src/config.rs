@@ -115,6 +115,11 @@ pub struct SessionConfig {
     /// On shutdown, let in-flight responses finish for this long, then close 1012
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// On shutdown, each idle socket is closed 1012 at a random instant within this long (a
+    /// value over `shutdown_grace` acts as `shutdown_grace`), so clients do not all reconnect at
+    /// once
+    #[serde(with = "duration")]
+    pub shutdown_close_spread: Duration,
     /// After sending a close, keep reading the client socket this long so the client reads it
     /// (instead of a TCP reset)
     #[serde(with = "duration")]
@@ -137,6 +142,7 @@ impl Default for SessionConfig {
             client_ping_interval: Duration::from_secs(20),
             client_pong_timeout: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(30),
+            shutdown_close_spread: Duration::from_secs(5),
             close_linger: Duration::from_secs(2),
             socket_cap_retry_after: Duration::from_secs(1),
         }

@@ -299,7 +299,9 @@ impl Control {
             crate::conn::Outcome::Completed | crate::conn::Outcome::Incomplete => {
                 self.scheduler.handle_success(now, report.account)
             }
-            crate::conn::Outcome::Failed | crate::conn::Outcome::UpstreamLost => {}
+            crate::conn::Outcome::Failed
+            | crate::conn::Outcome::UpstreamLost
+            | crate::conn::Outcome::CutAtShutdown => {}
         }
         self.pump(now);
     }

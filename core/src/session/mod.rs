@@ -70,6 +70,7 @@ enum SessionTimer {
     ClientPing,
     ClientPong,
     ShutdownGrace,
+    ShutdownClose,
 }
 
 impl TimerName for SessionTimer {
@@ -80,6 +81,7 @@ impl TimerName for SessionTimer {
         Self::SlotWait,
         Self::RetryBackoff,
         Self::ShutdownGrace,
+        Self::ShutdownClose,
         Self::ClientPong,
         Self::ClientPing,
         Self::InterTurnIdle,
@@ -172,9 +174,13 @@ pub struct Session {
     upstream_out: VecDeque<Transmit>,
     commands: VecDeque<SessionCommand>,
     events: VecDeque<SessionEvent>,
-    timers: TimerTable<9>,
+    timers: TimerTable<10>,
     /// The gateway is shutting down: no new creates, close 1012 when nothing is in flight
     shutting_down: bool,
+    /// During shutdown: the client may be closed 1012 as soon as nothing is in flight (a
+    /// session busy at shutdown closes when its last response ends; an idle one at its instant
+    /// within `shutdown_close_spread`)
+    close_when_idle: bool,
     /// Accounts the next schedule must avoid (a failover after repeated upstream losses)
     exclude: Vec<AccountId>,
     jitter: Jitter,
@@ -213,6 +219,7 @@ impl Session {
             client_active_at: now,
             ping_client: false,
             shutting_down: false,
+            close_when_idle: false,
             client_out: VecDeque::new(),
             upstream_out: VecDeque::new(),
             commands: VecDeque::new(),
@@ -477,11 +484,8 @@ impl Session {
                 SessionTimer::Drain => self.drain_expired(now),
                 SessionTimer::RetryBackoff => {} // settle sends the create whose back-off ended
                 SessionTimer::ClientPing => self.client_ping_due(now),
-                SessionTimer::ShutdownGrace => {
-                    // Unfinished responses are cut: `finish` releases their conns dirty.
-                    self.close_client(1012, "gateway restarting");
-                    self.finish(now);
-                }
+                SessionTimer::ShutdownGrace => self.shutdown_grace_expired(now),
+                SessionTimer::ShutdownClose => self.close_when_idle = true,
                 SessionTimer::ClientPong => {
                     self.close_client(1001, "client did not answer a ping");
                     self.handle_client_gone(now);

@@ -42,7 +42,13 @@ impl Session {
             }
         }
         self.collect_conn_outputs(now);
-        if self.shutting_down && self.phase == SessionPhase::Active && self.unfinished() == 0 {
+        if self.close_when_idle
+            && matches!(
+                self.phase,
+                SessionPhase::Active | SessionPhase::AwaitingFirst
+            )
+            && self.unfinished() == 0
+        {
             self.close_client(1012, "gateway restarting");
             return self.finish(now);
         }
