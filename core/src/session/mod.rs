@@ -35,6 +35,7 @@ use crate::rng::Jitter;
 use crate::scheduler::RetryState;
 use crate::timer::{TimerName, TimerTable};
 use crate::{AccountId, Config, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};
+use client::ContinuationCheck;
 
 /// Lifecycle of a client session
 ///
@@ -106,6 +107,8 @@ struct PendingCreate {
     frame: Bytes,
     lane: Lane,
     previous: Option<ResponseId>,
+    /// The group rule for `previous`, when this socket did not create it
+    check: ContinuationCheck,
     connection_local: bool,
     client_model: Option<Bytes>,
     prompt_cache_key: Option<Bytes>,
@@ -412,6 +415,9 @@ impl Session {
             SessionInput::Lease(lease) => self.handle_lease(now, lease),
             SessionInput::LeaseRefused => self.handle_lease_refused(now),
             SessionInput::SlotGranted(turn) => self.handle_slot_granted(now, turn),
+            SessionInput::ContinuationJudged { turn, allowed } => {
+                self.handle_continuation_judged(now, turn, allowed)
+            }
         }
     }
 

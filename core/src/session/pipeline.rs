@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use super::{
-    PendingCreate, Refusal, Session, SessionCommand, SessionEvent, SessionPhase, SessionTimer,
-    SlotState, TurnState,
+    ContinuationCheck, PendingCreate, Refusal, Session, SessionCommand, SessionEvent, SessionPhase,
+    SessionTimer, SlotState, TurnState,
 };
 use crate::conn::{CloseReason, ConnState, UpstreamConn};
 use crate::event::{
@@ -97,6 +97,9 @@ impl Session {
         let Some(admission) = &self.admission else {
             if !self.scheduling {
                 self.scheduling = true;
+                // The schedule judges the create's previous response by the group rule itself.
+                self.pending[0].check = ContinuationCheck::NotNeeded;
+                let head = &self.pending[0];
                 self.commands.push_back(SessionCommand::Schedule {
                     turn: head.turn,
                     previous: head.previous.clone(),
@@ -107,6 +110,17 @@ impl Session {
             }
             return Step::Wait;
         };
+        match head.check {
+            ContinuationCheck::NotNeeded => {}
+            ContinuationCheck::Due => {
+                let (turn, previous) = (head.turn, head.previous.clone().expect("checked"));
+                self.pending[0].check = ContinuationCheck::Asked;
+                self.commands
+                    .push_back(SessionCommand::CheckContinuation { turn, previous });
+                return Step::Wait;
+            }
+            ContinuationCheck::Asked => return Step::Wait,
+        }
         let account = admission.account;
         if let Some(at) = head.not_before
             && at > now
