@@ -115,6 +115,11 @@ pub struct SessionConfig {
     /// On shutdown, let in-flight responses finish for this long, then close 1012
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// On shutdown, each idle socket is closed 1012 at a random instant within this long (a
+    /// value over `shutdown_grace` acts as `shutdown_grace`), so clients do not all reconnect at
+    /// once
+    #[serde(with = "duration")]
+    pub shutdown_close_spread: Duration,
     /// After sending a close, keep reading the client socket this long so the client reads it
     /// (instead of a TCP reset)
     #[serde(with = "duration")]
@@ -137,6 +142,7 @@ impl Default for SessionConfig {
             client_ping_interval: Duration::from_secs(20),
             client_pong_timeout: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(30),
+            shutdown_close_spread: Duration::from_secs(5),
             close_linger: Duration::from_secs(2),
             socket_cap_retry_after: Duration::from_secs(1),
         }
@@ -265,9 +271,14 @@ impl Default for SchedulerConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Lifetime of a response→account binding (refreshed on hit)
+    /// Lifetime of a `store:true` response's binding: as long as upstream keeps the response
+    /// (OpenAI: 30 days), not refreshed by use. A `store:false` response's binding lives as
+    /// long as a conn can (`upstream.max_age`), since its chain dies with its conn.
     #[serde(with = "duration")]
     pub response_binding_ttl: Duration,
+    /// A continuation whose previous response has no binding record: forwarded as an
+    /// unbound create, or refused with `previous_response_not_found`
+    pub unknown_previous_response: UnknownPreviousResponse,
     /// Lifetime of a session→account binding (refreshed on hit)
     #[serde(with = "duration")]
     pub session_binding_ttl: Duration,
@@ -291,7 +302,8 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
-            response_binding_ttl: Duration::from_secs(3600),
+            response_binding_ttl: Duration::from_secs(30 * 24 * 3600),
+            unknown_previous_response: UnknownPreviousResponse::Forward,
             session_binding_ttl: Duration::from_secs(3600),
             store_op_timeout: Duration::from_secs(3),
             breaker_failure_limit: 3,
@@ -301,6 +313,20 @@ impl Default for StoreConfig {
             max_pending_ops: 4096,
         }
     }
+}
+
+/// What a continuation gets when its previous response has no binding record (expired,
+/// evicted, a restarted memory store, a store outage, or an id this gateway never saw)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownPreviousResponse {
+    /// Forward it as an unbound create: upstream answers for the id (chains survive a lost
+    /// binding; a key of another group could continue a response whose record is gone)
+    #[default]
+    Forward,
+    /// Answer `previous_response_not_found` without going upstream (strict isolation; every
+    /// chain whose record is lost, e.g. during a store outage, must start over)
+    Refuse,
 }
 
 /// Which accounts speak WebSocket to upstream (see the protocol resolver)

@@ -192,7 +192,7 @@ fn the_documented_forms_follow_serde() {
     let code = code_defaults();
     assert_eq!(code["upstream.max_age"], "55m");
     assert_eq!(code["pool.warm_cooldown"], "300ms");
-    assert_eq!(code["store.response_binding_ttl"], "1h");
+    assert_eq!(code["store.response_binding_ttl"], "720h");
     assert_eq!(code["upstream.max_message_size"], "16777216");
     assert_eq!(code["protocol.force_http"], "false");
     assert_eq!(code["store.default_group"], "\"default\"");

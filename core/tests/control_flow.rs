@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use wsv2_core::control::{AccountSpec, Control, ControlOutput, SessionInfo, UpgradeRefusal};
+use wsv2_core::config::UnknownPreviousResponse;
+use wsv2_core::control::{
+    AccountSpec, Control, ControlEvent, ControlOutput, SessionInfo, UpgradeRefusal,
+};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{Session, SessionCommand, Transmit};
-use wsv2_core::store::MemoryBackend;
+use wsv2_core::store::{CommandKind, MemoryBackend};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 struct Gateway {
@@ -23,6 +26,10 @@ struct Gateway {
     conn_account: HashMap<ConnId, AccountId>,
     creates: Vec<(SessionId, ConnId, Value)>,
     to_client: Vec<(SessionId, Value)>,
+    events: Vec<ControlEvent>,
+    /// Store gets and continuation checks asked for
+    gets: usize,
+    checks: usize,
 }
 
 fn account(id: u64, concurrency: u32, force_http: bool) -> AccountSpec {
@@ -41,7 +48,10 @@ fn account(id: u64, concurrency: u32, force_http: bool) -> AccountSpec {
 
 impl Gateway {
     fn new(accounts: Vec<AccountSpec>) -> Self {
-        let mut cfg = Config::default();
+        Self::with_config(accounts, Config::default())
+    }
+
+    fn with_config(accounts: Vec<AccountSpec>, mut cfg: Config) -> Self {
         cfg.pool.min_idle_per_account = 0;
         let cfg = Arc::new(cfg);
         let now = Instant::now();
@@ -55,15 +65,27 @@ impl Gateway {
             conn_account: HashMap::new(),
             creates: Vec::new(),
             to_client: Vec::new(),
+            events: Vec::new(),
+            gets: 0,
+            checks: 0,
         };
         gw.run();
         gw
     }
 
     fn open(&mut self, id: u64, session_key: Option<&str>) -> SessionId {
+        self.open_with(id, session_key, "default")
+    }
+
+    /// A socket of a client key of `group`
+    fn open_in(&mut self, id: u64, group: &str) -> SessionId {
+        self.open_with(id, None, group)
+    }
+
+    fn open_with(&mut self, id: u64, session_key: Option<&str>, group: &str) -> SessionId {
         let id = SessionId(id);
         let info = SessionInfo {
-            group: "default".into(),
+            group: group.into(),
             session_key: session_key.map(str::to_owned),
             ..SessionInfo::default()
         };
@@ -139,13 +161,14 @@ impl Gateway {
                         self.control.handle_dial_ok(self.now, account, conn);
                     }
                     ControlOutput::Store(cmd) => {
+                        self.gets += usize::from(matches!(cmd.kind, CommandKind::Get { .. }));
                         let reply = self.memory.execute(self.now, &cmd);
                         self.control.handle_store_reply(self.now, cmd.op, reply);
                     }
+                    ControlOutput::Event(event) => self.events.push(event),
                     ControlOutput::Ping { .. }
                     | ControlOutput::Close { .. }
-                    | ControlOutput::Http(..)
-                    | ControlOutput::Event(_) => {}
+                    | ControlOutput::Http(..) => {}
                 }
             }
             let ids: Vec<_> = self.sessions.keys().copied().collect();
@@ -176,6 +199,8 @@ impl Gateway {
                 }
                 for c in cmds {
                     busy = true;
+                    self.checks +=
+                        usize::from(matches!(c, SessionCommand::CheckContinuation { .. }));
                     if !matches!(
                         c,
                         SessionCommand::AbandonWrites { .. } | SessionCommand::CloseClient { .. }
@@ -474,4 +499,133 @@ fn a_session_holding_a_conn_of_a_removed_account_runs_its_next_turn_on_it() {
         .filter(|(s, v)| *s == s1 && v["type"] == "response.completed")
         .count();
     assert_eq!(completed, 2, "both turns completed");
+}
+
+impl Gateway {
+    /// The `error` code of the last frame session `id` got, if it is an `error` event
+    fn last_error(&self, id: SessionId) -> Option<String> {
+        let (_, last) = self.to_client.iter().rev().find(|(s, _)| *s == id)?;
+        (last["type"] == "error").then(|| last["error"]["code"].as_str().unwrap_or("").to_owned())
+    }
+
+    fn refusals(&self) -> Vec<(String, &'static str)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                ControlEvent::ContinuationRefused { group, reason, .. } => {
+                    Some((group.clone(), *reason))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A turn of session `id` that completes as `resp`
+    fn turn(&mut self, id: SessionId, prev: Option<&str>, resp: &str) {
+        self.client(id, create(prev, true));
+        let conn = self.create_conn(id);
+        self.complete(id, conn, resp, true);
+    }
+}
+
+#[test]
+fn another_groups_response_is_refused_on_first_and_later_creates_and_nothing_goes_upstream() {
+    let mut gw = Gateway::new(vec![account(1, 4, false), account(2, 4, false)]);
+    let a = gw.open_in(1, "team-a");
+    gw.turn(a, None, "resp_a");
+    let sent = gw.creates.len();
+
+    // The first create of a team-b socket.
+    let b = gw.open_in(2, "team-b");
+    gw.client(b, create(Some("resp_a"), true));
+    assert_eq!(
+        gw.last_error(b).as_deref(),
+        Some("previous_response_not_found")
+    );
+    assert_eq!(gw.creates.len(), sent, "nothing went upstream");
+
+    // A later create of a team-b socket that already runs on the same account.
+    gw.turn(b, None, "resp_b");
+    let sent = gw.creates.len();
+    gw.client(b, create(Some("resp_a"), true));
+    assert_eq!(
+        gw.last_error(b).as_deref(),
+        Some("previous_response_not_found")
+    );
+    assert_eq!(gw.creates.len(), sent, "nothing went upstream");
+    assert_eq!(
+        gw.refusals(),
+        [
+            ("team-b".to_owned(), "other_group"),
+            ("team-b".to_owned(), "other_group")
+        ]
+    );
+
+    // The socket lives on: its own chain continues.
+    gw.client(b, create(Some("resp_b"), true));
+    assert_eq!(gw.creates.len(), sent + 1);
+
+    // Another socket of team-a continues resp_a, first create or later one.
+    let a2 = gw.open_in(3, "team-a");
+    gw.turn(a2, Some("resp_a"), "resp_a2");
+    gw.turn(a2, Some("resp_a"), "resp_a3");
+    assert_eq!(gw.creates.len(), sent + 3);
+    assert_eq!(gw.refusals().len(), 2, "no more refusals");
+}
+
+#[test]
+fn a_continuation_on_its_own_socket_needs_no_lookup() {
+    let mut gw = Gateway::new(vec![account(1, 4, false)]);
+    let a = gw.open_in(1, "team-a");
+    gw.turn(a, None, "resp_1");
+    let gets = gw.gets;
+    gw.turn(a, Some("resp_1"), "resp_2");
+    gw.turn(a, Some("resp_2"), "resp_3");
+    assert_eq!((gw.gets, gw.checks), (gets, 0), "no store get, no check");
+    assert_eq!(gw.creates.len(), 3);
+
+    // Another socket's continuation of it is checked once, then goes up.
+    let a2 = gw.open_in(2, "team-a");
+    gw.turn(a2, None, "resp_4");
+    gw.turn(a2, Some("resp_3"), "resp_5");
+    assert_eq!(gw.checks, 1);
+    assert_eq!(gw.creates.len(), 5);
+}
+
+#[test]
+fn a_continuation_without_a_record_follows_unknown_previous_response() {
+    // forward (the default): an unknown id goes up as an unbound create; upstream answers.
+    let mut gw = Gateway::new(vec![account(1, 4, false)]);
+    let b = gw.open_in(1, "team-b");
+    gw.client(b, create(Some("resp_elsewhere"), true));
+    assert_eq!(gw.creates.len(), 1);
+    assert!(gw.refusals().is_empty());
+
+    // refuse: the first create and a later one are answered without going upstream.
+    let mut cfg = Config::default();
+    cfg.store.unknown_previous_response = UnknownPreviousResponse::Refuse;
+    let mut gw = Gateway::with_config(vec![account(1, 4, false)], cfg);
+    let b = gw.open_in(1, "team-b");
+    gw.client(b, create(Some("resp_elsewhere"), true));
+    assert_eq!(
+        gw.last_error(b).as_deref(),
+        Some("previous_response_not_found")
+    );
+    gw.turn(b, None, "resp_b");
+    gw.client(b, create(Some("resp_elsewhere"), true));
+    assert_eq!(
+        gw.last_error(b).as_deref(),
+        Some("previous_response_not_found")
+    );
+    assert_eq!(gw.creates.len(), 1, "only the unchained turn went up");
+    assert_eq!(
+        gw.refusals(),
+        [
+            ("team-b".to_owned(), "no_record"),
+            ("team-b".to_owned(), "no_record")
+        ]
+    );
+    // Its own responses need no record.
+    gw.client(b, create(Some("resp_b"), true));
+    assert_eq!(gw.creates.len(), 2);
 }

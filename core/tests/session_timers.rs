@@ -2,12 +2,13 @@
 
 mod common;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::{Sim, World, create, text_response};
-use wsv2_core::Config;
 use wsv2_core::conn::{ConnState, UpstreamTransmit};
-use wsv2_core::session::{SessionEvent, SessionPhase};
+use wsv2_core::session::{Session, SessionCommand, SessionEvent, SessionPhase};
+use wsv2_core::{Config, SessionId};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -360,6 +361,118 @@ fn shutdown_grace_cuts_what_is_still_running() {
         "a conn with a cut response never returns to the pool"
     );
     assert_eq!(sim.session.phase(), SessionPhase::Finished);
+}
+
+#[test]
+fn shutdown_grace_reports_every_cut_response_and_binds_none() {
+    let mut cfg = Config::default();
+    cfg.session.shutdown_grace = ms(500);
+    let mut sim = Sim::new(cfg);
+    for (lane, id) in [("a", "resp_a"), ("b", "resp_b")] {
+        sim.client(create(Some("gpt-test"), None, Some(lane), true));
+        sim.upstream(
+            1,
+            text_response(id, Some(lane), 2, true, "gpt-test")[0].clone(),
+        );
+    }
+    sim.session.handle_shutdown(sim.now);
+    sim.drain();
+    sim.advance(ms(500));
+    assert_eq!(sim.client_closed, Some(1012));
+    let cut: Vec<(Option<&str>, &str)> = sim
+        .ended()
+        .iter()
+        .map(|r| {
+            (
+                r.response.as_ref().map(|id| id.as_str()),
+                r.outcome.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cut,
+        [
+            (Some("resp_a"), "cut_at_shutdown"),
+            (Some("resp_b"), "cut_at_shutdown")
+        ],
+        "each response open at the grace is reported once, as cut"
+    );
+    assert!(
+        !sim.commands
+            .iter()
+            .any(|c| matches!(c, SessionCommand::Bind { .. })),
+        "a cut response has no terminal: nothing to continue, nothing to bind"
+    );
+    assert!(!sim.released[0].reusable);
+    assert_eq!(sim.slots_held, 0, "their slots were given back");
+}
+
+#[test]
+fn idle_sessions_close_1012_at_instants_spread_over_shutdown_close_spread() {
+    let mut cfg = Config::default();
+    cfg.session.shutdown_close_spread = ms(2000);
+    let cfg = Arc::new(cfg);
+    let t0 = Instant::now();
+    let mut closed_after = Vec::new();
+    for id in 1..=40 {
+        let mut session = Session::new(SessionId(id), cfg.clone(), t0);
+        session.handle_shutdown(t0);
+        let mut now = t0;
+        let closed_at = loop {
+            let close = std::iter::from_fn(|| session.poll_command())
+                .any(|c| matches!(c, SessionCommand::CloseClient { code: 1012, .. }));
+            if close {
+                break now;
+            }
+            now = session.poll_timeout().expect("a timer until the close");
+            session.handle_timeout(now);
+        };
+        closed_after.push((closed_at - t0).as_millis());
+    }
+    closed_after.sort_unstable();
+    let (first, last) = (closed_after[0], closed_after[closed_after.len() - 1]);
+    assert!(last <= 2000, "all within the spread: {closed_after:?}");
+    assert!(
+        first < 500 && last > 1500,
+        "spread over it, not bunched: {closed_after:?}"
+    );
+    closed_after.dedup();
+    assert!(closed_after.len() >= 35, "{closed_after:?}");
+
+    // A spread over the grace acts as the grace; none means at once.
+    let mut cfg = Config::default();
+    cfg.session.shutdown_grace = ms(300);
+    let mut sim = Sim::new(cfg.clone());
+    sim.session.handle_shutdown(sim.now);
+    sim.drain();
+    sim.advance(ms(300));
+    assert_eq!(sim.client_closed, Some(1012));
+    cfg.session.shutdown_close_spread = Duration::ZERO;
+    let mut sim = Sim::new(cfg);
+    sim.session.handle_shutdown(sim.now);
+    sim.drain();
+    assert_eq!(sim.client_closed, Some(1012), "closed at once");
+}
+
+#[test]
+fn an_idle_session_refuses_creates_while_it_waits_for_its_close_instant() {
+    let mut cfg = Config::default();
+    cfg.session.shutdown_close_spread = ms(1000);
+    let mut sim = Sim::new(cfg);
+    sim.client(create(Some("gpt-test"), None, None, true));
+    sim.respond(1, "resp_1", None, 1, true);
+    sim.session.handle_shutdown(sim.now);
+    sim.drain();
+    assert_eq!(sim.client_closed, None, "its instant is later");
+    sim.client(create(Some("gpt-test"), None, None, true));
+    assert_eq!(
+        sim.to_client.last().unwrap()["error"]["code"],
+        "gateway_shutting_down"
+    );
+    assert_eq!(sim.creates_on(1), 1, "nothing new went upstream");
+    sim.advance(ms(1000));
+    assert_eq!(sim.client_closed, Some(1012));
+    assert!(sim.released[0].reusable, "an idle conn goes back clean");
 }
 
 #[test]

@@ -8,11 +8,11 @@ use store_support::{Harness, snapshot};
 use wsv2_core::AccountId;
 use wsv2_core::config::StoreConfig;
 use wsv2_core::store::{
-    BindingKind, CommandKind, Lookup, MemoryBackend, OpId, StoreCommand, StoreEvent, StoreKey,
+    Binding, CommandKind, Lookup, MemoryBackend, OpId, StoreCommand, StoreEvent, StoreKey,
 };
 
 fn key(id: &str) -> StoreKey {
-    StoreKey::new(BindingKind::Response, "default", id.as_bytes())
+    StoreKey::response(id.as_bytes())
 }
 
 fn cmd(kind: CommandKind) -> StoreCommand {
@@ -24,7 +24,7 @@ fn get(id: &str) -> StoreCommand {
 }
 
 #[test]
-fn store_memory_ttl_expiry_and_refresh_on_get() {
+fn store_memory_ttl_expiry_expire_and_delete() {
     let t0 = std::time::Instant::now();
     let at = |ms: u64| t0 + Duration::from_millis(ms);
     let mut backend = MemoryBackend::new(16);
@@ -39,16 +39,10 @@ fn store_memory_ttl_expiry_and_refresh_on_get() {
         Ok(Some("7".into())),
         "alive before its TTL"
     );
-    // That get refreshed the TTL to 9.999 s + 10 s.
     assert_eq!(
-        backend.execute(at(19_998), &get("r1")),
-        Ok(Some("7".into())),
-        "a get refreshes the TTL"
-    );
-    assert_eq!(
-        backend.execute(at(29_998), &get("r1")),
+        backend.execute(at(10_000), &get("r1")),
         Ok(None),
-        "expired 10 s after the last get"
+        "expired 10 s after the set: as in Redis, a get moves no TTL"
     );
     assert!(backend.is_empty());
 
@@ -99,49 +93,35 @@ fn store_memory_is_bounded_and_evicts_the_soonest_expiring() {
 }
 
 #[test]
-fn store_memory_binding_expires_unless_hit_and_hits_refresh_it() {
+fn store_memory_session_binding_expires_unless_hit_and_hits_refresh_it() {
     let config = StoreConfig {
-        response_binding_ttl: Duration::from_secs(10),
+        session_binding_ttl: Duration::from_secs(10),
         ..StoreConfig::default()
     };
     let mut backend = MemoryBackend::new(64);
     let mut writer = Harness::new(config.clone());
-    let (commands, _) = writer.bind_response(None, "resp_1", 2);
+    let (commands, _) = writer.bind_session(None, "thread-1", 2);
     writer.run(&mut backend, commands);
-    let (commands, _) = writer.bind_response(None, "resp_2", 2);
+    let (commands, _) = writer.bind_session(None, "thread-2", 2);
     writer.run(&mut backend, commands);
+    let bound = Some(Binding::new(AccountId(2), "default"));
 
-    // Another gateway reads resp_1 at 8 s: a remote hit whose Expire refreshes the store's TTL.
-    let mut reader = Harness::new(config);
+    // Another gateway reads thread-1 at 8 s: a remote hit whose Expire refreshes the store's TTL.
+    let mut reader = Harness::new(config.clone());
     reader.t0 = writer.t0;
     reader.now = writer.t0 + Duration::from_secs(8);
-    let (_, commands) = reader.lookup_response(None, "resp_1");
+    let (_, commands) = reader.lookup_session(None, "thread-1");
     let events = reader.run(&mut backend, commands);
-    assert!(matches!(
-        events[..],
-        [StoreEvent::Resolved {
-            result: Some(AccountId(2)),
-            ..
-        }]
-    ));
+    assert!(matches!(events[..], [StoreEvent::Resolved { result, .. }] if result == bound));
 
-    // At 15 s: resp_1 lives on (refreshed at 8 s), resp_2 expired (never hit).
-    let mut late = Harness::new(StoreConfig {
-        response_binding_ttl: Duration::from_secs(10),
-        ..StoreConfig::default()
-    });
+    // At 15 s: thread-1 lives on (refreshed at 8 s), thread-2 expired (never hit).
+    let mut late = Harness::new(config);
     late.t0 = writer.t0;
     late.now = writer.t0 + Duration::from_secs(15);
-    let (_, commands) = late.lookup_response(None, "resp_1");
+    let (_, commands) = late.lookup_session(None, "thread-1");
     let events = late.run(&mut backend, commands);
-    assert!(matches!(
-        events[..],
-        [StoreEvent::Resolved {
-            result: Some(AccountId(2)),
-            ..
-        }]
-    ));
-    let (_, commands) = late.lookup_response(None, "resp_2");
+    assert!(matches!(events[..], [StoreEvent::Resolved { result, .. }] if result == bound));
+    let (_, commands) = late.lookup_session(None, "thread-2");
     let events = late.run(&mut backend, commands);
     assert!(
         matches!(events[..], [StoreEvent::Resolved { result: None, .. }]),
@@ -150,7 +130,7 @@ fn store_memory_binding_expires_unless_hit_and_hits_refresh_it() {
 
     // The reader's local copy expires with the TTL too: at 18 s it asks the store again.
     reader.now = writer.t0 + Duration::from_secs(18);
-    let (lookup, _) = reader.lookup_response(None, "resp_1");
+    let (lookup, _) = reader.lookup_session(None, "thread-1");
     assert!(
         matches!(lookup, Lookup::Pending(_)),
         "local copy gone after its TTL"
@@ -165,7 +145,7 @@ fn store_memory_binding_expires_unless_hit_and_hits_refresh_it() {
         trace.push_str(&format!("--- {name} ---\n{}", h.trace));
     }
     snapshot(
-        "store_memory_binding_expires_unless_hit_and_hits_refresh_it",
+        "store_memory_session_binding_expires_unless_hit_and_hits_refresh_it",
         &trace,
     );
 }

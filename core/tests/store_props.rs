@@ -74,7 +74,7 @@ impl Model {
         let config = StoreConfig::default();
         let op_timeout = config.store_op_timeout;
         Self {
-            store: Store::new(config),
+            store: Store::new(config, Duration::from_secs(55 * 60)),
             now: Instant::now(),
             in_flight: Vec::new(),
             waiting: HashMap::new(),
@@ -96,7 +96,7 @@ impl Model {
                     self.store
                         .lookup_session(self.now, group(g), &format!("s{id}"))
                 } else {
-                    self.store.lookup_response(self.now, group(g), &rid(id))
+                    self.store.lookup_response(self.now, &rid(id))
                 };
                 if let Lookup::Pending(op) = lookup {
                     let entry = self
@@ -113,12 +113,14 @@ impl Model {
                 account,
             } => {
                 let account = AccountId(u64::from(account));
+                let account_number = account.0;
                 if session {
                     self.store
                         .bind_session(self.now, group(g), &format!("s{id}"), account);
                 } else {
+                    let store = account_number % 2 == 1;
                     self.store
-                        .bind_response(self.now, group(g), &rid(id), account);
+                        .bind_response(self.now, group(g), &rid(id), account, store);
                 }
             }
             Action::Unbind {
@@ -130,14 +132,18 @@ impl Model {
                     self.store
                         .unbind_session(self.now, group(g), &format!("s{id}"));
                 } else {
-                    self.store.unbind_response(self.now, group(g), &rid(id));
+                    self.store.unbind_response(self.now, &rid(id));
                 }
             }
             Action::ReplyOk { pick, value } => {
                 if !self.in_flight.is_empty() {
                     let (command, _) = self.in_flight.remove(pick % self.in_flight.len());
                     let value = match command.kind {
-                        CommandKind::Get { .. } => value.map(|v| v.to_string()),
+                        // A binding, or (value 0) a value no binding has: a bad value is a miss.
+                        CommandKind::Get { .. } => value.map(|v| match v {
+                            0 => "0".to_owned(),
+                            v => format!("{v}:default"),
+                        }),
                         _ => None,
                     };
                     self.store.handle_reply(self.now, command.op, Ok(value));

@@ -7,9 +7,15 @@ use std::time::Duration;
 use store_support::{Harness, snapshot};
 use wsv2_core::config::StoreConfig;
 use wsv2_core::store::{
-    BindingRef, BreakerState, CommandKind, Lookup, OpId, ResponseConn, StoreEvent, StoreFailure,
+    Binding, BindingRef, BreakerState, CommandKind, Continuation, ContinuationRefusal, Lookup,
+    MemoryBackend, OpId, ResponseConn, StoreEvent, StoreFailure, judge_continuation,
 };
 use wsv2_core::{AccountId, ConnId, StreamId};
+
+/// The binding `group` wrote for account `n`
+fn bound(n: u64, group: &str) -> Binding {
+    Binding::new(AccountId(n), group)
+}
 
 fn only_op(commands: &[wsv2_core::store::StoreCommand]) -> OpId {
     assert_eq!(commands.len(), 1, "{commands:?}");
@@ -19,7 +25,7 @@ fn only_op(commands: &[wsv2_core::store::StoreCommand]) -> OpId {
 #[test]
 fn store_timeout_is_a_miss() {
     let mut h = Harness::new(StoreConfig::default());
-    let (lookup, commands) = h.lookup_response(None, "resp_1");
+    let (lookup, commands) = h.lookup_response("resp_1");
     let op = only_op(&commands);
     assert_eq!(lookup, Lookup::Pending(op));
     assert!(matches!(commands[0].kind, CommandKind::Get { .. }));
@@ -37,7 +43,7 @@ fn store_timeout_is_a_miss() {
     // The late reply is ignored: it neither answers again nor fills the local map.
     let (commands, events) = h.reply(op, Ok(Some("7")));
     assert!(commands.is_empty() && events.is_empty());
-    let (lookup, commands) = h.lookup_response(None, "resp_1");
+    let (lookup, commands) = h.lookup_response("resp_1");
     assert!(
         matches!(lookup, Lookup::Pending(_)),
         "asked again, not served from the late reply"
@@ -78,7 +84,11 @@ fn store_set_failure_warns_and_counts() {
     let CommandKind::Set { value, ttl, .. } = &commands[0].kind else {
         panic!("{commands:?}")
     };
-    assert_eq!((value.as_str(), *ttl), ("4", Duration::from_secs(3600)));
+    assert_eq!(
+        (value.as_str(), *ttl),
+        ("4:team-a", Duration::from_secs(30 * 24 * 3600)),
+        "the account and the creating group, for as long as upstream keeps the response"
+    );
 
     let (_, events) = h.reply(op, Err(StoreFailure::Rejected));
     let warn = StoreEvent::SetFailed {
@@ -97,8 +107,8 @@ fn store_set_failure_warns_and_counts() {
     assert_eq!(h.store.stats().set_failures, 2);
 
     // The local binding still serves this gateway.
-    let (lookup, _) = h.lookup_response(Some("team-a"), "resp_9");
-    assert_eq!(lookup, Lookup::Hit(AccountId(4)));
+    let (lookup, _) = h.lookup_response("resp_9");
+    assert_eq!(lookup, Lookup::Hit(bound(4, "team-a")));
     snapshot("store_set_failure_warns_and_counts", &h.trace);
 }
 
@@ -107,7 +117,7 @@ fn store_breaker_opens_after_three_failures_probes_every_5s_and_closes_on_succes
     let mut h = Harness::new(StoreConfig::default());
     let mut ops = Vec::new();
     for id in ["resp_1", "resp_2", "resp_3"] {
-        let (_, commands) = h.lookup_response(None, id);
+        let (_, commands) = h.lookup_response(id);
         ops.push(only_op(&commands));
     }
     h.reply(ops[0], Err(StoreFailure::Unreachable));
@@ -121,14 +131,14 @@ fn store_breaker_opens_after_three_failures_probes_every_5s_and_closes_on_succes
     assert!(!h.store.breaker().allows_requests());
 
     // While open: decisions never wait and nothing is sent.
-    let (lookup, commands) = h.lookup_response(None, "resp_4");
+    let (lookup, commands) = h.lookup_response("resp_4");
     assert_eq!((lookup, commands.len()), (Lookup::Miss, 0));
     let (commands, _) = h.bind_response(None, "resp_5", 2);
     assert!(commands.is_empty(), "writes are skipped while open");
-    let (lookup, commands) = h.lookup_response(None, "resp_5");
+    let (lookup, commands) = h.lookup_response("resp_5");
     assert_eq!(
         (lookup, commands.len()),
-        (Lookup::Hit(AccountId(2)), 0),
+        (Lookup::Hit(bound(2, "default")), 0),
         "local state still answers"
     );
     let (commands, _) = h.at(4_999);
@@ -139,7 +149,7 @@ fn store_breaker_opens_after_three_failures_probes_every_5s_and_closes_on_succes
     let probe = only_op(&commands);
     assert_eq!(commands[0].kind.key().as_str(), "wsv2:probe");
     assert_eq!(h.store.breaker().state(), BreakerState::Probing);
-    let (lookup, commands) = h.lookup_response(None, "resp_6");
+    let (lookup, commands) = h.lookup_response("resp_6");
     assert_eq!(
         (lookup, commands.len()),
         (Lookup::Miss, 0),
@@ -154,7 +164,7 @@ fn store_breaker_opens_after_three_failures_probes_every_5s_and_closes_on_succes
     // Probe succeeds: closed, the store is asked again.
     let (_, events) = h.reply(probe, Ok(None));
     assert_eq!(events, vec![StoreEvent::BreakerClosed]);
-    let (lookup, commands) = h.lookup_response(None, "resp_4");
+    let (lookup, commands) = h.lookup_response("resp_4");
     assert!(matches!(lookup, Lookup::Pending(_)));
     assert_eq!(commands.len(), 1);
 
@@ -164,8 +174,8 @@ fn store_breaker_opens_after_three_failures_probes_every_5s_and_closes_on_succes
         (1, 2, 2)
     );
     assert_eq!(
-        stats.writes_skipped, 2,
-        "the skipped set and the skipped refresh of the local hit"
+        stats.writes_skipped, 1,
+        "the skipped set (reading a response's binding refreshes nothing)"
     );
     snapshot(
         "store_breaker_opens_after_three_failures_probes_every_5s_and_closes_on_success",
@@ -178,7 +188,7 @@ fn store_breaker_opening_answers_waiting_lookups_at_once() {
     let mut h = Harness::new(StoreConfig::default());
     let mut ops = Vec::new();
     for id in ["resp_1", "resp_2", "resp_3", "resp_4"] {
-        let (_, commands) = h.lookup_response(None, id);
+        let (_, commands) = h.lookup_response(id);
         ops.push(only_op(&commands));
     }
     h.reply(ops[0], Err(StoreFailure::Unreachable));
@@ -201,17 +211,11 @@ fn store_breaker_opening_answers_waiting_lookups_at_once() {
     );
     // Its reply, arriving later, answers nothing again, but it is a trustworthy success: it
     // closes the breaker and fills the local map.
-    let (commands, events) = h.reply(ops[3], Ok(Some("3")));
+    let (commands, events) = h.reply(ops[3], Ok(Some("3:default")));
     assert_eq!(events, vec![StoreEvent::BreakerClosed]);
-    assert!(matches!(
-        commands[..],
-        [wsv2_core::store::StoreCommand {
-            kind: CommandKind::Expire { .. },
-            ..
-        }]
-    ));
-    let (lookup, _) = h.lookup_response(None, "resp_4");
-    assert_eq!(lookup, Lookup::Hit(AccountId(3)));
+    assert!(commands.is_empty(), "a response's binding is not refreshed");
+    let (lookup, _) = h.lookup_response("resp_4");
+    assert_eq!(lookup, Lookup::Hit(bound(3, "default")));
     snapshot(
         "store_breaker_opening_answers_waiting_lookups_at_once",
         &h.trace,
@@ -221,43 +225,35 @@ fn store_breaker_opening_answers_waiting_lookups_at_once() {
 #[test]
 fn store_no_stale_read_after_delete() {
     let mut h = Harness::new(StoreConfig::default());
-    let (_, commands) = h.lookup_response(None, "resp_1");
+    let (_, commands) = h.lookup_response("resp_1");
     let op = only_op(&commands);
-    let (commands, events) = h.reply(op, Ok(Some("7")));
+    let (commands, events) = h.reply(op, Ok(Some("7:default")));
     assert_eq!(
         events,
         vec![StoreEvent::Resolved {
             op,
-            result: Some(AccountId(7))
+            result: Some(bound(7, "default"))
         }]
     );
-    assert!(matches!(
-        commands[..],
-        [wsv2_core::store::StoreCommand {
-            kind: CommandKind::Expire { .. },
-            ..
-        }]
-    ));
+    assert!(commands.is_empty(), "a response's binding is not refreshed");
 
     // Back-filled: the next lookup is local.
-    let (lookup, commands) = h.lookup_response(None, "resp_1");
-    assert_eq!(lookup, Lookup::Hit(AccountId(7)));
-    assert!(
-        commands
-            .iter()
-            .all(|c| matches!(c.kind, CommandKind::Expire { .. }))
+    let (lookup, commands) = h.lookup_response("resp_1");
+    assert_eq!(
+        (lookup, commands.len()),
+        (Lookup::Hit(bound(7, "default")), 0)
     );
 
     // Delete through this gateway: a miss at once, with no store round trip.
-    let (commands, _) = h.unbind_response(None, "resp_1");
+    let (commands, _) = h.unbind_response("resp_1");
     let delete = only_op(&commands);
     assert!(matches!(commands[0].kind, CommandKind::Delete { .. }));
-    let (lookup, commands) = h.lookup_response(None, "resp_1");
+    let (lookup, commands) = h.lookup_response("resp_1");
     assert_eq!((lookup, commands.len()), (Lookup::Miss, 0));
 
     // Even if the store's delete fails, the local tombstone keeps answering Miss.
     h.reply(delete, Err(StoreFailure::Unreachable));
-    let (lookup, commands) = h.lookup_response(None, "resp_1");
+    let (lookup, commands) = h.lookup_response("resp_1");
     assert_eq!((lookup, commands.len()), (Lookup::Miss, 0));
     assert_eq!(h.store.stats().local_tombstone_misses, 2);
     snapshot("store_no_stale_read_after_delete", &h.trace);
@@ -267,13 +263,13 @@ fn store_no_stale_read_after_delete() {
 fn store_get_reply_after_local_delete_or_rebind_never_resurrects() {
     let mut h = Harness::new(StoreConfig::default());
     // Delete while the get is in flight: the lookup is answered Miss at once.
-    let (_, commands) = h.lookup_response(None, "resp_1");
+    let (_, commands) = h.lookup_response("resp_1");
     let op = only_op(&commands);
-    let (_, events) = h.unbind_response(None, "resp_1");
+    let (_, events) = h.unbind_response("resp_1");
     assert_eq!(events, vec![StoreEvent::Resolved { op, result: None }]);
-    let (_, events) = h.reply(op, Ok(Some("7")));
+    let (_, events) = h.reply(op, Ok(Some("7:default")));
     assert!(events.is_empty(), "the old reply answers nothing");
-    let (lookup, commands) = h.lookup_response(None, "resp_1");
+    let (lookup, commands) = h.lookup_response("resp_1");
     assert_eq!(
         (lookup, commands.len()),
         (Lookup::Miss, 0),
@@ -288,14 +284,14 @@ fn store_get_reply_after_local_delete_or_rebind_never_resurrects() {
         events,
         vec![StoreEvent::Resolved {
             op,
-            result: Some(AccountId(9))
+            result: Some(bound(9, "default"))
         }]
     );
-    h.reply(op, Ok(Some("7")));
+    h.reply(op, Ok(Some("7:default")));
     let (lookup, _) = h.lookup_session(None, "sess-1");
     assert_eq!(
         lookup,
-        Lookup::Hit(AccountId(9)),
+        Lookup::Hit(bound(9, "default")),
         "the older store value never overrides the rebind"
     );
     snapshot(
@@ -305,67 +301,164 @@ fn store_get_reply_after_local_delete_or_rebind_never_resurrects() {
 }
 
 #[test]
-fn store_group_scoping() {
-    let mut backend = wsv2_core::store::MemoryBackend::new(1024);
+fn store_response_records_name_their_group_and_session_keys_are_scoped() {
+    let mut backend = MemoryBackend::new(1024);
     let mut h = Harness::new(StoreConfig::default());
     let (commands, _) = h.bind_response(Some("team-a"), "resp_1", 3);
+    assert_eq!(
+        commands[0].kind.key().as_str().len(),
+        "wsv2:resp:".len() + 32
+    );
+    assert!(commands[0].kind.key().as_str().starts_with("wsv2:resp:"));
     h.run(&mut backend, commands);
-    let (lookup, _) = h.lookup_response(Some("team-a"), "resp_1");
-    assert_eq!(lookup, Lookup::Hit(AccountId(3)));
-    let (lookup, commands) = h.lookup_response(Some("team-b"), "resp_1");
+    let (lookup, _) = h.lookup_response("resp_1");
+    assert_eq!(lookup, Lookup::Hit(bound(3, "team-a")));
+
+    // A second gateway sharing the store finds the same record, whoever asks.
+    let mut other = Harness::new(StoreConfig::default());
+    let (_, commands) = other.lookup_response("resp_1");
     let op = only_op(&commands);
-    assert_eq!(lookup, Lookup::Pending(op));
+    let events = other.run(&mut backend, commands);
+    let record = Some(bound(3, "team-a"));
+    assert_eq!(events, vec![StoreEvent::Resolved { op, result: record }]);
+
+    // The group rule on that record.
+    let forward = StoreConfig::default().unknown_previous_response;
+    assert_eq!(
+        judge_continuation(record, "team-a", forward),
+        Continuation::Bound(AccountId(3))
+    );
+    assert_eq!(
+        judge_continuation(record, "team-b", forward),
+        Continuation::Refused(ContinuationRefusal::OtherGroup),
+        "another group's response is refused, not mistaken for an unknown one"
+    );
+
+    // Session keys are client text: scoped by group, so the same key in B is another binding.
+    let (commands, _) = h.bind_session(Some("team-a"), "thread-1", 4);
     assert!(
         commands[0]
             .kind
             .key()
             .as_str()
-            .starts_with("wsv2:team-b:resp:")
+            .starts_with("wsv2:team-a:sess:")
     );
-    let events = h.run(&mut backend, commands);
-    assert_eq!(
-        events,
-        vec![StoreEvent::Resolved { op, result: None }],
-        "bound in A is a miss in B"
-    );
-
-    // A second gateway sharing the store: a remote hit in A, a miss in B.
-    let mut other = Harness::new(StoreConfig::default());
-    let (_, commands) = other.lookup_response(Some("team-a"), "resp_1");
-    let op = only_op(&commands);
-    let events = other.run(&mut backend, commands);
-    assert_eq!(
-        events,
-        vec![StoreEvent::Resolved {
-            op,
-            result: Some(AccountId(3))
-        }]
-    );
-    let (_, commands) = other.lookup_response(Some("team-b"), "resp_1");
+    h.run(&mut backend, commands);
+    let (_, commands) = other.lookup_session(Some("team-b"), "thread-1");
     let op = only_op(&commands);
     let events = other.run(&mut backend, commands);
     assert_eq!(events, vec![StoreEvent::Resolved { op, result: None }]);
 
     // The default group is `default`, and naming it explicitly is the same scope.
-    let (commands, _) = h.bind_response(None, "resp_2", 5);
+    let (commands, _) = h.bind_session(None, "thread-2", 5);
     h.run(&mut backend, commands);
-    let (_, commands) = other.lookup_response(Some("default"), "resp_2");
+    let (_, commands) = other.lookup_session(Some("default"), "thread-2");
     let op = only_op(&commands);
     let events = other.run(&mut backend, commands);
     assert_eq!(
         events,
         vec![StoreEvent::Resolved {
             op,
-            result: Some(AccountId(5))
+            result: Some(bound(5, "default"))
         }]
     );
     h.trace.push_str("--- second gateway, same store ---\n");
     h.trace.push_str(&other.trace);
-    snapshot("store_group_scoping", &h.trace);
+    snapshot(
+        "store_response_records_name_their_group_and_session_keys_are_scoped",
+        &h.trace,
+    );
 }
 
 #[test]
-fn store_response_conn_map_is_local_and_scoped() {
+fn store_binding_lifetimes_match_what_they_protect() {
+    let config = StoreConfig::default();
+    let stored = config.response_binding_ttl;
+    let mut backend = MemoryBackend::new(1024);
+    let mut h = Harness::new(config.clone());
+    let (commands, _) = h.bind_response_with(Some("team-a"), "resp_kept", 1, true);
+    let CommandKind::Set { ttl, .. } = &commands[0].kind else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(*ttl, stored, "store:true: as long as upstream keeps it");
+    h.run(&mut backend, commands);
+    let (commands, _) = h.bind_response_with(Some("team-a"), "resp_local", 1, false);
+    let CommandKind::Set { ttl, .. } = &commands[0].kind else {
+        panic!("{commands:?}")
+    };
+    let conn_life = Duration::from_secs(55 * 60);
+    assert_eq!(*ttl, conn_life, "store:false: as long as a conn can live");
+    h.run(&mut backend, commands);
+    let (commands, _) = h.bind_session(Some("team-a"), "thread-1", 1);
+    h.run(&mut backend, commands);
+
+    // Another gateway reads all three often; only the session binding moves with use.
+    let mut reader = Harness::new(config);
+    reader.t0 = h.t0;
+    let mut expires = Vec::new();
+    for minute in [10u64, 50, 54] {
+        reader.now = h.t0 + Duration::from_secs(minute * 60);
+        for id in ["resp_kept", "resp_local"] {
+            let (_, commands) = reader.lookup_response(id);
+            reader.run(&mut backend, commands);
+        }
+        let (_, commands) = reader.lookup_session(Some("team-a"), "thread-1");
+        reader.run(&mut backend, commands);
+        // A fresh gateway each time, so every read reaches the store.
+        reader = Harness::new(StoreConfig::default());
+        reader.t0 = h.t0;
+    }
+    let mut late = Harness::new(StoreConfig::default());
+    late.t0 = h.t0;
+    let mut lookup_at = |at: Duration, id: &str, session: bool| {
+        late.now = h.t0 + at;
+        let (_, commands) = if session {
+            late.lookup_session(Some("team-a"), id)
+        } else {
+            late.lookup_response(id)
+        };
+        let events = late.run(&mut backend, commands);
+        let hit = matches!(
+            events[..],
+            [StoreEvent::Resolved {
+                result: Some(_),
+                ..
+            }]
+        );
+        late = Harness::new(StoreConfig::default());
+        late.t0 = h.t0;
+        hit
+    };
+    let minutes = |m: u64| Duration::from_secs(m * 60);
+    expires.push((
+        "store:false at 56 min",
+        lookup_at(minutes(56), "resp_local", false),
+    ));
+    expires.push((
+        "session at 56 min (read at 54)",
+        lookup_at(minutes(56), "thread-1", true),
+    ));
+    expires.push((
+        "store:true at 29 days",
+        lookup_at(stored - minutes(24 * 60), "resp_kept", false),
+    ));
+    expires.push((
+        "store:true at 30 days",
+        lookup_at(stored, "resp_kept", false),
+    ));
+    assert_eq!(
+        expires,
+        [
+            ("store:false at 56 min", false),
+            ("session at 56 min (read at 54)", true),
+            ("store:true at 29 days", true),
+            ("store:true at 30 days", false),
+        ]
+    );
+}
+
+#[test]
+fn store_response_conn_map_is_local_and_lives_as_long_as_the_binding() {
     let mut h = Harness::new(StoreConfig::default());
     let at = ResponseConn {
         conn: ConnId(4),
@@ -373,29 +466,25 @@ fn store_response_conn_map_is_local_and_scoped() {
         store: false,
     };
     let id = store_support::rid("resp_1");
-    h.store.record_response_conn(h.now, None, &id, at.clone());
+    h.store.record_response_conn(h.now, &id, at.clone());
     assert!(
         h.store.poll_command().is_none(),
         "never written to the store"
     );
-    assert_eq!(h.store.response_conn(h.now, None, &id), Some(at));
-    assert_eq!(h.store.response_conn(h.now, Some("other"), &id), None);
-    let expired = h.now + Duration::from_secs(3600);
+    assert_eq!(h.store.response_conn(h.now, &id), Some(at));
+    let conn_gone = h.now + Duration::from_secs(55 * 60);
     assert_eq!(
-        h.store.response_conn(expired, None, &id),
+        h.store.response_conn(conn_gone, &id),
         None,
-        "expires with the binding TTL"
+        "a store:false chain is gone with its conn"
     );
-    h.store.record_response_conn(
-        h.now,
-        None,
-        &id,
-        ResponseConn {
-            conn: ConnId(5),
-            lane: None,
-            store: true,
-        },
-    );
-    h.store.forget_response_conn(None, &id);
-    assert_eq!(h.store.response_conn(h.now, None, &id), None);
+    let stored = ResponseConn {
+        conn: ConnId(5),
+        lane: None,
+        store: true,
+    };
+    h.store.record_response_conn(h.now, &id, stored.clone());
+    assert_eq!(h.store.response_conn(conn_gone, &id), Some(stored));
+    h.store.forget_response_conn(&id);
+    assert_eq!(h.store.response_conn(h.now, &id), None);
 }

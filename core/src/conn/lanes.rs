@@ -30,6 +30,8 @@ pub enum Outcome {
     },
     /// The conn was lost (read error, close, abandoned write, timeout) before its terminal
     UpstreamLost,
+    /// Still open when the gateway's `shutdown_grace` ran out: the gateway ended it
+    CutAtShutdown,
 }
 
 impl Outcome {
@@ -41,7 +43,14 @@ impl Outcome {
             Self::Failed => "failed",
             Self::Error { .. } => "error",
             Self::UpstreamLost => "upstream_lost",
+            Self::CutAtShutdown => "cut_at_shutdown",
         }
+    }
+
+    /// Whether upstream ended the response with a terminal event of its own (so its id may
+    /// be bound and continued), rather than the gateway or a lost conn ending it
+    pub fn is_upstream_terminal(&self) -> bool {
+        !matches!(self, Self::UpstreamLost | Self::CutAtShutdown)
     }
 }
 

@@ -421,6 +421,13 @@ impl UpstreamConn {
         self.close_now(CloseReason::DrainTimeout);
     }
 
+    /// Ends every open response as [`Outcome::CutAtShutdown`] (the gateway's shutdown grace ran
+    /// out); the conn is dirty, so its holder's release closes it
+    pub fn cut_at_shutdown(&mut self, _now: Instant) {
+        self.mark_dirty();
+        self.end_all(Outcome::CutAtShutdown);
+    }
+
     /// Writes a frame that opens no response (`response.inject`)
     pub fn send_raw(&mut self, now: Instant, frame: Bytes) -> bool {
         if !self.is_live() {

@@ -223,7 +223,7 @@ impl Control {
         let key = entry.session_key.clone();
         let known = previous
             .as_ref()
-            .and_then(|p| self.store.response_conn(now, Some(&group), p));
+            .and_then(|p| self.store.response_conn(now, p));
         if let (Some(prev), Some(rc)) = (&previous, &known)
             && !rc.store
         {
@@ -257,7 +257,7 @@ impl Control {
         &mut self,
         now: Instant,
         op: crate::store::OpId,
-        result: Option<AccountId>,
+        result: Option<crate::store::Binding>,
     ) {
         let waiting: Vec<SessionId> = self
             .http
@@ -279,10 +279,24 @@ impl Control {
         let Some(pending) = &entry.schedule else {
             return;
         };
-        let Some((bound, session_account)) = pending.lookups.done() else {
+        let Some((record, session_account)) = pending.lookups.done() else {
             return;
         };
         let pending = entry.schedule.take().expect("checked");
+        let group = entry.info.group.clone();
+        let bound = match &pending.previous {
+            None => None,
+            Some(_) => match self.judge(id, &group, record) {
+                Some(bound) => bound,
+                None => {
+                    self.out.push_back(ControlOutput::Http(
+                        id,
+                        HttpInput::Refused(Refusal::PreviousResponseNotFound),
+                    ));
+                    return;
+                }
+            },
+        };
         // Connection-local only when this gateway recorded the previous response as
         // `store:false`; an id it does not know goes to the account and upstream answers.
         let connection_local = pending.known_store == Some(false);

@@ -17,7 +17,13 @@
 //! Schedule ─▶ store lookups (previous_response_id, session key) ─▶ scheduler ─▶ Admission
 //! Acquire  ─▶ pool: idle conn | Dial … handle_dial_ok ─▶ Lease     (or LeaseRefused after 2 s)
 //! AcquireSlot ─▶ scheduler slot | wait for SlotFreed ─▶ SlotGranted
-//! Bind (after each terminal) ─▶ store: response → account, response → conn
+//! Bind (after each terminal) ─▶ store: response → (account, group), response → conn
+//! ```
+//!
+//! A later create continuing a response its session did not create:
+//!
+//! ```text
+//! CheckContinuation ─▶ store lookup of the record ─▶ group rule ─▶ ContinuationJudged
 //! ```
 
 mod http;
@@ -51,6 +57,8 @@ struct SessionEntry {
     acquiring: Option<AccountId>,
     /// Its session key once known (header, else the first `prompt_cache_key`)
     session_key: Option<String>,
+    /// Continuation checks of its later creates waiting for a store get
+    checks: Vec<schedule::PendingCheck>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -81,7 +89,7 @@ impl Control {
     pub fn new(cfg: Arc<Config>, accounts: Vec<AccountSpec>, seed: u64, now: Instant) -> Self {
         let mut control = Self {
             scheduler: Scheduler::new(cfg.scheduler.clone()),
-            store: Store::new(cfg.store.clone()),
+            store: Store::new(cfg.store.clone(), cfg.upstream.max_age),
             pool: PoolRegistry::new(&cfg, seed, now),
             accounts: HashMap::new(),
             sessions: HashMap::new(),
@@ -182,6 +190,7 @@ impl Control {
                 schedule: None,
                 acquiring: None,
                 session_key,
+                checks: Vec::new(),
             },
         );
     }
@@ -272,6 +281,9 @@ impl Control {
                 let at = ResponseConn { conn, lane, store };
                 self.bind_response(now, group.as_deref(), &response, account, at);
             }
+            SessionCommand::CheckContinuation { turn, previous } => {
+                self.check_continuation(now, id, turn, &previous)
+            }
             SessionCommand::AbandonWrites { .. } | SessionCommand::CloseClient { .. } => {}
         }
         self.pump(now);
@@ -299,7 +311,9 @@ impl Control {
             crate::conn::Outcome::Completed | crate::conn::Outcome::Incomplete => {
                 self.scheduler.handle_success(now, report.account)
             }
-            crate::conn::Outcome::Failed | crate::conn::Outcome::UpstreamLost => {}
+            crate::conn::Outcome::Failed
+            | crate::conn::Outcome::UpstreamLost
+            | crate::conn::Outcome::CutAtShutdown => {}
         }
         self.pump(now);
     }

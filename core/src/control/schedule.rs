@@ -1,4 +1,6 @@
-//! Scheduling a session: store lookups for its bindings, then the scheduler's decision.
+//! Scheduling a session: store lookups for its bindings, the group rule for its previous
+//! response, then the scheduler's decision; and the group rule alone for a later create that
+//! continues a response this socket did not create.
 
 use std::time::Instant;
 
@@ -7,12 +9,14 @@ use crate::conn::CompatKey;
 use crate::resolver::Transport;
 use crate::scheduler::{Decision, Reject, ScheduleRequest};
 use crate::session::{Admission, Refusal};
-use crate::store::{Lookup, OpId, ResponseConn};
-use crate::{AccountId, ResponseId, SessionId};
+use crate::store::{Binding, Continuation, Lookup, OpId, ResponseConn, judge_continuation};
+use crate::{AccountId, ResponseId, SessionId, TurnId};
 
 /// A schedule waiting for store lookups
 #[derive(Clone, Debug)]
 pub(super) struct PendingSchedule {
+    /// The create's `previous_response_id`
+    previous: Option<ResponseId>,
     lookups: BindingLookups,
     /// The session's own view (it only knows its own responses)
     connection_local: bool,
@@ -22,8 +26,8 @@ pub(super) struct PendingSchedule {
     exclude: Vec<AccountId>,
 }
 
-/// The two bindings a schedule waits for: the account of the previous response and the account
-/// of the session key (each answered locally at once, or by a store get)
+/// The two bindings a schedule waits for: the previous response's record and the session key's
+/// binding (each answered locally at once, or by a store get)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct BindingLookups {
     bound: LookupState,
@@ -32,22 +36,30 @@ pub(super) struct BindingLookups {
 
 impl BindingLookups {
     /// Records store op `op`'s answer; true if it answered one of the two
-    pub(super) fn answer(&mut self, op: OpId, result: Option<AccountId>) -> bool {
+    pub(super) fn answer(&mut self, op: OpId, result: Option<Binding>) -> bool {
         let before = *self;
         self.bound.answer(op, result);
         self.session.answer(op, result);
         before != *self
     }
 
-    /// `(bound account, session account)` once both are known
-    pub(super) fn done(&self) -> Option<(Option<AccountId>, Option<AccountId>)> {
-        Some((self.bound.done()?, self.session.done()?))
+    /// `(previous response's record, session account)` once both are known
+    pub(super) fn done(&self) -> Option<(Option<Binding>, Option<AccountId>)> {
+        let session = self.session.done()?.map(|b| b.account);
+        Some((self.bound.done()?, session))
     }
+}
+
+/// A continuation check of a later create, waiting for its record
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PendingCheck {
+    pub(super) turn: TurnId,
+    pub(super) op: OpId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum LookupState {
-    Done(Option<AccountId>),
+    Done(Option<Binding>),
     Waiting(OpId),
 }
 
@@ -60,13 +72,13 @@ impl LookupState {
         }
     }
 
-    pub(super) fn answer(&mut self, op: OpId, result: Option<AccountId>) {
+    pub(super) fn answer(&mut self, op: OpId, result: Option<Binding>) {
         if *self == Self::Waiting(op) {
             *self = Self::Done(result);
         }
     }
 
-    pub(super) fn done(self) -> Option<Option<AccountId>> {
+    pub(super) fn done(self) -> Option<Option<Binding>> {
         match self {
             Self::Done(account) => Some(account),
             Self::Waiting(_) => None,
@@ -95,10 +107,11 @@ impl Control {
         let lookups = self.start_binding_lookups(now, &group, previous.as_ref(), key.as_deref());
         let known_store = previous
             .as_ref()
-            .and_then(|p| self.store.response_conn(now, Some(&group), p))
+            .and_then(|p| self.store.response_conn(now, p))
             .map(|rc| rc.store);
         if let Some(entry) = self.sessions.get_mut(&id) {
             entry.schedule = Some(PendingSchedule {
+                previous,
                 lookups,
                 connection_local,
                 known_store,
@@ -115,7 +128,28 @@ impl Control {
         let Some(pending) = &entry.schedule else {
             return;
         };
-        let Some((bound, session_account)) = pending.lookups.done() else {
+        let Some((record, session_account)) = pending.lookups.done() else {
+            return;
+        };
+        let group = entry.info.group.clone();
+        let bound = match &pending.previous {
+            None => None,
+            Some(_) => match self.judge(id, &group, record) {
+                Some(continuation) => continuation,
+                None => {
+                    if let Some(entry) = self.sessions.get_mut(&id) {
+                        entry.schedule = None;
+                    }
+                    let refusal = SessionInput::AdmissionRefused(Refusal::PreviousResponseNotFound);
+                    self.out.push_back(ControlOutput::Session(id, refusal));
+                    return;
+                }
+            },
+        };
+        let Some(entry) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let Some(pending) = &entry.schedule else {
             return;
         };
         // Connection-local: recorded here as `store:false`, or unknown to the gateway. A binding
@@ -196,9 +230,7 @@ impl Control {
         session_key: Option<&str>,
     ) -> BindingLookups {
         let bound = match previous {
-            Some(prev) => {
-                LookupState::from_lookup(self.store.lookup_response(now, Some(group), prev))
-            }
+            Some(prev) => LookupState::from_lookup(self.store.lookup_response(now, prev)),
             None => LookupState::Done(None),
         };
         let session = match session_key {
@@ -217,19 +249,88 @@ impl Control {
         account: AccountId,
         at: ResponseConn,
     ) {
-        self.store.bind_response(now, group, response, account);
-        self.store.record_response_conn(now, group, response, at);
+        self.store
+            .bind_response(now, group, response, account, at.store);
+        self.store.record_response_conn(now, response, at);
     }
 
-    pub(super) fn on_lookup_resolved(&mut self, now: Instant, op: OpId, result: Option<AccountId>) {
+    /// The group rule for a continuation by `holder` of `group`: `Some(bound account)` to go
+    /// on, `None` when refused (the refusal is logged here; the caller answers its holder)
+    pub(super) fn judge(
+        &mut self,
+        holder: SessionId,
+        group: &str,
+        record: Option<Binding>,
+    ) -> Option<Option<AccountId>> {
+        match judge_continuation(record, group, self.cfg.store.unknown_previous_response) {
+            Continuation::Bound(account) => Some(Some(account)),
+            Continuation::Unknown => Some(None),
+            Continuation::Refused(reason) => {
+                self.out
+                    .push_back(ControlOutput::Event(ControlEvent::ContinuationRefused {
+                        session: holder,
+                        group: group.to_owned(),
+                        reason: reason.as_str(),
+                    }));
+                None
+            }
+        }
+    }
+
+    /// A later create of session `id` continues `previous`, which the session did not create:
+    /// judge it by its record (answered with [`SessionInput::ContinuationJudged`])
+    pub(super) fn check_continuation(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        turn: TurnId,
+        previous: &ResponseId,
+    ) {
+        if !self.sessions.contains_key(&id) {
+            return;
+        }
+        match self.store.lookup_response(now, previous) {
+            Lookup::Hit(record) => self.answer_check(id, turn, Some(record)),
+            Lookup::Miss => self.answer_check(id, turn, None),
+            Lookup::Pending(op) => {
+                if let Some(entry) = self.sessions.get_mut(&id) {
+                    entry.checks.push(PendingCheck { turn, op });
+                }
+            }
+        }
+    }
+
+    fn answer_check(&mut self, id: SessionId, turn: TurnId, record: Option<Binding>) {
+        let Some(group) = self.sessions.get(&id).map(|e| e.info.group.clone()) else {
+            return;
+        };
+        let allowed = self.judge(id, &group, record).is_some();
+        self.out.push_back(ControlOutput::Session(
+            id,
+            SessionInput::ContinuationJudged { turn, allowed },
+        ));
+    }
+
+    pub(super) fn on_lookup_resolved(&mut self, now: Instant, op: OpId, result: Option<Binding>) {
+        let mut checks = Vec::new();
         let waiting: Vec<SessionId> = self
             .sessions
             .iter_mut()
             .filter_map(|(id, entry)| {
+                entry.checks.retain(|check| {
+                    let answered = check.op == op;
+                    if answered {
+                        checks.push((*id, check.turn));
+                    }
+                    !answered
+                });
                 let pending = entry.schedule.as_mut()?;
                 pending.lookups.answer(op, result).then_some(*id)
             })
             .collect();
+        for (id, turn) in checks {
+            self.answer_check(id, turn, result);
+        }
         for id in waiting {
             self.try_decide(now, id);
         }

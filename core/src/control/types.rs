@@ -53,6 +53,13 @@ pub enum SessionInput {
     LeaseRefused,
     /// A concurrency slot for this create
     SlotGranted(TurnId),
+    /// The group rule's answer to `SessionCommand::CheckContinuation`
+    ContinuationJudged {
+        /// The create
+        turn: TurnId,
+        /// False: answer it `previous_response_not_found`, nothing goes upstream
+        allowed: bool,
+    },
 }
 
 /// Why an upgrade is answered before the 101
@@ -129,6 +136,17 @@ pub enum ControlEvent {
         session: SessionId,
         /// Why (`rate_limited`, `no_account`, …)
         code: &'static str,
+    },
+    /// A create continuing `previous_response_id` was refused by the group rule: answered
+    /// `previous_response_not_found`, nothing went upstream
+    ContinuationRefused {
+        /// The session or HTTP request
+        session: SessionId,
+        /// Its group
+        group: String,
+        /// Why: `other_group` (another group created the response) or `no_record`
+        /// (`store.unknown_previous_response = "refuse"`)
+        reason: &'static str,
     },
     /// A dial failed
     DialFailed {

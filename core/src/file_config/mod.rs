@@ -134,8 +134,8 @@ pub struct ClientKey {
     pub key: Secret,
     /// The environment variable it was read from, if any (for messages; not secret)
     pub key_env: Option<String>,
-    /// Stickiness scope: bindings made under one group are never seen by another (default
-    /// `store.default_group`)
+    /// Isolation and stickiness scope: a response created under one group is never continued
+    /// by a key of another, and session bindings are per group (default `store.default_group`)
     pub group: String,
     /// Open WebSocket sockets allowed at once for this key; the next upgrade gets 429 (default 64)
     pub max_sockets: u32,

@@ -194,14 +194,15 @@ impl HttpTurn {
                 let failure = FailureKind::from_status(*status, *retry_after);
                 self.attempt_failed(now, failure, Some(ended));
             }
-            (Outcome::UpstreamLost, HttpPhase::Streaming) => {
+            // HTTP turns have no shutdown grace of their own: a cut reads as a lost conn.
+            (Outcome::UpstreamLost | Outcome::CutAtShutdown, HttpPhase::Streaming) => {
                 self.answer_error(&ErrorAnswer::upstream_lost(
                     "the upstream connection was lost mid-response",
                 ));
                 self.end_response(now, ended);
                 self.finish();
             }
-            (Outcome::UpstreamLost, _) => {
+            (Outcome::UpstreamLost | Outcome::CutAtShutdown, _) => {
                 self.attempt_failed(now, FailureKind::UpstreamLost, Some(ended));
             }
         }
@@ -219,7 +220,7 @@ impl HttpTurn {
         let store = ended.store.unwrap_or(request_store);
         let mut hold = None;
         if let Some(id) = &ended.id
-            && ended.outcome != Outcome::UpstreamLost
+            && ended.outcome.is_upstream_terminal()
         {
             self.commands.push_back(HttpCommand::Bind {
                 response: id.clone(),

@@ -1,4 +1,5 @@
-//! Client input: creates (validated, held, connection-locality) and steers.
+//! Client input: creates (validated, held, connection-locality, the group check of a chain
+//! this socket did not create) and steers.
 
 use std::time::Instant;
 
@@ -6,7 +7,23 @@ use bytes::Bytes;
 
 use super::{PendingCreate, Refusal, Session, SessionPhase, SlotState};
 use crate::event::{ClientEventKind, ClientRequest, StreamIdField, gateway_error_event};
-use crate::{ResponseId, StreamId};
+use crate::{ResponseId, StreamId, TurnId};
+
+/// Whether a held create's `previous_response_id` still has to pass the group rule
+///
+/// ```text
+///   accepted ─┬─ no previous, or a response of this socket ───────────────▶ NotNeeded
+///             └─ another socket's ─▶ Due ─┬─ its own Schedule judges it ──▶ NotNeeded
+///                                         └─ CheckContinuation ─▶ Asked ─┬─ allowed ─▶ NotNeeded
+///                                                                        └─ refused: answered
+///                                                                           previous_response_not_found
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ContinuationCheck {
+    NotNeeded,
+    Due,
+    Asked,
+}
 
 impl Session {
     /// Takes a client create: every create gets a turn and, later, exactly one outcome
@@ -22,11 +39,16 @@ impl Session {
             .previous_response_id
             .as_ref()
             .is_some_and(|prev| self.is_connection_local(prev));
+        let check = match &req.previous_response_id {
+            Some(prev) if !self.created_here(prev) => ContinuationCheck::Due,
+            _ => ContinuationCheck::NotNeeded,
+        };
         let create = PendingCreate {
             turn,
             frame,
             lane,
             previous: req.previous_response_id,
+            check,
             connection_local,
             client_model: req.model,
             prompt_cache_key: req.prompt_cache_key,
@@ -81,6 +103,30 @@ impl Session {
             .rev()
             .find(|k| &k.id == previous)
             .is_none_or(|k| !k.store)
+    }
+
+    /// Handles the group rule's answer to [`SessionCommand::CheckContinuation`]
+    pub fn handle_continuation_judged(&mut self, now: Instant, turn: TurnId, allowed: bool) {
+        if let Some(pos) = self.pending.iter().position(|p| p.turn == turn) {
+            if allowed {
+                self.pending[pos].check = ContinuationCheck::NotNeeded;
+            } else {
+                let create = self.pending.remove(pos).expect("found");
+                self.refuse(&create, Refusal::PreviousResponseNotFound);
+            }
+        }
+        self.settle(now);
+    }
+
+    /// Whether `previous` was created on this client socket (ended here, or open on one of its
+    /// conns): continuing it needs no store lookup, so no group check
+    fn created_here(&self, previous: &ResponseId) -> bool {
+        self.known.iter().any(|k| &k.id == previous)
+            || self
+                .active
+                .iter()
+                .chain(self.retiring.iter())
+                .any(|c| c.lane_of(previous).is_some())
     }
 
     pub(super) fn forward_steer(&mut self, now: Instant, frame: Bytes, req: ClientRequest) {

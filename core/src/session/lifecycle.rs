@@ -9,7 +9,16 @@ impl Session {
     ///
     /// Creates not yet sent upstream, and any the client sends from now on, get a 503 `error`
     /// event; responses in flight may finish for `shutdown_grace`; then, or as soon as nothing
-    /// is in flight, the client is closed with 1012 so it reconnects elsewhere.
+    /// is in flight, the client is closed with 1012 so it reconnects elsewhere. A session idle
+    /// at shutdown closes at a random instant within `shutdown_close_spread`, so that the
+    /// clients of all idle sockets do not reconnect at one instant (busy sessions spread their
+    /// closes on their own, as their responses end).
+    ///
+    /// ```text
+    ///   handle_shutdown ─┬─ idle ─▶ wait until now + spread × U[0,1] ─▶ close 1012
+    ///                    └─ busy ─▶ last response ends ──────────────▶ close 1012
+    ///   either, at shutdown_grace: open responses end as cut_at_shutdown ─▶ close 1012
+    /// ```
     pub fn handle_shutdown(&mut self, now: Instant) {
         if self.shutting_down
             || matches!(self.phase, SessionPhase::Draining | SessionPhase::Finished)
@@ -27,7 +36,29 @@ impl Session {
             }
             self.refuse(&head, Refusal::shutting_down());
         }
+        let spread = self
+            .cfg
+            .session
+            .shutdown_close_spread
+            .min(self.cfg.session.shutdown_grace);
+        let close_at = now + spread.mul_f64(self.jitter.factor(0.0));
+        if self.unfinished() > 0 || close_at <= now {
+            self.close_when_idle = true;
+        } else {
+            self.timers.set(SessionTimer::ShutdownClose, close_at);
+        }
         self.settle(now);
+    }
+
+    /// The grace is over: every response still open ends as cut (and is reported), then the
+    /// client is closed 1012 and the session finishes, releasing its conns dirty
+    pub(super) fn shutdown_grace_expired(&mut self, now: Instant) {
+        for conn in self.conns_mut() {
+            conn.cut_at_shutdown(now);
+        }
+        self.collect_conn_outputs(now);
+        self.close_client(1012, "gateway restarting");
+        self.finish(now);
     }
 
     /// Handles a pong from the client

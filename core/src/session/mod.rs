@@ -35,6 +35,7 @@ use crate::rng::Jitter;
 use crate::scheduler::RetryState;
 use crate::timer::{TimerName, TimerTable};
 use crate::{AccountId, Config, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};
+use client::ContinuationCheck;
 
 /// Lifecycle of a client session
 ///
@@ -70,6 +71,7 @@ enum SessionTimer {
     ClientPing,
     ClientPong,
     ShutdownGrace,
+    ShutdownClose,
 }
 
 impl TimerName for SessionTimer {
@@ -80,6 +82,7 @@ impl TimerName for SessionTimer {
         Self::SlotWait,
         Self::RetryBackoff,
         Self::ShutdownGrace,
+        Self::ShutdownClose,
         Self::ClientPong,
         Self::ClientPing,
         Self::InterTurnIdle,
@@ -104,6 +107,8 @@ struct PendingCreate {
     frame: Bytes,
     lane: Lane,
     previous: Option<ResponseId>,
+    /// The group rule for `previous`, when this socket did not create it
+    check: ContinuationCheck,
     connection_local: bool,
     client_model: Option<Bytes>,
     prompt_cache_key: Option<Bytes>,
@@ -172,9 +177,13 @@ pub struct Session {
     upstream_out: VecDeque<Transmit>,
     commands: VecDeque<SessionCommand>,
     events: VecDeque<SessionEvent>,
-    timers: TimerTable<9>,
+    timers: TimerTable<10>,
     /// The gateway is shutting down: no new creates, close 1012 when nothing is in flight
     shutting_down: bool,
+    /// During shutdown: the client may be closed 1012 as soon as nothing is in flight (a
+    /// session busy at shutdown closes when its last response ends; an idle one at its instant
+    /// within `shutdown_close_spread`)
+    close_when_idle: bool,
     /// Accounts the next schedule must avoid (a failover after repeated upstream losses)
     exclude: Vec<AccountId>,
     jitter: Jitter,
@@ -213,6 +222,7 @@ impl Session {
             client_active_at: now,
             ping_client: false,
             shutting_down: false,
+            close_when_idle: false,
             client_out: VecDeque::new(),
             upstream_out: VecDeque::new(),
             commands: VecDeque::new(),
@@ -405,6 +415,9 @@ impl Session {
             SessionInput::Lease(lease) => self.handle_lease(now, lease),
             SessionInput::LeaseRefused => self.handle_lease_refused(now),
             SessionInput::SlotGranted(turn) => self.handle_slot_granted(now, turn),
+            SessionInput::ContinuationJudged { turn, allowed } => {
+                self.handle_continuation_judged(now, turn, allowed)
+            }
         }
     }
 
@@ -477,11 +490,8 @@ impl Session {
                 SessionTimer::Drain => self.drain_expired(now),
                 SessionTimer::RetryBackoff => {} // settle sends the create whose back-off ended
                 SessionTimer::ClientPing => self.client_ping_due(now),
-                SessionTimer::ShutdownGrace => {
-                    // Unfinished responses are cut: `finish` releases their conns dirty.
-                    self.close_client(1012, "gateway restarting");
-                    self.finish(now);
-                }
+                SessionTimer::ShutdownGrace => self.shutdown_grace_expired(now),
+                SessionTimer::ShutdownClose => self.close_when_idle = true,
                 SessionTimer::ClientPong => {
                     self.close_client(1001, "client did not answer a ping");
                     self.handle_client_gone(now);

@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use super::{
-    PendingCreate, Refusal, Session, SessionCommand, SessionEvent, SessionPhase, SessionTimer,
-    SlotState, TurnState,
+    ContinuationCheck, PendingCreate, Refusal, Session, SessionCommand, SessionEvent, SessionPhase,
+    SessionTimer, SlotState, TurnState,
 };
 use crate::conn::{CloseReason, ConnState, UpstreamConn};
 use crate::event::{
@@ -42,7 +42,13 @@ impl Session {
             }
         }
         self.collect_conn_outputs(now);
-        if self.shutting_down && self.phase == SessionPhase::Active && self.unfinished() == 0 {
+        if self.close_when_idle
+            && matches!(
+                self.phase,
+                SessionPhase::Active | SessionPhase::AwaitingFirst
+            )
+            && self.unfinished() == 0
+        {
             self.close_client(1012, "gateway restarting");
             return self.finish(now);
         }
@@ -91,6 +97,9 @@ impl Session {
         let Some(admission) = &self.admission else {
             if !self.scheduling {
                 self.scheduling = true;
+                // The schedule judges the create's previous response by the group rule itself.
+                self.pending[0].check = ContinuationCheck::NotNeeded;
+                let head = &self.pending[0];
                 self.commands.push_back(SessionCommand::Schedule {
                     turn: head.turn,
                     previous: head.previous.clone(),
@@ -101,6 +110,17 @@ impl Session {
             }
             return Step::Wait;
         };
+        match head.check {
+            ContinuationCheck::NotNeeded => {}
+            ContinuationCheck::Due => {
+                let (turn, previous) = (head.turn, head.previous.clone().expect("checked"));
+                self.pending[0].check = ContinuationCheck::Asked;
+                self.commands
+                    .push_back(SessionCommand::CheckContinuation { turn, previous });
+                return Step::Wait;
+            }
+            ContinuationCheck::Asked => return Step::Wait,
+        }
         let account = admission.account;
         if let Some(at) = head.not_before
             && at > now

@@ -127,6 +127,15 @@ pub enum SessionCommand {
         /// Accounts not to choose (this session failed over away from them)
         exclude: Vec<AccountId>,
     },
+    /// Judge a later create that continues a response this session did not create by the
+    /// group rule (its record's group must be the session's); answer with
+    /// `SessionInput::ContinuationJudged`
+    CheckContinuation {
+        /// The create
+        turn: TurnId,
+        /// Its `previous_response_id`
+        previous: ResponseId,
+    },
     /// Lease a conn from the account's pool; answer with `handle_lease` / `handle_lease_refused`
     Acquire {
         /// The account

@@ -293,7 +293,7 @@ impl Session {
         }
         if let Some(id) = &ended.id {
             let store = ended.store.unwrap_or(true);
-            if ended.outcome != Outcome::UpstreamLost {
+            if ended.outcome.is_upstream_terminal() {
                 self.commands.push_back(SessionCommand::Bind {
                     response: id.clone(),
                     account: state.account,

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::binding::Binding;
 use super::key::StoreKey;
 use crate::{AccountId, ResponseId};
 
@@ -38,7 +39,7 @@ pub enum CommandKind {
     Set {
         /// Key to write
         key: StoreKey,
-        /// The bound account id, as decimal text
+        /// The binding, `{account}:{group}` ([`Binding::encode`])
         value: String,
         /// Lifetime of the key
         ttl: Duration,
@@ -93,8 +94,8 @@ impl fmt::Display for StoreFailure {
 /// The answer to a lookup made for a routing decision
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lookup {
-    /// Bound to this account (local answer, no wait)
-    Hit(AccountId),
+    /// Bound (local answer, no wait)
+    Hit(Binding),
     /// Not bound, store unusable, or deleted through this gateway: decide without it
     Miss,
     /// Asked the store; [`StoreEvent::Resolved`] with this op answers it by the op's deadline
@@ -126,8 +127,8 @@ pub enum StoreEvent {
     Resolved {
         /// The op the lookup returned
         op: OpId,
-        /// The bound account, if any
-        result: Option<AccountId>,
+        /// The binding, if any
+        result: Option<Binding>,
     },
     /// A binding write failed or timed out: log a warning (the local binding still holds)
     SetFailed {
@@ -183,7 +184,7 @@ pub struct StoreStats {
     pub timeouts: u64,
     /// Replies that came after their op's deadline (ignored)
     pub late_replies: u64,
-    /// Store values that were not an account id (read as a miss)
+    /// Store values that were not a binding (read as a miss)
     pub bad_values: u64,
     /// Probes sent while the breaker was open
     pub probes: u64,

@@ -1,9 +1,14 @@
-//! Store keys: `wsv2:{group}:resp:{hash}` and `wsv2:{group}:sess:{hash}`.
+//! Store keys: `wsv2:resp:{hash}` and `wsv2:{group}:sess:{hash}`.
 //!
 //! Ids are hashed with a stable 128-bit FNV-1a, so every gateway process renders the same key
 //! for the same id (no per-process `RandomState`), and no client text ever reaches the key
 //! syntax of the store. Group names come from operator config; a name outside
 //! `[A-Za-z0-9_.-]{1,64}` is rendered as `~` + its hash so it cannot break the key either.
+//!
+//! A response key names no group: a response id is unique across groups, and its binding
+//! records the group that created it, so a continuation from another group finds the record
+//! and is refused (with the group in the key it would find nothing, as for an expired binding).
+//! A session key is a client's own text, so it is scoped by group.
 
 use std::fmt;
 
@@ -39,15 +44,25 @@ impl BindingKind {
 pub struct StoreKey(String);
 
 impl StoreKey {
-    /// The key of the binding of `id` (raw client or upstream text) of `kind` in `group`
-    pub fn new(kind: BindingKind, group: &str, id: &[u8]) -> Self {
+    /// The key of the binding of response `id` (upstream text), whatever the group
+    pub fn response(id: &[u8]) -> Self {
+        let mut key = String::with_capacity(10 + 32);
+        key.push_str("wsv2:");
+        key.push_str(BindingKind::Response.segment());
+        key.push(':');
+        push_hex(&mut key, stable_hash(id));
+        Self(key)
+    }
+
+    /// The key of the binding of session key `session` (client text) in `group`
+    pub fn session(group: &str, session: &[u8]) -> Self {
         let mut key = String::with_capacity(5 + group.len().min(64) + 6 + 32);
         key.push_str("wsv2:");
         push_group(&mut key, group);
         key.push(':');
-        key.push_str(kind.segment());
+        key.push_str(BindingKind::Session.segment());
         key.push(':');
-        push_hex(&mut key, stable_hash(id));
+        push_hex(&mut key, stable_hash(session));
         Self(key)
     }
 
@@ -83,6 +98,13 @@ pub fn is_plain_group(group: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// `group` as keys and binding values write it: the name itself, or `~` + its hash
+pub fn group_segment(group: &str) -> String {
+    let mut segment = String::new();
+    push_group(&mut segment, group);
+    segment
+}
+
 fn push_group(key: &mut String, group: &str) {
     if is_plain_group(group) {
         key.push_str(group);
@@ -112,20 +134,19 @@ mod tests {
 
     #[test]
     fn keys_are_namespaced_and_hashed() {
-        let key = StoreKey::new(BindingKind::Response, "default", b"resp_1");
-        assert!(key.as_str().starts_with("wsv2:default:resp:"));
-        assert_eq!(key.as_str().len(), "wsv2:default:resp:".len() + 32);
-        let sess = StoreKey::new(BindingKind::Session, "default", b"resp_1");
+        let key = StoreKey::response(b"resp_1");
+        assert!(key.as_str().starts_with("wsv2:resp:"));
+        assert_eq!(key.as_str().len(), "wsv2:resp:".len() + 32);
+        let sess = StoreKey::session("default", b"resp_1");
         assert!(sess.as_str().starts_with("wsv2:default:sess:"));
-        assert_ne!(
-            key,
-            StoreKey::new(BindingKind::Response, "other", b"resp_1")
-        );
+        assert_ne!(sess, StoreKey::session("other", b"resp_1"));
     }
 
     #[test]
     fn odd_group_names_and_ids_never_reach_key_syntax() {
-        let key = StoreKey::new(BindingKind::Session, "a b:{c}\r\n", b"x y\r\n*3");
+        assert_eq!(group_segment("team-a"), "team-a");
+        assert!(group_segment("a b").starts_with('~'));
+        let key = StoreKey::session("a b:{c}\r\n", b"x y\r\n*3");
         let text = key.as_str();
         assert!(text.starts_with("wsv2:~"));
         assert!(

@@ -3,11 +3,12 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::binding::Binding;
 use super::breaker::Breaker;
 use super::command::{
     BindingRef, CommandKind, Lookup, OpId, StoreCommand, StoreEvent, StoreFailure, StoreStats,
 };
-use super::key::{BindingKind, StoreKey};
+use super::key::StoreKey;
 use super::local::LocalMap;
 use crate::config::StoreConfig;
 use crate::{AccountId, ConnId, Lane, ResponseId};
@@ -35,6 +36,8 @@ pub struct ResponseConn {
 #[derive(Debug)]
 pub struct Store {
     config: StoreConfig,
+    /// `upstream.max_age`: the longest a conn, and so a `store:false` chain, can live
+    conn_max_age: Duration,
     breaker: Breaker,
     /// Bindings written, deleted or read through this gateway
     bindings: LocalMap<StoreKey, LocalBinding>,
@@ -50,10 +53,10 @@ pub struct Store {
     stats: StoreStats,
 }
 
-/// A local binding: the account, or a tombstone left by a delete through this gateway
+/// A local binding, or a tombstone left by a delete through this gateway
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LocalBinding {
-    Bound(AccountId),
+    Bound(Binding),
     Deleted,
 }
 
@@ -91,7 +94,11 @@ enum Purpose {
     /// A lookup's get
     Get {
         key: StoreKey,
+        /// How long a copy of its answer is kept locally
         ttl: Duration,
+        /// Whether a hit moves the store's expiry (session bindings; a response's binding
+        /// lives as long as what it protects, however often it is read)
+        refresh: bool,
         state: GetState,
     },
     Set {
@@ -105,12 +112,14 @@ enum Purpose {
 }
 
 impl Store {
-    /// A store machine with empty local maps and a closed breaker
-    pub fn new(config: StoreConfig) -> Self {
+    /// A store machine with empty local maps and a closed breaker; `conn_max_age` is
+    /// `upstream.max_age` (the lifetime of a `store:false` response's binding)
+    pub fn new(config: StoreConfig, conn_max_age: Duration) -> Self {
         let breaker = Breaker::new(config.breaker_failure_limit, config.breaker_probe_interval);
         let capacity = config.local_cache_entries;
         Self {
             config,
+            conn_max_age,
             breaker,
             bindings: LocalMap::new(capacity),
             response_conns: LocalMap::new(capacity),
@@ -124,43 +133,38 @@ impl Store {
         }
     }
 
-    /// The account `previous_response_id` `id` is bound to in `group` (`None`: the default group)
-    pub fn lookup_response(
-        &mut self,
-        now: Instant,
-        group: Option<&str>,
-        id: &ResponseId,
-    ) -> Lookup {
-        let key = StoreKey::new(BindingKind::Response, self.group(group), id.as_bytes());
-        self.lookup(now, key, self.config.response_binding_ttl)
+    /// The record of response `id` (`previous_response_id`): its account and the group that
+    /// created it, whatever group asks (judge it with
+    /// [`judge_continuation`](super::judge_continuation))
+    pub fn lookup_response(&mut self, now: Instant, id: &ResponseId) -> Lookup {
+        let key = StoreKey::response(id.as_bytes());
+        self.lookup(now, key, self.config.response_binding_ttl, false)
     }
 
     /// The account session key `session` (`session-id` header or `prompt_cache_key`) is bound to
+    /// in `group` (`None`: the default group)
     pub fn lookup_session(&mut self, now: Instant, group: Option<&str>, session: &str) -> Lookup {
-        let key = StoreKey::new(BindingKind::Session, self.group(group), session.as_bytes());
-        self.lookup(now, key, self.config.session_binding_ttl)
+        let key = StoreKey::session(self.group(group), session.as_bytes());
+        self.lookup(now, key, self.config.session_binding_ttl, true)
     }
 
-    /// Binds response `id` to `account`: after a terminal with a response id, or a
-    /// `generate:false` prewarm
+    /// Binds response `id` to `account`, recording `group` as its creator: after a terminal
+    /// with a response id, or a `generate:false` prewarm. A `store:true` response's binding
+    /// lives `response_binding_ttl` (as long as upstream keeps the response), a `store:false`
+    /// one at most `upstream.max_age` (its chain dies with its conn); neither is refreshed.
     pub fn bind_response(
         &mut self,
         now: Instant,
         group: Option<&str>,
         id: &ResponseId,
         account: AccountId,
+        store: bool,
     ) {
         let group = self.group(group).to_owned();
-        let key = StoreKey::new(BindingKind::Response, &group, id.as_bytes());
+        let key = StoreKey::response(id.as_bytes());
         let binding = BindingRef::Response(id.clone());
-        self.bind(
-            now,
-            key,
-            self.config.response_binding_ttl,
-            group,
-            account,
-            binding,
-        );
+        let ttl = self.response_ttl(store);
+        self.bind(now, key, ttl, group, account, binding);
     }
 
     /// Binds session key `session` to `account` (a rebind replaces the old account)
@@ -172,7 +176,7 @@ impl Store {
         account: AccountId,
     ) {
         let group = self.group(group).to_owned();
-        let key = StoreKey::new(BindingKind::Session, &group, session.as_bytes());
+        let key = StoreKey::session(&group, session.as_bytes());
         let binding = BindingRef::Session(key.clone());
         self.bind(
             now,
@@ -185,44 +189,34 @@ impl Store {
     }
 
     /// Deletes the binding of response `id` (e.g. its account failed hard)
-    pub fn unbind_response(&mut self, now: Instant, group: Option<&str>, id: &ResponseId) {
-        let key = StoreKey::new(BindingKind::Response, self.group(group), id.as_bytes());
+    pub fn unbind_response(&mut self, now: Instant, id: &ResponseId) {
+        let key = StoreKey::response(id.as_bytes());
         self.unbind(now, key, self.config.response_binding_ttl);
     }
 
     /// Deletes the binding of session key `session`
     pub fn unbind_session(&mut self, now: Instant, group: Option<&str>, session: &str) {
-        let key = StoreKey::new(BindingKind::Session, self.group(group), session.as_bytes());
+        let key = StoreKey::session(self.group(group), session.as_bytes());
         self.unbind(now, key, self.config.session_binding_ttl);
     }
 
-    /// Remembers where response `id` ran, for the next turn's preferred conn (local only)
-    pub fn record_response_conn(
-        &mut self,
-        now: Instant,
-        group: Option<&str>,
-        id: &ResponseId,
-        at: ResponseConn,
-    ) {
-        let key = StoreKey::new(BindingKind::Response, self.group(group), id.as_bytes());
-        self.response_conns
-            .insert(key, at, now + self.config.response_binding_ttl);
+    /// Remembers where response `id` ran, for the next turn's preferred conn (local only; kept
+    /// as long as its binding)
+    pub fn record_response_conn(&mut self, now: Instant, id: &ResponseId, at: ResponseConn) {
+        let key = StoreKey::response(id.as_bytes());
+        let ttl = self.response_ttl(at.store);
+        self.response_conns.insert(key, at, now + ttl);
     }
 
     /// Where response `id` ran, if this process still remembers it
-    pub fn response_conn(
-        &mut self,
-        now: Instant,
-        group: Option<&str>,
-        id: &ResponseId,
-    ) -> Option<ResponseConn> {
-        let key = StoreKey::new(BindingKind::Response, self.group(group), id.as_bytes());
+    pub fn response_conn(&mut self, now: Instant, id: &ResponseId) -> Option<ResponseConn> {
+        let key = StoreKey::response(id.as_bytes());
         self.response_conns.get(&key, now).cloned()
     }
 
     /// Forgets where response `id` ran (its conn closed or its lane moved on)
-    pub fn forget_response_conn(&mut self, group: Option<&str>, id: &ResponseId) {
-        let key = StoreKey::new(BindingKind::Response, self.group(group), id.as_bytes());
+    pub fn forget_response_conn(&mut self, id: &ResponseId) {
+        let key = StoreKey::response(id.as_bytes());
         self.response_conns.remove(&key);
     }
 
@@ -245,12 +239,17 @@ impl Store {
             self.breaker_success();
         }
         match record.purpose {
-            Purpose::Get { key, ttl, state } => {
-                let account = match &result {
-                    Ok(Some(value)) => self.parse_account(value),
+            Purpose::Get {
+                key,
+                ttl,
+                refresh,
+                state,
+            } => {
+                let binding = match &result {
+                    Ok(Some(value)) => self.parse_binding(value),
                     Ok(None) | Err(_) => None,
                 };
-                match (&result, account) {
+                match (&result, binding) {
                     (Ok(_), Some(_)) => self.stats.remote_hits += 1,
                     (Ok(_), None) => self.stats.remote_misses += 1,
                     (Err(_), _) => self.stats.get_failures += 1,
@@ -260,13 +259,15 @@ impl Store {
                     if state == GetState::Waiting {
                         self.events.push_back(StoreEvent::Resolved {
                             op,
-                            result: account,
+                            result: binding,
                         });
                     }
-                    if let Some(account) = account {
+                    if let Some(binding) = binding {
                         self.bindings
-                            .insert(key.clone(), LocalBinding::Bound(account), now + ttl);
-                        self.refresh_remote(now, key, ttl);
+                            .insert(key.clone(), LocalBinding::Bound(binding), now + ttl);
+                        if refresh {
+                            self.refresh_remote(now, key, ttl);
+                        }
                     }
                 }
             }
@@ -387,13 +388,16 @@ impl Store {
             .unwrap_or(&self.config.default_group)
     }
 
-    fn lookup(&mut self, now: Instant, key: StoreKey, ttl: Duration) -> Lookup {
+    /// A `refresh` lookup moves the binding's expiry, locally and in the store, on every hit
+    fn lookup(&mut self, now: Instant, key: StoreKey, ttl: Duration, refresh: bool) -> Lookup {
         match self.bindings.get(&key, now).copied() {
-            Some(LocalBinding::Bound(account)) => {
+            Some(LocalBinding::Bound(binding)) => {
                 self.stats.local_hits += 1;
-                self.bindings.set_expiry(&key, now + ttl);
-                self.refresh_remote(now, key, ttl);
-                return Lookup::Hit(account);
+                if refresh {
+                    self.bindings.set_expiry(&key, now + ttl);
+                    self.refresh_remote(now, key, ttl);
+                }
+                return Lookup::Hit(binding);
             }
             Some(LocalBinding::Deleted) => {
                 self.stats.local_tombstone_misses += 1;
@@ -419,6 +423,7 @@ impl Store {
         let purpose = Purpose::Get {
             key: key.clone(),
             ttl,
+            refresh,
             state: GetState::Waiting,
         };
         let op = self.issue(now, CommandKind::Get { key: key.clone() }, purpose);
@@ -435,12 +440,13 @@ impl Store {
         account: AccountId,
         binding: BindingRef,
     ) {
-        self.supersede_pending_get(&key, Some(account));
+        let written = Binding::new(account, &group);
+        self.supersede_pending_get(&key, Some(written));
         self.bindings
-            .insert(key.clone(), LocalBinding::Bound(account), now + ttl);
+            .insert(key.clone(), LocalBinding::Bound(written), now + ttl);
         if self.may_write() {
             self.stats.sets += 1;
-            let value = account.0.to_string();
+            let value = Binding::encode(account, &group);
             let purpose = Purpose::Set {
                 group,
                 account,
@@ -464,7 +470,7 @@ impl Store {
 
     /// A local write answers the waiting get of its key with the written value; the get's
     /// reply, older than the write, is then never copied
-    fn supersede_pending_get(&mut self, key: &StoreKey, result: Option<AccountId>) {
+    fn supersede_pending_get(&mut self, key: &StoreKey, result: Option<Binding>) {
         let Some(op) = self.pending_gets.remove(key) else {
             return;
         };
@@ -514,10 +520,19 @@ impl Store {
         op
     }
 
-    fn parse_account(&mut self, value: &str) -> Option<AccountId> {
-        let parsed = value.trim().parse::<u64>().ok().map(AccountId);
+    fn parse_binding(&mut self, value: &str) -> Option<Binding> {
+        let parsed = Binding::decode(value);
         self.stats.bad_values += u64::from(parsed.is_none());
         parsed
+    }
+
+    /// How long a response's binding lives: as long as what it protects
+    fn response_ttl(&self, store: bool) -> Duration {
+        if store {
+            self.config.response_binding_ttl
+        } else {
+            self.config.response_binding_ttl.min(self.conn_max_age)
+        }
     }
 
     fn set_failed(&mut self, group: String, account: AccountId, binding: BindingRef) {

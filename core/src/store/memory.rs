@@ -2,11 +2,12 @@
 //!
 //! It runs [`StoreCommand`]s synchronously with Redis semantics (`GET`, `SET … PX`, `DEL`,
 //! `PEXPIRE`), so a shell without Redis feeds the machine's commands to it and keeps no store
-//! policy of its own. A `Get` also refreshes the key's TTL (Redis `GETEX` style), so a binding in
-//! use never expires even when a refresh is skipped.
+//! policy of its own. As in Redis, a `Get` leaves the TTL alone: whether a read extends a
+//! binding is the machine's rule (a session binding's hit sends an `Expire`; a response's
+//! binding lives as long as the response it protects, however often it is read).
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::command::{CommandKind, StoreCommand, StoreFailure};
 use super::machine::Store;
@@ -23,7 +24,6 @@ pub struct MemoryBackend {
 #[derive(Clone, Debug)]
 struct Entry {
     value: String,
-    ttl: Duration,
     expires_at: Instant,
 }
 
@@ -46,14 +46,7 @@ impl MemoryBackend {
     ) -> Result<Option<String>, StoreFailure> {
         self.purge_expired(now);
         Ok(match &command.kind {
-            CommandKind::Get { key } => {
-                let key = key.as_str();
-                let ttl = self.entries.get(key).map(|e| e.ttl);
-                if let Some(ttl) = ttl {
-                    self.set_expiry(key, now + ttl);
-                }
-                self.entries.get(key).map(|e| e.value.clone())
-            }
+            CommandKind::Get { key } => self.entries.get(key.as_str()).map(|e| e.value.clone()),
             CommandKind::Set { key, value, ttl } => {
                 self.remove(key.as_str());
                 if self.entries.len() >= self.capacity
@@ -65,7 +58,6 @@ impl MemoryBackend {
                 self.by_expiry.insert((expires_at, key.as_str().to_owned()));
                 let entry = Entry {
                     value: value.clone(),
-                    ttl: *ttl,
                     expires_at,
                 };
                 self.entries.insert(key.as_str().to_owned(), entry);
@@ -76,9 +68,6 @@ impl MemoryBackend {
                 None
             }
             CommandKind::Expire { key, ttl } => {
-                if let Some(entry) = self.entries.get_mut(key.as_str()) {
-                    entry.ttl = *ttl;
-                }
                 self.set_expiry(key.as_str(), now + *ttl);
                 None
             }

@@ -1,16 +1,23 @@
 //! State-store rules: sticky bindings, store commands, the breaker and local copies.
 //!
 //! # Bindings
-//! Every binding is scoped by the client key's `group` ([`StoreConfig::default_group`] when the
-//! key names none), so an id bound in another group is a miss:
-//! - response→account, TTL `response_binding_ttl`, set after every terminal with a response id
-//!   and after a `generate:false` prewarm ([`Store::bind_response`]);
-//! - session→account, TTL `session_binding_ttl`, the session key being the `session-id` header or
-//!   the `prompt_cache_key` ([`Store::bind_session`]);
-//! - response→(conn, lane, store flag), purely local and bounded ([`Store::record_response_conn`]).
+//! A binding's value is `{account}:{group}` ([`Binding`]): the account, and the client key's
+//! `group` ([`StoreConfig::default_group`] when the key names none) that wrote it.
+//! - response→account, set after every terminal with a response id and after a
+//!   `generate:false` prewarm ([`Store::bind_response`]). Not scoped by group: the record says
+//!   which group created the response, and [`judge_continuation`] refuses a continuation from
+//!   another group (the rule: [`judge_continuation`]). It lives as long as what it
+//!   protects and no read extends it: `response_binding_ttl` (30 days, upstream's retention)
+//!   for `store:true`, at most `upstream.max_age` for `store:false` (the chain dies with its
+//!   conn);
+//! - session→account, scoped by group (the key is client text), TTL `session_binding_ttl`
+//!   refreshed on every hit, the session key being the `session-id` header or the
+//!   `prompt_cache_key` ([`Store::bind_session`]);
+//! - response→(conn, lane, store flag), purely local and bounded, kept as long as the
+//!   response's binding ([`Store::record_response_conn`]).
 //!
-//! Keys are `wsv2:{group}:resp:{hash}` and `wsv2:{group}:sess:{hash}` with a stable 128-bit hash
-//! of the id ([`StoreKey`]); values are account ids in decimal.
+//! Keys are `wsv2:resp:{hash}` and `wsv2:{group}:sess:{hash}` with a stable 128-bit hash of the
+//! id ([`StoreKey`]).
 //!
 //! # Commands, replies, timeouts
 //! The [`Store`] machine emits [`StoreCommand`]s; the shell runs them on Redis or on the
@@ -37,8 +44,8 @@
 //!
 //! # Local copies and the no-stale-read rule
 //! After a remote hit the binding is copied locally (bounded by `local_cache_entries`, expiring
-//! with the binding's TTL, refreshed with it on every hit, which also sends an `Expire` so the
-//! store's TTL moves too). Rule: **a binding deleted or rebound through this gateway is never
+//! with the binding's TTL; a session binding's copy is refreshed with it on every hit, which
+//! also sends an `Expire` so the store's TTL moves too). Rule: **a binding deleted or rebound through this gateway is never
 //! served from a local copy or a store reply older than that write.** Two mechanisms enforce it:
 //! 1. *Write-through locally.* Every bind replaces the local entry; every delete replaces it
 //!    with a **tombstone** that lives for the binding's TTL, so a lookup after a delete answers
@@ -55,6 +62,7 @@
 //!
 //! [`StoreConfig::default_group`]: crate::config::StoreConfig::default_group
 
+mod binding;
 mod breaker;
 mod command;
 mod key;
@@ -62,10 +70,11 @@ mod local;
 mod machine;
 mod memory;
 
+pub use binding::{Binding, Continuation, ContinuationRefusal, GroupTag, judge_continuation};
 pub use breaker::{Breaker, BreakerState};
 pub use command::{
     BindingRef, CommandKind, Lookup, OpId, StoreCommand, StoreEvent, StoreFailure, StoreStats,
 };
-pub use key::{BindingKind, StoreKey, is_plain_group, stable_hash};
+pub use key::{BindingKind, StoreKey, group_segment, is_plain_group, stable_hash};
 pub use machine::{ResponseConn, Store};
 pub use memory::MemoryBackend;

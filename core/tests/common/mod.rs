@@ -34,6 +34,8 @@ pub struct World {
     pub lease_records: VecDeque<ConnRecord>,
     /// Slots of the account held by others
     pub slots_in_use: u32,
+    /// The group rule's answer to every continuation check
+    pub continuations_allowed: bool,
 }
 
 impl Default for World {
@@ -45,6 +47,7 @@ impl Default for World {
             model_map: ModelMap::default(),
             lease_records: VecDeque::new(),
             slots_in_use: 0,
+            continuations_allowed: true,
         }
     }
 }
@@ -325,6 +328,12 @@ impl Sim {
             }
             SessionCommand::Release(r) => self.released.push(r),
             SessionCommand::CloseClient { code, .. } => self.client_closed = Some(code),
+            SessionCommand::CheckContinuation { turn, .. } => {
+                let allowed = self.world.continuations_allowed;
+                self.log(format!("> judged   {turn} allowed={allowed}"));
+                self.session
+                    .handle_continuation_judged(self.now, turn, allowed);
+            }
             _ => {}
         }
     }
@@ -471,6 +480,9 @@ fn command_line(c: &SessionCommand) -> String {
             )
         }
         SessionCommand::CloseClient { code, reason } => format!("close client {code} {reason:?}"),
+        SessionCommand::CheckContinuation { turn, previous } => {
+            format!("check continuation {turn} prev={previous}")
+        }
     }
 }
 

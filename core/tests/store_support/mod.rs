@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-use wsv2_core::config::StoreConfig;
+use wsv2_core::config::{StoreConfig, duration};
 use wsv2_core::store::{
     CommandKind, Lookup, MemoryBackend, OpId, Store, StoreCommand, StoreEvent, StoreFailure,
 };
@@ -23,7 +23,7 @@ impl Harness {
     pub fn new(config: StoreConfig) -> Self {
         let t0 = Instant::now();
         Self {
-            store: Store::new(config),
+            store: Store::new(config, Duration::from_secs(55 * 60)),
             t0,
             now: t0,
             trace: String::new(),
@@ -54,17 +54,9 @@ impl Harness {
         (commands, events)
     }
 
-    pub fn lookup_response(
-        &mut self,
-        group: Option<&str>,
-        id: &str,
-    ) -> (Lookup, Vec<StoreCommand>) {
-        let lookup = self.store.lookup_response(self.now, group, &rid(id));
-        self.line(format!(
-            "lookup_response {id} in {} = {}",
-            group_name(group),
-            render_lookup(lookup)
-        ));
+    pub fn lookup_response(&mut self, id: &str) -> (Lookup, Vec<StoreCommand>) {
+        let lookup = self.store.lookup_response(self.now, &rid(id));
+        self.line(format!("lookup_response {id} = {}", render_lookup(lookup)));
         let (commands, _) = self.outputs();
         (lookup, commands)
     }
@@ -84,18 +76,30 @@ impl Harness {
         (lookup, commands)
     }
 
+    /// Binds a `store:true` response
     pub fn bind_response(
         &mut self,
         group: Option<&str>,
         id: &str,
         account: u64,
     ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+        self.bind_response_with(group, id, account, true)
+    }
+
+    pub fn bind_response_with(
+        &mut self,
+        group: Option<&str>,
+        id: &str,
+        account: u64,
+        store: bool,
+    ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+        let flag = if store { "" } else { " store:false" };
         self.line(format!(
-            "bind_response {id} in {} -> a{account}",
+            "bind_response {id}{flag} in {} -> a{account}",
             group_name(group)
         ));
         self.store
-            .bind_response(self.now, group, &rid(id), AccountId(account));
+            .bind_response(self.now, group, &rid(id), AccountId(account), store);
         self.outputs()
     }
 
@@ -114,13 +118,9 @@ impl Harness {
         self.outputs()
     }
 
-    pub fn unbind_response(
-        &mut self,
-        group: Option<&str>,
-        id: &str,
-    ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
-        self.line(format!("unbind_response {id} in {}", group_name(group)));
-        self.store.unbind_response(self.now, group, &rid(id));
+    pub fn unbind_response(&mut self, id: &str) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+        self.line(format!("unbind_response {id}"));
+        self.store.unbind_response(self.now, &rid(id));
         self.outputs()
     }
 
@@ -185,7 +185,7 @@ fn group_name(group: Option<&str>) -> &str {
 
 pub fn render_lookup(lookup: Lookup) -> String {
     match lookup {
-        Lookup::Hit(account) => format!("Hit({account})"),
+        Lookup::Hit(binding) => format!("Hit({binding})"),
         Lookup::Miss => "Miss".to_owned(),
         Lookup::Pending(op) => format!("Pending({op})"),
     }
@@ -194,9 +194,11 @@ pub fn render_lookup(lookup: Lookup) -> String {
 pub fn render_command(kind: &CommandKind) -> String {
     match kind {
         CommandKind::Get { key } => format!("GET {key}"),
-        CommandKind::Set { key, value, ttl } => format!("SET {key} {value} ttl={}s", ttl.as_secs()),
+        CommandKind::Set { key, value, ttl } => {
+            format!("SET {key} {value} ttl={}", duration::format(*ttl))
+        }
         CommandKind::Delete { key } => format!("DEL {key}"),
-        CommandKind::Expire { key, ttl } => format!("EXPIRE {key} ttl={}s", ttl.as_secs()),
+        CommandKind::Expire { key, ttl } => format!("EXPIRE {key} ttl={}", duration::format(*ttl)),
     }
 }
 
@@ -204,8 +206,8 @@ pub fn render_event(event: &StoreEvent) -> String {
     match event {
         StoreEvent::Resolved {
             op,
-            result: Some(account),
-        } => format!("Resolved {op} = Hit({account})"),
+            result: Some(binding),
+        } => format!("Resolved {op} = Hit({binding})"),
         StoreEvent::Resolved { op, result: None } => format!("Resolved {op} = Miss"),
         StoreEvent::SetFailed {
             group,

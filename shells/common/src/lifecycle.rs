@@ -1,5 +1,5 @@
-//! Graceful shutdown: one signal per client socket, fired once for all of them, and a count of
-//! the sockets still open so shutdown can wait for them.
+//! Graceful shutdown: one signal per client socket, fired once for all of them, a count of the
+//! sockets still open so shutdown can wait for them, and a count of what the grace cut.
 //!
 //! ```text
 //!   Running ──begin_shutdown()──▶ ShuttingDown ──every socket ended | grace + linger──▶ (pool closed, exit)
@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use tokio::sync::{oneshot, watch};
@@ -29,6 +29,10 @@ pub(crate) struct Lifecycle {
     waiting: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     /// Open sockets (their [`ShutdownSignal`]s)
     open: watch::Sender<usize>,
+    /// Responses that `shutdown_grace` cut, and the sockets they were on (counted as each
+    /// socket ends, before it stops counting as open)
+    responses_cut: AtomicUsize,
+    sockets_cut: AtomicUsize,
 }
 
 impl Lifecycle {
@@ -38,6 +42,8 @@ impl Lifecycle {
             next: AtomicU64::new(0),
             waiting: Mutex::new(HashMap::new()),
             open: watch::channel(0).0,
+            responses_cut: AtomicUsize::new(0),
+            sockets_cut: AtomicUsize::new(0),
         })
     }
 
@@ -64,6 +70,7 @@ impl Lifecycle {
             id,
             rx: Some(rx),
             lifecycle: Arc::downgrade(self),
+            cut_responses: 0,
         }
     }
 
@@ -84,6 +91,14 @@ impl Lifecycle {
         *self.open.borrow()
     }
 
+    /// `(responses, sockets)` that `shutdown_grace` cut, over the sockets ended so far
+    pub(crate) fn cut(&self) -> (usize, usize) {
+        (
+            self.responses_cut.load(Ordering::Acquire),
+            self.sockets_cut.load(Ordering::Acquire),
+        )
+    }
+
     /// Resolves once no socket is open
     pub(crate) async fn all_closed(&self) {
         let mut rx = self.open.subscribe();
@@ -97,6 +112,8 @@ pub(crate) struct ShutdownSignal {
     id: u64,
     rx: Option<oneshot::Receiver<()>>,
     lifecycle: Weak<Lifecycle>,
+    /// Responses of this socket that the grace cut
+    cut_responses: usize,
 }
 
 impl ShutdownSignal {
@@ -106,7 +123,13 @@ impl ShutdownSignal {
             id: u64::MAX,
             rx: None,
             lifecycle: Weak::new(),
+            cut_responses: 0,
         }
+    }
+
+    /// One of this socket's responses was cut at `shutdown_grace` (counted when it ends)
+    pub(crate) fn count_cut_response(&mut self) {
+        self.cut_responses += 1;
     }
 
     /// Resolves once, when shutdown begins; pending forever after that (and if the gateway can
@@ -126,6 +149,12 @@ impl ShutdownSignal {
 impl Drop for ShutdownSignal {
     fn drop(&mut self) {
         if let Some(lifecycle) = self.lifecycle.upgrade() {
+            if self.cut_responses > 0 {
+                lifecycle
+                    .responses_cut
+                    .fetch_add(self.cut_responses, Ordering::AcqRel);
+                lifecycle.sockets_cut.fetch_add(1, Ordering::AcqRel);
+            }
             lifecycle
                 .waiting
                 .lock()

@@ -30,7 +30,10 @@ const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
 pub struct ShutdownReport {
     /// Client sockets open when shutdown began
     pub sockets_at_start: usize,
-    /// Sockets still open when shutdown stopped waiting (0 when all ended in time)
+    /// Responses still open at `session.shutdown_grace`, ended by the gateway (each also logged
+    /// as `response ended outcome=cut_at_shutdown`)
+    pub responses_cut: usize,
+    /// Sockets closed with a response cut, plus any still open when shutdown stopped waiting
     pub sockets_cut: usize,
     /// Whether every upstream conn ended within `upstream.close_timeout` of closing the pool
     pub pool_closed: bool,
@@ -76,7 +79,7 @@ impl GatewayHandle {
         );
         self.lifecycle.begin_shutdown();
         let wait = cfg.session.shutdown_grace + cfg.session.close_linger + SHUTDOWN_MARGIN;
-        let sockets_cut = match timeout(&self.ingress.rt, wait, self.lifecycle.all_closed()).await {
+        let left_open = match timeout(&self.ingress.rt, wait, self.lifecycle.all_closed()).await {
             Ok(()) => 0,
             Err(_) => {
                 let left = self.lifecycle.open_sockets();
@@ -87,6 +90,8 @@ impl GatewayHandle {
                 left
             }
         };
+        let (responses_cut, sockets_closed_cut) = self.lifecycle.cut();
+        let sockets_cut = sockets_closed_cut + left_open;
         // Closing the pool is a reload to no accounts: every idle conn is closed now, leased
         // ones (if a session was cut) as their sessions release them.
         let closing = async {
@@ -105,11 +110,13 @@ impl GatewayHandle {
         );
         let report = ShutdownReport {
             sockets_at_start,
+            responses_cut,
             sockets_cut,
             pool_closed,
             elapsed: started.elapsed(),
         };
         info!(
+            responses_cut,
             sockets_cut,
             pool_closed,
             elapsed_ms = report.elapsed.as_millis() as u64,

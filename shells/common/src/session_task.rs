@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
+use wsv2_core::conn::Outcome;
 use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::session::{Hop, Refusal, Session, SessionCommand, SessionEvent, Transmit};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
@@ -393,8 +394,13 @@ impl SessionTask {
             }
             while let Some(event) = self.session.poll_event() {
                 self.log_event(&event);
-                if let (SessionEvent::ResponseEnded(r), Some(m)) = (&event, &mut self.metrics) {
-                    m.response_ended(r.time_to_first_event);
+                if let SessionEvent::ResponseEnded(r) = &event {
+                    if r.outcome == Outcome::CutAtShutdown {
+                        self.shutdown.count_cut_response();
+                    }
+                    if let Some(m) = &mut self.metrics {
+                        m.response_ended(r.time_to_first_event);
+                    }
                 }
                 if event == SessionEvent::Finished {
                     self.finished = true;

@@ -112,7 +112,6 @@ mod tests {
     use std::time::Instant;
 
     use tokio::net::TcpListener;
-    use wsv2_core::ResponseId;
     use wsv2_core::store::{OpId, StoreCommand};
 
     use super::*;
@@ -124,12 +123,8 @@ mod tests {
     /// A key in a group of its own, so parallel tests and runs never share state
     fn key(tag: &str) -> wsv2_core::store::StoreKey {
         let group = format!("test-{}-{tag}", std::process::id());
-        let id = ResponseId::from_str_copy(&format!("resp_{:?}", Instant::now())).expect("id");
-        wsv2_core::store::StoreKey::new(
-            wsv2_core::store::BindingKind::Response,
-            &group,
-            id.as_bytes(),
-        )
+        let id = format!("sess_{:?}", Instant::now());
+        wsv2_core::store::StoreKey::session(&group, id.as_bytes())
     }
 
     fn cmd(op: u64, kind: CommandKind) -> StoreCommand {

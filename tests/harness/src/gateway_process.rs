@@ -48,6 +48,12 @@ macro_rules! gateway_process_tests {
             )
             .await;
         }
+
+        #[tokio::test]
+        async fn no_log_line_carries_a_credential_a_prompt_or_a_frame_body() {
+            $crate::log_leaks::no_log_line_carries_a_credential_a_prompt_or_a_frame_body($bin)
+                .await;
+        }
     };
 }
 
@@ -84,7 +90,7 @@ pub async fn mock(tweak: impl FnOnce(&mut MockConfig)) -> MockHandle {
 }
 
 /// Writes `text` to a fresh file under this process's temp folder and returns its path
-fn temp_file(name: &str, text: &str) -> PathBuf {
+pub(crate) fn temp_file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wsv2-harden-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);
@@ -93,8 +99,9 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
 }
 
 fn config_text(mock_url: &str, extra_key: Option<&str>) -> String {
+    // Idle sockets close within 200 ms of SIGTERM rather than the default 5 s spread.
     let mut text = format!(
-        "listen = \"127.0.0.1:0\"\n\n[[client_keys]]\nkey = \"{CLIENT_KEY}\"\n\n\
+        "listen = \"127.0.0.1:0\"\n\n[session]\nshutdown_close_spread = \"200ms\"\n\n[[client_keys]]\nkey = \"{CLIENT_KEY}\"\n\n\
          [[accounts]]\nid = 1\nname = \"mock\"\ntoken = \"{UPSTREAM_KEY}\"\nbase_url = \"{mock_url}\"\n"
     );
     if let Some(key) = extra_key {
@@ -103,22 +110,29 @@ fn config_text(mock_url: &str, extra_key: Option<&str>) -> String {
     text
 }
 
-/// Every stdout line of the child, awaitable
-struct Output(watch::Receiver<Vec<String>>);
+/// Every line of one output pipe of the child (stdout or stderr), awaitable
+pub(crate) struct Output(watch::Receiver<Vec<String>>);
 
 impl Output {
-    fn spawn(stdout: tokio::process::ChildStdout) -> Self {
+    pub(crate) fn spawn(pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Self {
         let (tx, rx) = watch::channel(Vec::new());
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                tx.send_modify(|all| all.push(line));
+            // Bytes, not `lines()`: a line that is not UTF-8 must not end the capture early.
+            let mut lines = BufReader::new(pipe).split(b'\n');
+            while let Ok(Some(line)) = lines.next_segment().await {
+                tx.send_modify(|all| all.push(String::from_utf8_lossy(&line).into_owned()));
             }
         });
         Self(rx)
     }
 
-    async fn wait_for(&mut self, needle: &str) -> String {
+    /// Every line, once the pipe has ended (its reader dropped the sender)
+    pub(crate) async fn all_when_closed(mut self) -> String {
+        while self.0.changed().await.is_ok() {}
+        self.0.borrow().join("\n")
+    }
+
+    pub(crate) async fn wait_for(&mut self, needle: &str) -> String {
         let mut rx = self.0.clone();
         let waited = tokio::time::timeout(
             Duration::from_secs(10),
@@ -234,7 +248,7 @@ pub async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm
     );
     drop(added);
 
-    // SIGTERM: the idle open socket is closed 1012 at once (nothing in flight), exit 0.
+    // SIGTERM: the idle open socket is closed 1012 within the close spread, exit 0.
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(pid as i32).unwrap(),
         rustix::process::Signal::TERM,

@@ -13,8 +13,10 @@ pub mod conformance;
 pub mod failure;
 pub mod gateway_process;
 pub mod loadgen;
+pub mod log_leaks;
 pub mod protocol;
 pub mod real_clients;
+pub mod secrets;
 pub mod sse;
 
 pub use failure::Failure;

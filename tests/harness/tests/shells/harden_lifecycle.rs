@@ -15,6 +15,7 @@ use crate::support::harden::{CLIENT_KEY, LogCapture, config_for, mock};
 shell_tests! {
     shutdown_lets_the_response_in_flight_finish_refuses_new_creates_then_closes_1012,
     a_response_still_running_at_the_grace_is_cut_and_the_client_closed_1012,
+    idle_sockets_are_closed_1012_at_instants_spread_over_the_close_spread,
     reload_adds_an_account_removes_one_and_keeps_the_open_session,
     reload_replaces_client_keys_without_closing_sockets_of_a_removed_key,
 }
@@ -118,6 +119,7 @@ async fn shutdown_lets_the_response_in_flight_finish_refuses_new_creates_then_cl
 }
 
 async fn a_response_still_running_at_the_grace_is_cut_and_the_client_closed_1012(shell: Shell) {
+    let (logs, _guard) = LogCapture::install();
     let mock = mock(|_| {}).await;
     let mut config = config_for(&mock.ws_url());
     config.core.session.shutdown_grace = Duration::from_millis(300);
@@ -147,7 +149,23 @@ async fn a_response_still_running_at_the_grace_is_cut_and_the_client_closed_1012
         closed_after < Duration::from_millis(1300),
         "closed after {closed_after:?}"
     );
-    assert_eq!(report.sockets_cut, 0, "{report:?}");
+    // The cut is told: the response's own line, and the shutdown's count.
+    let (_, ended) = logs
+        .wait_for(&["response ended"], Duration::ZERO)
+        .await
+        .expect("the cut response is logged");
+    assert!(ended.contains("outcome=\"cut_at_shutdown\""), "{ended}");
+    let (_, done) = logs
+        .wait_for(&["shutdown complete"], Duration::ZERO)
+        .await
+        .expect("shutdown logged");
+    assert!(done.contains("responses_cut=1"), "{done}");
+    assert!(done.contains("sockets_cut=1"), "{done}");
+    assert_eq!(
+        (report.responses_cut, report.sockets_cut),
+        (1, 1),
+        "{report:?}"
+    );
     assert!(report.pool_closed, "{report:?}");
     assert!(
         report.elapsed < Duration::from_millis(1300),
@@ -155,6 +173,52 @@ async fn a_response_still_running_at_the_grace_is_cut_and_the_client_closed_1012
         report.elapsed
     );
     eprintln!("grace 300 ms: client closed after {closed_after:?}; shutdown {report:?}");
+}
+
+async fn idle_sockets_are_closed_1012_at_instants_spread_over_the_close_spread(shell: Shell) {
+    let mock = mock(|_| {}).await;
+    let mut config = config_for(&mock.ws_url());
+    config.core.session.shutdown_grace = Duration::from_secs(3);
+    config.core.session.shutdown_close_spread = Duration::from_secs(1);
+    let gateway = shell.start(config).await.unwrap();
+    let mut clients = Vec::new();
+    for i in 0..16 {
+        let mut ws = WsClient::connect(&gateway.ws_url(), &Credentials::bearer(CLIENT_KEY))
+            .await
+            .unwrap();
+        ws.send_json(&create(&format!("turn {i}"), json!({})))
+            .await
+            .unwrap();
+        assert_eq!(
+            ws.read_turn().await.unwrap().last_type(),
+            "response.completed"
+        );
+        clients.push(ws);
+    }
+    let started = Instant::now();
+    let closes = futures_util::future::join_all(clients.into_iter().map(|mut ws| async move {
+        let (_, close) = ws.read_until_closed().await.unwrap();
+        (close.code, started.elapsed())
+    }));
+    let (report, closes) = tokio::join!(gateway.shutdown(), closes);
+    assert!(
+        closes.iter().all(|(code, _)| *code == Some(1012)),
+        "{closes:?}"
+    );
+    let first = closes.iter().map(|(_, at)| *at).min().unwrap();
+    let last = closes.iter().map(|(_, at)| *at).max().unwrap();
+    // Each socket's instant is drawn from [0, 1 s]: sixteen of them are not one instant.
+    assert!(
+        last - first >= Duration::from_millis(250),
+        "closes bunched: {closes:?}"
+    );
+    assert!(last < Duration::from_millis(2500), "{closes:?}");
+    assert_eq!(
+        (report.responses_cut, report.sockets_cut),
+        (0, 0),
+        "{report:?}"
+    );
+    eprintln!("{shell}: 16 idle sockets closed between {first:?} and {last:?}");
 }
 
 async fn reload_adds_an_account_removes_one_and_keeps_the_open_session(shell: Shell) {

@@ -9,7 +9,8 @@ use wsv2_core::file_config::{GatewayConfig, UpstreamUrl};
 use wsv2_mock::{MockConfig, MockHandle};
 
 use crate::support::http::{
-    base, body, post, post_json, random_group, redis_url, scrape, series, use_store,
+    base, binding_written, body, post, post_json, random_group, redis_url, scrape, series,
+    use_store,
 };
 use crate::support::{GatewayHandle, Shell};
 
@@ -56,38 +57,6 @@ async fn gateway(
     shell.start(c).await.expect("gateway")
 }
 
-/// Waits until the response binding is in Redis: the gateway answers the client while the
-/// binding's SET is still in flight (a cross-instance continuation sent within that write's
-/// latency may miss it — the documented window), so the test waits for the write it relies on
-async fn binding_written(url: &str, group: &str, id: &str) {
-    let key = wsv2_core::store::StoreKey::new(
-        wsv2_core::store::BindingKind::Response,
-        group,
-        id.as_bytes(),
-    );
-    let client = redis::Client::open(url).expect("redis url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-    loop {
-        let value: Option<String> = redis::cmd("GET")
-            .arg(key.as_str())
-            .query_async(&mut conn)
-            .await
-            .expect("GET");
-        if value.is_some() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "binding of {id} never written"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
 async fn store_true_chains_alternating_between_two_gateways_all_continue(shell: Shell) {
     let (m1, m2) = (mock().await, mock().await);
     let group = random_group(&format!("alternate-{shell}"));
@@ -112,7 +81,7 @@ async fn store_true_chains_alternating_between_two_gateways_all_continue(shell: 
             );
             previous = response["id"].as_str().map(str::to_owned);
             if let Some(id) = &previous {
-                binding_written(&url, &group, id).await;
+                binding_written(&url, id).await;
             }
         }
     }

@@ -88,3 +88,32 @@ pub fn series(text: &str, name_and_labels: &str) -> f64 {
         .next()
         .unwrap_or(0.0)
 }
+
+/// Waits until the response binding is in Redis: the gateway answers the client while the
+/// binding's SET is still in flight (a cross-instance continuation sent within that write's
+/// latency may miss it — the documented window), so the test waits for the write it relies on;
+/// returns the stored value (`{account}:{group}`)
+pub async fn binding_written(url: &str, id: &str) -> String {
+    let key = wsv2_core::store::StoreKey::response(id.as_bytes());
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let value: Option<String> = redis::cmd("GET")
+            .arg(key.as_str())
+            .query_async(&mut conn)
+            .await
+            .expect("GET");
+        if let Some(value) = value {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "binding of {id} never written"
+        );
+        tokio::task::yield_now().await;
+    }
+}
