@@ -53,9 +53,7 @@ fn collect(table: &Table, _nested: bool, secrets: &mut Vec<String>, plain: &mut 
 
 fn collect_value(key: &str, value: &Value, secrets: &mut Vec<String>, plain: &mut String) {
     match value {
-        Value::String(s) if matches!(key, "token" | "key" | "redis_url") => {
-            secrets.push(s.clone())
-        }
+        Value::String(s) if matches!(key, "token" | "key" | "redis_url") => secrets.push(s.clone()),
         Value::String(s) if key == "proxy" => {
             // scheme://user:password@host:port
             let password = s

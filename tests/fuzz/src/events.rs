@@ -99,11 +99,18 @@ fn check_server_event(frame: &Bytes, reference: &Reference) {
     };
     let Ok(event) = scanned else {
         assert_eq!(scanned, Err(ClassifyError::MissingType));
-        assert!(text(map, "type").is_none(), "MissingType with a string type");
+        assert!(
+            text(map, "type").is_none(),
+            "MissingType with a string type"
+        );
         return;
     };
     let ty = text(map, "type").expect("a classified event has a string type");
-    assert_eq!(event.kind, ServerEventKind::from_type(ty.as_bytes()), "kind");
+    assert_eq!(
+        event.kind,
+        ServerEventKind::from_type(ty.as_bytes()),
+        "kind"
+    );
     // Ids are raw string contents; without escapes they equal the text.
     let raw_matches = |raw: Option<&[u8]>, text: Option<&str>| match raw {
         Some(raw) if !raw.contains(&b'\\') => assert_eq!(Some(raw), text.map(str::as_bytes)),
@@ -116,7 +123,9 @@ fn check_server_event(frame: &Bytes, reference: &Reference) {
         raw_matches(event.response_id, response.and_then(|r| text(r, "id")));
         assert_eq!(
             event.store,
-            response.and_then(|r| r.get("store")).and_then(Value::as_bool)
+            response
+                .and_then(|r| r.get("store"))
+                .and_then(Value::as_bool)
         );
     }
     if event.kind.is_terminal()

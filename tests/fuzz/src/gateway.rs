@@ -149,7 +149,11 @@ impl Sim {
                 let conns = self.conns();
                 if !conns.is_empty() {
                     let (owner, conn) = conns[input.below(conns.len())];
-                    self.with_holder(owner, |now, s| s.handle_upstream_frame(now, conn, frame.clone()), |now, t| t.handle_upstream_frame(now, conn, frame.clone()));
+                    self.with_holder(
+                        owner,
+                        |now, s| s.handle_upstream_frame(now, conn, frame.clone()),
+                        |now, t| t.handle_upstream_frame(now, conn, frame.clone()),
+                    );
                 }
             }
             6 => {
@@ -164,11 +168,23 @@ impl Sim {
                 if !conns.is_empty() {
                     let (owner, conn) = conns[input.below(conns.len())];
                     match input.below(3) {
-                        0 => self.with_holder(owner, |now, s| s.handle_upstream_closed(now, conn), |now, t| t.handle_upstream_closed(now, conn)),
-                        1 => self.with_holder(owner, |now, s| s.handle_upstream_pong(now, conn), |now, t| t.handle_upstream_pong(now, conn)),
+                        0 => self.with_holder(
+                            owner,
+                            |now, s| s.handle_upstream_closed(now, conn),
+                            |now, t| t.handle_upstream_closed(now, conn),
+                        ),
+                        1 => self.with_holder(
+                            owner,
+                            |now, s| s.handle_upstream_pong(now, conn),
+                            |now, t| t.handle_upstream_pong(now, conn),
+                        ),
                         _ => {
                             let started = input.bool();
-                            self.with_holder(owner, |now, s| s.handle_upstream_write_abandoned(now, conn, started), |now, t| t.handle_upstream_write_abandoned(now, conn, started));
+                            self.with_holder(
+                                owner,
+                                |now, s| s.handle_upstream_write_abandoned(now, conn, started),
+                                |now, t| t.handle_upstream_write_abandoned(now, conn, started),
+                            );
                         }
                     }
                 }
@@ -176,14 +192,22 @@ impl Sim {
             8 => {
                 let full = input.bool();
                 let target = input.byte();
-                self.for_client(target, |now, s| s.handle_client_backpressure(now, full), |now, t, _| t.handle_client_backpressure(now, full));
+                self.for_client(
+                    target,
+                    |now, s| s.handle_client_backpressure(now, full),
+                    |now, t, _| t.handle_client_backpressure(now, full),
+                );
             }
             9 => {
                 let target = input.byte();
-                self.for_client(target, |now, s| s.handle_client_gone(now), |now, t, answer| {
-                    t.handle_client_gone(now);
-                    answer.gone = true;
-                });
+                self.for_client(
+                    target,
+                    |now, s| s.handle_client_gone(now),
+                    |now, t, answer| {
+                        t.handle_client_gone(now);
+                        answer.gone = true;
+                    },
+                );
             }
             10 => match (input.below(4), &mut self.session) {
                 (0, Some(s)) => s.handle_client_pong(self.now),
@@ -240,7 +264,9 @@ impl Sim {
             if let Some(s) = &mut self.session {
                 on_session(self.now, s);
             }
-        } else if let Some((t, answer)) = self.turns.values_mut().nth(usize::from(target / 2) % turns) {
+        } else if let Some((t, answer)) =
+            self.turns.values_mut().nth(usize::from(target / 2) % turns)
+        {
             on_turn(self.now, t, answer);
         }
     }
@@ -317,8 +343,12 @@ impl Sim {
             }
             ControlOutput::Dial { conn, account, .. } => {
                 if self.fail_dials {
-                    self.control
-                        .handle_dial_failed(self.now, account, conn, DialFailure::default());
+                    self.control.handle_dial_failed(
+                        self.now,
+                        account,
+                        conn,
+                        DialFailure::default(),
+                    );
                 } else {
                     self.control.handle_dial_ok(self.now, account, conn);
                 }
@@ -423,7 +453,10 @@ impl Sim {
         self.run();
         self.advance(SETTLE);
         if let Some(s) = &self.session {
-            panic!("the session is still {:?} long after its client left", s.phase());
+            panic!(
+                "the session is still {:?} long after its client left",
+                s.phase()
+            );
         }
         for (t, answer) in self.turns.values() {
             assert_eq!(t.phase(), HttpPhase::Done, "a turn outlives its client");
@@ -460,7 +493,11 @@ fn check_upstream_transmit(msg: &UpstreamTransmit) {
 fn check_answer(answer: &mut Answer, tx: &HttpTransmit) {
     assert!(!answer.ended, "{tx:?} after the answer's end");
     match tx {
-        HttpTransmit::Head { status, content_type, .. } => {
+        HttpTransmit::Head {
+            status,
+            content_type,
+            ..
+        } => {
             assert!(answer.head.is_none(), "a second head");
             assert!(!answer.gone, "a head for a client that left");
             assert!((100..=599).contains(status), "status {status}");
@@ -479,7 +516,10 @@ fn check_answer(answer: &mut Answer, tx: &HttpTransmit) {
             Some(ContentType::EventStream) => check_sse_body(body),
         },
         HttpTransmit::End => {
-            assert!(answer.head.is_some() || answer.gone, "an end without a head");
+            assert!(
+                answer.head.is_some() || answer.gone,
+                "an end without a head"
+            );
             answer.ended = true;
         }
         HttpTransmit::Forward { .. } | HttpTransmit::PassThrough | HttpTransmit::DiscardForward => {
@@ -495,16 +535,25 @@ fn check_sse_body(body: &[u8]) {
     let block = text
         .strip_suffix("\n\n")
         .unwrap_or_else(|| panic!("an SSE event ends with a blank line: {text:?}"));
-    assert!(!block.contains("\n\n") && !block.contains('\r'), "one event: {text:?}");
+    assert!(
+        !block.contains("\n\n") && !block.contains('\r'),
+        "one event: {text:?}"
+    );
     let mut lines = block.split('\n');
     let event = lines.next().unwrap_or_default();
     assert!(event.starts_with("event: "), "event field first: {text:?}");
     let data: Vec<&str> = lines
-        .map(|l| l.strip_prefix("data: ").unwrap_or_else(|| panic!("data line: {l:?}")))
+        .map(|l| {
+            l.strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("data line: {l:?}"))
+        })
         .collect();
     let json = data.join("\n");
     if let Err(e) = serde_json::from_str::<Value>(&json) {
-        assert!(e.to_string().starts_with("number out of range"), "SSE data is JSON ({e}): {json:?}");
+        assert!(
+            e.to_string().starts_with("number out of range"),
+            "SSE data is JSON ({e}): {json:?}"
+        );
     }
 }
 
@@ -514,11 +563,13 @@ fn client_frame(input: &mut Input<'_>) -> Bytes {
     match input.below(8) {
         0 => Bytes::copy_from_slice(input.chunk()),
         1 => {
-            let v = json!({"type": "response.steer", "response_id": input.pick(&IDS), "input": "more"});
+            let v =
+                json!({"type": "response.steer", "response_id": input.pick(&IDS), "input": "more"});
             Bytes::from(v.to_string())
         }
         _ => {
-            let mut v = json!({"type": "response.create", "input": [{"role": "user", "content": "hi"}]});
+            let mut v =
+                json!({"type": "response.create", "input": [{"role": "user", "content": "hi"}]});
             let flags = input.byte();
             if flags & 1 != 0 {
                 v["model"] = json!(input.pick(&MODELS));
@@ -581,27 +632,46 @@ fn upstream_frame(input: &mut Input<'_>) -> Bytes {
     let id = input.pick(&IDS);
     let store = input.bool();
     let mut v = match kind {
-        1 | 2 => json!({"type": "response.created", "response": {"id": id, "store": store, "model": "upstream-model", "status": "in_progress"}}),
+        1 | 2 => {
+            json!({"type": "response.created", "response": {"id": id, "store": store, "model": "upstream-model", "status": "in_progress"}})
+        }
         3 => json!({"type": "response.in_progress", "response": {"id": id}}),
         4..=6 => json!({"type": "response.output_text.delta", "item_id": "msg_1", "delta": "x"}),
         7 | 8 => {
-            let terminal = input.pick(&["response.completed", "response.incomplete", "response.failed"]);
+            let terminal = input.pick(&[
+                "response.completed",
+                "response.incomplete",
+                "response.failed",
+            ]);
             let usage = json!({"input_tokens": input.byte(), "output_tokens": input.byte(), "total_tokens": 300});
             json!({"type": terminal, "response": {"id": id, "store": store, "model": "upstream-model", "usage": usage}})
         }
         9 | 10 => {
             let status = input.pick(&[400u16, 401, 404, 429, 500, 503]);
-            let code = input.pick(&["rate_limit_exceeded", "server_error", "previous_response_not_found", "websocket_connection_limit_reached", "invalid_request_error"]);
+            let code = input.pick(&[
+                "rate_limit_exceeded",
+                "server_error",
+                "previous_response_not_found",
+                "websocket_connection_limit_reached",
+                "invalid_request_error",
+            ]);
             let mut v = json!({"type": "error", "status": status, "error": {"type": code, "code": code, "message": "m"}});
             match input.below(4) {
-                0 => v["error"]["headers"] = json!({"retry-after": String::from_utf8_lossy(input.chunk())}),
+                0 => {
+                    v["error"]["headers"] =
+                        json!({"retry-after": String::from_utf8_lossy(input.chunk())})
+                }
                 1 => v["error"]["resets_in_seconds"] = json!(u64::from(input.byte()) * 1000),
-                2 => v["error"]["headers"] = json!({"x-ratelimit-reset-requests": String::from_utf8_lossy(input.chunk())}),
+                2 => {
+                    v["error"]["headers"] = json!({"x-ratelimit-reset-requests": String::from_utf8_lossy(input.chunk())})
+                }
                 _ => {}
             }
             v
         }
-        _ => json!({"type": input.pick(&["response.steer.accepted", "response.steer.failed", "response.inject.created", "response.queued"]), "response_id": id}),
+        _ => {
+            json!({"type": input.pick(&["response.steer.accepted", "response.steer.failed", "response.inject.created", "response.queued"]), "response_id": id})
+        }
     };
     if let Some(lane) = input.pick(&LANES) {
         v["stream_id"] = json!(lane);

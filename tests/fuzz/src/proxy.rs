@@ -57,8 +57,14 @@ fn drive(mut handshake: impl Handshake, reply: &[u8], sizes: &[usize]) -> Outcom
         match (handshake.input(piece), &mut outcome) {
             (Err(e), _) => {
                 let text = e.to_string();
-                assert!(!text.contains(PASSWORD), "an error quotes the password: {text}");
-                assert!(handshake.transmit().is_none(), "nothing more goes to a proxy that refused");
+                assert!(
+                    !text.contains(PASSWORD),
+                    "an error quotes the password: {text}"
+                );
+                assert!(
+                    handshake.transmit().is_none(),
+                    "nothing more goes to a proxy that refused"
+                );
                 return Outcome::Refused(e);
             }
             (Ok(Progress::Done { leftover }), Outcome::Tunnel(bytes)) => {
@@ -84,7 +90,11 @@ pub(crate) fn run(data: &[u8]) {
     let sizes = if sizes.is_empty() { vec![1] } else { sizes };
     let reply = input.rest();
     let auth = (mode & 2 != 0).then(|| ProxyAuth::new("user", PASSWORD));
-    let host = if mode & 4 != 0 { "2001:db8::1" } else { "api.example.com" };
+    let host = if mode & 4 != 0 {
+        "2001:db8::1"
+    } else {
+        "api.example.com"
+    };
     let check = |make: &dyn Fn() -> Box<dyn FnOnce(&[usize]) -> Outcome>| {
         let whole = make()(&[usize::MAX]);
         let split = make()(&sizes);

@@ -15,12 +15,19 @@ fn replay(target: Target, folder: &str) -> usize {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return 0;
     };
-    let mut files: Vec<_> = entries.map(|e| e.expect("a readable entry").path()).collect();
+    let mut files: Vec<_> = entries
+        .map(|e| e.expect("a readable entry").path())
+        .collect();
     files.sort();
     for file in &files {
         let data = std::fs::read(file).expect("a readable corpus file");
         let outcome = std::panic::catch_unwind(|| target.run(&data));
-        assert!(outcome.is_ok(), "{} broke an invariant of `{}`", file.display(), target.name());
+        assert!(
+            outcome.is_ok(),
+            "{} broke an invariant of `{}`",
+            file.display(),
+            target.name()
+        );
     }
     files.len()
 }
