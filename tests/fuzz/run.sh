@@ -78,17 +78,20 @@ for target in "${targets[@]}"; do
   mkdir -p "$work" "$artifacts"
   before=$(ls tests/fuzz/corpus/"$target" | wc -l)
   log=$out/$target.log
+  # -jobs, even 1, forks workers that log to fuzz-N.log: pass it only for parallel runs.
+  jobs_flags=""
+  if [ "$jobs" -gt 1 ]; then jobs_flags="-jobs=$jobs -workers=$jobs"; fi
   set +e
   "$bin/$target" "$work" tests/fuzz/corpus/"$target" tests/fuzz/regressions/"$target" \
     -dict="$(dict_of "$target")" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-    -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" -print_final_stats=1 \
+    -max_total_time="$seconds" $jobs_flags -print_final_stats=1 \
     -artifact_prefix="$artifacts/" >"$log" 2>&1
   status=$?
   set -e
   # With -jobs, each worker logs to fuzz-N.log; their stats add up.
   logs=("$log")
   if [ "$jobs" -gt 1 ]; then logs=(fuzz-*.log); fi
-  execs=$(cat "${logs[@]}" | awk -F': *' '/stat::number_of_executed_units/ {n += $2} END {print n + 0}')
+  execs=$(cat "${logs[@]}" | awk '/stat::number_of_executed_units/ {n += $NF} END {print n + 0}')
   crashes=$(find "$artifacts" -type f | wc -l)
   [ "$jobs" -gt 1 ] && mv fuzz-*.log "$out/" 2>/dev/null || true
   if [ "$merge" -eq 1 ]; then
