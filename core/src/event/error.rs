@@ -205,7 +205,7 @@ const MAX_RESET_HINT_SECS: u64 = u32::MAX as u64;
 /// Seconds rounded up, if they make a believable reset hint
 fn reset_hint(secs: f64) -> Option<u64> {
     let secs = secs.ceil();
-    (secs.is_finite() && (0.0..=MAX_RESET_HINT_SECS as f64).contains(&secs)).then(|| secs as u64)
+    (secs.is_finite() && (0.0..=MAX_RESET_HINT_SECS as f64).contains(&secs)).then_some(secs as u64)
 }
 
 /// Non-negative seconds, possibly fractional, rounded up

@@ -28,7 +28,7 @@ pub(crate) fn run(data: &[u8]) {
         secrets.push(ENV_SECRET.to_owned());
     }
     if let Ok(table) = parse_table(text) {
-        collect(&table, false, &mut secrets, &mut plain);
+        collect(&table, &mut secrets, &mut plain);
     }
     for secret in secrets {
         // A value also written where it is no secret (a name, a key) may show up legitimately.
@@ -43,7 +43,7 @@ pub(crate) fn run(data: &[u8]) {
 
 /// Splits every string of the table into credentials (values of `token`, `key`, `redis_url`,
 /// and the password of a `proxy` URL) and plain text (keys and every other value)
-fn collect(table: &Table, _nested: bool, secrets: &mut Vec<String>, plain: &mut String) {
+fn collect(table: &Table, secrets: &mut Vec<String>, plain: &mut String) {
     for (key, value) in table {
         plain.push_str(key);
         plain.push('\n');
@@ -71,7 +71,7 @@ fn collect_value(key: &str, value: &Value, secrets: &mut Vec<String>, plain: &mu
             plain.push_str(s);
             plain.push('\n');
         }
-        Value::Table(t) => collect(t, true, secrets, plain),
+        Value::Table(t) => collect(t, secrets, plain),
         Value::Array(items) => {
             for item in items {
                 collect_value(key, item, secrets, plain);

@@ -264,7 +264,7 @@ impl Sim {
         on_turn: impl FnOnce(Instant, &mut HttpTurn, &mut Answer),
     ) {
         let turns = self.turns.len();
-        if target % 2 == 0 || turns == 0 {
+        if target.is_multiple_of(2) || turns == 0 {
             if let Some(s) = &mut self.session {
                 on_session(self.now, s);
             }

@@ -95,22 +95,32 @@ pub(crate) fn run(data: &[u8]) {
     } else {
         "api.example.com"
     };
-    let check = |make: &dyn Fn() -> Box<dyn FnOnce(&[usize]) -> Outcome>| {
-        let whole = make()(&[usize::MAX]);
-        let split = make()(&sizes);
-        let bytewise = make()(&[1]);
-        assert_eq!(whole, split, "the split changed the outcome");
-        assert_eq!(whole, bytewise, "byte-by-byte input changed the outcome");
-    };
     if mode & 1 == 0 {
-        check(&|| {
-            let handshake = HttpConnect::new(host, 443, auth.as_ref()).expect("a valid target");
-            Box::new(move |sizes: &[usize]| drive(handshake, reply, sizes))
-        });
+        compare(
+            || HttpConnect::new(host, 443, auth.as_ref()).expect("a valid target"),
+            reply,
+            &sizes,
+        );
     } else {
-        check(&|| {
-            let handshake = Socks5::new(host, 443, auth.as_ref()).expect("a valid target");
-            Box::new(move |sizes: &[usize]| drive(handshake, reply, sizes))
-        });
+        compare(
+            || Socks5::new(host, 443, auth.as_ref()).expect("a valid target"),
+            reply,
+            &sizes,
+        );
     }
+}
+
+/// The outcome of `reply` whole, split at `sizes`, and byte by byte must agree
+fn compare<H: Handshake>(make: impl Fn() -> H, reply: &[u8], sizes: &[usize]) {
+    let whole = drive(make(), reply, &[usize::MAX]);
+    assert_eq!(
+        whole,
+        drive(make(), reply, sizes),
+        "the split changed the outcome"
+    );
+    assert_eq!(
+        whole,
+        drive(make(), reply, &[1]),
+        "byte-by-byte input changed the outcome"
+    );
 }
