@@ -82,7 +82,9 @@ for target in "${targets[@]}"; do
   jobs_flags=""
   if [ "$jobs" -gt 1 ]; then jobs_flags="-jobs=$jobs -workers=$jobs"; fi
   set +e
-  "$bin/$target" "$work" tests/fuzz/corpus/"$target" tests/fuzz/regressions/"$target" \
+  seeds=(tests/fuzz/corpus/"$target")
+  [ -d tests/fuzz/regressions/"$target" ] && seeds+=(tests/fuzz/regressions/"$target")
+  "$bin/$target" "$work" "${seeds[@]}" \
     -dict="$(dict_of "$target")" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
     -max_total_time="$seconds" $jobs_flags -print_final_stats=1 \
     -artifact_prefix="$artifacts/" >"$log" 2>&1

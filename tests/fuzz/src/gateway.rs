@@ -472,8 +472,20 @@ impl Sim {
     }
 }
 
+/// `WSV2_FUZZ_TRACE=1` prints what reaches each hop (for reading a replayed crash)
+fn trace(what: &str, bytes: &[u8]) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("WSV2_FUZZ_TRACE").is_some()) {
+        eprintln!(
+            "{what}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        );
+    }
+}
+
 /// A frame the client receives must be a JSON object with a string `type`
 fn check_client_frame(frame: &Bytes) {
+    trace("to client", frame);
     if let Err(e) = classify_server_event(frame) {
         panic!("the client got a frame that is not an event ({e}): {frame:?}");
     }
@@ -482,6 +494,7 @@ fn check_client_frame(frame: &Bytes) {
 /// A text frame written upstream must be a create, steer or inject
 fn check_upstream_transmit(msg: &UpstreamTransmit) {
     if let UpstreamTransmit::Text { frame, .. } = msg {
+        trace("to upstream", frame);
         let request = classify_client_event(frame)
             .unwrap_or_else(|e| panic!("upstream got an invalid frame ({e}): {frame:?}"));
         assert_ne!(
@@ -495,6 +508,7 @@ fn check_upstream_transmit(msg: &UpstreamTransmit) {
 /// One head, then bodies, then one end; nothing after the end nor to a client that left
 /// before its head
 fn check_answer(answer: &mut Answer, tx: &HttpTransmit) {
+    trace("to http client", format!("{tx:?}").as_bytes());
     assert!(!answer.ended, "{tx:?} after the answer's end");
     match tx {
         HttpTransmit::Head {
