@@ -9,7 +9,8 @@
 //! byte edits, JSON and HTTP tokens, splices between corpus entries) over the committed corpus,
 //! with no coverage feedback. The committed corpus carries the coverage the libFuzzer runs
 //! found, so the mutations start at that frontier. A broken invariant is written to
-//! `target/fuzz-smoke/<target>/crash-<hash>` and fails the run; replay it with `replay`.
+//! `target/fuzz-smoke/<target>/crash-<hash>` and fails the run; replay it with `replay`. The
+//! figures of the run go to `target/fuzz-smoke/summary.json`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -244,6 +245,7 @@ fn main() -> ExitCode {
                 "wsv2-fuzz smoke: seed {seed}, {seconds} s per target (blind mutation of the corpus)"
             );
             let mut failed = 0;
+            let mut summary = Vec::new();
             for target in targets {
                 let (execs, held) = smoke(target, Duration::from_secs(seconds), seed);
                 println!(
@@ -251,8 +253,19 @@ fn main() -> ExitCode {
                     target.name(),
                     if held { "ok" } else { "INVARIANT BROKEN" }
                 );
+                summary.push(format!(
+                    r#"{{"target":"{}","seconds":{seconds},"execs":{execs},"held":{held}}}"#,
+                    target.name()
+                ));
                 failed += usize::from(!held);
             }
+            // For the reliability report: one object per target.
+            let out = fuzz_dir().join("../../target/fuzz-smoke");
+            let _ = std::fs::create_dir_all(&out);
+            let _ = std::fs::write(
+                out.join("summary.json"),
+                format!(r#"{{"seed":{seed},"targets":[{}]}}"#, summary.join(",")),
+            );
             if failed == 0 {
                 ExitCode::SUCCESS
             } else {
