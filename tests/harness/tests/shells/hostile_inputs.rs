@@ -86,7 +86,8 @@ async fn assert_still_serving(setup: &Setup) {
     }
 }
 
-/// An upgrade request with the client key, `Connection: close` after the answer
+/// An upgrade request with the client key; `extra` holds the other header lines (the caller
+/// decides `Connection` and the WebSocket headers)
 fn upgrade(addr: SocketAddr, version_line: &str, extra: &str) -> Vec<u8> {
     format!(
         "GET /v1/responses {version_line}\r\nHost: {addr}\r\nUpgrade: websocket\r\n\

@@ -24,7 +24,7 @@ shell_tests! {
     planted_secrets_never_reach_metrics_or_client_errors,
 }
 
-/// A WebSocket upgrade carrying `auth` (whole header lines), answered and closed
+/// A WebSocket upgrade carrying `auth` (whole header lines)
 fn upgrade_with(auth: &str) -> String {
     format!(
         "GET /v1/responses HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
