@@ -4,14 +4,15 @@
 //! |---|---|
 //! | no request without a valid key reaches an upstream | [`no_request_without_a_valid_key_reaches_an_upstream`] |
 //! | a key over its socket cap is refused | [`a_key_over_its_socket_cap_is_refused_at_both_doors_and_other_keys_are_not`] (and `refusals::a_key_over_its_socket_cap_gets_429_with_retry_after` for the answer's shape) |
-//! | a response created in one group cannot be continued from another | `hygiene`'s test of issue 13 item 10 |
-//! | planted credentials and prompts never appear in logs at any level | `hygiene`'s test of issue 13 item 9 |
-//! | … nor in `/metrics` or any error sent to a client | [`planted_secrets_never_reach_metrics_or_client_errors`] |
+//! | a response created in one group cannot be continued from another | `groups::a_key_of_another_group_cannot_continue_a_response_by_id` and `groups::across_gateways_sharing_redis_a_response_stays_in_its_group` (issue 13 item 10) |
+//! | planted credentials and prompts never appear in logs at any level | `wsv2_tests::log_leaks::no_log_line_carries_a_credential_a_prompt_or_a_frame_body`, run by each shell's binary tests (issue 13 item 9) |
+//! | … nor in `/metrics` or any error sent to a client | [`planted_secrets_never_reach_metrics_or_client_errors`] (every form `wsv2_tests::secrets` searches) |
 //! | metric series stay bounded under hostile label values | `operators`' test of issue 13 item 8 |
 
 use serde_json::json;
-use wsv2_core::file_config::Secret;
+use wsv2_core::file_config::Secret as Credential;
 use wsv2_tests::client::{ConnectError, Credentials, WsClient};
+use wsv2_tests::secrets::{Secret, find_leaks};
 
 use crate::support::Shell;
 use crate::support::common::{CLIENT_KEY, Setup, create};
@@ -94,7 +95,7 @@ async fn a_key_over_its_socket_cap_is_refused_at_both_doors_and_other_keys_are_n
     let setup = Setup::new(shell, |c| {
         c.client_keys[0].max_sockets = 1;
         let mut other = c.client_keys[0].clone();
-        other.key = Secret::new(OTHER_KEY);
+        other.key = Credential::new(OTHER_KEY);
         other.max_sockets = 1;
         c.client_keys.push(other);
     })
@@ -124,44 +125,13 @@ async fn a_key_over_its_socket_cap_is_refused_at_both_doors_and_other_keys_are_n
     drop(held);
 }
 
-/// The forms a leaked secret could take: plain, JSON-escaped, hex (upper and lower) and base64
-fn forms(secret: &str) -> Vec<String> {
-    use std::fmt::Write;
-    let hex: String = secret.bytes().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    });
-    vec![
-        secret.to_owned(),
-        serde_json::to_string(secret)
-            .unwrap()
-            .trim_matches('"')
-            .to_owned(),
-        hex.clone(),
-        hex.to_ascii_uppercase(),
-        base64(secret.as_bytes()),
-    ]
-}
-
-fn base64(input: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-        for i in 0..=chunk.len() {
-            out.push(TABLE[(n >> (18 - 6 * i)) as usize & 63] as char);
-        }
-    }
-    out
-}
-
 async fn planted_secrets_never_reach_metrics_or_client_errors(shell: Shell) {
     const UPSTREAM_TOKEN: &str = "sk-upstream-PLANTED-token-7f3a";
     const WRONG_KEY: &str = "sk-client-PLANTED-wrong-key-91c2";
     const PROMPT: &str = "PLANTED prompt: the launch codes are 0000";
     // The account's token is not the one the mock accepts: every dial is refused with 401.
     let setup = Setup::new(shell, |c| {
-        c.accounts[0].token = Secret::new(UPSTREAM_TOKEN);
+        c.accounts[0].token = Credential::new(UPSTREAM_TOKEN);
         c.core.pool.min_idle_per_account = 0;
     })
     .await;
@@ -208,20 +178,16 @@ async fn planted_secrets_never_reach_metrics_or_client_errors(shell: Shell) {
     assert!(metrics.contains("wsv2_"), "a real scrape: {metrics}");
     seen.push(metrics);
 
-    for secret in [
-        UPSTREAM_TOKEN,
-        WRONG_KEY,
-        CLIENT_KEY,
-        PROMPT,
-        "launch codes",
-    ] {
-        for form in forms(secret) {
-            for text in &seen {
-                assert!(
-                    !text.contains(&form),
-                    "{secret:?} (as {form:?}) reached a client or /metrics: {text}"
-                );
-            }
-        }
-    }
+    let secrets = [
+        Secret::new("upstream token", UPSTREAM_TOKEN),
+        Secret::new("wrong client key", WRONG_KEY),
+        Secret::new("client key", CLIENT_KEY),
+        Secret::new("prompt", PROMPT),
+    ];
+    let leaks: Vec<String> = seen
+        .iter()
+        .flat_map(|text| find_leaks(text, &secrets))
+        .map(|leak| leak.to_string())
+        .collect();
+    assert!(leaks.is_empty(), "reached a client or /metrics: {leaks:#?}");
 }
