@@ -129,7 +129,13 @@ awk '/^test result:/ {
          totals["passed;"], totals["failed;"], totals["ignored;"], binaries
      }' "$test_log"
 
-# --- (f) Benchmark smoke --------------------------------------------------------------------
+# --- (f) Fuzz smoke -------------------------------------------------------------------------
+# Every fuzz target mutates its committed corpus for a few seconds on the test-profile build
+# (the coverage-guided libFuzzer runs are `tests/fuzz/run.sh` without --smoke).
+step "tests/fuzz/run.sh --smoke"
+bash tests/fuzz/run.sh --smoke
+
+# --- (g) Benchmark smoke --------------------------------------------------------------------
 # The benchmark script end to end in its few-second mode on the test-profile binaries (no
 # release build, no nginx, no thresholds), including the report generator on its own output.
 step "tests/bench/run.sh --smoke"

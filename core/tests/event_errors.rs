@@ -252,6 +252,48 @@ fn retry_after_reads_every_source_and_rounds_up() {
     assert_eq!(with_headers(json!({}), json!({})), None);
 }
 
+/// Found by fuzzing (`tests/fuzz/regressions/events/retry_after_1e300`): a hint too large for a
+/// deadline (`retry-after: 1e300` saturated to `u64::MAX` s) made the scheduler's `now + hint`
+/// panic, taking the control plane down with one upstream frame. Such a hint is no hint.
+#[test]
+fn a_reset_hint_too_large_for_a_deadline_is_ignored() {
+    let huge = [
+        (json!({"retry-after": "1e300"}), json!({})),
+        (json!({"retry-after": "18446744073709551615"}), json!({})),
+        (
+            json!({"x-ratelimit-reset-requests": "9999999999999999999999h"}),
+            json!({}),
+        ),
+        (
+            json!({"x-codex-primary-reset-after-seconds": "1e30"}),
+            json!({}),
+        ),
+        (json!({}), json!({"resets_in_seconds": 1e300})),
+        (json!({}), json!({"resets_in_seconds": u64::MAX})),
+    ];
+    for (headers, extra) in huge {
+        assert_eq!(
+            with_headers(headers.clone(), extra.clone()),
+            None,
+            "{headers} {extra}"
+        );
+    }
+    assert_eq!(
+        with_headers(
+            json!({"retry-after": "1e300"}),
+            json!({"resets_in_seconds": 90})
+        ),
+        Some(90),
+        "the next source still counts"
+    );
+    let longest = u64::from(u32::MAX);
+    assert_eq!(
+        with_headers(json!({"retry-after": longest.to_string()}), json!({})),
+        Some(longest),
+        "the longest hint accepted"
+    );
+}
+
 #[test]
 fn codex_windows_use_the_exhausted_one() {
     let headers = json!({

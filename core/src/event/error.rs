@@ -195,10 +195,22 @@ impl ErrorInfo {
     }
 }
 
+/// The longest reset hint believed, in seconds (about 136 years)
+///
+/// Not a policy limit (cooldowns are the scheduler's), but what makes a hint a time at all: a
+/// larger one cannot be added to an `Instant` (`1e300` saturates to `u64::MAX`, and
+/// `now + hint` panics), so it counts as no hint.
+const MAX_RESET_HINT_SECS: u64 = u32::MAX as u64;
+
+/// Seconds rounded up, if they make a believable reset hint
+fn reset_hint(secs: f64) -> Option<u64> {
+    let secs = secs.ceil();
+    (secs.is_finite() && (0.0..=MAX_RESET_HINT_SECS as f64).contains(&secs)).then_some(secs as u64)
+}
+
 /// Non-negative seconds, possibly fractional, rounded up
 fn parse_seconds(value: &str) -> Option<u64> {
-    let secs: f64 = value.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| secs.ceil() as u64)
+    reset_hint(value.trim().parse().ok()?)
 }
 
 /// A Go duration (`1h2m3.5s`, `6m0s`, `250ms`, `1.5s`, plain seconds) rounded up to seconds
@@ -228,7 +240,7 @@ fn parse_go_duration_secs(value: &str) -> Option<u64> {
         total_ms += number * unit_ms;
         rest = &rest[unit_len..];
     }
-    Some((total_ms / 1000.0).ceil() as u64)
+    reset_hint(total_ms / 1000.0)
 }
 
 /// Parses an `error` envelope (full parse: errors are rare)
@@ -267,12 +279,7 @@ pub fn parse_error_event(frame: &[u8]) -> Option<ErrorInfo> {
             headers.push((name.to_ascii_lowercase(), value));
         }
     }
-    let secs = |key: &str| {
-        error.get(key).and_then(|v| {
-            v.as_u64()
-                .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f.ceil() as u64))
-        })
-    };
+    let secs = |key: &str| error.get(key).and_then(Value::as_f64).and_then(reset_hint);
     Some(ErrorInfo {
         status: envelope_status.unwrap_or_else(|| class.default_status()),
         status_in_envelope: envelope_status.is_some(),

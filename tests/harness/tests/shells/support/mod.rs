@@ -5,6 +5,7 @@ mod capture;
 pub mod common;
 pub mod harden;
 pub mod http;
+pub mod raw;
 
 use std::fmt;
 
