@@ -3,7 +3,7 @@
 //!
 //! The file holds the shell's own keys at the top level (`listen`, `redis_url`, `metrics`,
 //! `tls_ca_file`, `[[client_keys]]`, `[[accounts]]`) and the core's sections (`[upstream]`,
-//! `[session]`, `[pool]`, `[scheduler]`, `[store]`, `[protocol]`, see `docs/config.md`).
+//! `[session]`, `[pool]`, `[scheduler]`, `[store]`, `[protocol]`, `[ingress]`, see `docs/config.md`).
 //! `docs/gateway-config.md` documents every key; `examples/gateway.toml` is a full example.
 //!
 //! ## Reading it
