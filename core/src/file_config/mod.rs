@@ -169,6 +169,18 @@ pub struct AccountConfig {
     pub force_http: bool,
 }
 
+impl GatewayConfig {
+    /// Upstream connections the accounts may hold at once: Σ min(`concurrency`,
+    /// `pool.max_conns_per_account`) (a forwarded HTTP turn holds one of its account's slots)
+    pub fn upstream_conn_cap(&self) -> usize {
+        let per_account = self.core.pool.max_conns_per_account;
+        self.accounts
+            .iter()
+            .map(|a| (a.concurrency as usize).min(per_account))
+            .sum()
+    }
+}
+
 impl AccountConfig {
     /// The protocol-relevant part, for the resolver
     pub fn protocol(&self) -> AccountProtocol {

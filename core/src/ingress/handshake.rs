@@ -130,9 +130,12 @@ mod tests {
         assert_eq!(check_upgrade(&split), Ok(()));
     }
 
+    /// A change that breaks a valid request
+    type Breakage = fn(&mut UpgradeRequest<'static>);
+
     #[test]
     fn each_broken_rule_has_its_refusal() {
-        let cases: [(fn(&mut UpgradeRequest<'static>), HandshakeRefusal); 9] = [
+        let cases: [(Breakage, HandshakeRefusal); 9] = [
             (|r| r.http_1_1 = false, HandshakeRefusal::Http10),
             (
                 |r| r.connection.clear(),

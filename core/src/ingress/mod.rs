@@ -11,7 +11,7 @@ mod handshake;
 mod line_budget;
 mod sockets;
 
-pub use handshake::{HandshakeRefusal, UpgradeRequest, check_upgrade};
+pub use handshake::{HandshakeRefusal, UpgradeRequest, WEBSOCKET_VERSION, check_upgrade};
 pub use line_budget::LineBudget;
 pub use sockets::{
     AcceptError, AcceptNext, Admit, ClientConnId, ClientSockets, SocketBudget, SocketLimits,
