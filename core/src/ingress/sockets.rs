@@ -10,13 +10,15 @@
 //!
 //! Sockets on their way out — evicted ones until their task drops them, refused ones while
 //! their 503 is written — still hold a descriptor; at most `max_closing` of them exist at once
-//! (a quarter of `ingress.reserved_fds`). Beyond that a newcomer is closed without an answer.
+//! (a quarter of `ingress.reserved_fds`). While that many are on their way out the listener
+//! accepts nothing ([`ClientSockets::may_accept`]): newcomers wait in the kernel's backlog for
+//! the few milliseconds it takes, rather than being dropped unanswered.
 //!
 //! ```text
-//!   accept ─┬─ under both caps ─────────────────────────────────▶ Unauthenticated
-//!           ├─ over a cap: the oldest Unauthenticated ▶ Evicted ──▶ Unauthenticated
-//!           ├─ over a cap, none to evict ───────────────────────▶ Refused (503, then closed)
-//!           └─ over a cap, max_closing on their way out ────────▶ closed at once
+//!   (may_accept) accept ─┬─ under both caps ────────────────────────▶ Unauthenticated
+//!                        ├─ over a cap: the oldest Unauthenticated ▶ Evicted,
+//!                        │                                 the newcomer ▶ Unauthenticated
+//!                        └─ over a cap, none to evict ──────────────▶ Refused (503, closed)
 //!
 //!   Unauthenticated ──valid key──▶ Authenticated
 //!   Unauthenticated | Authenticated | Evicted ──socket dropped──▶ (gone)
@@ -75,8 +77,6 @@ pub enum Admit {
     },
     /// Write this answer, close, then call [`ClientSockets::handle_refusal_done`]
     Refuse(ErrorAnswer),
-    /// Close it at once, without an answer
-    Close,
 }
 
 /// Why `accept` failed, as far as the accept loop cares
@@ -150,15 +150,19 @@ impl ClientSockets {
         self.evicted.len() + self.refusing
     }
 
-    /// Decides about a connection just accepted
+    /// Whether the listener may accept a connection now: not while `max_closing` sockets are
+    /// on their way out (it waits for [`handle_closed`](Self::handle_closed) or
+    /// [`handle_refusal_done`](Self::handle_refusal_done))
+    pub fn may_accept(&self) -> bool {
+        self.closing() < self.limits.max_closing
+    }
+
+    /// Decides about a connection just accepted (only while [`may_accept`](Self::may_accept))
     pub fn handle_accepted(&mut self) -> Admit {
         let over_a_cap = self.serving() >= self.limits.max_open
             || self.unauthenticated.len() >= self.limits.max_unauthenticated;
         let mut evict = None;
         if over_a_cap {
-            if self.closing() >= self.limits.max_closing {
-                return Admit::Close;
-            }
             let Some(oldest) = self.unauthenticated.pop_first() else {
                 self.refusing += 1;
                 return Admit::Refuse(self.busy());
@@ -341,18 +345,20 @@ mod tests {
     }
 
     #[test]
-    fn sockets_on_their_way_out_are_bounded_then_newcomers_are_closed_at_once() {
+    fn accepting_waits_while_max_closing_sockets_are_on_their_way_out() {
         // reserved_fds 8: at most 2 evicted or refused sockets not yet closed.
         let mut s = sockets(1, 1, 8);
         serve(&mut s);
+        assert!(s.may_accept());
         assert!(serve(&mut s).1.is_some());
         assert!(serve(&mut s).1.is_some());
         assert_eq!(s.closing(), 2);
-        assert_eq!(s.handle_accepted(), Admit::Close);
-        // The evicted ones close: evicting works again.
+        assert!(!s.may_accept());
+        // One evicted socket closes: accepting (and evicting) goes on.
         s.handle_closed(ClientConnId(0));
-        s.handle_closed(ClientConnId(1));
+        assert!(s.may_accept());
         assert_eq!(serve(&mut s).1, Some(ClientConnId(2)));
+        assert!(!s.may_accept());
     }
 
     #[test]

@@ -27,6 +27,8 @@ use crate::runtime::{BoxIo, Clock, Listener, spawn, timeout};
 pub(crate) async fn serve(listener: Box<dyn Listener>, ingress: Arc<Ingress>) {
     let mut clock = Clock::new(&ingress.rt);
     loop {
+        // While too many sockets are on their way out, newcomers wait in the backlog.
+        ingress.sockets.ready_to_accept().await;
         let (io, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -79,18 +81,6 @@ pub(crate) async fn serve(listener: Box<dyn Listener>, ingress: Arc<Ingress>) {
                     drop(guard);
                 });
             }
-            Accepted::Close => {
-                limited!(
-                    ingress.logs,
-                    clock.now(),
-                    ClientLine::Refused,
-                    warn!(
-                        %peer,
-                        "connection closed unanswered: the client socket cap is reached and refusals are backed up"
-                    )
-                );
-                drop(io);
-            }
         }
     }
 }
@@ -119,6 +109,10 @@ async fn serve_connection(
         .serve_connection(FuturesIo::new(io), service)
         .with_upgrades();
     tokio::select! {
+        // An evicted connection is closed (by dropping hyper's connection) even if a request of
+        // its is ready too.
+        biased;
+        () = evicted.fired() => {}
         served = serving => {
             if let Err(e) = served {
                 limited!(
@@ -129,8 +123,6 @@ async fn serve_connection(
                 );
             }
         }
-        // Dropping hyper's connection closes the socket.
-        () = evicted.fired() => {}
     }
 }
 

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_util::io::{AsyncRead, AsyncWrite};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use wsv2_core::http::ErrorAnswer;
 use wsv2_core::ingress::{AcceptError, AcceptNext, Admit, ClientConnId, ClientSockets};
 
@@ -22,6 +22,8 @@ use wsv2_core::ingress::{AcceptError, AcceptNext, Admit, ClientConnId, ClientSoc
 #[derive(Debug)]
 pub(crate) struct SocketTable {
     inner: Mutex<Inner>,
+    /// A socket on its way out closed (the accept loop may be waiting for one)
+    closed: Notify,
 }
 
 #[derive(Debug)]
@@ -42,8 +44,6 @@ pub(crate) enum Accepted {
     },
     /// Write the answer and close; the guard gives the refusal's place back when dropped
     Refuse(ErrorAnswer, RefusalGuard),
-    /// Close it at once
-    Close,
 }
 
 impl SocketTable {
@@ -53,7 +53,20 @@ impl SocketTable {
                 machine,
                 evict: HashMap::new(),
             }),
+            closed: Notify::new(),
         })
+    }
+
+    /// Returns once the listener may accept (at once, unless too many sockets are on their way
+    /// out)
+    pub(crate) async fn ready_to_accept(&self) {
+        loop {
+            let closed = self.closed.notified();
+            if self.lock().machine.may_accept() {
+                return;
+            }
+            closed.await;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -82,7 +95,6 @@ impl SocketTable {
                 }
             }
             Admit::Refuse(answer) => Accepted::Refuse(answer, RefusalGuard(self.clone())),
-            Admit::Close => Accepted::Close,
         }
     }
 
@@ -99,9 +111,12 @@ impl SocketTable {
     }
 
     fn closed(&self, conn: ClientConnId) {
-        let mut inner = self.lock();
-        inner.evict.remove(&conn);
-        inner.machine.handle_closed(conn);
+        {
+            let mut inner = self.lock();
+            inner.evict.remove(&conn);
+            inner.machine.handle_closed(conn);
+        }
+        self.closed.notify_waiters();
     }
 }
 
@@ -161,6 +176,7 @@ pub(crate) struct RefusalGuard(Arc<SocketTable>);
 impl Drop for RefusalGuard {
     fn drop(&mut self) {
         self.0.lock().machine.handle_refusal_done();
+        self.0.closed.notify_waiters();
     }
 }
 
