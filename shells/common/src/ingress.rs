@@ -1,6 +1,9 @@
 //! The listener: hyper 1 HTTP/1.1 with upgrades. Everything that can be refused is refused
 //! before the 101, as plain HTTP with an OpenAI error body; after it, the session task owns
 //! the socket and every failure is an `error` event or a close code.
+//!
+//! `accept` (the accept loop and the client socket caps) decides which connections hyper
+//! serves at all; this module routes their requests.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -296,7 +299,8 @@ enum Door {
 impl Ingress {
     /// The request's client key — its group and its open-socket count, already counting this
     /// request — or the answer that refuses it: 401 for a missing or unknown key, 429 with
-    /// `Retry-After` when the key is at its socket cap
+    /// `Retry-After` when the key is at its socket cap.
+    ///
     /// A valid key also marks the request's connection authenticated: it no longer gives its
     /// place up to newer connections.
     fn admit<B>(

@@ -41,7 +41,11 @@
 //!
 //! ## Handshakes
 //!
-//! Before the 101, a missing or wrong client key gets 401, a key over its socket cap 429 with
+//! Every accepted connection first passes the core's client socket caps (`[ingress]`: a cap
+//! derived from `RLIMIT_NOFILE`, the oldest unauthenticated connection making room for a newer
+//! one); hyper then reads it under `ingress.header_read_timeout`. Before the 101, a request that
+//! breaks RFC 6455's handshake gets 400 (426 with `Sec-WebSocket-Version: 13` for another
+//! version), a missing or wrong client key 401, a key over its socket cap 429 with
 //! `Retry-After`, and the core's upgrade refusals 503 / 426, each with an OpenAI error body.
 //! Upstream dials replace the client's `Authorization` with the account's credential, send the
 //! pool-key headers (`OpenAI-Beta`, `x-codex-beta-features`) and, only on a dial made for one

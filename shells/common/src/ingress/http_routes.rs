@@ -2,7 +2,8 @@
 //! upstream conn, and `GET /metrics`. Everything else goes to the WebSocket handler.
 //!
 //! A POST gets the same client auth and per-key cap as an upgrade: an in-flight request counts
-//! against the key's `max_sockets` like an open WebSocket does, until its answer ends.
+//! against the key's `max_sockets` like an open WebSocket does, until its answer ends. Its body
+//! must arrive within `ingress.body_read_timeout` (hyper bounds only the header).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
