@@ -26,6 +26,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Which accounts speak WebSocket to upstream
     pub protocol: ProtocolConfig,
+    /// The client listener: socket caps, HTTP read timeouts, accept back-off
+    pub ingress: IngressConfig,
 }
 
 /// Upstream connection lifecycle
@@ -354,6 +356,53 @@ impl Default for ProtocolConfig {
     }
 }
 
+/// The client listener: what an unauthenticated or slow client may hold, and for how long
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngressConfig {
+    /// Longest wait for a request's whole header; it also bounds the wait for the next request
+    /// on an idle keep-alive connection. Then the connection is closed.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A request body must arrive in full within this long of its header; else 408 and close
+    #[serde(with = "duration")]
+    pub body_read_timeout: Duration,
+    /// Client sockets open at once (0: derived from `RLIMIT_NOFILE` at start, see
+    /// [`crate::ingress::derive_max_client_sockets`]); one more is refused with 503
+    pub max_client_sockets: usize,
+    /// Descriptors a derived `max_client_sockets` leaves to everything that is not a client or
+    /// upstream socket: the listener, logs, Redis, DNS, refusals on their way out
+    pub reserved_fds: usize,
+    /// Client connections open at once that have not yet presented a valid key; a new one
+    /// beyond this closes the oldest of them
+    pub max_unauthenticated_connections: usize,
+    /// Pause of the accept loop after the process or system ran out of descriptors
+    #[serde(with = "duration")]
+    pub accept_error_backoff: Duration,
+    /// `Retry-After` of the 503 that refuses a connection over `max_client_sockets`
+    #[serde(with = "duration")]
+    pub busy_retry_after: Duration,
+    /// Least time between two log lines of one kind that clients can trigger; the lines in
+    /// between are counted and the count rides on the next one written
+    #[serde(with = "duration")]
+    pub client_log_interval: Duration,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            max_client_sockets: 0,
+            reserved_fds: 32,
+            max_unauthenticated_connections: 1024,
+            accept_error_backoff: Duration::from_millis(50),
+            busy_retry_after: Duration::from_secs(1),
+            client_log_interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// A configuration value that cannot work
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -486,6 +535,27 @@ impl Config {
         check(
             se.client_write_buffer > 0,
             "session.client_write_buffer",
+            "must be at least 1",
+        );
+        let i = &self.ingress;
+        check(
+            !i.header_read_timeout.is_zero(),
+            "ingress.header_read_timeout",
+            "must be positive",
+        );
+        check(
+            !i.body_read_timeout.is_zero(),
+            "ingress.body_read_timeout",
+            "must be positive",
+        );
+        check(
+            !i.accept_error_backoff.is_zero(),
+            "ingress.accept_error_backoff",
+            "must be positive",
+        );
+        check(
+            i.max_unauthenticated_connections > 0,
+            "ingress.max_unauthenticated_connections",
             "must be at least 1",
         );
         errors

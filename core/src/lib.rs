@@ -100,6 +100,7 @@ pub mod event;
 pub mod file_config;
 pub mod http;
 mod ids;
+pub mod ingress;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

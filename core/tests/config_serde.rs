@@ -100,6 +100,7 @@ fn every_section_rejects_unknown_keys() {
     assert_eq!(
         names,
         [
+            "ingress",
             "pool",
             "protocol",
             "scheduler",

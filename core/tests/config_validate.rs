@@ -142,3 +142,37 @@ fn limits_are_inclusive() {
     assert_eq!(config.validate(), []);
     assert_eq!(MAX_MESSAGE_SIZE_LIMIT, 64 * 1024 * 1024);
 }
+
+#[test]
+fn the_ingress_rules_report_their_own_paths_and_check_config_names_them() {
+    let cases: [(&str, Change); 4] = [
+        ("ingress.header_read_timeout", |c| {
+            c.ingress.header_read_timeout = Duration::ZERO
+        }),
+        ("ingress.body_read_timeout", |c| {
+            c.ingress.body_read_timeout = Duration::ZERO
+        }),
+        ("ingress.accept_error_backoff", |c| {
+            c.ingress.accept_error_backoff = Duration::ZERO
+        }),
+        ("ingress.max_unauthenticated_connections", |c| {
+            c.ingress.max_unauthenticated_connections = 0
+        }),
+    ];
+    for (path, change) in cases {
+        assert_eq!(bad_paths(&with(change)), [path]);
+    }
+    let file = "[[client_keys]]\nkey = \"k\"\n[[accounts]]\nid = 1\nname = \"a\"\ntoken = \"t\"\n\
+                [ingress]\nheader_read_timeout = \"0s\"\nmax_client_socket = 10\n";
+    let report = wsv2_core::file_config::check_config_report(file, &|_| None);
+    assert!(
+        report.contains("ingress.header_read_timeout: must be positive"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "ingress.max_client_socket: unknown key (did you mean `max_client_sockets`?)"
+        ),
+        "{report}"
+    );
+}

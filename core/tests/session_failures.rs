@@ -470,3 +470,27 @@ fn message_too_big_on_either_hop_closes_the_client_1009() {
         wsv2_core::session::SessionPhase::Finished
     );
 }
+
+#[test]
+fn a_client_protocol_error_closes_1007_or_1002_and_open_responses_drain() {
+    use wsv2_core::session::{ClientProtocolError, SessionPhase};
+    for (error, code) in [
+        (ClientProtocolError::InvalidUtf8, 1007),
+        (ClientProtocolError::Violation, 1002),
+    ] {
+        let mut sim = Sim::new(Config::default());
+        sim.client(create(Some("gpt-test"), None, None, true));
+        sim.upstream(
+            1,
+            text_response("resp_1", None, 1, true, "gpt-test")[0].clone(),
+        );
+        sim.protocol_error(error);
+        assert_eq!(sim.client_closed, Some(code), "{error:?}");
+        assert_eq!(sim.session.phase(), SessionPhase::Draining, "{error:?}");
+        // Without a response open the session ends at once.
+        let mut idle = Sim::new(Config::default());
+        idle.protocol_error(error);
+        assert_eq!(idle.client_closed, Some(code), "{error:?}");
+        assert_eq!(idle.session.phase(), SessionPhase::Finished, "{error:?}");
+    }
+}

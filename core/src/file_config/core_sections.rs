@@ -1,5 +1,5 @@
 //! The core's sections (`[upstream]`, `[session]`, `[pool]`, `[scheduler]`, `[store]`,
-//! `[protocol]`), read key by key so every unknown key and bad value is reported.
+//! `[protocol]`, `[ingress]`), read key by key so every unknown key and bad value is reported.
 //!
 //! The known keys and their types come from serializing [`Config::default()`], so this file
 //! never repeats the core's schema: a key added to `core/src/config.rs` is known here at once.

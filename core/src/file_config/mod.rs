@@ -3,7 +3,7 @@
 //!
 //! The file holds the shell's own keys at the top level (`listen`, `redis_url`, `metrics`,
 //! `tls_ca_file`, `[[client_keys]]`, `[[accounts]]`) and the core's sections (`[upstream]`,
-//! `[session]`, `[pool]`, `[scheduler]`, `[store]`, `[protocol]`, see `docs/config.md`).
+//! `[session]`, `[pool]`, `[scheduler]`, `[store]`, `[protocol]`, `[ingress]`, see `docs/config.md`).
 //! `docs/gateway-config.md` documents every key; `examples/gateway.toml` is a full example.
 //!
 //! ## Reading it
@@ -167,6 +167,18 @@ pub struct AccountConfig {
     pub proxy: Option<ProxyUrl>,
     /// This account's traffic goes over HTTP (its rollback switch)
     pub force_http: bool,
+}
+
+impl GatewayConfig {
+    /// Upstream connections the accounts may hold at once: Σ min(`concurrency`,
+    /// `pool.max_conns_per_account`) (a forwarded HTTP turn holds one of its account's slots)
+    pub fn upstream_conn_cap(&self) -> usize {
+        let per_account = self.core.pool.max_conns_per_account;
+        self.accounts
+            .iter()
+            .map(|a| (a.concurrency as usize).min(per_account))
+            .sum()
+    }
 }
 
 impl AccountConfig {

@@ -1,8 +1,9 @@
-//! Lifecycle inputs that are not turns: shutdown, client keepalive, over-size messages.
+//! Lifecycle inputs that are not turns: shutdown, client keepalive, over-size messages,
+//! protocol errors.
 
 use std::time::Instant;
 
-use super::{Hop, Refusal, Session, SessionPhase, SessionTimer, SlotState};
+use super::{ClientProtocolError, Hop, Refusal, Session, SessionPhase, SessionTimer, SlotState};
 
 impl Session {
     /// Handles the gateway shutting down (SIGTERM/SIGINT)
@@ -83,6 +84,22 @@ impl Session {
         {
             c.handle_closed(now);
         }
+        self.settle(now);
+    }
+
+    /// Handles a client that broke the WebSocket protocol: it is closed with the code RFC 6455
+    /// gives the error (1007 for invalid UTF-8, 1002 otherwise) instead of a bare TCP close;
+    /// its stream cannot be read past the error, so open responses are drained as if it had left
+    pub fn handle_client_protocol_error(&mut self, now: Instant, error: ClientProtocolError) {
+        if self.phase == SessionPhase::Finished {
+            return;
+        }
+        let reason = match error {
+            ClientProtocolError::InvalidUtf8 => "invalid UTF-8 in a text message",
+            ClientProtocolError::Violation => "WebSocket protocol error",
+        };
+        self.close_client(error.close_code(), reason);
+        self.handle_client_gone(now);
         self.settle(now);
     }
 

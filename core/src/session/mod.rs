@@ -24,7 +24,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 pub use types::{
-    Admission, Hop, ModelMap, Refusal, ResponseReport, SessionCommand, SessionEvent, Transmit,
+    Admission, ClientProtocolError, Hop, ModelMap, Refusal, ResponseReport, SessionCommand,
+    SessionEvent, Transmit,
 };
 
 pub use crate::pool::Lease;

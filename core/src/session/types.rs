@@ -35,6 +35,26 @@ pub enum Hop {
     Upstream(ConnId),
 }
 
+/// How a client broke the WebSocket protocol (RFC 6455)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientProtocolError {
+    /// A text message (or a close reason) that is not UTF-8: close 1007
+    InvalidUtf8,
+    /// Any other violation — reserved bits, an unmasked frame, a stray continuation, a
+    /// fragmented or over-long control frame, an unknown opcode: close 1002
+    Violation,
+}
+
+impl ClientProtocolError {
+    /// The close code RFC 6455 §7.4.1 gives it
+    pub fn close_code(self) -> u16 {
+        match self {
+            Self::InvalidUtf8 => 1007,
+            Self::Violation => 1002,
+        }
+    }
+}
+
 /// Client model name → upstream model name, per account
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModelMap(HashMap<String, String>);

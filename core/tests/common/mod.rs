@@ -184,6 +184,12 @@ impl Sim {
         self.drain();
     }
 
+    pub fn protocol_error(&mut self, error: wsv2_core::session::ClientProtocolError) {
+        self.log(format!("> client protocol error {error:?}"));
+        self.session.handle_client_protocol_error(self.now, error);
+        self.drain();
+    }
+
     pub fn backpressure(&mut self, full: bool) {
         self.log(format!(
             "> client   write buffer {}",

@@ -1,9 +1,11 @@
 //! The listener: hyper 1 HTTP/1.1 with upgrades. Everything that can be refused is refused
 //! before the 101, as plain HTTP with an OpenAI error body; after it, the session task owns
 //! the socket and every failure is an `error` event or a close code.
+//!
+//! `accept` (the accept loop and the client socket caps) decides which connections hyper
+//! serves at all; this module routes their requests.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -14,24 +16,30 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use smol_hyper::rt::FuturesIo;
-use tracing::{debug, warn};
+use tracing::warn;
 use wsv2_core::event::http_error_body;
+use wsv2_core::ingress::{UpgradeRequest, check_upgrade};
 use wsv2_core::{AccountId, Config, SessionId};
 
 use crate::control::SessionInfo;
 use crate::control_task::{ControlMsg, ControlTx, DialHeaders, ask};
 use crate::io::Prefixed;
 use crate::lifecycle::{Lifecycle, ShutdownSignal};
+use crate::log_limit::{ClientLine, LogLimits, limited};
 use crate::relay_config::ws_config;
 use crate::reload::Swap;
-use crate::runtime::{BoxIo, Listener, Rt, spawn};
+use crate::runtime::{BoxIo, Rt, spawn};
 use crate::session_task::{SessionStart, run_session};
 
+mod accept;
 mod http_routes;
+mod sockets;
+
+pub(crate) use accept::serve;
+use sockets::ClientConn;
+pub(crate) use sockets::SocketTable;
 
 /// The paths a client may upgrade on
 const WS_PATHS: [&str; 3] = [
@@ -119,6 +127,10 @@ pub(crate) struct Ingress {
     pub(crate) forward: Arc<HashMap<AccountId, crate::forward::ForwardTarget>>,
     /// Shutdown state and the per-socket signals
     pub(crate) lifecycle: Arc<Lifecycle>,
+    /// Every client socket, against `[ingress]`'s caps
+    pub(crate) sockets: Arc<SocketTable>,
+    /// Rate limits of the log lines clients can trigger
+    pub(crate) logs: Arc<LogLimits>,
 }
 
 type Body = Full<Bytes>;
@@ -136,33 +148,6 @@ fn error_response(
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// Accepts connections until the task is aborted
-pub(crate) async fn serve(listener: Box<dyn Listener>, ingress: Arc<Ingress>) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                warn!(error = %e, "accept failed");
-                continue;
-            }
-        };
-        let ingress = ingress.clone();
-        spawn(&ingress.rt.clone(), async move {
-            let service = service_fn(move |req| {
-                let ingress = ingress.clone();
-                async move { Ok::<_, Infallible>(ingress.route(req).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(FuturesIo::new(tcp), service)
-                .with_upgrades()
-                .await
-            {
-                debug!(%peer, error = %e, "client connection ended with an error");
-            }
-        });
-    }
 }
 
 impl Ingress {
@@ -188,6 +173,29 @@ impl Ingress {
                 "this gateway serves the Responses API in WebSocket mode: send GET with Upgrade: websocket",
             );
         }
+        if let Err(refusal) = check_upgrade(&upgrade_request(&req)) {
+            limited!(
+                self.logs,
+                self.rt.now(),
+                ClientLine::BadHandshake,
+                debug!(?refusal, "upgrade refused: not a valid WebSocket handshake")
+            );
+            let answer = refusal.answer();
+            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut response = error_response(
+                status,
+                &answer.error_type,
+                answer.code.as_deref(),
+                &answer.message,
+            );
+            if let Some(version) = refusal.sec_websocket_version() {
+                response.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static(version),
+                );
+            }
+            return response;
+        }
         if self.lifecycle.is_shutting_down() {
             return error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -196,7 +204,7 @@ impl Ingress {
                 "the gateway is shutting down; connect to another instance",
             );
         }
-        let (group, count) = match self.admit(req.headers(), Door::Upgrade) {
+        let (group, count) = match self.admit(&req, Door::Upgrade) {
             Ok(admitted) => admitted,
             Err(refusal) => return *refusal,
         };
@@ -225,18 +233,9 @@ impl Ingress {
                 );
             }
         }
-        let Some(accept) = req
-            .headers()
-            .get(header::SEC_WEBSOCKET_KEY)
-            .map(|k| derive_accept_key(k.as_bytes()))
-        else {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                None,
-                "missing Sec-WebSocket-Key",
-            );
-        };
+        // check_upgrade made sure there is exactly one valid key.
+        let key = req.headers().get(header::SEC_WEBSOCKET_KEY);
+        let accept = derive_accept_key(key.map_or(&[][..], HeaderValue::as_bytes));
         let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
         let (info, headers) = session_info(req.headers(), &group);
         let start = SessionStart {
@@ -249,9 +248,11 @@ impl Ingress {
             account_names: self.account_names.load(),
             permit,
             metrics: self.metrics.clone(),
+            logs: self.logs.clone(),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let max_message_size = self.cfg.upstream.max_message_size;
+        let (logs, rt) = (self.logs.clone(), self.rt.clone());
         spawn(&self.rt, async move {
             match on_upgrade.await.map(|u| u.downcast::<FuturesIo<BoxIo>>()) {
                 Ok(Ok(parts)) => {
@@ -268,7 +269,12 @@ impl Ingress {
                 Ok(Err(_)) => {
                     warn!("client upgrade: the upgraded connection is not the accepted socket")
                 }
-                Err(e) => debug!(error = %e, "client upgrade failed"),
+                Err(e) => limited!(
+                    logs,
+                    rt.now(),
+                    ClientLine::ConnectionError,
+                    debug!(error = %e, "client upgrade failed")
+                ),
             }
         });
         let mut response = Response::new(Full::new(Bytes::new()));
@@ -293,12 +299,16 @@ enum Door {
 impl Ingress {
     /// The request's client key — its group and its open-socket count, already counting this
     /// request — or the answer that refuses it: 401 for a missing or unknown key, 429 with
-    /// `Retry-After` when the key is at its socket cap
-    fn admit(
+    /// `Retry-After` when the key is at its socket cap.
+    ///
+    /// A valid key also marks the request's connection authenticated: it no longer gives its
+    /// place up to newer connections.
+    fn admit<B>(
         &self,
-        headers: &HeaderMap,
+        req: &Request<B>,
         door: Door,
     ) -> Result<(String, Arc<AtomicUsize>), Box<Response<Body>>> {
+        let headers = req.headers();
         let keys = self.keys.load();
         let Some(key) = bearer(headers).and_then(|k| keys.get(k)) else {
             let message = if bearer(headers).is_some() {
@@ -313,17 +323,31 @@ impl Ingress {
                 message,
             )));
         };
+        if let Some(conn) = req.extensions().get::<ClientConn>() {
+            conn.authenticated();
+        }
         let max = key.max_sockets;
         if key.open.fetch_add(1, Ordering::AcqRel) >= max {
             key.open.fetch_sub(1, Ordering::AcqRel);
             // The key itself is a credential: its group names it in the log.
+            let now = self.rt.now();
             let held = match door {
                 Door::Upgrade => {
-                    warn!(group = %key.group, max_sockets = max, "upgrade refused: the key's socket cap is reached");
+                    limited!(
+                        self.logs,
+                        now,
+                        ClientLine::KeySocketCap,
+                        warn!(group = %key.group, max_sockets = max, "upgrade refused: the key's socket cap is reached")
+                    );
                     "open WebSockets"
                 }
                 Door::Post => {
-                    warn!(group = %key.group, max_sockets = max, "POST refused: the key's socket cap is reached");
+                    limited!(
+                        self.logs,
+                        now,
+                        ClientLine::KeySocketCap,
+                        warn!(group = %key.group, max_sockets = max, "POST refused: the key's socket cap is reached")
+                    );
                     "open WebSockets and requests in flight"
                 }
             };
@@ -347,6 +371,23 @@ impl Ingress {
 fn retry_after(wait: std::time::Duration) -> HeaderValue {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     HeaderValue::from(secs)
+}
+
+/// What RFC 6455 checks of an upgrade request
+fn upgrade_request<B>(req: &Request<B>) -> UpgradeRequest<'_> {
+    let all = |name| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect()
+    };
+    UpgradeRequest {
+        http_1_1: req.version() >= Version::HTTP_11,
+        connection: all(header::CONNECTION),
+        keys: all(header::SEC_WEBSOCKET_KEY),
+        versions: all(header::SEC_WEBSOCKET_VERSION),
+    }
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {

@@ -41,7 +41,11 @@
 //!
 //! ## Handshakes
 //!
-//! Before the 101, a missing or wrong client key gets 401, a key over its socket cap 429 with
+//! Every accepted connection first passes the core's client socket caps (`[ingress]`: a cap
+//! derived from `RLIMIT_NOFILE`, the oldest unauthenticated connection making room for a newer
+//! one); hyper then reads it under `ingress.header_read_timeout`. Before the 101, a request that
+//! breaks RFC 6455's handshake gets 400 (426 with `Sec-WebSocket-Version: 13` for another
+//! version), a missing or wrong client key 401, a key over its socket cap 429 with
 //! `Retry-After`, and the core's upgrade refusals 503 / 426, each with an OpenAI error body.
 //! Upstream dials replace the client's `Authorization` with the account's credential, send the
 //! pool-key headers (`OpenAI-Beta`, `x-codex-beta-features`) and, only on a dial made for one
@@ -57,9 +61,11 @@ mod control_task;
 mod forward;
 mod health;
 mod http_task;
+mod hyper_timer;
 mod ingress;
 mod io;
 mod lifecycle;
+mod log_limit;
 pub mod logging;
 mod metrics_export;
 mod operations;
@@ -220,6 +226,7 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
 
     let listener = rt.bind(config.listen).await.map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
+    let sockets = client_sockets(&config);
     let lifecycle = Lifecycle::new();
     let ingress = Arc::new(Ingress {
         rt: rt.clone(),
@@ -231,6 +238,10 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
         metrics,
         forward: Arc::new(forward),
         lifecycle: lifecycle.clone(),
+        sockets,
+        logs: Arc::new(log_limit::LogLimits::new(
+            config.core.ingress.client_log_interval,
+        )),
     });
     let accept = spawn_abortable(&rt, ingress::serve(listener, ingress.clone()));
     tracing::info!(%addr, "wsv2 gateway listening");
@@ -242,6 +253,25 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
         lifecycle,
         applied: Mutex::new(config),
     })
+}
+
+/// The table of client sockets, its caps derived from the process's descriptor limit when
+/// `ingress.max_client_sockets` is 0 (read once, at start)
+fn client_sockets(config: &GatewayConfig) -> Arc<ingress::SocketTable> {
+    use wsv2_core::ingress::{ClientSockets, SocketLimits, derive_max_client_sockets};
+    let cfg = &config.core.ingress;
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let budget = derive_max_client_sockets(cfg, nofile, config.upstream_conn_cap());
+    let limits = SocketLimits::new(cfg, budget.max_client_sockets);
+    tracing::info!(
+        max_client_sockets = limits.max_open,
+        max_unauthenticated = limits.max_unauthenticated,
+        nofile = budget.nofile,
+        reserved_fds = cfg.reserved_fds,
+        upstream_headroom = budget.upstream_headroom,
+        "client sockets capped"
+    );
+    ingress::SocketTable::new(ClientSockets::new(cfg, limits))
 }
 
 /// The tokio shell's runtime, compiled in for the driver's own unit tests

@@ -122,7 +122,7 @@ pub(crate) fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> 
     }
     if old.core != new.core {
         changed.push(
-            "core sections ([upstream], [session], [pool], [scheduler], [store], [protocol])",
+            "core sections ([upstream], [session], [pool], [scheduler], [store], [protocol], [ingress])",
         );
     }
     if old.redis_url != new.redis_url {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use futures_util::io::AsyncReadExt;
 
-use async_tungstenite::tungstenite::error::CapacityError;
+use async_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketStream};
 use bytes::Bytes;
@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 use wsv2_core::conn::Outcome;
 use wsv2_core::metrics::LocalHistogram;
-use wsv2_core::session::{Hop, Refusal, Session, SessionCommand, SessionEvent, Transmit};
+use wsv2_core::session::{
+    ClientProtocolError, Hop, Refusal, Session, SessionCommand, SessionEvent, Transmit,
+};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::client::{ClientIo, ClientOutbox};
@@ -27,6 +29,7 @@ use crate::control::{SessionInfo, SessionInput};
 use crate::control_task::{
     ControlMsg, ControlTx, DialHeaders, SessionDelivery, session_inbox_capacity,
 };
+use crate::log_limit::{ClientLine, LogLimits, limited};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{Clock, Rt, timeout};
 use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
@@ -47,6 +50,8 @@ pub(crate) struct SessionStart {
     pub(crate) permit: crate::ingress::SocketPermit,
     /// Where the session's per-event and per-turn figures go (`None` with `metrics = false`)
     pub(crate) metrics: Option<Arc<Metrics>>,
+    /// Rate limits of the lines a client can trigger
+    pub(crate) logs: Arc<LogLimits>,
 }
 
 /// A session's metric handles (resolved once per session) and the overhead of the events
@@ -97,6 +102,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         account_names,
         mut permit,
         metrics,
+        logs,
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let write_timeout = cfg.session.client_write_timeout;
@@ -135,6 +141,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         account_names,
         shutdown: permit.take_shutdown(),
         metrics: metrics.as_deref().map(SessionMetrics::new),
+        logs,
     };
     task.run().await;
     let _ = task.control.send(ControlMsg::Close { id }).await;
@@ -156,6 +163,17 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         }
     }
     drop(permit);
+}
+
+/// The RFC 6455 violation a client read error is, if it is one (not a reset, an EOF or an I/O
+/// error: those leave nobody to send a close to)
+fn protocol_error(error: &WsError) -> Option<ClientProtocolError> {
+    match error {
+        WsError::Utf8(_) => Some(ClientProtocolError::InvalidUtf8),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) => Some(ClientProtocolError::Violation),
+        _ => None,
+    }
 }
 
 /// The earlier of two optional deadlines
@@ -241,6 +259,7 @@ struct SessionTask {
     /// Fires once when the gateway shuts down
     shutdown: crate::lifecycle::ShutdownSignal,
     metrics: Option<SessionMetrics>,
+    logs: Arc<LogLimits>,
 }
 
 impl SessionTask {
@@ -346,9 +365,22 @@ impl SessionTask {
                 self.session.handle_message_too_big(now, Hop::Client);
             }
             Some(Err(e)) => {
-                debug!(error = %e, "client read ended");
+                limited!(
+                    self.logs,
+                    now,
+                    ClientLine::ClientReadEnded,
+                    debug!(error = %e, "client read ended")
+                );
                 self.client_read = ClientRead::Broken;
-                self.client_gone(now);
+                match protocol_error(&e) {
+                    // The client is closed with the RFC's code, then the rest is read and
+                    // dropped (its frames cannot be parsed past the error).
+                    Some(error) if self.client_open => {
+                        self.client_open = false;
+                        self.session.handle_client_protocol_error(now, error);
+                    }
+                    _ => self.client_gone(now),
+                }
             }
             None => {
                 self.client_read = ClientRead::Broken;
@@ -500,12 +532,18 @@ impl SessionTask {
                         code: Some("concurrency_limit_reached"),
                         ..
                     },
-            } => {
+            } => limited!(
+                self.logs,
+                self.clock.now(),
+                ClientLine::SlotRefused,
                 warn!(%turn, "create refused: no account concurrency slot within slot_wait")
-            }
-            SessionEvent::Refused { turn, refusal } => {
+            ),
+            SessionEvent::Refused { turn, refusal } => limited!(
+                self.logs,
+                self.clock.now(),
+                ClientLine::CreateAnswered,
                 debug!(%turn, ?refusal, "create answered by the gateway")
-            }
+            ),
             SessionEvent::TailPacket { conn } => warn!(%conn, "tail packet: conn is dirty"),
             SessionEvent::UpstreamGarbage { conn } => {
                 warn!(%conn, "non-JSON frame from upstream: conn is dirty")

@@ -7,3 +7,5 @@ wsv2_tests::gateway_process_tests!(
     runtime_threads = "wsv2-smol-",
     foreign_threads = "tokio-"
 );
+
+wsv2_tests::gateway_ulimit_tests!(env!("CARGO_BIN_EXE_wsv2-gateway-smol"));

@@ -6,3 +6,5 @@ wsv2_tests::gateway_process_tests!(
     runtime_threads = "tokio-",
     foreign_threads = "wsv2-smol-"
 );
+
+wsv2_tests::gateway_ulimit_tests!(env!("CARGO_BIN_EXE_wsv2-gateway"));

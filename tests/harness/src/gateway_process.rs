@@ -132,6 +132,25 @@ impl Output {
         self.0.borrow().join("\n")
     }
 
+    /// Every line so far
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.0.borrow().clone()
+    }
+
+    /// Waits up to `timeout` until the lines so far satisfy `done`; whether they did
+    pub(crate) async fn wait_until(
+        &self,
+        timeout: Duration,
+        done: impl FnMut(&Vec<String>) -> bool,
+    ) -> bool {
+        let mut rx = self.0.clone();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(done)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// The first line containing `needle`, waiting up to 10 s for it
     pub(crate) async fn wait_for(&mut self, needle: &str) -> String {
         let mut rx = self.0.clone();
         let waited = tokio::time::timeout(

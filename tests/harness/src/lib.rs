@@ -12,6 +12,7 @@ pub mod client;
 pub mod conformance;
 pub mod failure;
 pub mod gateway_process;
+pub mod gateway_ulimit;
 pub mod loadgen;
 pub mod log_leaks;
 pub mod protocol;

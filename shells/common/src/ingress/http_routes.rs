@@ -2,7 +2,8 @@
 //! upstream conn, and `GET /metrics`. Everything else goes to the WebSocket handler.
 //!
 //! A POST gets the same client auth and per-key cap as an upgrade: an in-flight request counts
-//! against the key's `max_sockets` like an open WebSocket does, until its answer ends.
+//! against the key's `max_sockets` like an open WebSocket does, until its answer ends. Its body
+//! must arrive within `ingress.body_read_timeout` (hyper bounds only the header).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,10 +14,13 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use wsv2_core::SessionId;
+use wsv2_core::ingress::body_read_timed_out;
 
 use super::{Ingress, SocketPermit, WS_PATHS, error_response, session_info};
 use crate::control_task::{ControlMsg, ask};
 use crate::http_task::{self, GatewayBody, HttpStart};
+use crate::log_limit::{ClientLine, limited};
+use crate::runtime::{Elapsed, timeout};
 
 /// The OpenMetrics text format's content type
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -76,7 +80,7 @@ impl Ingress {
                 "the gateway is shutting down; send the request to another instance",
             ));
         }
-        let (group, count) = match self.admit(req.headers(), super::Door::Post) {
+        let (group, count) = match self.admit(&req, super::Door::Post) {
             Ok(admitted) => admitted,
             Err(refusal) => return boxed(*refusal),
         };
@@ -84,9 +88,12 @@ impl Ingress {
         let permit = SocketPermit::without_shutdown(count);
         let (info, headers) = session_info(req.headers(), &group);
         let limit = self.cfg.upstream.max_message_size;
-        let body = match Limited::new(req.into_body(), limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e)
+        // hyper bounds the header; the body's bound is the gateway's own.
+        let body_timeout = self.cfg.ingress.body_read_timeout;
+        let reading = Limited::new(req.into_body(), limit).collect();
+        let body = match timeout(&self.rt, body_timeout, reading).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e))
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
@@ -97,13 +104,33 @@ impl Ingress {
                     &format!("the request body is larger than {limit} bytes"),
                 ));
             }
-            Err(_) => {
+            Ok(Err(_)) => {
                 return boxed(error_response(
                     StatusCode::BAD_REQUEST,
                     "invalid_request_error",
                     None,
                     "the request body could not be read",
                 ));
+            }
+            Err(Elapsed) => {
+                limited!(
+                    self.logs,
+                    self.rt.now(),
+                    ClientLine::BodyTimeout,
+                    info!(group = %group, "POST refused: its body did not arrive within body_read_timeout")
+                );
+                let answer = body_read_timed_out(body_timeout);
+                let mut response = error_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &answer.error_type,
+                    answer.code.as_deref(),
+                    &answer.message,
+                );
+                // The rest of the body may still come: the connection cannot carry another request.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return boxed(response);
             }
         };
         let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));

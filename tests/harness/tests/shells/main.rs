@@ -72,6 +72,7 @@ mod end_to_end;
 mod groups;
 mod harden_dial;
 mod harden_health;
+mod harden_ingress;
 mod harden_lifecycle;
 mod hostile_inputs;
 mod http_bridge;
