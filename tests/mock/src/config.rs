@@ -29,6 +29,19 @@ pub struct MockConfig {
     pub upgrade_status: Option<u16>,
     /// At lifetime expiry, send the limit error unsolicited on an idle socket and close it.
     pub unsolicited_limit: bool,
+    /// Pause before answering each WebSocket upgrade (a real upstream's handshake takes ~200 ms).
+    pub handshake_delay: Duration,
+    /// Serve TLS (`wss://`, `https://`) with this certificate instead of plain TCP.
+    pub tls: Option<MockTls>,
+}
+
+/// PEM files of the certificate chain and private key a TLS mock serves.
+#[derive(Clone, Debug)]
+pub struct MockTls {
+    /// Certificate chain, leaf first.
+    pub cert_pem: PathBuf,
+    /// The leaf's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: PathBuf,
 }
 
 impl Default for MockConfig {
@@ -44,6 +57,8 @@ impl Default for MockConfig {
             lifetime: Duration::from_secs(60 * 60),
             upgrade_status: None,
             unsolicited_limit: false,
+            handshake_delay: Duration::ZERO,
+            tls: None,
         }
     }
 }

@@ -137,6 +137,10 @@ impl<'a> Generator<'a> {
         if plan.fault == Some(Fault::SlowFirstEvent) {
             self.pause(Some(plan.fault_delay), false).await?;
         }
+        if plan.fault == Some(Fault::Blackhole) {
+            self.em.closed().await;
+            return Err(Halt::Gone);
+        }
         self.em.start_response();
         let created = plan.spec.object(&ResponseState::in_progress());
         self.em

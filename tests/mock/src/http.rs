@@ -52,6 +52,11 @@ pub(crate) async fn handle(
     let method = req.method().clone();
     let responses = RESPONSES_PATHS.contains(&path.as_str());
     let response = if responses && method == Method::GET && is_upgrade(&req) {
+        let switches = server.switches.clone();
+        let _in_flight = switches.handshake();
+        if !server.cfg.handshake_delay.is_zero() {
+            tokio::time::sleep(server.cfg.handshake_delay).await; // the upstream's handshake time
+        }
         upgrade(req, server, shutdown, alive)
     } else if responses && method == Method::POST {
         post_responses(req, server).await
@@ -213,7 +218,8 @@ async fn post_responses(req: Request<Incoming>, server: Arc<Shared>) -> Response
         return response;
     };
     let stream = map.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let request = CreateRequest::parse(map);
+    let mut request = CreateRequest::parse(map);
+    request.inherit(server.switches.get());
     let prior = match prepare(&server, &request) {
         Ok(prior) => prior,
         Err(error) => {

@@ -26,7 +26,8 @@
 //! ```text
 //! wsv2-mock-upstream --listen 127.0.0.1:PORT --api-key KEY [--record FILE] [--serial]
 //!     [--deterministic] [--deltas N] [--delta-bytes B] [--delta-interval DUR] [--lifetime DUR]
-//!     [--upgrade-status 426|429|500] [--unsolicited-limit]
+//!     [--upgrade-status 426|429|500] [--unsolicited-limit] [--handshake-delay DUR]
+//!     [--tls-cert PEM --tls-key PEM] [--admin ADDR]
 //! ```
 //! DUR is `250ms`, `30s`, `60m`, `2h`. Once ready it prints one line,
 //! `listening on ws://ADDR/v1/responses`.
@@ -41,6 +42,11 @@
 //!   error unsolicited at expiry, then a 1001 close.
 //! - `--upgrade-status`: answer every upgrade with that status (429 carries `retry-after` and
 //!   `x-ratelimit-*` headers).
+//! - `--handshake-delay` (default 0): pause before answering each upgrade (~200 ms upstream).
+//! - `--tls-cert`/`--tls-key`: serve TLS (`wss://`, `https://`); the printed URL says `wss://`.
+//! - `--admin ADDR`: runtime fault switches on a separate plain-HTTP port (`admin` module docs:
+//!   `POST /fault?name=drop_mid_stream|error_429|error_500|blackhole|slow`, `POST
+//!   /upgrade?status=401`, `POST /clear`, `GET /state`); prints `admin on http://ADDR` second.
 //!
 //! # Per-response switches (in `metadata` of the create)
 //!
@@ -60,12 +66,14 @@
 //!   is steered (its lane stays blocked, other lanes keep working);
 //!   `stop_reading` — the mock stops reading the socket for `mock_delay_ms`, or for good;
 //!   `stop_pong` — pings on this connection go unanswered from now on;
-//!   `tail_packet` — one extra `response.output_text.delta` after the terminal event.
+//!   `tail_packet` — one extra `response.output_text.delta` after the terminal event;
+//!   `blackhole` — no event at all until the connection (or SSE body) goes away.
 //!   An unknown name is answered with a 400 `error` event, so typos fail loudly.
 //!
 //! Ids (connection ids, deterministic response ids) count from 1 per mock instance, which is
 //! per process for the binary.
 
+mod admin;
 mod config;
 mod emitter;
 mod errors;
@@ -80,9 +88,12 @@ mod request;
 mod response;
 mod server;
 mod store;
+mod switches;
+mod tls;
 mod writer;
 mod ws;
 
-pub use config::{MockConfig, parse_duration};
+pub use config::{MockConfig, MockTls, parse_duration};
 pub use record::{CloseSide, Record};
 pub use server::{MockHandle, start, start_on};
+pub use switches::RuntimeFault;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use wsv2_mock::{MockConfig, parse_duration};
+use wsv2_mock::{MockConfig, MockTls, parse_duration};
 
 /// A faithful mock of OpenAI's Responses API upstream (WebSocket mode, SSE and JSON).
 #[derive(Debug, Parser)]
@@ -45,6 +45,19 @@ struct Args {
     /// At lifetime expiry, send the limit error unsolicited on an idle socket and close it.
     #[arg(long)]
     unsolicited_limit: bool,
+    /// Pause before answering each WebSocket upgrade, e.g. 200ms (a real upstream's handshake).
+    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+    handshake_delay: Duration,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key): wss:// and https://.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve the admin endpoint (runtime faults, state) on this address; prints a second line,
+    /// `admin on http://ADDR`.
+    #[arg(long)]
+    admin: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -67,10 +80,22 @@ async fn main() -> std::io::Result<()> {
         lifetime: args.lifetime,
         upgrade_status: args.upgrade_status,
         unsolicited_limit: args.unsolicited_limit,
+        handshake_delay: args.handshake_delay,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert_pem, key_pem)| MockTls { cert_pem, key_pem }),
     };
     let handle = wsv2_mock::start_on(args.listen, cfg).await?;
+    let admin = match args.admin {
+        Some(addr) => Some(handle.serve_admin(addr).await?),
+        None => None,
+    };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {}", handle.ws_url())?;
+    if let Some(admin) = admin {
+        writeln!(stdout, "admin on http://{admin}")?;
+    }
     stdout.flush()?;
     drop(stdout);
     shutdown_signal().await;

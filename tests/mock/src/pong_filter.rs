@@ -12,6 +12,8 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::switches::Switches;
+
 const OPCODE_PONG: u8 = 0xA;
 
 /// Where the writer is within the outgoing frame stream.
@@ -98,19 +100,22 @@ impl FrameCursor {
     }
 }
 
-/// Wraps the upgraded socket; `drop_pongs` is shared with the connection task.
+/// Wraps the upgraded socket; `drop_pongs` is shared with the connection task, `switches` with
+/// the whole mock (a blackhole drops pongs on every connection).
 #[derive(Debug)]
 pub(crate) struct PongFilter<T> {
     inner: T,
     drop_pongs: Arc<AtomicBool>,
+    switches: Arc<Switches>,
     cursor: FrameCursor,
 }
 
 impl<T> PongFilter<T> {
-    pub(crate) fn new(inner: T, drop_pongs: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(inner: T, drop_pongs: Arc<AtomicBool>, switches: Arc<Switches>) -> Self {
         Self {
             inner,
             drop_pongs,
+            switches,
             cursor: FrameCursor::default(),
         }
     }
@@ -136,7 +141,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for PongFilter<T> {
         if buf.is_empty() {
             return Pin::new(&mut me.inner).poll_write(cx, buf);
         }
-        let drop_pongs = me.drop_pongs.load(Ordering::Relaxed);
+        let drop_pongs = me.drop_pongs.load(Ordering::Relaxed) || me.switches.blackhole();
         let (dropping, run) = me.cursor.leading_run(buf, drop_pongs);
         let written = if dropping {
             run

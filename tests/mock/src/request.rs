@@ -37,11 +37,13 @@ pub(crate) enum Fault {
     StopPong,
     /// One extra `response.output_text.delta` after the terminal event.
     TailPacket,
+    /// No event at all until the connection (or SSE body) goes away.
+    Blackhole,
 }
 
 impl Fault {
     /// Every fault with its `metadata.mock_fault` name.
-    pub(crate) const NAMES: [(&'static str, Self); 12] = [
+    pub(crate) const NAMES: [(&'static str, Self); 13] = [
         ("error_400", Self::Error400),
         ("error_429", Self::Error429),
         ("error_500", Self::Error500),
@@ -54,6 +56,7 @@ impl Fault {
         ("stop_reading", Self::StopReading),
         ("stop_pong", Self::StopPong),
         ("tail_packet", Self::TailPacket),
+        ("blackhole", Self::Blackhole),
     ];
 
     fn parse(name: &str) -> Option<Self> {
@@ -166,6 +169,15 @@ impl CreateRequest {
     /// `mock_delay_ms` or the 300 ms default.
     pub(crate) fn fault_delay(&self) -> Duration {
         self.delay.unwrap_or(DEFAULT_FAULT_DELAY)
+    }
+
+    /// Takes the mock's runtime fault when the request names no fault of its own.
+    pub(crate) fn inherit(&mut self, runtime: Option<crate::switches::RuntimeFault>) {
+        if let (Ok(None), Some(runtime)) = (&self.fault, runtime) {
+            let (fault, delay) = runtime.per_response();
+            self.fault = Ok(Some(fault));
+            self.delay = delay.or(self.delay);
+        }
     }
 
     /// The request an automatic steer successor runs with: same settings, no fault.

@@ -12,11 +12,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin;
 use crate::config::MockConfig;
 use crate::http;
 use crate::ids::IdGen;
 use crate::record::{Record, Recorder};
 use crate::store::ResponseStore;
+use crate::switches::{RuntimeFault, Switches};
+use crate::tls;
+use crate::ws::OpenGuard;
 
 /// State shared by every connection of one mock instance.
 #[derive(Debug)]
@@ -27,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) store: ResponseStore,
     /// 0 = accept upgrades; otherwise the HTTP status every upgrade gets.
     pub(crate) upgrade_status: AtomicU16,
+    /// Runtime faults and connection counters.
+    pub(crate) switches: Arc<Switches>,
     pub(crate) next_conn: AtomicU64,
 }
 
@@ -54,12 +62,20 @@ pub async fn start_on(addr: SocketAddr, cfg: MockConfig) -> std::io::Result<Mock
         ids: IdGen::new(cfg.deterministic),
         store: ResponseStore::default(),
         upgrade_status: AtomicU16::new(cfg.upgrade_status.unwrap_or(0)),
+        switches: Arc::default(),
         next_conn: AtomicU64::new(0),
         cfg,
     });
+    let tls = shared.cfg.tls.as_ref().map(tls::acceptor).transpose()?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (alive_tx, alive) = mpsc::channel(1);
-    let accept = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx, alive_tx));
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        tls,
+        shared.clone(),
+        shutdown_rx,
+        alive_tx,
+    ));
     Ok(MockHandle {
         addr,
         shared,
@@ -77,12 +93,22 @@ impl MockHandle {
 
     /// `ws://ADDR/v1/responses`.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/v1/responses", self.addr)
+        let scheme = if self.shared.cfg.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}/v1/responses", self.addr)
     }
 
     /// `http://ADDR/v1`, the base URL SDKs take.
     pub fn http_base(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        let scheme = if self.shared.cfg.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/v1", self.addr)
     }
 
     /// Everything recorded so far (in-memory copy, capped at 200 000 records).
@@ -121,6 +147,33 @@ impl MockHandle {
             .store(status.unwrap_or(0), Ordering::SeqCst);
     }
 
+    /// Switches a fault on for every later response (and, for a blackhole, every socket), or
+    /// off with `None`. Upgrade refusals are [`MockHandle::set_upgrade_status`].
+    pub fn set_fault(&self, fault: Option<RuntimeFault>) {
+        self.shared.switches.set(fault);
+    }
+
+    /// The fault switched on now.
+    pub fn fault(&self) -> Option<RuntimeFault> {
+        self.shared.switches.get()
+    }
+
+    /// WebSocket connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.shared.switches.open_ws.load(Ordering::SeqCst)
+    }
+
+    /// The most upgrades being answered at once so far (the client's dials in flight).
+    pub fn handshakes_in_flight_max(&self) -> u64 {
+        self.shared.switches.handshaking_max()
+    }
+
+    /// Serves the admin endpoint (see [`crate::admin`]) on `addr` until the mock shuts down;
+    /// returns its bound address.
+    pub async fn serve_admin(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        admin::serve(addr, self.shared.clone(), self.shutdown.subscribe()).await
+    }
+
     /// Stops accepting, cuts every connection and waits until all of them are gone.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
@@ -132,6 +185,7 @@ impl MockHandle {
 
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
@@ -140,8 +194,24 @@ async fn accept_loop(
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) if shared.switches.blackhole() => {
+                    tokio::spawn(hold_silent(tcp, shared.clone(), shutdown.clone()));
+                }
                 Ok((tcp, _)) => {
-                    tokio::spawn(serve_http(tcp, shared.clone(), shutdown.clone(), alive.clone()));
+                    let _ = tcp.set_nodelay(true);
+                    let (shared, shutdown, alive) = (shared.clone(), shutdown.clone(), alive.clone());
+                    match tls.clone() {
+                        None => {
+                            tokio::spawn(serve_http(tcp, shared, shutdown, alive));
+                        }
+                        Some(tls) => {
+                            tokio::spawn(async move {
+                                if let Ok(stream) = tls.accept(tcp).await {
+                                    serve_http(stream, shared, shutdown, alive).await;
+                                }
+                            });
+                        }
+                    }
                 }
                 // Out of descriptors and the like: back off briefly instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -150,13 +220,28 @@ async fn accept_loop(
     }
 }
 
-async fn serve_http(
-    tcp: TcpStream,
+/// A blackholed connection: accepted, never read or answered, dropped once the blackhole is
+/// switched off (the peer has long timed out by then) or the mock stops.
+async fn hold_silent(tcp: TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let _held = OpenGuard::count(&shared.switches.held_silent);
+    let mut check = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = check.tick() => if !shared.switches.blackhole() { break },
+        }
+    }
+    drop(tcp);
+}
+
+async fn serve_http<S>(
+    tcp: S,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
-) {
-    let _ = tcp.set_nodelay(true);
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service_shutdown = shutdown.clone();
     let service_alive = alive.clone();
     let service = service_fn(move |req| {

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
@@ -72,7 +72,12 @@ pub(crate) async fn serve(
     _alive: mpsc::Sender<()>,
 ) {
     let drop_pongs = Arc::new(AtomicBool::new(false));
-    let io = TokioAdapter::new(PongFilter::new(TokioIo::new(upgraded), drop_pongs.clone()));
+    let _open = OpenGuard::count(&server.switches.open_ws);
+    let io = TokioAdapter::new(PongFilter::new(
+        TokioIo::new(upgraded),
+        drop_pongs.clone(),
+        server.switches.clone(),
+    ));
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
@@ -164,6 +169,22 @@ pub(crate) async fn serve(
     }
     state.jobs.abort_all();
     writer.abort();
+}
+
+/// Counts one open connection for as long as it lives.
+pub(crate) struct OpenGuard<'a>(&'a AtomicU64);
+
+impl<'a> OpenGuard<'a> {
+    pub(crate) fn count(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -277,7 +298,8 @@ impl ConnLoop {
         if let Some(name) = &lane {
             self.named_lanes.insert(name.clone());
         }
-        let request = CreateRequest::parse(frame);
+        let mut request = CreateRequest::parse(frame);
+        request.inherit(self.conn.server.switches.get());
         match request.known_fault() {
             Some(Fault::StopReading) => {
                 self.paused = Some(request.delay.map(|d| Instant::now() + d));
