@@ -8,8 +8,17 @@ use proptest::sample::select;
 use proptest::test_runner::RngSeed;
 use serde_json::{Map, Value};
 use wsv2_core::event::{
-    ClassifyError, ServerEventKind, Usage, classify_server_event, restore_event_model,
+    ClassifyError, ServerEventKind, Usage, classify_server_event, classify_server_event_full,
+    restore_event_model,
 };
+
+/// More cases for the fast path's agreement: cheap, and its shapes are many
+fn fast_path_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 4096,
+        ..config()
+    }
+}
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -205,6 +214,77 @@ fn event() -> BoxedStrategy<Map<String, Value>> {
                 }
             }
             map
+        })
+        .boxed()
+}
+
+/// A flat event as upstream streams it: scalar members (and `[]`), a `type` of any kind, often
+/// a `stream_id`; the shape `classify_server_event`'s fast path takes
+fn flat_event() -> BoxedStrategy<Map<String, Value>> {
+    let scalar = prop_oneof![
+        3 => leaf(),
+        1 => Just(Value::Array(Vec::new())),
+        1 => "[ -~]{0,12}".prop_map(Value::String),
+    ];
+    let ty = prop_oneof![
+        8 => select(KINDS).prop_map(Value::from),
+        1 => text().prop_map(Value::String),
+        1 => leaf(),
+    ];
+    (
+        vec((key(), scalar), 0..8),
+        prop::option::of(ty),
+        prop::option::of(prop_oneof![
+            "[A-Za-z0-9_.-]{1,20}".prop_map(Value::String),
+            leaf()
+        ]),
+    )
+        .prop_map(|(extra, ty, stream_id)| {
+            let mut map: Map<String, Value> = extra.into_iter().collect();
+            for (name, v) in [("type", ty), ("stream_id", stream_id)] {
+                if let Some(v) = v {
+                    map.insert(name.to_owned(), v);
+                }
+            }
+            map
+        })
+        .boxed()
+}
+
+/// Starts of frames for the arbitrary-bytes property: nothing, and ever more of a delta
+const PREFIXES: &[&[u8]] = &[
+    b"",
+    b"{",
+    b"{\"type\":\"",
+    b"{\"type\":\"response.output_text.delta\",",
+    b"{\"type\":\"response.output_text.delta\",\"a\":",
+];
+
+/// A frame written compactly (as upstream writes it, the fast path's shape), `type` first or
+/// where the key order puts it, or with random whitespace and escapes
+fn flat_frame() -> BoxedStrategy<Vec<u8>> {
+    (flat_event(), any::<u64>(), 0u8..3)
+        .prop_map(|(map, seed, style)| match style {
+            0 => serde_json::to_vec(&map).expect("a map serializes"),
+            1 => {
+                let mut ordered = Map::new();
+                if let Some(ty) = map.get("type") {
+                    ordered.insert("type".into(), ty.clone());
+                }
+                let mut out = serde_json::to_vec(&ordered).expect("a map serializes");
+                let rest: Map<String, Value> =
+                    map.into_iter().filter(|(k, _)| k != "type").collect();
+                let rest = serde_json::to_vec(&rest).expect("a map serializes");
+                if rest.len() > 2 {
+                    out.pop();
+                    if out.len() > 1 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&rest[1..]);
+                }
+                out
+            }
+            _ => write(&map, seed, true).into_bytes(),
         })
         .boxed()
 }
@@ -424,5 +504,50 @@ proptest! {
             .is_err_and(|e| e.to_string().starts_with("number out of range"));
         prop_assume!(!out_of_range);
         prop_assert_eq!(verdict, serde_verdict(&frame), "{}", String::from_utf8_lossy(&frame));
+    }
+}
+
+/// `classify_server_event` (fast path first) and the full scan give the same answer
+fn fast_path_agrees(frame: &[u8]) -> Result<(), TestCaseError> {
+    prop_assert_eq!(
+        classify_server_event(frame),
+        classify_server_event_full(frame),
+        "{}",
+        String::from_utf8_lossy(frame)
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(fast_path_config())]
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_scan(frame in flat_frame()) {
+        fast_path_agrees(&frame)?;
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_scan_on_damaged_frames(
+        frame in flat_frame(),
+        at in any::<prop::sample::Index>(),
+        byte in prop_oneof![1 => any::<u8>(), 3 => select(&b"{}[]\",:\\ 0-.eEtfnu\x7f\x80\xc3"[..])],
+        how in 0u8..3,
+    ) {
+        let mut frame = frame;
+        let i = at.index(frame.len().max(1)).min(frame.len());
+        match how {
+            0 => frame.truncate(i),
+            1 if i < frame.len() => frame[i] = byte,
+            _ => frame.insert(i, byte),
+        }
+        fast_path_agrees(&frame)?;
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_scan_on_arbitrary_bytes(
+        prefix in select(PREFIXES),
+        bytes in vec(prop_oneof![1 => any::<u8>(), 3 => select(&b"{}[]\",:\\ 0tfn"[..])], 0..64),
+    ) {
+        fast_path_agrees(&[prefix, &bytes[..]].concat())?;
     }
 }

@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use super::flat::classify_flat;
 use super::json_str::JsonStr;
 use super::scan::{ObjectScan, ValueKind};
 use super::{ClassifyError, ErrorInfo, Usage, parse_error_event};
@@ -146,6 +147,20 @@ pub struct ServerEvent<'a> {
     pub error: Option<Box<ErrorInfo>>,
 }
 
+impl<'a> ServerEvent<'a> {
+    /// An event with its kind and lane only
+    pub(super) fn bare(kind: ServerEventKind, stream_id: Option<&'a [u8]>) -> Self {
+        Self {
+            kind,
+            stream_id,
+            response_id: None,
+            store: None,
+            usage: None,
+            error: None,
+        }
+    }
+}
+
 /// What the scan keeps of the `response` object
 #[derive(Default)]
 struct ResponseFields<'a> {
@@ -167,7 +182,20 @@ struct ResponseFields<'a> {
 ///   without escapes (lane names are `[A-Za-z0-9_.-]`); a value with escapes stays escaped
 ///   and so matches no lane. A non-string or `null` `stream_id` is `None` (default lane).
 /// - A repeated key: the last occurrence wins, as in serde_json.
+///
+/// Flat, compact events (deltas and most stream events) take a shorter walk first
+/// (`flat.rs`) that gives the same answer; [`classify_server_event_full`] is the scan alone.
+#[inline]
 pub fn classify_server_event(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyError> {
+    match classify_flat(frame) {
+        Some(event) => Ok(event),
+        None => classify_server_event_full(frame),
+    }
+}
+
+/// [`classify_server_event`] without its fast path for flat events: the full scan, which the
+/// fast path is tested against
+pub fn classify_server_event_full(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyError> {
     let mut scan = ObjectScan::top_level(frame)?;
     let mut ty: Option<Option<JsonStr<'_>>> = None;
     let mut stream_id = None;
@@ -197,14 +225,7 @@ pub fn classify_server_event(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyEr
     }
     let ty = ty.flatten().ok_or(ClassifyError::MissingType)?;
     let kind = ServerEventKind::from_json_str(ty);
-    let mut event = ServerEvent {
-        kind,
-        stream_id,
-        response_id: None,
-        store: None,
-        usage: None,
-        error: None,
-    };
+    let mut event = ServerEvent::bare(kind, stream_id);
     if kind == ServerEventKind::ResponseCreated || kind.is_terminal() {
         event.response_id = response.id;
         event.store = response.store;

@@ -14,6 +14,7 @@
 mod classify;
 mod client;
 mod error;
+mod flat;
 pub(crate) mod json_str;
 mod lex;
 mod rewrite;
@@ -21,7 +22,9 @@ pub(crate) mod scan;
 mod sse;
 mod usage;
 
-pub use classify::{ServerEvent, ServerEventKind, classify_server_event};
+pub use classify::{
+    ServerEvent, ServerEventKind, classify_server_event, classify_server_event_full,
+};
 pub use client::{ClientEventKind, ClientRequest, StreamIdField, classify_client_event};
 pub use error::{
     ErrorClass, ErrorInfo, gateway_error_event, invalid_stream_id_event, parse_error_event,

@@ -3,14 +3,15 @@
 //! The scanner (`core/src/event/scan.rs`) validates and reads frames without building a tree;
 //! serde_json is the reference. For every input: the two agree on whether it is a JSON object
 //! (the scanner's one documented difference, numbers too large for an `f64`, is allowed), and
-//! on every field the gateway reads from it. The rewrites keep the frame valid and change
+//! on every field the gateway reads from it; the classifier's fast path for flat events answers
+//! exactly as the full scan does. The rewrites keep the frame valid and change
 //! nothing but the model values they name.
 
 use bytes::Bytes;
 use serde_json::Value;
 use wsv2_core::event::{
     ClassifyError, ClientEventKind, ServerEventKind, StreamIdField, classify_client_event,
-    classify_server_event, restore_event_model, rewrite_create_model,
+    classify_server_event, classify_server_event_full, restore_event_model, rewrite_create_model,
 };
 
 use crate::input::Input;
@@ -93,6 +94,8 @@ fn text<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a st
 
 fn check_server_event(frame: &Bytes, reference: &Reference) {
     let scanned = classify_server_event(frame);
+    // The fast path for flat events gives exactly the full scan's answer.
+    assert_eq!(scanned, classify_server_event_full(frame), "fast path");
     reference.check_validity(&scanned, "server event");
     let Reference::Object(map) = reference else {
         return;
