@@ -3,7 +3,7 @@
 # BENCHMARKS.md and the latency CDF plot generated from the raw JSON it wrote.
 #
 #   tests/bench/run.sh [--smoke] [--out DIR] [--rounds N] [--sessions-10k] [--no-pin]
-#                      [--no-callgrind] [--no-divan] [--phases a,b,...]
+#                      [--no-callgrind] [--no-allocs] [--no-divan] [--phases a,b,...]
 #
 # Targets: direct (the mock itself: the physical limit), nginx → mock (a byte relay), tokio
 # (wsv2-gateway) → mock and smol (wsv2-gateway-smol) → mock; smol only when
@@ -13,8 +13,9 @@
 # Phases: lat20 (20 sessions × 10 turns × 200 deltas at 1 ms), lat1 (1 session alone),
 # throughput (unpaced deltas), turn_warm (turn start with think time), turn_new (new sessions on
 # a warm pool, pool reuse from the mocks' records), sse (HTTP POST + SSE), mem (1,000 idle
-# sessions; 10,000 more with --sessions-10k), then callgrind (instructions per relayed event) and
-# `cargo bench -p wsv2-core` (divan).
+# sessions; 10,000 more with --sessions-10k), then callgrind (instructions per relayed event),
+# allocs (heap allocations per relayed event, the gateways rebuilt with the `alloc-count`
+# feature; see tests/bench/allocs.sh) and `cargo bench -p wsv2-core` (divan).
 #
 # Pinning (2 cores; --no-pin turns it off): the target under test alone on CPU 1, the load
 # generator and the mocks on CPU 0, as a gateway has its own machine in production. With 20
@@ -27,14 +28,14 @@
 #
 # Full mode builds release binaries, writes raw results to tests/bench/results/ and generates
 # BENCHMARKS.md at the repository root. --smoke (CI) uses the test-profile binaries in
-# target/debug, no nginx, no callgrind, no divan, tiny workloads, and writes everything, the
-# report included, to a temporary directory (or --out).
+# target/debug, no nginx, no callgrind, no divan, tiny workloads (allocs included), and writes
+# everything, the report included, to a temporary directory (or --out).
 #
 # BENCH_LOGS=DIR keeps every process's output (gateway logs at warn level, nginx errors) there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-smoke=0 rounds="" big=0 pin=1 callgrind=1 divan=1 only="" out=""
+smoke=0 rounds="" big=0 pin=1 callgrind=1 allocs=1 divan=1 only="" out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
@@ -43,6 +44,7 @@ while [ $# -gt 0 ]; do
     --sessions-10k) big=1 ;;
     --no-pin) pin=0 ;;
     --no-callgrind) callgrind=0 ;;
+    --no-allocs) allocs=0 ;;
     --no-divan) divan=0 ;;
     --phases) only=",$2,"; shift ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -217,6 +219,27 @@ if [ "$callgrind" = 1 ] && wants callgrind; then
   # shellcheck source=tests/bench/callgrind.sh
   source tests/bench/callgrind.sh
   run_callgrind "$out/callgrind.json"
+fi
+
+# --- heap allocations per relayed event -------------------------------------------------------
+# Last of the gateway phases: it rebuilds the gateway binaries with the `alloc-count` feature (a
+# counting global allocator), so every phase before it measured the binaries operators run.
+if [ "$allocs" = 1 ] && wants allocs; then
+  # shellcheck source=tests/bench/allocs.sh
+  source tests/bench/allocs.sh
+  gateways=()
+  for t in "${targets[@]}"; do
+    case "$t" in tokio) gateways+=(-p wsv2-tokio --features wsv2-tokio/alloc-count) ;;
+      smol) gateways+=(-p wsv2-smol --features wsv2-smol/alloc-count) ;; esac
+  done
+  log "building the gateways with alloc-count"
+  cargo build "${profile_flag[@]}" -q "${gateways[@]}" --bins
+  if [ "$smoke" = 1 ]; then
+    run_allocs "$out/allocs.json" 2 2 20 220
+  else
+    # 20 sessions × 5 turns: 100 → 1,100 deltas per turn, 100,000 events between the two.
+    run_allocs "$out/allocs.json" 20 5 100 1100
+  fi
 fi
 
 # --- divan: the core's hot path in-process ----------------------------------------------------

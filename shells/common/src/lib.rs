@@ -54,6 +54,8 @@
 //! to the client: a pooled conn is shared by many client sockets, so its handshake answer
 //! belongs to none of them.
 
+#[cfg(feature = "alloc-count")]
+pub mod alloc_count;
 pub mod cli;
 mod client;
 mod control;

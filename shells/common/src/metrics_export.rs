@@ -142,6 +142,8 @@ impl Metrics {
         }));
         let control = Arc::new(ControlCollector::default());
         registry.register_collector(Box::new(control.clone()));
+        #[cfg(feature = "alloc-count")]
+        registry.register_collector(Box::new(AllocationsCollector));
         Self {
             registry,
             sessions_open,
@@ -318,6 +320,24 @@ impl Collector for OverheadCollector {
             }
         }
         Ok(())
+    }
+}
+
+/// Encodes the process's heap allocations so far (`alloc-count` builds, for the benchmark)
+#[cfg(feature = "alloc-count")]
+#[derive(Debug)]
+struct AllocationsCollector;
+
+#[cfg(feature = "alloc-count")]
+impl Collector for AllocationsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = encoder.encode_descriptor(
+            "wsv2_process_heap_allocations",
+            "Heap allocations and reallocations by the process (alloc-count builds only)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(crate::alloc_count::allocations()).encode(m)
     }
 }
 

@@ -6,6 +6,12 @@ use std::sync::Arc;
 use wsv2_shell::cli::{self, Shell};
 use wsv2_smol::{SmolRuntime, signals};
 
+/// Counts heap allocations for `/metrics` in `alloc-count` builds (the benchmark's)
+#[cfg(feature = "alloc-count")]
+#[global_allocator]
+static ALLOCATOR: wsv2_shell::alloc_count::CountingAllocator =
+    wsv2_shell::alloc_count::CountingAllocator;
+
 fn main() -> ExitCode {
     let rt = SmolRuntime::global();
     smol::block_on(cli::run(Shell {

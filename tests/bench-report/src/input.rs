@@ -233,6 +233,60 @@ pub(crate) struct CallgrindTarget {
     pub(crate) loadgen: String,
 }
 
+/// `allocs.json`: heap allocations of each gateway over a short and a long workload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct Allocs {
+    /// Sessions of both workloads.
+    pub(crate) sessions: u64,
+    /// Turns per session of both workloads.
+    pub(crate) turns: u64,
+    /// Deltas per turn of the short workload.
+    pub(crate) short_deltas: u64,
+    /// Deltas per turn of the long workload.
+    pub(crate) long_deltas: u64,
+    /// One entry per gateway and variant (paced, unpaced).
+    pub(crate) targets: Vec<AllocsTarget>,
+}
+
+/// One gateway's counts for one variant.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct AllocsTarget {
+    /// Target name.
+    pub(crate) target: String,
+    /// `paced` or `unpaced`.
+    pub(crate) variant: String,
+    /// The short workload.
+    pub(crate) short: AllocsCount,
+    /// The long workload.
+    pub(crate) long: AllocsCount,
+}
+
+/// Events relayed and allocations made over one workload.
+#[derive(Debug, Default, Deserialize, Clone, Copy)]
+#[serde(default)]
+pub(crate) struct AllocsCount {
+    /// Events relayed (framing events included).
+    pub(crate) events: u64,
+    /// Allocations of the whole gateway process meanwhile.
+    pub(crate) allocations: u64,
+}
+
+impl AllocsTarget {
+    /// Every allocation of the long workload per event it relayed.
+    pub(crate) fn whole_per_event(&self) -> Option<f64> {
+        (self.long.events > 0).then(|| self.long.allocations as f64 / self.long.events as f64)
+    }
+
+    /// What one more relayed event costs: per-session and per-turn allocations cancel out.
+    pub(crate) fn per_extra_event(&self) -> Option<f64> {
+        let events = self.long.events.checked_sub(self.short.events)?;
+        (events > 0)
+            .then(|| (self.long.allocations as f64 - self.short.allocations as f64) / events as f64)
+    }
+}
+
 /// One phase: its report and setup.
 #[derive(Debug)]
 pub(crate) struct Phase {
@@ -256,6 +310,8 @@ pub(crate) struct Results {
     pub(crate) callgrind: Option<(Callgrind, EventsRelayed)>,
     /// Raw `cargo bench -p wsv2-core` output.
     pub(crate) divan: Option<String>,
+    /// Heap allocation counts (`allocs.json`).
+    pub(crate) allocs: Option<Allocs>,
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
@@ -314,11 +370,18 @@ impl Results {
             None
         };
         let divan = std::fs::read_to_string(dir.join("divan.txt")).ok();
+        let allocs_path = dir.join("allocs.json");
+        let allocs = if allocs_path.exists() {
+            Some(read_json(&allocs_path)?)
+        } else {
+            None
+        };
         Ok(Self {
             meta,
             phases,
             callgrind,
             divan,
+            allocs,
         })
     }
 

@@ -81,6 +81,7 @@ pub(crate) fn render(results: &Results, png_link: &str) -> String {
     }
     section_reuse(&mut out, results);
     section_cpu(&mut out, results);
+    section_allocations(&mut out, results);
     if let Some(divan) = &results.divan {
         let _ = writeln!(
             out,
@@ -477,6 +478,50 @@ fn section_cpu(out: &mut String, r: &Results) {
          event arrives alone; *unpaced*: events batch in socket buffers, so a relay that forwards \
          bytes per read pays per batch, not per event. Where the gateway's instructions go: \
          `tests/bench/PROFILE.md`.\n\n{}",
+        t.render()
+    );
+}
+
+fn section_allocations(out: &mut String, r: &Results) {
+    let Some(a) = &r.allocs else {
+        return;
+    };
+    let mut t = Table::new(&[
+        "target",
+        "variant",
+        "events (long)",
+        "allocations (long)",
+        "per event, whole",
+        "per extra event",
+    ]);
+    let three = |x: Option<f64>| x.map_or("–".into(), |x| format!("{x:.3}"));
+    for e in &a.targets {
+        t.row(vec![
+            e.target.clone(),
+            e.variant.clone(),
+            count(e.long.events as f64),
+            count(e.long.allocations as f64),
+            three(e.whole_per_event()),
+            three(e.per_extra_event()),
+        ]);
+    }
+    let _ = writeln!(
+        out,
+        "## Heap allocations per relayed event
+
+The gateways built with the `alloc-count` \
+         feature (a counting global allocator; `wsv2_process_heap_allocations_total` in \
+         `/metrics`), each in front of its own mock, read after a warm-up turn of every \
+         session, after a short workload and after a long one: {} sessions × {} turns × {} \
+         deltas, then × {} deltas. *Whole*: every allocation of the process during the long \
+         workload (per-session and per-turn ones included) per event it relayed; *per extra \
+         event*: (long − short allocations) / (long − short events), so per-session and \
+         per-turn allocations cancel out. *Paced*: 1 ms between deltas; *unpaced*: as fast as \
+         the sockets take them.\n\n{}",
+        a.sessions,
+        a.turns,
+        a.short_deltas,
+        a.long_deltas,
         t.render()
     );
 }
