@@ -47,7 +47,8 @@ pub struct UpstreamConfig {
     /// Deadline of each upstream write; a write abandoned after its first byte closes the conn
     #[serde(with = "duration")]
     pub write_timeout: Duration,
-    /// Bound on each upstream read while responses are open or draining
+    /// Longest silence within one response (only its own events restart the clock); then it
+    /// ends with a 504 and its conn retires
     #[serde(with = "duration")]
     pub read_timeout: Duration,
     /// Bound on TCP connect + proxy + TLS + WebSocket upgrade
@@ -106,6 +107,10 @@ pub struct SessionConfig {
     /// A client whose write buffer stays full this long counts as gone
     #[serde(with = "duration")]
     pub client_write_timeout: Duration,
+    /// A client whose write buffer stays full this long while it has responses open upstream
+    /// gives up their concurrency slots: closed 1008, its open responses cut, their conns closed
+    #[serde(with = "duration")]
+    pub blocked_client_timeout: Duration,
     /// Bytes queued towards one client before the session stops reading upstream
     pub client_write_buffer: usize,
     /// Ping idle client sockets this often
@@ -140,6 +145,7 @@ impl Default for SessionConfig {
             slot_wait_timeout: Duration::from_secs(12),
             drain_timeout: Duration::from_secs(900),
             client_write_timeout: Duration::from_secs(120),
+            blocked_client_timeout: Duration::from_secs(10),
             client_write_buffer: 1024 * 1024,
             client_ping_interval: Duration::from_secs(20),
             client_pong_timeout: Duration::from_secs(20),
@@ -531,6 +537,11 @@ impl Config {
             se.max_held_creates_per_session > 0,
             "session.max_held_creates_per_session",
             "must be at least 1",
+        );
+        check(
+            !se.blocked_client_timeout.is_zero(),
+            "session.blocked_client_timeout",
+            "must be positive",
         );
         check(
             se.client_write_buffer > 0,

@@ -30,6 +30,9 @@ pub enum Outcome {
     },
     /// The conn was lost (read error, close, abandoned write, timeout) before its terminal
     UpstreamLost,
+    /// Upstream sent none of its events for `upstream.read_timeout` while it ran (the head of
+    /// its lane), or it was queued behind such a response on its lane: the gateway ended it
+    Stalled,
     /// Still open when the gateway's `shutdown_grace` ran out: the gateway ended it
     CutAtShutdown,
 }
@@ -43,6 +46,7 @@ impl Outcome {
             Self::Failed => "failed",
             Self::Error { .. } => "error",
             Self::UpstreamLost => "upstream_lost",
+            Self::Stalled => "stalled",
             Self::CutAtShutdown => "cut_at_shutdown",
         }
     }
@@ -50,7 +54,10 @@ impl Outcome {
     /// Whether upstream ended the response with a terminal event of its own (so its id may
     /// be bound and continued), rather than the gateway or a lost conn ending it
     pub fn is_upstream_terminal(&self) -> bool {
-        !matches!(self, Self::UpstreamLost | Self::CutAtShutdown)
+        !matches!(
+            self,
+            Self::UpstreamLost | Self::Stalled | Self::CutAtShutdown
+        )
     }
 }
 
@@ -71,6 +78,27 @@ pub struct OpenResponse {
     pub first_event_at: Option<Instant>,
     /// An automatic successor after a steer (no client create)
     pub successor: bool,
+    /// Start of its current silence: its last event, or when it became the head of its lane
+    /// (its send, or its predecessor's end). Only a lane's head runs upstream, so only a
+    /// head's silence counts against `upstream.read_timeout`.
+    pub quiet_since: Instant,
+}
+
+impl OpenResponse {
+    fn into_ended(self, outcome: Outcome, store: Option<bool>, usage: Option<Usage>) -> Ended {
+        Ended {
+            turn: self.turn,
+            lane: self.lane,
+            id: self.id,
+            previous: self.previous,
+            outcome,
+            store,
+            usage,
+            sent_at: self.sent_at,
+            first_event_at: self.first_event_at,
+            successor: self.successor,
+        }
+    }
 }
 
 /// A response that has ended, as reported to the session
@@ -215,6 +243,7 @@ impl Lanes {
                     sent_at: now,
                     first_event_at: Some(now),
                     successor: true,
+                    quiet_since: now,
                 },
             );
             return Owner::Response {
@@ -225,6 +254,7 @@ impl Lanes {
         match self.head_index(lane) {
             Some(i) => {
                 let r = &mut self.open[i];
+                r.quiet_since = now;
                 let first = r.first_event_at.is_none();
                 if first {
                     r.first_event_at = Some(now);
@@ -246,28 +276,22 @@ impl Lanes {
         }
     }
 
-    /// Ends `turn` with `outcome`
+    /// Ends `turn` with `outcome` at `now`; the next response on its lane starts its silence
+    /// clock then
     pub(crate) fn end(
         &mut self,
         turn: TurnId,
         outcome: Outcome,
         store: Option<bool>,
         usage: Option<Usage>,
+        now: Instant,
     ) -> Option<Ended> {
         let pos = self.open.iter().position(|r| r.turn == turn)?;
         let r = self.open.remove(pos);
-        Some(Ended {
-            turn: r.turn,
-            lane: r.lane,
-            id: r.id,
-            previous: r.previous,
-            outcome,
-            store,
-            usage,
-            sent_at: r.sent_at,
-            first_event_at: r.first_event_at,
-            successor: r.successor,
-        })
+        if let Some(next) = self.open[pos..].iter_mut().find(|n| n.lane == r.lane) {
+            next.quiet_since = next.quiet_since.max(now);
+        }
+        Some(r.into_ended(outcome, store, usage))
     }
 
     /// Ends every open response with `outcome` (conn lost, connection-level error), oldest first
@@ -275,19 +299,53 @@ impl Lanes {
         self.steers_sent.clear();
         self.successors_due.clear();
         for r in self.open.drain(..) {
-            out(Ended {
-                turn: r.turn,
-                lane: r.lane,
-                id: r.id,
-                previous: r.previous,
-                outcome: outcome.clone(),
-                store: None,
-                usage: None,
-                sent_at: r.sent_at,
-                first_event_at: r.first_event_at,
-                successor: r.successor,
-            });
+            out(r.into_ended(outcome.clone(), None, None));
         }
+    }
+
+    /// When the first lane head's silence reaches `limit`
+    pub(crate) fn stall_deadline(&self, limit: std::time::Duration) -> Option<Instant> {
+        self.heads().map(|r| r.quiet_since + limit).min()
+    }
+
+    /// Lanes whose head has been silent for `limit` at `now`
+    pub(crate) fn stalled(&self, now: Instant, limit: std::time::Duration) -> Vec<Lane> {
+        self.heads()
+            .filter(|r| r.quiet_since + limit <= now)
+            .map(|r| r.lane.clone())
+            .collect()
+    }
+
+    /// Ends every response on `lane` with `outcome`, oldest first: once the gateway gave up on
+    /// a lane's head, any later event on the lane could be the head's, so none is trusted
+    pub(crate) fn end_lane(&mut self, lane: &Lane, outcome: &Outcome, out: &mut impl FnMut(Ended)) {
+        self.steers_sent.retain(|l| l != lane);
+        self.successors_due.retain(|l| l != lane);
+        let mut i = 0;
+        while i < self.open.len() {
+            if &self.open[i].lane != lane {
+                i += 1;
+                continue;
+            }
+            out(self.open.remove(i).into_ended(outcome.clone(), None, None));
+        }
+    }
+
+    /// Restarts every silence clock at `now` (reading resumed after a pause: what upstream
+    /// sent meanwhile was not read, so the silence proves nothing)
+    pub(crate) fn restart_clocks(&mut self, now: Instant) {
+        for r in &mut self.open {
+            r.quiet_since = r.quiet_since.max(now);
+        }
+    }
+
+    /// The head (oldest open response) of each lane
+    fn heads(&self) -> impl Iterator<Item = &OpenResponse> {
+        self.open
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| !self.open[..*i].iter().any(|o| o.lane == r.lane))
+            .map(|(_, r)| r)
     }
 
     /// Index of the oldest open response on `lane`

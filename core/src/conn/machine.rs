@@ -21,7 +21,7 @@ use crate::{ConnId, Lane, ResponseId, StreamId, TurnId};
 ///   Connecting ─────────────▶ Open ──── error event, tail packet, ───▶ Dirty
 ///       │                      │        drain timeout                    │
 ///       │ dial failed          │ max_age, connection-limit error,        │
-///       │                      │ lane overflow                           │
+///       │                      │ lane overflow, a stalled response       │
 ///       │                      ▼                                         │
 ///       │                   Retiring ◀───────────── (same triggers) ─────┘
 ///       │                      │ last unfinished response ended
@@ -29,9 +29,13 @@ use crate::{ConnId, Lane, ResponseId, StreamId, TurnId};
 ///       │                   Closing ◀──────────────── (Open / Dirty)
 ///       │                      │ close seen, read error
 ///       ▼                      ▼
-///     Closed ◀──────────── read error, close, pong timeout, read timeout,
+///     Closed ◀──────────── read error, close, pong timeout,
 ///                          abandoned write (from any state)
 /// ```
+///
+/// A stalled response (its lane's head, none of its own events for `read_timeout`; pongs and
+/// other lanes' events do not count) ends as [`Outcome::Stalled`] with the rest of its lane;
+/// the conn turns dirty and retiring, so its other lanes finish before it closes.
 ///
 /// Dirty conns are never pooled or leased again, but the session holding one may keep using
 /// it (upstream keeps the socket open after request-scoped errors, and other lanes' chains live
@@ -117,7 +121,8 @@ impl TimerName for ConnTimer {
 pub enum CloseReason {
     /// No pong within `pong_timeout`
     PongTimeout,
-    /// Nothing read for `read_timeout` while responses were open
+    /// A response stalled for `read_timeout`; the conn retired and closed after its other
+    /// lanes finished
     ReadTimeout,
     /// A write was abandoned: the framing is broken
     AbandonedWrite,
@@ -127,6 +132,9 @@ pub enum CloseReason {
     Retired,
     /// A drain after the client left did not finish within `drain_timeout`
     DrainTimeout,
+    /// Its holder's client read nothing for `session.blocked_client_timeout`: its responses
+    /// were cut so their concurrency slots come back at once
+    ClientBlocked,
 }
 
 /// One upstream connection while a session holds it
@@ -203,7 +211,7 @@ impl UpstreamConn {
             .lanes
             .route(event.kind, event.stream_id, now, next_turn);
         match owner {
-            Owner::Response { turn, .. } => self.apply_to_response(turn, &event),
+            Owner::Response { turn, .. } => self.apply_to_response(turn, &event, now),
             Owner::ConnectionError => {
                 self.mark_dirty();
                 self.end_all(error_outcome(&event));
@@ -215,7 +223,7 @@ impl UpstreamConn {
         Ok(Routed { event, owner })
     }
 
-    fn apply_to_response(&mut self, turn: TurnId, event: &ServerEvent<'_>) {
+    fn apply_to_response(&mut self, turn: TurnId, event: &ServerEvent<'_>, now: Instant) {
         let kind = event.kind;
         if kind == ServerEventKind::ResponseCreated
             && let Some(id) = event
@@ -232,11 +240,11 @@ impl UpstreamConn {
                 self.mark_dirty();
                 error_outcome(event)
             }
-            _ => return,
+            _ => return self.arm_read_timeout(),
         };
         let Some(mut ended) = self
             .lanes
-            .end(turn, outcome.clone(), event.store, event.usage)
+            .end(turn, outcome.clone(), event.store, event.usage, now)
         else {
             return;
         };
@@ -271,6 +279,7 @@ impl UpstreamConn {
             self.state = ConnState::Retiring;
         }
         self.ended.push_back(ended);
+        self.arm_read_timeout();
         self.close_if_retired();
     }
 
@@ -320,7 +329,7 @@ impl UpstreamConn {
                     }
                 }
                 ConnTimer::PongTimeout => self.close_now(CloseReason::PongTimeout),
-                ConnTimer::ReadTimeout => self.close_now(CloseReason::ReadTimeout),
+                ConnTimer::ReadTimeout => self.end_stalled(now),
             }
         }
     }
@@ -349,12 +358,13 @@ impl UpstreamConn {
             sent_at: now,
             first_event_at: None,
             successor: false,
+            quiet_since: now,
         });
         self.transmits.push_back(UpstreamTransmit::Text {
             frame,
             deadline: now + self.write_timeout,
         });
-        self.arm_read_timeout(now);
+        self.arm_read_timeout();
     }
 
     /// Writes a `response.steer` / `response.inject` frame; false if `target` is not open here
@@ -400,14 +410,17 @@ impl UpstreamConn {
     /// Pauses (false) or resumes (true) reading this conn's socket
     ///
     /// While paused (a slow client), neither the pong timeout nor the read timeout runs: the
-    /// shell is not reading, so their absence proves nothing.
+    /// shell is not reading, so their absence proves nothing; on resume every response's
+    /// silence counts from then.
     pub fn set_reading(&mut self, now: Instant, reading: bool) {
         if self.reading == reading {
             return;
         }
         self.reading = reading;
         if reading {
+            self.lanes.restart_clocks(now);
             self.note_read(now);
+            self.arm_read_timeout();
         } else {
             self.timers.stop(ConnTimer::PongTimeout);
             self.timers.stop(ConnTimer::ReadTimeout);
@@ -419,6 +432,13 @@ impl UpstreamConn {
     pub fn drain_timed_out(&mut self, _now: Instant) {
         self.mark_dirty();
         self.close_now(CloseReason::DrainTimeout);
+    }
+
+    /// Cuts a conn whose holder's client stopped reading: dirty and closed, its open responses
+    /// end as upstream lost (their slots are released with them)
+    pub fn cut_for_blocked_client(&mut self, _now: Instant) {
+        self.mark_dirty();
+        self.close_now(CloseReason::ClientBlocked);
     }
 
     /// Ends every open response as [`Outcome::CutAtShutdown`] (the gateway's shutdown grace ran
@@ -539,23 +559,41 @@ impl UpstreamConn {
         self.record.last_read = now;
         if self.is_live() {
             self.timers.set(ConnTimer::Ping, now + self.ping_interval);
-            self.arm_read_timeout(now);
         }
     }
 
-    fn arm_read_timeout(&mut self, now: Instant) {
-        if self.reading && self.lanes.unfinished() > 0 {
-            self.timers
-                .set(ConnTimer::ReadTimeout, now + self.read_timeout);
-        } else {
-            self.timers.stop(ConnTimer::ReadTimeout);
+    /// Arms the read timeout at the moment the first running response's silence reaches
+    /// `read_timeout` (only that response's own events restart its clock)
+    fn arm_read_timeout(&mut self) {
+        match self.lanes.stall_deadline(self.read_timeout) {
+            Some(at) if self.reading && self.is_live() => {
+                self.timers.set(ConnTimer::ReadTimeout, at)
+            }
+            _ => self.timers.stop(ConnTimer::ReadTimeout),
         }
+    }
+
+    /// Ends each stalled lane with one [`Outcome::Stalled`] per response; the conn turns dirty
+    /// and retires, so its other lanes finish first
+    fn end_stalled(&mut self, now: Instant) {
+        let stalled = self.lanes.stalled(now, self.read_timeout);
+        if !stalled.is_empty() && self.is_live() {
+            let ended = &mut self.ended;
+            for lane in &stalled {
+                self.lanes
+                    .end_lane(lane, &Outcome::Stalled, &mut |e| ended.push_back(e));
+            }
+            self.mark_dirty();
+            self.closed_by.get_or_insert(CloseReason::ReadTimeout);
+            self.retire(now);
+        }
+        self.arm_read_timeout();
     }
 
     fn end_all(&mut self, outcome: Outcome) {
         let ended = &mut self.ended;
         self.lanes.end_all(&outcome, &mut |e| ended.push_back(e));
-        self.arm_read_timeout(self.record.last_read);
+        self.arm_read_timeout();
     }
 
     fn close_if_retired(&mut self) {

@@ -83,19 +83,16 @@ impl Control {
                 account,
                 max_concurrency,
             } => {
-                if self.scheduler.try_acquire_slot(account, max_concurrency) {
+                let tenant = self.http.get(&id).map_or(0, |e| e.info.tenant);
+                let waiter = SlotWaiter {
+                    session: id,
+                    turn: TurnId(0),
+                    max_concurrency,
+                    tenant,
+                };
+                if self.acquire_or_wait(account, waiter) {
                     self.out
                         .push_back(ControlOutput::Http(id, HttpInput::SlotGranted));
-                } else {
-                    self.scheduler.waiter_added(account);
-                    self.slot_waiters
-                        .entry(account)
-                        .or_default()
-                        .push_back(SlotWaiter {
-                            session: id,
-                            turn: TurnId(0),
-                            max_concurrency,
-                        });
                 }
             }
             HttpCommand::CancelSlotWait { account } => self.remove_slot_waits(id, Some(account)),
@@ -171,9 +168,7 @@ impl Control {
             if only.is_some_and(|a| a != *account) {
                 continue;
             }
-            let before = waiters.len();
-            waiters.retain(|w| w.session != id);
-            for _ in waiters.len()..before {
+            for _ in 0..waiters.remove_where(|w| w.session == id) {
                 self.scheduler.waiter_removed(*account);
             }
         }

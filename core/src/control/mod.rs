@@ -28,6 +28,7 @@
 
 mod http;
 mod schedule;
+mod slots;
 mod types;
 
 use std::collections::{HashMap, VecDeque};
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use schedule::PendingSchedule;
+use slots::{SlotQueue, SlotWaiter};
 pub use types::{
     AccountSpec, ControlEvent, ControlOutput, DialFailure, SessionInfo, SessionInput,
     UpgradeRefusal,
@@ -47,7 +49,7 @@ use crate::scheduler::{
 };
 use crate::session::{SessionCommand, SessionEvent};
 use crate::store::{OpId, ResponseConn, Store, StoreEvent, StoreFailure};
-use crate::{AccountId, Config, ConnId, SessionId, TurnId};
+use crate::{AccountId, Config, ConnId, SessionId};
 
 #[derive(Clone, Debug)]
 struct SessionEntry {
@@ -61,13 +63,6 @@ struct SessionEntry {
     checks: Vec<schedule::PendingCheck>,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct SlotWaiter {
-    session: SessionId,
-    turn: TurnId,
-    max_concurrency: u32,
-}
-
 /// Scheduler, store, pools and slots for every session of one gateway process
 #[derive(Debug)]
 pub struct Control {
@@ -77,7 +72,8 @@ pub struct Control {
     store: Store,
     pool: PoolRegistry,
     sessions: HashMap<SessionId, SessionEntry>,
-    slot_waiters: HashMap<AccountId, VecDeque<SlotWaiter>>,
+    /// Creates waiting for a slot, per account, served round-robin by client key
+    slot_waiters: HashMap<AccountId, SlotQueue>,
     conn_accounts: HashMap<ConnId, AccountId>,
     /// HTTP requests in flight (holders named like sessions, answered with `ControlOutput::Http`)
     http: HashMap<SessionId, http::HttpEntry>,
@@ -203,9 +199,7 @@ impl Control {
             self.pool.cancel(now, account, id);
         }
         for (account, waiters) in &mut self.slot_waiters {
-            let before = waiters.len();
-            waiters.retain(|w| w.session != id);
-            for _ in waiters.len()..before {
+            for _ in 0..waiters.remove_where(|w| w.session == id) {
                 self.scheduler.waiter_removed(*account);
             }
         }
@@ -243,28 +237,22 @@ impl Control {
                 // A removed account (reload) has no slots left to count, but a session that
                 // still holds one of its conns runs its turns there until it releases it.
                 let removed = !self.accounts.contains_key(&account);
-                if removed || self.scheduler.try_acquire_slot(account, max_concurrency) {
+                let tenant = self.sessions.get(&id).map_or(0, |e| e.info.tenant);
+                let waiter = SlotWaiter {
+                    session: id,
+                    turn,
+                    max_concurrency,
+                    tenant,
+                };
+                if removed || self.acquire_or_wait(account, waiter) {
                     self.out
                         .push_back(ControlOutput::Session(id, SessionInput::SlotGranted(turn)));
-                } else {
-                    self.scheduler.waiter_added(account);
-                    self.slot_waiters
-                        .entry(account)
-                        .or_default()
-                        .push_back(SlotWaiter {
-                            session: id,
-                            turn,
-                            max_concurrency,
-                        });
                 }
             }
             SessionCommand::CancelSlotWait { turn, account } => {
                 if let Some(waiters) = self.slot_waiters.get_mut(&account)
-                    && let Some(pos) = waiters
-                        .iter()
-                        .position(|w| w.session == id && w.turn == turn)
+                    && waiters.remove_where(|w| w.session == id && w.turn == turn) > 0
                 {
-                    waiters.remove(pos);
                     self.scheduler.waiter_removed(account);
                 }
             }
@@ -313,6 +301,7 @@ impl Control {
             }
             crate::conn::Outcome::Failed
             | crate::conn::Outcome::UpstreamLost
+            | crate::conn::Outcome::Stalled
             | crate::conn::Outcome::CutAtShutdown => {}
         }
         self.pump(now);
@@ -547,17 +536,34 @@ impl Control {
         }
     }
 
-    /// One freed slot wakes one waiter (FIFO); if another create took the slot first, the
-    /// waiter stays at the front and the next release wakes it
+    /// Takes a slot for `waiter` if one is free and no create waits for it (true); else queues
+    /// it, and a free slot goes to the head of the rotation instead (no barging past waiters)
+    fn acquire_or_wait(&mut self, account: AccountId, waiter: SlotWaiter) -> bool {
+        let waiters = self.slot_waiters.entry(account).or_default();
+        if waiters.is_empty()
+            && self
+                .scheduler
+                .try_acquire_slot(account, waiter.max_concurrency)
+        {
+            return true;
+        }
+        self.scheduler.waiter_added(account);
+        waiters.push(waiter);
+        self.wake_slot_waiter(account);
+        false
+    }
+
+    /// One freed slot wakes one waiter: the next client key in the rotation, its oldest create
+    /// (see [`slots`]); if no slot is free after all, the waiter stays at the head
     fn wake_slot_waiter(&mut self, account: AccountId) {
         let Some(waiters) = self.slot_waiters.get_mut(&account) else {
             return;
         };
-        let Some(w) = waiters.front().copied() else {
+        let Some(w) = waiters.head() else {
             return;
         };
         if self.scheduler.try_acquire_slot(account, w.max_concurrency) {
-            waiters.pop_front();
+            waiters.pop_head();
             self.scheduler.waiter_removed(account);
             let output = if self.http.contains_key(&w.session) {
                 ControlOutput::Http(w.session, crate::http::HttpInput::SlotGranted)

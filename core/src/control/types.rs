@@ -32,6 +32,9 @@ pub struct AccountSpec {
 pub struct SessionInfo {
     /// Stickiness scope of the client key (`store.default_group` when it names none)
     pub group: String,
+    /// The client key's identity (any value equal for all sockets of one key and distinct
+    /// between keys): an account's slot waiters are served round-robin by it
+    pub tenant: u64,
     /// The `session-id` header (the session binding key; else `prompt_cache_key`)
     pub session_key: Option<String>,
     /// `OpenAI-Beta` header values (part of the pool key)

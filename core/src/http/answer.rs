@@ -11,6 +11,12 @@ use bytes::Bytes;
 use crate::event::{gateway_error_event, http_error_body, parse_error_event, sse_flat_error};
 use crate::session::Refusal;
 
+/// `error.code` of a response that stalled (`upstream.read_timeout` without one of its events)
+pub const STALLED_CODE: &str = "upstream_timeout";
+/// `error.message` of a response that stalled
+pub const STALLED_MESSAGE: &str =
+    "upstream sent nothing for this response within upstream.read_timeout; retry the request";
+
 /// An error an HTTP turn answers with
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorAnswer {
@@ -72,6 +78,11 @@ impl ErrorAnswer {
             Some("upstream_connection_lost"),
             &format!("{why}; retry the request"),
         )
+    }
+
+    /// A 504 for a response upstream stopped sending within `upstream.read_timeout`
+    pub fn upstream_stalled() -> Self {
+        Self::new(504, "server_error", Some(STALLED_CODE), STALLED_MESSAGE)
     }
 
     /// A 503 for a turn that got no upstream conn

@@ -48,7 +48,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-pub use answer::ErrorAnswer;
+pub use answer::{ErrorAnswer, STALLED_CODE, STALLED_MESSAGE};
 pub use types::{ContentType, HttpAdmission, HttpCommand, HttpEvent, HttpInput, HttpTransmit};
 
 use crate::conn::UpstreamConn;

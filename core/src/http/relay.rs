@@ -194,6 +194,11 @@ impl HttpTurn {
                 let failure = FailureKind::from_status(*status, *retry_after);
                 self.attempt_failed(now, failure, Some(ended));
             }
+            (Outcome::Stalled, _) => {
+                self.answer_error(&ErrorAnswer::upstream_stalled());
+                self.end_response(now, ended);
+                self.finish();
+            }
             // HTTP turns have no shutdown grace of their own: a cut reads as a lost conn.
             (Outcome::UpstreamLost | Outcome::CutAtShutdown, HttpPhase::Streaming) => {
                 self.answer_error(&ErrorAnswer::upstream_lost(

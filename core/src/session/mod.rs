@@ -68,6 +68,7 @@ enum SessionTimer {
     SlotWait,
     Drain,
     ClientWrite,
+    BlockedClient,
     RetryBackoff,
     ClientPing,
     ClientPong,
@@ -80,6 +81,7 @@ impl TimerName for SessionTimer {
         Self::FirstMessage,
         Self::Drain,
         Self::ClientWrite,
+        Self::BlockedClient,
         Self::SlotWait,
         Self::RetryBackoff,
         Self::ShutdownGrace,
@@ -178,7 +180,7 @@ pub struct Session {
     upstream_out: VecDeque<Transmit>,
     commands: VecDeque<SessionCommand>,
     events: VecDeque<SessionEvent>,
-    timers: TimerTable<10>,
+    timers: TimerTable<11>,
     /// The gateway is shutting down: no new creates, close 1012 when nothing is in flight
     shutting_down: bool,
     /// During shutdown: the client may be closed 1012 as soon as nothing is in flight (a
@@ -191,6 +193,8 @@ pub struct Session {
     next_turn: u64,
     last_model: Option<Bytes>,
     backpressured: bool,
+    /// A response stalled while draining: the drain did not finish cleanly
+    drain_stalled: bool,
 }
 
 impl Session {
@@ -234,6 +238,7 @@ impl Session {
             next_turn: 1,
             last_model: None,
             backpressured: false,
+            drain_stalled: false,
             cfg,
         }
     }
@@ -296,6 +301,7 @@ impl Session {
         }
         self.client_out.clear();
         self.ping_client = false;
+        self.timers.stop(SessionTimer::BlockedClient);
         self.timers.stop(SessionTimer::ClientPing);
         self.timers.stop(SessionTimer::ClientPong);
         self.drop_pending();
@@ -325,7 +331,9 @@ impl Session {
     ///
     /// While full the session stops reading upstream data (TCP backpressure) and suspends the
     /// conns' pong and read timeouts; if it stays full for `client_write_timeout`, the client
-    /// counts as gone.
+    /// counts as gone. If it stays full for `blocked_client_timeout` while responses are open
+    /// upstream, they hold account concurrency slots for a client that reads nothing: the
+    /// client is closed 1008 and the responses are cut at once.
     pub fn handle_client_backpressure(&mut self, now: Instant, full: bool) {
         if self.phase == SessionPhase::Finished
             || self.phase == SessionPhase::Draining
@@ -344,8 +352,13 @@ impl Session {
                 SessionTimer::ClientWrite,
                 now + self.cfg.session.client_write_timeout,
             );
+            self.timers.set(
+                SessionTimer::BlockedClient,
+                now + self.cfg.session.blocked_client_timeout,
+            );
         } else {
             self.timers.stop(SessionTimer::ClientWrite);
+            self.timers.stop(SessionTimer::BlockedClient);
         }
     }
 
@@ -489,6 +502,7 @@ impl Session {
                     self.handle_client_gone(now);
                 }
                 SessionTimer::Drain => self.drain_expired(now),
+                SessionTimer::BlockedClient => self.blocked_client_expired(now),
                 SessionTimer::RetryBackoff => {} // settle sends the create whose back-off ended
                 SessionTimer::ClientPing => self.client_ping_due(now),
                 SessionTimer::ShutdownGrace => self.shutdown_grace_expired(now),

@@ -33,8 +33,9 @@ impl Session {
             }
             self.rotate_and_release(now);
             if self.phase == SessionPhase::Draining && self.unfinished() == 0 {
-                self.events
-                    .push_back(SessionEvent::DrainFinished { clean: true });
+                // A response that stalled ended the drain as surely as a terminal, not cleanly.
+                let clean = !self.drain_stalled;
+                self.events.push_back(SessionEvent::DrainFinished { clean });
                 return self.finish(now);
             }
             if !self.pump(now) {
@@ -407,7 +408,11 @@ impl Session {
     /// retired (rather than died) so their chains get the right answer
     pub(super) fn release_conn(&mut self, now: Instant, mut conn: UpstreamConn) {
         self.collect_outputs_of(&mut conn, now);
-        if conn.state() == ConnState::Retiring || conn.close_reason() == Some(CloseReason::Retired)
+        if conn.state() == ConnState::Retiring
+            || matches!(
+                conn.close_reason(),
+                Some(CloseReason::Retired | CloseReason::ReadTimeout)
+            )
         {
             self.note_retired(conn.id());
         }
@@ -445,6 +450,30 @@ impl Session {
             self.release_conn(now, conn);
         }
         self.events.push_back(SessionEvent::Finished);
+    }
+
+    /// The client's write buffer stayed full for `blocked_client_timeout`: with responses open
+    /// (each holding a slot) it is closed 1008 and they are cut, not drained, so the slots come
+    /// back now; with none open only `client_write_timeout` applies, so look again later
+    pub(super) fn blocked_client_expired(&mut self, now: Instant) {
+        if self.unfinished() == 0 {
+            self.timers.set(
+                SessionTimer::BlockedClient,
+                now + self.cfg.session.blocked_client_timeout,
+            );
+            return;
+        }
+        self.close_client(1008, "client did not read its events in time");
+        self.handle_client_gone(now);
+        for conn in self.conns_mut() {
+            conn.cut_for_blocked_client(now);
+        }
+        self.collect_conn_outputs(now);
+        if self.phase != SessionPhase::Finished {
+            self.events
+                .push_back(SessionEvent::DrainFinished { clean: false });
+            self.finish(now);
+        }
     }
 
     pub(super) fn drain_expired(&mut self, now: Instant) {

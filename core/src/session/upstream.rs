@@ -176,6 +176,17 @@ impl Session {
             self.pending.push_front(create);
             return;
         }
+        if ended.outcome == Outcome::Stalled && self.phase == SessionPhase::Draining {
+            self.drain_stalled = true;
+        } else if ended.outcome == Outcome::Stalled {
+            self.client_out.push_back(gateway_error_event(
+                504,
+                "server_error",
+                Some(crate::http::STALLED_CODE),
+                crate::http::STALLED_MESSAGE,
+                ended.lane.as_ref(),
+            ));
+        }
         self.report(now, conn, &state, ended);
     }
 

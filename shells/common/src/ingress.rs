@@ -208,6 +208,7 @@ impl Ingress {
             Ok(admitted) => admitted,
             Err(refusal) => return *refusal,
         };
+        let tenant = tenant_of(&count);
         let permit = SocketPermit {
             count,
             shutdown: Some(self.lifecycle.subscribe()),
@@ -237,7 +238,7 @@ impl Ingress {
         let key = req.headers().get(header::SEC_WEBSOCKET_KEY);
         let accept = derive_accept_key(key.map_or(&[][..], HeaderValue::as_bytes));
         let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
-        let (info, headers) = session_info(req.headers(), &group);
+        let (info, headers) = session_info(req.headers(), &group, tenant);
         let start = SessionStart {
             rt: self.rt.clone(),
             id,
@@ -406,8 +407,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// A client key's identity for fair slot sharing: its socket counter is one allocation per
+/// key, kept by reloads that keep the key, and never shared between keys
+pub(crate) fn tenant_of(count: &Arc<AtomicUsize>) -> u64 {
+    Arc::as_ptr(count) as usize as u64
+}
+
 /// What the session tells the control task, and the headers it adds to upstream handshakes
-fn session_info(headers: &HeaderMap, group: &str) -> (SessionInfo, DialHeaders) {
+fn session_info(headers: &HeaderMap, group: &str, tenant: u64) -> (SessionInfo, DialHeaders) {
     let values = |name: &str| -> Vec<String> {
         headers
             .get_all(name)
@@ -428,6 +435,7 @@ fn session_info(headers: &HeaderMap, group: &str) -> (SessionInfo, DialHeaders) 
     }
     let info = SessionInfo {
         group: group.to_owned(),
+        tenant,
         session_key: headers
             .get("session-id")
             .and_then(|v| v.to_str().ok())
@@ -459,7 +467,7 @@ mod tests {
         h.insert("x-codex-turn-metadata", HeaderValue::from_static("{}"));
         h.insert("user-agent", HeaderValue::from_static("codex"));
         h.insert("cookie", HeaderValue::from_static("x=y"));
-        let (info, dial) = session_info(&h, "team");
+        let (info, dial) = session_info(&h, "team", 1);
         assert_eq!(info.group, "team");
         assert_eq!(info.session_key.as_deref(), Some("sess-1"));
         assert_eq!(info.openai_beta, ["responses_websockets=2026-02-06"]);

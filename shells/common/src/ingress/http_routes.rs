@@ -16,7 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use wsv2_core::SessionId;
 use wsv2_core::ingress::body_read_timed_out;
 
-use super::{Ingress, SocketPermit, WS_PATHS, error_response, session_info};
+use super::{Ingress, SocketPermit, WS_PATHS, error_response, session_info, tenant_of};
 use crate::control_task::{ControlMsg, ask};
 use crate::http_task::{self, GatewayBody, HttpStart};
 use crate::log_limit::{ClientLine, limited};
@@ -84,9 +84,10 @@ impl Ingress {
             Ok(admitted) => admitted,
             Err(refusal) => return boxed(*refusal),
         };
+        let tenant = tenant_of(&count);
         // An HTTP turn is not signalled at shutdown: it ends with its response.
         let permit = SocketPermit::without_shutdown(count);
-        let (info, headers) = session_info(req.headers(), &group);
+        let (info, headers) = session_info(req.headers(), &group, tenant);
         let limit = self.cfg.upstream.max_message_size;
         // hyper bounds the header; the body's bound is the gateway's own.
         let body_timeout = self.cfg.ingress.body_read_timeout;

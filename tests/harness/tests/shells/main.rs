@@ -74,6 +74,7 @@ mod harden_dial;
 mod harden_health;
 mod harden_ingress;
 mod harden_lifecycle;
+mod harden_stall;
 mod hostile_inputs;
 mod http_bridge;
 mod http_client_gone;

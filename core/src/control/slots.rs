@@ -1,0 +1,147 @@
+//! Creates waiting for a concurrency slot on one account, served round-robin by client key.
+//!
+//! An account's concurrency is shared fairly between client keys and work-conserving: a key
+//! alone takes every slot (nothing waits, nothing is held back), but once creates wait, each
+//! freed slot goes to the next key in turn, oldest create of that key first. A key queueing
+//! hundreds of creates therefore delays another key's create by at most one freed slot per
+//! key waiting, never by its whole backlog.
+//!
+//! ```text
+//!   push(w): w joins its key's queue; a key with no queue joins the rotation at the back
+//!   head():  oldest create of the key at the front of the rotation
+//!   pop_head(): removes it; its key moves to the back of the rotation (or leaves it, empty)
+//! ```
+
+use std::collections::VecDeque;
+
+use crate::{SessionId, TurnId};
+
+/// One create waiting for a slot
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SlotWaiter {
+    /// Its session (or HTTP request)
+    pub(super) session: SessionId,
+    /// Its create (`TurnId(0)` for an HTTP request)
+    pub(super) turn: TurnId,
+    /// The session's max concurrency on the account
+    pub(super) max_concurrency: u32,
+    /// Its client key ([`SessionInfo::tenant`](super::SessionInfo::tenant))
+    pub(super) tenant: u64,
+}
+
+/// The waiters of one account, one FIFO per client key, keys in rotation
+#[derive(Clone, Debug, Default)]
+pub(super) struct SlotQueue {
+    keys: VecDeque<(u64, VecDeque<SlotWaiter>)>,
+    len: usize,
+}
+
+impl SlotQueue {
+    /// Waiters in all
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nobody waits
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds a waiter behind its key's earlier ones
+    pub(super) fn push(&mut self, waiter: SlotWaiter) {
+        self.len += 1;
+        match self.keys.iter_mut().find(|(k, _)| *k == waiter.tenant) {
+            Some((_, queue)) => queue.push_back(waiter),
+            None => self
+                .keys
+                .push_back((waiter.tenant, VecDeque::from([waiter]))),
+        }
+    }
+
+    /// The waiter the next freed slot goes to
+    pub(super) fn head(&self) -> Option<SlotWaiter> {
+        self.keys.front().and_then(|(_, q)| q.front().copied())
+    }
+
+    /// Removes [`head`](Self::head) (it got its slot); its key goes to the back of the rotation
+    pub(super) fn pop_head(&mut self) -> Option<SlotWaiter> {
+        let (tenant, mut queue) = self.keys.pop_front()?;
+        let waiter = queue.pop_front();
+        if !queue.is_empty() {
+            self.keys.push_back((tenant, queue));
+        }
+        if waiter.is_some() {
+            self.len -= 1;
+        }
+        waiter
+    }
+
+    /// Removes the waiters `keep` rejects; returns how many
+    pub(super) fn remove_where(&mut self, mut reject: impl FnMut(&SlotWaiter) -> bool) -> usize {
+        let before = self.len;
+        for (_, queue) in &mut self.keys {
+            queue.retain(|w| !reject(w));
+        }
+        self.keys.retain(|(_, q)| !q.is_empty());
+        self.len = self.keys.iter().map(|(_, q)| q.len()).sum();
+        before - self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiter(tenant: u64, turn: u64) -> SlotWaiter {
+        SlotWaiter {
+            session: SessionId(tenant * 100 + turn),
+            turn: TurnId(turn),
+            max_concurrency: 2,
+            tenant,
+        }
+    }
+
+    fn serve_all(q: &mut SlotQueue) -> Vec<(u64, u64)> {
+        std::iter::from_fn(|| q.pop_head().map(|w| (w.tenant, w.turn.0))).collect()
+    }
+
+    #[test]
+    fn a_key_with_a_long_backlog_takes_turns_with_a_key_that_arrives_later() {
+        let mut q = SlotQueue::default();
+        for turn in 1..=5 {
+            q.push(waiter(1, turn));
+        }
+        q.push(waiter(2, 1));
+        q.push(waiter(2, 2));
+        assert_eq!(q.len(), 7);
+        assert_eq!(q.head().map(|w| w.tenant), Some(1));
+        assert_eq!(
+            serve_all(&mut q),
+            [(1, 1), (2, 1), (1, 2), (2, 2), (1, 3), (1, 4), (1, 5)],
+            "round-robin by key, FIFO within a key"
+        );
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn one_key_alone_is_served_in_order() {
+        let mut q = SlotQueue::default();
+        for turn in 1..=3 {
+            q.push(waiter(7, turn));
+        }
+        assert_eq!(serve_all(&mut q), [(7, 1), (7, 2), (7, 3)]);
+    }
+
+    #[test]
+    fn removing_waiters_keeps_the_rotation_and_the_count() {
+        let mut q = SlotQueue::default();
+        q.push(waiter(1, 1));
+        q.push(waiter(2, 1));
+        q.push(waiter(1, 2));
+        q.push(waiter(3, 1));
+        assert_eq!(q.remove_where(|w| w.tenant == 2), 1);
+        assert_eq!(q.len(), 3);
+        assert_eq!(serve_all(&mut q), [(1, 1), (3, 1), (1, 2)]);
+    }
+}
