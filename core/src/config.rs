@@ -28,6 +28,8 @@ pub struct Config {
     pub protocol: ProtocolConfig,
     /// The client listener: socket caps, HTTP read timeouts, accept back-off
     pub ingress: IngressConfig,
+    /// Metrics: how many label values clients may bring
+    pub telemetry: TelemetryConfig,
 }
 
 /// Upstream connection lifecycle
@@ -409,6 +411,28 @@ impl Default for IngressConfig {
     }
 }
 
+/// What clients may add to the metrics: label values they choose (the model name) come from a
+/// bounded set, see [`crate::metrics::labels`]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Client model names, besides the accounts' `model_map` keys, that may become a `model`
+    /// label of their own; every other name is counted as `other`
+    pub max_model_labels: usize,
+    /// Responses a model name needs before it takes one of the `max_model_labels` places (its
+    /// earlier responses stay counted as `other`)
+    pub model_label_min_responses: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            max_model_labels: 16,
+            model_label_min_responses: 3,
+        }
+    }
+}
+
 /// A configuration value that cannot work
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -567,6 +591,11 @@ impl Config {
         check(
             i.max_unauthenticated_connections > 0,
             "ingress.max_unauthenticated_connections",
+            "must be at least 1",
+        );
+        check(
+            self.telemetry.model_label_min_responses > 0,
+            "telemetry.model_label_min_responses",
             "must be at least 1",
         );
         errors

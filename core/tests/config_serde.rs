@@ -106,6 +106,7 @@ fn every_section_rejects_unknown_keys() {
             "scheduler",
             "session",
             "store",
+            "telemetry",
             "upstream"
         ]
     );

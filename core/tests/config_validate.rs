@@ -176,3 +176,13 @@ fn the_ingress_rules_report_their_own_paths_and_check_config_names_them() {
         "{report}"
     );
 }
+
+#[test]
+fn the_telemetry_rule_reports_its_own_path() {
+    let config = with(|c| c.telemetry.model_label_min_responses = 0);
+    assert_eq!(bad_paths(&config), ["telemetry.model_label_min_responses"]);
+    assert_eq!(
+        bad_paths(&with(|c| c.telemetry.max_model_labels = 0)),
+        Vec::<String>::new()
+    );
+}

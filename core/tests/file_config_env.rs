@@ -144,29 +144,97 @@ fn an_empty_override_removes_the_key() {
 }
 
 #[test]
-fn unknown_override_names_are_issues_with_the_variable_as_path() {
-    let issues = load(
+fn unknown_override_names_are_warnings_that_stop_nothing() {
+    let verdict = GatewayConfig::check(
         BASE,
-        &[
+        vars(&[
             ("WSV2_POOL__MIN_IDEL", "0"),
             ("WSV2_POLL__MIN_IDLE_PER_ACCOUNT", "0"),
             ("WSV2_LISTN", "0.0.0.0:1"),
             ("WSV2_ACCOUNTS__0__TOKEN", "x"),
+            ("WSV2_KEY", "sk-gw-demo"),
             ("WSV2_CONFIG", "/etc/wsv2.toml"),
             ("WSV2_LOG_FORMAT", "json"),
-        ],
-    )
-    .unwrap_err();
-    let messages: Vec<String> = issues.iter().map(ToString::to_string).collect();
+            ("WSV2_PID_FILE", "/run/wsv2.pid"),
+        ]),
+    );
+    assert!(verdict.is_valid(), "{}", verdict.report());
+    assert_eq!(verdict.exit_code(), 0);
+    let messages: Vec<String> = verdict.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         messages,
         [
             "WSV2_ACCOUNTS__0__TOKEN: accounts and client_keys cannot be set from the environment; use token_env / key_env in the file",
+            "WSV2_KEY: no such setting `key`",
             "WSV2_LISTN: no such setting `listn` (did you mean `listen`?)",
             "WSV2_POLL__MIN_IDLE_PER_ACCOUNT: no such section `poll` (did you mean `pool`?)",
             "WSV2_POOL__MIN_IDEL: no such key `pool.min_idel` (did you mean `min_idle_per_account`?)",
         ],
-        "the shell's own WSV2_CONFIG and WSV2_LOG_FORMAT are not overrides"
+        "the shell's own WSV2_CONFIG, WSV2_LOG_FORMAT and WSV2_PID_FILE are not overrides"
+    );
+    let report = verdict.report();
+    assert!(
+        report.starts_with(
+            "warning: WSV2_ACCOUNTS__0__TOKEN: accounts and client_keys cannot be set from the environment; use token_env / key_env in the file (ignored)\n"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("\nok: 1 account"), "{report}");
+    let config = load(BASE, &[("WSV2_LISTN", "0.0.0.0:1")]).expect("a warning is no refusal");
+    assert_eq!(
+        config.listen.to_string(),
+        "127.0.0.1:8080",
+        "and sets nothing"
+    );
+}
+
+#[test]
+fn a_variable_the_file_names_for_a_credential_is_never_an_override() {
+    // Operators name their credentials WSV2_SOMETHING; those are read, never taken for settings.
+    let text = "[[client_keys]]\nkey_env = \"WSV2_CLIENT_KEY\"\n\
+                [[accounts]]\nid = 1\nname = \"a\"\ntoken_env = \"WSV2_OPENAI_KEY\"\n\
+                [[accounts]]\nid = 2\nname = \"b\"\ntoken_env = \"WSV2_POOL__MIN_IDLE_PER_ACCOUNT\"\n";
+    let verdict = GatewayConfig::check(
+        text,
+        vars(&[
+            ("WSV2_CLIENT_KEY", "sk-gw-1"),
+            ("WSV2_OPENAI_KEY", "sk-up-1"),
+            ("WSV2_POOL__MIN_IDLE_PER_ACCOUNT", "sk-up-2"),
+        ]),
+    );
+    assert!(verdict.warnings.is_empty(), "{:?}", verdict.warnings);
+    let config = verdict.outcome.expect("valid");
+    assert_eq!(config.client_keys[0].key.expose(), "sk-gw-1");
+    assert_eq!(config.accounts[0].token.expose(), "sk-up-1");
+    assert_eq!(config.accounts[1].token.expose(), "sk-up-2");
+    assert_eq!(
+        config.core.pool.min_idle_per_account, 1,
+        "a credential's variable sets no key, even one it looks like"
+    );
+}
+
+#[test]
+fn an_invalid_configuration_has_one_report_and_one_exit_code() {
+    let verdict = GatewayConfig::check(
+        BASE,
+        vars(&[
+            ("WSV2_POOL__MIN_IDLE_PER_ACCOUNT", "lots"),
+            ("WSV2_LISTN", "x"),
+        ]),
+    );
+    assert!(!verdict.is_valid());
+    assert_eq!(verdict.exit_code(), 2);
+    assert_eq!(
+        verdict.report(),
+        "warning: WSV2_LISTN: no such setting `listn` (did you mean `listen`?) (ignored)\n\
+         pool.min_idle_per_account: invalid type: string \"lots\", expected usize\n"
+    );
+    let syntax = GatewayConfig::check("[pool", vars(&[]));
+    assert_eq!(syntax.exit_code(), 2);
+    assert!(
+        syntax.report().starts_with("line 1, column"),
+        "{}",
+        syntax.report()
     );
 }
 

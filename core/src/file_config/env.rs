@@ -15,8 +15,12 @@
 //! default (`WSV2_REDIS_URL=` switches a file's Redis state back to memory).
 //!
 //! `client_keys` and `accounts` are arrays and cannot be set this way; their credentials come
-//! from the environment through `key_env` / `token_env`. Every other `WSV2_` name is an issue,
-//! except the shell's own variables in [`SHELL_ENV_VARS`].
+//! from the environment through `key_env` / `token_env`. A variable the file names as a
+//! `key_env` / `token_env` is a credential, never an override (operators call them
+//! `WSV2_OPENAI_KEY`), and so are the shell's own variables in [`SHELL_ENV_VARS`]. Every other
+//! `WSV2_` name that sets nothing is a **warning**, never a refusal: a variable meant for another
+//! tool (or exported by a tutorial) must not stop the gateway, and the warning still names the
+//! nearest setting so a typo is found.
 
 use std::str::FromStr;
 
@@ -31,19 +35,30 @@ pub const ENV_PREFIX: &str = "WSV2_";
 
 /// `WSV2_` variables the shells read themselves (command-line flags with environment
 /// fallbacks); [`apply_env_overrides`] skips them instead of calling them unknown
-pub const SHELL_ENV_VARS: &[&str] = &["WSV2_CONFIG", "WSV2_LOG", "WSV2_LOG_FORMAT"];
+pub const SHELL_ENV_VARS: &[&str] = &[
+    "WSV2_CONFIG",
+    "WSV2_LOG",
+    "WSV2_LOG_FORMAT",
+    "WSV2_PID_FILE",
+];
 
 /// Applies every `WSV2_*` variable of `env_vars` to `root` (the parsed file); other variables
-/// are ignored. Returns one issue per variable that names no key (the path is the variable's
-/// name). Call it before [`GatewayConfig::from_table`](super::GatewayConfig::from_table).
+/// are ignored, and so are the shell's own ([`SHELL_ENV_VARS`]) and every variable `root` names
+/// as a `client_keys[].key_env` or `accounts[].token_env`. Returns one **warning** per variable
+/// that sets nothing (the path is the variable's name): such a variable changes nothing and
+/// stops nothing. A bad *value* of a known key is not caught here: it is reported against that
+/// key by [`GatewayConfig::from_table`](super::GatewayConfig::from_table), which runs next.
 pub fn apply_env_overrides(
     root: &mut Table,
     env_vars: impl Iterator<Item = (String, String)>,
 ) -> Vec<ConfigIssue> {
     let schema = schema();
+    let credentials = credential_variables(root);
     let mut vars: Vec<(String, String)> = env_vars
         .filter(|(name, _)| {
-            name.starts_with(ENV_PREFIX) && !SHELL_ENV_VARS.contains(&name.as_str())
+            name.starts_with(ENV_PREFIX)
+                && !SHELL_ENV_VARS.contains(&name.as_str())
+                && !credentials.contains(name)
         })
         .collect();
     // Deterministic order of issues whatever order the process environment has.
@@ -112,6 +127,20 @@ pub fn apply_env_overrides(
         }
     }
     issues
+}
+
+/// The variables `root` reads credentials from: every `client_keys[].key_env` and
+/// `accounts[].token_env` (exact names, as the lookup uses them)
+fn credential_variables(root: &Table) -> Vec<String> {
+    [("client_keys", "key_env"), ("accounts", "token_env")]
+        .iter()
+        .filter_map(|(array, key)| Some((root.get(*array)?.as_array()?, *key)))
+        .flat_map(|(entries, key)| {
+            entries
+                .iter()
+                .filter_map(move |entry| entry.get(key)?.as_str().map(str::to_owned))
+        })
+        .collect()
 }
 
 fn array_message() -> String {

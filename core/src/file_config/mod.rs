@@ -72,6 +72,51 @@ use crate::session::ModelMap;
 use crate::{AccountId, Config};
 use reader::{Fields, Issues, push, unknown_keys};
 
+/// What reading a configuration came to: the configuration or every issue, and the warnings
+/// (`WSV2_*` variables that set nothing), which never make it invalid. `serve` and
+/// `check-config` print the same [`report`](Self::report) and exit with the same
+/// [`exit_code`](Self::exit_code).
+#[derive(Clone, Debug)]
+pub struct ConfigVerdict {
+    /// The configuration, or every issue that makes it invalid
+    pub outcome: Result<GatewayConfig, Vec<ConfigIssue>>,
+    /// Problems that change nothing: each is reported and ignored
+    pub warnings: Vec<ConfigIssue>,
+}
+
+/// The exit code of `serve` and `check-config` for an invalid or unreadable configuration
+pub const EXIT_INVALID_CONFIG: u8 = 2;
+
+impl ConfigVerdict {
+    /// Whether the configuration can be served (warnings or not)
+    pub fn is_valid(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    /// The process exit code this verdict means: 0 valid, [`EXIT_INVALID_CONFIG`] invalid
+    pub fn exit_code(&self) -> u8 {
+        if self.is_valid() {
+            0
+        } else {
+            EXIT_INVALID_CONFIG
+        }
+    }
+
+    /// One `warning: VARIABLE: message (ignored)` line per warning, then
+    /// [`format_report`] of the outcome
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        for warning in &self.warnings {
+            out.push_str(&format!(
+                "warning: {}: {} (ignored)\n",
+                warning.path, warning.message
+            ));
+        }
+        out.push_str(&format_report(&self.outcome));
+        out
+    }
+}
+
 /// One problem with the configuration: the dotted path of the key (`accounts[1].tokn`, or the
 /// name of a `WSV2_*` variable) and what is wrong. The same type the core's
 /// [`Config::validate`] returns.
@@ -181,6 +226,21 @@ impl GatewayConfig {
     }
 }
 
+impl GatewayConfig {
+    /// The client model names the configuration knows (every account's `model_map` keys):
+    /// each is a `model` metric label of its own
+    pub fn configured_models(&self) -> Vec<&str> {
+        let mut models: Vec<&str> = self
+            .accounts
+            .iter()
+            .flat_map(|a| a.model_map.client_models())
+            .collect();
+        models.sort_unstable();
+        models.dedup();
+        models
+    }
+}
+
 impl AccountConfig {
     /// The protocol-relevant part, for the resolver
     pub fn protocol(&self) -> AccountProtocol {
@@ -227,24 +287,35 @@ impl GatewayConfig {
     }
 
     /// Reads a file's text with `WSV2_*` overrides from `vars` (typically the process
-    /// environment), which also resolve `key_env` / `token_env`. `std::env::vars()` panics on a
-    /// non-UTF-8 variable; a shell that cannot rule those out passes `std::env::vars_os()`
-    /// filtered to the UTF-8 ones.
+    /// environment), which also resolve `key_env` / `token_env`; the warnings of
+    /// [`check`](Self::check) are dropped. `std::env::vars()` panics on a non-UTF-8 variable; a
+    /// shell that cannot rule those out passes `std::env::vars_os()` filtered to the UTF-8 ones.
     pub fn load(
         text: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, Vec<ConfigIssue>> {
+        Self::check(text, vars).outcome
+    }
+
+    /// The one verdict `serve` and `check-config` both act on: the configuration `text` makes
+    /// with `WSV2_*` overrides from `vars` (which also resolve `key_env` / `token_env`), or
+    /// every issue, plus the warnings about `WSV2_*` variables that set nothing
+    pub fn check(text: &str, vars: impl IntoIterator<Item = (String, String)>) -> ConfigVerdict {
         let vars: std::collections::BTreeMap<String, String> = vars.into_iter().collect();
-        let mut table = parse_table(text)?;
-        let mut issues = apply_env_overrides(&mut table, vars.clone().into_iter());
-        let lookup = |name: &str| vars.get(name).cloned();
-        match Self::from_table(&table, &lookup) {
-            Ok(config) if issues.is_empty() => Ok(config),
-            Ok(_) => Err(issues),
-            Err(more) => {
-                issues.extend(more);
-                Err(issues)
+        let mut table = match parse_table(text) {
+            Ok(table) => table,
+            Err(issues) => {
+                return ConfigVerdict {
+                    outcome: Err(issues),
+                    warnings: Vec::new(),
+                };
             }
+        };
+        let warnings = apply_env_overrides(&mut table, vars.clone().into_iter());
+        let lookup = |name: &str| vars.get(name).cloned();
+        ConfigVerdict {
+            outcome: Self::from_table(&table, &lookup),
+            warnings,
         }
     }
 

@@ -65,6 +65,11 @@ impl ModelMap {
         Self(pairs.into_iter().collect())
     }
 
+    /// The client model names this map knows
+    pub fn client_models(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// The upstream name of `client_model`, if the account maps it
     pub fn upstream_of(&self, client_model: &[u8]) -> Option<&str> {
         let name = std::str::from_utf8(client_model).ok()?;

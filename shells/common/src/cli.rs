@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use futures_util::future::BoxFuture;
-use wsv2_core::file_config::{GatewayConfig, check_config_report, format_report};
+use wsv2_core::file_config::{ConfigVerdict, EXIT_INVALID_CONFIG, GatewayConfig};
 
 use crate::logging::{self, LogFormat};
 use crate::runtime::Rt;
@@ -20,6 +20,8 @@ pub type Demo = fn() -> BoxFuture<'static, Result<String, String>>;
 pub struct Shell {
     /// The binary's name, for `--help`
     pub name: &'static str,
+    /// What `--version` prints after the name ([`version!`](crate::version))
+    pub version: &'static str,
     /// Where every task runs
     pub rt: Rt,
     /// Installs the SIGTERM / SIGINT / SIGHUP handlers
@@ -29,8 +31,23 @@ pub struct Shell {
     pub demo: Option<Demo>,
 }
 
+/// The `--version` text of the calling binary: its release and the commit it was built from,
+/// `0.1.0 (commit 0123abcd…)`. Expanded in the binary's crate, whose build script
+/// (`shells/build_commit.rs`) sets `WSV2_BUILD_COMMIT`.
+#[macro_export]
+macro_rules! version {
+    () => {
+        concat!(
+            env!("CARGO_PKG_VERSION"),
+            " (commit ",
+            env!("WSV2_BUILD_COMMIT"),
+            ")"
+        )
+    };
+}
+
 #[derive(Parser)]
-#[command(version, about = "OpenAI Responses API WebSocket gateway")]
+#[command(about = "OpenAI Responses API WebSocket gateway")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,7 +88,10 @@ enum Command {
 
 /// Runs the command line of `shell` to its exit code
 pub async fn run(shell: Shell) -> ExitCode {
-    let matches = Cli::command().name(shell.name).get_matches();
+    let matches = Cli::command()
+        .name(shell.name)
+        .version(shell.version)
+        .get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -119,43 +139,55 @@ pub async fn run(shell: Shell) -> ExitCode {
             }
         }
         Command::CheckConfig { file } => {
-            let text = match std::fs::read_to_string(&file) {
-                Ok(text) => text,
-                Err(e) => {
-                    eprintln!("cannot read {}: {e}", file.display());
-                    return ExitCode::from(2);
-                }
+            // The very verdict `serve` acts on: same overrides, same words, same exit code.
+            let verdict = match read_config(&file) {
+                Ok(verdict) => verdict,
+                Err(code) => return code,
             };
-            let env = |name: &str| std::env::var(name).ok();
-            print!("{}", check_config_report(&text, &env));
-            match GatewayConfig::load(&text, std::env::vars()) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(_) => ExitCode::from(1),
-            }
+            print!("{}", verdict.report());
+            ExitCode::from(verdict.exit_code())
         }
     }
 }
 
-/// Reads and validates the configuration file; `None` after printing why not
-fn load_config(path: &PathBuf, listen: Option<SocketAddr>) -> Option<GatewayConfig> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+/// The process environment as `(name, value)` pairs; a variable whose name or value is not
+/// UTF-8 is left out (it can be neither an override nor a credential the file names)
+fn environment() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
+/// Reads the configuration file and judges it with the process environment; an unreadable file
+/// is reported here and ends the command with [`EXIT_INVALID_CONFIG`]
+fn read_config(path: &PathBuf) -> Result<ConfigVerdict, ExitCode> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(GatewayConfig::check(&text, environment())),
         Err(e) => {
             eprintln!("cannot read {}: {e}", path.display());
-            return None;
+            Err(ExitCode::from(EXIT_INVALID_CONFIG))
         }
-    };
-    let loaded = GatewayConfig::load(&text, std::env::vars());
-    match loaded {
+    }
+}
+
+/// Reads and validates the configuration file for `serve` (and reloads): warnings go to stderr
+/// and the configuration is used; an invalid one prints the report `check-config` prints and
+/// gives the exit code it gives
+fn load_config(path: &PathBuf, listen: Option<SocketAddr>) -> Result<GatewayConfig, ExitCode> {
+    let verdict = read_config(path)?;
+    let code = verdict.exit_code();
+    match verdict.outcome {
         Ok(mut config) => {
+            for warning in &verdict.warnings {
+                eprintln!("warning: {warning} (ignored)");
+                tracing::warn!(variable = %warning.path, problem = %warning.message, "environment variable ignored");
+            }
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            Some(config)
+            Ok(config)
         }
         Err(_) => {
-            eprint!("{}", format_report(&loaded));
-            None
+            eprint!("{}", verdict.report());
+            Err(ExitCode::from(code))
         }
     }
 }
@@ -168,8 +200,9 @@ async fn serve(
     listen: Option<SocketAddr>,
     pid_file: Option<PathBuf>,
 ) -> ExitCode {
-    let Some(gateway_config) = load_config(&config, listen) else {
-        return ExitCode::from(2);
+    let gateway_config = match load_config(&config, listen) {
+        Ok(config) => config,
+        Err(code) => return code,
     };
     let mut signals = match (shell.install_signals)() {
         Ok(signals) => signals,
@@ -196,12 +229,12 @@ async fn serve(
         match signals.next().await {
             Request::Shutdown => break,
             Request::Reload => match load_config(&config, listen) {
-                Some(new_config) => {
+                Ok(new_config) => {
                     if let Err(e) = handle.reload(new_config).await {
                         tracing::error!(error = %e, "reload refused; the running configuration stays");
                     }
                 }
-                None => tracing::error!(
+                Err(_) => tracing::error!(
                     file = %config.display(),
                     "reload: the configuration file is invalid; the running configuration stays"
                 ),

@@ -509,7 +509,7 @@ impl HttpTask {
                 if let (Some(m), Some(h)) = (&self.metrics, &self.handles) {
                     m.response_ended(h.transport, r.outcome.as_str());
                     if let Some(usage) = &r.usage {
-                        m.tokens(account, &self.model, usage);
+                        m.tokens(account, Some(self.model.as_bytes()), usage);
                     }
                     if let Some(d) = r.time_to_first_event {
                         h.time_to_first_event.observe(d.as_secs_f64());

@@ -208,9 +208,13 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
         .map_or(0, |d| d.as_nanos() as u64);
     let control = Control::new(cfg.clone(), plan.specs, seed, rt.now());
     let (control_tx, control_rx) = mpsc::channel(CONTROL_INBOX);
-    let metrics = config
-        .metrics
-        .then(|| Arc::new(metrics_export::Metrics::new()));
+    let metrics = config.metrics.then(|| {
+        let models = config.configured_models();
+        Arc::new(metrics_export::Metrics::new(
+            &config.core.telemetry,
+            &models,
+        ))
+    });
     let names = Arc::new(plan.names.clone());
     let task = ControlTask::new(
         control,

@@ -10,7 +10,9 @@
 //!   for on each scrape, so the control task does no metric work per turn.
 //!
 //! Labels hold account names, client model names and enum labels only: never keys, credentials
-//! or prompt content. Counter names lose their `_total` suffix at registration because the
+//! or prompt content. A client's model name becomes a label through the core's
+//! [`ModelLabels`] (sanitized, bounded: the `model_map` keys, at most `telemetry.max_model_labels`
+//! names clients use, the rest `other`), decided once per response. Counter names lose their `_total` suffix at registration because the
 //! OpenMetrics encoder adds it back.
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use wsv2_core::config::TelemetryConfig;
+use wsv2_core::metrics::labels::ModelLabels;
 use wsv2_core::metrics::{
     self as names, AcquireResult, BUCKET_BOUNDS_SECONDS, MetricDef, SharedHistogram,
 };
@@ -91,6 +95,8 @@ pub(crate) struct Metrics {
     overhead_event: [Arc<SharedHistogram>; 2],
     overhead_turn: [Arc<SharedHistogram>; 2],
     control: Arc<ControlCollector>,
+    /// The core's choice of `model` label (held for one decision, never across an await)
+    model_labels: Mutex<ModelLabels>,
 }
 
 fn counter_name(def: &MetricDef) -> &'static str {
@@ -98,8 +104,9 @@ fn counter_name(def: &MetricDef) -> &'static str {
 }
 
 impl Metrics {
-    /// A registry with every metric of the core registered
-    pub(crate) fn new() -> Self {
+    /// A registry with every metric of the core registered; `models` (the configuration's
+    /// `model_map` keys) are `model` labels of their own
+    pub(crate) fn new(telemetry: &TelemetryConfig, models: &[&str]) -> Self {
         let mut registry = Registry::default();
         let sessions_open = Gauge::default();
         let sessions_total = Counter::default();
@@ -162,7 +169,16 @@ impl Metrics {
             overhead_event,
             overhead_turn,
             control,
+            model_labels: Mutex::new(ModelLabels::new(telemetry, models.iter().copied())),
         }
+    }
+
+    /// A reload changed the configured models
+    pub(crate) fn set_configured_models(&self, models: &[&str]) {
+        self.model_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_configured(models.iter().copied());
     }
 
     /// A client session opened
@@ -198,8 +214,19 @@ impl Metrics {
             .inc();
     }
 
-    /// Tokens of one response, by account name and client model
-    pub(crate) fn tokens(&self, account: &str, model: &str, usage: &wsv2_core::event::Usage) {
+    /// Tokens of one response, by account name and the label of the client's model
+    pub(crate) fn tokens(
+        &self,
+        account: &str,
+        model: Option<&[u8]>,
+        usage: &wsv2_core::event::Usage,
+    ) {
+        let model = self
+            .model_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .label(model)
+            .to_owned();
         for kind in names::TokenKind::ALL {
             let n = kind.of(usage);
             if n > 0 {

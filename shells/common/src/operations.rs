@@ -178,6 +178,9 @@ impl GatewayHandle {
             .keys
             .store(key_table(&config, Some(old_keys.as_ref())));
         self.ingress.account_names.store(plan.names);
+        if let Some(metrics) = &self.ingress.metrics {
+            metrics.set_configured_models(&config.configured_models());
+        }
         *self.applied.lock().unwrap_or_else(|e| e.into_inner()) = config;
         info!(
             accounts = report.accounts,

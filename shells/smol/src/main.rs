@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let rt = SmolRuntime::global();
     smol::block_on(cli::run(Shell {
         name: "wsv2-gateway-smol",
+        version: wsv2_shell::version!(),
         rt: Arc::new(rt),
         install_signals: signals::install,
         // The demo's embedded mock upstream runs on tokio: `wsv2-gateway demo` has it.

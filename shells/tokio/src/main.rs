@@ -16,6 +16,7 @@ static ALLOCATOR: wsv2_shell::alloc_count::CountingAllocator =
 async fn main() -> ExitCode {
     cli::run(Shell {
         name: "wsv2-gateway",
+        version: wsv2_shell::version!(),
         rt: Arc::new(TokioRuntime),
         install_signals: signals::install,
         demo: Some(|| Box::pin(demo::run())),

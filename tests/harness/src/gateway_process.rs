@@ -54,6 +54,16 @@ macro_rules! gateway_process_tests {
             $crate::log_leaks::no_log_line_carries_a_credential_a_prompt_or_a_frame_body($bin)
                 .await;
         }
+
+        #[tokio::test]
+        async fn the_version_names_the_commit_it_was_built_from() {
+            $crate::gateway_process::the_version_names_the_commit_it_was_built_from($bin).await;
+        }
+
+        #[tokio::test]
+        async fn the_shipped_example_serves_as_its_comments_say() {
+            $crate::shipped_example::the_shipped_example_serves_as_its_comments_say($bin).await;
+        }
     };
 }
 
@@ -283,4 +293,38 @@ pub async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm
     assert!(status.success(), "{status:?}");
     out.wait_for("shutdown complete").await;
     assert!(!pid_file.exists(), "the pid file is removed on exit");
+}
+
+/// `--version` prints `NAME VERSION (commit SHA)`: the commit `WSV2_BUILD_COMMIT` names when the
+/// build had it, else the checkout's `HEAD` (the binary is rebuilt when `HEAD` moves), else
+/// `unknown`
+pub async fn the_version_names_the_commit_it_was_built_from(bin: &str) {
+    let out = tokio::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let name = std::path::Path::new(bin)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a binary name");
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let commit = std::env::var("WSV2_BUILD_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .or(head)
+        // No git here (a source tarball): the build script had none either.
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        text,
+        format!("{name} {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+    );
 }

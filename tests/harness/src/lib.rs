@@ -18,6 +18,7 @@ pub mod log_leaks;
 pub mod protocol;
 pub mod real_clients;
 pub mod secrets;
+pub mod shipped_example;
 pub mod sse;
 
 pub use failure::Failure;

@@ -106,8 +106,7 @@ impl ControlTask {
             m.response_ended(ClientTransport::Ws, r.outcome.as_str());
             if let Some(usage) = &r.usage {
                 let account = self.ext.names.get(&r.account).map_or("?", String::as_str);
-                let model = r.model.as_deref().and_then(|m| std::str::from_utf8(m).ok());
-                m.tokens(account, model.unwrap_or(""), usage);
+                m.tokens(account, r.model.as_deref(), usage);
             }
         }
     }

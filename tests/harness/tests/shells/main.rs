@@ -83,6 +83,7 @@ mod http_openai_sdk;
 mod http_store;
 mod keepalive;
 mod limit_logs;
+mod metric_labels;
 mod pool_facts;
 mod real_clients;
 mod refusals;

@@ -4,24 +4,12 @@
 use serde_json::json;
 
 use crate::support::Shell;
-use crate::support::common::{Setup, create};
+use crate::support::common::{Setup, create, fence};
 use crate::support::http::{scrape, series};
 
 shell_tests! {
     ws_turns_export_overhead_first_event_and_tokens_by_client_model,
     a_conn_dirtied_by_a_tail_packet_is_counted_as_a_close_by_reason,
-}
-
-/// A frame the session refuses without upstream: once its `error` arrives, the session task
-/// has finished every earlier turn (merges and control reports included), so a scrape after
-/// it sees them all
-async fn fence(client: &mut wsv2_tests::client::WsClient) {
-    client.send_text("{".to_owned()).await.unwrap();
-    let event = client
-        .recv_event(std::time::Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(event["type"], "error", "{event}");
 }
 
 async fn ws_turns_export_overhead_first_event_and_tokens_by_client_model(shell: Shell) {

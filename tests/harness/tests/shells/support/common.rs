@@ -90,6 +90,18 @@ pub fn single_conn(c: &mut GatewayConfig) {
     c.core.pool.max_conns_per_account = 1;
 }
 
+/// A frame the session refuses without upstream: once its `error` arrives, the session task
+/// has finished every earlier turn (merges and control reports included), so a scrape after
+/// it sees them all
+pub async fn fence(client: &mut WsClient) {
+    client.send_text("{".to_owned()).await.unwrap();
+    let event = client
+        .recv_event(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(event["type"], "error", "{event}");
+}
+
 /// A `response.create` with an input text and optional metadata
 pub fn create(input: &str, metadata: Value) -> Value {
     json!({"type": "response.create", "model": "gpt-5", "input": input, "metadata": metadata})

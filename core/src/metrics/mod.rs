@@ -6,11 +6,14 @@
 //! ([`Transport`](crate::resolver::Transport), [`Outcome`](crate::conn::Outcome),
 //! [`GiveUpReason`](crate::scheduler::GiveUpReason), …) or from the mappings below. Labels
 //! never hold credentials, keys or prompt content: accounts are named by their configured
-//! name, models by the client's model name.
+//! name, models by the client's model name as [`labels::ModelLabels`] bounds and sanitizes it
+//! (the `model_map` keys, a few names clients use most, the rest `other`).
 //!
 //! The per-event gateway overhead is recorded into a [`LocalHistogram`] owned by the session
 //! (fixed log buckets, no allocation, no atomics) and merged once per turn into the process's
 //! [`SharedHistogram`], which the `/metrics` handler renders.
+
+pub mod labels;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
