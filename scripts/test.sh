@@ -140,3 +140,10 @@ bash tests/fuzz/run.sh --smoke
 # release build, no nginx, no thresholds), including the report generator on its own output.
 step "tests/bench/run.sh --smoke"
 bash tests/bench/run.sh --smoke
+
+# --- (h) Reliability smoke ------------------------------------------------------------------
+# Every reliability workload at small sizes against both shells, on the test-profile binaries
+# (built by the step above), RELIABILITY.md generated in a temporary folder; fails on a broken
+# pass rule.
+step "tests/reliability/run.sh --smoke"
+bash tests/reliability/run.sh --smoke

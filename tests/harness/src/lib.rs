@@ -17,6 +17,7 @@ pub mod loadgen;
 pub mod log_leaks;
 pub mod protocol;
 pub mod real_clients;
+pub mod reliability;
 pub mod secrets;
 pub mod shipped_example;
 pub mod sse;

@@ -7,6 +7,7 @@
 //! | `POST /fault?name=N[&slow_ms=MS]` | switches fault `N` on for every later response: `drop_mid_stream`, `error_429`, `error_500`, `blackhole`, `slow` (default 2000 ms); `none` switches it off |
 //! | `POST /upgrade?status=S` | answers every later upgrade with HTTP `S` (401, 426, 429, 500, …); `0` accepts again |
 //! | `POST /clear` | both off |
+//! | `POST /drop-all` | cuts every open WebSocket connection now (TCP, no close frame) |
 //! | `POST /reset-max` | restarts `handshakes_in_flight_max` (most upgrades being answered at once: the client's dials in flight) |
 //!
 //! Every `POST` answers the new state, or 400 with a one-line reason.
@@ -67,7 +68,11 @@ fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
         })
     };
     let outcome = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/state") => Ok(()),
+        (_, "/state") => Ok(()),
+        (&Method::POST, "/drop-all") => {
+            shared.switches.drop_all();
+            Ok(())
+        }
         (&Method::POST, "/reset-max") => {
             shared.switches.reset_handshaking_max();
             Ok(())

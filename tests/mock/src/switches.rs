@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::request::Fault;
 
 /// A fault every later response gets (see the module docs).
@@ -71,8 +73,10 @@ impl RuntimeFault {
 }
 
 /// The switches of one mock instance and the connection counters the admin endpoint reports.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Switches {
+    /// Bumped to cut every open WebSocket connection at once (no close frame).
+    kick: watch::Sender<u64>,
     fault: Mutex<Option<RuntimeFault>>,
     /// Mirrors `fault == Some(Blackhole)` for the hot paths (accept, pong filter).
     blackhole: AtomicBool,
@@ -87,7 +91,31 @@ pub(crate) struct Switches {
     handshaking_max: AtomicU64,
 }
 
+impl Default for Switches {
+    fn default() -> Self {
+        Self {
+            kick: watch::channel(0).0,
+            fault: Mutex::default(),
+            blackhole: AtomicBool::default(),
+            open_ws: AtomicU64::default(),
+            held_silent: AtomicU64::default(),
+            handshaking: AtomicU64::default(),
+            handshaking_max: AtomicU64::default(),
+        }
+    }
+}
+
 impl Switches {
+    /// Cuts every WebSocket connection open now (each drops its TCP without a close frame).
+    pub(crate) fn drop_all(&self) {
+        self.kick.send_modify(|n| *n += 1);
+    }
+
+    /// What a connection watches for [`Switches::drop_all`].
+    pub(crate) fn kicks(&self) -> watch::Receiver<u64> {
+        self.kick.subscribe()
+    }
+
     pub(crate) fn set(&self, fault: Option<RuntimeFault>) {
         let mut slot = self.fault.lock().unwrap_or_else(|e| e.into_inner());
         *slot = fault;

@@ -110,6 +110,7 @@ pub(crate) async fn serve(
         paused: None,
         drop_pongs,
     };
+    let mut kicks = server.switches.kicks();
     let mut writer_done = false;
     let mut close_deadline: Option<Instant> = None;
     let mut close_recorded = false;
@@ -121,6 +122,13 @@ pub(crate) async fn serve(
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
+                if !server_closed.swap(true, Ordering::SeqCst) {
+                    server.recorder.push(Record::Close { conn: conn_id, by: CloseSide::Server, code: None });
+                }
+                break;
+            }
+            _ = kicks.changed() => {
+                // The admin's drop-all: cut the TCP connection, no close frame.
                 if !server_closed.swap(true, Ordering::SeqCst) {
                     server.recorder.push(Record::Close { conn: conn_id, by: CloseSide::Server, code: None });
                 }

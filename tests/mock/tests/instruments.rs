@@ -333,6 +333,18 @@ async fn the_binary_admin_endpoint_switches_faults_and_upgrade_refusals() {
     assert_eq!(state["open_connections"], 1);
     let events = client.turn(create(json!({}))).await;
     assert_eq!(final_response(&events)["status"], "completed");
+    // drop-all cuts the open socket without a close frame; a new one is served.
+    post(&admin, "/drop-all", None).await;
+    let ended = client.recv().await;
+    assert!(matches!(ended, None | Some(Err(_))), "{ended:?}");
+    let mut client = Client::connect_url(&url).await;
+    let events = client.turn(create(json!({}))).await;
+    assert_eq!(final_response(&events)["status"], "completed");
+    let (_, state) = post(&admin, "/state", None).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&state).expect("JSON")["upgrades"],
+        2
+    );
     child.kill().expect("kill");
     child.wait().expect("wait");
 }

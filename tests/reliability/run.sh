@@ -1,0 +1,392 @@
+#!/usr/bin/env bash
+# The reliability suite of wsv2 (issue 14): workloads 1–4 against both shells (tokio
+# `wsv2-gateway`, smol `wsv2-gateway-smol`) in front of `wsv2-mock-upstream`, raw JSON per
+# workload and shell, then RELIABILITY.md generated from it (tables, soak plots as SVG).
+#
+#   tests/reliability/run.sh [--smoke | --medium] [--out DIR] [--shells tokio,smol]
+#                            [--workloads 1,2,3,4] [--faults a,b] [--soak DUR] [--no-tls]
+#
+# Workloads (pass rules in RELIABILITY.md):
+#   1 integrity  N sessions × T turns at once, mixed: default lane store:false chains, 3 named
+#                lanes, store:true chains, HTTP POST + SSE; every event checked
+#   2 storm      N sessions opening at once on a cold pool, then SIGTERM, a new gateway on the
+#                same port and every client reconnecting at once
+#   3 faults     sessions under load, each fault injected mid-run then cleared (the mock's
+#                runtime switches through its admin port; a mock restart)
+#   4 soak       mixed load with a fault every few seconds for --soak DUR, sampling RSS, fds,
+#                threads and pool gauges
+# The mock runs as a real upstream would: 200 ms handshake delay, TLS (a CA and leaf generated
+# with openssl at start, trusted through the gateway's tls_ca_file), short lifetime.
+#
+# Sizes: full (default) 2,000 × 20 / 1,000 / 200 / --soak 30m, release binaries, results in
+# tests/reliability/results/ and RELIABILITY.md at the root. --medium: 500 × 10 / 500 / 100 /
+# 5m on test-profile binaries, same outputs. --smoke (CI): 40 × 4 / 60 / 30 / 60 s on
+# test-profile binaries, everything in a temporary folder (or --out); fails when a rule of
+# workload 1 or 2 is not met. RELIABILITY_LOGS=DIR keeps the processes' logs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+mode=full out="" shells="tokio,smol" workloads="1,2,3,4" soak="" tls=1 only_faults=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) mode=smoke ;;
+    --medium) mode=medium ;;
+    --out) out=$2; shift ;;
+    --shells) shells=$2; shift ;;
+    --workloads) workloads=$2; shift ;;
+    --soak) soak=$2; shift ;;
+    --no-tls) tls=0 ;;
+    --faults) only_faults=$2; shift ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+wants() { [[ ",$workloads," == *",$1,"* ]]; }
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+case "$mode" in
+  full) w1_sessions=2000 w1_turns=20 w2_sessions=1000 w3_sessions=200 soak=${soak:-30m}
+        profile=(--release) bin=target/release ;;
+  medium) w1_sessions=500 w1_turns=10 w2_sessions=500 w3_sessions=100 soak=${soak:-5m}
+          profile=() bin=target/debug ;;
+  smoke) w1_sessions=40 w1_turns=4 w2_sessions=60 w3_sessions=30 soak=${soak:-60s}
+         profile=() bin=target/debug ;;
+esac
+if [ "$mode" = smoke ]; then
+  out=${out:-$(mktemp -d)}
+  md=$out/RELIABILITY.md
+elif [ -n "$out" ]; then
+  md=$out/RELIABILITY.md
+else
+  out=tests/reliability/results md=RELIABILITY.md
+fi
+mkdir -p "$out"
+rm -f "$out"/*.json "$out"/extra-*.md "$out"/*.svg
+
+# The gateways read every WSV2_* variable as a setting; scripts/test.sh exports some.
+while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^WSV2_' || true)
+
+# Enough descriptors for every client, gateway and upstream socket of the biggest workload.
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] && hard=1048576
+ulimit -n "$(( hard < 65536 ? hard : 65536 ))"
+
+log "building ${profile[*]:-test-profile} binaries"
+# The smoke names the test targets too, so right after `cargo test` in CI nothing recompiles.
+targets=(--bins)
+[ "$mode" = smoke ] && targets+=(--tests)
+# RELIABILITY_NO_BUILD=1 uses the binaries as they are (when iterating on the script).
+[ -n "${RELIABILITY_NO_BUILD:-}" ] || cargo build "${profile[@]}" -q --workspace "${targets[@]}"
+rel=$bin/wsv2-reliability
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${RELIABILITY_LOGS:-}" ]; then mkdir -p "$RELIABILITY_LOGS"; cp "$work"/*.log "$work"/*.err "$RELIABILITY_LOGS"/ 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+key=sk-reliability-client
+token=sk-reliability-upstream
+
+# --- TLS material: a CA and a leaf for 127.0.0.1, fresh for this run ------------------------
+mock_tls=()
+if [ "$tls" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=wsv2-reliability-ca \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$work/leaf.key" -out "$work/leaf.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/leaf.ext"
+  openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+    -days 2 -extfile "$work/leaf.ext" -out "$work/leaf.pem" 2>/dev/null
+  mock_tls=(--tls-cert "$work/leaf.pem" --tls-key "$work/leaf.key")
+fi
+
+# --- processes -------------------------------------------------------------------------------
+# spawn NAME CMD...: starts CMD, waits for its "listening on URL" line (and the mock's admin
+# line); sets spawned_pid, spawned_url, spawned_admin.
+spawn() {
+  local name=$1
+  shift
+  local fifo=$work/$name.out line
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  "$@" >"$fifo" 2>>"$work/$name.err" &
+  spawned_pid=$!
+  pids+=("$spawned_pid")
+  spawned_url="" spawned_admin=""
+  exec 8<"$fifo"
+  while IFS= read -r line <&8; do
+    case "$line" in
+      "listening on "*) spawned_url=${line#listening on } ;;
+      "admin on http://"*) spawned_admin=${line#admin on http://} ;;
+    esac
+    if [ -n "$spawned_url" ] && { [ -n "$spawned_admin" ] || [[ " $* " != *" --admin "* ]]; }; then break; fi
+  done
+  if [ -z "$spawned_url" ]; then
+    echo "$name did not start: $*" >&2
+    tail -n 20 "$work/$name.err" >&2
+    exit 1
+  fi
+  # Keep draining its stdout (the gateway logs there) so it can never block on a full pipe.
+  cat <&8 >>"$work/$name.log" &
+  pids+=($!)
+  exec 8<&-
+}
+
+# start_mock NAME [FLAGS...]: sets mock_url, mock_admin, mock_pid, mock_port.
+start_mock() {
+  local name=$1
+  shift
+  spawn "$name" "$bin/wsv2-mock-upstream" --listen "127.0.0.1:${mock_port_wanted:-0}" --api-key "$token" \
+    --handshake-delay 200ms --admin 127.0.0.1:0 "${mock_tls[@]}" "$@"
+  mock_url=$spawned_url mock_admin=$spawned_admin mock_pid=$spawned_pid
+  mock_port=${mock_url#*://127.0.0.1:}
+  mock_port=${mock_port%%/*}
+}
+
+# write_conf FILE SESSIONS [EXTRA TOML]: one account on the mock; room for 1.5× the sessions.
+write_conf() {
+  local file=$1 sessions=$2 extra=${3:-}
+  cap=$((sessions * 3 / 2 + 100))
+  {
+    echo "listen = \"127.0.0.1:${gateway_port:-0}\""
+    [ "$tls" = 1 ] && echo "tls_ca_file = \"$work/ca.pem\""
+    cat <<TOML
+
+[[client_keys]]
+key = "$key"
+max_sockets = $((sessions * 4 + 100))
+
+[[accounts]]
+id = 1
+name = "mock"
+token = "$token"
+base_url = "$mock_url"
+concurrency = $cap
+
+[session]
+inter_turn_idle_timeout = "1h"
+
+[pool]
+max_conns_per_account = $cap
+max_idle_per_account = $cap
+$extra
+TOML
+  } >"$file"
+}
+
+# start_gateway SHELL NAME CONF: sets gateway_url, gateway_addr, gateway_pid.
+start_gateway() {
+  local shell=$1 name=$2 conf=$3
+  local cmd=("$bin/wsv2-gateway" serve --config "$conf")
+  [ "$shell" = tokio ] || cmd=("$bin/wsv2-gateway-smol" serve --config "$conf")
+  RUST_LOG=warn spawn "$name" "${cmd[@]}"
+  gateway_url=$spawned_url gateway_pid=$spawned_pid
+  gateway_addr=${gateway_url#*://}
+  gateway_addr=${gateway_addr%%/*}
+}
+
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+IFS=, read -r -a shell_list <<<"$shells"
+
+# --- workload 1: integrity under load ----------------------------------------------------------
+if wants 1; then
+  for shell in "${shell_list[@]}"; do
+    log "workload 1 (integrity): $shell, $w1_sessions sessions × $w1_turns turns"
+    start_mock "w1-$shell-mock"
+    write_conf "$work/w1-$shell.toml" "$w1_sessions"
+    start_gateway "$shell" "w1-$shell" "$work/w1-$shell.toml"
+    "$rel" load --target "http://$gateway_addr/v1" --key "$key" --label "$shell" \
+      --sessions "$w1_sessions" --turns "$w1_turns" --mix ws:4,lanes3:2,stored:1,http:1 \
+      --metrics "$gateway_addr" --json "$out/w1-$shell.json"
+    stop "$gateway_pid"
+    stop "$mock_pid"
+  done
+fi
+
+# --- workload 2: reconnect storm ------------------------------------------------------------
+dial_bound=$((w2_sessions * 3 / 2 + 100))
+if wants 2; then
+  for shell in "${shell_list[@]}"; do
+    log "workload 2 (storm): $shell, $w2_sessions sessions at once, then a SIGTERM restart"
+    start_mock "w2-$shell-mock"
+    # A fixed port, so the restarted gateway is where the clients reconnect.
+    gateway_port=$((20000 + RANDOM % 20000))
+    while [ -n "$(ss -Htln "sport = :$gateway_port")" ]; do gateway_port=$((20000 + RANDOM % 20000)); done
+    # Cold pool: no warm idle conns.
+    write_conf "$work/w2-$shell.toml" "$w2_sessions" "min_idle_per_account = 0"
+    start_gateway "$shell" "w2-$shell" "$work/w2-$shell.toml"
+    rm -f "$work/w2-ready"
+    "$rel" storm --target "http://$gateway_addr/v1" --key "$key" --label "$shell" \
+      --sessions "$w2_sessions" --ready-file "$work/w2-ready" --mock-admin "$mock_admin" \
+      --json "$out/w2-$shell.json" &
+    storm_pid=$!
+    # Bounded wait for the cold phase (the storm tool writes the file once every socket is held).
+    for _ in $(seq 1 1200); do
+      [ -f "$work/w2-ready" ] && break
+      kill -0 "$storm_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    log "workload 2: SIGTERM to the $shell gateway, a new one on port $gateway_port"
+    kill -TERM "$gateway_pid"
+    wait "$gateway_pid" 2>/dev/null || true
+    start_gateway "$shell" "w2-$shell-restarted" "$work/w2-$shell.toml"
+    wait "$storm_pid"
+    stop "$gateway_pid"
+    stop "$mock_pid"
+    gateway_port=""
+  done
+fi
+
+# --- workload 3: fault matrix under load ------------------------------------------------------
+# Timeouts short enough that a fault is detected and cleared within a row (the same values go
+# into the deadline below): silent upstream → ping after 1 s, closed 1 s later; dials ≤ 3 s;
+# an account cooled down by 5xx comes back after 2 s.
+w3_toml='[upstream]
+ping_interval = "1s"
+pong_timeout = "1s"
+dial_timeout = "3s"
+tls_handshake_timeout = "3s"
+
+[scheduler]
+server_error_cooldown = "2s"'
+# The documented bound on one response under a fault: silence detection (ping_interval +
+# pong_timeout) + a redial (dial_timeout) + the retry budget (scheduler.retry_total_budget, 5 s)
+# + the wait for a conn (pool.session_acquire_wait, 2 s) + the slow fault's own delay (2 s).
+w3_deadline=14s
+case "$mode" in
+  full) w3_at=10s w3_clear=30s w3_len=60s w3_quiet=10s ;;
+  medium) w3_at=5s w3_clear=15s w3_len=30s w3_quiet=5s ;;
+  smoke) w3_at=1s w3_clear=2500ms w3_len=7s w3_quiet=2s ;;
+esac
+w3_faults=(drop_mid_stream error_429 error_500 refuse_401 refuse_426 refuse_429 refuse_500
+  upstream_restart lifetime blackhole slow sighup)
+
+# w3_row SHELL FAULT: one row with a fresh mock and gateway.
+w3_row() {
+  local shell=$1 fault=$2 inject="" clear="" at=$w3_at mock_flags=()
+  local admin_post="curl -sf -o /dev/null -X POST"
+  local toml=$w3_toml permanent=()
+  if [ "$fault" = lifetime ]; then
+    # Upstream's 60-minute limit at 4 s, the gateway retiring conns at 3 s (upstream.max_age,
+    # 55m against 60m by default); idle sockets get the limit error unsolicited.
+    mock_flags=(--lifetime 4s --unsolicited-limit) permanent=(--permanent)
+    toml=${toml/\[upstream\]/[upstream]$'\n'max_age = \"3s\"}
+  fi
+  start_mock "w3-$shell-$fault-mock" "${mock_flags[@]}"
+  write_conf "$work/w3-$shell-$fault.toml" "$w3_sessions" "$toml"
+  start_gateway "$shell" "w3-$shell-$fault" "$work/w3-$shell-$fault.toml"
+  local a="http://$mock_admin"
+  case "$fault" in
+    drop_mid_stream | error_429 | error_500 | blackhole)
+      inject="$admin_post '$a/fault?name=$fault'" clear="$admin_post $a/clear" ;;
+    slow) inject="$admin_post '$a/fault?name=slow&slow_ms=2000'" clear="$admin_post $a/clear" ;;
+    refuse_*)
+      # Refuse upgrades and cut every open conn, so the pool must redial into the refusal.
+      inject="$admin_post '$a/upgrade?status=${fault#refuse_}' && $admin_post $a/drop-all"
+      clear="$admin_post $a/clear"
+      # By design a 401 disables its account until a reload: the clear includes the reload.
+      [ "$fault" = refuse_401 ] && clear="$clear && kill -HUP $gateway_pid" ;;
+    upstream_restart)
+      inject="kill -9 $mock_pid"
+      clear="$bin/wsv2-mock-upstream --listen 127.0.0.1:$mock_port --api-key $token --handshake-delay 200ms ${mock_tls[*]} >/dev/null 2>&1 & echo \$! >$work/w3-$shell-restarted.pid" ;;
+    lifetime) at=0s ;;   # all along: no injection, no clear
+    sighup) inject="kill -HUP $gateway_pid" ;;
+  esac
+  "$rel" fault --target "http://$gateway_addr/v1" --key "$key" --label "$shell" \
+    --sessions "$w3_sessions" --duration "$w3_len" --metrics "$gateway_addr" --event-timeout 20s \
+    --fault "$fault" --inject-at "$at" --inject "$inject" --clear-at "$w3_clear" --clear "$clear" \
+    --deadline "$w3_deadline" --quiet "$w3_quiet" "${permanent[@]}" --json "$out/w3-$shell-$fault.json" ||
+    log "workload 3: $shell $fault: the row did not finish"
+  stop "$gateway_pid"
+  stop "$mock_pid"
+  if [ -f "$work/w3-$shell-restarted.pid" ]; then
+    kill "$(cat "$work/w3-$shell-restarted.pid")" 2>/dev/null || true
+    rm -f "$work/w3-$shell-restarted.pid"
+  fi
+}
+
+w3_shell() {
+  local shell=$1
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+  for fault in "${w3_faults[@]}"; do
+    [ -z "$only_faults" ] || [[ ",$only_faults," == *",$fault,"* ]] || continue
+    log "workload 3 (faults): $shell, $fault, $w3_sessions sessions"
+    w3_row "$shell" "$fault"
+  done
+}
+
+# --- workload 4: soak ---------------------------------------------------------------------------
+case "$mode" in
+  full) w4_sessions=200 w4_sample=5s w4_fault_every=30s w4_warmup=5m ;;
+  medium) w4_sessions=100 w4_sample=2s w4_fault_every=20s w4_warmup=60s ;;
+  smoke) w4_sessions=20 w4_sample=1s w4_fault_every=10s w4_warmup=15s ;;
+esac
+w4_shell() {
+  local shell=$1
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+  log "workload 4 (soak): $shell, $w4_sessions sessions for $soak, a fault every $w4_fault_every"
+  start_mock "w4-$shell-mock" --lifetime 10m --unsolicited-limit
+  write_conf "$work/w4-$shell.toml" "$w4_sessions" "$w3_toml"
+  start_gateway "$shell" "w4-$shell" "$work/w4-$shell.toml"
+  "$rel" soak --target "http://$gateway_addr/v1" --key "$key" --label "$shell" \
+    --sessions "$w4_sessions" --duration "$soak" --metrics "$gateway_addr" --pid "$gateway_pid" \
+    --mock-admin "$mock_admin" --sample-every "$w4_sample" --fault-every "$w4_fault_every" \
+    --fault-for 2s --warmup "$w4_warmup" --json "$out/w4-$shell.json" ||
+    log "workload 4: $shell: the soak did not finish"
+  stop "$gateway_pid"
+  stop "$mock_pid"
+}
+
+# The smoke runs the shells side by side (each row has its own mock and gateway); a full run
+# measures one at a time.
+for w in 3 4; do
+  wants "$w" || continue
+  if [ "$mode" = smoke ]; then
+    jobs_of_w=()
+    for shell in "${shell_list[@]}"; do
+      "w${w}_shell" "$shell" &
+      jobs_of_w+=($!)
+    done
+    for job in "${jobs_of_w[@]}"; do wait "$job"; done
+  else
+    for shell in "${shell_list[@]}"; do ("w${w}_shell" "$shell"); done
+  fi
+done
+
+# --- run facts and the report ----------------------------------------------------------------
+json_str() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
+case "$mode" in
+  full) sizes="full: workload 1 $w1_sessions sessions × $w1_turns turns; 2 $w2_sessions sessions; 3 $w3_sessions sessions per fault; 4 soak $soak" ;;
+  *) sizes="$mode (not the issue's full sizes): workload 1 $w1_sessions sessions × $w1_turns turns; 2 $w2_sessions sessions; 3 $w3_sessions sessions per fault; 4 soak $soak" ;;
+esac
+cat >"$out/meta.json" <<JSON
+{"commit": $(json_str "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- core shells tests)" ] || echo ' (dirty)')"),
+ "date": $(json_str "$(date -u +%Y-%m-%dT%H:%MZ)"),
+ "mode": $(json_str "$mode"),
+ "sizes": $(json_str "$sizes"),
+ "machine": $(json_str "$(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"),
+ "profile": $(json_str "$([ "$bin" = target/release ] && echo release || echo 'test profile (debug, unoptimised)')"),
+ "upstream": $(json_str "wsv2-mock-upstream, 200 ms handshake delay, $([ "$tls" = 1 ] && echo 'TLS (fresh CA via tls_ca_file)' || echo 'plain TCP'), one account"),
+ "dial_bound": $dial_bound,
+ "notes": [$(json_str "workload 3 runs each row on a fresh mock and gateway with upstream.ping_interval 1s, pong_timeout 1s, dial_timeout 3s, scheduler.server_error_cooldown 2s; rows: load from 0, fault at $w3_at, cleared at $w3_clear, load stops at $w3_len"),
+           $(json_str "workload 4: gateway timeouts as workload 3; the mock's connection lifetime is 10m (unsolicited limit on idle sockets); faults cycle drop_mid_stream, error_500, error_429, slow (1 s), each for 2 s every $w4_fault_every; slopes exclude the first $w4_warmup")]}
+JSON
+"$rel" report --dir "$out" --out "$md"
+log "wrote $md (raw results in $out)"
+# Rules not met are listed; the smoke fails on those of workloads 1 and 2 (integrity, storm).
+# Workloads 3 and 4 report their rules without failing CI while the gateway defects they found
+# are open (RELIABILITY.md and the issue's notes say which).
+if grep -q '| \*\*NO\*\* |' "$md"; then
+  grep '| \*\*NO\*\* |' "$md" >&2
+  if [ "$mode" = smoke ] && grep '| \*\*NO\*\* |' "$md" | grep -q -E '^\| (1 integrity|2 storm)'; then exit 1; fi
+fi
