@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::emitter::{Emitter, Gone, Outgoing};
 use crate::ids::{IdGen, IdKind};
 use crate::request::{Fault, OutputKind};
 use crate::response::{ResponseSpec, ResponseState, Usage, count_tokens};
 use crate::store::Context;
+use crate::switches::RuntimeFault;
 
 /// Text the deltas are cut from, cycled.
 const FILLER: &[u8] = b"The quick brown fox jumps over the lazy dog. ";
@@ -35,6 +36,8 @@ pub(crate) struct Plan {
     pub(crate) delta_bytes: usize,
     pub(crate) delta_interval: Duration,
     pub(crate) tool_name: String,
+    /// The mock's runtime fault (a blackholed response waits for it to change).
+    pub(crate) switched: watch::Receiver<Option<RuntimeFault>>,
 }
 
 /// A `response.steer` routed to a running response.
@@ -138,8 +141,11 @@ impl<'a> Generator<'a> {
             self.pause(Some(plan.fault_delay), false).await?;
         }
         if plan.fault == Some(Fault::Blackhole) {
-            self.em.closed().await;
-            return Err(Halt::Gone);
+            let mut switched = plan.switched.clone();
+            tokio::select! {
+                _ = switched.wait_for(|f| *f != Some(RuntimeFault::Blackhole)) => {}
+                () = self.em.closed() => return Err(Halt::Gone),
+            }
         }
         self.em.start_response();
         let created = plan.spec.object(&ResponseState::in_progress());

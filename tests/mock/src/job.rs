@@ -231,6 +231,7 @@ pub(crate) fn build_plan(
         delta_bytes: cfg.delta_bytes,
         delta_interval: cfg.delta_interval,
         tool_name,
+        switched: server.switches.watch(),
     }
 }
 

@@ -66,8 +66,7 @@
 //!   is steered (its lane stays blocked, other lanes keep working);
 //!   `stop_reading` — the mock stops reading the socket for `mock_delay_ms`, or for good;
 //!   `stop_pong` — pings on this connection go unanswered from now on;
-//!   `tail_packet` — one extra `response.output_text.delta` after the terminal event;
-//!   `blackhole` — no event at all until the connection (or SSE body) goes away.
+//!   `tail_packet` — one extra `response.output_text.delta` after the terminal event.
 //!   An unknown name is answered with a 400 `error` event, so typos fail loudly.
 //!
 //! Ids (connection ids, deterministic response ids) count from 1 per mock instance, which is

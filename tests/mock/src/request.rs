@@ -37,13 +37,13 @@ pub(crate) enum Fault {
     StopPong,
     /// One extra `response.output_text.delta` after the terminal event.
     TailPacket,
-    /// No event at all until the connection (or SSE body) goes away.
+    /// No event until the runtime blackhole is switched off (runtime only, no metadata name).
     Blackhole,
 }
 
 impl Fault {
     /// Every fault with its `metadata.mock_fault` name.
-    pub(crate) const NAMES: [(&'static str, Self); 13] = [
+    pub(crate) const NAMES: [(&'static str, Self); 12] = [
         ("error_400", Self::Error400),
         ("error_429", Self::Error429),
         ("error_500", Self::Error500),
@@ -56,7 +56,6 @@ impl Fault {
         ("stop_reading", Self::StopReading),
         ("stop_pong", Self::StopPong),
         ("tail_packet", Self::TailPacket),
-        ("blackhole", Self::Blackhole),
     ];
 
     fn parse(name: &str) -> Option<Self> {

@@ -224,12 +224,10 @@ async fn accept_loop(
 /// switched off (the peer has long timed out by then) or the mock stops.
 async fn hold_silent(tcp: TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let _held = OpenGuard::count(&shared.switches.held_silent);
-    let mut check = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            _ = check.tick() => if !shared.switches.blackhole() { break },
-        }
+    let mut switched = shared.switches.watch();
+    tokio::select! {
+        _ = shutdown.changed() => {}
+        _ = switched.wait_for(|f| *f != Some(RuntimeFault::Blackhole)) => {}
     }
     drop(tcp);
 }

@@ -9,9 +9,9 @@
 //! A switched fault applies to every `response.create` (WebSocket or POST) that names no
 //! `metadata.mock_fault` of its own, from the moment it is set; responses already streaming keep
 //! going. `Blackhole` also acts on sockets: new TCP connections are accepted and never answered,
-//! and open WebSocket connections stop answering pings.
+//! and open WebSocket connections stop answering pings; responses created meanwhile stay silent
+//! until it is switched off, then stream (packets a real blackhole dropped arrive late).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -77,7 +77,7 @@ impl RuntimeFault {
 pub(crate) struct Switches {
     /// Bumped to cut every open WebSocket connection at once (no close frame).
     kick: watch::Sender<u64>,
-    fault: Mutex<Option<RuntimeFault>>,
+    fault: watch::Sender<Option<RuntimeFault>>,
     /// Mirrors `fault == Some(Blackhole)` for the hot paths (accept, pong filter).
     blackhole: AtomicBool,
     /// WebSocket connections open now.
@@ -95,7 +95,7 @@ impl Default for Switches {
     fn default() -> Self {
         Self {
             kick: watch::channel(0).0,
-            fault: Mutex::default(),
+            fault: watch::channel(None).0,
             blackhole: AtomicBool::default(),
             open_ws: AtomicU64::default(),
             held_silent: AtomicU64::default(),
@@ -117,14 +117,18 @@ impl Switches {
     }
 
     pub(crate) fn set(&self, fault: Option<RuntimeFault>) {
-        let mut slot = self.fault.lock().unwrap_or_else(|e| e.into_inner());
-        *slot = fault;
+        self.fault.send_replace(fault);
         self.blackhole
             .store(fault == Some(RuntimeFault::Blackhole), Ordering::SeqCst);
     }
 
     pub(crate) fn get(&self) -> Option<RuntimeFault> {
-        *self.fault.lock().unwrap_or_else(|e| e.into_inner())
+        *self.fault.borrow()
+    }
+
+    /// Watches the switched fault (a blackholed response waits for the blackhole to end).
+    pub(crate) fn watch(&self) -> watch::Receiver<Option<RuntimeFault>> {
+        self.fault.subscribe()
     }
 
     pub(crate) fn blackhole(&self) -> bool {

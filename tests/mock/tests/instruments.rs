@@ -216,6 +216,9 @@ async fn a_blackhole_answers_nothing_and_new_connections_hang_until_cleared() {
     let hung = tokio::time::timeout(SILENCE, try_connect(&mock.ws_url(), KEY)).await;
     assert!(hung.is_err(), "the upgrade should hang, got {hung:?}");
     mock.set_fault(None);
+    // The silent response streams once the blackhole is gone, as late packets would.
+    let events = open.response().await;
+    assert_eq!(final_response(&events)["status"], "completed");
     let mut client = Client::connect(&mock).await;
     let events = client.turn(create(json!({}))).await;
     assert_eq!(final_response(&events)["status"], "completed");

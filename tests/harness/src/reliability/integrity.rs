@@ -231,9 +231,13 @@ impl ResponseCheck {
                 return None;
             }
             self.terminals += 1;
+            // WebSocket errors nest `error`; the SSE `error` event has `code` at the top.
             return Some(Outcome::Error {
                 status: event["status"].as_u64(),
-                code: event["error"]["code"].as_str().map(str::to_owned),
+                code: event["error"]["code"]
+                    .as_str()
+                    .or_else(|| event["code"].as_str())
+                    .map(str::to_owned),
             });
         }
         if self.ended() {
