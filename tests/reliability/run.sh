@@ -22,7 +22,9 @@
 # tests/reliability/results/ and RELIABILITY.md at the root. --medium: 500 × 10 / 500 / 100 /
 # 5m on test-profile binaries, same outputs. --smoke (CI): 40 × 4 / 60 / 30 / 60 s on
 # test-profile binaries, everything in a temporary folder (or --out); fails when a rule of
-# workload 1 or 2 is not met. RELIABILITY_LOGS=DIR keeps the processes' logs.
+# workload 1 or 2 is not met. RELIABILITY_LOGS=DIR keeps the processes' logs;
+# RELIABILITY_GATEWAY_TOML is appended to every gateway configuration (experiments, e.g. a
+# whole `[store]` section).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -178,6 +180,8 @@ max_conns_per_account = $cap
 max_idle_per_account = $cap
 $extra
 TOML
+    # Experiments: RELIABILITY_GATEWAY_TOML is appended to every gateway's file.
+    printf '%s\n' "${RELIABILITY_GATEWAY_TOML:-}"
   } >"$file"
 }
 
@@ -347,11 +351,11 @@ w4_shell() {
   stop "$mock_pid"
 }
 
-# The smoke runs the shells side by side (each row has its own mock and gateway); a full run
-# measures one at a time.
+# The smoke and the medium run the shells side by side (each row has its own mock and gateway);
+# a full run measures one at a time.
 for w in 3 4; do
   wants "$w" || continue
-  if [ "$mode" = smoke ]; then
+  if [ "$mode" != full ]; then
     jobs_of_w=()
     for shell in "${shell_list[@]}"; do
       "w${w}_shell" "$shell" &
@@ -362,6 +366,45 @@ for w in 3 4; do
     for shell in "${shell_list[@]}"; do ("w${w}_shell" "$shell"); done
   fi
 done
+
+# --- workloads 5 and 6: fuzzing, hostile inputs, security (their own commands) ----------------
+# Full and medium runs execute them and record the figures; the smoke leaves them to their own
+# CI steps (scripts/test.sh runs `cargo test --workspace` and `tests/fuzz/run.sh --smoke`).
+{
+  echo "## 5. Adversarial inputs and 6. security properties"
+  echo
+  if [ "$mode" = smoke ]; then
+    echo "Not run by this smoke: CI runs them in their own steps of \`scripts/test.sh\` (\`cargo test"
+    echo "--workspace\` runs \`tests/harness/tests/shells/hostile_inputs.rs\` and \`security.rs\` on both"
+    echo "shells and replays every fuzz regression; \`tests/fuzz/run.sh --smoke\` mutates the corpus)."
+  else
+    log "workloads 5 and 6: fuzz smoke, hostile-input table and security tests"
+    echo "Fuzzing: \`tests/fuzz/run.sh --smoke --time 5\` (blind mutation of the committed corpus, test"
+    echo "profile; the coverage-guided libFuzzer runs are \`tests/fuzz/run.sh\`, 300 s per target):"
+    echo
+    echo '```text'
+    bash tests/fuzz/run.sh --smoke --time 5 2>&1 | tail -n 8 || echo "fuzz smoke FAILED"
+    echo '```'
+    if [ -f target/fuzz/summary.json ]; then
+      echo
+      echo "Last coverage-guided run on this machine (target/fuzz/summary.json):"
+      echo
+      echo '```json'
+      cat target/fuzz/summary.json
+      echo '```'
+    fi
+    echo
+    echo "Hostile-input table and security properties over real sockets, both shells"
+    echo "(\`cargo test -p wsv2-tests --test shells -- hostile_inputs security\`):"
+    echo
+    echo "| test | result |"
+    echo "|---|---|"
+    cargo test -p wsv2-tests --test shells -- hostile_inputs security 2>&1 |
+      awk '/^test .* \.\.\. / { r = $NF; if (r == "ok") r = "pass"; else r = "**" r "**"; print "| `" $2 "` | " r " |" }
+           /^test result:/ { summary = $0 } END { print ""; print summary }'
+  fi
+  echo
+} >"$out/extra-5-6.md"
 
 # --- run facts and the report ----------------------------------------------------------------
 json_str() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }

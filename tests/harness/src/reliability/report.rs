@@ -318,7 +318,10 @@ fn storm(md: &mut String, runs: &[&Value], meta: &Value, rules: &mut Vec<Rule>) 
         "Dials in flight: the most upgrades the mock answered at once (its `handshakes_in_flight_max`, \
          one account). Documented bound: the account's pool cap, min(`accounts[].concurrency`, \
          `pool.max_conns_per_account`) = {} (docs/config.md, `[pool]`: the cap counts open and \
-         dialing conns). First event: cold, from the storm's start; restart, from the client's close.\n",
+         dialing conns). First event: cold, from the storm's start; restart, from the client's close \
+         (it includes the gap while no gateway listens: the old one drains its sockets over \
+         `session.shutdown_close_spread`, then exits, then the new one binds; clients retry refused \
+         TCP connects every 20 ms, counted apart as TCP retries, not as refusals).\n",
         bound.map_or("?".into(), |b| b.to_string())
     );
     let _ = writeln!(
@@ -386,8 +389,10 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
         "Each row: load running, the fault injected, then cleared. Deadline: the documented bound \
          on one response (the slowest event allowed). Recovery: from the clear to the start of the \
          last response that did not complete (0 when none failed after the clear). Errors by \
-         design (a refused 401 disables its account until a reload) are counted in the \
-         non-completions column, not hidden.\n"
+         design are counted in the non-completions column, not hidden: a refused 401 disables \
+         its account until a reload (the row's clear sends SIGHUP); a `store:false` chain dies \
+         with its upstream conn, so its next turn gets `previous_response_not_found` once (the \
+         client starts a new chain); a cooled-down account answers `no_account_available`.\n"
     );
     let _ = writeln!(
         md,
@@ -512,8 +517,11 @@ fn soak(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>, dir: &Path) {
         let last = rss_points.last().map_or(0.0, |p| p.1);
         let _ = writeln!(
             md,
-            "| {shell} | {} | {} | {} | {first:.1} → {last:.1} | {rss_slope:.1} | {fd_slope:.2} | {after} | {} |",
+            "| {shell} | {} | {} | {} | {first:.1} → {last:.1} → {} | {rss_slope:.1} | {fd_slope:.2} | {after} | {} |",
             r["duration_s"],
+            r["rss_after_kib"]
+                .as_f64()
+                .map_or("–".into(), |k| format!("{:.1}", k / 1024.0)),
             u(&c["responses"]),
             u(&c["completed"]),
             reasons(c)
