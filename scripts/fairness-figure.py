@@ -222,6 +222,10 @@ def run(args, workdir):
             "ttfe_ms_p99": pct(99),
             "ttfe_ms_max": round(ttfe[-1] * 1000, 1) if ttfe else None,
             "window_s": round(window, 1),
+            "turns_over_1s": [
+                [i, round(r[0] * 1000)] for i, r in enumerate(results)
+                if r[0] is not None and r[0] > 1.0
+            ],
         }
     finally:
         gateway.send_signal(signal.SIGKILL)

@@ -109,8 +109,9 @@ pub struct SessionConfig {
     /// A client whose write buffer stays full this long counts as gone
     #[serde(with = "duration")]
     pub client_write_timeout: Duration,
-    /// A client whose write buffer stays full this long while it has responses open upstream
-    /// gives up their concurrency slots: closed 1008, its open responses cut, their conns closed
+    /// A client whose write buffer stays full this long while its responses hold concurrency
+    /// slots gives them up as soon as another create waits for one of the account's slots:
+    /// closed 1008, its open responses cut, their conns closed
     #[serde(with = "duration")]
     pub blocked_client_timeout: Duration,
     /// Bytes queued towards one client before the session stops reading upstream
@@ -147,7 +148,7 @@ impl Default for SessionConfig {
             slot_wait_timeout: Duration::from_secs(12),
             drain_timeout: Duration::from_secs(900),
             client_write_timeout: Duration::from_secs(120),
-            blocked_client_timeout: Duration::from_secs(10),
+            blocked_client_timeout: Duration::from_secs(2),
             client_write_buffer: 1024 * 1024,
             client_ping_interval: Duration::from_secs(20),
             client_pong_timeout: Duration::from_secs(20),

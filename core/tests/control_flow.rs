@@ -83,12 +83,30 @@ impl Gateway {
     }
 
     fn open_with(&mut self, id: u64, session_key: Option<&str>, group: &str) -> SessionId {
+        self.open_info(
+            id,
+            SessionInfo {
+                group: group.into(),
+                session_key: session_key.map(str::to_owned),
+                ..SessionInfo::default()
+            },
+        )
+    }
+
+    /// A socket of client key `tenant`
+    fn open_tenant(&mut self, id: u64, tenant: u64) -> SessionId {
+        self.open_info(
+            id,
+            SessionInfo {
+                group: "default".into(),
+                tenant,
+                ..SessionInfo::default()
+            },
+        )
+    }
+
+    fn open_info(&mut self, id: u64, info: SessionInfo) -> SessionId {
         let id = SessionId(id);
-        let info = SessionInfo {
-            group: group.into(),
-            session_key: session_key.map(str::to_owned),
-            ..SessionInfo::default()
-        };
         self.control.open_session(self.now, id, info);
         self.sessions
             .insert(id, Session::new(id, self.cfg.clone(), self.now));
@@ -628,4 +646,95 @@ fn a_continuation_without_a_record_follows_unknown_previous_response() {
     // Its own responses need no record.
     gw.client(b, create(Some("resp_b"), true));
     assert_eq!(gw.creates.len(), 2);
+}
+
+/// Ends the response on `lane` of session `id` (its create went out on `conn`)
+fn complete_on(gw: &mut Gateway, id: SessionId, conn: ConnId, lane: &str, resp: &str) {
+    gw.upstream(
+        id,
+        conn,
+        json!({"type": "response.created", "stream_id": lane, "response": {"id": resp}}),
+    );
+    gw.upstream(id, conn, json!({"type": "response.completed", "stream_id": lane, "response": {"id": resp, "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}}));
+}
+
+fn senders(gw: &Gateway) -> Vec<SessionId> {
+    gw.creates.iter().map(|(s, _, _)| *s).collect()
+}
+
+#[test]
+fn freed_slots_go_round_robin_between_client_keys() {
+    // Concurrency 4: key 1 fills every slot from one socket, then two more of its sockets and
+    // one socket of key 2 wait, key 1's first.
+    let mut gw = Gateway::new(vec![account(1, 4, false)]);
+    let hog = gw.open_tenant(1, 1);
+    for lane in ["l0", "l1", "l2", "l3"] {
+        gw.client(hog, create_on(lane));
+    }
+    let a2 = gw.open_tenant(2, 1);
+    gw.client(a2, create(None, true));
+    let a3 = gw.open_tenant(3, 1);
+    gw.client(a3, create(None, true));
+    let b1 = gw.open_tenant(4, 2);
+    gw.client(b1, create(None, true));
+    assert_eq!(
+        senders(&gw),
+        [hog, hog, hog, hog],
+        "the rest wait for slots"
+    );
+    let conn = gw.create_conn(hog);
+    complete_on(&mut gw, hog, conn, "l0", "resp_0");
+    assert_eq!(senders(&gw)[4], a2, "key 1 waited first");
+    complete_on(&mut gw, hog, conn, "l1", "resp_1");
+    assert_eq!(
+        senders(&gw)[5],
+        b1,
+        "then key 2's turn, though key 1's third socket waited longer"
+    );
+    complete_on(&mut gw, hog, conn, "l2", "resp_2");
+    assert_eq!(senders(&gw)[6], a3, "one key alone takes every freed slot");
+}
+
+#[test]
+fn a_blocked_client_gives_its_slots_up_when_another_create_waits() {
+    let mut cfg = Config::default();
+    cfg.session.blocked_client_timeout = Duration::from_secs(1);
+    cfg.pool.min_idle_per_account = 0;
+    let mut gw = Gateway::with_config(vec![account(1, 2, false)], cfg);
+    let hog = gw.open_tenant(1, 1);
+    for lane in ["l0", "l1"] {
+        gw.client(hog, create_on(lane));
+    }
+    let conn = gw.create_conn(hog);
+    for lane in ["l0", "l1"] {
+        gw.upstream(
+            hog,
+            conn,
+            json!({"type": "response.created", "stream_id": lane, "response": {"id": format!("resp_{lane}")}}),
+        );
+    }
+    let now = gw.now;
+    gw.sessions
+        .get_mut(&hog)
+        .unwrap()
+        .handle_client_backpressure(now, true);
+    gw.run();
+    gw.advance(Duration::from_secs(2));
+    assert_eq!(
+        gw.sessions[&hog].phase(),
+        wsv2_core::session::SessionPhase::Active,
+        "blocked, but nobody wants its slots"
+    );
+    let other = gw.open_tenant(2, 2);
+    gw.client(other, create(None, true));
+    assert_eq!(
+        gw.sessions[&hog].phase(),
+        wsv2_core::session::SessionPhase::Finished,
+        "the blocked client was cut"
+    );
+    assert_eq!(
+        senders(&gw),
+        [hog, hog, other],
+        "its slot went to the waiting create"
+    );
 }

@@ -196,8 +196,18 @@ fn a_paused_read_stops_the_clock_and_resuming_restarts_it() {
     assert_eq!(errors(&sim).len(), 1);
 }
 
+fn blocked_announcements(sim: &Sim) -> Vec<bool> {
+    sim.commands
+        .iter()
+        .filter_map(|c| match c {
+            SessionCommand::ClientBlocked { blocked, .. } => Some(*blocked),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn a_client_that_stops_reading_gives_up_its_slots_at_blocked_client_timeout() {
+fn a_blocked_client_is_announced_at_blocked_client_timeout_and_gives_its_slots_up_when_asked() {
     let mut c = Config::default();
     c.session.blocked_client_timeout = ms(2000);
     c.session.client_write_timeout = Duration::from_secs(60);
@@ -211,14 +221,38 @@ fn a_client_that_stops_reading_gives_up_its_slots_at_blocked_client_timeout() {
     );
     sim.backpressure(true);
     sim.advance(ms(1999));
-    assert_eq!(sim.client_closed, None);
-    assert_eq!(slot_releases(&sim), 0, "both responses hold their slots");
+    assert!(blocked_announcements(&sim).is_empty());
     sim.advance(ms(1));
+    assert_eq!(blocked_announcements(&sim), [true]);
+    assert_eq!(sim.client_closed, None, "nobody asked for its slots yet");
+    assert_eq!(slot_releases(&sim), 0, "both responses hold their slots");
+    sim.session.handle_yield_slots(sim.now);
+    sim.drain();
     assert_eq!(sim.client_closed, Some(1008));
     assert_eq!(slot_releases(&sim), 2, "both slots come back at once");
     assert_eq!(sim.closes, [wsv2_core::ConnId(1)], "cut, not drained");
     assert!(!sim.released[0].reusable);
     assert_eq!(sim.session.phase(), SessionPhase::Finished);
+    assert_eq!(blocked_announcements(&sim), [true, false]);
+}
+
+#[test]
+fn a_client_that_reads_again_keeps_its_slots() {
+    let mut c = Config::default();
+    c.session.blocked_client_timeout = ms(500);
+    let mut sim = Sim::new(c);
+    sim.client(create(Some("gpt-test"), None, None, true));
+    sim.backpressure(true);
+    sim.advance(ms(500));
+    sim.backpressure(false);
+    assert_eq!(blocked_announcements(&sim), [true, false]);
+    sim.session.handle_yield_slots(sim.now);
+    sim.drain();
+    assert_eq!(
+        sim.client_closed, None,
+        "a late YieldSlots finds it reading"
+    );
+    assert_eq!(sim.session.phase(), SessionPhase::Active);
 }
 
 #[test]
@@ -231,7 +265,32 @@ fn a_blocked_client_with_nothing_open_keeps_its_socket_until_client_write_timeou
     sim.respond(1, "resp_1", None, 1, true);
     sim.backpressure(true);
     sim.advance(ms(2999));
-    assert_eq!(sim.client_closed, None, "it holds no slot");
+    assert!(blocked_announcements(&sim).is_empty(), "it holds no slot");
+    assert_eq!(sim.client_closed, None);
     sim.advance(ms(1));
     assert_eq!(sim.client_closed, Some(1008));
+}
+
+#[test]
+fn a_client_that_reads_nothing_asks_for_no_slot_until_it_reads_again() {
+    let mut sim = Sim::new(Config::default());
+    sim.client(create(Some("gpt-test"), None, None, true));
+    sim.respond(1, "resp_1", None, 1, true);
+    sim.backpressure(true);
+    sim.client(create(Some("gpt-test"), Some("resp_1"), None, true));
+    let asked = |sim: &Sim| {
+        sim.commands
+            .iter()
+            .filter(|c| matches!(c, SessionCommand::AcquireSlot { .. }))
+            .count()
+    };
+    assert_eq!(
+        asked(&sim),
+        1,
+        "the second create holds no slot while unread"
+    );
+    assert_eq!(sim.creates_on(1), 1);
+    sim.backpressure(false);
+    assert_eq!(asked(&sim), 2);
+    assert_eq!(sim.creates_on(1), 2, "it goes out once the client reads");
 }

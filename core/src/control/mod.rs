@@ -16,7 +16,8 @@
 //! ```text
 //! Schedule ─▶ store lookups (previous_response_id, session key) ─▶ scheduler ─▶ Admission
 //! Acquire  ─▶ pool: idle conn | Dial … handle_dial_ok ─▶ Lease     (or LeaseRefused after 2 s)
-//! AcquireSlot ─▶ scheduler slot | wait for SlotFreed ─▶ SlotGranted
+//! AcquireSlot ─▶ scheduler slot | wait (round-robin by client key) for SlotFreed ─▶ SlotGranted
+//!                                   └▶ a blocked client holding the account's slots ─▶ YieldSlots
 //! Bind (after each terminal) ─▶ store: response → (account, group), response → conn
 //! ```
 //!
@@ -74,6 +75,9 @@ pub struct Control {
     sessions: HashMap<SessionId, SessionEntry>,
     /// Creates waiting for a slot, per account, served round-robin by client key
     slot_waiters: HashMap<AccountId, SlotQueue>,
+    /// Sessions whose client reads nothing while their responses hold slots of the account,
+    /// longest blocked first: the first to give their slots up when creates wait
+    blocked: Vec<(SessionId, AccountId)>,
     conn_accounts: HashMap<ConnId, AccountId>,
     /// HTTP requests in flight (holders named like sessions, answered with `ControlOutput::Http`)
     http: HashMap<SessionId, http::HttpEntry>,
@@ -90,6 +94,7 @@ impl Control {
             accounts: HashMap::new(),
             sessions: HashMap::new(),
             slot_waiters: HashMap::new(),
+            blocked: Vec::new(),
             conn_accounts: HashMap::new(),
             http: HashMap::new(),
             out: VecDeque::new(),
@@ -203,6 +208,7 @@ impl Control {
                 self.scheduler.waiter_removed(*account);
             }
         }
+        self.blocked.retain(|(s, _)| *s != id);
         self.pump(now);
     }
 
@@ -257,6 +263,13 @@ impl Control {
                 }
             }
             SessionCommand::ReleaseSlot { account } => self.scheduler.release_slot(account),
+            SessionCommand::ClientBlocked { account, blocked } => {
+                self.blocked.retain(|(s, _)| *s != id);
+                if blocked {
+                    self.blocked.push((id, account));
+                    self.take_back_blocked_slots(account);
+                }
+            }
             SessionCommand::Release(release) => self.pool.handle_release(now, release),
             SessionCommand::Bind {
                 response,
@@ -550,7 +563,25 @@ impl Control {
         self.scheduler.waiter_added(account);
         waiters.push(waiter);
         self.wake_slot_waiter(account);
+        self.take_back_blocked_slots(account);
         false
+    }
+
+    /// While creates wait for the account's slots, the longest-blocked client holding some of
+    /// them gives them up ([`SessionInput::YieldSlots`]); one per call, as each holds at least one
+    fn take_back_blocked_slots(&mut self, account: AccountId) {
+        if self
+            .slot_waiters
+            .get(&account)
+            .is_none_or(SlotQueue::is_empty)
+        {
+            return;
+        }
+        if let Some(pos) = self.blocked.iter().position(|(_, a)| *a == account) {
+            let (session, _) = self.blocked.remove(pos);
+            self.out
+                .push_back(ControlOutput::Session(session, SessionInput::YieldSlots));
+        }
     }
 
     /// One freed slot wakes one waiter: the next client key in the rotation, its oldest create

@@ -56,6 +56,9 @@ pub enum SessionInput {
     LeaseRefused,
     /// A concurrency slot for this create
     SlotGranted(TurnId),
+    /// Creates wait for a slot of the account this blocked client holds: give the slots up
+    /// (close the client 1008, cut its open responses)
+    YieldSlots,
     /// The group rule's answer to `SessionCommand::CheckContinuation`
     ContinuationJudged {
         /// The create

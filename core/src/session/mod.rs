@@ -195,6 +195,8 @@ pub struct Session {
     backpressured: bool,
     /// A response stalled while draining: the drain did not finish cleanly
     drain_stalled: bool,
+    /// The control plane was told the client is blocked (`SessionCommand::ClientBlocked`)
+    announced_blocked: bool,
 }
 
 impl Session {
@@ -239,6 +241,7 @@ impl Session {
             last_model: None,
             backpressured: false,
             drain_stalled: false,
+            announced_blocked: false,
             cfg,
         }
     }
@@ -302,6 +305,7 @@ impl Session {
         self.client_out.clear();
         self.ping_client = false;
         self.timers.stop(SessionTimer::BlockedClient);
+        self.announce_blocked(false);
         self.timers.stop(SessionTimer::ClientPing);
         self.timers.stop(SessionTimer::ClientPong);
         self.drop_pending();
@@ -333,7 +337,8 @@ impl Session {
     /// conns' pong and read timeouts; if it stays full for `client_write_timeout`, the client
     /// counts as gone. If it stays full for `blocked_client_timeout` while responses are open
     /// upstream, they hold account concurrency slots for a client that reads nothing: the
-    /// client is closed 1008 and the responses are cut at once.
+    /// control plane is told, and as soon as another create waits for one of those slots it
+    /// answers [`SessionInput::YieldSlots`](crate::control::SessionInput::YieldSlots).
     pub fn handle_client_backpressure(&mut self, now: Instant, full: bool) {
         if self.phase == SessionPhase::Finished
             || self.phase == SessionPhase::Draining
@@ -359,7 +364,10 @@ impl Session {
         } else {
             self.timers.stop(SessionTimer::ClientWrite);
             self.timers.stop(SessionTimer::BlockedClient);
+            self.announce_blocked(false);
         }
+        // Held creates wait for the client to read before they ask for a slot.
+        self.settle(now);
     }
 
     /// Handles the scheduler's answer to [`SessionCommand::Schedule`]
@@ -429,10 +437,19 @@ impl Session {
             SessionInput::Lease(lease) => self.handle_lease(now, lease),
             SessionInput::LeaseRefused => self.handle_lease_refused(now),
             SessionInput::SlotGranted(turn) => self.handle_slot_granted(now, turn),
+            SessionInput::YieldSlots => self.handle_yield_slots(now),
             SessionInput::ContinuationJudged { turn, allowed } => {
                 self.handle_continuation_judged(now, turn, allowed)
             }
         }
+    }
+
+    /// Handles the control plane taking back the slots of this blocked client (see
+    /// [`handle_client_backpressure`](Self::handle_client_backpressure)); a client that reads
+    /// again by now keeps them
+    pub fn handle_yield_slots(&mut self, now: Instant) {
+        self.yield_slots(now);
+        self.settle(now);
     }
 
     /// Handles a concurrency slot granted for `turn`
@@ -502,7 +519,7 @@ impl Session {
                     self.handle_client_gone(now);
                 }
                 SessionTimer::Drain => self.drain_expired(now),
-                SessionTimer::BlockedClient => self.blocked_client_expired(now),
+                SessionTimer::BlockedClient => self.blocked_client_due(now),
                 SessionTimer::RetryBackoff => {} // settle sends the create whose back-off ended
                 SessionTimer::ClientPing => self.client_ping_due(now),
                 SessionTimer::ShutdownGrace => self.shutdown_grace_expired(now),

@@ -195,6 +195,9 @@ impl Session {
             return Step::Wait;
         }
         match head.slot {
+            // A client that reads nothing now would leave the response's slot held unread:
+            // the create waits for the client to read before it asks for one.
+            SlotState::None if self.backpressured => Step::Wait,
             SlotState::None => {
                 let turn = head.turn;
                 self.pending[0].slot = SlotState::Waiting;
@@ -453,14 +456,38 @@ impl Session {
     }
 
     /// The client's write buffer stayed full for `blocked_client_timeout`: with responses open
-    /// (each holding a slot) it is closed 1008 and they are cut, not drained, so the slots come
-    /// back now; with none open only `client_write_timeout` applies, so look again later
-    pub(super) fn blocked_client_expired(&mut self, now: Instant) {
-        if self.unfinished() == 0 {
+    /// (each holding a slot) the control plane learns that their slots may be taken back; with
+    /// none open only `client_write_timeout` applies, so look again later
+    pub(super) fn blocked_client_due(&mut self, now: Instant) {
+        if self.unfinished() == 0 || self.admission.is_none() {
             self.timers.set(
                 SessionTimer::BlockedClient,
                 now + self.cfg.session.blocked_client_timeout,
             );
+            return;
+        }
+        self.announce_blocked(true);
+    }
+
+    /// Tells the control plane the client is blocked holding slots, or no longer is
+    pub(super) fn announce_blocked(&mut self, blocked: bool) {
+        if self.announced_blocked == blocked {
+            return;
+        }
+        let Some(admission) = &self.admission else {
+            return;
+        };
+        self.announced_blocked = blocked;
+        self.commands.push_back(SessionCommand::ClientBlocked {
+            account: admission.account,
+            blocked,
+        });
+    }
+
+    /// Creates wait for the slots this blocked client holds: it is closed 1008 and its open
+    /// responses are cut, not drained, so the slots come back now
+    pub(super) fn yield_slots(&mut self, now: Instant) {
+        if !self.backpressured || self.unfinished() == 0 || self.phase != SessionPhase::Active {
             return;
         }
         self.close_client(1008, "client did not read its events in time");

@@ -189,6 +189,16 @@ pub enum SessionCommand {
         /// The account
         account: AccountId,
     },
+    /// The client has read nothing for `session.blocked_client_timeout` while responses of
+    /// `account` hold slots (`blocked`), or reads again (`!blocked`): while blocked, a create
+    /// waiting for one of the account's slots makes the control plane answer
+    /// `SessionInput::YieldSlots`
+    ClientBlocked {
+        /// The account whose slots it holds
+        account: AccountId,
+        /// Blocked (true) or reading again (false)
+        blocked: bool,
+    },
     /// Give a conn back to the pool
     Release(Release),
     /// Abandon any write in flight on `conn` (the session was cancelled); report it with

@@ -486,6 +486,9 @@ fn command_line(c: &SessionCommand) -> String {
             )
         }
         SessionCommand::CloseClient { code, reason } => format!("close client {code} {reason:?}"),
+        SessionCommand::ClientBlocked { account, blocked } => {
+            format!("client blocked {account} {blocked}")
+        }
         SessionCommand::CheckContinuation { turn, previous } => {
             format!("check continuation {turn} prev={previous}")
         }
