@@ -170,6 +170,11 @@ pub struct PoolConfig {
     /// How long a WebSocket session waits for a conn before its create gets a 503 `error` event
     #[serde(with = "duration")]
     pub session_acquire_wait: Duration,
+    /// How long a new session (or HTTP turn) waits for a dial already in flight, or for its
+    /// own dial, before it tries another usable account; with no other account it waits for
+    /// the dial (bounded by `upstream.dial_timeout`)
+    #[serde(with = "duration")]
+    pub dial_wait: Duration,
     /// How long an HTTP turn waits for a conn in total
     #[serde(with = "duration")]
     pub acquire_timeout: Duration,
@@ -216,6 +221,7 @@ impl Default for PoolConfig {
         Self {
             max_conns_per_account: 128,
             session_acquire_wait: Duration::from_secs(2),
+            dial_wait: Duration::from_millis(500),
             acquire_timeout: Duration::from_secs(12),
             queue_limit_per_conn: 16,
             min_idle_per_account: 1,
@@ -261,6 +267,13 @@ pub struct SchedulerConfig {
     pub retry_backoff_max: Duration,
     /// Accounts one response may move to after its first
     pub max_account_switches: u32,
+    /// Consecutive failed dials (refused, timed out, TLS, proxy, upgrade 5xx) that cool an
+    /// account down until a probe dial succeeds
+    pub dial_failure_limit: u32,
+    /// While an account cools down after failed dials, a probe dial this often; the first
+    /// that succeeds makes the account usable again
+    #[serde(with = "duration")]
+    pub probe_interval: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -274,6 +287,8 @@ impl Default for SchedulerConfig {
             retry_backoff_initial: Duration::from_millis(120),
             retry_backoff_max: Duration::from_secs(2),
             max_account_switches: 3,
+            dial_failure_limit: 2,
+            probe_interval: Duration::from_secs(5),
         }
     }
 }
@@ -520,6 +535,12 @@ impl Config {
             "must not exceed pool.dial_backoff_max",
         );
         check(!p.ping_tick.is_zero(), "pool.ping_tick", "must be positive");
+        check(!p.dial_wait.is_zero(), "pool.dial_wait", "must be positive");
+        check(
+            p.dial_wait <= self.upstream.dial_timeout,
+            "pool.dial_wait",
+            "must not exceed upstream.dial_timeout",
+        );
         check(
             !p.cleanup_tick.is_zero(),
             "pool.cleanup_tick",
@@ -535,6 +556,16 @@ impl Config {
             s.server_error_limit > 0,
             "scheduler.server_error_limit",
             "must be at least 1",
+        );
+        check(
+            s.dial_failure_limit > 0,
+            "scheduler.dial_failure_limit",
+            "must be at least 1",
+        );
+        check(
+            !s.probe_interval.is_zero(),
+            "scheduler.probe_interval",
+            "must be positive",
         );
         let st = &self.store;
         check(

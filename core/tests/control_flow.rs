@@ -416,7 +416,7 @@ fn upgrade_checks_answer_426_and_503() {
     let none = Control::new(cfg.clone(), vec![], 1, now);
     assert_eq!(
         none.check_upgrade(now),
-        Err(UpgradeRefusal::NoUsableAccount)
+        Err(UpgradeRefusal::NoUsableAccount { retry_after: None })
     );
     let ws = Control::new(cfg, vec![account(1, 4, false)], 1, now);
     assert_eq!(ws.check_upgrade(now), Ok(()));
@@ -433,8 +433,8 @@ fn an_upstream_429_cools_the_account_and_a_bound_continuation_gets_429() {
     gw.upstream(s1, c1, json!({"type": "error", "status": 429, "error": {"type": "rate_limit_error", "code": "rate_limit_exceeded", "message": "slow down"}, "headers": {"retry-after": "20"}}));
     assert_eq!(
         gw.control.check_upgrade(gw.now),
-        Err(UpgradeRefusal::NoUsableAccount),
-        "the only account cools down"
+        Err(UpgradeRefusal::RateLimited { retry_after: 20 }),
+        "the only account is rate limited: 429 with the reset upstream named"
     );
     let s2 = gw.open(2, None);
     gw.client(s2, create(Some("resp_1"), true));
@@ -486,7 +486,7 @@ fn a_reload_adds_removes_and_re_enables_accounts_without_dropping_sessions() {
     gw.control.apply_accounts(gw.now, vec![]);
     assert_eq!(
         gw.control.check_upgrade(gw.now),
-        Err(UpgradeRefusal::NoUsableAccount)
+        Err(UpgradeRefusal::NoUsableAccount { retry_after: None })
     );
 }
 

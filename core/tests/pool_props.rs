@@ -122,6 +122,17 @@ impl Model {
     }
 
     fn drain(&mut self) {
+        self.drain_commands();
+        // A session that took over a warm dial in flight waits on it like on its own dial.
+        let pool = self.pools.pool(A).unwrap();
+        for (holder, w) in &mut self.waiting {
+            if w.is_session && pool.waiting_on_dial(*holder).is_some() {
+                w.deadline = None;
+            }
+        }
+    }
+
+    fn drain_commands(&mut self) {
         while let Some(command) = self.pools.poll_command() {
             match command {
                 PoolCommand::Dial {

@@ -19,7 +19,7 @@ fn health(sim: &Sim, account: u64) -> Health {
 
 #[test]
 fn scheduler_cooldown_429_without_hint_lasts_rate_limit_cooldown() {
-    let mut sim = Sim::new(&[ws(1, 0, 4), ws(2, 9, 4)]);
+    let mut sim = Sim::new(&[ws(1, 9, 4), ws(2, 0, 4)]);
     expect_account(sim.schedule(&ws_request()), 1);
     sim.rate_limited(1, None);
     let until = sim.t0 + 60 * SEC;
@@ -41,7 +41,7 @@ fn scheduler_cooldown_429_without_hint_lasts_rate_limit_cooldown() {
 
 #[test]
 fn scheduler_cooldown_429_with_hint_lasts_until_the_named_reset() {
-    let mut sim = Sim::new(&[ws(1, 0, 4), ws(2, 9, 4)]);
+    let mut sim = Sim::new(&[ws(1, 9, 4), ws(2, 0, 4)]);
     sim.rate_limited(1, Some(7 * SEC));
     assert_eq!(
         health(&sim, 1),
@@ -73,7 +73,7 @@ fn scheduler_cooldown_429_with_hint_lasts_until_the_named_reset() {
 
 #[test]
 fn scheduler_three_5xx_within_60s_cool_for_30s() {
-    let mut sim = Sim::new(&[ws(1, 0, 4), ws(2, 9, 4)]);
+    let mut sim = Sim::new(&[ws(1, 9, 4), ws(2, 0, 4)]);
     sim.server_error(1);
     sim.at(30 * SEC);
     sim.server_error(1);
@@ -142,7 +142,7 @@ fn scheduler_success_clears_the_5xx_window() {
 
 #[test]
 fn scheduler_auth_failure_disables_until_reset_or_reload() {
-    let mut sim = Sim::new(&[ws(1, 0, 4), ws(2, 9, 4)]);
+    let mut sim = Sim::new(&[ws(1, 9, 4), ws(2, 0, 4)]);
     sim.auth_failure(1);
     assert_eq!(health(&sim, 1), Health::Disabled);
     expect_account(sim.schedule(&ws_request()), 2);

@@ -1,5 +1,5 @@
 //! Scheduler layers: previous_response binding > session binding > least loaded (load ratio,
-//! then waiters, then priority, then id), eligibility filters and the no-account answers.
+//! free slot and higher priority first, then waiters, then id), eligibility filters and the no-account answers.
 
 mod scheduler_support;
 
@@ -62,9 +62,9 @@ fn scheduler_layers_binding_beats_session_beats_least_loaded() {
 }
 
 #[test]
-fn scheduler_least_loaded_ratio_then_waiters_then_priority_then_id() {
+fn scheduler_least_loaded_ratio_then_waiters_then_id_within_one_priority() {
     // a1: 2/4 = 0.5; a2: 1/4 = 0.25; a3: 1/2 = 0.5 (a2 wins on ratio).
-    let mut sim = Sim::new(&[ws(1, 0, 4), ws(2, 5, 4), ws(3, 0, 2)]);
+    let mut sim = Sim::new(&[ws(1, 0, 4), ws(2, 0, 4), ws(3, 0, 2)]);
     for account in [1, 1, 2, 3] {
         assert!(sim.acquire(account, 4));
     }
@@ -77,19 +77,53 @@ fn scheduler_least_loaded_ratio_then_waiters_then_priority_then_id() {
     sim.waiter_added(3);
     expect_account(sim.schedule(&ws_request()), 2);
 
-    sim.note("equal ratio and waiters: lower priority number wins");
+    sim.note("everything equal: lowest id wins");
     sim.waiter_added(2);
     sim.waiter_removed(3);
-    // a1, a2, a3 all at 0.5 with one waiter; priorities 0, 5, 0 ⇒ a1 or a3 ⇒ id breaks the tie.
+    sim.waiter_removed(3);
+    sim.waiter_added(3);
     expect_account(sim.schedule(&ws_request()), 1);
-    sim.upsert(ws(1, 9, 4));
-    expect_account(sim.schedule(&ws_request()), 3);
+    sim.snapshot("scheduler_least_loaded_ratio_then_waiters_then_id_within_one_priority");
+}
 
-    sim.note("everything equal: lowest id wins");
-    sim.upsert(ws(3, 9, 2));
-    sim.upsert(ws(2, 9, 4));
+/// Issue 13 item 7: `priority` is higher-first, as the docs say; load balances within one
+/// priority; traffic spills to a lower priority only when every higher account is full or
+/// cooling
+#[test]
+fn scheduler_priority_is_higher_first_and_spills_only_when_higher_accounts_are_full_or_cooling() {
+    // a1, a2: priority 10, 2 slots each; a3: priority 0, 4 slots.
+    let mut sim = Sim::new(&[ws(1, 10, 2), ws(2, 10, 2), ws(3, 0, 4)]);
+    sim.note("idle: the higher priority wins over the lower id");
+    let mut placed = Vec::new();
+    for _ in 0..4 {
+        let d = sim.schedule(&ws_request());
+        let Decision::Schedule(choice) = d else {
+            panic!("expected a choice")
+        };
+        placed.push(choice.account.0);
+        assert!(sim.acquire(choice.account.0, choice.max_concurrency));
+    }
+    sim.note("four sessions: two on each priority-10 account, balanced, none on a3");
+    placed.sort_unstable();
+    assert_eq!(placed, [1, 1, 2, 2]);
+    sim.note("every priority-10 account full: spill to priority 0");
+    expect_account(sim.schedule(&ws_request()), 3);
+    sim.note("a slot frees on a2: back to priority 10 although a3 is idle");
+    sim.release(2);
+    expect_account(sim.schedule(&ws_request()), 2);
+    sim.note("a2 cooling, a1 full: spill to priority 0");
+    sim.rate_limited(2, None);
+    expect_account(sim.schedule(&ws_request()), 3);
+    sim.note("everything full: the least loaded, then the higher priority");
+    sim.reset(2);
+    assert!(sim.acquire(2, 2));
+    for _ in 0..4 {
+        assert!(sim.acquire(3, 4));
+    }
     expect_account(sim.schedule(&ws_request()), 1);
-    sim.snapshot("scheduler_least_loaded_ratio_then_waiters_then_priority_then_id");
+    sim.snapshot(
+        "scheduler_priority_is_higher_first_and_spills_only_when_higher_accounts_are_full_or_cooling",
+    );
 }
 
 #[test]
@@ -130,21 +164,16 @@ fn scheduler_websocket_sessions_only_go_to_ws_accounts() {
 }
 
 #[test]
-fn scheduler_no_usable_account_is_503_with_earliest_cooldown_end() {
+fn scheduler_no_usable_account_is_429_when_rate_limited_else_503() {
     let mut sim = Sim::new(&[ws(1, 0, 1), ws(2, 0, 1), ws(3, 0, 1)]);
     sim.rate_limited(1, Some(Duration::from_secs(40)));
     sim.rate_limited(2, Some(Duration::from_secs(20)));
     sim.auth_failure(3);
     let d = sim.schedule(&ws_request());
     let retry_at = sim.t0 + Duration::from_secs(20);
-    assert_eq!(
-        d,
-        Decision::Reject(Reject::NoAccount {
-            retry_at: Some(retry_at)
-        })
-    );
+    assert_eq!(d, Decision::Reject(Reject::AllRateLimited { retry_at }));
     if let Decision::Reject(r) = d {
-        assert_eq!(r.status(), 503);
+        assert_eq!(r.status(), 429);
         assert_eq!(r.retry_after_secs(sim.now), Some(20));
     }
     sim.note("no accounts at all: 503 without Retry-After");
@@ -159,7 +188,7 @@ fn scheduler_no_usable_account_is_503_with_earliest_cooldown_end() {
         ..ws_request()
     });
     assert_eq!(d, Decision::Reject(Reject::NoAccount { retry_at: None }));
-    sim.snapshot("scheduler_no_usable_account_is_503_with_earliest_cooldown_end");
+    sim.snapshot("scheduler_no_usable_account_is_429_when_rate_limited_else_503");
 }
 
 #[test]

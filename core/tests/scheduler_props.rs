@@ -103,11 +103,24 @@ fn serves(view: &AccountView, transport: Transport) -> bool {
     transport == Transport::Http || view.spec.transport == transport
 }
 
-/// The documented least-loaded order, written independently
+/// The documented order, written independently: free slot first; with one, higher priority,
+/// then load, then waiters; full, load, then waiters, then higher priority; then the lower id
 fn better(x: &AccountView, y: &AccountView) -> bool {
     let lx = u64::from(x.unfinished) * u64::from(y.spec.max_concurrency);
     let ly = u64::from(y.unfinished) * u64::from(x.spec.max_concurrency);
-    (lx, x.waiters, x.spec.priority, x.spec.id) < (ly, y.waiters, y.spec.priority, y.spec.id)
+    let (fx, fy) = (
+        x.unfinished >= x.spec.max_concurrency,
+        y.unfinished >= y.spec.max_concurrency,
+    );
+    let (px, py) = (-i64::from(x.spec.priority), -i64::from(y.spec.priority));
+    if fx != fy {
+        return !fx;
+    }
+    if fx {
+        (lx, x.waiters, px, x.spec.id) < (ly, y.waiters, py, y.spec.id)
+    } else {
+        (px, lx, x.waiters, x.spec.id) < (py, ly, y.waiters, y.spec.id)
+    }
 }
 
 proptest! {

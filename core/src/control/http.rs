@@ -72,12 +72,15 @@ impl Control {
                 account,
                 compat,
                 preferred,
+                may_move_from,
             } => {
                 if let Some(entry) = self.http.get_mut(&id) {
                     entry.acquiring = Some(account);
                 }
+                let dial_wait = may_move_from
+                    .and_then(|tried| self.dial_wait_for(now, account, &tried, Transport::Http));
                 self.pool
-                    .acquire_for_http(now, id, &compat, preferred.as_ref());
+                    .acquire_for_http_within(now, id, &compat, preferred.as_ref(), dial_wait);
             }
             HttpCommand::AcquireSlot {
                 account,
@@ -144,6 +147,15 @@ impl Control {
     }
 
     fn feed_failure(&mut self, now: Instant, account: AccountId, failure: FailureKind) {
+        // A pooled account's failed dials were counted where they happened
+        // (`handle_dial_failed`); an account without a pool fails its dials in the forward.
+        let unpooled = self
+            .accounts
+            .get(&account)
+            .is_some_and(|(_, transport)| *transport == Transport::Http);
+        if failure == FailureKind::DialFailed && unpooled {
+            self.scheduler.handle_dial_failed(now, account);
+        }
         if failure == FailureKind::AuthFailed {
             self.out
                 .push_back(ControlOutput::Event(ControlEvent::AccountDisabled {

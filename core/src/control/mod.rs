@@ -169,7 +169,9 @@ impl Control {
         self.pump(now);
     }
 
-    /// Whether a WebSocket upgrade may proceed: some account must be usable and speak WebSocket
+    /// Whether a WebSocket upgrade may proceed: some account must be usable (or failing, as a
+    /// last resort) and speak WebSocket; refusals carry the `Retry-After` of the earliest
+    /// cooldown end
     pub fn check_upgrade(&self, now: Instant) -> Result<(), UpgradeRefusal> {
         match self
             .scheduler
@@ -177,7 +179,14 @@ impl Control {
         {
             Decision::Schedule(_) => Ok(()),
             Decision::Reject(Reject::UpgradeRequired) => Err(UpgradeRefusal::UpgradeRequired),
-            Decision::Reject(_) => Err(UpgradeRefusal::NoUsableAccount),
+            Decision::Reject(reject @ Reject::AllRateLimited { .. }) => {
+                Err(UpgradeRefusal::RateLimited {
+                    retry_after: reject.retry_after_secs(now).unwrap_or(1),
+                })
+            }
+            Decision::Reject(reject) => Err(UpgradeRefusal::NoUsableAccount {
+                retry_after: reject.retry_after_secs(now),
+            }),
         }
     }
 
@@ -229,11 +238,18 @@ impl Control {
                 prompt_cache_key,
                 exclude,
             ),
-            SessionCommand::Acquire { account, compat } => {
+            SessionCommand::Acquire {
+                account,
+                compat,
+                may_move_from,
+            } => {
                 if let Some(entry) = self.sessions.get_mut(&id) {
                     entry.acquiring = Some(account);
                 }
-                self.pool.acquire_for_session(now, id, &compat);
+                let dial_wait = may_move_from
+                    .and_then(|tried| self.dial_wait_for(now, account, &tried, Transport::WsV2));
+                self.pool
+                    .acquire_for_session_within(now, id, &compat, dial_wait);
             }
             SessionCommand::AcquireSlot {
                 turn,
@@ -320,13 +336,18 @@ impl Control {
         self.pump(now);
     }
 
-    /// A dial finished: the conn is open
+    /// A dial finished: the conn is open, and the account is reachable (ending a cooldown
+    /// that failed dials started)
     pub fn handle_dial_ok(&mut self, now: Instant, account: AccountId, conn: ConnId) {
         self.pool.handle_dial_ok(now, account, conn);
+        self.scheduler.handle_dial_ok(now, account);
         self.pump(now);
     }
 
-    /// A dial failed; an upgrade refused with 401/403/429/5xx also feeds account health
+    /// A dial failed. Every failure that is the account's counts against its health: an
+    /// upgrade refused with 401/403 disables it, 429 cools it, any other (refused, timed out,
+    /// TLS, proxy, upgrade 5xx) is a failed dial; a local error (`failure.local`: descriptors,
+    /// memory, our own limits) says nothing about the account and counts for nothing
     pub fn handle_dial_failed(
         &mut self,
         now: Instant,
@@ -336,15 +357,21 @@ impl Control {
     ) {
         self.conn_accounts.remove(&conn);
         self.pool.handle_dial_failed(now, account, conn);
-        if let Some(status) = failure.status {
-            let kind = FailureKind::from_status(status, failure.retry_after);
-            if kind == FailureKind::AuthFailed {
-                self.out
-                    .push_back(ControlOutput::Event(ControlEvent::AccountDisabled {
-                        account,
-                    }));
+        let kind = failure
+            .status
+            .map(|status| FailureKind::from_status(status, failure.retry_after));
+        match kind {
+            _ if failure.local => {}
+            Some(kind @ (FailureKind::RateLimited { .. } | FailureKind::AuthFailed)) => {
+                if kind == FailureKind::AuthFailed {
+                    self.out
+                        .push_back(ControlOutput::Event(ControlEvent::AccountDisabled {
+                            account,
+                        }));
+                }
+                self.scheduler.handle_failure(now, account, kind);
             }
-            self.scheduler.handle_failure(now, account, kind);
+            _ => self.scheduler.handle_dial_failed(now, account),
         }
         self.out
             .push_back(ControlOutput::Event(ControlEvent::DialFailed {
@@ -445,6 +472,11 @@ impl Control {
         self.accounts.get(&id).map(|(spec, _)| spec)
     }
 
+    /// An account's health and load as the scheduler sees it at `now`
+    pub fn account_view(&self, id: AccountId, now: Instant) -> Option<scheduler::AccountView> {
+        self.scheduler.account(id, now)
+    }
+
     /// The store (stats, breaker state)
     pub fn store(&self) -> &Store {
         &self.store
@@ -467,6 +499,14 @@ impl Control {
                             .push_back(ControlOutput::Event(ControlEvent::AccountUsable {
                                 account,
                             }))
+                    }
+                    SchedulerEvent::ProbeDue(account) => {
+                        if self.pool.probe(now, account) {
+                            self.out
+                                .push_back(ControlOutput::Event(ControlEvent::ProbeStarted {
+                                    account,
+                                }));
+                        }
                     }
                 }
             }
@@ -539,13 +579,39 @@ impl Control {
                 self.out
                     .push_back(ControlOutput::Session(holder, SessionInput::Lease(lease)));
             }
-            PoolCommand::Refused { holder, .. } => {
+            PoolCommand::Refused { holder, reason } => {
                 if let Some(entry) = self.sessions.get_mut(&holder) {
                     entry.acquiring = None;
                 }
-                self.out
-                    .push_back(ControlOutput::Session(holder, SessionInput::LeaseRefused));
+                self.out.push_back(ControlOutput::Session(
+                    holder,
+                    SessionInput::LeaseRefused(reason),
+                ));
             }
+        }
+    }
+
+    /// How long a holder that could move (it has tried `tried`) waits for a dial on
+    /// `account` before it is told to try elsewhere: `pool.dial_wait` when another account
+    /// is usable for it now, else as long as the dial takes (`None`)
+    pub(super) fn dial_wait_for(
+        &self,
+        now: Instant,
+        account: AccountId,
+        tried: &[AccountId],
+        transport: Transport,
+    ) -> Option<std::time::Duration> {
+        let mut exclude = tried.to_vec();
+        exclude.push(account);
+        let request = ScheduleRequest {
+            exclude: &exclude,
+            ..ScheduleRequest::fresh(transport)
+        };
+        match self.scheduler.schedule(now, &request) {
+            Decision::Schedule(choice) if choice.layer == scheduler::Layer::LeastLoaded => {
+                Some(self.cfg.pool.dial_wait)
+            }
+            _ => None,
         }
     }
 

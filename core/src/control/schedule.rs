@@ -351,6 +351,12 @@ pub(super) fn refusal_of(reject: Reject, now: Instant) -> Refusal {
             code: Some("rate_limit_exceeded"),
             message: format!("the account holding this conversation is rate limited{retry}"),
         },
+        Reject::AllRateLimited { .. } => Refusal::Status {
+            status: 429,
+            error_type: "rate_limit_error",
+            code: Some("rate_limit_exceeded"),
+            message: format!("every upstream account is rate limited{retry}"),
+        },
         Reject::AccountDisabled { .. } => Refusal::Status {
             status: 503,
             error_type: "server_error",

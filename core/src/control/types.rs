@@ -21,7 +21,7 @@ pub struct AccountSpec {
     pub protocol: AccountProtocol,
     /// Unfinished responses allowed on this instance
     pub concurrency: u32,
-    /// Lower number = preferred on load ties
+    /// Higher number = preferred while it has a free slot (see the scheduler)
     pub priority: i32,
     /// Client model name → upstream model name
     pub model_map: Arc<ModelMap>,
@@ -52,8 +52,8 @@ pub enum SessionInput {
     AdmissionRefused(Refusal),
     /// A conn for the session
     Lease(Lease),
-    /// No conn in time
-    LeaseRefused,
+    /// No conn: why (a failed or slow dial may fail over)
+    LeaseRefused(crate::pool::RefuseReason),
     /// A concurrency slot for this create
     SlotGranted(TurnId),
     /// Creates wait for a slot of the account this blocked client holds: give the slots up
@@ -71,8 +71,16 @@ pub enum SessionInput {
 /// Why an upgrade is answered before the 101
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpgradeRefusal {
-    /// No account is usable now: 503
-    NoUsableAccount,
+    /// No account is usable now: 503, with `Retry-After` when a cooldown's end is known
+    NoUsableAccount {
+        /// Seconds until the earliest cooldown ends (rounded up, at least 1)
+        retry_after: Option<u64>,
+    },
+    /// Every account that could serve is rate limited: 429 with `Retry-After`
+    RateLimited {
+        /// Seconds until the earliest rate limit ends (rounded up, at least 1)
+        retry_after: u64,
+    },
     /// Every usable account resolves to HTTP: 426, so clients such as Codex switch to HTTP
     UpgradeRequired,
 }
@@ -81,7 +89,8 @@ impl UpgradeRefusal {
     /// The HTTP status
     pub fn status(self) -> u16 {
         match self {
-            Self::NoUsableAccount => 503,
+            Self::NoUsableAccount { .. } => 503,
+            Self::RateLimited { .. } => 429,
             Self::UpgradeRequired => 426,
         }
     }
@@ -89,7 +98,8 @@ impl UpgradeRefusal {
     /// `error.type` of the OpenAI error body
     pub fn error_type(self) -> &'static str {
         match self {
-            Self::NoUsableAccount => "server_error",
+            Self::NoUsableAccount { .. } => "server_error",
+            Self::RateLimited { .. } => "rate_limit_error",
             Self::UpgradeRequired => "invalid_request_error",
         }
     }
@@ -97,7 +107,8 @@ impl UpgradeRefusal {
     /// `error.code` of the OpenAI error body
     pub fn code(self) -> &'static str {
         match self {
-            Self::NoUsableAccount => "no_account_available",
+            Self::NoUsableAccount { .. } => "no_account_available",
+            Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::UpgradeRequired => "upgrade_required",
         }
     }
@@ -105,10 +116,22 @@ impl UpgradeRefusal {
     /// The error message for the OpenAI error body
     pub fn message(self) -> &'static str {
         match self {
-            Self::NoUsableAccount => "no upstream account is usable right now; retry later",
+            Self::NoUsableAccount { .. } => "no upstream account is usable right now; retry later",
+            Self::RateLimited { .. } => {
+                "every upstream account is rate limited; retry after the time in Retry-After"
+            }
             Self::UpgradeRequired => {
                 "WebSocket mode is not available on this gateway; use HTTP POST /v1/responses"
             }
+        }
+    }
+
+    /// The `Retry-After` header's value in seconds, when the answer has one
+    pub fn retry_after(self) -> Option<u64> {
+        match self {
+            Self::NoUsableAccount { retry_after } => retry_after,
+            Self::RateLimited { retry_after } => Some(retry_after),
+            Self::UpgradeRequired => None,
         }
     }
 }
@@ -122,6 +145,9 @@ pub struct DialFailure {
     pub retry_after: Option<Duration>,
     /// What went wrong, for the log (never credentials)
     pub message: String,
+    /// The failure is ours, not the account's (out of descriptors or memory, no local port):
+    /// it never counts against the account's health
+    pub local: bool,
 }
 
 /// Something worth a log line or a metric
@@ -172,6 +198,11 @@ pub enum ControlEvent {
     },
     /// An account's cooldown ended
     AccountUsable {
+        /// The account
+        account: AccountId,
+    },
+    /// A probe dial started for an account cooling down after failed dials
+    ProbeStarted {
         /// The account
         account: AccountId,
     },

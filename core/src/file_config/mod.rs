@@ -204,7 +204,7 @@ pub struct AccountConfig {
     pub base_url: UpstreamUrl,
     /// Turns in flight at once on this account, over all its conns (default 64)
     pub concurrency: u32,
-    /// Higher is chosen first among usable accounts (default 0)
+    /// Higher is chosen first while it has a free slot (default 0)
     pub priority: i32,
     /// Client model name → upstream model name
     pub model_map: Arc<ModelMap>,

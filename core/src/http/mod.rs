@@ -234,9 +234,18 @@ impl HttpTurn {
             HttpInput::Refused(refusal) => {
                 if self.phase == HttpPhase::Scheduling {
                     // A failover that finds no other account answers with what the last
-                    // account said (upstream's 429 or 5xx), not with a generic 503.
+                    // account said (upstream's 429 or 5xx), not with the gateway's own 503 or
+                    // 429.
                     let answer = match self.failed_attempt.take() {
-                        Some(answer) if matches!(refusal, Refusal::Status { status: 503, .. }) => {
+                        Some(answer)
+                            if matches!(
+                                refusal,
+                                Refusal::Status {
+                                    status: 503 | 429,
+                                    ..
+                                }
+                            ) =>
+                        {
                             answer
                         }
                         _ => ErrorAnswer::from_refusal(&refusal, self.previous_str().as_deref()),

@@ -67,10 +67,12 @@ impl HttpTurn {
     pub(super) fn acquire(&mut self) {
         let admission = self.admission.as_ref().expect("admitted");
         self.phase = HttpPhase::Acquiring;
+        let free = self.request.as_ref().is_some_and(|r| r.previous.is_none());
         self.commands.push_back(HttpCommand::Acquire {
             account: admission.account,
             compat: admission.compat.clone(),
             preferred: admission.preferred.clone(),
+            may_move_from: free.then(|| self.exclude.clone()),
         });
     }
 
@@ -113,6 +115,22 @@ impl HttpTurn {
         }
         if reason == crate::pool::RefuseReason::DialFailed {
             return self.attempt_failed(now, crate::scheduler::FailureKind::DialFailed, None);
+        }
+        if reason == crate::pool::RefuseReason::DialWait
+            && let Some(account) = self.admission.as_ref().map(|a| a.account)
+            && !self.exclude.contains(&account)
+        {
+            // The dial outlasted `pool.dial_wait` and another account is usable: move there
+            // now (nothing failed, so no back-off and no retry counted).
+            self.exclude.push(account);
+            self.admission = None;
+            self.events.push_back(HttpEvent::Retrying {
+                account,
+                failure: crate::scheduler::FailureKind::DialFailed,
+                switch_account: true,
+            });
+            self.phase = HttpPhase::Backoff;
+            return self.resume_after_backoff();
         }
         self.answer_error(&ErrorAnswer::upstream_unavailable());
         self.finish();

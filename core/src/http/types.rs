@@ -97,6 +97,9 @@ pub enum HttpCommand {
         compat: CompatKey,
         /// Prefer the idle conn whose lane cache holds this response
         preferred: Option<ResponseId>,
+        /// `Some(accounts already tried)` when the turn may move to another account if the
+        /// dial is slow (answered `LeaseRefused(DialWait)` after `pool.dial_wait`)
+        may_move_from: Option<Vec<AccountId>>,
     },
     /// Take one of the account's concurrency slots; answered with `HttpInput::SlotGranted`
     AcquireSlot {

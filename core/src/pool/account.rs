@@ -92,6 +92,9 @@ pub(super) struct Waiter {
     /// When it is refused; `None` for a session waiting on its own dial (bounded by the
     /// shell's `dial_timeout`)
     pub(super) deadline: Option<Instant>,
+    /// How long it may wait for a dial before it is refused with `DialWait` (`None`: as long
+    /// as the dial takes)
+    pub(super) dial_wait: Option<Duration>,
     pub(super) state: WaitState,
 }
 
@@ -195,7 +198,21 @@ impl AccountPool {
     /// release) or `Refused` (`SessionWaitTimeout` after `session_acquire_wait`, `QueueFull`,
     /// `NoCapacity`, `DialFailed`)
     pub fn acquire_for_session(&mut self, now: Instant, holder: SessionId, compat: &CompatKey) {
-        self.acquire(now, holder, HolderKind::Session, compat, None);
+        self.acquire(now, holder, HolderKind::Session, compat, None, None);
+    }
+
+    /// Like [`acquire_for_session`](Self::acquire_for_session), but a dial the session waits
+    /// for (its own, or a warm dial in flight it took over) that has not finished after
+    /// `dial_wait` answers `Refused(DialWait)`; the dial goes on as a warm one. The control
+    /// plane passes a wait only when another account could serve the session.
+    pub fn acquire_for_session_within(
+        &mut self,
+        now: Instant,
+        holder: SessionId,
+        compat: &CompatKey,
+        dial_wait: Option<Duration>,
+    ) {
+        self.acquire(now, holder, HolderKind::Session, compat, None, dial_wait);
     }
 
     /// An HTTP turn asks for a conn, preferring the one whose lane cache holds `preferred` (the
@@ -208,7 +225,32 @@ impl AccountPool {
         compat: &CompatKey,
         preferred: Option<&ResponseId>,
     ) {
-        self.acquire(now, holder, HolderKind::Http, compat, preferred);
+        self.acquire(now, holder, HolderKind::Http, compat, preferred, None);
+    }
+
+    /// Like [`acquire_for_http`](Self::acquire_for_http), with a `dial_wait` as for a session
+    pub fn acquire_for_http_within(
+        &mut self,
+        now: Instant,
+        holder: SessionId,
+        compat: &CompatKey,
+        preferred: Option<&ResponseId>,
+        dial_wait: Option<Duration>,
+    ) {
+        self.acquire(now, holder, HolderKind::Http, compat, preferred, dial_wait);
+    }
+
+    /// The scheduler asks for a probe dial (the account cools down after failed dials): one
+    /// dial with no holder, unless a dial is already in flight (its result tells the same) or
+    /// the pool is full. Returns whether a dial started.
+    pub fn probe(&mut self, now: Instant) -> bool {
+        if self.dialing > 0 || self.idle_order.len() + self.leased >= self.max_conns {
+            return false;
+        }
+        self.start_dial(now, self.warm_key, None);
+        self.warm_dialing += 1;
+        self.stats.probes += 1;
+        true
     }
 
     /// The holder gave up waiting (client gone); it gets no answer. A dial made for it goes on
@@ -331,9 +373,11 @@ impl AccountPool {
         let mut i = 0;
         while i < self.waiters.len() {
             if self.waiters[i].deadline.is_some_and(|d| d <= now) {
-                let reason = match self.waiters[i].kind {
-                    HolderKind::Session => RefuseReason::SessionWaitTimeout,
-                    HolderKind::Http => RefuseReason::AcquireTimeout,
+                let waiter = &self.waiters[i];
+                let reason = match (waiter.kind, waiter.state, waiter.dial_wait) {
+                    (_, WaitState::Dialing(_), Some(_)) => RefuseReason::DialWait,
+                    (HolderKind::Session, ..) => RefuseReason::SessionWaitTimeout,
+                    (HolderKind::Http, ..) => RefuseReason::AcquireTimeout,
                 };
                 self.refuse_waiter(i, reason);
             } else {
@@ -431,6 +475,15 @@ impl AccountPool {
         match self.conns.get(&conn)?.state {
             SlotState::Leased { holder, .. } => Some(holder),
             _ => None,
+        }
+    }
+
+    /// The dial `holder` waits for (its own, or a warm one it took over), if it waits on one
+    pub fn waiting_on_dial(&self, holder: SessionId) -> Option<ConnId> {
+        let waiter = &self.waiters[self.waiter_index(holder)?];
+        match waiter.state {
+            WaitState::Dialing(conn) => Some(conn),
+            WaitState::Queued { .. } => None,
         }
     }
 

@@ -7,7 +7,7 @@
 //! queued waiter, to the oldest compatible waiter of any queue, else to the idle set: a
 //! compatible conn never sits idle while a compatible holder waits.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::account::{AccountPool, HolderKind, Slot, SlotState, WaitState, Waiter};
 use super::command::{CloseReason, Lease, PoolCommand, RefuseReason};
@@ -31,6 +31,7 @@ impl AccountPool {
         kind: HolderKind,
         compat: &CompatKey,
         preferred: Option<&ResponseId>,
+        dial_wait: Option<Duration>,
     ) {
         if self.max_conns == 0 {
             self.refuse(holder, RefuseReason::NoCapacity);
@@ -40,32 +41,45 @@ impl AccountPool {
         match self.try_obtain(now, holder, kind, key, preferred) {
             Some(Got::Granted) => self.keys.release(key),
             Some(Got::Dialing(conn)) => {
-                let deadline = self.own_dial_deadline(now, kind);
+                let deadline = self.own_dial_deadline(now, kind, dial_wait);
                 let state = WaitState::Dialing(conn);
                 self.waiters.push_back(Waiter {
                     holder,
                     kind,
                     key,
                     deadline,
+                    dial_wait,
                     state,
                 });
             }
-            None => self.enqueue(now, holder, kind, key),
+            None => self.enqueue(now, holder, kind, key, dial_wait),
         }
         self.maintain(now);
     }
 
     /// An HTTP turn's `acquire_timeout` covers its dial; a session's own dial is bounded by the
-    /// shell's `dial_timeout` instead (`session_acquire_wait` bounds waiting for others' conns)
-    fn own_dial_deadline(&self, now: Instant, kind: HolderKind) -> Option<Instant> {
-        match kind {
+    /// shell's `dial_timeout` instead (`session_acquire_wait` bounds waiting for others' conns);
+    /// a `dial_wait`, when given, cuts either short
+    fn own_dial_deadline(
+        &self,
+        now: Instant,
+        kind: HolderKind,
+        dial_wait: Option<Duration>,
+    ) -> Option<Instant> {
+        let own = match kind {
             HolderKind::Session => None,
             HolderKind::Http => Some(now + self.settings.pool.acquire_timeout),
+        };
+        let wait = dial_wait.map(|w| now + w);
+        match (own, wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
-    /// Preferred idle conn, MRU unheld idle conn, a dial, a held idle conn, a dial in place of
-    /// an idle conn of another key
+    /// Preferred idle conn, MRU unheld idle conn, a warm dial in flight (taken over: one dial
+    /// fewer on every cold start), a dial, a held idle conn, a dial in place of an idle conn of
+    /// another key
     fn try_obtain(
         &mut self,
         now: Instant,
@@ -84,6 +98,9 @@ impl AccountPool {
             self.lease_idle(conn, holder, kind, false);
             return Some(Got::Granted);
         }
+        if let Some(conn) = self.take_over_warm_dial(key, holder) {
+            return Some(Got::Dialing(conn));
+        }
         if self.can_dial(now) {
             return Some(Got::Dialing(self.start_dial(now, key, Some(holder))));
         }
@@ -98,6 +115,28 @@ impl AccountPool {
             return Some(Got::Dialing(self.start_dial(now, key, Some(holder))));
         }
         None
+    }
+
+    /// Makes `holder` the taker of the oldest warm dial in flight with `key`, if any
+    fn take_over_warm_dial(&mut self, key: KeyIdx, holder: SessionId) -> Option<ConnId> {
+        let conn = self
+            .conns
+            .iter()
+            .filter(|(_, slot)| {
+                slot.key == key && matches!(slot.state, SlotState::Dialing { holder: None })
+            })
+            .map(|(conn, _)| *conn)
+            .min()?;
+        if let Some(Slot {
+            state: SlotState::Dialing { holder: taker },
+            ..
+        }) = self.conns.get_mut(&conn)
+        {
+            *taker = Some(holder);
+        }
+        self.warm_dialing -= 1;
+        self.stats.dial_takeovers += 1;
+        Some(conn)
     }
 
     /// Whether `conn` is idle, has `key` and is young enough to lease
@@ -249,7 +288,14 @@ impl AccountPool {
 
     /// Puts a waiter in line: HTTP behind the least-busy HTTP-leased conn, else in the pool
     /// queue (bounded by `max_conns × queue_limit_per_conn`)
-    fn enqueue(&mut self, now: Instant, holder: SessionId, kind: HolderKind, key: KeyIdx) {
+    fn enqueue(
+        &mut self,
+        now: Instant,
+        holder: SessionId,
+        kind: HolderKind,
+        key: KeyIdx,
+        dial_wait: Option<Duration>,
+    ) {
         let limit = self.settings.pool.queue_limit_per_conn;
         let mut on = None;
         if kind == HolderKind::Http {
@@ -306,6 +352,7 @@ impl AccountPool {
             kind,
             key,
             deadline: Some(now + wait),
+            dial_wait,
             state,
         });
     }
@@ -410,6 +457,7 @@ impl AccountPool {
                 kind,
                 key,
                 state,
+                dial_wait,
                 ..
             } = self.waiters[i];
             let WaitState::Queued { on } = state else {
@@ -424,10 +472,10 @@ impl AccountPool {
                     if let Some(target) = on {
                         self.unqueue_from(target);
                     }
-                    let deadline = self.own_dial_deadline(now, kind);
+                    let deadline = self.own_dial_deadline(now, kind, dial_wait);
                     let waiter = &mut self.waiters[i];
                     waiter.state = WaitState::Dialing(conn);
-                    if kind == HolderKind::Session {
+                    if kind == HolderKind::Session || dial_wait.is_some() {
                         waiter.deadline = deadline;
                     }
                     i += 1;
@@ -509,6 +557,7 @@ impl AccountPool {
             RefuseReason::AcquireTimeout | RefuseReason::SessionWaitTimeout => {
                 self.stats.acquire_timeouts += 1
             }
+            RefuseReason::DialWait => self.stats.dial_waits_expired += 1,
             _ => {}
         }
         self.out.push_back(PoolCommand::Refused { holder, reason });

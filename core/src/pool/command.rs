@@ -59,6 +59,9 @@ pub enum RefuseReason {
     NoCapacity,
     /// The dial made for this holder failed (the scheduler may retry or fail over)
     DialFailed,
+    /// The dial this holder waits for (its own, or a warm one it took over) did not finish
+    /// within the `dial_wait` it was given: try another account (the dial goes on, warm)
+    DialWait,
     /// The registry has no pool for the key's account
     UnknownAccount,
     /// The account was removed while the holder waited

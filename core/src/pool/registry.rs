@@ -1,7 +1,7 @@
 //! The pools of all accounts: routing, the ping and cleanup ticks, and stats.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::account::{AccountPool, ConnIdSource};
 use super::command::{CloseReason, PoolCommand, RefuseReason};
@@ -77,6 +77,51 @@ impl PoolRegistry {
                 reason: RefuseReason::UnknownAccount,
             });
         }
+    }
+
+    /// See [`AccountPool::acquire_for_session_within`]; routed by the key's account
+    pub fn acquire_for_session_within(
+        &mut self,
+        now: Instant,
+        holder: SessionId,
+        compat: &CompatKey,
+        dial_wait: Option<Duration>,
+    ) {
+        if !self.with(compat.account(), |pool| {
+            pool.acquire_for_session_within(now, holder, compat, dial_wait)
+        }) {
+            self.out.push_back(PoolCommand::Refused {
+                holder,
+                reason: RefuseReason::UnknownAccount,
+            });
+        }
+    }
+
+    /// See [`AccountPool::acquire_for_http_within`]; routed by the key's account
+    pub fn acquire_for_http_within(
+        &mut self,
+        now: Instant,
+        holder: SessionId,
+        compat: &CompatKey,
+        preferred: Option<&ResponseId>,
+        dial_wait: Option<Duration>,
+    ) {
+        let routed = self.with(compat.account(), |pool| {
+            pool.acquire_for_http_within(now, holder, compat, preferred, dial_wait);
+        });
+        if !routed {
+            self.out.push_back(PoolCommand::Refused {
+                holder,
+                reason: RefuseReason::UnknownAccount,
+            });
+        }
+    }
+
+    /// See [`AccountPool::probe`]; false for an account without a pool
+    pub fn probe(&mut self, now: Instant, account: AccountId) -> bool {
+        let mut started = false;
+        self.with(account, |pool| started = pool.probe(now));
+        started
     }
 
     /// See [`AccountPool::acquire_for_http`]; routed by the key's account

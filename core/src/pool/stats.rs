@@ -25,6 +25,12 @@ pub struct PoolStats {
     pub dials: u64,
     /// Dials failed
     pub dial_failures: u64,
+    /// Probe dials started for an account cooling after failed dials
+    pub probes: u64,
+    /// Acquires that took over a warm dial in flight instead of dialing their own
+    pub dial_takeovers: u64,
+    /// Holders refused because the dial they waited for outlasted their `dial_wait`
+    pub dial_waits_expired: u64,
     /// HTTP turns that found their preferred conn idle
     pub preferred_hits: u64,
     /// Conns closed by the pool
@@ -59,6 +65,9 @@ impl AddAssign for PoolStats {
         self.reuses += other.reuses;
         self.dials += other.dials;
         self.dial_failures += other.dial_failures;
+        self.probes += other.probes;
+        self.dial_takeovers += other.dial_takeovers;
+        self.dial_waits_expired += other.dial_waits_expired;
         self.preferred_hits += other.preferred_hits;
         self.closes += other.closes;
         self.refusals += other.refusals;

@@ -12,7 +12,8 @@ use crate::resolver::Transport;
 pub struct AccountSpec {
     /// The account
     pub id: AccountId,
-    /// Lower number = preferred (the prior art's convention); only breaks load ties
+    /// Higher number = preferred: an account with a free slot is chosen over every account of
+    /// a lower priority, whatever their load
     pub priority: i32,
     /// The account's configured `concurrency`: unfinished responses allowed on this
     /// instance. Zero is treated as one (config validation rejects it; the scheduler must not
@@ -22,31 +23,35 @@ pub struct AccountSpec {
     pub transport: Transport,
 }
 
-/// An account's health, derived from its disabled flag and cooldown at a given instant.
+/// An account's health, derived from its disabled flag, cooldowns and failed dials at a given
+/// instant.
 ///
 /// ```text
-///              429 / 3×5xx in window            cooldown end (handle_timeout
-///   +--------+ ------------------> +---------+  or simply time passing)
-///   | Usable |                     | Cooling | ------------------+
-///   +--------+ <------------------ +---------+                   |
-///     ^  |            reset_account                               |
-///     |  | 401/403                  | 401/403                     |
-///     |  v                          v                             |
-///   +----------+ <------------------+                             |
-///   | Disabled |  reload (upsert) / reset_account ⇒ Usable        |
-///   +----------+  (a reload keeps a running cooldown)             |
-///     ^-----------------------------------------------------------+
+///              429 / 3×5xx in window /          cooldown end (handle_timeout
+///              dial_failure_limit failed dials  or simply time passing);
+///   +--------+ ------------------------> +---------+  after failed dials: a probe
+///   | Usable |                           | Cooling |  dial (or a response) succeeds
+///   +--------+ <------------------------ +---------+ ------------------+
+///     ^  |            reset_account                                    |
+///     |  | 401/403                  | 401/403                          |
+///     |  v                          v                                  |
+///   +----------+ <------------------+                                  |
+///   | Disabled |  reload (upsert) / reset_account ⇒ Usable             |
+///   +----------+  (a reload keeps a running cooldown)                  |
+///     ^----------------------------------------------------------------+
 /// ```
 ///
 /// A disabled account may also carry a cooldown; it reports `Disabled` until re-enabled and
-/// `Cooling` afterwards if the cooldown has not ended yet.
+/// `Cooling` afterwards if the cooldown has not ended yet. An account cooling after failed
+/// dials reports `Cooling` until its next probe is due (or, with a probe in flight, one
+/// `probe_interval` ahead): it ends only when a dial or a response on it succeeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
     /// May be scheduled
     Usable,
     /// Rate limited or failing: not scheduled until `until`
     Cooling {
-        /// When the cooldown ends
+        /// When the cooldown ends (after failed dials: when the next probe is due)
         until: Instant,
     },
     /// Credentials refused (401/403): not scheduled until a reload or `reset_account`
@@ -58,7 +63,16 @@ pub enum Health {
 pub(crate) struct AccountState {
     pub(crate) spec: AccountSpec,
     pub(crate) disabled: bool,
+    /// End of a 5xx cooldown
     pub(crate) cooldown_until: Option<Instant>,
+    /// End of a 429 cooldown
+    pub(crate) rate_limited_until: Option<Instant>,
+    /// Failed dials since the last successful dial or response
+    pub(crate) dial_failures: u32,
+    /// Cooling after `dial_failure_limit` failed dials: when the next probe dial is due
+    pub(crate) next_probe: Option<Instant>,
+    /// The latest failure that counts against the account (failed dial, 5xx)
+    pub(crate) last_failure: Option<Instant>,
     /// Times of recent 5xx failures, oldest first; never longer than `server_error_limit`
     pub(crate) server_errors: VecDeque<Instant>,
     /// Unfinished responses on this instance (slots held)
@@ -77,6 +91,10 @@ impl AccountState {
             spec: normalize(spec),
             disabled: false,
             cooldown_until: None,
+            rate_limited_until: None,
+            dial_failures: 0,
+            next_probe: None,
+            last_failure: None,
             server_errors: VecDeque::new(),
             unfinished: 0,
             waiters: 0,
@@ -96,19 +114,61 @@ impl AccountState {
         if self.disabled {
             return Health::Disabled;
         }
-        match self.cooldown_until {
-            Some(until) if until > now => Health::Cooling { until },
-            _ => Health::Usable,
-        }
+        let probe = self
+            .next_probe
+            .map(|at| at.max(now + Duration::from_millis(1)));
+        [self.cooldown_until, self.rate_limited_until, probe]
+            .into_iter()
+            .flatten()
+            .filter(|until| *until > now)
+            .max()
+            .map_or(Health::Usable, |until| Health::Cooling { until })
     }
 
     pub(crate) fn is_usable(&self, now: Instant) -> bool {
         self.health(now) == Health::Usable
     }
 
-    /// Extends the cooldown to `until` (a later running cooldown is kept)
+    /// Whether a 429 cooldown runs at `now`
+    pub(crate) fn is_rate_limited(&self, now: Instant) -> bool {
+        self.rate_limited_until.is_some_and(|until| until > now)
+    }
+
+    /// Cooling only because it failed (dials or 5xx), not rate limited nor disabled: a last
+    /// resort when nothing is usable
+    pub(crate) fn is_failing(&self, now: Instant) -> bool {
+        !self.disabled
+            && !self.is_rate_limited(now)
+            && matches!(self.health(now), Health::Cooling { .. })
+    }
+
+    /// Extends the 5xx cooldown to `until` (a later running cooldown is kept)
     pub(crate) fn cool_until(&mut self, until: Instant) {
         self.cooldown_until = Some(self.cooldown_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// Extends the 429 cooldown to `until` (a later running cooldown is kept)
+    pub(crate) fn rate_limit_until(&mut self, until: Instant) {
+        self.rate_limited_until = Some(self.rate_limited_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// Records a failed dial; returns whether it started a cooldown (the
+    /// `dial_failure_limit`-th in a row)
+    pub(crate) fn record_dial_failure(&mut self, now: Instant, config: &SchedulerConfig) -> bool {
+        self.dial_failures = self.dial_failures.saturating_add(1);
+        self.last_failure = Some(now);
+        if self.next_probe.is_none() && self.dial_failures >= config.dial_failure_limit.max(1) {
+            self.next_probe = Some(now + config.probe_interval);
+            return true;
+        }
+        false
+    }
+
+    /// A dial or a response succeeded: failed dials are forgotten and a cooldown they started
+    /// ends; returns whether one did
+    pub(crate) fn record_reached(&mut self) -> bool {
+        self.dial_failures = 0;
+        self.next_probe.take().is_some()
     }
 
     /// Records a 5xx; returns whether it completed `server_error_limit` failures within the
@@ -124,6 +184,7 @@ impl AccountState {
             }
         }
         let limit = config.server_error_limit.max(1) as usize;
+        self.last_failure = Some(now);
         self.server_errors.push_back(now);
         while self.server_errors.len() > limit {
             self.server_errors.pop_front();
@@ -142,12 +203,31 @@ impl AccountState {
         mine.cmp(&theirs)
     }
 
-    /// The least-loaded order: load ratio, then waiters, then priority (lower first), then id
+    /// Whether its last failure is older than `other`'s (never failed counts as oldest; the
+    /// lower id breaks ties)
+    pub(crate) fn failed_before(&self, other: &Self) -> bool {
+        (self.last_failure, self.spec.id) < (other.last_failure, other.spec.id)
+    }
+
+    /// Whether every slot is taken (`unfinished ≥ max_concurrency`)
+    pub(crate) fn is_full(&self) -> bool {
+        self.unfinished >= self.spec.max_concurrency
+    }
+
+    /// The scheduling order, best first: accounts with a free slot before full ones; among
+    /// those with a free slot, higher priority first, then load ratio, then waiters; among
+    /// full ones (the create will wait for a slot), load ratio, then waiters, then higher
+    /// priority; the lower id breaks every remaining tie
     pub(crate) fn least_loaded_cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.load_cmp(other)
-            .then(self.waiters.cmp(&other.waiters))
-            .then(self.spec.priority.cmp(&other.spec.priority))
-            .then(self.spec.id.cmp(&other.spec.id))
+        let by_load = || self.load_cmp(other).then(self.waiters.cmp(&other.waiters));
+        let higher_first = other.spec.priority.cmp(&self.spec.priority);
+        match (self.is_full(), other.is_full()) {
+            (false, true) => std::cmp::Ordering::Less,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, false) => higher_first.then_with(by_load),
+            (true, true) => by_load().then(higher_first),
+        }
+        .then(self.spec.id.cmp(&other.spec.id))
     }
 }
 
@@ -170,6 +250,10 @@ pub struct AccountView {
     /// 5xx failures recorded since the last cooldown or success (the oldest may have left the
     /// window; it is dropped when the next failure is recorded)
     pub recent_server_errors: u32,
+    /// Failed dials since the last successful dial or response
+    pub dial_failures: u32,
+    /// Cooling after failed dials: when the next probe dial is due
+    pub next_probe: Option<Instant>,
 }
 
 impl AccountView {
@@ -180,6 +264,8 @@ impl AccountView {
             unfinished: state.unfinished,
             waiters: state.waiters,
             recent_server_errors: u32::try_from(state.server_errors.len()).unwrap_or(u32::MAX),
+            dial_failures: state.dial_failures,
+            next_probe: state.next_probe,
         }
     }
 }

@@ -69,6 +69,8 @@ pub enum Layer {
     Session,
     /// The least-loaded usable account
     LeastLoaded,
+    /// Nothing was usable: the failing account whose last failure is the oldest
+    LastResort,
 }
 
 impl Layer {
@@ -78,6 +80,7 @@ impl Layer {
             Self::PreviousResponse => "previous_response",
             Self::Session => "session",
             Self::LeastLoaded => "least_loaded",
+            Self::LastResort => "last_resort",
         }
     }
 }
@@ -104,6 +107,12 @@ pub enum Reject {
         /// The bound account
         account: AccountId,
     },
+    /// Every eligible account that is not disabled is rate limited (429 upstream): status 429
+    /// with `Retry-After` at `retry_at`, the earliest reset
+    AllRateLimited {
+        /// When the first rate limit ends
+        retry_at: Instant,
+    },
     /// No usable account: status 503, with `Retry-After` at `retry_at` when some otherwise
     /// eligible account is only cooling down. Also given to a bound create whose account is
     /// usable but was already tried for this response (it cannot move).
@@ -122,7 +131,7 @@ impl Reject {
     pub fn status(self) -> u16 {
         match self {
             Self::PreviousResponseNotFound => 400,
-            Self::RateLimited { .. } => 429,
+            Self::RateLimited { .. } | Self::AllRateLimited { .. } => 429,
             Self::AccountDisabled { .. } | Self::NoAccount { .. } => 503,
             Self::UpgradeRequired => 426,
         }
@@ -133,6 +142,7 @@ impl Reject {
         match self {
             Self::PreviousResponseNotFound => "previous_response_not_found",
             Self::RateLimited { .. } => "rate_limited",
+            Self::AllRateLimited { .. } => "all_rate_limited",
             Self::AccountDisabled { .. } => "account_disabled",
             Self::NoAccount { .. } => "no_account",
             Self::UpgradeRequired => "upgrade_required",
@@ -143,7 +153,7 @@ impl Reject {
     pub fn retry_after_secs(self, now: Instant) -> Option<u64> {
         let at = match self {
             Self::RateLimited { until, .. } => until,
-            Self::NoAccount { retry_at: Some(at) } => at,
+            Self::NoAccount { retry_at: Some(at) } | Self::AllRateLimited { retry_at: at } => at,
             _ => return None,
         };
         Some(ceil_secs(at.saturating_duration_since(now)).max(1))

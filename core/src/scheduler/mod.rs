@@ -14,9 +14,13 @@
 //!    [`Reject::AccountDisabled`] (503).
 //! 2. **Session binding** ([`Layer::Session`]): the account bound to `session-id` /
 //!    `prompt_cache_key`, if it is eligible; otherwise fall through (a session may move).
-//! 3. **Least loaded** ([`Layer::LeastLoaded`]), one linear pass over eligible accounts:
-//!    unfinished responses / max concurrency (compared exactly), then waiters, then priority
-//!    (**lower number preferred**, the prior art's convention), then account id (determinism).
+//! 3. **Priority, then least loaded** ([`Layer::LeastLoaded`]), one linear pass over eligible
+//!    accounts. An account with a free slot beats every full one; among accounts with a free
+//!    slot the **higher `priority` wins**, then the lower load (unfinished responses / max
+//!    concurrency, compared exactly), then fewer waiters. So load balances within one priority
+//!    and traffic spills to a lower priority only when every higher account is full or not
+//!    eligible (cooling, disabled). Among full accounts (the create waits for a slot): lower
+//!    load, then fewer waiters, then higher priority. The account id breaks remaining ties.
 //!
 //! Eligible = configured, not disabled, not cooling down, not in `exclude`, and able to serve
 //! the caller's transport (a WebSocket session needs an account that resolves to WS; an HTTP
@@ -37,6 +41,21 @@
 //!   cools an account that still answers.
 //! - [`Scheduler::handle_auth_failure`] (401/403): disabled until [`Scheduler::reset_account`] or
 //!   a reload ([`Scheduler::upsert_account`]).
+//! - [`Scheduler::handle_dial_failed`]: every failed dial (refused, timed out, TLS, proxy
+//!   refusal, upgrade 5xx; never a local error such as EMFILE, which the caller filters out)
+//!   counts; `dial_failure_limit` (2) in a row cool the account until a dial succeeds. While
+//!   it cools, [`SchedulerEvent::ProbeDue`] asks for a probe dial every `probe_interval` (5 s);
+//!   [`Scheduler::handle_dial_ok`] (or a successful response) ends the cooldown at once, so a
+//!   returning account serves again within `probe_interval` plus one dial. An account that
+//!   resolves to HTTP has no pool to probe with: when its probe is due it is simply tried
+//!   again, and its next failure cools it at once.
+//!
+//! # Nothing usable
+//! When no eligible account is usable, an account that is cooling only because it failed
+//! (dials or 5xx; not rate limited, not disabled) is still tried: the one whose last failure
+//! is the oldest ([`Layer::LastResort`]). With none of those either: 429
+//! [`Reject::AllRateLimited`] when some eligible account is rate limited (`Retry-After` at the
+//! earliest reset), else the 426 / 503 answers below.
 //!
 //! # Concurrency slots
 //! A slot = one unfinished response on this instance. The session calls
@@ -79,6 +98,9 @@ pub enum SchedulerEvent {
     SlotFreed(AccountId),
     /// The account's cooldown ended and it is usable again (log / notify)
     AccountUsable(AccountId),
+    /// The account cools down after failed dials: dial one probe conn now (no holder), and
+    /// report its result with `handle_dial_ok` / `handle_dial_failed`
+    ProbeDue(AccountId),
 }
 
 impl std::fmt::Display for SchedulerEvent {
@@ -86,6 +108,7 @@ impl std::fmt::Display for SchedulerEvent {
         match self {
             Self::SlotFreed(account) => write!(f, "slot_freed {account}"),
             Self::AccountUsable(account) => write!(f, "account_usable {account}"),
+            Self::ProbeDue(account) => write!(f, "probe_due {account}"),
         }
     }
 }
@@ -100,6 +123,8 @@ pub struct Scheduler {
     slot_wakes: VecDeque<AccountId>,
     /// Accounts with `usable_event_queued`, each at most once
     usable_events: VecDeque<AccountId>,
+    /// Probe dials due, in the order they fell due
+    probes: VecDeque<AccountId>,
 }
 
 impl Scheduler {
@@ -110,6 +135,7 @@ impl Scheduler {
             accounts: Vec::new(),
             slot_wakes: VecDeque::new(),
             usable_events: VecDeque::new(),
+            probes: VecDeque::new(),
         }
     }
 
@@ -137,9 +163,15 @@ impl Scheduler {
     pub fn reset_account(&mut self, id: AccountId) {
         let Some(i) = self.index(id).ok() else { return };
         let account = &mut self.accounts[i];
-        let was_blocked = account.disabled || account.cooldown_until.is_some();
+        let was_blocked = account.disabled
+            || account.cooldown_until.is_some()
+            || account.rate_limited_until.is_some()
+            || account.next_probe.is_some();
         account.disabled = false;
         account.cooldown_until = None;
+        account.rate_limited_until = None;
+        account.dial_failures = 0;
+        account.next_probe = None;
         account.server_errors.clear();
         if was_blocked {
             self.queue_usable_event(i);
@@ -170,7 +202,7 @@ impl Scheduler {
     ) {
         let cooldown = account::rate_limit_cooldown(reset_after, &self.config);
         if let Some(state) = self.get_mut(account) {
-            state.cool_until(now + cooldown);
+            state.rate_limit_until(now + cooldown);
         }
     }
 
@@ -192,16 +224,39 @@ impl Scheduler {
         }
     }
 
-    /// A response on `account` succeeded (reached its first event): clears the 5xx window
-    pub fn handle_success(&mut self, _now: Instant, account: AccountId) {
+    /// A response on `account` succeeded (reached its first event): clears the 5xx window and
+    /// the failed dials (ending a cooldown they started)
+    pub fn handle_success(&mut self, now: Instant, account: AccountId) {
+        let Ok(i) = self.index(account) else { return };
+        let state = &mut self.accounts[i];
+        state.server_errors.clear();
+        if state.record_reached() && state.is_usable(now) {
+            self.queue_usable_event(i);
+        }
+    }
+
+    /// A dial to `account` failed for a reason that is the account's (not a local error):
+    /// the `dial_failure_limit`-th in a row cools it until a dial succeeds
+    pub fn handle_dial_failed(&mut self, now: Instant, account: AccountId) {
+        let config = self.config.clone();
         if let Some(state) = self.get_mut(account) {
-            state.server_errors.clear();
+            state.record_dial_failure(now, &config);
+        }
+    }
+
+    /// A dial to `account` succeeded: failed dials are forgotten and a cooldown they started
+    /// ends now
+    pub fn handle_dial_ok(&mut self, now: Instant, account: AccountId) {
+        let Ok(i) = self.index(account) else { return };
+        let state = &mut self.accounts[i];
+        if state.record_reached() && state.is_usable(now) {
+            self.queue_usable_event(i);
         }
     }
 
     /// Feeds a failed attempt to the matching health rule (429 ⇒ cooldown, 5xx ⇒ window,
-    /// 401/403 ⇒ disabled; lost connections, dial failures and refusals say nothing about the
-    /// account's health)
+    /// 401/403 ⇒ disabled; lost connections and refusals say nothing about the account's
+    /// health, and failed dials are fed by [`Self::handle_dial_failed`] where they happen)
     pub fn handle_failure(&mut self, now: Instant, account: AccountId, failure: FailureKind) {
         match failure {
             FailureKind::RateLimited { reset_after } => {
@@ -284,25 +339,48 @@ impl Scheduler {
             state.usable_event_queued = false;
             return Some(SchedulerEvent::AccountUsable(id));
         }
-        None
+        self.probes.pop_front().map(SchedulerEvent::ProbeDue)
     }
 
-    /// The earliest cooldown end not yet handled by `handle_timeout`
+    /// The earliest cooldown end or probe not yet handled by `handle_timeout`
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.accounts.iter().filter_map(|a| a.cooldown_until).min()
+        self.accounts
+            .iter()
+            .flat_map(|a| [a.cooldown_until, a.rate_limited_until, a.next_probe])
+            .flatten()
+            .min()
     }
 
-    /// Ends every cooldown due at `now`; an account that is usable again yields
-    /// [`SchedulerEvent::AccountUsable`]
+    /// Ends every cooldown due at `now` (an account that is usable again yields
+    /// [`SchedulerEvent::AccountUsable`]) and asks for the probes due
+    /// ([`SchedulerEvent::ProbeDue`]; the next one is due `probe_interval` later)
     pub fn handle_timeout(&mut self, now: Instant) {
+        let probe_interval = self.config.probe_interval;
+        let limit = self.config.dial_failure_limit.max(1);
         for i in 0..self.accounts.len() {
             let account = &mut self.accounts[i];
-            if account.cooldown_until.is_some_and(|until| until <= now) {
-                account.cooldown_until = None;
-                if !account.disabled {
-                    self.queue_usable_event(i);
+            let mut ended = false;
+            for until in [&mut account.cooldown_until, &mut account.rate_limited_until] {
+                if until.is_some_and(|at| at <= now) {
+                    *until = None;
+                    ended = true;
                 }
+            }
+            if account.next_probe.is_some_and(|at| at <= now) {
+                if account.spec.transport == Transport::Http {
+                    // No pool to probe with: the next request is the probe; one more failure
+                    // cools the account again.
+                    account.next_probe = None;
+                    account.dial_failures = limit - 1;
+                    ended = true;
+                } else {
+                    account.next_probe = Some(now + probe_interval);
+                    self.probes.push_back(account.spec.id);
+                }
+            }
+            if ended && account.is_usable(now) {
+                self.queue_usable_event(i);
             }
         }
     }
@@ -356,27 +434,56 @@ impl Scheduler {
         let mut best: Option<&AccountState> = None;
         let mut usable_http_only = false;
         let mut retry_at: Option<Instant> = None;
+        // Nothing usable: the failing account whose last failure is the oldest, else the
+        // earliest end of a rate limit
+        let mut last_resort: Option<&AccountState> = None;
+        let mut rate_limited: Option<(AccountId, Instant)> = None;
         for account in &self.accounts {
+            let serves = Self::serves(account, request.transport);
             if request.exclude.contains(&account.spec.id) {
+                // Tried already, but its rate limit still says when a retry could work.
+                if serves
+                    && !account.disabled
+                    && let Some(end) = account.rate_limited_until.filter(|t| *t > now)
+                {
+                    retry_at = Some(retry_at.map_or(end, |t| t.min(end)));
+                    if rate_limited.is_none_or(|(_, t)| end < t) {
+                        rate_limited = Some((account.spec.id, end));
+                    }
+                }
                 continue;
             }
             match account.health(now) {
-                Health::Usable if Self::serves(account, request.transport) => {
+                Health::Usable if serves => {
                     if best.is_none_or(|b| account.least_loaded_cmp(b).is_lt()) {
                         best = Some(account);
                     }
                 }
                 Health::Usable => usable_http_only = true,
-                Health::Cooling { until } if Self::serves(account, request.transport) => {
+                Health::Cooling { until } if serves => {
                     retry_at = Some(retry_at.map_or(until, |t| t.min(until)));
+                    if account.is_failing(now) {
+                        if last_resort.is_none_or(|b| account.failed_before(b)) {
+                            last_resort = Some(account);
+                        }
+                    } else if let Some(end) =
+                        account.rate_limited_until.filter(|_| !account.disabled)
+                        && rate_limited.is_none_or(|(_, t)| end < t)
+                    {
+                        rate_limited = Some((account.spec.id, end));
+                    }
                 }
                 Health::Cooling { .. } | Health::Disabled => {}
             }
         }
-        match best {
-            Some(account) => Decision::Schedule(Self::choice(account, Layer::LeastLoaded)),
-            None if usable_http_only => Decision::Reject(Reject::UpgradeRequired),
-            None => Decision::Reject(Reject::NoAccount { retry_at }),
+        match (best, last_resort) {
+            (Some(account), _) => Decision::Schedule(Self::choice(account, Layer::LeastLoaded)),
+            (None, _) if usable_http_only => Decision::Reject(Reject::UpgradeRequired),
+            (None, Some(account)) => Decision::Schedule(Self::choice(account, Layer::LastResort)),
+            (None, None) => match rate_limited {
+                Some((_, until)) => Decision::Reject(Reject::AllRateLimited { retry_at: until }),
+                None => Decision::Reject(Reject::NoAccount { retry_at }),
+            },
         }
     }
 

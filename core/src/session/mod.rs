@@ -412,20 +412,96 @@ impl Session {
         self.settle(now);
     }
 
-    /// Handles the pool refusing [`SessionCommand::Acquire`]: every held create gets a 503
-    pub fn handle_lease_refused(&mut self, now: Instant) {
+    /// Handles the pool refusing [`SessionCommand::Acquire`]. Nothing of the held creates has
+    /// reached upstream, so a failed dial is retried under the scheduler's retry rules (on
+    /// another account when they allow and nothing else of the session runs) and a slow one
+    /// moves the session to another account at once (the control plane gives a `dial_wait`
+    /// only when one is usable); otherwise every held create gets a 503
+    pub fn handle_lease_refused(&mut self, now: Instant, reason: crate::pool::RefuseReason) {
+        use crate::pool::RefuseReason;
         self.acquiring = false;
-        let refusal = Refusal::Status {
-            status: 503,
-            error_type: "server_error",
-            code: Some("upstream_unavailable"),
-            message: "no upstream connection became available in time; retry the request"
-                .to_owned(),
+        let retried = match reason {
+            RefuseReason::DialFailed => self.retry_failed_dial(now),
+            RefuseReason::DialWait => self.move_from_slow_dial(),
+            _ => false,
         };
-        while let Some(head) = self.pending.pop_front() {
-            self.refuse(&head, refusal.clone());
+        if !retried {
+            let refusal = Refusal::Status {
+                status: 503,
+                error_type: "server_error",
+                code: Some("upstream_unavailable"),
+                message: "no upstream connection became available in time; retry the request"
+                    .to_owned(),
+            };
+            while let Some(head) = self.pending.pop_front() {
+                self.refuse(&head, refusal.clone());
+            }
         }
         self.settle(now);
+    }
+
+    /// A failed dial: the head create's retry state decides (true: it will be tried again)
+    fn retry_failed_dial(&mut self, now: Instant) -> bool {
+        use crate::scheduler::{FailureKind, GiveUpReason, Pinning, RetryDecision};
+        let (Some(admission), Some(head)) = (&self.admission, self.pending.front_mut()) else {
+            return false;
+        };
+        let account = admission.account;
+        let pinning = match (&head.previous, head.connection_local) {
+            (None, _) => Pinning::Free,
+            (Some(_), true) => Pinning::ConnectionLocal,
+            (Some(_), false) => Pinning::Bound,
+        };
+        let retry = head
+            .retry
+            .get_or_insert_with(|| RetryState::new(now, account, pinning, &self.cfg.scheduler));
+        let decision = retry.on_failure(now, FailureKind::DialFailed, false, &mut self.jitter);
+        let turn = head.turn;
+        match decision {
+            RetryDecision::RetryAt { at, switch_account } => {
+                let tried = retry.tried_accounts().to_vec();
+                head.not_before = Some(at);
+                let switch_account = switch_account && self.unfinished() == 0;
+                if switch_account {
+                    self.exclude = tried;
+                    self.admission = None;
+                }
+                self.events.push_back(SessionEvent::Retrying {
+                    turn,
+                    account,
+                    failure: FailureKind::DialFailed,
+                    switch_account,
+                });
+                true
+            }
+            RetryDecision::GiveUp(GiveUpReason::ChainLost) => {
+                let head = self.pending.pop_front().expect("head exists");
+                self.refuse(&head, Refusal::PreviousResponseNotFound);
+                true
+            }
+            RetryDecision::GiveUp(_) => false,
+        }
+    }
+
+    /// A dial that outlasted `pool.dial_wait`: the session moves to another account now (no
+    /// back-off: nothing failed); false if it may not move any more
+    fn move_from_slow_dial(&mut self) -> bool {
+        let (Some(admission), Some(head)) = (&self.admission, self.pending.front()) else {
+            return false;
+        };
+        let account = admission.account;
+        if head.previous.is_some() || self.unfinished() > 0 || self.exclude.contains(&account) {
+            return false;
+        }
+        self.exclude.push(account);
+        self.admission = None;
+        self.events.push_back(SessionEvent::Retrying {
+            turn: head.turn,
+            account,
+            failure: crate::scheduler::FailureKind::DialFailed,
+            switch_account: true,
+        });
+        true
     }
 
     /// Handles an answer from the control plane (dispatches to the `handle_*` it stands for)
@@ -435,7 +511,7 @@ impl Session {
             SessionInput::Admission(admission) => self.handle_admission(now, admission),
             SessionInput::AdmissionRefused(refusal) => self.handle_admission_refused(now, refusal),
             SessionInput::Lease(lease) => self.handle_lease(now, lease),
-            SessionInput::LeaseRefused => self.handle_lease_refused(now),
+            SessionInput::LeaseRefused(reason) => self.handle_lease_refused(now, reason),
             SessionInput::SlotGranted(turn) => self.handle_slot_granted(now, turn),
             SessionInput::YieldSlots => self.handle_yield_slots(now),
             SessionInput::ContinuationJudged { turn, allowed } => {

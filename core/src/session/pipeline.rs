@@ -160,9 +160,15 @@ impl Session {
             }
             if !self.acquiring {
                 self.acquiring = true;
+                // Held creates may move to another account only while nothing else of this
+                // session runs (its slots and conns belong to the admission's account) and the
+                // head is not tied to this account by its previous response.
+                let may_move_from = (head.previous.is_none() && self.unfinished() == 0)
+                    .then(|| self.exclude.clone());
                 self.commands.push_back(SessionCommand::Acquire {
                     account,
                     compat: admission.compat.clone(),
+                    may_move_from,
                 });
             }
             return Step::Wait;

@@ -167,6 +167,10 @@ pub enum SessionCommand {
         account: AccountId,
         /// The compatibility key
         compat: CompatKey,
+        /// `Some(accounts already tried)` when the waiting creates may move to another account
+        /// if the dial is slow (the pool then answers `LeaseRefused(DialWait)` after
+        /// `pool.dial_wait`); `None` when they must stay
+        may_move_from: Option<Vec<AccountId>>,
     },
     /// Take one of the account's concurrency slots for `turn`; answer with `handle_slot_granted`
     AcquireSlot {
@@ -255,6 +259,18 @@ pub enum SessionEvent {
     UpstreamGarbage {
         /// The conn
         conn: ConnId,
+    },
+    /// A create that reached no upstream (its dial failed or was slow, or its conn was lost
+    /// before any event reached the client) is tried again
+    Retrying {
+        /// The create
+        turn: TurnId,
+        /// The account of the failed attempt
+        account: AccountId,
+        /// What failed
+        failure: crate::scheduler::FailureKind,
+        /// Whether the next attempt goes to another account
+        switch_account: bool,
     },
     /// The active conn stopped taking creates; new ones go to a fresh conn
     Rotated {

@@ -386,6 +386,7 @@ impl ControlTask {
                 status: None,
                 retry_after: None,
                 message: format!("no upstream URL for account {account}"),
+                local: false,
             };
             self.control
                 .handle_dial_failed(self.clock.now(), account, conn, failure);

@@ -218,12 +218,18 @@ impl Ingress {
             Some(Err(refusal)) => {
                 let status = StatusCode::from_u16(refusal.status())
                     .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                return error_response(
+                let mut response = error_response(
                     status,
                     refusal.error_type(),
                     Some(refusal.code()),
                     refusal.message(),
                 );
+                if let Some(seconds) = refusal.retry_after() {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                return response;
             }
             None => {
                 return error_response(

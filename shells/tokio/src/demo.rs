@@ -70,7 +70,7 @@ pub async fn run() -> Result<String, String> {
             turn.usage
         );
     }
-    if let Some(stats) = gateway.pool_stats().await {
+    if let Some(stats) = settled_pool_stats(&gateway).await {
         let _ = writeln!(
             out,
             "\npool: {} open, {} idle, {} leased, {} dials, {} reuses, {} closes",
@@ -84,6 +84,21 @@ pub async fn run() -> Result<String, String> {
         .count();
     let _ = writeln!(out, "upstream upgrades seen by the mock: {upgrades}");
     Ok(out)
+}
+
+/// The pool's figures once the demo session's conn is back in the pool (the client's close
+/// reaches the gateway a moment after the demo's last read; at most 2 s)
+async fn settled_pool_stats(
+    gateway: &wsv2_shell::GatewayHandle,
+) -> Option<wsv2_core::pool::PoolStats> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let stats = gateway.pool_stats().await?;
+        if stats.leased == 0 || tokio::time::Instant::now() >= deadline {
+            return Some(stats);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// Two chained turns over one client socket

@@ -102,6 +102,17 @@ impl ControlTask {
         let Some(m) = &self.ext.metrics else {
             return;
         };
+        if let SessionEvent::Retrying {
+            failure,
+            switch_account,
+            ..
+        } = event
+        {
+            m.retry(ClientTransport::Ws, failure.as_str());
+            if *switch_account {
+                m.failover(ClientTransport::Ws);
+            }
+        }
         if let SessionEvent::ResponseEnded(r) = event {
             m.response_ended(ClientTransport::Ws, r.outcome.as_str());
             if let Some(usage) = &r.usage {

@@ -96,6 +96,21 @@ fn failure(message: impl Into<String>) -> DialFailure {
         status: None,
         retry_after: None,
         message: message.into(),
+        local: false,
+    }
+}
+
+/// A failed TCP connect; out of descriptors, buffers, memory or local ports is this process's
+/// trouble, not the account's (the core then does not count it against the account)
+fn connect_failure(message: String, error: &std::io::Error) -> DialFailure {
+    use rustix::io::Errno;
+    let local = matches!(
+        Errno::from_io_error(error),
+        Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM | Errno::ADDRNOTAVAIL)
+    );
+    DialFailure {
+        local,
+        ..failure(message)
     }
 }
 
@@ -166,15 +181,14 @@ async fn connect_transport(
         .to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let io: BoxIo = match &route.proxy {
-        None => rt
-            .connect(host.clone(), port)
-            .await
-            .map_err(|e| failure(format!("TCP connect to upstream {host}:{port}: {e}")))?,
+        None => rt.connect(host.clone(), port).await.map_err(|e| {
+            connect_failure(format!("TCP connect to upstream {host}:{port}: {e}"), &e)
+        })?,
         Some(proxy) => {
             let tcp = rt
                 .connect(proxy.host().to_owned(), proxy.port())
                 .await
-                .map_err(|e| failure(format!("TCP connect to proxy {proxy}: {e}")))?;
+                .map_err(|e| connect_failure(format!("TCP connect to proxy {proxy}: {e}"), &e))?;
             step.store(Step::Proxy as u8, Ordering::Relaxed);
             let handshake = proxy
                 .handshake(&host, port)
@@ -247,7 +261,7 @@ fn refusal(response: &Response<Option<Vec<u8>>>) -> DialFailure {
                       sessions until the configuration is reloaded"
         }
         429 => ": rate limited; the account cools down",
-        500..=599 => ": upstream server error; counts toward the account's cooldown",
+        500..=599 => ": upstream server error; counts as a failed dial of the account",
         _ => "",
     };
     let reset = retry_after
@@ -257,6 +271,7 @@ fn refusal(response: &Response<Option<Vec<u8>>>) -> DialFailure {
         status: Some(status),
         retry_after,
         message: format!("upstream refused the upgrade with HTTP {status}{code}{meaning}{reset}"),
+        local: false,
     }
 }
 
@@ -323,12 +338,13 @@ mod tests {
     }
 
     #[test]
-    fn a_503_without_headers_has_no_reset_and_says_it_counts_toward_cooldown() {
+    fn a_503_without_headers_has_no_reset_and_says_it_counts_as_a_failed_dial() {
         let f = refusal(&response(503, &[], "<html>busy</html>"));
         assert_eq!(f.status, Some(503));
         assert_eq!(f.retry_after, None);
         assert!(
-            f.message.contains("HTTP 503: upstream server error"),
+            f.message
+                .contains("HTTP 503: upstream server error; counts as a failed dial"),
             "{}",
             f.message
         );

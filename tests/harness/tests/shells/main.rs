@@ -69,6 +69,7 @@ mod support;
 mod codex;
 mod conformance;
 mod end_to_end;
+mod failover;
 mod groups;
 mod harden_dial;
 mod harden_health;
