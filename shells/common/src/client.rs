@@ -6,7 +6,9 @@
 //! per relayed event and a task per socket. The outbox counts unwritten bytes against
 //! `session.client_write_buffer`; above it the session is told the client is backpressured (and
 //! stops reading upstream, so TCP pushes back on upstream instead of memory growing here). A
-//! write that does not finish within `session.client_write_timeout` fails the client.
+//! write that does not finish within `session.client_write_timeout` gives the client up: the
+//! frames not yet handed to the socket are dropped and a close 1008 takes their place, so a
+//! client that reads again (too late) still learns why its stream ended.
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll, ready};
@@ -60,6 +62,9 @@ pub(crate) struct ClientOutbox<S = WebSocketSender<ClientIo>> {
     /// The close went out: nothing more is written
     done: bool,
     failed: bool,
+    /// A write missed `client_write_timeout`: the client counts as gone, only its close 1008
+    /// is still written
+    timed_out: bool,
 }
 
 impl<S> ClientOutbox<S>
@@ -80,6 +85,7 @@ where
             closed: false,
             done: false,
             failed: false,
+            timed_out: false,
         }
     }
 
@@ -195,11 +201,30 @@ where
         self.write_deadline
     }
 
-    /// Fails the client if its write is still not done at its deadline
+    /// Gives the client up if its write is still not done at its deadline: the frames not yet
+    /// handed to the socket are dropped and a close 1008 is queued in their place (a close
+    /// already queued stays); [`finish`](Self::finish) bounds how long it may still take
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        if self.write_deadline.is_some_and(|d| d <= now) {
-            self.fail();
+        if self.write_deadline.is_none_or(|d| d > now) || self.timed_out {
+            return;
         }
+        self.timed_out = true;
+        self.write_deadline = None;
+        let keep_close = self
+            .queue
+            .iter()
+            .find(|out| matches!(out, ClientOut::Close(..) | ClientOut::CloseReply))
+            .map(|out| match out {
+                ClientOut::Close(code, reason) => ClientOut::Close(*code, reason),
+                _ => ClientOut::CloseReply,
+            });
+        self.queue.clear();
+        self.unflushed = self.fed;
+        self.closed = true;
+        self.queue.push_back(keep_close.unwrap_or(ClientOut::Close(
+            1008,
+            "client did not read its events in time",
+        )));
     }
 
     /// Whether more than `client_write_buffer` bytes wait for the client
@@ -207,9 +232,9 @@ where
         self.unflushed >= self.limit
     }
 
-    /// The socket failed (write error or `client_write_timeout`)
+    /// The socket failed (write error) or the client was given up (`client_write_timeout`)
     pub(crate) fn failed(&self) -> bool {
-        self.failed
+        self.failed || self.timed_out
     }
 
     /// Writes what is queued within `wait`; returns the sink if a close frame (or the answer to

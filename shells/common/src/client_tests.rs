@@ -179,11 +179,11 @@ async fn an_over_size_client_message_closes_the_client_with_exactly_1009() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_client_that_stops_reading_fails_the_writer_at_client_write_timeout() {
+async fn a_client_that_stops_reading_is_given_up_at_client_write_timeout_and_told_1008() {
     let cfg = Config::default();
     let frame = br#"{"type":"response.created"}"#;
     // The client never reads and its receive window holds 8 bytes: the frame cannot go out.
-    let (gateway_end, _client_end) = tokio::io::duplex(8);
+    let (gateway_end, mut client_end) = tokio::io::duplex(8);
     let ws =
         WebSocketStream::from_raw_socket(TokioAdapter::new(gateway_end), Role::Server, None).await;
     let (sink, _stream) = ws.split();
@@ -203,7 +203,18 @@ async fn a_client_that_stops_reading_fails_the_writer_at_client_write_timeout() 
     };
     assert!(!written, "the write cannot finish");
     outbox.handle_timeout(now());
-    assert!(outbox.failed(), "the write timed out");
-    assert!(!outbox.has_work(), "a failed outbox writes nothing more");
+    assert!(outbox.failed(), "the client counts as gone at the deadline");
     assert_eq!(start.elapsed(), cfg.session.client_write_timeout);
+    outbox.push(now(), Bytes::from_static(br#"{"type":"later"}"#));
+    // It reads again, too late: the frame begun before the deadline, then only a close 1008.
+    let mut expected = vec![0x81, u8::try_from(frame.len()).unwrap()];
+    expected.extend_from_slice(frame);
+    expected.extend_from_slice(&close_frame(1008, "client did not read its events in time"));
+    let mut got = vec![0; expected.len()];
+    let rt = crate::test_rt();
+    let reading = tokio::io::AsyncReadExt::read_exact(&mut client_end, &mut got);
+    let (read, closed) = tokio::join!(reading, outbox.finish(&rt, Duration::from_secs(5)));
+    read.expect("the client reads the frame and the close");
+    assert_eq!(got, expected);
+    assert!(closed.is_some(), "the close went out");
 }
