@@ -55,6 +55,10 @@ case "$mode" in
   smoke) w1_sessions=40 w1_turns=4 w2_sessions=60 w3_sessions=30 soak=${soak:-60s}
          profile=() bin=target/debug ;;
 esac
+# Sizes can be overridden one by one (e.g. the issue's 1,000-session storm on test-profile
+# binaries: W2_SESSIONS=1000 … --medium --workloads 2).
+w1_sessions=${W1_SESSIONS:-$w1_sessions} w1_turns=${W1_TURNS:-$w1_turns}
+w2_sessions=${W2_SESSIONS:-$w2_sessions} w3_sessions=${W3_SESSIONS:-$w3_sessions}
 if [ "$mode" = smoke ]; then
   out=${out:-$(mktemp -d)}
   md=$out/RELIABILITY.md
@@ -332,7 +336,7 @@ w3_shell() {
 case "$mode" in
   full) w4_sessions=200 w4_sample=5s w4_fault_every=30s w4_warmup=5m ;;
   medium) w4_sessions=100 w4_sample=2s w4_fault_every=20s w4_warmup=60s ;;
-  smoke) w4_sessions=20 w4_sample=1s w4_fault_every=10s w4_warmup=15s ;;
+  smoke) w4_sessions=20 w4_sample=1s w4_fault_every=10s w4_warmup=25s ;;
 esac
 w4_shell() {
   local shell=$1
@@ -340,7 +344,10 @@ w4_shell() {
   trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
   log "workload 4 (soak): $shell, $w4_sessions sessions for $soak, a fault every $w4_fault_every"
   start_mock "w4-$shell-mock" --lifetime 10m --unsolicited-limit
-  write_conf "$work/w4-$shell.toml" "$w4_sessions" "$w3_toml"
+  # Response bindings are state bounded by store.local_cache_entries (65,536 by default, ~50 MiB):
+  # a smaller bound is reached within the warm-up, so a trend after it is not that state.
+  write_conf "$work/w4-$shell.toml" "$w4_sessions" "$w3_toml"$'\n\n[store]\nlocal_cache_entries = 4096'
+
   start_gateway "$shell" "w4-$shell" "$work/w4-$shell.toml"
   "$rel" soak --target "http://$gateway_addr/v1" --key "$key" --label "$shell" \
     --sessions "$w4_sessions" --duration "$soak" --metrics "$gateway_addr" --pid "$gateway_pid" \
@@ -422,7 +429,7 @@ cat >"$out/meta.json" <<JSON
  "upstream": $(json_str "wsv2-mock-upstream, 200 ms handshake delay, $([ "$tls" = 1 ] && echo 'TLS (fresh CA via tls_ca_file)' || echo 'plain TCP'), one account"),
  "dial_bound": $dial_bound,
  "notes": [$(json_str "workload 3 runs each row on a fresh mock and gateway with upstream.ping_interval 1s, pong_timeout 1s, dial_timeout 3s, scheduler.server_error_cooldown 2s; rows: load from 0, fault at $w3_at, cleared at $w3_clear, load stops at $w3_len"),
-           $(json_str "workload 4: gateway timeouts as workload 3; the mock's connection lifetime is 10m (unsolicited limit on idle sockets); faults cycle drop_mid_stream, error_500, error_429, slow (1 s), each for 2 s every $w4_fault_every; slopes exclude the first $w4_warmup")]}
+           $(json_str "workload 4: gateway timeouts as workload 3, store.local_cache_entries 4096 (response bindings are state bounded by it: 65,536 by default, ~0.8 KiB each in a debug build; the smaller bound is reached within the warm-up); the mock's connection lifetime is 10m (unsolicited limit on idle sockets); faults cycle drop_mid_stream, error_500, error_429, slow (1 s), each for 2 s every $w4_fault_every; slopes exclude the first $w4_warmup")]}
 JSON
 "$rel" report --dir "$out" --out "$md"
 log "wrote $md (raw results in $out)"
