@@ -372,7 +372,7 @@ fn websocket_stream_limit_reached_matches_upstream() {
 
 #[test]
 fn websocket_connection_limit_reached_matches_upstream_with_status_last() {
-    let event = websocket_connection_limit_reached_event();
+    let event = websocket_connection_limit_reached_event(None);
     assert_exact(
         &event,
         r#"{"type":"error","error":{"type":"invalid_request_error","code":"websocket_connection_limit_reached","message":"Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue."},"status":400}"#,

@@ -236,6 +236,24 @@ fn max_age_answers_a_connection_local_create_with_the_limit_error() {
 }
 
 #[test]
+fn max_age_answers_a_connection_local_create_on_a_named_lane_on_that_lane() {
+    let mut cfg = Config::default();
+    cfg.upstream.max_age = Duration::from_secs(60);
+    cfg.upstream.ping_interval = Duration::from_secs(3600);
+    cfg.session.client_ping_interval = Duration::from_secs(3600);
+    let mut sim = Sim::new(cfg);
+    sim.client(create(Some("gpt-test"), None, Some("l1"), false));
+    sim.respond(1, "resp_1", Some("l1"), 1, false);
+    sim.advance(Duration::from_secs(61));
+    sim.client(create(Some("gpt-test"), Some("resp_1"), Some("l1"), false));
+    let last = sim.to_client.last().unwrap();
+    assert_eq!(last["error"]["code"], "websocket_connection_limit_reached");
+    // Without its lane the client cannot tell which create the error answers: the lane's
+    // create looks unanswered for ever (the reliability suite's lifetime row hung on it).
+    assert_eq!(last["stream_id"], "l1");
+}
+
+#[test]
 fn thirty_third_lane_of_the_session_gets_upstreams_error() {
     let mut sim = Sim::new(Config::default());
     for i in 0..32 {

@@ -345,11 +345,19 @@ pub fn websocket_stream_limit_reached_event(lane: &StreamId) -> Bytes {
 }
 
 /// Upstream's exact `websocket_connection_limit_reached` error (`status` last, as upstream
-/// writes it)
-pub fn websocket_connection_limit_reached_event() -> Bytes {
-    Bytes::from_static(
-        br#"{"type":"error","error":{"type":"invalid_request_error","code":"websocket_connection_limit_reached","message":"Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue."},"status":400}"#,
-    )
+/// writes it), echoing `stream_id` when it answers a create on a named lane (every event of a
+/// named lane echoes its lane, or the client cannot tell which create it answers)
+pub fn websocket_connection_limit_reached_event(lane: Option<&StreamId>) -> Bytes {
+    const BODY: &[u8] = br#""error":{"type":"invalid_request_error","code":"websocket_connection_limit_reached","message":"Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue."},"status":400}"#;
+    let mut out = Vec::with_capacity(40 + BODY.len());
+    out.extend_from_slice(br#"{"type":"error","#);
+    if let Some(lane) = lane {
+        out.extend_from_slice(br#""stream_id":"#);
+        push_string(&mut out, lane.as_str());
+        out.push(b',');
+    }
+    out.extend_from_slice(BODY);
+    Bytes::from(out)
 }
 
 /// An `error` event the gateway itself sends

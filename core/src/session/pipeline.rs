@@ -293,7 +293,7 @@ impl Session {
                 head.previous.as_ref().map_or("", |p| p.as_str()),
                 lane,
             ),
-            Refusal::ConnectionLimitReached => websocket_connection_limit_reached_event(),
+            Refusal::ConnectionLimitReached => websocket_connection_limit_reached_event(lane),
             Refusal::StreamLimitReached => match lane {
                 Some(lane) => websocket_stream_limit_reached_event(lane),
                 None => gateway_error_event(
