@@ -31,7 +31,8 @@ pub(crate) enum Fault {
     SlowFirstEvent,
     /// Emit `response.created`, then nothing until the connection closes (or a steer arrives).
     StallLane,
-    /// Stop reading the socket for `mock_delay_ms`, or for good when it is absent.
+    /// Stop reading the socket for `mock_delay_ms`; when it is absent, until
+    /// `MockHandle::resume_reading`.
     StopReading,
     /// Stop answering pings on this connection from now on.
     StopPong,

@@ -153,6 +153,12 @@ impl MockHandle {
         self.shared.switches.set(fault);
     }
 
+    /// Every connection stopped for good by a `stop_reading` fault (no `mock_delay_ms`) reads
+    /// again: a test decides when, instead of a timed pause.
+    pub fn resume_reading(&self) {
+        self.shared.switches.resume_reading();
+    }
+
     /// The fault switched on now.
     pub fn fault(&self) -> Option<RuntimeFault> {
         self.shared.switches.get()

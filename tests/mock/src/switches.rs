@@ -77,6 +77,8 @@ impl RuntimeFault {
 pub(crate) struct Switches {
     /// Bumped to cut every open WebSocket connection at once (no close frame).
     kick: watch::Sender<u64>,
+    /// Bumped to make every connection stopped for good by `stop_reading` read again.
+    resume: watch::Sender<u64>,
     fault: watch::Sender<Option<RuntimeFault>>,
     /// Mirrors `fault == Some(Blackhole)` for the hot paths (accept, pong filter).
     blackhole: AtomicBool,
@@ -95,6 +97,7 @@ impl Default for Switches {
     fn default() -> Self {
         Self {
             kick: watch::channel(0).0,
+            resume: watch::channel(0).0,
             fault: watch::channel(None).0,
             blackhole: AtomicBool::default(),
             open_ws: AtomicU64::default(),
@@ -114,6 +117,17 @@ impl Switches {
     /// What a connection watches for [`Switches::drop_all`].
     pub(crate) fn kicks(&self) -> watch::Receiver<u64> {
         self.kick.subscribe()
+    }
+
+    /// Makes every connection that a `stop_reading` fault without `mock_delay_ms` stopped read
+    /// again.
+    pub(crate) fn resume_reading(&self) {
+        self.resume.send_modify(|n| *n += 1);
+    }
+
+    /// What a connection watches for [`Switches::resume_reading`].
+    pub(crate) fn resumes(&self) -> watch::Receiver<u64> {
+        self.resume.subscribe()
     }
 
     pub(crate) fn set(&self, fault: Option<RuntimeFault>) {

@@ -111,6 +111,7 @@ pub(crate) async fn serve(
         drop_pongs,
     };
     let mut kicks = server.switches.kicks();
+    let mut resumes = server.switches.resumes();
     let mut writer_done = false;
     let mut close_deadline: Option<Instant> = None;
     let mut close_recorded = false;
@@ -119,6 +120,10 @@ pub(crate) async fn serve(
             Some(Some(at)) => Some(at),
             _ => None,
         };
+        if state.paused.is_none() {
+            // Only a resume asked while stopped counts.
+            resumes.borrow_and_update();
+        }
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
@@ -154,6 +159,7 @@ pub(crate) async fn serve(
                 state.maybe_send_limit().await;
             }
             () = sleep_until(resume_at), if resume_at.is_some() => state.paused = None,
+            _ = resumes.changed(), if state.paused == Some(None) => state.paused = None,
             frame = frames.next(), if state.paused.is_none() => match frame {
                 Some(Ok(Message::Close(frame))) => {
                     // Recorded now, before tungstenite's reply goes out on the next read.
