@@ -410,6 +410,10 @@ pub struct IngressConfig {
     /// between are counted and the count rides on the next one written
     #[serde(with = "duration")]
     pub client_log_interval: Duration,
+    /// Whether `/readyz` also needs an upstream account to be usable. Off by default: in a full
+    /// upstream outage every replica going unready would replace the gateway's own answer
+    /// (an error with `Retry-After`) with a load balancer's bare 503
+    pub ready_requires_upstream: bool,
 }
 
 impl Default for IngressConfig {
@@ -423,6 +427,7 @@ impl Default for IngressConfig {
             accept_error_backoff: Duration::from_millis(50),
             busy_retry_after: Duration::from_secs(1),
             client_log_interval: Duration::from_secs(1),
+            ready_requires_upstream: false,
         }
     }
 }

@@ -190,6 +190,16 @@ impl Control {
         }
     }
 
+    /// Whether `/readyz` says ready (the shell checks its own listener and shutdown first):
+    /// always, unless `ingress.ready_requires_upstream` asks for the upgrade check too
+    pub fn check_ready(&self, now: Instant) -> Result<(), UpgradeRefusal> {
+        if self.cfg.ingress.ready_requires_upstream {
+            self.check_upgrade(now)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Registers a client socket that was just upgraded
     pub fn open_session(&mut self, _now: Instant, id: SessionId, info: SessionInfo) {
         let session_key = info.session_key.clone();

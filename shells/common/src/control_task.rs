@@ -47,6 +47,10 @@ pub(crate) enum ControlMsg {
     Upgrade {
         reply: oneshot::Sender<Result<(), UpgradeRefusal>>,
     },
+    /// Is the gateway ready (`/readyz`)?
+    Ready {
+        reply: oneshot::Sender<Result<(), UpgradeRefusal>>,
+    },
     /// A session task started
     Open {
         id: SessionId,
@@ -208,6 +212,9 @@ impl ControlTask {
         match msg {
             ControlMsg::Upgrade { reply } => {
                 let _ = reply.send(self.control.check_upgrade(now));
+            }
+            ControlMsg::Ready { reply } => {
+                let _ = reply.send(self.control.check_ready(now));
             }
             ControlMsg::Open {
                 id,

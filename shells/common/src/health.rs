@@ -1,10 +1,11 @@
 //! `GET /healthz` and `GET /readyz` on the listen address.
 //!
 //! - `/healthz`: 200 while the process serves HTTP at all (liveness).
-//! - `/readyz`: 200 when the listener is up, the gateway is not shutting down and at least one
-//!   account is usable over WebSocket — the same check an upgrade gets
-//!   (`Control::check_upgrade`), so an account disabled by a 401 or cooling down after a 429
-//!   shows here. Otherwise 503 with the reason.
+//! - `/readyz`: 200 when the listener is up and the gateway is not shutting down; with
+//!   `ingress.ready_requires_upstream = true` also only while some account is usable over
+//!   WebSocket — the same check an upgrade gets (`Control::check_ready`), so an account
+//!   disabled by a 401 or rate limited shows here. Otherwise 503 with the reason. A plain
+//!   status either way: no account names.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -48,7 +49,7 @@ async fn readiness(ingress: &Ingress) -> Result<(), String> {
     if ingress.lifecycle.is_shutting_down() {
         return Err("shutting down".to_owned());
     }
-    match ask(&ingress.control, |reply| ControlMsg::Upgrade { reply }).await {
+    match ask(&ingress.control, |reply| ControlMsg::Ready { reply }).await {
         Some(Ok(())) => Ok(()),
         Some(Err(refusal)) => Err(refusal.message().to_owned()),
         None => Err("control task stopped".to_owned()),

@@ -201,7 +201,7 @@ impl GatewayHandle {
             return false;
         }
         matches!(
-            ask(&self.control, |reply| ControlMsg::Upgrade { reply }).await,
+            ask(&self.control, |reply| ControlMsg::Ready { reply }).await,
             Some(Ok(()))
         )
     }

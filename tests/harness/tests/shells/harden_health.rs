@@ -14,6 +14,7 @@ shell_tests! {
     an_upgrade_refused_with_401_disables_the_account_until_a_reload,
     an_upgrade_refused_with_429_cools_the_account_down_for_its_retry_after,
     readyz_says_not_ready_while_shutting_down,
+    readyz_stays_ready_in_an_upstream_outage_unless_configured_otherwise,
 }
 
 async fn healthz_is_up_and_readyz_is_ready_with_a_usable_account(shell: Shell) {
@@ -37,7 +38,8 @@ async fn healthz_is_up_and_readyz_is_ready_with_a_usable_account(shell: Shell) {
 async fn an_upgrade_refused_with_401_disables_the_account_until_a_reload(shell: Shell) {
     let (logs, _guard) = LogCapture::install();
     let mock = mock(|c| c.upgrade_status = Some(401)).await;
-    let config = config_for(&mock.ws_url());
+    let mut config = config_for(&mock.ws_url());
+    config.core.ingress.ready_requires_upstream = true;
     let gateway = shell.start(config.clone()).await.unwrap();
     // The pool's warm dial meets the 401.
     let (_, line) = logs
@@ -84,7 +86,9 @@ async fn an_upgrade_refused_with_429_cools_the_account_down_for_its_retry_after(
     let (logs, _guard) = LogCapture::install();
     // The mock's 429 carries `retry-after: 1`.
     let mock = mock(|c| c.upgrade_status = Some(429)).await;
-    let gateway = shell.start(config_for(&mock.ws_url())).await.unwrap();
+    let mut config = config_for(&mock.ws_url());
+    config.core.ingress.ready_requires_upstream = true;
+    let gateway = shell.start(config).await.unwrap();
     let (refused_at, line) = logs
         .wait_for(
             &["upstream dial failed", "HTTP 429"],
@@ -117,4 +121,29 @@ async fn readyz_says_not_ready_while_shutting_down(shell: Shell) {
     let report = gateway.shutdown().await;
     assert_eq!(report.sockets_cut, 0);
     assert!(!gateway.is_ready().await);
+}
+
+/// Issue 13 item 1: by default readiness does not depend on reaching an upstream (a load
+/// balancer's bare 503 would replace the gateway's own error and `Retry-After`)
+async fn readyz_stays_ready_in_an_upstream_outage_unless_configured_otherwise(shell: Shell) {
+    let (logs, _guard) = LogCapture::install();
+    let mock = mock(|c| c.upgrade_status = Some(401)).await;
+    let gateway = shell.start(config_for(&mock.ws_url())).await.unwrap();
+    logs.wait_for(
+        &["upstream dial failed", "HTTP 401"],
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("the only account is disabled");
+    let (status, body) = http_get(gateway.addr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"status": "ready"})
+    );
+    // Clients get the gateway's own answer instead.
+    match WsClient::connect(&gateway.ws_url(), &Credentials::bearer(CLIENT_KEY)).await {
+        Err(ConnectError::Rejected { status, .. }) => assert_eq!(status, 503),
+        other => panic!("expected 503, got {:?}", other.map(|_| ())),
+    }
 }
