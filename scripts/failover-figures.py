@@ -6,7 +6,8 @@ run has only the mock. Each run drives --turns first turns one after another, ea
 client (a new WebSocket, or a new POST with `stream: true`), and reports how many completed and
 the time from sending the create to its first event.
 
-  --dead refused    account 1 is a closed port (every connect is refused at once)
+  --dead refused    account 1 is a closed port (every connect is refused at once); the turns
+                    start as soon as the gateway listens (--settle to wait)
   --dead blackhole  account 1 accepts TCP and never answers; the turns start once the gateway
                     has seen it failing (--seen-failing dial failures logged for it)
   --dead none       baseline: only the mock
@@ -21,6 +22,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -195,7 +197,7 @@ def post_first_turn(addr, timeout):
 
 def dial_failures_logged(log, account):
     with open(log, "rb") as f:
-        text = f.read()
+        text = re.sub(rb"\x1b\[[0-9;]*m", b"", f.read())
     return sum(
         1
         for line in text.splitlines()
@@ -213,6 +215,8 @@ def main():
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--seen-failing", type=int, default=2,
                    help="blackhole: dial failures of account 1 logged before the turns start")
+    p.add_argument("--settle", type=float, default=0.0,
+                   help="refused / none: seconds between the gateway's start and the first turn")
     p.add_argument("--set", action="append", default=[],
                    help="NAME=VALUE environment override for the gateway (WSV2_...)")
     args = p.parse_args()
@@ -239,7 +243,7 @@ def main():
                     time.sleep(0.1)
                 waited = time.monotonic() - began
             else:
-                time.sleep(1.0)  # the warm-up dials settle
+                time.sleep(args.settle)
             turn = ws_first_turn if args.transport == "ws" else post_first_turn
             results = [turn(addr, args.timeout) for _ in range(args.turns)]
             firsts = [f for f, ok in results if ok and f is not None]
@@ -258,7 +262,7 @@ def main():
                 "first_event_ms_max": round(max(firsts) * 1000, 2) if firsts else None,
                 "waited_for_seen_failing_s": round(waited, 1),
                 "dial_failures_logged_account1": dial_failures_logged(log, "a1"),
-                "error_lines": text.count(b" ERROR "),
+                "error_lines": re.sub(rb"\x1b\[[0-9;]*m", b"", text).count(b" ERROR "),
             }))
         finally:
             for proc in (gateway, mock):
