@@ -5,10 +5,12 @@
 //!   0 ── load ──▶ inject_at: `inject` ──▶ clear_at: `clear` ──▶ duration: load stops ──▶ settle
 //! ```
 //!
-//! Recovery is measured from the clear to the start of the last response that did not complete:
-//! every response started after that one completed. Full service counts as returned when the
-//! last failure started at least `quiet` before the load stopped.
+//! Recovery is measured per second of response starts: from the clear to the first second after
+//! which every second's failure rate stays at the level before the fault (at most twice the
+//! baseline rate, or 1 %), up to the last full second. Full service counts as returned when that
+//! level was held for at least `quiet` before the load stopped.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -55,6 +57,9 @@ pub struct FaultResult {
     pub clear_at_ms: u64,
     /// From the clear to the start of the last failed response (0 when none failed after it).
     pub recovery_ms: Option<u64>,
+    /// Share of responses that did not complete before the fault went in (errors by design on
+    /// a loaded machine): the level "full service" is measured against.
+    pub baseline_failure_rate: f64,
     /// Full service returned before the load stopped (always, for a permanent fault).
     pub recovered: bool,
     /// The fault was there all along.
@@ -121,16 +126,14 @@ pub async fn run(plan: &FaultPlan) -> Result<FaultResult, Failure> {
     };
     let clear_ms = cleared.as_millis() as u64;
     let end_ms = duration.as_millis() as u64;
-    let (recovery_ms, recovered) = match load.total.failure_window {
-        _ if plan.permanent => (None, true),
-        None => (Some(0), true),
-        Some((_, last)) if last <= clear_ms => (Some(0), true),
-        Some((_, last)) => {
-            let recovered = last + plan.quiet.as_millis() as u64 <= end_ms;
-            (recovered.then_some(last - clear_ms), recovered)
-        }
+    let baseline = baseline_rate(&load.total.timeline, plan.inject_at);
+    let (recovery_ms, recovered) = if plan.permanent {
+        (None, true)
+    } else {
+        recovery(&load.total.timeline, baseline, clear_ms, end_ms, plan.quiet)
     };
     Ok(FaultResult {
+        baseline_failure_rate: baseline,
         load,
         deadline_ms: plan.deadline.as_millis() as u64,
         inject_at_ms: plan.inject_at.as_millis() as u64,
@@ -141,4 +144,90 @@ pub async fn run(plan: &FaultPlan) -> Result<FaultResult, Failure> {
         commands,
         after,
     })
+}
+
+/// Seconds with fewer responses than this are too thin to judge.
+const MIN_PER_SECOND: u64 = 5;
+
+/// The failure rate of the responses started in whole seconds 1.. before `inject_at` (the
+/// first second is warm-up).
+fn baseline_rate(timeline: &BTreeMap<u64, (u64, u64)>, inject_at: Duration) -> f64 {
+    let (started, failed) = timeline
+        .range(1..inject_at.as_secs())
+        .fold((0, 0), |acc, (_, (n, f))| (acc.0 + n, acc.1 + f));
+    if started == 0 {
+        0.0
+    } else {
+        failed as f64 / started as f64
+    }
+}
+
+/// (recovery ms after the clear, recovered) — see the module docs.
+fn recovery(
+    timeline: &BTreeMap<u64, (u64, u64)>,
+    baseline: f64,
+    clear_ms: u64,
+    end_ms: u64,
+    quiet: Duration,
+) -> (Option<u64>, bool) {
+    let limit = (2.0 * baseline).max(0.01);
+    let last_full = end_ms / 1000; // seconds before this one are complete
+    let first = clear_ms / 1000;
+    let mut healthy_from = None;
+    for second in first..last_full {
+        let (n, f) = timeline.get(&second).copied().unwrap_or((0, 0));
+        let healthy = n >= MIN_PER_SECOND && (f as f64) <= limit * n as f64;
+        match (healthy, healthy_from) {
+            (true, None) => healthy_from = Some(second),
+            (false, _) => healthy_from = None,
+            _ => {}
+        }
+    }
+    match healthy_from {
+        Some(second) => {
+            let from_ms = (second * 1000).max(clear_ms);
+            let held = last_full * 1000 - second * 1000;
+            (Some(from_ms - clear_ms), held >= quiet.as_millis() as u64)
+        }
+        None => (None, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeline(rows: &[(u64, u64, u64)]) -> BTreeMap<u64, (u64, u64)> {
+        rows.iter().map(|&(s, n, f)| (s, (n, f))).collect()
+    }
+
+    #[test]
+    fn recovery_is_the_first_second_that_stays_at_the_baseline() {
+        let t = timeline(&[
+            (0, 50, 5),
+            (1, 100, 1),
+            (2, 100, 0),
+            (3, 100, 60),
+            (4, 100, 80),
+            (5, 100, 30),
+            (6, 100, 1),
+            (7, 100, 0),
+            (8, 100, 1),
+            (9, 10, 0),
+        ]);
+        let baseline = baseline_rate(&t, Duration::from_secs(3));
+        assert!((baseline - 0.005).abs() < 1e-9);
+        // Cleared at 4.5 s; second 5 still fails, 6.. stay within 1 % (limit 1 %).
+        let (ms, ok) = recovery(&t, baseline, 4500, 10_000, Duration::from_secs(2));
+        assert_eq!((ms, ok), (Some(1500), true));
+        // A load that stops too soon after the recovery has not shown it for `quiet`.
+        let (_, ok) = recovery(&t, baseline, 4500, 8_000, Duration::from_secs(3));
+        assert!(!ok);
+        // Failing to the end: not recovered.
+        let bad = timeline(&[(0, 10, 0), (1, 10, 0), (2, 10, 5), (3, 10, 5), (4, 10, 5)]);
+        assert_eq!(
+            recovery(&bad, 0.0, 2000, 5000, Duration::from_secs(1)),
+            (None, false)
+        );
+    }
 }

@@ -387,8 +387,9 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
     let _ = writeln!(
         md,
         "Each row: load running, the fault injected, then cleared. Deadline: the documented bound \
-         on one response (the slowest event allowed). Recovery: from the clear to the start of the \
-         last response that did not complete (0 when none failed after the clear). Errors by \
+         on one response (the slowest event allowed). Recovery: from the clear to the first \
+         second after which every second's failure rate (by response start) stays at the level \
+         before the fault (at most twice that baseline, or 1 %). Errors by \
          design are counted in the non-completions column, not hidden: a refused 401 disables \
          its account until a reload (the row's clear sends SIGHUP); a `store:false` chain dies \
          with its upstream conn, so its next turn gets `previous_response_not_found` once (the \
@@ -400,7 +401,7 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
     );
     for (name, what) in FAULTS {
         let Some(rows) = by_fault.get(name) else {
-            let _ = writeln!(md, "| {what} | – | not measured | | | | | | | | | | |");
+            let _ = writeln!(md, "| {what} | – | not measured | | | | | | | | | | | |");
             continue;
         };
         for run in rows {
@@ -416,7 +417,7 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
             let permanent = r["permanent"].as_bool().unwrap_or(false);
             let _ = writeln!(
                 md,
-                "| {what} | {shell} | {} | {} | {} | {} | {} | {max_ms:.0} | {deadline:.0} | {} | {} | {} | {} |",
+                "| {what} | {shell} | {} | {} | {} | {} | {} | {max_ms:.0} | {deadline:.0} | {} | {} | {:.1} | {} | {} |",
                 u(&c["responses"]),
                 u(&c["completed"]),
                 u(&c["error_events"]) + u(&c["failed_terminals"]),
@@ -430,6 +431,7 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
                 r["recovery_ms"]
                     .as_u64()
                     .map_or("–".into(), |v| v.to_string()),
+                r["baseline_failure_rate"].as_f64().unwrap_or(0.0) * 100.0,
                 if settled {
                     "none".to_owned()
                 } else {

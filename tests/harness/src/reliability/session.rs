@@ -81,6 +81,8 @@ pub struct Tally {
     pub failure_window: Option<(u64, u64)>,
     /// Connects attempted.
     pub connects: u64,
+    /// Per second since `epoch` (by start): responses started and how many did not complete.
+    pub timeline: std::collections::BTreeMap<u64, (u64, u64)>,
 }
 
 impl Tally {
@@ -90,6 +92,11 @@ impl Tally {
         self.first_event.merge(&other.first_event);
         self.turn_time.merge(&other.turn_time);
         self.connects += other.connects;
+        for (second, (started, failed)) in &other.timeline {
+            let slot = self.timeline.entry(*second).or_default();
+            slot.0 += started;
+            slot.1 += failed;
+        }
         self.failure_window = match (self.failure_window, other.failure_window) {
             (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
             (a, b) => a.or(b),
@@ -98,6 +105,14 @@ impl Tally {
 
     fn record(&mut self, epoch: Instant, started: Instant, outcome: &Outcome) {
         self.turn_time.record(started.elapsed().as_nanos() as u64);
+        let slot = self
+            .timeline
+            .entry(started.saturating_duration_since(epoch).as_secs())
+            .or_default();
+        slot.0 += 1;
+        if *outcome != Outcome::Completed {
+            slot.1 += 1;
+        }
         if *outcome != Outcome::Completed {
             let at = started.saturating_duration_since(epoch).as_millis() as u64;
             self.failure_window = Some(match self.failure_window {
@@ -121,6 +136,7 @@ impl Serialize for Tally {
             "turn_time": ms(&self.turn_time),
             "failure_window_ms": self.failure_window,
             "connects": self.connects,
+            "timeline": self.timeline.iter().map(|(s, (n, f))| [*s, *n, *f]).collect::<Vec<_>>(),
         })
         .serialize(s)
     }
