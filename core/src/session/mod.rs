@@ -12,6 +12,7 @@
 //! [`Session::poll_timeout`] and set the task's one timer to it.
 
 mod client;
+mod failover;
 mod lifecycle;
 mod pipeline;
 mod types;
@@ -438,70 +439,6 @@ impl Session {
             }
         }
         self.settle(now);
-    }
-
-    /// A failed dial: the head create's retry state decides (true: it will be tried again)
-    fn retry_failed_dial(&mut self, now: Instant) -> bool {
-        use crate::scheduler::{FailureKind, GiveUpReason, Pinning, RetryDecision};
-        let (Some(admission), Some(head)) = (&self.admission, self.pending.front_mut()) else {
-            return false;
-        };
-        let account = admission.account;
-        let pinning = match (&head.previous, head.connection_local) {
-            (None, _) => Pinning::Free,
-            (Some(_), true) => Pinning::ConnectionLocal,
-            (Some(_), false) => Pinning::Bound,
-        };
-        let retry = head
-            .retry
-            .get_or_insert_with(|| RetryState::new(now, account, pinning, &self.cfg.scheduler));
-        let decision = retry.on_failure(now, FailureKind::DialFailed, false, &mut self.jitter);
-        let turn = head.turn;
-        match decision {
-            RetryDecision::RetryAt { at, switch_account } => {
-                let tried = retry.tried_accounts().to_vec();
-                head.not_before = Some(at);
-                let switch_account = switch_account && self.unfinished() == 0;
-                if switch_account {
-                    self.exclude = tried;
-                    self.admission = None;
-                }
-                self.events.push_back(SessionEvent::Retrying {
-                    turn,
-                    account,
-                    failure: FailureKind::DialFailed,
-                    switch_account,
-                });
-                true
-            }
-            RetryDecision::GiveUp(GiveUpReason::ChainLost) => {
-                let head = self.pending.pop_front().expect("head exists");
-                self.refuse(&head, Refusal::PreviousResponseNotFound);
-                true
-            }
-            RetryDecision::GiveUp(_) => false,
-        }
-    }
-
-    /// A dial that outlasted `pool.dial_wait`: the session moves to another account now (no
-    /// back-off: nothing failed); false if it may not move any more
-    fn move_from_slow_dial(&mut self) -> bool {
-        let (Some(admission), Some(head)) = (&self.admission, self.pending.front()) else {
-            return false;
-        };
-        let account = admission.account;
-        if head.previous.is_some() || self.unfinished() > 0 || self.exclude.contains(&account) {
-            return false;
-        }
-        self.exclude.push(account);
-        self.admission = None;
-        self.events.push_back(SessionEvent::Retrying {
-            turn: head.turn,
-            account,
-            failure: crate::scheduler::FailureKind::DialFailed,
-            switch_account: true,
-        });
-        true
     }
 
     /// Handles an answer from the control plane (dispatches to the `handle_*` it stands for)
