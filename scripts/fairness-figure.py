@@ -59,7 +59,7 @@ def start(args, workdir):
     config = os.path.join(workdir, "gateway.toml")
     with open(config, "w") as f:
         f.write(
-            f'listen = "127.0.0.1:0"\n\n'
+            f'listen = "127.0.0.1:0"\nadmin_listen = "127.0.0.1:0"\n\n'
             f'[[client_keys]]\nkey = "{VICTIM_KEY}"\n\n'
             f'[[client_keys]]\nkey = "{ATTACKER_KEY}"\n\n'
             f'[[accounts]]\nid = 1\nname = "mock"\ntoken = "{UPSTREAM_KEY}"\n'

@@ -61,7 +61,7 @@ def start(gateway_bin, mock_bin, workdir, nofile, env_extra):
     config = os.path.join(workdir, "gateway.toml")
     with open(config, "w") as f:
         f.write(
-            f'listen = "127.0.0.1:0"\n\n[[client_keys]]\nkey = "{CLIENT_KEY}"\n\n'
+            f'listen = "127.0.0.1:0"\nadmin_listen = "127.0.0.1:0"\n\n[[client_keys]]\nkey = "{CLIENT_KEY}"\n\n'
             f'[[accounts]]\nid = 1\nname = "mock"\ntoken = "{UPSTREAM_KEY}"\n'
             f'base_url = "{mock_url}"\n'
         )

@@ -88,7 +88,7 @@ def main():
         config = os.path.join(workdir, "gateway.toml")
         with open(config, "w") as f:
             f.write(
-                f'listen = "127.0.0.1:0"\n\n[[client_keys]]\nkey = "{CLIENT_KEY}"\n\n'
+                f'listen = "127.0.0.1:0"\nadmin_listen = "127.0.0.1:0"\n\n[[client_keys]]\nkey = "{CLIENT_KEY}"\n\n'
                 f'[[accounts]]\nid = 1\nname = "mock"\ntoken = "{UPSTREAM_KEY}"\n'
                 f'base_url = "{mock_url}"\n'
             )
@@ -103,9 +103,12 @@ def main():
         )
         m = wait_for_line(log, rb"listening on ws://([0-9.]+):(\d+)")
         host, port = m.group(1).decode(), int(m.group(2))
+        # /metrics is on the admin listener (a gateway without one serves it on the public port).
+        admin = re.search(rb"admin listening on http://([0-9.]+):(\d+)", open(log, "rb").read())
+        admin_host, admin_port = (admin.group(1).decode(), int(admin.group(2))) if admin else (host, port)
         # One turn first, so "before" already has the series a used gateway has.
         post_turns(host, port, ["gpt-5"], [])
-        before = scrape(host, port)
+        before = scrape(admin_host, admin_port)
         errors = []
         started = time.monotonic()
         threads = []
@@ -117,7 +120,7 @@ def main():
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
-        after = scrape(host, port)
+        after = scrape(admin_host, admin_port)
         tokens = [l for l in after.splitlines() if l.startswith("wsv2_tokens_total{")]
         models = {m.group(1) for l in tokens for m in [re.search(r'model="([^"]*)"', l)] if m}
         print(

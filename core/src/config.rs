@@ -414,6 +414,8 @@ pub struct IngressConfig {
     /// upstream outage every replica going unready would replace the gateway's own answer
     /// (an error with `Retry-After`) with a load balancer's bare 503
     pub ready_requires_upstream: bool,
+    /// Connections the admin listener (`admin_listen`) serves at once; one more is closed at once
+    pub max_admin_connections: usize,
 }
 
 impl Default for IngressConfig {
@@ -428,6 +430,7 @@ impl Default for IngressConfig {
             busy_retry_after: Duration::from_secs(1),
             client_log_interval: Duration::from_secs(1),
             ready_requires_upstream: false,
+            max_admin_connections: 16,
         }
     }
 }
@@ -628,6 +631,11 @@ impl Config {
         check(
             i.max_unauthenticated_connections > 0,
             "ingress.max_unauthenticated_connections",
+            "must be at least 1",
+        );
+        check(
+            i.max_admin_connections > 0,
+            "ingress.max_admin_connections",
             "must be at least 1",
         );
         check(

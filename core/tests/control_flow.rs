@@ -738,3 +738,73 @@ fn a_blocked_client_gives_its_slots_up_when_another_create_waits() {
         "its slot went to the waiting create"
     );
 }
+
+#[test]
+fn readiness_names_each_account_state_and_transport_without_changing_anything() {
+    use wsv2_core::control::{AccountState, DialFailure};
+    let now = Instant::now();
+    let cfg = Arc::new(Config::default());
+    let accounts = vec![
+        account(4, 2, false),
+        account(1, 8, false),
+        account(2, 4, true),
+        account(3, 4, false),
+    ];
+    let mut control = Control::new(cfg, accounts, 1, now);
+    let refused = |status, retry_after| DialFailure {
+        status: Some(status),
+        retry_after,
+        message: "refused".to_owned(),
+        local: false,
+    };
+    control.handle_dial_failed(
+        now,
+        AccountId(3),
+        ConnId(900),
+        refused(429, Some(Duration::from_secs(30))),
+    );
+    control.handle_dial_failed(now, AccountId(4), ConnId(901), refused(401, None));
+    let later = now + Duration::from_secs(10);
+    let readiness = control.readiness(later);
+    assert_eq!(readiness.verdict, Ok(()), "account 1 is usable");
+    let states: Vec<(u64, &str, AccountState, bool, u32)> = readiness
+        .accounts
+        .iter()
+        .map(|a| {
+            (
+                a.account.0,
+                a.name.as_str(),
+                a.state,
+                a.websocket,
+                a.concurrency,
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (1, "acct1", AccountState::Usable, true, 8),
+            (2, "acct2", AccountState::Usable, false, 4),
+            (
+                3,
+                "acct3",
+                AccountState::Cooling {
+                    remaining: Duration::from_secs(20)
+                },
+                true,
+                4
+            ),
+            (4, "acct4", AccountState::Disabled, true, 2),
+        ]
+    );
+    assert!(readiness.accounts[0].pool.is_some());
+    assert!(
+        readiness.accounts[1].pool.is_none(),
+        "HTTP accounts have no pool"
+    );
+    assert_eq!(
+        control.readiness(later),
+        readiness,
+        "reading changes nothing"
+    );
+}

@@ -273,3 +273,21 @@ fn apply_env_overrides_creates_missing_sections() {
         Some(5)
     );
 }
+
+#[test]
+fn admin_listen_defaults_to_loopback_and_takes_an_address_or_off() {
+    let config = load(BASE, &[]).expect("valid");
+    assert_eq!(
+        config.admin_listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9464")
+    );
+    let config = load(BASE, &[("WSV2_ADMIN_LISTEN", "127.0.0.1:0")]).expect("valid");
+    assert_eq!(
+        config.admin_listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:0")
+    );
+    let off = format!("admin_listen = \"off\"\n{BASE}");
+    assert_eq!(load(&off, &[]).expect("valid").admin_listen, None);
+    let issues = load(&format!("admin_listen = \"localhost\"\n{BASE}"), &[]).unwrap_err();
+    assert_eq!(issues[0].path, "admin_listen", "{issues:?}");
+}

@@ -10,11 +10,11 @@
 #     per-turn allocations cancelling out: what one more relayed event costs.
 # Two variants: paced (1 ms between deltas, every event alone) and unpaced (events batch).
 
-# metric_allocations URL: the allocation counter of the gateway at ws URL.
+# metric_allocations: the allocation counter of the gateway start_target started last (its
+# /metrics is on the admin listener, at target_admin_port).
 metric_allocations() {
-  local base=${1#ws://}
-  base=${base%%/*}
-  curl -fsS "http://$base/metrics" | awk '/^wsv2_process_heap_allocations_total / {print $2; exit}'
+  curl -fsS "http://127.0.0.1:$target_admin_port/metrics" |
+    awk '/^wsv2_process_heap_allocations_total / {print $2; exit}'
 }
 
 # loadgen_events FILE TARGET: events relayed (framing events included) in a loadgen report.
@@ -42,11 +42,11 @@ run_allocs() {
       "${pin_load[@]}" "$bin/wsv2-loadgen" --api-key "$key" --target "$t=$target_url" --sessions "$sessions" \
         --turns 1 --deltas 20 >/dev/null
       local a0 a1 a2 e1 e2
-      a0=$(metric_allocations "$target_url")
+      a0=$(metric_allocations)
       "${load[@]}" --deltas "$short" --json "$work/$phase.short.json" >/dev/null
-      a1=$(metric_allocations "$target_url")
+      a1=$(metric_allocations)
       "${load[@]}" --deltas "$long" --json "$work/$phase.long.json" >/dev/null
-      a2=$(metric_allocations "$target_url")
+      a2=$(metric_allocations)
       stop_phase
       if [ -z "$a0" ] || [ -z "$a2" ]; then
         echo "allocations: $t has no wsv2_process_heap_allocations_total (built without alloc-count?)" >&2

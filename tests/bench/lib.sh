@@ -48,6 +48,7 @@ start_gateway() {
   local key=$1 capacity=$2 pool_extra=${3:-}
   cat >"$work/gateway.toml" <<TOML
 listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 
 [[client_keys]]
 key = "$key"

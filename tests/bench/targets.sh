@@ -109,9 +109,12 @@ write_gateway_conf() {
   local file=$1 mock_url=$2 sessions=$3
   local accounts=$(((sessions + 1999) / 2000)) cap
   cap=$((sessions * 3 / 2 / accounts + 100))
+  # /metrics is on the admin listener; a known port, since only the first line is read.
+  target_admin_port=$(free_port)
   {
     cat <<TOML
 listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:$target_admin_port"
 
 [[client_keys]]
 key = "$key"

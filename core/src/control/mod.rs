@@ -28,6 +28,7 @@
 //! ```
 
 mod http;
+mod readiness;
 mod schedule;
 mod slots;
 mod types;
@@ -36,6 +37,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use readiness::{AccountReadiness, AccountState, Readiness};
 use schedule::PendingSchedule;
 use slots::{SlotQueue, SlotWaiter};
 pub use types::{

@@ -124,6 +124,8 @@ pub type ConfigIssue = crate::config::ConfigError;
 
 /// `listen` when the file names none
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `admin_listen` when the file names none: loopback only
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9464";
 /// `client_keys[].max_sockets` when the entry names none
 pub const DEFAULT_MAX_SOCKETS: u32 = 64;
 /// `accounts[].concurrency` when the entry names none
@@ -136,6 +138,7 @@ pub const DEMO_CLIENT_KEY: &str = "sk-gw-demo";
 /// Every top-level key of the gateway's own (the core's sections come on top)
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "listen",
+    "admin_listen",
     "metrics",
     "redis_url",
     "tls_ca_file",
@@ -147,6 +150,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
 /// environment overrides)
 pub(crate) const TOP_LEVEL_SCALARS: &[(&str, bool)] = &[
     ("listen", true),
+    ("admin_listen", true),
     ("metrics", false),
     ("redis_url", true),
     ("tls_ca_file", true),
@@ -157,6 +161,9 @@ pub(crate) const TOP_LEVEL_SCALARS: &[(&str, bool)] = &[
 pub struct GatewayConfig {
     /// Address the gateway listens on (default `127.0.0.1:8080`)
     pub listen: SocketAddr,
+    /// Address of the admin listener (`/metrics`, per-account `/readyz`); default
+    /// `127.0.0.1:9464`, `None` when the file says `"off"`
+    pub admin_listen: Option<SocketAddr>,
     /// Redis for sticky bindings shared across gateway instances; `None` keeps state in memory.
     /// A [`Secret`]: the URL may carry a password.
     pub redis_url: Option<Secret>,
@@ -346,6 +353,21 @@ impl GatewayConfig {
                 })
                 .ok(),
         };
+        let admin_listen = match top.string("admin_listen", &mut issues).map(str::trim) {
+            None => Some(Some(default_admin_listen())),
+            Some("off") => Some(None),
+            Some(text) => text
+                .parse::<SocketAddr>()
+                .map(Some)
+                .map_err(|_| {
+                    push(
+                        &mut issues,
+                        "admin_listen",
+                        "expected an IP address and port such as 127.0.0.1:9464, or \"off\"",
+                    );
+                })
+                .ok(),
+        };
         let redis_url = top
             .non_empty_string("redis_url", &mut issues)
             .and_then(|url| {
@@ -373,9 +395,10 @@ impl GatewayConfig {
             shell_keys::read_client_keys(root, &core.store.default_group, env, &mut issues);
         let accounts = shell_keys::read_accounts(root, env, &mut issues);
 
-        match listen {
-            Some(listen) if issues.is_empty() => Ok(Self {
+        match (listen, admin_listen) {
+            (Some(listen), Some(admin_listen)) if issues.is_empty() => Ok(Self {
                 listen,
+                admin_listen,
                 redis_url,
                 metrics,
                 tls_ca_file,
@@ -389,9 +412,9 @@ impl GatewayConfig {
 
     /// The embedded configuration of `wsv2-gateway demo`: one `api_key` account at the local
     /// mock (`mock_ws_url`, any of the URL forms `base_url` accepts), the client key
-    /// [`DEMO_CLIENT_KEY`], in-memory state, listening on `127.0.0.1:0` (a free port), core
-    /// defaults. Built through [`from_table`](Self::from_table), so it obeys every rule a file
-    /// does.
+    /// [`DEMO_CLIENT_KEY`], in-memory state, listening on `127.0.0.1:0` (a free port; the admin
+    /// listener too), core defaults. Built through [`from_table`](Self::from_table), so it obeys
+    /// every rule a file does.
     pub fn demo(mock_ws_url: &str, mock_api_key: &str) -> Result<Self, Vec<ConfigIssue>> {
         let mut account = Table::new();
         account.insert("id".into(), Value::Integer(1));
@@ -403,6 +426,7 @@ impl GatewayConfig {
         client_key.insert("key".into(), Value::String(DEMO_CLIENT_KEY.into()));
         let mut root = Table::new();
         root.insert("listen".into(), Value::String("127.0.0.1:0".into()));
+        root.insert("admin_listen".into(), Value::String("127.0.0.1:0".into()));
         root.insert(
             "client_keys".into(),
             Value::Array(vec![Value::Table(client_key)]),
@@ -410,6 +434,12 @@ impl GatewayConfig {
         root.insert("accounts".into(), Value::Array(vec![Value::Table(account)]));
         Self::from_table(&root, &|_| None)
     }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    DEFAULT_ADMIN_LISTEN
+        .parse()
+        .unwrap_or_else(|_| unreachable!("the default admin address parses"))
 }
 
 fn default_listen() -> SocketAddr {

@@ -224,6 +224,11 @@ async fn serve(
         eprintln!("cannot write pid file {}: {e}", path.display());
         return ExitCode::FAILURE;
     }
+    // The admin line first: scripts that read up to `listening on` and then stop reading a
+    // pipe must not leave a later line of ours without a reader.
+    if let Some(admin) = handle.admin_addr {
+        println!("admin listening on http://{admin}");
+    }
     println!("listening on {}", handle.ws_url());
     loop {
         match signals.next().await {

@@ -76,6 +76,10 @@ pub(crate) enum ControlMsg {
     },
     /// Pool totals, for the demo and tests
     Stats { reply: oneshot::Sender<PoolStats> },
+    /// Every account's readiness, for the admin listener's `/readyz`
+    Readiness {
+        reply: oneshot::Sender<wsv2_core::control::Readiness>,
+    },
     /// An HTTP request's task started (before its first command)
     HttpOpen {
         id: SessionId,
@@ -287,6 +291,9 @@ impl ControlTask {
             },
             ControlMsg::Stats { reply } => {
                 let _ = reply.send(self.control.stats());
+            }
+            ControlMsg::Readiness { reply } => {
+                let _ = reply.send(self.control.readiness(now));
             }
             msg @ (ControlMsg::HttpOpen { .. }
             | ControlMsg::Http { .. }

@@ -54,6 +54,7 @@
 //! to the client: a pooled conn is shared by many client sockets, so its handshake answer
 //! belongs to none of them.
 
+mod admin;
 #[cfg(feature = "alloc-count")]
 pub mod alloc_count;
 pub mod cli;
@@ -106,6 +107,8 @@ pub enum StartError {
     Unsupported(String),
     /// The listener could not be bound
     Bind(std::io::Error),
+    /// The admin listener (`admin_listen`) could not be bound
+    AdminBind(std::io::Error),
     /// The upstream TLS client could not be built (`tls_ca_file`)
     Tls(String),
 }
@@ -115,6 +118,7 @@ impl std::fmt::Display for StartError {
         match self {
             Self::Unsupported(what) => write!(f, "unsupported configuration: {what}"),
             Self::Bind(e) => write!(f, "cannot listen: {e}"),
+            Self::AdminBind(e) => write!(f, "cannot listen on admin_listen: {e}"),
             Self::Tls(e) => write!(f, "upstream TLS: {e}"),
         }
     }
@@ -126,8 +130,11 @@ impl std::error::Error for StartError {}
 pub struct GatewayHandle {
     /// The address it listens on
     pub addr: SocketAddr,
+    /// The admin listener's address (`None` with `admin_listen = "off"`)
+    pub admin_addr: Option<SocketAddr>,
     control: ControlTx,
     accept: futures_util::future::AbortHandle,
+    admin: Option<futures_util::future::AbortHandle>,
     ingress: Arc<Ingress>,
     lifecycle: Arc<Lifecycle>,
     /// The configuration last applied (start or reload)
@@ -154,6 +161,11 @@ impl GatewayHandle {
     pub fn readyz_url(&self) -> String {
         format!("http://{}/readyz", self.addr)
     }
+
+    /// `http://ADMIN_ADDR/metrics`, when the admin listener runs
+    pub fn metrics_url(&self) -> Option<String> {
+        self.admin_addr.map(|a| format!("http://{a}/metrics"))
+    }
 }
 
 impl std::fmt::Debug for GatewayHandle {
@@ -167,6 +179,9 @@ impl std::fmt::Debug for GatewayHandle {
 impl Drop for GatewayHandle {
     fn drop(&mut self) {
         self.accept.abort();
+        if let Some(admin) = &self.admin {
+            admin.abort();
+        }
     }
 }
 
@@ -249,12 +264,24 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
             config.core.ingress.client_log_interval,
         )),
     });
+    let (admin_addr, admin) = match config.admin_listen {
+        Some(admin_listen) => {
+            let listener = rt.bind(admin_listen).await.map_err(StartError::AdminBind)?;
+            let admin_addr = listener.local_addr().map_err(StartError::AdminBind)?;
+            let task = spawn_abortable(&rt, admin::serve(listener, ingress.clone()));
+            tracing::info!(addr = %admin_addr, "admin listener (/metrics, /readyz detail)");
+            (Some(admin_addr), Some(task))
+        }
+        None => (None, None),
+    };
     let accept = spawn_abortable(&rt, ingress::serve(listener, ingress.clone()));
     tracing::info!(%addr, "wsv2 gateway listening");
     Ok(GatewayHandle {
         addr,
+        admin_addr,
         control: control_tx,
         accept,
+        admin,
         ingress,
         lifecycle,
         applied: Mutex::new(config),

@@ -120,9 +120,12 @@ pub(crate) fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> 
     if old.listen != new.listen {
         changed.push("listen");
     }
+    if old.admin_listen != new.admin_listen {
+        changed.push("admin_listen");
+    }
     if old.core != new.core {
         changed.push(
-            "core sections ([upstream], [session], [pool], [scheduler], [store], [protocol], [ingress])",
+            "core sections ([upstream], [session], [pool], [scheduler], [store], [protocol], [ingress], [telemetry])",
         );
     }
     if old.redis_url != new.redis_url {

@@ -111,7 +111,7 @@ pub(crate) fn temp_file(name: &str, text: &str) -> PathBuf {
 fn config_text(mock_url: &str, extra_key: Option<&str>) -> String {
     // Idle sockets close within 200 ms of SIGTERM rather than the default 5 s spread.
     let mut text = format!(
-        "listen = \"127.0.0.1:0\"\n\n[session]\nshutdown_close_spread = \"200ms\"\n\n[[client_keys]]\nkey = \"{CLIENT_KEY}\"\n\n\
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n[session]\nshutdown_close_spread = \"200ms\"\n\n[[client_keys]]\nkey = \"{CLIENT_KEY}\"\n\n\
          [[accounts]]\nid = 1\nname = \"mock\"\ntoken = \"{UPSTREAM_KEY}\"\nbase_url = \"{mock_url}\"\n"
     );
     if let Some(key) = extra_key {
@@ -204,7 +204,7 @@ pub async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm
         .spawn()
         .expect("the binary starts");
     let mut out = Output::spawn(child.stdout.take().unwrap());
-    let listening = out.wait_for("listening on ").await;
+    let listening = out.wait_for("listening on ws://").await;
     let ws_url = listening
         .trim_start_matches("listening on ")
         .trim()

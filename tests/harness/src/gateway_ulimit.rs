@@ -59,7 +59,7 @@ async fn start(bin: &str, name: &str, env: &[(&str, &str)]) -> (Gateway, wsv2_mo
     let config = temp_file(
         name,
         &format!(
-            "listen = \"127.0.0.1:0\"\n\n[[client_keys]]\nkey = \"{CLIENT_KEY}\"\n\n\
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n[[client_keys]]\nkey = \"{CLIENT_KEY}\"\n\n\
              [[accounts]]\nid = 1\nname = \"mock\"\ntoken = \"{UPSTREAM_KEY}\"\nbase_url = \"{}\"\n",
             mock.ws_url()
         ),
@@ -86,7 +86,7 @@ async fn start(bin: &str, name: &str, env: &[(&str, &str)]) -> (Gateway, wsv2_mo
         .spawn()
         .expect("the binary starts");
     let mut out = Output::spawn(child.stdout.take().unwrap());
-    let listening = out.wait_for("listening on ").await;
+    let listening = out.wait_for("listening on ws://").await;
     let ws_url = listening
         .trim_start_matches("listening on ")
         .trim()

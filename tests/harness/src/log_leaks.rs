@@ -58,7 +58,7 @@ pub async fn no_log_line_carries_a_credential_a_prompt_or_a_frame_body(bin: &str
     let mock = mock(|c| c.api_key = UPSTREAM_TOKEN.into()).await;
     let proxy = ConnectProxy::start().await;
     let config = format!(
-        "listen = \"127.0.0.1:0\"\n\n[[client_keys]]\nkey = \"{CLIENT_KEY}\"\n\n\
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n[[client_keys]]\nkey = \"{CLIENT_KEY}\"\n\n\
          [[accounts]]\nid = 1\nname = \"mock\"\ntoken = \"{UPSTREAM_TOKEN}\"\n\
          base_url = \"{}\"\nproxy = \"http://{PROXY_USER}:{PROXY_PASSWORD}@{}\"\n",
         mock.ws_url(),
@@ -143,7 +143,7 @@ async fn run_once(bin: &str, config: &std::path::Path, filter: &str, format: &st
     let mut out = Output::spawn(child.stdout.take().unwrap());
     let err = Output::spawn(child.stderr.take().unwrap());
     let ws_url = out
-        .wait_for("listening on ")
+        .wait_for("listening on ws://")
         .await
         .trim_start_matches("listening on ")
         .trim()

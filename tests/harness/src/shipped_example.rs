@@ -49,7 +49,8 @@ fn replace_line(text: &str, line: &str, with: &str) -> String {
 }
 
 /// The variables the example's comments tell an operator to set, plus what a shell may carry:
-/// `WSV2_LISTEN` (an override the comments show; port 0 so tests never collide) and `WSV2_KEY`
+/// `WSV2_LISTEN` and `WSV2_ADMIN_LISTEN` (overrides the comments show; port 0 so tests never
+/// collide) and `WSV2_KEY`
 /// (the variable `demo` tells Codex users to export)
 fn example_env(command: &mut tokio::process::Command, client_key: Option<&str>) {
     // The test runner's own WSV2_* variables must not reach the gateway under test.
@@ -63,6 +64,7 @@ fn example_env(command: &mut tokio::process::Command, client_key: Option<&str>) 
         .env("WSV2_EXAMPLE_OPENAI_KEY", UPSTREAM_KEY)
         .env("WSV2_EXAMPLE_OAUTH_TOKEN", UPSTREAM_KEY)
         .env("WSV2_LISTEN", "127.0.0.1:0")
+        .env("WSV2_ADMIN_LISTEN", "127.0.0.1:0")
         .env("WSV2_KEY", "sk-gw-demo")
         .env("RUST_LOG", "info");
 }
@@ -131,7 +133,7 @@ pub async fn the_shipped_example_serves_as_its_comments_say(bin: &str) {
         .expect("the binary starts");
     let mut out = Output::spawn(child.stdout.take().unwrap());
     let mut err = Output::spawn(child.stderr.take().unwrap());
-    let listening = out.wait_for("listening on ").await;
+    let listening = out.wait_for("listening on ws://").await;
     let ws_url = listening
         .trim_start_matches("listening on ")
         .trim()

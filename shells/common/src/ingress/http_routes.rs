@@ -1,5 +1,6 @@
 //! The listener's HTTP routes: `POST /v1/responses` (and its aliases) as one turn on a pooled
-//! upstream conn, and `GET /metrics`. Everything else goes to the WebSocket handler.
+//! upstream conn, and the `/metrics` answer (served by the admin listener only; the public one
+//! answers it 404). Everything else goes to the WebSocket handler.
 //!
 //! A POST gets the same client auth and per-key cap as an upgrade: an in-flight request counts
 //! against the key's `max_sockets` like an open WebSocket does, until its answer ends. Its body
@@ -46,12 +47,19 @@ impl Ingress {
             return self.handle_post(req).await;
         }
         if req.method() == Method::GET && path == "/metrics" {
-            return self.handle_metrics().await;
+            // It names accounts, keys and models: only the admin listener serves it.
+            return boxed(error_response(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                None,
+                "/metrics is served on the admin listener (admin_listen)",
+            ));
         }
         boxed(self.handle(req).await)
     }
 
-    async fn handle_metrics(&self) -> Response<GatewayBody> {
+    /// The `/metrics` answer (the admin listener's route)
+    pub(crate) async fn metrics_response(&self) -> Response<GatewayBody> {
         let Some(metrics) = &self.metrics else {
             return boxed(error_response(
                 StatusCode::NOT_FOUND,

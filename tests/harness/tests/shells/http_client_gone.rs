@@ -94,7 +94,7 @@ async fn a_client_gone_mid_stream_drains_records_usage_and_leaves_the_conn_reusa
         "the abandoned turn ran to its terminal upstream"
     );
 
-    let text = scrape(gw.addr).await;
+    let text = scrape(gw.admin_addr.expect("admin listener")).await;
     assert_eq!(
         series(
             &text,

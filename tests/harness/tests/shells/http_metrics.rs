@@ -56,7 +56,7 @@ async fn metrics_after_a_known_workload_match_it_and_the_mocks_record(shell: She
     )
     .await;
     assert_eq!(status, 400);
-    let text = scrape(gw.addr).await;
+    let text = scrape(gw.admin_addr.expect("admin listener")).await;
     let get = |s: &str| series(&text, s);
     assert_eq!(
         get(r#"wsv2_responses_total{transport="http",outcome="completed"}"#),

@@ -146,7 +146,7 @@ async fn redis_down_requests_succeed(shell: Shell, redis: String, limit: u32) ->
         let (status, text) = post(&base(gw.addr), &body("x", extra)).await;
         assert_eq!(status, 200, "request {i} with Redis down: {text}");
     }
-    scrape(gw.addr).await
+    scrape(gw.admin_addr.expect("admin listener")).await
 }
 
 fn failed(text: &str, op: &str) -> f64 {

@@ -66,6 +66,7 @@ macro_rules! shell_tests {
 
 mod support;
 
+mod admin_listener;
 mod codex;
 mod conformance;
 mod end_to_end;

@@ -43,7 +43,9 @@ async fn client_chosen_model_names_stay_a_bounded_sanitized_set(shell: Shell) {
         c.core.telemetry.model_label_min_responses = 3;
     })
     .await;
-    let before = scrape(setup.gateway.addr).await.len();
+    let before = scrape(setup.gateway.admin_addr.expect("admin listener"))
+        .await
+        .len();
 
     let turn = |model: String| json!({"type": "response.create", "model": model, "input": "hi"});
     let mut client = setup.client().await;
@@ -101,7 +103,7 @@ async fn client_chosen_model_names_stay_a_bounded_sanitized_set(shell: Shell) {
         .await;
         assert_eq!(status, 200);
     }
-    let text = scrape(setup.gateway.addr).await;
+    let text = scrape(setup.gateway.admin_addr.expect("admin listener")).await;
     eprintln!(
         "{shell}: /metrics {before} bytes before, {} bytes after {} distinct client model names",
         text.len(),

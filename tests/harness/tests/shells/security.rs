@@ -173,7 +173,11 @@ async fn planted_secrets_never_reach_metrics_or_client_errors(shell: Shell) {
     let answer = exchange(setup.gateway.addr, post.as_bytes()).await;
     assert_ne!(answer.status, Some(200), "the upstream refuses: {answer:?}");
     seen.push(format!("{}{}", answer.head, answer.body));
-    let (status, metrics) = http_get(setup.gateway.addr, "/metrics").await;
+    let (status, metrics) = http_get(
+        setup.gateway.admin_addr.expect("admin listener"),
+        "/metrics",
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(metrics.contains("wsv2_"), "a real scrape: {metrics}");
     seen.push(metrics);

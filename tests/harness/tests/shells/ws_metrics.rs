@@ -26,7 +26,7 @@ async fn ws_turns_export_overhead_first_event_and_tokens_by_client_model(shell: 
         relayed += turn.events.len();
     }
     fence(&mut client).await;
-    let text = scrape(setup.gateway.addr).await;
+    let text = scrape(setup.gateway.admin_addr.expect("admin listener")).await;
     let get = |s: &str| series(&text, s);
     assert_eq!(
         get(r#"wsv2_responses_total{transport="ws",outcome="completed"}"#),
@@ -81,7 +81,7 @@ async fn a_conn_dirtied_by_a_tail_packet_is_counted_as_a_close_by_reason(shell: 
         "response.completed"
     );
     assert_eq!(setup.handshakes(), [1, 2], "the next session dialed anew");
-    let text = scrape(setup.gateway.addr).await;
+    let text = scrape(setup.gateway.admin_addr.expect("admin listener")).await;
     let closes: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("wsv2_pool_closes_total{") && !l.ends_with(" 0"))
