@@ -446,6 +446,9 @@ pub struct TelemetryConfig {
     /// Responses a model name needs before it takes one of the `max_model_labels` places (its
     /// earlier responses stay counted as `other`)
     pub model_label_min_responses: u64,
+    /// (client key, account, model) combinations the token counter keeps apart; a response
+    /// of a new combination beyond this counts under `client="other", model="other"` of its account
+    pub max_usage_series: usize,
 }
 
 impl Default for TelemetryConfig {
@@ -453,6 +456,7 @@ impl Default for TelemetryConfig {
         Self {
             max_model_labels: 16,
             model_label_min_responses: 3,
+            max_usage_series: 1000,
         }
     }
 }

@@ -291,3 +291,29 @@ fn admin_listen_defaults_to_loopback_and_takes_an_address_or_off() {
     let issues = load(&format!("admin_listen = \"localhost\"\n{BASE}"), &[]).unwrap_err();
     assert_eq!(issues[0].path, "admin_listen", "{issues:?}");
 }
+
+#[test]
+fn client_keys_have_label_safe_unique_names_or_key_n() {
+    let text = "[[client_keys]]\nkey = \"k1\"\nname = \"alice\"\n\
+                [[client_keys]]\nkey = \"k2\"\n\
+                [[accounts]]\nid = 1\nname = \"a\"\ntoken = \"t\"\n";
+    let config = load(text, &[]).expect("valid");
+    let names: Vec<&str> = config.client_keys.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["alice", "key-2"]);
+    let bad = "[[client_keys]]\nkey = \"k1\"\nname = \"al ice\"\n\
+               [[client_keys]]\nkey = \"k2\"\nname = \"bob\"\n\
+               [[client_keys]]\nkey = \"k3\"\nname = \"bob\"\n\
+               [[accounts]]\nid = 1\nname = \"a\"\ntoken = \"t\"\n";
+    let messages: Vec<String> = load(bad, &[])
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "client_keys[0].name: use at most 64 ASCII letters, digits, '.', '_' or '-' (it is a metric label)",
+            "client_keys[2].name: the same name as client_keys[1]",
+        ]
+    );
+}

@@ -186,6 +186,9 @@ pub struct ClientKey {
     pub key: Secret,
     /// The environment variable it was read from, if any (for messages; not secret)
     pub key_env: Option<String>,
+    /// What logs and metric labels call the key (never the key itself): `name` in the file,
+    /// else `key-N` for the N-th entry
+    pub name: String,
     /// Isolation and stickiness scope: a response created under one group is never continued
     /// by a key of another, and session bindings are per group (default `store.default_group`)
     pub group: String,

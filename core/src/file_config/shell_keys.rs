@@ -15,7 +15,7 @@ use crate::resolver::AuthType;
 use crate::session::ModelMap;
 
 /// Every key a `[[client_keys]]` entry may have
-pub const CLIENT_KEY_KEYS: &[&str] = &["group", "key", "key_env", "max_sockets"];
+pub const CLIENT_KEY_KEYS: &[&str] = &["group", "key", "key_env", "max_sockets", "name"];
 
 /// Every key an `[[accounts]]` entry may have
 pub const ACCOUNT_KEYS: &[&str] = &[
@@ -140,6 +140,7 @@ pub(crate) fn read_client_keys(
     let mut keys = Vec::new();
     // First path of each key value, to name duplicates without printing the key.
     let mut seen: HashMap<String, String> = HashMap::new();
+    let mut names: HashMap<String, String> = HashMap::new();
     let listed = entries(root, "client_keys", issues);
     if is_missing_or_empty(root, "client_keys") {
         push(
@@ -148,7 +149,7 @@ pub(crate) fn read_client_keys(
             "no client keys: every client would be refused with 401 (add a [[client_keys]] entry)",
         );
     }
-    for (path, table) in listed {
+    for (position, (path, table)) in listed.into_iter().enumerate() {
         let f = Fields::new(table, path.clone());
         unknown_keys(table, &path, CLIENT_KEY_KEYS, issues);
         let key = secret(&f, "key", "key_env", env, issues);
@@ -156,6 +157,24 @@ pub(crate) fn read_client_keys(
         let max_sockets = f
             .integer("max_sockets", 1, i64::from(u32::MAX), issues)
             .map_or(DEFAULT_MAX_SOCKETS, |n| n as u32);
+        let name = match f.non_empty_string("name", issues) {
+            None if f.has("name") => continue,
+            None => format!("key-{}", position + 1),
+            Some(name) if !is_label_safe(name) => {
+                push(
+                    issues,
+                    f.path("name"),
+                    "use at most 64 ASCII letters, digits, '.', '_' or '-' (it is a metric label)",
+                );
+                continue;
+            }
+            Some(name) => name.to_owned(),
+        };
+        if let Some(first) = names.get(&name) {
+            push(issues, f.path("name"), format!("the same name as {first}"));
+            continue;
+        }
+        names.insert(name.clone(), path.clone());
         let Some((key, key_env)) = key else { continue };
         let key_path = f.path(if key_env.is_some() { "key_env" } else { "key" });
         if let Some(first) = seen.get(key.expose()) {
@@ -166,11 +185,20 @@ pub(crate) fn read_client_keys(
         keys.push(ClientKey {
             key,
             key_env,
+            name,
             group: group.to_owned(),
             max_sockets,
         });
     }
     keys
+}
+
+/// Whether a client key's name can be a metric label as it is
+fn is_label_safe(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Reads `[[accounts]]`

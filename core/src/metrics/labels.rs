@@ -27,6 +27,7 @@
 //! exist). Everything here is bounded by the configuration, whatever clients send.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::config::TelemetryConfig;
 
@@ -173,6 +174,72 @@ impl ModelLabels {
     }
 }
 
+/// The labels of one response's usage: the client key's name, the account's and the model's
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageLabels {
+    /// The client key's configured name, or [`OTHER`] past the series cap
+    pub key: Arc<str>,
+    /// The model's label ([`ModelLabels`]), or [`OTHER`] past the series cap
+    pub model: Arc<str>,
+}
+
+/// The (key, account, model) combinations of the token counter, capped at
+/// `telemetry.max_usage_series`: a response of a new combination beyond the cap counts under
+/// `client="other", model="other"` of its account, so the counter never has more than
+/// `4 × (max_usage_series + accounts)` series (four token kinds)
+#[derive(Clone, Debug)]
+pub struct UsageSeries {
+    models: ModelLabels,
+    seen: HashSet<(Arc<str>, Arc<str>, Arc<str>)>,
+    max: usize,
+}
+
+impl UsageSeries {
+    /// Series under `cfg`, with `configured` models labelled from their first response
+    pub fn new<'a>(cfg: &TelemetryConfig, configured: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            models: ModelLabels::new(cfg, configured),
+            seen: HashSet::new(),
+            max: cfg.max_usage_series,
+        }
+    }
+
+    /// The model labels (to replace the configured names after a reload)
+    pub fn models_mut(&mut self) -> &mut ModelLabels {
+        &mut self.models
+    }
+
+    /// The labels of one response of client key `key` on `account` for the client's `model`
+    pub fn labels(
+        &mut self,
+        key: &Arc<str>,
+        account: &Arc<str>,
+        model: Option<&[u8]>,
+    ) -> UsageLabels {
+        let model: Arc<str> = Arc::from(self.models.label(model));
+        let combination = (key.clone(), account.clone(), model);
+        if self.seen.contains(&combination) || self.seen.len() < self.max {
+            let (key, _, model) = combination.clone();
+            self.seen.insert(combination);
+            return UsageLabels { key, model };
+        }
+        UsageLabels {
+            key: Arc::from(OTHER),
+            model: Arc::from(OTHER),
+        }
+    }
+
+    /// Combinations with series of their own
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no combination has been counted yet
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +248,47 @@ mod tests {
         TelemetryConfig {
             max_model_labels: max,
             model_label_min_responses: min,
+            ..TelemetryConfig::default()
         }
+    }
+
+    #[test]
+    fn usage_series_keep_combinations_apart_up_to_the_cap_then_fold_into_other() {
+        let cfg = TelemetryConfig {
+            max_usage_series: 3,
+            ..TelemetryConfig::default()
+        };
+        let mut series = UsageSeries::new(&cfg, ["gpt-5", "o3"]);
+        let (alice, bob, main): (Arc<str>, Arc<str>, Arc<str>) =
+            (Arc::from("alice"), Arc::from("bob"), Arc::from("main"));
+        let label = |series: &mut UsageSeries, key: &Arc<str>, model: &[u8]| {
+            let l = series.labels(key, &main, Some(model));
+            (l.key.to_string(), l.model.to_string())
+        };
+        assert_eq!(
+            label(&mut series, &alice, b"gpt-5"),
+            ("alice".into(), "gpt-5".into())
+        );
+        assert_eq!(
+            label(&mut series, &alice, b"o3"),
+            ("alice".into(), "o3".into())
+        );
+        assert_eq!(
+            label(&mut series, &bob, b"gpt-5"),
+            ("bob".into(), "gpt-5".into())
+        );
+        assert_eq!(series.len(), 3);
+        assert_eq!(
+            label(&mut series, &bob, b"o3"),
+            (OTHER.into(), OTHER.into()),
+            "a fourth combination is past the cap"
+        );
+        assert_eq!(
+            label(&mut series, &alice, b"o3"),
+            ("alice".into(), "o3".into()),
+            "known combinations keep their series"
+        );
+        assert_eq!(series.len(), 3);
     }
 
     #[test]

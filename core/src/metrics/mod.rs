@@ -66,7 +66,7 @@ metrics! {
     /// Client WebSocket sessions accepted
     SESSIONS_TOTAL = "wsv2_sessions_total", Counter, [], "Client WebSocket sessions accepted";
     /// Responses that ended, by client transport (`ws`, `http`) and `Outcome::as_str`
-    RESPONSES_TOTAL = "wsv2_responses_total", Counter, ["transport", "outcome"], "Responses ended, by client transport and outcome";
+    RESPONSES_TOTAL = "wsv2_responses_total", Counter, ["transport", "outcome", "client"], "Responses ended, by client transport, outcome and client key name";
     /// Pool conns by state: `open`, `idle`, `leased`, `creating`
     POOL_CONNS = "wsv2_pool_conns", Gauge, ["account", "state"], "Upstream conns of the account's pool, by state";
     /// Holders waiting for a conn
@@ -84,7 +84,7 @@ metrics! {
     /// Time inside the gateway per turn (sum over its events and its create)
     OVERHEAD_TURN_SECONDS = "wsv2_gateway_overhead_turn_seconds", Histogram, ["transport"], "Time inside the gateway per turn";
     /// Tokens by [`TokenKind`]
-    TOKENS_TOTAL = "wsv2_tokens_total", Counter, ["account", "model", "kind"], "Tokens by account, client model and kind";
+    TOKENS_TOTAL = "wsv2_tokens_total", Counter, ["client", "account", "model", "kind"], "Tokens by client key name, account, client model and kind";
     /// Retries of responses before their first event reached the client
     RETRIES_TOTAL = "wsv2_retries_total", Counter, ["transport", "failure"], "Retries by client transport and failure";
     /// Retries that moved to another account

@@ -76,6 +76,8 @@ pub(crate) struct HttpStart {
     pub(crate) cfg: Arc<Config>,
     pub(crate) control: ControlTx,
     pub(crate) info: SessionInfo,
+    /// The client key's name (logs, metric labels)
+    pub(crate) key_name: Arc<str>,
     pub(crate) headers: Arc<DialHeaders>,
     pub(crate) body: Bytes,
     pub(crate) forward: Arc<HashMap<AccountId, ForwardTarget>>,
@@ -89,7 +91,8 @@ pub(crate) struct HttpStart {
 pub(crate) fn spawn(start: HttpStart) -> (oneshot::Receiver<AnswerHead>, mpsc::Receiver<Bytes>) {
     let (head_tx, head_rx) = oneshot::channel();
     let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
-    let span = info_span!("http", id = %start.id, group = %start.info.group);
+    let span =
+        info_span!("http", id = %start.id, client = %start.key_name, group = %start.info.group);
     let rt = start.rt.clone();
     runtime::spawn(&rt, run(start, head_tx, body_tx).instrument(span));
     (head_rx, body_rx)
@@ -119,6 +122,7 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         cfg,
         control,
         info,
+        key_name,
         headers,
         body,
         forward,
@@ -169,6 +173,7 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         metrics,
         handles,
         model,
+        key_name,
         overhead: LocalHistogram::default(),
     };
     task.drive().await;
@@ -220,6 +225,8 @@ struct HttpTask {
     metrics: Option<Arc<Metrics>>,
     handles: Option<TurnHandles>,
     model: String,
+    /// The client key's name (metric labels)
+    key_name: Arc<str>,
     /// Receive → send per relayed event, merged into the exported histogram once per turn
     overhead: LocalHistogram,
 }
@@ -496,20 +503,11 @@ impl HttpTask {
                     .account_names
                     .get(&r.account)
                     .map_or("?", String::as_str);
-                info!(
-                    account,
-                    conn = %r.conn,
-                    response = r.response.as_ref().map_or("", |id| id.as_str()),
-                    outcome = r.outcome.as_str(),
-                    first_event_ms = r.time_to_first_event.map(|d| d.as_millis() as u64),
-                    duration_ms = r.duration.as_millis() as u64,
-                    drained = r.drained,
-                    "http response ended"
-                );
+                // Counted before the line is written: whoever reads the line sees the counts.
                 if let (Some(m), Some(h)) = (&self.metrics, &self.handles) {
-                    m.response_ended(h.transport, r.outcome.as_str());
+                    m.response_ended(h.transport, r.outcome.as_str(), &self.key_name);
                     if let Some(usage) = &r.usage {
-                        m.tokens(account, Some(self.model.as_bytes()), usage);
+                        m.tokens(&self.key_name, account, Some(self.model.as_bytes()), usage);
                     }
                     if let Some(d) = r.time_to_first_event {
                         h.time_to_first_event.observe(d.as_secs_f64());
@@ -520,6 +518,17 @@ impl HttpTask {
                     self.overhead.merge_into(&h.overhead_event);
                     turn.merge_into(&h.overhead_turn);
                 }
+                info!(
+                    client = %self.key_name,
+                    account,
+                    conn = %r.conn,
+                    response = r.response.as_ref().map_or("", |id| id.as_str()),
+                    outcome = r.outcome.as_str(),
+                    first_event_ms = r.time_to_first_event.map(|d| d.as_millis() as u64),
+                    duration_ms = r.duration.as_millis() as u64,
+                    drained = r.drained,
+                    "http response ended"
+                );
             }
             HttpEvent::Retrying {
                 failure,
@@ -543,7 +552,7 @@ impl HttpTask {
                     } else {
                         "error"
                     };
-                    m.response_ended(ClientTransport::Http, outcome);
+                    m.response_ended(ClientTransport::Http, outcome, &self.key_name);
                 }
                 debug!(%account, status, "forwarded POST ended");
             }

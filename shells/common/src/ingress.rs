@@ -64,6 +64,8 @@ const SESSION_HEADERS: [&str; 6] = [
 /// One configured client key
 #[derive(Debug)]
 pub(crate) struct ClientKey {
+    /// Its configured name, for logs and metric labels (never the key)
+    pub(crate) name: Arc<str>,
     /// Stickiness scope
     pub(crate) group: String,
     /// Open WebSocket cap
@@ -73,8 +75,9 @@ pub(crate) struct ClientKey {
 }
 
 impl ClientKey {
-    pub(crate) fn new(group: String, max_sockets: usize) -> Self {
+    pub(crate) fn new(name: &str, group: String, max_sockets: usize) -> Self {
         Self {
+            name: Arc::from(name),
             group,
             max_sockets,
             open: Arc::new(AtomicUsize::new(0)),
@@ -204,7 +207,7 @@ impl Ingress {
                 "the gateway is shutting down; connect to another instance",
             );
         }
-        let (group, count) = match self.admit(&req, Door::Upgrade) {
+        let (group, key_name, count) = match self.admit(&req, Door::Upgrade) {
             Ok(admitted) => admitted,
             Err(refusal) => return *refusal,
         };
@@ -251,6 +254,7 @@ impl Ingress {
             cfg: self.cfg.clone(),
             control: self.control.clone(),
             info,
+            key_name,
             headers: Arc::new(headers),
             account_names: self.account_names.load(),
             permit,
@@ -303,18 +307,18 @@ enum Door {
     Post,
 }
 
+/// What [`Ingress::admit`] learns of an accepted request's key: its group, its name and its
+/// open-socket count
+type Admitted = (String, Arc<str>, Arc<AtomicUsize>);
+
 impl Ingress {
-    /// The request's client key — its group and its open-socket count, already counting this
+    /// The request's client key — its group, name and open-socket count, already counting this
     /// request — or the answer that refuses it: 401 for a missing or unknown key, 429 with
     /// `Retry-After` when the key is at its socket cap.
     ///
     /// A valid key also marks the request's connection authenticated: it no longer gives its
     /// place up to newer connections.
-    fn admit<B>(
-        &self,
-        req: &Request<B>,
-        door: Door,
-    ) -> Result<(String, Arc<AtomicUsize>), Box<Response<Body>>> {
+    fn admit<B>(&self, req: &Request<B>, door: Door) -> Result<Admitted, Box<Response<Body>>> {
         let headers = req.headers();
         let keys = self.keys.load();
         let Some(key) = bearer(headers).and_then(|k| keys.get(k)) else {
@@ -344,7 +348,7 @@ impl Ingress {
                         self.logs,
                         now,
                         ClientLine::KeySocketCap,
-                        warn!(group = %key.group, max_sockets = max, "upgrade refused: the key's socket cap is reached")
+                        warn!(client = %key.name, group = %key.group, max_sockets = max, "upgrade refused: the key's socket cap is reached")
                     );
                     "open WebSockets"
                 }
@@ -353,7 +357,7 @@ impl Ingress {
                         self.logs,
                         now,
                         ClientLine::KeySocketCap,
-                        warn!(group = %key.group, max_sockets = max, "POST refused: the key's socket cap is reached")
+                        warn!(client = %key.name, group = %key.group, max_sockets = max, "POST refused: the key's socket cap is reached")
                     );
                     "open WebSockets and requests in flight"
                 }
@@ -370,7 +374,7 @@ impl Ingress {
             );
             return Err(Box::new(response));
         }
-        Ok((key.group.clone(), key.open.clone()))
+        Ok((key.group.clone(), key.name.clone(), key.open.clone()))
     }
 }
 

@@ -26,7 +26,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use wsv2_core::config::TelemetryConfig;
-use wsv2_core::metrics::labels::ModelLabels;
+use wsv2_core::metrics::labels::UsageSeries;
 use wsv2_core::metrics::{
     self as names, AcquireResult, BUCKET_BOUNDS_SECONDS, MetricDef, SharedHistogram,
 };
@@ -95,8 +95,9 @@ pub(crate) struct Metrics {
     overhead_event: [Arc<SharedHistogram>; 2],
     overhead_turn: [Arc<SharedHistogram>; 2],
     control: Arc<ControlCollector>,
-    /// The core's choice of `model` label (held for one decision, never across an await)
-    model_labels: Mutex<ModelLabels>,
+    /// The core's choice of `key` and `model` labels (held for one decision, never across an
+    /// await)
+    usage: Mutex<UsageSeries>,
 }
 
 fn counter_name(def: &MetricDef) -> &'static str {
@@ -169,15 +170,16 @@ impl Metrics {
             overhead_event,
             overhead_turn,
             control,
-            model_labels: Mutex::new(ModelLabels::new(telemetry, models.iter().copied())),
+            usage: Mutex::new(UsageSeries::new(telemetry, models.iter().copied())),
         }
     }
 
     /// A reload changed the configured models
     pub(crate) fn set_configured_models(&self, models: &[&str]) {
-        self.model_labels
+        self.usage
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .models_mut()
             .set_configured(models.iter().copied());
     }
 
@@ -204,36 +206,40 @@ impl Metrics {
         }
     }
 
-    /// A response ended with `outcome` (its `Outcome::as_str`)
-    pub(crate) fn response_ended(&self, transport: ClientTransport, outcome: &str) {
+    /// A response of client key `key` ended with `outcome` (its `Outcome::as_str`)
+    pub(crate) fn response_ended(&self, transport: ClientTransport, outcome: &str, key: &str) {
         self.responses
             .get_or_create(&vec![
                 ("transport", transport.as_str().to_owned()),
                 ("outcome", outcome.to_owned()),
+                ("client", key.to_owned()),
             ])
             .inc();
     }
 
-    /// Tokens of one response, by account name and the label of the client's model
+    /// Tokens of one response, by client key, account name and the client's model, each
+    /// label as the core's [`UsageSeries`] bounds it
     pub(crate) fn tokens(
         &self,
+        key: &Arc<str>,
         account: &str,
         model: Option<&[u8]>,
         usage: &wsv2_core::event::Usage,
     ) {
-        let model = self
-            .model_labels
+        let account: Arc<str> = Arc::from(account);
+        let labels = self
+            .usage
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .label(model)
-            .to_owned();
+            .labels(key, &account, model);
         for kind in names::TokenKind::ALL {
             let n = kind.of(usage);
             if n > 0 {
                 self.tokens
                     .get_or_create(&vec![
-                        ("account", account.to_owned()),
-                        ("model", model.to_owned()),
+                        ("client", labels.key.to_string()),
+                        ("account", account.to_string()),
+                        ("model", labels.model.to_string()),
                         ("kind", kind.as_str().to_owned()),
                     ])
                     .inc_by(n);

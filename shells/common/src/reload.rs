@@ -90,7 +90,7 @@ pub(crate) fn key_table(
         .iter()
         .map(|k| {
             let cap = usize::try_from(k.max_sockets).unwrap_or(usize::MAX);
-            let mut key = ClientKey::new(k.group.clone(), cap);
+            let mut key = ClientKey::new(&k.name, k.group.clone(), cap);
             if let Some(previous) = old.and_then(|o| o.get(k.key.expose())) {
                 key.open = previous.open.clone();
             }

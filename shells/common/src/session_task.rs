@@ -20,7 +20,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use wsv2_core::conn::Outcome;
 use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::session::{
-    ClientProtocolError, Hop, Refusal, Session, SessionCommand, SessionEvent, Transmit,
+    ClientProtocolError, Hop, Refusal, ResponseReport, Session, SessionCommand, SessionEvent,
+    Transmit,
 };
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
@@ -44,6 +45,8 @@ pub(crate) struct SessionStart {
     pub(crate) cfg: Arc<Config>,
     pub(crate) control: ControlTx,
     pub(crate) info: SessionInfo,
+    /// The client key's name (logs, metric labels)
+    pub(crate) key_name: Arc<str>,
     pub(crate) headers: Arc<DialHeaders>,
     pub(crate) account_names: Arc<HashMap<AccountId, String>>,
     /// Held for the socket's life (the per-key socket cap)
@@ -57,23 +60,32 @@ pub(crate) struct SessionStart {
 /// A session's metric handles (resolved once per session) and the overhead of the events
 /// relayed since the last merge
 struct SessionMetrics {
+    /// Where responses and tokens are counted, by client key
+    metrics: Arc<Metrics>,
     handles: TurnHandles,
     /// Per relayed upstream event: task receive → client outbox; merged once per turn
     overhead: LocalHistogram,
 }
 
 impl SessionMetrics {
-    fn new(metrics: &Metrics) -> Self {
+    fn new(metrics: Arc<Metrics>) -> Self {
         Self {
             handles: metrics.turn_handles(ClientTransport::Ws),
+            metrics,
             overhead: LocalHistogram::default(),
         }
     }
 
-    /// Once per ended response: its time to first event, and the events relayed since the
-    /// last merge join the exported histograms (their sum as one turn's overhead)
-    fn response_ended(&mut self, time_to_first_event: Option<std::time::Duration>) {
-        if let Some(d) = time_to_first_event {
+    /// Once per ended response: it is counted with its tokens under the client key, its time to
+    /// first event and the events relayed since the last merge join the exported histograms
+    /// (their sum as one turn's overhead)
+    fn response_ended(&mut self, r: &ResponseReport, key: &Arc<str>, account: &str) {
+        self.metrics
+            .response_ended(ClientTransport::Ws, r.outcome.as_str(), key);
+        if let Some(usage) = &r.usage {
+            self.metrics.tokens(key, account, r.model.as_deref(), usage);
+        }
+        if let Some(d) = r.time_to_first_event {
             self.handles.time_to_first_event.observe(d.as_secs_f64());
         }
         if self.overhead.count() > 0 {
@@ -87,7 +99,8 @@ impl SessionMetrics {
 
 /// Runs one client socket to its end
 pub(crate) async fn run_session(ws: WebSocketStream<ClientIo>, start: SessionStart) {
-    let span = info_span!("session", id = %start.id, group = %start.info.group);
+    let span =
+        info_span!("session", id = %start.id, client = %start.key_name, group = %start.info.group);
     run(ws, start).instrument(span).await;
 }
 
@@ -98,6 +111,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         cfg,
         control,
         info,
+        key_name,
         headers,
         account_names,
         mut permit,
@@ -140,7 +154,8 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         finished: false,
         account_names,
         shutdown: permit.take_shutdown(),
-        metrics: metrics.as_deref().map(SessionMetrics::new),
+        metrics: metrics.map(SessionMetrics::new),
+        key_name,
         logs,
     };
     task.run().await;
@@ -259,6 +274,8 @@ struct SessionTask {
     /// Fires once when the gateway shuts down
     shutdown: crate::lifecycle::ShutdownSignal,
     metrics: Option<SessionMetrics>,
+    /// The client key's name (log lines, metric labels)
+    key_name: Arc<str>,
     logs: Arc<LogLimits>,
 }
 
@@ -431,7 +448,11 @@ impl SessionTask {
                         self.shutdown.count_cut_response();
                     }
                     if let Some(m) = &mut self.metrics {
-                        m.response_ended(r.time_to_first_event);
+                        let account = self
+                            .account_names
+                            .get(&r.account)
+                            .map_or("?", String::as_str);
+                        m.response_ended(r, &self.key_name, account);
                     }
                 }
                 if event == SessionEvent::Finished {
@@ -513,6 +534,7 @@ impl SessionTask {
                 );
                 span.in_scope(|| {
                     info!(
+                        client = %self.key_name,
                         outcome = r.outcome.as_str(),
                         input_tokens = usage.map(|u| u.input_tokens),
                         output_tokens = usage.map(|u| u.output_tokens),

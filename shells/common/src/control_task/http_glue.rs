@@ -96,8 +96,8 @@ impl ControlTask {
         }
     }
 
-    /// Counts what a session reported (responses, tokens, retries) before the control plane
-    /// takes it
+    /// Counts a session's retries and failovers before the control plane takes the event
+    /// (its responses and tokens are counted by the session task, which knows its key)
     pub(crate) fn count_session_event(&self, event: &SessionEvent) {
         let Some(m) = &self.ext.metrics else {
             return;
@@ -111,13 +111,6 @@ impl ControlTask {
             m.retry(ClientTransport::Ws, failure.as_str());
             if *switch_account {
                 m.failover(ClientTransport::Ws);
-            }
-        }
-        if let SessionEvent::ResponseEnded(r) = event {
-            m.response_ended(ClientTransport::Ws, r.outcome.as_str());
-            if let Some(usage) = &r.usage {
-                let account = self.ext.names.get(&r.account).map_or("?", String::as_str);
-                m.tokens(account, r.model.as_deref(), usage);
             }
         }
     }

@@ -88,7 +88,7 @@ impl Ingress {
                 "the gateway is shutting down; send the request to another instance",
             ));
         }
-        let (group, count) = match self.admit(&req, super::Door::Post) {
+        let (group, key_name, count) = match self.admit(&req, super::Door::Post) {
             Ok(admitted) => admitted,
             Err(refusal) => return boxed(*refusal),
         };
@@ -149,6 +149,7 @@ impl Ingress {
             cfg: self.cfg.clone(),
             control: self.control.clone(),
             info,
+            key_name,
             headers: Arc::new(headers),
             body,
             forward: self.forward.clone(),

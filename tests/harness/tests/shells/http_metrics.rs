@@ -59,24 +59,24 @@ async fn metrics_after_a_known_workload_match_it_and_the_mocks_record(shell: She
     let text = scrape(gw.admin_addr.expect("admin listener")).await;
     let get = |s: &str| series(&text, s);
     assert_eq!(
-        get(r#"wsv2_responses_total{transport="http",outcome="completed"}"#),
+        get(r#"wsv2_responses_total{transport="http",outcome="completed",client="key-1"}"#),
         5.0,
         "{text}"
     );
     assert_eq!(
-        get(r#"wsv2_responses_total{transport="http",outcome="error"}"#),
+        get(r#"wsv2_responses_total{transport="http",outcome="error",client="key-1"}"#),
         1.0
     );
     // The mock's usage: every completed response reports input and output tokens.
     assert!(
         get(&format!(
-            r#"wsv2_tokens_total{{account="{name}",model="gpt-5",kind="input"}}"#
+            r#"wsv2_tokens_total{{client="key-1",account="{name}",model="gpt-5",kind="input"}}"#
         )) > 0.0,
         "{text}"
     );
     assert!(
         get(&format!(
-            r#"wsv2_tokens_total{{account="{name}",model="gpt-5",kind="output"}}"#
+            r#"wsv2_tokens_total{{client="key-1",account="{name}",model="gpt-5",kind="output"}}"#
         )) > 0.0
     );
     assert_eq!(

@@ -91,5 +91,6 @@ mod real_clients;
 mod refusals;
 mod security;
 mod seed_fixes;
+mod usage_by_key;
 mod warm_pool;
 mod ws_metrics;

@@ -29,7 +29,7 @@ async fn ws_turns_export_overhead_first_event_and_tokens_by_client_model(shell: 
     let text = scrape(setup.gateway.admin_addr.expect("admin listener")).await;
     let get = |s: &str| series(&text, s);
     assert_eq!(
-        get(r#"wsv2_responses_total{transport="ws",outcome="completed"}"#),
+        get(r#"wsv2_responses_total{transport="ws",outcome="completed",client="key-1"}"#),
         3.0,
         "{text}"
     );
@@ -51,7 +51,7 @@ async fn ws_turns_export_overhead_first_event_and_tokens_by_client_model(shell: 
     for kind in ["input", "output"] {
         assert!(
             get(&format!(
-                r#"wsv2_tokens_total{{account="mock",model="gpt-5",kind="{kind}"}}"#
+                r#"wsv2_tokens_total{{client="key-1",account="mock",model="gpt-5",kind="{kind}"}}"#
             )) > 0.0,
             "{kind} tokens under the client's model: {text}"
         );
