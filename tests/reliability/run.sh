@@ -131,6 +131,8 @@ spawn() {
     case "$line" in
       "listening on "*) spawned_url=${line#listening on } ;;
       "admin on http://"*) spawned_admin=${line#admin on http://} ;;
+      # The gateway's admin listener (/metrics) comes before its "listening on" line.
+      "admin listening on http://"*) spawned_admin=${line#admin listening on http://} ;;
     esac
     if [ -n "$spawned_url" ] && { [ -n "$spawned_admin" ] || [[ " $* " != *" --admin "* ]]; }; then break; fi
   done
@@ -162,6 +164,7 @@ write_conf() {
   cap=$((sessions * 3 / 2 + 100))
   {
     echo "listen = \"127.0.0.1:${gateway_port:-0}\""
+    echo "admin_listen = \"127.0.0.1:0\""
     [ "$tls" = 1 ] && echo "tls_ca_file = \"$work/ca.pem\""
     cat <<TOML
 
@@ -189,13 +192,14 @@ TOML
   } >"$file"
 }
 
-# start_gateway SHELL NAME CONF: sets gateway_url, gateway_addr, gateway_pid.
+# start_gateway SHELL NAME CONF: sets gateway_url, gateway_addr, gateway_pid, gateway_metrics (the
+# admin listener's HOST:PORT, where /metrics is).
 start_gateway() {
   local shell=$1 name=$2 conf=$3
   local cmd=("$bin/wsv2-gateway" serve --config "$conf")
   [ "$shell" = tokio ] || cmd=("$bin/wsv2-gateway-smol" serve --config "$conf")
   RUST_LOG=warn spawn "$name" "${cmd[@]}"
-  gateway_url=$spawned_url gateway_pid=$spawned_pid
+  gateway_url=$spawned_url gateway_pid=$spawned_pid gateway_metrics=$spawned_admin
   gateway_addr=${gateway_url#*://}
   gateway_addr=${gateway_addr%%/*}
 }
@@ -213,7 +217,7 @@ if wants 1; then
     start_gateway "$shell" "w1-$shell" "$work/w1-$shell.toml"
     "$rel" load --target "http://$gateway_addr/v1" --key "$key" --label "$shell" \
       --sessions "$w1_sessions" --turns "$w1_turns" --mix ws:4,lanes3:2,stored:1,http:1 \
-      --metrics "$gateway_addr" --json "$out/w1-$shell.json"
+      --metrics "$gateway_metrics" --json "$out/w1-$shell.json"
     stop "$gateway_pid"
     stop "$mock_pid"
   done
@@ -310,7 +314,7 @@ w3_row() {
     sighup) inject="kill -HUP $gateway_pid" ;;
   esac
   "$rel" fault --target "http://$gateway_addr/v1" --key "$key" --label "$shell" \
-    --sessions "$w3_sessions" --duration "$w3_len" --metrics "$gateway_addr" --event-timeout 20s \
+    --sessions "$w3_sessions" --duration "$w3_len" --metrics "$gateway_metrics" --event-timeout 20s \
     --fault "$fault" --inject-at "$at" --inject "$inject" --clear-at "$w3_clear" --clear "$clear" \
     --deadline "$w3_deadline" --quiet "$w3_quiet" "${permanent[@]}" --json "$out/w3-$shell-$fault.json" ||
     log "workload 3: $shell $fault: the row did not finish"
@@ -351,7 +355,7 @@ w4_shell() {
 
   start_gateway "$shell" "w4-$shell" "$work/w4-$shell.toml"
   "$rel" soak --target "http://$gateway_addr/v1" --key "$key" --label "$shell" \
-    --sessions "$w4_sessions" --duration "$soak" --metrics "$gateway_addr" --pid "$gateway_pid" \
+    --sessions "$w4_sessions" --duration "$soak" --metrics "$gateway_metrics" --pid "$gateway_pid" \
     --mock-admin "$mock_admin" --sample-every "$w4_sample" --fault-every "$w4_fault_every" \
     --fault-for 2s --warmup "$w4_warmup" --json "$out/w4-$shell.json" ||
     log "workload 4: $shell: the soak did not finish"

@@ -71,7 +71,7 @@ async fn first_turns_complete(gateway: &GatewayHandle) {
 }
 
 async fn failovers(gateway: &GatewayHandle, transport: &str) -> f64 {
-    let text = scrape(gateway.addr).await;
+    let text = scrape(gateway.admin_addr.expect("admin listener")).await;
     series(
         &text,
         &format!("wsv2_failovers_total{{transport=\"{transport}\"}}"),

@@ -130,7 +130,7 @@ async fn metrics_after_a_known_workload_match_it_and_the_mocks_record(shell: She
 
 async fn metrics_false_serves_no_metrics(shell: Shell) {
     let (_mock, gw) = setup(shell, |c| c.metrics = false).await;
-    let mut tcp = tokio::net::TcpStream::connect(gw.addr)
+    let mut tcp = tokio::net::TcpStream::connect(gw.admin_addr.expect("admin listener"))
         .await
         .expect("connect");
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
