@@ -147,3 +147,12 @@ bash tests/bench/run.sh --smoke
 # pass rule.
 step "tests/reliability/run.sh --smoke"
 bash tests/reliability/run.sh --smoke
+
+# --- (i) Prometheus rules and Grafana dashboard ---------------------------------------------
+# promtool check/test of deploy/prometheus, then every panel query of deploy/grafana evaluated by
+# a real Prometheus scraping a gateway after a workload with failovers, cooldowns and a breaker
+# opening (installs Debian's prometheus package when missing; ~15 s).
+step "scripts/prometheus-check.py"
+# The binaries the benchmark step built (--tests too: the same features, nothing recompiles).
+cargo build -q --workspace --bins --tests
+python3 scripts/prometheus-check.py

@@ -97,6 +97,8 @@ metrics! {
     STORE_ERRORS_TOTAL = "wsv2_store_errors_total", Counter, ["op"], "State store commands that failed";
     /// Store commands that timed out
     STORE_TIMEOUTS_TOTAL = "wsv2_store_timeouts_total", Counter, ["op"], "State store commands that timed out";
+    /// Whether the account takes new sessions now (1) or is cooling or disabled (0)
+    ACCOUNT_USABLE = "wsv2_account_usable", Gauge, ["account"], "Account usable now (1) or cooling down or disabled (0)";
     /// Store breaker: 1 open, 0 closed
     STORE_BREAKER_OPEN = "wsv2_store_breaker_open", Gauge, [], "State store breaker open (1) or closed (0)";
     /// Bindings that could not be written to the store

@@ -69,6 +69,8 @@ impl ClientTransport {
 pub(crate) struct ControlSnapshot {
     /// (account name, its pool stats) for every account with a pool
     pub(crate) pools: Vec<(String, PoolStats)>,
+    /// (account name, its state) for every account
+    pub(crate) accounts: Vec<(String, wsv2_core::control::AccountState)>,
     /// The store machine's counters
     pub(crate) store: StoreStats,
     /// Whether the store breaker is open
@@ -434,6 +436,13 @@ impl Collector for ControlCollector {
                 ];
                 ConstCounter::new(s.closes_for(reason)).encode(m.encode_family(&labels)?)?;
             }
+        }
+        let def = &names::ACCOUNT_USABLE;
+        let mut m = encoder.encode_descriptor(def.name, def.help, None, MetricType::Gauge)?;
+        for (account, state) in &snap.accounts {
+            let usable = matches!(state, wsv2_core::control::AccountState::Usable);
+            let labels = vec![("account", account.as_str())];
+            ConstGauge::new(i64::from(usable)).encode(m.encode_family(&labels)?)?;
         }
         let def = &names::STORE_BREAKER_OPEN;
         let m = encoder.encode_descriptor(def.name, def.help, None, MetricType::Gauge)?;

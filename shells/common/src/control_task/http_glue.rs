@@ -90,7 +90,7 @@ impl ControlTask {
                 self.control.handle_store_reply(now, reply.op, reply.result)
             }
             ControlMsg::Scrape { reply } => {
-                let _ = reply.send(self.snapshot());
+                let _ = reply.send(self.snapshot(now));
             }
             _ => {}
         }
@@ -204,7 +204,7 @@ impl ControlTask {
         }
     }
 
-    fn snapshot(&self) -> ControlSnapshot {
+    fn snapshot(&self, now: std::time::Instant) -> ControlSnapshot {
         let pools = self
             .control
             .accounts()
@@ -215,8 +215,16 @@ impl ControlTask {
             })
             .collect();
         let store = self.control.store();
+        let accounts = self
+            .control
+            .readiness(now)
+            .accounts
+            .into_iter()
+            .map(|a| (a.name, a.state))
+            .collect();
         ControlSnapshot {
             pools,
+            accounts,
             store: store.stats(),
             breaker_open: !matches!(
                 store.breaker().state(),
