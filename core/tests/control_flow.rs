@@ -766,7 +766,8 @@ fn readiness_names_each_account_state_and_transport_without_changing_anything() 
     control.handle_dial_failed(now, AccountId(4), ConnId(901), refused(401, None));
     let later = now + Duration::from_secs(10);
     let readiness = control.readiness(later);
-    assert_eq!(readiness.verdict, Ok(()), "account 1 is usable");
+    assert_eq!(readiness.verdict, Ok(()));
+    assert_eq!(readiness.upgrade, Ok(()), "account 1 is usable");
     let states: Vec<(u64, &str, AccountState, bool, u32)> = readiness
         .accounts
         .iter()

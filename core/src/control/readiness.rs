@@ -1,5 +1,5 @@
-//! What the admin listener's `/readyz` reports: the public verdict (may a client upgrade now?)
-//! and, per account, why it is or is not taking traffic. Read-only: taking it changes nothing.
+//! What the admin listener's `/readyz` reports: the public verdict, whether a client may upgrade
+//! now, and, per account, why it is or is not taking traffic. Read-only: taking it changes nothing.
 
 use std::time::{Duration, Instant};
 
@@ -58,8 +58,10 @@ pub struct AccountReadiness {
 /// The gateway's readiness: the public verdict and every account's detail, in id order
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Readiness {
-    /// What an upgrade would get now (the public `/readyz`)
+    /// The public `/readyz` verdict ([`Control::check_ready`])
     pub verdict: Result<(), UpgradeRefusal>,
+    /// What an upgrade would get now ([`Control::check_upgrade`])
+    pub upgrade: Result<(), UpgradeRefusal>,
     /// Every configured account
     pub accounts: Vec<AccountReadiness>,
 }
@@ -93,7 +95,8 @@ impl Control {
             .collect();
         accounts.sort_by_key(|a| a.account.0);
         Readiness {
-            verdict: self.check_upgrade(now),
+            verdict: self.check_ready(now),
+            upgrade: self.check_upgrade(now),
             accounts,
         }
     }

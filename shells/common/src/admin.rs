@@ -2,7 +2,8 @@
 //! and models stays off the public listener.
 //!
 //! - `GET /metrics`: the Prometheus text (404 with `metrics = false`);
-//! - `GET /readyz`: the public verdict plus every account's detail — state (`usable`,
+//! - `GET /readyz`: the public verdict, whether upgrades are accepted now (`upgrades`:
+//!   `accepted` or the refusal), plus every account's detail — state (`usable`,
 //!   `cooling` with the time left, `disabled`), transport, responses in flight against its
 //!   concurrency, slot waiters, pool conns — 200 when ready, else 503;
 //! - `GET /healthz`: 200 while the process serves.
@@ -156,6 +157,10 @@ fn readiness_body(detail: &Readiness, shutting_down: bool) -> (StatusCode, Value
             account
         })
         .collect();
+    let upgrades = match &detail.upgrade {
+        Ok(()) => Value::from("accepted"),
+        Err(refusal) => Value::from(refusal.message()),
+    };
     let reason = if shutting_down {
         Some("shutting down".to_owned())
     } else {
@@ -168,11 +173,11 @@ fn readiness_body(detail: &Readiness, shutting_down: bool) -> (StatusCode, Value
     match reason {
         None => (
             StatusCode::OK,
-            json!({"status": "ready", "accounts": accounts}),
+            json!({"status": "ready", "upgrades": upgrades, "accounts": accounts}),
         ),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "not_ready", "reason": reason, "accounts": accounts}),
+            json!({"status": "not_ready", "reason": reason, "upgrades": upgrades, "accounts": accounts}),
         ),
     }
 }

@@ -64,6 +64,7 @@ async fn metrics_and_account_detail_are_on_the_admin_listener_only(shell: Shell)
     assert_eq!(status, 200, "{body}");
     let detail: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(detail["status"], "ready");
+    assert_eq!(detail["upgrades"], "accepted", "{detail}");
     let accounts = detail["accounts"].as_array().expect("accounts");
     assert_eq!(accounts.len(), 2, "{detail}");
     assert_eq!(accounts[0]["name"], "good");
