@@ -425,7 +425,7 @@ case "$mode" in
   *) sizes="$mode (not the issue's full sizes): workload 1 $w1_sessions sessions × $w1_turns turns; 2 $w2_sessions sessions; 3 $w3_sessions sessions per fault; 4 soak $soak" ;;
 esac
 cat >"$out/meta.json" <<JSON
-{"commit": $(json_str "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- core shells tests)" ] || echo ' (dirty)')"),
+{"commit": $(json_str "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- core shells tests ':!tests/reliability/results')" ] || echo ' (dirty)')"),
  "date": $(json_str "$(date -u +%Y-%m-%dT%H:%MZ)"),
  "mode": $(json_str "$mode"),
  "sizes": $(json_str "$sizes"),

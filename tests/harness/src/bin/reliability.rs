@@ -276,7 +276,14 @@ async fn main() -> ExitCode {
         Command::Fault(args) => run_fault(args).await,
         Command::Soak(args) => run_soak(args).await,
         Command::Report { dir, out } => {
-            wsv2_tests::reliability::report::render(&dir).and_then(|md| {
+            // SVGs stay beside the raw results; the report links them from where it is written.
+            let beside = out.parent().is_some_and(|p| p == dir.as_path());
+            let prefix = if beside {
+                String::new()
+            } else {
+                format!("{}/", dir.display())
+            };
+            wsv2_tests::reliability::report::render(&dir, &prefix).and_then(|md| {
                 std::fs::write(&out, md)
                     .map_err(|e| Failure::new(format!("write {}: {e}", out.display())))
             })

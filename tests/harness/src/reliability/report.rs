@@ -44,7 +44,7 @@ pub const RSS_SLOPE_BOUND_KIB_PER_MIN: f64 = 256.0;
 pub const FD_SLOPE_BOUND_PER_MIN: f64 = 2.0;
 
 /// Reads every result in `dir` and renders the report.
-pub fn render(dir: &Path) -> Result<String, Failure> {
+pub fn render(dir: &Path, svg_prefix: &str) -> Result<String, Failure> {
     let mut results: Vec<Value> = Vec::new();
     let mut extras: Vec<(String, String)> = Vec::new();
     let mut meta = Value::Null;
@@ -84,7 +84,7 @@ pub fn render(dir: &Path) -> Result<String, Failure> {
     integrity(&mut body, &of("integrity"), &mut rules);
     storm(&mut body, &of("storm"), &meta, &mut rules);
     faults(&mut body, &of("fault"), &mut rules);
-    soak(&mut body, &of("soak"), &mut rules, dir);
+    soak(&mut body, &of("soak"), &mut rules, dir, svg_prefix);
     summary(&mut md, &rules);
     md.push_str(&body);
     for (_, text) in extras {
@@ -467,7 +467,7 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
     md.push('\n');
 }
 
-fn soak(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>, dir: &Path) {
+fn soak(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>, dir: &Path, svg_prefix: &str) {
     let _ = writeln!(md, "## 4. Soak\n");
     if runs.is_empty() {
         let _ = writeln!(md, "Not run.\n");
@@ -521,11 +521,11 @@ fn soak(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>, dir: &Path) {
             md,
             "| {shell} | {} | {} | {} | {first:.1} → {last:.1} → {} | {rss_slope:.1} | {fd_slope:.2} | {after} | {} |",
             r["duration_s"],
+            u(&c["responses"]),
+            u(&c["completed"]),
             r["rss_after_kib"]
                 .as_f64()
                 .map_or("–".into(), |k| format!("{:.1}", k / 1024.0)),
-            u(&c["responses"]),
-            u(&c["completed"]),
             reasons(c)
         );
         rule(
@@ -562,7 +562,7 @@ fn soak(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>, dir: &Path) {
     ];
     for (name, svg) in charts {
         if std::fs::write(dir.join(name), svg).is_ok() {
-            let _ = writeln!(md, "\n![{name}]({name})");
+            let _ = writeln!(md, "\n![{name}]({svg_prefix}{name})");
         }
     }
     md.push('\n');
@@ -587,7 +587,7 @@ mod tests {
         std::fs::write(dir.join("w1-tokio.json"), run.to_string()).expect("write");
         std::fs::write(dir.join("meta.json"), json!({"mode": "smoke"}).to_string()).expect("meta");
         std::fs::write(dir.join("extra-fuzz.md"), "## 5. Fuzzing\n").expect("extra");
-        let md = render(&dir).expect("render");
+        let md = render(&dir, "").expect("render");
         let _ = std::fs::remove_dir_all(&dir);
         assert!(md.contains("mode **smoke**"));
         assert!(md.contains("| 1 integrity | 0 lost, duplicated, reordered or misrouted events | tokio | **NO** | 1 violations in 100 events |"), "{md}");

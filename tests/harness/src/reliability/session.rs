@@ -427,7 +427,11 @@ async fn run_http(plan: &Plan, epoch: Instant) -> Tally {
         let sent = Instant::now();
         let mut first = true;
         let outcome = match http.post(&plan.http_base, &creds, &body).await {
-            Err(_) => Outcome::Broken("POST failed".into()),
+            // Bounded labels: the client's own deadline on the response head, or the transport.
+            Err(e) if e.0.contains("no HTTP response head") => {
+                Outcome::Broken("POST: no response head in 10 s".into())
+            }
+            Err(_) => Outcome::Broken("POST: connection error".into()),
             Ok(stream) if stream.status() != 200 => {
                 let status = stream.status();
                 let text = stream.text().await.unwrap_or_default();
