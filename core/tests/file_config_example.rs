@@ -192,7 +192,7 @@ fn check_config_accepts_the_example() {
     let report = check_config_report(EXAMPLE, &example_env);
     assert!(
         report.starts_with(
-            "ok: 3 accounts (2 WebSocket, 1 HTTP by the resolver), 2 client keys, listen 127.0.0.1:8080, state: memory\n"
+            "ok: 3 accounts (2 WebSocket, 1 HTTP by the resolver), 2 client keys, listen 127.0.0.1:8080, admin 127.0.0.1:9464, state: memory\n"
         ),
         "{report}"
     );

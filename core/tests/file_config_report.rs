@@ -57,7 +57,7 @@ fn file_config_report_ok_counts_accounts_by_resolver_transport() {
     let report = check_config_report(GOOD, &env);
     assert!(
         report.starts_with(
-            "ok: 3 accounts (2 WebSocket, 1 HTTP by the resolver), 1 client key, listen 0.0.0.0:8443, state: redis\n"
+            "ok: 3 accounts (2 WebSocket, 1 HTTP by the resolver), 1 client key, listen 0.0.0.0:8443, admin 127.0.0.1:9464, state: redis\n"
         ),
         "{report}"
     );

@@ -14,7 +14,7 @@ pub fn check_config_report(text: &str, env: &dyn Fn(&str) -> Option<String>) -> 
 /// The check-config report of a read configuration.
 ///
 /// Valid: a summary line
-/// `ok: N accounts (M WebSocket, K HTTP by the resolver), L client keys, listen ADDR, state: memory|redis`,
+/// `ok: N accounts (M WebSocket, K HTTP by the resolver), L client keys, listen ADDR, admin ADDR|off, state: memory|redis`,
 /// then one line per account with the resolver's decision and reason, its endpoint and proxy
 /// (never a credential). Invalid: one `path: message` line per issue. Every line ends in `\n`.
 pub fn format_report(outcome: &Result<GatewayConfig, Vec<ConfigIssue>>) -> String {
@@ -37,11 +37,14 @@ pub fn format_report(outcome: &Result<GatewayConfig, Vec<ConfigIssue>>) -> Strin
                 .count();
             let _ = writeln!(
                 out,
-                "ok: {} ({ws} WebSocket, {} HTTP by the resolver), {}, listen {}, state: {}",
+                "ok: {} ({ws} WebSocket, {} HTTP by the resolver), {}, listen {}, admin {}, state: {}",
                 plural(config.accounts.len(), "account"),
                 decisions.len() - ws,
                 plural(config.client_keys.len(), "client key"),
                 config.listen,
+                config
+                    .admin_listen
+                    .map_or_else(|| "off".to_owned(), |a| a.to_string()),
                 if config.redis_url.is_some() {
                     "redis"
                 } else {
