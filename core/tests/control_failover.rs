@@ -489,3 +489,34 @@ fn every_account_rate_limited_refuses_the_upgrade_with_429_and_retry_after() {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0]["status"], 429, "{}", errors[0]);
 }
+
+#[test]
+fn a_session_refused_while_its_only_account_failed_is_served_once_the_account_returns() {
+    // The accounts a failover avoided are the failing create's, not the session's: once that
+    // create got its answer, the session's next create may use any account again.
+    let mut gw = Gateway::new(&[(1, Dial::Refused)], 0);
+    let s1 = gw.open(1);
+    gw.create(s1);
+    gw.advance_until(Duration::from_secs(30), |gw| !gw.errors().is_empty());
+    assert_eq!(
+        gw.errors().len(),
+        1,
+        "the create whose every dial failed gets one error"
+    );
+    assert!(gw.sent_on(s1).is_none());
+
+    gw.set(1, Dial::Ok);
+    let probe_interval = gw.cfg.scheduler.probe_interval;
+    gw.advance_until(probe_interval + Duration::from_secs(1), |gw| {
+        gw.health(1) == Health::Usable
+    });
+    assert_eq!(gw.health(1), Health::Usable, "the probe saw it return");
+    gw.create(s1);
+    assert_eq!(
+        gw.sent_on(s1).map(|(acc, _)| acc),
+        Some(a(1)),
+        "the same session's next create is served: {:?}",
+        gw.errors()
+    );
+    assert_eq!(gw.errors().len(), 1, "no second error");
+}

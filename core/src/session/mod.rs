@@ -188,7 +188,8 @@ pub struct Session {
     /// session busy at shutdown closes when its last response ends; an idle one at its instant
     /// within `shutdown_close_spread`)
     close_when_idle: bool,
-    /// Accounts the next schedule must avoid (a failover after repeated upstream losses)
+    /// Accounts the head create's next schedule must avoid (its failover after failed dials or
+    /// upstream losses); cleared once that create goes upstream or is refused
     exclude: Vec<AccountId>,
     jitter: Jitter,
     next_turn: u64,
@@ -386,6 +387,8 @@ impl Session {
         self.scheduling = false;
         if let Some(head) = self.pending.pop_front() {
             self.refuse(&head, refusal);
+            // The accounts this create's failover avoided are not the next create's to avoid.
+            self.exclude.clear();
         }
         self.settle(now);
     }

@@ -253,6 +253,9 @@ impl Session {
             self.session_lanes.push(lane.clone());
         }
         let account = admission.account;
+        // The accounts a failover avoided were this create's; it goes upstream now, so the
+        // next create of the session may use any account again.
+        self.exclude.clear();
         match &mut head.retry {
             Some(retry) => retry.attempt_started(account),
             None => {

@@ -153,7 +153,8 @@ const MIN_PER_SECOND: u64 = 5;
 /// first second is warm-up).
 fn baseline_rate(timeline: &BTreeMap<u64, (u64, u64)>, inject_at: Duration) -> f64 {
     let (started, failed) = timeline
-        .range(1..inject_at.as_secs())
+        // A fault injected within the first second has no baseline seconds (an empty range).
+        .range(1..inject_at.as_secs().max(1))
         .fold((0, 0), |acc, (_, (n, f))| (acc.0 + n, acc.1 + f));
     if started == 0 {
         0.0
