@@ -258,3 +258,28 @@ fn issue(path: &str, message: &str) -> ConfigIssue {
         message: message.to_owned(),
     }
 }
+
+#[test]
+fn a_redis_cluster_url_lists_host_port_seeds() {
+    let found = issues(&format!(
+        "redis_url = \"redis+cluster://127.0.0.1:7000,127.0.0.1:nope\"\n{BASE}"
+    ));
+    assert_eq!(paths(&found), ["redis_url"]);
+    assert!(message(&found, "redis_url").contains("host:port"));
+    let good = GatewayConfig::from_toml_str(
+        &format!("redis_url = \"redis+cluster://:pw@127.0.0.1:7000, 127.0.0.1:7001\"\n{BASE}"),
+        &|_| None,
+    );
+    assert!(good.is_ok(), "{good:?}");
+    assert_eq!(
+        wsv2_core::file_config::redis_cluster_seeds("redis+cluster://:pw@a:1,b:2"),
+        Some(Ok(vec![
+            "redis://:pw@a:1".to_owned(),
+            "redis://:pw@b:2".to_owned()
+        ]))
+    );
+    assert_eq!(
+        wsv2_core::file_config::redis_cluster_seeds("redis://a:1"),
+        None
+    );
+}

@@ -374,6 +374,15 @@ impl GatewayConfig {
         let redis_url = top
             .non_empty_string("redis_url", &mut issues)
             .and_then(|url| {
+                if let Some(seeds) = redis_cluster_seeds(url.trim()) {
+                    return match seeds {
+                        Ok(_) => Some(Secret::new(url.trim())),
+                        Err(why) => {
+                            push(&mut issues, "redis_url", why);
+                            None
+                        }
+                    };
+                }
                 let ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
                     .iter()
                     .any(|scheme| url.to_ascii_lowercase().starts_with(scheme));
@@ -383,7 +392,8 @@ impl GatewayConfig {
                     push(
                         &mut issues,
                         "redis_url",
-                        "expected a redis://, rediss://, redis+unix:// or unix:// URL",
+                        "expected a redis://, rediss://, redis+unix://, unix:// or \
+                         redis+cluster:// URL",
                     );
                     None
                 }
@@ -449,4 +459,42 @@ fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN
         .parse()
         .unwrap_or_else(|_| unreachable!("the default listen address parses"))
+}
+
+/// The scheme of a Redis Cluster `redis_url`
+pub const REDIS_CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The seed nodes of a Redis Cluster `redis_url`, each as a `redis://` URL: `None` when `url`
+/// does not name a cluster, an error when it names one badly.
+///
+/// The form is `redis+cluster://[user:password@]host:port[,host:port…]`: one or more seed nodes
+/// (the client discovers the rest from them), the credentials written once and used for every
+/// node (redis-rs refuses seeds with different credentials).
+pub fn redis_cluster_seeds(url: &str) -> Option<Result<Vec<String>, &'static str>> {
+    let scheme_len = REDIS_CLUSTER_SCHEME.len();
+    if url.len() < scheme_len || !url[..scheme_len].eq_ignore_ascii_case(REDIS_CLUSTER_SCHEME) {
+        return None;
+    }
+    let rest = &url[scheme_len..];
+    let (userinfo, nodes) = match rest.rfind('@') {
+        Some(at) => (&rest[..=at], &rest[at + 1..]),
+        None => ("", rest),
+    };
+    let mut seeds = Vec::new();
+    for node in nodes.split(',') {
+        let node = node.trim();
+        let well_formed = node.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.contains(['/', '@', ' '])
+                && port.parse::<u16>().is_ok_and(|p| p != 0)
+        });
+        if !well_formed {
+            return Some(Err(
+                "redis+cluster:// takes comma-separated host:port seed nodes \
+                 (redis+cluster://[user:password@]host:port[,host:port...])",
+            ));
+        }
+        seeds.push(format!("redis://{userinfo}{node}"));
+    }
+    Some(Ok(seeds))
 }

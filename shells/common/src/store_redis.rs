@@ -5,10 +5,19 @@
 //! so this file only speaks Redis: `GET`, `SET key value PX ttl`, `DEL`, `PEXPIRE`. The
 //! connection is made on first use (a gateway starts even when Redis is down) and
 //! `redis::aio::ConnectionManager` reconnects after failures.
+//!
+//! A `redis+cluster://host:port[,host:port…]` URL names a Redis Cluster: the commands then go
+//! through redis-rs's cluster connection, which routes each one to the master of its key's slot
+//! and follows `MOVED`/`ASK` and topology changes. Every command here touches exactly one key,
+//! so none ever spans slots; keep it so (a command that must touch several keys would need hash
+//! tags, and a tag shared by a whole group would put that group in one slot). The op timeout and
+//! the core's breaker see a cluster exactly as they see one server.
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 use wsv2_core::store::{CommandKind, StoreCommand, StoreFailure};
 
@@ -16,18 +25,52 @@ use crate::runtime::{Rt, timeout};
 
 /// A Redis connection shared by the control task's store commands
 pub(crate) struct RedisStore {
-    client: redis::Client,
-    manager: OnceCell<ConnectionManager>,
+    target: Target,
     op_timeout: Duration,
     rt: Rt,
 }
 
+/// One server or a cluster, each with its connection made on first use
+enum Target {
+    Single {
+        client: redis::Client,
+        manager: OnceCell<ConnectionManager>,
+    },
+    Cluster {
+        client: Box<ClusterClient>,
+        connection: OnceCell<ClusterConnection>,
+    },
+}
+
 impl RedisStore {
-    /// A store for `url` (`redis://host:port[/db]`); nothing is connected yet
+    /// A store for `url` (`redis://host:port[/db]`, or `redis+cluster://host:port[,host:port…]`
+    /// for a cluster); nothing is connected yet
     pub(crate) fn new(rt: Rt, url: &str, op_timeout: Duration) -> Result<Self, redis::RedisError> {
+        let target = match wsv2_core::file_config::redis_cluster_seeds(url) {
+            None => Target::Single {
+                client: redis::Client::open(url)?,
+                manager: OnceCell::new(),
+            },
+            Some(Err(why)) => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    why,
+                )));
+            }
+            Some(Ok(seeds)) => Target::Cluster {
+                // One retry, as for one server: the op timeout and the breaker bound the rest.
+                client: Box::new(
+                    ClusterClient::builder(seeds)
+                        .connection_timeout(op_timeout)
+                        .response_timeout(op_timeout)
+                        .retries(1)
+                        .build()?,
+                ),
+                connection: OnceCell::new(),
+            },
+        };
         Ok(Self {
-            client: redis::Client::open(url)?,
-            manager: OnceCell::new(),
+            target,
             op_timeout,
             rt,
         })
@@ -49,58 +92,88 @@ impl RedisStore {
     /// Connects now, so the first binding written after start does not also pay the connect
     /// (a failure is left to the first command, which retries)
     pub(crate) async fn warm_up(&self) {
-        let _ = timeout(&self.rt, self.op_timeout, self.connection()).await;
+        let connect = async {
+            match &self.target {
+                Target::Single { .. } => self.single().await.map(drop),
+                Target::Cluster { .. } => self.cluster().await.map(drop),
+            }
+        };
+        let _ = timeout(&self.rt, self.op_timeout, connect).await;
     }
 
     async fn run(&self, cmd: &StoreCommand) -> Result<Option<String>, StoreFailure> {
-        let mut conn = self.connection().await?;
-        let key = cmd.kind.key().as_str();
-        let result: redis::RedisResult<Option<String>> = match &cmd.kind {
-            CommandKind::Get { .. } => redis::cmd("GET").arg(key).query_async(&mut conn).await,
-            CommandKind::Set { value, ttl, .. } => redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("PX")
-                .arg(millis(*ttl))
-                .query_async::<()>(&mut conn)
-                .await
-                .map(|()| None),
-            CommandKind::Delete { .. } => redis::cmd("DEL")
-                .arg(key)
-                .query_async::<i64>(&mut conn)
-                .await
-                .map(|_| None),
-            CommandKind::Expire { ttl, .. } => redis::cmd("PEXPIRE")
-                .arg(key)
-                .arg(millis(*ttl))
-                .query_async::<i64>(&mut conn)
-                .await
-                .map(|_| None),
-        };
-        result.map_err(|e| {
-            if e.is_io_error()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-                || e.is_timeout()
-            {
-                StoreFailure::Unreachable
-            } else {
-                StoreFailure::Rejected
-            }
-        })
+        match &self.target {
+            Target::Single { .. } => run_on(&mut self.single().await?, cmd).await,
+            Target::Cluster { .. } => run_on(&mut self.cluster().await?, cmd).await,
+        }
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreFailure> {
+    async fn single(&self) -> Result<ConnectionManager, StoreFailure> {
+        let Target::Single { client, manager } = &self.target else {
+            return Err(StoreFailure::Rejected);
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.op_timeout))
             .set_response_timeout(Some(self.op_timeout))
             .set_number_of_retries(1);
-        self.manager
-            .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
+        manager
+            .get_or_try_init(|| client.get_connection_manager_with_config(config))
             .await
             .cloned()
             .map_err(|_| StoreFailure::Unreachable)
     }
+
+    async fn cluster(&self) -> Result<ClusterConnection, StoreFailure> {
+        let Target::Cluster { client, connection } = &self.target else {
+            return Err(StoreFailure::Rejected);
+        };
+        connection
+            .get_or_try_init(|| client.get_async_connection())
+            .await
+            .cloned()
+            .map_err(|_| StoreFailure::Unreachable)
+    }
+}
+
+/// One command on `conn`: a single key, so a cluster routes it to one slot's master
+async fn run_on<C: ConnectionLike>(
+    conn: &mut C,
+    cmd: &StoreCommand,
+) -> Result<Option<String>, StoreFailure> {
+    let key = cmd.kind.key().as_str();
+    let result: redis::RedisResult<Option<String>> = match &cmd.kind {
+        CommandKind::Get { .. } => redis::cmd("GET").arg(key).query_async(&mut *conn).await,
+        CommandKind::Set { value, ttl, .. } => redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(millis(*ttl))
+            .query_async::<()>(&mut *conn)
+            .await
+            .map(|()| None),
+        CommandKind::Delete { .. } => redis::cmd("DEL")
+            .arg(key)
+            .query_async::<i64>(&mut *conn)
+            .await
+            .map(|_| None),
+        CommandKind::Expire { ttl, .. } => redis::cmd("PEXPIRE")
+            .arg(key)
+            .arg(millis(*ttl))
+            .query_async::<i64>(&mut *conn)
+            .await
+            .map(|_| None),
+    };
+    result.map_err(|e| {
+        if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+        {
+            StoreFailure::Unreachable
+        } else {
+            StoreFailure::Rejected
+        }
+    })
 }
 
 fn millis(d: Duration) -> u64 {

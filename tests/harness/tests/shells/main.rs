@@ -91,6 +91,7 @@ mod real_clients;
 mod refusals;
 mod security;
 mod seed_fixes;
+mod store_cluster;
 mod usage_by_key;
 mod warm_pool;
 mod ws_metrics;

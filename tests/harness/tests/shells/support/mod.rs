@@ -6,6 +6,7 @@ pub mod common;
 pub mod harden;
 pub mod http;
 pub mod raw;
+pub mod redis_cluster;
 
 use std::fmt;
 
