@@ -98,8 +98,8 @@ async fn a_sticky_chain_across_two_gateways_survives_a_redis_cluster_node_restar
     let url = cluster.url();
     let (m1, m2) = (mock().await, mock().await);
     let group = random_group(&format!("cluster-{shell}"));
-    // B prefers mock 2, A mock 1: a chain started on B stays on mock 2 only if A reads its
-    // binding from the cluster.
+    // The gateways rank the two accounts in opposite orders: a chain alternating between them
+    // stays on one mock only if every continuation reads the chain's binding from the cluster.
     let gw_b = gateway(shell, (&m2, 2), (&m1, 1), &group, &url).await;
     let gw_a = gateway(shell, (&m1, 1), (&m2, 2), &group, &url).await;
     let gateways = [base(gw_b.addr), base(gw_a.addr)];
@@ -111,7 +111,8 @@ async fn a_sticky_chain_across_two_gateways_survives_a_redis_cluster_node_restar
     let on_one_account = |c: (usize, usize), n: usize| c == (n, 0) || c == (0, n);
     assert!(on_one_account((creates(&m1), creates(&m2)), 3));
 
-    // The master holding the last binding crashes; A, which never saw that binding, continues.
+    // The master holding the last binding crashes; A, which never saw that binding, continues
+    // (on its own preference, the right account or not: either outcome is one clear answer).
     let key = wsv2_core::store::StoreKey::response(last.as_bytes());
     let owner = cluster.owner_of(key.as_str()).await;
     cluster.kill(owner);
