@@ -120,6 +120,15 @@ fn config_text(mock_url: &str, extra_key: Option<&str>) -> String {
     text
 }
 
+/// Removes the test runner's own `WSV2_*` variables (e.g. the ones scripts/test.sh exports)
+/// from `command`: the binary reads every one as a setting, and they must not leak into the
+/// gateway under test
+pub(crate) fn without_runner_settings(command: &mut tokio::process::Command) {
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("WSV2_")) {
+        command.env_remove(name);
+    }
+}
+
 /// Every line of one output pipe of the child (stdout or stderr), awaitable
 pub(crate) struct Output(watch::Receiver<Vec<String>>);
 
@@ -160,6 +169,15 @@ impl Output {
         )
     }
 
+    /// The URL of the gateway's `listening on ws://…` line, waiting up to 10 s for it
+    pub(crate) async fn wait_for_ws_url(&mut self) -> String {
+        self.wait_for("listening on ws://")
+            .await
+            .trim_start_matches("listening on ")
+            .trim()
+            .to_owned()
+    }
+
     /// The first line containing `needle`, waiting up to 10 s for it
     pub(crate) async fn wait_for(&mut self, needle: &str) -> String {
         let mut rx = self.0.clone();
@@ -187,11 +205,7 @@ pub async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm
     let pid_file = config.with_extension("pid");
     let _ = std::fs::remove_file(&pid_file);
     let mut command = tokio::process::Command::new(bin);
-    // The binary reads every WSV2_* variable as a setting; the test runner's own (e.g. the
-    // ones scripts/test.sh exports) must not leak into the gateway under test.
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("WSV2_")) {
-        command.env_remove(name);
-    }
+    without_runner_settings(&mut command);
     let mut child = command
         .args(["serve", "--log-format", "json", "--config"])
         .arg(&config)
@@ -204,11 +218,7 @@ pub async fn serve_logs_json_reloads_on_the_reload_command_and_drains_on_sigterm
         .spawn()
         .expect("the binary starts");
     let mut out = Output::spawn(child.stdout.take().unwrap());
-    let listening = out.wait_for("listening on ws://").await;
-    let ws_url = listening
-        .trim_start_matches("listening on ")
-        .trim()
-        .to_owned();
+    let ws_url = out.wait_for_ws_url().await;
     // JSON log lines: one object each, the message under `fields`.
     let started = out.wait_for("wsv2 gateway listening").await;
     let started: Value = serde_json::from_str(&started).expect("a JSON log line");

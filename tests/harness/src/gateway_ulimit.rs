@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::client::{Credentials, WsClient};
-use crate::gateway_process::{Output, UPSTREAM_KEY, mock, temp_file};
+use crate::gateway_process::{Output, UPSTREAM_KEY, mock, temp_file, without_runner_settings};
 
 /// The client key of the test configuration
 const CLIENT_KEY: &str = "sk-gw-ulimit";
@@ -72,9 +72,7 @@ async fn start(bin: &str, name: &str, env: &[(&str, &str)]) -> (Gateway, wsv2_mo
         .arg(bin)
         .args(["serve", "--log-format", "json", "--config"])
         .arg(&config);
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("WSV2_")) {
-        command.env_remove(name);
-    }
+    without_runner_settings(&mut command);
     for (name, value) in env {
         command.env(name, value);
     }
@@ -86,11 +84,7 @@ async fn start(bin: &str, name: &str, env: &[(&str, &str)]) -> (Gateway, wsv2_mo
         .spawn()
         .expect("the binary starts");
     let mut out = Output::spawn(child.stdout.take().unwrap());
-    let listening = out.wait_for("listening on ws://").await;
-    let ws_url = listening
-        .trim_start_matches("listening on ")
-        .trim()
-        .to_owned();
+    let ws_url = out.wait_for_ws_url().await;
     let addr = ws_url
         .trim_start_matches("ws://")
         .split('/')

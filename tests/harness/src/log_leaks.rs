@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::{ConnectError, Credentials, WsClient};
-use crate::gateway_process::{Output, mock, temp_file};
+use crate::gateway_process::{Output, mock, temp_file, without_runner_settings};
 use crate::secrets::{Secret, find_leaks};
 use crate::sse::SseClient;
 
@@ -127,9 +127,7 @@ pub async fn no_log_line_carries_a_credential_a_prompt_or_a_frame_body(bin: &str
 /// traffic, then SIGTERM: everything it wrote to stdout and stderr
 async fn run_once(bin: &str, config: &std::path::Path, filter: &str, format: &str) -> String {
     let mut command = tokio::process::Command::new(bin);
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("WSV2_")) {
-        command.env_remove(name);
-    }
+    without_runner_settings(&mut command);
     let mut child = command
         .args(["serve", "--log-format", format, "--config"])
         .arg(config)
@@ -142,12 +140,7 @@ async fn run_once(bin: &str, config: &std::path::Path, filter: &str, format: &st
         .expect("the binary starts");
     let mut out = Output::spawn(child.stdout.take().unwrap());
     let err = Output::spawn(child.stderr.take().unwrap());
-    let ws_url = out
-        .wait_for("listening on ws://")
-        .await
-        .trim_start_matches("listening on ")
-        .trim()
-        .to_owned();
+    let ws_url = out.wait_for_ws_url().await;
     serve_planted_traffic(&ws_url).await;
     let pid = child.id().expect("running");
     rustix::process::kill_process(

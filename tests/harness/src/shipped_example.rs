@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::client::{Credentials, WsClient};
-use crate::gateway_process::{Output, UPSTREAM_KEY, mock, temp_file};
+use crate::gateway_process::{Output, UPSTREAM_KEY, mock, temp_file, without_runner_settings};
 
 /// The shipped example
 const EXAMPLE: &str = include_str!("../../../examples/gateway.toml");
@@ -53,10 +53,7 @@ fn replace_line(text: &str, line: &str, with: &str) -> String {
 /// collide) and `WSV2_KEY`
 /// (the variable `demo` tells Codex users to export)
 fn example_env(command: &mut tokio::process::Command, client_key: Option<&str>) {
-    // The test runner's own WSV2_* variables must not reach the gateway under test.
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("WSV2_")) {
-        command.env_remove(name);
-    }
+    without_runner_settings(command);
     if let Some(key) = client_key {
         command.env("WSV2_EXAMPLE_CLIENT_KEY", key);
     }
@@ -133,11 +130,7 @@ pub async fn the_shipped_example_serves_as_its_comments_say(bin: &str) {
         .expect("the binary starts");
     let mut out = Output::spawn(child.stdout.take().unwrap());
     let mut err = Output::spawn(child.stderr.take().unwrap());
-    let listening = out.wait_for("listening on ws://").await;
-    let ws_url = listening
-        .trim_start_matches("listening on ")
-        .trim()
-        .to_owned();
+    let ws_url = out.wait_for_ws_url().await;
     assert_eq!(
         err.wait_for("WSV2_KEY").await,
         warning,
