@@ -69,14 +69,7 @@ impl PoolRegistry {
 
     /// See [`AccountPool::acquire_for_session`]; routed by the key's account
     pub fn acquire_for_session(&mut self, now: Instant, holder: SessionId, compat: &CompatKey) {
-        if !self.with(compat.account(), |pool| {
-            pool.acquire_for_session(now, holder, compat)
-        }) {
-            self.out.push_back(PoolCommand::Refused {
-                holder,
-                reason: RefuseReason::UnknownAccount,
-            });
-        }
+        self.acquire_for_session_within(now, holder, compat, None);
     }
 
     /// See [`AccountPool::acquire_for_session_within`]; routed by the key's account
@@ -90,11 +83,19 @@ impl PoolRegistry {
         if !self.with(compat.account(), |pool| {
             pool.acquire_for_session_within(now, holder, compat, dial_wait)
         }) {
-            self.out.push_back(PoolCommand::Refused {
-                holder,
-                reason: RefuseReason::UnknownAccount,
-            });
+            self.refuse_unknown_account(holder);
         }
+    }
+
+    /// See [`AccountPool::acquire_for_http`]; routed by the key's account
+    pub fn acquire_for_http(
+        &mut self,
+        now: Instant,
+        holder: SessionId,
+        compat: &CompatKey,
+        preferred: Option<&ResponseId>,
+    ) {
+        self.acquire_for_http_within(now, holder, compat, preferred, None);
     }
 
     /// See [`AccountPool::acquire_for_http_within`]; routed by the key's account
@@ -106,15 +107,19 @@ impl PoolRegistry {
         preferred: Option<&ResponseId>,
         dial_wait: Option<Duration>,
     ) {
-        let routed = self.with(compat.account(), |pool| {
+        if !self.with(compat.account(), |pool| {
             pool.acquire_for_http_within(now, holder, compat, preferred, dial_wait);
-        });
-        if !routed {
-            self.out.push_back(PoolCommand::Refused {
-                holder,
-                reason: RefuseReason::UnknownAccount,
-            });
+        }) {
+            self.refuse_unknown_account(holder);
         }
+    }
+
+    /// A holder asked for a conn of an account that has no pool
+    fn refuse_unknown_account(&mut self, holder: SessionId) {
+        self.out.push_back(PoolCommand::Refused {
+            holder,
+            reason: RefuseReason::UnknownAccount,
+        });
     }
 
     /// See [`AccountPool::probe`]; false for an account without a pool
@@ -122,25 +127,6 @@ impl PoolRegistry {
         let mut started = false;
         self.with(account, |pool| started = pool.probe(now));
         started
-    }
-
-    /// See [`AccountPool::acquire_for_http`]; routed by the key's account
-    pub fn acquire_for_http(
-        &mut self,
-        now: Instant,
-        holder: SessionId,
-        compat: &CompatKey,
-        preferred: Option<&ResponseId>,
-    ) {
-        let routed = self.with(compat.account(), |pool| {
-            pool.acquire_for_http(now, holder, compat, preferred);
-        });
-        if !routed {
-            self.out.push_back(PoolCommand::Refused {
-                holder,
-                reason: RefuseReason::UnknownAccount,
-            });
-        }
     }
 
     /// See [`AccountPool::cancel`]
