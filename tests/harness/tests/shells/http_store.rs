@@ -4,13 +4,12 @@
 
 use serde_json::json;
 use tokio::net::TcpListener;
-use wsv2_core::AccountId;
-use wsv2_core::file_config::{GatewayConfig, UpstreamUrl};
-use wsv2_mock::{MockConfig, MockHandle};
+use wsv2_core::file_config::GatewayConfig;
+use wsv2_mock::MockHandle;
 
 use crate::support::http::{
-    base, binding_written, body, post, post_json, random_group, redis_url, scrape, series,
-    use_store,
+    STORE_UPSTREAM_KEY, base, binding_written, body, creates, post, post_json, random_group,
+    redis_url, scrape, series, store_mock, two_account_store_config, use_store,
 };
 use crate::support::{GatewayHandle, Shell};
 
@@ -21,17 +20,6 @@ shell_tests! {
     a_silent_redis_times_out_once_per_decision_until_the_breaker_opens,
 }
 
-const UPSTREAM_KEY: &str = "sk-upstream-test";
-
-async fn mock() -> MockHandle {
-    wsv2_mock::start(MockConfig {
-        api_key: UPSTREAM_KEY.into(),
-        ..MockConfig::default()
-    })
-    .await
-    .expect("mock")
-}
-
 /// A gateway with account 1 on `first` and account 2 on `second`; the first is preferred
 async fn gateway(
     shell: Shell,
@@ -40,25 +28,12 @@ async fn gateway(
     group: &str,
     redis: Option<&str>,
 ) -> GatewayHandle {
-    let mut c = GatewayConfig::demo(&first.0.ws_url(), UPSTREAM_KEY).expect("config");
-    c.listen = "127.0.0.1:0".parse().expect("addr");
-    c.core.pool.min_idle_per_account = 0;
-    let mut a = c.accounts[0].clone();
-    a.id = AccountId(first.1);
-    a.name = format!("acct-{}", first.1);
-    a.priority = 0;
-    let mut b = a.clone();
-    b.id = AccountId(second.1);
-    b.name = format!("acct-{}", second.1);
-    b.base_url = UpstreamUrl::parse(&second.0.ws_url()).expect("url");
-    b.priority = 1;
-    c.accounts = vec![a, b];
-    use_store(&mut c, group, redis);
+    let c = two_account_store_config(first, second, group, redis);
     shell.start(c).await.expect("gateway")
 }
 
 async fn store_true_chains_alternating_between_two_gateways_all_continue(shell: Shell) {
-    let (m1, m2) = (mock().await, mock().await);
+    let (m1, m2) = (store_mock().await, store_mock().await);
     let group = random_group(&format!("alternate-{shell}"));
     let url = redis_url();
     // Each gateway prefers another account, so only the shared binding keeps a chain on the
@@ -86,19 +61,13 @@ async fn store_true_chains_alternating_between_two_gateways_all_continue(shell: 
         }
     }
     // Chains started on A ran on mock 1 only, chains started on B on mock 2 only: 4 creates each.
-    let creates = |m: &MockHandle| {
-        m.records()
-            .iter()
-            .filter(|r| matches!(r, wsv2_mock::Record::Frame { .. }))
-            .count()
-    };
     assert_eq!((creates(&m1), creates(&m2)), (4, 4));
 }
 
 async fn a_store_false_continuation_on_the_other_gateway_gets_previous_response_not_found(
     shell: Shell,
 ) {
-    let (m1, m2) = (mock().await, mock().await);
+    let (m1, m2) = (store_mock().await, store_mock().await);
     let group = random_group(&format!("storefalse-{shell}"));
     let url = redis_url();
     let gw_a = gateway(shell, (&m1, 1), (&m2, 2), &group, Some(&url)).await;
@@ -131,9 +100,9 @@ async fn closed_port() -> u16 {
 }
 
 async fn redis_down_requests_succeed(shell: Shell, redis: String, limit: u32) -> String {
-    let m = mock().await;
+    let m = store_mock().await;
     let group = random_group(&format!("down-{shell}"));
-    let mut c = GatewayConfig::demo(&m.ws_url(), UPSTREAM_KEY).expect("config");
+    let mut c = GatewayConfig::demo(&m.ws_url(), STORE_UPSTREAM_KEY).expect("config");
     c.listen = "127.0.0.1:0".parse().expect("addr");
     c.core.store.breaker_failure_limit = limit;
     c.core.store.store_op_timeout = std::time::Duration::from_millis(200);

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use serde_json::json;
-use wsv2_core::AccountId;
-use wsv2_core::file_config::{GatewayConfig, UpstreamUrl};
-use wsv2_mock::{MockConfig, MockHandle};
+use wsv2_mock::MockHandle;
 
-use crate::support::http::{base, body, post, post_json, random_group, use_store};
+use crate::support::http::{
+    base, body, creates, post, post_json, random_group, store_mock, two_account_store_config,
+};
 use crate::support::redis_cluster::RedisCluster;
 use crate::support::{GatewayHandle, Shell};
 
@@ -18,19 +18,8 @@ shell_tests! {
     a_sticky_chain_across_two_gateways_survives_a_redis_cluster_node_restart,
 }
 
-const UPSTREAM_KEY: &str = "sk-upstream-test";
-
 /// Longer than the op timeout (3 s) and a retry: a continuation that takes this long hangs
 const ANSWER_WITHIN: Duration = Duration::from_secs(12);
-
-async fn mock() -> MockHandle {
-    wsv2_mock::start(MockConfig {
-        api_key: UPSTREAM_KEY.into(),
-        ..MockConfig::default()
-    })
-    .await
-    .expect("mock")
-}
 
 /// A gateway preferring account `first.1` on `first.0`, with `second` as the other account
 async fn gateway(
@@ -40,30 +29,10 @@ async fn gateway(
     group: &str,
     redis: &str,
 ) -> GatewayHandle {
-    let mut c = GatewayConfig::demo(&first.0.ws_url(), UPSTREAM_KEY).expect("config");
-    c.listen = "127.0.0.1:0".parse().expect("addr");
-    c.core.pool.min_idle_per_account = 0;
+    let mut c = two_account_store_config(first, second, group, Some(redis));
     // The breaker probes soon after the node is back, so the test's wait stays short.
     c.core.store.breaker_probe_interval = Duration::from_millis(200);
-    let mut a = c.accounts[0].clone();
-    a.id = AccountId(first.1);
-    a.name = format!("acct-{}", first.1);
-    a.priority = 0;
-    let mut b = a.clone();
-    b.id = AccountId(second.1);
-    b.name = format!("acct-{}", second.1);
-    b.base_url = UpstreamUrl::parse(&second.0.ws_url()).expect("url");
-    b.priority = 1;
-    c.accounts = vec![a, b];
-    use_store(&mut c, group, Some(redis));
     shell.start(c).await.expect("gateway")
-}
-
-fn creates(m: &MockHandle) -> usize {
-    m.records()
-        .iter()
-        .filter(|r| matches!(r, wsv2_mock::Record::Frame { .. }))
-        .count()
 }
 
 /// `turns` store:true turns alternating between the gateways, starting on `gateways[0]`, each
@@ -96,7 +65,7 @@ async fn chain(
 async fn a_sticky_chain_across_two_gateways_survives_a_redis_cluster_node_restart(shell: Shell) {
     let mut cluster = RedisCluster::start().await;
     let url = cluster.url();
-    let (m1, m2) = (mock().await, mock().await);
+    let (m1, m2) = (store_mock().await, store_mock().await);
     let group = random_group(&format!("cluster-{shell}"));
     // The gateways rank the two accounts in opposite orders: a chain alternating between them
     // stays on one mock only if every continuation reads the chain's binding from the cluster.

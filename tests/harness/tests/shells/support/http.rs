@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wsv2_core::file_config::{GatewayConfig, Secret};
+use wsv2_core::AccountId;
+use wsv2_core::file_config::{GatewayConfig, Secret, UpstreamUrl};
+use wsv2_mock::{MockConfig, MockHandle};
 use wsv2_tests::client::Credentials;
 use wsv2_tests::sse::SseClient;
 
@@ -31,6 +33,52 @@ pub fn use_store(c: &mut GatewayConfig, group: &str, redis: Option<&str>) {
         key.group = group.to_owned();
     }
     c.redis_url = redis.map(Secret::new);
+}
+
+/// The upstream key of the store tests' mocks
+pub const STORE_UPSTREAM_KEY: &str = "sk-upstream-test";
+
+/// A mock upstream for the store tests
+pub async fn store_mock() -> MockHandle {
+    wsv2_mock::start(MockConfig {
+        api_key: STORE_UPSTREAM_KEY.into(),
+        ..MockConfig::default()
+    })
+    .await
+    .expect("mock")
+}
+
+/// A gateway config with account `first.1` on `first.0` (preferred) and account `second.1` on
+/// `second.0`, every client key in `group`, the store on `redis`
+pub fn two_account_store_config(
+    first: (&MockHandle, u64),
+    second: (&MockHandle, u64),
+    group: &str,
+    redis: Option<&str>,
+) -> GatewayConfig {
+    let mut c = GatewayConfig::demo(&first.0.ws_url(), STORE_UPSTREAM_KEY).expect("config");
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.core.pool.min_idle_per_account = 0;
+    let mut a = c.accounts[0].clone();
+    a.id = AccountId(first.1);
+    a.name = format!("acct-{}", first.1);
+    a.priority = 0;
+    let mut b = a.clone();
+    b.id = AccountId(second.1);
+    b.name = format!("acct-{}", second.1);
+    b.base_url = UpstreamUrl::parse(&second.0.ws_url()).expect("url");
+    b.priority = 1;
+    c.accounts = vec![a, b];
+    use_store(&mut c, group, redis);
+    c
+}
+
+/// How many creates reached mock `m`
+pub fn creates(m: &MockHandle) -> usize {
+    m.records()
+        .iter()
+        .filter(|r| matches!(r, wsv2_mock::Record::Frame { .. }))
+        .count()
 }
 
 /// `http://ADDR/v1`
