@@ -283,3 +283,17 @@ fn a_redis_cluster_url_lists_host_port_seeds() {
         None
     );
 }
+
+#[test]
+fn a_redis_url_with_a_multibyte_character_where_the_cluster_scheme_would_end_is_not_a_panic() {
+    // Found by the config fuzz target: byte 16 fell inside U+2028.
+    let url = "redis://:PL,ANT\u{2028}EDredispw@127.0.0.1:6379";
+    assert_eq!(wsv2_core::file_config::redis_cluster_seeds(url), None);
+    let _ = GatewayConfig::from_toml_str(
+        &format!(
+            "redis_url = \"{}\"\n{BASE}",
+            url.replace('\u{2028}', "\\u2028")
+        ),
+        &|_| None,
+    );
+}

@@ -472,7 +472,11 @@ pub const REDIS_CLUSTER_SCHEME: &str = "redis+cluster://";
 /// node (redis-rs refuses seeds with different credentials).
 pub fn redis_cluster_seeds(url: &str) -> Option<Result<Vec<String>, &'static str>> {
     let scheme_len = REDIS_CLUSTER_SCHEME.len();
-    if url.len() < scheme_len || !url[..scheme_len].eq_ignore_ascii_case(REDIS_CLUSTER_SCHEME) {
+    // `get`, not indexing: the scheme's length may fall inside a multi-byte character.
+    if !url
+        .get(..scheme_len)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(REDIS_CLUSTER_SCHEME))
+    {
         return None;
     }
     let rest = &url[scheme_len..];
