@@ -110,6 +110,7 @@ pub mod scheduler;
 pub mod session;
 pub mod store;
 pub mod timer;
+pub mod trace_context;
 
 pub use config::Config;
 pub use ids::{AccountId, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};

@@ -51,6 +51,8 @@ pub struct ClientRequest {
     pub background: bool,
     /// Top-level `prompt_cache_key` (a session binding key)
     pub prompt_cache_key: Option<Bytes>,
+    /// A valid `client_metadata.traceparent`: the parent of this response's span
+    pub trace_parent: Option<crate::trace_context::TraceContext>,
 }
 
 impl ClientEventKind {
@@ -85,6 +87,7 @@ pub fn classify_client_event(frame: &Bytes) -> Result<ClientRequest, ClassifyErr
         generate: None,
         background: false,
         prompt_cache_key: None,
+        trace_parent: None,
     };
     while let Some(member) = scan.next_member()? {
         let (key, value) = (member.key, member.value);
@@ -110,6 +113,8 @@ pub fn classify_client_event(frame: &Bytes) -> Result<ClientRequest, ClassifyErr
             request.background = value.as_bool() == Some(true);
         } else if key.eq_text(b"prompt_cache_key") {
             request.prompt_cache_key = string_bytes(frame, &value);
+        } else if key.eq_text(b"client_metadata") {
+            request.trace_parent = crate::trace_context::from_client_metadata(&value);
         }
     }
     let type_name = type_name.ok_or(ClassifyError::MissingType)?;

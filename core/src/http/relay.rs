@@ -252,6 +252,14 @@ impl HttpTurn {
                 outcome: ended.outcome,
                 usage: ended.usage,
                 model: self.request.as_ref().map(|r| r.model.clone()),
+                upstream_model: self.models.as_ref().map(|(_, upstream)| upstream.clone()),
+                accepted_at: self.started_at,
+                trace_parent: self.request.as_ref().and_then(|r| r.trace_parent),
+                retries: self
+                    .retry
+                    .as_ref()
+                    .map(|r| r.notes().to_vec())
+                    .unwrap_or_default(),
                 time_to_first_event: ended
                     .first_event_at
                     .map(|t| t.saturating_duration_since(ended.sent_at)),

@@ -31,6 +31,8 @@ pub(crate) struct HttpRequest {
     pub(crate) background: bool,
     /// Top-level `prompt_cache_key` (the session binding key when no `session-id` header came)
     pub(crate) prompt_cache_key: Option<Bytes>,
+    /// A valid `client_metadata.traceparent`: the parent of this response's span
+    pub(crate) trace_parent: Option<crate::trace_context::TraceContext>,
 }
 
 /// Why a body is answered 400 before anything else happens
@@ -80,6 +82,7 @@ pub(crate) fn parse_request(body: Bytes) -> Result<HttpRequest, BodyError> {
     let mut background = false;
     let mut prompt_cache_key = None;
     let mut stream_id = false;
+    let mut trace_parent = None;
     while let Some(member) = scan.next_member().map_err(BodyError::Invalid)? {
         let (key, value) = (member.key, member.value);
         if key.eq_text(b"model") {
@@ -96,6 +99,8 @@ pub(crate) fn parse_request(body: Bytes) -> Result<HttpRequest, BodyError> {
             prompt_cache_key = string_bytes(&body, &value);
         } else if key.eq_text(b"stream_id") {
             stream_id = true;
+        } else if key.eq_text(b"client_metadata") {
+            trace_parent = crate::trace_context::from_client_metadata(&value);
         }
     }
     if stream_id {
@@ -112,6 +117,7 @@ pub(crate) fn parse_request(body: Bytes) -> Result<HttpRequest, BodyError> {
         stream,
         background,
         prompt_cache_key,
+        trace_parent,
     })
 }
 

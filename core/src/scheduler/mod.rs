@@ -84,7 +84,10 @@ use std::time::{Duration, Instant};
 
 pub use account::{AccountSpec, AccountView, Health};
 pub use decision::{Choice, Decision, Layer, Reject, ScheduleRequest};
-pub use retry::{FailureKind, GiveUpReason, Pinning, RetryDecision, RetryPhase, RetryState};
+pub use retry::{
+    FailureKind, GiveUpReason, MAX_RETRY_NOTES, Pinning, RetryDecision, RetryNote, RetryPhase,
+    RetryState,
+};
 
 use crate::AccountId;
 use crate::config::SchedulerConfig;

@@ -163,6 +163,23 @@ pub enum RetryPhase {
     GaveUp(GiveUpReason),
 }
 
+/// One retry decided for a response: an event on its span
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryNote {
+    /// When the attempt failed
+    pub at: Instant,
+    /// The account of the failed attempt
+    pub account: AccountId,
+    /// What failed
+    pub failure: FailureKind,
+    /// Whether the next attempt goes to another account (a failover)
+    pub switch_account: bool,
+}
+
+/// Retries a response remembers for its span; later ones are counted in
+/// [`RetryState::retries`] but not noted
+pub const MAX_RETRY_NOTES: usize = 16;
+
 /// Retry and failover bookkeeping of one response
 #[derive(Clone, Debug)]
 pub struct RetryState {
@@ -179,6 +196,8 @@ pub struct RetryState {
     /// Consecutive lost-connection / dial failures on the current account
     transient_on_current: u32,
     phase: RetryPhase,
+    /// The first [`MAX_RETRY_NOTES`] retries, for the response's span
+    notes: Vec<RetryNote>,
 }
 
 impl RetryState {
@@ -201,6 +220,7 @@ impl RetryState {
             switches: 0,
             transient_on_current: 0,
             phase: RetryPhase::Attempting,
+            notes: Vec::new(),
         }
     }
 
@@ -221,6 +241,14 @@ impl RetryState {
         self.phase = match decision {
             RetryDecision::RetryAt { at, switch_account } => {
                 self.retries += 1;
+                if self.notes.len() < MAX_RETRY_NOTES {
+                    self.notes.push(RetryNote {
+                        at: now,
+                        account: self.current,
+                        failure,
+                        switch_account,
+                    });
+                }
                 if switch_account {
                     self.switches += 1;
                     self.tried.push(self.current);
@@ -264,6 +292,11 @@ impl RetryState {
     /// Retries decided so far (not counting the first attempt)
     pub fn retries(&self) -> u32 {
         self.retries
+    }
+
+    /// The retries decided so far (the first [`MAX_RETRY_NOTES`]), oldest first
+    pub fn notes(&self) -> &[RetryNote] {
+        &self.notes
     }
 
     /// Account switches decided so far

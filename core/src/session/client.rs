@@ -28,7 +28,7 @@ pub(super) enum ContinuationCheck {
 impl Session {
     /// Takes a client create: every create gets a turn and, later, exactly one outcome
     /// (sent and ended, refused, or dropped when the client leaves)
-    pub(super) fn accept_create(&mut self, frame: Bytes, req: ClientRequest) {
+    pub(super) fn accept_create(&mut self, now: Instant, frame: Bytes, req: ClientRequest) {
         let turn = self.alloc_turn();
         let (lane, lane_ok) = match req.stream_id {
             StreamIdField::Absent => (None, true),
@@ -55,6 +55,8 @@ impl Session {
             slot: SlotState::None,
             retry: None,
             not_before: None,
+            accepted_at: now,
+            trace_parent: req.trace_parent,
         };
         let held = self.cfg.session.max_held_creates_per_session;
         let refusal = if self.shutting_down {

@@ -34,8 +34,9 @@ pub use crate::pool::Lease;
 use crate::conn::UpstreamConn;
 use crate::event::{ClientEventKind, classify_client_event};
 use crate::rng::Jitter;
-use crate::scheduler::RetryState;
+use crate::scheduler::{RetryNote, RetryState};
 use crate::timer::{TimerName, TimerTable};
+use crate::trace_context::TraceContext;
 use crate::{AccountId, Config, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};
 use client::ContinuationCheck;
 
@@ -121,6 +122,10 @@ struct PendingCreate {
     retry: Option<RetryState>,
     /// A retry waits for its back-off before going out again
     not_before: Option<Instant>,
+    /// The create arrived (its span starts here)
+    accepted_at: Instant,
+    /// Its `client_metadata.traceparent`
+    trace_parent: Option<TraceContext>,
 }
 
 /// A create sent upstream and not ended
@@ -139,6 +144,10 @@ struct TurnState {
     /// An `error` event that must move the create to a fresh conn instead of reaching the client
     requeue: bool,
     successor: bool,
+    /// What its report carries for the response's span
+    accepted_at: Instant,
+    trace_parent: Option<TraceContext>,
+    retries: Vec<RetryNote>,
 }
 
 /// A response that ended in this session
@@ -266,7 +275,7 @@ impl Session {
             }
         };
         match req.kind {
-            ClientEventKind::ResponseCreate => self.accept_create(frame, req),
+            ClientEventKind::ResponseCreate => self.accept_create(now, frame, req),
             ClientEventKind::ResponseSteer | ClientEventKind::ResponseInject => {
                 self.forward_steer(now, frame, req)
             }

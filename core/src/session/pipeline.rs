@@ -276,12 +276,20 @@ impl Session {
             head.previous.clone(),
             frame,
         );
+        let retries = head
+            .retry
+            .as_ref()
+            .map(|r| r.notes().to_vec())
+            .unwrap_or_default();
         self.turns.push(TurnState {
             turn: head.turn,
             conn: conn.id(),
             account,
             models,
             client_model,
+            accepted_at: head.accepted_at,
+            trace_parent: head.trace_parent,
+            retries,
             retry: Some(head),
             requeue: false,
             successor: false,

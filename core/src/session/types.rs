@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::conn::{CompatKey, Outcome, Release, UpstreamTransmit};
 use crate::event::Usage;
+use crate::scheduler::RetryNote;
+use crate::trace_context::TraceContext;
 use crate::{AccountId, ConnId, Lane, ResponseId, TurnId};
 
 /// A frame for one of the session's two hops
@@ -311,6 +313,16 @@ pub struct ResponseReport {
     /// The model as the client named it (before any account model map), for per-model
     /// metrics; `None` when unknown (e.g. an automatic successor of an unnamed model)
     pub model: Option<Bytes>,
+    /// The model sent upstream when the account's model map renamed it (else the client's)
+    pub upstream_model: Option<Bytes>,
+    /// The create arrived from the client (before any retry): the start of its span
+    pub accepted_at: Instant,
+    /// The client's trace context from the create's `client_metadata.traceparent`; the
+    /// shell falls back to the upgrade's or POST's `traceparent` header
+    pub trace_parent: Option<TraceContext>,
+    /// Retries and failovers before the attempt that ended (the first
+    /// [`MAX_RETRY_NOTES`](crate::scheduler::MAX_RETRY_NOTES))
+    pub retries: Vec<RetryNote>,
     /// Create sent → first event
     pub time_to_first_event: Option<Duration>,
     /// Create sent → end

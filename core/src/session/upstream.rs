@@ -50,7 +50,7 @@ impl Session {
         let out = match owner {
             Owner::Response { turn, first } => {
                 if first && !self.turns.iter().any(|t| t.turn == turn) {
-                    self.adopt_successor(turn, conn_id);
+                    self.adopt_successor(now, turn, conn_id);
                 }
                 let Some(state) = self.turns.iter_mut().find(|t| t.turn == turn) else {
                     return;
@@ -93,15 +93,17 @@ impl Session {
     }
 
     /// An automatic successor after a steer: a response no client create asked for
-    fn adopt_successor(&mut self, turn: TurnId, conn: ConnId) {
+    fn adopt_successor(&mut self, now: Instant, turn: TurnId, conn: ConnId) {
         let Some(admission) = &self.admission else {
             return;
         };
-        let (models, client_model) = self
+        let (models, client_model, trace_parent) = self
             .turns
             .iter()
             .find(|t| t.conn == conn)
-            .map_or((None, None), |t| (t.models.clone(), t.client_model.clone()));
+            .map_or((None, None, None), |t| {
+                (t.models.clone(), t.client_model.clone(), t.trace_parent)
+            });
         self.turns.push(TurnState {
             turn,
             conn,
@@ -111,6 +113,9 @@ impl Session {
             retry: None,
             requeue: false,
             successor: true,
+            accepted_at: now,
+            trace_parent,
+            retries: Vec::new(),
         });
     }
 
@@ -332,6 +337,10 @@ impl Session {
                 outcome: ended.outcome,
                 usage: ended.usage,
                 model: state.client_model.clone(),
+                upstream_model: state.models.as_ref().map(|(_, upstream)| upstream.clone()),
+                accepted_at: state.accepted_at,
+                trace_parent: state.trace_parent,
+                retries: state.retries.clone(),
                 time_to_first_event: ended
                     .first_event_at
                     .map(|t| t.saturating_duration_since(ended.sent_at)),
