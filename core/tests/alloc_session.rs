@@ -1,5 +1,6 @@
 //! The per-event path allocates nothing: a thread-local counting allocator around
-//! `Session::handle_upstream_frame` → `poll_*` in steady state.
+//! `Session::handle_upstream_frame` → `poll_*` in steady state; and after the client left,
+//! neither path (session, HTTP turn) spends a rewrite on events nobody will read.
 //!
 //! This file is its own test binary so its global allocator affects nothing else; the counter
 //! is thread-local so other test threads cannot disturb it.
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wsv2_core::conn::{CompatKey, ConnRecord};
+use wsv2_core::control::SessionInfo;
+use wsv2_core::http::{HttpAdmission, HttpInput, HttpTurn};
+use wsv2_core::resolver::Transport;
 use wsv2_core::session::{Admission, Lease, ModelMap, Session, SessionCommand};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
@@ -169,4 +173,103 @@ fn the_counter_sees_allocations() {
     let v = std::hint::black_box(vec![1u8; 64]);
     assert!(allocations() > before, "the counting allocator works");
     drop(v);
+}
+
+/// An `in_progress` event naming `model` (a model-bearing event, rewritten when it carries the
+/// account's upstream name)
+fn in_progress(model: &str) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"type":"response.in_progress","response":{{"id":"resp_1","object":"response","status":"in_progress","model":"{model}","output":[]}}}}"#
+    ))
+}
+
+/// Counts the allocations of handling `frame` on conn c1 and draining the session's outputs
+fn count_handling(session: &mut Session, now: Instant, frame: Bytes) -> usize {
+    // `frame` is built by the caller: its own allocation is not counted.
+    let before = allocations();
+    session.handle_upstream_frame(now, ConnId(1), frame);
+    drain(session);
+    allocations() - before
+}
+
+#[test]
+fn a_session_draining_after_its_client_left_rewrites_nothing() {
+    let map = ModelMap::new([("gpt-test".to_owned(), "gpt-test-2026".to_owned())]);
+    let (mut s, t0) = steady_session(map, None);
+    assert!(
+        count_handling(&mut s, t0, in_progress("gpt-test-2026")) > 0,
+        "while the client is there the event is rewritten (the counter sees it)"
+    );
+    s.handle_client_gone(t0);
+    drain(&mut s);
+    assert_eq!(
+        count_handling(&mut s, t0, in_progress("gpt-test-2026")),
+        0,
+        "no rewrite after the client left"
+    );
+}
+
+/// Drains every output of an HTTP turn the way its task does
+fn drain_http(turn: &mut HttpTurn) {
+    while turn.poll_transmit().is_some() {}
+    while turn.poll_command().is_some() {}
+    while turn.poll_event().is_some() {}
+    let _ = turn.poll_timeout();
+}
+
+#[test]
+fn an_http_turn_draining_after_its_client_left_rewrites_nothing() {
+    let t0 = Instant::now();
+    let account = AccountId(1);
+    let body = Bytes::from_static(br#"{"model":"gpt-test","input":"hi","stream":true}"#);
+    let cfg = Arc::new(Config::default());
+    let mut turn = HttpTurn::new(SessionId(1), cfg, t0, body, SessionInfo::default());
+    let compat = CompatKey::plain(account);
+    let map = ModelMap::new([("gpt-test".to_owned(), "gpt-test-2026".to_owned())]);
+    turn.handle_control(
+        t0,
+        HttpInput::Admission(HttpAdmission {
+            account,
+            max_concurrency: 8,
+            compat: compat.clone(),
+            model_map: Arc::new(map),
+            transport: Transport::WsV2,
+            connection_local: false,
+            preferred: None,
+        }),
+    );
+    turn.handle_control(
+        t0,
+        HttpInput::Lease(Lease {
+            holder: SessionId(1),
+            record: ConnRecord::new(ConnId(1), compat, t0),
+            fresh: true,
+            preferred_hit: false,
+        }),
+    );
+    turn.handle_control(t0, HttpInput::SlotGranted);
+    drain_http(&mut turn);
+    assert_eq!(turn.conn().map(|c| c.unfinished()), Some(1), "create sent");
+    turn.handle_upstream_frame(
+        t0,
+        ConnId(1),
+        Bytes::from_static(
+            br#"{"type":"response.created","response":{"id":"resp_1","model":"gpt-test-2026"}}"#,
+        ),
+    );
+    drain_http(&mut turn);
+    let count = |turn: &mut HttpTurn| {
+        let frame = in_progress("gpt-test-2026");
+        let before = allocations();
+        turn.handle_upstream_frame(t0, ConnId(1), frame);
+        drain_http(turn);
+        allocations() - before
+    };
+    assert!(
+        count(&mut turn) > 0,
+        "while the client is there the event is rewritten (the counter sees it)"
+    );
+    turn.handle_client_gone(t0);
+    drain_http(&mut turn);
+    assert_eq!(count(&mut turn), 0, "no rewrite after the client left");
 }

@@ -339,3 +339,32 @@ fn client_gone_mid_stream_drains_to_the_terminal_and_releases_clean() {
         gw.trace()
     );
 }
+
+#[test]
+fn client_gone_while_the_create_is_written_abandons_the_write_at_once() {
+    let mut gw = Gw::new(vec![account(1, false)]);
+    let id = gw.post(1, body(true, true, None));
+    let conn = gw.conn_of(id);
+    gw.gone(id);
+    // The create may still be in the conn's writer (upstream not reading): the turn has the
+    // shell cancel it rather than wait out `upstream.write_timeout`.
+    assert!(
+        gw.commands
+            .iter()
+            .any(|(s, c)| *s == id && *c == HttpCommand::AbandonWrites { conn }),
+        "{:?}",
+        gw.commands
+    );
+    gw.write_abandoned(id, true);
+    assert!(
+        gw.events
+            .iter()
+            .any(|(s, e)| *s == id && *e == HttpEvent::Finished),
+        "the turn ends without any timer"
+    );
+    assert_eq!(
+        releases(&gw, id),
+        vec![(false, None)],
+        "a half-written frame leaves the conn unusable"
+    );
+}

@@ -116,6 +116,7 @@ impl Control {
                 self.bind_response(now, group.as_deref(), &response, account, at);
             }
             HttpCommand::Close => self.close_http(now, id),
+            HttpCommand::AbandonWrites { .. } => {} // the shell's
         }
         self.pump(now);
     }

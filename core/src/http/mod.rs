@@ -314,6 +314,10 @@ impl HttpTurn {
             self.phase = HttpPhase::Draining;
             if let Some(conn) = self.conn.as_mut() {
                 conn.set_reading(now, true);
+                // A create still being written (upstream not reading) must not hold the turn
+                // for the write timeout: the shell cancels it and reports the abandoned write.
+                self.commands
+                    .push_back(HttpCommand::AbandonWrites { conn: conn.id() });
             }
             self.timers
                 .set(TurnTimer::Drain, now + self.cfg.session.drain_timeout);

@@ -43,6 +43,11 @@ impl HttpTurn {
             }
             _ => return,
         }
+        if self.phase == HttpPhase::Draining {
+            // The client left: the response is read to its terminal for the conn and the usage
+            // (both taken by the conn machine), and nothing else is done for it (no rewrite).
+            return;
+        }
         if kind == ServerEventKind::Error {
             // Its answer depends on whether the attempt is retried: decided when it ends.
             self.last_error = Some(frame);
@@ -66,7 +71,7 @@ impl HttpTurn {
                 self.final_response = response_object(&frame);
             }
             HttpPhase::Streaming => self.write_sse(&frame),
-            _ => {} // draining: read to the terminal, write nothing
+            _ => {}
         }
     }
 

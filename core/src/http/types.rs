@@ -125,6 +125,12 @@ pub enum HttpCommand {
         /// The chain to hold it for
         hold: Option<ResponseId>,
     },
+    /// Abandon any write in flight on `conn` (the client left); the shell performs it and
+    /// reports it with `handle_upstream_write_abandoned` — not a command for the control plane
+    AbandonWrites {
+        /// The conn
+        conn: ConnId,
+    },
     /// Record `response` → account (and locally → conn, lane, store)
     Bind {
         /// The response

@@ -132,6 +132,20 @@ impl Gw {
         self.run();
     }
 
+    /// The shell abandoned the write in flight on the conn of request `id` (`started`: part of
+    /// it went out)
+    pub fn write_abandoned(&mut self, id: SessionId, started: bool) {
+        let conn = self.conn_of(id);
+        self.trace.push(format!(
+            "{id} <- upstream {conn} write abandoned started={started}"
+        ));
+        self.turns
+            .get_mut(&id)
+            .unwrap()
+            .handle_upstream_write_abandoned(self.now, conn, started);
+        self.run();
+    }
+
     pub fn gone(&mut self, id: SessionId) {
         self.trace.push(format!("{id} <- client gone"));
         self.turns
@@ -477,6 +491,7 @@ fn command_summary(c: &HttpCommand) -> String {
             ..
         } => format!("bind {} {account} {conn} store={store}", response.as_str()),
         HttpCommand::Close => "close".to_owned(),
+        HttpCommand::AbandonWrites { conn } => format!("abandon writes {conn}"),
     }
 }
 

@@ -472,6 +472,10 @@ impl HttpTask {
     }
 
     async fn route_command(&mut self, cmd: HttpCommand) {
+        if let HttpCommand::AbandonWrites { conn } = cmd {
+            self.held.abandon_writes(conn);
+            return;
+        }
         if let HttpCommand::Release { release, hold } = cmd {
             let conn = release.record.id;
             // The release reaches the control task before any report the reader sends it
