@@ -6,21 +6,21 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use wsv2_core::file_config::GatewayConfig;
-use wsv2_mock::{CloseSide, MockConfig, Record};
+use wsv2_mock::{MockConfig, Record};
 
 use crate::support::Shell;
-use crate::support::common::{LogCapture, Setup, single_conn};
-use crate::support::http::{CLIENT_KEY, base, body, post, scrape, series};
+use crate::support::common::{
+    LogCapture, Setup, only_cancellation_ends_writes, wait_for_upstream_write,
+};
+use crate::support::http::{base, body, post, raw_post, scrape, series};
 
 shell_tests! {
     a_client_gone_mid_stream_drains_records_usage_and_leaves_the_conn_reusable,
     a_blocked_upstream_write_is_abandoned_when_the_http_client_leaves,
 }
 
-/// Long enough that no timer of the gateway can be what ended a wait in these tests
-const NEVER: Duration = Duration::from_secs(600);
 /// How long a test waits for an event before it fails
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -42,19 +42,14 @@ async fn a_client_gone_mid_stream_drains_records_usage_and_leaves_the_conn_reusa
     let gw = shell.start(c).await.expect("gateway");
 
     // A raw client: POST a streamed turn, read until the first SSE event, then vanish.
-    let request = body(
-        "leave early",
-        json!({"stream": true, "metadata": {"mock_deltas": 100}}),
+    let mut tcp = raw_post(
+        gw.addr,
+        &body(
+            "leave early",
+            json!({"stream": true, "metadata": {"mock_deltas": 100}}),
+        ),
     )
-    .to_string();
-    let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let head = format!(
-        "POST /v1/responses HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {CLIENT_KEY}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        request.len()
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
+    .await;
     let mut seen = Vec::new();
     let mut chunk = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("event: response.output_text.delta") {
@@ -134,80 +129,34 @@ async fn a_blocked_upstream_write_is_abandoned_when_the_http_client_leaves(shell
     let mut logs = LogCapture::start();
     let setup = Setup::new(shell, |c| {
         c.listen = "127.0.0.1:0".parse().expect("addr");
-        single_conn(c);
-        // No gateway timer may be what ends the blocked write: only the cancellation.
-        c.core.upstream.write_timeout = NEVER;
-        c.core.upstream.read_timeout = NEVER;
-        c.core.upstream.ping_interval = NEVER;
-        c.core.upstream.pong_timeout = NEVER;
-        c.core.session.drain_timeout = NEVER;
+        only_cancellation_ends_writes(c);
     })
     .await;
     let addr = setup.gateway.addr;
     // The turn completes, then the mock stops reading this conn until the test resumes it (after
     // the next request was served).
-    let (status, text) = post(
-        &base(addr),
-        &body(
-            "then deaf",
-            json!({"metadata": {"mock_fault": "stop_reading"}}),
-        ),
-    )
-    .await;
+    let deaf = body(
+        "then deaf",
+        json!({"metadata": {"mock_fault": "stop_reading"}}),
+    );
+    let (status, text) = post(&base(addr), &deaf).await;
     assert_eq!(status, 200, "{text}");
 
     // 15 MiB cannot fit in the loopback socket buffers (≤ 4 MiB send side): the upstream write
     // blocks while the mock is not reading.
     let big = "x".repeat(15 * 1024 * 1024);
-    let request = body(&big, json!({"stream": true})).to_string();
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /v1/responses HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {CLIENT_KEY}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        request.len()
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let started = logs
-        .wait_for(WAIT, |l| {
-            l.contains("upstream write")
-                && l.split("bytes=")
-                    .nth(1)
-                    .and_then(|v| v.split_whitespace().next())
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .is_some_and(|b| b > big.len())
-        })
-        .await;
-    assert!(
-        started.is_some(),
-        "the big create's upstream write started:\n{}",
-        logs.lines().join("\n")
-    );
+    let tcp = raw_post(addr, &body(&big, json!({"stream": true}))).await;
+    wait_for_upstream_write(&mut logs, big.len()).await;
     drop(tcp); // the client leaves while the write is blocked
 
     // The conn is gone at the gateway at once: with one conn per account, the next request can
     // only be served by a fresh dial, and it is served while the mock is still not reading conn 1.
-    let (status, text) = tokio::time::timeout(WAIT, post(&base(addr), &body("next", json!({}))))
+    let (url, next) = (base(addr), body("next", json!({})));
+    let (status, text) = tokio::time::timeout(WAIT, post(&url, &next))
         .await
         .expect("the next request is served without waiting for the blocked write");
     assert_eq!(status, 200, "{text}");
     assert_eq!(setup.handshakes(), [1, 2]);
     setup.mock.resume_reading();
-
-    // When the mock reads conn 1 again it finds the abandoned frame's head and the socket's end.
-    let closed = setup
-        .mock
-        .wait_for_record(WAIT, |r| matches!(r, Record::Close { conn: 1, .. }))
-        .await
-        .expect("the mock saw conn 1 end");
-    assert_eq!(
-        closed,
-        Record::Close {
-            conn: 1,
-            by: CloseSide::Client,
-            code: None
-        }
-    );
-    let conn1_frames = setup.frames().iter().filter(|(c, _)| *c == 1).count();
-    assert_eq!(conn1_frames, 1, "the abandoned create never arrived whole");
+    setup.assert_conn_1_abandoned_mid_frame().await;
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 use wsv2_core::file_config::GatewayConfig;
-use wsv2_mock::{MockConfig, MockHandle, Record};
+use wsv2_mock::{CloseSide, MockConfig, MockHandle, Record};
 use wsv2_tests::client::{Credentials, WsClient};
 
 use super::{GatewayHandle, Shell};
@@ -235,5 +235,62 @@ impl LogCapture {
             }
         };
         tokio::time::timeout(timeout, search).await.ok()
+    }
+}
+
+/// Gateway settings under which only a cancellation can end a blocked upstream write: one conn
+/// per account and no timer (write, read, ping, drain) that could fire during a test
+pub fn only_cancellation_ends_writes(c: &mut GatewayConfig) {
+    const NEVER: std::time::Duration = std::time::Duration::from_secs(600);
+    single_conn(c);
+    c.core.upstream.write_timeout = NEVER;
+    c.core.upstream.read_timeout = NEVER;
+    c.core.upstream.ping_interval = NEVER;
+    c.core.upstream.pong_timeout = NEVER;
+    c.core.session.drain_timeout = NEVER;
+}
+
+/// Waits for the gateway's log line of an upstream write of more than `bytes` bytes
+pub async fn wait_for_upstream_write(logs: &mut LogCapture, bytes: usize) {
+    let started = logs
+        .wait_for(std::time::Duration::from_secs(10), |l| {
+            l.contains("upstream write")
+                && l.split("bytes=")
+                    .nth(1)
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .is_some_and(|b| b > bytes)
+        })
+        .await;
+    assert!(
+        started.is_some(),
+        "an upstream write of more than {bytes} bytes started:\n{}",
+        logs.lines().join("\n")
+    );
+}
+
+impl Setup {
+    /// After [`MockHandle::resume_reading`]: the mock finds conn 1 ended by the gateway without
+    /// a close frame (the framing could not be trusted after a half-written frame), and only
+    /// one frame on it; returns the records up to then
+    pub async fn assert_conn_1_abandoned_mid_frame(&self) -> Vec<Record> {
+        let closed = self
+            .mock
+            .wait_for_record(std::time::Duration::from_secs(10), |r| {
+                matches!(r, Record::Close { conn: 1, .. })
+            })
+            .await
+            .expect("the mock saw conn 1 end");
+        assert_eq!(
+            closed,
+            Record::Close {
+                conn: 1,
+                by: CloseSide::Client,
+                code: None
+            }
+        );
+        let conn1_frames = self.frames().iter().filter(|(c, _)| *c == 1).count();
+        assert_eq!(conn1_frames, 1, "the abandoned create never arrived whole");
+        self.mock.records()
     }
 }

@@ -165,3 +165,18 @@ pub async fn binding_written(url: &str, id: &str) -> String {
         tokio::task::yield_now().await;
     }
 }
+
+/// A raw client: POSTs `body` with the client key and returns the open socket (to read the
+/// answer by hand, or to drop it mid-request)
+pub async fn raw_post(addr: SocketAddr, body: &Value) -> tokio::net::TcpStream {
+    let request = body.to_string();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/responses HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {CLIENT_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        request.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    tcp
+}
