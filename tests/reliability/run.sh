@@ -4,7 +4,7 @@
 # workload and shell, then RELIABILITY.md generated from it (tables, soak plots as SVG).
 #
 #   tests/reliability/run.sh [--smoke | --medium] [--out DIR] [--shells tokio,smol]
-#                            [--workloads 1,2,3,4] [--faults a,b] [--soak DUR] [--no-tls]
+#                            [--workloads 1,2,3,4,5,6] [--faults a,b] [--soak DUR] [--no-tls]
 #
 # Workloads (pass rules in RELIABILITY.md):
 #   1 integrity  N sessions × T turns at once, mixed: default lane store:false chains, 3 named
@@ -12,9 +12,13 @@
 #   2 storm      N sessions opening at once on a cold pool, then SIGTERM, a new gateway on the
 #                same port and every client reconnecting at once
 #   3 faults     sessions under load, each fault injected mid-run then cleared (the mock's
-#                runtime switches through its admin port; a mock restart)
+#                runtime switches through its admin port; a mock restart; `wsv2-reliability
+#                relay` in front of the mock for TLS, as the account's CONNECT proxy, and in
+#                front of a private redis-server; clients of the load misbehaving; a SIGTERM
+#                and a new gateway on the same port); --faults picks rows by name
 #   4 soak       mixed load with a fault every few seconds for --soak DUR, sampling RSS, fds,
 #                threads and pool gauges
+#   5, 6         the fuzz smoke, hostile-input and security tests (full and medium runs)
 # The mock runs as a real upstream would: 200 ms handshake delay, TLS (a CA and leaf generated
 # with openssl at start, trusted through the gateway's tls_ca_file), short lifetime.
 #
@@ -28,7 +32,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-mode=full out="" shells="tokio,smol" workloads="1,2,3,4" soak="" tls=1 only_faults=""
+mode=full out="" shells="tokio,smol" workloads="1,2,3,4,5,6" soak="" tls=1 only_faults=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) mode=smoke ;;
@@ -164,8 +168,10 @@ write_conf() {
   cap=$((sessions * 3 / 2 + 100))
   {
     echo "listen = \"127.0.0.1:${gateway_port:-0}\""
-    echo "admin_listen = \"127.0.0.1:0\""
+    echo "admin_listen = \"127.0.0.1:${admin_port:-0}\""
     [ "$tls" = 1 ] && echo "tls_ca_file = \"$work/ca.pem\""
+    # Top-level keys of a workload-3 row (redis_url).
+    [ -z "${top_toml:-}" ] || printf '%s\n' "$top_toml"
     cat <<TOML
 
 [[client_keys]]
@@ -176,11 +182,13 @@ max_sockets = $((sessions * 4 + 100))
 id = 1
 name = "mock"
 token = "$token"
-base_url = "$mock_url"
+base_url = "${base_url:-$mock_url}"
 concurrency = $cap
+${account_toml:-}
 
 [session]
 inter_turn_idle_timeout = "1h"
+${session_toml:-}
 
 [pool]
 max_conns_per_account = $cap
@@ -206,6 +214,41 @@ start_gateway() {
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
+# free_port: a TCP port nothing listens on (for processes restarted on the same port).
+free_port() {
+  local port=$((20000 + RANDOM % 20000))
+  while [ -n "$(ss -Htln "sport = :$port")" ]; do port=$((20000 + RANDOM % 20000)); done
+  echo "$port"
+}
+
+# start_relay NAME FLAGS...: workload 3's TCP relay with fault switches (see `wsv2-reliability
+# relay --help`); sets relay_addr, relay_admin.
+start_relay() {
+  local name=$1
+  shift
+  spawn "$name" "$bin/wsv2-reliability" relay --admin 127.0.0.1:0 "$@"
+  relay_addr=${spawned_url#tcp://} relay_admin=$spawned_admin
+}
+
+# redis_cmd PORT: a private redis-server on PORT, nothing persisted.
+redis_cmd() { echo "redis-server --port $1 --bind 127.0.0.1 --save '' --appendonly no --daemonize no"; }
+
+# start_redis NAME: sets redis_port, redis_pid once it answers PING.
+start_redis() {
+  redis_port=$(free_port)
+  eval "$(redis_cmd "$redis_port")" >>"$work/$1.log" 2>&1 &
+  redis_pid=$!
+  # Killed on purpose by redis_restart: no job notice.
+  disown "$redis_pid"
+  pids+=("$redis_pid")
+  for _ in $(seq 1 100); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return
+    sleep 0.05
+  done
+  echo "redis-server did not start on $redis_port" >&2
+  exit 1
+}
+
 IFS=, read -r -a shell_list <<<"$shells"
 
 # --- workload 1: integrity under load ----------------------------------------------------------
@@ -230,8 +273,7 @@ if wants 2; then
     log "workload 2 (storm): $shell, $w2_sessions sessions at once, then a SIGTERM restart"
     start_mock "w2-$shell-mock"
     # A fixed port, so the restarted gateway is where the clients reconnect.
-    gateway_port=$((20000 + RANDOM % 20000))
-    while [ -n "$(ss -Htln "sport = :$gateway_port")" ]; do gateway_port=$((20000 + RANDOM % 20000)); done
+    gateway_port=$(free_port)
     # Cold pool: no warm idle conns.
     write_conf "$work/w2-$shell.toml" "$w2_sessions" "min_idle_per_account = 0"
     start_gateway "$shell" "w2-$shell" "$work/w2-$shell.toml"
@@ -280,23 +322,68 @@ server_error_cooldown = \"2s\""
 # + the wait for a conn (pool.session_acquire_wait, 2 s) + the slow fault's own delay (2 s).
 w3_deadline=$((2 * w3_ping + 3 + 5 + 2 + 2))s
 w3_faults=(drop_mid_stream error_429 error_500 refuse_401 refuse_426 refuse_429 refuse_500
-  upstream_restart lifetime blackhole slow sighup)
+  upstream_restart lifetime blackhole slow sighup tls_failure proxy_failure redis_closed
+  redis_silent redis_restart clients_vanish clients_stop_reading sigterm)
 
 # w3_row SHELL FAULT: one row with a fresh mock and gateway.
 w3_row() {
-  local shell=$1 fault=$2 inject="" clear="" at=$w3_at mock_flags=()
+  local shell=$1 fault=$2 inject="" clear="" at=$w3_at clear_at=$w3_clear mock_flags=()
   local admin_post="curl -sf -o /dev/null -X POST"
-  local toml=$w3_toml permanent=()
+  local toml=$w3_toml permanent=() client_fault=()
+  local base_url="" account_toml="" top_toml="" session_toml="" gateway_port="" admin_port=""
+  local relay_pid="" relay_addr="" relay_admin="" redis_pid="" redis_port=""
+  local restarted=$work/w3-$shell-restarted.pid
+  if [[ "$fault" == redis_* ]] && ! command -v redis-server >/dev/null; then
+    log "workload 3: $shell $fault: skipped (no redis-server on PATH)"
+    return
+  fi
   if [ "$fault" = lifetime ]; then
     # Upstream's 60-minute limit at 4 s, the gateway retiring conns at 3 s (upstream.max_age,
     # 55m against 60m by default); idle sockets get the limit error unsolicited.
     mock_flags=(--lifetime 4s --unsolicited-limit) permanent=(--permanent)
     toml=${toml/\[upstream\]/[upstream]$'\n'max_age = \"3s\"}
   fi
+  [ "$fault" = clients_stop_reading ] && mock_flags=(--delta-bytes 1024)
   start_mock "w3-$shell-$fault-mock" "${mock_flags[@]}"
+  case "$fault" in
+    tls_failure)
+      # The account dials the mock through the relay; failing, it answers each new TCP connection
+      # with plain-text garbage, a close or silence, so the gateway's TLS handshake fails (open
+      # conns are cut, so the pool redials into it).
+      start_relay "w3-$shell-$fault-relay" --to "127.0.0.1:$mock_port"
+      relay_pid=$spawned_pid base_url=${mock_url/:$mock_port/:${relay_addr#*:}} ;;
+    proxy_failure)
+      # The account's HTTP CONNECT proxy; failing, it answers 502, 407, closes after the request
+      # head or stays silent, in turn (open tunnels are cut).
+      start_relay "w3-$shell-$fault-relay" --connect-proxy
+      relay_pid=$spawned_pid account_toml="proxy = \"http://$relay_addr\"" ;;
+    redis_*)
+      # Sticky bindings in a private redis-server, reached through the relay.
+      start_redis "w3-$shell-$fault-redis"
+      start_relay "w3-$shell-$fault-relay" --to "127.0.0.1:$redis_port"
+      relay_pid=$spawned_pid top_toml="redis_url = \"redis://$relay_addr\"" ;;
+    clients_vanish)
+      # Every third session drops its socket (or POST body) at a response's first delta, then
+      # reconnects.
+      client_fault=(--client-fault vanish) ;;
+    clients_stop_reading)
+      # Every ninth session asks for a response bigger than the socket buffers and the gateway's
+      # client write buffer (1024 deltas of 1 KiB) and stops reading it for 5 s: the gateway
+      # gives the client up after session.client_write_timeout (3 s here), or after
+      # session.blocked_client_timeout (1 s) when another create waits for its slots.
+      client_fault=(--client-fault stop_reading --stall 5s --stall-deltas 1024)
+      session_toml='client_write_buffer = 65536
+blocked_client_timeout = "1s"
+client_write_timeout = "3s"' ;;
+    sigterm)
+      # Fixed ports: the new gateway takes the old one's place (clients reconnect to it).
+      gateway_port=$(free_port) admin_port=$(free_port)
+      session_toml='shutdown_grace = "5s"
+shutdown_close_spread = "1s"' ;;
+  esac
   write_conf "$work/w3-$shell-$fault.toml" "$w3_sessions" "$toml"
   start_gateway "$shell" "w3-$shell-$fault" "$work/w3-$shell-$fault.toml"
-  local a="http://$mock_admin"
+  local a="http://$mock_admin" r="http://$relay_admin"
   case "$fault" in
     drop_mid_stream | error_429 | error_500 | blackhole)
       inject="$admin_post '$a/fault?name=$fault'" clear="$admin_post $a/clear" ;;
@@ -309,20 +396,43 @@ w3_row() {
       [ "$fault" = refuse_401 ] && clear="$clear && kill -HUP $gateway_pid" ;;
     upstream_restart)
       inject="kill -9 $mock_pid"
-      clear="$bin/wsv2-mock-upstream --listen 127.0.0.1:$mock_port --api-key $token --handshake-delay 200ms ${mock_tls[*]} >/dev/null 2>&1 & echo \$! >$work/w3-$shell-restarted.pid" ;;
+      clear="$bin/wsv2-mock-upstream --listen 127.0.0.1:$mock_port --api-key $token --handshake-delay 200ms ${mock_tls[*]} >/dev/null 2>&1 & echo \$! >$restarted" ;;
     lifetime) at=0s ;;   # all along: no injection, no clear
     sighup) inject="kill -HUP $gateway_pid" ;;
+    tls_failure | proxy_failure)
+      inject="$admin_post '$r/mode?name=fail'" clear="$admin_post '$r/mode?name=pass'" ;;
+    redis_closed)
+      inject="$admin_post '$r/mode?name=closed'" clear="$admin_post '$r/mode?name=pass'" ;;
+    redis_silent)
+      inject="$admin_post '$r/mode?name=silent'" clear="$admin_post '$r/mode?name=pass'" ;;
+    redis_restart)
+      inject="kill -9 $redis_pid"
+      clear="$(redis_cmd "$redis_port") >/dev/null 2>&1 & echo \$! >$restarted" ;;
+    sigterm)
+      # The clear comes right after the SIGTERM and waits (at most 10 s) for the old gateway to
+      # exit (in-flight responses end within session.shutdown_grace, 5 s here; idle sockets
+      # close within shutdown_close_spread, 1 s), then starts a new one: the row's recovery
+      # includes the drain.
+      clear_at=$(( ${w3_at%s} * 1000 + 500 ))ms
+      local cmd=("$bin/wsv2-gateway" serve --config "$work/w3-$shell-$fault.toml")
+      [ "$shell" = tokio ] || cmd=("$bin/wsv2-gateway-smol" serve --config "$work/w3-$shell-$fault.toml")
+      inject="kill -TERM $gateway_pid"
+      clear="for _ in \$(seq 1 200); do kill -0 $gateway_pid 2>/dev/null || break; sleep 0.05; done
+        RUST_LOG=warn ${cmd[*]} >>$work/w3-$shell-$fault-2.log 2>&1 & echo \$! >$restarted" ;;
   esac
   "$rel" fault --target "http://$gateway_addr/v1" --key "$key" --label "$shell" \
     --sessions "$w3_sessions" --duration "$w3_len" --metrics "$gateway_metrics" --event-timeout 20s \
-    --fault "$fault" --inject-at "$at" --inject "$inject" --clear-at "$w3_clear" --clear "$clear" \
-    --deadline "$w3_deadline" --quiet "$w3_quiet" "${permanent[@]}" --json "$out/w3-$shell-$fault.json" ||
+    --fault "$fault" --inject-at "$at" --inject "$inject" --clear-at "$clear_at" --clear "$clear" \
+    --deadline "$w3_deadline" --quiet "$w3_quiet" "${permanent[@]}" "${client_fault[@]}" \
+    --json "$out/w3-$shell-$fault.json" ||
     log "workload 3: $shell $fault: the row did not finish"
   stop "$gateway_pid"
   stop "$mock_pid"
-  if [ -f "$work/w3-$shell-restarted.pid" ]; then
-    kill "$(cat "$work/w3-$shell-restarted.pid")" 2>/dev/null || true
-    rm -f "$work/w3-$shell-restarted.pid"
+  [ -z "$relay_pid" ] || stop "$relay_pid"
+  [ -z "$redis_pid" ] || stop "$redis_pid"
+  if [ -f "$restarted" ]; then
+    kill "$(cat "$restarted")" 2>/dev/null || true
+    rm -f "$restarted"
   fi
 }
 
@@ -332,6 +442,13 @@ w3_shell() {
   trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
   for fault in "${w3_faults[@]}"; do
     [ -z "$only_faults" ] || [[ ",$only_faults," == *",$fault,"* ]] || continue
+    # The smoke leaves out rows whose injection path another row of it covers (--faults names
+    # them): tls_failure and redis_closed (relay switches, as proxy_failure and redis_silent),
+    # redis_restart (a kill and restart, as upstream_restart) and clients_stop_reading (slow:
+    # big responses, as the clients' other misbehaviour, clients_vanish).
+    if [ "$mode" = smoke ] && [ -z "$only_faults" ]; then
+      case "$fault" in tls_failure | redis_closed | redis_restart | clients_stop_reading) continue ;; esac
+    fi
     log "workload 3 (faults): $shell, $fault, $w3_sessions sessions"
     w3_row "$shell" "$fault"
   done
@@ -385,7 +502,9 @@ done
 {
   echo "## 5. Adversarial inputs and 6. security properties"
   echo
-  if [ "$mode" = smoke ]; then
+  if ! wants 5 && ! wants 6; then
+    echo "Not run (\`--workloads $workloads\`)."
+  elif [ "$mode" = smoke ]; then
     echo "Not run by this smoke: CI runs them in their own steps of \`scripts/test.sh\` (\`cargo test"
     echo "--workspace\` runs \`tests/harness/tests/shells/hostile_inputs.rs\` and \`security.rs\` on both"
     echo "shells and replays every fuzz regression; \`tests/fuzz/run.sh --smoke\` mutates the corpus)."

@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
@@ -19,6 +20,8 @@ use wsv2_tests::loadgen::LoadTarget;
 use wsv2_tests::reliability::faults::{self, FaultPlan};
 use wsv2_tests::reliability::load::{self, LoadPlan, parse_mix};
 use wsv2_tests::reliability::probe::{self, MockAdmin};
+use wsv2_tests::reliability::relay::{self, RelayPlan};
+use wsv2_tests::reliability::session::{ClientFault, ClientFaultSwitch};
 use wsv2_tests::reliability::soak::{self, SoakPlan};
 use wsv2_tests::reliability::storm::{self, StormPlan};
 
@@ -40,6 +43,9 @@ enum Command {
     Fault(FaultArgs),
     /// Workload 4: mixed load with periodic faults, sampling the gateway.
     Soak(SoakArgs),
+    /// Workload 3's TCP relay with fault switches (TLS, proxy and Redis rows): serves until
+    /// killed.
+    Relay(RelayArgs),
     /// RELIABILITY.md from a folder of results (meta.json, workload JSON, extra-*.md).
     Report {
         /// The folder the workloads wrote to.
@@ -160,6 +166,33 @@ struct FaultArgs {
     /// Clean service needed before the load stops to count as recovered.
     #[arg(long, value_parser = wsv2_mock::parse_duration, default_value = "2s")]
     quiet: Duration,
+    /// Clients misbehave between the injection and the clear: `vanish` (every third session
+    /// drops its socket or POST body at the first delta) or `stop_reading` (every ninth asks for
+    /// responses of --stall-deltas deltas and stops reading each for --stall).
+    #[arg(long)]
+    client_fault: Option<String>,
+    /// How long a `stop_reading` client does not read.
+    #[arg(long, value_parser = wsv2_mock::parse_duration, default_value = "5s")]
+    stall: Duration,
+    /// `metadata.mock_deltas` of the responses a `stop_reading` client stops reading.
+    #[arg(long, default_value_t = 4096)]
+    stall_deltas: u32,
+}
+
+#[derive(Debug, Args)]
+struct RelayArgs {
+    /// Where it listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// Where it forwards (HOST:PORT); a CONNECT proxy without it dials the requested authority.
+    #[arg(long)]
+    to: Option<String>,
+    /// Speak HTTP CONNECT to clients first (an outbound proxy).
+    #[arg(long)]
+    connect_proxy: bool,
+    /// The admin endpoint (`POST /mode?name=pass|closed|silent|fail`, `GET /state`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    admin: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -201,13 +234,25 @@ fn timed_load(target: &TargetArgs, load: &TimedLoadArgs) -> Result<LoadPlan, Fai
         deltas: target.deltas,
         event_timeout: target.event_timeout,
         first_session: 0,
+        client_fault: None,
     })
 }
 
 async fn run_fault(args: FaultArgs) -> Result<(), Failure> {
+    let mut load = timed_load(&args.target, &args.load)?;
+    load.client_fault = match args.client_fault.as_deref() {
+        None => None,
+        Some("vanish") => Some(ClientFault::Vanish),
+        Some("stop_reading") => Some(ClientFault::StopReading {
+            stall: args.stall,
+            deltas: args.stall_deltas,
+        }),
+        Some(other) => return Err(Failure::new(format!("unknown --client-fault {other:?}"))),
+    }
+    .map(|fault| Arc::new(ClientFaultSwitch::new(fault)));
     let plan = FaultPlan {
         fault: args.fault.clone(),
-        load: timed_load(&args.target, &args.load)?,
+        load,
         inject_at: args.inject_at,
         inject: args.inject.clone(),
         clear_at: args.clear_at,
@@ -275,6 +320,15 @@ async fn main() -> ExitCode {
         Command::Storm(args) => run_storm(args).await,
         Command::Fault(args) => run_fault(args).await,
         Command::Soak(args) => run_soak(args).await,
+        Command::Relay(args) => {
+            relay::run(RelayPlan {
+                listen: args.listen,
+                to: args.to,
+                connect_proxy: args.connect_proxy,
+                admin: args.admin,
+            })
+            .await
+        }
         Command::Report { dir, out } => {
             // SVGs stay beside the raw results; the report links them from where it is written.
             let beside = out.parent().is_some_and(|p| p == dir.as_path());
@@ -311,6 +365,7 @@ async fn run_load(args: LoadArgs) -> Result<(), Failure> {
         deltas: args.target.deltas,
         event_timeout: args.target.event_timeout,
         first_session: 0,
+        client_fault: None,
     };
     let result = load::run(&plan, Instant::now()).await;
     let settled = match &args.metrics {

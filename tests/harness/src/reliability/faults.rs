@@ -24,7 +24,8 @@ use crate::Failure;
 pub struct FaultPlan {
     /// Its name in the matrix.
     pub fault: String,
-    /// The load (its `duration` is the whole row).
+    /// The load (its `duration` is the whole row); its client fault, if any, is switched on at
+    /// `inject_at` and off at `clear_at`.
     pub load: LoadPlan,
     /// When the fault goes in.
     pub inject_at: Duration,
@@ -107,9 +108,15 @@ pub async fn run(plan: &FaultPlan) -> Result<FaultResult, Failure> {
     let mut commands = Vec::new();
     // Timed injection of the fault schedule: these sleeps are the schedule, not synchronisation.
     tokio::time::sleep_until((epoch + plan.inject_at).into()).await;
+    if let Some(switch) = &plan.load.client_fault {
+        switch.set(true);
+    }
     commands.push(shell(&plan.inject).await);
     tokio::time::sleep_until((epoch + plan.clear_at).into()).await;
     let cleared = epoch.elapsed();
+    if let Some(switch) = &plan.load.client_fault {
+        switch.set(false);
+    }
     commands.push(shell(&plan.clear).await);
     let load = load
         .await

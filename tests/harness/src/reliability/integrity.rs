@@ -47,6 +47,9 @@ pub enum Outcome {
     Broken(String),
     /// No event within the per-event deadline: a hang.
     Timeout,
+    /// The client itself gave the response up (a fault row's misbehaving client, by design):
+    /// how, as a bounded label.
+    Abandoned(String),
 }
 
 impl Outcome {
@@ -60,7 +63,7 @@ impl Outcome {
                 status.map_or("-".into(), |s| s.to_string()),
                 code.as_deref().unwrap_or("-")
             ),
-            Self::Broken(how) => how.clone(),
+            Self::Broken(how) | Self::Abandoned(how) => how.clone(),
             Self::Timeout => "timeout".into(),
         }
     }
@@ -81,6 +84,8 @@ pub struct Counts {
     pub broken: u64,
     /// No event within the deadline.
     pub timeouts: u64,
+    /// Given up by the client itself, by design (a fault row's misbehaving clients).
+    pub abandoned: u64,
     /// Events received.
     pub events: u64,
     /// Sequence numbers never received (in responses that reached a terminal).
@@ -113,6 +118,7 @@ impl Counts {
         self.failed_terminals += other.failed_terminals;
         self.broken += other.broken;
         self.timeouts += other.timeouts;
+        self.abandoned += other.abandoned;
         self.events += other.events;
         self.lost += other.lost;
         self.duplicated += other.duplicated;
@@ -152,6 +158,7 @@ impl Counts {
             Outcome::Error { .. } => self.error_events += 1,
             Outcome::Broken(_) => self.broken += 1,
             Outcome::Timeout => self.timeouts += 1,
+            Outcome::Abandoned(_) => self.abandoned += 1,
         }
         if *outcome != Outcome::Completed {
             self.reason(&outcome.reason(), 1);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use super::session::{self, Kind, Plan, Tally};
+use super::session::{self, ClientFaultSwitch, Kind, Plan, Tally};
 use crate::Failure;
 
 /// A load: `sessions` sessions at once, kinds dealt from `mix` in turn.
@@ -33,6 +33,8 @@ pub struct LoadPlan {
     pub event_timeout: Duration,
     /// First session number (keeps tags unique across runs against one gateway).
     pub first_session: u64,
+    /// Misbehaviour of some clients, switched by a fault row's schedule.
+    pub client_fault: Option<Arc<ClientFaultSwitch>>,
 }
 
 /// Parses a mix like `ws:4,lanes3:2,stored:1,http:1` (`lanesN`: N named lanes).
@@ -114,6 +116,7 @@ pub async fn run(plan: &LoadPlan, epoch: Instant) -> LoadResult {
                 until,
                 deltas: plan.deltas,
                 event_timeout: plan.event_timeout,
+                client_fault: plan.client_fault.clone(),
             };
             (kind, session::run(&session, epoch).await)
         });

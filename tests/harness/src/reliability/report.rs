@@ -393,11 +393,15 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
          design are counted in the non-completions column, not hidden: a refused 401 disables \
          its account until a reload (the row's clear sends SIGHUP); a `store:false` chain dies \
          with its upstream conn, so its next turn gets `previous_response_not_found` once (the \
-         client starts a new chain); a cooled-down account answers `no_account_available`.\n"
+         client starts a new chain); a cooled-down account answers `no_account_available`; \
+         responses the row's own clients give up (they vanish, or stop reading and are closed by \
+         the gateway) are listed there by how they ended and are no failure of the service \
+         (recovery ignores them). Baseline: the share of responses that failed before the fault \
+         (a loaded machine's errors by design).\n"
     );
     let _ = writeln!(
         md,
-        "| fault | shell | responses | completed | clear errors | broken | hung | max response ms | deadline ms | recovered | recovery ms | leaks after | non-completions |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| fault | shell | responses | completed | clear errors | broken | hung | max response ms | deadline ms | recovered | recovery ms | baseline failed % | leaks after | non-completions |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (name, what) in FAULTS {
         let Some(rows) = by_fault.get(name) else {

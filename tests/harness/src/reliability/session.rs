@@ -2,6 +2,8 @@
 //! chaining turns, or a chain of HTTP POSTs (SSE), every event checked by [`ResponseCheck`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Message;
@@ -19,6 +21,59 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Turns of one `previous_response_id` chain before a session starts a new one.
 const CHAIN_TURNS: usize = 25;
+
+/// One session in this many vanishes while a [`ClientFaultSwitch`] is on (every kind of the
+/// default mix gets some: kinds are dealt in turn over 8 sessions, and 3 and 9 are prime to 8).
+const VANISH_SHARE: u64 = 3;
+/// One session in this many stops reading (each asks for big responses: fewer of them).
+const STOP_READING_SHARE: u64 = 9;
+
+/// How a fault row's clients misbehave (workload 3, `clients_vanish`, `clients_stop_reading`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFault {
+    /// Drop the socket (WebSocket) or the response body (POST) at the first delta, without a
+    /// close frame, then reconnect.
+    Vanish,
+    /// Ask for a response of `deltas` deltas (more than the socket buffers and the gateway's
+    /// client write buffer hold), stop reading at its first event for `stall`, then read again.
+    StopReading {
+        /// How long the client does not read.
+        stall: Duration,
+        /// `metadata.mock_deltas` of the responses it stops reading.
+        deltas: u32,
+    },
+}
+
+/// A [`ClientFault`] switched on and off by the fault row's schedule, shared by its sessions.
+#[derive(Debug)]
+pub struct ClientFaultSwitch {
+    fault: ClientFault,
+    on: AtomicBool,
+}
+
+impl ClientFaultSwitch {
+    /// Off until [`ClientFaultSwitch::set`].
+    pub fn new(fault: ClientFault) -> Self {
+        Self {
+            fault,
+            on: AtomicBool::new(false),
+        }
+    }
+
+    /// Switches the misbehaviour on or off (responses already going keep their part).
+    pub fn set(&self, on: bool) {
+        self.on.store(on, Ordering::SeqCst);
+    }
+
+    /// The fault session `session` acts out now, if any.
+    fn of(&self, session: u64) -> Option<ClientFault> {
+        let share = match self.fault {
+            ClientFault::Vanish => VANISH_SHARE,
+            ClientFault::StopReading { .. } => STOP_READING_SHARE,
+        };
+        (session.is_multiple_of(share) && self.on.load(Ordering::SeqCst)).then_some(self.fault)
+    }
+}
 
 /// What a session does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +121,8 @@ pub struct Plan {
     pub deltas: u32,
     /// How long one event may take before the response counts as hung.
     pub event_timeout: Duration,
+    /// Misbehaviour a fault row switches on for some sessions.
+    pub client_fault: Option<Arc<ClientFaultSwitch>>,
 }
 
 /// What one or many sessions saw.
@@ -105,15 +162,17 @@ impl Tally {
 
     fn record(&mut self, epoch: Instant, started: Instant, outcome: &Outcome) {
         self.turn_time.record(started.elapsed().as_nanos() as u64);
+        // The client's own by-design misbehaviour is no failure of the service.
+        let failed = !matches!(outcome, Outcome::Completed | Outcome::Abandoned(_));
         let slot = self
             .timeline
             .entry(started.saturating_duration_since(epoch).as_secs())
             .or_default();
         slot.0 += 1;
-        if *outcome != Outcome::Completed {
+        if failed {
             slot.1 += 1;
         }
-        if *outcome != Outcome::Completed {
+        if failed {
             let at = started.saturating_duration_since(epoch).as_millis() as u64;
             self.failure_window = Some(match self.failure_window {
                 Some((first, last)) => (first.min(at), last.max(at)),
@@ -157,15 +216,44 @@ impl Plan {
         }
     }
 
-    fn create(&self, lane: Option<&str>, turn: usize, previous: Option<&str>, ws: bool) -> Value {
+    /// The fault this session acts out now, if any.
+    fn misbehaves(&self) -> Option<ClientFault> {
+        self.client_fault.as_ref()?.of(self.session)
+    }
+
+    /// Whether the response about to be sent is one this client will stop reading.
+    fn will_stall(&self) -> Option<Duration> {
+        match self.misbehaves()? {
+            ClientFault::StopReading { stall, .. } => Some(stall),
+            ClientFault::Vanish => None,
+        }
+    }
+
+    /// Whether the client vanishes at this event of its response.
+    fn vanishes_at(&self, kind: &str) -> bool {
+        kind == "response.output_text.delta" && self.misbehaves() == Some(ClientFault::Vanish)
+    }
+
+    fn create(
+        &self,
+        lane: Option<&str>,
+        turn: usize,
+        previous: Option<&str>,
+        ws: bool,
+        stall: bool,
+    ) -> Value {
         let tag = self.tag(lane, turn);
+        let deltas = match (stall, self.client_fault.as_ref().map(|f| f.fault)) {
+            (true, Some(ClientFault::StopReading { deltas, .. })) => deltas,
+            _ => self.deltas,
+        };
         let mut body = json!({
             "model": crate::protocol::MODEL,
             "stream": true,
             "store": matches!(self.kind, Kind::Stored | Kind::Http),
             "input": [{"type": "message", "role": "user",
                        "content": [{"type": "input_text", "text": format!("turn {turn}")}]}],
-            "metadata": {"rel_tag": tag, "mock_deltas": self.deltas.to_string()},
+            "metadata": {"rel_tag": tag, "mock_deltas": deltas.to_string()},
         });
         if ws {
             body["type"] = json!("response.create");
@@ -217,6 +305,8 @@ struct Lane {
     previous: Option<String>,
     /// In flight: the check, when it was sent, whether an event came, the last event's time.
     check: Option<(ResponseCheck, Instant, bool, Instant)>,
+    /// The client stops reading at the first event of the response in flight, this long.
+    stall: Option<Duration>,
 }
 
 async fn run_ws(plan: &Plan, lane_names: &[Option<String>], epoch: Instant) -> Tally {
@@ -228,6 +318,7 @@ async fn run_ws(plan: &Plan, lane_names: &[Option<String>], epoch: Instant) -> T
             turn: 0,
             previous: None,
             check: None,
+            stall: None,
         })
         .collect();
     let index: HashMap<Option<String>, usize> = lane_names
@@ -258,6 +349,8 @@ async fn run_ws(plan: &Plan, lane_names: &[Option<String>], epoch: Instant) -> T
             let _ = ws.close(None).await;
             break;
         }
+        // Gone before the pause (a vanishing client drops its TCP without a close frame).
+        drop(ws);
         tokio::time::sleep(RECONNECT_PAUSE).await; // a client's back-off, not a sync
     }
     tally
@@ -276,6 +369,7 @@ pub async fn default_lane_turns(
         turn: 0,
         previous: None,
         check: None,
+        stall: None,
     }];
     let index = HashMap::from([(None, 0)]);
     on_socket(plan, ws, &mut lanes, &index, tally, epoch).await
@@ -311,11 +405,13 @@ async fn on_socket(
 
 /// Sends the next create of `lane`; false when the socket failed.
 async fn send(plan: &Plan, ws: &mut WsStream, lane: &mut Lane) -> bool {
+    lane.stall = plan.will_stall();
     let body = plan.create(
         lane.name.as_deref(),
         lane.turn,
         lane.previous.as_deref(),
         true,
+        lane.stall.is_some(),
     );
     let tag = plan.tag(lane.name.as_deref(), lane.turn);
     let now = Instant::now();
@@ -332,6 +428,14 @@ async fn drive(
     tally: &mut Tally,
     epoch: Instant,
 ) -> Outcome {
+    // Whether this client stopped reading this socket for a while (by design).
+    let mut stalled = false;
+    let by_design = |stalled: bool, end: Outcome| match end {
+        Outcome::Broken(how) if stalled => {
+            Outcome::Abandoned(format!("stopped reading, then {how}"))
+        }
+        end => end,
+    };
     loop {
         if lanes.iter().all(|l| l.check.is_none()) {
             return Outcome::Completed;
@@ -351,13 +455,11 @@ async fn drive(
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(frame))) => {
-                return Outcome::Broken(format!(
-                    "close {}",
-                    frame.map_or(1006, |f| u16::from(f.code))
-                ));
+                let code = frame.map_or(1006, |f| u16::from(f.code));
+                return by_design(stalled, Outcome::Broken(format!("close {code}")));
             }
             Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return Outcome::Broken("close 1006".into()),
+            Some(Err(_)) | None => return by_design(stalled, Outcome::Broken("close 1006".into())),
         };
         let Ok(event) = serde_json::from_str::<Value>(text.as_str()) else {
             tally.counts.misrouted += 1;
@@ -399,6 +501,18 @@ async fn drive(
             tally.first_event.record(sent.elapsed().as_nanos() as u64);
         }
         let Some(outcome) = check.event(&event) else {
+            if let Some(stall) = lane.stall.take() {
+                // The misbehaviour itself: this client does not read for `stall`.
+                stalled = true;
+                tokio::time::sleep(stall).await;
+                for lane in lanes.iter_mut() {
+                    if let Some(check) = lane.check.as_mut() {
+                        check.3 = Instant::now();
+                    }
+                }
+            } else if plan.vanishes_at(kind) {
+                return Outcome::Abandoned("client vanished mid-stream".into());
+            }
             continue;
         };
         let (check, sent, _, _) = lane.check.take().expect("checked above");
@@ -422,7 +536,9 @@ async fn run_http(plan: &Plan, epoch: Instant) -> Tally {
     let mut previous: Option<String> = None;
     let mut turn = 0;
     while plan.more(turn) {
-        let body = plan.create(None, turn, previous.as_deref(), false);
+        let mut stall = plan.will_stall();
+        let body = plan.create(None, turn, previous.as_deref(), false, stall.is_some());
+        let stalling = stall.is_some();
         let mut check = ResponseCheck::new(plan.tag(None, turn), None);
         let sent = Instant::now();
         let mut first = true;
@@ -443,14 +559,26 @@ async fn run_http(plan: &Plan, epoch: Instant) -> Tally {
                 }
             }
             Ok(mut stream) => loop {
+                let broken = |how: &str| match stalling {
+                    true => Outcome::Abandoned(format!("stopped reading, then {how}")),
+                    false => Outcome::Broken(how.into()),
+                };
                 match tokio::time::timeout(plan.event_timeout, stream.next_event()).await {
                     Err(_) => break Outcome::Timeout,
-                    Ok(Err(_)) => break Outcome::Broken("SSE body broke".into()),
-                    Ok(Ok(None)) => break Outcome::Broken("SSE ended before a terminal".into()),
+                    Ok(Err(_)) => break broken("SSE body broke"),
+                    Ok(Ok(None)) => break broken("SSE ended before a terminal"),
                     Ok(Ok(Some(event))) => {
                         if first {
                             first = false;
                             tally.first_event.record(sent.elapsed().as_nanos() as u64);
+                        }
+                        if let Some(stall) = stall.take() {
+                            // The misbehaviour itself: this client does not read for `stall`.
+                            tokio::time::sleep(stall).await;
+                        }
+                        if plan.vanishes_at(event["type"].as_str().unwrap_or_default()) {
+                            // Dropping the body closes its connection mid-stream.
+                            break Outcome::Abandoned("client vanished mid-stream".into());
                         }
                         if let Some(outcome) = check.event(&event) {
                             if outcome == Outcome::Completed {

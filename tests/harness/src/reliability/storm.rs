@@ -186,6 +186,7 @@ pub async fn run(plan: &StormPlan) -> StormResult {
                     until: None,
                     deltas: storm.deltas,
                     event_timeout: storm.event_timeout,
+                    client_fault: None,
                 },
                 phase: StormPhase::default(),
             };
