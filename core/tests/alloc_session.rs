@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use wsv2_core::conn::{CompatKey, ConnRecord};
 use wsv2_core::control::SessionInfo;
-use wsv2_core::http::{HttpAdmission, HttpInput, HttpTurn};
+use wsv2_core::http::{HttpAdmission, HttpCommand, HttpInput, HttpTurn};
 use wsv2_core::resolver::Transport;
 use wsv2_core::session::{Admission, Lease, ModelMap, Session, SessionCommand};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
@@ -247,7 +247,13 @@ fn an_http_turn_draining_after_its_client_left_rewrites_nothing() {
             preferred_hit: false,
         }),
     );
-    turn.handle_control(t0, HttpInput::SlotGranted);
+    let mut asked = None;
+    while let Some(command) = turn.poll_command() {
+        if let HttpCommand::AcquireSlot { turn, .. } = command {
+            asked = Some(turn);
+        }
+    }
+    turn.handle_control(t0, HttpInput::SlotGranted(asked.expect("a slot was asked")));
     drain_http(&mut turn);
     assert_eq!(turn.conn().map(|c| c.unfinished()), Some(1), "create sent");
     turn.handle_upstream_frame(

@@ -1,10 +1,14 @@
-//! The control plane: scheduler, store, pools and concurrency slots answering the sessions'
-//! commands.
+//! The control plane: scheduler, store, pools and concurrency slots answering the commands of
+//! its holders — WebSocket sessions and HTTP requests.
 //!
 //! Runtime-neutral glue, so no shell holds policy: a shell runs one task that owns the
-//! [`Control`], routes each [`SessionCommand`] here (except `AbandonWrites` and `CloseClient`,
-//! which are its own I/O), and performs the [`ControlOutput`]s. It is on the per-turn path,
-//! never on the per-event path.
+//! [`Control`], routes each [`SessionCommand`] and `HttpCommand` here (except `AbandonWrites`
+//! and `CloseClient`, which are its own I/O), and performs the [`ControlOutput`]s. It is on the
+//! per-turn path, never on the per-event path.
+//!
+//! Both holder kinds go down one path (`holder.rs`: open, schedule, acquire, slot, bind,
+//! close) over one map, and wait for slots in one queue per account (`slots.rs`); the rules
+//! only one kind has are stated where the kind is matched (`HolderKind`, `http.rs`).
 //!
 //! # Poll order
 //!
@@ -27,6 +31,7 @@
 //! CheckContinuation ─▶ store lookup of the record ─▶ group rule ─▶ ContinuationJudged
 //! ```
 
+mod holder;
 mod http;
 mod readiness;
 mod schedule;
@@ -37,9 +42,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use holder::{Answer, Holder, HolderKind};
 pub use readiness::{AccountReadiness, AccountState, Readiness};
-use schedule::PendingSchedule;
-use slots::{SlotQueue, SlotWaiter};
+use slots::SlotQueue;
 pub use types::{
     AccountSpec, ControlEvent, ControlOutput, DialFailure, SessionInfo, SessionInput,
     UpgradeRefusal,
@@ -50,21 +55,9 @@ use crate::resolver::{Transport, resolve};
 use crate::scheduler::{
     self, Decision, FailureKind, Reject, ScheduleRequest, Scheduler, SchedulerEvent,
 };
-use crate::session::{SessionCommand, SessionEvent};
+use crate::session::{ResponseReport, SessionCommand, SessionEvent};
 use crate::store::{OpId, ResponseConn, Store, StoreEvent, StoreFailure};
 use crate::{AccountId, Config, ConnId, SessionId};
-
-#[derive(Clone, Debug)]
-struct SessionEntry {
-    info: SessionInfo,
-    schedule: Option<PendingSchedule>,
-    /// The account whose pool it is waiting on
-    acquiring: Option<AccountId>,
-    /// Its session key once known (header, else the first `prompt_cache_key`)
-    session_key: Option<String>,
-    /// Continuation checks of its later creates waiting for a store get
-    checks: Vec<schedule::PendingCheck>,
-}
 
 /// Scheduler, store, pools and slots for every session of one gateway process
 #[derive(Debug)]
@@ -74,15 +67,14 @@ pub struct Control {
     scheduler: Scheduler,
     store: Store,
     pool: PoolRegistry,
-    sessions: HashMap<SessionId, SessionEntry>,
+    /// Sessions and HTTP requests, one map: the same paths serve both kinds
+    holders: HashMap<SessionId, Holder>,
     /// Creates waiting for a slot, per account, served round-robin by client key
     slot_waiters: HashMap<AccountId, SlotQueue>,
     /// Sessions whose client reads nothing while their responses hold slots of the account,
     /// longest blocked first: the first to give their slots up when creates wait
     blocked: Vec<(SessionId, AccountId)>,
     conn_accounts: HashMap<ConnId, AccountId>,
-    /// HTTP requests in flight (holders named like sessions, answered with `ControlOutput::Http`)
-    http: HashMap<SessionId, http::HttpEntry>,
     out: VecDeque<ControlOutput>,
 }
 
@@ -94,11 +86,10 @@ impl Control {
             store: Store::new(cfg.store.clone(), cfg.upstream.max_age),
             pool: PoolRegistry::new(&cfg, seed, now),
             accounts: HashMap::new(),
-            sessions: HashMap::new(),
+            holders: HashMap::new(),
             slot_waiters: HashMap::new(),
             blocked: Vec::new(),
             conn_accounts: HashMap::new(),
-            http: HashMap::new(),
             out: VecDeque::new(),
             cfg,
         };
@@ -204,32 +195,12 @@ impl Control {
 
     /// Registers a client socket that was just upgraded
     pub fn open_session(&mut self, _now: Instant, id: SessionId, info: SessionInfo) {
-        let session_key = info.session_key.clone();
-        self.sessions.insert(
-            id,
-            SessionEntry {
-                info,
-                schedule: None,
-                acquiring: None,
-                session_key,
-                checks: Vec::new(),
-            },
-        );
+        self.open_holder(id, HolderKind::Session, info);
     }
 
     /// Forgets a session: its waits for conns, slots and lookups are cancelled
     pub fn close_session(&mut self, now: Instant, id: SessionId) {
-        if let Some(entry) = self.sessions.remove(&id)
-            && let Some(account) = entry.acquiring
-        {
-            self.pool.cancel(now, account, id);
-        }
-        for (account, waiters) in &mut self.slot_waiters {
-            for _ in 0..waiters.remove_where(|w| w.session == id) {
-                self.scheduler.waiter_removed(*account);
-            }
-        }
-        self.blocked.retain(|(s, _)| *s != id);
+        self.close_holder(now, id);
         self.pump(now);
     }
 
@@ -254,41 +225,14 @@ impl Control {
                 account,
                 compat,
                 may_move_from,
-            } => {
-                if let Some(entry) = self.sessions.get_mut(&id) {
-                    entry.acquiring = Some(account);
-                }
-                let dial_wait = may_move_from
-                    .and_then(|tried| self.dial_wait_for(now, account, &tried, Transport::WsV2));
-                self.pool
-                    .acquire_for_session_within(now, id, &compat, dial_wait);
-            }
+            } => self.acquire(now, id, account, &compat, None, may_move_from),
             SessionCommand::AcquireSlot {
                 turn,
                 account,
                 max_concurrency,
-            } => {
-                // A removed account (reload) has no slots left to count, but a session that
-                // still holds one of its conns runs its turns there until it releases it.
-                let removed = !self.accounts.contains_key(&account);
-                let tenant = self.sessions.get(&id).map_or(0, |e| e.info.tenant);
-                let waiter = SlotWaiter {
-                    session: id,
-                    turn,
-                    max_concurrency,
-                    tenant,
-                };
-                if removed || self.acquire_or_wait(account, waiter) {
-                    self.out
-                        .push_back(ControlOutput::Session(id, SessionInput::SlotGranted(turn)));
-                }
-            }
+            } => self.acquire_slot(id, turn, account, max_concurrency),
             SessionCommand::CancelSlotWait { turn, account } => {
-                if let Some(waiters) = self.slot_waiters.get_mut(&account)
-                    && waiters.remove_where(|w| w.session == id && w.turn == turn) > 0
-                {
-                    self.scheduler.waiter_removed(account);
-                }
+                self.cancel_slot_wait(id, turn, account)
             }
             SessionCommand::ReleaseSlot { account } => self.scheduler.release_slot(account),
             SessionCommand::ClientBlocked { account, blocked } => {
@@ -305,11 +249,13 @@ impl Control {
                 conn,
                 lane,
                 store,
-            } => {
-                let group = self.sessions.get(&id).map(|e| e.info.group.clone());
-                let at = ResponseConn { conn, lane, store };
-                self.bind_response(now, group.as_deref(), &response, account, at);
-            }
+            } => self.bind(
+                now,
+                id,
+                &response,
+                account,
+                ResponseConn { conn, lane, store },
+            ),
             SessionCommand::CheckContinuation { turn, previous } => {
                 self.check_continuation(now, id, turn, &previous)
             }
@@ -320,9 +266,14 @@ impl Control {
 
     /// Takes a session event: ended responses feed account health
     pub fn handle_session_event(&mut self, now: Instant, _id: SessionId, event: &SessionEvent) {
-        let SessionEvent::ResponseEnded(report) = event else {
-            return;
-        };
+        if let SessionEvent::ResponseEnded(report) = event {
+            self.response_ended(now, report);
+            self.pump(now);
+        }
+    }
+
+    /// An ended response of either holder kind feeds its account's health
+    fn response_ended(&mut self, now: Instant, report: &ResponseReport) {
         match &report.outcome {
             crate::conn::Outcome::Error {
                 status,
@@ -345,7 +296,6 @@ impl Control {
             | crate::conn::Outcome::Stalled
             | crate::conn::Outcome::CutAtShutdown => {}
         }
-        self.pump(now);
     }
 
     /// A dial finished: the conn is open, and the account is reachable (ending a cooldown
@@ -577,30 +527,22 @@ impl Control {
                     self.out.push_back(ControlOutput::Close { account, conn });
                 }
             }
-            PoolCommand::Granted(lease) if self.http.contains_key(&lease.holder) => {
-                self.http_lease(Ok(lease))
-            }
-            PoolCommand::Refused { holder, reason } if self.http.contains_key(&holder) => {
-                self.http_lease(Err((holder, reason)))
-            }
             PoolCommand::Granted(lease) => {
                 let holder = lease.holder;
-                if let Some(entry) = self.sessions.get_mut(&holder) {
-                    entry.acquiring = None;
-                }
-                self.out
-                    .push_back(ControlOutput::Session(holder, SessionInput::Lease(lease)));
+                self.acquired(holder, Answer::Lease(lease));
             }
             PoolCommand::Refused { holder, reason } => {
-                if let Some(entry) = self.sessions.get_mut(&holder) {
-                    entry.acquiring = None;
-                }
-                self.out.push_back(ControlOutput::Session(
-                    holder,
-                    SessionInput::LeaseRefused(reason),
-                ));
+                self.acquired(holder, Answer::LeaseRefused(reason))
             }
         }
+    }
+
+    /// The pool answered holder `id`'s acquire
+    fn acquired(&mut self, id: SessionId, answer: Answer) {
+        if let Some(holder) = self.holders.get_mut(&id) {
+            holder.acquiring = None;
+        }
+        self.answer(id, answer);
     }
 
     /// How long a holder that could move (it has tried `tried`) waits for a dial on
@@ -624,62 +566,6 @@ impl Control {
                 Some(self.cfg.pool.dial_wait)
             }
             _ => None,
-        }
-    }
-
-    /// Takes a slot for `waiter` if one is free and no create waits for it (true); else queues
-    /// it, and a free slot goes to the head of the rotation instead (no barging past waiters)
-    fn acquire_or_wait(&mut self, account: AccountId, waiter: SlotWaiter) -> bool {
-        let waiters = self.slot_waiters.entry(account).or_default();
-        if waiters.is_empty()
-            && self
-                .scheduler
-                .try_acquire_slot(account, waiter.max_concurrency)
-        {
-            return true;
-        }
-        self.scheduler.waiter_added(account);
-        waiters.push(waiter);
-        self.wake_slot_waiter(account);
-        self.take_back_blocked_slots(account);
-        false
-    }
-
-    /// While creates wait for the account's slots, the longest-blocked client holding some of
-    /// them gives them up ([`SessionInput::YieldSlots`]); one per call, as each holds at least one
-    fn take_back_blocked_slots(&mut self, account: AccountId) {
-        if self
-            .slot_waiters
-            .get(&account)
-            .is_none_or(SlotQueue::is_empty)
-        {
-            return;
-        }
-        if let Some(pos) = self.blocked.iter().position(|(_, a)| *a == account) {
-            let (session, _) = self.blocked.remove(pos);
-            self.out
-                .push_back(ControlOutput::Session(session, SessionInput::YieldSlots));
-        }
-    }
-
-    /// One freed slot wakes one waiter: the next client key in the rotation, its oldest create
-    /// (see [`slots`]); if no slot is free after all, the waiter stays at the head
-    fn wake_slot_waiter(&mut self, account: AccountId) {
-        let Some(waiters) = self.slot_waiters.get_mut(&account) else {
-            return;
-        };
-        let Some(w) = waiters.head() else {
-            return;
-        };
-        if self.scheduler.try_acquire_slot(account, w.max_concurrency) {
-            waiters.pop_head();
-            self.scheduler.waiter_removed(account);
-            let output = if self.http.contains_key(&w.session) {
-                ControlOutput::Http(w.session, crate::http::HttpInput::SlotGranted)
-            } else {
-                ControlOutput::Session(w.session, SessionInput::SlotGranted(w.turn))
-            };
-            self.out.push_back(output);
         }
     }
 }

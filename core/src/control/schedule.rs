@@ -1,12 +1,14 @@
-//! Scheduling a session: store lookups for its bindings, the group rule for its previous
-//! response, then the scheduler's decision; and the group rule alone for a later create that
-//! continues a response this socket did not create.
+//! Scheduling a holder's create (a session's or an HTTP request's, one path): store lookups
+//! for its bindings, the group rule for its previous response, then the scheduler's decision;
+//! and the group rule alone for a later create of a session that continues a response the
+//! socket did not create.
 
 use std::time::Instant;
 
+use super::holder::{Answer, HolderKind};
 use super::{Control, ControlEvent, ControlOutput, SessionInput};
 use crate::conn::CompatKey;
-use crate::resolver::Transport;
+use crate::http::{HttpAdmission, HttpInput};
 use crate::scheduler::{Decision, Reject, ScheduleRequest};
 use crate::session::{Admission, Refusal};
 use crate::store::{Binding, Continuation, Lookup, OpId, ResponseConn, judge_continuation};
@@ -18,11 +20,11 @@ pub(super) struct PendingSchedule {
     /// The create's `previous_response_id`
     previous: Option<ResponseId>,
     lookups: BindingLookups,
-    /// The session's own view (it only knows its own responses)
+    /// The holder's own view (it only knows its own responses)
     connection_local: bool,
     /// This gateway's record of the previous response's `store` flag
     known_store: Option<bool>,
-    /// Accounts the session failed over away from
+    /// Accounts the holder failed over away from
     exclude: Vec<AccountId>,
 }
 
@@ -87,6 +89,11 @@ impl LookupState {
 }
 
 impl Control {
+    /// Schedules holder `id`'s create: store lookups for its bindings, the group rule for its
+    /// previous response, then the scheduler; answered with an admission or a refusal
+    ///
+    /// `connection_local` is the holder's own view of the chain (a session knows the
+    /// responses it created `store:false`; an HTTP request created nothing: `false`).
     pub(super) fn start_schedule(
         &mut self,
         now: Instant,
@@ -96,25 +103,32 @@ impl Control {
         prompt_cache_key: Option<bytes::Bytes>,
         exclude: Vec<AccountId>,
     ) {
-        let Some(entry) = self.sessions.get_mut(&id) else {
+        let Some(holder) = self.holders.get_mut(&id) else {
             return;
         };
-        if entry.session_key.is_none() {
-            entry.session_key = prompt_cache_key.and_then(|k| String::from_utf8(k.to_vec()).ok());
+        if holder.session_key.is_none() {
+            holder.session_key = prompt_cache_key.and_then(|k| String::from_utf8(k.to_vec()).ok());
         }
-        let group = entry.info.group.clone();
-        let key = entry.session_key.clone();
-        let lookups = self.start_binding_lookups(now, &group, previous.as_ref(), key.as_deref());
-        let known_store = previous
+        let kind = holder.kind;
+        let group = holder.info.group.clone();
+        let key = holder.session_key.clone();
+        let known = previous
             .as_ref()
-            .and_then(|p| self.store.response_conn(now, p))
-            .map(|rc| rc.store);
-        if let Some(entry) = self.sessions.get_mut(&id) {
-            entry.schedule = Some(PendingSchedule {
+            .and_then(|p| self.store.response_conn(now, p));
+        if kind == HolderKind::Http
+            && let (Some(prev), Some(rc)) = (&previous, &known)
+            && !self.http_chain_continues(prev, rc)
+        {
+            self.answer(id, Answer::Refused(Refusal::PreviousResponseNotFound));
+            return;
+        }
+        let lookups = self.start_binding_lookups(now, &group, previous.as_ref(), key.as_deref());
+        if let Some(holder) = self.holders.get_mut(&id) {
+            holder.schedule = Some(PendingSchedule {
                 previous,
                 lookups,
                 connection_local,
-                known_store,
+                known_store: known.map(|rc| rc.store),
                 exclude,
             });
         }
@@ -122,102 +136,114 @@ impl Control {
     }
 
     fn try_decide(&mut self, now: Instant, id: SessionId) {
-        let Some(entry) = self.sessions.get_mut(&id) else {
+        let Some(holder) = self.holders.get_mut(&id) else {
             return;
         };
-        let Some(pending) = &entry.schedule else {
+        let Some(pending) = &holder.schedule else {
             return;
         };
         let Some((record, session_account)) = pending.lookups.done() else {
             return;
         };
-        let group = entry.info.group.clone();
+        let pending = holder.schedule.take().expect("checked");
+        let (kind, group) = (holder.kind, holder.info.group.clone());
         let bound = match &pending.previous {
             None => None,
             Some(_) => match self.judge(id, &group, record) {
                 Some(continuation) => continuation,
                 None => {
-                    if let Some(entry) = self.sessions.get_mut(&id) {
-                        entry.schedule = None;
-                    }
-                    let refusal = SessionInput::AdmissionRefused(Refusal::PreviousResponseNotFound);
-                    self.out.push_back(ControlOutput::Session(id, refusal));
+                    self.answer(id, Answer::Refused(Refusal::PreviousResponseNotFound));
                     return;
                 }
             },
         };
-        let Some(entry) = self.sessions.get_mut(&id) else {
-            return;
-        };
-        let Some(pending) = &entry.schedule else {
-            return;
-        };
-        // Connection-local: recorded here as `store:false`, or unknown to the gateway. A binding
-        // from another instance (no local record) counts as known: at worst upstream answers
-        // with its exact `previous_response_not_found` and the client resends full context.
+        // Connection-local: recorded here as `store:false`, or unknown to the gateway and so in
+        // the holder's own view. A binding from another instance (no local record) counts as
+        // known: at worst upstream answers with its exact `previous_response_not_found` and the
+        // client resends full context.
         let connection_local = match (pending.known_store, bound) {
             (Some(store), _) => !store,
             (None, Some(_)) => false,
             (None, None) => pending.connection_local,
         };
-        let exclude = std::mem::take(&mut entry.schedule.as_mut().expect("checked").exclude);
-        entry.schedule = None;
         let request = ScheduleRequest {
             bound_account: bound,
             connection_local,
             session_account,
-            exclude: &exclude,
-            transport: Transport::WsV2,
+            exclude: &pending.exclude,
+            transport: kind.transport(),
         };
-        match self.scheduler.schedule(now, &request) {
-            Decision::Schedule(choice) => {
-                let entry = self.sessions.get(&id).expect("checked");
-                let info = &entry.info;
-                let compat = CompatKey::new(
-                    choice.account,
-                    info.openai_beta.iter().map(String::as_str),
-                    info.codex_beta_features.iter().map(String::as_str),
-                );
-                let group = info.group.clone();
-                if let Some(key) = entry.session_key.clone() {
-                    self.store
-                        .bind_session(now, Some(&group), &key, choice.account);
-                }
-                let model_map = self
-                    .accounts
-                    .get(&choice.account)
-                    .map(|(spec, _)| spec.model_map.clone())
-                    .unwrap_or_default();
-                self.out
-                    .push_back(ControlOutput::Event(ControlEvent::Scheduled {
-                        session: id,
-                        account: choice.account,
-                        layer: choice.layer.as_str(),
-                    }));
-                let admission = Admission {
-                    account: choice.account,
-                    max_concurrency: choice.max_concurrency,
-                    compat,
-                    model_map,
-                };
-                self.out.push_back(ControlOutput::Session(
-                    id,
-                    SessionInput::Admission(admission),
-                ));
-            }
+        let choice = match self.scheduler.schedule(now, &request) {
+            Decision::Schedule(choice) => choice,
             Decision::Reject(reject) => {
                 self.out
                     .push_back(ControlOutput::Event(ControlEvent::ScheduleRejected {
                         session: id,
                         code: reject.code(),
                     }));
-                let refusal = refusal_of(reject, now);
-                self.out.push_back(ControlOutput::Session(
-                    id,
-                    SessionInput::AdmissionRefused(refusal),
-                ));
+                self.answer(id, Answer::Refused(refusal_of(reject, now)));
+                return;
             }
+        };
+        // An HTTP request continues a `store:false` chain only on the idle conn caching it
+        // (a session continues it on the conn it holds, or is answered by its own rules).
+        let preferred = match kind {
+            HolderKind::Session => None,
+            HolderKind::Http => pending
+                .previous
+                .filter(|p| self.idle_conn_caching(Some(choice.account), p)),
+        };
+        if kind == HolderKind::Http && connection_local && preferred.is_none() {
+            self.answer(id, Answer::Refused(Refusal::PreviousResponseNotFound));
+            return;
         }
+        let holder = self.holders.get(&id).expect("checked");
+        let info = &holder.info;
+        let compat = CompatKey::new(
+            choice.account,
+            info.openai_beta.iter().map(String::as_str),
+            info.codex_beta_features.iter().map(String::as_str),
+        );
+        if let Some(key) = holder.session_key.clone() {
+            let group = info.group.clone();
+            self.store
+                .bind_session(now, Some(&group), &key, choice.account);
+        }
+        let (model_map, transport) = self
+            .accounts
+            .get(&choice.account)
+            .map(|(spec, transport)| (spec.model_map.clone(), *transport))
+            .unwrap_or((Default::default(), kind.transport()));
+        self.out
+            .push_back(ControlOutput::Event(ControlEvent::Scheduled {
+                session: id,
+                account: choice.account,
+                layer: choice.layer.as_str(),
+            }));
+        let admission = match kind {
+            HolderKind::Session => ControlOutput::Session(
+                id,
+                SessionInput::Admission(Admission {
+                    account: choice.account,
+                    max_concurrency: choice.max_concurrency,
+                    compat,
+                    model_map,
+                }),
+            ),
+            HolderKind::Http => ControlOutput::Http(
+                id,
+                HttpInput::Admission(HttpAdmission {
+                    account: choice.account,
+                    max_concurrency: choice.max_concurrency,
+                    compat,
+                    model_map,
+                    transport,
+                    connection_local,
+                    preferred,
+                }),
+            ),
+        };
+        self.out.push_back(admission);
     }
 
     /// Starts the binding lookups of a schedule in `group`: the previous response's account and
@@ -286,22 +312,22 @@ impl Control {
         turn: TurnId,
         previous: &ResponseId,
     ) {
-        if !self.sessions.contains_key(&id) {
+        if !self.holders.contains_key(&id) {
             return;
         }
         match self.store.lookup_response(now, previous) {
             Lookup::Hit(record) => self.answer_check(id, turn, Some(record)),
             Lookup::Miss => self.answer_check(id, turn, None),
             Lookup::Pending(op) => {
-                if let Some(entry) = self.sessions.get_mut(&id) {
-                    entry.checks.push(PendingCheck { turn, op });
+                if let Some(holder) = self.holders.get_mut(&id) {
+                    holder.checks.push(PendingCheck { turn, op });
                 }
             }
         }
     }
 
     fn answer_check(&mut self, id: SessionId, turn: TurnId, record: Option<Binding>) {
-        let Some(group) = self.sessions.get(&id).map(|e| e.info.group.clone()) else {
+        let Some(group) = self.holders.get(&id).map(|h| h.info.group.clone()) else {
             return;
         };
         let allowed = self.judge(id, &group, record).is_some();
@@ -314,17 +340,17 @@ impl Control {
     pub(super) fn on_lookup_resolved(&mut self, now: Instant, op: OpId, result: Option<Binding>) {
         let mut checks = Vec::new();
         let waiting: Vec<SessionId> = self
-            .sessions
+            .holders
             .iter_mut()
-            .filter_map(|(id, entry)| {
-                entry.checks.retain(|check| {
+            .filter_map(|(id, holder)| {
+                holder.checks.retain(|check| {
                     let answered = check.op == op;
                     if answered {
                         checks.push((*id, check.turn));
                     }
                     !answered
                 });
-                let pending = entry.schedule.as_mut()?;
+                let pending = holder.schedule.as_mut()?;
                 pending.lookups.answer(op, result).then_some(*id)
             })
             .collect();
@@ -334,11 +360,10 @@ impl Control {
         for id in waiting {
             self.try_decide(now, id);
         }
-        self.http_lookup_resolved(now, op, result);
     }
 }
 
-/// The answer a session sends its client for a scheduler rejection
+/// The answer a holder sends its client for a scheduler rejection
 pub(super) fn refusal_of(reject: Reject, now: Instant) -> Refusal {
     let retry = reject
         .retry_after_secs(now)

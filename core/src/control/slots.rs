@@ -14,14 +14,16 @@
 
 use std::collections::VecDeque;
 
-use crate::{SessionId, TurnId};
+use super::holder::Answer;
+use super::{Control, ControlOutput, SessionInput};
+use crate::{AccountId, SessionId, TurnId};
 
 /// One create waiting for a slot
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct SlotWaiter {
-    /// Its session (or HTTP request)
-    pub(super) session: SessionId,
-    /// Its create (`TurnId(0)` for an HTTP request)
+    /// Its holder (a session or an HTTP request)
+    pub(super) holder: SessionId,
+    /// Its create, in the holder's numbering
     pub(super) turn: TurnId,
     /// The session's max concurrency on the account
     pub(super) max_concurrency: u32,
@@ -89,13 +91,67 @@ impl SlotQueue {
     }
 }
 
+/// The slot path of every holder kind: one queue per account
+impl Control {
+    /// Takes a slot for `waiter` if one is free and no create waits for it (true); else queues
+    /// it, and a free slot goes to the head of the rotation instead (no barging past waiters)
+    pub(super) fn acquire_or_wait(&mut self, account: AccountId, waiter: SlotWaiter) -> bool {
+        let waiters = self.slot_waiters.entry(account).or_default();
+        if waiters.is_empty()
+            && self
+                .scheduler
+                .try_acquire_slot(account, waiter.max_concurrency)
+        {
+            return true;
+        }
+        self.scheduler.waiter_added(account);
+        waiters.push(waiter);
+        self.wake_slot_waiter(account);
+        self.take_back_blocked_slots(account);
+        false
+    }
+
+    /// While creates wait for the account's slots, the longest-blocked client holding some of
+    /// them gives them up ([`SessionInput::YieldSlots`]); one per call, as each holds at least one
+    pub(super) fn take_back_blocked_slots(&mut self, account: AccountId) {
+        if self
+            .slot_waiters
+            .get(&account)
+            .is_none_or(SlotQueue::is_empty)
+        {
+            return;
+        }
+        if let Some(pos) = self.blocked.iter().position(|(_, a)| *a == account) {
+            let (session, _) = self.blocked.remove(pos);
+            self.out
+                .push_back(ControlOutput::Session(session, SessionInput::YieldSlots));
+        }
+    }
+
+    /// One freed slot wakes one waiter: the next client key in the rotation, its oldest create
+    /// (see [`slots`]); if no slot is free after all, the waiter stays at the head
+    pub(super) fn wake_slot_waiter(&mut self, account: AccountId) {
+        let Some(waiters) = self.slot_waiters.get_mut(&account) else {
+            return;
+        };
+        let Some(w) = waiters.head() else {
+            return;
+        };
+        if self.scheduler.try_acquire_slot(account, w.max_concurrency) {
+            waiters.pop_head();
+            self.scheduler.waiter_removed(account);
+            self.answer(w.holder, Answer::SlotGranted(w.turn));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn waiter(tenant: u64, turn: u64) -> SlotWaiter {
         SlotWaiter {
-            session: SessionId(tenant * 100 + turn),
+            holder: SessionId(tenant * 100 + turn),
             turn: TurnId(turn),
             max_concurrency: 2,
             tenant,

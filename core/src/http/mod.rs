@@ -256,7 +256,7 @@ impl HttpTurn {
             }
             HttpInput::Lease(lease) => self.on_lease(now, lease),
             HttpInput::LeaseRefused(reason) => self.on_lease_refused(now, reason),
-            HttpInput::SlotGranted => self.on_slot_granted(now),
+            HttpInput::SlotGranted(turn) => self.on_slot_granted(now, turn),
         }
         self.settle(now);
     }
@@ -325,8 +325,10 @@ impl HttpTurn {
             if self.slot == SlotState::Waiting
                 && let Some(a) = &self.admission
             {
-                self.commands
-                    .push_back(HttpCommand::CancelSlotWait { account: a.account });
+                self.commands.push_back(HttpCommand::CancelSlotWait {
+                    turn: self.turn,
+                    account: a.account,
+                });
                 self.slot = SlotState::None;
             }
             self.finish();

@@ -80,7 +80,10 @@ impl HttpTurn {
         let admission = self.admission.as_ref().expect("admitted");
         self.phase = HttpPhase::AwaitingSlot;
         self.slot = SlotState::Waiting;
+        // Each attempt has its own handle: its slot and its response on the conn.
+        self.turn = TurnId(self.turn.0 + 1);
         self.commands.push_back(HttpCommand::AcquireSlot {
+            turn: self.turn,
             account: admission.account,
             max_concurrency: admission.max_concurrency,
         });
@@ -136,8 +139,11 @@ impl HttpTurn {
         self.finish();
     }
 
-    pub(super) fn on_slot_granted(&mut self, now: Instant) {
-        if self.phase != HttpPhase::AwaitingSlot || self.slot != SlotState::Waiting {
+    pub(super) fn on_slot_granted(&mut self, now: Instant, turn: TurnId) {
+        if self.phase != HttpPhase::AwaitingSlot
+            || self.slot != SlotState::Waiting
+            || turn != self.turn
+        {
             // Not waiting any more (timed out, gone): give it straight back.
             if let Some(a) = &self.admission {
                 self.commands
@@ -176,7 +182,6 @@ impl HttpTurn {
             // The conn died while the turn waited for its slot.
             return self.attempt_failed(now, crate::scheduler::FailureKind::UpstreamLost, None);
         };
-        self.turn = TurnId(self.turn.0 + 1);
         conn.send_create(now, self.turn, None, previous, frame);
         self.phase = HttpPhase::Upstream;
     }
@@ -186,8 +191,10 @@ impl HttpTurn {
             return;
         }
         if let Some(a) = &self.admission {
-            self.commands
-                .push_back(HttpCommand::CancelSlotWait { account: a.account });
+            self.commands.push_back(HttpCommand::CancelSlotWait {
+                turn: self.turn,
+                account: a.account,
+            });
         }
         self.slot = SlotState::None;
         self.answer_error(&ErrorAnswer::new(

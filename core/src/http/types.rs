@@ -12,7 +12,7 @@ use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
 use crate::scheduler::{FailureKind, GiveUpReason};
 use crate::session::{ModelMap, Refusal, ResponseReport};
-use crate::{AccountId, ConnId, Lane, ResponseId};
+use crate::{AccountId, ConnId, Lane, ResponseId, TurnId};
 
 /// The `Content-Type` of an answer
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,15 +101,20 @@ pub enum HttpCommand {
         /// dial is slow (answered `LeaseRefused(DialWait)` after `pool.dial_wait`)
         may_move_from: Option<Vec<AccountId>>,
     },
-    /// Take one of the account's concurrency slots; answered with `HttpInput::SlotGranted`
+    /// Take one of the account's concurrency slots for `turn`; answered with
+    /// `HttpInput::SlotGranted(turn)`
     AcquireSlot {
+        /// The attempt
+        turn: TurnId,
         /// The account
         account: AccountId,
         /// The admission's limit
         max_concurrency: u32,
     },
-    /// Stop waiting for a slot
+    /// Stop waiting for a slot for `turn`
     CancelSlotWait {
+        /// The attempt
+        turn: TurnId,
         /// The account
         account: AccountId,
     },
@@ -178,8 +183,8 @@ pub enum HttpInput {
     Lease(Lease),
     /// No conn
     LeaseRefused(RefuseReason),
-    /// A concurrency slot
-    SlotGranted,
+    /// A concurrency slot for this attempt
+    SlotGranted(TurnId),
 }
 
 /// Something worth a log line or a metric

@@ -455,7 +455,7 @@ fn input_summary(i: &HttpInput) -> String {
             }
         ),
         HttpInput::LeaseRefused(r) => format!("lease refused {r:?}"),
-        HttpInput::SlotGranted => "slot granted".to_owned(),
+        HttpInput::SlotGranted(_) => "slot granted".to_owned(),
     }
 }
 
@@ -475,7 +475,7 @@ fn command_summary(c: &HttpCommand) -> String {
             preferred.as_ref().map_or("-", |p| p.as_str())
         ),
         HttpCommand::AcquireSlot { account, .. } => format!("acquire slot {account}"),
-        HttpCommand::CancelSlotWait { account } => format!("cancel slot wait {account}"),
+        HttpCommand::CancelSlotWait { account, .. } => format!("cancel slot wait {account}"),
         HttpCommand::ReleaseSlot { account } => format!("release slot {account}"),
         HttpCommand::Release { release, hold } => format!(
             "release {} reusable={} hold={}",

@@ -159,7 +159,7 @@ pub(crate) struct ControlTask {
     no_conns_waiters: Vec<oneshot::Sender<()>>,
     /// The slot request being handled (a session's turn, or an HTTP request's), until its
     /// immediate grant (if any) is delivered
-    slot_asked: Option<(SessionId, Option<TurnId>)>,
+    slot_asked: Option<(SessionId, TurnId)>,
     rt: Rt,
     /// The one timer, set to `control.poll_timeout()`
     clock: Clock,
@@ -241,7 +241,7 @@ impl ControlTask {
                 };
                 self.control.handle_session_command(now, id, cmd);
                 if let Some((turn, account, max_concurrency)) = slot {
-                    self.note_slot_wait(id, Some(turn), account, max_concurrency);
+                    self.note_slot_wait(id, turn, account, max_concurrency);
                 }
             }
             ControlMsg::Event { id, event } => {
@@ -315,17 +315,16 @@ impl ControlTask {
     pub(crate) fn note_slot_wait(
         &mut self,
         id: SessionId,
-        turn: Option<TurnId>,
+        turn: TurnId,
         account: AccountId,
         max_concurrency: u32,
     ) {
         self.slot_asked = Some((id, turn));
         self.drain();
         if self.slot_asked.take().is_some() {
-            let turn = turn.map(|t| t.to_string());
             info!(
                 session = %id,
-                turn,
+                %turn,
                 %account,
                 max_concurrency,
                 "create waits for an account concurrency slot"
@@ -366,7 +365,7 @@ impl ControlTask {
 
     fn deliver(&mut self, id: SessionId, input: SessionInput) {
         if let SessionInput::SlotGranted(turn) = &input
-            && self.slot_asked == Some((id, Some(*turn)))
+            && self.slot_asked == Some((id, *turn))
         {
             self.slot_asked = None;
         }

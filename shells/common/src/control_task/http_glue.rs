@@ -72,14 +72,15 @@ impl ControlTask {
                 let close = matches!(cmd, wsv2_core::http::HttpCommand::Close);
                 let slot = match &cmd {
                     wsv2_core::http::HttpCommand::AcquireSlot {
+                        turn,
                         account,
                         max_concurrency,
-                    } => Some((*account, *max_concurrency)),
+                    } => Some((*turn, *account, *max_concurrency)),
                     _ => None,
                 };
                 self.control.handle_http_command(now, id, cmd);
-                if let Some((account, max_concurrency)) = slot {
-                    self.note_slot_wait(id, None, account, max_concurrency);
+                if let Some((turn, account, max_concurrency)) = slot {
+                    self.note_slot_wait(id, turn, account, max_concurrency);
                 }
                 if close {
                     self.ext.http.remove(&id);
@@ -169,7 +170,9 @@ impl ControlTask {
 
     /// Delivers an answer to an HTTP request's task (a lease brings the conn's handle)
     pub(crate) fn deliver_http(&mut self, id: SessionId, input: HttpInput) {
-        if matches!(input, HttpInput::SlotGranted) && self.slot_asked == Some((id, None)) {
+        if let HttpInput::SlotGranted(turn) = input
+            && self.slot_asked == Some((id, turn))
+        {
             self.slot_asked = None;
         }
         let conn = match &input {

@@ -1,0 +1,209 @@
+//! The holders the control plane serves — WebSocket sessions and HTTP requests — in one map,
+//! and the one way its answers reach them.
+//!
+//! Both kinds go through the same paths (schedule, acquire, slot, bind, close); what differs
+//! by kind is stated once, here: how an answer is delivered ([`HolderKind::deliver`]) and which
+//! transport the scheduler picks accounts for ([`HolderKind::transport`]). The HTTP-only rules
+//! of a schedule (a `store:false` chain needs an idle conn caching it) are in `http.rs`.
+
+use std::time::Instant;
+
+use super::schedule::{PendingCheck, PendingSchedule};
+use super::slots::SlotWaiter;
+use super::{Control, ControlOutput, SessionInfo, SessionInput};
+use crate::conn::CompatKey;
+use crate::http::HttpInput;
+use crate::pool::{Lease, RefuseReason};
+use crate::resolver::Transport;
+use crate::session::Refusal;
+use crate::store::ResponseConn;
+use crate::{AccountId, ResponseId, SessionId, TurnId};
+
+/// Which machine holds conns and slots through the control plane
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum HolderKind {
+    /// A WebSocket session: many creates, answered with [`SessionInput`]
+    Session,
+    /// An HTTP request: one create, answered with [`HttpInput`]
+    Http,
+}
+
+impl HolderKind {
+    /// The transport the scheduler must find an account for: a session needs a WebSocket
+    /// upstream; an HTTP request takes either (an HTTP account gets the POST forwarded)
+    pub(super) fn transport(self) -> Transport {
+        match self {
+            Self::Session => Transport::WsV2,
+            Self::Http => Transport::Http,
+        }
+    }
+
+    /// The output that delivers `answer` to holder `id` of this kind
+    pub(super) fn deliver(self, id: SessionId, answer: Answer) -> ControlOutput {
+        match self {
+            Self::Session => ControlOutput::Session(
+                id,
+                match answer {
+                    Answer::Refused(refusal) => SessionInput::AdmissionRefused(refusal),
+                    Answer::Lease(lease) => SessionInput::Lease(lease),
+                    Answer::LeaseRefused(reason) => SessionInput::LeaseRefused(reason),
+                    Answer::SlotGranted(turn) => SessionInput::SlotGranted(turn),
+                },
+            ),
+            Self::Http => ControlOutput::Http(
+                id,
+                match answer {
+                    Answer::Refused(refusal) => HttpInput::Refused(refusal),
+                    Answer::Lease(lease) => HttpInput::Lease(lease),
+                    Answer::LeaseRefused(reason) => HttpInput::LeaseRefused(reason),
+                    Answer::SlotGranted(turn) => HttpInput::SlotGranted(turn),
+                },
+            ),
+        }
+    }
+}
+
+/// An answer every holder kind takes (an admission's shape is the kind's own)
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Answer {
+    /// No account, or a chain that cannot continue
+    Refused(Refusal),
+    /// A conn
+    Lease(Lease),
+    /// No conn
+    LeaseRefused(RefuseReason),
+    /// A concurrency slot for this create
+    SlotGranted(TurnId),
+}
+
+/// One session or HTTP request the control plane knows
+#[derive(Clone, Debug)]
+pub(super) struct Holder {
+    pub(super) kind: HolderKind,
+    pub(super) info: SessionInfo,
+    /// Its schedule waiting for store lookups
+    pub(super) schedule: Option<PendingSchedule>,
+    /// The account whose pool it is waiting on
+    pub(super) acquiring: Option<AccountId>,
+    /// Its session key once known (header, else the first `prompt_cache_key`)
+    pub(super) session_key: Option<String>,
+    /// Continuation checks of its later creates waiting for a store get (sessions only: an
+    /// HTTP request's one create is judged by its schedule)
+    pub(super) checks: Vec<PendingCheck>,
+}
+
+impl Holder {
+    pub(super) fn new(kind: HolderKind, info: SessionInfo) -> Self {
+        Self {
+            kind,
+            session_key: info.session_key.clone(),
+            info,
+            schedule: None,
+            acquiring: None,
+            checks: Vec::new(),
+        }
+    }
+}
+
+/// The one path of every holder kind
+impl Control {
+    pub(super) fn open_holder(&mut self, id: SessionId, kind: HolderKind, info: SessionInfo) {
+        self.holders.insert(id, Holder::new(kind, info));
+    }
+
+    /// Forgets holder `id`: its pool wait and slot waits are cancelled
+    pub(super) fn close_holder(&mut self, now: Instant, id: SessionId) {
+        if let Some(holder) = self.holders.remove(&id)
+            && let Some(account) = holder.acquiring
+        {
+            self.pool.cancel(now, account, id);
+        }
+        for (account, waiters) in &mut self.slot_waiters {
+            for _ in 0..waiters.remove_where(|w| w.holder == id) {
+                self.scheduler.waiter_removed(*account);
+            }
+        }
+        self.blocked.retain(|(s, _)| *s != id);
+    }
+
+    /// Delivers `answer` to holder `id` in its kind's terms; a holder that is gone gets nothing
+    pub(super) fn answer(&mut self, id: SessionId, answer: Answer) {
+        if let Some(holder) = self.holders.get(&id) {
+            self.out.push_back(holder.kind.deliver(id, answer));
+        }
+    }
+
+    /// Leases holder `id` a conn of `account` (an HTTP request prefers the idle conn caching
+    /// `preferred`); with `may_move_from`, a slow dial is answered `DialWait` when another
+    /// account is usable
+    pub(super) fn acquire(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        account: AccountId,
+        compat: &CompatKey,
+        preferred: Option<&ResponseId>,
+        may_move_from: Option<Vec<AccountId>>,
+    ) {
+        let Some(holder) = self.holders.get_mut(&id) else {
+            return;
+        };
+        holder.acquiring = Some(account);
+        let kind = holder.kind;
+        let dial_wait = may_move_from
+            .and_then(|tried| self.dial_wait_for(now, account, &tried, kind.transport()));
+        match kind {
+            HolderKind::Session => self
+                .pool
+                .acquire_for_session_within(now, id, compat, dial_wait),
+            HolderKind::Http => self
+                .pool
+                .acquire_for_http_within(now, id, compat, preferred, dial_wait),
+        }
+    }
+
+    /// A concurrency slot of `account` for create `turn` of holder `id`: now, or in its client
+    /// key's turn (see [`slots`])
+    pub(super) fn acquire_slot(
+        &mut self,
+        id: SessionId,
+        turn: TurnId,
+        account: AccountId,
+        max_concurrency: u32,
+    ) {
+        // A removed account (reload) has no slots left to count, but a holder that still holds
+        // one of its conns runs its create there until it releases it.
+        let removed = !self.accounts.contains_key(&account);
+        let tenant = self.holders.get(&id).map_or(0, |h| h.info.tenant);
+        let waiter = SlotWaiter {
+            holder: id,
+            turn,
+            max_concurrency,
+            tenant,
+        };
+        if removed || self.acquire_or_wait(account, waiter) {
+            self.answer(id, Answer::SlotGranted(turn));
+        }
+    }
+
+    pub(super) fn cancel_slot_wait(&mut self, id: SessionId, turn: TurnId, account: AccountId) {
+        if let Some(waiters) = self.slot_waiters.get_mut(&account)
+            && waiters.remove_where(|w| w.holder == id && w.turn == turn) > 0
+        {
+            self.scheduler.waiter_removed(account);
+        }
+    }
+
+    /// Binds `response` in holder `id`'s group
+    pub(super) fn bind(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        response: &ResponseId,
+        account: AccountId,
+        at: ResponseConn,
+    ) {
+        let group = self.holders.get(&id).map(|h| h.info.group.clone());
+        self.bind_response(now, group.as_deref(), response, account, at);
+    }
+}
