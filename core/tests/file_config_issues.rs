@@ -285,6 +285,46 @@ fn a_redis_cluster_url_lists_host_port_seeds() {
 }
 
 #[test]
+fn a_redis_sentinel_url_names_sentinels_a_master_and_a_database() {
+    use wsv2_core::file_config::redis_sentinel;
+    let target = redis_sentinel("redis+sentinel://:pw@s1:26379, s2:26380/wsv2-main/3")
+        .expect("a sentinel url")
+        .expect("well formed");
+    assert_eq!(target.sentinels, ["redis://s1:26379", "redis://s2:26380"]);
+    assert_eq!(target.master, "wsv2-main");
+    assert_eq!(target.db, 3);
+    // The credentials go to the master, never into a log line through Debug.
+    assert_eq!(target.node_settings_url(), "redis://:pw@s1:26379/3");
+    assert!(!format!("{target:?}").contains("pw"));
+    let plain = redis_sentinel("REDIS+SENTINEL://s1:1/m")
+        .expect("sentinel")
+        .expect("ok");
+    assert_eq!((plain.master.as_str(), plain.db), ("m", 0));
+    assert_eq!(redis_sentinel("redis://a:1"), None);
+    for bad in [
+        "redis+sentinel://s1:26379",
+        "redis+sentinel://s1:26379/",
+        "redis+sentinel://s1/m",
+        "redis+sentinel://s1:1/m/x",
+        "redis+sentinel://s1:1/m/-1",
+        "redis+sentinel://s1:1/m n",
+        "redis+sentinel:///m",
+    ] {
+        assert!(matches!(redis_sentinel(bad), Some(Err(_))), "{bad}");
+    }
+    let found = issues(&format!(
+        "redis_url = \"redis+sentinel://127.0.0.1:26379\"\n{BASE}"
+    ));
+    assert_eq!(paths(&found), ["redis_url"]);
+    assert!(message(&found, "redis_url").contains("master"));
+    let good = GatewayConfig::from_toml_str(
+        &format!("redis_url = \"redis+sentinel://127.0.0.1:26379/wsv2\"\n{BASE}"),
+        &|_| None,
+    );
+    assert!(good.is_ok(), "{good:?}");
+}
+
+#[test]
 fn a_redis_url_with_a_multibyte_character_where_the_cluster_scheme_would_end_is_not_a_panic() {
     // Found by the config fuzz target: byte 16 fell inside U+2028.
     let url = "redis://:PL,ANT\u{2028}EDredispw@127.0.0.1:6379";

@@ -50,6 +50,7 @@ mod core_sections;
 mod env;
 mod proxy_url;
 mod reader;
+mod redis_url;
 mod report;
 mod secret;
 mod shell_keys;
@@ -62,6 +63,10 @@ use toml::{Table, Value};
 
 pub use env::{ENV_PREFIX, SHELL_ENV_VARS, apply_env_overrides};
 pub use proxy_url::{ProxyHandshake, ProxyKind, ProxyUrl};
+pub use redis_url::{
+    REDIS_CLUSTER_SCHEME, REDIS_SENTINEL_SCHEME, SentinelTarget, redis_cluster_seeds,
+    redis_sentinel,
+};
 pub use report::{check_config_report, format_report};
 pub use secret::Secret;
 pub use shell_keys::{ACCOUNT_KEYS, CLIENT_KEY_KEYS};
@@ -374,9 +379,12 @@ impl GatewayConfig {
         let redis_url = top
             .non_empty_string("redis_url", &mut issues)
             .and_then(|url| {
-                if let Some(seeds) = redis_cluster_seeds(url.trim()) {
-                    return match seeds {
-                        Ok(_) => Some(Secret::new(url.trim())),
+                let topology = redis_cluster_seeds(url.trim())
+                    .map(|seeds| seeds.map(drop))
+                    .or_else(|| redis_sentinel(url.trim()).map(|target| target.map(drop)));
+                if let Some(parsed) = topology {
+                    return match parsed {
+                        Ok(()) => Some(Secret::new(url.trim())),
                         Err(why) => {
                             push(&mut issues, "redis_url", why);
                             None
@@ -392,8 +400,8 @@ impl GatewayConfig {
                     push(
                         &mut issues,
                         "redis_url",
-                        "expected a redis://, rediss://, redis+unix://, unix:// or \
-                         redis+cluster:// URL",
+                        "expected a redis://, rediss://, redis+unix://, unix://, \
+                         redis+cluster:// or redis+sentinel:// URL",
                     );
                     None
                 }
@@ -459,46 +467,4 @@ fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN
         .parse()
         .unwrap_or_else(|_| unreachable!("the default listen address parses"))
-}
-
-/// The scheme of a Redis Cluster `redis_url`
-pub const REDIS_CLUSTER_SCHEME: &str = "redis+cluster://";
-
-/// The seed nodes of a Redis Cluster `redis_url`, each as a `redis://` URL: `None` when `url`
-/// does not name a cluster, an error when it names one badly.
-///
-/// The form is `redis+cluster://[user:password@]host:port[,host:port…]`: one or more seed nodes
-/// (the client discovers the rest from them), the credentials written once and used for every
-/// node (redis-rs refuses seeds with different credentials).
-pub fn redis_cluster_seeds(url: &str) -> Option<Result<Vec<String>, &'static str>> {
-    let scheme_len = REDIS_CLUSTER_SCHEME.len();
-    // `get`, not indexing: the scheme's length may fall inside a multi-byte character.
-    if !url
-        .get(..scheme_len)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(REDIS_CLUSTER_SCHEME))
-    {
-        return None;
-    }
-    let rest = &url[scheme_len..];
-    let (userinfo, nodes) = match rest.rfind('@') {
-        Some(at) => (&rest[..=at], &rest[at + 1..]),
-        None => ("", rest),
-    };
-    let mut seeds = Vec::new();
-    for node in nodes.split(',') {
-        let node = node.trim();
-        let well_formed = node.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty()
-                && !host.contains(['/', '@', ' '])
-                && port.parse::<u16>().is_ok_and(|p| p != 0)
-        });
-        if !well_formed {
-            return Some(Err(
-                "redis+cluster:// takes comma-separated host:port seed nodes \
-                 (redis+cluster://[user:password@]host:port[,host:port...])",
-            ));
-        }
-        seeds.push(format!("redis://{userinfo}{node}"));
-    }
-    Some(Ok(seeds))
 }

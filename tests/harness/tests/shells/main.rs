@@ -92,6 +92,7 @@ mod refusals;
 mod security;
 mod seed_fixes;
 mod store_cluster;
+mod store_sentinel;
 mod usage_by_key;
 mod warm_pool;
 mod ws_metrics;

@@ -7,6 +7,8 @@ pub mod harden;
 pub mod http;
 pub mod raw;
 pub mod redis_cluster;
+pub mod redis_sentinel;
+pub mod store_chain;
 
 use std::fmt;
 

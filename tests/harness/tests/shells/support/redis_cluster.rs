@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::store_chain::Bindings;
+
 /// How long a node may take to answer, or the cluster to agree, before the test fails
 const READY_WITHIN: Duration = Duration::from_secs(15);
 
@@ -21,7 +23,7 @@ pub struct RedisCluster {
 }
 
 /// A port free for the node and for its cluster bus (port + 10000)
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -35,7 +37,7 @@ fn free_port() -> u16 {
 }
 
 /// `redis-cli ARGS…` off the async runtime (the gateway's tasks may share its thread)
-async fn cli(args: Vec<String>) -> Option<String> {
+pub(crate) async fn cli(args: Vec<String>) -> Option<String> {
     tokio::task::spawn_blocking(move || {
         let out = Command::new("redis-cli")
             .args(&args)
@@ -201,10 +203,12 @@ impl RedisCluster {
         }
         panic!("no node holds the slot of {key}");
     }
+}
 
+impl Bindings for RedisCluster {
     /// Waits (at most 3 s) until the response binding of `id` is in the cluster (the gateway
     /// answers while its SET is in flight); whether it came
-    pub async fn binding_written(&self, id: &str) -> bool {
+    async fn binding_written(&self, id: &str) -> bool {
         let key = wsv2_core::store::StoreKey::response(id.as_bytes());
         let client = redis::cluster::ClusterClient::new(self.node_urls()).expect("cluster");
         let mut conn = client.get_async_connection().await.expect("cluster conn");
