@@ -96,6 +96,7 @@
 pub mod config;
 pub mod conn;
 pub mod control;
+pub mod errors;
 pub mod event;
 pub mod file_config;
 pub mod http;

@@ -481,8 +481,8 @@ fn every_account_rate_limited_refuses_the_upgrade_with_429_and_retry_after() {
         gw.control.check_upgrade(gw.now),
         Err(UpgradeRefusal::RateLimited { retry_after: 12 })
     );
-    let refusal = gw.control.check_upgrade(gw.now).unwrap_err();
-    assert_eq!((refusal.status(), refusal.retry_after()), (429, Some(12)));
+    let refusal = gw.control.check_upgrade(gw.now).unwrap_err().error();
+    assert_eq!((refusal.status, refusal.retry_after), (429, Some(12)));
     let s = gw.open(1);
     gw.create(s);
     let errors = gw.errors();

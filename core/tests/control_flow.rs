@@ -412,7 +412,7 @@ fn upgrade_checks_answer_426_and_503() {
         http_only.check_upgrade(now),
         Err(UpgradeRefusal::UpgradeRequired)
     );
-    assert_eq!(UpgradeRefusal::UpgradeRequired.status(), 426);
+    assert_eq!(UpgradeRefusal::UpgradeRequired.error().status, 426);
     let none = Control::new(cfg.clone(), vec![], 1, now);
     assert_eq!(
         none.check_upgrade(now),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::{Sim, World, create, text_response};
 use serde_json::json;
 use wsv2_core::conn::{CompatKey, ConnRecord, ConnState};
-use wsv2_core::session::{Refusal, SessionEvent};
+use wsv2_core::errors::Refusal;
+use wsv2_core::session::SessionEvent;
 use wsv2_core::{Config, ConnId, StreamId};
 
 fn error_event(code: &str, status: u16, lane: Option<&str>) -> serde_json::Value {

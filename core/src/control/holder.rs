@@ -12,10 +12,10 @@ use super::schedule::{PendingCheck, PendingSchedule};
 use super::slots::SlotWaiter;
 use super::{Control, ControlOutput, SessionInfo, SessionInput};
 use crate::conn::CompatKey;
+use crate::errors::Refusal;
 use crate::http::HttpInput;
 use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
-use crate::session::Refusal;
 use crate::store::ResponseConn;
 use crate::{AccountId, ResponseId, SessionId, TurnId};
 

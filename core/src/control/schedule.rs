@@ -8,9 +8,10 @@ use std::time::Instant;
 use super::holder::{Answer, HolderKind};
 use super::{Control, ControlEvent, ControlOutput, SessionInput};
 use crate::conn::CompatKey;
+use crate::errors::{ErrorCode, ErrorType, GatewayError, Refusal};
 use crate::http::{HttpAdmission, HttpInput};
 use crate::scheduler::{Decision, Reject, ScheduleRequest};
-use crate::session::{Admission, Refusal};
+use crate::session::Admission;
 use crate::store::{Binding, Continuation, Lookup, OpId, ResponseConn, judge_continuation};
 use crate::{AccountId, ResponseId, SessionId, TurnId};
 
@@ -365,36 +366,31 @@ impl Control {
 
 /// The answer a holder sends its client for a scheduler rejection
 pub(super) fn refusal_of(reject: Reject, now: Instant) -> Refusal {
-    let retry = reject
-        .retry_after_secs(now)
-        .map_or(String::new(), |s| format!(" (retry after {s}s)"));
-    match reject {
-        Reject::PreviousResponseNotFound => Refusal::PreviousResponseNotFound,
-        Reject::RateLimited { .. } => Refusal::Status {
-            status: 429,
-            error_type: "rate_limit_error",
-            code: Some("rate_limit_exceeded"),
-            message: format!("the account holding this conversation is rate limited{retry}"),
-        },
-        Reject::AllRateLimited { .. } => Refusal::Status {
-            status: 429,
-            error_type: "rate_limit_error",
-            code: Some("rate_limit_exceeded"),
-            message: format!("every upstream account is rate limited{retry}"),
-        },
-        Reject::AccountDisabled { .. } => Refusal::Status {
-            status: 503,
-            error_type: "server_error",
-            code: Some("account_unavailable"),
-            message:
-                "the account holding this conversation is unavailable; start a new conversation"
-                    .to_owned(),
-        },
-        Reject::NoAccount { .. } | Reject::UpgradeRequired => Refusal::Status {
-            status: 503,
-            error_type: "server_error",
-            code: Some("no_account_available"),
-            message: format!("no upstream account is available{retry}"),
-        },
-    }
+    let seconds = reject.retry_after_secs(now);
+    let retry = seconds.map_or(String::new(), |s| format!(" (retry after {s}s)"));
+    let error = match reject {
+        Reject::PreviousResponseNotFound => return Refusal::PreviousResponseNotFound,
+        Reject::RateLimited { .. } => GatewayError::rate_limited(
+            format!("the account holding this conversation is rate limited{retry}"),
+            seconds,
+        ),
+        Reject::AllRateLimited { .. } => GatewayError::rate_limited(
+            format!("every upstream account is rate limited{retry}"),
+            seconds,
+        ),
+        Reject::AccountDisabled { .. } => GatewayError::new(
+            503,
+            ErrorType::Server,
+            Some(ErrorCode::AccountUnavailable),
+            "the account holding this conversation is unavailable; start a new conversation",
+        ),
+        Reject::NoAccount { .. } | Reject::UpgradeRequired => GatewayError::new(
+            503,
+            ErrorType::Server,
+            Some(ErrorCode::NoAccountAvailable),
+            format!("no upstream account is available{retry}"),
+        )
+        .with_retry_after(seconds),
+    };
+    Refusal::Gateway(error)
 }

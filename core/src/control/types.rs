@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::conn::CompatKey;
+use crate::errors::{ErrorCode, ErrorType, GatewayError, Refusal};
 use crate::resolver::AccountProtocol;
-use crate::session::{Admission, Lease, ModelMap, Refusal};
+use crate::session::{Admission, Lease, ModelMap};
 use crate::store::StoreCommand;
 use crate::{AccountId, ConnId, SessionId, TurnId};
 
@@ -86,52 +87,27 @@ pub enum UpgradeRefusal {
 }
 
 impl UpgradeRefusal {
-    /// The HTTP status
-    pub fn status(self) -> u16 {
+    /// The answer before the 101, with `Retry-After` when a cooldown's end is known
+    pub fn error(self) -> GatewayError {
         match self {
-            Self::NoUsableAccount { .. } => 503,
-            Self::RateLimited { .. } => 429,
-            Self::UpgradeRequired => 426,
-        }
-    }
-
-    /// `error.type` of the OpenAI error body
-    pub fn error_type(self) -> &'static str {
-        match self {
-            Self::NoUsableAccount { .. } => "server_error",
-            Self::RateLimited { .. } => "rate_limit_error",
-            Self::UpgradeRequired => "invalid_request_error",
-        }
-    }
-
-    /// `error.code` of the OpenAI error body
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::NoUsableAccount { .. } => "no_account_available",
-            Self::RateLimited { .. } => "rate_limit_exceeded",
-            Self::UpgradeRequired => "upgrade_required",
-        }
-    }
-
-    /// The error message for the OpenAI error body
-    pub fn message(self) -> &'static str {
-        match self {
-            Self::NoUsableAccount { .. } => "no upstream account is usable right now; retry later",
-            Self::RateLimited { .. } => {
+            Self::NoUsableAccount { retry_after } => GatewayError::new(
+                503,
+                ErrorType::Server,
+                Some(ErrorCode::NoAccountAvailable),
+                "no upstream account is usable right now; retry later",
+            )
+            .with_retry_after(retry_after),
+            Self::RateLimited { retry_after } => GatewayError::rate_limited(
                 "every upstream account is rate limited; retry after the time in Retry-After"
-            }
-            Self::UpgradeRequired => {
-                "WebSocket mode is not available on this gateway; use HTTP POST /v1/responses"
-            }
-        }
-    }
-
-    /// The `Retry-After` header's value in seconds, when the answer has one
-    pub fn retry_after(self) -> Option<u64> {
-        match self {
-            Self::NoUsableAccount { retry_after } => retry_after,
-            Self::RateLimited { retry_after } => Some(retry_after),
-            Self::UpgradeRequired => None,
+                    .to_owned(),
+                Some(retry_after),
+            ),
+            Self::UpgradeRequired => GatewayError::new(
+                426,
+                ErrorType::InvalidRequest,
+                Some(ErrorCode::UpgradeRequired),
+                "WebSocket mode is not available on this gateway; use HTTP POST /v1/responses",
+            ),
         }
     }
 }

@@ -4,7 +4,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::json_str::push_string;
+use super::sse::http_error_body;
 use crate::StreamId;
+use crate::errors::{ErrorCode, ErrorType, GatewayError};
 
 /// What an `error` event means to the gateway; fills a missing status and decides what to do
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -295,16 +297,19 @@ pub fn parse_error_event(frame: &[u8]) -> Option<ErrorInfo> {
 }
 
 /// `{"type":"error","status":400,["stream_id":…,]"error":{"type":"invalid_request_error","code":…,"message":…,"param":…}}`
-fn invalid_request_event(lane: Option<&StreamId>, code: &str, message: &str, param: &str) -> Bytes {
+fn invalid_request_event(
+    lane: Option<&StreamId>,
+    code: ErrorCode,
+    message: &str,
+    param: &str,
+) -> Bytes {
     let mut out = Vec::with_capacity(160 + message.len());
     out.extend_from_slice(br#"{"type":"error","status":400,"#);
-    if let Some(lane) = lane {
-        out.extend_from_slice(br#""stream_id":"#);
-        push_string(&mut out, lane.as_str());
-        out.push(b',');
-    }
-    out.extend_from_slice(br#""error":{"type":"invalid_request_error","code":"#);
-    push_string(&mut out, code);
+    push_lane(&mut out, lane);
+    out.extend_from_slice(br#""error":{"type":"#);
+    push_string(&mut out, ErrorType::InvalidRequest.as_str());
+    out.extend_from_slice(br#","code":"#);
+    push_string(&mut out, code.as_str());
     out.extend_from_slice(br#","message":"#);
     push_string(&mut out, message);
     out.extend_from_slice(br#","param":"#);
@@ -313,12 +318,21 @@ fn invalid_request_event(lane: Option<&StreamId>, code: &str, message: &str, par
     Bytes::from(out)
 }
 
+/// `"stream_id":"…",` when the event answers a named lane
+fn push_lane(out: &mut Vec<u8>, lane: Option<&StreamId>) {
+    if let Some(lane) = lane {
+        out.extend_from_slice(br#""stream_id":"#);
+        push_string(out, lane.as_str());
+        out.push(b',');
+    }
+}
+
 /// Upstream's exact `previous_response_not_found` error
 pub fn previous_response_not_found_event(id: &str, lane: Option<&StreamId>) -> Bytes {
     let message = format!("Previous response with id '{id}' not found.");
     invalid_request_event(
         lane,
-        "previous_response_not_found",
+        ErrorCode::PreviousResponseNotFound,
         &message,
         "previous_response_id",
     )
@@ -328,7 +342,7 @@ pub fn previous_response_not_found_event(id: &str, lane: Option<&StreamId>) -> B
 pub fn invalid_stream_id_event() -> Bytes {
     invalid_request_event(
         None,
-        "invalid_stream_id",
+        ErrorCode::InvalidStreamId,
         "The 'stream_id' field must be a non-empty string with at most 256 characters and may only contain letters, numbers, underscores, hyphens, and periods.",
         "stream_id",
     )
@@ -338,7 +352,7 @@ pub fn invalid_stream_id_event() -> Bytes {
 pub fn websocket_stream_limit_reached_event(lane: &StreamId) -> Bytes {
     invalid_request_event(
         Some(lane),
-        "websocket_stream_limit_reached",
+        ErrorCode::WebsocketStreamLimitReached,
         "This WebSocket connection has reached its maximum number of distinct stream IDs (32). Reuse an existing stream_id or open a new WebSocket connection.",
         "stream_id",
     )
@@ -348,16 +362,44 @@ pub fn websocket_stream_limit_reached_event(lane: &StreamId) -> Bytes {
 /// writes it), echoing `stream_id` when it answers a create on a named lane (every event of a
 /// named lane echoes its lane, or the client cannot tell which create it answers)
 pub fn websocket_connection_limit_reached_event(lane: Option<&StreamId>) -> Bytes {
-    const BODY: &[u8] = br#""error":{"type":"invalid_request_error","code":"websocket_connection_limit_reached","message":"Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue."},"status":400}"#;
-    let mut out = Vec::with_capacity(40 + BODY.len());
+    const MESSAGE: &str = "Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue.";
+    let mut out = Vec::with_capacity(240);
     out.extend_from_slice(br#"{"type":"error","#);
-    if let Some(lane) = lane {
-        out.extend_from_slice(br#""stream_id":"#);
-        push_string(&mut out, lane.as_str());
-        out.push(b',');
-    }
-    out.extend_from_slice(BODY);
+    push_lane(&mut out, lane);
+    out.extend_from_slice(br#""error":{"type":"#);
+    push_string(&mut out, ErrorType::InvalidRequest.as_str());
+    out.extend_from_slice(br#","code":"#);
+    push_string(
+        &mut out,
+        ErrorCode::WebsocketConnectionLimitReached.as_str(),
+    );
+    out.extend_from_slice(br#","message":"#);
+    push_string(&mut out, MESSAGE);
+    out.extend_from_slice(br#"},"status":400}"#);
     Bytes::from(out)
+}
+
+impl GatewayError {
+    /// The WebSocket `error` event, echoing `lane` when it answers a create on a named lane
+    pub fn event(&self, lane: Option<&StreamId>) -> Bytes {
+        gateway_error_event(
+            self.status,
+            self.error_type.as_str(),
+            self.code.map(ErrorCode::as_str),
+            &self.message,
+            lane,
+        )
+    }
+
+    /// The OpenAI HTTP error body
+    pub fn json_body(&self) -> Bytes {
+        http_error_body(
+            self.error_type.as_str(),
+            self.code.map(ErrorCode::as_str),
+            &self.message,
+            self.param,
+        )
+    }
 }
 
 /// An `error` event the gateway itself sends
@@ -375,11 +417,7 @@ pub fn gateway_error_event(
     out.extend_from_slice(br#"{"type":"error","status":"#);
     out.extend_from_slice(status.to_string().as_bytes());
     out.push(b',');
-    if let Some(lane) = lane {
-        out.extend_from_slice(br#""stream_id":"#);
-        push_string(&mut out, lane.as_str());
-        out.push(b',');
-    }
+    push_lane(&mut out, lane);
     out.extend_from_slice(br#""error":{"type":"#);
     push_string(&mut out, error_type);
     out.extend_from_slice(br#","code":"#);

@@ -8,14 +8,8 @@
 
 use bytes::Bytes;
 
+use crate::errors::{ErrorCode, ErrorType, GatewayError, Refusal};
 use crate::event::{gateway_error_event, http_error_body, parse_error_event, sse_flat_error};
-use crate::session::Refusal;
-
-/// `error.code` of a response that stalled (`upstream.read_timeout` without one of its events)
-pub const STALLED_CODE: &str = "upstream_timeout";
-/// `error.message` of a response that stalled
-pub const STALLED_MESSAGE: &str =
-    "upstream sent nothing for this response within upstream.read_timeout; retry the request";
 
 /// An error an HTTP turn answers with
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,103 +30,51 @@ pub struct ErrorAnswer {
     envelope: Option<Bytes>,
 }
 
-impl ErrorAnswer {
-    /// A gateway error
-    pub fn new(status: u16, error_type: &str, code: Option<&str>, message: &str) -> Self {
+impl From<GatewayError> for ErrorAnswer {
+    fn from(error: GatewayError) -> Self {
         Self {
-            status,
-            error_type: error_type.to_owned(),
-            code: code.map(str::to_owned),
-            message: message.to_owned(),
-            param: None,
-            retry_after: None,
+            status: error.status,
+            error_type: error.error_type.as_str().to_owned(),
+            code: error.code.map(|c| c.as_str().to_owned()),
+            message: error.message.into_owned(),
+            param: error.param.map(str::to_owned),
+            retry_after: error.retry_after,
             envelope: None,
         }
     }
+}
 
-    /// A 400 `invalid_request_error`
-    pub fn bad_request(message: &str, param: Option<&str>) -> Self {
-        let mut answer = Self::new(400, "invalid_request_error", None, message);
-        answer.param = param.map(str::to_owned);
-        answer
-    }
-
-    /// Upstream's exact `previous_response_not_found` for `previous`
-    pub fn previous_response_not_found(previous: &str) -> Self {
-        let message = format!("Previous response with id '{previous}' not found.");
-        let mut answer = Self::new(
-            400,
-            "invalid_request_error",
-            Some("previous_response_not_found"),
-            &message,
-        );
-        answer.param = Some("previous_response_id".to_owned());
-        answer
-    }
-
-    /// A 502 for a conn lost before the answer could be completed
-    pub fn upstream_lost(why: &str) -> Self {
-        Self::new(
-            502,
-            "server_error",
-            Some("upstream_connection_lost"),
-            &format!("{why}; retry the request"),
-        )
-    }
-
-    /// A 504 for a response upstream stopped sending within `upstream.read_timeout`
-    pub fn upstream_stalled() -> Self {
-        Self::new(504, "server_error", Some(STALLED_CODE), STALLED_MESSAGE)
-    }
-
-    /// A 503 for a turn that got no upstream conn
-    pub fn upstream_unavailable() -> Self {
-        Self::new(
-            503,
-            "server_error",
-            Some("upstream_unavailable"),
-            "no upstream connection became available in time; retry the request",
-        )
-    }
-
+impl ErrorAnswer {
     /// The answer for a scheduler or gateway refusal of a turn continuing `previous`
     pub fn from_refusal(refusal: &Refusal, previous: Option<&str>) -> Self {
-        match refusal {
+        let error = match refusal {
             Refusal::PreviousResponseNotFound => {
-                Self::previous_response_not_found(previous.unwrap_or_default())
+                GatewayError::previous_response_not_found(previous.unwrap_or_default())
             }
-            Refusal::ConnectionLimitReached => Self::new(
+            Refusal::ConnectionLimitReached => GatewayError::new(
                 400,
-                "invalid_request_error",
-                Some("websocket_connection_limit_reached"),
+                ErrorType::InvalidRequest,
+                Some(ErrorCode::WebsocketConnectionLimitReached),
                 "the upstream connection reached its lifetime limit; retry with full context",
             ),
-            Refusal::StreamLimitReached | Refusal::InvalidStreamId => Self::bad_request(
-                "stream_id is only supported over WebSocket",
-                Some("stream_id"),
-            ),
-            Refusal::Status {
-                status,
-                error_type,
-                code,
-                message,
-            } => {
-                let mut answer = Self::new(*status, error_type, *code, message);
-                answer.retry_after = retry_after_in(message);
-                answer
+            Refusal::StreamLimitReached | Refusal::InvalidStreamId => {
+                GatewayError::bad_request("stream_id is only supported over WebSocket")
+                    .with_param(Some("stream_id"))
             }
-        }
+            Refusal::Gateway(error) => error.clone(),
+        };
+        error.into()
     }
 
     /// The answer for upstream's `error` event `frame` (status from the envelope or its class)
     pub fn from_upstream_error(frame: &Bytes) -> Self {
         let Some(info) = parse_error_event(frame) else {
-            let mut answer = Self::new(
+            let mut answer = Self::from(GatewayError::new(
                 502,
-                "server_error",
+                ErrorType::Server,
                 None,
                 "upstream sent an invalid error event",
-            );
+            ));
             answer.envelope = Some(frame.clone());
             return answer;
         };
@@ -141,7 +83,7 @@ impl ErrorAnswer {
             error_type: info
                 .error_type
                 .clone()
-                .unwrap_or_else(|| "server_error".to_owned()),
+                .unwrap_or_else(|| ErrorType::Server.as_str().to_owned()),
             code: info.code.clone(),
             message: info.message.clone().unwrap_or_default(),
             param: info.param.clone(),
@@ -175,12 +117,6 @@ impl ErrorAnswer {
     }
 }
 
-/// The `(retry after Ns)` the control plane writes into rate-limit messages
-fn retry_after_in(message: &str) -> Option<u64> {
-    let rest = &message[message.find("(retry after ")? + "(retry after ".len()..];
-    rest[..rest.find('s')?].parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,13 +136,11 @@ mod tests {
     }
 
     #[test]
-    fn refusal_retry_after_is_read_back() {
-        let refusal = Refusal::Status {
-            status: 429,
-            error_type: "rate_limit_error",
-            code: Some("rate_limit_exceeded"),
-            message: "the account is rate limited (retry after 12s)".to_owned(),
-        };
+    fn a_refusals_retry_after_reaches_the_answer() {
+        let refusal = Refusal::Gateway(GatewayError::rate_limited(
+            "the account is rate limited (retry after 12s)".to_owned(),
+            Some(12),
+        ));
         assert_eq!(
             ErrorAnswer::from_refusal(&refusal, None).retry_after,
             Some(12)

@@ -48,14 +48,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-pub use answer::{ErrorAnswer, STALLED_CODE, STALLED_MESSAGE};
+pub use answer::ErrorAnswer;
 pub use types::{ContentType, HttpAdmission, HttpCommand, HttpEvent, HttpInput, HttpTransmit};
 
 use crate::conn::UpstreamConn;
 use crate::control::SessionInfo;
+use crate::errors::{GatewayError, Refusal};
 use crate::rng::Jitter;
 use crate::scheduler::RetryState;
-use crate::session::Refusal;
 use crate::timer::{TimerName, TimerTable};
 use crate::{AccountId, Config, SessionId, TurnId};
 use request::HttpRequest;
@@ -220,7 +220,9 @@ impl HttpTurn {
                 turn.request = Some(request);
             }
             Err(e) => {
-                turn.answer_error(&ErrorAnswer::bad_request(&e.message(), e.param()));
+                turn.answer_error(&ErrorAnswer::from(
+                    GatewayError::bad_request(e.message()).with_param(e.param()),
+                ));
                 turn.finish();
             }
         }
@@ -240,10 +242,10 @@ impl HttpTurn {
                         Some(answer)
                             if matches!(
                                 refusal,
-                                Refusal::Status {
+                                Refusal::Gateway(GatewayError {
                                     status: 503 | 429,
                                     ..
-                                }
+                                })
                             ) =>
                         {
                             answer

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::TurnId;
 use crate::conn::UpstreamConn;
+use crate::errors::GatewayError;
 use crate::resolver::Transport;
 use crate::scheduler::{Pinning, RetryState};
 
@@ -31,9 +32,11 @@ impl HttpTurn {
             .as_ref()
             .expect("a scheduled turn has a request");
         if request.background && admission.transport == Transport::WsV2 {
-            self.answer_error(&ErrorAnswer::bad_request(
-                "background responses are not supported by this account's upstream (WebSocket mode)",
-                Some("background"),
+            self.answer_error(&ErrorAnswer::from(
+                GatewayError::bad_request(
+                    "background responses are not supported by this account's upstream (WebSocket mode)",
+                )
+                .with_param(Some("background")),
             ));
             return self.finish();
         }
@@ -105,7 +108,9 @@ impl HttpTurn {
             // continue a `store:false` chain, so answer as upstream would, without a create.
             self.release(conn, None);
             let previous = self.previous_str().unwrap_or_default();
-            self.answer_error(&ErrorAnswer::previous_response_not_found(&previous));
+            self.answer_error(&ErrorAnswer::from(
+                GatewayError::previous_response_not_found(&previous),
+            ));
             return self.finish();
         }
         self.conn = Some(conn);
@@ -135,7 +140,7 @@ impl HttpTurn {
             self.phase = HttpPhase::Backoff;
             return self.resume_after_backoff();
         }
-        self.answer_error(&ErrorAnswer::upstream_unavailable());
+        self.answer_error(&ErrorAnswer::from(GatewayError::upstream_unavailable()));
         self.finish();
     }
 
@@ -197,12 +202,7 @@ impl HttpTurn {
             });
         }
         self.slot = SlotState::None;
-        self.answer_error(&ErrorAnswer::new(
-            429,
-            "rate_limit_error",
-            Some("concurrency_limit_reached"),
-            "the account's concurrent responses limit was reached; retry shortly",
-        ));
+        self.answer_error(&ErrorAnswer::from(GatewayError::concurrency_limit_reached()));
         self.finish();
     }
 

@@ -11,6 +11,7 @@ use super::{
     TurnTimer,
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
+use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::event::{ServerEventKind, restore_event_model, sse_encode};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
 use crate::session::ResponseReport;
@@ -200,15 +201,15 @@ impl HttpTurn {
                 self.attempt_failed(now, failure, Some(ended));
             }
             (Outcome::Stalled, _) => {
-                self.answer_error(&ErrorAnswer::upstream_stalled());
+                self.answer_error(&ErrorAnswer::from(GatewayError::upstream_stalled()));
                 self.end_response(now, ended);
                 self.finish();
             }
             // HTTP turns have no shutdown grace of their own: a cut reads as a lost conn.
             (Outcome::UpstreamLost | Outcome::CutAtShutdown, HttpPhase::Streaming) => {
-                self.answer_error(&ErrorAnswer::upstream_lost(
+                self.answer_error(&ErrorAnswer::from(GatewayError::upstream_lost(
                     "the upstream connection was lost mid-response",
-                ));
+                )));
                 self.end_response(now, ended);
                 self.finish();
             }
@@ -303,20 +304,28 @@ impl HttpTurn {
             RetryDecision::GiveUp(reason) => {
                 self.events.push_back(HttpEvent::GaveUp { reason });
                 let answer = match (reason, &upstream_error) {
-                    (GiveUpReason::ChainLost, _) => ErrorAnswer::previous_response_not_found(
-                        &self.previous_str().unwrap_or_default(),
-                    ),
+                    (GiveUpReason::ChainLost, _) => {
+                        ErrorAnswer::from(GatewayError::previous_response_not_found(
+                            &self.previous_str().unwrap_or_default(),
+                        ))
+                    }
                     (_, Some(frame)) => ErrorAnswer::from_upstream_error(frame),
                     (_, None) if failure == FailureKind::DialFailed => {
-                        ErrorAnswer::upstream_unavailable()
+                        ErrorAnswer::from(GatewayError::upstream_unavailable())
                     }
-                    (GiveUpReason::BudgetExhausted, None) => ErrorAnswer::upstream_lost(
-                        "the upstream connection was lost repeatedly within the retry budget",
-                    ),
-                    (GiveUpReason::SwitchLimit, None) => ErrorAnswer::upstream_lost(
-                        "the upstream connection was lost on every account tried",
-                    ),
-                    (_, None) => ErrorAnswer::upstream_lost("the upstream connection was lost"),
+                    (GiveUpReason::BudgetExhausted, None) => {
+                        ErrorAnswer::from(GatewayError::upstream_lost(
+                            "the upstream connection was lost repeatedly within the retry budget",
+                        ))
+                    }
+                    (GiveUpReason::SwitchLimit, None) => {
+                        ErrorAnswer::from(GatewayError::upstream_lost(
+                            "the upstream connection was lost on every account tried",
+                        ))
+                    }
+                    (_, None) => ErrorAnswer::from(GatewayError::upstream_lost(
+                        "the upstream connection was lost",
+                    )),
                 };
                 if let Some(ended) = ended {
                     self.end_response(now, ended);
@@ -412,12 +421,12 @@ impl HttpTurn {
             }
             _ => {
                 self.forward_ended(now, 0);
-                self.answer_error(&ErrorAnswer::new(
+                self.answer_error(&ErrorAnswer::from(GatewayError::new(
                     502,
-                    "server_error",
-                    Some("upstream_unavailable"),
+                    ErrorType::Server,
+                    Some(ErrorCode::UpstreamUnavailable),
                     "the upstream could not be reached; retry the request",
-                ));
+                )));
                 self.finish();
             }
         }

@@ -8,10 +8,11 @@ use bytes::Bytes;
 
 use crate::conn::{CompatKey, Release, UpstreamTransmit};
 use crate::control::SessionInfo;
+use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
 use crate::scheduler::{FailureKind, GiveUpReason};
-use crate::session::{ModelMap, Refusal, ResponseReport};
+use crate::session::{ModelMap, ResponseReport};
 use crate::{AccountId, ConnId, Lane, ResponseId, TurnId};
 
 /// The `Content-Type` of an answer

@@ -10,7 +10,7 @@
 //! | `Sec-WebSocket-Key` missing, repeated, or not the base64 of 16 bytes | 400 |
 //! | `Sec-WebSocket-Version` missing, repeated or not `13` | 426 with `Sec-WebSocket-Version: 13` |
 
-use crate::http::ErrorAnswer;
+use crate::errors::{ErrorCode, ErrorType, GatewayError};
 
 /// The parts of an upgrade request RFC 6455 puts rules on (header values as sent, one entry
 /// per header line)
@@ -44,30 +44,30 @@ pub const WEBSOCKET_VERSION: &str = "13";
 
 impl HandshakeRefusal {
     /// The HTTP answer (400, or 426 for the version)
-    pub fn answer(self) -> ErrorAnswer {
+    pub fn answer(self) -> GatewayError {
         let (status, code, message) = match self {
             Self::Http10 => (
                 400,
-                "invalid_websocket_handshake",
+                ErrorCode::InvalidWebsocketHandshake,
                 "a WebSocket upgrade needs HTTP/1.1",
             ),
             Self::NoConnectionUpgrade => (
                 400,
-                "invalid_websocket_handshake",
+                ErrorCode::InvalidWebsocketHandshake,
                 "a WebSocket upgrade needs Connection: Upgrade",
             ),
             Self::BadKey => (
                 400,
-                "invalid_websocket_handshake",
+                ErrorCode::InvalidWebsocketHandshake,
                 "Sec-WebSocket-Key must be one base64-encoded 16-byte value",
             ),
             Self::UnsupportedVersion => (
                 426,
-                "unsupported_websocket_version",
+                ErrorCode::UnsupportedWebsocketVersion,
                 "only WebSocket version 13 is supported (Sec-WebSocket-Version: 13)",
             ),
         };
-        ErrorAnswer::new(status, "invalid_request_error", Some(code), message)
+        GatewayError::new(status, ErrorType::InvalidRequest, Some(code), message)
     }
 
     /// The `Sec-WebSocket-Version` header the answer must carry (RFC 6455 §4.4)

@@ -4,7 +4,7 @@
 //!
 //! The driver (`wsv2-shell`'s listener) performs them: it accepts, asks [`ClientSockets`] what
 //! to do with each connection, closes what it is told to close, and answers with the
-//! [`ErrorAnswer`](crate::http::ErrorAnswer)s these functions return. Nothing here reads a clock
+//! [`GatewayError`](crate::errors::GatewayError)s these functions return. Nothing here reads a clock
 //! or touches a socket.
 
 mod handshake;
@@ -15,5 +15,5 @@ pub use handshake::{HandshakeRefusal, UpgradeRequest, WEBSOCKET_VERSION, check_u
 pub use line_budget::LineBudget;
 pub use sockets::{
     AcceptError, AcceptNext, Admit, ClientConnId, ClientSockets, SocketBudget, SocketLimits,
-    body_read_timed_out, derive_max_client_sockets,
+    derive_max_client_sockets,
 };

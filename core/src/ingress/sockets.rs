@@ -28,7 +28,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::config::IngressConfig;
-use crate::http::ErrorAnswer;
+use crate::errors::{ErrorCode, ErrorType, GatewayError};
 
 /// One accepted client connection (numbered in accept order)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,7 +76,7 @@ pub enum Admit {
         evict: Option<ClientConnId>,
     },
     /// Write this answer, close, then call [`ClientSockets::handle_refusal_done`]
-    Refuse(ErrorAnswer),
+    Refuse(GatewayError),
 }
 
 /// Why `accept` failed, as far as the accept loop cares
@@ -209,34 +209,20 @@ impl ClientSockets {
     }
 
     /// The 503 of a refused connection
-    fn busy(&self) -> ErrorAnswer {
-        let mut answer = ErrorAnswer::new(
+    fn busy(&self) -> GatewayError {
+        GatewayError::new(
             503,
-            "server_error",
-            Some("too_many_connections"),
+            ErrorType::Server,
+            Some(ErrorCode::TooManyConnections),
             "the gateway holds as many client connections as it can; retry shortly",
-        );
-        answer.retry_after = Some(whole_seconds_up(self.busy_retry_after));
-        answer
+        )
+        .with_retry_after(Some(whole_seconds_up(self.busy_retry_after)))
     }
 }
 
 /// A duration in whole seconds, rounded up (a client must not come back early)
 fn whole_seconds_up(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-/// The 408 of a request whose body did not arrive within `ingress.body_read_timeout`
-pub fn body_read_timed_out(limit: Duration) -> ErrorAnswer {
-    ErrorAnswer::new(
-        408,
-        "invalid_request_error",
-        Some("request_timeout"),
-        &format!(
-            "the request body did not arrive within {} ms",
-            limit.as_millis()
-        ),
-    )
 }
 
 /// How many client sockets a listener may hold, and how that number came about
@@ -335,7 +321,10 @@ mod tests {
             panic!("expected a refusal");
         };
         assert_eq!(answer.status, 503);
-        assert_eq!(answer.code.as_deref(), Some("too_many_connections"));
+        assert_eq!(
+            answer.code,
+            Some(crate::errors::ErrorCode::TooManyConnections)
+        );
         assert_eq!(answer.retry_after, Some(1));
         s.handle_refusal_done();
         assert_eq!(s.closing(), 0);

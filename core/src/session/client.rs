@@ -6,8 +6,9 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{PendingCreate, Refusal, Session, SessionPhase, SlotState};
-use crate::event::{ClientEventKind, ClientRequest, StreamIdField, gateway_error_event};
-use crate::{ResponseId, StreamId, TurnId};
+use crate::errors::{ErrorCode, ErrorType, GatewayError};
+use crate::event::{ClientEventKind, ClientRequest, StreamIdField};
+use crate::{ResponseId, TurnId};
 
 /// Whether a held create's `previous_response_id` still has to pass the group rule
 ///
@@ -72,14 +73,14 @@ impl Session {
                 "model is required in the first response.create",
             ))
         } else if self.pending.len() >= held {
-            Some(Refusal::Status {
-                status: 429,
-                error_type: "rate_limit_error",
-                code: Some("too_many_held_creates"),
-                message: format!(
+            Some(Refusal::Gateway(GatewayError::new(
+                429,
+                ErrorType::RateLimit,
+                Some(ErrorCode::TooManyHeldCreates),
+                format!(
                     "too many response.create events waiting on this socket (limit {held}); wait for responses to finish"
                 ),
-            })
+            )))
         } else {
             None
         };
@@ -143,27 +144,18 @@ impl Session {
             _ => false,
         };
         if !sent {
-            self.send_client_error(
+            self.send_client_error(&GatewayError::new(
                 400,
-                "invalid_request_error",
-                Some("response_not_found"),
+                ErrorType::InvalidRequest,
+                Some(ErrorCode::ResponseNotFound),
                 "the target response is not in progress on this WebSocket",
-                None,
-            );
+            ));
         }
     }
 
-    pub(super) fn send_client_error(
-        &mut self,
-        status: u16,
-        error_type: &str,
-        code: Option<&str>,
-        message: &str,
-        lane: Option<&StreamId>,
-    ) {
+    pub(super) fn send_client_error(&mut self, error: &GatewayError) {
         if self.phase != SessionPhase::Draining && self.phase != SessionPhase::Finished {
-            self.client_out
-                .push_back(gateway_error_event(status, error_type, code, message, lane));
+            self.client_out.push_back(error.event(None));
         }
     }
 }

@@ -25,13 +25,14 @@ use std::time::Instant;
 use bytes::Bytes;
 
 pub use types::{
-    Admission, ClientProtocolError, Hop, ModelMap, Refusal, ResponseReport, SessionCommand,
-    SessionEvent, Transmit,
+    Admission, ClientProtocolError, Hop, ModelMap, ResponseReport, SessionCommand, SessionEvent,
+    Transmit,
 };
 
 pub use crate::pool::Lease;
 
 use crate::conn::UpstreamConn;
+use crate::errors::{GatewayError, Refusal};
 use crate::event::{ClientEventKind, classify_client_event};
 use crate::rng::Jitter;
 use crate::scheduler::{RetryNote, RetryState};
@@ -270,7 +271,7 @@ impl Session {
             Ok(req) => req,
             Err(e) => {
                 let message = format!("invalid websocket message: {e}");
-                self.send_client_error(400, "invalid_request_error", None, &message, None);
+                self.send_client_error(&GatewayError::bad_request(message));
                 return self.settle(now);
             }
         };
@@ -282,7 +283,7 @@ impl Session {
             ClientEventKind::Other => {
                 let ty = String::from_utf8_lossy(&req.type_name);
                 let message = format!("unsupported websocket event type: {ty:?}");
-                self.send_client_error(400, "invalid_request_error", None, &message, None);
+                self.send_client_error(&GatewayError::bad_request(message));
             }
         }
         self.settle(now);
@@ -296,13 +297,9 @@ impl Session {
         self.timers.stop(SessionTimer::FirstMessage);
         self.client_active_at = now;
         self.phase = SessionPhase::Active;
-        self.send_client_error(
-            400,
-            "invalid_request_error",
-            None,
+        self.send_client_error(&GatewayError::bad_request(
             "binary frames are not supported; send JSON text frames",
-            None,
-        );
+        ));
         self.settle(now);
     }
 
@@ -439,13 +436,7 @@ impl Session {
             _ => false,
         };
         if !retried {
-            let refusal = Refusal::Status {
-                status: 503,
-                error_type: "server_error",
-                code: Some("upstream_unavailable"),
-                message: "no upstream connection became available in time; retry the request"
-                    .to_owned(),
-            };
+            let refusal = Refusal::Gateway(GatewayError::upstream_unavailable());
             while let Some(head) = self.pending.pop_front() {
                 self.refuse(&head, refusal.clone());
             }

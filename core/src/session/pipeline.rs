@@ -8,8 +8,9 @@ use super::{
     SessionTimer, SlotState, TurnState,
 };
 use crate::conn::{CloseReason, ConnState, UpstreamConn};
+use crate::errors::GatewayError;
 use crate::event::{
-    gateway_error_event, previous_response_not_found_event, rewrite_create_model,
+    previous_response_not_found_event, rewrite_create_model,
     websocket_connection_limit_reached_event, websocket_stream_limit_reached_event,
 };
 use crate::scheduler::{Pinning, RetryState};
@@ -307,21 +308,10 @@ impl Session {
             Refusal::ConnectionLimitReached => websocket_connection_limit_reached_event(lane),
             Refusal::StreamLimitReached => match lane {
                 Some(lane) => websocket_stream_limit_reached_event(lane),
-                None => gateway_error_event(
-                    400,
-                    "invalid_request_error",
-                    None,
-                    "stream limit reached",
-                    None,
-                ),
+                None => GatewayError::bad_request("stream limit reached").event(None),
             },
             Refusal::InvalidStreamId => crate::event::invalid_stream_id_event(),
-            Refusal::Status {
-                status,
-                error_type,
-                code,
-                message,
-            } => gateway_error_event(*status, error_type, *code, message, lane),
+            Refusal::Gateway(error) => error.event(lane),
         };
         if matches!(
             self.phase,
@@ -359,13 +349,7 @@ impl Session {
             .is_some_and(|p| p.slot == SlotState::Waiting);
         if waiting {
             let head = self.pending.pop_front().expect("head exists");
-            let refusal = Refusal::Status {
-                status: 429,
-                error_type: "rate_limit_error",
-                code: Some("concurrency_limit_reached"),
-                message: "the account's concurrent responses limit was reached; retry shortly"
-                    .to_owned(),
-            };
+            let refusal = Refusal::Gateway(GatewayError::concurrency_limit_reached());
             self.refuse(&head, refusal);
         }
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::conn::{CompatKey, Outcome, Release, UpstreamTransmit};
+use crate::errors::Refusal;
 use crate::event::Usage;
 use crate::scheduler::RetryNote;
 use crate::trace_context::TraceContext;
@@ -90,52 +91,6 @@ pub struct Admission {
     pub compat: CompatKey,
     /// The account's model map
     pub model_map: Arc<ModelMap>,
-}
-
-/// Why the gateway answers a create itself instead of sending it upstream
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// Upstream's exact `previous_response_not_found` (the chain's cache is gone)
-    PreviousResponseNotFound,
-    /// Upstream's exact `websocket_connection_limit_reached` (the client resends full context)
-    ConnectionLimitReached,
-    /// Upstream's exact `websocket_stream_limit_reached`
-    StreamLimitReached,
-    /// Upstream's exact `invalid_stream_id`
-    InvalidStreamId,
-    /// A gateway `error` event with this status
-    Status {
-        /// HTTP-like status (400, 429, 502, 503, …)
-        status: u16,
-        /// `error.type`
-        error_type: &'static str,
-        /// `error.code`
-        code: Option<&'static str>,
-        /// `error.message`
-        message: String,
-    },
-}
-
-impl Refusal {
-    /// The answer to creates while the gateway shuts down
-    pub fn shutting_down() -> Self {
-        Self::Status {
-            status: 503,
-            error_type: "server_error",
-            code: Some("gateway_shutting_down"),
-            message: "this gateway is shutting down; reconnect and resend".to_owned(),
-        }
-    }
-
-    /// A 400 `invalid_request_error`
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::Status {
-            status: 400,
-            error_type: "invalid_request_error",
-            code: None,
-            message: message.into(),
-        }
-    }
 }
 
 /// What the session asks of the rest of the gateway; the shell routes each to its machine

@@ -9,7 +9,8 @@ use super::{
     SessionPhase, SlotState, Transmit, TurnState,
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
-use crate::event::{ErrorClass, ServerEventKind, gateway_error_event, restore_event_model};
+use crate::errors::{ErrorCode, ErrorType, GatewayError};
+use crate::event::{ErrorClass, ServerEventKind, restore_event_model};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
 use crate::{ConnId, TurnId};
 
@@ -184,13 +185,8 @@ impl Session {
         if ended.outcome == Outcome::Stalled && self.phase == SessionPhase::Draining {
             self.drain_stalled = true;
         } else if ended.outcome == Outcome::Stalled {
-            self.client_out.push_back(gateway_error_event(
-                504,
-                "server_error",
-                Some(crate::http::STALLED_CODE),
-                crate::http::STALLED_MESSAGE,
-                ended.lane.as_ref(),
-            ));
+            self.client_out
+                .push_back(GatewayError::upstream_stalled().event(ended.lane.as_ref()));
         }
         self.report(now, conn, &state, ended);
     }
@@ -210,13 +206,13 @@ impl Session {
                 let lane = ended.lane.clone();
                 if let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) {
                     let state = self.turns.remove(pos);
-                    self.client_out.push_back(gateway_error_event(
+                    let lost = GatewayError::new(
                         502,
-                        "server_error",
-                        Some("upstream_connection_lost"),
+                        ErrorType::Server,
+                        Some(ErrorCode::UpstreamConnectionLost),
                         "the upstream connection was lost mid-response; retry with full context",
-                        lane.as_ref(),
-                    ));
+                    );
+                    self.client_out.push_back(lost.event(lane.as_ref()));
                     self.report(now, conn, &state, ended);
                 }
             }
@@ -288,13 +284,8 @@ impl Session {
         ended: Ended,
         why: &str,
     ) {
-        self.client_out.push_back(gateway_error_event(
-            502,
-            "server_error",
-            Some("upstream_connection_lost"),
-            &format!("{why}; retry the request"),
-            ended.lane.as_ref(),
-        ));
+        self.client_out
+            .push_back(GatewayError::upstream_lost(why).event(ended.lane.as_ref()));
         self.report(now, conn, state, ended);
     }
 

@@ -159,7 +159,7 @@ fn readiness_body(detail: &Readiness, shutting_down: bool) -> (StatusCode, Value
         .collect();
     let upgrades = match &detail.upgrade {
         Ok(()) => Value::from("accepted"),
-        Err(refusal) => Value::from(refusal.message()),
+        Err(refusal) => Value::from(refusal.error().message.into_owned()),
     };
     let reason = if shutting_down {
         Some("shutting down".to_owned())
@@ -168,7 +168,7 @@ fn readiness_body(detail: &Readiness, shutting_down: bool) -> (StatusCode, Value
             .verdict
             .as_ref()
             .err()
-            .map(|r| r.message().to_owned())
+            .map(|r| r.error().message.into_owned())
     };
     match reason {
         None => (

@@ -51,7 +51,7 @@ async fn readiness(ingress: &Ingress) -> Result<(), String> {
     }
     match ask(&ingress.control, |reply| ControlMsg::Ready { reply }).await {
         Some(Ok(())) => Ok(()),
-        Some(Err(refusal)) => Err(refusal.message().to_owned()),
+        Some(Err(refusal)) => Err(refusal.error().message.into_owned()),
         None => Err("control task stopped".to_owned()),
     }
 }

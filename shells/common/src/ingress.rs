@@ -19,7 +19,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 use smol_hyper::rt::FuturesIo;
 use tracing::warn;
-use wsv2_core::event::http_error_body;
+use wsv2_core::errors::{ErrorCode, ErrorType, GatewayError};
 use wsv2_core::ingress::{UpgradeRequest, check_upgrade};
 use wsv2_core::{AccountId, Config, SessionId};
 
@@ -138,18 +138,20 @@ pub(crate) struct Ingress {
 
 type Body = Full<Bytes>;
 
-fn error_response(
-    status: StatusCode,
-    error_type: &str,
-    code: Option<&str>,
-    message: &str,
-) -> Response<Body> {
-    let mut response = Response::new(Full::new(http_error_body(error_type, code, message, None)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
+/// The core's answer as an HTTP response: its status, its OpenAI error body and its
+/// `Retry-After`
+fn error_response(error: &GatewayError) -> Response<Body> {
+    let mut response = Response::new(Full::new(error.json_body()));
+    *response.status_mut() =
+        StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if let Some(seconds) = error.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }
 
@@ -160,21 +162,19 @@ impl Ingress {
         }
         let path = req.uri().path();
         if !WS_PATHS.contains(&path) {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                None,
-                &format!("no route for {} {path}", req.method()),
-            );
+            return error_response(&GatewayError::not_found(format!(
+                "no route for {} {path}",
+                req.method()
+            )));
         }
         if req.method() != Method::GET || !is_websocket_upgrade(req.headers()) {
             // HTTP (SSE) mode is issue 6; this listener serves WebSocket mode only.
-            return error_response(
-                StatusCode::NOT_IMPLEMENTED,
-                "invalid_request_error",
+            return error_response(&GatewayError::new(
+                501,
+                ErrorType::InvalidRequest,
                 None,
                 "this gateway serves the Responses API in WebSocket mode: send GET with Upgrade: websocket",
-            );
+            ));
         }
         if let Err(refusal) = check_upgrade(&upgrade_request(&req)) {
             limited!(
@@ -183,14 +183,7 @@ impl Ingress {
                 ClientLine::BadHandshake,
                 debug!(?refusal, "upgrade refused: not a valid WebSocket handshake")
             );
-            let answer = refusal.answer();
-            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let mut response = error_response(
-                status,
-                &answer.error_type,
-                answer.code.as_deref(),
-                &answer.message,
-            );
+            let mut response = error_response(&refusal.answer());
             if let Some(version) = refusal.sec_websocket_version() {
                 response.headers_mut().insert(
                     header::SEC_WEBSOCKET_VERSION,
@@ -200,12 +193,9 @@ impl Ingress {
             return response;
         }
         if self.lifecycle.is_shutting_down() {
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                Some("gateway_shutting_down"),
+            return error_response(&GatewayError::shutting_down(
                 "the gateway is shutting down; connect to another instance",
-            );
+            ));
         }
         let (group, key_name, count) = match self.admit(&req, Door::Upgrade) {
             Ok(admitted) => admitted,
@@ -218,30 +208,8 @@ impl Ingress {
         };
         match ask(&self.control, |reply| ControlMsg::Upgrade { reply }).await {
             Some(Ok(())) => {}
-            Some(Err(refusal)) => {
-                let status = StatusCode::from_u16(refusal.status())
-                    .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                let mut response = error_response(
-                    status,
-                    refusal.error_type(),
-                    Some(refusal.code()),
-                    refusal.message(),
-                );
-                if let Some(seconds) = refusal.retry_after() {
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-                }
-                return response;
-            }
-            None => {
-                return error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server_error",
-                    None,
-                    "the gateway is shutting down",
-                );
-            }
+            Some(Err(refusal)) => return error_response(&refusal.error()),
+            None => return error_response(&GatewayError::gateway_gone()),
         }
         // check_upgrade made sure there is exactly one valid key.
         let key = req.headers().get(header::SEC_WEBSOCKET_KEY);
@@ -327,12 +295,12 @@ impl Ingress {
             } else {
                 "You didn't provide an API key; send Authorization: Bearer <key>"
             };
-            return Err(Box::new(error_response(
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                Some("invalid_api_key"),
+            return Err(Box::new(error_response(&GatewayError::new(
+                401,
+                ErrorType::InvalidRequest,
+                Some(ErrorCode::InvalidApiKey),
                 message,
-            )));
+            ))));
         };
         if let Some(conn) = req.extensions().get::<ClientConn>() {
             conn.authenticated();
@@ -362,26 +330,18 @@ impl Ingress {
                     "open WebSockets and requests in flight"
                 }
             };
-            let mut response = error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                Some("too_many_sockets"),
-                &format!("this key may hold at most {max} {held}"),
-            );
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                retry_after(self.cfg.session.socket_cap_retry_after),
-            );
-            return Err(Box::new(response));
+            let wait = self.cfg.session.socket_cap_retry_after;
+            let refusal = GatewayError::new(
+                429,
+                ErrorType::RateLimit,
+                Some(ErrorCode::TooManySockets),
+                format!("this key may hold at most {max} {held}"),
+            )
+            .with_retry_after(Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)));
+            return Err(Box::new(error_response(&refusal)));
         }
         Ok((key.group.clone(), key.name.clone(), key.open.clone()))
     }
-}
-
-/// `Retry-After` in whole seconds, rounded up (a client must not come back before the time)
-fn retry_after(wait: std::time::Duration) -> HeaderValue {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    HeaderValue::from(secs)
 }
 
 /// What RFC 6455 checks of an upgrade request

@@ -18,10 +18,10 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 use wsv2_core::conn::Outcome;
+use wsv2_core::errors::ErrorCode;
 use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::session::{
-    ClientProtocolError, Hop, Refusal, ResponseReport, Session, SessionCommand, SessionEvent,
-    Transmit,
+    ClientProtocolError, Hop, ResponseReport, Session, SessionCommand, SessionEvent, Transmit,
 };
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
@@ -547,19 +547,16 @@ impl SessionTask {
                     )
                 });
             }
-            SessionEvent::Refused {
-                turn,
-                refusal:
-                    Refusal::Status {
-                        code: Some("concurrency_limit_reached"),
-                        ..
-                    },
-            } => limited!(
-                self.logs,
-                self.clock.now(),
-                ClientLine::SlotRefused,
-                warn!(%turn, "create refused: no account concurrency slot within slot_wait")
-            ),
+            SessionEvent::Refused { turn, refusal }
+                if refusal.code() == Some(ErrorCode::ConcurrencyLimitReached) =>
+            {
+                limited!(
+                    self.logs,
+                    self.clock.now(),
+                    ClientLine::SlotRefused,
+                    warn!(%turn, "create refused: no account concurrency slot within slot_wait")
+                )
+            }
             SessionEvent::Refused { turn, refusal } => limited!(
                 self.logs,
                 self.clock.now(),

@@ -14,7 +14,7 @@ use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use smol_hyper::rt::FuturesIo;
-use wsv2_core::http::ErrorAnswer;
+use wsv2_core::errors::GatewayError;
 use wsv2_core::ingress::AcceptNext;
 
 use super::Ingress;
@@ -129,7 +129,7 @@ async fn serve_connection(
 /// Answers a refused connection and closes it: the answer, then our FIN, then its bytes are
 /// read and dropped until it closes too (so it reads the answer rather than a reset), all
 /// within `session.close_linger`
-async fn refuse(ingress: &Ingress, mut io: BoxIo, answer: &ErrorAnswer) {
+async fn refuse(ingress: &Ingress, mut io: BoxIo, answer: &GatewayError) {
     let response = http_response(answer);
     let _ = timeout(&ingress.rt, ingress.cfg.session.close_linger, async {
         io.write_all(&response).await?;
@@ -142,7 +142,7 @@ async fn refuse(ingress: &Ingress, mut io: BoxIo, answer: &ErrorAnswer) {
 }
 
 /// A whole HTTP/1.1 answer for a connection hyper never saw
-fn http_response(answer: &ErrorAnswer) -> Vec<u8> {
+fn http_response(answer: &GatewayError) -> Vec<u8> {
     let body = answer.json_body();
     let status = hyper::StatusCode::from_u16(answer.status)
         .unwrap_or(hyper::StatusCode::SERVICE_UNAVAILABLE);

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use wsv2_core::SessionId;
-use wsv2_core::ingress::body_read_timed_out;
+use wsv2_core::errors::{ErrorType, GatewayError};
 
 use super::{Ingress, SocketPermit, WS_PATHS, error_response, session_info, tenant_of};
 use crate::control_task::{ControlMsg, ask};
@@ -31,12 +31,7 @@ fn boxed(response: Response<Full<Bytes>>) -> Response<GatewayBody> {
 }
 
 fn shutting_down() -> Response<GatewayBody> {
-    boxed(error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "server_error",
-        None,
-        "the gateway is shutting down",
-    ))
+    boxed(error_response(&GatewayError::gateway_gone()))
 }
 
 impl Ingress {
@@ -48,12 +43,9 @@ impl Ingress {
         }
         if req.method() == Method::GET && path == "/metrics" {
             // It names accounts, keys and models: only the admin listener serves it.
-            return boxed(error_response(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                None,
+            return boxed(error_response(&GatewayError::not_found(
                 "/metrics is served on the admin listener (admin_listen)",
-            ));
+            )));
         }
         boxed(self.handle(req).await)
     }
@@ -61,12 +53,9 @@ impl Ingress {
     /// The `/metrics` answer (the admin listener's route)
     pub(crate) async fn metrics_response(&self) -> Response<GatewayBody> {
         let Some(metrics) = &self.metrics else {
-            return boxed(error_response(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                None,
+            return boxed(error_response(&GatewayError::not_found(
                 "metrics are disabled (metrics = false)",
-            ));
+            )));
         };
         let Some(snapshot) = ask(&self.control, |reply| ControlMsg::Scrape { reply }).await else {
             return shutting_down();
@@ -81,12 +70,9 @@ impl Ingress {
 
     async fn handle_post(&self, req: Request<Incoming>) -> Response<GatewayBody> {
         if self.lifecycle.is_shutting_down() {
-            return boxed(error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                Some("gateway_shutting_down"),
+            return boxed(error_response(&GatewayError::shutting_down(
                 "the gateway is shutting down; send the request to another instance",
-            ));
+            )));
         }
         let (group, key_name, count) = match self.admit(&req, super::Door::Post) {
             Ok(admitted) => admitted,
@@ -106,20 +92,17 @@ impl Ingress {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                return boxed(error_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request_error",
+                return boxed(error_response(&GatewayError::new(
+                    413,
+                    ErrorType::InvalidRequest,
                     None,
-                    &format!("the request body is larger than {limit} bytes"),
-                ));
+                    format!("the request body is larger than {limit} bytes"),
+                )));
             }
             Ok(Err(_)) => {
-                return boxed(error_response(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    None,
+                return boxed(error_response(&GatewayError::bad_request(
                     "the request body could not be read",
-                ));
+                )));
             }
             Err(Elapsed) => {
                 limited!(
@@ -128,13 +111,7 @@ impl Ingress {
                     ClientLine::BodyTimeout,
                     info!(group = %group, "POST refused: its body did not arrive within body_read_timeout")
                 );
-                let answer = body_read_timed_out(body_timeout);
-                let mut response = error_response(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &answer.error_type,
-                    answer.code.as_deref(),
-                    &answer.message,
-                );
+                let mut response = error_response(&GatewayError::request_timeout(body_timeout));
                 // The rest of the body may still come: the connection cannot carry another request.
                 response
                     .headers_mut()

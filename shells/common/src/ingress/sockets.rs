@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use futures_util::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, oneshot};
-use wsv2_core::http::ErrorAnswer;
+use wsv2_core::errors::GatewayError;
 use wsv2_core::ingress::{AcceptError, AcceptNext, Admit, ClientConnId, ClientSockets};
 
 /// The core's machine and the eviction signals of the unauthenticated connections
@@ -43,7 +43,7 @@ pub(crate) enum Accepted {
         displaced: Option<ClientConnId>,
     },
     /// Write the answer and close; the guard gives the refusal's place back when dropped
-    Refuse(ErrorAnswer, RefusalGuard),
+    Refuse(GatewayError, RefusalGuard),
 }
 
 impl SocketTable {
