@@ -343,7 +343,6 @@ w3_row() {
     mock_flags=(--lifetime 4s --unsolicited-limit) permanent=(--permanent)
     toml=${toml/\[upstream\]/[upstream]$'\n'max_age = \"3s\"}
   fi
-  [ "$fault" = clients_stop_reading ] && mock_flags=(--delta-bytes 1024)
   start_mock "w3-$shell-$fault-mock" "${mock_flags[@]}"
   case "$fault" in
     tls_failure)
@@ -368,10 +367,10 @@ w3_row() {
       client_fault=(--client-fault vanish) ;;
     clients_stop_reading)
       # Every ninth session asks for a response bigger than the socket buffers and the gateway's
-      # client write buffer (1024 deltas of 1 KiB) and stops reading it for 5 s: the gateway
-      # gives the client up after session.client_write_timeout (3 s here), or after
+      # client write buffer (6144 deltas, ~1.3 MB of events) and stops reading it for 5 s: the
+      # gateway gives the client up after session.client_write_timeout (3 s here), or after
       # session.blocked_client_timeout (1 s) when another create waits for its slots.
-      client_fault=(--client-fault stop_reading --stall 5s --stall-deltas 1024)
+      client_fault=(--client-fault stop_reading --stall 5s --stall-deltas 6144)
       session_toml='client_write_buffer = 65536
 blocked_client_timeout = "1s"
 client_write_timeout = "3s"' ;;

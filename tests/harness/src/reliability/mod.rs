@@ -7,6 +7,7 @@
 pub mod faults;
 pub mod integrity;
 pub mod load;
+pub mod misbehave;
 pub mod probe;
 pub mod relay;
 pub mod report;

@@ -444,13 +444,22 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
                 reasons(c)
             );
             let hung = u(&c["timeouts"]);
+            // Misbehaving clients' own responses took their stalls: no deadline, shown apart.
+            let own = &r["load"]["total"]["misbehaving_turn_time"];
+            let own = match u(&own["count"]) {
+                0 => String::new(),
+                n => format!(
+                    " (misbehaving clients' own {n}: slowest {:.0} ms)",
+                    own["max_ms"].as_f64().unwrap_or(0.0)
+                ),
+            };
             rule(
                 rules,
                 &format!("3 fault: {what}"),
                 "each response ends (completed or one clear error) within its deadline",
                 shell,
                 hung == 0 && max_ms <= deadline && violations(c) == 0,
-                format!("{hung} hung, slowest {max_ms:.0} ms ≤ {deadline:.0} ms"),
+                format!("{hung} hung, slowest {max_ms:.0} ms ≤ {deadline:.0} ms{own}"),
             );
             rule(
                 rules,

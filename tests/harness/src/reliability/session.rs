@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Message;
@@ -12,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::integrity::{Counts, Outcome, ResponseCheck};
+pub use super::misbehave::{ClientFault, ClientFaultSwitch};
 use crate::client::{ConnectError, Credentials, WsClient, WsStream};
 use crate::loadgen::histogram::Histogram;
 use crate::sse::SseClient;
@@ -21,59 +21,6 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Turns of one `previous_response_id` chain before a session starts a new one.
 const CHAIN_TURNS: usize = 25;
-
-/// One session in this many vanishes while a [`ClientFaultSwitch`] is on (every kind of the
-/// default mix gets some: kinds are dealt in turn over 8 sessions, and 3 and 9 are prime to 8).
-const VANISH_SHARE: u64 = 3;
-/// One session in this many stops reading (each asks for big responses: fewer of them).
-const STOP_READING_SHARE: u64 = 9;
-
-/// How a fault row's clients misbehave (workload 3, `clients_vanish`, `clients_stop_reading`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientFault {
-    /// Drop the socket (WebSocket) or the response body (POST) at the first delta, without a
-    /// close frame, then reconnect.
-    Vanish,
-    /// Ask for a response of `deltas` deltas (more than the socket buffers and the gateway's
-    /// client write buffer hold), stop reading at its first event for `stall`, then read again.
-    StopReading {
-        /// How long the client does not read.
-        stall: Duration,
-        /// `metadata.mock_deltas` of the responses it stops reading.
-        deltas: u32,
-    },
-}
-
-/// A [`ClientFault`] switched on and off by the fault row's schedule, shared by its sessions.
-#[derive(Debug)]
-pub struct ClientFaultSwitch {
-    fault: ClientFault,
-    on: AtomicBool,
-}
-
-impl ClientFaultSwitch {
-    /// Off until [`ClientFaultSwitch::set`].
-    pub fn new(fault: ClientFault) -> Self {
-        Self {
-            fault,
-            on: AtomicBool::new(false),
-        }
-    }
-
-    /// Switches the misbehaviour on or off (responses already going keep their part).
-    pub fn set(&self, on: bool) {
-        self.on.store(on, Ordering::SeqCst);
-    }
-
-    /// The fault session `session` acts out now, if any.
-    fn of(&self, session: u64) -> Option<ClientFault> {
-        let share = match self.fault {
-            ClientFault::Vanish => VANISH_SHARE,
-            ClientFault::StopReading { .. } => STOP_READING_SHARE,
-        };
-        (session.is_multiple_of(share) && self.on.load(Ordering::SeqCst)).then_some(self.fault)
-    }
-}
 
 /// What a session does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +79,13 @@ pub struct Tally {
     pub counts: Counts,
     /// Send → first event, per response (ns).
     pub first_event: Histogram,
-    /// Send → terminal (or error / break), per response (ns).
+    /// Send → terminal (or error / break), per response (ns), but for misbehaving clients'.
     pub turn_time: Histogram,
+    /// The same for the responses of clients while they misbehave (by design, no deadline).
+    pub misbehaving_turn_time: Histogram,
+    /// This session misbehaves (how) and has not completed a response since: its failures are
+    /// its own doing (not merged).
+    misbehaving: Option<&'static str>,
     /// Start offsets (ms since `epoch`) of responses that did not complete: first and last.
     pub failure_window: Option<(u64, u64)>,
     /// Connects attempted.
@@ -148,6 +100,8 @@ impl Tally {
         self.counts.add(&other.counts);
         self.first_event.merge(&other.first_event);
         self.turn_time.merge(&other.turn_time);
+        self.misbehaving_turn_time
+            .merge(&other.misbehaving_turn_time);
         self.connects += other.connects;
         for (second, (started, failed)) in &other.timeline {
             let slot = self.timeline.entry(*second).or_default();
@@ -160,10 +114,43 @@ impl Tally {
         };
     }
 
-    fn record(&mut self, epoch: Instant, started: Instant, outcome: &Outcome) {
-        self.turn_time.record(started.elapsed().as_nanos() as u64);
+    /// Counts how one response ended (`check`: its integrity check, absent for a refused
+    /// connect). While this session misbehaves, an outcome other than completion is its own
+    /// doing: counted as abandoned, labelled with how it misbehaved and the outcome's reason.
+    fn end(
+        &mut self,
+        check: Option<ResponseCheck>,
+        epoch: Instant,
+        started: Instant,
+        outcome: Outcome,
+    ) {
+        // A misbehaving client's completed response is its own too (it took the stall).
+        let own = self.misbehaving.is_some() || matches!(outcome, Outcome::Abandoned(_));
+        let outcome = match (outcome, self.misbehaving) {
+            (Outcome::Completed, _) => {
+                self.misbehaving = None;
+                Outcome::Completed
+            }
+            (Outcome::Abandoned(how), _) => Outcome::Abandoned(how),
+            (other, Some(how)) => Outcome::Abandoned(format!("{how}, then {}", other.reason())),
+            (other, None) => other,
+        };
+        match check {
+            Some(check) => self.counts.add(&check.finish(&outcome)),
+            None => self.counts.outcome(&outcome),
+        }
+        self.record(epoch, started, &outcome, own);
+    }
+
+    fn record(&mut self, epoch: Instant, started: Instant, outcome: &Outcome, own: bool) {
+        let took = started.elapsed().as_nanos() as u64;
         // The client's own by-design misbehaviour is no failure of the service.
         let failed = !matches!(outcome, Outcome::Completed | Outcome::Abandoned(_));
+        if own {
+            self.misbehaving_turn_time.record(took);
+        } else {
+            self.turn_time.record(took);
+        }
         let slot = self
             .timeline
             .entry(started.saturating_duration_since(epoch).as_secs())
@@ -193,6 +180,7 @@ impl Serialize for Tally {
             "counts": self.counts,
             "first_event": ms(&self.first_event),
             "turn_time": ms(&self.turn_time),
+            "misbehaving_turn_time": ms(&self.misbehaving_turn_time),
             "failure_window_ms": self.failure_window,
             "connects": self.connects,
             "timeline": self.timeline.iter().map(|(s, (n, f))| [*s, *n, *f]).collect::<Vec<_>>(),
@@ -243,7 +231,7 @@ impl Plan {
         stall: bool,
     ) -> Value {
         let tag = self.tag(lane, turn);
-        let deltas = match (stall, self.client_fault.as_ref().map(|f| f.fault)) {
+        let deltas = match (stall, self.client_fault.as_ref().map(|f| f.fault())) {
             (true, Some(ClientFault::StopReading { deltas, .. })) => deltas,
             _ => self.deltas,
         };
@@ -335,8 +323,7 @@ async fn run_ws(plan: &Plan, lane_names: &[Option<String>], epoch: Instant) -> T
                 // The refusal answers this attempt's first turn on every lane.
                 let outcome = connect_outcome(&e);
                 for lane in lanes.iter_mut().filter(|l| plan.more(l.turn)) {
-                    tally.counts.outcome(&outcome);
-                    tally.record(epoch, started, &outcome);
+                    tally.end(None, epoch, started, outcome.clone());
                     lane.turn += 1;
                     lane.previous = None;
                 }
@@ -394,9 +381,7 @@ async fn on_socket(
     for lane in lanes.iter_mut() {
         lane.previous = None;
         if let Some((check, sent, _, _)) = lane.check.take() {
-            let counts = check.finish(&end);
-            tally.counts.add(&counts);
-            tally.record(epoch, sent, &end);
+            tally.end(Some(check), epoch, sent, end.clone());
             lane.turn += 1;
         }
     }
@@ -428,14 +413,6 @@ async fn drive(
     tally: &mut Tally,
     epoch: Instant,
 ) -> Outcome {
-    // Whether this client stopped reading this socket for a while (by design).
-    let mut stalled = false;
-    let by_design = |stalled: bool, end: Outcome| match end {
-        Outcome::Broken(how) if stalled => {
-            Outcome::Abandoned(format!("stopped reading, then {how}"))
-        }
-        end => end,
-    };
     loop {
         if lanes.iter().all(|l| l.check.is_none()) {
             return Outcome::Completed;
@@ -456,10 +433,10 @@ async fn drive(
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(frame))) => {
                 let code = frame.map_or(1006, |f| u16::from(f.code));
-                return by_design(stalled, Outcome::Broken(format!("close {code}")));
+                return Outcome::Broken(format!("close {code}"));
             }
             Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return by_design(stalled, Outcome::Broken("close 1006".into())),
+            Some(Err(_)) | None => return Outcome::Broken("close 1006".into()),
         };
         let Ok(event) = serde_json::from_str::<Value>(text.as_str()) else {
             tally.counts.misrouted += 1;
@@ -503,7 +480,7 @@ async fn drive(
         let Some(outcome) = check.event(&event) else {
             if let Some(stall) = lane.stall.take() {
                 // The misbehaviour itself: this client does not read for `stall`.
-                stalled = true;
+                tally.misbehaving = Some("stopped reading");
                 tokio::time::sleep(stall).await;
                 for lane in lanes.iter_mut() {
                     if let Some(check) = lane.check.as_mut() {
@@ -511,13 +488,13 @@ async fn drive(
                     }
                 }
             } else if plan.vanishes_at(kind) {
+                tally.misbehaving = Some("vanished");
                 return Outcome::Abandoned("client vanished mid-stream".into());
             }
             continue;
         };
         let (check, sent, _, _) = lane.check.take().expect("checked above");
-        tally.counts.add(&check.finish(&outcome));
-        tally.record(epoch, sent, &outcome);
+        tally.end(Some(check), epoch, sent, outcome.clone());
         lane.previous = match &outcome {
             Outcome::Completed => event["response"]["id"].as_str().map(str::to_owned),
             _ => None,
@@ -538,7 +515,6 @@ async fn run_http(plan: &Plan, epoch: Instant) -> Tally {
     while plan.more(turn) {
         let mut stall = plan.will_stall();
         let body = plan.create(None, turn, previous.as_deref(), false, stall.is_some());
-        let stalling = stall.is_some();
         let mut check = ResponseCheck::new(plan.tag(None, turn), None);
         let sent = Instant::now();
         let mut first = true;
@@ -559,14 +535,10 @@ async fn run_http(plan: &Plan, epoch: Instant) -> Tally {
                 }
             }
             Ok(mut stream) => loop {
-                let broken = |how: &str| match stalling {
-                    true => Outcome::Abandoned(format!("stopped reading, then {how}")),
-                    false => Outcome::Broken(how.into()),
-                };
                 match tokio::time::timeout(plan.event_timeout, stream.next_event()).await {
                     Err(_) => break Outcome::Timeout,
-                    Ok(Err(_)) => break broken("SSE body broke"),
-                    Ok(Ok(None)) => break broken("SSE ended before a terminal"),
+                    Ok(Err(_)) => break Outcome::Broken("SSE body broke".into()),
+                    Ok(Ok(None)) => break Outcome::Broken("SSE ended before a terminal".into()),
                     Ok(Ok(Some(event))) => {
                         if first {
                             first = false;
@@ -574,10 +546,12 @@ async fn run_http(plan: &Plan, epoch: Instant) -> Tally {
                         }
                         if let Some(stall) = stall.take() {
                             // The misbehaviour itself: this client does not read for `stall`.
+                            tally.misbehaving = Some("stopped reading");
                             tokio::time::sleep(stall).await;
                         }
                         if plan.vanishes_at(event["type"].as_str().unwrap_or_default()) {
                             // Dropping the body closes its connection mid-stream.
+                            tally.misbehaving = Some("vanished");
                             break Outcome::Abandoned("client vanished mid-stream".into());
                         }
                         if let Some(outcome) = check.event(&event) {
@@ -599,9 +573,32 @@ async fn run_http(plan: &Plan, epoch: Instant) -> Tally {
         if outcome != Outcome::Completed {
             previous = None;
         }
-        tally.counts.add(&check.finish(&outcome));
-        tally.record(epoch, sent, &outcome);
+        tally.end(Some(check), epoch, sent, outcome);
         turn += 1;
     }
     tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misbehaving_sessions_failures_are_its_own_until_it_completes_again() {
+        let epoch = Instant::now();
+        let mut tally = Tally {
+            misbehaving: Some("stopped reading"),
+            ..Tally::default()
+        };
+        tally.end(None, epoch, epoch, Outcome::Broken("close 1011".into()));
+        tally.end(None, epoch, epoch, Outcome::Completed);
+        tally.end(None, epoch, epoch, Outcome::Broken("close 1006".into()));
+        let c = &tally.counts;
+        assert_eq!((c.abandoned, c.completed, c.broken), (1, 1, 1));
+        assert_eq!(c.reasons["stopped reading, then close 1011"], 1);
+        // The stalled and the completed response are the client's own; only the last failed.
+        assert_eq!(tally.misbehaving_turn_time.summary_us().count, 2);
+        assert_eq!(tally.turn_time.summary_us().count, 1);
+        assert_eq!(tally.timeline[&0], (3, 1));
+    }
 }
