@@ -115,25 +115,35 @@ impl Tally {
     }
 
     /// Counts how one response ended (`check`: its integrity check, absent for a refused
-    /// connect). While this session misbehaves, an outcome other than completion is its own
-    /// doing: counted as abandoned, labelled with how it misbehaved and the outcome's reason.
+    /// connect; `stalled`: the client stopped reading while it was in flight). A stalled
+    /// response, and any other that fails while this session misbehaves, is the client's own
+    /// doing: a failure counts as abandoned, labelled with how it misbehaved and the reason;
+    /// its time goes apart. A completion of a response not stalled ends the misbehaviour.
     fn end(
         &mut self,
         check: Option<ResponseCheck>,
         epoch: Instant,
         started: Instant,
         outcome: Outcome,
+        stalled: bool,
     ) {
-        // A misbehaving client's completed response is its own too (it took the stall).
-        let own = self.misbehaving.is_some() || matches!(outcome, Outcome::Abandoned(_));
-        let outcome = match (outcome, self.misbehaving) {
-            (Outcome::Completed, _) => {
-                self.misbehaving = None;
+        let own = stalled
+            || matches!(outcome, Outcome::Abandoned(_))
+            || (self.misbehaving.is_some() && outcome != Outcome::Completed);
+        let outcome = match outcome {
+            Outcome::Completed => {
+                if !stalled {
+                    self.misbehaving = None;
+                }
                 Outcome::Completed
             }
-            (Outcome::Abandoned(how), _) => Outcome::Abandoned(how),
-            (other, Some(how)) => Outcome::Abandoned(format!("{how}, then {}", other.reason())),
-            (other, None) => other,
+            Outcome::Abandoned(how) => Outcome::Abandoned(how),
+            other if own => Outcome::Abandoned(format!(
+                "{}, then {}",
+                self.misbehaving.unwrap_or("stopped reading"),
+                other.reason()
+            )),
+            other => other,
         };
         match check {
             Some(check) => self.counts.add(&check.finish(&outcome)),
@@ -295,6 +305,8 @@ struct Lane {
     check: Option<(ResponseCheck, Instant, bool, Instant)>,
     /// The client stops reading at the first event of the response in flight, this long.
     stall: Option<Duration>,
+    /// The client stopped reading while the response in flight was (its own doing).
+    stalled: bool,
 }
 
 async fn run_ws(plan: &Plan, lane_names: &[Option<String>], epoch: Instant) -> Tally {
@@ -307,6 +319,7 @@ async fn run_ws(plan: &Plan, lane_names: &[Option<String>], epoch: Instant) -> T
             previous: None,
             check: None,
             stall: None,
+            stalled: false,
         })
         .collect();
     let index: HashMap<Option<String>, usize> = lane_names
@@ -323,7 +336,7 @@ async fn run_ws(plan: &Plan, lane_names: &[Option<String>], epoch: Instant) -> T
                 // The refusal answers this attempt's first turn on every lane.
                 let outcome = connect_outcome(&e);
                 for lane in lanes.iter_mut().filter(|l| plan.more(l.turn)) {
-                    tally.end(None, epoch, started, outcome.clone());
+                    tally.end(None, epoch, started, outcome.clone(), false);
                     lane.turn += 1;
                     lane.previous = None;
                 }
@@ -357,6 +370,7 @@ pub async fn default_lane_turns(
         previous: None,
         check: None,
         stall: None,
+        stalled: false,
     }];
     let index = HashMap::from([(None, 0)]);
     on_socket(plan, ws, &mut lanes, &index, tally, epoch).await
@@ -381,7 +395,7 @@ async fn on_socket(
     for lane in lanes.iter_mut() {
         lane.previous = None;
         if let Some((check, sent, _, _)) = lane.check.take() {
-            tally.end(Some(check), epoch, sent, end.clone());
+            tally.end(Some(check), epoch, sent, end.clone(), lane.stalled);
             lane.turn += 1;
         }
     }
@@ -391,6 +405,7 @@ async fn on_socket(
 /// Sends the next create of `lane`; false when the socket failed.
 async fn send(plan: &Plan, ws: &mut WsStream, lane: &mut Lane) -> bool {
     lane.stall = plan.will_stall();
+    lane.stalled = false;
     let body = plan.create(
         lane.name.as_deref(),
         lane.turn,
@@ -482,9 +497,11 @@ async fn drive(
                 // The misbehaviour itself: this client does not read for `stall`.
                 tally.misbehaving = Some("stopped reading");
                 tokio::time::sleep(stall).await;
+                // Every response in flight on this socket waited with it.
                 for lane in lanes.iter_mut() {
                     if let Some(check) = lane.check.as_mut() {
                         check.3 = Instant::now();
+                        lane.stalled = true;
                     }
                 }
             } else if plan.vanishes_at(kind) {
@@ -494,7 +511,7 @@ async fn drive(
             continue;
         };
         let (check, sent, _, _) = lane.check.take().expect("checked above");
-        tally.end(Some(check), epoch, sent, outcome.clone());
+        tally.end(Some(check), epoch, sent, outcome.clone(), lane.stalled);
         lane.previous = match &outcome {
             Outcome::Completed => event["response"]["id"].as_str().map(str::to_owned),
             _ => None,
@@ -515,6 +532,7 @@ async fn run_http(plan: &Plan, epoch: Instant) -> Tally {
     while plan.more(turn) {
         let mut stall = plan.will_stall();
         let body = plan.create(None, turn, previous.as_deref(), false, stall.is_some());
+        let stalled = stall.is_some();
         let mut check = ResponseCheck::new(plan.tag(None, turn), None);
         let sent = Instant::now();
         let mut first = true;
@@ -573,7 +591,7 @@ async fn run_http(plan: &Plan, epoch: Instant) -> Tally {
         if outcome != Outcome::Completed {
             previous = None;
         }
-        tally.end(Some(check), epoch, sent, outcome);
+        tally.end(Some(check), epoch, sent, outcome, stalled);
         turn += 1;
     }
     tally
@@ -590,15 +608,38 @@ mod tests {
             misbehaving: Some("stopped reading"),
             ..Tally::default()
         };
-        tally.end(None, epoch, epoch, Outcome::Broken("close 1011".into()));
-        tally.end(None, epoch, epoch, Outcome::Completed);
-        tally.end(None, epoch, epoch, Outcome::Broken("close 1006".into()));
+        // Two lanes stalled: one cut, one completed late; both the client's own.
+        tally.end(
+            None,
+            epoch,
+            epoch,
+            Outcome::Broken("close 1011".into()),
+            true,
+        );
+        tally.end(None, epoch, epoch, Outcome::Completed, true);
+        // Still misbehaving: the next failure is its own too.
+        tally.end(
+            None,
+            epoch,
+            epoch,
+            Outcome::Broken("close 1006".into()),
+            false,
+        );
+        // A response not stalled completes: from then on failures are the service's.
+        tally.end(None, epoch, epoch, Outcome::Completed, false);
+        tally.end(
+            None,
+            epoch,
+            epoch,
+            Outcome::Broken("close 1006".into()),
+            false,
+        );
         let c = &tally.counts;
-        assert_eq!((c.abandoned, c.completed, c.broken), (1, 1, 1));
+        assert_eq!((c.abandoned, c.completed, c.broken), (2, 2, 1));
         assert_eq!(c.reasons["stopped reading, then close 1011"], 1);
-        // The stalled and the completed response are the client's own; only the last failed.
-        assert_eq!(tally.misbehaving_turn_time.summary_us().count, 2);
-        assert_eq!(tally.turn_time.summary_us().count, 1);
-        assert_eq!(tally.timeline[&0], (3, 1));
+        assert_eq!(c.reasons["stopped reading, then close 1006"], 1);
+        assert_eq!(tally.misbehaving_turn_time.summary_us().count, 3);
+        assert_eq!(tally.turn_time.summary_us().count, 2);
+        assert_eq!(tally.timeline[&0], (5, 1));
     }
 }
