@@ -112,6 +112,7 @@ pub mod session;
 pub mod store;
 pub mod timer;
 pub mod trace_context;
+pub mod turn;
 
 pub use config::Config;
 pub use ids::{AccountId, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};

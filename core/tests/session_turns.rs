@@ -6,7 +6,8 @@ use common::{Sim, World, create, text_response};
 use serde_json::json;
 use wsv2_core::Config;
 use wsv2_core::conn::ConnState;
-use wsv2_core::session::{ModelMap, SessionEvent};
+use wsv2_core::session::SessionEvent;
+use wsv2_core::turn::ModelMap;
 
 #[test]
 fn two_chained_turns_share_one_conn() {

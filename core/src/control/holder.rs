@@ -17,6 +17,7 @@ use crate::http::HttpInput;
 use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
 use crate::store::ResponseConn;
+use crate::turn::ResponseBind;
 use crate::{AccountId, ResponseId, SessionId, TurnId};
 
 /// Which machine holds conns and slots through the control plane
@@ -194,16 +195,17 @@ impl Control {
         }
     }
 
-    /// Binds `response` in holder `id`'s group
-    pub(super) fn bind(
-        &mut self,
-        now: Instant,
-        id: SessionId,
-        response: &ResponseId,
-        account: AccountId,
-        at: ResponseConn,
-    ) {
+    /// Binds a response of holder `id` in its group
+    pub(super) fn bind(&mut self, now: Instant, id: SessionId, bind: ResponseBind) {
         let group = self.holders.get(&id).map(|h| h.info.group.clone());
-        self.bind_response(now, group.as_deref(), response, account, at);
+        let ResponseBind {
+            response,
+            account,
+            conn,
+            lane,
+            store,
+        } = bind;
+        let at = ResponseConn { conn, lane, store };
+        self.bind_response(now, group.as_deref(), &response, account, at);
     }
 }

@@ -55,19 +55,7 @@ impl Control {
                 Some(chain) => self.pool.handle_release_with_hold(now, release, chain),
                 None => self.pool.handle_release(now, release),
             },
-            HttpCommand::Bind {
-                response,
-                account,
-                conn,
-                lane,
-                store,
-            } => self.bind(
-                now,
-                id,
-                &response,
-                account,
-                ResponseConn { conn, lane, store },
-            ),
+            HttpCommand::Bind(bind) => self.bind(now, id, bind),
             HttpCommand::Close => self.close_holder(now, id),
             HttpCommand::AbandonWrites { .. } => {} // the shell's
         }

@@ -55,8 +55,9 @@ use crate::resolver::{Transport, resolve};
 use crate::scheduler::{
     self, Decision, FailureKind, Reject, ScheduleRequest, Scheduler, SchedulerEvent,
 };
-use crate::session::{ResponseReport, SessionCommand, SessionEvent};
-use crate::store::{OpId, ResponseConn, Store, StoreEvent, StoreFailure};
+use crate::session::{SessionCommand, SessionEvent};
+use crate::store::{OpId, Store, StoreEvent, StoreFailure};
+use crate::turn::ResponseReport;
 use crate::{AccountId, Config, ConnId, SessionId};
 
 /// Scheduler, store, pools and slots for every session of one gateway process
@@ -243,19 +244,7 @@ impl Control {
                 }
             }
             SessionCommand::Release(release) => self.pool.handle_release(now, release),
-            SessionCommand::Bind {
-                response,
-                account,
-                conn,
-                lane,
-                store,
-            } => self.bind(
-                now,
-                id,
-                &response,
-                account,
-                ResponseConn { conn, lane, store },
-            ),
+            SessionCommand::Bind(bind) => self.bind(now, id, bind),
             SessionCommand::CheckContinuation { turn, previous } => {
                 self.check_continuation(now, id, turn, &previous)
             }

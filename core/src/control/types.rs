@@ -6,8 +6,9 @@ use std::time::Duration;
 use crate::conn::CompatKey;
 use crate::errors::{ErrorCode, ErrorType, GatewayError, Refusal};
 use crate::resolver::AccountProtocol;
-use crate::session::{Admission, Lease, ModelMap};
+use crate::session::{Admission, Lease};
 use crate::store::StoreCommand;
+use crate::turn::ModelMap;
 use crate::{AccountId, ConnId, SessionId, TurnId};
 
 /// One configured upstream account, as far as decisions go (URLs and credentials stay in the

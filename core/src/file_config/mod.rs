@@ -73,7 +73,7 @@ pub use shell_keys::{ACCOUNT_KEYS, CLIENT_KEY_KEYS};
 pub use upstream_url::{DEFAULT_BASE_URL, UpstreamUrl};
 
 use crate::resolver::{AccountProtocol, AuthType, ProtocolDecision, resolve};
-use crate::session::ModelMap;
+use crate::turn::ModelMap;
 use crate::{AccountId, Config};
 use reader::{Fields, Issues, push, unknown_keys};
 

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::AccountId;
 use crate::resolver::AuthType;
-use crate::session::ModelMap;
+use crate::turn::ModelMap;
 
 /// Every key a `[[client_keys]]` entry may have
 pub const CLIENT_KEY_KEYS: &[&str] = &["group", "key", "key_env", "max_sockets", "name"];

@@ -57,6 +57,7 @@ use crate::errors::{GatewayError, Refusal};
 use crate::rng::Jitter;
 use crate::scheduler::RetryState;
 use crate::timer::{TimerName, TimerTable};
+use crate::turn::{Models, Slot};
 use crate::{AccountId, Config, SessionId, TurnId};
 use request::HttpRequest;
 
@@ -123,13 +124,6 @@ impl TimerName for TurnTimer {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SlotState {
-    None,
-    Waiting,
-    Granted,
-}
-
 /// One `POST /v1/responses`; see the module doc for the poll order and the answers
 #[derive(Debug)]
 pub struct HttpTurn {
@@ -139,14 +133,14 @@ pub struct HttpTurn {
     request: Option<HttpRequest>,
     admission: Option<HttpAdmission>,
     conn: Option<UpstreamConn>,
-    slot: SlotState,
+    slot: Slot,
     retry: Option<RetryState>,
     exclude: Vec<AccountId>,
     jitter: Jitter,
     /// The current attempt's handle on the conn (one per attempt)
     turn: TurnId,
-    /// (client name, upstream name) when the account maps the model
-    models: Option<(Bytes, Bytes)>,
+    /// Its model names when the account maps the model
+    models: Option<Models>,
     /// The last upstream `error` event of the current attempt
     last_error: Option<Bytes>,
     /// Upstream's error of the last failed attempt, for a failover that finds no account
@@ -185,7 +179,7 @@ impl HttpTurn {
             request: None,
             admission: None,
             conn: None,
-            slot: SlotState::None,
+            slot: Slot::None,
             retry: None,
             exclude: Vec::new(),
             jitter: Jitter::new(0x4854_5450 ^ id.0),
@@ -324,14 +318,14 @@ impl HttpTurn {
             self.timers
                 .set(TurnTimer::Drain, now + self.cfg.session.drain_timeout);
         } else {
-            if self.slot == SlotState::Waiting
+            if self.slot == Slot::Waiting
                 && let Some(a) = &self.admission
             {
                 self.commands.push_back(HttpCommand::CancelSlotWait {
                     turn: self.turn,
                     account: a.account,
                 });
-                self.slot = SlotState::None;
+                self.slot = Slot::None;
             }
             self.finish();
         }

@@ -3,17 +3,16 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use super::{
     ErrorAnswer, HttpAdmission, HttpCommand, HttpEvent, HttpPhase, HttpTransmit, HttpTurn,
-    SlotState, TurnTimer, request,
+    TurnTimer, request,
 };
 use crate::TurnId;
 use crate::conn::UpstreamConn;
 use crate::errors::GatewayError;
 use crate::resolver::Transport;
-use crate::scheduler::{Pinning, RetryState};
+use crate::scheduler::RetryState;
+use crate::turn::{Models, Slot, pinning};
 
 impl HttpTurn {
     pub(super) fn previous_str(&self) -> Option<String> {
@@ -41,17 +40,9 @@ impl HttpTurn {
             return self.finish();
         }
         let client = request.model.clone();
-        self.models = admission
-            .model_map
-            .upstream_of(&client)
-            .filter(|upstream| upstream.as_bytes() != &client[..])
-            .map(|upstream| (client, Bytes::copy_from_slice(upstream.as_bytes())));
+        self.models = Models::of(&admission.model_map, client);
         if self.retry.is_none() {
-            let pinning = match (&request.previous, admission.connection_local) {
-                (None, _) => Pinning::Free,
-                (Some(_), true) => Pinning::ConnectionLocal,
-                (Some(_), false) => Pinning::Bound,
-            };
+            let pinning = pinning(request.previous.is_some(), admission.connection_local);
             self.retry = Some(RetryState::new(
                 now,
                 admission.account,
@@ -82,7 +73,7 @@ impl HttpTurn {
     pub(super) fn ask_slot(&mut self, now: Instant) {
         let admission = self.admission.as_ref().expect("admitted");
         self.phase = HttpPhase::AwaitingSlot;
-        self.slot = SlotState::Waiting;
+        self.slot = Slot::Waiting;
         // Each attempt has its own handle: its slot and its response on the conn.
         self.turn = TurnId(self.turn.0 + 1);
         self.commands.push_back(HttpCommand::AcquireSlot {
@@ -145,9 +136,7 @@ impl HttpTurn {
     }
 
     pub(super) fn on_slot_granted(&mut self, now: Instant, turn: TurnId) {
-        if self.phase != HttpPhase::AwaitingSlot
-            || self.slot != SlotState::Waiting
-            || turn != self.turn
+        if self.phase != HttpPhase::AwaitingSlot || self.slot != Slot::Waiting || turn != self.turn
         {
             // Not waiting any more (timed out, gone): give it straight back.
             if let Some(a) = &self.admission {
@@ -157,7 +146,7 @@ impl HttpTurn {
             return;
         }
         self.timers.stop(TurnTimer::SlotWait);
-        self.slot = SlotState::Granted;
+        self.slot = Slot::Granted;
         let admission = self.admission.as_ref().expect("admitted");
         let account = admission.account;
         if let Some(retry) = self.retry.as_mut() {
@@ -167,10 +156,7 @@ impl HttpTurn {
             .request
             .as_ref()
             .expect("a scheduled turn has a request");
-        let upstream_model = self
-            .models
-            .as_ref()
-            .and_then(|(_, up)| std::str::from_utf8(up).ok());
+        let upstream_model = self.models.as_ref().map(Models::upstream_str);
         if admission.transport == Transport::Http {
             let body = match upstream_model {
                 Some(model) => crate::event::rewrite_create_model(&request.body, model),
@@ -192,7 +178,7 @@ impl HttpTurn {
     }
 
     pub(super) fn slot_wait_expired(&mut self) {
-        if self.phase != HttpPhase::AwaitingSlot || self.slot != SlotState::Waiting {
+        if self.phase != HttpPhase::AwaitingSlot || self.slot != Slot::Waiting {
             return;
         }
         if let Some(a) = &self.admission {
@@ -201,7 +187,7 @@ impl HttpTurn {
                 account: a.account,
             });
         }
-        self.slot = SlotState::None;
+        self.slot = Slot::None;
         self.answer_error(&ErrorAnswer::from(GatewayError::concurrency_limit_reached()));
         self.finish();
     }
@@ -227,13 +213,13 @@ impl HttpTurn {
 
     /// Gives the slot back if the turn holds one
     pub(super) fn give_back_slot(&mut self) {
-        if self.slot == SlotState::Granted
+        if self.slot == Slot::Granted
             && let Some(a) = &self.admission
         {
             self.commands
                 .push_back(HttpCommand::ReleaseSlot { account: a.account });
         }
-        self.slot = SlotState::None;
+        self.slot = Slot::None;
     }
 
     /// Ends the turn: the conn and slot go back, the control plane forgets the request

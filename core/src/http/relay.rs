@@ -7,14 +7,13 @@ use bytes::Bytes;
 
 use super::request::{event_type, response_object};
 use super::{
-    ContentType, ErrorAnswer, HttpCommand, HttpEvent, HttpPhase, HttpTransmit, HttpTurn, SlotState,
-    TurnTimer,
+    ContentType, ErrorAnswer, HttpCommand, HttpEvent, HttpPhase, HttpTransmit, HttpTurn, TurnTimer,
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
-use crate::event::{ServerEventKind, restore_event_model, sse_encode};
+use crate::event::{ServerEventKind, sse_encode};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
-use crate::session::ResponseReport;
+use crate::turn::{self, Audience, Slot, TurnFacts};
 use crate::{ConnId, TurnId};
 
 impl HttpTurn {
@@ -44,23 +43,19 @@ impl HttpTurn {
             }
             _ => return,
         }
-        if self.phase == HttpPhase::Draining {
-            // The client left: the response is read to its terminal for the conn and the usage
-            // (both taken by the conn machine), and nothing else is done for it (no rewrite).
-            return;
-        }
-        if kind == ServerEventKind::Error {
+        let audience = match self.client_gone {
+            true => Audience::Gone,
+            false => Audience::Client,
+        };
+        if kind == ServerEventKind::Error && audience == Audience::Client {
             // Its answer depends on whether the attempt is retried: decided when it ends.
             self.last_error = Some(frame);
             return;
         }
-        let frame = match &self.models {
-            Some((client, upstream))
-                if kind.may_carry_model() && memchr::memmem::find(&frame, upstream).is_some() =>
-            {
-                restore_event_model(&frame, upstream, client)
-            }
-            _ => frame,
+        // A client that left gets nothing: the response is read to its terminal for the conn
+        // and the usage (both taken by the conn machine), and nothing else is done for it.
+        let Some(frame) = turn::relay(self.models.as_ref(), kind, frame, audience) else {
+            return;
         };
         match self.phase {
             HttpPhase::Upstream if self.streams() => {
@@ -227,52 +222,35 @@ impl HttpTurn {
         };
         let conn = self.conn.take();
         let conn_id = conn.as_ref().map_or(ConnId(0), UpstreamConn::id);
-        let request_store = self.request.as_ref().is_none_or(|r| r.store);
-        let store = ended.store.unwrap_or(request_store);
-        let mut hold = None;
-        if let Some(id) = &ended.id
-            && ended.outcome.is_upstream_terminal()
-        {
-            self.commands.push_back(HttpCommand::Bind {
-                response: id.clone(),
-                account: admission.account,
-                conn: conn_id,
-                lane: ended.lane.clone(),
-                store,
-            });
-            if !store {
-                hold = Some(id.clone());
-            }
+        let request = self.request.as_ref();
+        let facts = TurnFacts {
+            account: admission.account,
+            client_model: request.map(|r| r.model.clone()),
+            models: self.models.clone(),
+            accepted_at: self.started_at,
+            trace_parent: request.and_then(|r| r.trace_parent),
+            retries: self
+                .retry
+                .as_ref()
+                .map(|r| r.notes().to_vec())
+                .unwrap_or_default(),
+        };
+        let request_store = request.is_none_or(|r| r.store);
+        let (bind, report) = facts.settle(now, conn_id, ended, request_store, self.client_gone);
+        // A `store:false` chain's conn is held idle for its next turn.
+        let hold = bind
+            .as_ref()
+            .filter(|b| !b.store)
+            .map(|b| b.response.clone());
+        if let Some(bind) = bind {
+            self.commands.push_back(HttpCommand::Bind(bind));
         }
         if let Some(conn) = conn {
             self.release(conn, hold);
         }
         self.give_back_slot();
         self.events
-            .push_back(HttpEvent::ResponseEnded(Box::new(ResponseReport {
-                turn: ended.turn,
-                response: ended.id,
-                lane: ended.lane,
-                account: admission.account,
-                conn: conn_id,
-                outcome: ended.outcome,
-                usage: ended.usage,
-                model: self.request.as_ref().map(|r| r.model.clone()),
-                upstream_model: self.models.as_ref().map(|(_, upstream)| upstream.clone()),
-                accepted_at: self.started_at,
-                trace_parent: self.request.as_ref().and_then(|r| r.trace_parent),
-                retries: self
-                    .retry
-                    .as_ref()
-                    .map(|r| r.notes().to_vec())
-                    .unwrap_or_default(),
-                time_to_first_event: ended
-                    .first_event_at
-                    .map(|t| t.saturating_duration_since(ended.sent_at)),
-                duration: now.saturating_duration_since(ended.sent_at),
-                successor: false,
-                drained: self.client_gone,
-            })));
+            .push_back(HttpEvent::ResponseEnded(Box::new(report)));
     }
 
     /// An attempt failed before anything reached the client: retry under the scheduler's rules,
@@ -454,7 +432,7 @@ impl HttpTurn {
                 duration: now.saturating_duration_since(started),
             });
         }
-        if self.slot == SlotState::Granted {
+        if self.slot == Slot::Granted {
             self.give_back_slot();
         }
     }

@@ -12,8 +12,8 @@ use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
 use crate::scheduler::{FailureKind, GiveUpReason};
-use crate::session::{ModelMap, ResponseReport};
-use crate::{AccountId, ConnId, Lane, ResponseId, TurnId};
+use crate::turn::{ModelMap, ResponseBind, ResponseReport};
+use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// The `Content-Type` of an answer
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,19 +137,8 @@ pub enum HttpCommand {
         /// The conn
         conn: ConnId,
     },
-    /// Record `response` → account (and locally → conn, lane, store)
-    Bind {
-        /// The response
-        response: ResponseId,
-        /// Its account
-        account: AccountId,
-        /// The conn whose cache holds it
-        conn: ConnId,
-        /// Its lane (always the default lane over HTTP)
-        lane: Lane,
-        /// Its `store` flag
-        store: bool,
-    },
+    /// Record where a response ended up (store: → account; locally: → conn, lane, store)
+    Bind(ResponseBind),
     /// The request is over: forget it, cancel any wait (last command, once)
     Close,
 }

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{PendingCreate, Refusal, Session, SessionPhase, SlotState};
+use super::{PendingCreate, Refusal, Session, SessionPhase};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::event::{ClientEventKind, ClientRequest, StreamIdField};
+use crate::turn::Slot;
 use crate::{ResponseId, TurnId};
 
 /// Whether a held create's `previous_response_id` still has to pass the group rule
@@ -53,7 +54,7 @@ impl Session {
             connection_local,
             client_model: req.model,
             prompt_cache_key: req.prompt_cache_key,
-            slot: SlotState::None,
+            slot: Slot::None,
             retry: None,
             not_before: None,
             accepted_at: now,

@@ -10,16 +10,12 @@ use crate::scheduler::RetryState;
 impl Session {
     /// A failed dial: the head create's retry state decides (true: it will be tried again)
     pub(super) fn retry_failed_dial(&mut self, now: Instant) -> bool {
-        use crate::scheduler::{FailureKind, GiveUpReason, Pinning, RetryDecision};
+        use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
         let (Some(admission), Some(head)) = (&self.admission, self.pending.front_mut()) else {
             return false;
         };
         let account = admission.account;
-        let pinning = match (&head.previous, head.connection_local) {
-            (None, _) => Pinning::Free,
-            (Some(_), true) => Pinning::ConnectionLocal,
-            (Some(_), false) => Pinning::Bound,
-        };
+        let pinning = crate::turn::pinning(head.previous.is_some(), head.connection_local);
         let retry = head
             .retry
             .get_or_insert_with(|| RetryState::new(now, account, pinning, &self.cfg.scheduler));

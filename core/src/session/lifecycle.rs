@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use super::{ClientProtocolError, Hop, Refusal, Session, SessionPhase, SessionTimer, SlotState};
+use super::{ClientProtocolError, Hop, Refusal, Session, SessionPhase, SessionTimer};
+use crate::turn::Slot;
 
 impl Session {
     /// Handles the gateway shutting down (SIGTERM/SIGINT)
@@ -32,7 +33,7 @@ impl Session {
             now + self.cfg.session.shutdown_grace,
         );
         while let Some(head) = self.pending.pop_front() {
-            if head.slot == SlotState::Granted {
+            if head.slot == Slot::Granted {
                 self.release_slot();
             }
             self.refuse(&head, Refusal::shutting_down());

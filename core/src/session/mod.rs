@@ -24,10 +24,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-pub use types::{
-    Admission, ClientProtocolError, Hop, ModelMap, ResponseReport, SessionCommand, SessionEvent,
-    Transmit,
-};
+pub use types::{Admission, ClientProtocolError, Hop, SessionCommand, SessionEvent, Transmit};
 
 pub use crate::pool::Lease;
 
@@ -35,9 +32,10 @@ use crate::conn::UpstreamConn;
 use crate::errors::{GatewayError, Refusal};
 use crate::event::{ClientEventKind, classify_client_event};
 use crate::rng::Jitter;
-use crate::scheduler::{RetryNote, RetryState};
+use crate::scheduler::RetryState;
 use crate::timer::{TimerName, TimerTable};
 use crate::trace_context::TraceContext;
+use crate::turn::{Slot, TurnFacts};
 use crate::{AccountId, Config, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};
 use client::ContinuationCheck;
 
@@ -98,14 +96,6 @@ impl TimerName for SessionTimer {
     }
 }
 
-/// Where a held create stands on its way upstream
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SlotState {
-    None,
-    Waiting,
-    Granted,
-}
-
 /// A create the session holds until it has an account, a conn, room and a slot
 #[derive(Clone, Debug)]
 struct PendingCreate {
@@ -118,7 +108,7 @@ struct PendingCreate {
     connection_local: bool,
     client_model: Option<Bytes>,
     prompt_cache_key: Option<Bytes>,
-    slot: SlotState,
+    slot: Slot,
     /// Retry and failover bookkeeping, from its first attempt on
     retry: Option<RetryState>,
     /// A retry waits for its back-off before going out again
@@ -134,21 +124,14 @@ struct PendingCreate {
 struct TurnState {
     turn: TurnId,
     conn: ConnId,
-    account: AccountId,
-    /// (client name, upstream name) when the account maps the model
-    models: Option<(Bytes, Bytes)>,
-    /// The client's model name of this turn (explicit or carried over), for its report
-    client_model: Option<Bytes>,
+    /// Its account, model names and what its report carries
+    facts: TurnFacts,
     /// The create as the client sent it, kept until the response's first event is written
     /// (until then a lost conn means a transparent retry)
     retry: Option<PendingCreate>,
     /// An `error` event that must move the create to a fresh conn instead of reaching the client
     requeue: bool,
     successor: bool,
-    /// What its report carries for the response's span
-    accepted_at: Instant,
-    trace_parent: Option<TraceContext>,
-    retries: Vec<RetryNote>,
 }
 
 /// A response that ended in this session
@@ -471,7 +454,7 @@ impl Session {
     /// Handles a concurrency slot granted for `turn`
     pub fn handle_slot_granted(&mut self, now: Instant, turn: TurnId) {
         match self.pending.iter_mut().find(|p| p.turn == turn) {
-            Some(p) => p.slot = SlotState::Granted,
+            Some(p) => p.slot = Slot::Granted,
             None => {
                 // The create is gone (refused, client left): give the slot straight back.
                 if let Some(admission) = &self.admission {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{
     ContinuationCheck, PendingCreate, Refusal, Session, SessionCommand, SessionEvent, SessionPhase,
-    SessionTimer, SlotState, TurnState,
+    SessionTimer, TurnState,
 };
 use crate::conn::{CloseReason, ConnState, UpstreamConn};
 use crate::errors::GatewayError;
@@ -13,7 +13,8 @@ use crate::event::{
     previous_response_not_found_event, rewrite_create_model,
     websocket_connection_limit_reached_event, websocket_stream_limit_reached_event,
 };
-use crate::scheduler::{Pinning, RetryState};
+use crate::scheduler::RetryState;
+use crate::turn::{Models, Slot, TurnFacts, pinning};
 
 /// What the head of the held queue waits for
 enum Step {
@@ -74,7 +75,7 @@ impl Session {
                 Step::Sent => progressed = true,
                 Step::Refused(refusal) => {
                     let head = self.pending.pop_front().expect("head exists");
-                    if head.slot == SlotState::Granted {
+                    if head.slot == Slot::Granted {
                         self.release_slot();
                     }
                     self.refuse(&head, refusal);
@@ -204,10 +205,10 @@ impl Session {
         match head.slot {
             // A client that reads nothing now would leave the response's slot held unread:
             // the create waits for the client to read before it asks for one.
-            SlotState::None if self.backpressured => Step::Wait,
-            SlotState::None => {
+            Slot::None if self.backpressured => Step::Wait,
+            Slot::None => {
                 let turn = head.turn;
-                self.pending[0].slot = SlotState::Waiting;
+                self.pending[0].slot = Slot::Waiting;
                 self.commands.push_back(SessionCommand::AcquireSlot {
                     turn,
                     account,
@@ -219,8 +220,8 @@ impl Session {
                 );
                 Step::Wait
             }
-            SlotState::Waiting => Step::Wait,
-            SlotState::Granted => {
+            Slot::Waiting => Step::Wait,
+            Slot::Granted => {
                 self.timers.stop(SessionTimer::SlotWait);
                 self.send_head(now);
                 Step::Sent
@@ -236,16 +237,9 @@ impl Session {
             .clone()
             .or_else(|| self.last_model.clone());
         let client_model = model.clone();
-        let models = model.and_then(|client| {
-            let upstream = admission.model_map.upstream_of(&client)?;
-            (upstream.as_bytes() != &client[..])
-                .then(|| (client, bytes::Bytes::copy_from_slice(upstream.as_bytes())))
-        });
+        let models = model.and_then(|client| Models::of(&admission.model_map, client));
         let frame = match (&models, &head.client_model) {
-            (Some((_, upstream)), Some(_)) => rewrite_create_model(
-                &head.frame,
-                std::str::from_utf8(upstream).unwrap_or_default(),
-            ),
+            (Some(models), Some(_)) => rewrite_create_model(&head.frame, models.upstream_str()),
             _ => head.frame.clone(),
         };
         if let Some(lane) = &head.lane
@@ -260,11 +254,7 @@ impl Session {
         match &mut head.retry {
             Some(retry) => retry.attempt_started(account),
             None => {
-                let pinning = match (&head.previous, head.connection_local) {
-                    (None, _) => Pinning::Free,
-                    (Some(_), true) => Pinning::ConnectionLocal,
-                    (Some(_), false) => Pinning::Bound,
-                };
+                let pinning = pinning(head.previous.is_some(), head.connection_local);
                 head.retry = Some(RetryState::new(now, account, pinning, &self.cfg.scheduler));
             }
         }
@@ -285,12 +275,14 @@ impl Session {
         self.turns.push(TurnState {
             turn: head.turn,
             conn: conn.id(),
-            account,
-            models,
-            client_model,
-            accepted_at: head.accepted_at,
-            trace_parent: head.trace_parent,
-            retries,
+            facts: TurnFacts {
+                account,
+                client_model,
+                models,
+                accepted_at: head.accepted_at,
+                trace_parent: head.trace_parent,
+                retries,
+            },
             retry: Some(head),
             requeue: false,
             successor: false,
@@ -319,7 +311,7 @@ impl Session {
         ) {
             self.client_out.push_back(frame);
         }
-        if head.slot == SlotState::Waiting
+        if head.slot == Slot::Waiting
             && let Some(admission) = &self.admission
         {
             self.timers.stop(SessionTimer::SlotWait);
@@ -346,7 +338,7 @@ impl Session {
         let waiting = self
             .pending
             .front()
-            .is_some_and(|p| p.slot == SlotState::Waiting);
+            .is_some_and(|p| p.slot == Slot::Waiting);
         if waiting {
             let head = self.pending.pop_front().expect("head exists");
             let refusal = Refusal::Gateway(GatewayError::concurrency_limit_reached());
@@ -361,13 +353,13 @@ impl Session {
             self.events
                 .push_back(SessionEvent::Dropped { turn: p.turn });
             match (p.slot, &self.admission) {
-                (SlotState::Waiting, Some(a)) => {
+                (Slot::Waiting, Some(a)) => {
                     self.commands.push_back(SessionCommand::CancelSlotWait {
                         turn: p.turn,
                         account: a.account,
                     })
                 }
-                (SlotState::Granted, Some(a)) => self
+                (Slot::Granted, Some(a)) => self
                     .commands
                     .push_back(SessionCommand::ReleaseSlot { account: a.account }),
                 _ => {}

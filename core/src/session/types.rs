@@ -1,17 +1,13 @@
 //! Values that cross the session boundary: what the shell feeds in and what it must do.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::conn::{CompatKey, Outcome, Release, UpstreamTransmit};
+use crate::conn::{CompatKey, Release, UpstreamTransmit};
 use crate::errors::Refusal;
-use crate::event::Usage;
-use crate::scheduler::RetryNote;
-use crate::trace_context::TraceContext;
-use crate::{AccountId, ConnId, Lane, ResponseId, TurnId};
+use crate::turn::{ModelMap, ResponseBind, ResponseReport};
+use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// A frame for one of the session's two hops
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,28 +51,6 @@ impl ClientProtocolError {
             Self::InvalidUtf8 => 1007,
             Self::Violation => 1002,
         }
-    }
-}
-
-/// Client model name → upstream model name, per account
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ModelMap(HashMap<String, String>);
-
-impl ModelMap {
-    /// A map from `(client, upstream)` pairs
-    pub fn new<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
-        Self(pairs.into_iter().collect())
-    }
-
-    /// The client model names this map knows
-    pub fn client_models(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
-
-    /// The upstream name of `client_model`, if the account maps it
-    pub fn upstream_of(&self, client_model: &[u8]) -> Option<&str> {
-        let name = std::str::from_utf8(client_model).ok()?;
-        self.0.get(name).map(String::as_str)
     }
 }
 
@@ -168,19 +142,8 @@ pub enum SessionCommand {
         /// The conn
         conn: ConnId,
     },
-    /// Record `response` → account (and locally → conn, lane, store)
-    Bind {
-        /// The response
-        response: ResponseId,
-        /// Its account
-        account: AccountId,
-        /// The conn whose cache holds it
-        conn: ConnId,
-        /// Its lane
-        lane: Lane,
-        /// Its `store` flag
-        store: bool,
-    },
+    /// Record where a response ended up (store: → account; locally: → conn, lane, store)
+    Bind(ResponseBind),
     /// Close the client socket with this code (after the queued client frames)
     CloseClient {
         /// WebSocket close code
@@ -246,44 +209,4 @@ pub enum SessionEvent {
     },
     /// The session is over; drop it
     Finished,
-}
-
-/// One ended response, for logs, metrics and billing
-#[derive(Clone, Debug, PartialEq)]
-pub struct ResponseReport {
-    /// The session's handle
-    pub turn: TurnId,
-    /// Upstream's id
-    pub response: Option<ResponseId>,
-    /// Its lane
-    pub lane: Lane,
-    /// Its account
-    pub account: AccountId,
-    /// The conn that carried it
-    pub conn: ConnId,
-    /// How it ended
-    pub outcome: Outcome,
-    /// Its usage
-    pub usage: Option<Usage>,
-    /// The model as the client named it (before any account model map), for per-model
-    /// metrics; `None` when unknown (e.g. an automatic successor of an unnamed model)
-    pub model: Option<Bytes>,
-    /// The model sent upstream when the account's model map renamed it (else the client's)
-    pub upstream_model: Option<Bytes>,
-    /// The create arrived from the client (before any retry): the start of its span
-    pub accepted_at: Instant,
-    /// The client's trace context from the create's `client_metadata.traceparent`; the
-    /// shell falls back to the upgrade's or POST's `traceparent` header
-    pub trace_parent: Option<TraceContext>,
-    /// Retries and failovers before the attempt that ended (the first
-    /// [`MAX_RETRY_NOTES`](crate::scheduler::MAX_RETRY_NOTES))
-    pub retries: Vec<RetryNote>,
-    /// Create sent → first event
-    pub time_to_first_event: Option<Duration>,
-    /// Create sent → end
-    pub duration: Duration,
-    /// An automatic successor after a steer
-    pub successor: bool,
-    /// Ended while the session drained after the client left
-    pub drained: bool,
 }

@@ -5,13 +5,14 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{
-    KNOWN_RESPONSES, KnownResponse, ResponseReport, Session, SessionCommand, SessionEvent,
-    SessionPhase, SlotState, Transmit, TurnState,
+    KNOWN_RESPONSES, KnownResponse, Session, SessionCommand, SessionEvent, SessionPhase, Transmit,
+    TurnState,
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
-use crate::event::{ErrorClass, ServerEventKind, restore_event_model};
+use crate::event::{ErrorClass, ServerEventKind};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
+use crate::turn::{self, Audience, Slot, TurnFacts};
 use crate::{ConnId, TurnId};
 
 impl Session {
@@ -20,7 +21,10 @@ impl Session {
     /// The frame moves to the client queue as the same buffer unless its model must be
     /// restored; nothing here allocates for a delta.
     pub(super) fn on_upstream_frame(&mut self, now: Instant, conn_id: ConnId, frame: Bytes) {
-        let draining = self.phase == SessionPhase::Draining;
+        let audience = match self.phase {
+            SessionPhase::Draining | SessionPhase::Finished => Audience::Gone,
+            SessionPhase::AwaitingFirst | SessionPhase::Active => Audience::Client,
+        };
         let mut next = self.next_turn;
         let Some(conn) = self
             .active
@@ -67,27 +71,16 @@ impl Session {
                     return;
                 }
                 state.retry = None; // an event reached the client: no more transparent retries
-                match &state.models {
-                    // The byte pre-check keeps events that need no rewrite off the rewrite path
-                    // entirely (no buffer clone, no allocation).
-                    Some((client, upstream))
-                        if kind.may_carry_model()
-                            && !draining
-                            && memchr::memmem::find(&frame, upstream).is_some() =>
-                    {
-                        restore_event_model(&frame, upstream, client)
-                    }
-                    _ => frame,
-                }
+                turn::relay(state.facts.models.as_ref(), kind, frame, audience)
             }
-            Owner::Steering | Owner::ConnectionError => frame,
+            Owner::Steering | Owner::ConnectionError => turn::relay(None, kind, frame, audience),
             Owner::Tail => {
                 self.events
                     .push_back(SessionEvent::TailPacket { conn: conn_id });
                 return;
             }
         };
-        if !draining {
+        if let Some(out) = out {
             self.client_active_at = now;
             self.client_out.push_back(out);
         }
@@ -98,25 +91,23 @@ impl Session {
         let Some(admission) = &self.admission else {
             return;
         };
-        let (models, client_model, trace_parent) = self
-            .turns
-            .iter()
-            .find(|t| t.conn == conn)
-            .map_or((None, None, None), |t| {
-                (t.models.clone(), t.client_model.clone(), t.trace_parent)
-            });
+        // It carries on its predecessor's model (and trace), not its retries.
+        let predecessor = self.turns.iter().find(|t| t.conn == conn);
+        let facts = TurnFacts {
+            account: admission.account,
+            client_model: predecessor.and_then(|t| t.facts.client_model.clone()),
+            models: predecessor.and_then(|t| t.facts.models.clone()),
+            accepted_at: now,
+            trace_parent: predecessor.and_then(|t| t.facts.trace_parent),
+            retries: Vec::new(),
+        };
         self.turns.push(TurnState {
             turn,
             conn,
-            account: admission.account,
-            models,
-            client_model,
+            facts,
             retry: None,
             requeue: false,
             successor: true,
-            accepted_at: now,
-            trace_parent,
-            retries: Vec::new(),
         });
     }
 
@@ -178,7 +169,7 @@ impl Session {
             && let Some(mut create) = state.retry
         {
             self.events.push_back(SessionEvent::Rotated { from: conn });
-            create.slot = SlotState::Granted;
+            create.slot = Slot::Granted;
             self.pending.push_front(create);
             return;
         }
@@ -247,10 +238,10 @@ impl Session {
                             .map(|r| r.tried_accounts().to_vec())
                             .unwrap_or_default();
                         self.admission = None;
-                        self.release_slot_of(state.account);
-                        create.slot = SlotState::None;
+                        self.release_slot_of(state.facts.account);
+                        create.slot = Slot::None;
                     } else {
-                        create.slot = SlotState::Granted;
+                        create.slot = Slot::Granted;
                     }
                     create.not_before = Some(at);
                     self.pending.push_front(create);
@@ -298,46 +289,20 @@ impl Session {
         if !state.successor {
             self.release_slot();
         }
-        if let Some(id) = &ended.id {
-            let store = ended.store.unwrap_or(true);
-            if ended.outcome.is_upstream_terminal() {
-                self.commands.push_back(SessionCommand::Bind {
-                    response: id.clone(),
-                    account: state.account,
-                    conn,
-                    lane: ended.lane.clone(),
-                    store,
-                });
-                if self.known.len() == KNOWN_RESPONSES {
-                    self.known.pop_front();
-                }
-                self.known.push_back(KnownResponse {
-                    id: id.clone(),
-                    conn,
-                    store,
-                });
+        let drained = self.phase == SessionPhase::Draining;
+        let (bind, report) = state.facts.settle(now, conn, ended, true, drained);
+        if let Some(bind) = bind {
+            if self.known.len() == KNOWN_RESPONSES {
+                self.known.pop_front();
             }
+            self.known.push_back(KnownResponse {
+                id: bind.response.clone(),
+                conn,
+                store: bind.store,
+            });
+            self.commands.push_back(SessionCommand::Bind(bind));
         }
         self.events
-            .push_back(SessionEvent::ResponseEnded(Box::new(ResponseReport {
-                turn: ended.turn,
-                response: ended.id,
-                lane: ended.lane,
-                account: state.account,
-                conn,
-                outcome: ended.outcome,
-                usage: ended.usage,
-                model: state.client_model.clone(),
-                upstream_model: state.models.as_ref().map(|(_, upstream)| upstream.clone()),
-                accepted_at: state.accepted_at,
-                trace_parent: state.trace_parent,
-                retries: state.retries.clone(),
-                time_to_first_event: ended
-                    .first_event_at
-                    .map(|t| t.saturating_duration_since(ended.sent_at)),
-                duration: now.saturating_duration_since(ended.sent_at),
-                successor: ended.successor,
-                drained: self.phase == SessionPhase::Draining,
-            })));
+            .push_back(SessionEvent::ResponseEnded(Box::new(report)));
     }
 }

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::conn::{CompatKey, ConnRecord, Release, UpstreamTransmit};
-use wsv2_core::session::{
-    Admission, Lease, ModelMap, Session, SessionCommand, SessionEvent, Transmit,
-};
+use wsv2_core::session::{Admission, Lease, Session, SessionCommand, SessionEvent, Transmit};
+use wsv2_core::turn::{ModelMap, ResponseBind};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
 /// Snapshot settings shared by the core tests: snapshots live in the top-level `snapshots/`
@@ -360,7 +359,7 @@ impl Sim {
             .count()
     }
 
-    pub fn ended(&self) -> Vec<&wsv2_core::session::ResponseReport> {
+    pub fn ended(&self) -> Vec<&wsv2_core::turn::ResponseReport> {
         self.events
             .iter()
             .filter_map(|e| match e {
@@ -473,13 +472,13 @@ fn command_line(c: &SessionCommand) -> String {
             r.record.named_lanes.len()
         ),
         SessionCommand::AbandonWrites { conn } => format!("abandon writes {conn}"),
-        SessionCommand::Bind {
+        SessionCommand::Bind(ResponseBind {
             response,
             conn,
             lane,
             store,
             ..
-        } => {
+        }) => {
             format!(
                 "bind {response} {conn} lane={} store={store}",
                 lane.as_ref().map_or("-", |l| l.as_str())

@@ -13,8 +13,9 @@ use wsv2_core::conn::UpstreamTransmit;
 use wsv2_core::control::{AccountSpec, Control, ControlOutput, SessionInfo};
 use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit, HttpTurn};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
-use wsv2_core::session::{ModelMap, Session, SessionCommand, Transmit};
+use wsv2_core::session::{Session, SessionCommand, Transmit};
 use wsv2_core::store::MemoryBackend;
+use wsv2_core::turn::{ModelMap, ResponseBind};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 #[macro_export]
@@ -483,13 +484,13 @@ fn command_summary(c: &HttpCommand) -> String {
             release.reusable,
             hold.as_ref().map_or("-", |h| h.as_str())
         ),
-        HttpCommand::Bind {
+        HttpCommand::Bind(ResponseBind {
             response,
             account,
             conn,
             store,
             ..
-        } => format!("bind {} {account} {conn} store={store}", response.as_str()),
+        }) => format!("bind {} {account} {conn} store={store}", response.as_str()),
         HttpCommand::Close => "close".to_owned(),
         HttpCommand::AbandonWrites { conn } => format!("abandon writes {conn}"),
     }

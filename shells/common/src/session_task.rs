@@ -21,8 +21,9 @@ use wsv2_core::conn::Outcome;
 use wsv2_core::errors::ErrorCode;
 use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::session::{
-    ClientProtocolError, Hop, ResponseReport, Session, SessionCommand, SessionEvent, Transmit,
+    ClientProtocolError, Hop, Session, SessionCommand, SessionEvent, Transmit,
 };
+use wsv2_core::turn::ResponseReport;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::client::{ClientIo, ClientOutbox};

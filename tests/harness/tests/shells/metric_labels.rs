@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::json;
-use wsv2_core::session::ModelMap;
+use wsv2_core::turn::ModelMap;
 
 use crate::support::Shell;
 use crate::support::common::{Setup, fence};
