@@ -27,6 +27,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
+use super::admission::whole_seconds_up;
 use crate::config::IngressConfig;
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 
@@ -218,11 +219,6 @@ impl ClientSockets {
         )
         .with_retry_after(Some(whole_seconds_up(self.busy_retry_after)))
     }
-}
-
-/// A duration in whole seconds, rounded up (a client must not come back early)
-fn whole_seconds_up(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// How many client sockets a listener may hold, and how that number came about

@@ -6,8 +6,8 @@
 //! serves at all; this module routes their requests.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -19,8 +19,11 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 use smol_hyper::rt::FuturesIo;
 use tracing::warn;
-use wsv2_core::errors::{ErrorCode, ErrorType, GatewayError};
-use wsv2_core::ingress::{UpgradeRequest, check_upgrade};
+use wsv2_core::errors::{ErrorType, GatewayError};
+use wsv2_core::ingress::{
+    Admitted, ClientKeyId, ClientKeys, Door, KeyRefusal, UpgradeRequest, check_upgrade,
+    read_headers,
+};
 use wsv2_core::{AccountId, Config, SessionId};
 
 use crate::control::SessionInfo;
@@ -48,57 +51,27 @@ const WS_PATHS: [&str; 3] = [
     "/backend-api/codex/responses",
 ];
 
-/// Headers that form the pool key: sent on every dial for the key
-const COMPAT_HEADERS: [&str; 2] = ["openai-beta", "x-codex-beta-features"];
-
-/// Headers that belong to one session: sent only on a dial made for it
-const SESSION_HEADERS: [&str; 6] = [
-    "session-id",
-    "thread-id",
-    "x-client-request-id",
-    "originator",
-    "user-agent",
-    "x-codex-window-id",
-];
-
-/// One configured client key
-#[derive(Debug)]
-pub(crate) struct ClientKey {
-    /// Its configured name, for logs and metric labels (never the key)
-    pub(crate) name: Arc<str>,
-    /// Stickiness scope
-    pub(crate) group: String,
-    /// Open WebSocket cap
-    pub(crate) max_sockets: usize,
-    /// Open sockets of this key (carried over by a reload that keeps the key)
-    pub(crate) open: Arc<AtomicUsize>,
-}
-
-impl ClientKey {
-    pub(crate) fn new(name: &str, group: String, max_sockets: usize) -> Self {
-        Self {
-            name: Arc::from(name),
-            group,
-            max_sockets,
-            open: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-}
-
 /// One open socket counted against its key's cap, and its shutdown signal (the socket counts
 /// as open for graceful shutdown until both are dropped); released on drop
 #[derive(Debug)]
 pub(crate) struct SocketPermit {
-    count: Arc<AtomicUsize>,
+    keys: Arc<Mutex<ClientKeys>>,
+    key: ClientKeyId,
     shutdown: Option<ShutdownSignal>,
 }
 
 impl SocketPermit {
-    /// A permit that counts against the key's cap but takes no shutdown signal (HTTP requests)
-    pub(crate) fn without_shutdown(count: Arc<AtomicUsize>) -> Self {
+    /// A permit for the socket `admitted` counted in `keys`; `shutdown` is its shutdown signal
+    /// (`None` for an HTTP request: it is not signalled, it ends with its response)
+    pub(crate) fn new(
+        keys: Arc<Mutex<ClientKeys>>,
+        admitted: &Admitted,
+        shutdown: Option<ShutdownSignal>,
+    ) -> Self {
         Self {
-            count,
-            shutdown: None,
+            keys,
+            key: admitted.key,
+            shutdown,
         }
     }
 
@@ -110,15 +83,21 @@ impl SocketPermit {
 
 impl Drop for SocketPermit {
     fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::AcqRel);
+        lock_keys(&self.keys).handle_closed(self.key);
     }
+}
+
+/// The key table, whoever panicked while holding it (its counts stay consistent: every
+/// change is one call)
+pub(crate) fn lock_keys(keys: &Mutex<ClientKeys>) -> MutexGuard<'_, ClientKeys> {
+    keys.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Shared state of the listener
 pub(crate) struct Ingress {
     pub(crate) rt: Rt,
-    /// Client keys (swapped by a reload)
-    pub(crate) keys: Swap<HashMap<String, ClientKey>>,
+    /// The core's client-key table (replaced in place by a reload)
+    pub(crate) keys: Arc<Mutex<ClientKeys>>,
     pub(crate) control: ControlTx,
     pub(crate) cfg: Arc<Config>,
     /// Account names for log lines (swapped by a reload)
@@ -197,15 +176,15 @@ impl Ingress {
                 "the gateway is shutting down; connect to another instance",
             ));
         }
-        let (group, key_name, count) = match self.admit(&req, Door::Upgrade) {
+        let admitted = match self.admit(&req, Door::Upgrade) {
             Ok(admitted) => admitted,
             Err(refusal) => return *refusal,
         };
-        let tenant = tenant_of(&count);
-        let permit = SocketPermit {
-            count,
-            shutdown: Some(self.lifecycle.subscribe()),
-        };
+        let permit = SocketPermit::new(
+            self.keys.clone(),
+            &admitted,
+            Some(self.lifecycle.subscribe()),
+        );
         match ask(&self.control, |reply| ControlMsg::Upgrade { reply }).await {
             Some(Ok(())) => {}
             Some(Err(refusal)) => return error_response(&refusal.error()),
@@ -215,14 +194,14 @@ impl Ingress {
         let key = req.headers().get(header::SEC_WEBSOCKET_KEY);
         let accept = derive_accept_key(key.map_or(&[][..], HeaderValue::as_bytes));
         let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
-        let (info, headers) = session_info(req.headers(), &group, tenant);
+        let (info, headers) = session_info(req.headers(), &admitted);
         let start = SessionStart {
             rt: self.rt.clone(),
             id,
             cfg: self.cfg.clone(),
             control: self.control.clone(),
             info,
-            key_name,
+            key_name: admitted.name,
             headers: Arc::new(headers),
             account_names: self.account_names.load(),
             permit,
@@ -268,79 +247,59 @@ impl Ingress {
     }
 }
 
-/// Which door a request came in by (for the socket cap's log line and message)
-#[derive(Clone, Copy, Debug)]
-enum Door {
-    Upgrade,
-    Post,
-}
-
-/// What [`Ingress::admit`] learns of an accepted request's key: its group, its name and its
-/// open-socket count
-type Admitted = (String, Arc<str>, Arc<AtomicUsize>);
-
 impl Ingress {
-    /// The request's client key — its group, name and open-socket count, already counting this
-    /// request — or the answer that refuses it: 401 for a missing or unknown key, 429 with
-    /// `Retry-After` when the key is at its socket cap.
+    /// Asks the core's key table about the request: its key, already counting this request, or
+    /// the answer that refuses it (401 for a missing or unknown key, 429 with `Retry-After` at
+    /// the key's socket cap).
     ///
     /// A valid key also marks the request's connection authenticated: it no longer gives its
     /// place up to newer connections.
     fn admit<B>(&self, req: &Request<B>, door: Door) -> Result<Admitted, Box<Response<Body>>> {
-        let headers = req.headers();
-        let keys = self.keys.load();
-        let Some(key) = bearer(headers).and_then(|k| keys.get(k)) else {
-            let message = if bearer(headers).is_some() {
-                "Incorrect API key provided"
-            } else {
-                "You didn't provide an API key; send Authorization: Bearer <key>"
-            };
-            return Err(Box::new(error_response(&GatewayError::new(
-                401,
-                ErrorType::InvalidRequest,
-                Some(ErrorCode::InvalidApiKey),
-                message,
-            ))));
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        let verdict = lock_keys(&self.keys).admit(authorization, door);
+        let refusal = match verdict {
+            Ok(admitted) => {
+                authenticated(req);
+                return Ok(admitted);
+            }
+            Err(refusal) => refusal,
         };
-        if let Some(conn) = req.extensions().get::<ClientConn>() {
-            conn.authenticated();
-        }
-        let max = key.max_sockets;
-        if key.open.fetch_add(1, Ordering::AcqRel) >= max {
-            key.open.fetch_sub(1, Ordering::AcqRel);
+        if let KeyRefusal::AtCap {
+            name,
+            group,
+            max_sockets,
+            ..
+        } = &refusal
+        {
+            authenticated(req);
             // The key itself is a credential: its group names it in the log.
             let now = self.rt.now();
-            let held = match door {
-                Door::Upgrade => {
-                    limited!(
-                        self.logs,
-                        now,
-                        ClientLine::KeySocketCap,
-                        warn!(client = %key.name, group = %key.group, max_sockets = max, "upgrade refused: the key's socket cap is reached")
-                    );
-                    "open WebSockets"
-                }
-                Door::Post => {
-                    limited!(
-                        self.logs,
-                        now,
-                        ClientLine::KeySocketCap,
-                        warn!(client = %key.name, group = %key.group, max_sockets = max, "POST refused: the key's socket cap is reached")
-                    );
-                    "open WebSockets and requests in flight"
-                }
-            };
-            let wait = self.cfg.session.socket_cap_retry_after;
-            let refusal = GatewayError::new(
-                429,
-                ErrorType::RateLimit,
-                Some(ErrorCode::TooManySockets),
-                format!("this key may hold at most {max} {held}"),
-            )
-            .with_retry_after(Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)));
-            return Err(Box::new(error_response(&refusal)));
+            match door {
+                Door::Upgrade => limited!(
+                    self.logs,
+                    now,
+                    ClientLine::KeySocketCap,
+                    warn!(client = %name, group = %group, max_sockets, "upgrade refused: the key's socket cap is reached")
+                ),
+                Door::Post => limited!(
+                    self.logs,
+                    now,
+                    ClientLine::KeySocketCap,
+                    warn!(client = %name, group = %group, max_sockets, "POST refused: the key's socket cap is reached")
+                ),
+            }
         }
-        Ok((key.group.clone(), key.name.clone(), key.open.clone()))
+        Err(Box::new(error_response(&refusal.error())))
+    }
+}
+
+/// Marks the request's connection authenticated (it presented a valid key)
+fn authenticated<B>(req: &Request<B>) {
+    if let Some(conn) = req.extensions().get::<ClientConn>() {
+        conn.authenticated();
     }
 }
 
@@ -368,50 +327,22 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-/// A client key's identity for fair slot sharing: its socket counter is one allocation per
-/// key, kept by reloads that keep the key, and never shared between keys
-pub(crate) fn tenant_of(count: &Arc<AtomicUsize>) -> u64 {
-    Arc::as_ptr(count) as usize as u64
-}
-
 /// What the session tells the control task, and the headers it adds to upstream handshakes
-fn session_info(headers: &HeaderMap, group: &str, tenant: u64) -> (SessionInfo, DialHeaders) {
-    let values = |name: &str| -> Vec<String> {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .collect()
-    };
+fn session_info(headers: &HeaderMap, admitted: &Admitted) -> (SessionInfo, DialHeaders) {
+    let read = read_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+    let mut per_session = read.per_session.iter().copied().peekable();
     let mut dial = DialHeaders::default();
-    for (name, value) in headers {
-        let lower = name.as_str();
-        let is_compat = COMPAT_HEADERS.contains(&lower);
-        let is_session =
-            SESSION_HEADERS.contains(&lower) || (lower.starts_with("x-codex-") && !is_compat);
-        if is_session {
+    for (at, (name, value)) in headers.iter().enumerate() {
+        if per_session.next_if_eq(&at).is_some() {
             dial.per_session.push((name.clone(), value.clone()));
         }
     }
     let info = SessionInfo {
-        group: group.to_owned(),
-        tenant,
-        session_key: headers
-            .get("session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        openai_beta: values("openai-beta"),
-        codex_beta_features: values("x-codex-beta-features"),
+        group: admitted.group.clone(),
+        tenant: admitted.key.0,
+        session_key: read.session_key,
+        openai_beta: read.openai_beta,
+        codex_beta_features: read.codex_beta_features,
     };
     (info, dial)
 }
@@ -422,7 +353,7 @@ mod tests {
     use hyper::header::HeaderName;
 
     #[test]
-    fn compat_headers_form_the_key_session_headers_go_on_dials_and_auth_never_does() {
+    fn the_core_reading_of_the_headers_becomes_session_info_and_dial_headers() {
         let mut h = HeaderMap::new();
         h.insert(
             "authorization",
@@ -437,8 +368,13 @@ mod tests {
         h.insert("x-codex-turn-metadata", HeaderValue::from_static("{}"));
         h.insert("user-agent", HeaderValue::from_static("codex"));
         h.insert("cookie", HeaderValue::from_static("x=y"));
-        let (info, dial) = session_info(&h, "team", 1);
-        assert_eq!(info.group, "team");
+        let admitted = Admitted {
+            key: ClientKeyId(7),
+            name: Arc::from("client"),
+            group: "team".to_owned(),
+        };
+        let (info, dial) = session_info(&h, &admitted);
+        assert_eq!((info.group.as_str(), info.tenant), ("team", 7));
         assert_eq!(info.session_key.as_deref(), Some("sess-1"));
         assert_eq!(info.openai_beta, ["responses_websockets=2026-02-06"]);
         assert_eq!(info.codex_beta_features, ["a,b"]);
@@ -451,16 +387,5 @@ mod tests {
             names(&dial.per_session),
             ["session-id", "user-agent", "x-codex-turn-metadata"]
         );
-    }
-
-    #[test]
-    fn bearer_parsing_accepts_any_case_and_rejects_empty_tokens() {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", HeaderValue::from_static("bearer sk-1"));
-        assert_eq!(bearer(&h), Some("sk-1"));
-        h.insert("authorization", HeaderValue::from_static("Bearer "));
-        assert_eq!(bearer(&h), None);
-        h.insert("authorization", HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer(&h), None);
     }
 }

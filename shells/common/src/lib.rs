@@ -86,13 +86,14 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
+use wsv2_core::ingress::ClientKeys;
 use wsv2_core::pool::PoolStats;
 
 use crate::control::Control;
 use crate::control_task::{CONTROL_INBOX, ControlMsg, ControlTask, ControlTx};
 use crate::ingress::Ingress;
 use crate::lifecycle::Lifecycle;
-use crate::reload::{AccountPlan, Swap, key_table};
+use crate::reload::{AccountPlan, Swap, key_specs};
 use crate::runtime::{spawn, spawn_abortable};
 use crate::upstream::UpstreamTls;
 pub use operations::{ReloadError, ShutdownReport};
@@ -251,7 +252,10 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
     let lifecycle = Lifecycle::new();
     let ingress = Arc::new(Ingress {
         rt: rt.clone(),
-        keys: Swap::new(key_table(&config, None)),
+        keys: Arc::new(Mutex::new(ClientKeys::new(
+            key_specs(&config),
+            cfg.session.socket_cap_retry_after,
+        ))),
         control: control_tx.clone(),
         cfg,
         account_names: Swap::new(plan.names),

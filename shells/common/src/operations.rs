@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use wsv2_core::AccountId;
 
 use crate::control_task::{ControlMsg, ask};
-use crate::reload::{AccountPlan, ReloadReport, key_table, restart_only_changes};
+use crate::reload::{AccountPlan, ReloadReport, key_specs, restart_only_changes};
 use crate::runtime::timeout;
 use crate::upstream::UpstreamTls;
 use crate::{GatewayConfig, GatewayHandle};
@@ -173,10 +173,7 @@ impl GatewayHandle {
             })
             .await
             .map_err(|_| ReloadError::ShuttingDown)?;
-        let old_keys = self.ingress.keys.load();
-        self.ingress
-            .keys
-            .store(key_table(&config, Some(old_keys.as_ref())));
+        crate::ingress::lock_keys(&self.ingress.keys).handle_reload(key_specs(&config));
         self.ingress.account_names.store(plan.names);
         if let Some(metrics) = &self.ingress.metrics {
             metrics.set_configured_models(&config.configured_models());

@@ -9,10 +9,10 @@ use std::sync::{Arc, RwLock};
 
 use wsv2_core::AccountId;
 use wsv2_core::file_config::GatewayConfig;
+use wsv2_core::ingress::ClientKeySpec;
 
 use crate::control::AccountSpec;
 use crate::control_task::AccountDial;
-use crate::ingress::ClientKey;
 use crate::upstream::{DialRoute, UpstreamTls};
 
 /// A value swapped whole at reload; readers take a cheap snapshot and never hold the lock
@@ -80,21 +80,16 @@ impl AccountPlan {
     }
 }
 
-/// The client keys of `config`; a key that was already configured keeps its open-socket count
-pub(crate) fn key_table(
-    config: &GatewayConfig,
-    old: Option<&HashMap<String, ClientKey>>,
-) -> HashMap<String, ClientKey> {
+/// The client keys of `config`, for the core's key table
+pub(crate) fn key_specs(config: &GatewayConfig) -> Vec<ClientKeySpec> {
     config
         .client_keys
         .iter()
-        .map(|k| {
-            let cap = usize::try_from(k.max_sockets).unwrap_or(usize::MAX);
-            let mut key = ClientKey::new(&k.name, k.group.clone(), cap);
-            if let Some(previous) = old.and_then(|o| o.get(k.key.expose())) {
-                key.open = previous.open.clone();
-            }
-            (k.key.expose().to_owned(), key)
+        .map(|k| ClientKeySpec {
+            secret: k.key.expose().to_owned(),
+            name: k.name.clone(),
+            group: k.group.clone(),
+            max_sockets: usize::try_from(k.max_sockets).unwrap_or(usize::MAX),
         })
         .collect()
 }
@@ -137,23 +132,6 @@ pub(crate) fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
-
-    #[test]
-    fn a_kept_key_keeps_its_socket_count_and_a_new_key_starts_at_zero() {
-        let mut config = GatewayConfig::demo("ws://127.0.0.1:1/v1/responses", "sk-up").unwrap();
-        let first = key_table(&config, None);
-        let demo = config.client_keys[0].key.expose().to_owned();
-        first[&demo].open.fetch_add(3, Ordering::AcqRel);
-        let mut extra = config.client_keys[0].clone();
-        extra.key = wsv2_core::file_config::Secret::new("sk-second".to_owned());
-        extra.max_sockets = 9;
-        config.client_keys.push(extra);
-        let second = key_table(&config, Some(&first));
-        assert_eq!(second[&demo].open.load(Ordering::Acquire), 3);
-        assert_eq!(second["sk-second"].open.load(Ordering::Acquire), 0);
-        assert_eq!(second["sk-second"].max_sockets, 9);
-    }
 
     #[test]
     fn only_restart_only_settings_are_reported() {

@@ -16,8 +16,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use wsv2_core::SessionId;
 use wsv2_core::errors::{ErrorType, GatewayError};
+use wsv2_core::ingress::Door;
 
-use super::{Ingress, SocketPermit, WS_PATHS, error_response, session_info, tenant_of};
+use super::{Ingress, SocketPermit, WS_PATHS, error_response, session_info};
 use crate::control_task::{ControlMsg, ask};
 use crate::http_task::{self, GatewayBody, HttpStart};
 use crate::log_limit::{ClientLine, limited};
@@ -74,14 +75,14 @@ impl Ingress {
                 "the gateway is shutting down; send the request to another instance",
             )));
         }
-        let (group, key_name, count) = match self.admit(&req, super::Door::Post) {
+        let admitted = match self.admit(&req, Door::Post) {
             Ok(admitted) => admitted,
             Err(refusal) => return boxed(*refusal),
         };
-        let tenant = tenant_of(&count);
         // An HTTP turn is not signalled at shutdown: it ends with its response.
-        let permit = SocketPermit::without_shutdown(count);
-        let (info, headers) = session_info(req.headers(), &group, tenant);
+        let permit = SocketPermit::new(self.keys.clone(), &admitted, None);
+        let (info, headers) = session_info(req.headers(), &admitted);
+        let group = &admitted.group;
         let limit = self.cfg.upstream.max_message_size;
         // hyper bounds the header; the body's bound is the gateway's own.
         let body_timeout = self.cfg.ingress.body_read_timeout;
@@ -126,7 +127,7 @@ impl Ingress {
             cfg: self.cfg.clone(),
             control: self.control.clone(),
             info,
-            key_name,
+            key_name: admitted.name.clone(),
             headers: Arc::new(headers),
             body,
             forward: self.forward.clone(),
