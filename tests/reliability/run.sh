@@ -26,7 +26,8 @@
 # tests/reliability/results/ and RELIABILITY.md at the root. --medium: 500 × 10 / 500 / 100 /
 # 5m on test-profile binaries, same outputs. --smoke (CI): 40 × 4 / 60 / 30 / 60 s on
 # test-profile binaries, everything in a temporary folder (or --out); fails when a rule of
-# workload 1 or 2 is not met. RELIABILITY_LOGS=DIR keeps the processes' logs;
+# workload 1 or 2 is not met. RELIABILITY_LOGS=DIR keeps the processes' logs (the gateways log
+# at RELIABILITY_RUST_LOG, default warn);
 # RELIABILITY_GATEWAY_TOML is appended to every gateway configuration (experiments, e.g. a
 # whole `[store]` section).
 set -euo pipefail
@@ -165,7 +166,7 @@ start_mock() {
 # write_conf FILE SESSIONS [EXTRA TOML]: one account on the mock; room for 1.5× the sessions.
 write_conf() {
   local file=$1 sessions=$2 extra=${3:-}
-  cap=$((sessions * 3 / 2 + 100))
+  cap=${account_cap:-$((sessions * 3 / 2 + 100))}
   {
     echo "listen = \"127.0.0.1:${gateway_port:-0}\""
     echo "admin_listen = \"127.0.0.1:${admin_port:-0}\""
@@ -206,7 +207,7 @@ start_gateway() {
   local shell=$1 name=$2 conf=$3
   local cmd=("$bin/wsv2-gateway" serve --config "$conf")
   [ "$shell" = tokio ] || cmd=("$bin/wsv2-gateway-smol" serve --config "$conf")
-  RUST_LOG=warn spawn "$name" "${cmd[@]}"
+  RUST_LOG=${RELIABILITY_RUST_LOG:-warn} spawn "$name" "${cmd[@]}"
   gateway_url=$spawned_url gateway_pid=$spawned_pid gateway_metrics=$spawned_admin
   gateway_addr=${gateway_url#*://}
   gateway_addr=${gateway_addr%%/*}
@@ -331,7 +332,7 @@ w3_row() {
   local admin_post="curl -sf -o /dev/null -X POST"
   local toml=$w3_toml permanent=() client_fault=()
   local base_url="" account_toml="" top_toml="" session_toml="" gateway_port="" admin_port=""
-  local relay_pid="" relay_addr="" relay_admin="" redis_pid="" redis_port=""
+  local relay_pid="" relay_addr="" relay_admin="" redis_pid="" redis_port="" account_cap=""
   local restarted=$work/w3-$shell-restarted.pid
   if [[ "$fault" == redis_* ]] && ! command -v redis-server >/dev/null; then
     log "workload 3: $shell $fault: skipped (no redis-server on PATH)"
@@ -371,6 +372,9 @@ w3_row() {
       # gateway gives the client up after session.client_write_timeout (3 s here), or after
       # session.blocked_client_timeout (1 s) when another create waits for its slots.
       client_fault=(--client-fault stop_reading --stall 5s --stall-deltas 6144)
+      # The account a little short of the load's slots (the mix holds ~1.5 per session), so
+      # creates wait for slots and a blocked client is given up after blocked_client_timeout.
+      account_cap=$((w3_sessions * 7 / 5))
       session_toml='client_write_buffer = 65536
 blocked_client_timeout = "1s"
 client_write_timeout = "3s"' ;;
