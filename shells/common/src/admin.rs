@@ -27,12 +27,12 @@ use serde_json::{Value, json};
 use smol_hyper::rt::FuturesIo;
 use wsv2_core::control::{AccountState, Readiness};
 
-use crate::control_task::{ControlMsg, ask};
 use crate::http_task::GatewayBody;
 use crate::hyper_timer::HyperTimer;
 use crate::ingress::Ingress;
 use crate::log_limit::{ClientLine, limited};
 use crate::runtime::{Clock, Listener, spawn};
+use crate::shared::{ControlMsg, ask};
 
 /// Counts one served admin connection until dropped
 struct Served(Arc<AtomicUsize>);

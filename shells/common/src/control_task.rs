@@ -9,136 +9,19 @@ use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
-use wsv2_core::pool::PoolStats;
-use wsv2_core::session::{SessionCommand, SessionEvent};
+use wsv2_core::session::SessionCommand;
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
-use crate::control::{
-    Control, ControlOutput, DialFailure, SessionInfo, SessionInput, UpgradeRefusal,
-};
+use crate::control::{Control, ControlOutput, DialFailure, SessionInput};
 use crate::runtime::{Clock, Rt, spawn};
-use crate::upstream::{
-    ConnIo, DialRequest, DialRoute, UpstreamInput, UpstreamMsg, dial, spawn_conn,
-};
+use crate::shared::{AccountDial, ControlMsg, ControlTx, DialHeaders, SessionDelivery};
+use crate::upstream::{ConnIo, DialRequest, UpstreamInput, dial, spawn_conn};
 
 mod http_glue;
 pub(crate) use http_glue::Extension;
 
 /// Messages the control task's inbox holds at most; senders wait when it is full
 pub(crate) const CONTROL_INBOX: usize = 4096;
-
-/// Sender side of the control task's inbox
-pub(crate) type ControlTx = mpsc::Sender<ControlMsg>;
-
-/// Sends the control task the request `request` builds around a reply channel and awaits the
-/// answer; `None` when the control task is gone (shutting down)
-pub(crate) async fn ask<T>(
-    control: &ControlTx,
-    request: impl FnOnce(oneshot::Sender<T>) -> ControlMsg,
-) -> Option<T> {
-    let (reply, answer) = oneshot::channel();
-    control.send(request(reply)).await.ok()?;
-    answer.await.ok()
-}
-
-/// Everything the control task is told
-pub(crate) enum ControlMsg {
-    /// May a client upgrade now? (answered before the 101)
-    Upgrade {
-        reply: oneshot::Sender<Result<(), UpgradeRefusal>>,
-    },
-    /// Is the gateway ready (`/readyz`)?
-    Ready {
-        reply: oneshot::Sender<Result<(), UpgradeRefusal>>,
-    },
-    /// A session task started
-    Open {
-        id: SessionId,
-        info: SessionInfo,
-        headers: Arc<DialHeaders>,
-        inbox: mpsc::Sender<Box<SessionDelivery>>,
-    },
-    /// A session's command (everything but `AbandonWrites` and `CloseClient`)
-    Command { id: SessionId, cmd: SessionCommand },
-    /// A session's event (`ResponseEnded` feeds cooldowns and health)
-    Event { id: SessionId, event: SessionEvent },
-    /// A session task ended
-    Close { id: SessionId },
-    /// A report of a conn the control task owns (idle in its pool)
-    Idle { msg: UpstreamMsg },
-    /// A conn's reader ended: its handle can go and its capacity is free
-    ConnGone { account: AccountId, conn: ConnId },
-    /// A dial finished
-    DialDone {
-        account: AccountId,
-        conn: ConnId,
-        result: Result<ConnIo, DialFailure>,
-    },
-    /// Pool totals, for the demo and tests
-    Stats { reply: oneshot::Sender<PoolStats> },
-    /// Every account's readiness, for the admin listener's `/readyz`
-    Readiness {
-        reply: oneshot::Sender<wsv2_core::control::Readiness>,
-    },
-    /// An HTTP request's task started (before its first command)
-    HttpOpen {
-        id: SessionId,
-        headers: Arc<DialHeaders>,
-        inbox: mpsc::Sender<Box<crate::http_task::HttpDelivery>>,
-    },
-    /// An HTTP turn's command (`Close` also forgets its inbox)
-    Http {
-        id: SessionId,
-        cmd: wsv2_core::http::HttpCommand,
-    },
-    /// An HTTP turn's event (ended responses, retries, forwards feed account health)
-    HttpEvent {
-        id: SessionId,
-        event: wsv2_core::http::HttpEvent,
-    },
-    /// A store command that ran off the control task answered
-    StoreReply(crate::store_backend::StoreReply),
-    /// The control plane's state for `/metrics`
-    Scrape {
-        reply: oneshot::Sender<crate::metrics_export::ControlSnapshot>,
-    },
-    /// A reloaded account list (`Control::apply_accounts`) and how to reach each account
-    Reload {
-        accounts: Vec<crate::control::AccountSpec>,
-        dials: HashMap<AccountId, AccountDial>,
-    },
-    /// Answered once no upstream conn is open (shutdown waits on it after closing the pool)
-    WhenNoConns { reply: oneshot::Sender<()> },
-}
-
-/// One answer for a session task; a lease brings the conn's I/O handle along. Sent boxed:
-/// a channel's slots are allocated 32 at a time, and an idle session should not hold 32 of these
-pub(crate) struct SessionDelivery {
-    /// The answer
-    pub(crate) input: SessionInput,
-    /// The leased conn's reader/writer handle (`None` if the conn already ended)
-    pub(crate) conn: Option<ConnIo>,
-}
-
-/// Headers a session contributes to upstream handshakes: `session-id`, `thread-id`, … , sent
-/// only on a dial made for this session. (The pool-key headers, `OpenAI-Beta` and
-/// `x-codex-beta-features`, come from the dial's [`CompatKey`], so warm dials carry them too.)
-#[derive(Debug, Default)]
-pub(crate) struct DialHeaders {
-    /// The headers, as the client sent them
-    pub(crate) per_session: Vec<(HeaderName, HeaderValue)>,
-}
-
-/// How to reach one account
-#[derive(Debug)]
-pub(crate) struct AccountDial {
-    /// `ws://` / `wss://` URL
-    pub(crate) url: String,
-    /// Its credential
-    pub(crate) token: Arc<str>,
-    /// Its proxy and the TLS client
-    pub(crate) route: Arc<DialRoute>,
-}
 
 struct SessionEntry {
     inbox: mpsc::Sender<Box<SessionDelivery>>,

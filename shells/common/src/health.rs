@@ -13,16 +13,21 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use crate::control_task::{ControlMsg, ask};
-use crate::ingress::Ingress;
+use crate::lifecycle::Lifecycle;
+use crate::shared::{ControlMsg, ControlTx, ask};
 
 /// Liveness path
 pub(crate) const HEALTHZ: &str = "/healthz";
 /// Readiness path
 pub(crate) const READYZ: &str = "/readyz";
 
-/// The answer for a health path, or `None` when `req` is for another route
-pub(crate) async fn route<B>(ingress: &Ingress, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+/// The answer for a health path, or `None` when `req` is for another route; readiness asks
+/// `lifecycle` and the control task
+pub(crate) async fn route<B>(
+    lifecycle: &Lifecycle,
+    control: &ControlTx,
+    req: &Request<B>,
+) -> Option<Response<Full<Bytes>>> {
     let path = req.uri().path();
     if path != HEALTHZ && path != READYZ {
         return None;
@@ -36,7 +41,7 @@ pub(crate) async fn route<B>(ingress: &Ingress, req: &Request<B>) -> Option<Resp
     if path == HEALTHZ {
         return Some(json_response(StatusCode::OK, json!({"status": "ok"})));
     }
-    Some(match readiness(ingress).await {
+    Some(match readiness(lifecycle, control).await {
         Ok(()) => json_response(StatusCode::OK, json!({"status": "ready"})),
         Err(reason) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -45,11 +50,11 @@ pub(crate) async fn route<B>(ingress: &Ingress, req: &Request<B>) -> Option<Resp
     })
 }
 
-async fn readiness(ingress: &Ingress) -> Result<(), String> {
-    if ingress.lifecycle.is_shutting_down() {
+async fn readiness(lifecycle: &Lifecycle, control: &ControlTx) -> Result<(), String> {
+    if lifecycle.is_shutting_down() {
         return Err("shutting down".to_owned());
     }
-    match ask(&ingress.control, |reply| ControlMsg::Ready { reply }).await {
+    match ask(control, |reply| ControlMsg::Ready { reply }).await {
         Some(Ok(())) => Ok(()),
         Some(Err(refusal)) => Err(refusal.error().message.into_owned()),
         None => Err("control task stopped".to_owned()),

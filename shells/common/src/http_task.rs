@@ -36,11 +36,11 @@ use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::control::SessionInfo;
-use crate::control_task::{ControlMsg, ControlTx, DialHeaders};
 use crate::forward::{ForwardReply, ForwardTarget};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{self, Clock, Rt, timeout};
-use crate::upstream::{ConnIo, HeldConns, UpstreamInput, UpstreamMsg};
+use crate::shared::{ControlMsg, ControlTx, DialHeaders, HttpDelivery, SocketPermit};
+use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
 
 /// Chunks buffered between the turn and hyper before the turn is told the client is slow
 const BODY_QUEUE: usize = 32;
@@ -49,14 +49,6 @@ const INBOX: usize = 8;
 
 /// The body type of every gateway answer
 pub(crate) type GatewayBody = UnsyncBoxBody<Bytes, Infallible>;
-
-/// One answer of the control task for an HTTP turn; a lease brings the conn's I/O handle
-pub(crate) struct HttpDelivery {
-    /// The answer
-    pub(crate) input: HttpInput,
-    /// The leased conn's handle (`None` if the conn already ended)
-    pub(crate) conn: Option<ConnIo>,
-}
 
 /// The head of the client's answer
 #[derive(Debug)]
@@ -84,7 +76,7 @@ pub(crate) struct HttpStart {
     pub(crate) account_names: Arc<HashMap<AccountId, String>>,
     pub(crate) metrics: Option<Arc<Metrics>>,
     /// Held for the request's life (the per-key cap)
-    pub(crate) permit: crate::ingress::SocketPermit,
+    pub(crate) permit: SocketPermit,
 }
 
 /// Starts the turn's task; the head comes on the returned channel, the body on `body`

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -21,20 +21,19 @@ use smol_hyper::rt::FuturesIo;
 use tracing::warn;
 use wsv2_core::errors::{ErrorType, GatewayError};
 use wsv2_core::ingress::{
-    Admitted, ClientKeyId, ClientKeys, Door, KeyRefusal, UpgradeRequest, check_upgrade,
-    read_headers,
+    Admitted, ClientKeys, Door, KeyRefusal, UpgradeRequest, check_upgrade, read_headers,
 };
 use wsv2_core::{AccountId, Config, SessionId};
 
 use crate::control::SessionInfo;
-use crate::control_task::{ControlMsg, ControlTx, DialHeaders, ask};
 use crate::io::Prefixed;
-use crate::lifecycle::{Lifecycle, ShutdownSignal};
+use crate::lifecycle::Lifecycle;
 use crate::log_limit::{ClientLine, LogLimits, limited};
 use crate::relay_config::ws_config;
 use crate::reload::Swap;
 use crate::runtime::{BoxIo, Rt, spawn};
 use crate::session_task::{SessionStart, run_session};
+use crate::shared::{ControlMsg, ControlTx, DialHeaders, SocketPermit, ask, lock_keys};
 
 mod accept;
 mod http_routes;
@@ -50,48 +49,6 @@ const WS_PATHS: [&str; 3] = [
     "/responses",
     "/backend-api/codex/responses",
 ];
-
-/// One open socket counted against its key's cap, and its shutdown signal (the socket counts
-/// as open for graceful shutdown until both are dropped); released on drop
-#[derive(Debug)]
-pub(crate) struct SocketPermit {
-    keys: Arc<Mutex<ClientKeys>>,
-    key: ClientKeyId,
-    shutdown: Option<ShutdownSignal>,
-}
-
-impl SocketPermit {
-    /// A permit for the socket `admitted` counted in `keys`; `shutdown` is its shutdown signal
-    /// (`None` for an HTTP request: it is not signalled, it ends with its response)
-    pub(crate) fn new(
-        keys: Arc<Mutex<ClientKeys>>,
-        admitted: &Admitted,
-        shutdown: Option<ShutdownSignal>,
-    ) -> Self {
-        Self {
-            keys,
-            key: admitted.key,
-            shutdown,
-        }
-    }
-
-    /// The socket's shutdown signal, for the session task to select on (once)
-    pub(crate) fn take_shutdown(&mut self) -> ShutdownSignal {
-        self.shutdown.take().unwrap_or_else(ShutdownSignal::never)
-    }
-}
-
-impl Drop for SocketPermit {
-    fn drop(&mut self) {
-        lock_keys(&self.keys).handle_closed(self.key);
-    }
-}
-
-/// The key table, whoever panicked while holding it (its counts stay consistent: every
-/// change is one call)
-pub(crate) fn lock_keys(keys: &Mutex<ClientKeys>) -> MutexGuard<'_, ClientKeys> {
-    keys.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Shared state of the listener
 pub(crate) struct Ingress {
@@ -136,7 +93,7 @@ fn error_response(error: &GatewayError) -> Response<Body> {
 
 impl Ingress {
     async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
-        if let Some(response) = crate::health::route(&self, &req).await {
+        if let Some(response) = crate::health::route(&self.lifecycle, &self.control, &req).await {
             return response;
         }
         let path = req.uri().path();
@@ -369,7 +326,7 @@ mod tests {
         h.insert("user-agent", HeaderValue::from_static("codex"));
         h.insert("cookie", HeaderValue::from_static("x=y"));
         let admitted = Admitted {
-            key: ClientKeyId(7),
+            key: wsv2_core::ingress::ClientKeyId(7),
             name: Arc::from("client"),
             group: "team".to_owned(),
         };

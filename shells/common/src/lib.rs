@@ -76,6 +76,7 @@ mod relay_config;
 mod reload;
 pub mod runtime;
 mod session_task;
+mod shared;
 pub mod signals;
 mod store_backend;
 mod store_redis;
@@ -90,11 +91,12 @@ use wsv2_core::ingress::ClientKeys;
 use wsv2_core::pool::PoolStats;
 
 use crate::control::Control;
-use crate::control_task::{CONTROL_INBOX, ControlMsg, ControlTask, ControlTx};
+use crate::control_task::{CONTROL_INBOX, ControlTask};
 use crate::ingress::Ingress;
 use crate::lifecycle::Lifecycle;
 use crate::reload::{AccountPlan, Swap, key_specs};
 use crate::runtime::{spawn, spawn_abortable};
+use crate::shared::{ControlMsg, ControlTx};
 use crate::upstream::UpstreamTls;
 pub use operations::{ReloadError, ShutdownReport};
 pub use reload::ReloadReport;
@@ -150,7 +152,7 @@ impl GatewayHandle {
 
     /// Pool totals over every account
     pub async fn pool_stats(&self) -> Option<PoolStats> {
-        control_task::ask(&self.control, |reply| ControlMsg::Stats { reply }).await
+        shared::ask(&self.control, |reply| ControlMsg::Stats { reply }).await
     }
 
     /// `http://ADDR/healthz`

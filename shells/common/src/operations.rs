@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use wsv2_core::AccountId;
 
-use crate::control_task::{ControlMsg, ask};
 use crate::reload::{AccountPlan, ReloadReport, key_specs, restart_only_changes};
 use crate::runtime::timeout;
+use crate::shared::{ControlMsg, ask};
 use crate::upstream::UpstreamTls;
 use crate::{GatewayConfig, GatewayHandle};
 
@@ -173,7 +173,7 @@ impl GatewayHandle {
             })
             .await
             .map_err(|_| ReloadError::ShuttingDown)?;
-        crate::ingress::lock_keys(&self.ingress.keys).handle_reload(key_specs(&config));
+        crate::shared::lock_keys(&self.ingress.keys).handle_reload(key_specs(&config));
         self.ingress.account_names.store(plan.names);
         if let Some(metrics) = &self.ingress.metrics {
             metrics.set_configured_models(&config.configured_models());

@@ -12,7 +12,7 @@ use wsv2_core::file_config::GatewayConfig;
 use wsv2_core::ingress::ClientKeySpec;
 
 use crate::control::AccountSpec;
-use crate::control_task::AccountDial;
+use crate::shared::AccountDial;
 use crate::upstream::{DialRoute, UpstreamTls};
 
 /// A value swapped whole at reload; readers take a cheap snapshot and never hold the lock

@@ -28,12 +28,11 @@ use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::client::{ClientIo, ClientOutbox};
 use crate::control::{SessionInfo, SessionInput};
-use crate::control_task::{
-    ControlMsg, ControlTx, DialHeaders, SessionDelivery, session_inbox_capacity,
-};
+use crate::control_task::session_inbox_capacity;
 use crate::log_limit::{ClientLine, LogLimits, limited};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{Clock, Rt, timeout};
+use crate::shared::{ControlMsg, ControlTx, DialHeaders, SessionDelivery, SocketPermit};
 use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
 
 /// Upstream reports handled in one wake-up before the client socket is written
@@ -51,7 +50,7 @@ pub(crate) struct SessionStart {
     pub(crate) headers: Arc<DialHeaders>,
     pub(crate) account_names: Arc<HashMap<AccountId, String>>,
     /// Held for the socket's life (the per-key socket cap)
-    pub(crate) permit: crate::ingress::SocketPermit,
+    pub(crate) permit: SocketPermit,
     /// Where the session's per-event and per-turn figures go (`None` with `metrics = false`)
     pub(crate) metrics: Option<Arc<Metrics>>,
     /// Rate limits of the lines a client can trigger

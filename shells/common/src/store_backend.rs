@@ -4,16 +4,16 @@
 //!
 //! Memory commands answer synchronously inside the control task. Redis commands run in their
 //! own task each (never on the control task), each under `store_op_timeout`, and come back as
-//! [`ControlMsg::StoreReply`](crate::control_task::ControlMsg); the core sheds commands beyond
+//! [`ControlMsg::StoreReply`](crate::shared::ControlMsg); the core sheds commands beyond
 //! `store.max_pending_ops`, so at most that many such tasks exist.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use wsv2_core::store::{CommandKind, MemoryBackend, OpId, StoreCommand, StoreFailure};
+use wsv2_core::store::{CommandKind, MemoryBackend, StoreCommand, StoreFailure};
 
-use crate::control_task::{ControlMsg, ControlTx};
 use crate::metrics_export::Metrics;
+use crate::shared::{ControlMsg, ControlTx, StoreReply};
 use crate::store_redis::RedisStore;
 
 /// The `op` label of a store command
@@ -24,15 +24,6 @@ pub(crate) fn op_label(kind: &CommandKind) -> &'static str {
         CommandKind::Delete { .. } => "delete",
         CommandKind::Expire { .. } => "expire",
     }
-}
-
-/// One answered store command
-#[derive(Debug)]
-pub(crate) struct StoreReply {
-    /// The command's op
-    pub(crate) op: OpId,
-    /// Its result
-    pub(crate) result: Result<Option<String>, StoreFailure>,
 }
 
 /// The store the control task runs commands on

@@ -13,9 +13,10 @@ use wsv2_core::session::SessionEvent;
 use wsv2_core::store::{MemoryBackend, StoreCommand};
 use wsv2_core::{AccountId, SessionId};
 
-use super::{ControlMsg, ControlTask, DialHeaders};
-use crate::http_task::HttpDelivery;
+use super::ControlTask;
 use crate::metrics_export::{ClientTransport, ControlSnapshot, Metrics};
+use crate::shared::HttpDelivery;
+use crate::shared::{ControlMsg, DialHeaders};
 use crate::store_backend::StoreBackend;
 use wsv2_core::control::ControlEvent;
 

@@ -18,11 +18,12 @@ use wsv2_core::SessionId;
 use wsv2_core::errors::{ErrorType, GatewayError};
 use wsv2_core::ingress::Door;
 
-use super::{Ingress, SocketPermit, WS_PATHS, error_response, session_info};
-use crate::control_task::{ControlMsg, ask};
+use super::{Ingress, WS_PATHS, error_response, session_info};
 use crate::http_task::{self, GatewayBody, HttpStart};
 use crate::log_limit::{ClientLine, limited};
 use crate::runtime::{Elapsed, timeout};
+use crate::shared::SocketPermit;
+use crate::shared::{ControlMsg, ask};
 
 /// The OpenMetrics text format's content type
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

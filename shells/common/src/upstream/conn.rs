@@ -21,8 +21,8 @@ use wsv2_core::conn::UpstreamTransmit;
 use wsv2_core::{AccountId, ConnId};
 
 use super::dial::UpstreamWs;
-use crate::control_task::{ControlMsg, ControlTx};
 use crate::runtime::{Clock, Rt, spawn, spawn_abortable};
+use crate::shared::{ControlMsg, ControlTx};
 
 /// Writes queued per conn before a new one counts as abandoned (the conn is then closed)
 const WRITE_QUEUE: usize = 64;

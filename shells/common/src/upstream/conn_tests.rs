@@ -16,7 +16,7 @@ use wsv2_core::conn::{CloseReason, CompatKey, ConnRecord, UpstreamConn, Upstream
 use wsv2_core::{AccountId, Config, ConnId};
 
 use super::{ConnIo, UpstreamInput, UpstreamMsg, spawn_conn_over};
-use crate::control_task::ControlMsg;
+use crate::shared::ControlMsg;
 use crate::upstream::HeldConns;
 
 const CONN: ConnId = ConnId(7);

@@ -7,7 +7,7 @@ use wsv2_core::ConnId;
 use wsv2_core::conn::UpstreamTransmit;
 
 use super::conn::{ConnIo, UpstreamMsg};
-use crate::control_task::{ControlMsg, ControlTx};
+use crate::shared::{ControlMsg, ControlTx};
 
 /// Reports waiting to be handled; a full queue stops the conns' readers (TCP backpressure
 /// upstream)
