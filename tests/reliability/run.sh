@@ -421,7 +421,7 @@ shutdown_close_spread = "1s"' ;;
       [ "$shell" = tokio ] || cmd=("$bin/wsv2-gateway-smol" serve --config "$work/w3-$shell-$fault.toml")
       inject="kill -TERM $gateway_pid"
       clear="for _ in \$(seq 1 200); do kill -0 $gateway_pid 2>/dev/null || break; sleep 0.05; done
-        RUST_LOG=warn ${cmd[*]} >>$work/w3-$shell-$fault-2.log 2>&1 & echo \$! >$restarted" ;;
+        RUST_LOG=${RELIABILITY_RUST_LOG:-warn} ${cmd[*]} >>$work/w3-$shell-$fault-2.log 2>&1 & echo \$! >$restarted" ;;
   esac
   "$rel" fault --target "http://$gateway_addr/v1" --key "$key" --label "$shell" \
     --sessions "$w3_sessions" --duration "$w3_len" --metrics "$gateway_metrics" --event-timeout 20s \
