@@ -3,8 +3,8 @@
 
 Every file is a module (`lib.rs` is the crate root, `a/mod.rs` and `a.rs` are `a`). A file
 names another module when a `crate::`, `super::` or `self::` path in it (in a `use` tree or
-inline) resolves to that module or to an item inside it; `#[cfg(test)]` modules and comments
-are left out. Two graphs are checked:
+inline) resolves to that module or to an item inside it; `#[cfg(test)]` modules, test files
+(`tests.rs`, `*_tests.rs`) and comments are left out. Two graphs are checked:
 
 - modules: file against file, leaving out a file naming its own ancestors or descendants (a
   parent declares and re-exports its children, a child uses its parent's items: that is one
@@ -135,7 +135,9 @@ def graph_of(src):
     files = []
     for root, _, names in os.walk(src):
         for name in names:
-            if name.endswith(".rs"):
+            # Test modules kept in files of their own (`foo_tests.rs`, `tests.rs`) are left
+            # out like inline `#[cfg(test)]` ones.
+            if name.endswith(".rs") and not (name == "tests.rs" or name.endswith("_tests.rs")):
                 files.append(os.path.join(root, name))
     modules = {module_of(src, f): f for f in files}
     edges = {m: set() for m in modules}

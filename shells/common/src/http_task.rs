@@ -198,7 +198,7 @@ struct HttpTask {
     control: ControlTx,
     inbox: mpsc::Receiver<Box<HttpDelivery>>,
     /// The conns the turn holds and their reports
-    held: HeldConns,
+    held: HeldConns<ControlMsg>,
     forward_tx: mpsc::Sender<ForwardMsg>,
     forward_rx: mpsc::Receiver<ForwardMsg>,
     forward_targets: Arc<HashMap<AccountId, ForwardTarget>>,

@@ -262,7 +262,7 @@ struct SessionTask {
     control: ControlTx,
     inbox: mpsc::Receiver<Box<SessionDelivery>>,
     /// The conns the session holds (active + retiring) and their reports
-    held: HeldConns,
+    held: HeldConns<ControlMsg>,
     client: WebSocketReceiver<ClientIo>,
     client_open: bool,
     client_read: ClientRead,

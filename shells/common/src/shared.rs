@@ -23,7 +23,7 @@ use wsv2_core::store::{OpId, StoreFailure};
 
 use crate::control::{DialFailure, SessionInfo, SessionInput, UpgradeRefusal};
 use crate::lifecycle::ShutdownSignal;
-use crate::upstream::{ConnIo, DialRoute, UpstreamMsg};
+use crate::upstream::{ConnIo, ConnReport, DialRoute, UpstreamMsg};
 
 /// Sender side of the control task's inbox
 pub(crate) type ControlTx = mpsc::Sender<ControlMsg>;
@@ -107,6 +107,15 @@ pub(crate) enum ControlMsg {
     },
     /// Answered once no upstream conn is open (shutdown waits on it after closing the pool)
     WhenNoConns { reply: oneshot::Sender<()> },
+}
+
+impl From<ConnReport> for ControlMsg {
+    fn from(report: ConnReport) -> Self {
+        match report {
+            ConnReport::Idle(msg) => Self::Idle { msg },
+            ConnReport::Gone { account, conn } => Self::ConnGone { account, conn },
+        }
+    }
 }
 
 /// One answer for a session task; a lease brings the conn's I/O handle along. Sent boxed:

@@ -22,7 +22,6 @@ use wsv2_core::{AccountId, ConnId};
 
 use super::dial::UpstreamWs;
 use crate::runtime::{Clock, Rt, spawn, spawn_abortable};
-use crate::shared::{ControlMsg, ControlTx};
 
 /// Writes queued per conn before a new one counts as abandoned (the conn is then closed)
 const WRITE_QUEUE: usize = 64;
@@ -56,6 +55,22 @@ pub(crate) struct UpstreamMsg {
     pub(crate) account: AccountId,
     /// What happened
     pub(crate) input: UpstreamInput,
+}
+
+/// What a conn tells the control task, its holder while it idles in the pool. The control
+/// task's inbox takes these as its own messages (`From<ConnReport>`), so a conn reports in
+/// order with everything else the control task is told without knowing its message type.
+#[derive(Debug)]
+pub(crate) enum ConnReport {
+    /// A report of a conn idle in its pool (or released while the report was on its way)
+    Idle(UpstreamMsg),
+    /// The conn's reader ended: its handle can go and its capacity is free
+    Gone {
+        /// Its account
+        account: AccountId,
+        /// The conn
+        conn: ConnId,
+    },
 }
 
 /// Who receives a conn's reports
@@ -135,12 +150,12 @@ impl ConnIo {
 }
 
 /// Starts the reader and writer of a freshly dialed conn, owned by the control task
-pub(crate) fn spawn_conn(
+pub(crate) fn spawn_conn<M: From<ConnReport> + Send + 'static>(
     rt: &Rt,
     id: ConnId,
     account: AccountId,
     ws: UpstreamWs,
-    control: ControlTx,
+    control: mpsc::Sender<M>,
     close_wait: Duration,
 ) -> ConnIo {
     let (sink, stream) = ws.split();
@@ -149,18 +164,19 @@ pub(crate) fn spawn_conn(
 
 /// Starts a conn's reader and writer over any message sink and stream (the split socket in
 /// production, channels in tests)
-pub(crate) fn spawn_conn_over<S, R>(
+pub(crate) fn spawn_conn_over<S, R, M>(
     rt: &Rt,
     id: ConnId,
     account: AccountId,
     sink: S,
     stream: R,
-    control: ControlTx,
+    control: mpsc::Sender<M>,
     close_wait: Duration,
 ) -> ConnIo
 where
     S: Sink<Message, Error = WsError> + Unpin + Send + 'static,
     R: Stream<Item = Result<Message, WsError>> + Unpin + Send + 'static,
+    M: From<ConnReport> + Send + 'static,
 {
     let (writes_tx, writes_rx) = mpsc::channel(WRITE_QUEUE);
     let (owner_tx, owner_rx) = watch::channel(Owner::Control);
@@ -189,17 +205,18 @@ where
     }
 }
 
-struct Reader {
+struct Reader<M> {
     id: ConnId,
     account: AccountId,
     /// The holder as last read from `owner_rx`
     owner: Owner,
     owner_rx: watch::Receiver<Owner>,
-    control: ControlTx,
+    /// The control task's inbox
+    control: mpsc::Sender<M>,
     closed_reported: bool,
 }
 
-impl Reader {
+impl<M: From<ConnReport>> Reader<M> {
     async fn run<R>(
         mut self,
         mut stream: R,
@@ -255,10 +272,10 @@ impl Reader {
         }
         let _ = self
             .control
-            .send(ControlMsg::ConnGone {
+            .send(M::from(ConnReport::Gone {
                 account: self.account,
                 conn: self.id,
-            })
+            }))
             .await;
     }
 
@@ -275,7 +292,7 @@ impl Reader {
         loop {
             match &self.owner {
                 Owner::Control => {
-                    let _ = self.control.send(ControlMsg::Idle { msg }).await;
+                    let _ = self.control.send(M::from(ConnReport::Idle(msg))).await;
                     return;
                 }
                 Owner::Session(tx) => {

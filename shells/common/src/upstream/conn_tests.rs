@@ -15,8 +15,7 @@ use tokio::time::Instant as TokioInstant;
 use wsv2_core::conn::{CloseReason, CompatKey, ConnRecord, UpstreamConn, UpstreamTransmit};
 use wsv2_core::{AccountId, Config, ConnId};
 
-use super::{ConnIo, UpstreamInput, UpstreamMsg, spawn_conn_over};
-use crate::shared::ControlMsg;
+use super::{ConnIo, ConnReport, UpstreamInput, UpstreamMsg, spawn_conn_over};
 use crate::upstream::HeldConns;
 
 const CONN: ConnId = ConnId(7);
@@ -75,7 +74,7 @@ struct Rig {
     /// The holder's reports
     reports: mpsc::Receiver<UpstreamMsg>,
     /// The control task's inbox
-    control: mpsc::Receiver<ControlMsg>,
+    control: mpsc::Receiver<ConnReport>,
     blocked: Arc<Notify>,
 }
 
@@ -137,7 +136,7 @@ impl Rig {
     async fn expect_gone(&mut self) {
         assert!(matches!(self.report().await, UpstreamInput::Closed));
         match self.control.recv().await {
-            Some(ControlMsg::ConnGone { account, conn }) => {
+            Some(ConnReport::Gone { account, conn }) => {
                 assert_eq!((account, conn), (ACCOUNT, CONN));
             }
             _ => panic!("expected ConnGone"),
@@ -305,7 +304,7 @@ async fn a_late_release_by_the_previous_holder_leaves_the_conn_with_its_new_hold
             Some(UpstreamInput::Frame(frame)) => assert_eq!(&frame[..], created.as_bytes()),
             other => panic!("expected the frame, got {other:?}"),
         },
-        Some(ControlMsg::Idle { .. }) = control.recv() => {
+        Some(ConnReport::Idle(_)) = control.recv() => {
             panic!("the new holder's frame went to the control task as an idle frame")
         }
     }

@@ -6,24 +6,24 @@ use tokio::sync::mpsc;
 use wsv2_core::ConnId;
 use wsv2_core::conn::UpstreamTransmit;
 
-use super::conn::{ConnIo, UpstreamMsg};
-use crate::shared::{ControlMsg, ControlTx};
+use super::conn::{ConnIo, ConnReport, UpstreamMsg};
 
 /// Reports waiting to be handled; a full queue stops the conns' readers (TCP backpressure
 /// upstream)
 const REPORT_QUEUE: usize = 64;
 
 /// The I/O handles of the conns one task holds (the active one and any retiring)
-pub(crate) struct HeldConns {
+pub(crate) struct HeldConns<M> {
     conns: Vec<ConnIo>,
     tx: mpsc::Sender<UpstreamMsg>,
     rx: mpsc::Receiver<UpstreamMsg>,
-    control: ControlTx,
+    /// The control task's inbox (conns sent home report there)
+    control: mpsc::Sender<M>,
 }
 
-impl HeldConns {
+impl<M: From<ConnReport>> HeldConns<M> {
     /// None held yet
-    pub(crate) fn new(control: ControlTx) -> Self {
+    pub(crate) fn new(control: mpsc::Sender<M>) -> Self {
         let (tx, rx) = mpsc::channel(REPORT_QUEUE);
         Self {
             conns: Vec::new(),
@@ -61,7 +61,7 @@ impl HeldConns {
         if self.holds(msg.conn) {
             return Some(msg);
         }
-        let _ = self.control.send(ControlMsg::Idle { msg }).await;
+        let _ = self.control.send(M::from(ConnReport::Idle(msg))).await;
         None
     }
 

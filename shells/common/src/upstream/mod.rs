@@ -6,7 +6,7 @@ mod held;
 mod proxy_io;
 mod tls;
 
-pub(crate) use conn::{ConnIo, UpstreamInput, UpstreamMsg, spawn_conn};
+pub(crate) use conn::{ConnIo, ConnReport, UpstreamInput, UpstreamMsg, spawn_conn};
 pub(crate) use dial::{DialRequest, DialRoute, dial, install_crypto_provider};
 pub(crate) use held::HeldConns;
 pub(crate) use tls::UpstreamTls;
