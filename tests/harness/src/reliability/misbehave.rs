@@ -61,10 +61,15 @@ impl ClientFaultSwitch {
 
     /// The fault session `session` acts out now, if any.
     pub(crate) fn of(&self, session: u64) -> Option<ClientFault> {
+        (self.member(session) && self.on.load(Ordering::SeqCst)).then_some(self.fault)
+    }
+
+    /// Whether session `session` is one of those that misbehave while the switch is on.
+    pub(crate) fn member(&self, session: u64) -> bool {
         let share = match self.fault {
             ClientFault::Vanish => VANISH_SHARE,
             ClientFault::StopReading { .. } => STOP_READING_SHARE,
         };
-        (session.is_multiple_of(share) && self.on.load(Ordering::SeqCst)).then_some(self.fault)
+        session.is_multiple_of(share)
     }
 }

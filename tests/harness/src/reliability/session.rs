@@ -330,7 +330,7 @@ async fn run_ws(plan: &Plan, lane_names: &[Option<String>], epoch: Instant) -> T
     while lanes.iter().any(|l| plan.more(l.turn)) {
         tally.connects += 1;
         let started = Instant::now();
-        let mut ws = match WsClient::connect(&plan.ws_url, &plan.creds()).await {
+        let mut ws = match connect(plan).await {
             Ok(client) => client.into_stream(),
             Err(e) => {
                 // The refusal answers this attempt's first turn on every lane.
@@ -354,6 +354,42 @@ async fn run_ws(plan: &Plan, lane_names: &[Option<String>], epoch: Instant) -> T
         tokio::time::sleep(RECONNECT_PAUSE).await; // a client's back-off, not a sync
     }
     tally
+}
+
+/// The receive buffer of a WebSocket client that may stop reading: small, so the gateway's
+/// client write buffer fills after little data (loopback's default buffers absorb megabytes) and
+/// its blocked-client handling, not the client's return, ends the stall.
+const STOPPING_CLIENT_RCVBUF: u32 = 4096;
+
+async fn connect(plan: &Plan) -> Result<WsClient, ConnectError> {
+    let stops_reading = plan.client_fault.as_ref().is_some_and(|f| {
+        matches!(f.fault(), ClientFault::StopReading { .. }) && f.member(plan.session)
+    });
+    if !stops_reading {
+        return WsClient::connect(&plan.ws_url, &plan.creds()).await;
+    }
+    let transport = |e: &dyn std::fmt::Display| ConnectError::Transport(e.to_string());
+    let uri: async_tungstenite::tungstenite::http::Uri =
+        plan.ws_url.parse().map_err(|e| transport(&e))?;
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str())
+        .unwrap_or("127.0.0.1:80");
+    let addr = tokio::net::lookup_host(authority)
+        .await
+        .map_err(|e| transport(&e))?
+        .next()
+        .ok_or_else(|| transport(&"no address"))?;
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(|e| transport(&e))?;
+    socket
+        .set_recv_buffer_size(STOPPING_CLIENT_RCVBUF)
+        .map_err(|e| transport(&e))?;
+    let tcp = socket.connect(addr).await.map_err(|e| transport(&e))?;
+    WsClient::connect_over(tcp, &plan.ws_url, &plan.creds(), Default::default()).await
 }
 
 /// Runs the default lane's turns (from turn 0, no previous response) on an open socket; returns
