@@ -435,8 +435,10 @@ impl Default for IngressConfig {
     }
 }
 
-/// What clients may add to the metrics: label values they choose (the model name) come from a
-/// bounded set, see [`crate::metrics::labels`]
+/// What clients may add to the metrics (label values they choose, such as the model name, come
+/// from a bounded set, see [`crate::metrics::labels`]), and the OpenTelemetry trace export
+/// (one span per response over OTLP/HTTP; the standard `OTEL_*` variables override these
+/// keys, see [`crate::file_config::TraceExport`])
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
@@ -449,6 +451,22 @@ pub struct TelemetryConfig {
     /// (client key, account, model) combinations the token counter keeps apart; a response
     /// of a new combination beyond this counts under `client="other", model="other"` of its account
     pub max_usage_series: usize,
+    /// OTLP/HTTP traces URL (`http://collector:4318/v1/traces`); empty: no spans are exported
+    pub traces_endpoint: String,
+    /// `service.name` of the exported spans
+    pub service_name: String,
+    /// Spans waiting for export at most; a span ended while the queue is full is dropped and
+    /// counted (a slow or absent collector never holds up a turn)
+    pub span_queue: usize,
+    /// Spans per export request at most
+    pub span_batch: usize,
+    /// Longest wait before a partly filled batch is exported
+    #[serde(with = "duration")]
+    pub export_interval: Duration,
+    /// Bound on one export request (connect, send, answer); its spans are dropped and counted
+    /// when it passes
+    #[serde(with = "duration")]
+    pub export_timeout: Duration,
 }
 
 impl Default for TelemetryConfig {
@@ -457,6 +475,12 @@ impl Default for TelemetryConfig {
             max_model_labels: 16,
             model_label_min_responses: 3,
             max_usage_series: 1000,
+            traces_endpoint: String::new(),
+            service_name: "wsv2-gateway".to_owned(),
+            span_queue: 2048,
+            span_batch: 512,
+            export_interval: Duration::from_secs(2),
+            export_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -646,6 +670,27 @@ impl Config {
             self.telemetry.model_label_min_responses > 0,
             "telemetry.model_label_min_responses",
             "must be at least 1",
+        );
+        let t = &self.telemetry;
+        check(
+            t.span_queue > 0,
+            "telemetry.span_queue",
+            "must be at least 1",
+        );
+        check(
+            t.span_batch > 0,
+            "telemetry.span_batch",
+            "must be at least 1",
+        );
+        check(
+            !t.export_interval.is_zero(),
+            "telemetry.export_interval",
+            "must be positive",
+        );
+        check(
+            !t.export_timeout.is_zero(),
+            "telemetry.export_timeout",
+            "must be positive",
         );
         errors
     }

@@ -148,3 +148,48 @@ fn secret_display_and_debug_are_redacted() {
     assert_eq!(format!("{secret:?}"), "***");
     assert_eq!(secret.expose(), "sk-live-123");
 }
+
+#[test]
+fn check_config_names_the_trace_export_and_the_otel_variables_without_their_secrets() {
+    const FILE: &str = r#"
+[[client_keys]]
+key = "sk-gw-SECRET-CLIENT"
+
+[[accounts]]
+id = 1
+name = "main"
+token = "sk-SECRET-UPSTREAM-1"
+
+[telemetry]
+traces_endpoint = "http://127.0.0.1:4318/v1/traces"
+export_interval = "1s"
+"#;
+    let env = |name: &str| match name {
+        "OTEL_EXPORTER_OTLP_HEADERS" => Some("authorization=Bearer%20SECRET-COLLECTOR".to_owned()),
+        "OTEL_SERVICE_NAME" => Some("edge".to_owned()),
+        _ => None,
+    };
+    let report = check_config_report(FILE, &env);
+    assert!(
+        report.contains(
+            "  traces: OTLP/HTTP to http://127.0.0.1:4318/v1/traces, service \"edge\", 1 header(s)\n"
+        ),
+        "{report}"
+    );
+    assert!(!report.contains("SECRET"), "{report}");
+    let bad = |name: &str| match name {
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS" => Some("SECRET-COLLECTOR".to_owned()),
+        _ => None,
+    };
+    let report = check_config_report(FILE, &bad);
+    assert!(
+        report.starts_with("OTEL_EXPORTER_OTLP_TRACES_HEADERS: expected"),
+        "{report}"
+    );
+    assert!(!report.contains("SECRET"), "{report}");
+    let off = check_config_report(
+        FILE.replace("http://127.0.0.1:4318/v1/traces", "").as_str(),
+        &env,
+    );
+    assert!(!off.contains("traces:"), "{off}");
+}

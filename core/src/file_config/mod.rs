@@ -54,6 +54,7 @@ mod redis_url;
 mod report;
 mod secret;
 mod shell_keys;
+mod traces;
 mod upstream_url;
 
 use std::net::SocketAddr;
@@ -70,6 +71,7 @@ pub use redis_url::{
 pub use report::{check_config_report, format_report};
 pub use secret::Secret;
 pub use shell_keys::{ACCOUNT_KEYS, CLIENT_KEY_KEYS};
+pub use traces::{MAX_RESOURCE_ATTRIBUTES, TraceExport, resolve_trace_export};
 pub use upstream_url::{DEFAULT_BASE_URL, UpstreamUrl};
 
 use crate::resolver::{AccountProtocol, AuthType, ProtocolDecision, resolve};
@@ -182,6 +184,8 @@ pub struct GatewayConfig {
     pub accounts: Vec<AccountConfig>,
     /// The core's sections: pools, timeouts, limits
     pub core: Config,
+    /// Where spans go (`[telemetry]` and the `OTEL_*` variables); `None`: no spans
+    pub traces: Option<TraceExport>,
 }
 
 /// A key clients present (`Authorization: Bearer …`) to use the gateway
@@ -415,6 +419,10 @@ impl GatewayConfig {
         let client_keys =
             shell_keys::read_client_keys(root, &core.store.default_group, env, &mut issues);
         let accounts = shell_keys::read_accounts(root, env, &mut issues);
+        let traces = resolve_trace_export(&core.telemetry, env).unwrap_or_else(|errors| {
+            issues.extend(errors);
+            None
+        });
 
         match (listen, admin_listen) {
             (Some(listen), Some(admin_listen)) if issues.is_empty() => Ok(Self {
@@ -426,6 +434,7 @@ impl GatewayConfig {
                 client_keys,
                 accounts,
                 core,
+                traces,
             }),
             _ => Err(issues),
         }

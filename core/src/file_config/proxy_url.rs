@@ -151,7 +151,7 @@ impl fmt::Debug for ProxyUrl {
 }
 
 /// Decodes `%XX` escapes; `None` on a bad escape or non-UTF-8 result
-fn percent_decode(text: &str) -> Option<String> {
+pub(super) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -16,7 +16,7 @@ pub fn check_config_report(text: &str, env: &dyn Fn(&str) -> Option<String>) -> 
 /// Valid: a summary line
 /// `ok: N accounts (M WebSocket, K HTTP by the resolver), L client keys, listen ADDR, admin ADDR|off, state: memory|redis`,
 /// then one line per account with the resolver's decision and reason, its endpoint and proxy
-/// (never a credential). Invalid: one `path: message` line per issue. Every line ends in `\n`.
+/// (never a credential), and a `traces:` line when spans are exported (never a header value). Invalid: one `path: message` line per issue. Every line ends in `\n`.
 pub fn format_report(outcome: &Result<GatewayConfig, Vec<ConfigIssue>>) -> String {
     let mut out = String::new();
     match outcome {
@@ -74,6 +74,15 @@ pub fn format_report(outcome: &Result<GatewayConfig, Vec<ConfigIssue>>) -> Strin
                     let _ = write!(out, ", via {proxy}");
                 }
                 out.push('\n');
+            }
+            if let Some(traces) = &config.traces {
+                let _ = writeln!(
+                    out,
+                    "  traces: OTLP/HTTP to {}, service {:?}, {} header(s)",
+                    traces.url(),
+                    traces.service_name,
+                    traces.headers.len()
+                );
             }
         }
     }

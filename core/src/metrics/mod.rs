@@ -103,6 +103,11 @@ metrics! {
     STORE_BREAKER_OPEN = "wsv2_store_breaker_open", Gauge, [], "State store breaker open (1) or closed (0)";
     /// Bindings that could not be written to the store
     BIND_FAILURES_TOTAL = "wsv2_bind_failures_total", Counter, ["kind"], "Bindings not written to the store (response, session)";
+    /// Response spans the trace collector accepted
+    SPANS_EXPORTED_TOTAL = "wsv2_spans_exported_total", Counter, [], "Response spans the trace collector accepted";
+    /// Response spans not exported: `queue_full` (the export queue was full when the response
+    /// ended) or `export_failed` (the collector refused, failed or timed out)
+    SPANS_DROPPED_TOTAL = "wsv2_spans_dropped_total", Counter, ["reason"], "Response spans not exported, by reason (queue_full, export_failed)";
 }
 
 /// `result` of [`POOL_ACQUIRES_TOTAL`]

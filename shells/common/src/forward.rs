@@ -39,7 +39,8 @@ pub(crate) struct ForwardReply {
     pub(crate) body: Incoming,
 }
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
+/// The client TLS configuration of plain upstream and collector POSTs (the webpki roots)
+pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
@@ -108,7 +109,8 @@ async fn post_inner(rt: &Rt, target: &ForwardTarget, body: Bytes) -> Result<Forw
     })
 }
 
-async fn send(
+/// Sends `request` on a fresh HTTP/1.1 connection over `io`
+pub(crate) async fn send(
     rt: &Rt,
     io: BoxIo,
     request: hyper::Request<Full<Bytes>>,

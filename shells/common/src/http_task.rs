@@ -77,6 +77,11 @@ pub(crate) struct HttpStart {
     pub(crate) metrics: Option<Arc<Metrics>>,
     /// Held for the request's life (the per-key cap)
     pub(crate) permit: SocketPermit,
+    /// Where response spans go (`None` when traces are not exported)
+    pub(crate) traces: Option<crate::traces::TraceSink>,
+    /// The POST's `traceparent`: the parent of the span when the body's `client_metadata`
+    /// names none
+    pub(crate) trace_header: Option<wsv2_core::trace_context::TraceContext>,
 }
 
 /// Starts the turn's task; the head comes on the returned channel, the body on `body`
@@ -121,6 +126,8 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         account_names,
         metrics,
         permit,
+        traces,
+        trace_header,
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(INBOX);
     if control
@@ -167,6 +174,8 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         model,
         key_name,
         overhead: LocalHistogram::default(),
+        traces,
+        trace_header,
     };
     task.drive().await;
     task.run().await;
@@ -221,6 +230,8 @@ struct HttpTask {
     key_name: Arc<str>,
     /// Receive → send per relayed event, merged into the exported histogram once per turn
     overhead: LocalHistogram,
+    traces: Option<crate::traces::TraceSink>,
+    trace_header: Option<wsv2_core::trace_context::TraceContext>,
 }
 
 impl HttpTask {
@@ -513,6 +524,16 @@ impl HttpTask {
                     turn.record(self.overhead.sum());
                     self.overhead.merge_into(&h.overhead_event);
                     turn.merge_into(&h.overhead_turn);
+                }
+                if let Some(sink) = &self.traces {
+                    let source = crate::traces::SpanSource {
+                        transport: "http",
+                        session: self.id.0,
+                        client_key: &self.key_name,
+                        account_names: &self.account_names,
+                        header_parent: self.trace_header,
+                    };
+                    sink.response_ended(r, &source, self.clock.now());
                 }
                 info!(
                     client = %self.key_name,

@@ -62,6 +62,8 @@ pub(crate) struct Ingress {
     pub(crate) next_session: AtomicU64,
     /// `/metrics` and the counters tasks bump (`None` with `metrics = false`)
     pub(crate) metrics: Option<Arc<crate::metrics_export::Metrics>>,
+    /// Where response spans go (`None` when traces are not exported)
+    pub(crate) traces: Option<crate::traces::TraceSink>,
     /// Where accounts that resolve to HTTP are POSTed
     pub(crate) forward: Arc<HashMap<AccountId, crate::forward::ForwardTarget>>,
     /// Shutdown state and the per-socket signals
@@ -164,6 +166,8 @@ impl Ingress {
             permit,
             metrics: self.metrics.clone(),
             logs: self.logs.clone(),
+            traces: self.traces.clone(),
+            trace_header: trace_header(req.headers()),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let max_message_size = self.cfg.upstream.max_message_size;
@@ -202,6 +206,18 @@ impl Ingress {
         }
         response
     }
+}
+
+/// The request's `traceparent` header, when it is one valid W3C value (anything else is
+/// ignored: the span then starts a trace of its own)
+pub(crate) fn trace_header(headers: &HeaderMap) -> Option<wsv2_core::trace_context::TraceContext> {
+    let mut values = headers.get_all("traceparent").iter();
+    let value = values.next()?;
+    // Two traceparent headers: the W3C rule is to ignore both.
+    if values.next().is_some() {
+        return None;
+    }
+    wsv2_core::trace_context::TraceContext::parse(value.as_bytes())
 }
 
 impl Ingress {

@@ -80,6 +80,7 @@ mod shared;
 pub mod signals;
 mod store_backend;
 mod store_redis;
+mod traces;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -233,6 +234,13 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
             &models,
         ))
     });
+    let traces = config.traces.clone().map(|export| {
+        let counters = metrics
+            .as_ref()
+            .map(|m| m.span_counters())
+            .unwrap_or_default();
+        traces::start(&rt, export, &config.core.telemetry, counters)
+    });
     let names = Arc::new(plan.names.clone());
     let task = ControlTask::new(
         control,
@@ -263,6 +271,7 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
         account_names: Swap::new(plan.names),
         next_session: AtomicU64::new(1),
         metrics,
+        traces,
         forward: Arc::new(forward),
         lifecycle: lifecycle.clone(),
         sockets,

@@ -97,6 +97,7 @@ pub(crate) struct Metrics {
     overhead_event: [Arc<SharedHistogram>; 2],
     overhead_turn: [Arc<SharedHistogram>; 2],
     control: Arc<ControlCollector>,
+    spans: crate::traces::SpanCounters,
     /// The core's choice of `key` and `model` labels (held for one decision, never across an
     /// await)
     usage: Mutex<UsageSeries>,
@@ -136,6 +137,7 @@ impl Metrics {
         let store_errors = counter(&names::STORE_ERRORS_TOTAL);
         let store_timeouts = counter(&names::STORE_TIMEOUTS_TOTAL);
         let bind_failures = counter(&names::BIND_FAILURES_TOTAL);
+        let spans_dropped = counter(&names::SPANS_DROPPED_TOTAL);
         let mut histogram = |def: &MetricDef| {
             let family: HistogramFamily = Family::new_with_constructor(new_histogram);
             registry.register(def.name, def.help, family.clone());
@@ -144,6 +146,24 @@ impl Metrics {
         let store_op = histogram(&names::STORE_OP_SECONDS);
         let time_to_first_event = histogram(&names::TIME_TO_FIRST_EVENT_SECONDS);
         let dial = histogram(&names::DIAL_SECONDS);
+        let spans_exported = Counter::default();
+        registry.register(
+            counter_name(&names::SPANS_EXPORTED_TOTAL),
+            names::SPANS_EXPORTED_TOTAL.help,
+            spans_exported.clone(),
+        );
+        // One call each: a family's guard held while creating another label deadlocks (the
+        // guard of `get_or_create` ends with the closure's call).
+        let dropped = |reason: &str| -> Counter {
+            spans_dropped
+                .get_or_create(&vec![("reason", reason.to_owned())])
+                .clone()
+        };
+        let spans = crate::traces::SpanCounters {
+            exported: spans_exported,
+            dropped_queue_full: dropped("queue_full"),
+            dropped_export_failed: dropped("export_failed"),
+        };
         let overhead_event = [Arc::default(), Arc::default()];
         let overhead_turn = [Arc::default(), Arc::default()];
         registry.register_collector(Box::new(OverheadCollector {
@@ -172,8 +192,14 @@ impl Metrics {
             overhead_event,
             overhead_turn,
             control,
+            spans,
             usage: Mutex::new(UsageSeries::new(telemetry, models.iter().copied())),
         }
+    }
+
+    /// The `wsv2_spans_*` counters, for the trace exporter and the tasks that feed it
+    pub(crate) fn span_counters(&self) -> crate::traces::SpanCounters {
+        self.spans.clone()
     }
 
     /// A reload changed the configured models

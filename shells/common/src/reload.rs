@@ -126,6 +126,9 @@ pub(crate) fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> 
     if old.redis_url != new.redis_url {
         changed.push("redis_url");
     }
+    if old.traces != new.traces {
+        changed.push("the trace export (OTEL_* variables)");
+    }
     changed
 }
 

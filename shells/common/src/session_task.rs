@@ -55,6 +55,10 @@ pub(crate) struct SessionStart {
     pub(crate) metrics: Option<Arc<Metrics>>,
     /// Rate limits of the lines a client can trigger
     pub(crate) logs: Arc<LogLimits>,
+    /// Where response spans go (`None` when traces are not exported)
+    pub(crate) traces: Option<crate::traces::TraceSink>,
+    /// The upgrade's `traceparent`: the parent of spans whose create names none
+    pub(crate) trace_header: Option<wsv2_core::trace_context::TraceContext>,
 }
 
 /// A session's metric handles (resolved once per session) and the overhead of the events
@@ -117,6 +121,8 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         mut permit,
         metrics,
         logs,
+        traces,
+        trace_header,
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let write_timeout = cfg.session.client_write_timeout;
@@ -157,6 +163,8 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         metrics: metrics.map(SessionMetrics::new),
         key_name,
         logs,
+        traces,
+        trace_header,
     };
     task.run().await;
     let _ = task.control.send(ControlMsg::Close { id }).await;
@@ -277,6 +285,8 @@ struct SessionTask {
     /// The client key's name (log lines, metric labels)
     key_name: Arc<str>,
     logs: Arc<LogLimits>,
+    traces: Option<crate::traces::TraceSink>,
+    trace_header: Option<wsv2_core::trace_context::TraceContext>,
 }
 
 impl SessionTask {
@@ -454,6 +464,7 @@ impl SessionTask {
                             .map_or("?", String::as_str);
                         m.response_ended(r, &self.key_name, account);
                     }
+                    self.export_span(r, now);
                 }
                 if event == SessionEvent::Finished {
                     self.finished = true;
@@ -514,6 +525,21 @@ impl SessionTask {
                     .await;
             }
         }
+    }
+
+    /// The response's span to the exporter (once per response; never waits)
+    fn export_span(&self, r: &ResponseReport, now: Instant) {
+        let Some(sink) = &self.traces else {
+            return;
+        };
+        let source = crate::traces::SpanSource {
+            transport: "websocket",
+            session: self.id.0,
+            client_key: &self.key_name,
+            account_names: &self.account_names,
+            header_parent: self.trace_header,
+        };
+        sink.response_ended(r, &source, now);
     }
 
     fn log_event(&self, event: &SessionEvent) {

@@ -84,6 +84,7 @@ impl Ingress {
         let permit = SocketPermit::new(self.keys.clone(), &admitted, None);
         let (info, headers) = session_info(req.headers(), &admitted);
         let group = &admitted.group;
+        let trace_header = super::trace_header(req.headers());
         let limit = self.cfg.upstream.max_message_size;
         // hyper bounds the header; the body's bound is the gateway's own.
         let body_timeout = self.cfg.ingress.body_read_timeout;
@@ -135,6 +136,8 @@ impl Ingress {
             account_names: self.account_names.load(),
             metrics: self.metrics.clone(),
             permit,
+            traces: self.traces.clone(),
+            trace_header,
         });
         // The task ends without a head only when the control task is gone.
         let Ok(head) = head.await else {
