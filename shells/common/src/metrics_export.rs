@@ -391,7 +391,8 @@ impl Collector for OverheadCollector {
     }
 }
 
-/// Encodes the process's heap allocations so far (`alloc-count` builds, for the benchmark)
+/// Encodes the process's heap allocations so far and the bytes it holds (`alloc-count` builds,
+/// for the benchmark and the reliability soak)
 #[cfg(feature = "alloc-count")]
 #[derive(Debug)]
 struct AllocationsCollector;
@@ -405,7 +406,31 @@ impl Collector for AllocationsCollector {
             None,
             MetricType::Counter,
         )?;
-        ConstCounter::new(crate::alloc_count::allocations()).encode(m)
+        ConstCounter::new(crate::alloc_count::allocations()).encode(m)?;
+        let m = encoder.encode_descriptor(
+            "wsv2_process_heap_live_bytes",
+            "Heap bytes allocated and not yet freed (alloc-count builds only)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(crate::alloc_count::live_bytes() as i64).encode(m)?;
+        let Some(held) = crate::alloc_count::allocator_held() else {
+            return Ok(());
+        };
+        let m = encoder.encode_descriptor(
+            "wsv2_process_heap_allocator_mapped_bytes",
+            "Heap bytes the system allocator obtained from the kernel (alloc-count builds only)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(held.mapped as i64).encode(m)?;
+        let m = encoder.encode_descriptor(
+            "wsv2_process_heap_allocator_free_bytes",
+            "Heap bytes freed and kept by the system allocator (alloc-count builds only)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(held.free as i64).encode(m)
     }
 }
 

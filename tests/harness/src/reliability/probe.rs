@@ -124,14 +124,27 @@ impl PoolGauges {
 
 /// Reads the gauges from the gateway's `/metrics` at `addr` (`HOST:PORT`).
 pub async fn pool_gauges(addr: &str) -> Result<PoolGauges, Failure> {
+    Ok(parse_gauges(&metrics(addr).await?))
+}
+
+/// The gateway's `/metrics` text at `addr` (`HOST:PORT`).
+pub async fn metrics(addr: &str) -> Result<String, Failure> {
     let (status, text) = http(addr, "GET", "/metrics").await?;
     if status != 200 {
         return Err(Failure::new(format!("GET /metrics: {status}")));
     }
-    Ok(parse_gauges(&text))
+    Ok(text)
 }
 
-fn parse_gauges(text: &str) -> PoolGauges {
+/// The value of the unlabelled series `name` in a `/metrics` text, if present.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Parses the gauges that must return to zero from a `/metrics` text.
+pub fn parse_gauges(text: &str) -> PoolGauges {
     let mut g = PoolGauges::default();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
@@ -182,6 +195,10 @@ pub async fn settle(addr: &str, limit: Duration) -> (Option<PoolGauges>, Option<
 pub struct ProcReading {
     /// Resident set size, KiB.
     pub rss_kib: u64,
+    /// Of which anonymous memory (heap, stacks), KiB.
+    pub rss_anon_kib: u64,
+    /// Of which file-backed pages (the executable and libraries as far as they have run), KiB.
+    pub rss_file_kib: u64,
     /// Open file descriptors.
     pub fds: u64,
     /// Threads.
@@ -202,6 +219,8 @@ pub fn proc_reading(pid: u32) -> Option<ProcReading> {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
     Some(ProcReading {
         rss_kib: field("VmRSS:"),
+        rss_anon_kib: field("RssAnon:"),
+        rss_file_kib: field("RssFile:"),
         fds,
         threads: field("Threads:"),
     })
@@ -223,6 +242,9 @@ mod tests {
         assert_eq!(g.sessions_open, 7);
         assert!(!g.settled());
         assert!(PoolGauges::default().settled());
+        assert_eq!(metric_value(text, "wsv2_sessions_open"), Some(7.0));
+        assert_eq!(metric_value(text, "wsv2_pool_conns"), None);
+        assert_eq!(metric_value(text, "wsv2_other_absent"), None);
     }
 
     #[test]
@@ -234,5 +256,7 @@ mod tests {
     fn this_process_has_a_reading() {
         let me = proc_reading(std::process::id()).expect("own /proc entry");
         assert!(me.rss_kib > 0 && me.fds > 0 && me.threads > 0);
+        assert!(me.rss_anon_kib > 0 && me.rss_file_kib > 0);
+        assert!(me.rss_anon_kib + me.rss_file_kib <= me.rss_kib);
     }
 }

@@ -1,6 +1,9 @@
 //! The soak: a mixed load for a chosen duration with a short mock fault every few seconds, while
 //! the gateway's RSS, open fds, threads and pool gauges are sampled; then the trend after
-//! warm-up (least-squares slope) and the gauges once the load stops.
+//! warm-up (least-squares slope) and the gauges once the load stops. A gateway built with the
+//! `alloc-count` feature also reports its live heap (`wsv2_process_heap_live_bytes`): bytes the
+//! program holds, sampled beside the RSS, so a rising RSS reads as state (the live heap rises
+//! with it) or as allocator retention (it does not).
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +45,10 @@ pub struct Sample {
     pub t_s: f64,
     /// Gateway RSS, KiB.
     pub rss_kib: u64,
+    /// Of which anonymous (heap, stacks), KiB.
+    pub rss_anon_kib: u64,
+    /// Of which file-backed (the executable's pages as far as they have run), KiB.
+    pub rss_file_kib: u64,
     /// Gateway open fds.
     pub fds: u64,
     /// Gateway threads.
@@ -54,6 +61,12 @@ pub struct Sample {
     pub leased: i64,
     /// Client sessions open.
     pub sessions_open: i64,
+    /// Gateway heap bytes allocated and not freed, KiB (`alloc-count` builds only).
+    pub heap_live_kib: Option<u64>,
+    /// Heap the system allocator obtained from the kernel, KiB (`alloc-count` builds, glibc).
+    pub allocator_mapped_kib: Option<u64>,
+    /// Of which freed and kept by the allocator, KiB (`alloc-count` builds, glibc).
+    pub allocator_free_kib: Option<u64>,
 }
 
 /// The soak's figures.
@@ -69,14 +82,22 @@ pub struct SoakResult {
     pub samples: Vec<Sample>,
     /// RSS slope after warm-up, KiB per minute.
     pub rss_slope_kib_per_min: f64,
+    /// Anonymous-RSS slope after warm-up, KiB per minute.
+    pub rss_anon_slope_kib_per_min: f64,
+    /// File-backed-RSS slope after warm-up, KiB per minute.
+    pub rss_file_slope_kib_per_min: f64,
     /// Open-fd slope after warm-up, per minute.
     pub fds_slope_per_min: f64,
+    /// Live-heap slope after warm-up, KiB per minute (`alloc-count` builds only).
+    pub heap_live_slope_kib_per_min: Option<f64>,
     /// Faults injected.
     pub faults_injected: u64,
     /// Gauges after the load.
     pub after: After,
     /// The gateway's RSS once the load stopped and the gauges settled, KiB.
     pub rss_after_kib: Option<u64>,
+    /// Its live heap then, KiB (`alloc-count` builds only).
+    pub heap_live_after_kib: Option<u64>,
 }
 
 /// Least-squares slope of `points` (x, y); 0 with fewer than two points.
@@ -94,16 +115,23 @@ pub fn slope(points: &[(f64, f64)]) -> f64 {
 
 async fn sample(plan: &SoakPlan, epoch: Instant) -> Sample {
     let proc_now = probe::proc_reading(plan.pid).unwrap_or_default();
-    let gauges = probe::pool_gauges(&plan.metrics).await.unwrap_or_default();
+    let text = probe::metrics(&plan.metrics).await.unwrap_or_default();
+    let gauges = probe::parse_gauges(&text);
+    let kib = |name: &str| probe::metric_value(&text, name).map(|bytes| bytes as u64 / 1024);
     Sample {
         t_s: epoch.elapsed().as_secs_f64(),
         rss_kib: proc_now.rss_kib,
+        rss_anon_kib: proc_now.rss_anon_kib,
+        rss_file_kib: proc_now.rss_file_kib,
         fds: proc_now.fds,
         threads: proc_now.threads,
         open: gauges.open,
         idle: gauges.idle,
         leased: gauges.leased,
         sessions_open: gauges.sessions_open,
+        heap_live_kib: kib("wsv2_process_heap_live_bytes"),
+        allocator_mapped_kib: kib("wsv2_process_heap_allocator_mapped_bytes"),
+        allocator_free_kib: kib("wsv2_process_heap_allocator_free_bytes"),
     }
 }
 
@@ -149,23 +177,28 @@ pub async fn run(plan: &SoakPlan) -> Result<SoakResult, Failure> {
         let _ = admin.post("/fault?name=none").await;
     }
     let (gauges, took) = probe::settle(&plan.metrics, Duration::from_secs(20)).await;
-    samples.push(sample(plan, epoch).await);
+    let last = sample(plan, epoch).await;
+    samples.push(last);
     let rss_after_kib = probe::proc_reading(plan.pid).map(|r| r.rss_kib);
     let warm = plan.warmup.as_secs_f64();
     let end = duration.as_secs_f64();
-    let steady = |f: fn(&Sample) -> f64| -> Vec<(f64, f64)> {
+    let steady = |f: fn(&Sample) -> Option<f64>| -> Vec<(f64, f64)> {
         samples
             .iter()
             .filter(|s| s.t_s >= warm && s.t_s <= end)
-            .map(|s| (s.t_s / 60.0, f(s)))
+            .filter_map(|s| Some((s.t_s / 60.0, f(s)?)))
             .collect()
     };
+    let heap = steady(|s| s.heap_live_kib.map(|k| k as f64));
     Ok(SoakResult {
         duration_s: end,
         warmup_s: warm,
         load,
-        rss_slope_kib_per_min: slope(&steady(|s| s.rss_kib as f64)),
-        fds_slope_per_min: slope(&steady(|s| s.fds as f64)),
+        rss_slope_kib_per_min: slope(&steady(|s| Some(s.rss_kib as f64))),
+        rss_anon_slope_kib_per_min: slope(&steady(|s| Some(s.rss_anon_kib as f64))),
+        rss_file_slope_kib_per_min: slope(&steady(|s| Some(s.rss_file_kib as f64))),
+        fds_slope_per_min: slope(&steady(|s| Some(s.fds as f64))),
+        heap_live_slope_kib_per_min: (!heap.is_empty()).then(|| slope(&heap)),
         samples,
         faults_injected,
         after: After {
@@ -173,6 +206,7 @@ pub async fn run(plan: &SoakPlan) -> Result<SoakResult, Failure> {
             settled_ms: took.map(|d| d.as_millis() as u64),
         },
         rss_after_kib,
+        heap_live_after_kib: last.heap_live_kib,
     })
 }
 
