@@ -16,8 +16,9 @@
 #                relay` in front of the mock for TLS, as the account's CONNECT proxy, and in
 #                front of a private redis-server; clients of the load misbehaving; a SIGTERM
 #                and a new gateway on the same port); --faults picks rows by name
-#   4 soak       mixed load with a fault every few seconds for --soak DUR, sampling RSS, fds,
-#                threads and pool gauges
+#   4 soak       mixed load with a fault every few seconds for --soak DUR, sampling RSS (anonymous
+#                and file-backed), fds, threads, pool gauges and (medium and full: gateways
+#                built with `alloc-count`) the live heap and glibc's free bytes
 #   5, 6         the fuzz smoke, hostile-input and security tests (full and medium runs)
 # The mock runs as a real upstream would: 200 ms handshake delay, TLS (a CA and leaf generated
 # with openssl at start, trusted through the gateway's tls_ca_file), short lifetime.
@@ -487,6 +488,16 @@ w4_shell() {
 # a full run measures one at a time.
 for w in 3 4; do
   wants "$w" || continue
+  # The soak's gateways count their heap (the `alloc-count` feature: a counting global
+  # allocator, two relaxed atomic adds per allocation): /metrics then reports the live heap and
+  # glibc's free bytes, sampled beside the RSS to tell state from allocator retention. Rebuilt
+  # here, after workloads 1–3 ran on the plain binaries; the smoke keeps the plain ones (CI
+  # would compile the gateways twice).
+  if [ "$w" = 4 ] && [ "$mode" != smoke ] && [ -z "${RELIABILITY_NO_BUILD:-}" ]; then
+    log "building the gateways with alloc-count for the soak"
+    cargo build "${profile[@]}" -q -p wsv2-tokio -p wsv2-smol --bins \
+      --features wsv2-tokio/alloc-count,wsv2-smol/alloc-count
+  fi
   if [ "$mode" != full ]; then
     jobs_of_w=()
     for shell in "${shell_list[@]}"; do

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::svg::{Series, line_chart};
 use crate::Failure;
 
 /// Every fault of the matrix, in report order: (name, what it is).
@@ -37,11 +36,6 @@ pub const FAULTS: [(&str, &str); 20] = [
     ("sighup", "SIGHUP reload"),
     ("sigterm", "SIGTERM"),
 ];
-
-/// RSS growth after warm-up that the soak accepts, KiB per minute (15 MiB per hour).
-pub const RSS_SLOPE_BOUND_KIB_PER_MIN: f64 = 256.0;
-/// Open-descriptor growth after warm-up that the soak accepts, per minute.
-pub const FD_SLOPE_BOUND_PER_MIN: f64 = 2.0;
 
 /// Reads every result in `dir` and renders the report.
 pub fn render(dir: &Path, svg_prefix: &str) -> Result<String, Failure> {
@@ -84,7 +78,7 @@ pub fn render(dir: &Path, svg_prefix: &str) -> Result<String, Failure> {
     integrity(&mut body, &of("integrity"), &mut rules);
     storm(&mut body, &of("storm"), &meta, &mut rules);
     faults(&mut body, &of("fault"), &mut rules);
-    soak(&mut body, &of("soak"), &mut rules, dir, svg_prefix);
+    super::soak_report::soak(&mut body, &of("soak"), &mut rules, dir, svg_prefix);
     summary(&mut md, &rules);
     md.push_str(&body);
     for (_, text) in extras {
@@ -98,7 +92,7 @@ pub fn render(dir: &Path, svg_prefix: &str) -> Result<String, Failure> {
 }
 
 /// One pass rule's verdict for one shell.
-struct Rule {
+pub(super) struct Rule {
     workload: String,
     rule: String,
     shell: String,
@@ -106,7 +100,14 @@ struct Rule {
     figure: String,
 }
 
-fn rule(rules: &mut Vec<Rule>, workload: &str, text: &str, shell: &str, met: bool, figure: String) {
+pub(super) fn rule(
+    rules: &mut Vec<Rule>,
+    workload: &str,
+    text: &str,
+    shell: &str,
+    met: bool,
+    figure: String,
+) {
     rules.push(Rule {
         workload: workload.into(),
         rule: text.into(),
@@ -165,7 +166,7 @@ fn summary(md: &mut String, rules: &[Rule]) {
     );
 }
 
-fn u(v: &Value) -> u64 {
+pub(super) fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
 
@@ -188,7 +189,7 @@ fn violations(c: &Value) -> u64 {
     .sum()
 }
 
-fn reasons(c: &Value) -> String {
+pub(super) fn reasons(c: &Value) -> String {
     match c["reasons"].as_object() {
         Some(map) if !map.is_empty() => map
             .iter()
@@ -220,7 +221,7 @@ fn counts_row(name: &str, t: &Value) -> String {
 
 const COUNTS_HEAD: &str = "| | responses | completed | not completed | lost | duplicated | reordered | misrouted | after terminal | 2+ terminals | first event p50 ms | p99 ms | non-completions |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
-fn after_text(after: &Value) -> (bool, String) {
+pub(super) fn after_text(after: &Value) -> (bool, String) {
     if after.is_null() {
         return (false, "not measured".into());
     }
@@ -475,107 +476,6 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
                     if settled { "no leak".into() } else { after }
                 ),
             );
-        }
-    }
-    md.push('\n');
-}
-
-fn soak(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>, dir: &Path, svg_prefix: &str) {
-    let _ = writeln!(md, "## 4. Soak\n");
-    if runs.is_empty() {
-        let _ = writeln!(md, "Not run.\n");
-        return;
-    }
-    let colors = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
-    let mut rss = Vec::new();
-    let mut fds = Vec::new();
-    let _ = writeln!(
-        md,
-        "| shell | duration s | responses | completed | RSS start → end MiB | RSS slope KiB/min (bound {RSS_SLOPE_BOUND_KIB_PER_MIN}) | fds slope /min (bound {FD_SLOPE_BOUND_PER_MIN}) | after the load | non-completions |\n|---|---|---|---|---|---|---|---|---|"
-    );
-    for (i, run) in runs.iter().enumerate() {
-        let shell = run["label"].as_str().unwrap_or("?");
-        let r = &run["result"];
-        let samples = r["samples"].as_array().cloned().unwrap_or_default();
-        let series = |key: &str, scale: f64| -> Vec<(f64, f64)> {
-            samples
-                .iter()
-                .map(|s| {
-                    (
-                        s["t_s"].as_f64().unwrap_or(0.0),
-                        s[key].as_f64().unwrap_or(0.0) * scale,
-                    )
-                })
-                .collect()
-        };
-        let rss_points = series("rss_kib", 1.0 / 1024.0);
-        rss.push(Series {
-            name: format!("{shell} RSS (MiB)"),
-            color: colors[(2 * i) % colors.len()],
-            points: rss_points.clone(),
-        });
-        fds.push(Series {
-            name: format!("{shell} open fds"),
-            color: colors[(2 * i) % colors.len()],
-            points: series("fds", 1.0),
-        });
-        fds.push(Series {
-            name: format!("{shell} upstream conns open"),
-            color: colors[(2 * i + 1) % colors.len()],
-            points: series("open", 1.0),
-        });
-        let c = &r["load"]["total"]["counts"];
-        let rss_slope = r["rss_slope_kib_per_min"].as_f64().unwrap_or(f64::NAN);
-        let fd_slope = r["fds_slope_per_min"].as_f64().unwrap_or(f64::NAN);
-        let (settled, after) = after_text(&r["after"]);
-        let first = rss_points.first().map_or(0.0, |p| p.1);
-        let last = rss_points.last().map_or(0.0, |p| p.1);
-        let _ = writeln!(
-            md,
-            "| {shell} | {} | {} | {} | {first:.1} → {last:.1} → {} | {rss_slope:.1} | {fd_slope:.2} | {after} | {} |",
-            r["duration_s"],
-            u(&c["responses"]),
-            u(&c["completed"]),
-            r["rss_after_kib"]
-                .as_f64()
-                .map_or("–".into(), |k| format!("{:.1}", k / 1024.0)),
-            reasons(c)
-        );
-        rule(
-            rules,
-            "4 soak",
-            "no upward trend after warm-up (RSS and fds slopes within bounds)",
-            shell,
-            rss_slope <= RSS_SLOPE_BOUND_KIB_PER_MIN && fd_slope <= FD_SLOPE_BOUND_PER_MIN,
-            format!("RSS {rss_slope:.1} KiB/min, fds {fd_slope:.2}/min"),
-        );
-        rule(
-            rules,
-            "4 soak",
-            "counts return to zero when the load stops",
-            shell,
-            settled,
-            after,
-        );
-    }
-    let charts = [
-        (
-            "soak-rss.svg",
-            line_chart("Gateway RSS over the soak", "seconds", "MiB", &rss),
-        ),
-        (
-            "soak-conns.svg",
-            line_chart(
-                "Open fds and upstream conns over the soak",
-                "seconds",
-                "count",
-                &fds,
-            ),
-        ),
-    ];
-    for (name, svg) in charts {
-        if std::fs::write(dir.join(name), svg).is_ok() {
-            let _ = writeln!(md, "\n![{name}]({svg_prefix}{name})");
         }
     }
     md.push('\n');
