@@ -234,7 +234,8 @@ impl ClientKeys {
     }
 
     /// The open sockets counted against `key`
-    pub fn open(&self, key: ClientKeyId) -> usize {
+    #[cfg(test)]
+    fn open(&self, key: ClientKeyId) -> usize {
         self.keys.get(&key).map_or(0, |k| k.open)
     }
 }
@@ -254,26 +255,11 @@ pub(super) fn whole_seconds_up(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// What a header is to the gateway
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeaderClass {
-    /// Part of the pool key: sent on every dial for the key
-    PoolKey,
-    /// Sent only on a dial made for this session
-    Session,
-    /// Never forwarded
-    Private,
-}
-
-/// The class of the header named `lower` (a lower-case name)
-pub fn classify_header(lower: &str) -> HeaderClass {
-    if COMPAT_HEADERS.contains(&lower) {
-        HeaderClass::PoolKey
-    } else if SESSION_HEADERS.contains(&lower) || lower.starts_with("x-codex-") {
-        HeaderClass::Session
-    } else {
-        HeaderClass::Private
-    }
+/// Whether the header named `lower` (a lower-case name) goes on dials made for its session
+/// only: the session headers and every `x-codex-*` header that is not part of the pool key
+pub fn is_session_header(lower: &str) -> bool {
+    !COMPAT_HEADERS.contains(&lower)
+        && (SESSION_HEADERS.contains(&lower) || lower.starts_with("x-codex-"))
 }
 
 /// What a request's headers tell the gateway
@@ -295,7 +281,7 @@ pub fn read_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a [u8])>) 
     let mut read = RequestHeaders::default();
     let mut session_id_seen = false;
     for (at, (name, value)) in headers.into_iter().enumerate() {
-        if classify_header(name) == HeaderClass::Session {
+        if is_session_header(name) {
             read.per_session.push(at);
         }
         let text = visible_ascii(value).map(str::to_owned);
@@ -418,11 +404,8 @@ mod tests {
         assert_eq!(read.openai_beta, ["responses_websockets=2026-02-06"]);
         assert_eq!(read.codex_beta_features, ["a,b"]);
         assert_eq!(read.per_session, [3, 4, 5, 7]);
-        assert_eq!(
-            classify_header("x-codex-beta-features"),
-            HeaderClass::PoolKey
-        );
-        assert_eq!(classify_header("authorization"), HeaderClass::Private);
+        assert!(!is_session_header("x-codex-beta-features"));
+        assert!(!is_session_header("authorization"));
     }
 
     #[test]

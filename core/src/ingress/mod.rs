@@ -15,8 +15,8 @@ mod line_budget;
 mod sockets;
 
 pub use admission::{
-    Admitted, COMPAT_HEADERS, ClientKeyId, ClientKeySpec, ClientKeys, Door, HeaderClass,
-    KeyRefusal, RequestHeaders, SESSION_HEADERS, bearer, classify_header, read_headers,
+    Admitted, COMPAT_HEADERS, ClientKeyId, ClientKeySpec, ClientKeys, Door, KeyRefusal,
+    RequestHeaders, SESSION_HEADERS, bearer, is_session_header, read_headers,
 };
 pub use handshake::{HandshakeRefusal, UpgradeRequest, WEBSOCKET_VERSION, check_upgrade};
 pub use line_budget::LineBudget;
