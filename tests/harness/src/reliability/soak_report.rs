@@ -193,6 +193,7 @@ struct Memory {
     anon_slope: Option<f64>,
     file_slope: Option<f64>,
     live_slope: Option<f64>,
+    free_slope: Option<f64>,
 }
 
 impl Memory {
@@ -206,6 +207,7 @@ impl Memory {
             anon_slope: samples.slope("rss_anon_kib", warm, end),
             file_slope: samples.slope("rss_file_kib", warm, end),
             live_slope: samples.slope("heap_live_kib", warm, end),
+            free_slope: samples.slope("allocator_free_kib", warm, end),
         }
     }
 
@@ -245,10 +247,15 @@ impl Memory {
         };
         let (_, live_end, live_after) = self.live.unwrap_or_default();
         let cause = if live_slope >= anon_slope / 2.0 && live_slope > 0.0 {
-            "the live heap grew with it: the growth is state the gateway holds"
+            "the live heap grew with it: the growth is state the gateway holds".to_owned()
         } else {
-            "the live heap did not grow with it: the growth is memory the allocator keeps \
-             (freed chunks between live ones, per-thread arenas), not state"
+            let free = self.free_slope.map_or(String::new(), |f| {
+                format!(" (the bytes glibc holds freed grew {f:.0} KiB/min)")
+            });
+            format!(
+                "the live heap did not grow with it: the growth is memory the allocator keeps{free}, \
+                 freed chunks between live ones in its per-thread arenas, not state"
+            )
         };
         let _ = writeln!(
             md,
