@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wsv2_core::conn::{CompatKey, ConnRecord};
-use wsv2_core::control::SessionInfo;
 use wsv2_core::http::{HttpAdmission, HttpCommand, HttpInput, HttpTurn};
 use wsv2_core::resolver::Transport;
 use wsv2_core::session::{Admission, Lease, Session, SessionCommand};
-use wsv2_core::turn::ModelMap;
+use wsv2_core::turn::{ModelMap, SessionInfo};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 struct Counting;

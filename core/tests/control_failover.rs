@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::control::{
-    AccountSpec, Control, ControlEvent, ControlOutput, DialFailure, SessionInfo, UpgradeRefusal,
+    AccountSpec, Control, ControlEvent, ControlOutput, DialFailure, UpgradeRefusal,
 };
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::scheduler::Health;
 use wsv2_core::session::{Session, SessionCommand, SessionEvent, Transmit};
+use wsv2_core::turn::SessionInfo;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 /// What a dial to an account does

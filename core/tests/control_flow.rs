@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::config::UnknownPreviousResponse;
-use wsv2_core::control::{
-    AccountSpec, Control, ControlEvent, ControlOutput, SessionInfo, UpgradeRefusal,
-};
+use wsv2_core::control::{AccountSpec, Control, ControlEvent, ControlOutput, UpgradeRefusal};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{Session, SessionCommand, Transmit};
 use wsv2_core::store::{CommandKind, MemoryBackend};
+use wsv2_core::turn::SessionInfo;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 struct Gateway {

@@ -8,16 +8,16 @@
 
 use std::time::Instant;
 
-use super::schedule::{PendingCheck, PendingSchedule};
-use super::slots::SlotWaiter;
-use super::{Control, ControlOutput, SessionInfo, SessionInput};
+use super::{Control, ControlOutput};
 use crate::conn::CompatKey;
 use crate::errors::Refusal;
 use crate::http::HttpInput;
 use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
-use crate::store::ResponseConn;
+use crate::session::SessionInput;
+use crate::store::{Binding, Lookup, OpId, ResponseConn};
 use crate::turn::ResponseBind;
+use crate::turn::SessionInfo;
 use crate::{AccountId, ResponseId, SessionId, TurnId};
 
 /// Which machine holds conns and slots through the control plane
@@ -106,6 +106,84 @@ impl Holder {
     }
 }
 
+/// A schedule waiting for store lookups
+#[derive(Clone, Debug)]
+pub(super) struct PendingSchedule {
+    /// The create's `previous_response_id`
+    pub(super) previous: Option<ResponseId>,
+    pub(super) lookups: BindingLookups,
+    /// The holder's own view (it only knows its own responses)
+    pub(super) connection_local: bool,
+    /// This gateway's record of the previous response's `store` flag
+    pub(super) known_store: Option<bool>,
+    /// Accounts the holder failed over away from
+    pub(super) exclude: Vec<AccountId>,
+}
+
+/// The two bindings a schedule waits for: the previous response's record and the session key's
+/// binding (each answered locally at once, or by a store get)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct BindingLookups {
+    bound: LookupState,
+    session: LookupState,
+}
+
+impl BindingLookups {
+    pub(super) fn new(bound: LookupState, session: LookupState) -> Self {
+        Self { bound, session }
+    }
+
+    /// Records store op `op`'s answer; true if it answered one of the two
+    pub(super) fn answer(&mut self, op: OpId, result: Option<Binding>) -> bool {
+        let before = *self;
+        self.bound.answer(op, result);
+        self.session.answer(op, result);
+        before != *self
+    }
+
+    /// `(previous response's record, session account)` once both are known
+    pub(super) fn done(&self) -> Option<(Option<Binding>, Option<AccountId>)> {
+        let session = self.session.done()?.map(|b| b.account);
+        Some((self.bound.done()?, session))
+    }
+}
+
+/// A continuation check of a later create, waiting for its record
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PendingCheck {
+    pub(super) turn: TurnId,
+    pub(super) op: OpId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum LookupState {
+    Done(Option<Binding>),
+    Waiting(OpId),
+}
+
+impl LookupState {
+    pub(super) fn from_lookup(lookup: Lookup) -> Self {
+        match lookup {
+            Lookup::Hit(account) => Self::Done(Some(account)),
+            Lookup::Miss => Self::Done(None),
+            Lookup::Pending(op) => Self::Waiting(op),
+        }
+    }
+
+    pub(super) fn answer(&mut self, op: OpId, result: Option<Binding>) {
+        if *self == Self::Waiting(op) {
+            *self = Self::Done(result);
+        }
+    }
+
+    pub(super) fn done(self) -> Option<Option<Binding>> {
+        match self {
+            Self::Done(account) => Some(account),
+            Self::Waiting(_) => None,
+        }
+    }
+}
+
 /// The one path of every holder kind
 impl Control {
     pub(super) fn open_holder(&mut self, id: SessionId, kind: HolderKind, info: SessionInfo) {
@@ -160,38 +238,6 @@ impl Control {
             HolderKind::Http => self
                 .pool
                 .acquire_for_http_within(now, id, compat, preferred, dial_wait),
-        }
-    }
-
-    /// A concurrency slot of `account` for create `turn` of holder `id`: now, or in its client
-    /// key's turn (see [`slots`])
-    pub(super) fn acquire_slot(
-        &mut self,
-        id: SessionId,
-        turn: TurnId,
-        account: AccountId,
-        max_concurrency: u32,
-    ) {
-        // A removed account (reload) has no slots left to count, but a holder that still holds
-        // one of its conns runs its create there until it releases it.
-        let removed = !self.accounts.contains_key(&account);
-        let tenant = self.holders.get(&id).map_or(0, |h| h.info.tenant);
-        let waiter = SlotWaiter {
-            holder: id,
-            turn,
-            max_concurrency,
-            tenant,
-        };
-        if removed || self.acquire_or_wait(account, waiter) {
-            self.answer(id, Answer::SlotGranted(turn));
-        }
-    }
-
-    pub(super) fn cancel_slot_wait(&mut self, id: SessionId, turn: TurnId, account: AccountId) {
-        if let Some(waiters) = self.slot_waiters.get_mut(&account)
-            && waiters.remove_where(|w| w.holder == id && w.turn == turn) > 0
-        {
-            self.scheduler.waiter_removed(account);
         }
     }
 

@@ -45,10 +45,7 @@ use std::time::Instant;
 use holder::{Answer, Holder, HolderKind};
 pub use readiness::{AccountReadiness, AccountState, Readiness};
 use slots::SlotQueue;
-pub use types::{
-    AccountSpec, ControlEvent, ControlOutput, DialFailure, SessionInfo, SessionInput,
-    UpgradeRefusal,
-};
+pub use types::{AccountSpec, ControlEvent, ControlOutput, DialFailure, UpgradeRefusal};
 
 use crate::pool::{PoolCommand, PoolRegistry, PoolStats};
 use crate::resolver::{Transport, resolve};
@@ -57,7 +54,7 @@ use crate::scheduler::{
 };
 use crate::session::{SessionCommand, SessionEvent};
 use crate::store::{OpId, Store, StoreEvent, StoreFailure};
-use crate::turn::ResponseReport;
+use crate::turn::{ResponseReport, SessionInfo};
 use crate::{AccountId, Config, ConnId, SessionId};
 
 /// Scheduler, store, pools and slots for every session of one gateway process

@@ -5,89 +5,18 @@
 
 use std::time::Instant;
 
-use super::holder::{Answer, HolderKind};
-use super::{Control, ControlEvent, ControlOutput, SessionInput};
+use super::holder::{
+    Answer, BindingLookups, HolderKind, LookupState, PendingCheck, PendingSchedule,
+};
+use super::{Control, ControlEvent, ControlOutput};
 use crate::conn::CompatKey;
 use crate::errors::{ErrorCode, ErrorType, GatewayError, Refusal};
 use crate::http::{HttpAdmission, HttpInput};
 use crate::scheduler::{Decision, Reject, ScheduleRequest};
 use crate::session::Admission;
+use crate::session::SessionInput;
 use crate::store::{Binding, Continuation, Lookup, OpId, ResponseConn, judge_continuation};
 use crate::{AccountId, ResponseId, SessionId, TurnId};
-
-/// A schedule waiting for store lookups
-#[derive(Clone, Debug)]
-pub(super) struct PendingSchedule {
-    /// The create's `previous_response_id`
-    previous: Option<ResponseId>,
-    lookups: BindingLookups,
-    /// The holder's own view (it only knows its own responses)
-    connection_local: bool,
-    /// This gateway's record of the previous response's `store` flag
-    known_store: Option<bool>,
-    /// Accounts the holder failed over away from
-    exclude: Vec<AccountId>,
-}
-
-/// The two bindings a schedule waits for: the previous response's record and the session key's
-/// binding (each answered locally at once, or by a store get)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct BindingLookups {
-    bound: LookupState,
-    session: LookupState,
-}
-
-impl BindingLookups {
-    /// Records store op `op`'s answer; true if it answered one of the two
-    pub(super) fn answer(&mut self, op: OpId, result: Option<Binding>) -> bool {
-        let before = *self;
-        self.bound.answer(op, result);
-        self.session.answer(op, result);
-        before != *self
-    }
-
-    /// `(previous response's record, session account)` once both are known
-    pub(super) fn done(&self) -> Option<(Option<Binding>, Option<AccountId>)> {
-        let session = self.session.done()?.map(|b| b.account);
-        Some((self.bound.done()?, session))
-    }
-}
-
-/// A continuation check of a later create, waiting for its record
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct PendingCheck {
-    pub(super) turn: TurnId,
-    pub(super) op: OpId,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum LookupState {
-    Done(Option<Binding>),
-    Waiting(OpId),
-}
-
-impl LookupState {
-    pub(super) fn from_lookup(lookup: Lookup) -> Self {
-        match lookup {
-            Lookup::Hit(account) => Self::Done(Some(account)),
-            Lookup::Miss => Self::Done(None),
-            Lookup::Pending(op) => Self::Waiting(op),
-        }
-    }
-
-    pub(super) fn answer(&mut self, op: OpId, result: Option<Binding>) {
-        if *self == Self::Waiting(op) {
-            *self = Self::Done(result);
-        }
-    }
-
-    pub(super) fn done(self) -> Option<Option<Binding>> {
-        match self {
-            Self::Done(account) => Some(account),
-            Self::Waiting(_) => None,
-        }
-    }
-}
 
 impl Control {
     /// Schedules holder `id`'s create: store lookups for its bindings, the group rule for its
@@ -264,7 +193,7 @@ impl Control {
             Some(key) => LookupState::from_lookup(self.store.lookup_session(now, Some(group), key)),
             None => LookupState::Done(None),
         };
-        BindingLookups { bound, session }
+        BindingLookups::new(bound, session)
     }
 
     /// Records `response` → `account` in the store and where it ran, locally

@@ -15,7 +15,8 @@
 use std::collections::VecDeque;
 
 use super::holder::Answer;
-use super::{Control, ControlOutput, SessionInput};
+use super::{Control, ControlOutput};
+use crate::session::SessionInput;
 use crate::{AccountId, SessionId, TurnId};
 
 /// One create waiting for a slot
@@ -93,6 +94,38 @@ impl SlotQueue {
 
 /// The slot path of every holder kind: one queue per account
 impl Control {
+    /// A concurrency slot of `account` for create `turn` of holder `id`: now, or in its client
+    /// key's turn (see [`slots`])
+    pub(super) fn acquire_slot(
+        &mut self,
+        id: SessionId,
+        turn: TurnId,
+        account: AccountId,
+        max_concurrency: u32,
+    ) {
+        // A removed account (reload) has no slots left to count, but a holder that still holds
+        // one of its conns runs its create there until it releases it.
+        let removed = !self.accounts.contains_key(&account);
+        let tenant = self.holders.get(&id).map_or(0, |h| h.info.tenant);
+        let waiter = SlotWaiter {
+            holder: id,
+            turn,
+            max_concurrency,
+            tenant,
+        };
+        if removed || self.acquire_or_wait(account, waiter) {
+            self.answer(id, Answer::SlotGranted(turn));
+        }
+    }
+
+    pub(super) fn cancel_slot_wait(&mut self, id: SessionId, turn: TurnId, account: AccountId) {
+        if let Some(waiters) = self.slot_waiters.get_mut(&account)
+            && waiters.remove_where(|w| w.holder == id && w.turn == turn) > 0
+        {
+            self.scheduler.waiter_removed(account);
+        }
+    }
+
     /// Takes a slot for `waiter` if one is free and no create waits for it (true); else queues
     /// it, and a free slot goes to the head of the rotation instead (no barging past waiters)
     pub(super) fn acquire_or_wait(&mut self, account: AccountId, waiter: SlotWaiter) -> bool {

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::conn::CompatKey;
-use crate::errors::{ErrorCode, ErrorType, GatewayError, Refusal};
+use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::resolver::AccountProtocol;
-use crate::session::{Admission, Lease};
+use crate::session::SessionInput;
 use crate::store::StoreCommand;
 use crate::turn::ModelMap;
-use crate::{AccountId, ConnId, SessionId, TurnId};
+use crate::{AccountId, ConnId, SessionId};
 
 /// One configured upstream account, as far as decisions go (URLs and credentials stay in the
 /// shell)
@@ -27,47 +27,6 @@ pub struct AccountSpec {
     pub priority: i32,
     /// Client model name → upstream model name
     pub model_map: Arc<ModelMap>,
-}
-
-/// What the gateway knows about a client socket from its upgrade request
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SessionInfo {
-    /// Stickiness scope of the client key (`store.default_group` when it names none)
-    pub group: String,
-    /// The client key's identity (any value equal for all sockets of one key and distinct
-    /// between keys): an account's slot waiters are served round-robin by it
-    pub tenant: u64,
-    /// The `session-id` header (the session binding key; else `prompt_cache_key`)
-    pub session_key: Option<String>,
-    /// `OpenAI-Beta` header values (part of the pool key)
-    pub openai_beta: Vec<String>,
-    /// `x-codex-beta-features` header values (part of the pool key)
-    pub codex_beta_features: Vec<String>,
-}
-
-/// An answer for one session's task
-#[derive(Clone, Debug, PartialEq)]
-pub enum SessionInput {
-    /// The account chosen for the session
-    Admission(Admission),
-    /// No account: the create that asked gets this answer
-    AdmissionRefused(Refusal),
-    /// A conn for the session
-    Lease(Lease),
-    /// No conn: why (a failed or slow dial may fail over)
-    LeaseRefused(crate::pool::RefuseReason),
-    /// A concurrency slot for this create
-    SlotGranted(TurnId),
-    /// Creates wait for a slot of the account this blocked client holds: give the slots up
-    /// (close the client 1008, cut its open responses)
-    YieldSlots,
-    /// The group rule's answer to `SessionCommand::CheckContinuation`
-    ContinuationJudged {
-        /// The create
-        turn: TurnId,
-        /// False: answer it `previous_response_not_found`, nothing goes upstream
-        allowed: bool,
-    },
 }
 
 /// Why an upgrade is answered before the 101

@@ -4,7 +4,8 @@ use std::ops::Range;
 
 use super::flat::classify_flat;
 use super::json_str::JsonStr;
-use super::scan::{ObjectScan, ValueKind};
+use super::lex::ValueKind;
+use super::scan::ObjectScan;
 use super::{ClassifyError, ErrorInfo, Usage, parse_error_event};
 
 /// Every kind with its wire name, in declaration order (one static table for both directions)

@@ -4,7 +4,8 @@ use bytes::Bytes;
 
 use super::ClassifyError;
 use super::json_str::JsonStr;
-use super::scan::{ObjectScan, Value, ValueKind};
+use super::lex::ValueKind;
+use super::scan::{ObjectScan, Value};
 
 /// The top-level `type` of a client event
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

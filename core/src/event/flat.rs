@@ -18,8 +18,7 @@
 //! (`core/tests/event_props.rs`) and the fuzz target `events` check the agreement.
 
 use super::classify::{ServerEvent, ServerEventKind};
-use super::lex::{skip_scalar, skip_string, skip_ws};
-use super::scan::ValueKind;
+use super::lex::{ValueKind, skip_scalar, skip_string, skip_ws};
 
 /// Classifies a flat, compact server event; `None` when the frame has another shape (or is
 /// invalid), for the full scan to answer

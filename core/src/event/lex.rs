@@ -4,11 +4,32 @@
 
 use super::ClassifyError;
 use super::json_str::hex4;
-use super::scan::ValueKind;
 
 type Result<T> = std::result::Result<T, ClassifyError>;
 
 const INVALID: ClassifyError = ClassifyError::InvalidJson;
+
+/// The JSON type of a value
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ValueKind {
+    /// `{…}`
+    Object,
+    /// `[…]`
+    Array,
+    /// `"…"`; `escaped` says whether the contents hold a backslash
+    String {
+        /// The contents hold at least one escape
+        escaped: bool,
+    },
+    /// A number
+    Number,
+    /// `true`
+    True,
+    /// `false`
+    False,
+    /// `null`
+    Null,
+}
 
 /// Skips the string, number or literal at `pos`; `None` when a container (or nothing
 /// valid) starts there

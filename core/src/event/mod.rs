@@ -16,7 +16,7 @@ mod client;
 mod error;
 mod flat;
 pub(crate) mod json_str;
-mod lex;
+pub(crate) mod lex;
 mod rewrite;
 pub(crate) mod scan;
 mod sse;

@@ -23,7 +23,9 @@ use std::ops::Range;
 
 use super::ClassifyError;
 use super::json_str::JsonStr;
-use super::lex::{expect_literal, skip_member_key, skip_number, skip_scalar, skip_string, skip_ws};
+use super::lex::{
+    ValueKind, expect_literal, skip_member_key, skip_number, skip_scalar, skip_string, skip_ws,
+};
 
 /// Deepest nesting of objects and arrays accepted, counting the top-level object
 /// (serde_json rejects the 128th level)
@@ -32,28 +34,6 @@ pub(crate) const MAX_DEPTH: usize = 127;
 type Result<T> = std::result::Result<T, ClassifyError>;
 
 const INVALID: ClassifyError = ClassifyError::InvalidJson;
-
-/// The JSON type of a value
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ValueKind {
-    /// `{…}`
-    Object,
-    /// `[…]`
-    Array,
-    /// `"…"`; `escaped` says whether the contents hold a backslash
-    String {
-        /// The contents hold at least one escape
-        escaped: bool,
-    },
-    /// A number
-    Number,
-    /// `true`
-    True,
-    /// `false`
-    False,
-    /// `null`
-    Null,
-}
 
 /// One value: its type and byte range in the scanned buffer
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

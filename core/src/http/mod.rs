@@ -52,11 +52,11 @@ pub use answer::ErrorAnswer;
 pub use types::{ContentType, HttpAdmission, HttpCommand, HttpEvent, HttpInput, HttpTransmit};
 
 use crate::conn::UpstreamConn;
-use crate::control::SessionInfo;
 use crate::errors::{GatewayError, Refusal};
 use crate::rng::Jitter;
 use crate::scheduler::RetryState;
 use crate::timer::{TimerName, TimerTable};
+use crate::turn::SessionInfo;
 use crate::turn::{Models, Slot};
 use crate::{AccountId, Config, SessionId, TurnId};
 use request::HttpRequest;

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use crate::ResponseId;
 use crate::event::ClassifyError;
 use crate::event::json_str::{escaped_len, push_escaped};
-use crate::event::scan::{ObjectScan, Value, ValueKind};
+use crate::event::lex::ValueKind;
+use crate::event::scan::{ObjectScan, Value};
 
 /// What the bridge reads from a `POST /v1/responses` body
 #[derive(Clone, Debug, PartialEq, Eq)]

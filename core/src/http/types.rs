@@ -7,12 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::conn::{CompatKey, Release, UpstreamTransmit};
-use crate::control::SessionInfo;
 use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
 use crate::scheduler::{FailureKind, GiveUpReason};
-use crate::turn::{ModelMap, ResponseBind, ResponseReport};
+use crate::turn::{ModelMap, ResponseBind, ResponseReport, SessionInfo};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// The `Content-Type` of an answer

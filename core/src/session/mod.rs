@@ -24,7 +24,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-pub use types::{Admission, ClientProtocolError, Hop, SessionCommand, SessionEvent, Transmit};
+pub use types::{
+    Admission, ClientProtocolError, Hop, SessionCommand, SessionEvent, SessionInput, Transmit,
+};
 
 pub use crate::pool::Lease;
 
@@ -329,7 +331,7 @@ impl Session {
     /// counts as gone. If it stays full for `blocked_client_timeout` while responses are open
     /// upstream, they hold account concurrency slots for a client that reads nothing: the
     /// control plane is told, and as soon as another create waits for one of those slots it
-    /// answers [`SessionInput::YieldSlots`](crate::control::SessionInput::YieldSlots).
+    /// answers [`SessionInput::YieldSlots`].
     pub fn handle_client_backpressure(&mut self, now: Instant, full: bool) {
         if self.phase == SessionPhase::Finished
             || self.phase == SessionPhase::Draining
@@ -428,8 +430,7 @@ impl Session {
     }
 
     /// Handles an answer from the control plane (dispatches to the `handle_*` it stands for)
-    pub fn handle_control(&mut self, now: Instant, input: crate::control::SessionInput) {
-        use crate::control::SessionInput;
+    pub fn handle_control(&mut self, now: Instant, input: SessionInput) {
         match input {
             SessionInput::Admission(admission) => self.handle_admission(now, admission),
             SessionInput::AdmissionRefused(refusal) => self.handle_admission_refused(now, refusal),

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::conn::{CompatKey, Release, UpstreamTransmit};
 use crate::errors::Refusal;
+use crate::pool::{Lease, RefuseReason};
 use crate::turn::{ModelMap, ResponseBind, ResponseReport};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
@@ -65,6 +66,31 @@ pub struct Admission {
     pub compat: CompatKey,
     /// The account's model map
     pub model_map: Arc<ModelMap>,
+}
+
+/// An answer of the control plane for one session (`ControlOutput::Session`)
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionInput {
+    /// The account chosen for the session
+    Admission(Admission),
+    /// No account: the create that asked gets this answer
+    AdmissionRefused(Refusal),
+    /// A conn for the session
+    Lease(Lease),
+    /// No conn: why (a failed or slow dial may fail over)
+    LeaseRefused(RefuseReason),
+    /// A concurrency slot for this create
+    SlotGranted(TurnId),
+    /// Creates wait for a slot of the account this blocked client holds: give the slots up
+    /// (close the client 1008, cut its open responses)
+    YieldSlots,
+    /// The group rule's answer to `SessionCommand::CheckContinuation`
+    ContinuationJudged {
+        /// The create
+        turn: TurnId,
+        /// False: answer it `previous_response_not_found`, nothing goes upstream
+        allowed: bool,
+    },
 }
 
 /// What the session asks of the rest of the gateway; the shell routes each to its machine

@@ -34,6 +34,24 @@ impl ModelMap {
     }
 }
 
+/// What the gateway knows about a create's client from its upgrade or POST request: the terms
+/// every create of that client is scheduled with (group, client key, session key, pool-key
+/// headers)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Stickiness scope of the client key (`store.default_group` when it names none)
+    pub group: String,
+    /// The client key's identity (any value equal for all sockets of one key and distinct
+    /// between keys): an account's slot waiters are served round-robin by it
+    pub tenant: u64,
+    /// The `session-id` header (the session binding key; else `prompt_cache_key`)
+    pub session_key: Option<String>,
+    /// `OpenAI-Beta` header values (part of the pool key)
+    pub openai_beta: Vec<String>,
+    /// `x-codex-beta-features` header values (part of the pool key)
+    pub codex_beta_features: Vec<String>,
+}
+
 /// Where a response ended up: `response` → account for the store, and locally → conn, lane,
 /// `store` flag (the cache that can continue it)
 #[derive(Clone, Debug, PartialEq, Eq)]

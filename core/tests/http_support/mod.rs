@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::conn::UpstreamTransmit;
-use wsv2_core::control::{AccountSpec, Control, ControlOutput, SessionInfo};
+use wsv2_core::control::{AccountSpec, Control, ControlOutput};
 use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit, HttpTurn};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{Session, SessionCommand, Transmit};
 use wsv2_core::store::MemoryBackend;
-use wsv2_core::turn::{ModelMap, ResponseBind};
+use wsv2_core::turn::{ModelMap, ResponseBind, SessionInfo};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 #[macro_export]

@@ -9,10 +9,10 @@ use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
-use wsv2_core::session::SessionCommand;
+use wsv2_core::session::{SessionCommand, SessionInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
-use crate::control::{Control, ControlOutput, DialFailure, SessionInput};
+use crate::control::{Control, ControlOutput, DialFailure};
 use crate::runtime::{Clock, Rt, spawn};
 use crate::shared::{AccountDial, ControlMsg, ControlTx, DialHeaders, SessionDelivery};
 use crate::upstream::{ConnIo, DialRequest, UpstreamInput, dial, spawn_conn};

@@ -35,7 +35,8 @@ use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit, HttpTurn}
 use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
-use crate::control::SessionInfo;
+use wsv2_core::turn::SessionInfo;
+
 use crate::forward::{ForwardReply, ForwardTarget};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{self, Clock, Rt, timeout};

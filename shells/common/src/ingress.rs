@@ -25,7 +25,6 @@ use wsv2_core::ingress::{
 };
 use wsv2_core::{AccountId, Config, SessionId};
 
-use crate::control::SessionInfo;
 use crate::io::Prefixed;
 use crate::lifecycle::Lifecycle;
 use crate::log_limit::{ClientLine, LogLimits, limited};
@@ -34,6 +33,7 @@ use crate::reload::Swap;
 use crate::runtime::{BoxIo, Rt, spawn};
 use crate::session_task::{SessionStart, run_session};
 use crate::shared::{ControlMsg, ControlTx, DialHeaders, SocketPermit, ask, lock_keys};
+use wsv2_core::turn::SessionInfo;
 
 mod accept;
 mod http_routes;

@@ -21,13 +21,12 @@ use wsv2_core::conn::Outcome;
 use wsv2_core::errors::ErrorCode;
 use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::session::{
-    ClientProtocolError, Hop, Session, SessionCommand, SessionEvent, Transmit,
+    ClientProtocolError, Hop, Session, SessionCommand, SessionEvent, SessionInput, Transmit,
 };
-use wsv2_core::turn::ResponseReport;
+use wsv2_core::turn::{ResponseReport, SessionInfo};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::client::{ClientIo, ClientOutbox};
-use crate::control::{SessionInfo, SessionInput};
 use crate::control_task::session_inbox_capacity;
 use crate::log_limit::{ClientLine, LogLimits, limited};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};

@@ -21,9 +21,11 @@ use wsv2_core::pool::PoolStats;
 use wsv2_core::session::{SessionCommand, SessionEvent};
 use wsv2_core::store::{OpId, StoreFailure};
 
-use crate::control::{DialFailure, SessionInfo, SessionInput, UpgradeRefusal};
+use crate::control::{DialFailure, UpgradeRefusal};
 use crate::lifecycle::ShutdownSignal;
 use crate::upstream::{ConnIo, ConnReport, DialRoute, UpstreamMsg};
+use wsv2_core::session::SessionInput;
+use wsv2_core::turn::SessionInfo;
 
 /// Sender side of the control task's inbox
 pub(crate) type ControlTx = mpsc::Sender<ControlMsg>;

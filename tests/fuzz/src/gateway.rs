@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::conn::UpstreamTransmit;
-use wsv2_core::control::{AccountSpec, Control, ControlOutput, DialFailure, SessionInfo};
+use wsv2_core::control::{AccountSpec, Control, ControlOutput, DialFailure};
 use wsv2_core::event::{ClientEventKind, classify_client_event, classify_server_event};
 use wsv2_core::http::{ContentType, HttpEvent, HttpPhase, HttpTransmit, HttpTurn};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{Hop, Session, SessionCommand, SessionPhase, Transmit};
 use wsv2_core::store::MemoryBackend;
-use wsv2_core::turn::ModelMap;
+use wsv2_core::turn::{ModelMap, SessionInfo};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::input::Input;
