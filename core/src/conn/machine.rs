@@ -14,24 +14,26 @@ use crate::event::{
 use crate::timer::{TimerName, TimerTable};
 use crate::{ConnId, Lane, ResponseId, StreamId, TurnId};
 
-/// Lifecycle of an upstream connection
+/// Lifecycle of an upstream connection (from its lease; the dial before it is the pool's
+/// `Slot::Dialing`)
 ///
 /// ```text
-///                  dial ok
-///   Connecting ─────────────▶ Open ──── error event, tail packet, ───▶ Dirty
-///       │                      │        drain timeout                    │
-///       │ dial failed          │ max_age, connection-limit error,        │
-///       │                      │ lane overflow, a stalled response       │
-///       │                      ▼                                         │
-///       │                   Retiring ◀───────────── (same triggers) ─────┘
-///       │                      │ last unfinished response ended
-///       │                      ▼            close()
-///       │                   Closing ◀──────────────── (Open / Dirty)
-///       │                      │ close seen, read error
-///       ▼                      ▼
-///     Closed ◀──────────── read error, close, pong timeout,
-///                          abandoned write (from any state)
+///   Open ──── error event, tail packet, drain timeout ───▶ Dirty
+///    │  max_age, connection-limit error,                     │
+///    │  lane overflow, a stalled response                    │
+///    ▼                                                       │
+///   Retiring ◀──────────────── (same triggers) ──────────────┘
+///    │ last unfinished response ended
+///    ▼                close()
+///   Closing ◀──────────────── (Open / Dirty)
+///    │ close seen, read error
+///    ▼
+///   Closed ◀──────────── read error, close, pong timeout,
+///                        abandoned write (from any state)
 /// ```
+///
+/// Every edge is one method of [`UpstreamConn`] (`mark_dirty`, `retire`, `close`, `close_now`)
+/// and goes through `move_to`, which debug-asserts that the edge is drawn here.
 ///
 /// A stalled response (its lane's head, none of its own events for `read_timeout`; pongs and
 /// other lanes' events do not count) ends as [`Outcome::Stalled`] with the rest of its lane;
@@ -42,8 +44,6 @@ use crate::{ConnId, Lane, ResponseId, StreamId, TurnId};
 /// there). Retiring conns take no new creates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnState {
-    /// Dial in flight
-    Connecting,
     /// Clean and usable
     Open,
     /// Usable by its current holder only
@@ -60,7 +60,6 @@ impl ConnState {
     /// Lowercase name for traces and logs
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Connecting => "connecting",
             Self::Open => "open",
             Self::Dirty => "dirty",
             Self::Retiring => "retiring",
@@ -182,7 +181,7 @@ impl UpstreamConn {
             conn.record.last_read.max(now) + conn.ping_interval,
         );
         if conn.timers.is_expired(ConnTimer::MaxAge, now) {
-            conn.retire(now);
+            conn.retire();
         }
         conn
     }
@@ -215,7 +214,7 @@ impl UpstreamConn {
             Owner::ConnectionError => {
                 self.mark_dirty();
                 self.end_all(error_outcome(&event));
-                self.note_error_class(&event, now);
+                self.note_error_class(&event);
             }
             Owner::Tail => self.mark_dirty(),
             Owner::Steering => {}
@@ -276,18 +275,18 @@ impl UpstreamConn {
         if let Some(error) = &event.error
             && error.class == ErrorClass::WebsocketConnectionLimitReached
         {
-            self.state = ConnState::Retiring;
+            self.move_to_retiring();
         }
         self.ended.push_back(ended);
         self.arm_read_timeout();
         self.close_if_retired();
     }
 
-    fn note_error_class(&mut self, event: &ServerEvent<'_>, now: Instant) {
+    fn note_error_class(&mut self, event: &ServerEvent<'_>) {
         if let Some(error) = &event.error
             && error.class == ErrorClass::WebsocketConnectionLimitReached
         {
-            self.retire(now);
+            self.retire();
         }
     }
 
@@ -317,7 +316,7 @@ impl UpstreamConn {
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(timer) = self.timers.take_expired::<ConnTimer>(now) {
             match timer {
-                ConnTimer::MaxAge => self.retire(now),
+                ConnTimer::MaxAge => self.retire(),
                 ConnTimer::Ping => {
                     if self.is_live() {
                         self.transmits.push_back(UpstreamTransmit::Ping);
@@ -380,27 +379,48 @@ impl UpstreamConn {
     }
 
     /// Takes no new creates from now on; closes when its unfinished responses have ended
-    pub fn retire(&mut self, _now: Instant) {
-        if matches!(
-            self.state,
-            ConnState::Open | ConnState::Dirty | ConnState::Connecting
-        ) {
-            self.state = ConnState::Retiring;
-        }
+    pub fn retire(&mut self) {
+        self.move_to_retiring();
         self.close_if_retired();
+    }
+
+    /// Open or Dirty → Retiring; a conn already retiring or closing stays as it is
+    fn move_to_retiring(&mut self) {
+        if matches!(self.state, ConnState::Open | ConnState::Dirty) {
+            self.move_to(ConnState::Retiring);
+        }
+    }
+
+    /// The one place the state changes: debug-asserts the edge is in the diagram
+    fn move_to(&mut self, next: ConnState) {
+        use ConnState::{Closed, Closing, Dirty, Open, Retiring};
+        debug_assert!(
+            matches!(
+                (self.state, next),
+                (Open, Dirty)
+                    | (Open | Dirty, Retiring)
+                    | (Open | Dirty | Retiring, Closing)
+                    | (Open | Dirty | Retiring | Closing, Closed)
+            ),
+            "conn {}: no edge {:?} -> {:?}",
+            self.record.id,
+            self.state,
+            next
+        );
+        self.state = next;
     }
 
     /// Marks the conn dirty: its holder may keep it, nobody else ever gets it
     pub fn mark_dirty(&mut self) {
         if self.state == ConnState::Open {
-            self.state = ConnState::Dirty;
+            self.move_to(ConnState::Dirty);
         }
     }
 
     /// Sends a close frame (unless the socket already ended)
-    pub fn close(&mut self, _now: Instant) {
+    pub fn close(&mut self) {
         if !matches!(self.state, ConnState::Closing | ConnState::Closed) {
-            self.state = ConnState::Closing;
+            self.move_to(ConnState::Closing);
             self.closed_by.get_or_insert(CloseReason::Retired);
             self.transmits.push_back(UpstreamTransmit::Close);
             self.timers.stop_all();
@@ -585,7 +605,7 @@ impl UpstreamConn {
             }
             self.mark_dirty();
             self.closed_by.get_or_insert(CloseReason::ReadTimeout);
-            self.retire(now);
+            self.retire();
         }
         self.arm_read_timeout();
     }
@@ -600,7 +620,7 @@ impl UpstreamConn {
         if self.lanes.unfinished() == 0 {
             self.timers.stop(ConnTimer::ReadTimeout);
             if self.state == ConnState::Retiring && !self.lanes.steering() {
-                self.close(self.record.last_read);
+                self.close();
             }
         }
     }
@@ -610,7 +630,7 @@ impl UpstreamConn {
             return;
         }
         let was_live = self.is_live();
-        self.state = ConnState::Closed;
+        self.move_to(ConnState::Closed);
         self.closed_by.get_or_insert(reason);
         self.timers.stop_all();
         self.end_all(Outcome::UpstreamLost);

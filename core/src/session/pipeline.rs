@@ -391,7 +391,7 @@ impl Session {
             self.events
                 .push_back(SessionEvent::Rotated { from: conn.id() });
         }
-        conn.retire(now);
+        conn.retire();
         if conn.unfinished() == 0 || !conn.is_live() {
             self.release_conn(now, conn);
         } else {
