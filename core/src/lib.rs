@@ -12,10 +12,17 @@
 //! | machine | owned by | inputs | outputs |
 //! |---|---|---|---|
 //! | [`session::Session`] | one task per client socket | client frames, upstream frames of its conns, leases, admissions, slots | frames for both hops, [`session::SessionCommand`]s, [`session::SessionEvent`]s |
+//! | [`http::HttpTurn`] | one task per `POST /v1/responses` | the body, upstream frames of its conn, lease, admission, slot | the answer, upstream frames, [`http::HttpCommand`]s, [`http::HttpEvent`]s |
+//! | [`control::Control`] | the process | both holders' commands (one path for sessions and HTTP turns), dial and store results | answers ([`session::SessionInput`], [`http::HttpInput`]), dials, store commands |
 //! | [`conn::UpstreamConn`] | the session that leased it | upstream frames, pongs, socket end | frames to write, ended responses |
 //! | [`pool`] | one per account (+ registry) | acquires, releases, dial results | leases, dials, pings, closes |
 //! | [`scheduler::Scheduler`] | the process | schedule requests, failures | decisions, cooldowns, slots |
 //! | [`store::Store`] | the process | lookups, bindings, store replies | store commands, resolved lookups |
+//!
+//! What every create has, whoever holds it — its slot, its model names and their restore rule
+//! (none once the client left), its retry pinning, its bind and its report — is in [`turn`],
+//! a leaf module both holders and the control plane import: the rules hold on both paths by
+//! construction.
 //!
 //! A session owns the connection machines it leased, so the per-event path (an upstream delta
 //! relayed to the client) touches only that session's state and allocates nothing. Everything

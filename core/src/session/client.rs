@@ -109,7 +109,8 @@ impl Session {
             .is_none_or(|k| !k.store)
     }
 
-    /// Handles the group rule's answer to [`SessionCommand::CheckContinuation`]
+    /// Handles the group rule's answer to
+    /// [`SessionCommand::CheckContinuation`](super::SessionCommand::CheckContinuation)
     pub fn handle_continuation_judged(&mut self, now: Instant, turn: TurnId, allowed: bool) {
         if let Some(pos) = self.pending.iter().position(|p| p.turn == turn) {
             if allowed {

@@ -13,7 +13,7 @@
 //!  (no rewrite, no write: `relay` answers `None`), its usage still comes from the terminal
 //! ```
 //!
-//! Its slot, as [`Slot`]:
+//! Its slot, as `Slot`:
 //!
 //! ```text
 //!  None ──ask──▶ Waiting ──granted──▶ Granted ──response ended / attempt failed──▶ None
