@@ -17,8 +17,8 @@
 //! either), and a repeated key keeps its last value, as there. The property tests
 //! (`core/tests/event_props.rs`) and the fuzz target `events` check the agreement.
 
-use super::classify::{ServerEvent, ServerEventKind};
 use super::lex::{ValueKind, skip_scalar, skip_string, skip_ws};
+use super::server_event::{ServerEvent, ServerEventKind};
 
 /// Classifies a flat, compact server event; `None` when the frame has another shape (or is
 /// invalid), for the full scan to answer

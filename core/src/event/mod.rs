@@ -19,12 +19,11 @@ pub(crate) mod json_str;
 pub(crate) mod lex;
 mod rewrite;
 pub(crate) mod scan;
+mod server_event;
 mod sse;
 mod usage;
 
-pub use classify::{
-    ServerEvent, ServerEventKind, classify_server_event, classify_server_event_full,
-};
+pub use classify::{classify_server_event, classify_server_event_full};
 pub use client::{ClientEventKind, ClientRequest, StreamIdField, classify_client_event};
 pub use error::{
     ErrorClass, ErrorInfo, gateway_error_event, invalid_stream_id_event, parse_error_event,
@@ -32,6 +31,7 @@ pub use error::{
     websocket_stream_limit_reached_event,
 };
 pub use rewrite::{restore_event_model, rewrite_create_model};
+pub use server_event::{ServerEvent, ServerEventKind};
 pub use sse::{http_error_body, sse_encode, sse_flat_error};
 pub use usage::Usage;
 
