@@ -7,8 +7,10 @@
 //! `session.client_write_buffer`; above it the session is told the client is backpressured (and
 //! stops reading upstream, so TCP pushes back on upstream instead of memory growing here). A
 //! write that does not finish within `session.client_write_timeout` gives the client up: the
-//! frames not yet handed to the socket are dropped and a close 1008 takes their place, so a
-//! client that reads again (too late) still learns why its stream ended.
+//! frames not yet handed to the socket are dropped (a frame already begun is finished, never
+//! cut) and a close 1008 takes their place, written whenever the client reads again within
+//! `session.close_linger` of being given up, so it learns why its stream ended. After that
+//! nothing more is written and the socket is let go.
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll, ready};
@@ -53,6 +55,8 @@ pub(crate) struct ClientOutbox<S = WebSocketSender<ClientIo>> {
     fed: usize,
     limit: usize,
     write_timeout: Duration,
+    /// How long a client given up still has to read its close 1008
+    close_linger: Duration,
     /// The write under way must be flushed by then (`client_write_timeout` after it began)
     write_deadline: Option<Instant>,
     /// Frames were handed to the sink since its last flush
@@ -65,14 +69,23 @@ pub(crate) struct ClientOutbox<S = WebSocketSender<ClientIo>> {
     /// A write missed `client_write_timeout`: the client counts as gone, only its close 1008
     /// is still written
     timed_out: bool,
+    /// When a client given up stops being offered its close (`close_linger` after it was given
+    /// up); `None` once the close went out
+    linger_deadline: Option<Instant>,
 }
 
 impl<S> ClientOutbox<S>
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
-    /// An empty outbox over `sink`
-    pub(crate) fn new(sink: S, limit: usize, write_timeout: Duration) -> Self {
+    /// An empty outbox over `sink`: `limit` is `session.client_write_buffer`, then
+    /// `session.client_write_timeout` and `session.close_linger`
+    pub(crate) fn new(
+        sink: S,
+        limit: usize,
+        write_timeout: Duration,
+        close_linger: Duration,
+    ) -> Self {
         Self {
             sink,
             queue: VecDeque::new(),
@@ -80,12 +93,14 @@ where
             fed: 0,
             limit,
             write_timeout,
+            close_linger,
             write_deadline: None,
             flush_pending: false,
             closed: false,
             done: false,
             failed: false,
             timed_out: false,
+            linger_deadline: None,
         }
     }
 
@@ -187,6 +202,9 @@ where
         if self.queue.is_empty() || self.done {
             self.write_deadline = None;
         }
+        if self.done {
+            self.linger_deadline = None;
+        }
         Poll::Ready(Ok(()))
     }
 
@@ -194,22 +212,32 @@ where
         self.failed = true;
         self.queue.clear();
         self.write_deadline = None;
+        self.linger_deadline = None;
     }
 
-    /// When the write under way times out (`session.client_write_timeout` after it began)
+    /// When the write under way times out (`session.client_write_timeout` after it began), or
+    /// a client given up stops being offered its close (`session.close_linger` after that)
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.write_deadline
+        self.write_deadline.or(self.linger_deadline)
     }
 
     /// Gives the client up if its write is still not done at its deadline: the frames not yet
     /// handed to the socket are dropped and a close 1008 is queued in their place (a close
-    /// already queued stays); [`finish`](Self::finish) bounds how long it may still take
+    /// already queued stays), offered for `close_linger`; a client that has not read it by
+    /// then gets nothing more (the socket is let go without a close)
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        if self.write_deadline.is_none_or(|d| d > now) || self.timed_out {
+        if self.timed_out {
+            if self.linger_deadline.is_some_and(|d| d <= now) {
+                self.fail();
+            }
+            return;
+        }
+        if self.write_deadline.is_none_or(|d| d > now) {
             return;
         }
         self.timed_out = true;
         self.write_deadline = None;
+        self.linger_deadline = Some(now + self.close_linger);
         let keep_close = self
             .queue
             .iter()
@@ -237,11 +265,23 @@ where
         self.failed || self.timed_out
     }
 
-    /// Writes what is queued within `wait`; returns the sink if a close frame (or the answer to
-    /// the client's) went out, so the socket can linger until the client's answer
-    pub(crate) async fn finish(mut self, rt: &Rt, wait: Duration) -> Option<S> {
-        let written = timeout(rt, wait, std::future::poll_fn(|cx| self.poll_write(cx))).await;
-        (written.is_ok() && !self.failed && self.done).then_some(self.sink)
+    /// Writes what is queued within the same bounds as during the session (the write under
+    /// way by its `client_write_timeout`, then a close 1008 for `close_linger`); returns the
+    /// sink if a close frame (or the answer to the client's) went out, so the socket can
+    /// linger until the client's answer
+    pub(crate) async fn finish(mut self, rt: &Rt) -> Option<S> {
+        while self.has_work() {
+            // Every queued write has a deadline; without one there is nothing left to bound.
+            let Some(deadline) = self.deadline() else {
+                break;
+            };
+            let wait = deadline.saturating_duration_since(rt.now());
+            let write = std::future::poll_fn(|cx| self.poll_write(cx));
+            if timeout(rt, wait, write).await.is_err() {
+                self.handle_timeout(rt.now());
+            }
+        }
+        (!self.failed && self.done).then_some(self.sink)
     }
 }
 

@@ -37,6 +37,7 @@ async fn outbox_expecting(expected: &[u8], cfg: &Config) -> ClientOutbox<Scripte
         sink,
         cfg.session.client_write_buffer,
         cfg.session.client_write_timeout,
+        cfg.session.close_linger,
     )
 }
 
@@ -127,12 +128,7 @@ async fn shutdown_with_a_turn_in_flight_closes_the_client_1012_at_shutdown_grace
     assert_eq!(code, 1012);
     assert_eq!(start.elapsed(), cfg.session.shutdown_grace);
     // The writer wrote exactly the close frame and handed the sink back for the linger.
-    assert!(
-        outbox
-            .finish(&crate::test_rt(), Duration::from_secs(1))
-            .await
-            .is_some()
-    );
+    assert!(outbox.finish(&crate::test_rt()).await.is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -154,12 +150,7 @@ async fn shutdown_of_an_idle_session_closes_the_client_1012_within_the_close_spr
     // At this session's own instant within the spread (virtual time: exactly the core's).
     assert!(start.elapsed() > Duration::ZERO, "{:?}", start.elapsed());
     assert!(start.elapsed() <= cfg.session.shutdown_close_spread);
-    assert!(
-        outbox
-            .finish(&crate::test_rt(), Duration::from_secs(1))
-            .await
-            .is_some()
-    );
+    assert!(outbox.finish(&crate::test_rt()).await.is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -170,12 +161,7 @@ async fn an_over_size_client_message_closes_the_client_with_exactly_1009() {
     session.handle_message_too_big(now(), Hop::Client);
     let (code, reason) = run_until_close(&mut session, &mut outbox).await;
     assert_eq!((code, reason), (1009, "message too big"));
-    assert!(
-        outbox
-            .finish(&crate::test_rt(), Duration::from_secs(1))
-            .await
-            .is_some()
-    );
+    assert!(outbox.finish(&crate::test_rt()).await.is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -191,6 +177,7 @@ async fn a_client_that_stops_reading_is_given_up_at_client_write_timeout_and_tol
         sink,
         cfg.session.client_write_buffer,
         cfg.session.client_write_timeout,
+        cfg.session.close_linger,
     );
     let start = TokioInstant::now();
     outbox.push(now(), Bytes::from_static(frame));
@@ -213,8 +200,34 @@ async fn a_client_that_stops_reading_is_given_up_at_client_write_timeout_and_tol
     let mut got = vec![0; expected.len()];
     let rt = crate::test_rt();
     let reading = tokio::io::AsyncReadExt::read_exact(&mut client_end, &mut got);
-    let (read, closed) = tokio::join!(reading, outbox.finish(&rt, Duration::from_secs(5)));
+    let (read, closed) = tokio::join!(reading, outbox.finish(&rt));
     read.expect("the client reads the frame and the close");
     assert_eq!(got, expected);
     assert!(closed.is_some(), "the close went out");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_given_up_that_does_not_read_within_close_linger_is_let_go_without_a_close() {
+    let cfg = Config::default();
+    // The client never reads and its receive window holds 8 bytes: nothing can go out.
+    let (gateway_end, _client_end) = tokio::io::duplex(8);
+    let ws =
+        WebSocketStream::from_raw_socket(TokioAdapter::new(gateway_end), Role::Server, None).await;
+    let (sink, _stream) = ws.split();
+    let mut outbox = ClientOutbox::new(
+        sink,
+        cfg.session.client_write_buffer,
+        cfg.session.client_write_timeout,
+        cfg.session.close_linger,
+    );
+    let start = TokioInstant::now();
+    outbox.push(now(), Bytes::from_static(br#"{"type":"response.created"}"#));
+    // The session ends at once; the end bounds the write as the session did: the frame's
+    // client_write_timeout, then close_linger for the close 1008.
+    let closed = outbox.finish(&crate::test_rt()).await;
+    assert!(closed.is_none(), "the close never went out");
+    assert_eq!(
+        start.elapsed(),
+        cfg.session.client_write_timeout + cfg.session.close_linger
+    );
 }

@@ -124,7 +124,6 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         trace_header,
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
-    let write_timeout = cfg.session.client_write_timeout;
     let close_linger = cfg.session.close_linger;
     if control
         .send(ControlMsg::Open {
@@ -143,6 +142,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         sink,
         cfg.session.client_write_buffer,
         cfg.session.client_write_timeout,
+        cfg.session.close_linger,
     );
     let mut task = SessionTask {
         id,
@@ -175,7 +175,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         ..
     } = task;
     drop(session);
-    if let Some(sink) = outbox.finish(&rt, write_timeout).await {
+    if let Some(sink) = outbox.finish(&rt).await {
         match client_read {
             // The client closed and was answered: the handshake is complete, and the server
             // closes the TCP connection first (RFC 6455 §7.1.1): clients wait for it.

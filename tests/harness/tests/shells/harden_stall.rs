@@ -17,6 +17,7 @@ shell_tests! {
     a_stalled_post_gets_504_at_read_timeout,
     a_drain_of_a_stalled_response_ends_at_read_timeout_and_frees_the_slot,
     a_key_that_never_reads_does_not_starve_another_key,
+    a_client_that_stops_reading_a_long_answer_of_small_deltas_is_closed_1008_with_short_pings,
 }
 
 const READ_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -208,4 +209,45 @@ async fn a_key_that_never_reads_does_not_starve_another_key(shell: Shell) {
         );
     }
     drop(attackers);
+}
+
+/// The reliability suite's `clients_stop_reading` row on one socket: a multi-MB answer in small
+/// deltas, a 2 s ping/pong clock and a client that stops reading for longer than
+/// `client_write_timeout`: it is told 1008 (it was too slow), not 502 `upstream_connection_lost`
+/// + 1011 (upstream was fine; only this client did not read).
+async fn a_client_that_stops_reading_a_long_answer_of_small_deltas_is_closed_1008_with_short_pings(
+    shell: Shell,
+) {
+    let setup = Setup::with_mock(
+        shell,
+        |m| {
+            // ~4 MB of events in small frames, as the row asks for.
+            m.deltas = 16_384;
+            m.delta_bytes = 64;
+        },
+        |c| {
+            c.core.upstream.ping_interval = Duration::from_secs(2);
+            c.core.upstream.pong_timeout = Duration::from_secs(2);
+            c.core.session.client_write_buffer = 64 * 1024;
+            c.core.session.client_write_timeout = Duration::from_secs(3);
+            // Given up at ~3 s, it reads again at 8 s: within close_linger of being given up.
+            c.core.session.close_linger = Duration::from_secs(15);
+        },
+    )
+    .await;
+    let mut ws = setup.client().await;
+    ws.send_json(&create("a long answer read late", json!({})))
+        .await
+        .unwrap();
+    let created = ws.recv_event(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(created["type"], "response.created");
+    // The client's stall (its misbehaviour, not synchronisation).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (events, close) = tokio::time::timeout(Duration::from_secs(60), ws.read_until_closed())
+        .await
+        .expect("the stream ends")
+        .expect("a close or EOF");
+    let errors: Vec<&Value> = events.iter().filter(|e| e["type"] == "error").collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(close.code, Some(1008), "{close:?}");
 }
