@@ -124,6 +124,23 @@ impl TimerName for TurnTimer {
     }
 }
 
+/// How far the client's answer went: exactly one head, then bodies, then one end
+///
+/// ```text
+///   Unsent ──head (or pass-through)──▶ Open ──end──▶ Ended
+/// ```
+///
+/// Only `open_answer` and `end_answer` (relay.rs) move it, each debug-asserting its edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AnswerState {
+    /// Nothing written yet
+    Unsent,
+    /// The head went out; bodies may follow
+    Open,
+    /// The answer is complete: nothing more is written
+    Ended,
+}
+
 /// One `POST /v1/responses`; see the module doc for the poll order and the answers
 #[derive(Debug)]
 pub struct HttpTurn {
@@ -147,8 +164,8 @@ pub struct HttpTurn {
     failed_attempt: Option<ErrorAnswer>,
     /// `stream:false`: the terminal's `response` object
     final_response: Option<Bytes>,
-    head_sent: bool,
-    end_sent: bool,
+    /// How far the client's answer went
+    answer: AnswerState,
     client_gone: bool,
     backpressured: bool,
     opened: bool,
@@ -188,8 +205,7 @@ impl HttpTurn {
             last_error: None,
             failed_attempt: None,
             final_response: None,
-            head_sent: false,
-            end_sent: false,
+            answer: AnswerState::Unsent,
             client_gone: false,
             backpressured: false,
             opened: false,

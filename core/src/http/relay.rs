@@ -7,7 +7,8 @@ use bytes::Bytes;
 
 use super::request::{event_type, response_object};
 use super::{
-    ContentType, ErrorAnswer, HttpCommand, HttpEvent, HttpPhase, HttpTransmit, HttpTurn, TurnTimer,
+    AnswerState, ContentType, ErrorAnswer, HttpCommand, HttpEvent, HttpPhase, HttpTransmit,
+    HttpTurn, TurnTimer,
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
@@ -83,10 +84,10 @@ impl HttpTurn {
         content_type: ContentType,
         retry_after: Option<u64>,
     ) {
-        if self.head_sent || self.client_gone {
+        if self.answer != AnswerState::Unsent || self.client_gone {
             return;
         }
-        self.head_sent = true;
+        self.open_answer();
         self.out.push_back(HttpTransmit::Head {
             status,
             content_type,
@@ -99,18 +100,30 @@ impl HttpTurn {
     }
 
     fn write_end(&mut self) {
-        if self.head_sent && !self.end_sent && !self.client_gone {
-            self.end_sent = true;
+        if self.answer == AnswerState::Open && !self.client_gone {
+            self.end_answer();
             self.out.push_back(HttpTransmit::End);
         }
     }
 
+    /// Unsent → Open: the head (or the pass-through standing for it) goes out
+    fn open_answer(&mut self) {
+        debug_assert_eq!(self.answer, AnswerState::Unsent, "one head per answer");
+        self.answer = AnswerState::Open;
+    }
+
+    /// Open → Ended: the answer is complete
+    fn end_answer(&mut self) {
+        debug_assert_eq!(self.answer, AnswerState::Open, "an end follows a head");
+        self.answer = AnswerState::Ended;
+    }
+
     /// Answers with an error: status + JSON before the head, the flat SSE `error` after it
     pub(super) fn answer_error(&mut self, answer: &ErrorAnswer) {
-        if self.client_gone || self.end_sent {
+        if self.client_gone || self.answer == AnswerState::Ended {
             return;
         }
-        if self.head_sent {
+        if self.answer == AnswerState::Open {
             self.out.push_back(HttpTransmit::Body(answer.sse_frame()));
         } else {
             self.write_head(answer.status, ContentType::Json, answer.retry_after);
@@ -348,7 +361,7 @@ impl HttpTurn {
         status: u16,
         retry_after: Option<Duration>,
     ) {
-        if self.phase != HttpPhase::Forwarding || self.head_sent {
+        if self.phase != HttpPhase::Forwarding || self.answer != AnswerState::Unsent {
             return;
         }
         if !(200..300).contains(&status) {
@@ -371,7 +384,7 @@ impl HttpTurn {
         }
         self.forward_status = status;
         if !self.client_gone {
-            self.head_sent = true;
+            self.open_answer();
             self.out.push_back(HttpTransmit::PassThrough);
             self.events.push_back(HttpEvent::Answered {
                 status,
@@ -381,7 +394,7 @@ impl HttpTurn {
     }
 
     pub(super) fn on_forward_failed(&mut self, now: Instant) {
-        if self.phase != HttpPhase::Forwarding || self.head_sent {
+        if self.phase != HttpPhase::Forwarding || self.answer != AnswerState::Unsent {
             return;
         }
         let decision = self
@@ -416,10 +429,7 @@ impl HttpTurn {
         }
         let status = self.forward_status;
         self.forward_ended(now, status);
-        if self.head_sent && !self.end_sent && !self.client_gone {
-            self.end_sent = true;
-            self.out.push_back(HttpTransmit::End);
-        }
+        self.write_end();
         self.finish();
     }
 
