@@ -496,3 +496,35 @@ fn a_pong_timeout_longer_than_the_ping_interval_still_drops_a_silent_client() {
         "the deadline runs from the first unanswered ping"
     );
 }
+
+#[test]
+fn a_conn_that_keeps_streaming_is_alive_though_its_pong_is_late() {
+    let mut cfg = Config::default();
+    cfg.upstream.ping_interval = ms(1000);
+    cfg.upstream.pong_timeout = ms(200);
+    let mut sim = Sim::new(cfg);
+    sim.client(create(Some("gpt-test"), None, None, true));
+    let mut events = text_response("resp_1", None, 8, true, "gpt-test").into_iter();
+    sim.upstream(1, events.next().unwrap());
+    sim.advance(ms(1000));
+    assert_eq!(sim.pings.len(), 1, "a silent conn is pinged");
+    // Upstream streams again but answers the ping only after its response (or late): every
+    // frame proves the conn alive, so the pong timeout must not judge it dead meanwhile.
+    for ev in events {
+        sim.advance(ms(100));
+        sim.upstream(1, ev);
+    }
+    assert!(sim.closes.is_empty(), "the streaming conn stays open");
+    let errors: Vec<&serde_json::Value> = sim
+        .to_client
+        .iter()
+        .filter(|v| v["type"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        sim.to_client
+            .iter()
+            .any(|v| v["type"] == "response.completed"),
+        "the response completes"
+    );
+}

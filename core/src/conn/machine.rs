@@ -198,6 +198,10 @@ impl UpstreamConn {
         next_turn: &mut impl FnMut() -> TurnId,
     ) -> Result<Routed<'a>, ClassifyError> {
         self.note_read(now);
+        // A frame proves the conn alive as well as a pong would: a peer busy streaming may
+        // read (and answer) the ping only after its response, and a backlog read late (a
+        // slow client held the reading back) must not make upstream look dead.
+        self.timers.stop(ConnTimer::PongTimeout);
         let event = match classify_server_event(frame) {
             Ok(event) => event,
             Err(e) => {
