@@ -52,6 +52,7 @@
 //! use bytes::Bytes;
 //! use wsv2_core::conn::{CompatKey, ConnRecord, UpstreamTransmit};
 //! use wsv2_core::session::{Admission, Lease, Session, SessionCommand, Transmit};
+//! use wsv2_core::turn::SlotRequest;
 //! use wsv2_core::{AccountId, Config, ConnId, SessionId};
 //!
 //! let now = Instant::now();
@@ -86,7 +87,9 @@
 //!             SessionCommand::Acquire { compat, .. } => {
 //!                 session.handle_lease(now, Lease { holder: SessionId(1), record: ConnRecord::new(ConnId(7), compat, now), fresh: true, preferred_hit: false });
 //!             }
-//!             SessionCommand::AcquireSlot { turn, .. } => session.handle_slot_granted(now, turn),
+//!             SessionCommand::Slot(SlotRequest::Acquire { turn, .. }) => {
+//!                 session.handle_slot_granted(now, turn)
+//!             }
 //!             _ => {} // release slots, bind responses, release conns, close the client …
 //!         }
 //!     }

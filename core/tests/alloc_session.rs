@@ -15,7 +15,7 @@ use wsv2_core::conn::{CompatKey, ConnRecord};
 use wsv2_core::http::{HttpAdmission, HttpCommand, HttpInput, HttpTurn};
 use wsv2_core::resolver::Transport;
 use wsv2_core::session::{Admission, Lease, Session, SessionCommand};
-use wsv2_core::turn::{ModelMap, SessionInfo};
+use wsv2_core::turn::{ModelMap, SessionInfo, SlotRequest};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 struct Counting;
@@ -102,7 +102,7 @@ fn steady_session(model_map: ModelMap, lane: Option<&str>) -> (Session, Instant)
                         },
                     );
                 }
-                SessionCommand::AcquireSlot { turn: t, .. } => turn = Some(t),
+                SessionCommand::Slot(SlotRequest::Acquire { turn: t, .. }) => turn = Some(t),
                 _ => {}
             }
         }
@@ -249,7 +249,7 @@ fn an_http_turn_draining_after_its_client_left_rewrites_nothing() {
     );
     let mut asked = None;
     while let Some(command) = turn.poll_command() {
-        if let HttpCommand::AcquireSlot { turn, .. } = command {
+        if let HttpCommand::Slot(SlotRequest::Acquire { turn, .. }) = command {
             asked = Some(turn);
         }
     }

@@ -9,6 +9,7 @@ use common::{Sim, create, text_response};
 use wsv2_core::Config;
 use wsv2_core::conn::ConnState;
 use wsv2_core::session::{SessionCommand, SessionEvent, SessionPhase};
+use wsv2_core::turn::SlotRequest;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -51,7 +52,7 @@ fn advance_answering_pings(sim: &mut Sim, by: Duration) {
 fn slot_releases(sim: &Sim) -> usize {
     sim.commands
         .iter()
-        .filter(|c| matches!(c, SessionCommand::ReleaseSlot { .. }))
+        .filter(|c| matches!(c, SessionCommand::Slot(SlotRequest::Release { .. })))
         .count()
 }
 
@@ -281,7 +282,7 @@ fn a_client_that_reads_nothing_asks_for_no_slot_until_it_reads_again() {
     let asked = |sim: &Sim| {
         sim.commands
             .iter()
-            .filter(|c| matches!(c, SessionCommand::AcquireSlot { .. }))
+            .filter(|c| matches!(c, SessionCommand::Slot(SlotRequest::Acquire { .. })))
             .count()
     };
     assert_eq!(

@@ -42,15 +42,7 @@ impl Control {
                 preferred,
                 may_move_from,
             } => self.acquire(now, id, account, &compat, preferred.as_ref(), may_move_from),
-            HttpCommand::AcquireSlot {
-                turn,
-                account,
-                max_concurrency,
-            } => self.acquire_slot(id, turn, account, max_concurrency),
-            HttpCommand::CancelSlotWait { turn, account } => {
-                self.cancel_slot_wait(id, turn, account)
-            }
-            HttpCommand::ReleaseSlot { account } => self.scheduler.release_slot(account),
+            HttpCommand::Slot(request) => self.handle_slot_request(id, request),
             HttpCommand::Release { release, hold } => match hold {
                 Some(chain) => self.pool.handle_release_with_hold(now, release, chain),
                 None => self.pool.handle_release(now, release),

@@ -224,15 +224,7 @@ impl Control {
                 compat,
                 may_move_from,
             } => self.acquire(now, id, account, &compat, None, may_move_from),
-            SessionCommand::AcquireSlot {
-                turn,
-                account,
-                max_concurrency,
-            } => self.acquire_slot(id, turn, account, max_concurrency),
-            SessionCommand::CancelSlotWait { turn, account } => {
-                self.cancel_slot_wait(id, turn, account)
-            }
-            SessionCommand::ReleaseSlot { account } => self.scheduler.release_slot(account),
+            SessionCommand::Slot(request) => self.handle_slot_request(id, request),
             SessionCommand::ClientBlocked { account, blocked } => {
                 self.blocked.retain(|(s, _)| *s != id);
                 if blocked {

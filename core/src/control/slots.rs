@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use super::holder::Answer;
 use super::{Control, ControlOutput};
 use crate::session::SessionInput;
+use crate::turn::SlotRequest;
 use crate::{AccountId, SessionId, TurnId};
 
 /// One create waiting for a slot
@@ -94,6 +95,19 @@ impl SlotQueue {
 
 /// The slot path of every holder kind: one queue per account
 impl Control {
+    /// Takes a slot request of holder `id`, a session or an HTTP request alike
+    pub(super) fn handle_slot_request(&mut self, id: SessionId, request: SlotRequest) {
+        match request {
+            SlotRequest::Acquire {
+                turn,
+                account,
+                max_concurrency,
+            } => self.acquire_slot(id, turn, account, max_concurrency),
+            SlotRequest::CancelWait { turn, account } => self.cancel_slot_wait(id, turn, account),
+            SlotRequest::Release { account } => self.scheduler.release_slot(account),
+        }
+    }
+
     /// A concurrency slot of `account` for create `turn` of holder `id`: now, or in its client
     /// key's turn (see [`slots`])
     pub(super) fn acquire_slot(

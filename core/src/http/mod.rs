@@ -57,7 +57,7 @@ use crate::rng::Jitter;
 use crate::scheduler::RetryState;
 use crate::timer::{TimerName, TimerTable};
 use crate::turn::SessionInfo;
-use crate::turn::{Models, Slot};
+use crate::turn::{Models, Slot, SlotRequest};
 use crate::{AccountId, Config, SessionId, TurnId};
 use request::HttpRequest;
 
@@ -337,10 +337,11 @@ impl HttpTurn {
             if self.slot == Slot::Waiting
                 && let Some(a) = &self.admission
             {
-                self.commands.push_back(HttpCommand::CancelSlotWait {
-                    turn: self.turn,
-                    account: a.account,
-                });
+                self.commands
+                    .push_back(HttpCommand::Slot(SlotRequest::CancelWait {
+                        turn: self.turn,
+                        account: a.account,
+                    }));
                 self.slot = Slot::None;
             }
             self.finish();

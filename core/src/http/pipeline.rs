@@ -12,7 +12,7 @@ use crate::conn::UpstreamConn;
 use crate::errors::GatewayError;
 use crate::resolver::Transport;
 use crate::scheduler::RetryState;
-use crate::turn::{Models, Slot, pinning};
+use crate::turn::{Models, Slot, SlotRequest, pinning};
 
 impl HttpTurn {
     pub(super) fn previous_str(&self) -> Option<String> {
@@ -76,11 +76,12 @@ impl HttpTurn {
         self.slot = Slot::Waiting;
         // Each attempt has its own handle: its slot and its response on the conn.
         self.turn = TurnId(self.turn.0 + 1);
-        self.commands.push_back(HttpCommand::AcquireSlot {
-            turn: self.turn,
-            account: admission.account,
-            max_concurrency: admission.max_concurrency,
-        });
+        self.commands
+            .push_back(HttpCommand::Slot(SlotRequest::Acquire {
+                turn: self.turn,
+                account: admission.account,
+                max_concurrency: admission.max_concurrency,
+            }));
         self.timers.set(
             TurnTimer::SlotWait,
             now + self.cfg.session.slot_wait_timeout,
@@ -141,7 +142,9 @@ impl HttpTurn {
             // Not waiting any more (timed out, gone): give it straight back.
             if let Some(a) = &self.admission {
                 self.commands
-                    .push_back(HttpCommand::ReleaseSlot { account: a.account });
+                    .push_back(HttpCommand::Slot(SlotRequest::Release {
+                        account: a.account,
+                    }));
             }
             return;
         }
@@ -182,10 +185,11 @@ impl HttpTurn {
             return;
         }
         if let Some(a) = &self.admission {
-            self.commands.push_back(HttpCommand::CancelSlotWait {
-                turn: self.turn,
-                account: a.account,
-            });
+            self.commands
+                .push_back(HttpCommand::Slot(SlotRequest::CancelWait {
+                    turn: self.turn,
+                    account: a.account,
+                }));
         }
         self.slot = Slot::None;
         self.answer_error(&ErrorAnswer::from(GatewayError::concurrency_limit_reached()));
@@ -217,7 +221,9 @@ impl HttpTurn {
             && let Some(a) = &self.admission
         {
             self.commands
-                .push_back(HttpCommand::ReleaseSlot { account: a.account });
+                .push_back(HttpCommand::Slot(SlotRequest::Release {
+                    account: a.account,
+                }));
         }
         self.slot = Slot::None;
     }

@@ -11,7 +11,7 @@ use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
 use crate::scheduler::{FailureKind, GiveUpReason};
-use crate::turn::{ModelMap, ResponseBind, ResponseReport, SessionInfo};
+use crate::turn::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// The `Content-Type` of an answer
@@ -101,28 +101,9 @@ pub enum HttpCommand {
         /// dial is slow (answered `LeaseRefused(DialWait)` after `pool.dial_wait`)
         may_move_from: Option<Vec<AccountId>>,
     },
-    /// Take one of the account's concurrency slots for `turn`; answered with
-    /// `HttpInput::SlotGranted(turn)`
-    AcquireSlot {
-        /// The attempt
-        turn: TurnId,
-        /// The account
-        account: AccountId,
-        /// The admission's limit
-        max_concurrency: u32,
-    },
-    /// Stop waiting for a slot for `turn`
-    CancelSlotWait {
-        /// The attempt
-        turn: TurnId,
-        /// The account
-        account: AccountId,
-    },
-    /// Give a slot back
-    ReleaseSlot {
-        /// The account
-        account: AccountId,
-    },
+    /// A request about a create's concurrency slot; `SlotRequest::Acquire` is answered with
+    /// a grant for its turn
+    Slot(SlotRequest),
     /// Give the conn back; with `hold`, keep it idle for that `store:false` chain's next turn
     Release {
         /// The conn and whether it is reusable

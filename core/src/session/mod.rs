@@ -37,7 +37,7 @@ use crate::rng::Jitter;
 use crate::scheduler::RetryState;
 use crate::timer::{TimerName, TimerTable};
 use crate::trace_context::TraceContext;
-use crate::turn::{Slot, TurnFacts};
+use crate::turn::{Slot, SlotRequest, TurnFacts};
 use crate::{AccountId, Config, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};
 use client::ContinuationCheck;
 
@@ -459,9 +459,10 @@ impl Session {
             None => {
                 // The create is gone (refused, client left): give the slot straight back.
                 if let Some(admission) = &self.admission {
-                    self.commands.push_back(SessionCommand::ReleaseSlot {
-                        account: admission.account,
-                    });
+                    self.commands
+                        .push_back(SessionCommand::Slot(SlotRequest::Release {
+                            account: admission.account,
+                        }));
                 }
             }
         }

@@ -14,7 +14,7 @@ use crate::event::{
     websocket_connection_limit_reached_event, websocket_stream_limit_reached_event,
 };
 use crate::scheduler::RetryState;
-use crate::turn::{Models, Slot, TurnFacts, pinning};
+use crate::turn::{Models, Slot, SlotRequest, TurnFacts, pinning};
 
 /// What the head of the held queue waits for
 enum Step {
@@ -209,11 +209,12 @@ impl Session {
             Slot::None => {
                 let turn = head.turn;
                 self.pending[0].slot = Slot::Waiting;
-                self.commands.push_back(SessionCommand::AcquireSlot {
-                    turn,
-                    account,
-                    max_concurrency: admission.max_concurrency,
-                });
+                self.commands
+                    .push_back(SessionCommand::Slot(SlotRequest::Acquire {
+                        turn,
+                        account,
+                        max_concurrency: admission.max_concurrency,
+                    }));
                 self.timers.set(
                     SessionTimer::SlotWait,
                     now + self.cfg.session.slot_wait_timeout,
@@ -315,10 +316,11 @@ impl Session {
             && let Some(admission) = &self.admission
         {
             self.timers.stop(SessionTimer::SlotWait);
-            self.commands.push_back(SessionCommand::CancelSlotWait {
-                turn: head.turn,
-                account: admission.account,
-            });
+            self.commands
+                .push_back(SessionCommand::Slot(SlotRequest::CancelWait {
+                    turn: head.turn,
+                    account: admission.account,
+                }));
         }
         self.events.push_back(SessionEvent::Refused {
             turn: head.turn,
@@ -328,9 +330,10 @@ impl Session {
 
     pub(super) fn release_slot(&mut self) {
         if let Some(admission) = &self.admission {
-            self.commands.push_back(SessionCommand::ReleaseSlot {
-                account: admission.account,
-            });
+            self.commands
+                .push_back(SessionCommand::Slot(SlotRequest::Release {
+                    account: admission.account,
+                }));
         }
     }
 
@@ -354,14 +357,18 @@ impl Session {
                 .push_back(SessionEvent::Dropped { turn: p.turn });
             match (p.slot, &self.admission) {
                 (Slot::Waiting, Some(a)) => {
-                    self.commands.push_back(SessionCommand::CancelSlotWait {
-                        turn: p.turn,
-                        account: a.account,
-                    })
+                    self.commands
+                        .push_back(SessionCommand::Slot(SlotRequest::CancelWait {
+                            turn: p.turn,
+                            account: a.account,
+                        }))
                 }
-                (Slot::Granted, Some(a)) => self
-                    .commands
-                    .push_back(SessionCommand::ReleaseSlot { account: a.account }),
+                (Slot::Granted, Some(a)) => {
+                    self.commands
+                        .push_back(SessionCommand::Slot(SlotRequest::Release {
+                            account: a.account,
+                        }))
+                }
                 _ => {}
             }
         }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::conn::{CompatKey, Release, UpstreamTransmit};
 use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
-use crate::turn::{ModelMap, ResponseBind, ResponseReport};
+use crate::turn::{ModelMap, ResponseBind, ResponseReport, SlotRequest};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// A frame for one of the session's two hops
@@ -129,27 +129,9 @@ pub enum SessionCommand {
         /// `pool.dial_wait`); `None` when they must stay
         may_move_from: Option<Vec<AccountId>>,
     },
-    /// Take one of the account's concurrency slots for `turn`; answer with `handle_slot_granted`
-    AcquireSlot {
-        /// The create
-        turn: TurnId,
-        /// The account
-        account: AccountId,
-        /// The admission's limit
-        max_concurrency: u32,
-    },
-    /// Stop waiting for a slot for `turn`
-    CancelSlotWait {
-        /// The create
-        turn: TurnId,
-        /// The account
-        account: AccountId,
-    },
-    /// Give back a slot (a response of the account ended)
-    ReleaseSlot {
-        /// The account
-        account: AccountId,
-    },
+    /// A request about a create's concurrency slot; `SlotRequest::Acquire` is answered with
+    /// a grant for its turn
+    Slot(SlotRequest),
     /// The client has read nothing for `session.blocked_client_timeout` while responses of
     /// `account` hold slots (`blocked`), or reads again (`!blocked`): while blocked, a create
     /// waiting for one of the account's slots makes the control plane answer

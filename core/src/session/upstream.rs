@@ -12,7 +12,7 @@ use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::event::{ErrorClass, ServerEventKind};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
-use crate::turn::{self, Audience, Slot, TurnFacts};
+use crate::turn::{self, Audience, Slot, SlotRequest, TurnFacts};
 use crate::{ConnId, TurnId};
 
 impl Session {
@@ -282,7 +282,7 @@ impl Session {
 
     fn release_slot_of(&mut self, account: crate::AccountId) {
         self.commands
-            .push_back(SessionCommand::ReleaseSlot { account });
+            .push_back(SessionCommand::Slot(SlotRequest::Release { account }));
     }
 
     fn report(&mut self, now: Instant, conn: ConnId, state: &TurnState, ended: Ended) {

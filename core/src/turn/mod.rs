@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-pub use types::{ModelMap, ResponseBind, ResponseReport, SessionInfo};
+pub use types::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
 
 use crate::conn::Ended;
 use crate::event::{ServerEventKind, restore_event_model};

@@ -52,6 +52,33 @@ pub struct SessionInfo {
     pub codex_beta_features: Vec<String>,
 }
 
+/// What a holder asks the control plane about a create's concurrency slot (a session's and an
+/// HTTP request's commands carry the same requests); a grant answers `Acquire` for its `turn`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotRequest {
+    /// Take one of the account's concurrency slots for `turn`
+    Acquire {
+        /// The create (a session's turn, an HTTP request's attempt)
+        turn: TurnId,
+        /// The account
+        account: AccountId,
+        /// The admission's limit
+        max_concurrency: u32,
+    },
+    /// Stop waiting for a slot for `turn`
+    CancelWait {
+        /// The create
+        turn: TurnId,
+        /// The account
+        account: AccountId,
+    },
+    /// Give a slot back (a response of the account ended, or an attempt failed)
+    Release {
+        /// The account
+        account: AccountId,
+    },
+}
+
 /// Where a response ended up: `response` → account for the store, and locally → conn, lane,
 /// `store` flag (the cache that can continue it)
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::conn::{CompatKey, ConnRecord, Release, UpstreamTransmit};
 use wsv2_core::session::{Admission, Lease, Session, SessionCommand, SessionEvent, Transmit};
-use wsv2_core::turn::{ModelMap, ResponseBind};
+use wsv2_core::turn::{ModelMap, ResponseBind, SlotRequest};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
 /// Snapshot settings shared by the core tests: snapshots live in the top-level `snapshots/`
@@ -322,12 +322,14 @@ impl Sim {
                     },
                 );
             }
-            SessionCommand::AcquireSlot { turn, .. } => {
+            SessionCommand::Slot(SlotRequest::Acquire { turn, .. }) => {
                 self.slot_waiters.push_back(turn);
                 self.grant_waiting_slot();
             }
-            SessionCommand::CancelSlotWait { turn, .. } => self.slot_waiters.retain(|t| *t != turn),
-            SessionCommand::ReleaseSlot { .. } => {
+            SessionCommand::Slot(SlotRequest::CancelWait { turn, .. }) => {
+                self.slot_waiters.retain(|t| *t != turn)
+            }
+            SessionCommand::Slot(SlotRequest::Release { .. }) => {
                 self.slots_held -= 1;
                 self.grant_waiting_slot();
             }
@@ -458,13 +460,15 @@ fn command_line(c: &SessionCommand) -> String {
             )
         }
         SessionCommand::Acquire { account, .. } => format!("acquire {account}"),
-        SessionCommand::AcquireSlot {
+        SessionCommand::Slot(SlotRequest::Acquire {
             turn,
             account,
             max_concurrency,
-        } => format!("slot {turn} {account} max={max_concurrency}"),
-        SessionCommand::CancelSlotWait { turn, .. } => format!("cancel slot wait {turn}"),
-        SessionCommand::ReleaseSlot { account } => format!("release slot {account}"),
+        }) => format!("slot {turn} {account} max={max_concurrency}"),
+        SessionCommand::Slot(SlotRequest::CancelWait { turn, .. }) => {
+            format!("cancel slot wait {turn}")
+        }
+        SessionCommand::Slot(SlotRequest::Release { account }) => format!("release slot {account}"),
         SessionCommand::Release(r) => format!(
             "release {} reusable={} named_lanes={}",
             r.record.id,

@@ -15,7 +15,7 @@ use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit, HttpTurn}
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{Session, SessionCommand, Transmit};
 use wsv2_core::store::MemoryBackend;
-use wsv2_core::turn::{ModelMap, ResponseBind, SessionInfo};
+use wsv2_core::turn::{ModelMap, ResponseBind, SessionInfo, SlotRequest};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 #[macro_export]
@@ -475,9 +475,13 @@ fn command_summary(c: &HttpCommand) -> String {
             "acquire {account} preferred={}",
             preferred.as_ref().map_or("-", |p| p.as_str())
         ),
-        HttpCommand::AcquireSlot { account, .. } => format!("acquire slot {account}"),
-        HttpCommand::CancelSlotWait { account, .. } => format!("cancel slot wait {account}"),
-        HttpCommand::ReleaseSlot { account } => format!("release slot {account}"),
+        HttpCommand::Slot(SlotRequest::Acquire { account, .. }) => {
+            format!("acquire slot {account}")
+        }
+        HttpCommand::Slot(SlotRequest::CancelWait { account, .. }) => {
+            format!("cancel slot wait {account}")
+        }
+        HttpCommand::Slot(SlotRequest::Release { account }) => format!("release slot {account}"),
         HttpCommand::Release { release, hold } => format!(
             "release {} reusable={} hold={}",
             release.record.id,

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tokio::time::Instant as TokioInstant;
 use wsv2_core::conn::{CompatKey, ConnRecord};
 use wsv2_core::session::{Admission, Hop, Lease, Session, SessionCommand, Transmit};
+use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use super::ClientOutbox;
@@ -80,7 +81,7 @@ fn session_with_a_turn_in_flight(cfg: Arc<Config>) -> Session {
                         preferred_hit: false,
                     },
                 ),
-                SessionCommand::AcquireSlot { turn, .. } => {
+                SessionCommand::Slot(SlotRequest::Acquire { turn, .. }) => {
                     session.handle_slot_granted(now(), turn)
                 }
                 _ => {}

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
 use wsv2_core::session::{SessionCommand, SessionInput};
+use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
 use crate::control::{Control, ControlOutput, DialFailure};
@@ -115,11 +116,11 @@ impl ControlTask {
             }
             ControlMsg::Command { id, cmd } => {
                 let slot = match &cmd {
-                    SessionCommand::AcquireSlot {
+                    SessionCommand::Slot(SlotRequest::Acquire {
                         turn,
                         account,
                         max_concurrency,
-                    } => Some((*turn, *account, *max_concurrency)),
+                    }) => Some((*turn, *account, *max_concurrency)),
                     _ => None,
                 };
                 self.control.handle_session_command(now, id, cmd);

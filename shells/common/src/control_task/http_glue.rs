@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 use wsv2_core::http::HttpInput;
 use wsv2_core::session::SessionEvent;
 use wsv2_core::store::{MemoryBackend, StoreCommand};
+use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, SessionId};
 
 use super::ControlTask;
@@ -72,11 +73,11 @@ impl ControlTask {
             ControlMsg::Http { id, cmd } => {
                 let close = matches!(cmd, wsv2_core::http::HttpCommand::Close);
                 let slot = match &cmd {
-                    wsv2_core::http::HttpCommand::AcquireSlot {
+                    wsv2_core::http::HttpCommand::Slot(SlotRequest::Acquire {
                         turn,
                         account,
                         max_concurrency,
-                    } => Some((*turn, *account, *max_concurrency)),
+                    }) => Some((*turn, *account, *max_concurrency)),
                     _ => None,
                 };
                 self.control.handle_http_command(now, id, cmd);
