@@ -9,14 +9,15 @@ use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
-use wsv2_core::session::{SessionCommand, SessionInput};
+use wsv2_core::http::HttpCommand;
+use wsv2_core::session::{Lease, SessionCommand, SessionInput};
 use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
 use crate::control::{Control, ControlOutput, DialFailure};
 use crate::runtime::{Clock, Rt, spawn};
 use crate::shared::{AccountDial, ControlMsg, ControlTx, DialHeaders, SessionDelivery};
-use crate::upstream::{ConnIo, DialRequest, UpstreamInput, dial, spawn_conn};
+use crate::upstream::{ConnIo, DialRequest, UpstreamInput, dial, spawn_conn, untouched_release};
 
 mod http_glue;
 pub(crate) use http_glue::Extension;
@@ -259,16 +260,41 @@ impl ControlTask {
         };
         let Some(entry) = self.sessions.get(&id) else {
             debug!(session = %id, "answer for a session that ended");
+            if let SessionInput::Lease(lease) = input {
+                self.return_undelivered_lease(id, lease);
+            }
             return;
         };
         // The inbox holds more than the answers a session can have outstanding (one schedule,
-        // one acquire, one slot per held create), so a full inbox is a bug, not load.
+        // one acquire, one slot per held create), so a full inbox is a bug, not load. A closed
+        // one is a task that ended after queueing its `Close` behind this answer.
         if let Err(e) = entry
             .inbox
             .try_send(Box::new(SessionDelivery { input, conn }))
         {
-            warn!(session = %id, error = %e, "session inbox refused an answer");
+            let closed = matches!(e, mpsc::error::TrySendError::Closed(_));
+            let SessionDelivery { input, .. } = *e.into_inner();
+            if !closed {
+                warn!(session = %id, "session inbox full: an answer is dropped");
+            }
+            if let SessionInput::Lease(lease) = input {
+                self.return_undelivered_lease(id, lease);
+            }
         }
+    }
+
+    /// A lease whose holder ended before it could take it goes straight back to the pool
+    pub(crate) fn return_undelivered_lease(&mut self, id: SessionId, lease: Lease) {
+        let now = self.clock.now();
+        let release = untouched_release(lease, now, &self.cfg.upstream);
+        self.control.handle_http_command(
+            now,
+            id,
+            HttpCommand::Release {
+                release,
+                hold: None,
+            },
+        );
     }
 
     fn start_dial(

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
+use wsv2_core::config::UpstreamConfig;
 use wsv2_core::conn::Outcome;
 use wsv2_core::errors::ErrorCode;
 use wsv2_core::metrics::LocalHistogram;
@@ -32,7 +33,7 @@ use crate::log_limit::{ClientLine, LogLimits, limited};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{Clock, Rt, timeout};
 use crate::shared::{ControlMsg, ControlTx, DialHeaders, SessionDelivery, SocketPermit};
-use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
+use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg, untouched_release};
 
 /// Upstream reports handled in one wake-up before the client socket is written
 const UPSTREAM_BATCH: usize = 32;
@@ -125,6 +126,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let close_linger = cfg.session.close_linger;
+    let upstream_cfg = cfg.upstream.clone();
     if control
         .send(ControlMsg::Open {
             id,
@@ -166,6 +168,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         trace_header,
     };
     task.run().await;
+    task.return_unread_leases(&upstream_cfg).await;
     let _ = task.control.send(ControlMsg::Close { id }).await;
     let SessionTask {
         outbox,
@@ -289,6 +292,23 @@ struct SessionTask {
 }
 
 impl SessionTask {
+    /// After the session: answers the control task queued meanwhile are never read, and a lease
+    /// among them would stay leased forever; the inbox closes (a later answer is returned by the
+    /// control task itself) and such leases go straight back to the pool, untouched
+    async fn return_unread_leases(&mut self, upstream_cfg: &UpstreamConfig) {
+        self.inbox.close();
+        while let Ok(delivery) = self.inbox.try_recv() {
+            if let SessionInput::Lease(lease) = delivery.input {
+                let release = untouched_release(lease, self.clock.now(), upstream_cfg);
+                let cmd = SessionCommand::Release(release);
+                let _ = self
+                    .control
+                    .send(ControlMsg::Command { id: self.id, cmd })
+                    .await;
+            }
+        }
+    }
+
     async fn run(&mut self) {
         while !self.finished {
             let deadline = earliest(self.session.poll_timeout(), self.outbox.deadline());

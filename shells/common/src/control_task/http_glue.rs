@@ -184,28 +184,22 @@ impl ControlTask {
         let Some(entry) = self.ext.http.get(&id) else {
             debug!(request = %id, "answer for an HTTP request that ended");
             if let HttpInput::Lease(lease) = input {
-                // Nobody will use it: straight back to the pool, untouched.
-                let release = wsv2_core::conn::UpstreamConn::new(
-                    lease.record,
-                    self.clock.now(),
-                    &self.cfg.upstream,
-                )
-                .into_release();
-                self.control.handle_http_command(
-                    self.clock.now(),
-                    id,
-                    wsv2_core::http::HttpCommand::Release {
-                        release,
-                        hold: None,
-                    },
-                );
+                self.return_undelivered_lease(id, lease);
             }
             return;
         };
-        // A turn has at most one schedule, one lease and one slot outstanding: a full inbox is
-        // a bug, not load.
+        // A turn has at most one schedule, one lease and one slot outstanding, so a full inbox
+        // is a bug, not load. A closed one is a task that ended after queueing its `Close`
+        // behind this answer (the client left while its conn was being dialed).
         if let Err(e) = entry.inbox.try_send(Box::new(HttpDelivery { input, conn })) {
-            warn!(request = %id, error = %e, "HTTP inbox refused an answer");
+            let closed = matches!(e, mpsc::error::TrySendError::Closed(_));
+            let HttpDelivery { input, .. } = *e.into_inner();
+            if !closed {
+                warn!(request = %id, "HTTP inbox full: an answer is dropped");
+            }
+            if let HttpInput::Lease(lease) = input {
+                self.return_undelivered_lease(id, lease);
+            }
         }
     }
 

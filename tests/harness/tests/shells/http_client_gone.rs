@@ -19,7 +19,17 @@ use crate::support::http::{base, body, post, raw_post, scrape, series};
 shell_tests! {
     a_client_gone_mid_stream_drains_records_usage_and_leaves_the_conn_reusable,
     a_blocked_upstream_write_is_abandoned_when_the_http_client_leaves,
+    clients_leaving_while_their_conns_are_dialed_leave_no_conn_leased(
+        flavor = "multi_thread",
+        worker_threads = 4
+    ),
 }
+
+/// POSTs that leave while their conns are being dialed
+const LEAVERS: usize = 200;
+
+/// Between two looks at a state that has no change signal
+const POLL: Duration = Duration::from_millis(5);
 
 /// How long a test waits for an event before it fails
 const WAIT: Duration = Duration::from_secs(10);
@@ -159,4 +169,58 @@ async fn a_blocked_upstream_write_is_abandoned_when_the_http_client_leaves(shell
     assert_eq!(setup.handshakes(), [1, 2]);
     setup.mock.resume_reading();
     setup.assert_conn_1_abandoned_mid_frame().await;
+}
+
+/// Many POSTs wait for dials of their own, and their clients leave just as the dials end: a
+/// request task that ended after queueing its `Close` behind its lease's delivery must not take
+/// the lease with it (the reliability suite's "leased 115 with no session open"). Every conn the
+/// pool dialed ends up idle, none leased, and the gateway still answers.
+async fn clients_leaving_while_their_conns_are_dialed_leave_no_conn_leased(shell: Shell) {
+    let setup = Setup::with_mock(
+        shell,
+        |m| m.handshake_delay = Duration::from_millis(300),
+        |c| {
+            c.listen = "127.0.0.1:0".parse().expect("addr");
+            c.core.pool.min_idle_per_account = 0;
+            c.core.pool.max_conns_per_account = LEAVERS;
+            c.accounts[0].concurrency = LEAVERS as u32;
+            c.client_keys[0].max_sockets = 2 * LEAVERS as u32;
+        },
+    )
+    .await;
+    let addr = setup.gateway.addr;
+    let mut clients = Vec::new();
+    for i in 0..LEAVERS {
+        clients.push(raw_post(addr, &body(&format!("leaver {i}"), json!({"stream": true}))).await);
+    }
+    // The dials end within moments of each other: the clients leave among them.
+    let first_dial_done = async {
+        while setup.handshakes().is_empty() {
+            tokio::time::sleep(POLL).await; // polled: the mock has no handshake signal
+        }
+    };
+    tokio::time::timeout(WAIT, first_dial_done)
+        .await
+        .expect("a dial ends");
+    drop(clients);
+
+    // Every dial ends and every lease comes home: a lease lost with its task stays leased
+    // forever.
+    let mut last = None;
+    let settled = async {
+        loop {
+            let stats = setup.gateway.pool_stats().await.expect("pool stats");
+            if stats.leased == 0 && stats.dialing == 0 && stats.waiters == 0 {
+                return stats;
+            }
+            last = Some(stats);
+            tokio::time::sleep(POLL).await; // polled: the gauges have no change signal
+        }
+    };
+    let Ok(stats) = tokio::time::timeout(WAIT, settled).await else {
+        panic!("conns stay leased with no request in flight: {last:?}");
+    };
+    assert!(stats.open > 0, "the dials ended in conns: {stats:?}");
+    let (status, text) = post(&base(addr), &body("after", json!({}))).await;
+    assert_eq!(status, 200, "{text}");
 }
