@@ -107,9 +107,9 @@ if [ -n "$forbidden" ]; then
 fi
 echo "ok: $(wc -l <<<"$core_crates") crates, none of tokio, smol, async-io, async-net, redis, mio, futures-executor"
 
-# --- No import circles in the driver: no two of its modules name each other ------------------
-step "python3 scripts/import-cycles.py --check shells/common/src"
-python3 scripts/import-cycles.py --check shells/common/src
+# --- No import circles in the core or the driver: no two modules of either name each other ---
+step "python3 scripts/import-cycles.py --check core/src shells/common/src"
+python3 scripts/import-cycles.py --check core/src shells/common/src
 
 # --- (d) Lints (also type-checks benches, examples and tests) -------------------------------
 step "cargo clippy --workspace --all-targets -- -D warnings"

@@ -9,8 +9,6 @@
 //! 55 followed by `-`; lowercase hex; neither id all zeros): whatever does not parse is
 //! ignored — the span then starts a trace of its own — and is never an error for the client.
 
-use crate::event::scan::{ObjectScan, Value};
-
 /// Longest `traceparent` value looked at; longer ones are ignored unread (a hostile header
 /// costs nothing)
 pub const MAX_TRACEPARENT_LEN: usize = 256;
@@ -85,24 +83,6 @@ fn hex_byte(pair: &[u8]) -> Option<u8> {
     Some(digit(pair[0])? << 4 | digit(pair[1])?)
 }
 
-/// The `traceparent` member of a `client_metadata` value, when it is an object holding a
-/// valid one (anything else: `None`, never an error)
-pub(crate) fn from_client_metadata(value: &Value<'_>) -> Option<TraceContext> {
-    let mut scan = ObjectScan::top_level(value.bytes()).ok()?;
-    let mut found = None;
-    while let Ok(Some(member)) = scan.next_member() {
-        if member.key.eq_text(b"traceparent") {
-            // A repeated key: the last one wins, as for every other member.
-            found = member
-                .value
-                .as_str()
-                .filter(|s| !s.escaped)
-                .and_then(|s| TraceContext::parse(s.raw));
-        }
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,31 +141,5 @@ mod tests {
     #[test]
     fn surrounding_whitespace_is_tolerated() {
         assert!(TraceContext::parse(format!(" {VALID}\t").as_bytes()).is_some());
-    }
-
-    fn metadata(json: &str) -> Option<TraceContext> {
-        let mut scan = ObjectScan::top_level(json.as_bytes()).unwrap();
-        let mut found = None;
-        while let Some(m) = scan.next_member().unwrap() {
-            if m.key.eq_text(b"client_metadata") {
-                found = from_client_metadata(&m.value);
-            }
-        }
-        found
-    }
-
-    #[test]
-    fn client_metadata_traceparent_is_read_and_anything_else_ignored() {
-        let ok = format!(r#"{{"client_metadata":{{"session_id":"s","traceparent":"{VALID}"}}}}"#);
-        assert_eq!(metadata(&ok), TraceContext::parse(VALID.as_bytes()));
-        for json in [
-            r#"{"client_metadata":{"session_id":"s"}}"#,
-            r#"{"client_metadata":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#,
-            r#"{"client_metadata":{"traceparent":42}}"#,
-            r#"{"client_metadata":{"traceparent":"nonsense"}}"#,
-            r#"{"client_metadata":null}"#,
-        ] {
-            assert_eq!(metadata(json), None, "{json}");
-        }
     }
 }

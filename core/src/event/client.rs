@@ -115,7 +115,7 @@ pub fn classify_client_event(frame: &Bytes) -> Result<ClientRequest, ClassifyErr
         } else if key.eq_text(b"prompt_cache_key") {
             request.prompt_cache_key = string_bytes(frame, &value);
         } else if key.eq_text(b"client_metadata") {
-            request.trace_parent = crate::trace_context::from_client_metadata(&value);
+            request.trace_parent = crate::event::client_metadata::trace_parent(&value);
         }
     }
     let type_name = type_name.ok_or(ClassifyError::MissingType)?;

@@ -13,6 +13,7 @@
 
 mod classify;
 mod client;
+pub(crate) mod client_metadata;
 mod error;
 mod flat;
 pub(crate) mod json_str;

@@ -101,7 +101,7 @@ pub(crate) fn parse_request(body: Bytes) -> Result<HttpRequest, BodyError> {
         } else if key.eq_text(b"stream_id") {
             stream_id = true;
         } else if key.eq_text(b"client_metadata") {
-            trace_parent = crate::trace_context::from_client_metadata(&value);
+            trace_parent = crate::event::client_metadata::trace_parent(&value);
         }
     }
     if stream_id {
