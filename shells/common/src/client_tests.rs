@@ -42,6 +42,27 @@ async fn outbox_expecting(expected: &[u8], cfg: &Config) -> ClientOutbox<Scripte
     )
 }
 
+/// The write half of a client socket over an in-memory pipe
+type PipedClient = WebSocketSender<TokioAdapter<tokio::io::DuplexStream>>;
+
+/// An outbox over a client that does not read and whose receive window holds 8 bytes, and the
+/// client's end of the pipe (for a test that has it read later)
+async fn outbox_to_a_client_that_does_not_read(
+    cfg: &Config,
+) -> (ClientOutbox<PipedClient>, tokio::io::DuplexStream) {
+    let (gateway_end, client_end) = tokio::io::duplex(8);
+    let ws =
+        WebSocketStream::from_raw_socket(TokioAdapter::new(gateway_end), Role::Server, None).await;
+    let (sink, _stream) = ws.split();
+    let outbox = ClientOutbox::new(
+        sink,
+        cfg.session.client_write_buffer,
+        cfg.session.client_write_timeout,
+        cfg.session.close_linger,
+    );
+    (outbox, client_end)
+}
+
 fn now() -> std::time::Instant {
     TokioInstant::now().into_std()
 }
@@ -169,17 +190,8 @@ async fn an_over_size_client_message_closes_the_client_with_exactly_1009() {
 async fn a_client_that_stops_reading_is_given_up_at_client_write_timeout_and_told_1008() {
     let cfg = Config::default();
     let frame = br#"{"type":"response.created"}"#;
-    // The client never reads and its receive window holds 8 bytes: the frame cannot go out.
-    let (gateway_end, mut client_end) = tokio::io::duplex(8);
-    let ws =
-        WebSocketStream::from_raw_socket(TokioAdapter::new(gateway_end), Role::Server, None).await;
-    let (sink, _stream) = ws.split();
-    let mut outbox = ClientOutbox::new(
-        sink,
-        cfg.session.client_write_buffer,
-        cfg.session.client_write_timeout,
-        cfg.session.close_linger,
-    );
+    // The frame cannot go out.
+    let (mut outbox, mut client_end) = outbox_to_a_client_that_does_not_read(&cfg).await;
     let start = TokioInstant::now();
     outbox.push(now(), Bytes::from_static(frame));
     // The frame cannot go out: the write stays pending until its deadline.
@@ -210,17 +222,8 @@ async fn a_client_that_stops_reading_is_given_up_at_client_write_timeout_and_tol
 #[tokio::test(start_paused = true)]
 async fn a_client_given_up_that_does_not_read_within_close_linger_is_let_go_without_a_close() {
     let cfg = Config::default();
-    // The client never reads and its receive window holds 8 bytes: nothing can go out.
-    let (gateway_end, _client_end) = tokio::io::duplex(8);
-    let ws =
-        WebSocketStream::from_raw_socket(TokioAdapter::new(gateway_end), Role::Server, None).await;
-    let (sink, _stream) = ws.split();
-    let mut outbox = ClientOutbox::new(
-        sink,
-        cfg.session.client_write_buffer,
-        cfg.session.client_write_timeout,
-        cfg.session.close_linger,
-    );
+    // Nothing can go out.
+    let (mut outbox, _client_end) = outbox_to_a_client_that_does_not_read(&cfg).await;
     let start = TokioInstant::now();
     outbox.push(now(), Bytes::from_static(br#"{"type":"response.created"}"#));
     // The session ends at once; the end bounds the write as the session did: the frame's
