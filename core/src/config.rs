@@ -45,10 +45,14 @@ pub struct UpstreamConfig {
     /// Close a conn that has not answered a ping within this long
     #[serde(with = "duration")]
     pub pong_timeout: Duration,
-    /// Retire a conn this old: no new creates or leases, close when its responses end
-    /// (upstream cuts at 60 minutes)
+    /// Retire a conn this old: no new creates or leases, close when its responses end;
+    /// must stay below `connection_limit`, so responses sent just before it can finish
     #[serde(with = "duration")]
     pub max_age: Duration,
+    /// Upstream's own limit on a conn's age (OpenAI: 60 minutes): a response still open on a
+    /// conn cut at this age is counted as cut at the connection limit
+    #[serde(with = "duration")]
+    pub connection_limit: Duration,
     /// Deadline of each upstream write; a write abandoned after its first byte closes the conn
     #[serde(with = "duration")]
     pub write_timeout: Duration,
@@ -79,6 +83,7 @@ impl Default for UpstreamConfig {
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(10),
             max_age: Duration::from_secs(55 * 60),
+            connection_limit: Duration::from_secs(60 * 60),
             write_timeout: Duration::from_secs(120),
             read_timeout: Duration::from_secs(900),
             dial_timeout: Duration::from_secs(10),
@@ -181,6 +186,11 @@ pub struct PoolConfig {
     /// How long an HTTP turn waits for a conn in total
     #[serde(with = "duration")]
     pub acquire_timeout: Duration,
+    /// A WebSocket session is leased only a conn with at least this long left before
+    /// `upstream.max_age`, so the `store:false` chains it starts there are not cut by the
+    /// conn's retirement within minutes; older idle conns serve HTTP turns
+    #[serde(with = "duration")]
+    pub session_min_remaining_life: Duration,
     /// HTTP turns that may wait on one busy conn; the next gets QueueFull
     pub queue_limit_per_conn: usize,
     /// Idle conns kept warm per account
@@ -226,6 +236,7 @@ impl Default for PoolConfig {
             session_acquire_wait: Duration::from_secs(2),
             dial_wait: Duration::from_millis(500),
             acquire_timeout: Duration::from_secs(12),
+            session_min_remaining_life: Duration::from_secs(15 * 60),
             queue_limit_per_conn: 16,
             min_idle_per_account: 1,
             max_idle_per_account: 4,

@@ -27,7 +27,7 @@ fn the_default_config_is_valid() {
 
 #[test]
 fn each_rule_reports_exactly_its_own_path() {
-    let cases: [(&str, Change); 21] = [
+    let cases: [(&str, Change); 23] = [
         ("upstream.max_message_size", |c| {
             c.upstream.max_message_size = 0
         }),
@@ -43,7 +43,16 @@ fn each_rule_reports_exactly_its_own_path() {
         ("upstream.pong_timeout", |c| {
             c.upstream.pong_timeout = Duration::ZERO
         }),
-        ("upstream.max_age", |c| c.upstream.max_age = Duration::ZERO),
+        ("upstream.max_age", |c| {
+            c.upstream.max_age = Duration::ZERO;
+            c.pool.session_min_remaining_life = Duration::ZERO;
+        }),
+        ("upstream.max_age", |c| {
+            c.upstream.max_age = c.upstream.connection_limit
+        }),
+        ("pool.session_min_remaining_life", |c| {
+            c.pool.session_min_remaining_life = c.upstream.max_age + Duration::from_millis(1)
+        }),
         ("upstream.tls_handshake_timeout", |c| {
             c.upstream.tls_handshake_timeout = c.upstream.dial_timeout + Duration::from_millis(1)
         }),
@@ -138,6 +147,7 @@ fn limits_are_inclusive() {
         c.pool.min_idle_per_account = c.pool.max_idle_per_account;
         c.pool.dial_backoff_initial = c.pool.dial_backoff_max;
         c.scheduler.retry_backoff_initial = c.scheduler.retry_backoff_max;
+        c.pool.session_min_remaining_life = c.upstream.max_age;
     });
     assert_eq!(config.validate(), []);
     assert_eq!(MAX_MESSAGE_SIZE_LIMIT, 64 * 1024 * 1024);
@@ -184,5 +194,30 @@ fn the_telemetry_rule_reports_its_own_path() {
     assert_eq!(
         bad_paths(&with(|c| c.telemetry.max_model_labels = 0)),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn check_config_holds_max_age_below_upstreams_limit_and_a_sessions_minimum_life_within_it() {
+    let file = "[[client_keys]]\nkey = \"k\"\n[[accounts]]\nid = 1\nname = \"a\"\ntoken = \"t\"\n\
+                [upstream]\nmax_age = \"1h\"\n[pool]\nsession_min_remaining_life = \"61m\"\n";
+    let report = wsv2_core::file_config::check_config_report(file, &|_| None);
+    assert!(
+        report.contains("upstream.max_age: must be below upstream.connection_limit"),
+        "{report}"
+    );
+    assert!(
+        report.contains("pool.session_min_remaining_life: must not exceed upstream.max_age"),
+        "{report}"
+    );
+    let defaults = Config::default();
+    assert_eq!(
+        defaults.upstream.connection_limit - defaults.upstream.max_age,
+        Duration::from_secs(5 * 60),
+        "the default max_age leaves 5 minutes before upstream's 60-minute cut"
+    );
+    assert_eq!(
+        defaults.upstream.connection_limit,
+        Duration::from_secs(60 * 60)
     );
 }

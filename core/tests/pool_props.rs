@@ -152,6 +152,12 @@ impl Model {
                     let w = self.waiting.remove(&lease.holder);
                     assert!(w.is_some(), "{} granted without waiting", lease.holder);
                     assert!(
+                        !w.as_ref().is_some_and(|w| w.is_session)
+                            || self.now + self.config.pool.session_min_remaining_life
+                                <= lease.record.opened_at + self.config.upstream.max_age,
+                        "{conn} granted to a session with less than session_min_remaining_life left"
+                    );
+                    assert!(
                         !self.leased.contains_key(&conn),
                         "{conn} granted while leased"
                     );
@@ -371,6 +377,7 @@ fn props_config() -> ProptestConfig {
 fn pool_config(queue_limit: usize, min_idle: usize) -> Config {
     let mut config = Config::default();
     config.upstream.max_age = Duration::from_secs(90);
+    config.pool.session_min_remaining_life = Duration::from_secs(30);
     config.pool.queue_limit_per_conn = queue_limit;
     config.pool.min_idle_per_account = min_idle;
     config.pool.max_idle_per_account = 2;

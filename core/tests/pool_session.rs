@@ -200,3 +200,69 @@ fn pool_lane_reuse_limit_retires_on_release() {
     assert_eq!(sim.stats().open, 1);
     snap!("pool_lane_reuse_limit_retires_on_release", sim.trace);
 }
+
+/// Minutes in milliseconds
+fn min(m: u64) -> u64 {
+    m * 60_000
+}
+
+#[test]
+fn pool_session_gets_only_a_conn_with_enough_life_left() {
+    let mut sim = Sim::new(quiet_config(), 4);
+    sim.note("max_age 55m, session_min_remaining_life 15m: a session takes a conn at most 40m old");
+    sim.acquire_session(s(1), &plain());
+    sim.acquire_session(s(2), &plain());
+    sim.dial_ok(c(1));
+    sim.dial_ok(c(2));
+    sim.at(min(40));
+    sim.release(s(1), true);
+    sim.acquire_session(s(3), &plain());
+    assert_eq!(
+        sim.lease(s(3)).id,
+        c(1),
+        "40m old: exactly 15m left, leased"
+    );
+    sim.at(min(40) + 1);
+    sim.release(s(2), true);
+    sim.note("c2 is 40m + 1ms old: a new session's chain would break within 15m, so a dial");
+    sim.acquire_session(s(4), &plain());
+    assert!(matches!(&sim.outputs.last().unwrap().1,
+        PoolCommand::Dial { conn, for_holder: Some(h), .. } if *conn == c(3) && *h == s(4)));
+    assert_eq!(sim.idle(), vec![c(2)], "c2 stays pooled for HTTP turns");
+    sim.note("an HTTP turn needs one response's worth of life: it takes c2");
+    sim.acquire_http(s(5), &plain(), None);
+    assert_eq!(sim.lease(s(5)).id, c(2));
+    snap!(
+        "pool_session_gets_only_a_conn_with_enough_life_left",
+        sim.trace
+    );
+}
+
+#[test]
+fn pool_conn_too_old_for_a_waiting_session_makes_room_for_its_dial() {
+    let mut sim = Sim::new(quiet_config(), 1);
+    sim.acquire_session(s(1), &plain());
+    sim.dial_ok(c(1));
+    sim.at(min(41));
+    sim.note("capacity 1 is s1's conn; s2 waits for it");
+    sim.acquire_session(s(2), &plain());
+    assert_eq!(sim.stats().waiters, 1);
+    sim.at(min(41) + 500);
+    sim.note(
+        "c1 comes back 41m old: too old for s2, it is closed and a dial for s2 takes its place",
+    );
+    sim.release(s(1), true);
+    assert_eq!(
+        sim.closes(),
+        vec![(c(1), wsv2_core::pool::CloseReason::SessionAge)]
+    );
+    assert!(matches!(&sim.outputs.last().unwrap().1,
+        PoolCommand::Dial { conn, for_holder: Some(h), .. } if *conn == c(2) && *h == s(2)));
+    sim.dial_ok(c(2));
+    assert_eq!(sim.lease(s(2)).id, c(2));
+    assert_eq!(sim.refusal(s(2)), None);
+    snap!(
+        "pool_conn_too_old_for_a_waiting_session_makes_room_for_its_dial",
+        sim.trace
+    );
+}

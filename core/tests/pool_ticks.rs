@@ -112,6 +112,7 @@ fn pool_ping_tick_covers_every_account() {
 fn pool_max_age_retires_conns() {
     let mut config = no_ping(Config::default());
     config.upstream.max_age = Duration::from_secs(100);
+    config.pool.session_min_remaining_life = Duration::ZERO;
     let mut sim = Sim::new(config, 4);
     sim.dial_ok(c(1));
     sim.at(10_000);

@@ -341,9 +341,11 @@ w3_row() {
   fi
   if [ "$fault" = lifetime ]; then
     # Upstream's 60-minute limit at 4 s, the gateway retiring conns at 3 s (upstream.max_age,
-    # 55m against 60m by default); idle sockets get the limit error unsolicited.
+    # 55m against 60m by default); idle sockets get the limit error unsolicited. Sessions take
+    # conns with at least 1 s left (the first line of the extra TOML is still in [pool]).
     mock_flags=(--lifetime 4s --unsolicited-limit) permanent=(--permanent)
-    toml=${toml/\[upstream\]/[upstream]$'\n'max_age = \"3s\"}
+    toml=${toml/\[upstream\]/[upstream]$'\n'max_age = \"3s\"$'\n'connection_limit = \"4s\"}
+    toml="session_min_remaining_life = \"1s\""$'\n'"$toml"
   fi
   start_mock "w3-$shell-$fault-mock" "${mock_flags[@]}"
   case "$fault" in

@@ -57,6 +57,16 @@ impl Config {
         );
         check(!u.max_age.is_zero(), "upstream.max_age", "must be positive");
         check(
+            u.max_age < u.connection_limit,
+            "upstream.max_age",
+            "must be below upstream.connection_limit (upstream cuts a conn at that age)",
+        );
+        check(
+            self.pool.session_min_remaining_life <= u.max_age,
+            "pool.session_min_remaining_life",
+            "must not exceed upstream.max_age (no conn, not even a fresh one, would have that long left)",
+        );
+        check(
             u.tls_handshake_timeout <= u.dial_timeout,
             "upstream.tls_handshake_timeout",
             "must not exceed upstream.dial_timeout",

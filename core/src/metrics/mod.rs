@@ -177,7 +177,8 @@ impl TokenKind {
 }
 
 /// `reason` of [`POOL_CLOSES_TOTAL`] for a pool close: the issue's `dirty`, `tail`, `ping`,
-/// `age`, `idle`, `max_idle`, plus `lane_limit`, `incompatible` and `account_removed`
+/// `age`, `idle`, `max_idle`, plus `lane_limit`, `incompatible`, `session_age` and
+/// `account_removed`
 pub fn close_reason_label(reason: CloseReason) -> &'static str {
     match reason {
         CloseReason::NotReusable => "dirty",
@@ -188,6 +189,7 @@ pub fn close_reason_label(reason: CloseReason) -> &'static str {
         CloseReason::IdleSurplus => "max_idle",
         CloseReason::LaneLimit => "lane_limit",
         CloseReason::Incompatible => "incompatible",
+        CloseReason::SessionAge => "session_age",
         CloseReason::AccountRemoved => "account_removed",
     }
 }

@@ -89,12 +89,12 @@ impl AccountPool {
         preferred: Option<&ResponseId>,
     ) -> Option<Got> {
         if let Some(conn) = preferred.and_then(|p| self.by_response.get(p)).copied()
-            && self.idle_usable(now, conn, key)
+            && self.idle_usable(now, conn, key, kind)
         {
             self.lease_idle(conn, holder, kind, true);
             return Some(Got::Granted);
         }
-        if let Some(conn) = self.find_idle(now, key, false) {
+        if let Some(conn) = self.find_idle(now, key, false, kind) {
             self.lease_idle(conn, holder, kind, false);
             return Some(Got::Granted);
         }
@@ -104,14 +104,22 @@ impl AccountPool {
         if self.can_dial(now) {
             return Some(Got::Dialing(self.start_dial(now, key, Some(holder))));
         }
-        if let Some(conn) = self.find_idle(now, key, true) {
+        if let Some(conn) = self.find_idle(now, key, true, kind) {
             self.lease_idle(conn, holder, kind, false);
             return Some(Got::Granted);
         }
+        // In place of an idle conn of another key, or — for a session — one too old for it
         if self.full_but_dialable(now)
-            && let Some(victim) = self.lru_unheld_idle(|slot_key| slot_key != key)
+            && let Some(victim) = self.lru_unheld_idle(|slot_key, record| {
+                slot_key != key || !self.fits(kind, record, now)
+            })
         {
-            self.close(victim, CloseReason::Incompatible);
+            let reason = if self.conns[&victim].key == key {
+                CloseReason::SessionAge
+            } else {
+                CloseReason::Incompatible
+            };
+            self.close(victim, reason);
             return Some(Got::Dialing(self.start_dial(now, key, Some(holder))));
         }
         None
@@ -139,36 +147,76 @@ impl AccountPool {
         Some(conn)
     }
 
-    /// Whether `conn` is idle, has `key` and is young enough to lease
-    fn idle_usable(&self, now: Instant, conn: ConnId, key: KeyIdx) -> bool {
+    /// Whether `conn` is idle, has `key` and may be leased to a holder of `kind` now
+    fn idle_usable(&self, now: Instant, conn: ConnId, key: KeyIdx, kind: HolderKind) -> bool {
         matches!(self.conns.get(&conn), Some(Slot { key: k, state: SlotState::Idle { record, .. } })
-            if *k == key && !self.too_old(record, now))
+            if *k == key && self.fits(kind, record, now))
     }
 
     pub(super) fn too_old(&self, record: &ConnRecord, now: Instant) -> bool {
         now.saturating_duration_since(record.opened_at) >= self.settings.max_age
     }
 
-    /// The most recently released idle conn with `key` and this hold state; conns past
-    /// `max_age` met on the way are closed (never leased)
-    fn find_idle(&mut self, now: Instant, key: KeyIdx, held: bool) -> Option<ConnId> {
+    /// Whether `record`'s conn may be leased to a holder of `kind` now: younger than
+    /// `upstream.max_age`, and for a session with at least `pool.session_min_remaining_life`
+    /// left before it (the session's `store:false` chains live and die with the conn)
+    pub(super) fn fits(&self, kind: HolderKind, record: &ConnRecord, now: Instant) -> bool {
+        let age = now.saturating_duration_since(record.opened_at);
+        let left = self.settings.max_age.saturating_sub(age);
+        match kind {
+            HolderKind::Http => !left.is_zero(),
+            HolderKind::Session => {
+                !left.is_zero() && left >= self.settings.pool.session_min_remaining_life
+            }
+        }
+    }
+
+    /// The most recently released idle conn with `key` and this hold state that fits a holder
+    /// of `kind`; conns past `max_age` met on the way are closed (never leased), conns only
+    /// too old for a session stay for HTTP turns
+    fn find_idle(
+        &mut self,
+        now: Instant,
+        key: KeyIdx,
+        held: bool,
+        kind: HolderKind,
+    ) -> Option<ConnId> {
         loop {
-            let conn = self.idle_order.iter().rev().copied().find(|c| {
-                matches!(self.conns.get(c), Some(Slot { key: k, state: SlotState::Idle { held: h, .. } })
-                    if *k == key && *h == held)
-            })?;
-            if self.idle_usable(now, conn, key) {
+            let (conn, expired) =
+                self.idle_order
+                    .iter()
+                    .rev()
+                    .find_map(|c| match self.conns.get(c) {
+                        Some(Slot {
+                            key: k,
+                            state:
+                                SlotState::Idle {
+                                    record, held: h, ..
+                                },
+                        }) if *k == key && *h == held => {
+                            if self.too_old(record, now) {
+                                Some((*c, true))
+                            } else {
+                                self.fits(kind, record, now).then_some((*c, false))
+                            }
+                        }
+                        _ => None,
+                    })?;
+            if !expired {
                 return Some(conn);
             }
             self.close(conn, CloseReason::MaxAge);
         }
     }
 
-    /// The least recently released unheld idle conn whose key passes `filter`
-    pub(super) fn lru_unheld_idle(&self, filter: impl Fn(KeyIdx) -> bool) -> Option<ConnId> {
+    /// The least recently released unheld idle conn whose key and record pass `filter`
+    pub(super) fn lru_unheld_idle(
+        &self,
+        filter: impl Fn(KeyIdx, &ConnRecord) -> bool,
+    ) -> Option<ConnId> {
         self.idle_order.iter().copied().find(|c| {
-            matches!(self.conns.get(c), Some(Slot { key, state: SlotState::Idle { held: false, .. } })
-                if filter(*key))
+            matches!(self.conns.get(c), Some(Slot { key, state: SlotState::Idle { held: false, record, .. } })
+                if filter(*key, record))
         })
     }
 
@@ -379,9 +427,11 @@ impl AccountPool {
                     .position(|w| w.state == WaitState::Queued { on: Some(conn) })
             })
             .or_else(|| {
-                self.waiters
-                    .iter()
-                    .position(|w| matches!(w.state, WaitState::Queued { .. }) && w.key == key)
+                self.waiters.iter().position(|w| {
+                    matches!(w.state, WaitState::Queued { .. })
+                        && w.key == key
+                        && self.fits(w.kind, &record, now)
+                })
             });
         if let Some(i) = taker {
             let (holder, kind) = self.drop_waiter(i);
@@ -429,9 +479,9 @@ impl AccountPool {
             return;
         }
         self.leased -= 1;
-        if self.place(now, record, false)
-            && let Some(chain) = hold
-        {
+        let key = self.conns[&conn].key;
+        let idle = self.place(now, record, false);
+        if idle && let Some(chain) = hold {
             match self.holds.add(now, conn, chain) {
                 Some(pushed_out) if pushed_out == conn => {}
                 pushed_out => {
@@ -441,6 +491,16 @@ impl AccountPool {
                     self.set_held(conn, true);
                 }
             }
+        }
+        if idle
+            && self.waiters.iter().any(|w| {
+                w.kind == HolderKind::Session
+                    && w.key == key
+                    && matches!(w.state, WaitState::Queued { .. })
+            })
+        {
+            // Too old for the session that waits: a dial, maybe in its place, serves it
+            self.pump(now);
         }
         self.maintain(now);
     }

@@ -89,11 +89,14 @@ pub enum CloseReason {
     Incompatible,
     /// Its account was removed
     AccountRemoved,
+    /// An idle conn with too little life left for a session (`pool.session_min_remaining_life`)
+    /// made room for the session's dial at full capacity
+    SessionAge,
 }
 
 impl CloseReason {
     /// Every reason, in [`index`](Self::index) order
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::NotReusable,
         Self::LaneLimit,
         Self::MaxAge,
@@ -103,6 +106,7 @@ impl CloseReason {
         Self::IdleSurplus,
         Self::Incompatible,
         Self::AccountRemoved,
+        Self::SessionAge,
     ];
 
     /// How many reasons there are

@@ -52,7 +52,7 @@ impl AccountPool {
             self.close(conn, CloseReason::IdleTimeout);
         }
         while self.unheld_idle() > max_idle.max(min_idle) {
-            let Some(conn) = self.lru_unheld_idle(|_| true) else {
+            let Some(conn) = self.lru_unheld_idle(|_, _| true) else {
                 break;
             };
             self.close(conn, CloseReason::IdleSurplus);
