@@ -15,7 +15,7 @@
 //! full scan's: every accepted byte is validated by the same token functions (`lex`), a flat
 //! object has no `response` object to read (the full scan then reports no id, store or usage
 //! either), and a repeated key keeps its last value, as there. The property tests
-//! (`core/tests/event_props.rs`) and the fuzz target `events` check the agreement.
+//! (`core/tests/suite/event/props.rs`) and the fuzz target `events` check the agreement.
 
 use super::lex::{ValueKind, skip_scalar, skip_string, skip_ws};
 use super::server_event::{ServerEvent, ServerEventKind};

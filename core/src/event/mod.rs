@@ -3,7 +3,7 @@
 //!
 //! The per-event path ([`classify_server_event`] on a delta, [`restore_event_model`] on a frame
 //! that needs no rewrite) allocates nothing: results borrow from the frame, and a frame that
-//! needs no rewrite comes back as the same buffer (`tests/alloc_events.rs` checks this with a
+//! needs no rewrite comes back as the same buffer (`tests/alloc/events.rs` checks this with a
 //! counting allocator).
 //!
 //! Both sides share one validating scanner (`scan`): it walks a JSON object member by member,

@@ -1,0 +1,88 @@
+//! The per-event path allocates nothing: classification of a delta and model restoring of a
+//! frame that needs no rewrite, counted by the binary's counting allocator.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use wsv2_core::event::{ServerEventKind, classify_server_event, restore_event_model};
+
+use crate::allocations_in;
+
+const UPSTREAM: &[u8] = b"gpt-5.1-codex-max";
+const CLIENT: &[u8] = b"my-coding-model";
+
+/// The steady state of the relay for one frame: classify, then restore the model
+fn relay_one(frame: &Bytes, expected: ServerEventKind) {
+    let event = classify_server_event(frame).expect("valid event");
+    assert_eq!(event.kind, expected);
+    black_box(&event);
+    let out = restore_event_model(frame, UPSTREAM, CLIENT);
+    assert_eq!(out.as_ptr(), frame.as_ptr(), "no rewrite: same buffer");
+    black_box(out);
+}
+
+fn assert_no_allocations(frame: &'static [u8], expected: ServerEventKind) {
+    let frame = Bytes::from_static(frame);
+    // Warm up: first calls may initialise lazily allocated runtime state.
+    for _ in 0..3 {
+        relay_one(&frame, expected);
+    }
+    let n = allocations_in(|| {
+        for _ in 0..100 {
+            relay_one(&frame, expected);
+        }
+    });
+    assert_eq!(
+        n,
+        0,
+        "{} allocated {n} times",
+        String::from_utf8_lossy(&frame)
+    );
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let frame = Bytes::from_static(
+        br#"{"type":"response.created","response":{"model":"gpt-5.1-codex-max"}}"#,
+    );
+    let n = allocations_in(|| {
+        black_box(restore_event_model(&frame, UPSTREAM, CLIENT));
+    });
+    assert!(
+        n >= 1,
+        "a rewrite allocates its new buffer: the counter must see it"
+    );
+}
+
+#[test]
+fn a_delta_on_the_default_lane_allocates_nothing() {
+    assert_no_allocations(
+        br#"{"type":"response.output_text.delta","sequence_number":12,"item_id":"msg_0123456789","output_index":0,"content_index":0,"delta":" the \"answer\" is\n42 \u00e9","logprobs":[]}"#,
+        ServerEventKind::OutputTextDelta,
+    );
+}
+
+#[test]
+fn a_delta_on_a_named_lane_allocates_nothing() {
+    assert_no_allocations(
+        br#"{"type":"response.output_text.delta","stream_id":"agent_7","sequence_number":12,"item_id":"msg_0123456789","output_index":0,"content_index":0,"delta":"gpt-5.1-codex-max says hi","logprobs":[]}"#,
+        ServerEventKind::OutputTextDelta,
+    );
+}
+
+/// The fixture mentions the upstream model in its text, so the full scan runs (no fast path)
+#[test]
+fn an_in_progress_event_already_carrying_the_client_model_allocates_nothing() {
+    assert_no_allocations(
+        br#"{"type":"response.in_progress","sequence_number":1,"response":{"id":"resp_1","object":"response","created_at":1764000000,"status":"in_progress","instructions":"You run on gpt-5.1-codex-max.","model":"my-coding-model","output":[],"tools":[{"type":"function","name":"shell","parameters":{"type":"object","properties":{"model":{"type":"string"}}}}],"store":false,"usage":null}}"#,
+        ServerEventKind::ResponseInProgress,
+    );
+}
+
+#[test]
+fn a_completed_event_with_usage_and_the_client_model_allocates_nothing() {
+    assert_no_allocations(
+        br#"{"type":"response.completed","stream_id":"lane-2","sequence_number":40,"response":{"id":"resp_2","status":"completed","model":"my-coding-model","output":[{"type":"message","content":[{"type":"output_text","text":"done"}]}],"store":true,"usage":{"input_tokens":100,"input_tokens_details":{"cached_tokens":64},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":3},"total_tokens":107}}}"#,
+        ServerEventKind::ResponseCompleted,
+    );
+}

@@ -1,0 +1,3 @@
+mod defaults;
+mod serde;
+mod validate;

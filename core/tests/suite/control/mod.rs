@@ -1,0 +1,2 @@
+mod failover;
+mod flow;

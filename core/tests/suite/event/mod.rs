@@ -1,0 +1,4 @@
+mod client;
+mod errors;
+mod props;
+mod server;

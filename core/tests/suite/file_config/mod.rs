@@ -1,0 +1,6 @@
+mod env;
+mod example;
+mod issues;
+mod props;
+mod report;
+mod urls;

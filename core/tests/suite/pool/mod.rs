@@ -1,0 +1,6 @@
+mod holds;
+mod http;
+mod props;
+mod session;
+mod ticks;
+mod warm;

@@ -1,0 +1,7 @@
+mod bound;
+mod dials;
+mod health;
+mod layers;
+mod props;
+mod retry;
+mod slots;

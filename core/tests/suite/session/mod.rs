@@ -1,0 +1,5 @@
+mod failures;
+mod props;
+mod stall;
+mod timers;
+mod turns;

@@ -1,0 +1,28 @@
+//! What the suite's modules share: the drivers that step the core's machines in virtual time and
+//! record a trace, and the one way a trace is compared with its snapshot.
+#![allow(dead_code, unreachable_pub)]
+
+/// Compares a trace with `snapshots/{name}.snap` at the top of the repository
+///
+/// Every snapshot is named explicitly and the module path is not prepended, so a test's module
+/// can move without renaming its snapshot.
+macro_rules! assert_trace {
+    ($name:expr, $trace:expr) => {
+        $crate::support::assert_trace(&$name, &$trace)
+    };
+}
+
+pub mod http;
+pub mod pool;
+pub mod proxy;
+pub mod scheduler;
+pub mod session;
+pub mod store;
+
+/// The function behind [`assert_trace!`]
+#[track_caller]
+pub fn assert_trace(name: &str, trace: &str) {
+    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!(name, trace);
+    });
+}

@@ -1,0 +1,281 @@
+//! Shared helpers for the scheduler tests: virtual time and a readable trace, one line per
+//! input and per output.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::{Duration, Instant};
+
+use wsv2_core::AccountId;
+use wsv2_core::config::SchedulerConfig;
+use wsv2_core::resolver::Transport;
+use wsv2_core::scheduler::{
+    AccountSpec, Decision, FailureKind, Health, Reject, RetryDecision, ScheduleRequest, Scheduler,
+    SchedulerEvent,
+};
+
+/// Account `n`
+pub fn a(n: u64) -> AccountId {
+    AccountId(n)
+}
+
+/// A WS account with the given priority and concurrency
+pub fn ws(n: u64, priority: i32, max_concurrency: u32) -> AccountSpec {
+    AccountSpec {
+        id: a(n),
+        priority,
+        max_concurrency,
+        transport: Transport::WsV2,
+    }
+}
+
+/// An HTTP-only account with the given priority and concurrency
+pub fn http(n: u64, priority: i32, max_concurrency: u32) -> AccountSpec {
+    AccountSpec {
+        id: a(n),
+        priority,
+        max_concurrency,
+        transport: Transport::Http,
+    }
+}
+
+/// A scheduler driven in virtual time, recording a trace
+pub struct Sim {
+    pub t0: Instant,
+    pub now: Instant,
+    pub sched: Scheduler,
+    pub trace: String,
+}
+
+impl Sim {
+    pub fn new(accounts: &[AccountSpec]) -> Self {
+        Self::with_config(SchedulerConfig::default(), accounts)
+    }
+
+    pub fn with_config(config: SchedulerConfig, accounts: &[AccountSpec]) -> Self {
+        let t0 = Instant::now();
+        let mut sim = Self {
+            t0,
+            now: t0,
+            sched: Scheduler::new(config),
+            trace: String::new(),
+        };
+        for spec in accounts {
+            sim.upsert(*spec);
+        }
+        sim
+    }
+
+    /// Virtual time as `+Nms`
+    pub fn stamp(&self, at: Instant) -> String {
+        format!("+{}ms", at.saturating_duration_since(self.t0).as_millis())
+    }
+
+    fn line(&mut self, text: String) {
+        let stamp = self.stamp(self.now);
+        self.trace.push_str(&format!("{stamp:>9} {text}\n"));
+    }
+
+    /// Moves virtual time forward
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+
+    /// Moves virtual time to `t0 + at`
+    pub fn at(&mut self, at: Duration) {
+        assert!(self.t0 + at >= self.now, "virtual time never goes back");
+        self.now = self.t0 + at;
+    }
+
+    pub fn upsert(&mut self, spec: AccountSpec) {
+        self.line(format!(
+            "<- upsert {} priority={} max={} {}",
+            spec.id, spec.priority, spec.max_concurrency, spec.transport
+        ));
+        self.sched.upsert_account(spec);
+    }
+
+    pub fn schedule(&mut self, request: &ScheduleRequest<'_>) -> Decision {
+        let decision = self.sched.schedule(self.now, request);
+        let exclude: Vec<String> = request.exclude.iter().map(ToString::to_string).collect();
+        let input = format!(
+            "<- schedule {} bound={} local={} session={} exclude=[{}]",
+            request.transport,
+            request
+                .bound_account
+                .map_or("-".to_owned(), |id| id.to_string()),
+            request.connection_local,
+            request
+                .session_account
+                .map_or("-".to_owned(), |id| id.to_string()),
+            exclude.join(","),
+        );
+        self.line(input);
+        let output = self.describe(decision);
+        self.line(format!("-> {output}"));
+        decision
+    }
+
+    /// A decision with instants shown in virtual time
+    pub fn describe(&self, decision: Decision) -> String {
+        match decision {
+            Decision::Reject(Reject::RateLimited { account, until }) => format!(
+                "reject 429 rate_limited {account} until={} retry_after={}s",
+                self.stamp(until),
+                Reject::RateLimited { account, until }
+                    .retry_after_secs(self.now)
+                    .unwrap_or(0)
+            ),
+            Decision::Reject(Reject::NoAccount { retry_at: Some(at) }) => {
+                format!("reject 503 no_account retry_at={}", self.stamp(at))
+            }
+            Decision::Reject(Reject::AccountDisabled { account }) => {
+                format!("reject 503 account_disabled {account}")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    pub fn rate_limited(&mut self, account: u64, reset_after: Option<Duration>) {
+        self.line(format!(
+            "<- rate_limited {} reset_after={reset_after:?}",
+            a(account)
+        ));
+        self.sched
+            .handle_rate_limited(self.now, a(account), reset_after);
+        self.health_line(account);
+        self.after_input();
+    }
+
+    pub fn server_error(&mut self, account: u64) {
+        self.line(format!("<- server_error {}", a(account)));
+        self.sched.handle_server_error(self.now, a(account));
+        self.health_line(account);
+        self.after_input();
+    }
+
+    pub fn auth_failure(&mut self, account: u64) {
+        self.line(format!("<- auth_failure {}", a(account)));
+        self.sched.handle_auth_failure(a(account));
+        self.health_line(account);
+        self.after_input();
+    }
+
+    /// Feeds a failure to the scheduler's health rules
+    pub fn failure(&mut self, account: u64, failure: FailureKind) {
+        self.line(format!("<- failure {} {failure:?}", a(account)));
+        self.sched.handle_failure(self.now, a(account), failure);
+        self.health_line(account);
+        self.after_input();
+    }
+
+    pub fn success(&mut self, account: u64) {
+        self.line(format!("<- success {}", a(account)));
+        self.sched.handle_success(self.now, a(account));
+        self.health_line(account);
+        self.after_input();
+    }
+
+    pub fn reset(&mut self, account: u64) {
+        self.line(format!("<- reset {}", a(account)));
+        self.sched.reset_account(a(account));
+        self.health_line(account);
+        self.after_input();
+    }
+
+    pub fn acquire(&mut self, account: u64, max: u32) -> bool {
+        let ok = self.sched.try_acquire_slot(a(account), max);
+        self.line(format!(
+            "<- try_acquire_slot {} max={max} -> {ok}",
+            a(account)
+        ));
+        ok
+    }
+
+    /// Releases a slot and returns the events it caused (also traced)
+    pub fn release(&mut self, account: u64) -> Vec<SchedulerEvent> {
+        self.line(format!("<- release_slot {}", a(account)));
+        self.sched.release_slot(a(account));
+        self.drain()
+    }
+
+    pub fn waiter_added(&mut self, account: u64) {
+        self.line(format!("<- waiter_added {}", a(account)));
+        self.sched.waiter_added(a(account));
+    }
+
+    pub fn waiter_removed(&mut self, account: u64) {
+        self.line(format!("<- waiter_removed {}", a(account)));
+        self.sched.waiter_removed(a(account));
+        self.after_input();
+    }
+
+    /// Fires the scheduler's timer if due at `now`, tracing it and the events it yields
+    pub fn tick(&mut self) -> Vec<SchedulerEvent> {
+        let timeout = self.sched.poll_timeout();
+        self.line(format!(
+            "<- timeout (poll_timeout={})",
+            timeout.map_or("-".to_owned(), |t| self.stamp(t))
+        ));
+        self.sched.handle_timeout(self.now);
+        self.drain()
+    }
+
+    /// Drains events into the trace and returns them
+    pub fn drain(&mut self) -> Vec<SchedulerEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.sched.poll_event() {
+            self.line(format!("-> event {event}"));
+            events.push(event);
+        }
+        events
+    }
+
+    /// Traces an account's health after a health input
+    pub fn health_line(&mut self, account: u64) {
+        let text = match self.sched.account(a(account), self.now).map(|v| v.health) {
+            None => "unknown".to_owned(),
+            Some(Health::Usable) => "usable".to_owned(),
+            Some(Health::Disabled) => "disabled".to_owned(),
+            Some(Health::Cooling { until }) => format!("cooling until {}", self.stamp(until)),
+        };
+        self.line(format!("-> {} {text}", a(account)));
+    }
+
+    fn after_input(&mut self) {
+        self.drain();
+    }
+
+    /// Traces a retry decision
+    pub fn note_retry(&mut self, input: &str, decision: RetryDecision) {
+        let output = match decision {
+            RetryDecision::RetryAt { at, switch_account } => format!(
+                "retry at {} switch_account={switch_account}",
+                self.stamp(at)
+            ),
+            RetryDecision::GiveUp(reason) => format!("give up {}", reason.as_str()),
+        };
+        self.line(format!("<- {input}"));
+        self.line(format!("-> {output}"));
+    }
+
+    pub fn note(&mut self, text: &str) {
+        self.line(format!("## {text}"));
+    }
+
+    pub fn snapshot(&self, name: &str) {
+        super::assert_trace(name, &self.trace);
+    }
+}
+
+/// A fresh (unbound) request for a WebSocket session
+pub fn ws_request() -> ScheduleRequest<'static> {
+    ScheduleRequest::fresh(Transport::WsV2)
+}
+
+/// Asserts a decision schedules `account` and returns its max concurrency
+#[track_caller]
+pub fn expect_account(decision: Decision, account: u64) -> u32 {
+    match decision {
+        Decision::Schedule(choice) if choice.account == a(account) => choice.max_concurrency,
+        other => panic!("expected {}, got {other}", a(account)),
+    }
+}

@@ -1,0 +1,224 @@
+//! A virtual-time driver for the store machine that records a transition trace: one line per
+//! input and one per output.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use wsv2_core::config::{StoreConfig, duration};
+use wsv2_core::store::{
+    CommandKind, Lookup, MemoryBackend, OpId, Store, StoreCommand, StoreEvent, StoreFailure,
+};
+use wsv2_core::{AccountId, ResponseId};
+
+pub struct Harness {
+    pub store: Store,
+    pub t0: Instant,
+    pub now: Instant,
+    pub trace: String,
+}
+
+impl Harness {
+    pub fn new(config: StoreConfig) -> Self {
+        let t0 = Instant::now();
+        Self {
+            store: Store::new(config, Duration::from_secs(55 * 60)),
+            t0,
+            now: t0,
+            trace: String::new(),
+        }
+    }
+
+    pub fn line(&mut self, text: impl AsRef<str>) {
+        let ms = self.now.duration_since(self.t0).as_millis();
+        let _ = writeln!(self.trace, "{ms:>6}ms {}", text.as_ref());
+    }
+
+    fn out(&mut self, text: impl AsRef<str>) {
+        let _ = writeln!(self.trace, "         -> {}", text.as_ref());
+    }
+
+    /// Drains commands and events, recording each
+    pub fn outputs(&mut self) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+        let mut commands = Vec::new();
+        while let Some(command) = self.store.poll_command() {
+            self.out(format!("{} {}", command.op, render_command(&command.kind)));
+            commands.push(command);
+        }
+        let mut events = Vec::new();
+        while let Some(event) = self.store.poll_event() {
+            self.out(format!("event {}", render_event(&event)));
+            events.push(event);
+        }
+        (commands, events)
+    }
+
+    pub fn lookup_response(&mut self, id: &str) -> (Lookup, Vec<StoreCommand>) {
+        let lookup = self.store.lookup_response(self.now, &rid(id));
+        self.line(format!("lookup_response {id} = {}", render_lookup(lookup)));
+        let (commands, _) = self.outputs();
+        (lookup, commands)
+    }
+
+    pub fn lookup_session(
+        &mut self,
+        group: Option<&str>,
+        key: &str,
+    ) -> (Lookup, Vec<StoreCommand>) {
+        let lookup = self.store.lookup_session(self.now, group, key);
+        self.line(format!(
+            "lookup_session {key} in {} = {}",
+            group_name(group),
+            render_lookup(lookup)
+        ));
+        let (commands, _) = self.outputs();
+        (lookup, commands)
+    }
+
+    /// Binds a `store:true` response
+    pub fn bind_response(
+        &mut self,
+        group: Option<&str>,
+        id: &str,
+        account: u64,
+    ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+        self.bind_response_with(group, id, account, true)
+    }
+
+    pub fn bind_response_with(
+        &mut self,
+        group: Option<&str>,
+        id: &str,
+        account: u64,
+        store: bool,
+    ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+        let flag = if store { "" } else { " store:false" };
+        self.line(format!(
+            "bind_response {id}{flag} in {} -> a{account}",
+            group_name(group)
+        ));
+        self.store
+            .bind_response(self.now, group, &rid(id), AccountId(account), store);
+        self.outputs()
+    }
+
+    pub fn bind_session(
+        &mut self,
+        group: Option<&str>,
+        key: &str,
+        account: u64,
+    ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+        self.line(format!(
+            "bind_session {key} in {} -> a{account}",
+            group_name(group)
+        ));
+        self.store
+            .bind_session(self.now, group, key, AccountId(account));
+        self.outputs()
+    }
+
+    pub fn unbind_response(&mut self, id: &str) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+        self.line(format!("unbind_response {id}"));
+        self.store.unbind_response(self.now, &rid(id));
+        self.outputs()
+    }
+
+    pub fn reply(
+        &mut self,
+        op: OpId,
+        result: Result<Option<&str>, StoreFailure>,
+    ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+        self.line(format!("reply {op} {result:?}"));
+        self.store
+            .handle_reply(self.now, op, result.map(|v| v.map(str::to_owned)));
+        self.outputs()
+    }
+
+    /// Moves virtual time to `t0 + ms` and calls `handle_timeout`
+    pub fn at(&mut self, ms: u64) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+        self.now = self.t0 + Duration::from_millis(ms);
+        self.line("handle_timeout");
+        self.store.handle_timeout(self.now);
+        self.outputs()
+    }
+
+    /// Runs `commands` (already recorded), then every command queued meanwhile, on `backend`
+    pub fn run(
+        &mut self,
+        backend: &mut MemoryBackend,
+        commands: Vec<StoreCommand>,
+    ) -> Vec<StoreEvent> {
+        let mut events = Vec::new();
+        let mut queue: std::collections::VecDeque<StoreCommand> = commands.into();
+        while let Some(command) = queue.pop_front().or_else(|| {
+            let next = self.store.poll_command();
+            if let Some(command) = &next {
+                self.out(format!("{} {}", command.op, render_command(&command.kind)));
+            }
+            next
+        }) {
+            let reply = backend.execute(self.now, &command);
+            self.line(format!("memory reply {} {reply:?}", command.op));
+            self.store.handle_reply(self.now, command.op, reply);
+            while let Some(event) = self.store.poll_event() {
+                self.out(format!("event {}", render_event(&event)));
+                events.push(event);
+            }
+        }
+        events
+    }
+
+    /// Runs every queued command on `backend` (recording each command and reply)
+    pub fn drive(&mut self, backend: &mut MemoryBackend) -> Vec<StoreEvent> {
+        self.run(backend, Vec::new())
+    }
+}
+
+pub fn rid(id: &str) -> ResponseId {
+    ResponseId::from_str_copy(id).expect("valid response id")
+}
+
+fn group_name(group: Option<&str>) -> &str {
+    group.unwrap_or("<default>")
+}
+
+pub fn render_lookup(lookup: Lookup) -> String {
+    match lookup {
+        Lookup::Hit(binding) => format!("Hit({binding})"),
+        Lookup::Miss => "Miss".to_owned(),
+        Lookup::Pending(op) => format!("Pending({op})"),
+    }
+}
+
+pub fn render_command(kind: &CommandKind) -> String {
+    match kind {
+        CommandKind::Get { key } => format!("GET {key}"),
+        CommandKind::Set { key, value, ttl } => {
+            format!("SET {key} {value} ttl={}", duration::format(*ttl))
+        }
+        CommandKind::Delete { key } => format!("DEL {key}"),
+        CommandKind::Expire { key, ttl } => format!("EXPIRE {key} ttl={}", duration::format(*ttl)),
+    }
+}
+
+pub fn render_event(event: &StoreEvent) -> String {
+    match event {
+        StoreEvent::Resolved {
+            op,
+            result: Some(binding),
+        } => format!("Resolved {op} = Hit({binding})"),
+        StoreEvent::Resolved { op, result: None } => format!("Resolved {op} = Miss"),
+        StoreEvent::SetFailed {
+            group,
+            account,
+            binding,
+        } => {
+            format!("SetFailed group={group} account={account} {binding}")
+        }
+        StoreEvent::BreakerOpened => "BreakerOpened".to_owned(),
+        StoreEvent::BreakerClosed => "BreakerClosed".to_owned(),
+    }
+}
+
+pub use super::assert_trace as snapshot;
