@@ -230,7 +230,7 @@ fn pool_session_gets_only_a_conn_with_enough_life_left() {
     sim.note("an HTTP turn needs one response's worth of life: it takes c2");
     sim.acquire_http(s(5), &plain(), None);
     assert_eq!(sim.lease(s(5)).id, c(2));
-    snap!(
+    assert_trace!(
         "pool_session_gets_only_a_conn_with_enough_life_left",
         sim.trace
     );
@@ -259,7 +259,7 @@ fn pool_conn_too_old_for_a_waiting_session_makes_room_for_its_dial() {
     sim.dial_ok(c(2));
     assert_eq!(sim.lease(s(2)).id, c(2));
     assert_eq!(sim.refusal(s(2)), None);
-    snap!(
+    assert_trace!(
         "pool_conn_too_old_for_a_waiting_session_makes_room_for_its_dial",
         sim.trace
     );
