@@ -19,10 +19,14 @@
 //! | [`scheduler::Scheduler`] | the process | schedule requests, failures | decisions, cooldowns, slots |
 //! | [`store::Store`] | the process | lookups, bindings, store replies | store commands, resolved lookups |
 //!
-//! What every create has, whoever holds it — its slot, its model names and their restore rule
-//! (none once the client left), its retry pinning, its bind and its report — is in [`turn`],
-//! a leaf module both holders and the control plane import: the rules hold on both paths by
-//! construction.
+//! A create's life — held, waiting for its slot, sent, relayed, ended, with its retries, its
+//! model names and their restore rule (none once the client left), its bind and its report —
+//! is one machine, `turn::Turn`, in the [`turn`] leaf module: a session drives many (held in
+//! order, then open on its conns), an HTTP turn one, through the same named transitions, so the
+//! rules hold on both paths by construction. Each machine's state is private and moves only in
+//! its own module (a session's lifecycle, account route, shutdown and client buffer in
+//! `session/state.rs`; an HTTP turn's stage and answer in `http/`); from outside, a holder is
+//! read with `is_finished()`, `is_draining()` and the like.
 //!
 //! A session owns the connection machines it leased, so the per-event path (an upstream delta
 //! relayed to the client) touches only that session's state and allocates nothing. Everything

@@ -54,52 +54,45 @@ pub use types::{ContentType, HttpAdmission, HttpCommand, HttpEvent, HttpInput, H
 use crate::conn::UpstreamConn;
 use crate::errors::{GatewayError, Refusal};
 use crate::rng::Jitter;
-use crate::scheduler::RetryState;
 use crate::timer::{TimerName, TimerTable};
-use crate::turn::SessionInfo;
-use crate::turn::{Models, Slot, SlotRequest};
+use crate::turn::{Models, SessionInfo, Slot, Turn};
 use crate::{AccountId, Config, SessionId, TurnId};
 use request::HttpRequest;
 
-/// Lifecycle of one HTTP turn
+/// Where an HTTP request stands, besides its create ([`Turn`], which has the create's own
+/// states: held, waiting for a slot, sent, relaying, ended)
 ///
 /// ```text
-///  new ──invalid body──────────────────────────────────────────────────────────┐
-///   │                                                                           │
-///   ▼         admission (WS account)            lease                 slot      │
-/// Scheduling ───────────────────▶ Acquiring ───────────▶ AwaitingSlot ──────▶ Upstream
-///   │  │ admission (HTTP account)      │ refused, chain gone   │ slot_wait_timeout │ │
-///   │  └──▶ AwaitingSlot ──slot──▶ Forwarding ──reply ended──▶ │                   │ │
-///   │ refused                          │                       │                   │ │
-///   ▼                                  ▼                       ▼                   │ │
-/// Done ◀───────────────────────────────────────────────────────────────────────────┘ │
-///   ▲    error / lost before the reply, retry ⇒ Backoff ──timer──▶ Scheduling |      │
-///   │                                                             Acquiring          │
-///   │              first event (stream:true)                                        │
-///   │   Streaming ◀──────────────────────────────────────────────────────────────────┘
-///   │     │ terminal, error, lost ⇒ End            terminal (stream:false) ⇒ JSON, Done
-///   ├─────┘
-///   │   client gone with the response open (Upstream, Streaming)
-///   └── Draining ──terminal or drain_timeout──▶ Done
+///  new ──▶ Scheduling ──admission (WS account)──▶ Acquiring ──lease──▶ Attempt ──▶ Done
+///   │          │  │                                │  ▲                 │  ▲ │
+///   │          │  └─admission (HTTP account)───────┼──┼──▶ Attempt ──slot──▶ Forwarding ──▶ Done
+///   │          │ refused, background on WS          │  │                 │    │ error reply, failed:
+///   │          ▼                                    │  │ failed, retry   ▼    ▼ retry
+///   │        Done         refused, chain gone ──────┘  └──── Backoff ◀──────────┘
+///   │                                                         │ timer: Acquiring (same account)
+///   └─ invalid body: Done                                     │        or Scheduling
 /// ```
+///
+/// `Attempt` covers the create's slot wait, its time upstream and its relay; a client that
+/// leaves while its response is open leaves the turn in `Attempt`, reading the response to its
+/// terminal (the create's events then go nowhere). Only [`HttpTurn::move_to`] moves it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HttpPhase {
+enum Stage {
     /// Waiting for an account
     Scheduling,
     /// Waiting for a conn of the account's pool
     Acquiring,
-    /// Waiting for a concurrency slot (holding the conn, if a WS account)
-    AwaitingSlot,
-    /// The create is upstream; nothing reached the client yet (retries still possible)
-    Upstream,
-    /// SSE has begun (`stream:true`)
-    Streaming,
+    /// The create is on its way (slot, upstream, relay): its [`Turn`] says where
+    Attempt,
+    /// The POST went to the account's HTTP upstream (an account that resolves to HTTP)
+    Forwarding {
+        /// When the POST went
+        started: Instant,
+        /// The reply's status, once its head came (0 before)
+        status: u16,
+    },
     /// A failed attempt waits for its back-off
     Backoff,
-    /// The POST went to the account's HTTP upstream (an account that resolves to HTTP)
-    Forwarding,
-    /// The client left; the open response is read to its terminal
-    Draining,
     /// Over
     Done,
 }
@@ -128,9 +121,10 @@ impl TimerName for TurnTimer {
 ///
 /// ```text
 ///   Unsent ──head (or pass-through)──▶ Open ──end──▶ Ended
+///      └───────────────┴── client gone ──▶ Gone
 /// ```
 ///
-/// Only `open_answer` and `end_answer` (relay.rs) move it, each debug-asserting its edge.
+/// Only `open_answer`, `end_answer` (relay.rs) and `handle_client_gone` move it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AnswerState {
     /// Nothing written yet
@@ -139,6 +133,8 @@ enum AnswerState {
     Open,
     /// The answer is complete: nothing more is written
     Ended,
+    /// The client left: nothing more is written
+    Gone,
 }
 
 /// One `POST /v1/responses`; see the module doc for the poll order and the answers
@@ -146,16 +142,14 @@ enum AnswerState {
 pub struct HttpTurn {
     id: SessionId,
     cfg: Arc<Config>,
-    phase: HttpPhase,
+    stage: Stage,
     request: Option<HttpRequest>,
     admission: Option<HttpAdmission>,
     conn: Option<UpstreamConn>,
-    slot: Slot,
-    retry: Option<RetryState>,
+    /// The create (renumbered for each attempt: its slot and its response on the conn)
+    turn: Turn<()>,
     exclude: Vec<AccountId>,
     jitter: Jitter,
-    /// The current attempt's handle on the conn (one per attempt)
-    turn: TurnId,
     /// Its model names when the account maps the model
     models: Option<Models>,
     /// The last upstream `error` event of the current attempt
@@ -166,12 +160,7 @@ pub struct HttpTurn {
     final_response: Option<Bytes>,
     /// How far the client's answer went
     answer: AnswerState,
-    client_gone: bool,
     backpressured: bool,
-    opened: bool,
-    forward_started: Option<Instant>,
-    /// The forwarded reply's status, once its head came
-    forward_status: u16,
     /// When the request arrived
     started_at: Instant,
     out: VecDeque<HttpTransmit>,
@@ -192,25 +181,19 @@ impl HttpTurn {
     ) -> Self {
         let mut turn = Self {
             id,
-            phase: HttpPhase::Scheduling,
+            stage: Stage::Scheduling,
             request: None,
             admission: None,
             conn: None,
-            slot: Slot::None,
-            retry: None,
+            turn: Turn::new(TurnId(0), ()),
             exclude: Vec::new(),
             jitter: Jitter::new(0x4854_5450 ^ id.0),
-            turn: TurnId(0),
             models: None,
             last_error: None,
             failed_attempt: None,
             final_response: None,
             answer: AnswerState::Unsent,
-            client_gone: false,
             backpressured: false,
-            opened: false,
-            forward_started: None,
-            forward_status: 0,
             started_at: now,
             out: VecDeque::with_capacity(8),
             commands: VecDeque::with_capacity(4),
@@ -220,7 +203,6 @@ impl HttpTurn {
         };
         match request::parse_request(body) {
             Ok(request) => {
-                turn.opened = true;
                 turn.commands.push_back(HttpCommand::Open(info));
                 turn.commands.push_back(HttpCommand::Schedule {
                     previous: request.previous.clone(),
@@ -244,7 +226,7 @@ impl HttpTurn {
         match input {
             HttpInput::Admission(admission) => self.on_admission(now, admission),
             HttpInput::Refused(refusal) => {
-                if self.phase == HttpPhase::Scheduling {
+                if self.stage == Stage::Scheduling {
                     // A failover that finds no other account answers with what the last
                     // account said (upstream's 429 or 5xx), not with the gateway's own 503 or
                     // 429.
@@ -313,17 +295,18 @@ impl HttpTurn {
     /// With a response open upstream the turn drains it to its terminal (usage is recorded,
     /// the conn goes back clean); otherwise every wait is cancelled and the turn ends.
     pub fn handle_client_gone(&mut self, now: Instant) {
-        if self.client_gone || self.phase == HttpPhase::Done {
+        if self.answer == AnswerState::Gone || self.stage == Stage::Done {
             return;
         }
-        self.client_gone = true;
+        self.answer = AnswerState::Gone;
         self.timers.stop(TurnTimer::ClientWrite);
-        let open = matches!(self.phase, HttpPhase::Upstream | HttpPhase::Streaming)
+        let open = self.stage == Stage::Attempt
+            && self.turn.is_open()
             && self.conn.as_ref().is_some_and(|c| c.unfinished() > 0);
         self.events
             .push_back(HttpEvent::ClientGone { draining: open });
         if open {
-            self.phase = HttpPhase::Draining;
+            self.turn.client_left();
             if let Some(conn) = self.conn.as_mut() {
                 conn.set_reading(now, true);
                 // A create still being written (upstream not reading) must not hold the turn
@@ -334,15 +317,9 @@ impl HttpTurn {
             self.timers
                 .set(TurnTimer::Drain, now + self.cfg.session.drain_timeout);
         } else {
-            if self.slot == Slot::Waiting
-                && let Some(a) = &self.admission
-            {
+            if self.turn.slot() == Slot::Waiting {
                 self.commands
-                    .push_back(HttpCommand::Slot(SlotRequest::CancelWait {
-                        turn: self.turn,
-                        account: a.account,
-                    }));
-                self.slot = Slot::None;
+                    .extend(self.turn.withdraw().map(HttpCommand::Slot));
             }
             self.finish();
         }
@@ -354,7 +331,10 @@ impl HttpTurn {
     /// While full the turn stops reading upstream (TCP backpressure) and the conn's read and
     /// pong timeouts pause; full for `session.client_write_timeout` counts as the client gone.
     pub fn handle_client_backpressure(&mut self, now: Instant, full: bool) {
-        if self.backpressured == full || self.client_gone || self.phase == HttpPhase::Done {
+        if self.backpressured == full
+            || self.answer == AnswerState::Gone
+            || self.stage == Stage::Done
+        {
             return;
         }
         self.backpressured = full;
@@ -455,9 +435,9 @@ impl HttpTurn {
         self.id
     }
 
-    /// Where the turn stands
-    pub fn phase(&self) -> HttpPhase {
-        self.phase
+    /// Whether the turn is over ([`HttpEvent::Finished`] was emitted)
+    pub fn is_finished(&self) -> bool {
+        self.stage == Stage::Done
     }
 
     /// Whether the shell should read the upstream conn now (false while the client is slow)

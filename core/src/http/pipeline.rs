@@ -4,17 +4,34 @@
 use std::time::Instant;
 
 use super::{
-    ErrorAnswer, HttpAdmission, HttpCommand, HttpEvent, HttpPhase, HttpTransmit, HttpTurn,
-    TurnTimer, request,
+    ErrorAnswer, HttpAdmission, HttpCommand, HttpEvent, HttpTransmit, HttpTurn, Stage, TurnTimer,
+    request,
 };
 use crate::TurnId;
 use crate::conn::UpstreamConn;
 use crate::errors::GatewayError;
 use crate::resolver::Transport;
-use crate::scheduler::RetryState;
-use crate::turn::{Models, Slot, SlotRequest, pinning};
+use crate::turn::{Models, Slot, SlotRequest, TurnFacts, pinning};
 
 impl HttpTurn {
+    /// The one place the stage moves; debug-asserts that the edge is drawn in the diagram
+    pub(super) fn move_to(&mut self, next: Stage) {
+        use Stage::*;
+        debug_assert!(
+            matches!(
+                (self.stage, next),
+                (Scheduling, Acquiring | Attempt | Done)
+                    | (Acquiring, Attempt | Backoff | Done)
+                    | (Attempt, Forwarding { .. } | Backoff | Done)
+                    | (Forwarding { .. }, Backoff | Done)
+                    | (Backoff, Acquiring | Scheduling | Done)
+            ),
+            "HTTP turn: {:?} -> {next:?} is not an edge",
+            self.stage
+        );
+        self.stage = next;
+    }
+
     pub(super) fn previous_str(&self) -> Option<String> {
         self.request
             .as_ref()
@@ -23,7 +40,7 @@ impl HttpTurn {
     }
 
     pub(super) fn on_admission(&mut self, now: Instant, admission: HttpAdmission) {
-        if self.phase != HttpPhase::Scheduling {
+        if self.stage != Stage::Scheduling {
             return;
         }
         let request = self
@@ -41,15 +58,9 @@ impl HttpTurn {
         }
         let client = request.model.clone();
         self.models = Models::of(&admission.model_map, client);
-        if self.retry.is_none() {
-            let pinning = pinning(request.previous.is_some(), admission.connection_local);
-            self.retry = Some(RetryState::new(
-                now,
-                admission.account,
-                pinning,
-                &self.cfg.scheduler,
-            ));
-        }
+        let pinning = pinning(request.previous.is_some(), admission.connection_local);
+        self.turn
+            .retry_state(now, admission.account, pinning, &self.cfg.scheduler);
         let transport = admission.transport;
         self.admission = Some(admission);
         match transport {
@@ -59,8 +70,8 @@ impl HttpTurn {
     }
 
     pub(super) fn acquire(&mut self) {
+        self.move_to(Stage::Acquiring);
         let admission = self.admission.as_ref().expect("admitted");
-        self.phase = HttpPhase::Acquiring;
         let free = self.request.as_ref().is_some_and(|r| r.previous.is_none());
         self.commands.push_back(HttpCommand::Acquire {
             account: admission.account,
@@ -71,17 +82,14 @@ impl HttpTurn {
     }
 
     pub(super) fn ask_slot(&mut self, now: Instant) {
+        self.move_to(Stage::Attempt);
         let admission = self.admission.as_ref().expect("admitted");
-        self.phase = HttpPhase::AwaitingSlot;
-        self.slot = Slot::Waiting;
         // Each attempt has its own handle: its slot and its response on the conn.
-        self.turn = TurnId(self.turn.0 + 1);
-        self.commands
-            .push_back(HttpCommand::Slot(SlotRequest::Acquire {
-                turn: self.turn,
-                account: admission.account,
-                max_concurrency: admission.max_concurrency,
-            }));
+        self.turn.renumber(TurnId(self.turn.id().0 + 1));
+        let ask = self
+            .turn
+            .ask_slot(admission.account, admission.max_concurrency);
+        self.commands.push_back(HttpCommand::Slot(ask));
         self.timers.set(
             TurnTimer::SlotWait,
             now + self.cfg.session.slot_wait_timeout,
@@ -90,7 +98,7 @@ impl HttpTurn {
 
     pub(super) fn on_lease(&mut self, now: Instant, lease: crate::pool::Lease) {
         let conn = UpstreamConn::new(lease.record, now, &self.cfg.upstream);
-        if self.phase != HttpPhase::Acquiring {
+        if self.stage != Stage::Acquiring {
             // Gone or answered meanwhile: the conn goes straight back, untouched.
             return self.release(conn, None);
         }
@@ -110,7 +118,7 @@ impl HttpTurn {
     }
 
     pub(super) fn on_lease_refused(&mut self, now: Instant, reason: crate::pool::RefuseReason) {
-        if self.phase != HttpPhase::Acquiring {
+        if self.stage != Stage::Acquiring {
             return;
         }
         if reason == crate::pool::RefuseReason::DialFailed {
@@ -129,7 +137,7 @@ impl HttpTurn {
                 failure: crate::scheduler::FailureKind::DialFailed,
                 switch_account: true,
             });
-            self.phase = HttpPhase::Backoff;
+            self.move_to(Stage::Backoff);
             return self.resume_after_backoff();
         }
         self.answer_error(&ErrorAnswer::from(GatewayError::upstream_unavailable()));
@@ -137,8 +145,7 @@ impl HttpTurn {
     }
 
     pub(super) fn on_slot_granted(&mut self, now: Instant, turn: TurnId) {
-        if self.phase != HttpPhase::AwaitingSlot || self.slot != Slot::Waiting || turn != self.turn
-        {
+        if self.stage != Stage::Attempt || !self.turn.slot_granted(turn) {
             // Not waiting any more (timed out, gone): give it straight back.
             if let Some(a) = &self.admission {
                 self.commands
@@ -149,10 +156,9 @@ impl HttpTurn {
             return;
         }
         self.timers.stop(TurnTimer::SlotWait);
-        self.slot = Slot::Granted;
         let admission = self.admission.as_ref().expect("admitted");
         let account = admission.account;
-        if let Some(retry) = self.retry.as_mut() {
+        if let Some(retry) = self.turn.retry() {
             retry.attempt_started(account);
         }
         let request = self
@@ -165,39 +171,44 @@ impl HttpTurn {
                 Some(model) => crate::event::rewrite_create_model(&request.body, model),
                 None => request.body.clone(),
             };
-            self.phase = HttpPhase::Forwarding;
-            self.forward_started = Some(now);
             self.out.push_back(HttpTransmit::Forward { account, body });
-            return;
+            let started = now;
+            return self.move_to(Stage::Forwarding { started, status: 0 });
         }
         let frame = request::build_create(&request.body, upstream_model);
         let previous = request.previous.clone();
+        let facts = TurnFacts {
+            account,
+            client_model: Some(request.model.clone()),
+            models: self.models.clone(),
+            accepted_at: self.started_at,
+            trace_parent: request.trace_parent,
+            retries: self
+                .turn
+                .retry()
+                .map(|r| r.notes().to_vec())
+                .unwrap_or_default(),
+        };
         let Some(conn) = self.conn.as_mut().filter(|c| c.takes_creates()) else {
             // The conn died while the turn waited for its slot.
             return self.attempt_failed(now, crate::scheduler::FailureKind::UpstreamLost, None);
         };
-        conn.send_create(now, self.turn, None, previous, frame);
-        self.phase = HttpPhase::Upstream;
+        conn.send_create(now, self.turn.id(), None, previous, frame);
+        self.turn.send(conn.id(), facts);
     }
 
     pub(super) fn slot_wait_expired(&mut self) {
-        if self.phase != HttpPhase::AwaitingSlot || self.slot != Slot::Waiting {
+        if self.stage != Stage::Attempt || self.turn.slot() != Slot::Waiting {
             return;
         }
-        if let Some(a) = &self.admission {
-            self.commands
-                .push_back(HttpCommand::Slot(SlotRequest::CancelWait {
-                    turn: self.turn,
-                    account: a.account,
-                }));
-        }
-        self.slot = Slot::None;
+        self.commands
+            .extend(self.turn.withdraw().map(HttpCommand::Slot));
         self.answer_error(&ErrorAnswer::from(GatewayError::concurrency_limit_reached()));
         self.finish();
     }
 
     pub(super) fn resume_after_backoff(&mut self) {
-        if self.phase != HttpPhase::Backoff {
+        if self.stage != Stage::Backoff {
             return;
         }
         if self.admission.is_some() {
@@ -207,33 +218,22 @@ impl HttpTurn {
             .request
             .as_ref()
             .expect("a scheduled turn has a request");
-        self.phase = HttpPhase::Scheduling;
+        let (previous, prompt_cache_key) =
+            (request.previous.clone(), request.prompt_cache_key.clone());
+        self.move_to(Stage::Scheduling);
         self.commands.push_back(HttpCommand::Schedule {
-            previous: request.previous.clone(),
-            prompt_cache_key: request.prompt_cache_key.clone(),
+            previous,
+            prompt_cache_key,
             exclude: self.exclude.clone(),
         });
     }
 
-    /// Gives the slot back if the turn holds one
-    pub(super) fn give_back_slot(&mut self) {
-        if self.slot == Slot::Granted
-            && let Some(a) = &self.admission
-        {
-            self.commands
-                .push_back(HttpCommand::Slot(SlotRequest::Release {
-                    account: a.account,
-                }));
-        }
-        self.slot = Slot::None;
-    }
-
     /// Ends the turn: the conn and slot go back, the control plane forgets the request
     pub(super) fn finish(&mut self) {
-        if self.phase == HttpPhase::Done {
+        if self.stage == Stage::Done {
             return;
         }
-        self.phase = HttpPhase::Done;
+        self.move_to(Stage::Done);
         self.timers.stop_all();
         if let Some(mut conn) = self.conn.take() {
             if conn.unfinished() > 0 {
@@ -242,8 +242,9 @@ impl HttpTurn {
             }
             self.release(conn, None);
         }
-        self.give_back_slot();
-        if self.opened {
+        self.commands
+            .extend(self.turn.withdraw().map(HttpCommand::Slot));
+        if self.request.is_some() {
             self.commands.push_back(HttpCommand::Close);
         }
         self.events.push_back(HttpEvent::Finished);

@@ -7,21 +7,20 @@ use bytes::Bytes;
 
 use super::request::{event_type, response_object};
 use super::{
-    AnswerState, ContentType, ErrorAnswer, HttpCommand, HttpEvent, HttpPhase, HttpTransmit,
-    HttpTurn, TurnTimer,
+    AnswerState, ContentType, ErrorAnswer, HttpCommand, HttpEvent, HttpTransmit, HttpTurn, Stage,
+    TurnTimer,
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::event::{ServerEventKind, sse_encode};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
-use crate::turn::{self, Audience, Slot, TurnFacts};
 use crate::{ConnId, TurnId};
 
 impl HttpTurn {
     /// The per-event path: route, restore the model, frame as SSE (or keep the terminal's
     /// response object for a `stream:false` reply)
     pub(super) fn on_upstream_frame(&mut self, now: Instant, conn_id: ConnId, frame: Bytes) {
-        let current = self.turn;
+        let current = self.turn.id();
         let Some(conn) = self.conn.as_mut().filter(|c| c.id() == conn_id) else {
             return;
         };
@@ -44,31 +43,24 @@ impl HttpTurn {
             }
             _ => return,
         }
-        let audience = match self.client_gone {
-            true => Audience::Gone,
-            false => Audience::Client,
-        };
-        if kind == ServerEventKind::Error && audience == Audience::Client {
+        if kind == ServerEventKind::Error && self.answer != AnswerState::Gone {
             // Its answer depends on whether the attempt is retried: decided when it ends.
             self.last_error = Some(frame);
             return;
         }
         // A client that left gets nothing: the response is read to its terminal for the conn
         // and the usage (both taken by the conn machine), and nothing else is done for it.
-        let Some(frame) = turn::relay(self.models.as_ref(), kind, frame, audience) else {
+        let Some(frame) = self.turn.relay(kind, frame) else {
             return;
         };
-        match self.phase {
-            HttpPhase::Upstream if self.streams() => {
-                self.phase = HttpPhase::Streaming;
-                self.write_head(200, ContentType::EventStream, None);
-                self.write_sse(&frame);
-            }
-            HttpPhase::Upstream if kind.is_terminal() => {
-                self.final_response = response_object(&frame);
-            }
-            HttpPhase::Streaming => self.write_sse(&frame),
-            _ => {}
+        if !self.turn.is_retriable() {
+            self.write_sse(&frame);
+        } else if self.streams() {
+            self.turn.reached_client();
+            self.write_head(200, ContentType::EventStream, None);
+            self.write_sse(&frame);
+        } else if kind.is_terminal() {
+            self.final_response = response_object(&frame);
         }
     }
 
@@ -84,7 +76,7 @@ impl HttpTurn {
         content_type: ContentType,
         retry_after: Option<u64>,
     ) {
-        if self.answer != AnswerState::Unsent || self.client_gone {
+        if self.answer != AnswerState::Unsent {
             return;
         }
         self.open_answer();
@@ -100,7 +92,7 @@ impl HttpTurn {
     }
 
     fn write_end(&mut self) {
-        if self.answer == AnswerState::Open && !self.client_gone {
+        if self.answer == AnswerState::Open {
             self.end_answer();
             self.out.push_back(HttpTransmit::End);
         }
@@ -120,7 +112,7 @@ impl HttpTurn {
 
     /// Answers with an error: status + JSON before the head, the flat SSE `error` after it
     pub(super) fn answer_error(&mut self, answer: &ErrorAnswer) {
-        if self.client_gone || self.answer == AnswerState::Ended {
+        if matches!(self.answer, AnswerState::Ended | AnswerState::Gone) {
             return;
         }
         if self.answer == AnswerState::Open {
@@ -162,10 +154,10 @@ impl HttpTurn {
     }
 
     fn on_ended(&mut self, now: Instant, ended: Ended) {
-        if ended.turn != self.turn {
+        if ended.turn != self.turn.id() {
             return;
         }
-        if self.phase == HttpPhase::Draining {
+        if self.answer == AnswerState::Gone {
             let clean = matches!(
                 ended.outcome,
                 Outcome::Completed | Outcome::Incomplete | Outcome::Failed
@@ -174,25 +166,26 @@ impl HttpTurn {
             self.events.push_back(HttpEvent::DrainFinished { clean });
             return self.finish();
         }
-        match (&ended.outcome, self.phase) {
-            (Outcome::Completed | Outcome::Incomplete | Outcome::Failed, HttpPhase::Streaming) => {
+        let streaming = !self.turn.is_retriable();
+        match (&ended.outcome, streaming) {
+            (Outcome::Completed | Outcome::Incomplete | Outcome::Failed, true) => {
                 self.end_response(now, ended);
                 self.write_end();
                 self.finish();
             }
-            (Outcome::Completed | Outcome::Incomplete | Outcome::Failed, _) => {
+            (Outcome::Completed | Outcome::Incomplete | Outcome::Failed, false) => {
                 let body = self.final_response.take().unwrap_or_else(|| {
                     Bytes::from_static(br#"{"object":"response","status":"completed"}"#)
                 });
                 self.end_response(now, ended);
                 self.write_head(200, ContentType::Json, None);
-                if !self.client_gone {
+                if self.answer != AnswerState::Gone {
                     self.out.push_back(HttpTransmit::Body(body));
                 }
                 self.write_end();
                 self.finish();
             }
-            (Outcome::Error { .. }, HttpPhase::Streaming) => {
+            (Outcome::Error { .. }, true) => {
                 let frame = self.last_error.take().unwrap_or_default();
                 self.answer_error(&ErrorAnswer::from_upstream_error(&frame));
                 self.end_response(now, ended);
@@ -203,7 +196,7 @@ impl HttpTurn {
                     status,
                     retry_after,
                 },
-                _,
+                false,
             ) => {
                 let failure = FailureKind::from_status(*status, *retry_after);
                 self.attempt_failed(now, failure, Some(ended));
@@ -214,14 +207,14 @@ impl HttpTurn {
                 self.finish();
             }
             // HTTP turns have no shutdown grace of their own: a cut reads as a lost conn.
-            (Outcome::UpstreamLost | Outcome::CutAtShutdown, HttpPhase::Streaming) => {
+            (Outcome::UpstreamLost | Outcome::CutAtShutdown, true) => {
                 self.answer_error(&ErrorAnswer::from(GatewayError::upstream_lost(
                     "the upstream connection was lost mid-response",
                 )));
                 self.end_response(now, ended);
                 self.finish();
             }
-            (Outcome::UpstreamLost | Outcome::CutAtShutdown, _) => {
+            (Outcome::UpstreamLost | Outcome::CutAtShutdown, false) => {
                 self.attempt_failed(now, FailureKind::UpstreamLost, Some(ended));
             }
         }
@@ -230,40 +223,23 @@ impl HttpTurn {
     /// A response ended for good: report, bind, release the conn (held for a `store:false`
     /// chain), give the slot back
     fn end_response(&mut self, now: Instant, ended: Ended) {
-        let Some(admission) = self.admission.clone() else {
+        let store = self.request.as_ref().is_none_or(|r| r.store);
+        let Some(settled) = self.turn.end(now, ended, store) else {
             return;
         };
-        let conn = self.conn.take();
-        let conn_id = conn.as_ref().map_or(ConnId(0), UpstreamConn::id);
-        let request = self.request.as_ref();
-        let facts = TurnFacts {
-            account: admission.account,
-            client_model: request.map(|r| r.model.clone()),
-            models: self.models.clone(),
-            accepted_at: self.started_at,
-            trace_parent: request.and_then(|r| r.trace_parent),
-            retries: self
-                .retry
-                .as_ref()
-                .map(|r| r.notes().to_vec())
-                .unwrap_or_default(),
-        };
-        let request_store = request.is_none_or(|r| r.store);
-        let (bind, report) = facts.settle(now, conn_id, ended, request_store, self.client_gone);
         // A `store:false` chain's conn is held idle for its next turn.
-        let hold = bind
+        let hold = settled
+            .bind
             .as_ref()
             .filter(|b| !b.store)
             .map(|b| b.response.clone());
-        if let Some(bind) = bind {
-            self.commands.push_back(HttpCommand::Bind(bind));
-        }
-        if let Some(conn) = conn {
+        self.commands.extend(settled.bind.map(HttpCommand::Bind));
+        if let Some(conn) = self.conn.take() {
             self.release(conn, hold);
         }
-        self.give_back_slot();
+        self.commands.extend(settled.release.map(HttpCommand::Slot));
         self.events
-            .push_back(HttpEvent::ResponseEnded(Box::new(report)));
+            .push_back(HttpEvent::ResponseEnded(Box::new(settled.report)));
     }
 
     /// An attempt failed before anything reached the client: retry under the scheduler's rules,
@@ -275,10 +251,7 @@ impl HttpTurn {
         ended: Option<Ended>,
     ) {
         let upstream_error = self.last_error.take();
-        let decision = match self.retry.as_mut() {
-            Some(retry) => retry.on_failure(now, failure, false, &mut self.jitter),
-            None => RetryDecision::GiveUp(GiveUpReason::NotRetryable),
-        };
+        let decision = self.turn.attempt_failed(now, failure, &mut self.jitter);
         let account = self.admission.as_ref().map(|a| a.account);
         match decision {
             RetryDecision::RetryAt { at, switch_account } => {
@@ -288,7 +261,8 @@ impl HttpTurn {
                 if let Some(conn) = self.conn.take() {
                     self.release(conn, None);
                 }
-                self.give_back_slot();
+                let release = self.turn.hold_again(at, false);
+                self.commands.extend(release.map(HttpCommand::Slot));
                 self.final_response = None;
                 self.enter_backoff(account, failure, switch_account, at);
             }
@@ -345,13 +319,13 @@ impl HttpTurn {
         }
         if switch_account {
             self.exclude = self
-                .retry
-                .as_ref()
+                .turn
+                .retry()
                 .map(|r| r.tried_accounts().to_vec())
                 .unwrap_or_default();
             self.admission = None;
         }
-        self.phase = HttpPhase::Backoff;
+        self.move_to(Stage::Backoff);
         self.timers.set(TurnTimer::RetryBackoff, at);
     }
 
@@ -361,29 +335,23 @@ impl HttpTurn {
         status: u16,
         retry_after: Option<Duration>,
     ) {
-        if self.phase != HttpPhase::Forwarding || self.answer != AnswerState::Unsent {
+        if !self.forward_unanswered() {
             return;
         }
         if !(200..300).contains(&status) {
             let failure = FailureKind::from_status(status, retry_after);
-            let decision = self
-                .retry
-                .as_mut()
-                .map(|r| r.on_failure(now, failure, false, &mut self.jitter));
-            if let Some(RetryDecision::RetryAt { at, switch_account }) = decision {
+            if let RetryDecision::RetryAt { at, switch_account } =
+                self.turn.attempt_failed(now, failure, &mut self.jitter)
+            {
                 // Health is fed from `Retrying`: no `ForwardEnded` for a retried attempt.
                 self.out.push_back(HttpTransmit::DiscardForward);
-                self.forward_started = None;
-                self.give_back_slot();
-                let account = self.admission.as_ref().map(|a| a.account);
-                self.enter_backoff(account, failure, switch_account, at);
-                // An HTTP account has no pool: the next attempt always schedules again.
-                self.admission = None;
-                return;
+                return self.forward_retry(failure, switch_account, at);
             }
         }
-        self.forward_status = status;
-        if !self.client_gone {
+        if let Stage::Forwarding { status: s, .. } = &mut self.stage {
+            *s = status;
+        }
+        if self.answer != AnswerState::Gone {
             self.open_answer();
             self.out.push_back(HttpTransmit::PassThrough);
             self.events.push_back(HttpEvent::Answered {
@@ -394,24 +362,16 @@ impl HttpTurn {
     }
 
     pub(super) fn on_forward_failed(&mut self, now: Instant) {
-        if self.phase != HttpPhase::Forwarding || self.answer != AnswerState::Unsent {
+        if !self.forward_unanswered() {
             return;
         }
-        let decision = self
-            .retry
-            .as_mut()
-            .map(|r| r.on_failure(now, FailureKind::DialFailed, false, &mut self.jitter));
-        match decision {
-            Some(RetryDecision::RetryAt { at, switch_account }) => {
-                self.forward_started = None;
-                self.give_back_slot();
-                let account = self.admission.as_ref().map(|a| a.account);
-                self.enter_backoff(account, FailureKind::DialFailed, switch_account, at);
-                // An HTTP account has no pool: the next attempt always schedules again.
-                self.admission = None;
+        let failure = FailureKind::DialFailed;
+        match self.turn.attempt_failed(now, failure, &mut self.jitter) {
+            RetryDecision::RetryAt { at, switch_account } => {
+                self.forward_retry(failure, switch_account, at)
             }
-            _ => {
-                self.forward_ended(now, 0);
+            RetryDecision::GiveUp(_) => {
+                self.forward_ended(now);
                 self.answer_error(&ErrorAnswer::from(GatewayError::new(
                     502,
                     ErrorType::Server,
@@ -424,26 +384,37 @@ impl HttpTurn {
     }
 
     pub(super) fn on_forward_end(&mut self, now: Instant) {
-        if self.phase != HttpPhase::Forwarding {
+        if !matches!(self.stage, Stage::Forwarding { .. }) {
             return;
         }
-        let status = self.forward_status;
-        self.forward_ended(now, status);
+        self.forward_ended(now);
         self.write_end();
         self.finish();
     }
 
-    /// The forwarded attempt is over: its slot goes back, its end is reported
-    fn forward_ended(&mut self, now: Instant, status: u16) {
-        if let (Some(a), Some(started)) = (&self.admission, self.forward_started.take()) {
+    /// A forwarded POST whose reply head has not come
+    fn forward_unanswered(&self) -> bool {
+        matches!(self.stage, Stage::Forwarding { .. }) && self.answer == AnswerState::Unsent
+    }
+
+    /// A forwarded attempt failed and is retried: its slot goes back, and the next attempt
+    /// schedules again (an HTTP account has no pool)
+    fn forward_retry(&mut self, failure: FailureKind, switch_account: bool, at: Instant) {
+        let release = self.turn.hold_again(at, false);
+        self.commands.extend(release.map(HttpCommand::Slot));
+        let account = self.admission.as_ref().map(|a| a.account);
+        self.enter_backoff(account, failure, switch_account, at);
+        self.admission = None;
+    }
+
+    /// The forwarded attempt is over: its end is reported (its slot goes back with the turn)
+    fn forward_ended(&mut self, now: Instant) {
+        if let (Some(a), Stage::Forwarding { started, status }) = (&self.admission, self.stage) {
             self.events.push_back(HttpEvent::ForwardEnded {
                 account: a.account,
                 status,
                 duration: now.saturating_duration_since(started),
             });
-        }
-        if self.slot == Slot::Granted {
-            self.give_back_slot();
         }
     }
 }

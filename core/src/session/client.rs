@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{PendingCreate, Refusal, Session, SessionPhase};
+use super::{Create, Refusal, Session};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::event::{ClientEventKind, ClientRequest, StreamIdField};
-use crate::turn::Slot;
+use crate::turn::Turn;
 use crate::{ResponseId, TurnId};
 
 /// Whether a held create's `previous_response_id` still has to pass the group rule
@@ -45,8 +45,7 @@ impl Session {
             Some(prev) if !self.created_here(prev) => ContinuationCheck::Due,
             _ => ContinuationCheck::NotNeeded,
         };
-        let create = PendingCreate {
-            turn,
+        let create = Create {
             frame,
             lane,
             previous: req.previous_response_id,
@@ -54,14 +53,11 @@ impl Session {
             connection_local,
             client_model: req.model,
             prompt_cache_key: req.prompt_cache_key,
-            slot: Slot::None,
-            retry: None,
-            not_before: None,
             accepted_at: now,
             trace_parent: req.trace_parent,
         };
         let held = self.cfg.session.max_held_creates_per_session;
-        let refusal = if self.shutting_down {
+        let refusal = if self.shutting_down() {
             Some(Refusal::shutting_down())
         } else if !lane_ok {
             Some(Refusal::InvalidStreamId)
@@ -85,14 +81,15 @@ impl Session {
         } else {
             None
         };
+        if refusal.is_none()
+            && let Some(model) = &create.client_model
+        {
+            self.last_model = Some(model.clone());
+        }
+        let turn = Turn::new(turn, create);
         match refusal {
-            Some(refusal) => self.refuse(&create, refusal),
-            None => {
-                if let Some(model) = &create.client_model {
-                    self.last_model = Some(model.clone());
-                }
-                self.pending.push_back(create);
-            }
+            Some(refusal) => self.refuse(turn, refusal),
+            None => self.pending.push_back(turn),
         }
     }
 
@@ -112,12 +109,13 @@ impl Session {
     /// Handles the group rule's answer to
     /// [`SessionCommand::CheckContinuation`](super::SessionCommand::CheckContinuation)
     pub fn handle_continuation_judged(&mut self, now: Instant, turn: TurnId, allowed: bool) {
-        if let Some(pos) = self.pending.iter().position(|p| p.turn == turn) {
+        if let Some(pos) = self.pending.iter().position(|p| p.id() == turn) {
             if allowed {
-                self.pending[pos].check = ContinuationCheck::NotNeeded;
+                let create = self.pending[pos].create_mut().expect("a held create");
+                create.check = ContinuationCheck::NotNeeded;
             } else {
                 let create = self.pending.remove(pos).expect("found");
-                self.refuse(&create, Refusal::PreviousResponseNotFound);
+                self.refuse(create, Refusal::PreviousResponseNotFound);
             }
         }
         self.settle(now);
@@ -156,7 +154,7 @@ impl Session {
     }
 
     pub(super) fn send_client_error(&mut self, error: &GatewayError) {
-        if self.phase != SessionPhase::Draining && self.phase != SessionPhase::Finished {
+        if self.takes_client_input() {
             self.client_out.push_back(error.event(None));
         }
     }

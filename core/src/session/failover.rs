@@ -5,30 +5,29 @@
 use std::time::Instant;
 
 use super::{Refusal, Session, SessionEvent};
-use crate::scheduler::RetryState;
 
 impl Session {
     /// A failed dial: the head create's retry state decides (true: it will be tried again)
     pub(super) fn retry_failed_dial(&mut self, now: Instant) -> bool {
         use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
-        let (Some(admission), Some(head)) = (&self.admission, self.pending.front_mut()) else {
+        let (Some(admission), Some(head)) = (self.admitted_account(), self.pending.front()) else {
             return false;
         };
         let account = admission.account;
-        let pinning = crate::turn::pinning(head.previous.is_some(), head.connection_local);
-        let retry = head
-            .retry
-            .get_or_insert_with(|| RetryState::new(now, account, pinning, &self.cfg.scheduler));
-        let decision = retry.on_failure(now, FailureKind::DialFailed, false, &mut self.jitter);
-        let turn = head.turn;
+        let create = head.create().expect("a held create");
+        let pinning = crate::turn::pinning(create.previous.is_some(), create.connection_local);
+        let head = self.pending.front_mut().expect("head exists");
+        head.retry_state(now, account, pinning, &self.cfg.scheduler);
+        let decision = head.attempt_failed(now, FailureKind::DialFailed, &mut self.jitter);
+        let turn = head.id();
         match decision {
             RetryDecision::RetryAt { at, switch_account } => {
-                let tried = retry.tried_accounts().to_vec();
-                head.not_before = Some(at);
+                let tried = head.retry().map(|r| r.tried_accounts().to_vec());
+                head.hold_again(at, true); // a slot it holds (a re-queued create) it keeps
                 let switch_account = switch_account && self.unfinished() == 0;
                 if switch_account {
-                    self.exclude = tried;
-                    self.admission = None;
+                    self.exclude = tried.unwrap_or_default();
+                    self.drop_admission();
                 }
                 self.events.push_back(SessionEvent::Retrying {
                     turn,
@@ -40,7 +39,7 @@ impl Session {
             }
             RetryDecision::GiveUp(GiveUpReason::ChainLost) => {
                 let head = self.pending.pop_front().expect("head exists");
-                self.refuse(&head, Refusal::PreviousResponseNotFound);
+                self.refuse(head, Refusal::PreviousResponseNotFound);
                 true
             }
             RetryDecision::GiveUp(_) => false,
@@ -50,17 +49,19 @@ impl Session {
     /// A dial that outlasted `pool.dial_wait`: the session moves to another account now (no
     /// back-off: nothing failed); false if it may not move any more
     pub(super) fn move_from_slow_dial(&mut self) -> bool {
-        let (Some(admission), Some(head)) = (&self.admission, self.pending.front()) else {
+        let (Some(admission), Some(head)) = (self.admitted_account(), self.pending.front()) else {
             return false;
         };
         let account = admission.account;
-        if head.previous.is_some() || self.unfinished() > 0 || self.exclude.contains(&account) {
+        let chained = head.create().is_some_and(|c| c.previous.is_some());
+        if chained || self.unfinished() > 0 || self.exclude.contains(&account) {
             return false;
         }
+        let turn = head.id();
         self.exclude.push(account);
-        self.admission = None;
+        self.drop_admission();
         self.events.push_back(SessionEvent::Retrying {
-            turn: head.turn,
+            turn,
             account,
             failure: crate::scheduler::FailureKind::DialFailed,
             switch_account: true,

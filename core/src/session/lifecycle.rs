@@ -3,8 +3,7 @@
 
 use std::time::Instant;
 
-use super::{ClientProtocolError, Hop, Refusal, Session, SessionPhase, SessionTimer};
-use crate::turn::Slot;
+use super::{ClientProtocolError, Hop, Refusal, Session, SessionTimer};
 
 impl Session {
     /// Handles the gateway shutting down (SIGTERM/SIGINT)
@@ -22,21 +21,15 @@ impl Session {
     ///   either, at shutdown_grace: open responses end as cut_at_shutdown ─▶ close 1012
     /// ```
     pub fn handle_shutdown(&mut self, now: Instant) {
-        if self.shutting_down
-            || matches!(self.phase, SessionPhase::Draining | SessionPhase::Finished)
-        {
+        if self.shutting_down() || !self.takes_client_input() {
             return;
         }
-        self.shutting_down = true;
         self.timers.set(
             SessionTimer::ShutdownGrace,
             now + self.cfg.session.shutdown_grace,
         );
         while let Some(head) = self.pending.pop_front() {
-            if head.slot == Slot::Granted {
-                self.release_slot();
-            }
-            self.refuse(&head, Refusal::shutting_down());
+            self.refuse(head, Refusal::shutting_down());
         }
         let spread = self
             .cfg
@@ -44,9 +37,9 @@ impl Session {
             .shutdown_close_spread
             .min(self.cfg.session.shutdown_grace);
         let close_at = now + spread.mul_f64(self.jitter.factor(0.0));
-        if self.unfinished() > 0 || close_at <= now {
-            self.close_when_idle = true;
-        } else {
+        let close_when_idle = self.unfinished() > 0 || close_at <= now;
+        self.enter_shutdown(close_when_idle);
+        if !close_when_idle {
             self.timers.set(SessionTimer::ShutdownClose, close_at);
         }
         self.settle(now);
@@ -75,7 +68,7 @@ impl Session {
     /// the client had left. An over-size upstream message also ends that conn: its stream
     /// cannot be followed past a message the gateway refused to read.
     pub fn handle_message_too_big(&mut self, now: Instant, hop: Hop) {
-        if self.phase == SessionPhase::Finished {
+        if self.is_finished() {
             return;
         }
         self.close_client(1009, "message too big");
@@ -92,7 +85,7 @@ impl Session {
     /// gives the error (1007 for invalid UTF-8, 1002 otherwise) instead of a bare TCP close;
     /// its stream cannot be read past the error, so open responses are drained as if it had left
     pub fn handle_client_protocol_error(&mut self, now: Instant, error: ClientProtocolError) {
-        if self.phase == SessionPhase::Finished {
+        if self.is_finished() {
             return;
         }
         let reason = match error {
@@ -113,7 +106,7 @@ impl Session {
         }
         self.ping_client = true;
         // The first unanswered ping starts the pong deadline; later pings must not move it.
-        if !self.backpressured && self.timers.get(SessionTimer::ClientPong).is_none() {
+        if !self.backpressured() && self.timers.get(SessionTimer::ClientPong).is_none() {
             self.timers.set(
                 SessionTimer::ClientPong,
                 now + self.cfg.session.client_pong_timeout,

@@ -15,6 +15,7 @@ mod client;
 mod failover;
 mod lifecycle;
 mod pipeline;
+mod state;
 mod types;
 mod upstream;
 
@@ -34,35 +35,12 @@ use crate::conn::UpstreamConn;
 use crate::errors::{GatewayError, Refusal};
 use crate::event::{ClientEventKind, classify_client_event};
 use crate::rng::Jitter;
-use crate::scheduler::RetryState;
 use crate::timer::{TimerName, TimerTable};
 use crate::trace_context::TraceContext;
-use crate::turn::{Slot, SlotRequest, TurnFacts};
+use crate::turn::{SlotRequest, Turn};
 use crate::{AccountId, Config, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};
 use client::ContinuationCheck;
-
-/// Lifecycle of a client session
-///
-/// ```text
-///   AwaitingFirst ──first client message──▶ Active ──client gone, responses open──▶ Draining
-///        │                                   │                                      │
-///        │ first_message_timeout (1008)      │ inter_turn_idle_timeout (1000),      │ all terminal,
-///        │                                   │ client gone with nothing open,       │ drain_timeout
-///        │                                   │ upstream lost after output (1011)    │
-///        ▼                                   ▼                                      ▼
-///     Finished ◀──────────────────────────────────────────────────────────────── Finished
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SessionPhase {
-    /// Upgraded, no client message yet
-    AwaitingFirst,
-    /// Serving turns
-    Active,
-    /// The client left; reading upstream until every open response is terminal
-    Draining,
-    /// Over: conns released, nothing more to do
-    Finished,
-}
+use state::{ClientWrites, Phase, Route, Shutdown};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SessionTimer {
@@ -98,10 +76,9 @@ impl TimerName for SessionTimer {
     }
 }
 
-/// A create the session holds until it has an account, a conn, room and a slot
+/// What a session keeps of a client's create until nothing can send it again
 #[derive(Clone, Debug)]
-struct PendingCreate {
-    turn: TurnId,
+struct Create {
     frame: Bytes,
     lane: Lane,
     previous: Option<ResponseId>,
@@ -110,30 +87,10 @@ struct PendingCreate {
     connection_local: bool,
     client_model: Option<Bytes>,
     prompt_cache_key: Option<Bytes>,
-    slot: Slot,
-    /// Retry and failover bookkeeping, from its first attempt on
-    retry: Option<RetryState>,
-    /// A retry waits for its back-off before going out again
-    not_before: Option<Instant>,
     /// The create arrived (its span starts here)
     accepted_at: Instant,
     /// Its `client_metadata.traceparent`
     trace_parent: Option<TraceContext>,
-}
-
-/// A create sent upstream and not ended
-#[derive(Clone, Debug)]
-struct TurnState {
-    turn: TurnId,
-    conn: ConnId,
-    /// Its account, model names and what its report carries
-    facts: TurnFacts,
-    /// The create as the client sent it, kept until the response's first event is written
-    /// (until then a lost conn means a transparent retry)
-    retry: Option<PendingCreate>,
-    /// An `error` event that must move the create to a fresh conn instead of reaching the client
-    requeue: bool,
-    successor: bool,
 }
 
 /// A response that ended in this session
@@ -154,14 +111,14 @@ const RETIRED_CONNS: usize = 8;
 pub struct Session {
     id: SessionId,
     cfg: Arc<Config>,
-    phase: SessionPhase,
-    admission: Option<Admission>,
-    scheduling: bool,
-    acquiring: bool,
+    phase: Phase,
+    route: Route,
     active: Option<UpstreamConn>,
     retiring: Option<UpstreamConn>,
-    pending: VecDeque<PendingCreate>,
-    turns: Vec<TurnState>,
+    /// Creates held in order until they have an account, a conn, room and a slot
+    pending: VecDeque<Turn<Create>>,
+    /// Creates sent upstream and not ended
+    turns: Vec<Turn<Create>>,
     known: VecDeque<KnownResponse>,
     session_lanes: Vec<StreamId>,
     retired_conns: Vec<ConnId>,
@@ -177,23 +134,14 @@ pub struct Session {
     commands: VecDeque<SessionCommand>,
     events: VecDeque<SessionEvent>,
     timers: TimerTable<11>,
-    /// The gateway is shutting down: no new creates, close 1012 when nothing is in flight
-    shutting_down: bool,
-    /// During shutdown: the client may be closed 1012 as soon as nothing is in flight (a
-    /// session busy at shutdown closes when its last response ends; an idle one at its instant
-    /// within `shutdown_close_spread`)
-    close_when_idle: bool,
+    shutdown: Shutdown,
     /// Accounts the head create's next schedule must avoid (its failover after failed dials or
     /// upstream losses); cleared once that create goes upstream or is refused
     exclude: Vec<AccountId>,
     jitter: Jitter,
     next_turn: u64,
     last_model: Option<Bytes>,
-    backpressured: bool,
-    /// A response stalled while draining: the drain did not finish cleanly
-    drain_stalled: bool,
-    /// The control plane was told the client is blocked (`SessionCommand::ClientBlocked`)
-    announced_blocked: bool,
+    client_writes: ClientWrites,
 }
 
 impl Session {
@@ -210,10 +158,8 @@ impl Session {
         );
         Self {
             id,
-            phase: SessionPhase::AwaitingFirst,
-            admission: None,
-            scheduling: false,
-            acquiring: false,
+            phase: Phase::AwaitingFirst,
+            route: Route::Unscheduled,
             active: None,
             retiring: None,
             pending: VecDeque::new(),
@@ -225,8 +171,7 @@ impl Session {
             inherited_local: Vec::new(),
             client_active_at: now,
             ping_client: false,
-            shutting_down: false,
-            close_when_idle: false,
+            shutdown: Shutdown::Running,
             client_out: VecDeque::new(),
             upstream_out: VecDeque::new(),
             commands: VecDeque::new(),
@@ -236,9 +181,7 @@ impl Session {
             jitter: Jitter::new(0x5e55_1011 ^ id.0),
             next_turn: 1,
             last_model: None,
-            backpressured: false,
-            drain_stalled: false,
-            announced_blocked: false,
+            client_writes: ClientWrites::Reading,
             cfg,
         }
     }
@@ -251,7 +194,7 @@ impl Session {
         self.timers.stop(SessionTimer::FirstMessage);
         self.timers.stop(SessionTimer::InterTurnIdle);
         self.client_active_at = now;
-        self.phase = SessionPhase::Active;
+        self.client_spoke();
         let req = match classify_client_event(&frame) {
             Ok(req) => req,
             Err(e) => {
@@ -281,7 +224,7 @@ impl Session {
         }
         self.timers.stop(SessionTimer::FirstMessage);
         self.client_active_at = now;
-        self.phase = SessionPhase::Active;
+        self.client_spoke();
         self.send_client_error(&GatewayError::bad_request(
             "binary frames are not supported; send JSON text frames",
         ));
@@ -292,17 +235,16 @@ impl Session {
     ///
     /// Open responses are drained: no client writes, no rewrites, held creates dropped.
     pub fn handle_client_gone(&mut self, now: Instant) {
-        if matches!(self.phase, SessionPhase::Draining | SessionPhase::Finished) {
+        if !self.takes_client_input() {
             return;
         }
         self.client_out.clear();
         self.ping_client = false;
         self.timers.stop(SessionTimer::BlockedClient);
-        self.announce_blocked(false);
+        self.client_reads();
         self.timers.stop(SessionTimer::ClientPing);
         self.timers.stop(SessionTimer::ClientPong);
         self.drop_pending();
-        self.backpressured = false;
         self.timers.stop(SessionTimer::ClientWrite);
         for conn in self.conns_mut() {
             conn.set_reading(now, true);
@@ -316,7 +258,10 @@ impl Session {
             self.commands
                 .push_back(SessionCommand::AbandonWrites { conn: conn.id() });
         }
-        self.phase = SessionPhase::Draining;
+        for turn in &mut self.turns {
+            turn.client_left();
+        }
+        self.start_draining();
         self.timers.stop(SessionTimer::InterTurnIdle);
         self.timers.stop(SessionTimer::FirstMessage);
         self.timers
@@ -333,13 +278,13 @@ impl Session {
     /// control plane is told, and as soon as another create waits for one of those slots it
     /// answers [`SessionInput::YieldSlots`].
     pub fn handle_client_backpressure(&mut self, now: Instant, full: bool) {
-        if self.phase == SessionPhase::Finished
-            || self.phase == SessionPhase::Draining
-            || self.backpressured == full
-        {
+        if !self.takes_client_input() || self.backpressured() == full {
             return;
         }
-        self.backpressured = full;
+        match full {
+            true => self.client_full(),
+            false => self.client_reads(),
+        }
         for conn in self.conns_mut() {
             conn.set_reading(now, !full);
         }
@@ -357,7 +302,6 @@ impl Session {
         } else {
             self.timers.stop(SessionTimer::ClientWrite);
             self.timers.stop(SessionTimer::BlockedClient);
-            self.announce_blocked(false);
         }
         // Held creates wait for the client to read before they ask for a slot.
         self.settle(now);
@@ -365,19 +309,18 @@ impl Session {
 
     /// Handles the scheduler's answer to [`SessionCommand::Schedule`]
     pub fn handle_admission(&mut self, now: Instant, admission: Admission) {
-        self.scheduling = false;
-        if self.phase == SessionPhase::Finished {
+        if self.is_finished() {
             return;
         }
-        self.admission = Some(admission);
+        self.admitted(admission);
         self.settle(now);
     }
 
     /// Handles the scheduler refusing [`SessionCommand::Schedule`]: the create that asked is answered
     pub fn handle_admission_refused(&mut self, now: Instant, refusal: Refusal) {
-        self.scheduling = false;
+        self.admission_refused();
         if let Some(head) = self.pending.pop_front() {
-            self.refuse(&head, refusal);
+            self.refuse(head, refusal);
             // The accounts this create's failover avoided are not the next create's to avoid.
             self.exclude.clear();
         }
@@ -386,7 +329,7 @@ impl Session {
 
     /// Handles a conn the pool granted for [`SessionCommand::Acquire`]
     pub fn handle_lease(&mut self, now: Instant, lease: Lease) {
-        self.acquiring = false;
+        self.lease_answered();
         self.inherited_local = lease
             .record
             .lane_cache
@@ -395,7 +338,7 @@ impl Session {
             .map(|c| c.response.clone())
             .collect();
         let conn = UpstreamConn::new(lease.record, now, &self.cfg.upstream);
-        if self.phase == SessionPhase::Finished || self.phase == SessionPhase::Draining {
+        if !self.takes_client_input() {
             self.commands
                 .push_back(SessionCommand::Release(conn.into_release()));
             return;
@@ -414,7 +357,7 @@ impl Session {
     /// only when one is usable); otherwise every held create gets a 503
     pub fn handle_lease_refused(&mut self, now: Instant, reason: crate::pool::RefuseReason) {
         use crate::pool::RefuseReason;
-        self.acquiring = false;
+        self.lease_answered();
         let retried = match reason {
             RefuseReason::DialFailed => self.retry_failed_dial(now),
             RefuseReason::DialWait => self.move_from_slow_dial(),
@@ -423,7 +366,7 @@ impl Session {
         if !retried {
             let refusal = Refusal::Gateway(GatewayError::upstream_unavailable());
             while let Some(head) = self.pending.pop_front() {
-                self.refuse(&head, refusal.clone());
+                self.refuse(head, refusal.clone());
             }
         }
         self.settle(now);
@@ -454,16 +397,13 @@ impl Session {
 
     /// Handles a concurrency slot granted for `turn`
     pub fn handle_slot_granted(&mut self, now: Instant, turn: TurnId) {
-        match self.pending.iter_mut().find(|p| p.turn == turn) {
-            Some(p) => p.slot = Slot::Granted,
-            None => {
-                // The create is gone (refused, client left): give the slot straight back.
-                if let Some(admission) = &self.admission {
-                    self.commands
-                        .push_back(SessionCommand::Slot(SlotRequest::Release {
-                            account: admission.account,
-                        }));
-                }
+        let granted = self.pending.iter_mut().any(|p| p.slot_granted(turn));
+        if !granted {
+            // The create is gone (refused, client left): give the slot straight back.
+            if let Some(admission) = self.admitted_account() {
+                let account = admission.account;
+                self.commands
+                    .push_back(SessionCommand::Slot(SlotRequest::Release { account }));
             }
         }
         self.settle(now);
@@ -524,7 +464,7 @@ impl Session {
                 SessionTimer::RetryBackoff => {} // settle sends the create whose back-off ended
                 SessionTimer::ClientPing => self.client_ping_due(now),
                 SessionTimer::ShutdownGrace => self.shutdown_grace_expired(now),
-                SessionTimer::ShutdownClose => self.close_when_idle = true,
+                SessionTimer::ShutdownClose => self.close_when_idle(),
                 SessionTimer::ClientPong => {
                     self.close_client(1001, "client did not answer a ping");
                     self.handle_client_gone(now);
@@ -577,17 +517,12 @@ impl Session {
     /// Whether the shell should read data frames from this session's upstream conns now
     /// (false while the client's write buffer is full)
     pub fn wants_upstream_read(&self) -> bool {
-        !self.backpressured
+        !self.backpressured()
     }
 
     /// The session's handle
     pub fn id(&self) -> SessionId {
         self.id
-    }
-
-    /// Its lifecycle phase
-    pub fn phase(&self) -> SessionPhase {
-        self.phase
     }
 
     /// The conn taking new creates
@@ -622,14 +557,7 @@ impl Session {
 
     /// The account chosen for the session
     pub fn admission(&self) -> Option<&Admission> {
-        self.admission.as_ref()
-    }
-
-    fn takes_client_input(&self) -> bool {
-        matches!(
-            self.phase,
-            SessionPhase::AwaitingFirst | SessionPhase::Active
-        )
+        self.admitted_account()
     }
 
     fn conns_mut(&mut self) -> impl Iterator<Item = &mut UpstreamConn> {

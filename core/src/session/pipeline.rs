@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use super::{
-    ContinuationCheck, PendingCreate, Refusal, Session, SessionCommand, SessionEvent, SessionPhase,
-    SessionTimer, TurnState,
+    ContinuationCheck, Create, Phase, Refusal, Route, Session, SessionCommand, SessionEvent,
+    SessionTimer, Shutdown,
 };
 use crate::conn::{CloseReason, ConnState, UpstreamConn};
 use crate::errors::GatewayError;
@@ -13,8 +13,7 @@ use crate::event::{
     previous_response_not_found_event, rewrite_create_model,
     websocket_connection_limit_reached_event, websocket_stream_limit_reached_event,
 };
-use crate::scheduler::RetryState;
-use crate::turn::{Models, Slot, SlotRequest, TurnFacts, pinning};
+use crate::turn::{Models, Slot, SlotRequest, Turn, TurnFacts, pinning};
 
 /// What the head of the held queue waits for
 enum Step {
@@ -30,13 +29,15 @@ impl Session {
     pub(super) fn settle(&mut self, now: Instant) {
         loop {
             self.collect_conn_outputs(now);
-            if self.phase == SessionPhase::Finished {
+            if self.is_finished() {
                 return;
             }
             self.rotate_and_release(now);
-            if self.phase == SessionPhase::Draining && self.unfinished() == 0 {
+            if let Phase::Draining { stalled } = self.phase
+                && self.unfinished() == 0
+            {
                 // A response that stalled ended the drain as surely as a terminal, not cleanly.
-                let clean = !self.drain_stalled;
+                let clean = !stalled;
                 self.events.push_back(SessionEvent::DrainFinished { clean });
                 return self.finish(now);
             }
@@ -45,18 +46,14 @@ impl Session {
             }
         }
         self.collect_conn_outputs(now);
-        if self.close_when_idle
-            && matches!(
-                self.phase,
-                SessionPhase::Active | SessionPhase::AwaitingFirst
-            )
+        if self.shutdown == Shutdown::CloseWhenIdle
+            && self.takes_client_input()
             && self.unfinished() == 0
         {
             self.close_client(1012, "gateway restarting");
             return self.finish(now);
         }
-        let idle =
-            self.phase == SessionPhase::Active && self.pending.is_empty() && self.unfinished() == 0;
+        let idle = self.phase == Phase::Active && self.pending.is_empty() && self.unfinished() == 0;
         match (idle, self.timers.get(SessionTimer::InterTurnIdle)) {
             (true, None) => self.timers.set(
                 SessionTimer::InterTurnIdle,
@@ -70,15 +67,12 @@ impl Session {
     /// Moves held creates forward; true if anything changed
     fn pump(&mut self, now: Instant) -> bool {
         let mut progressed = false;
-        while !self.pending.is_empty() && self.phase == SessionPhase::Active {
+        while !self.pending.is_empty() && self.phase == Phase::Active {
             match self.step_head(now) {
                 Step::Sent => progressed = true,
                 Step::Refused(refusal) => {
                     let head = self.pending.pop_front().expect("head exists");
-                    if head.slot == Slot::Granted {
-                        self.release_slot();
-                    }
-                    self.refuse(&head, refusal);
+                    self.refuse(head, refusal);
                     progressed = true;
                 }
                 Step::Rotate => {
@@ -97,42 +91,43 @@ impl Session {
         let Some(head) = self.pending.front() else {
             return Step::Wait;
         };
-        let Some(admission) = &self.admission else {
-            if !self.scheduling {
-                self.scheduling = true;
-                // The schedule judges the create's previous response by the group rule itself.
-                self.pending[0].check = ContinuationCheck::NotNeeded;
-                let head = &self.pending[0];
-                self.commands.push_back(SessionCommand::Schedule {
-                    turn: head.turn,
-                    previous: head.previous.clone(),
-                    connection_local: head.connection_local,
-                    prompt_cache_key: head.prompt_cache_key.clone(),
+        let create = head.create().expect("a held create");
+        let Some(admission) = self.admitted_account() else {
+            if self.route == Route::Unscheduled {
+                let command = SessionCommand::Schedule {
+                    turn: head.id(),
+                    previous: create.previous.clone(),
+                    connection_local: create.connection_local,
+                    prompt_cache_key: create.prompt_cache_key.clone(),
                     exclude: self.exclude.clone(),
-                });
+                };
+                self.commands.push_back(command);
+                self.ask_schedule();
+                // The schedule judges the create's previous response by the group rule itself.
+                self.head_create().check = ContinuationCheck::NotNeeded;
             }
             return Step::Wait;
         };
-        match head.check {
+        let (account, max_concurrency) = (admission.account, admission.max_concurrency);
+        match create.check {
             ContinuationCheck::NotNeeded => {}
             ContinuationCheck::Due => {
-                let (turn, previous) = (head.turn, head.previous.clone().expect("checked"));
-                self.pending[0].check = ContinuationCheck::Asked;
+                let (turn, previous) = (head.id(), create.previous.clone().expect("checked"));
+                self.head_create().check = ContinuationCheck::Asked;
                 self.commands
                     .push_back(SessionCommand::CheckContinuation { turn, previous });
                 return Step::Wait;
             }
             ContinuationCheck::Asked => return Step::Wait,
         }
-        let account = admission.account;
-        if let Some(at) = head.not_before
+        if let Some(at) = head.not_before()
             && at > now
         {
             self.timers.set(SessionTimer::RetryBackoff, at);
             return Step::Wait;
         }
         // A connection-local chain can only continue on the conn whose cache holds it.
-        if let (true, Some(prev)) = (head.connection_local, &head.previous)
+        if let (true, Some(prev)) = (create.connection_local, &create.previous)
             && let Some(known) = self.known.iter().rev().find(|k| &k.id == prev)
         {
             let on_active = self
@@ -154,36 +149,31 @@ impl Session {
             if self.active.as_ref().is_some_and(UpstreamConn::is_live) && self.retiring.is_some() {
                 return Step::Wait; // one rotation at a time: the previous retiring conn must end first
             }
-            if head.connection_local
-                && head.previous.is_some()
+            if create.connection_local
+                && create.previous.is_some()
                 && self.active.as_ref().is_some_and(UpstreamConn::is_live)
             {
                 return Step::Refused(Refusal::ConnectionLimitReached);
             }
-            if !self.acquiring {
-                self.acquiring = true;
+            if let Route::Admitted(_) = self.route {
                 // Held creates may move to another account only while nothing else of this
                 // session runs (its slots and conns belong to the admission's account) and the
                 // head is not tied to this account by its previous response.
-                let may_move_from = (head.previous.is_none() && self.unfinished() == 0)
+                let may_move_from = (create.previous.is_none() && self.unfinished() == 0)
                     .then(|| self.exclude.clone());
-                self.commands.push_back(SessionCommand::Acquire {
-                    account,
-                    compat: admission.compat.clone(),
-                    may_move_from,
-                });
+                self.ask_lease(may_move_from);
             }
             return Step::Wait;
         };
         // Another client socket's store:false chain still cached on the conn this session
         // leased: upstream would continue it, so answer as a fresh socket would be answered.
-        if let Some(prev) = &head.previous
+        if let Some(prev) = &create.previous
             && self.inherited_local.contains(prev)
             && !self.known.iter().any(|k| &k.id == prev)
         {
             return Step::Refused(Refusal::PreviousResponseNotFound);
         }
-        if let Some(lane) = &head.lane
+        if let Some(lane) = &create.lane
             && !conn.has_used_lane(lane)
         {
             let new_for_session = !self.session_lanes.contains(lane);
@@ -192,7 +182,7 @@ impl Session {
             }
             if conn.named_lanes_used() >= max_lanes {
                 // Upstream counts lanes over the conn's lifetime: earlier holders used them up.
-                return match (head.connection_local, self.retiring.is_none()) {
+                return match (create.connection_local, self.retiring.is_none()) {
                     (true, _) => Step::Refused(Refusal::StreamLimitReached),
                     (false, true) => Step::Rotate,
                     (false, false) => Step::Wait, // one rotation at a time
@@ -202,19 +192,13 @@ impl Session {
         if conn.unfinished() >= self.cfg.upstream.max_inflight_per_conn {
             return Step::Wait;
         }
-        match head.slot {
+        match head.slot() {
             // A client that reads nothing now would leave the response's slot held unread:
             // the create waits for the client to read before it asks for one.
-            Slot::None if self.backpressured => Step::Wait,
+            Slot::None if self.backpressured() => Step::Wait,
             Slot::None => {
-                let turn = head.turn;
-                self.pending[0].slot = Slot::Waiting;
-                self.commands
-                    .push_back(SessionCommand::Slot(SlotRequest::Acquire {
-                        turn,
-                        account,
-                        max_concurrency: admission.max_concurrency,
-                    }));
+                let ask = self.pending[0].ask_slot(account, max_concurrency);
+                self.commands.push_back(SessionCommand::Slot(ask));
                 self.timers.set(
                     SessionTimer::SlotWait,
                     now + self.cfg.session.slot_wait_timeout,
@@ -230,72 +214,62 @@ impl Session {
         }
     }
 
+    /// The head create, to amend before it goes upstream
+    fn head_create(&mut self) -> &mut Create {
+        let head = self.pending.front_mut().expect("head exists");
+        head.create_mut().expect("a held create")
+    }
+
     fn send_head(&mut self, now: Instant) {
         let mut head = self.pending.pop_front().expect("head exists");
-        let admission = self.admission.as_ref().expect("admitted");
-        let model = head
+        let admission = self.admitted_account().expect("admitted");
+        let account = admission.account;
+        let create = head.create().expect("a held create");
+        let model = create
             .client_model
             .clone()
             .or_else(|| self.last_model.clone());
         let client_model = model.clone();
         let models = model.and_then(|client| Models::of(&admission.model_map, client));
-        let frame = match (&models, &head.client_model) {
-            (Some(models), Some(_)) => rewrite_create_model(&head.frame, models.upstream_str()),
-            _ => head.frame.clone(),
+        let frame = match (&models, &create.client_model) {
+            (Some(models), Some(_)) => rewrite_create_model(&create.frame, models.upstream_str()),
+            _ => create.frame.clone(),
         };
-        if let Some(lane) = &head.lane
+        if let Some(lane) = &create.lane
             && !self.session_lanes.contains(lane)
         {
             self.session_lanes.push(lane.clone());
         }
-        let account = admission.account;
+        let (lane, previous) = (create.lane.clone(), create.previous.clone());
+        let (accepted_at, trace_parent) = (create.accepted_at, create.trace_parent);
+        let pinning = pinning(previous.is_some(), create.connection_local);
         // The accounts a failover avoided were this create's; it goes upstream now, so the
         // next create of the session may use any account again.
         self.exclude.clear();
-        match &mut head.retry {
-            Some(retry) => retry.attempt_started(account),
-            None => {
-                let pinning = pinning(head.previous.is_some(), head.connection_local);
-                head.retry = Some(RetryState::new(now, account, pinning, &self.cfg.scheduler));
-            }
-        }
-        head.not_before = None;
+        let retry = head.retry_state(now, account, pinning, &self.cfg.scheduler);
+        retry.attempt_started(account);
+        let retries = retry.notes().to_vec();
         let conn = self.active.as_mut().expect("active conn takes creates");
-        conn.send_create(
-            now,
-            head.turn,
-            head.lane.clone(),
-            head.previous.clone(),
-            frame,
-        );
-        let retries = head
-            .retry
-            .as_ref()
-            .map(|r| r.notes().to_vec())
-            .unwrap_or_default();
-        self.turns.push(TurnState {
-            turn: head.turn,
-            conn: conn.id(),
-            facts: TurnFacts {
-                account,
-                client_model,
-                models,
-                accepted_at: head.accepted_at,
-                trace_parent: head.trace_parent,
-                retries,
-            },
-            retry: Some(head),
-            requeue: false,
-            successor: false,
-        });
+        conn.send_create(now, head.id(), lane, previous, frame);
+        let facts = TurnFacts {
+            account,
+            client_model,
+            models,
+            accepted_at,
+            trace_parent,
+            retries,
+        };
+        head.send(conn.id(), facts);
+        self.turns.push(head);
     }
 
-    /// Answers a create that will not go upstream
-    pub(super) fn refuse(&mut self, head: &PendingCreate, refusal: Refusal) {
-        let lane = head.lane.as_ref();
+    /// Answers a create that will not go upstream; what it holds of a slot goes back
+    pub(super) fn refuse(&mut self, mut turn: Turn<Create>, refusal: Refusal) {
+        let create = turn.create().expect("a create not yet relayed");
+        let lane = create.lane.as_ref();
         let frame = match &refusal {
             Refusal::PreviousResponseNotFound => previous_response_not_found_event(
-                head.previous.as_ref().map_or("", |p| p.as_str()),
+                create.previous.as_ref().map_or("", |p| p.as_str()),
                 lane,
             ),
             Refusal::ConnectionLimitReached => websocket_connection_limit_reached_event(lane),
@@ -306,71 +280,44 @@ impl Session {
             Refusal::InvalidStreamId => crate::event::invalid_stream_id_event(),
             Refusal::Gateway(error) => error.event(lane),
         };
-        if matches!(
-            self.phase,
-            SessionPhase::Active | SessionPhase::AwaitingFirst
-        ) {
+        if self.takes_client_input() {
             self.client_out.push_back(frame);
         }
-        if head.slot == Slot::Waiting
-            && let Some(admission) = &self.admission
-        {
-            self.timers.stop(SessionTimer::SlotWait);
-            self.commands
-                .push_back(SessionCommand::Slot(SlotRequest::CancelWait {
-                    turn: head.turn,
-                    account: admission.account,
-                }));
-        }
+        self.withdraw(&mut turn);
         self.events.push_back(SessionEvent::Refused {
-            turn: head.turn,
+            turn: turn.id(),
             refusal,
         });
     }
 
-    pub(super) fn release_slot(&mut self) {
-        if let Some(admission) = &self.admission {
-            self.commands
-                .push_back(SessionCommand::Slot(SlotRequest::Release {
-                    account: admission.account,
-                }));
+    /// Ends a create that has no response: a slot wait is cancelled, a slot given back
+    fn withdraw(&mut self, turn: &mut Turn<Create>) {
+        let request = turn.withdraw();
+        if let Some(SlotRequest::CancelWait { .. }) = request {
+            self.timers.stop(SessionTimer::SlotWait);
         }
+        self.commands.extend(request.map(SessionCommand::Slot));
     }
 
     pub(super) fn slot_wait_expired(&mut self) {
         let waiting = self
             .pending
             .front()
-            .is_some_and(|p| p.slot == Slot::Waiting);
+            .is_some_and(|p| p.slot() == Slot::Waiting);
         if waiting {
             let head = self.pending.pop_front().expect("head exists");
             let refusal = Refusal::Gateway(GatewayError::concurrency_limit_reached());
-            self.refuse(&head, refusal);
+            self.refuse(head, refusal);
         }
     }
 
     /// Drops held creates (the client left); slots they hold or wait for are given back
     pub(super) fn drop_pending(&mut self) {
         self.timers.stop(SessionTimer::SlotWait);
-        while let Some(p) = self.pending.pop_front() {
+        while let Some(mut p) = self.pending.pop_front() {
             self.events
-                .push_back(SessionEvent::Dropped { turn: p.turn });
-            match (p.slot, &self.admission) {
-                (Slot::Waiting, Some(a)) => {
-                    self.commands
-                        .push_back(SessionCommand::Slot(SlotRequest::CancelWait {
-                            turn: p.turn,
-                            account: a.account,
-                        }))
-                }
-                (Slot::Granted, Some(a)) => {
-                    self.commands
-                        .push_back(SessionCommand::Slot(SlotRequest::Release {
-                            account: a.account,
-                        }))
-                }
-                _ => {}
-            }
+                .push_back(SessionEvent::Dropped { turn: p.id() });
+            self.withdraw(&mut p);
         }
     }
 
@@ -435,11 +382,11 @@ impl Session {
 
     /// Ends the session: every conn goes back (reusable only if clean)
     pub(super) fn finish(&mut self, now: Instant) {
-        if self.phase == SessionPhase::Finished {
+        if self.is_finished() {
             return;
         }
         self.drop_pending();
-        self.phase = SessionPhase::Finished;
+        self.enter_finished();
         self.timers.stop_all();
         for mut conn in [self.active.take(), self.retiring.take()]
             .into_iter()
@@ -459,35 +406,20 @@ impl Session {
     /// (each holding a slot) the control plane learns that their slots may be taken back; with
     /// none open only `client_write_timeout` applies, so look again later
     pub(super) fn blocked_client_due(&mut self, now: Instant) {
-        if self.unfinished() == 0 || self.admission.is_none() {
+        if self.unfinished() == 0 || self.admitted_account().is_none() {
             self.timers.set(
                 SessionTimer::BlockedClient,
                 now + self.cfg.session.blocked_client_timeout,
             );
             return;
         }
-        self.announce_blocked(true);
-    }
-
-    /// Tells the control plane the client is blocked holding slots, or no longer is
-    pub(super) fn announce_blocked(&mut self, blocked: bool) {
-        if self.announced_blocked == blocked {
-            return;
-        }
-        let Some(admission) = &self.admission else {
-            return;
-        };
-        self.announced_blocked = blocked;
-        self.commands.push_back(SessionCommand::ClientBlocked {
-            account: admission.account,
-            blocked,
-        });
+        self.client_blocked();
     }
 
     /// Creates wait for the slots this blocked client holds: it is closed 1008 and its open
     /// responses are cut, not drained, so the slots come back now
     pub(super) fn yield_slots(&mut self, now: Instant) {
-        if !self.backpressured || self.unfinished() == 0 || self.phase != SessionPhase::Active {
+        if !self.backpressured() || self.unfinished() == 0 || self.phase != Phase::Active {
             return;
         }
         self.close_client(1008, "client did not read its events in time");
@@ -496,7 +428,7 @@ impl Session {
             conn.cut_for_blocked_client(now);
         }
         self.collect_conn_outputs(now);
-        if self.phase != SessionPhase::Finished {
+        if !self.is_finished() {
             self.events
                 .push_back(SessionEvent::DrainFinished { clean: false });
             self.finish(now);

@@ -5,14 +5,13 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{
-    KNOWN_RESPONSES, KnownResponse, Session, SessionCommand, SessionEvent, SessionPhase, Transmit,
-    TurnState,
+    Create, KNOWN_RESPONSES, KnownResponse, Phase, Session, SessionCommand, SessionEvent, Transmit,
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::event::{ErrorClass, ServerEventKind};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
-use crate::turn::{self, Audience, Slot, SlotRequest, TurnFacts};
+use crate::turn::{self, Audience, Turn, TurnFacts};
 use crate::{ConnId, TurnId};
 
 impl Session {
@@ -21,9 +20,9 @@ impl Session {
     /// The frame moves to the client queue as the same buffer unless its model must be
     /// restored; nothing here allocates for a delta.
     pub(super) fn on_upstream_frame(&mut self, now: Instant, conn_id: ConnId, frame: Bytes) {
-        let audience = match self.phase {
-            SessionPhase::Draining | SessionPhase::Finished => Audience::Gone,
-            SessionPhase::AwaitingFirst | SessionPhase::Active => Audience::Client,
+        let audience = match self.takes_client_input() {
+            true => Audience::Client,
+            false => Audience::Gone,
         };
         let mut next = self.next_turn;
         let Some(conn) = self
@@ -54,24 +53,24 @@ impl Session {
         self.next_turn = next;
         let out = match owner {
             Owner::Response { turn, first } => {
-                if first && !self.turns.iter().any(|t| t.turn == turn) {
-                    self.adopt_successor(now, turn, conn_id);
+                if first && !self.turns.iter().any(|t| t.id() == turn) {
+                    self.adopt_successor(now, turn, conn_id, audience);
                 }
-                let Some(state) = self.turns.iter_mut().find(|t| t.turn == turn) else {
+                let Some(state) = self.turns.iter_mut().find(|t| t.id() == turn) else {
                     return;
                 };
-                let movable = state.retry.as_ref().is_some_and(|p| !p.connection_local);
+                let movable = state.create().is_some_and(|c| !c.connection_local);
                 if kind == ServerEventKind::Error
                     && error_class == Some(ErrorClass::WebsocketConnectionLimitReached)
                     && movable
                 {
                     // The conn hit upstream's lifetime limit before this create produced
                     // anything: move it to a fresh conn without the client noticing.
-                    state.requeue = true;
+                    state.must_move();
                     return;
                 }
-                state.retry = None; // an event reached the client: no more transparent retries
-                turn::relay(state.facts.models.as_ref(), kind, frame, audience)
+                state.reached_client(); // no more transparent retries
+                state.relay(kind, frame)
             }
             Owner::Steering | Owner::ConnectionError => turn::relay(None, kind, frame, audience),
             Owner::Tail => {
@@ -87,28 +86,23 @@ impl Session {
     }
 
     /// An automatic successor after a steer: a response no client create asked for
-    fn adopt_successor(&mut self, now: Instant, turn: TurnId, conn: ConnId) {
-        let Some(admission) = &self.admission else {
+    fn adopt_successor(&mut self, now: Instant, turn: TurnId, conn: ConnId, audience: Audience) {
+        let Some(admission) = self.admitted_account() else {
             return;
         };
         // It carries on its predecessor's model (and trace), not its retries.
-        let predecessor = self.turns.iter().find(|t| t.conn == conn);
+        let predecessor = self.turns.iter().find(|t| t.conn() == Some(conn));
+        let predecessor = predecessor.and_then(Turn::facts);
         let facts = TurnFacts {
             account: admission.account,
-            client_model: predecessor.and_then(|t| t.facts.client_model.clone()),
-            models: predecessor.and_then(|t| t.facts.models.clone()),
+            client_model: predecessor.and_then(|f| f.client_model.clone()),
+            models: predecessor.and_then(|f| f.models.clone()),
             accepted_at: now,
-            trace_parent: predecessor.and_then(|t| t.facts.trace_parent),
+            trace_parent: predecessor.and_then(|f| f.trace_parent),
             retries: Vec::new(),
         };
-        self.turns.push(TurnState {
-            turn,
-            conn,
-            facts,
-            retry: None,
-            requeue: false,
-            successor: true,
-        });
+        let successor = Turn::successor(turn, conn, facts, audience);
+        self.turns.push(successor);
     }
 
     /// Moves transmits and ended responses out of every conn the session holds
@@ -149,7 +143,7 @@ impl Session {
     fn process_ended(&mut self, now: Instant, ended: Vec<(ConnId, Ended)>) {
         let mut lost: Vec<(ConnId, Ended)> = Vec::new();
         for (conn, e) in ended {
-            if e.outcome == Outcome::UpstreamLost && self.phase == SessionPhase::Active {
+            if e.outcome == Outcome::UpstreamLost && self.phase == Phase::Active {
                 lost.push((conn, e));
             } else {
                 self.on_ended(now, conn, e);
@@ -160,26 +154,28 @@ impl Session {
         }
     }
 
+    /// Takes the turn `ended` is the end of out of the open ones
+    fn take_turn(&mut self, ended: &Ended) -> Option<Turn<Create>> {
+        let pos = self.turns.iter().position(|t| t.id() == ended.turn)?;
+        Some(self.turns.remove(pos))
+    }
+
     fn on_ended(&mut self, now: Instant, conn: ConnId, ended: Ended) {
-        let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) else {
+        let Some(mut turn) = self.take_turn(&ended) else {
             return;
         };
-        let state = self.turns.remove(pos);
-        if state.requeue
-            && let Some(mut create) = state.retry
-        {
+        if turn.moved() {
             self.events.push_back(SessionEvent::Rotated { from: conn });
-            create.slot = Slot::Granted;
-            self.pending.push_front(create);
+            self.pending.push_front(turn);
             return;
         }
-        if ended.outcome == Outcome::Stalled && self.phase == SessionPhase::Draining {
-            self.drain_stalled = true;
+        if ended.outcome == Outcome::Stalled && self.is_draining() {
+            self.drain_stalled();
         } else if ended.outcome == Outcome::Stalled {
             self.client_out
                 .push_back(GatewayError::upstream_stalled().event(ended.lane.as_ref()));
         }
-        self.report(now, conn, &state, ended);
+        self.report(now, turn, ended);
     }
 
     /// Responses lost with their conn: retried on a fresh conn if none has written an event
@@ -189,14 +185,13 @@ impl Session {
         let any_written = lost.iter().any(|(_, e)| {
             self.turns
                 .iter()
-                .find(|t| t.turn == e.turn)
-                .is_none_or(|t| t.retry.is_none())
+                .find(|t| t.id() == e.turn)
+                .is_none_or(|t| !t.is_retriable())
         });
         if any_written {
-            for (conn, ended) in lost {
+            for (_, ended) in lost {
                 let lane = ended.lane.clone();
-                if let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) {
-                    let state = self.turns.remove(pos);
+                if let Some(turn) = self.take_turn(&ended) {
                     let lost = GatewayError::new(
                         502,
                         ErrorType::Server,
@@ -204,7 +199,7 @@ impl Session {
                         "the upstream connection was lost mid-response; retry with full context",
                     );
                     self.client_out.push_back(lost.event(lane.as_ref()));
-                    self.report(now, conn, &state, ended);
+                    self.report(now, turn, ended);
                 }
             }
             self.close_client(1011, "upstream connection lost");
@@ -213,42 +208,27 @@ impl Session {
         // Re-queue in their original order, ahead of creates the client sent later, under the
         // scheduler's retry rules (budget, back-off with jitter, account switches).
         let others_open = self.unfinished() > 0;
-        for (conn, ended) in lost.into_iter().rev() {
-            let Some(pos) = self.turns.iter().position(|t| t.turn == ended.turn) else {
+        for (_, ended) in lost.into_iter().rev() {
+            let Some(mut turn) = self.take_turn(&ended) else {
                 continue;
             };
-            let state = self.turns.remove(pos);
-            let Some(mut create) = state.retry.clone() else {
-                self.lost_for_good(now, conn, &state, ended, "the upstream connection was lost");
-                continue;
-            };
-            let decision = match &mut create.retry {
-                Some(retry) => {
-                    retry.on_failure(now, FailureKind::UpstreamLost, false, &mut self.jitter)
-                }
-                None => RetryDecision::GiveUp(GiveUpReason::NotRetryable),
-            };
+            let decision = turn.attempt_failed(now, FailureKind::UpstreamLost, &mut self.jitter);
             match decision {
                 RetryDecision::RetryAt { at, switch_account } => {
-                    if switch_account && !others_open && create.previous.is_none() {
+                    let chained = turn.create().is_some_and(|c| c.previous.is_some());
+                    let switch = switch_account && !others_open && !chained;
+                    if switch {
                         // Fail over: the next schedule avoids every account this create tried.
-                        self.exclude = create
-                            .retry
-                            .as_ref()
-                            .map(|r| r.tried_accounts().to_vec())
-                            .unwrap_or_default();
-                        self.admission = None;
-                        self.release_slot_of(state.facts.account);
-                        create.slot = Slot::None;
-                    } else {
-                        create.slot = Slot::Granted;
+                        let tried = turn.retry().map(|r| r.tried_accounts().to_vec());
+                        self.exclude = tried.unwrap_or_default();
+                        self.drop_admission();
                     }
-                    create.not_before = Some(at);
-                    self.pending.push_front(create);
+                    let release = turn.hold_again(at, !switch);
+                    self.commands.extend(release.map(SessionCommand::Slot));
+                    self.pending.push_front(turn);
                 }
                 RetryDecision::GiveUp(GiveUpReason::ChainLost) => {
-                    self.release_slot();
-                    self.refuse(&create, super::Refusal::PreviousResponseNotFound);
+                    self.refuse(turn, super::Refusal::PreviousResponseNotFound);
                 }
                 RetryDecision::GiveUp(reason) => {
                     let why = match reason {
@@ -260,49 +240,33 @@ impl Session {
                         }
                         _ => "the upstream connection was lost",
                     };
-                    self.lost_for_good(now, conn, &state, ended, why);
+                    self.client_out
+                        .push_back(GatewayError::upstream_lost(why).event(ended.lane.as_ref()));
+                    self.report(now, turn, ended);
                 }
             }
         }
     }
 
-    /// Answers a lost response that will not be retried with a 502 `error` event
-    fn lost_for_good(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        state: &TurnState,
-        ended: Ended,
-        why: &str,
-    ) {
-        self.client_out
-            .push_back(GatewayError::upstream_lost(why).event(ended.lane.as_ref()));
-        self.report(now, conn, state, ended);
-    }
-
-    fn release_slot_of(&mut self, account: crate::AccountId) {
+    /// A response ended upstream: its slot goes back, its bind and its report go out
+    fn report(&mut self, now: Instant, mut turn: Turn<Create>, ended: Ended) {
+        let Some(settled) = turn.end(now, ended, true) else {
+            return;
+        };
         self.commands
-            .push_back(SessionCommand::Slot(SlotRequest::Release { account }));
-    }
-
-    fn report(&mut self, now: Instant, conn: ConnId, state: &TurnState, ended: Ended) {
-        if !state.successor {
-            self.release_slot();
-        }
-        let drained = self.phase == SessionPhase::Draining;
-        let (bind, report) = state.facts.settle(now, conn, ended, true, drained);
-        if let Some(bind) = bind {
+            .extend(settled.release.map(SessionCommand::Slot));
+        if let Some(bind) = settled.bind {
             if self.known.len() == KNOWN_RESPONSES {
                 self.known.pop_front();
             }
             self.known.push_back(KnownResponse {
                 id: bind.response.clone(),
-                conn,
+                conn: bind.conn,
                 store: bind.store,
             });
             self.commands.push_back(SessionCommand::Bind(bind));
         }
         self.events
-            .push_back(SessionEvent::ResponseEnded(Box::new(report)));
+            .push_back(SessionEvent::ResponseEnded(Box::new(settled.report)));
     }
 }

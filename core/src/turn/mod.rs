@@ -3,29 +3,19 @@
 //! its retry pinning, the rule for its events once the client left, and its end (bind and
 //! report). Both holders take these from here, so the rules hold on both paths by construction.
 //!
-//! A create's life, in either holder:
-//!
-//! ```text
-//!  accepted ─▶ account ─▶ conn ─▶ slot ─▶ sent ─▶ first event ─▶ … ─▶ ended ─▶ bind + report
-//!                 ▲                         │ lost / error before any event reached the client
-//!                 └──── back-off (RetryState decides; maybe another account) ◀┘
-//!  client gone while sent: the response is read to its terminal, its events go nowhere
-//!  (no rewrite, no write: `relay` answers `None`), its usage still comes from the terminal
-//! ```
-//!
-//! Its slot, as `Slot`:
-//!
-//! ```text
-//!  None ──ask──▶ Waiting ──granted──▶ Granted ──response ended / attempt failed──▶ None
-//!                   │ slot_wait_timeout, refused, client gone: cancel ──▶ None
-//! ```
+//! A create's life is one machine, [`Turn`] (state.rs; its diagram is on its private state),
+//! which both holders drive with the same named transitions: a `Session` holds many (held in
+//! order, then open on its conns), an `HttpTurn` one. What is the holder's own stays with it:
+//! a session's account and conns serve all its turns; an HTTP turn's client answer.
 
+mod state;
 mod types;
 
 use std::time::Instant;
 
 use bytes::Bytes;
 
+pub(crate) use state::Turn;
 pub use types::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
 
 use crate::conn::Ended;

@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 use wsv2_core::conn::UpstreamTransmit;
 use wsv2_core::control::{AccountSpec, Control, ControlOutput, DialFailure};
 use wsv2_core::event::{ClientEventKind, classify_client_event, classify_server_event};
-use wsv2_core::http::{ContentType, HttpEvent, HttpPhase, HttpTransmit, HttpTurn};
+use wsv2_core::http::{ContentType, HttpEvent, HttpTransmit, HttpTurn};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
-use wsv2_core::session::{Hop, Session, SessionCommand, SessionPhase, Transmit};
+use wsv2_core::session::{Hop, Session, SessionCommand, Transmit};
 use wsv2_core::store::MemoryBackend;
 use wsv2_core::turn::{ModelMap, SessionInfo};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
@@ -392,7 +392,7 @@ impl Sim {
         while let Some(e) = s.poll_event() {
             events.push(e);
         }
-        let finished = s.phase() == SessionPhase::Finished;
+        let finished = s.is_finished();
         for c in commands {
             busy = true;
             match c {
@@ -459,12 +459,12 @@ impl Sim {
         self.advance(SETTLE);
         if let Some(s) = &self.session {
             panic!(
-                "the session is still {:?} long after its client left",
-                s.phase()
+                "the session is still there (draining: {}) long after its client left",
+                s.is_draining()
             );
         }
         for (t, answer) in self.turns.values() {
-            assert_eq!(t.phase(), HttpPhase::Done, "a turn outlives its client");
+            assert!(t.is_finished(), "a turn outlives its client");
             assert!(answer.finished, "a turn ended without its Finished event");
         }
         let stats = self.control.stats();

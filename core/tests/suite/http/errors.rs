@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use serde_json::Value;
 use wsv2_core::event::sse_flat_error;
-use wsv2_core::http::{ContentType, HttpEvent, HttpPhase, HttpTransmit};
+use wsv2_core::http::{ContentType, HttpEvent, HttpTransmit};
 
 fn json_error(t: &[HttpTransmit]) -> (u16, Value) {
     let HttpTransmit::Head {
@@ -65,7 +65,7 @@ fn errors_before_the_first_event_map_to_status_and_error_json_in_both_modes() {
             assert_eq!(got_status, *status, "stream={stream} {code}");
             assert_eq!(v["error"]["code"], *code);
             assert_eq!(v["error"]["message"], format!("upstream says {code}"));
-            assert_eq!(gw.turns[&id].phase(), HttpPhase::Done);
+            assert!(gw.turns[&id].is_finished());
             lines.push(format!(
                 "stream={stream} upstream {code} -> {got_status} {}",
                 v["error"]["code"]
@@ -240,12 +240,12 @@ proptest! {
         }
         // Let every timer run out: read timeouts, back-offs, drains.
         for _ in 0..40 {
-            if gw.turns[&id].phase() == HttpPhase::Done {
+            if gw.turns[&id].is_finished() {
                 break;
             }
             gw.advance(Duration::from_secs(30));
         }
-        prop_assert_eq!(gw.turns[&id].phase(), HttpPhase::Done);
+        prop_assert!(gw.turns[&id].is_finished());
         let (head, end) = check_answer_shape(gw.client_of(id));
         match gone_at {
             Some(n) => prop_assert_eq!(gw.client_of(id).len(), n, "nothing after the client left"),

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use serde_json::{Value, json};
 use wsv2_core::conn::ConnState;
-use wsv2_core::session::{SessionEvent, SessionPhase};
+use wsv2_core::session::SessionEvent;
 use wsv2_core::{Config, ConnId};
 
 #[derive(Clone, Debug)]
@@ -173,7 +173,7 @@ fn check_invariants(sim: &Sim, up: &FakeUpstream) -> Result<(), TestCaseError> {
             prop_assert!(!r.reusable, "a dirty conn was released reusable");
         }
     }
-    if sim.session.phase() == SessionPhase::Finished {
+    if sim.session.is_finished() {
         prop_assert_eq!(
             sim.session.poll_timeout(),
             None,
@@ -192,12 +192,12 @@ fn run(acts: Vec<Act>) -> Result<(), TestCaseError> {
     let mut up = FakeUpstream::default();
     let mut creates = 0usize;
     for a in acts {
-        if sim.session.phase() == SessionPhase::Finished {
+        if sim.session.is_finished() {
             break;
         }
         let conn = up.live_conn(&sim);
         match a {
-            Act::Create { .. } if sim.session.phase() == SessionPhase::Draining => {} // a departed client sends nothing
+            Act::Create { .. } if sim.session.is_draining() => {} // a departed client sends nothing
             Act::Create { lane, prev, store } => {
                 let lane = (lane > 0).then(|| format!("l{lane}"));
                 let prev = prev.and_then(|i| up.ids.get(i as usize).cloned());
@@ -256,7 +256,7 @@ fn run(acts: Vec<Act>) -> Result<(), TestCaseError> {
     // Drive to the end: the client leaves, upstream finishes what it can, time runs out.
     sim.client_gone();
     for _ in 0..200 {
-        if sim.session.phase() == SessionPhase::Finished {
+        if sim.session.is_finished() {
             break;
         }
         up.sync(&sim);
@@ -269,7 +269,7 @@ fn run(acts: Vec<Act>) -> Result<(), TestCaseError> {
         }
         check_invariants(&sim, &up)?;
     }
-    prop_assert_eq!(sim.session.phase(), SessionPhase::Finished);
+    prop_assert!(sim.session.is_finished());
     let mut outcomes = HashSet::new();
     for e in &sim.events {
         let turn = match e {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::support::session::{Sim, create, text_response};
 use wsv2_core::Config;
 use wsv2_core::conn::ConnState;
-use wsv2_core::session::{SessionCommand, SessionEvent, SessionPhase};
+use wsv2_core::session::{SessionCommand, SessionEvent};
 use wsv2_core::turn::SlotRequest;
 
 fn ms(n: u64) -> Duration {
@@ -160,11 +160,11 @@ fn a_drain_after_the_client_left_ends_at_read_timeout_not_drain_timeout() {
         text_response("resp_1", None, 1, true, "gpt-test")[0].clone(),
     );
     sim.client_gone();
-    assert_eq!(sim.session.phase(), SessionPhase::Draining);
+    assert!(sim.session.is_draining());
     advance_answering_pings(&mut sim, ms(999));
-    assert_eq!(sim.session.phase(), SessionPhase::Draining);
+    assert!(sim.session.is_draining());
     advance_answering_pings(&mut sim, ms(1));
-    assert_eq!(sim.session.phase(), SessionPhase::Finished);
+    assert!(sim.session.is_finished());
     assert!(
         sim.events
             .contains(&SessionEvent::DrainFinished { clean: false })
@@ -231,7 +231,7 @@ fn a_blocked_client_is_announced_at_blocked_client_timeout_and_gives_its_slots_u
     assert_eq!(slot_releases(&sim), 2, "both slots come back at once");
     assert_eq!(sim.closes, [wsv2_core::ConnId(1)], "cut, not drained");
     assert!(!sim.released[0].reusable);
-    assert_eq!(sim.session.phase(), SessionPhase::Finished);
+    assert!(sim.session.is_finished());
     assert_eq!(blocked_announcements(&sim), [true, false]);
 }
 
@@ -251,7 +251,7 @@ fn a_client_that_reads_again_keeps_its_slots() {
         sim.client_closed, None,
         "a late YieldSlots finds it reading"
     );
-    assert_eq!(sim.session.phase(), SessionPhase::Active);
+    assert!(sim.session.takes_client_input());
 }
 
 #[test]

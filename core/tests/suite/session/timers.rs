@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::session::{Sim, World, create, text_response};
 use wsv2_core::conn::{ConnState, UpstreamTransmit};
-use wsv2_core::session::{Session, SessionCommand, SessionEvent, SessionPhase};
+use wsv2_core::session::{Session, SessionCommand, SessionEvent};
 use wsv2_core::{Config, SessionId};
 
 fn ms(n: u64) -> Duration {
@@ -21,7 +21,7 @@ fn first_message_timeout_closes_1008() {
     assert_eq!(sim.client_closed, None);
     sim.advance(ms(1));
     assert_eq!(sim.client_closed, Some(1008));
-    assert_eq!(sim.session.phase(), SessionPhase::Finished);
+    assert!(sim.session.is_finished());
     assert_eq!(
         sim.session.poll_timeout(),
         None,
@@ -85,7 +85,7 @@ fn client_gone_mid_turn_drains_and_releases_reusable() {
     sim.upstream(1, events[0].clone());
     sim.upstream(1, events[1].clone());
     sim.client_gone();
-    assert_eq!(sim.session.phase(), SessionPhase::Draining);
+    assert!(sim.session.is_draining());
     let forwarded = sim.to_client.len();
     for ev in events.into_iter().skip(2) {
         sim.upstream(1, ev);
@@ -133,7 +133,7 @@ fn drain_timeout_leaves_the_conn_dirty() {
         !sim.released[0].reusable,
         "a timed-out drain never returns the conn to the pool"
     );
-    assert_eq!(sim.session.phase(), SessionPhase::Finished);
+    assert!(sim.session.is_finished());
     assert_trace!("session_drain_timeout_dirty", sim.trace());
 }
 
@@ -162,11 +162,7 @@ fn slow_client_pauses_upstream_reads_then_counts_as_gone() {
     );
     assert!(!sim.pings.is_empty());
     sim.advance(ms(1));
-    assert_eq!(
-        sim.session.phase(),
-        SessionPhase::Draining,
-        "the stuck client counts as gone"
-    );
+    assert!(sim.session.is_draining(), "the stuck client counts as gone");
     assert!(
         sim.session.wants_upstream_read(),
         "the drain reads upstream again"
@@ -177,7 +173,7 @@ fn slow_client_pauses_upstream_reads_then_counts_as_gone() {
     {
         sim.upstream(1, ev);
     }
-    assert_eq!(sim.session.phase(), SessionPhase::Finished);
+    assert!(sim.session.is_finished());
     assert_trace!("session_slow_client", sim.trace());
 }
 
@@ -296,11 +292,7 @@ fn a_silent_client_is_pinged_and_dropped_without_a_pong() {
         Some(1001),
         "no pong within client_pong_timeout: the client is gone"
     );
-    assert_eq!(
-        sim.session.phase(),
-        SessionPhase::Draining,
-        "drain rules apply"
-    );
+    assert!(sim.session.is_draining(), "drain rules apply");
     assert_trace!("session_client_keepalive", sim.trace());
 }
 
@@ -358,7 +350,7 @@ fn shutdown_grace_cuts_what_is_still_running() {
         !sim.released[0].reusable,
         "a conn with a cut response never returns to the pool"
     );
-    assert_eq!(sim.session.phase(), SessionPhase::Finished);
+    assert!(sim.session.is_finished());
 }
 
 #[test]

@@ -1,0 +1,414 @@
+//! One create's life as one machine, [`Turn`], driven alike by a WebSocket
+//! [`Session`](crate::session::Session) (many turns) and an [`HttpTurn`](crate::http::HttpTurn)
+//! (one). Its state is private; only the named transitions below move it, each
+//! debug-asserting the edge it takes.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{Audience, ResponseBind, ResponseReport, Slot, SlotRequest, TurnFacts};
+use crate::config::SchedulerConfig;
+use crate::conn::Ended;
+use crate::event::ServerEventKind;
+use crate::rng::Jitter;
+use crate::scheduler::{FailureKind, GiveUpReason, Pinning, RetryDecision, RetryState};
+use crate::{AccountId, ConnId, TurnId};
+
+/// A create from its acceptance to its end; `C` is what its holder keeps of the client's
+/// create until nothing can send it again (a session's frame and its terms; nothing for an
+/// HTTP turn, whose request outlives its attempts)
+#[derive(Clone, Debug)]
+pub(crate) struct Turn<C> {
+    id: TurnId,
+    state: State<C>,
+    /// Retry and failover bookkeeping, from the holder's first attempt on
+    retry: Option<RetryState>,
+}
+
+/// Where a create stands
+///
+/// ```text
+///             ┌───────── attempt failed, retry: held again until its back-off ◀─────────┐
+///             ▼                   (its slot given back, or kept: → Granted)             │
+///  new ──▶ Held ──ask_slot──▶ AwaitingSlot ──slot_granted──▶ Granted ──send──▶ Sent ────┤
+///   (the holder's account,         │                           ▲  │           │ first  │
+///    conn, room, back-off)         │ withdraw (timeout,        │  │ withdraw  │ event  │
+///             │ withdraw           │  refused, client gone)    │  │           ▼        │
+///             │ (refused, gone)    │                           │  │       Relaying ◀───┼── successor
+///             ▼                    ▼                           │  ▼           │ end    │   (no slot)
+///          Ended ◀──────────────────────────────────────────────────────────┴────────┘
+///                                                              │         end (Sent, Moving)
+///   Sent ──upstream's connection limit before any event──▶ Moving ──its end read: moved──┘
+/// ```
+///
+/// The client leaving turns `Sent`, `Moving` and `Relaying` deaf ([`Audience::Gone`]): their
+/// events are read to the terminal and go nowhere, and their report says `drained`.
+#[derive(Clone, Debug)]
+enum State<C> {
+    /// Accepted; waits for its holder's account, conn and room, or a retry's back-off
+    Held {
+        create: C,
+        not_before: Option<Instant>,
+    },
+    /// Asked `account` for a concurrency slot
+    AwaitingSlot { create: C, account: AccountId },
+    /// Holds a slot of `account` and is not (again) upstream
+    Granted {
+        create: C,
+        account: AccountId,
+        not_before: Option<Instant>,
+    },
+    /// Upstream; nothing reached the client yet, so a failure may send it again
+    Sent { create: C, up: Upstream },
+    /// Upstream's connection limit answered it before any event: it moves to a fresh conn,
+    /// keeping its slot, once its end on the old one is read
+    Moving { create: C, up: Upstream },
+    /// Its events reach the client (or nobody, once it left) until its end; it holds the
+    /// slot of `slot` (none for a successor after a steer)
+    Relaying {
+        up: Upstream,
+        slot: Option<AccountId>,
+    },
+    /// Reported, withdrawn or refused; its slot given back
+    Ended,
+}
+
+/// A create on its way upstream
+#[derive(Clone, Debug)]
+struct Upstream {
+    conn: ConnId,
+    facts: TurnFacts,
+    audience: Audience,
+}
+
+/// A create that ended upstream: its bind, its report, and the slot it gives back
+pub(crate) struct Settled {
+    pub(crate) bind: Option<ResponseBind>,
+    pub(crate) report: ResponseReport,
+    pub(crate) release: Option<SlotRequest>,
+}
+
+impl<C> Turn<C> {
+    /// A create accepted: `Held`
+    pub(crate) fn new(id: TurnId, create: C) -> Self {
+        let not_before = None;
+        let state = State::Held { create, not_before };
+        let retry = None;
+        Self { id, state, retry }
+    }
+
+    /// An automatic successor after a steer on `conn`: relayed at once, holding no slot
+    pub(crate) fn successor(
+        id: TurnId,
+        conn: ConnId,
+        facts: TurnFacts,
+        audience: Audience,
+    ) -> Self {
+        let up = Upstream {
+            conn,
+            facts,
+            audience,
+        };
+        let state = State::Relaying { up, slot: None };
+        let retry = None;
+        Self { id, state, retry }
+    }
+
+    /// Its handle (its slot waits and its response on the conn)
+    pub(crate) fn id(&self) -> TurnId {
+        self.id
+    }
+
+    /// A new handle for its next attempt (an HTTP turn's attempts are told apart)
+    pub(crate) fn renumber(&mut self, id: TurnId) {
+        debug_assert!(
+            matches!(self.state, State::Held { .. }),
+            "renumbered upstream"
+        );
+        self.id = id;
+    }
+
+    /// The client's create, while something may still send it
+    pub(crate) fn create(&self) -> Option<&C> {
+        match &self.state {
+            State::Held { create, .. }
+            | State::AwaitingSlot { create, .. }
+            | State::Granted { create, .. }
+            | State::Sent { create, .. }
+            | State::Moving { create, .. } => Some(create),
+            State::Relaying { .. } | State::Ended => None,
+        }
+    }
+
+    /// The client's create, to amend before it goes upstream
+    pub(crate) fn create_mut(&mut self) -> Option<&mut C> {
+        match &mut self.state {
+            State::Held { create, .. }
+            | State::AwaitingSlot { create, .. }
+            | State::Granted { create, .. } => Some(create),
+            _ => None,
+        }
+    }
+
+    /// Its slot, as its holder asks about it
+    pub(crate) fn slot(&self) -> Slot {
+        match (&self.state, self.held_slot()) {
+            (State::AwaitingSlot { .. }, _) => Slot::Waiting,
+            (_, Some(_)) => Slot::Granted,
+            (_, None) => Slot::None,
+        }
+    }
+
+    /// A retry's back-off: not to be sent before then
+    pub(crate) fn not_before(&self) -> Option<Instant> {
+        match &self.state {
+            State::Held { not_before, .. } | State::Granted { not_before, .. } => *not_before,
+            _ => None,
+        }
+    }
+
+    /// The conn it is on, once sent
+    pub(crate) fn conn(&self) -> Option<ConnId> {
+        self.upstream().map(|up| up.conn)
+    }
+
+    /// What its report carries, once sent
+    pub(crate) fn facts(&self) -> Option<&TurnFacts> {
+        self.upstream().map(|up| &up.facts)
+    }
+
+    /// Sent and nothing reached the client: a failure may still send it again
+    pub(crate) fn is_retriable(&self) -> bool {
+        matches!(self.state, State::Sent { .. } | State::Moving { .. })
+    }
+
+    /// Upstream and not ended
+    pub(crate) fn is_open(&self) -> bool {
+        self.upstream().is_some()
+    }
+
+    /// Its retry bookkeeping, started at `now` on `account` by the first attempt that asks
+    pub(crate) fn retry_state(
+        &mut self,
+        now: Instant,
+        account: AccountId,
+        pinning: Pinning,
+        cfg: &SchedulerConfig,
+    ) -> &mut RetryState {
+        self.retry
+            .get_or_insert_with(|| RetryState::new(now, account, pinning, cfg))
+    }
+
+    /// Its retry bookkeeping, if an attempt started it
+    pub(crate) fn retry(&mut self) -> Option<&mut RetryState> {
+        self.retry.as_mut()
+    }
+
+    /// Held → AwaitingSlot: the request for a slot of `account`
+    pub(crate) fn ask_slot(&mut self, account: AccountId, max_concurrency: u32) -> SlotRequest {
+        let State::Held { create, .. } = self.take_state() else {
+            unreachable!("a slot is asked for a held create")
+        };
+        self.state = State::AwaitingSlot { create, account };
+        let turn = self.id;
+        SlotRequest::Acquire {
+            turn,
+            account,
+            max_concurrency,
+        }
+    }
+
+    /// AwaitingSlot → Granted; false (nothing moves) when it was not waiting for this grant:
+    /// the holder gives the slot straight back
+    pub(crate) fn slot_granted(&mut self, turn: TurnId) -> bool {
+        if turn != self.id || !matches!(self.state, State::AwaitingSlot { .. }) {
+            return false;
+        }
+        let State::AwaitingSlot { create, account } = self.take_state() else {
+            unreachable!()
+        };
+        let not_before = None;
+        self.state = State::Granted {
+            create,
+            account,
+            not_before,
+        };
+        true
+    }
+
+    /// Granted → Sent on `conn` (the holder writes the frame)
+    pub(crate) fn send(&mut self, conn: ConnId, facts: TurnFacts) {
+        let State::Granted { create, .. } = self.take_state() else {
+            unreachable!("only a create holding a slot is sent")
+        };
+        let audience = Audience::Client;
+        let up = Upstream {
+            conn,
+            facts,
+            audience,
+        };
+        self.state = State::Sent { create, up };
+    }
+
+    /// Sent | Moving → Relaying: an event reached the client, so it will not be sent again
+    pub(crate) fn reached_client(&mut self) {
+        self.state = match self.take_state() {
+            State::Sent { up, .. } | State::Moving { up, .. } => {
+                let slot = Some(up.facts.account);
+                State::Relaying { up, slot }
+            }
+            relaying @ State::Relaying { .. } => relaying,
+            _ => unreachable!("only a sent create reaches its client"),
+        };
+    }
+
+    /// Sent → Moving: upstream's connection limit answered it before any event
+    pub(crate) fn must_move(&mut self) {
+        self.state = match self.take_state() {
+            State::Sent { create, up } | State::Moving { create, up } => {
+                State::Moving { create, up }
+            }
+            _ => unreachable!("only a sent create moves"),
+        };
+    }
+
+    /// Moving → Granted once its end on the old conn is read; false (nothing moves) when it
+    /// was not moving
+    pub(crate) fn moved(&mut self) -> bool {
+        if !matches!(self.state, State::Moving { .. }) {
+            return false;
+        }
+        let State::Moving { create, up } = self.take_state() else {
+            unreachable!()
+        };
+        let (account, not_before) = (up.facts.account, None);
+        self.state = State::Granted {
+            create,
+            account,
+            not_before,
+        };
+        true
+    }
+
+    /// The client left: an open response's events go nowhere from now on (seed fix 11)
+    pub(crate) fn client_left(&mut self) {
+        if let State::Sent { up, .. } | State::Moving { up, .. } | State::Relaying { up, .. } =
+            &mut self.state
+        {
+            up.audience = Audience::Gone;
+        }
+    }
+
+    /// The frame its upstream event becomes for the client, or `None` when nobody reads it
+    pub(crate) fn relay(&self, kind: ServerEventKind, frame: Bytes) -> Option<Bytes> {
+        let up = self.upstream()?;
+        super::relay(up.facts.models.as_ref(), kind, frame, up.audience)
+    }
+
+    /// An attempt failed before anything reached the client: the retry rules decide (nothing
+    /// moves; on a retry the holder calls [`hold_again`](Self::hold_again))
+    pub(crate) fn attempt_failed(
+        &mut self,
+        now: Instant,
+        failure: FailureKind,
+        jitter: &mut Jitter,
+    ) -> RetryDecision {
+        match self.retry.as_mut() {
+            Some(retry) => retry.on_failure(now, failure, false, jitter),
+            None => RetryDecision::GiveUp(GiveUpReason::NotRetryable),
+        }
+    }
+
+    /// Any state before Relaying → Held until `at`, or → Granted when `keep_slot` and it holds
+    /// one (a retry on the same account); the request that gives its slot back otherwise
+    pub(crate) fn hold_again(&mut self, at: Instant, keep_slot: bool) -> Option<SlotRequest> {
+        let account = self.held_slot();
+        let create = match self.take_state() {
+            State::Held { create, .. }
+            | State::AwaitingSlot { create, .. }
+            | State::Granted { create, .. }
+            | State::Sent { create, .. }
+            | State::Moving { create, .. } => create,
+            _ => unreachable!("sent again after its client saw it"),
+        };
+        let not_before = Some(at);
+        if let (Some(account), true) = (account, keep_slot) {
+            self.state = State::Granted {
+                create,
+                account,
+                not_before,
+            };
+            return None;
+        }
+        self.state = State::Held { create, not_before };
+        account.map(|account| SlotRequest::Release { account })
+    }
+
+    /// Sent, Moving or Relaying → Ended: upstream ended it. Its bind (when upstream finished
+    /// it with an id; `store` defaults to `default_store`), its report (`drained` when its
+    /// client had left) and its slot back. None (nothing moves) when it was not upstream.
+    pub(crate) fn end(
+        &mut self,
+        now: Instant,
+        ended: Ended,
+        default_store: bool,
+    ) -> Option<Settled> {
+        let release = self
+            .held_slot()
+            .map(|account| SlotRequest::Release { account });
+        let up = match self.take_state() {
+            State::Sent { up, .. } | State::Moving { up, .. } | State::Relaying { up, .. } => up,
+            other => {
+                self.state = other;
+                return None;
+            }
+        };
+        let drained = up.audience == Audience::Gone;
+        let (bind, report) = up.facts.settle(now, up.conn, ended, default_store, drained);
+        Some(Settled {
+            bind,
+            report,
+            release,
+        })
+    }
+
+    /// Any state → Ended without a response (refused, dropped, given up): the request that
+    /// gives back what it holds of a slot
+    pub(crate) fn withdraw(&mut self) -> Option<SlotRequest> {
+        let request = match &self.state {
+            State::AwaitingSlot { account, .. } => Some(SlotRequest::CancelWait {
+                turn: self.id,
+                account: *account,
+            }),
+            _ => self
+                .held_slot()
+                .map(|account| SlotRequest::Release { account }),
+        };
+        self.state = State::Ended;
+        request
+    }
+
+    /// The account whose slot it holds
+    fn held_slot(&self) -> Option<AccountId> {
+        match &self.state {
+            State::Granted { account, .. } => Some(*account),
+            State::Sent { up, .. } | State::Moving { up, .. } => Some(up.facts.account),
+            State::Relaying { slot, .. } => *slot,
+            _ => None,
+        }
+    }
+
+    fn upstream(&self) -> Option<&Upstream> {
+        match &self.state {
+            State::Sent { up, .. } | State::Moving { up, .. } | State::Relaying { up, .. } => {
+                Some(up)
+            }
+            _ => None,
+        }
+    }
+
+    fn take_state(&mut self) -> State<C> {
+        std::mem::replace(&mut self.state, State::Ended)
+    }
+}
