@@ -43,10 +43,7 @@ impl HttpTurn {
         if self.stage != Stage::Scheduling {
             return;
         }
-        let request = self
-            .request
-            .as_ref()
-            .expect("a scheduled turn has a request");
+        let request = self.request.as_ref().expect("a valid body");
         if request.background && admission.transport == Transport::WsV2 {
             self.answer_error(&ErrorAnswer::from(
                 GatewayError::bad_request(
@@ -161,10 +158,7 @@ impl HttpTurn {
         if let Some(retry) = self.turn.retry() {
             retry.attempt_started(account);
         }
-        let request = self
-            .request
-            .as_ref()
-            .expect("a scheduled turn has a request");
+        let request = self.request.as_ref().expect("a valid body");
         let upstream_model = self.models.as_ref().map(Models::upstream_str);
         if admission.transport == Transport::Http {
             let body = match upstream_model {
@@ -214,10 +208,7 @@ impl HttpTurn {
         if self.admission.is_some() {
             return self.acquire();
         }
-        let request = self
-            .request
-            .as_ref()
-            .expect("a scheduled turn has a request");
+        let request = self.request.as_ref().expect("a valid body");
         let (previous, prompt_cache_key) =
             (request.previous.clone(), request.prompt_cache_key.clone());
         self.move_to(Stage::Scheduling);

@@ -318,7 +318,7 @@ impl Session {
 
     /// Handles the scheduler refusing [`SessionCommand::Schedule`]: the create that asked is answered
     pub fn handle_admission_refused(&mut self, now: Instant, refusal: Refusal) {
-        self.admission_refused();
+        self.drop_admission();
         if let Some(head) = self.pending.pop_front() {
             self.refuse(head, refusal);
             // The accounts this create's failover avoided are not the next create's to avoid.

@@ -124,13 +124,6 @@ impl Session {
         };
     }
 
-    /// Scheduling → Unscheduled: no account
-    pub(super) fn admission_refused(&mut self) {
-        if self.route == Route::Scheduling {
-            self.route = Route::Unscheduled;
-        }
-    }
-
     /// Admitted → Acquiring: the command that asks the account's pool for a conn
     pub(super) fn ask_lease(&mut self, may_move_from: Option<Vec<crate::AccountId>>) {
         let Route::Admitted(admission) = std::mem::replace(&mut self.route, Route::Unscheduled)
@@ -153,7 +146,7 @@ impl Session {
         };
     }
 
-    /// Admitted | Acquiring → Unscheduled: the held creates move to another account
+    /// → Unscheduled: no account (refused), or the held creates move to another one
     pub(super) fn drop_admission(&mut self) {
         self.route = Route::Unscheduled;
     }

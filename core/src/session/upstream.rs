@@ -1,5 +1,6 @@
 //! Upstream frames on their way to the client, and what happens when responses end.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -115,28 +116,15 @@ impl Session {
             ..
         } = self;
         for conn in active.iter_mut().chain(retiring.iter_mut()) {
-            let id = conn.id();
-            while let Some(msg) = conn.poll_transmit() {
-                upstream_out.push_back(Transmit::Upstream { conn: id, msg });
-            }
-            while let Some(e) = conn.poll_ended() {
-                ended.push((id, e));
-            }
+            drain_conn(conn, upstream_out, &mut ended);
         }
         self.process_ended(now, ended);
     }
 
     /// Moves the outputs of a conn the session no longer holds (it is being released)
     pub(super) fn collect_outputs_of(&mut self, conn: &mut UpstreamConn, now: Instant) {
-        let id = conn.id();
-        while let Some(msg) = conn.poll_transmit() {
-            self.upstream_out
-                .push_back(Transmit::Upstream { conn: id, msg });
-        }
         let mut ended = Vec::new();
-        while let Some(e) = conn.poll_ended() {
-            ended.push((id, e));
-        }
+        drain_conn(conn, &mut self.upstream_out, &mut ended);
         self.process_ended(now, ended);
     }
 
@@ -164,7 +152,7 @@ impl Session {
         let Some(mut turn) = self.take_turn(&ended) else {
             return;
         };
-        if turn.moved() {
+        if turn.moved(now) {
             self.events.push_back(SessionEvent::Rotated { from: conn });
             self.pending.push_front(turn);
             return;
@@ -269,4 +257,17 @@ impl Session {
         self.events
             .push_back(SessionEvent::ResponseEnded(Box::new(settled.report)));
     }
+}
+
+/// Moves `conn`'s transmits to `out` and its ended responses to `ended`
+fn drain_conn(
+    conn: &mut UpstreamConn,
+    out: &mut VecDeque<Transmit>,
+    ended: &mut Vec<(ConnId, Ended)>,
+) {
+    let id = conn.id();
+    out.extend(
+        std::iter::from_fn(|| conn.poll_transmit()).map(|msg| Transmit::Upstream { conn: id, msg }),
+    );
+    ended.extend(std::iter::from_fn(|| conn.poll_ended()).map(|e| (id, e)));
 }

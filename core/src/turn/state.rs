@@ -273,22 +273,14 @@ impl<C> Turn<C> {
         };
     }
 
-    /// Moving → Granted once its end on the old conn is read; false (nothing moves) when it
-    /// was not moving
-    pub(crate) fn moved(&mut self) -> bool {
-        if !matches!(self.state, State::Moving { .. }) {
-            return false;
+    /// Moving → Granted once its end on the old conn is read (its slot kept, no back-off);
+    /// false (nothing moves) when it was not moving
+    pub(crate) fn moved(&mut self, now: Instant) -> bool {
+        let moving = matches!(self.state, State::Moving { .. });
+        if moving {
+            self.hold_again(now, true);
         }
-        let State::Moving { create, up } = self.take_state() else {
-            unreachable!()
-        };
-        let (account, not_before) = (up.facts.account, None);
-        self.state = State::Granted {
-            create,
-            account,
-            not_before,
-        };
-        true
+        moving
     }
 
     /// The client left: an open response's events go nowhere from now on (seed fix 11)
@@ -320,7 +312,7 @@ impl<C> Turn<C> {
         }
     }
 
-    /// Any state before Relaying → Held until `at`, or → Granted when `keep_slot` and it holds
+    /// Any state before Relaying (Moving too) → Held until `at`, or → Granted when `keep_slot` and it holds
     /// one (a retry on the same account); the request that gives its slot back otherwise
     pub(crate) fn hold_again(&mut self, at: Instant, keep_slot: bool) -> Option<SlotRequest> {
         let account = self.held_slot();
