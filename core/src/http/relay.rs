@@ -167,57 +167,49 @@ impl HttpTurn {
             return self.finish();
         }
         let streaming = !self.turn.is_retriable();
-        match (&ended.outcome, streaming) {
-            (Outcome::Completed | Outcome::Incomplete | Outcome::Failed, true) => {
-                self.end_response(now, ended);
-                self.write_end();
-                self.finish();
-            }
-            (Outcome::Completed | Outcome::Incomplete | Outcome::Failed, false) => {
-                let body = self.final_response.take().unwrap_or_else(|| {
-                    Bytes::from_static(br#"{"object":"response","status":"completed"}"#)
-                });
-                self.end_response(now, ended);
-                self.write_head(200, ContentType::Json, None);
-                if self.answer != AnswerState::Gone {
-                    self.out.push_back(HttpTransmit::Body(body));
-                }
-                self.write_end();
-                self.finish();
-            }
+        let failed = match (&ended.outcome, streaming) {
+            (Outcome::Completed | Outcome::Incomplete | Outcome::Failed, _) => None,
             (Outcome::Error { .. }, true) => {
                 let frame = self.last_error.take().unwrap_or_default();
-                self.answer_error(&ErrorAnswer::from_upstream_error(&frame));
-                self.end_response(now, ended);
-                self.finish();
+                Some(ErrorAnswer::from_upstream_error(&frame))
             }
+            (Outcome::Stalled, _) => Some(GatewayError::upstream_stalled().into()),
+            // HTTP turns have no shutdown grace of their own: a cut reads as a lost conn.
+            (Outcome::UpstreamLost | Outcome::CutAtShutdown, true) => {
+                let why = "the upstream connection was lost mid-response";
+                Some(GatewayError::upstream_lost(why).into())
+            }
+            // Nothing reached the client yet: the retry rules decide.
             (
-                Outcome::Error {
+                &Outcome::Error {
                     status,
                     retry_after,
                 },
                 false,
             ) => {
-                let failure = FailureKind::from_status(*status, *retry_after);
-                self.attempt_failed(now, failure, Some(ended));
-            }
-            (Outcome::Stalled, _) => {
-                self.answer_error(&ErrorAnswer::from(GatewayError::upstream_stalled()));
-                self.end_response(now, ended);
-                self.finish();
-            }
-            // HTTP turns have no shutdown grace of their own: a cut reads as a lost conn.
-            (Outcome::UpstreamLost | Outcome::CutAtShutdown, true) => {
-                self.answer_error(&ErrorAnswer::from(GatewayError::upstream_lost(
-                    "the upstream connection was lost mid-response",
-                )));
-                self.end_response(now, ended);
-                self.finish();
+                let failure = FailureKind::from_status(status, retry_after);
+                return self.attempt_failed(now, failure, Some(ended));
             }
             (Outcome::UpstreamLost | Outcome::CutAtShutdown, false) => {
-                self.attempt_failed(now, FailureKind::UpstreamLost, Some(ended));
+                return self.attempt_failed(now, FailureKind::UpstreamLost, Some(ended));
             }
+        };
+        if let Some(answer) = failed {
+            self.answer_error(&answer);
+            self.end_response(now, ended);
+        } else if streaming {
+            self.end_response(now, ended);
+            self.write_end();
+        } else {
+            let body = self.final_response.take().unwrap_or_else(|| {
+                Bytes::from_static(br#"{"object":"response","status":"completed"}"#)
+            });
+            self.end_response(now, ended);
+            self.write_head(200, ContentType::Json, None);
+            self.out.push_back(HttpTransmit::Body(body));
+            self.write_end();
         }
+        self.finish();
     }
 
     /// A response ended for good: report, bind, release the conn (held for a `store:false`
