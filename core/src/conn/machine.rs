@@ -303,7 +303,7 @@ impl UpstreamConn {
     /// Handles the end of the socket (read error, close frame, EOF)
     ///
     /// Every open response ends as [`Outcome::UpstreamLost`].
-    pub fn handle_closed(&mut self, _now: Instant) {
+    pub fn handle_closed(&mut self) {
         self.close_now(CloseReason::SocketEnded);
     }
 
@@ -312,7 +312,7 @@ impl UpstreamConn {
     /// A write abandoned after its first byte breaks the WebSocket framing. One abandoned
     /// before it leaves a frame upstream will never see, so the lanes cannot be trusted either:
     /// both close the conn and count as upstream lost.
-    pub fn handle_write_abandoned(&mut self, _now: Instant, _started: bool) {
+    pub fn handle_write_abandoned(&mut self) {
         self.close_now(CloseReason::AbandonedWrite);
     }
 
@@ -453,21 +453,21 @@ impl UpstreamConn {
 
     /// Ends a drain that hit its time limit: the conn is dirty and closed, and its open
     /// responses end as upstream lost
-    pub fn drain_timed_out(&mut self, _now: Instant) {
+    pub fn drain_timed_out(&mut self) {
         self.mark_dirty();
         self.close_now(CloseReason::DrainTimeout);
     }
 
     /// Cuts a conn whose holder's client stopped reading: dirty and closed, its open responses
     /// end as upstream lost (their slots are released with them)
-    pub fn cut_for_blocked_client(&mut self, _now: Instant) {
+    pub fn cut_for_blocked_client(&mut self) {
         self.mark_dirty();
         self.close_now(CloseReason::ClientBlocked);
     }
 
     /// Ends every open response as [`Outcome::CutAtShutdown`] (the gateway's shutdown grace ran
     /// out); the conn is dirty, so its holder's release closes it
-    pub fn cut_at_shutdown(&mut self, _now: Instant) {
+    pub fn cut_at_shutdown(&mut self) {
         self.mark_dirty();
         self.end_all(Outcome::CutAtShutdown);
     }

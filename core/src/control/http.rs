@@ -55,7 +55,7 @@ impl Control {
     }
 
     /// Takes an HTTP turn's event: failed attempts and ended responses feed account health
-    pub fn handle_http_event(&mut self, now: Instant, _id: SessionId, event: &HttpEvent) {
+    pub fn handle_http_event(&mut self, now: Instant, event: &HttpEvent) {
         match event {
             HttpEvent::ResponseEnded(report) => self.response_ended(now, report),
             HttpEvent::Retrying {

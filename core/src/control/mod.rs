@@ -192,7 +192,7 @@ impl Control {
     }
 
     /// Registers a client socket that was just upgraded
-    pub fn open_session(&mut self, _now: Instant, id: SessionId, info: SessionInfo) {
+    pub fn open_session(&mut self, id: SessionId, info: SessionInfo) {
         self.open_holder(id, HolderKind::Session, info);
     }
 
@@ -243,7 +243,7 @@ impl Control {
     }
 
     /// Takes a session event: ended responses feed account health
-    pub fn handle_session_event(&mut self, now: Instant, _id: SessionId, event: &SessionEvent) {
+    pub fn handle_session_event(&mut self, now: Instant, event: &SessionEvent) {
         if let SessionEvent::ResponseEnded(report) = event {
             self.response_ended(now, report);
             self.pump(now);

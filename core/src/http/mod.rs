@@ -272,20 +272,15 @@ impl HttpTurn {
     /// Handles the end of the leased conn's socket (close, EOF, read error)
     pub fn handle_upstream_closed(&mut self, now: Instant, conn: crate::ConnId) {
         if let Some(c) = self.conn.as_mut().filter(|c| c.id() == conn) {
-            c.handle_closed(now);
+            c.handle_closed();
         }
         self.settle(now);
     }
 
     /// Handles a write on the leased conn that the shell abandoned (deadline passed)
-    pub fn handle_upstream_write_abandoned(
-        &mut self,
-        now: Instant,
-        conn: crate::ConnId,
-        started: bool,
-    ) {
+    pub fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: crate::ConnId) {
         if let Some(c) = self.conn.as_mut().filter(|c| c.id() == conn) {
-            c.handle_write_abandoned(now, started);
+            c.handle_write_abandoned();
         }
         self.settle(now);
     }
@@ -383,7 +378,7 @@ impl HttpTurn {
                 TurnTimer::RetryBackoff => self.resume_after_backoff(),
                 TurnTimer::Drain => {
                     if let Some(conn) = self.conn.as_mut() {
-                        conn.drain_timed_out(now);
+                        conn.drain_timed_out();
                     }
                 }
                 TurnTimer::ClientWrite => self.handle_client_gone(now),

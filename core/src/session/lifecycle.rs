@@ -49,7 +49,7 @@ impl Session {
     /// client is closed 1012 and the session finishes, releasing its conns dirty
     pub(super) fn shutdown_grace_expired(&mut self, now: Instant) {
         for conn in self.conns_mut() {
-            conn.cut_at_shutdown(now);
+            conn.cut_at_shutdown();
         }
         self.collect_conn_outputs(now);
         self.close_client(1012, "gateway restarting");
@@ -76,7 +76,7 @@ impl Session {
         if let Hop::Upstream(conn) = hop
             && let Some(c) = self.conn_mut(conn)
         {
-            c.handle_closed(now);
+            c.handle_closed();
         }
         self.settle(now);
     }

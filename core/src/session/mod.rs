@@ -429,15 +429,15 @@ impl Session {
     /// Handles the end of upstream conn `conn`'s socket (close, EOF, read error)
     pub fn handle_upstream_closed(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conn_mut(conn) {
-            c.handle_closed(now);
+            c.handle_closed();
         }
         self.settle(now);
     }
 
     /// Handles a write on `conn` that the shell abandoned (deadline or cancellation)
-    pub fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: ConnId, started: bool) {
+    pub fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conn_mut(conn) {
-            c.handle_write_abandoned(now, started);
+            c.handle_write_abandoned();
         }
         self.settle(now);
     }

@@ -425,7 +425,7 @@ impl Session {
         self.close_client(1008, "client did not read its events in time");
         self.handle_client_gone(now);
         for conn in self.conns_mut() {
-            conn.cut_for_blocked_client(now);
+            conn.cut_for_blocked_client();
         }
         self.collect_conn_outputs(now);
         if !self.is_finished() {
@@ -437,7 +437,7 @@ impl Session {
 
     pub(super) fn drain_expired(&mut self, now: Instant) {
         for conn in self.conns_mut() {
-            conn.drain_timed_out(now);
+            conn.drain_timed_out();
         }
         self.collect_conn_outputs(now);
         self.events

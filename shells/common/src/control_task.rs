@@ -112,7 +112,7 @@ impl ControlTask {
                 inbox,
             } => {
                 self.sessions.insert(id, SessionEntry { inbox, headers });
-                self.control.open_session(now, id, info);
+                self.control.open_session(id, info);
                 self.count_session(true);
             }
             ControlMsg::Command { id, cmd } => {
@@ -129,9 +129,9 @@ impl ControlTask {
                     self.note_slot_wait(id, turn, account, max_concurrency);
                 }
             }
-            ControlMsg::Event { id, event } => {
+            ControlMsg::Event { event } => {
                 self.count_session_event(&event);
-                self.control.handle_session_event(now, id, &event)
+                self.control.handle_session_event(now, &event)
             }
             ControlMsg::Close { id } => {
                 if self.sessions.remove(&id).is_some() {
@@ -147,7 +147,7 @@ impl ControlTask {
                 UpstreamInput::Closed | UpstreamInput::TooBig => {
                     self.control.handle_idle_closed(now, msg.account, msg.conn)
                 }
-                UpstreamInput::WriteAbandoned { .. } => {
+                UpstreamInput::WriteAbandoned => {
                     // Only pings and closes are written on an idle conn; a broken one is closed.
                     if let Some(io) = self.conns.get(&msg.conn) {
                         let _ = io.write(UpstreamTransmit::Close);

@@ -318,9 +318,9 @@ impl HttpTask {
             UpstreamInput::Closed | UpstreamInput::TooBig => {
                 self.turn.handle_upstream_closed(now, msg.conn)
             }
-            UpstreamInput::WriteAbandoned { started } => self
-                .turn
-                .handle_upstream_write_abandoned(now, msg.conn, started),
+            UpstreamInput::WriteAbandoned => {
+                self.turn.handle_upstream_write_abandoned(now, msg.conn)
+            }
         }
     }
 
@@ -402,7 +402,7 @@ impl HttpTask {
         for conn in unwritable {
             // The writer's queue is full (upstream stopped reading) or the conn is gone.
             self.turn
-                .handle_upstream_write_abandoned(self.clock.now(), conn, false);
+                .handle_upstream_write_abandoned(self.clock.now(), conn);
         }
     }
 
@@ -591,10 +591,7 @@ impl HttpTask {
                 | HttpEvent::Retrying { .. }
                 | HttpEvent::ForwardEnded { .. }
         ) {
-            let _ = self
-                .control
-                .send(ControlMsg::HttpEvent { id: self.id, event })
-                .await;
+            let _ = self.control.send(ControlMsg::HttpEvent { event }).await;
         }
     }
 

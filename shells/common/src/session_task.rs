@@ -384,9 +384,9 @@ impl SessionTask {
             UpstreamInput::TooBig => self
                 .session
                 .handle_message_too_big(now, Hop::Upstream(msg.conn)),
-            UpstreamInput::WriteAbandoned { started } => self
-                .session
-                .handle_upstream_write_abandoned(now, msg.conn, started),
+            UpstreamInput::WriteAbandoned => {
+                self.session.handle_upstream_write_abandoned(now, msg.conn)
+            }
         }
     }
 
@@ -488,17 +488,13 @@ impl SessionTask {
                 if event == SessionEvent::Finished {
                     self.finished = true;
                 } else {
-                    let _ = self
-                        .control
-                        .send(ControlMsg::Event { id: self.id, event })
-                        .await;
+                    let _ = self.control.send(ControlMsg::Event { event }).await;
                 }
             }
             let mut changed = false;
             for conn in unwritable.drain(..) {
                 // The writer's queue is full (upstream stopped reading) or the conn is gone.
-                self.session
-                    .handle_upstream_write_abandoned(now, conn, false);
+                self.session.handle_upstream_write_abandoned(now, conn);
                 changed = true;
             }
             if self.outbox.failed() && self.client_open {

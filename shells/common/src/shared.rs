@@ -61,7 +61,7 @@ pub(crate) enum ControlMsg {
     /// A session's command (everything but `AbandonWrites` and `CloseClient`)
     Command { id: SessionId, cmd: SessionCommand },
     /// A session's event (`ResponseEnded` feeds cooldowns and health)
-    Event { id: SessionId, event: SessionEvent },
+    Event { event: SessionEvent },
     /// A session task ended
     Close { id: SessionId },
     /// A report of a conn the control task owns (idle in its pool)
@@ -92,10 +92,7 @@ pub(crate) enum ControlMsg {
         cmd: wsv2_core::http::HttpCommand,
     },
     /// An HTTP turn's event (ended responses, retries, forwards feed account health)
-    HttpEvent {
-        id: SessionId,
-        event: wsv2_core::http::HttpEvent,
-    },
+    HttpEvent { event: wsv2_core::http::HttpEvent },
     /// A store command that ran off the control task answered
     StoreReply(StoreReply),
     /// The control plane's state for `/metrics`

@@ -114,7 +114,7 @@ impl Sim {
     }
 
     fn open_session(&mut self) {
-        self.control.open_session(self.now, WS, Self::info());
+        self.control.open_session(WS, Self::info());
         self.session = Some(Session::new(WS, self.cfg.clone(), self.now));
         self.run();
     }
@@ -184,11 +184,12 @@ impl Sim {
                             |now, t| t.handle_upstream_pong(now, conn),
                         ),
                         _ => {
-                            let started = input.bool();
+                            // The shell's `started` flag: the core does not read it.
+                            let _ = input.bool();
                             self.with_holder(
                                 owner,
-                                |now, s| s.handle_upstream_write_abandoned(now, conn, started),
-                                |now, t| t.handle_upstream_write_abandoned(now, conn, started),
+                                |now, s| s.handle_upstream_write_abandoned(now, conn),
+                                |now, t| t.handle_upstream_write_abandoned(now, conn),
                             );
                         }
                     }
@@ -403,7 +404,7 @@ impl Sim {
         }
         for e in events {
             busy = true;
-            self.control.handle_session_event(self.now, WS, &e);
+            self.control.handle_session_event(self.now, &e);
         }
         if finished {
             self.control.close_session(self.now, WS);
@@ -441,7 +442,7 @@ impl Sim {
             if e == HttpEvent::Finished {
                 answer.finished = true;
             }
-            self.control.handle_http_event(self.now, id, &e);
+            self.control.handle_http_event(self.now, &e);
         }
         busy
     }

@@ -96,8 +96,7 @@ impl Gateway {
 
     fn open(&mut self, id: u64) -> SessionId {
         let id = SessionId(id);
-        self.control
-            .open_session(self.now, id, SessionInfo::default());
+        self.control.open_session(id, SessionInfo::default());
         self.sessions
             .insert(id, Session::new(id, self.cfg.clone(), self.now));
         id
@@ -231,7 +230,7 @@ impl Gateway {
                 }
                 for e in events {
                     busy = true;
-                    self.control.handle_session_event(self.now, id, &e);
+                    self.control.handle_session_event(self.now, &e);
                     self.session_events.push(e);
                 }
             }

@@ -106,7 +106,7 @@ impl Gateway {
 
     fn open_info(&mut self, id: u64, info: SessionInfo) -> SessionId {
         let id = SessionId(id);
-        self.control.open_session(self.now, id, info);
+        self.control.open_session(id, info);
         self.sessions
             .insert(id, Session::new(id, self.cfg.clone(), self.now));
         id
@@ -227,7 +227,7 @@ impl Gateway {
                 }
                 for e in events {
                     busy = true;
-                    self.control.handle_session_event(self.now, id, &e);
+                    self.control.handle_session_event(self.now, &e);
                 }
             }
             if !busy {

@@ -258,7 +258,7 @@ fn store_false_continuation_whose_conn_a_websocket_session_leased_is_a_400() {
     let s = SessionId(50);
     let now = gw.now;
     gw.control
-        .open_session(now, s, wsv2_core::turn::SessionInfo::default());
+        .open_session(s, wsv2_core::turn::SessionInfo::default());
     gw.sessions
         .insert(s, wsv2_core::session::Session::new(s, gw.cfg.clone(), now));
     gw.sessions.get_mut(&s).unwrap().handle_client_text(

@@ -134,7 +134,7 @@ impl Gw {
         self.turns
             .get_mut(&id)
             .unwrap()
-            .handle_upstream_write_abandoned(self.now, conn, started);
+            .handle_upstream_write_abandoned(self.now, conn);
         self.run();
     }
 
@@ -287,7 +287,7 @@ impl Gw {
         for e in events {
             busy = true;
             self.trace.push(format!("{id} event {}", event_line(&e)));
-            self.control.handle_http_event(self.now, id, &e);
+            self.control.handle_http_event(self.now, &e);
             self.events.push((id, e));
         }
         busy
@@ -326,7 +326,7 @@ impl Gw {
         }
         for e in events {
             busy = true;
-            self.control.handle_session_event(self.now, id, &e);
+            self.control.handle_session_event(self.now, &e);
         }
         busy
     }

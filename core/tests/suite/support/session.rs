@@ -151,7 +151,7 @@ impl Sim {
             "> up c{conn}    write abandoned (started={started})"
         ));
         self.session
-            .handle_upstream_write_abandoned(self.now, ConnId(conn), started);
+            .handle_upstream_write_abandoned(self.now, ConnId(conn));
         self.drain();
     }
 

@@ -88,7 +88,7 @@ impl ControlTask {
                     self.ext.http.remove(&id);
                 }
             }
-            ControlMsg::HttpEvent { id, event } => self.control.handle_http_event(now, id, &event),
+            ControlMsg::HttpEvent { event } => self.control.handle_http_event(now, &event),
             ControlMsg::StoreReply(reply) => {
                 self.control.handle_store_reply(now, reply.op, reply.result)
             }

@@ -39,11 +39,9 @@ pub(crate) enum UpstreamInput {
     Closed,
     /// A message over `max_message_size` arrived; the socket is unusable
     TooBig,
-    /// Writes were abandoned (deadline or the holder's cancellation)
-    WriteAbandoned {
-        /// A write had begun (part of a frame may be on the wire)
-        started: bool,
-    },
+    /// Writes were abandoned (deadline or the holder's cancellation); a write that had begun
+    /// (part of a frame may be on the wire) also drops the socket
+    WriteAbandoned,
 }
 
 /// One report of one conn
@@ -233,7 +231,7 @@ impl<M: From<ConnReport>> Reader<M> {
                 biased;
                 Some(event) = events.recv() => match event {
                     WriterEvent::Abandoned { started } => {
-                        self.deliver(UpstreamInput::WriteAbandoned { started }).await;
+                        self.deliver(UpstreamInput::WriteAbandoned).await;
                         if started {
                             // Part of a frame may be on the wire and the writer is gone: the
                             // socket is dropped now, not after a close handshake that could

@@ -156,12 +156,12 @@ async fn a_write_that_never_completes_is_abandoned_at_the_write_deadline_as_star
     rig.io.write(text(start + write_timeout)).unwrap();
     let report = rig.report().await;
     assert!(
-        matches!(report, UpstreamInput::WriteAbandoned { started: true }),
+        matches!(report, UpstreamInput::WriteAbandoned),
         "{report:?}"
     );
     assert_eq!(start.elapsed(), write_timeout, "abandoned at the deadline");
     // What the session task does with the report: the core closes the conn.
-    machine.handle_write_abandoned(now(), true);
+    machine.handle_write_abandoned();
     assert_eq!(machine.close_reason(), Some(CloseReason::AbandonedWrite));
     assert!(!machine.is_reusable());
     // Part of the frame may be on the wire: the socket is dropped, not closed politely.
@@ -181,7 +181,7 @@ async fn the_holders_abandon_aborts_a_blocked_write_at_once() {
     rig.io.abandon_writes();
     let report = rig.report().await;
     assert!(
-        matches!(report, UpstreamInput::WriteAbandoned { started: true }),
+        matches!(report, UpstreamInput::WriteAbandoned),
         "{report:?}"
     );
     assert_eq!(
