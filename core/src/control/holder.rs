@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use super::{Control, ControlOutput};
-use crate::conn::CompatKey;
+use crate::conn::{CompatKey, UpstreamConn};
 use crate::errors::Refusal;
 use crate::http::HttpInput;
 use crate::pool::{Lease, RefuseReason};
@@ -203,6 +203,16 @@ impl Control {
             }
         }
         self.blocked.retain(|(s, _)| *s != id);
+    }
+
+    /// A lease that reached its holder after the holder finished: the driver could not hand it
+    /// over (the holder's task had ended, or ended with the lease unread in its inbox). The conn
+    /// goes back to the pool untouched, whichever kind the holder was: an ended holder sends no
+    /// release, and the pool counts a conn leased until a release comes.
+    pub fn handle_unread_lease(&mut self, now: Instant, lease: Lease) {
+        let release = UpstreamConn::new(lease.record, now, &self.cfg.upstream).into_release();
+        self.pool.handle_release(now, release);
+        self.pump(now);
     }
 
     /// Delivers `answer` to holder `id` in its kind's terms; a holder that is gone gets nothing

@@ -30,6 +30,10 @@
 //! ```text
 //! CheckContinuation ─▶ store lookup of the record ─▶ group rule ─▶ ContinuationJudged
 //! ```
+//!
+//! A lease the driver could not hand over (its holder's task ended first, or ended with the
+//! lease unread) comes back through [`Control::handle_unread_lease`]: the conn goes back to the
+//! pool untouched, for a session and an HTTP request alike.
 
 mod holder;
 mod http;

@@ -9,7 +9,6 @@ use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
-use wsv2_core::http::HttpCommand;
 use wsv2_core::session::{Lease, SessionCommand, SessionInput};
 use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
@@ -17,7 +16,7 @@ use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 use crate::control::{Control, ControlOutput, DialFailure};
 use crate::runtime::{Clock, Rt, spawn};
 use crate::shared::{AccountDial, ControlMsg, ControlTx, DialHeaders, SessionDelivery};
-use crate::upstream::{ConnIo, DialRequest, UpstreamInput, dial, spawn_conn, untouched_release};
+use crate::upstream::{ConnIo, DialRequest, UpstreamInput, dial, spawn_conn};
 
 mod http_glue;
 pub(crate) use http_glue::Extension;
@@ -133,6 +132,7 @@ impl ControlTask {
                 self.count_session_event(&event);
                 self.control.handle_session_event(now, &event)
             }
+            ControlMsg::UnreadLease { lease } => self.control.handle_unread_lease(now, lease),
             ControlMsg::Close { id } => {
                 if self.sessions.remove(&id).is_some() {
                     self.count_session(false);
@@ -261,7 +261,7 @@ impl ControlTask {
         let Some(entry) = self.sessions.get(&id) else {
             debug!(session = %id, "answer for a session that ended");
             if let SessionInput::Lease(lease) = input {
-                self.return_undelivered_lease(id, lease);
+                self.return_undelivered_lease(lease);
             }
             return;
         };
@@ -278,23 +278,14 @@ impl ControlTask {
                 warn!(session = %id, "session inbox full: an answer is dropped");
             }
             if let SessionInput::Lease(lease) = input {
-                self.return_undelivered_lease(id, lease);
+                self.return_undelivered_lease(lease);
             }
         }
     }
 
-    /// A lease whose holder ended before it could take it goes straight back to the pool
-    pub(crate) fn return_undelivered_lease(&mut self, id: SessionId, lease: Lease) {
-        let now = self.clock.now();
-        let release = untouched_release(lease, now, &self.cfg.upstream);
-        self.control.handle_http_command(
-            now,
-            id,
-            HttpCommand::Release {
-                release,
-                hold: None,
-            },
-        );
+    /// A lease whose holder ended before it could take it: the core sends it back to the pool
+    pub(crate) fn return_undelivered_lease(&mut self, lease: Lease) {
+        self.control.handle_unread_lease(self.clock.now(), lease);
     }
 
     fn start_dial(

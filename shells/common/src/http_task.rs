@@ -31,7 +31,6 @@ use hyper::body::Frame;
 use hyper::header::HeaderValue;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
-use wsv2_core::config::UpstreamConfig;
 use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit, HttpTurn};
 use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
@@ -42,7 +41,7 @@ use crate::forward::{ForwardReply, ForwardTarget};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{self, Clock, Rt, timeout};
 use crate::shared::{ControlMsg, ControlTx, DialHeaders, HttpDelivery, SocketPermit};
-use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg, untouched_release};
+use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
 
 /// Chunks buffered between the turn and hyper before the turn is told the client is slow
 const BODY_QUEUE: usize = 32;
@@ -155,7 +154,6 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         id,
         write_timeout: cfg.session.client_write_timeout,
         dial_timeout: cfg.upstream.dial_timeout,
-        upstream_cfg: cfg.upstream.clone(),
         turn: HttpTurn::new(id, cfg, now, body, info),
         inbox,
         held: HeldConns::new(control.clone()),
@@ -207,8 +205,6 @@ struct HttpTask {
     id: SessionId,
     write_timeout: std::time::Duration,
     dial_timeout: std::time::Duration,
-    /// What a lease the turn never took is released with
-    upstream_cfg: UpstreamConfig,
     turn: HttpTurn,
     control: ControlTx,
     inbox: mpsc::Receiver<Box<HttpDelivery>>,
@@ -597,20 +593,12 @@ impl HttpTask {
 
     /// After the turn: answers the control task queued meanwhile are never read, and a lease
     /// among them would stay leased forever; the inbox closes (a later answer is returned by the
-    /// control task itself) and such leases go straight back to the pool, untouched
+    /// control task itself) and such leases go back to the core, which returns them to the pool
     async fn return_unread_leases(&mut self) {
         self.inbox.close();
         while let Ok(delivery) = self.inbox.try_recv() {
             if let HttpInput::Lease(lease) = delivery.input {
-                let release = untouched_release(lease, self.clock.now(), &self.upstream_cfg);
-                let cmd = HttpCommand::Release {
-                    release,
-                    hold: None,
-                };
-                let _ = self
-                    .control
-                    .send(ControlMsg::Http { id: self.id, cmd })
-                    .await;
+                let _ = self.control.send(ControlMsg::UnreadLease { lease }).await;
             }
         }
     }

@@ -17,7 +17,6 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
-use wsv2_core::config::UpstreamConfig;
 use wsv2_core::conn::Outcome;
 use wsv2_core::errors::ErrorCode;
 use wsv2_core::metrics::LocalHistogram;
@@ -33,7 +32,7 @@ use crate::log_limit::{ClientLine, LogLimits, limited};
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{Clock, Rt, timeout};
 use crate::shared::{ControlMsg, ControlTx, DialHeaders, SessionDelivery, SocketPermit};
-use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg, untouched_release};
+use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
 
 /// Upstream reports handled in one wake-up before the client socket is written
 const UPSTREAM_BATCH: usize = 32;
@@ -126,7 +125,6 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let close_linger = cfg.session.close_linger;
-    let upstream_cfg = cfg.upstream.clone();
     if control
         .send(ControlMsg::Open {
             id,
@@ -168,7 +166,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         trace_header,
     };
     task.run().await;
-    task.return_unread_leases(&upstream_cfg).await;
+    task.return_unread_leases().await;
     let _ = task.control.send(ControlMsg::Close { id }).await;
     let SessionTask {
         outbox,
@@ -294,17 +292,12 @@ struct SessionTask {
 impl SessionTask {
     /// After the session: answers the control task queued meanwhile are never read, and a lease
     /// among them would stay leased forever; the inbox closes (a later answer is returned by the
-    /// control task itself) and such leases go straight back to the pool, untouched
-    async fn return_unread_leases(&mut self, upstream_cfg: &UpstreamConfig) {
+    /// control task itself) and such leases go back to the core, which returns them to the pool
+    async fn return_unread_leases(&mut self) {
         self.inbox.close();
         while let Ok(delivery) = self.inbox.try_recv() {
             if let SessionInput::Lease(lease) = delivery.input {
-                let release = untouched_release(lease, self.clock.now(), upstream_cfg);
-                let cmd = SessionCommand::Release(release);
-                let _ = self
-                    .control
-                    .send(ControlMsg::Command { id: self.id, cmd })
-                    .await;
+                let _ = self.control.send(ControlMsg::UnreadLease { lease }).await;
             }
         }
     }

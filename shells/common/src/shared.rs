@@ -17,7 +17,7 @@ use wsv2_core::ConnId;
 use wsv2_core::SessionId;
 use wsv2_core::http::HttpInput;
 use wsv2_core::ingress::{Admitted, ClientKeyId, ClientKeys};
-use wsv2_core::pool::PoolStats;
+use wsv2_core::pool::{Lease, PoolStats};
 use wsv2_core::session::{SessionCommand, SessionEvent};
 use wsv2_core::store::{OpId, StoreFailure};
 
@@ -64,6 +64,9 @@ pub(crate) enum ControlMsg {
     Event { event: SessionEvent },
     /// A session task ended
     Close { id: SessionId },
+    /// A lease a session or HTTP task found unread in its inbox when it ended (the core sends it
+    /// back to the pool: `Control::handle_unread_lease`)
+    UnreadLease { lease: Lease },
     /// A report of a conn the control task owns (idle in its pool)
     Idle { msg: UpstreamMsg },
     /// A conn's reader ended: its handle can go and its capacity is free

@@ -1,2 +1,3 @@
 mod failover;
 mod flow;
+mod unread_lease;

@@ -13,7 +13,7 @@ use wsv2_core::conn::UpstreamTransmit;
 use wsv2_core::control::{AccountSpec, Control, ControlOutput};
 use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit, HttpTurn};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
-use wsv2_core::session::{Session, SessionCommand, Transmit};
+use wsv2_core::session::{Session, SessionCommand, SessionInput, Transmit};
 use wsv2_core::store::MemoryBackend;
 use wsv2_core::turn::{ModelMap, ResponseBind, SessionInfo, SlotRequest};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
@@ -45,6 +45,11 @@ pub struct Gw {
     pub dials: Vec<(ConnId, AccountId)>,
     /// Dials that fail instead of opening
     pub fail_dials: usize,
+    /// Dials stay in flight (in `held_dials`) until [`Gw::finish_dials`]
+    pub defer_dials: bool,
+    pub held_dials: Vec<(ConnId, AccountId)>,
+    /// Holders whose task ended before their `Close` reached the control plane (true: HTTP)
+    ended: BTreeMap<SessionId, bool>,
     /// (request, conn, create) for every text frame written upstream by a turn
     pub creates: Vec<(SessionId, ConnId, Value)>,
     /// Client-facing transmits of every request, in order
@@ -73,6 +78,9 @@ impl Gw {
             memory: MemoryBackend::new(1024),
             dials: Vec::new(),
             fail_dials: 0,
+            defer_dials: false,
+            held_dials: Vec::new(),
+            ended: BTreeMap::new(),
             creates: Vec::new(),
             client: BTreeMap::new(),
             commands: Vec::new(),
@@ -147,6 +155,58 @@ impl Gw {
         self.run();
     }
 
+    /// A WebSocket session opens (its socket was upgraded)
+    pub fn open_session(&mut self, id: u64) -> SessionId {
+        let id = SessionId(id);
+        let info = SessionInfo {
+            group: "default".into(),
+            ..SessionInfo::default()
+        };
+        self.control.open_session(self.now, id, info);
+        self.sessions
+            .insert(id, Session::new(id, self.cfg.clone(), self.now));
+        id
+    }
+
+    /// Session `id`'s client sends a text frame
+    pub fn session_text(&mut self, id: SessionId, v: Value) {
+        self.sessions
+            .get_mut(&id)
+            .unwrap()
+            .handle_client_text(self.now, Bytes::from(v.to_string()));
+        self.run();
+    }
+
+    /// Holder `id`'s task ends before its `Close` reaches the control plane: answers for it
+    /// find no machine to take them ([`Gw::close`] sends the `Close`)
+    pub fn task_ended(&mut self, id: SessionId) {
+        let http = self.turns.remove(&id).is_some();
+        assert!(http || self.sessions.remove(&id).is_some(), "{id} is open");
+        self.ended.insert(id, http);
+    }
+
+    /// The `Close` of holder `id`, whose task ended, reaches the control plane
+    pub fn close(&mut self, id: SessionId) {
+        match self.ended.remove(&id) {
+            Some(true) => self
+                .control
+                .handle_http_command(self.now, id, HttpCommand::Close),
+            Some(false) => self.control.close_session(self.now, id),
+            None => panic!("{id}'s task has not ended"),
+        }
+        self.run();
+    }
+
+    /// The dials held in flight open
+    pub fn finish_dials(&mut self) {
+        for (conn, account) in std::mem::take(&mut self.held_dials) {
+            self.trace.push(format!("dial {conn} {account}"));
+            self.dials.push((conn, account));
+            self.control.handle_dial_ok(self.now, account, conn);
+        }
+        self.run();
+    }
+
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
         self.trace.push(format!("+{}ms", by.as_millis()));
@@ -212,17 +272,28 @@ impl Gw {
             ControlOutput::Http(id, input) => {
                 self.trace
                     .push(format!("{id} <- control {}", input_summary(&input)));
-                if let Some(t) = self.turns.get_mut(&id) {
-                    t.handle_control(self.now, input);
+                match self.turns.get_mut(&id) {
+                    Some(t) => t.handle_control(self.now, input),
+                    // What the shells do with a lease for a task that ended
+                    None => {
+                        if let HttpInput::Lease(lease) = input {
+                            self.control.handle_unread_lease(self.now, lease);
+                        }
+                    }
                 }
             }
-            ControlOutput::Session(id, input) => {
-                if let Some(s) = self.sessions.get_mut(&id) {
-                    s.handle_control(self.now, input);
+            ControlOutput::Session(id, input) => match self.sessions.get_mut(&id) {
+                Some(s) => s.handle_control(self.now, input),
+                None => {
+                    if let SessionInput::Lease(lease) = input {
+                        self.control.handle_unread_lease(self.now, lease);
+                    }
                 }
-            }
+            },
             ControlOutput::Dial { conn, account, .. } => {
-                if self.fail_dials > 0 {
+                if self.defer_dials {
+                    self.held_dials.push((conn, account));
+                } else if self.fail_dials > 0 {
                     self.fail_dials -= 1;
                     self.trace.push(format!("dial {conn} {account} failed"));
                     self.control.handle_dial_failed(

@@ -184,7 +184,7 @@ impl ControlTask {
         let Some(entry) = self.ext.http.get(&id) else {
             debug!(request = %id, "answer for an HTTP request that ended");
             if let HttpInput::Lease(lease) = input {
-                self.return_undelivered_lease(id, lease);
+                self.return_undelivered_lease(lease);
             }
             return;
         };
@@ -198,7 +198,7 @@ impl ControlTask {
                 warn!(request = %id, "HTTP inbox full: an answer is dropped");
             }
             if let HttpInput::Lease(lease) = input {
-                self.return_undelivered_lease(id, lease);
+                self.return_undelivered_lease(lease);
             }
         }
     }

@@ -2,26 +2,15 @@
 //! readers report on: one piece for both kinds of holder, so leases are taken over, reports
 //! routed and conns sent home the same way.
 
-use std::time::Instant;
-
 use tokio::sync::mpsc;
 use wsv2_core::ConnId;
-use wsv2_core::config::UpstreamConfig;
-use wsv2_core::conn::{Release, UpstreamConn, UpstreamTransmit};
-use wsv2_core::pool::Lease;
+use wsv2_core::conn::UpstreamTransmit;
 
 use super::conn::{ConnIo, ConnReport, UpstreamMsg};
 
 /// Reports waiting to be handled; a full queue stops the conns' readers (TCP backpressure
 /// upstream)
 const REPORT_QUEUE: usize = 64;
-
-/// The release of a lease its holder never took (it ended first): the conn goes straight back
-/// to the pool, untouched. The pool counts a conn leased until its release comes, and nobody
-/// else would send one.
-pub(crate) fn untouched_release(lease: Lease, now: Instant, cfg: &UpstreamConfig) -> Release {
-    UpstreamConn::new(lease.record, now, cfg).into_release()
-}
 
 /// The I/O handles of the conns one task holds (the active one and any retiring)
 pub(crate) struct HeldConns<M> {
