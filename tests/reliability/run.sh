@@ -5,6 +5,7 @@
 #
 #   tests/reliability/run.sh [--smoke | --medium] [--out DIR] [--shells tokio,smol]
 #                            [--workloads 1,2,3,4,5,6] [--faults a,b] [--soak DUR] [--no-tls]
+#                            [--keep]
 #
 # Workloads (pass rules in RELIABILITY.md):
 #   1 integrity  N sessions × T turns at once, mixed: default lane store:false chains, 3 named
@@ -29,12 +30,15 @@
 # test-profile binaries, everything in a temporary folder (or --out); fails when a rule of
 # workload 1 or 2 is not met. RELIABILITY_LOGS=DIR keeps the processes' logs (the gateways log
 # at RELIABILITY_RUST_LOG, default warn);
+# --keep runs the chosen workloads into an --out that already holds others (a report run in
+# parts, e.g. the load-sensitive workloads 1 and 2 on a quiet machine): earlier results stay, and
+# the report names each part's workloads, commit, date and machine load.
 # RELIABILITY_GATEWAY_TOML is appended to every gateway configuration (experiments, e.g. a
 # whole `[store]` section).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-mode=full out="" shells="tokio,smol" workloads="1,2,3,4,5,6" soak="" tls=1 only_faults=""
+mode=full out="" shells="tokio,smol" workloads="1,2,3,4,5,6" soak="" tls=1 only_faults="" keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) mode=smoke ;;
@@ -44,6 +48,7 @@ while [ $# -gt 0 ]; do
     --workloads) workloads=$2; shift ;;
     --soak) soak=$2; shift ;;
     --no-tls) tls=0 ;;
+    --keep) keep=1 ;;
     --faults) only_faults=$2; shift ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
@@ -74,7 +79,18 @@ else
   out=tests/reliability/results md=RELIABILITY.md
 fi
 mkdir -p "$out"
-rm -f "$out"/*.json "$out"/extra-*.md "$out"/*.svg
+if [ "$keep" = 1 ]; then
+  # Only what this run's workloads write is replaced.
+  for w in ${workloads//,/ }; do
+    case "$w" in
+      4) rm -f "$out"/w4-*.json "$out"/soak-*.svg ;;
+      5 | 6) rm -f "$out"/extra-5-6.md ;;
+      *) rm -f "$out"/w"$w"-*.json ;;
+    esac
+  done
+else
+  rm -f "$out"/*.json "$out"/extra-*.md "$out"/*.svg
+fi
 
 # The gateways read every WSV2_* variable as a setting; scripts/test.sh exports some.
 while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^WSV2_' || true)
@@ -217,9 +233,14 @@ start_gateway() {
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # free_port: a TCP port nothing listens on (for processes restarted on the same port).
+# Below the kernel's ephemeral range: a port in it can be the local end of any client's outgoing
+# connection (workload 1 alone opens thousands), and binding a listener to it then fails.
 free_port() {
-  local port=$((20000 + RANDOM % 20000))
-  while [ -n "$(ss -Htln "sport = :$port")" ]; do port=$((20000 + RANDOM % 20000)); done
+  local low span port
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
+  span=$(( low > 12000 ? low - 12000 : 1000 ))
+  port=$((10000 + RANDOM % span))
+  while [ -n "$(ss -Htan "sport = :$port")" ]; do port=$((10000 + RANDOM % span)); done
   echo "$port"
 }
 
@@ -559,8 +580,9 @@ case "$mode" in
   full) sizes="full: workload 1 $w1_sessions sessions × $w1_turns turns; 2 $w2_sessions sessions; 3 $w3_sessions sessions per fault; 4 soak $soak" ;;
   *) sizes="$mode (not the issue's full sizes): workload 1 $w1_sessions sessions × $w1_turns turns; 2 $w2_sessions sessions; 3 $w3_sessions sessions per fault; 4 soak $soak" ;;
 esac
-cat >"$out/meta.json" <<JSON
-{"commit": $(json_str "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- core shells tests ':!tests/reliability/results')" ] || echo ' (dirty)')"),
+cat >"$work/meta.json" <<JSON
+{"workloads": $(json_str "$workloads"),
+ "commit": $(json_str "$(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- core shells tests ':!tests/reliability/results')" ] || echo ' (dirty)')"),
  "date": $(json_str "$(date -u +%Y-%m-%dT%H:%MZ)"),
  "mode": $(json_str "$mode"),
  "sizes": $(json_str "$sizes"),
@@ -571,6 +593,24 @@ cat >"$out/meta.json" <<JSON
  "notes": [$(json_str "workload 3 runs each row on a fresh mock and gateway with upstream.ping_interval and pong_timeout ${w3_ping}s, dial_timeout 3s, scheduler.server_error_cooldown 2s; rows: load from 0, fault at $w3_at, cleared at $w3_clear, load stops at $w3_len"),
            $(json_str "workload 4: gateway timeouts as workload 3, store.local_cache_entries 4096 (response bindings are state bounded by it: 65,536 by default, ~0.8 KiB each in a debug build; the smaller bound is reached within the warm-up); the mock's connection lifetime is 10m (unsolicited limit on idle sockets); faults cycle drop_mid_stream, error_500, error_429, slow (1 s), each for 2 s every $w4_fault_every; slopes exclude the first $w4_warmup")]}
 JSON
+# Each invocation is one part: {workloads, commit, date, machine}. Without --keep the run is one
+# part; with it, this part replaces the workloads it reran in the earlier parts.
+python3 - "$work/meta.json" "$out/meta.json" "$keep" <<'PY'
+import json, os, sys
+new_path, out_path, keep = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+new = json.load(open(new_path))
+part = {k: new[k] for k in ("workloads", "commit", "date", "machine", "sizes")}
+parts = []
+if keep and os.path.exists(out_path):
+    old = json.load(open(out_path))
+    rerun = set(new["workloads"].split(","))
+    for p in old.get("parts") or [{k: old.get(k, "1,2,3,4,5,6" if k == "workloads" else "?") for k in part}]:
+        left = [w for w in p["workloads"].split(",") if w not in rerun]
+        if left:
+            parts.append(dict(p, workloads=",".join(left)))
+new["parts"] = parts + [part]
+json.dump(new, open(out_path, "w"), indent=1, ensure_ascii=False)
+PY
 "$rel" report --dir "$out" --out "$md"
 log "wrote $md (raw results in $out)"
 # Rules not met are listed; the smoke fails on those of workloads 1 and 2 (integrity, storm).
