@@ -162,7 +162,7 @@ impl Gw {
             group: "default".into(),
             ..SessionInfo::default()
         };
-        self.control.open_session(self.now, id, info);
+        self.control.open_session(id, info);
         self.sessions
             .insert(id, Session::new(id, self.cfg.clone(), self.now));
         id
