@@ -462,13 +462,17 @@ impl Control {
                 busy = true;
                 match event {
                     StoreEvent::Resolved { op, result } => self.on_lookup_resolved(now, op, result),
-                    StoreEvent::SetFailed { group, account, .. } => {
-                        self.out
-                            .push_back(ControlOutput::Event(ControlEvent::StoreSetFailed {
-                                group,
-                                account,
-                            }))
-                    }
+                    StoreEvent::SetFailed {
+                        group,
+                        account,
+                        binding,
+                    } => self
+                        .out
+                        .push_back(ControlOutput::Event(ControlEvent::StoreSetFailed {
+                            group,
+                            account,
+                            binding,
+                        })),
                     StoreEvent::BreakerOpened => self
                         .out
                         .push_back(ControlOutput::Event(ControlEvent::StoreBreakerOpened)),

@@ -7,7 +7,7 @@ use crate::conn::CompatKey;
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::resolver::AccountProtocol;
 use crate::session::SessionInput;
-use crate::store::StoreCommand;
+use crate::store::{BindingRef, StoreCommand};
 use crate::turn::ModelMap;
 use crate::{AccountId, ConnId, SessionId};
 
@@ -142,12 +142,15 @@ pub enum ControlEvent {
         /// The account
         account: AccountId,
     },
-    /// Writing a binding to the store failed (the local binding still holds)
+    /// Writing a binding to the store failed (the local binding still holds): the shell logs
+    /// a warning with group, account and what was bound, and counts it by kind
     StoreSetFailed {
         /// The binding's group
         group: String,
         /// The account it bound to
         account: AccountId,
+        /// What was bound: a response id, or a session's hashed store key (never client text)
+        binding: BindingRef,
     },
     /// The store's breaker opened: decisions stop waiting on it
     StoreBreakerOpened,

@@ -239,10 +239,7 @@ impl ControlTask {
                     }
                 }
                 ControlOutput::Store(cmd) => self.run_store(cmd),
-                ControlOutput::Event(event) => {
-                    self.count_control_event(&event);
-                    info!(?event, "control")
-                }
+                ControlOutput::Event(event) => self.report_control_event(&event),
                 ControlOutput::Http(id, input) => self.deliver_http(id, input),
             }
         }

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use wsv2_core::http::HttpInput;
 use wsv2_core::session::SessionEvent;
-use wsv2_core::store::{MemoryBackend, StoreCommand};
+use wsv2_core::store::{BindingRef, MemoryBackend, StoreCommand};
 use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, SessionId};
 
@@ -129,16 +129,41 @@ impl ControlTask {
         }
     }
 
-    /// Counts a control event
-    pub(crate) fn count_control_event(&self, event: &ControlEvent) {
-        let Some(m) = &self.ext.metrics else {
-            return;
-        };
+    /// Logs a control event and counts it. A binding the store did not take is a WARN naming
+    /// its group, account and response id (a session's hashed store key), never a credential
+    /// or a body, and counts in `wsv2_bind_failures_total{kind="response"|"session"}`
+    pub(crate) fn report_control_event(&self, event: &ControlEvent) {
         let name = |a: &AccountId| self.ext.names.get(a).map_or("?", String::as_str).to_owned();
         match event {
-            ControlEvent::AccountUsable { account } => m.cooldown(&name(account)),
-            ControlEvent::StoreSetFailed { .. } => m.bind_failure("binding"),
-            _ => {}
+            ControlEvent::StoreSetFailed {
+                group,
+                account,
+                binding,
+            } => {
+                let account = name(account);
+                let kind = match binding {
+                    BindingRef::Response(id) => {
+                        warn!(group = %group, account = %account, response = %id,
+                            "response binding not written to the store (this gateway still routes by it)");
+                        "response"
+                    }
+                    BindingRef::Session(key) => {
+                        warn!(group = %group, account = %account, session_key = %key,
+                            "session binding not written to the store (this gateway still routes by it)");
+                        "session"
+                    }
+                };
+                if let Some(m) = &self.ext.metrics {
+                    m.bind_failure(kind);
+                }
+            }
+            ControlEvent::AccountUsable { account } => {
+                info!(?event, "control");
+                if let Some(m) = &self.ext.metrics {
+                    m.cooldown(&name(account));
+                }
+            }
+            _ => info!(?event, "control"),
         }
     }
 

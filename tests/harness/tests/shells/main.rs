@@ -91,6 +91,7 @@ mod real_clients;
 mod refusals;
 mod security;
 mod seed_fixes;
+mod store_bind;
 mod store_cluster;
 mod store_sentinel;
 mod traces;

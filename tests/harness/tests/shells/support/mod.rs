@@ -7,6 +7,7 @@ pub mod harden;
 pub mod http;
 pub mod raw;
 pub mod redis_cluster;
+pub mod redis_readonly;
 pub mod redis_sentinel;
 pub mod store_chain;
 

@@ -176,7 +176,7 @@ fn spawn(command: &mut Command) -> Child {
         .expect("redis-server (is it installed?)")
 }
 
-async fn wait_pong(port: u16) {
+pub(crate) async fn wait_pong(port: u16) {
     let deadline = Instant::now() + READY_WITHIN;
     loop {
         let got = cli(vec!["-p".into(), port.to_string(), "ping".into()]).await;
