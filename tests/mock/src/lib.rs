@@ -19,7 +19,9 @@
 //!
 //! permessage-deflate is never negotiated (async-tungstenite cannot); clients that offer it
 //! (Codex, openai-agents) fall back to uncompressed frames. Pings are answered at once, also
-//! mid-stream; the mock never sends binary frames and accepts messages up to 256 MiB.
+//! mid-stream, and counted ([`MockHandle::pings`]); [`MockHandle::set_pongs`]`(false)` stops
+//! answering them on every connection. The mock never sends binary frames and accepts messages
+//! up to 256 MiB.
 //!
 //! # Command line (`wsv2-mock-upstream`)
 //!

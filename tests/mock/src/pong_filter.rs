@@ -101,7 +101,7 @@ impl FrameCursor {
 }
 
 /// Wraps the upgraded socket; `drop_pongs` is shared with the connection task, `switches` with
-/// the whole mock (a blackhole drops pongs on every connection).
+/// the whole mock (a blackhole, or pongs switched off, drops pongs on every connection).
 #[derive(Debug)]
 pub(crate) struct PongFilter<T> {
     inner: T,
@@ -141,7 +141,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for PongFilter<T> {
         if buf.is_empty() {
             return Pin::new(&mut me.inner).poll_write(cx, buf);
         }
-        let drop_pongs = me.drop_pongs.load(Ordering::Relaxed) || me.switches.blackhole();
+        let drop_pongs = me.drop_pongs.load(Ordering::Relaxed) || me.switches.drops_pongs();
         let (dropping, run) = me.cursor.leading_run(buf, drop_pongs);
         let written = if dropping {
             run

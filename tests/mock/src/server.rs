@@ -164,6 +164,26 @@ impl MockHandle {
         self.shared.switches.get()
     }
 
+    /// Stops (`false`) or resumes (`true`) answering pings on every WebSocket connection, open
+    /// or later; the sockets otherwise keep working (frames are read and answered).
+    pub fn set_pongs(&self, on: bool) {
+        self.shared.switches.set_pongs(on);
+    }
+
+    /// Pings received over every WebSocket connection so far, answered or not.
+    pub fn pings(&self) -> u64 {
+        *self.shared.switches.pings().borrow()
+    }
+
+    /// Waits until at least `n` pings were received in all (woken per ping, no polling);
+    /// whether they came within `timeout`.
+    pub async fn wait_for_pings(&self, n: u64, timeout: Duration) -> bool {
+        let mut pings = self.shared.switches.pings();
+        tokio::time::timeout(timeout, pings.wait_for(|seen| *seen >= n))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// WebSocket connections open now.
     pub fn open_connections(&self) -> u64 {
         self.shared.switches.open_ws.load(Ordering::SeqCst)

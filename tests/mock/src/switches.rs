@@ -82,6 +82,10 @@ pub(crate) struct Switches {
     fault: watch::Sender<Option<RuntimeFault>>,
     /// Mirrors `fault == Some(Blackhole)` for the hot paths (accept, pong filter).
     blackhole: AtomicBool,
+    /// Every connection's pings go unanswered while set (sockets otherwise keep working).
+    pongs_off: AtomicBool,
+    /// Pings received over every WebSocket connection so far (answered or not).
+    pings: watch::Sender<u64>,
     /// WebSocket connections open now.
     pub(crate) open_ws: AtomicU64,
     /// TCP connections held silent by the blackhole now.
@@ -100,6 +104,8 @@ impl Default for Switches {
             resume: watch::channel(0).0,
             fault: watch::channel(None).0,
             blackhole: AtomicBool::default(),
+            pongs_off: AtomicBool::default(),
+            pings: watch::channel(0).0,
             open_ws: AtomicU64::default(),
             held_silent: AtomicU64::default(),
             handshaking: AtomicU64::default(),
@@ -147,6 +153,26 @@ impl Switches {
 
     pub(crate) fn blackhole(&self) -> bool {
         self.blackhole.load(Ordering::Relaxed)
+    }
+
+    /// Stops (`false`) or resumes answering pings on every connection.
+    pub(crate) fn set_pongs(&self, on: bool) {
+        self.pongs_off.store(!on, Ordering::SeqCst);
+    }
+
+    /// Whether pings go unanswered on every connection now (pongs switched off, or a blackhole).
+    pub(crate) fn drops_pongs(&self) -> bool {
+        self.pongs_off.load(Ordering::Relaxed) || self.blackhole()
+    }
+
+    /// Counts one ping received on some connection.
+    pub(crate) fn ping_received(&self) {
+        self.pings.send_modify(|n| *n += 1);
+    }
+
+    /// What a test watches to wait for pings.
+    pub(crate) fn pings(&self) -> watch::Receiver<u64> {
+        self.pings.subscribe()
     }
 
     /// Counts one upgrade in flight until the guard drops; raises the high-water mark.

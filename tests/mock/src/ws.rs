@@ -264,6 +264,11 @@ impl ConnLoop {
                 let _ = self.conn.emitter(None).error(&error).await;
                 return;
             }
+            Message::Ping(_) => {
+                // tungstenite queued the pong already; the pong filter may still drop it.
+                self.conn.server.switches.ping_received();
+                return;
+            }
             _ => return,
         };
         let Some(Value::Object(frame)) = parsed else {
