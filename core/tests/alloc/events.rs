@@ -1,10 +1,13 @@
 //! The per-event path allocates nothing: classification of a delta and model restoring of a
-//! frame that needs no rewrite, counted by the binary's counting allocator.
+//! frame that needs no rewrite, counted by the binary's counting allocator. A frame that is
+//! rewritten costs exactly one buffer (the single-pass rule of `event::rewrite`).
 
 use std::hint::black_box;
 
 use bytes::Bytes;
-use wsv2_core::event::{ServerEventKind, classify_server_event, restore_event_model};
+use wsv2_core::event::{
+    ServerEventKind, classify_server_event, restore_event_model, rewrite_create_model,
+};
 
 use crate::allocations_in;
 
@@ -40,18 +43,48 @@ fn assert_no_allocations(frame: &'static [u8], expected: ServerEventKind) {
     );
 }
 
+/// Allocations of one restore of `frame`, and its result
+fn restore_counted(frame: &Bytes) -> (usize, Bytes) {
+    let mut out = None;
+    let n = allocations_in(|| out = Some(restore_event_model(frame, UPSTREAM, CLIENT)));
+    (n, out.expect("restored"))
+}
+
+/// The single-pass rule: a rewritten frame costs exactly one buffer, however many values it
+/// replaces (a second pass, or a buffer that grows, is a second allocation)
 #[test]
-fn the_counter_sees_allocations() {
-    let frame = Bytes::from_static(
+fn a_rewritten_event_is_exactly_one_new_buffer() {
+    let frames: [&[u8]; 3] = [
         br#"{"type":"response.created","response":{"model":"gpt-5.1-codex-max"}}"#,
+        br#"{"type":"response.completed","model":"gpt-5.1-codex-max","response":{"id":"resp_1","model":"gpt-5.1-codex-max","output":[]}}"#,
+        br#"{"type":"response.in_progress","response":{"model":"gpt-5.1-codex-max","instructions":"gpt-5.1-codex-max"},"model":"gpt-5.1-codex-max"}"#,
+    ];
+    for frame in frames {
+        let frame = Bytes::from_static(frame);
+        let (n, out) = restore_counted(&frame);
+        let text = String::from_utf8_lossy(&out);
+        assert_ne!(out.as_ptr(), frame.as_ptr(), "rewritten: {text}");
+        assert!(
+            text.contains("my-coding-model") && !text.contains(r#""model":"gpt-5.1-codex-max""#),
+            "every model value restored: {text}"
+        );
+        assert_eq!(n, 1, "one buffer for {text}");
+    }
+}
+
+/// The same rule for the client's create: one buffer, even when the new name needs escaping
+#[test]
+fn a_rewritten_create_is_exactly_one_new_buffer() {
+    let frame = Bytes::from_static(
+        br#"{"type":"response.create","model":"my-coding-model","input":"hi","tools":[{"model":"x"}]}"#,
     );
-    let n = allocations_in(|| {
-        black_box(restore_event_model(&frame, UPSTREAM, CLIENT));
-    });
-    assert!(
-        n >= 1,
-        "a rewrite allocates its new buffer: the counter must see it"
-    );
+    for upstream in ["gpt-5.1-codex-max", "we\"ird\\name"] {
+        let mut out = None;
+        let n = allocations_in(|| out = Some(rewrite_create_model(&frame, upstream)));
+        let out = out.expect("rewritten");
+        assert_ne!(out.as_ptr(), frame.as_ptr());
+        assert_eq!(n, 1, "one buffer for {}", String::from_utf8_lossy(&out));
+    }
 }
 
 #[test]

@@ -161,9 +161,11 @@ fn count_handling(session: &mut Session, now: Instant, frame: Bytes) -> usize {
 fn a_session_draining_after_its_client_left_rewrites_nothing() {
     let map = ModelMap::new([("gpt-test".to_owned(), "gpt-test-2026".to_owned())]);
     let (mut s, t0) = steady_session(map, None);
-    assert!(
-        count_handling(&mut s, t0, in_progress("gpt-test-2026")) > 0,
-        "while the client is there the event is rewritten (the counter sees it)"
+    assert_eq!(
+        count_handling(&mut s, t0, in_progress("gpt-test-2026")),
+        1,
+        "while the client is there the event is rewritten: exactly one new buffer, and nothing \
+         else on the relay path"
     );
     s.handle_client_gone(t0);
     drain(&mut s);
@@ -229,16 +231,21 @@ fn an_http_turn_draining_after_its_client_left_rewrites_nothing() {
         ),
     );
     drain_http(&mut turn);
-    let count = |turn: &mut HttpTurn| {
-        let frame = in_progress("gpt-test-2026");
+    let count_model = |turn: &mut HttpTurn, model: &str| {
+        let frame = in_progress(model);
         let before = allocations();
         turn.handle_upstream_frame(t0, ConnId(1), frame);
         drain_http(turn);
         allocations() - before
     };
-    assert!(
-        count(&mut turn) > 0,
-        "while the client is there the event is rewritten (the counter sees it)"
+    let count = |turn: &mut HttpTurn| count_model(turn, "gpt-test-2026");
+    // The same event already naming the client's model costs what the SSE relay costs; the
+    // rewrite adds exactly one buffer to it.
+    let relay_only = count_model(&mut turn, "gpt-test");
+    assert_eq!(
+        count(&mut turn),
+        relay_only + 1,
+        "while the client is there the event is rewritten: exactly one new buffer"
     );
     turn.handle_client_gone(t0);
     drain_http(&mut turn);
