@@ -332,6 +332,12 @@ pub struct StoreConfig {
     pub breaker_probe_interval: Duration,
     /// Local copies of remote bindings kept per gateway
     pub local_cache_entries: usize,
+    /// How long a local binding (a copy read from the store, or this gateway's own write once
+    /// the store took it) is trusted; a lookup after that reads the store again, so a delete or
+    /// rebind made by another gateway is seen within this long even while the key keeps being
+    /// hit. At least `store_op_timeout` (a write of this gateway is trusted until answered)
+    #[serde(with = "duration")]
+    pub local_copy_max_age: Duration,
     /// Stickiness scope of client keys that name no group
     pub default_group: String,
     /// Store commands in flight at once; beyond it a lookup is a miss and a write is skipped
@@ -349,6 +355,7 @@ impl Default for StoreConfig {
             breaker_failure_limit: 3,
             breaker_probe_interval: Duration::from_secs(5),
             local_cache_entries: 65536,
+            local_copy_max_age: Duration::from_secs(5),
             default_group: "default".to_owned(),
             max_pending_ops: 4096,
         }

@@ -142,6 +142,11 @@ impl Config {
             "must be positive",
         );
         check(
+            st.local_copy_max_age >= st.store_op_timeout,
+            "store.local_copy_max_age",
+            "must not be below store.store_op_timeout",
+        );
+        check(
             !st.default_group.is_empty(),
             "store.default_group",
             "must not be empty",

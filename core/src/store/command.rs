@@ -152,6 +152,8 @@ pub struct StoreStats {
     pub local_hits: u64,
     /// Lookups answered Miss from a local tombstone (deleted through this gateway)
     pub local_tombstone_misses: u64,
+    /// Lookups that found their local entry older than `local_copy_max_age` and read the store
+    pub rechecks: u64,
     /// Get commands sent for lookups
     pub gets: u64,
     /// Lookups that joined a get already in flight for the same key
@@ -166,6 +168,9 @@ pub struct StoreStats {
     pub breaker_misses: u64,
     /// Set commands sent
     pub sets: u64,
+    /// Session binds not written because the store already holds that binding (this gateway
+    /// read or wrote it within `local_copy_max_age`)
+    pub unchanged_binds: u64,
     /// Sets that failed or timed out (each also a [`StoreEvent::SetFailed`])
     pub set_failures: u64,
     /// Delete commands sent

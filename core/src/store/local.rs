@@ -73,6 +73,11 @@ impl<K: Clone + Eq + Hash, V> LocalMap<K, V> {
         Some(&mut slot.value)
     }
 
+    /// The entry of `key`, expired or not, without marking it as used
+    pub(crate) fn peek_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.entries.get_mut(key).map(|slot| &mut slot.value)
+    }
+
     /// Moves the expiry of a live `key` to `expires_at`
     pub(crate) fn set_expiry(&mut self, key: &K, expires_at: Instant) {
         if let Some(slot) = self.entries.get_mut(key) {

@@ -8,8 +8,10 @@ use super::breaker::Breaker;
 use super::command::{
     BindingRef, CommandKind, Lookup, OpId, StoreCommand, StoreEvent, StoreFailure, StoreStats,
 };
+use super::entry::{Check, LocalBinding, LocalEntry};
 use super::key::StoreKey;
 use super::local::LocalMap;
+use super::op::{GetState, Op, Purpose};
 use crate::config::StoreConfig;
 use crate::{AccountId, ConnId, Lane, ResponseId};
 
@@ -40,7 +42,7 @@ pub struct Store {
     conn_max_age: Duration,
     breaker: Breaker,
     /// Bindings written, deleted or read through this gateway
-    bindings: LocalMap<StoreKey, LocalBinding>,
+    bindings: LocalMap<StoreKey, LocalEntry>,
     response_conns: LocalMap<StoreKey, ResponseConn>,
     ops: HashMap<OpId, Op>,
     deadlines: BTreeSet<(Instant, OpId)>,
@@ -51,64 +53,6 @@ pub struct Store {
     events: VecDeque<StoreEvent>,
     next_op: u64,
     stats: StoreStats,
-}
-
-/// A local binding, or a tombstone left by a delete through this gateway
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LocalBinding {
-    Bound(Binding),
-    Deleted,
-}
-
-#[derive(Debug)]
-struct Op {
-    deadline: Instant,
-    purpose: Purpose,
-}
-
-/// Who still cares about a get's reply
-///
-/// ```text
-///  issue --> Waiting --reply/deadline--> (Resolved event, gone)
-///             |   ^
-///   breaker   |   | a lookup of the same key joins it again
-///   opens     v   |
-///          AnsweredEarly --reply--> back-fill only (no event) --deadline--> gone
-///
-///  Waiting or AnsweredEarly --local bind/delete of the key--> Superseded --> reply ignored
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum GetState {
-    /// Lookups wait for it: its reply or deadline emits `Resolved`
-    Waiting,
-    /// The breaker opened and answered its lookups Miss; its reply is still trustworthy and
-    /// may fill the local map, and a later lookup of the key may join it again
-    AnsweredEarly,
-    /// A local write to its key answered it; its reply is older than that write and is never
-    /// copied (the no-stale-read rule)
-    Superseded,
-}
-
-#[derive(Debug)]
-enum Purpose {
-    /// A lookup's get
-    Get {
-        key: StoreKey,
-        /// How long a copy of its answer is kept locally
-        ttl: Duration,
-        /// Whether a hit moves the store's expiry (session bindings; a response's binding
-        /// lives as long as what it protects, however often it is read)
-        refresh: bool,
-        state: GetState,
-    },
-    Set {
-        group: String,
-        account: AccountId,
-        binding: BindingRef,
-    },
-    Delete,
-    Refresh,
-    Probe,
 }
 
 impl Store {
@@ -177,6 +121,12 @@ impl Store {
     ) {
         let group = self.group(group).to_owned();
         let key = StoreKey::session(&group, session.as_bytes());
+        if self.holds_unchanged(now, &key, Binding::new(account, &group)) {
+            // The store holds it already (the hit refreshed its TTL): rewriting it would
+            // reset the trust clock on every hit and overwrite another gateway's rebind.
+            self.stats.unchanged_binds += 1;
+            return;
+        }
         let binding = BindingRef::Session(key.clone());
         self.bind(
             now,
@@ -263,8 +213,9 @@ impl Store {
                         });
                     }
                     if let Some(binding) = binding {
-                        self.bindings
-                            .insert(key.clone(), LocalBinding::Bound(binding), now + ttl);
+                        let copy =
+                            LocalEntry::copy(binding, record.sent, self.config.local_copy_max_age);
+                        self.bindings.insert(key.clone(), copy, now + ttl);
                         if refresh {
                             self.refresh_remote(now, key, ttl);
                         }
@@ -272,15 +223,20 @@ impl Store {
                 }
             }
             Purpose::Set {
+                key,
                 group,
                 account,
                 binding,
             } => {
+                self.write_answered(&key, op, record.sent, result.is_ok());
                 if result.is_err() {
                     self.set_failed(group, account, binding);
                 }
             }
-            Purpose::Delete => self.stats.delete_failures += u64::from(result.is_err()),
+            Purpose::Delete { key } => {
+                self.write_answered(&key, op, record.sent, result.is_ok());
+                self.stats.delete_failures += u64::from(result.is_err());
+            }
             Purpose::Refresh => self.stats.refresh_failures += u64::from(result.is_err()),
             Purpose::Probe => {}
         }
@@ -313,11 +269,18 @@ impl Store {
                     }
                 }
                 Purpose::Set {
+                    key,
                     group,
                     account,
                     binding,
-                } => self.set_failed(group, account, binding),
-                Purpose::Delete => self.stats.delete_failures += 1,
+                } => {
+                    self.write_answered(&key, op, record.sent, false);
+                    self.set_failed(group, account, binding);
+                }
+                Purpose::Delete { key } => {
+                    self.write_answered(&key, op, record.sent, false);
+                    self.stats.delete_failures += 1;
+                }
                 Purpose::Refresh => self.stats.refresh_failures += 1,
                 Purpose::Probe => {}
             }
@@ -388,18 +351,31 @@ impl Store {
             .unwrap_or(&self.config.default_group)
     }
 
-    /// A `refresh` lookup moves the binding's expiry, locally and in the store, on every hit
+    /// A `refresh` lookup moves the binding's expiry, locally and in the store, on every hit;
+    /// a local entry older than `local_copy_max_age` is dropped and the store read again
     fn lookup(&mut self, now: Instant, key: StoreKey, ttl: Duration, refresh: bool) -> Lookup {
         match self.bindings.get(&key, now).copied() {
-            Some(LocalBinding::Bound(binding)) => {
+            Some(entry) if entry.stale(now) => {
+                self.stats.rechecks += 1;
+                self.bindings.remove(&key);
+            }
+            Some(LocalEntry {
+                binding: LocalBinding::Bound(binding),
+                check,
+            }) => {
                 self.stats.local_hits += 1;
                 if refresh {
-                    self.bindings.set_expiry(&key, now + ttl);
+                    if check != Check::Pinned {
+                        self.bindings.set_expiry(&key, now + ttl);
+                    }
                     self.refresh_remote(now, key, ttl);
                 }
                 return Lookup::Hit(binding);
             }
-            Some(LocalBinding::Deleted) => {
+            Some(LocalEntry {
+                binding: LocalBinding::Deleted,
+                ..
+            }) => {
                 self.stats.local_tombstone_misses += 1;
                 return Lookup::Miss;
             }
@@ -442,29 +418,62 @@ impl Store {
     ) {
         let written = Binding::new(account, &group);
         self.supersede_pending_get(&key, Some(written));
-        self.bindings
-            .insert(key.clone(), LocalBinding::Bound(written), now + ttl);
-        if self.may_write() {
+        let check = if self.may_write() {
             self.stats.sets += 1;
             let value = Binding::encode(account, &group);
             let purpose = Purpose::Set {
+                key: key.clone(),
                 group,
                 account,
                 binding,
             };
-            self.issue(now, CommandKind::Set { key, value, ttl }, purpose);
-        }
+            let kind = CommandKind::Set {
+                key: key.clone(),
+                value,
+                ttl,
+            };
+            Check::Writing(self.issue(now, kind, purpose))
+        } else {
+            Check::Pinned
+        };
+        let entry = LocalEntry {
+            binding: LocalBinding::Bound(written),
+            check,
+        };
+        self.bindings.insert(key, entry, now + ttl);
     }
 
     fn unbind(&mut self, now: Instant, key: StoreKey, ttl: Duration) {
         self.supersede_pending_get(&key, None);
-        // The tombstone answers Miss at once and outlives any copy the store could still hold
-        // (a failed delete leaves the store's key to expire within `ttl`).
-        self.bindings
-            .insert(key.clone(), LocalBinding::Deleted, now + ttl);
-        if self.may_write() {
+        // The tombstone answers Miss at once; pinned, it outlives any copy the store could still
+        // hold (a failed delete leaves the store's key to expire within `ttl`).
+        let check = if self.may_write() {
             self.stats.deletes += 1;
-            self.issue(now, CommandKind::Delete { key }, Purpose::Delete);
+            let purpose = Purpose::Delete { key: key.clone() };
+            Check::Writing(self.issue(now, CommandKind::Delete { key: key.clone() }, purpose))
+        } else {
+            Check::Pinned
+        };
+        let entry = LocalEntry {
+            binding: LocalBinding::Deleted,
+            check,
+        };
+        self.bindings.insert(key, entry, now + ttl);
+    }
+
+    /// Whether `key`'s local entry is `binding`, trusted now and taken (or being written) by
+    /// the store
+    fn holds_unchanged(&mut self, now: Instant, key: &StoreKey, binding: Binding) -> bool {
+        self.bindings.get(key, now).is_some_and(|e| {
+            e.binding == LocalBinding::Bound(binding) && !e.stale(now) && e.check != Check::Pinned
+        })
+    }
+
+    /// The store answered write `op` of `key` (sent at `sent`): see [`LocalEntry::write_answered`]
+    fn write_answered(&mut self, key: &StoreKey, op: OpId, sent: Instant, ok: bool) {
+        let max_age = self.config.local_copy_max_age;
+        if let Some(entry) = self.bindings.peek_mut(key) {
+            entry.write_answered(op, ok, sent, max_age);
         }
     }
 
@@ -514,7 +523,14 @@ impl Store {
         self.next_op += 1;
         let op = OpId(self.next_op);
         let deadline = now + self.config.store_op_timeout;
-        self.ops.insert(op, Op { deadline, purpose });
+        self.ops.insert(
+            op,
+            Op {
+                sent: now,
+                deadline,
+                purpose,
+            },
+        );
         self.deadlines.insert((deadline, op));
         self.commands.push_back(StoreCommand { op, kind });
         op

@@ -56,19 +56,29 @@
 //!    answered; its reply, whenever it arrives, is never copied. Each get is, in effect, versioned
 //!    by its op: only an op that no local write has superseded may fill the local map.
 //!
-//! Limit: deletes and rebinds made by *another* gateway process are seen here only when the
-//! local copy expires or is evicted (response bindings never move between accounts; a stale
-//! session binding only steers a preference).
+//! # Changes made by other gateways
+//! A local entry is trusted for `local_copy_max_age` from the command that confirmed it (the get
+//! that read it, or this gateway's own set or delete once the store took it; a session hit
+//! refreshes the TTL but not this), then a lookup drops it and reads the store again
+//! ([`StoreStats::rechecks`]). So a delete or rebind made by *another* gateway process is seen
+//! within `local_copy_max_age` of it, however often the key is hit. A session bind of the
+//! binding the local entry already trusts writes nothing ([`StoreStats::unchanged_binds`]): each
+//! schedule binds its session key, and rewriting an unchanged binding would overwrite another
+//! gateway's rebind and restart the trust clock on every hit. A write of this gateway the
+//! store refused, or that timed out or was never sent, stays trusted until its TTL (a hit does
+//! not extend it): the store may still hold the older value, which rule 1 forbids serving.
 //!
 //! [`StoreConfig::default_group`]: crate::config::StoreConfig::default_group
 
 mod binding;
 mod breaker;
 mod command;
+mod entry;
 mod key;
 mod local;
 mod machine;
 mod memory;
+mod op;
 
 pub use binding::{Binding, Continuation, ContinuationRefusal, GroupTag, judge_continuation};
 pub use breaker::{Breaker, BreakerState};

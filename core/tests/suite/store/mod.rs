@@ -1,3 +1,4 @@
 mod memory;
 mod props;
+mod remote;
 mod rules;

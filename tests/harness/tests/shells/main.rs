@@ -93,6 +93,7 @@ mod security;
 mod seed_fixes;
 mod store_bind;
 mod store_cluster;
+mod store_remote;
 mod store_sentinel;
 mod traces;
 mod usage_by_key;
