@@ -53,8 +53,8 @@ fn a_ws_report_carries_the_creates_traceparent_its_start_and_its_retry() {
 
 #[test]
 fn an_http_report_carries_the_bodys_traceparent_and_its_failover() {
-    use crate::support::http::*;
-    let mut gw = Gw::new(vec![account(1, false), account(2, false)]);
+    use crate::support::gateway::*;
+    let mut gw = Gateway::new(vec![account(1, false), account(2, false)]);
     let t0 = gw.now;
     let mut traced = body(true, true, None);
     traced["client_metadata"] = json!({"traceparent": PARENT});

@@ -1,77 +1,25 @@
 //! The control plane wired to real session machines and the in-memory store, in virtual time:
 //! scheduling, pooled conns reused across sessions, stickiness, slots and upgrade checks.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::config::UnknownPreviousResponse;
-use wsv2_core::control::{AccountSpec, Control, ControlEvent, ControlOutput, UpgradeRefusal};
-use wsv2_core::resolver::{AccountProtocol, AuthType};
-use wsv2_core::session::{Session, SessionCommand, Transmit};
-use wsv2_core::store::{CommandKind, MemoryBackend};
+use wsv2_core::control::{AccountSpec, Control, ControlEvent, UpgradeRefusal};
 use wsv2_core::turn::SessionInfo;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
-struct Gateway {
-    now: Instant,
-    cfg: Arc<Config>,
-    control: Control,
-    sessions: HashMap<SessionId, Session>,
-    memory: MemoryBackend,
-    dials: Vec<(ConnId, AccountId, Option<SessionId>)>,
-    conn_account: HashMap<ConnId, AccountId>,
-    creates: Vec<(SessionId, ConnId, Value)>,
-    to_client: Vec<(SessionId, Value)>,
-    events: Vec<ControlEvent>,
-    /// Store gets and continuation checks asked for
-    gets: usize,
-    checks: usize,
+use crate::support::gateway::{Gateway, spec as account};
+
+/// A gateway of `accounts` with no warm conns
+fn with_config(accounts: Vec<AccountSpec>, mut cfg: Config) -> Gateway {
+    cfg.pool.min_idle_per_account = 0;
+    Gateway::with_config(cfg, accounts)
 }
 
-fn account(id: u64, concurrency: u32, force_http: bool) -> AccountSpec {
-    AccountSpec {
-        id: AccountId(id),
-        name: format!("acct{id}"),
-        protocol: AccountProtocol {
-            auth_type: AuthType::ApiKey,
-            force_http,
-        },
-        concurrency,
-        priority: 0,
-        model_map: Arc::default(),
-    }
-}
-
+/// Sockets of this file's clients, and a whole turn
 impl Gateway {
-    fn new(accounts: Vec<AccountSpec>) -> Self {
-        Self::with_config(accounts, Config::default())
-    }
-
-    fn with_config(accounts: Vec<AccountSpec>, mut cfg: Config) -> Self {
-        cfg.pool.min_idle_per_account = 0;
-        let cfg = Arc::new(cfg);
-        let now = Instant::now();
-        let mut gw = Self {
-            control: Control::new(cfg.clone(), accounts, 7, now),
-            cfg,
-            now,
-            sessions: HashMap::new(),
-            memory: MemoryBackend::new(1024),
-            dials: Vec::new(),
-            conn_account: HashMap::new(),
-            creates: Vec::new(),
-            to_client: Vec::new(),
-            events: Vec::new(),
-            gets: 0,
-            checks: 0,
-        };
-        gw.run();
-        gw
-    }
-
     fn open(&mut self, id: u64, session_key: Option<&str>) -> SessionId {
         self.open_with(id, session_key, "default")
     }
@@ -82,7 +30,7 @@ impl Gateway {
     }
 
     fn open_with(&mut self, id: u64, session_key: Option<&str>, group: &str) -> SessionId {
-        self.open_info(
+        self.open_session_with(
             id,
             SessionInfo {
                 group: group.into(),
@@ -94,7 +42,7 @@ impl Gateway {
 
     /// A socket of client key `tenant`
     fn open_tenant(&mut self, id: u64, tenant: u64) -> SessionId {
-        self.open_info(
+        self.open_session_with(
             id,
             SessionInfo {
                 group: "default".into(),
@@ -104,145 +52,13 @@ impl Gateway {
         )
     }
 
-    fn open_info(&mut self, id: u64, info: SessionInfo) -> SessionId {
-        let id = SessionId(id);
-        self.control.open_session(id, info);
-        self.sessions
-            .insert(id, Session::new(id, self.cfg.clone(), self.now));
-        id
-    }
-
-    fn client(&mut self, id: SessionId, v: Value) {
-        self.sessions
-            .get_mut(&id)
-            .unwrap()
-            .handle_client_text(self.now, Bytes::from(v.to_string()));
-        self.run();
-    }
-
-    fn gone(&mut self, id: SessionId) {
-        self.sessions
-            .get_mut(&id)
-            .unwrap()
-            .handle_client_gone(self.now);
-        self.run();
-    }
-
-    fn upstream(&mut self, id: SessionId, conn: ConnId, v: Value) {
-        self.sessions.get_mut(&id).unwrap().handle_upstream_frame(
-            self.now,
-            conn,
-            Bytes::from(v.to_string()),
-        );
-        self.run();
-    }
-
     fn complete(&mut self, id: SessionId, conn: ConnId, resp: &str, store: bool) {
-        self.upstream(
+        self.session_upstream(
             id,
             conn,
             json!({"type": "response.created", "response": {"id": resp, "store": store}}),
         );
-        self.upstream(id, conn, json!({"type": "response.completed", "response": {"id": resp, "store": store, "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}}));
-    }
-
-    fn advance(&mut self, by: Duration) {
-        self.now += by;
-        self.control.handle_timeout(self.now);
-        for s in self.sessions.values_mut() {
-            s.handle_timeout(self.now);
-        }
-        self.run();
-    }
-
-    /// Routes everything until nothing moves, like the shells' tasks do
-    fn run(&mut self) {
-        loop {
-            let mut busy = false;
-            while let Some(out) = self.control.poll_output() {
-                busy = true;
-                match out {
-                    ControlOutput::Session(id, input) => {
-                        if let Some(s) = self.sessions.get_mut(&id) {
-                            s.handle_control(self.now, input);
-                        }
-                    }
-                    ControlOutput::Dial {
-                        conn,
-                        account,
-                        for_session,
-                        ..
-                    } => {
-                        self.dials.push((conn, account, for_session));
-                        self.conn_account.insert(conn, account);
-                        self.control.handle_dial_ok(self.now, account, conn);
-                    }
-                    ControlOutput::Store(cmd) => {
-                        self.gets += usize::from(matches!(cmd.kind, CommandKind::Get { .. }));
-                        let reply = self.memory.execute(self.now, &cmd);
-                        self.control.handle_store_reply(self.now, cmd.op, reply);
-                    }
-                    ControlOutput::Event(event) => self.events.push(event),
-                    ControlOutput::Ping { .. }
-                    | ControlOutput::Close { .. }
-                    | ControlOutput::Http(..) => {}
-                }
-            }
-            let ids: Vec<_> = self.sessions.keys().copied().collect();
-            for id in ids {
-                let s = self.sessions.get_mut(&id).unwrap();
-                let mut cmds = Vec::new();
-                while let Some(t) = s.poll_transmit() {
-                    busy = true;
-                    match t {
-                        Transmit::Client(f) => self
-                            .to_client
-                            .push((id, serde_json::from_slice(&f).unwrap())),
-                        Transmit::Upstream {
-                            conn,
-                            msg: wsv2_core::conn::UpstreamTransmit::Text { frame, .. },
-                        } => self
-                            .creates
-                            .push((id, conn, serde_json::from_slice(&frame).unwrap())),
-                        Transmit::Upstream { .. } | Transmit::ClientPing => {}
-                    }
-                }
-                while let Some(c) = s.poll_command() {
-                    cmds.push(c);
-                }
-                let mut events = Vec::new();
-                while let Some(e) = s.poll_event() {
-                    events.push(e);
-                }
-                for c in cmds {
-                    busy = true;
-                    self.checks +=
-                        usize::from(matches!(c, SessionCommand::CheckContinuation { .. }));
-                    if !matches!(
-                        c,
-                        SessionCommand::AbandonWrites { .. } | SessionCommand::CloseClient { .. }
-                    ) {
-                        self.control.handle_session_command(self.now, id, c);
-                    }
-                }
-                for e in events {
-                    busy = true;
-                    self.control.handle_session_event(self.now, &e);
-                }
-            }
-            if !busy {
-                break;
-            }
-        }
-    }
-
-    fn create_conn(&self, id: SessionId) -> ConnId {
-        self.creates
-            .iter()
-            .rev()
-            .find(|(s, _, _)| *s == id)
-            .map(|(_, c, _)| *c)
-            .expect("a create was sent")
+        self.session_upstream(id, conn, json!({"type": "response.completed", "response": {"id": resp, "store": store, "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}}));
     }
 }
 
@@ -259,7 +75,7 @@ fn create(prev: Option<&str>, store: bool) -> Value {
 fn first_create_is_scheduled_dialed_and_sent() {
     let mut gw = Gateway::new(vec![account(1, 4, false)]);
     let s1 = gw.open(1, None);
-    gw.client(s1, create(None, true));
+    gw.session_text(s1, create(None, true));
     assert_eq!(gw.dials.len(), 1, "one dial, made for the session");
     assert_eq!(
         gw.dials[0].2,
@@ -274,12 +90,12 @@ fn first_create_is_scheduled_dialed_and_sent() {
 fn a_later_session_reuses_the_released_conn() {
     let mut gw = Gateway::new(vec![account(1, 4, false)]);
     let s1 = gw.open(1, Some("session-a"));
-    gw.client(s1, create(None, true));
+    gw.session_text(s1, create(None, true));
     let c1 = gw.create_conn(s1);
     gw.complete(s1, c1, "resp_1", true);
     gw.gone(s1);
     let s2 = gw.open(2, Some("session-b"));
-    gw.client(s2, create(None, true));
+    gw.session_text(s2, create(None, true));
     assert_eq!(gw.dials.len(), 1, "no second dial");
     assert_eq!(
         gw.create_conn(s2),
@@ -293,21 +109,21 @@ fn a_later_session_reuses_the_released_conn() {
 fn a_continuation_goes_to_the_account_its_response_is_bound_to() {
     let mut gw = Gateway::new(vec![account(1, 4, false), account(2, 4, false)]);
     let s1 = gw.open(1, None);
-    gw.client(s1, create(None, true));
+    gw.session_text(s1, create(None, true));
     let c1 = gw.create_conn(s1);
     let first_account = gw.conn_account[&c1];
     gw.complete(s1, c1, "resp_1", true);
     // Load the account the chain is on, so least-loaded would pick the other one.
-    gw.client(s1, create(None, true));
+    gw.session_text(s1, create(None, true));
     let s2 = gw.open(2, None);
-    gw.client(s2, create(Some("resp_1"), true));
+    gw.session_text(s2, create(Some("resp_1"), true));
     let c2 = gw.create_conn(s2);
     assert_eq!(
         gw.conn_account[&c2], first_account,
         "bound by previous_response_id, not by load"
     );
     let s3 = gw.open(3, None);
-    gw.client(s3, create(None, true));
+    gw.session_text(s3, create(None, true));
     assert_ne!(
         gw.conn_account[&gw.create_conn(s3)],
         first_account,
@@ -319,10 +135,10 @@ fn a_continuation_goes_to_the_account_its_response_is_bound_to() {
 fn a_session_key_keeps_later_sessions_on_the_same_account() {
     let mut gw = Gateway::new(vec![account(1, 4, false), account(2, 4, false)]);
     let s1 = gw.open(1, Some("thread-1"));
-    gw.client(s1, create(None, true));
+    gw.session_text(s1, create(None, true));
     let a1 = gw.conn_account[&gw.create_conn(s1)];
     let s2 = gw.open(2, Some("thread-1"));
-    gw.client(s2, create(None, true));
+    gw.session_text(s2, create(None, true));
     assert_eq!(
         gw.conn_account[&gw.create_conn(s2)],
         a1,
@@ -341,10 +157,10 @@ fn a_freed_slot_wakes_the_waiting_create_of_another_session() {
     // Concurrency 2: two conns at most, and two unfinished responses on this instance.
     let mut gw = Gateway::new(vec![account(1, 2, false)]);
     let s1 = gw.open(1, None);
-    gw.client(s1, create_on("a"));
-    gw.client(s1, create_on("b"));
+    gw.session_text(s1, create_on("a"));
+    gw.session_text(s1, create_on("b"));
     let s2 = gw.open(2, None);
-    gw.client(s2, create(None, true));
+    gw.session_text(s2, create(None, true));
     assert_eq!(
         gw.creates.len(),
         2,
@@ -356,12 +172,12 @@ fn a_freed_slot_wakes_the_waiting_create_of_another_session() {
         "but the second session has its own conn already"
     );
     let c1 = gw.create_conn(s1);
-    gw.upstream(
+    gw.session_upstream(
         s1,
         c1,
         json!({"type": "response.created", "stream_id": "a", "response": {"id": "resp_a"}}),
     );
-    gw.upstream(s1, c1, json!({"type": "response.completed", "stream_id": "a", "response": {"id": "resp_a", "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}}));
+    gw.session_upstream(s1, c1, json!({"type": "response.completed", "stream_id": "a", "response": {"id": "resp_a", "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}}));
     assert_eq!(
         gw.creates.len(),
         3,
@@ -374,23 +190,23 @@ fn a_freed_slot_wakes_the_waiting_create_of_another_session() {
 fn slot_wait_ends_in_429_and_closed_sessions_stop_waiting() {
     let mut gw = Gateway::new(vec![account(1, 2, false)]);
     let s1 = gw.open(1, None);
-    gw.client(s1, create_on("a"));
-    gw.client(s1, create_on("b"));
+    gw.session_text(s1, create_on("a"));
+    gw.session_text(s1, create_on("b"));
     let s2 = gw.open(2, None);
-    gw.client(s2, create(None, true));
+    gw.session_text(s2, create(None, true));
     gw.advance(gw.cfg.session.slot_wait_timeout);
     let (who, err) = gw.to_client.last().unwrap();
     assert_eq!((*who, err["status"].as_u64()), (s2, Some(429)));
-    gw.client(s2, create(None, true));
+    gw.session_text(s2, create(None, true));
     gw.gone(s2);
     gw.control.close_session(gw.now, s2);
     let c1 = gw.create_conn(s1);
-    gw.upstream(
+    gw.session_upstream(
         s1,
         c1,
         json!({"type": "response.created", "stream_id": "a", "response": {"id": "resp_a"}}),
     );
-    gw.upstream(
+    gw.session_upstream(
         s1,
         c1,
         json!({"type": "response.completed", "stream_id": "a", "response": {"id": "resp_a"}}),
@@ -425,18 +241,18 @@ fn upgrade_checks_answer_426_and_503() {
 fn an_upstream_429_cools_the_account_and_a_bound_continuation_gets_429() {
     let mut gw = Gateway::new(vec![account(1, 4, false)]);
     let s1 = gw.open(1, None);
-    gw.client(s1, create(None, true));
+    gw.session_text(s1, create(None, true));
     let c1 = gw.create_conn(s1);
     gw.complete(s1, c1, "resp_1", true);
-    gw.client(s1, create(Some("resp_1"), true));
-    gw.upstream(s1, c1, json!({"type": "error", "status": 429, "error": {"type": "rate_limit_error", "code": "rate_limit_exceeded", "message": "slow down"}, "headers": {"retry-after": "20"}}));
+    gw.session_text(s1, create(Some("resp_1"), true));
+    gw.session_upstream(s1, c1, json!({"type": "error", "status": 429, "error": {"type": "rate_limit_error", "code": "rate_limit_exceeded", "message": "slow down"}, "headers": {"retry-after": "20"}}));
     assert_eq!(
         gw.control.check_upgrade(gw.now),
         Err(UpgradeRefusal::RateLimited { retry_after: 20 }),
         "the only account is rate limited: 429 with the reset upstream named"
     );
     let s2 = gw.open(2, None);
-    gw.client(s2, create(Some("resp_1"), true));
+    gw.session_text(s2, create(Some("resp_1"), true));
     let (who, err) = gw.to_client.last().unwrap();
     assert_eq!(*who, s2);
     assert_eq!(
@@ -455,13 +271,13 @@ fn an_upstream_429_cools_the_account_and_a_bound_continuation_gets_429() {
 fn a_reload_adds_removes_and_re_enables_accounts_without_dropping_sessions() {
     let mut gw = Gateway::new(vec![account(1, 4, false)]);
     let s1 = gw.open(1, None);
-    gw.client(s1, create(None, true));
+    gw.session_text(s1, create(None, true));
     let c1 = gw.create_conn(s1);
     gw.control
         .apply_accounts(gw.now, vec![account(2, 4, false)]);
     gw.run();
     let s2 = gw.open(2, None);
-    gw.client(s2, create(None, true));
+    gw.session_text(s2, create(None, true));
     assert_eq!(
         gw.conn_account[&gw.create_conn(s2)],
         AccountId(2),
@@ -493,7 +309,7 @@ fn a_reload_adds_removes_and_re_enables_accounts_without_dropping_sessions() {
 fn a_session_holding_a_conn_of_a_removed_account_runs_its_next_turn_on_it() {
     let mut gw = Gateway::new(vec![account(1, 4, false)]);
     let s1 = gw.open(1, None);
-    gw.client(s1, create(None, true));
+    gw.session_text(s1, create(None, true));
     let c1 = gw.create_conn(s1);
     gw.complete(s1, c1, "resp_1", true);
     gw.control
@@ -502,7 +318,7 @@ fn a_session_holding_a_conn_of_a_removed_account_runs_its_next_turn_on_it() {
     // The open session's next turn: its conn is still leased to it, so the create goes out
     // on c1 at once instead of waiting for a slot of an account that no longer exists.
     let sent_before = gw.creates.len();
-    gw.client(s1, create(Some("resp_1"), true));
+    gw.session_text(s1, create(Some("resp_1"), true));
     assert_eq!(
         gw.creates.len(),
         sent_before + 1,
@@ -526,7 +342,7 @@ impl Gateway {
     }
 
     fn refusals(&self) -> Vec<(String, &'static str)> {
-        self.events
+        self.control_events
             .iter()
             .filter_map(|e| match e {
                 ControlEvent::ContinuationRefused { group, reason, .. } => {
@@ -539,7 +355,7 @@ impl Gateway {
 
     /// A turn of session `id` that completes as `resp`
     fn turn(&mut self, id: SessionId, prev: Option<&str>, resp: &str) {
-        self.client(id, create(prev, true));
+        self.session_text(id, create(prev, true));
         let conn = self.create_conn(id);
         self.complete(id, conn, resp, true);
     }
@@ -554,7 +370,7 @@ fn another_groups_response_is_refused_on_first_and_later_creates_and_nothing_goe
 
     // The first create of a team-b socket.
     let b = gw.open_in(2, "team-b");
-    gw.client(b, create(Some("resp_a"), true));
+    gw.session_text(b, create(Some("resp_a"), true));
     assert_eq!(
         gw.last_error(b).as_deref(),
         Some("previous_response_not_found")
@@ -564,7 +380,7 @@ fn another_groups_response_is_refused_on_first_and_later_creates_and_nothing_goe
     // A later create of a team-b socket that already runs on the same account.
     gw.turn(b, None, "resp_b");
     let sent = gw.creates.len();
-    gw.client(b, create(Some("resp_a"), true));
+    gw.session_text(b, create(Some("resp_a"), true));
     assert_eq!(
         gw.last_error(b).as_deref(),
         Some("previous_response_not_found")
@@ -579,7 +395,7 @@ fn another_groups_response_is_refused_on_first_and_later_creates_and_nothing_goe
     );
 
     // The socket lives on: its own chain continues.
-    gw.client(b, create(Some("resp_b"), true));
+    gw.session_text(b, create(Some("resp_b"), true));
     assert_eq!(gw.creates.len(), sent + 1);
 
     // Another socket of team-a continues resp_a, first create or later one.
@@ -614,22 +430,22 @@ fn a_continuation_without_a_record_follows_unknown_previous_response() {
     // forward (the default): an unknown id goes up as an unbound create; upstream answers.
     let mut gw = Gateway::new(vec![account(1, 4, false)]);
     let b = gw.open_in(1, "team-b");
-    gw.client(b, create(Some("resp_elsewhere"), true));
+    gw.session_text(b, create(Some("resp_elsewhere"), true));
     assert_eq!(gw.creates.len(), 1);
     assert!(gw.refusals().is_empty());
 
     // refuse: the first create and a later one are answered without going upstream.
     let mut cfg = Config::default();
     cfg.store.unknown_previous_response = UnknownPreviousResponse::Refuse;
-    let mut gw = Gateway::with_config(vec![account(1, 4, false)], cfg);
+    let mut gw = with_config(vec![account(1, 4, false)], cfg);
     let b = gw.open_in(1, "team-b");
-    gw.client(b, create(Some("resp_elsewhere"), true));
+    gw.session_text(b, create(Some("resp_elsewhere"), true));
     assert_eq!(
         gw.last_error(b).as_deref(),
         Some("previous_response_not_found")
     );
     gw.turn(b, None, "resp_b");
-    gw.client(b, create(Some("resp_elsewhere"), true));
+    gw.session_text(b, create(Some("resp_elsewhere"), true));
     assert_eq!(
         gw.last_error(b).as_deref(),
         Some("previous_response_not_found")
@@ -643,22 +459,22 @@ fn a_continuation_without_a_record_follows_unknown_previous_response() {
         ]
     );
     // Its own responses need no record.
-    gw.client(b, create(Some("resp_b"), true));
+    gw.session_text(b, create(Some("resp_b"), true));
     assert_eq!(gw.creates.len(), 2);
 }
 
 /// Ends the response on `lane` of session `id` (its create went out on `conn`)
 fn complete_on(gw: &mut Gateway, id: SessionId, conn: ConnId, lane: &str, resp: &str) {
-    gw.upstream(
+    gw.session_upstream(
         id,
         conn,
         json!({"type": "response.created", "stream_id": lane, "response": {"id": resp}}),
     );
-    gw.upstream(id, conn, json!({"type": "response.completed", "stream_id": lane, "response": {"id": resp, "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}}));
+    gw.session_upstream(id, conn, json!({"type": "response.completed", "stream_id": lane, "response": {"id": resp, "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}}));
 }
 
 fn senders(gw: &Gateway) -> Vec<SessionId> {
-    gw.creates.iter().map(|(s, _, _)| *s).collect()
+    gw.creates.iter().map(|c| c.0).collect()
 }
 
 #[test]
@@ -668,14 +484,14 @@ fn freed_slots_go_round_robin_between_client_keys() {
     let mut gw = Gateway::new(vec![account(1, 4, false)]);
     let hog = gw.open_tenant(1, 1);
     for lane in ["l0", "l1", "l2", "l3"] {
-        gw.client(hog, create_on(lane));
+        gw.session_text(hog, create_on(lane));
     }
     let a2 = gw.open_tenant(2, 1);
-    gw.client(a2, create(None, true));
+    gw.session_text(a2, create(None, true));
     let a3 = gw.open_tenant(3, 1);
-    gw.client(a3, create(None, true));
+    gw.session_text(a3, create(None, true));
     let b1 = gw.open_tenant(4, 2);
-    gw.client(b1, create(None, true));
+    gw.session_text(b1, create(None, true));
     assert_eq!(
         senders(&gw),
         [hog, hog, hog, hog],
@@ -699,14 +515,14 @@ fn a_blocked_client_gives_its_slots_up_when_another_create_waits() {
     let mut cfg = Config::default();
     cfg.session.blocked_client_timeout = Duration::from_secs(1);
     cfg.pool.min_idle_per_account = 0;
-    let mut gw = Gateway::with_config(vec![account(1, 2, false)], cfg);
+    let mut gw = with_config(vec![account(1, 2, false)], cfg);
     let hog = gw.open_tenant(1, 1);
     for lane in ["l0", "l1"] {
-        gw.client(hog, create_on(lane));
+        gw.session_text(hog, create_on(lane));
     }
     let conn = gw.create_conn(hog);
     for lane in ["l0", "l1"] {
-        gw.upstream(
+        gw.session_upstream(
             hog,
             conn,
             json!({"type": "response.created", "stream_id": lane, "response": {"id": format!("resp_{lane}")}}),
@@ -724,7 +540,7 @@ fn a_blocked_client_gives_its_slots_up_when_another_create_waits() {
         "blocked, but nobody wants its slots"
     );
     let other = gw.open_tenant(2, 2);
-    gw.client(other, create(None, true));
+    gw.session_text(other, create(None, true));
     assert!(
         gw.sessions[&hog].is_finished(),
         "the blocked client was cut"

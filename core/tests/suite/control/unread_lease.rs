@@ -8,27 +8,27 @@
 use serde_json::json;
 use wsv2_core::SessionId;
 
-use crate::support::http::{Gw, account, body};
+use crate::support::gateway::{Dial, Gateway, account, body};
 
 /// A gateway whose dials stay in flight until the test lets them open
-fn gateway() -> Gw {
-    let mut gw = Gw::new(vec![account(1, false)]);
-    gw.defer_dials = true;
+fn gateway() -> Gateway {
+    let mut gw = Gateway::new(vec![account(1, false)]);
+    gw.set_dial(1, Dial::Hang);
     gw
 }
 
 /// The holder's task ends while its dial is in flight; the dial opens, then its `Close` arrives
-fn end_during_the_dial(gw: &mut Gw, holder: SessionId) {
-    assert_eq!(gw.held_dials.len(), 1, "a dial for the holder is in flight");
+fn end_during_the_dial(gw: &mut Gateway, holder: SessionId) {
+    assert_eq!(gw.hanging.len(), 1, "a dial for the holder is in flight");
     assert_eq!(gw.control.stats().leased, 0);
     gw.task_ended(holder);
-    gw.finish_dials();
+    gw.finish_hanging(true);
     gw.close(holder);
 }
 
 /// The conn went back to the pool: idle, leased to nobody, and the next holder takes it
 /// without a dial
-fn assert_back_in_the_pool(gw: &mut Gw) {
+fn assert_back_in_the_pool(gw: &mut Gateway) {
     let stats = gw.control.stats();
     assert_eq!(
         (stats.leased, stats.idle),
@@ -36,7 +36,7 @@ fn assert_back_in_the_pool(gw: &mut Gw) {
         "the unread lease went back to the pool"
     );
     let next = gw.post(9, body(true, true, None));
-    assert_eq!(gw.held_dials.len(), 0, "no second dial");
+    assert_eq!(gw.hanging.len(), 0, "no second dial");
     assert_eq!(
         gw.conn_of(next),
         gw.dials[0].0,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::http::*;
+use crate::support::gateway::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use serde_json::Value;
@@ -56,7 +56,7 @@ fn errors_before_the_first_event_map_to_status_and_error_json_in_both_modes() {
     let mut lines = Vec::new();
     for stream in [true, false] {
         for (event, status, code) in &table {
-            let mut gw = Gw::new(vec![account(1, false)]);
+            let mut gw = Gateway::new(vec![account(1, false)]);
             let id = gw.post(1, body(stream, true, None));
             gw.upstream(id, event.clone());
             // A failover may wait for its back-off first.
@@ -77,7 +77,7 @@ fn errors_before_the_first_event_map_to_status_and_error_json_in_both_modes() {
 
 #[test]
 fn an_error_after_sse_began_is_the_flat_sse_error_then_end() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let id = gw.post(1, body(true, true, None));
     gw.upstream(id, created("resp_1", true));
     let err = error_event(500, "server_error", "server_error");
@@ -95,7 +95,7 @@ fn an_error_after_sse_began_is_the_flat_sse_error_then_end() {
 
 #[test]
 fn upstream_lost_after_sse_began_is_a_flat_502_error() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let id = gw.post(1, body(true, true, None));
     gw.upstream(id, created("resp_1", true));
     gw.upstream(id, delta(0));
@@ -118,7 +118,7 @@ fn upstream_lost_after_sse_began_is_a_flat_502_error() {
 #[test]
 fn upstream_lost_before_the_first_event_is_retried_on_a_fresh_conn() {
     for stream in [true, false] {
-        let mut gw = Gw::new(vec![account(1, false)]);
+        let mut gw = Gateway::new(vec![account(1, false)]);
         let id = gw.post(1, body(stream, true, None));
         let first = gw.conn_of(id);
         if !stream {
@@ -156,7 +156,7 @@ fn upstream_lost_before_the_first_event_is_retried_on_a_fresh_conn() {
 
 #[test]
 fn a_failed_dial_is_retried_and_a_rate_limit_fails_over_to_another_account() {
-    let mut gw = Gw::new(vec![account(1, false), account(2, false)]);
+    let mut gw = Gateway::new(vec![account(1, false), account(2, false)]);
     gw.fail_dials = 1;
     let id = gw.post(1, body(true, true, None));
     assert!(gw.turns[&id].conn().is_none());
@@ -215,7 +215,7 @@ proptest! {
     #[test]
     fn every_request_gets_exactly_one_answer(stream: bool, store: bool, two_accounts: bool, ops in prop::collection::vec(op(), 0..24)) {
         let accounts = if two_accounts { vec![account(1, false), account(2, false)] } else { vec![account(1, false)] };
-        let mut gw = Gw::new(accounts);
+        let mut gw = Gateway::new(accounts);
         let id = gw.post(1, body(stream, store, None));
         let mut gone_at = None;
         for op in ops {

@@ -1,7 +1,7 @@
 //! HTTP turns end to end through `Control` and the pools, in virtual time: SSE and JSON
 //! answers, chains, holds, drains and validation.
 
-use crate::support::http::*;
+use crate::support::gateway::*;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::event::sse_encode;
@@ -17,7 +17,7 @@ fn bodies(t: &[HttpTransmit]) -> Vec<Bytes> {
         .collect()
 }
 
-fn releases(gw: &Gw, id: SessionId) -> Vec<(bool, Option<String>)> {
+fn releases(gw: &Gateway, id: SessionId) -> Vec<(bool, Option<String>)> {
     gw.commands
         .iter()
         .filter(|(s, _)| *s == id)
@@ -33,7 +33,7 @@ fn releases(gw: &Gw, id: SessionId) -> Vec<(bool, Option<String>)> {
 
 #[test]
 fn stream_true_relays_every_event_as_sse_in_order() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let id = gw.post(1, body(true, true, None));
     let events = [
         created("resp_1", true),
@@ -83,7 +83,7 @@ fn stream_true_relays_every_event_as_sse_in_order() {
 
 #[test]
 fn stream_false_answers_the_final_response_object_as_json() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let id = gw.post(1, body(false, true, None));
     gw.respond(id, "resp_1", true, 3);
     let client = gw.client_of(id);
@@ -111,7 +111,7 @@ fn stream_false_answers_the_final_response_object_as_json() {
 
 #[test]
 fn stream_id_in_an_http_body_is_a_400_before_anything_else() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let mut b = body(true, true, None);
     b["stream_id"] = json!("lane-a");
     let id = gw.post(1, b);
@@ -140,7 +140,7 @@ fn stream_id_in_an_http_body_is_a_400_before_anything_else() {
 
 #[test]
 fn background_is_a_400_on_a_websocket_account_and_forwarded_on_an_http_account() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let mut b = body(false, true, None);
     b["background"] = json!(true);
     let id = gw.post(1, b.clone());
@@ -150,7 +150,7 @@ fn background_is_a_400_on_a_websocket_account_and_forwarded_on_an_http_account()
     ));
     assert!(gw.creates.is_empty() && gw.dials.is_empty());
 
-    let mut gw = Gw::new(vec![account(2, true)]);
+    let mut gw = Gateway::new(vec![account(2, true)]);
     let id = gw.post(1, b);
     assert!(matches!(
         gw.client_of(id)[0],
@@ -187,7 +187,7 @@ fn background_is_a_400_on_a_websocket_account_and_forwarded_on_an_http_account()
 
 #[test]
 fn store_false_chain_is_held_and_its_conn_preferred() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     // Two turns at once: two conns.
     let a = gw.post(1, body(true, false, None));
     let b = gw.post(2, body(true, true, None));
@@ -219,7 +219,7 @@ fn store_false_chain_is_held_and_its_conn_preferred() {
 
 #[test]
 fn store_false_continuation_with_no_caching_conn_is_a_400_without_upstream() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let a = gw.post(1, body(false, false, None));
     let ca = gw.conn_of(a);
     gw.respond(a, "resp_a", false, 0);
@@ -250,7 +250,7 @@ fn store_false_continuation_whose_conn_a_websocket_session_leased_is_a_400() {
     // One conn at most, so the session must take the held one.
     let mut one = account(1, false);
     one.concurrency = 1;
-    let mut gw = Gw::new(vec![one]);
+    let mut gw = Gateway::new(vec![one]);
     let a = gw.post(1, body(false, false, None));
     let ca = gw.conn_of(a);
     gw.respond(a, "resp_a", false, 0);
@@ -280,7 +280,7 @@ fn store_false_continuation_whose_conn_a_websocket_session_leased_is_a_400() {
 
 #[test]
 fn an_unknown_previous_id_goes_upstream_and_its_answer_is_relayed() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let c = gw.post(1, body(false, false, Some("resp_elsewhere")));
     assert_eq!(gw.creates_of(c).len(), 1, "sent to the account");
     gw.upstream(
@@ -299,7 +299,7 @@ fn an_unknown_previous_id_goes_upstream_and_its_answer_is_relayed() {
 
 #[test]
 fn client_gone_mid_stream_drains_to_the_terminal_and_releases_clean() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let id = gw.post(1, body(true, true, None));
     gw.upstream(id, created("resp_1", true));
     gw.upstream(id, delta(0));
@@ -340,7 +340,7 @@ fn client_gone_mid_stream_drains_to_the_terminal_and_releases_clean() {
 
 #[test]
 fn client_gone_while_the_create_is_written_abandons_the_write_at_once() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let id = gw.post(1, body(true, true, None));
     let conn = gw.conn_of(id);
     gw.gone(id);

@@ -12,7 +12,7 @@ macro_rules! assert_trace {
     };
 }
 
-pub mod http;
+pub mod gateway;
 pub mod pool;
 pub mod proxy;
 pub mod scheduler;
