@@ -3,7 +3,9 @@
 mod lanes;
 mod machine;
 mod record;
+mod types;
 
 pub use lanes::{Ended, OpenResponse, Outcome, Owner};
-pub use machine::{CloseReason, ConnState, Routed, UpstreamConn, UpstreamTransmit, lane_of_raw};
+pub use machine::{ConnState, UpstreamConn, lane_of_raw};
 pub use record::{CachedResponse, CompatKey, ConnRecord, Release};
+pub use types::{CloseReason, Routed, UpstreamTransmit};
