@@ -29,6 +29,10 @@ pub struct MockConfig {
     pub upgrade_status: Option<u16>,
     /// At lifetime expiry, send the limit error unsolicited on an idle socket and close it.
     pub unsolicited_limit: bool,
+    /// At lifetime expiry, cut the socket even while it is busy: every response still running
+    /// or queued gets the limit error on its lane, then a 1001 close (an idle socket gets one
+    /// error, as with `unsolicited_limit`).
+    pub cut_at_lifetime: bool,
     /// Pause before answering each WebSocket upgrade (a real upstream's handshake takes ~200 ms).
     pub handshake_delay: Duration,
     /// Serve TLS (`wss://`, `https://`) with this certificate instead of plain TCP.
@@ -57,6 +61,7 @@ impl Default for MockConfig {
             lifetime: Duration::from_secs(60 * 60),
             upgrade_status: None,
             unsolicited_limit: false,
+            cut_at_lifetime: false,
             handshake_delay: Duration::ZERO,
             tls: None,
         }

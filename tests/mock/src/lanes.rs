@@ -95,6 +95,20 @@ impl<J> LaneScheduler<J> {
     pub(crate) fn queued(&self) -> usize {
         self.queued
     }
+
+    /// Drops every job, running or waiting: one entry per job, its lane, in lane order (the
+    /// caller has stopped the running ones).
+    pub(crate) fn cut_all(&mut self) -> Vec<LaneKey> {
+        let mut cut: Vec<LaneKey> = Vec::with_capacity(self.in_flight + self.queued);
+        for (key, lane) in self.lanes.drain() {
+            let jobs = usize::from(lane.running) + lane.waiting.len();
+            cut.extend(std::iter::repeat_n(key, jobs));
+        }
+        cut.sort();
+        self.in_flight = 0;
+        self.queued = 0;
+        cut
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@
 //! ```text
 //! wsv2-mock-upstream --listen 127.0.0.1:PORT --api-key KEY [--record FILE] [--serial]
 //!     [--deterministic] [--deltas N] [--delta-bytes B] [--delta-interval DUR] [--lifetime DUR]
-//!     [--upgrade-status 426|429|500] [--unsolicited-limit] [--handshake-delay DUR]
+//!     [--upgrade-status 426|429|500] [--unsolicited-limit] [--cut-at-lifetime] [--handshake-delay DUR]
 //!     [--tls-cert PEM --tls-key PEM] [--admin ADDR]
 //! ```
 //! DUR is `250ms`, `30s`, `60m`, `2h`. Once ready it prints one line,
@@ -41,7 +41,9 @@
 //!   `--delta-interval` (default 0).
 //! - `--lifetime` (default 60m): the next `response.create` after it gets
 //!   `websocket_connection_limit_reached`; with `--unsolicited-limit` an idle socket gets that
-//!   error unsolicited at expiry, then a 1001 close.
+//!   error unsolicited at expiry, then a 1001 close; with `--cut-at-lifetime` a busy socket is
+//!   cut at expiry too: each response still running or queued gets that error on its lane, then
+//!   the 1001 close.
 //! - `--upgrade-status`: answer every upgrade with that status (429 carries `retry-after` and
 //!   `x-ratelimit-*` headers).
 //! - `--handshake-delay` (default 0): pause before answering each upgrade (~200 ms upstream).

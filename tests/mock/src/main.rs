@@ -45,6 +45,10 @@ struct Args {
     /// At lifetime expiry, send the limit error unsolicited on an idle socket and close it.
     #[arg(long)]
     unsolicited_limit: bool,
+    /// At lifetime expiry, cut busy sockets too: each running or queued response gets the limit
+    /// error on its lane, then a 1001 close.
+    #[arg(long)]
+    cut_at_lifetime: bool,
     /// Pause before answering each WebSocket upgrade, e.g. 200ms (a real upstream's handshake).
     #[arg(long, value_parser = parse_duration, default_value = "0ms")]
     handshake_delay: Duration,
@@ -80,6 +84,7 @@ async fn main() -> std::io::Result<()> {
         lifetime: args.lifetime,
         upgrade_status: args.upgrade_status,
         unsolicited_limit: args.unsolicited_limit,
+        cut_at_lifetime: args.cut_at_lifetime,
         handshake_delay: args.handshake_delay,
         tls: args
             .tls_cert

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   upgraded ──▶ open ──lifetime──▶ expired ──(idle, --unsolicited-limit)──▶ closing (1001)
+//!                 │                    │  └───(busy or idle, --cut-at-lifetime)───▶ closing (1001)
 //!                 │                    │
 //!                 │ client close / EOF / drop / shutdown
 //!                 ▼                    ▼
@@ -217,28 +218,41 @@ impl ConnLoop {
     }
 
     /// With `--unsolicited-limit`, an expired idle socket gets the limit error and a 1001 close.
+    /// With `--cut-at-lifetime`, so does a busy one, at once: each response still running or
+    /// queued is stopped and gets the limit error on its lane before the close.
     async fn maybe_send_limit(&mut self) {
+        let cfg = &self.conn.server.cfg;
+        let cut = cfg.cut_at_lifetime;
         if !(self.expired
-            && self.conn.server.cfg.unsolicited_limit
             && !self.limit_sent
-            && self.lanes.is_idle())
+            && (cut || (cfg.unsolicited_limit && self.lanes.is_idle())))
         {
             return;
         }
         self.limit_sent = true;
-        let mut em = self.conn.emitter(None);
-        if em
-            .error(&ApiError::connection_limit_reached())
-            .await
-            .is_ok()
-        {
-            let _ = em
-                .control(Outgoing::Close {
-                    code: 1001,
-                    reason: "connection limit reached",
-                })
-                .await;
+        self.jobs.abort_all();
+        let mut lanes = self.lanes.cut_all();
+        if lanes.is_empty() {
+            lanes.push(None);
         }
+        for lane in lanes {
+            let mut em = self.conn.emitter(lane);
+            if em
+                .error(&ApiError::connection_limit_reached())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let _ = self
+            .conn
+            .emitter(None)
+            .control(Outgoing::Close {
+                code: 1001,
+                reason: "connection limit reached",
+            })
+            .await;
     }
 
     async fn on_message(&mut self, message: Message) {

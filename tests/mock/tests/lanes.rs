@@ -311,3 +311,38 @@ async fn with_unsolicited_limit_an_idle_socket_gets_the_error_then_a_close() {
     );
     mock.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_cut_at_lifetime_each_open_response_gets_the_error_on_its_lane_then_a_close() {
+    let mock = mock(MockConfig {
+        lifetime: Duration::from_millis(300),
+        cut_at_lifetime: true,
+        ..cfg()
+    })
+    .await;
+    let mut client = Client::connect(&mock).await;
+    // Both stall after response.created: still open when the lifetime runs out.
+    for lane in ["a", "b"] {
+        client
+            .send(create(
+                json!({"stream_id": lane, "metadata": {"mock_fault": "stall_lane"}}),
+            ))
+            .await;
+    }
+    let mut errors = Vec::new();
+    while errors.len() < 2 {
+        let event = client.event().await;
+        if event["type"] == "error" {
+            assert_eq!(event["error"]["code"], "websocket_connection_limit_reached");
+            errors.push(event["stream_id"].clone());
+        } else {
+            assert_eq!(event["type"], "response.created", "{event}");
+        }
+    }
+    assert_eq!(errors, [json!("a"), json!("b")]);
+    match client.recv().await {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    mock.shutdown().await;
+}
