@@ -97,6 +97,7 @@ impl OpenResponse {
             sent_at: self.sent_at,
             first_event_at: self.first_event_at,
             successor: self.successor,
+            cut_at_conn_limit: false,
         }
     }
 }
@@ -124,6 +125,9 @@ pub struct Ended {
     pub first_event_at: Option<Instant>,
     /// An automatic successor after a steer
     pub successor: bool,
+    /// Still open when upstream cut its conn at the connection limit: ended by upstream's
+    /// `websocket_connection_limit_reached` error, or lost with a conn that had reached it
+    pub cut_at_conn_limit: bool,
 }
 
 /// Who owns an upstream text frame

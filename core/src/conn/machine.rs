@@ -105,6 +105,11 @@ pub struct UpstreamConn {
     /// False while the session deliberately stops reading (slow client)
     reading: bool,
     closed_by: Option<CloseReason>,
+    /// Upstream's connection limit was reached: its error arrived, or the socket ended at
+    /// `upstream.connection_limit` or later (responses it ends count as cut at the limit)
+    at_conn_limit: bool,
+    /// `opened_at + upstream.connection_limit`
+    limit_at: Instant,
     ping_interval: std::time::Duration,
     pong_timeout: std::time::Duration,
     read_timeout: std::time::Duration,
@@ -122,6 +127,8 @@ impl UpstreamConn {
             ended: VecDeque::with_capacity(4),
             reading: true,
             closed_by: None,
+            at_conn_limit: false,
+            limit_at: record.opened_at + cfg.connection_limit,
             ping_interval: cfg.ping_interval,
             pong_timeout: cfg.pong_timeout,
             read_timeout: cfg.read_timeout,
@@ -171,6 +178,7 @@ impl UpstreamConn {
             Owner::Response { turn, .. } => self.apply_to_response(turn, &event, now),
             Owner::ConnectionError => {
                 self.mark_dirty();
+                self.at_conn_limit |= is_limit_error(&event);
                 self.end_all(error_outcome(&event));
                 self.note_error_class(&event);
             }
@@ -230,9 +238,9 @@ impl UpstreamConn {
             }
             _ => {}
         }
-        if let Some(error) = &event.error
-            && error.class == ErrorClass::WebsocketConnectionLimitReached
-        {
+        if is_limit_error(event) {
+            self.at_conn_limit = true;
+            ended.cut_at_conn_limit = true;
             self.move_to_retiring();
         }
         self.ended.push_back(ended);
@@ -241,9 +249,7 @@ impl UpstreamConn {
     }
 
     fn note_error_class(&mut self, event: &ServerEvent<'_>) {
-        if let Some(error) = &event.error
-            && error.class == ErrorClass::WebsocketConnectionLimitReached
-        {
+        if is_limit_error(event) {
             self.retire();
         }
     }
@@ -256,8 +262,10 @@ impl UpstreamConn {
 
     /// Handles the end of the socket (read error, close frame, EOF)
     ///
-    /// Every open response ends as [`Outcome::UpstreamLost`].
-    pub fn handle_closed(&mut self) {
+    /// Every open response ends as [`Outcome::UpstreamLost`]; at `upstream.connection_limit`
+    /// or later each counts as cut at the limit (upstream may close without its error).
+    pub fn handle_closed(&mut self, now: Instant) {
+        self.at_conn_limit |= now >= self.limit_at;
         self.close_now(CloseReason::SocketEnded);
     }
 
@@ -569,8 +577,13 @@ impl UpstreamConn {
     }
 
     fn end_all(&mut self, outcome: Outcome) {
+        let cut =
+            self.at_conn_limit && matches!(outcome, Outcome::UpstreamLost | Outcome::Error { .. });
         let ended = &mut self.ended;
-        self.lanes.end_all(&outcome, &mut |e| ended.push_back(e));
+        self.lanes.end_all(&outcome, &mut |mut e| {
+            e.cut_at_conn_limit = cut;
+            ended.push_back(e)
+        });
         self.arm_read_timeout();
     }
 
@@ -597,6 +610,14 @@ impl UpstreamConn {
             self.transmits.push_back(UpstreamTransmit::Close);
         }
     }
+}
+
+/// Whether `event` is upstream's `websocket_connection_limit_reached` error
+fn is_limit_error(event: &ServerEvent<'_>) -> bool {
+    event
+        .error
+        .as_ref()
+        .is_some_and(|e| e.class == ErrorClass::WebsocketConnectionLimitReached)
 }
 
 /// How an `error` event ends a response

@@ -272,7 +272,7 @@ impl HttpTurn {
     /// Handles the end of the leased conn's socket (close, EOF, read error)
     pub fn handle_upstream_closed(&mut self, now: Instant, conn: crate::ConnId) {
         if let Some(c) = self.conn.as_mut().filter(|c| c.id() == conn) {
-            c.handle_closed();
+            c.handle_closed(now);
         }
         self.settle(now);
     }

@@ -67,6 +67,10 @@ metrics! {
     SESSIONS_TOTAL = "wsv2_sessions_total", Counter, [], "Client WebSocket sessions accepted";
     /// Responses that ended, by client transport (`ws`, `http`) and `Outcome::as_str`
     RESPONSES_TOTAL = "wsv2_responses_total", Counter, ["transport", "outcome", "client"], "Responses ended, by client transport, outcome and client key name";
+    /// Responses still open when upstream cut their conn at its connection limit (60 minutes):
+    /// they got upstream's `websocket_connection_limit_reached` error (or lost their conn at
+    /// `upstream.connection_limit`); by client transport
+    RESPONSES_CUT_AT_CONN_LIMIT_TOTAL = "wsv2_responses_cut_at_conn_limit_total", Counter, ["transport"], "Responses still open when upstream cut their conn at its connection limit, by client transport";
     /// Pool conns by state: `open`, `idle`, `leased`, `creating`
     POOL_CONNS = "wsv2_pool_conns", Gauge, ["account", "state"], "Upstream conns of the account's pool, by state";
     /// Holders waiting for a conn

@@ -76,7 +76,7 @@ impl Session {
         if let Hop::Upstream(conn) = hop
             && let Some(c) = self.conn_mut(conn)
         {
-            c.handle_closed();
+            c.handle_closed(now);
         }
         self.settle(now);
     }

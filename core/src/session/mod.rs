@@ -429,7 +429,7 @@ impl Session {
     /// Handles the end of upstream conn `conn`'s socket (close, EOF, read error)
     pub fn handle_upstream_closed(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conn_mut(conn) {
-            c.handle_closed();
+            c.handle_closed(now);
         }
         self.settle(now);
     }

@@ -161,6 +161,7 @@ impl TurnFacts {
             duration: now.saturating_duration_since(ended.sent_at),
             successor: ended.successor,
             drained,
+            cut_at_conn_limit: ended.cut_at_conn_limit,
         };
         (bind, report)
     }

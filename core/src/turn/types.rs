@@ -133,4 +133,7 @@ pub struct ResponseReport {
     pub successor: bool,
     /// Ended while its holder drained after the client left
     pub drained: bool,
+    /// Still open when upstream cut its conn at the connection limit
+    /// (`wsv2_responses_cut_at_conn_limit_total`)
+    pub cut_at_conn_limit: bool,
 }

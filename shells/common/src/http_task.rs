@@ -515,6 +515,9 @@ impl HttpTask {
                 // Counted before the line is written: whoever reads the line sees the counts.
                 if let (Some(m), Some(h)) = (&self.metrics, &self.handles) {
                     m.response_ended(h.transport, r.outcome.as_str(), &self.key_name);
+                    if r.cut_at_conn_limit {
+                        h.cut_at_conn_limit.inc();
+                    }
                     if let Some(usage) = &r.usage {
                         m.tokens(&self.key_name, account, Some(self.model.as_bytes()), usage);
                     }

@@ -84,6 +84,7 @@ pub(crate) struct Metrics {
     sessions_open: Gauge,
     sessions_total: Counter,
     responses: Family<Labels, Counter>,
+    cut_at_conn_limit: Family<Labels, Counter>,
     tokens: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
     failovers: Family<Labels, Counter>,
@@ -130,6 +131,7 @@ impl Metrics {
             family
         };
         let responses = counter(&names::RESPONSES_TOTAL);
+        let cut_at_conn_limit = counter(&names::RESPONSES_CUT_AT_CONN_LIMIT_TOTAL);
         let tokens = counter(&names::TOKENS_TOTAL);
         let retries = counter(&names::RETRIES_TOTAL);
         let failovers = counter(&names::FAILOVERS_TOTAL);
@@ -179,6 +181,7 @@ impl Metrics {
             sessions_open,
             sessions_total,
             responses,
+            cut_at_conn_limit,
             tokens,
             retries,
             failovers,
@@ -229,6 +232,7 @@ impl Metrics {
             transport,
             time_to_first_event: self.time_to_first_event.get_or_create_owned(&t),
             failovers: self.failovers.get_or_create_owned(&t),
+            cut_at_conn_limit: self.cut_at_conn_limit.get_or_create_owned(&t),
             overhead_event: self.overhead_event[transport.index()].clone(),
             overhead_turn: self.overhead_turn[transport.index()].clone(),
         }
@@ -345,6 +349,8 @@ pub(crate) struct TurnHandles {
     pub(crate) time_to_first_event: Histogram,
     /// Retries that switched account
     pub(crate) failovers: Counter,
+    /// Responses still open when upstream cut their conn at its connection limit
+    pub(crate) cut_at_conn_limit: Counter,
     /// Where the per-event local histogram merges once per turn
     pub(crate) overhead_event: Arc<SharedHistogram>,
     /// Where the per-turn overhead merges

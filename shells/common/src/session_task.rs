@@ -85,6 +85,9 @@ impl SessionMetrics {
     fn response_ended(&mut self, r: &ResponseReport, key: &Arc<str>, account: &str) {
         self.metrics
             .response_ended(ClientTransport::Ws, r.outcome.as_str(), key);
+        if r.cut_at_conn_limit {
+            self.handles.cut_at_conn_limit.inc();
+        }
         if let Some(usage) = &r.usage {
             self.metrics.tokens(key, account, r.model.as_deref(), usage);
         }

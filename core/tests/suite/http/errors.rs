@@ -255,3 +255,37 @@ proptest! {
         prop_assert_eq!(gw.control.stats().leased, 0, "no conn stays leased");
     }
 }
+
+#[test]
+fn an_http_response_open_when_upstream_cuts_at_the_limit_is_counted_as_cut() {
+    let mut gw = Gw::new(vec![account(1, false)]);
+    let id = gw.post(1, body(true, true, None));
+    gw.upstream(id, created("resp_1", true));
+    gw.upstream(id, delta(0));
+    gw.upstream(
+        id,
+        error_event(
+            400,
+            "invalid_request_error",
+            "websocket_connection_limit_reached",
+        ),
+    );
+    let cut: Vec<bool> = gw
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            HttpEvent::ResponseEnded(r) => Some(r.cut_at_conn_limit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cut, [true]);
+    let t = gw.client_of(id);
+    let HttpTransmit::Body(last) = &t[t.len() - 2] else {
+        panic!("a flat error: {t:?}");
+    };
+    let text = String::from_utf8_lossy(last);
+    assert!(
+        text.contains("websocket_connection_limit_reached"),
+        "{text}"
+    );
+}

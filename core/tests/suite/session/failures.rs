@@ -504,3 +504,75 @@ fn a_client_protocol_error_closes_1007_or_1002_and_open_responses_drain() {
         assert!(idle.session.is_finished(), "{error:?}");
     }
 }
+
+/// Upstream's `websocket_connection_limit_reached` error, as the mock and OpenAI send it
+fn limit_error() -> serde_json::Value {
+    json!({"type": "error", "error": {"type": "invalid_request_error", "code": "websocket_connection_limit_reached", "message": "Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue."}, "status": 400})
+}
+
+#[test]
+fn a_response_open_when_upstream_cuts_at_the_limit_gets_its_error_and_counts_as_cut() {
+    let mut sim = Sim::new(Config::default());
+    sim.client(create(Some("gpt-test"), None, None, false));
+    let events = text_response("resp_1", None, 2, false, "gpt-test");
+    sim.upstream(1, events[0].clone());
+    sim.upstream(1, events[1].clone());
+    sim.upstream(1, limit_error());
+    assert_eq!(
+        sim.to_client.last().unwrap(),
+        &limit_error(),
+        "the streaming response ends with upstream's own error"
+    );
+    let ended = sim.ended();
+    assert_eq!(ended.len(), 1);
+    assert!(ended[0].cut_at_conn_limit, "{:?}", ended[0]);
+    sim.upstream_closed(1);
+    assert_eq!(sim.client_closed, None, "the client stays connected");
+    sim.client(create(Some("gpt-test"), None, None, false));
+    assert_eq!(
+        sim.creates_on(2),
+        1,
+        "its full-context resend takes a fresh conn"
+    );
+    sim.respond(2, "resp_2", None, 1, false);
+    assert!(
+        !sim.ended().last().unwrap().cut_at_conn_limit,
+        "a completed response is not cut"
+    );
+}
+
+/// A response still streaming on a conn whose socket ends `secs` after it opened (max_age
+/// 60 s, upstream.connection_limit 120 s): whether its report counts it as cut at the limit
+fn lost_at_counts_as_cut(secs: u64) -> bool {
+    let mut cfg = Config::default();
+    cfg.upstream.max_age = Duration::from_secs(60);
+    cfg.upstream.connection_limit = Duration::from_secs(120);
+    cfg.upstream.ping_interval = Duration::from_secs(3600);
+    cfg.session.client_ping_interval = Duration::from_secs(3600);
+    let mut sim = Sim::new(cfg);
+    sim.client(create(Some("gpt-test"), None, None, false));
+    let events = text_response("resp_1", None, 2, false, "gpt-test");
+    sim.upstream(1, events[0].clone());
+    sim.upstream(1, events[1].clone());
+    sim.advance(Duration::from_secs(secs));
+    sim.upstream_closed(1);
+    assert_eq!(
+        sim.to_client.last().unwrap()["error"]["code"],
+        "upstream_connection_lost"
+    );
+    let ended = sim.ended();
+    assert_eq!(ended.len(), 1);
+    ended[0].cut_at_conn_limit
+}
+
+#[test]
+fn a_response_lost_when_its_conn_ends_at_upstreams_limit_counts_as_cut() {
+    assert!(
+        !lost_at_counts_as_cut(119),
+        "before the limit a lost conn is just lost"
+    );
+    assert!(
+        lost_at_counts_as_cut(120),
+        "upstream may cut at the limit without its error"
+    );
+}

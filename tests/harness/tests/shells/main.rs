@@ -69,6 +69,7 @@ mod support;
 mod admin_listener;
 mod codex;
 mod conformance;
+mod conn_limit;
 mod end_to_end;
 mod failover;
 mod groups;
