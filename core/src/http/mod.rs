@@ -63,14 +63,15 @@ use request::HttpRequest;
 /// states: held, waiting for a slot, sent, relaying, ended)
 ///
 /// ```text
-///  new ──▶ Scheduling ──admission (WS account)──▶ Acquiring ──lease──▶ Attempt ──▶ Done
-///   │          │  │                                │  ▲                 │  ▲ │
-///   │          │  └─admission (HTTP account)───────┼──┼──▶ Attempt ──slot──▶ Forwarding ──▶ Done
-///   │          │ refused, background on WS          │  │                 │    │ error reply, failed:
-///   │          ▼                                    │  │ failed, retry   ▼    ▼ retry
-///   │        Done         refused, chain gone ──────┘  └──── Backoff ◀──────────┘
-///   │                                                         │ timer: Acquiring (same account)
-///   └─ invalid body: Done                                     │        or Scheduling
+///  new ─▶ Scheduling ─admission (WS account)─▶ Acquiring ─lease─▶ Attempt ─slot─▶ Forwarding
+///            │    └─admission (HTTP account): its slot is asked──────▶ ▲  │   (HTTP account)  │
+///            │                                    │ dial failed,          │ failed before the │ error reply,
+///            │                                    │ dial slow             │ client saw        │ failed:
+///            │                                    ▼                       ▼ anything: retry   ▼ retry
+///            │                                 Backoff ◀──────────────────┴───────────────────┘
+///            │                                    │ timer: Acquiring (same account) or Scheduling
+///            ▼
+///          Done ◀── from any stage: refused, invalid body, answered, given up, client gone
 /// ```
 ///
 /// `Attempt` covers the create's slot wait, its time upstream and its relay; a client that

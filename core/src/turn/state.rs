@@ -29,17 +29,18 @@ pub(crate) struct Turn<C> {
 /// Where a create stands
 ///
 /// ```text
-///             ┌───────── attempt failed, retry: held again until its back-off ◀─────────┐
-///             ▼                   (its slot given back, or kept: → Granted)             │
-///  new ──▶ Held ──ask_slot──▶ AwaitingSlot ──slot_granted──▶ Granted ──send──▶ Sent ────┤
-///   (the holder's account,         │                           ▲  │           │ first  │
-///    conn, room, back-off)         │ withdraw (timeout,        │  │ withdraw  │ event  │
-///             │ withdraw           │  refused, client gone)    │  │           ▼        │
-///             │ (refused, gone)    │                           │  │       Relaying ◀───┼── successor
-///             ▼                    ▼                           │  ▼           │ end    │   (no slot)
-///          Ended ◀──────────────────────────────────────────────────────────┴────────┘
-///                                                              │         end (Sent, Moving)
-///   Sent ──upstream's connection limit before any event──▶ Moving ──its end read: moved──┘
+///  new ─▶ Held ─ask_slot─▶ AwaitingSlot ─slot_granted─▶ Granted ─send─▶ Sent ─reached_client─▶ Relaying
+///          ▲                                               ▲             │                         ▲
+///          │                                               │             │ must_move               │
+///          │                                               │             ▼                         │
+///          │                                               └── moved ── Moving ──reached_client────┘
+///          │
+///          └── hold_again: a failed attempt (Held, Granted, Sent, Moving) is retried after its
+///              back-off; it goes to Granted instead when it keeps its slot (same account)
+///
+///  successor (after a steer) ─▶ Relaying, holding no slot
+///  withdraw: any state before Relaying ─▶ Ended (its slot wait cancelled, its slot given back)
+///  end:      Sent, Moving, Relaying    ─▶ Ended (bind, report, its slot given back)
 /// ```
 ///
 /// The client leaving turns `Sent`, `Moving` and `Relaying` deaf ([`Audience::Gone`]): their
