@@ -185,9 +185,16 @@ impl ControlTask {
             | ControlMsg::HttpEvent { .. }
             | ControlMsg::StoreReply(_)
             | ControlMsg::Scrape { .. }) => self.handle_ext(msg),
-            ControlMsg::Reload { accounts, dials } => {
+            ControlMsg::Reload {
+                accounts,
+                dials,
+                names,
+            } => {
                 // Dials already under way keep the route they started with.
                 self.accounts = dials;
+                if let Some(names) = names {
+                    self.set_account_names(names);
+                }
                 self.control.apply_accounts(now, accounts);
             }
             ControlMsg::WhenNoConns { reply } => self.no_conns_waiters.push(reply),

@@ -10,6 +10,7 @@
 //! ```
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -44,8 +45,6 @@ pub struct ShutdownReport {
 /// Why a reload was not applied (the running configuration stays)
 #[derive(Debug)]
 pub enum ReloadError {
-    /// The new configuration asks for something this build cannot do
-    Unsupported(String),
     /// The upstream TLS client could not be built from it (`tls_ca_file`)
     Tls(String),
     /// The gateway is shutting down
@@ -55,7 +54,6 @@ pub enum ReloadError {
 impl std::fmt::Display for ReloadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Unsupported(what) => write!(f, "unsupported configuration: {what}"),
             Self::Tls(e) => write!(f, "upstream TLS: {e}"),
             Self::ShuttingDown => f.write_str("the gateway is shutting down"),
         }
@@ -99,6 +97,7 @@ impl GatewayHandle {
                 .send(ControlMsg::Reload {
                     accounts: Vec::new(),
                     dials: Default::default(),
+                    names: None,
                 })
                 .await
                 .ok()?;
@@ -137,11 +136,6 @@ impl GatewayHandle {
         if self.lifecycle.is_shutting_down() {
             return Err(ReloadError::ShuttingDown);
         }
-        if config.redis_url.is_some() {
-            return Err(ReloadError::Unsupported(
-                "redis_url: this build keeps state in memory only (remove redis_url)".to_owned(),
-            ));
-        }
         let cfg = &self.ingress.cfg;
         let tls = UpstreamTls::new(
             config.tls_ca_file.as_deref(),
@@ -170,6 +164,7 @@ impl GatewayHandle {
             .send(ControlMsg::Reload {
                 accounts: plan.specs,
                 dials: plan.dials,
+                names: Some(Arc::new(plan.names.clone())),
             })
             .await
             .map_err(|_| ReloadError::ShuttingDown)?;

@@ -102,10 +102,12 @@ pub(crate) enum ControlMsg {
     Scrape {
         reply: oneshot::Sender<crate::metrics_export::ControlSnapshot>,
     },
-    /// A reloaded account list (`Control::apply_accounts`) and how to reach each account
+    /// A reloaded account list (`Control::apply_accounts`), how to reach each account and, when
+    /// the configuration changed them, the accounts' names (for logs and metric labels)
     Reload {
         accounts: Vec<crate::control::AccountSpec>,
         dials: HashMap<AccountId, AccountDial>,
+        names: Option<Arc<HashMap<AccountId, String>>>,
     },
     /// Answered once no upstream conn is open (shutdown waits on it after closing the pool)
     WhenNoConns { reply: oneshot::Sender<()> },

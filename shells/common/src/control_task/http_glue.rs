@@ -63,6 +63,11 @@ impl ControlTask {
         self
     }
 
+    /// The accounts' names after a reload (the bind-failure lines and metric labels use them)
+    pub(crate) fn set_account_names(&mut self, names: Arc<HashMap<AccountId, String>>) {
+        self.ext.names = names;
+    }
+
     /// Handles the messages this extension added to the inbox
     pub(crate) fn handle_ext(&mut self, msg: ControlMsg) {
         let now = self.clock.now();
