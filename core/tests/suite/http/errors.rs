@@ -258,7 +258,7 @@ proptest! {
 
 #[test]
 fn an_http_response_open_when_upstream_cuts_at_the_limit_is_counted_as_cut() {
-    let mut gw = Gw::new(vec![account(1, false)]);
+    let mut gw = Gateway::new(vec![account(1, false)]);
     let id = gw.post(1, body(true, true, None));
     gw.upstream(id, created("resp_1", true));
     gw.upstream(id, delta(0));
