@@ -576,3 +576,26 @@ fn a_response_lost_when_its_conn_ends_at_upstreams_limit_counts_as_cut() {
         "upstream may cut at the limit without its error"
     );
 }
+
+/// A create re-queued after its conn was lost keeps its slot (same account); when no conn comes
+/// for it and it is refused, the slot goes back with it (before `turn::Turn`, a held create's
+/// refusal gave back only a slot it was still waiting for, so this slot leaked)
+#[test]
+fn a_requeued_create_refused_for_want_of_a_conn_gives_its_kept_slot_back() {
+    let mut sim = Sim::new(Config::default());
+    sim.client(create(Some("gpt-test"), None, None, true));
+    assert_eq!(sim.slots_held, 1, "sent on conn 1 with its slot");
+    sim.world.lease = false;
+    sim.upstream_closed(1);
+    sim.advance(sim.cfg.scheduler.retry_backoff_initial);
+    assert_eq!(
+        sim.slots_held, 1,
+        "re-queued on the same account: the slot is kept"
+    );
+    let now = sim.now;
+    sim.session
+        .handle_lease_refused(now, wsv2_core::pool::RefuseReason::NoCapacity);
+    sim.drain();
+    assert_eq!(sim.client_types(), ["error"], "the create is answered");
+    assert_eq!(sim.slots_held, 0, "and its slot goes back");
+}
