@@ -5,7 +5,6 @@ use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
-use proptest::test_runner::RngSeed;
 use serde_json::{Map, Value};
 use wsv2_core::event::{
     ClassifyError, ServerEventKind, Usage, classify_server_event, classify_server_event_full,
@@ -16,16 +15,7 @@ use wsv2_core::event::{
 fn fast_path_config() -> ProptestConfig {
     ProptestConfig {
         cases: 4096,
-        ..config()
-    }
-}
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        rng_seed: RngSeed::Fixed(0x5eed),
-        failure_persistence: None,
-        ..ProptestConfig::default()
+        ..crate::support::proptest_config()
     }
 }
 
@@ -425,7 +415,7 @@ fn serde_verdict(bytes: &[u8]) -> Result<(), ClassifyError> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(crate::support::proptest_config())]
 
     #[test]
     fn classify_agrees_with_serde_json(map in event(), seed in any::<u64>()) {

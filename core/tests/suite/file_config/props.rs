@@ -4,17 +4,7 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use wsv2_core::file_config::{GatewayConfig, UpstreamUrl};
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        rng_seed: RngSeed::Fixed(0x5eed),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// Where an unknown key can be put: top level, a core section, a client key or an account
 #[derive(Clone, Debug)]
@@ -88,7 +78,7 @@ fn file_with(extra: &[(Place, String)]) -> (String, BTreeSet<String>) {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(crate::support::proptest_config())]
 
     #[test]
     fn every_unknown_key_is_reported_once_and_nothing_else(

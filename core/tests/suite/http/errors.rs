@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::support::gateway::*;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use serde_json::Value;
 use wsv2_core::event::sse_flat_error;
 use wsv2_core::http::{ContentType, HttpEvent, HttpTransmit};
@@ -203,12 +202,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        rng_seed: RngSeed::Fixed(0x5eed),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::support::proptest_config())]
 
     /// Every request ends with exactly one answer (a head, then an end), never a body after
     /// the end; a client that left gets nothing more after it left

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use wsv2_core::conn::{CompatKey, ConnRecord, Release};
 use wsv2_core::pool::{PoolCommand, PoolRegistry};
 use wsv2_core::{AccountId, Config, ConnId, ResponseId, SessionId, StreamId};
@@ -365,15 +364,6 @@ impl Model {
     }
 }
 
-fn props_config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        rng_seed: RngSeed::Fixed(0x5eed),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 fn pool_config(queue_limit: usize, min_idle: usize) -> Config {
     let mut config = Config::default();
     config.upstream.max_age = Duration::from_secs(90);
@@ -386,7 +376,7 @@ fn pool_config(queue_limit: usize, min_idle: usize) -> Config {
 }
 
 proptest! {
-    #![proptest_config(props_config())]
+    #![proptest_config(crate::support::proptest_config())]
 
     /// No lease held twice, open + dialing ≤ max, every waiter answered by its deadline,
     /// closed/dirty/too-old conns never leased, counts consistent

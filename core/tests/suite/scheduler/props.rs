@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use wsv2_core::AccountId;
 use wsv2_core::config::SchedulerConfig;
 use wsv2_core::resolver::Transport;
@@ -18,15 +17,6 @@ use wsv2_core::scheduler::{
     AccountSpec, AccountView, Decision, FailureKind, GiveUpReason, Health, Layer, Pinning, Reject,
     RetryDecision, RetryState, ScheduleRequest, Scheduler,
 };
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        rng_seed: RngSeed::Fixed(0x5eed),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// Account ids 1..=8 exist in requests; only the first `n` are configured
 const ID_SPACE: u64 = 8;
@@ -124,7 +114,7 @@ fn better(x: &AccountView, y: &AccountView) -> bool {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(crate::support::proptest_config())]
 
     #[test]
     fn scheduler_prop_decisions_respect_health_exclusions_and_bindings(

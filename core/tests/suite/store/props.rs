@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use wsv2_core::config::StoreConfig;
 use wsv2_core::store::{
     BreakerState, CommandKind, Lookup, OpId, Store, StoreCommand, StoreEvent, StoreFailure,
@@ -226,12 +225,7 @@ impl Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        rng_seed: RngSeed::Fixed(0x5eed),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::support::proptest_config())]
 
     #[test]
     fn store_lookups_answered_by_deadline_one_get_per_key_breaker_sends_only_probes(

@@ -26,3 +26,14 @@ pub fn assert_trace(name: &str, trace: &str) {
         insta::assert_snapshot!(name, trace);
     });
 }
+
+/// The suite's property-test settings: 256 cases from a fixed seed (every run tries the same
+/// cases), no failure files
+pub fn proptest_config() -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: 256,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
