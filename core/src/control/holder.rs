@@ -91,6 +91,10 @@ pub(super) struct Holder {
     /// Continuation checks of its later creates waiting for a store get (sessions only: an
     /// HTTP request's one create is judged by its schedule)
     pub(super) checks: Vec<PendingCheck>,
+    /// The accounts of the concurrency slots granted to it and not given back, one entry per
+    /// slot: a grant still on its way when the holder ended is never read, and its close
+    /// frees what is left here
+    pub(super) slots: Vec<AccountId>,
 }
 
 impl Holder {
@@ -102,6 +106,7 @@ impl Holder {
             schedule: None,
             acquiring: None,
             checks: Vec::new(),
+            slots: Vec::new(),
         }
     }
 }
@@ -190,11 +195,11 @@ impl Control {
         self.holders.insert(id, Holder::new(kind, info));
     }
 
-    /// Forgets holder `id`: its pool wait and slot waits are cancelled
+    /// Forgets holder `id`: its pool wait and slot waits are cancelled, and the slots granted
+    /// to it that it did not give back (grants it never read) are freed
     pub(super) fn close_holder(&mut self, now: Instant, id: SessionId) {
-        if let Some(holder) = self.holders.remove(&id)
-            && let Some(account) = holder.acquiring
-        {
+        let holder = self.holders.remove(&id);
+        if let Some(account) = holder.as_ref().and_then(|h| h.acquiring) {
             self.pool.cancel(now, account, id);
         }
         for (account, waiters) in &mut self.slot_waiters {
@@ -203,6 +208,9 @@ impl Control {
             }
         }
         self.blocked.retain(|(s, _)| *s != id);
+        for account in holder.map(|h| h.slots).unwrap_or_default() {
+            self.scheduler.release_slot(account);
+        }
     }
 
     /// A lease that reached its holder after the holder finished: the driver could not hand it

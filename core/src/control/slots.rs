@@ -104,7 +104,14 @@ impl Control {
                 max_concurrency,
             } => self.acquire_slot(id, turn, account, max_concurrency),
             SlotRequest::CancelWait { turn, account } => self.cancel_slot_wait(id, turn, account),
-            SlotRequest::Release { account } => self.scheduler.release_slot(account),
+            SlotRequest::Release { account } => {
+                if let Some(holder) = self.holders.get_mut(&id)
+                    && let Some(i) = holder.slots.iter().position(|a| *a == account)
+                {
+                    holder.slots.swap_remove(i);
+                }
+                self.scheduler.release_slot(account);
+            }
         }
     }
 
@@ -117,19 +124,37 @@ impl Control {
         account: AccountId,
         max_concurrency: u32,
     ) {
+        // A holder that closed already (its request overtaken by its close) takes nothing.
+        let Some(tenant) = self.holders.get(&id).map(|h| h.info.tenant) else {
+            return;
+        };
         // A removed account (reload) has no slots left to count, but a holder that still holds
         // one of its conns runs its create there until it releases it.
-        let removed = !self.accounts.contains_key(&account);
-        let tenant = self.holders.get(&id).map_or(0, |h| h.info.tenant);
+        if !self.accounts.contains_key(&account) {
+            self.answer(id, Answer::SlotGranted(turn));
+            return;
+        }
         let waiter = SlotWaiter {
             holder: id,
             turn,
             max_concurrency,
             tenant,
         };
-        if removed || self.acquire_or_wait(account, waiter) {
-            self.answer(id, Answer::SlotGranted(turn));
+        if self.acquire_or_wait(account, waiter) {
+            self.grant_slot(id, turn, account);
         }
+    }
+
+    /// Answers holder `id`'s create `turn` with the slot of `account` just taken for it, and
+    /// counts it the holder's until given back or the holder closes (a holder that is gone
+    /// gives it back at once)
+    fn grant_slot(&mut self, id: SessionId, turn: TurnId, account: AccountId) {
+        let Some(holder) = self.holders.get_mut(&id) else {
+            self.scheduler.release_slot(account);
+            return;
+        };
+        holder.slots.push(account);
+        self.answer(id, Answer::SlotGranted(turn));
     }
 
     pub(super) fn cancel_slot_wait(&mut self, id: SessionId, turn: TurnId, account: AccountId) {
@@ -187,7 +212,7 @@ impl Control {
         if self.scheduler.try_acquire_slot(account, w.max_concurrency) {
             waiters.pop_head();
             self.scheduler.waiter_removed(account);
-            self.answer(w.holder, Answer::SlotGranted(w.turn));
+            self.grant_slot(w.holder, w.turn, account);
         }
     }
 }

@@ -1,3 +1,4 @@
 mod failover;
 mod flow;
+mod slot_grants;
 mod unread_lease;

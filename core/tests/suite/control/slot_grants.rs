@@ -1,0 +1,166 @@
+//! Concurrency slots the control plane grants are held by their holder until it gives them
+//! back or closes: a grant its holder never read (its task ended while the grant was on the
+//! way) is freed by the holder's close, and one it gave back is not freed twice.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wsv2_core::control::{AccountSpec, Control, ControlOutput};
+use wsv2_core::http::{HttpCommand, HttpInput};
+use wsv2_core::resolver::{AccountProtocol, AuthType};
+use wsv2_core::session::{SessionCommand, SessionInput};
+use wsv2_core::turn::{SessionInfo, SlotRequest};
+use wsv2_core::{AccountId, Config, SessionId, TurnId};
+
+const ACCOUNT: AccountId = AccountId(1);
+
+/// The control plane over one account with a single concurrency slot
+fn control(now: Instant) -> Control {
+    let mut cfg = Config::default();
+    cfg.pool.min_idle_per_account = 0;
+    let spec = AccountSpec {
+        id: ACCOUNT,
+        name: "acct1".into(),
+        protocol: AccountProtocol {
+            auth_type: AuthType::ApiKey,
+            force_http: false,
+        },
+        concurrency: 1,
+        priority: 0,
+        model_map: Arc::default(),
+    };
+    let mut control = Control::new(Arc::new(cfg), vec![spec], 7, now);
+    grants(&mut control);
+    control
+}
+
+/// Slot grants among the outputs since the last call, in order (everything else is dropped)
+fn grants(control: &mut Control) -> Vec<(SessionId, TurnId)> {
+    std::iter::from_fn(|| control.poll_output())
+        .filter_map(|out| match out {
+            ControlOutput::Session(id, SessionInput::SlotGranted(turn))
+            | ControlOutput::Http(id, HttpInput::SlotGranted(turn)) => Some((id, turn)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn held(control: &Control, now: Instant) -> u32 {
+    control
+        .account_view(ACCOUNT, now)
+        .expect("account")
+        .unfinished
+}
+
+/// One holder kind, driven through its own command type
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Session,
+    Http,
+}
+
+impl Kind {
+    fn open(self, control: &mut Control, now: Instant, id: SessionId) {
+        match self {
+            Self::Session => control.open_session(id, SessionInfo::default()),
+            Self::Http => {
+                control.handle_http_command(now, id, HttpCommand::Open(SessionInfo::default()))
+            }
+        }
+    }
+
+    fn slot(self, control: &mut Control, now: Instant, id: SessionId, request: SlotRequest) {
+        match self {
+            Self::Session => control.handle_session_command(now, id, SessionCommand::Slot(request)),
+            Self::Http => control.handle_http_command(now, id, HttpCommand::Slot(request)),
+        }
+    }
+
+    fn close(self, control: &mut Control, now: Instant, id: SessionId) {
+        match self {
+            Self::Session => control.close_session(now, id),
+            Self::Http => control.handle_http_command(now, id, HttpCommand::Close),
+        }
+    }
+}
+
+fn acquire(turn: u64) -> SlotRequest {
+    SlotRequest::Acquire {
+        turn: TurnId(turn),
+        account: ACCOUNT,
+        max_concurrency: 1,
+    }
+}
+
+const RELEASE: SlotRequest = SlotRequest::Release { account: ACCOUNT };
+
+#[test]
+fn a_slot_granted_to_a_holder_that_ended_before_reading_it_is_freed_by_its_close() {
+    for kind in [Kind::Session, Kind::Http] {
+        let now = Instant::now();
+        let mut control = control(now);
+        let (first, late, next) = (SessionId(1), SessionId(2), SessionId(3));
+        for id in [first, late, next] {
+            kind.open(&mut control, now, id);
+        }
+        kind.slot(&mut control, now, first, acquire(1));
+        assert_eq!(grants(&mut control), [(first, TurnId(1))], "{kind:?}");
+        kind.slot(&mut control, now, late, acquire(1));
+        assert_eq!(grants(&mut control), [], "{kind:?}: the one slot is taken");
+        // The first response ends; its slot goes to the waiting create, whose task ended
+        // meanwhile (its client left): the grant is never read (dropped here).
+        kind.slot(&mut control, now, first, RELEASE);
+        assert_eq!(grants(&mut control), [(late, TurnId(1))], "{kind:?}");
+        // The ended machine, not knowing, cancels a wait that is over, then the task closes.
+        let cancel = SlotRequest::CancelWait {
+            turn: TurnId(1),
+            account: ACCOUNT,
+        };
+        kind.slot(&mut control, now, late, cancel);
+        kind.close(&mut control, now, late);
+        assert_eq!(held(&control, now), 0, "{kind:?}: nobody holds the slot");
+        kind.slot(&mut control, now, next, acquire(1));
+        assert_eq!(
+            grants(&mut control),
+            [(next, TurnId(1))],
+            "{kind:?}: the next create gets it"
+        );
+    }
+}
+
+#[test]
+fn a_slot_its_holder_gave_back_is_not_freed_again_by_its_close() {
+    for kind in [Kind::Session, Kind::Http] {
+        let now = Instant::now();
+        let mut control = control(now);
+        let (done, holding, waiting) = (SessionId(1), SessionId(2), SessionId(3));
+        for id in [done, holding, waiting] {
+            kind.open(&mut control, now, id);
+        }
+        kind.slot(&mut control, now, done, acquire(1));
+        kind.slot(&mut control, now, done, RELEASE);
+        kind.slot(&mut control, now, holding, acquire(1));
+        assert_eq!(
+            grants(&mut control),
+            [(done, TurnId(1)), (holding, TurnId(1))],
+            "{kind:?}"
+        );
+        kind.close(&mut control, now, done);
+        assert_eq!(held(&control, now), 1, "{kind:?}: the slot stays held");
+        kind.slot(&mut control, now, waiting, acquire(1));
+        assert_eq!(grants(&mut control), [], "{kind:?}: the third create waits");
+    }
+}
+
+#[test]
+fn a_slot_request_of_a_holder_that_closed_takes_nothing() {
+    let now = Instant::now();
+    let mut control = control(now);
+    let (gone, next) = (SessionId(1), SessionId(2));
+    Kind::Session.open(&mut control, now, next);
+    Kind::Session.slot(&mut control, now, gone, acquire(1));
+    assert_eq!(grants(&mut control), [], "no grant for an unknown holder");
+    assert_eq!(held(&control, now), 0, "and no slot taken for it");
+    Kind::Session.slot(&mut control, now, next, acquire(1));
+    assert_eq!(grants(&mut control), [(next, TurnId(1))]);
+}
