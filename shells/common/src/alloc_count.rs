@@ -8,13 +8,13 @@
 //! RSS: bytes the program holds, against what the allocator keeps from the kernel. Without the
 //! feature nothing here is compiled and the metrics are absent.
 //!
-//! A binary installs it with
+//! A binary installs it around the allocator it would use anyway (the gateways: jemalloc) with
 //!
 //! ```ignore
 //! #[cfg(feature = "alloc-count")]
 //! #[global_allocator]
-//! static ALLOCATOR: wsv2_shell::alloc_count::CountingAllocator =
-//!     wsv2_shell::alloc_count::CountingAllocator;
+//! static ALLOCATOR: wsv2_shell::alloc_count::CountingAllocator<tikv_jemallocator::Jemalloc> =
+//!     wsv2_shell::alloc_count::CountingAllocator(tikv_jemallocator::Jemalloc);
 //! ```
 //!
 //! Each allocation (and reallocation, which may move) costs two relaxed atomic adds, each
@@ -56,7 +56,8 @@ pub struct AllocatorHeld {
     pub free: u64,
 }
 
-/// glibc's own figures (`mallinfo2`, every arena summed); `None` on other C libraries
+/// glibc's own figures (`mallinfo2`, every arena summed); `None` on other C libraries. With
+/// another global allocator (the gateways' jemalloc) they cover only what C code allocates.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn allocator_held() -> Option<AllocatorHeld> {
     /// `struct mallinfo2` of glibc ≥ 2.33
@@ -91,16 +92,17 @@ pub fn allocator_held() -> Option<AllocatorHeld> {
     None
 }
 
-/// Counts every allocation and reallocation of the process, then defers to [`System`]
+/// Counts every allocation and reallocation of the process, then defers to the allocator it
+/// wraps (`System` unless named)
 #[derive(Debug)]
-pub struct CountingAllocator;
+pub struct CountingAllocator<A = System>(pub A);
 
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged.
-unsafe impl GlobalAlloc for CountingAllocator {
+// SAFETY: every method forwards to the wrapped allocator with the caller's arguments unchanged.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded as received.
-        let ptr = unsafe { System.alloc(layout) };
+        let ptr = unsafe { self.0.alloc(layout) };
         if !ptr.is_null() {
             LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         }
@@ -110,7 +112,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded as received.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
+        let ptr = unsafe { self.0.alloc_zeroed(layout) };
         if !ptr.is_null() {
             LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         }
@@ -120,7 +122,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded as received.
-        let moved = unsafe { System.realloc(ptr, layout, new_size) };
+        let moved = unsafe { self.0.realloc(ptr, layout, new_size) };
         // On failure the old block stays allocated at its old size.
         if !moved.is_null() {
             // Wrapping: a shrink adds the two's complement, which subtracts.
@@ -133,6 +135,6 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: forwarded as received.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { self.0.dealloc(ptr, layout) }
     }
 }

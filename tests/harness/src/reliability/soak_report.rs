@@ -152,7 +152,8 @@ pub(super) fn soak(
          KiB/min). *File-backed*: pages of the executable and libraries as far as they have run \
          (large in a test-profile build). *Live heap*: bytes the gateway allocated and has not \
          freed, its state (gateways built with the `alloc-count` feature). *Allocator free*: \
-         freed bytes glibc keeps in its arenas.\n\n\
+         freed bytes glibc's malloc keeps in its arenas (the gateways allocate with jemalloc: \
+         this is then only what C code frees).\n\n\
          | shell | file-backed | anonymous | live heap | allocator free | slopes: RSS / anonymous / file-backed / live heap |\n|---|---|---|---|---|---|\n{memory_rows}\n{findings}"
     );
     let charts = [
