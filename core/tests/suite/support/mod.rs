@@ -1,5 +1,18 @@
 //! What the suite's modules share: the drivers that step the core's machines in virtual time and
-//! record a trace, and the one way a trace is compared with its snapshot.
+//! record a trace, and the one way a trace is compared with its snapshot ([`assert_trace!`]).
+//!
+//! | driver | machine(s) it steps | used by |
+//! | --- | --- | --- |
+//! | [`gateway::Gateway`] | one `Control` with HTTP turns and WebSocket sessions, routed as the shells do | `control`, `http`, `trace_reports` |
+//! | [`session::Sim`] | one `Session` against a scripted world (admission, leases, slots) | `session` |
+//! | [`pool::Sim`] | the `PoolRegistry` | `pool` |
+//! | [`scheduler::Sim`] | the `Scheduler` | `scheduler` |
+//! | [`store::Harness`] | the `Store` (with or without the in-memory backend) | `store` |
+//! | [`proxy`] | an HTTP CONNECT or SOCKS5 handshake against a scripted proxy | `proxy` |
+//!
+//! Each driver's trace format is the one its snapshots were recorded in (the snapshots stay
+//! byte-identical), so the formats differ between drivers; within one driver every input and
+//! output is one line.
 #![allow(dead_code, unreachable_pub)]
 
 /// Compares a trace with `snapshots/{name}.snap` at the top of the repository
