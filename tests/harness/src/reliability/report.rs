@@ -223,6 +223,36 @@ pub(super) fn reasons(c: &Value) -> String {
     }
 }
 
+/// Non-completions that are the documented answer to the fault or to the row's own clients, not a
+/// failure of the service (the fault matrix's "errors by design"), as (reason prefix or suffix):
+/// a `store:false` chain whose conn is gone (`previous_response_not_found`), an account disabled
+/// by a 401 or cooling down (`no_account_available`), upstream's 60-minute limit
+/// (`websocket_connection_limit_reached`), a gateway draining at SIGTERM (503
+/// `gateway_shutting_down`, close 1012), and responses the row's misbehaving clients gave up.
+const BY_DESIGN_SUFFIXES: [&str; 4] = [
+    " previous_response_not_found",
+    " no_account_available",
+    " websocket_connection_limit_reached",
+    " gateway_shutting_down",
+];
+const BY_DESIGN_PREFIXES: [&str; 3] = ["close 1012", "client vanished", "stopped reading"];
+
+/// Whether a non-completion reason is an error by design (see [`BY_DESIGN_SUFFIXES`])
+pub(super) fn is_by_design(reason: &str) -> bool {
+    BY_DESIGN_SUFFIXES.iter().any(|s| reason.ends_with(s))
+        || BY_DESIGN_PREFIXES.iter().any(|p| reason.starts_with(p))
+}
+
+/// Non-completions by design among `c`'s reasons
+fn by_design(c: &Value) -> u64 {
+    c["reasons"].as_object().map_or(0, |map| {
+        map.iter()
+            .filter(|(k, _)| is_by_design(k))
+            .map(|(_, v)| u(v))
+            .sum()
+    })
+}
+
 fn counts_row(name: &str, t: &Value) -> String {
     let c = &t["counts"];
     format!(
@@ -420,16 +450,19 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
          client starts a new chain); a cooled-down account answers `no_account_available`; \
          responses the row's own clients give up (they vanish, or stop reading and are closed by \
          the gateway) are listed there by how they ended and are no failure of the service \
-         (recovery ignores them). Baseline: the share of responses that failed before the fault \
-         (a loaded machine's errors by design).\n"
+         (recovery ignores them). *By design* counts them apart: `previous_response_not_found`, \
+         `no_account_available`, `websocket_connection_limit_reached`, 503 \
+         `gateway_shutting_down` and close 1012 at SIGTERM, and the misbehaving clients' own \
+         responses. Baseline: the share of responses that failed before the fault (a loaded \
+         machine's errors by design).\n"
     );
     let _ = writeln!(
         md,
-        "| fault | shell | responses | completed | clear errors | broken | hung | max response ms | deadline ms | recovered | recovery ms | baseline failed % | leaks after | non-completions |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| fault | shell | responses | completed | clear errors | broken | hung | by design | max response ms | deadline ms | recovered | recovery ms | baseline failed % | leaks after | non-completions |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (name, what) in FAULTS {
         let Some(rows) = by_fault.get(name) else {
-            let _ = writeln!(md, "| {what} | – | not measured | | | | | | | | | | | |");
+            let _ = writeln!(md, "| {what} | – | not measured | | | | | | | | | | | | |");
             continue;
         };
         for run in rows {
@@ -445,12 +478,13 @@ fn faults(md: &mut String, runs: &[&Value], rules: &mut Vec<Rule>) {
             let permanent = r["permanent"].as_bool().unwrap_or(false);
             let _ = writeln!(
                 md,
-                "| {what} | {shell} | {} | {} | {} | {} | {} | {max_ms:.0} | {deadline:.0} | {} | {} | {:.1} | {} | {} |",
+                "| {what} | {shell} | {} | {} | {} | {} | {} | {} | {max_ms:.0} | {deadline:.0} | {} | {} | {:.1} | {} | {} |",
                 u(&c["responses"]),
                 u(&c["completed"]),
                 u(&c["error_events"]) + u(&c["failed_terminals"]),
                 u(&c["broken"]),
                 u(&c["timeouts"]),
+                by_design(c),
                 match (permanent, recovered) {
                     (true, _) => "n/a (all along)",
                     (false, true) => "yes",
@@ -531,5 +565,32 @@ mod tests {
         assert!(md.contains("settled in 3 ms"));
         assert!(md.contains("## 5. Fuzzing"));
         assert!(md.contains("| upstream killed and restarted | – | not measured"));
+    }
+
+    #[test]
+    fn errors_by_design_are_told_from_other_non_completions() {
+        for reason in [
+            "error 400 previous_response_not_found",
+            "error 503 no_account_available",
+            "error 400 websocket_connection_limit_reached",
+            "error 503 gateway_shutting_down",
+            "close 1012",
+            "client vanished mid-stream",
+            "stopped reading, then close 1006",
+        ] {
+            assert!(is_by_design(reason), "{reason}");
+        }
+        for reason in [
+            "error 503 upstream_unavailable",
+            "error 502 upstream_connection_lost",
+            "close 1011",
+            "POST: connection error",
+            "connect failed",
+        ] {
+            assert!(!is_by_design(reason), "{reason}");
+        }
+        let c = json!({"reasons": {"error 400 previous_response_not_found": 240,
+            "error 503 upstream_unavailable": 2760, "client vanished mid-stream": 3}});
+        assert_eq!(by_design(&c), 243);
     }
 }
