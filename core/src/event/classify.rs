@@ -38,7 +38,22 @@ struct ResponseFields<'a> {
 /// (`flat.rs`) that gives the same answer; [`classify_server_event_full`] is the scan alone.
 #[inline]
 pub fn classify_server_event(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyError> {
-    match classify_flat(frame) {
+    match classify_flat(frame, false) {
+        Some(event) => Ok(event),
+        None => classify_server_event_full(frame),
+    }
+}
+
+/// [`classify_server_event`] for a frame the caller already validated as UTF-8 (the payload
+/// of a WebSocket text frame, which the WebSocket library checks on read): the fast path does
+/// not check the encoding a second time
+///
+/// Everything else is validated as by [`classify_server_event`], and the answer is the same
+/// for every UTF-8 frame. Bytes that are not UTF-8 break the caller's promise: a flat frame
+/// with an invalid sequence inside a string may then be classified instead of refused.
+#[inline]
+pub fn classify_server_text(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyError> {
+    match classify_flat(frame, true) {
         Some(event) => Ok(event),
         None => classify_server_event_full(frame),
     }

@@ -71,17 +71,17 @@ pub(crate) fn skip_member_key(buf: &[u8], pos: usize) -> Result<usize> {
 }
 
 /// `0x01` in every byte
-const ONES: u64 = 0x0101_0101_0101_0101;
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
 /// `0x80` in every byte
-const HIGHS: u64 = 0x8080_8080_8080_8080;
+pub(crate) const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of each byte of `word` (little-endian) that is `"`, `\` or a control
 /// character
 ///
 /// The classic SWAR "has zero byte" / "has byte less than" tricks: a borrow can flag a byte
 /// above a true hit, never below one, so the lowest flagged byte is always a true hit.
-#[inline]
-fn special_bytes(word: u64) -> u64 {
+#[inline(always)]
+pub(crate) fn special_bytes(word: u64) -> u64 {
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v;
     let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
     let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
@@ -133,7 +133,8 @@ pub(crate) fn skip_string(buf: &[u8], pos: usize) -> Result<(usize, bool)> {
 }
 
 /// Validates the escape at `i` (a backslash); returns the position after it
-fn skip_escape(buf: &[u8], i: usize) -> Result<usize> {
+#[inline]
+pub(crate) fn skip_escape(buf: &[u8], i: usize) -> Result<usize> {
     match buf.get(i + 1) {
         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 2),
         Some(b'u') => {
@@ -155,6 +156,7 @@ fn skip_escape(buf: &[u8], i: usize) -> Result<usize> {
 }
 
 /// Validates the number at `pos`; returns the position after it
+#[inline]
 pub(crate) fn skip_number(buf: &[u8], mut pos: usize) -> Result<usize> {
     let digit = |p: usize| buf.get(p).is_some_and(u8::is_ascii_digit);
     let digits_from = |mut p: usize| {

@@ -16,6 +16,8 @@ mod client;
 pub(crate) mod client_metadata;
 mod error;
 mod flat;
+#[cfg(test)]
+mod flat_props;
 pub(crate) mod json_str;
 pub(crate) mod lex;
 mod rewrite;
@@ -24,7 +26,7 @@ mod server_event;
 mod sse;
 mod usage;
 
-pub use classify::{classify_server_event, classify_server_event_full};
+pub use classify::{classify_server_event, classify_server_event_full, classify_server_text};
 pub use client::{ClientEventKind, ClientRequest, StreamIdField, classify_client_event};
 pub use error::{
     ErrorClass, ErrorInfo, gateway_error_event, invalid_stream_id_event, parse_error_event,

@@ -6,7 +6,8 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use wsv2_core::event::{
-    ServerEventKind, classify_server_event, restore_event_model, rewrite_create_model,
+    ServerEventKind, classify_server_event, classify_server_text, restore_event_model,
+    rewrite_create_model,
 };
 
 use crate::allocations_in;
@@ -14,9 +15,13 @@ use crate::allocations_in;
 const UPSTREAM: &[u8] = b"gpt-5.1-codex-max";
 const CLIENT: &[u8] = b"my-coding-model";
 
-/// The steady state of the relay for one frame: classify, then restore the model
+/// The steady state of the relay for one frame: classify (as bytes and as a text frame the
+/// shell validated), then restore the model
 fn relay_one(frame: &Bytes, expected: ServerEventKind) {
     let event = classify_server_event(frame).expect("valid event");
+    assert_eq!(event.kind, expected);
+    black_box(&event);
+    let event = classify_server_text(frame).expect("valid event");
     assert_eq!(event.kind, expected);
     black_box(&event);
     let out = restore_event_model(frame, UPSTREAM, CLIENT);
@@ -100,6 +105,22 @@ fn a_delta_on_a_named_lane_allocates_nothing() {
     assert_no_allocations(
         br#"{"type":"response.output_text.delta","stream_id":"agent_7","sequence_number":12,"item_id":"msg_0123456789","output_index":0,"content_index":0,"delta":"gpt-5.1-codex-max says hi","logprobs":[]}"#,
         ServerEventKind::OutputTextDelta,
+    );
+}
+
+#[test]
+fn a_delta_as_the_mock_writes_it_allocates_nothing() {
+    assert_no_allocations(
+        br#"{"content_index":0,"delta":"lorem ip","item_id":"msg_5f0c8e1a9b2d4c3e","logprobs":[],"mock_ts_ns":1796601234567890123,"output_index":0,"sequence_number":117,"stream_id":"lane-2","type":"response.output_text.delta"}"#,
+        ServerEventKind::OutputTextDelta,
+    );
+}
+
+#[test]
+fn a_function_call_arguments_delta_allocates_nothing() {
+    assert_no_allocations(
+        br#"{"type":"response.function_call_arguments.delta","sequence_number":40,"item_id":"fc_1","output_index":1,"delta":"{\"input\":\"ls -la\"}","obfuscation":"x9"}"#,
+        ServerEventKind::Other,
     );
 }
 

@@ -11,7 +11,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use wsv2_core::event::{
     ClassifyError, ClientEventKind, ServerEventKind, StreamIdField, classify_client_event,
-    classify_server_event, classify_server_event_full, restore_event_model, rewrite_create_model,
+    classify_server_event, classify_server_event_full, classify_server_text, restore_event_model,
+    rewrite_create_model,
 };
 
 use crate::input::Input;
@@ -94,8 +95,12 @@ fn text<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a st
 
 fn check_server_event(frame: &Bytes, reference: &Reference) {
     let scanned = classify_server_event(frame);
-    // The fast path for flat events gives exactly the full scan's answer.
+    // The fast path for flat events gives exactly the full scan's answer, also when told the
+    // frame is UTF-8 (where that holds).
     assert_eq!(scanned, classify_server_event_full(frame), "fast path");
+    if std::str::from_utf8(frame).is_ok() {
+        assert_eq!(scanned, classify_server_text(frame), "fast path, text");
+    }
     reference.check_validity(&scanned, "server event");
     let Reference::Object(map) = reference else {
         return;

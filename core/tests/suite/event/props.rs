@@ -8,7 +8,7 @@ use proptest::sample::select;
 use serde_json::{Map, Value};
 use wsv2_core::event::{
     ClassifyError, ServerEventKind, Usage, classify_server_event, classify_server_event_full,
-    restore_event_model,
+    classify_server_text, restore_event_model,
 };
 
 /// More cases for the fast path's agreement: cheap, and its shapes are many
@@ -60,7 +60,11 @@ fn key() -> BoxedStrategy<String> {
                 "response",
                 "id",
                 "usage",
-                "store"
+                "store",
+                "sequence_number",
+                "item_id",
+                "delta",
+                "obfuscation"
             ][..]
         )
         .prop_map(str::to_owned),
@@ -497,14 +501,15 @@ proptest! {
     }
 }
 
-/// `classify_server_event` (fast path first) and the full scan give the same answer
+/// `classify_server_event` (fast path first) and the full scan give the same answer, and so
+/// does `classify_server_text` on UTF-8
 fn fast_path_agrees(frame: &[u8]) -> Result<(), TestCaseError> {
-    prop_assert_eq!(
-        classify_server_event(frame),
-        classify_server_event_full(frame),
-        "{}",
-        String::from_utf8_lossy(frame)
-    );
+    let full = classify_server_event_full(frame);
+    let show = String::from_utf8_lossy(frame);
+    prop_assert_eq!(&classify_server_event(frame), &full, "{}", show);
+    if std::str::from_utf8(frame).is_ok() {
+        prop_assert_eq!(&classify_server_text(frame), &full, "text: {}", show);
+    }
     Ok(())
 }
 
