@@ -250,12 +250,16 @@ impl Memory {
         let cause = if live_slope >= anon_slope / 2.0 && live_slope > 0.0 {
             "the live heap grew with it: the growth is state the gateway holds".to_owned()
         } else {
-            let free = self.free_slope.map_or(String::new(), |f| {
-                format!(" (the bytes glibc holds freed grew {f:.0} KiB/min)")
-            });
+            // glibc's figure; ~0 when the gateway allocates with jemalloc (then C code's only).
+            let free = self
+                .free_slope
+                .filter(|f| f.abs() >= 1.0)
+                .map_or(String::new(), |f| {
+                    format!(" (the bytes glibc holds freed grew {f:.0} KiB/min)")
+                });
             format!(
                 "the live heap did not grow with it: the growth is memory the allocator keeps{free}, \
-                 freed chunks between live ones in its per-thread arenas, not state"
+                 freed memory between live blocks or not yet returned to the kernel, not state"
             )
         };
         let _ = writeln!(
