@@ -15,7 +15,7 @@ use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
 use crate::control::{Control, ControlOutput, DialFailure};
 use crate::runtime::{Clock, Rt, spawn};
-use crate::shared::{AccountDial, ControlMsg, ControlTx, DialHeaders, SessionDelivery};
+use crate::shared::{AccountDial, ControlMsg, ControlTx, Delivery, DialHeaders};
 use crate::upstream::{ConnIo, DialRequest, UpstreamInput, dial, spawn_conn};
 
 mod http_glue;
@@ -25,7 +25,7 @@ pub(crate) use http_glue::Extension;
 pub(crate) const CONTROL_INBOX: usize = 4096;
 
 struct SessionEntry {
-    inbox: mpsc::Sender<Box<SessionDelivery>>,
+    inbox: mpsc::Sender<Box<Delivery<SessionInput>>>,
     headers: Arc<DialHeaders>,
 }
 
@@ -272,12 +272,9 @@ impl ControlTask {
         // The inbox holds more than the answers a session can have outstanding (one schedule,
         // one acquire, one slot per held create), so a full inbox is a bug, not load. A closed
         // one is a task that ended after queueing its `Close` behind this answer.
-        if let Err(e) = entry
-            .inbox
-            .try_send(Box::new(SessionDelivery { input, conn }))
-        {
+        if let Err(e) = entry.inbox.try_send(Box::new(Delivery { input, conn })) {
             let closed = matches!(e, mpsc::error::TrySendError::Closed(_));
-            let SessionDelivery { input, .. } = *e.into_inner();
+            let Delivery { input, .. } = *e.into_inner();
             if !closed {
                 warn!(session = %id, "session inbox full: an answer is dropped");
             }

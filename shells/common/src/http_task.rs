@@ -32,16 +32,15 @@ use hyper::header::HeaderValue;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit, HttpTurn};
-use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use wsv2_core::turn::SessionInfo;
 
 use crate::forward::{ForwardReply, ForwardTarget};
-use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
+use crate::holder::{HolderIo, Labels, TurnMetrics};
+use crate::metrics_export::{ClientTransport, Metrics};
 use crate::runtime::{self, Clock, Rt, timeout};
-use crate::shared::{ControlMsg, ControlTx, DialHeaders, HttpDelivery, SocketPermit};
-use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
+use crate::shared::{ControlMsg, ControlTx, DialHeaders, SocketPermit};
 
 /// Chunks buffered between the turn and hyper before the turn is told the client is slow
 const BODY_QUEUE: usize = 32;
@@ -69,28 +68,22 @@ pub(crate) struct HttpStart {
     pub(crate) cfg: Arc<Config>,
     pub(crate) control: ControlTx,
     pub(crate) info: SessionInfo,
-    /// The client key's name (logs, metric labels)
-    pub(crate) key_name: Arc<str>,
+    /// The client key, account names and trace sink (the POST's `traceparent`: the parent of
+    /// the span when the body's `client_metadata` names none)
+    pub(crate) labels: Labels,
     pub(crate) headers: Arc<DialHeaders>,
     pub(crate) body: Bytes,
     pub(crate) forward: Arc<HashMap<AccountId, ForwardTarget>>,
-    pub(crate) account_names: Arc<HashMap<AccountId, String>>,
     pub(crate) metrics: Option<Arc<Metrics>>,
     /// Held for the request's life (the per-key cap)
     pub(crate) permit: SocketPermit,
-    /// Where response spans go (`None` when traces are not exported)
-    pub(crate) traces: Option<crate::traces::TraceSink>,
-    /// The POST's `traceparent`: the parent of the span when the body's `client_metadata`
-    /// names none
-    pub(crate) trace_header: Option<wsv2_core::trace_context::TraceContext>,
 }
 
 /// Starts the turn's task; the head comes on the returned channel, the body on `body`
 pub(crate) fn spawn(start: HttpStart) -> (oneshot::Receiver<AnswerHead>, mpsc::Receiver<Bytes>) {
     let (head_tx, head_rx) = oneshot::channel();
     let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
-    let span =
-        info_span!("http", id = %start.id, client = %start.key_name, group = %start.info.group);
+    let span = info_span!("http", id = %start.id, client = %start.labels.key_name, group = %start.info.group);
     let rt = start.rt.clone();
     runtime::spawn(&rt, run(start, head_tx, body_tx).instrument(span));
     (head_rx, body_rx)
@@ -120,15 +113,12 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         cfg,
         control,
         info,
-        key_name,
+        labels,
         headers,
         body,
         forward,
-        account_names,
         metrics,
         permit,
-        traces,
-        trace_header,
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(INBOX);
     if control
@@ -144,20 +134,14 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
     }
     let model = model_of(&body);
     let (forward_tx, forward_rx) = mpsc::channel(4);
-    let handles = metrics
-        .as_ref()
-        .map(|m| m.turn_handles(ClientTransport::Http));
     let now = rt.now();
     let mut task = HttpTask {
         clock: Clock::new(&rt),
         rt,
-        id,
         write_timeout: cfg.session.client_write_timeout,
         dial_timeout: cfg.upstream.dial_timeout,
         turn: HttpTurn::new(id, cfg, now, body, info),
-        inbox,
-        held: HeldConns::new(control.clone()),
-        control,
+        io: HolderIo::new(id, control, inbox),
         forward_tx,
         forward_rx,
         forward_targets: forward,
@@ -169,18 +153,13 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         backpressured: false,
         client_gone: false,
         finished: false,
-        account_names,
-        metrics,
-        handles,
+        metrics: metrics.map(|m| TurnMetrics::new(m, ClientTransport::Http)),
         model,
-        key_name,
-        overhead: LocalHistogram::default(),
-        traces,
-        trace_header,
+        labels,
     };
     task.drive().await;
     task.run().await;
-    task.return_unread_leases().await;
+    task.io.return_unread_leases().await;
     task.flush_tail().await;
     drop(permit);
 }
@@ -202,14 +181,11 @@ struct HttpTask {
     rt: Rt,
     /// The runtime's clock and the turn's one timer (`turn.poll_timeout()`)
     clock: Clock,
-    id: SessionId,
     write_timeout: std::time::Duration,
     dial_timeout: std::time::Duration,
     turn: HttpTurn,
-    control: ControlTx,
-    inbox: mpsc::Receiver<Box<HttpDelivery>>,
-    /// The conns the turn holds and their reports
-    held: HeldConns<ControlMsg>,
+    /// The control task's answers, the held conn
+    io: HolderIo<HttpInput>,
     forward_tx: mpsc::Sender<ForwardMsg>,
     forward_rx: mpsc::Receiver<ForwardMsg>,
     forward_targets: Arc<HashMap<AccountId, ForwardTarget>>,
@@ -224,16 +200,10 @@ struct HttpTask {
     backpressured: bool,
     client_gone: bool,
     finished: bool,
-    account_names: Arc<HashMap<AccountId, String>>,
-    metrics: Option<Arc<Metrics>>,
-    handles: Option<TurnHandles>,
+    /// Its overhead histogram: receive → send per relayed event, merged once per turn
+    metrics: Option<TurnMetrics>,
     model: String,
-    /// The client key's name (metric labels)
-    key_name: Arc<str>,
-    /// Receive → send per relayed event, merged into the exported histogram once per turn
-    overhead: LocalHistogram,
-    traces: Option<crate::traces::TraceSink>,
-    trace_header: Option<wsv2_core::trace_context::TraceContext>,
+    labels: Labels,
 }
 
 impl HttpTask {
@@ -247,13 +217,14 @@ impl HttpTask {
             let watch_body = self.head_tx.is_none() && body_tx.is_some() && !self.client_gone;
             tokio::select! {
                 biased;
-                delivery = self.inbox.recv() => match delivery {
-                    Some(delivery) => self.on_delivery(*delivery).await,
+                delivery = self.io.inbox.recv() => match delivery {
+                    Some(delivery) => self.io.deliver(&mut self.turn, self.clock.now(), *delivery),
                     None => return, // the control task is gone: shutting down
                 },
-                Some(msg) = self.held.recv(), if read_upstream => {
-                    if let Some(msg) = self.held.keep_held(msg).await {
-                        self.on_upstream(msg);
+                Some(msg) = self.io.held.recv(), if read_upstream => {
+                    if let Some(now) = self.io.report(&mut self.turn, &self.clock, msg).await {
+                        // The per-event path ends when its chunk is queued for the client.
+                        self.relay_transmits(Some(now));
                     }
                 }
                 Some(msg) = self.forward_rx.recv() => self.on_forward(msg),
@@ -285,38 +256,6 @@ impl HttpTask {
             self.spill.clear();
             self.body_tx = None;
             self.turn.handle_client_gone(self.clock.now());
-        }
-    }
-
-    async fn on_delivery(&mut self, delivery: HttpDelivery) {
-        let now = self.clock.now();
-        let mut lost = None;
-        if let HttpInput::Lease(lease) = &delivery.input {
-            let leased = lease.record.id;
-            lost = self.held.adopt(delivery.conn, leased);
-        }
-        self.turn.handle_control(now, delivery.input);
-        if let Some(conn) = lost {
-            // The conn's socket ended between the lease and its delivery.
-            self.turn.handle_upstream_closed(now, conn);
-        }
-    }
-
-    fn on_upstream(&mut self, msg: UpstreamMsg) {
-        let now = self.clock.now();
-        match msg.input {
-            UpstreamInput::Frame(frame) => {
-                self.turn.handle_upstream_frame(now, msg.conn, frame);
-                // The per-event path ends when its chunk is queued for the client (drive).
-                self.relay_transmits(Some(now));
-            }
-            UpstreamInput::Pong => self.turn.handle_upstream_pong(now, msg.conn),
-            UpstreamInput::Closed | UpstreamInput::TooBig => {
-                self.turn.handle_upstream_closed(now, msg.conn)
-            }
-            UpstreamInput::WriteAbandoned => {
-                self.turn.handle_upstream_write_abandoned(now, msg.conn)
-            }
         }
     }
 
@@ -382,7 +321,7 @@ impl HttpTask {
                     }
                 }
                 HttpTransmit::Upstream { conn, msg } => {
-                    if !self.held.write(conn, msg) {
+                    if !self.io.held.write(conn, msg) {
                         unwritable.push(conn);
                     }
                 }
@@ -391,8 +330,8 @@ impl HttpTask {
                 HttpTransmit::DiscardForward => self.forward_reply = None,
             }
         }
-        if let (Some(at), true) = (received, relayed) {
-            self.overhead
+        if let (Some(at), true, Some(m)) = (received, relayed, &mut self.metrics) {
+            m.overhead
                 .record(self.clock.now().saturating_duration_since(at));
         }
         for conn in unwritable {
@@ -477,28 +416,15 @@ impl HttpTask {
     }
 
     async fn route_command(&mut self, cmd: HttpCommand) {
-        if let HttpCommand::AbandonWrites { conn } = cmd {
-            self.held.abandon_writes(conn);
-            return;
+        let id = self.io.id();
+        match cmd {
+            HttpCommand::AbandonWrites { conn } => self.io.held.abandon_writes(conn),
+            HttpCommand::Release { ref release, .. } => {
+                let conn = release.record.id;
+                self.io.release(conn, ControlMsg::Http { id, cmd }).await;
+            }
+            cmd => self.io.send(ControlMsg::Http { id, cmd }).await,
         }
-        if let HttpCommand::Release { release, hold } = cmd {
-            let conn = release.record.id;
-            // The release reaches the control task before any report the reader sends it
-            // after the owner change, so an idle frame is never seen before its release.
-            let _ = self
-                .control
-                .send(ControlMsg::Http {
-                    id: self.id,
-                    cmd: HttpCommand::Release { release, hold },
-                })
-                .await;
-            self.held.release(conn);
-            return;
-        }
-        let _ = self
-            .control
-            .send(ControlMsg::Http { id: self.id, cmd })
-            .await;
     }
 
     async fn on_event(&mut self, event: HttpEvent) {
@@ -508,41 +434,15 @@ impl HttpTask {
                 return;
             }
             HttpEvent::ResponseEnded(r) => {
-                let account = self
-                    .account_names
-                    .get(&r.account)
-                    .map_or("?", String::as_str);
                 // Counted before the line is written: whoever reads the line sees the counts.
-                if let (Some(m), Some(h)) = (&self.metrics, &self.handles) {
-                    m.response_ended(h.transport, r.outcome.as_str(), &self.key_name);
-                    if r.cut_at_conn_limit {
-                        h.cut_at_conn_limit.inc();
-                    }
-                    if let Some(usage) = &r.usage {
-                        m.tokens(&self.key_name, account, Some(self.model.as_bytes()), usage);
-                    }
-                    if let Some(d) = r.time_to_first_event {
-                        h.time_to_first_event.observe(d.as_secs_f64());
-                    }
-                    // Once per turn: the per-event histogram joins the exported one.
-                    let mut turn = LocalHistogram::default();
-                    turn.record(self.overhead.sum());
-                    self.overhead.merge_into(&h.overhead_event);
-                    turn.merge_into(&h.overhead_turn);
+                if let Some(m) = &mut self.metrics {
+                    m.response_ended(r, &self.labels, Some(self.model.as_bytes()));
                 }
-                if let Some(sink) = &self.traces {
-                    let source = crate::traces::SpanSource {
-                        transport: "http",
-                        session: self.id.0,
-                        client_key: &self.key_name,
-                        account_names: &self.account_names,
-                        header_parent: self.trace_header,
-                    };
-                    sink.response_ended(r, &source, self.clock.now());
-                }
+                let labels = &self.labels;
+                labels.export_span("http", self.io.id(), r, self.clock.now());
                 info!(
-                    client = %self.key_name,
-                    account,
+                    client = %labels.key_name,
+                    account = labels.account(&r.account),
                     conn = %r.conn,
                     response = r.response.as_ref().map_or("", |id| id.as_str()),
                     outcome = r.outcome.as_str(),
@@ -558,10 +458,14 @@ impl HttpTask {
                 ..
             } => {
                 debug!(?failure, switch_account, "http attempt retried");
-                if let (Some(m), Some(h)) = (&self.metrics, &self.handles) {
-                    m.retry(h.transport, &format!("{failure:?}").to_ascii_lowercase());
+                if let Some(TurnMetrics {
+                    metrics, handles, ..
+                }) = &self.metrics
+                {
+                    let failure = format!("{failure:?}").to_ascii_lowercase();
+                    metrics.retry(handles.transport, &failure);
                     if *switch_account {
-                        h.failovers.inc();
+                        handles.failovers.inc();
                     }
                 }
             }
@@ -574,7 +478,9 @@ impl HttpTask {
                     } else {
                         "error"
                     };
-                    m.response_ended(ClientTransport::Http, outcome, &self.key_name);
+                    let key = &self.labels.key_name;
+                    m.metrics
+                        .response_ended(ClientTransport::Http, outcome, key);
                 }
                 debug!(%account, status, "forwarded POST ended");
             }
@@ -590,26 +496,14 @@ impl HttpTask {
                 | HttpEvent::Retrying { .. }
                 | HttpEvent::ForwardEnded { .. }
         ) {
-            let _ = self.control.send(ControlMsg::HttpEvent { event }).await;
-        }
-    }
-
-    /// After the turn: answers the control task queued meanwhile are never read, and a lease
-    /// among them would stay leased forever; the inbox closes (a later answer is returned by the
-    /// control task itself) and such leases go back to the core, which returns them to the pool
-    async fn return_unread_leases(&mut self) {
-        self.inbox.close();
-        while let Ok(delivery) = self.inbox.try_recv() {
-            if let HttpInput::Lease(lease) = delivery.input {
-                let _ = self.control.send(ControlMsg::UnreadLease { lease }).await;
-            }
+            self.io.send(ControlMsg::HttpEvent { event }).await;
         }
     }
 
     /// After the turn: the last chunks go to the client (within the client write timeout),
     /// and conns still held go home
     async fn flush_tail(&mut self) {
-        self.held.release_all();
+        self.io.held.release_all();
         let Some(tx) = self.body_tx.take() else {
             return;
         };

@@ -25,6 +25,7 @@ use wsv2_core::ingress::{
 };
 use wsv2_core::{AccountId, Config, SessionId};
 
+use crate::holder::Labels;
 use crate::io::Prefixed;
 use crate::lifecycle::Lifecycle;
 use crate::log_limit::{ClientLine, LogLimits, limited};
@@ -160,14 +161,16 @@ impl Ingress {
             cfg: self.cfg.clone(),
             control: self.control.clone(),
             info,
-            key_name: admitted.name,
+            labels: Labels {
+                key_name: admitted.name,
+                account_names: self.account_names.load(),
+                traces: self.traces.clone(),
+                trace_header: trace_header(req.headers()),
+            },
             headers: Arc::new(headers),
-            account_names: self.account_names.load(),
             permit,
             metrics: self.metrics.clone(),
             logs: self.logs.clone(),
-            traces: self.traces.clone(),
-            trace_header: trace_header(req.headers()),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let max_message_size = self.cfg.upstream.max_message_size;

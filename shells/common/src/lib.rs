@@ -63,6 +63,7 @@ mod control;
 mod control_task;
 mod forward;
 mod health;
+mod holder;
 mod http_task;
 mod hyper_timer;
 mod ingress;

@@ -4,7 +4,6 @@
 //! The per-event path — an upstream delta relayed to the client — runs entirely here: the
 //! conn's reader hands the frame over, the session routes it, the outbox takes the same buffer.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,20 +18,20 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 use wsv2_core::conn::Outcome;
 use wsv2_core::errors::ErrorCode;
-use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::session::{
     ClientProtocolError, Hop, Session, SessionCommand, SessionEvent, SessionInput, Transmit,
 };
-use wsv2_core::turn::{ResponseReport, SessionInfo};
-use wsv2_core::{AccountId, Config, ConnId, SessionId};
+use wsv2_core::turn::SessionInfo;
+use wsv2_core::{Config, ConnId, SessionId};
 
 use crate::client::{ClientIo, ClientOutbox};
 use crate::control_task::session_inbox_capacity;
+use crate::holder::{HolderIo, Labels, TurnMetrics};
 use crate::log_limit::{ClientLine, LogLimits, limited};
-use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
+use crate::metrics_export::{ClientTransport, Metrics};
 use crate::runtime::{Clock, Rt, timeout};
-use crate::shared::{ControlMsg, ControlTx, DialHeaders, SessionDelivery, SocketPermit};
-use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
+use crate::shared::{ControlMsg, ControlTx, DialHeaders, SocketPermit};
+use crate::upstream::UpstreamMsg;
 
 /// Upstream reports handled in one wake-up before the client socket is written
 const UPSTREAM_BATCH: usize = 32;
@@ -44,69 +43,20 @@ pub(crate) struct SessionStart {
     pub(crate) cfg: Arc<Config>,
     pub(crate) control: ControlTx,
     pub(crate) info: SessionInfo,
-    /// The client key's name (logs, metric labels)
-    pub(crate) key_name: Arc<str>,
+    /// The client key, account names and trace sink (the upgrade's `traceparent`)
+    pub(crate) labels: Labels,
     pub(crate) headers: Arc<DialHeaders>,
-    pub(crate) account_names: Arc<HashMap<AccountId, String>>,
     /// Held for the socket's life (the per-key socket cap)
     pub(crate) permit: SocketPermit,
     /// Where the session's per-event and per-turn figures go (`None` with `metrics = false`)
     pub(crate) metrics: Option<Arc<Metrics>>,
     /// Rate limits of the lines a client can trigger
     pub(crate) logs: Arc<LogLimits>,
-    /// Where response spans go (`None` when traces are not exported)
-    pub(crate) traces: Option<crate::traces::TraceSink>,
-    /// The upgrade's `traceparent`: the parent of spans whose create names none
-    pub(crate) trace_header: Option<wsv2_core::trace_context::TraceContext>,
-}
-
-/// A session's metric handles (resolved once per session) and the overhead of the events
-/// relayed since the last merge
-struct SessionMetrics {
-    /// Where responses and tokens are counted, by client key
-    metrics: Arc<Metrics>,
-    handles: TurnHandles,
-    /// Per relayed upstream event: task receive → client outbox; merged once per turn
-    overhead: LocalHistogram,
-}
-
-impl SessionMetrics {
-    fn new(metrics: Arc<Metrics>) -> Self {
-        Self {
-            handles: metrics.turn_handles(ClientTransport::Ws),
-            metrics,
-            overhead: LocalHistogram::default(),
-        }
-    }
-
-    /// Once per ended response: it is counted with its tokens under the client key, its time to
-    /// first event and the events relayed since the last merge join the exported histograms
-    /// (their sum as one turn's overhead)
-    fn response_ended(&mut self, r: &ResponseReport, key: &Arc<str>, account: &str) {
-        self.metrics
-            .response_ended(ClientTransport::Ws, r.outcome.as_str(), key);
-        if r.cut_at_conn_limit {
-            self.handles.cut_at_conn_limit.inc();
-        }
-        if let Some(usage) = &r.usage {
-            self.metrics.tokens(key, account, r.model.as_deref(), usage);
-        }
-        if let Some(d) = r.time_to_first_event {
-            self.handles.time_to_first_event.observe(d.as_secs_f64());
-        }
-        if self.overhead.count() > 0 {
-            let mut turn = LocalHistogram::default();
-            turn.record(self.overhead.sum());
-            self.overhead.merge_into(&self.handles.overhead_event);
-            turn.merge_into(&self.handles.overhead_turn);
-        }
-    }
 }
 
 /// Runs one client socket to its end
 pub(crate) async fn run_session(ws: WebSocketStream<ClientIo>, start: SessionStart) {
-    let span =
-        info_span!("session", id = %start.id, client = %start.key_name, group = %start.info.group);
+    let span = info_span!("session", id = %start.id, client = %start.labels.key_name, group = %start.info.group);
     run(ws, start).instrument(span).await;
 }
 
@@ -117,14 +67,11 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         cfg,
         control,
         info,
-        key_name,
+        labels,
         headers,
-        account_names,
         mut permit,
         metrics,
         logs,
-        traces,
-        trace_header,
     } = start;
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let close_linger = cfg.session.close_linger;
@@ -148,29 +95,23 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         cfg.session.close_linger,
     );
     let mut task = SessionTask {
-        id,
         session: Session::new(id, cfg, rt.now()),
         clock: Clock::new(&rt),
-        inbox,
-        held: HeldConns::new(control.clone()),
-        control,
+        io: HolderIo::new(id, control, inbox),
         client,
         client_open: true,
         client_read: ClientRead::Open,
         outbox,
         backpressured: false,
         finished: false,
-        account_names,
         shutdown: permit.take_shutdown(),
-        metrics: metrics.map(SessionMetrics::new),
-        key_name,
+        metrics: metrics.map(|m| TurnMetrics::new(m, ClientTransport::Ws)),
+        labels,
         logs,
-        traces,
-        trace_header,
     };
     task.run().await;
-    task.return_unread_leases().await;
-    let _ = task.control.send(ControlMsg::Close { id }).await;
+    task.io.return_unread_leases().await;
+    task.io.send(ControlMsg::Close { id }).await;
     let SessionTask {
         outbox,
         client,
@@ -266,14 +207,11 @@ async fn linger(
 }
 
 struct SessionTask {
-    id: SessionId,
     session: Session,
     /// The runtime's clock and the session's one timer (`session.poll_timeout()`)
     clock: Clock,
-    control: ControlTx,
-    inbox: mpsc::Receiver<Box<SessionDelivery>>,
-    /// The conns the session holds (active + retiring) and their reports
-    held: HeldConns<ControlMsg>,
+    /// The control task's answers, the held conns
+    io: HolderIo<SessionInput>,
     client: WebSocketReceiver<ClientIo>,
     client_open: bool,
     client_read: ClientRead,
@@ -281,30 +219,14 @@ struct SessionTask {
     /// What the session was last told about the client's write buffer
     backpressured: bool,
     finished: bool,
-    account_names: Arc<HashMap<AccountId, String>>,
     /// Fires once when the gateway shuts down
     shutdown: crate::lifecycle::ShutdownSignal,
-    metrics: Option<SessionMetrics>,
-    /// The client key's name (log lines, metric labels)
-    key_name: Arc<str>,
+    metrics: Option<TurnMetrics>,
+    labels: Labels,
     logs: Arc<LogLimits>,
-    traces: Option<crate::traces::TraceSink>,
-    trace_header: Option<wsv2_core::trace_context::TraceContext>,
 }
 
 impl SessionTask {
-    /// After the session: answers the control task queued meanwhile are never read, and a lease
-    /// among them would stay leased forever; the inbox closes (a later answer is returned by the
-    /// control task itself) and such leases go back to the core, which returns them to the pool
-    async fn return_unread_leases(&mut self) {
-        self.inbox.close();
-        while let Ok(delivery) = self.inbox.try_recv() {
-            if let SessionInput::Lease(lease) = delivery.input {
-                let _ = self.control.send(ControlMsg::UnreadLease { lease }).await;
-            }
-        }
-    }
-
     async fn run(&mut self) {
         while !self.finished {
             let deadline = earliest(self.session.poll_timeout(), self.outbox.deadline());
@@ -313,14 +235,14 @@ impl SessionTask {
             let write_client = self.outbox.has_work();
             tokio::select! {
                 biased;
-                delivery = self.inbox.recv() => match delivery {
-                    Some(delivery) => self.on_delivery(*delivery).await,
+                delivery = self.io.inbox.recv() => match delivery {
+                    Some(delivery) => self.io.deliver(&mut self.session, self.clock.now(), *delivery),
                     None => return, // the control task is gone: shutting down
                 },
                 () = self.shutdown.requested() => self.session.handle_shutdown(self.clock.now()),
                 // What the last drive queued goes out before anything more is read.
                 () = std::future::poll_fn(|cx| self.outbox.poll_write(cx)), if write_client => {}
-                Some(msg) = self.held.recv(), if read_upstream => self.relay_upstream(msg).await,
+                Some(msg) = self.io.held.recv(), if read_upstream => self.relay_upstream(msg).await,
                 msg = self.client.next(), if read_client => self.on_client(msg),
                 () = self.clock.until(deadline) => {
                     // Re-read the clock: the runtime may wake us late or early.
@@ -331,21 +253,7 @@ impl SessionTask {
             }
             self.drive(None).await;
         }
-        self.held.release_all();
-    }
-
-    async fn on_delivery(&mut self, delivery: SessionDelivery) {
-        let now = self.clock.now();
-        let mut lost = None;
-        if let SessionInput::Lease(lease) = &delivery.input {
-            let leased = lease.record.id;
-            lost = self.held.adopt(delivery.conn, leased);
-        }
-        self.session.handle_control(now, delivery.input);
-        if let Some(conn) = lost {
-            // The conn's socket ended between the lease and its delivery.
-            self.session.handle_upstream_closed(now, conn);
-        }
+        self.io.held.release_all();
     }
 
     /// Handles `msg` and, under load, the reports already queued behind it (up to
@@ -356,9 +264,7 @@ impl SessionTask {
         let mut handled = 0;
         while let Some(msg) = next.take() {
             let received = self.clock.now();
-            if let Some(msg) = self.held.keep_held(msg).await {
-                self.on_upstream(msg);
-            }
+            self.io.report(&mut self.session, &self.clock, msg).await;
             self.drive(Some(received)).await;
             handled += 1;
             if handled < UPSTREAM_BATCH
@@ -366,22 +272,7 @@ impl SessionTask {
                 && !self.outbox.is_full()
                 && !self.finished
             {
-                next = self.held.try_recv();
-            }
-        }
-    }
-
-    fn on_upstream(&mut self, msg: UpstreamMsg) {
-        let now = self.clock.now();
-        match msg.input {
-            UpstreamInput::Frame(frame) => self.session.handle_upstream_frame(now, msg.conn, frame),
-            UpstreamInput::Pong => self.session.handle_upstream_pong(now, msg.conn),
-            UpstreamInput::Closed => self.session.handle_upstream_closed(now, msg.conn),
-            UpstreamInput::TooBig => self
-                .session
-                .handle_message_too_big(now, Hop::Upstream(msg.conn)),
-            UpstreamInput::WriteAbandoned => {
-                self.session.handle_upstream_write_abandoned(now, msg.conn)
+                next = self.io.held.try_recv();
             }
         }
     }
@@ -457,7 +348,7 @@ impl SessionTask {
                     }
                     Transmit::ClientPing => self.outbox.ping(now),
                     Transmit::Upstream { conn, msg } => {
-                        if !self.held.write(conn, msg) {
+                        if !self.io.held.write(conn, msg) {
                             unwritable.push(conn);
                         }
                     }
@@ -473,18 +364,15 @@ impl SessionTask {
                         self.shutdown.count_cut_response();
                     }
                     if let Some(m) = &mut self.metrics {
-                        let account = self
-                            .account_names
-                            .get(&r.account)
-                            .map_or("?", String::as_str);
-                        m.response_ended(r, &self.key_name, account);
+                        m.response_ended(r, &self.labels, r.model.as_deref());
                     }
-                    self.export_span(r, now);
+                    let id = self.io.id();
+                    self.labels.export_span("websocket", id, r, now);
                 }
                 if event == SessionEvent::Finished {
                     self.finished = true;
                 } else {
-                    let _ = self.control.send(ControlMsg::Event { event }).await;
+                    self.io.send(ControlMsg::Event { event }).await;
                 }
             }
             let mut changed = false;
@@ -511,55 +399,28 @@ impl SessionTask {
 
     async fn route_command(&mut self, cmd: SessionCommand) {
         match cmd {
-            SessionCommand::AbandonWrites { conn } => self.held.abandon_writes(conn),
+            SessionCommand::AbandonWrites { conn } => self.io.held.abandon_writes(conn),
             SessionCommand::CloseClient { code, reason } => {
                 self.outbox.close(self.clock.now(), code, reason);
                 self.client_open = false;
             }
             SessionCommand::Release(release) => {
                 let conn = release.record.id;
-                // The release reaches the control task before any report the reader sends it
-                // after the owner change, so an idle frame is never seen before its release.
-                let _ = self
-                    .control
-                    .send(ControlMsg::Command {
-                        id: self.id,
-                        cmd: SessionCommand::Release(release),
-                    })
-                    .await;
-                self.held.release(conn);
+                let cmd = SessionCommand::Release(release);
+                let id = self.io.id();
+                self.io.release(conn, ControlMsg::Command { id, cmd }).await;
             }
             cmd => {
-                let _ = self
-                    .control
-                    .send(ControlMsg::Command { id: self.id, cmd })
-                    .await;
+                let id = self.io.id();
+                self.io.send(ControlMsg::Command { id, cmd }).await;
             }
         }
-    }
-
-    /// The response's span to the exporter (once per response; never waits)
-    fn export_span(&self, r: &ResponseReport, now: Instant) {
-        let Some(sink) = &self.traces else {
-            return;
-        };
-        let source = crate::traces::SpanSource {
-            transport: "websocket",
-            session: self.id.0,
-            client_key: &self.key_name,
-            account_names: &self.account_names,
-            header_parent: self.trace_header,
-        };
-        sink.response_ended(r, &source, now);
     }
 
     fn log_event(&self, event: &SessionEvent) {
         match event {
             SessionEvent::ResponseEnded(r) => {
-                let account = self
-                    .account_names
-                    .get(&r.account)
-                    .map_or("?", String::as_str);
+                let account = self.labels.account(&r.account);
                 let usage = r.usage.as_ref();
                 let span = info_span!(
                     "turn",
@@ -571,7 +432,7 @@ impl SessionTask {
                 );
                 span.in_scope(|| {
                     info!(
-                        client = %self.key_name,
+                        client = %self.labels.key_name,
                         outcome = r.outcome.as_str(),
                         input_tokens = usage.map(|u| u.input_tokens),
                         output_tokens = usage.map(|u| u.output_tokens),

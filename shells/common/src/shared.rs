@@ -1,5 +1,5 @@
 //! The driver's boundary types, in one leaf module (as quinn-proto's `shared.rs`): what the
-//! control task is told ([`ControlMsg`]) and answers ([`SessionDelivery`], [`HttpDelivery`]),
+//! control task is told ([`ControlMsg`]) and answers ([`Delivery`]),
 //! how an account is reached ([`AccountDial`]), the headers a session adds to its dials
 //! ([`DialHeaders`]), a store answer ([`StoreReply`]) and a client socket's place against its
 //! key's cap ([`SocketPermit`]).
@@ -56,7 +56,7 @@ pub(crate) enum ControlMsg {
         id: SessionId,
         info: SessionInfo,
         headers: Arc<DialHeaders>,
-        inbox: mpsc::Sender<Box<SessionDelivery>>,
+        inbox: mpsc::Sender<Box<Delivery<SessionInput>>>,
     },
     /// A session's command (everything but `AbandonWrites` and `CloseClient`)
     Command { id: SessionId, cmd: SessionCommand },
@@ -87,7 +87,7 @@ pub(crate) enum ControlMsg {
     HttpOpen {
         id: SessionId,
         headers: Arc<DialHeaders>,
-        inbox: mpsc::Sender<Box<HttpDelivery>>,
+        inbox: mpsc::Sender<Box<Delivery<HttpInput>>>,
     },
     /// An HTTP turn's command (`Close` also forgets its inbox)
     Http {
@@ -122,11 +122,12 @@ impl From<ConnReport> for ControlMsg {
     }
 }
 
-/// One answer for a session task; a lease brings the conn's I/O handle along. Sent boxed:
-/// a channel's slots are allocated 32 at a time, and an idle session should not hold 32 of these
-pub(crate) struct SessionDelivery {
+/// One answer of the control task for a session task or an HTTP task; a lease brings the
+/// conn's I/O handle along. Sent boxed: a channel's slots are allocated 32 at a time, and an
+/// idle session should not hold 32 of these
+pub(crate) struct Delivery<I> {
     /// The answer
-    pub(crate) input: SessionInput,
+    pub(crate) input: I,
     /// The leased conn's reader/writer handle (`None` if the conn already ended)
     pub(crate) conn: Option<ConnIo>,
 }
@@ -149,14 +150,6 @@ pub(crate) struct AccountDial {
     pub(crate) token: Arc<str>,
     /// Its proxy and the TLS client
     pub(crate) route: Arc<DialRoute>,
-}
-
-/// One answer of the control task for an HTTP turn; a lease brings the conn's I/O handle
-pub(crate) struct HttpDelivery {
-    /// The answer
-    pub(crate) input: HttpInput,
-    /// The leased conn's handle (`None` if the conn already ended)
-    pub(crate) conn: Option<ConnIo>,
 }
 
 /// One answered store command

@@ -16,14 +16,14 @@ use wsv2_core::{AccountId, SessionId};
 
 use super::ControlTask;
 use crate::metrics_export::{ClientTransport, ControlSnapshot, Metrics};
-use crate::shared::HttpDelivery;
+use crate::shared::Delivery;
 use crate::shared::{ControlMsg, DialHeaders};
 use crate::store_backend::StoreBackend;
 use wsv2_core::control::ControlEvent;
 
 /// One HTTP request the control task routes answers to
 struct HttpEntry {
-    inbox: mpsc::Sender<Box<HttpDelivery>>,
+    inbox: mpsc::Sender<Box<Delivery<HttpInput>>>,
     headers: Arc<DialHeaders>,
 }
 
@@ -221,9 +221,9 @@ impl ControlTask {
         // A turn has at most one schedule, one lease and one slot outstanding, so a full inbox
         // is a bug, not load. A closed one is a task that ended after queueing its `Close`
         // behind this answer (the client left while its conn was being dialed).
-        if let Err(e) = entry.inbox.try_send(Box::new(HttpDelivery { input, conn })) {
+        if let Err(e) = entry.inbox.try_send(Box::new(Delivery { input, conn })) {
             let closed = matches!(e, mpsc::error::TrySendError::Closed(_));
-            let HttpDelivery { input, .. } = *e.into_inner();
+            let Delivery { input, .. } = *e.into_inner();
             if !closed {
                 warn!(request = %id, "HTTP inbox full: an answer is dropped");
             }

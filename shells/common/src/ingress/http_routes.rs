@@ -19,6 +19,7 @@ use wsv2_core::errors::{ErrorType, GatewayError};
 use wsv2_core::ingress::Door;
 
 use super::{Ingress, WS_PATHS, error_response, session_info};
+use crate::holder::Labels;
 use crate::http_task::{self, GatewayBody, HttpStart};
 use crate::log_limit::{ClientLine, limited};
 use crate::runtime::{Elapsed, timeout};
@@ -129,15 +130,17 @@ impl Ingress {
             cfg: self.cfg.clone(),
             control: self.control.clone(),
             info,
-            key_name: admitted.name.clone(),
+            labels: Labels {
+                key_name: admitted.name.clone(),
+                account_names: self.account_names.load(),
+                traces: self.traces.clone(),
+                trace_header,
+            },
             headers: Arc::new(headers),
             body,
             forward: self.forward.clone(),
-            account_names: self.account_names.load(),
             metrics: self.metrics.clone(),
             permit,
-            traces: self.traces.clone(),
-            trace_header,
         });
         // The task ends without a head only when the control task is gone.
         let Ok(head) = head.await else {

@@ -1,0 +1,269 @@
+//! What a session task and an HTTP task do alike. Each owns one core holder (a `Session` or
+//! an `HttpTurn`) and performs its upstream side the same way: the control task's answers (a
+//! lease brings its conn's I/O), the reports of the conns it holds, releases, the leases left
+//! unread when it ends, and each ended response's figures and span. Nothing here decides: every
+//! method hands the holder an input or performs one of its outputs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use wsv2_core::http::{HttpInput, HttpTurn};
+use wsv2_core::metrics::LocalHistogram;
+use wsv2_core::pool::Lease;
+use wsv2_core::session::{Hop, Session, SessionInput};
+use wsv2_core::trace_context::TraceContext;
+use wsv2_core::turn::ResponseReport;
+use wsv2_core::{AccountId, ConnId, SessionId};
+
+use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
+use crate::runtime::Clock;
+use crate::shared::{ControlMsg, ControlTx, Delivery};
+use crate::traces::{SpanSource, TraceSink};
+use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
+
+/// A core holder's inputs that the driver hands over alike
+pub(crate) trait Holder {
+    /// The control plane's answers to it
+    type Input: HolderInput;
+    fn handle_control(&mut self, now: Instant, input: Self::Input);
+    fn handle_upstream_frame(&mut self, now: Instant, conn: ConnId, frame: Bytes);
+    fn handle_upstream_pong(&mut self, now: Instant, conn: ConnId);
+    fn handle_upstream_closed(&mut self, now: Instant, conn: ConnId);
+    fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: ConnId);
+    /// A message from `conn` over the size limit
+    fn handle_upstream_too_big(&mut self, now: Instant, conn: ConnId);
+}
+
+/// An answer of the control plane that may be a lease
+pub(crate) trait HolderInput {
+    fn lease(&self) -> Option<&Lease>;
+    fn into_lease(self) -> Option<Lease>;
+}
+
+/// Implements [`Holder`] for a core holder by its methods of the same names, and
+/// [`HolderInput`] for its answers; `$too_big` performs `handle_upstream_too_big`
+macro_rules! holder {
+    ($($holder:ty, $input:ident, $too_big:expr;)*) => {$(
+        impl Holder for $holder {
+            type Input = $input;
+            fn handle_control(&mut self, now: Instant, input: $input) {
+                <$holder>::handle_control(self, now, input)
+            }
+            fn handle_upstream_frame(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
+                <$holder>::handle_upstream_frame(self, now, conn, frame)
+            }
+            fn handle_upstream_pong(&mut self, now: Instant, conn: ConnId) {
+                <$holder>::handle_upstream_pong(self, now, conn)
+            }
+            fn handle_upstream_closed(&mut self, now: Instant, conn: ConnId) {
+                <$holder>::handle_upstream_closed(self, now, conn)
+            }
+            fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: ConnId) {
+                <$holder>::handle_upstream_write_abandoned(self, now, conn)
+            }
+            fn handle_upstream_too_big(&mut self, now: Instant, conn: ConnId) {
+                let too_big: fn(&mut $holder, Instant, ConnId) = $too_big;
+                too_big(self, now, conn)
+            }
+        }
+        impl HolderInput for $input {
+            fn lease(&self) -> Option<&Lease> {
+                match self { $input::Lease(lease) => Some(lease), _ => None }
+            }
+            fn into_lease(self) -> Option<Lease> {
+                match self { $input::Lease(lease) => Some(lease), _ => None }
+            }
+        }
+    )*};
+}
+
+holder! {
+    Session, SessionInput, |s, now, conn| s.handle_message_too_big(now, Hop::Upstream(conn));
+    HttpTurn, HttpInput, |t, now, conn| t.handle_upstream_closed(now, conn);
+}
+
+/// A holder's task's link to the control task and to the conns it holds
+pub(crate) struct HolderIo<I> {
+    id: SessionId,
+    pub(crate) control: ControlTx,
+    /// The control task's answers
+    pub(crate) inbox: mpsc::Receiver<Box<Delivery<I>>>,
+    /// The conns the holder holds (active + retiring) and their reports
+    pub(crate) held: HeldConns<ControlMsg>,
+}
+
+impl<I: HolderInput> HolderIo<I> {
+    pub(crate) fn new(
+        id: SessionId,
+        control: ControlTx,
+        inbox: mpsc::Receiver<Box<Delivery<I>>>,
+    ) -> Self {
+        Self {
+            id,
+            held: HeldConns::new(control.clone()),
+            control,
+            inbox,
+        }
+    }
+
+    /// Hands `holder` an answer of the control task; a lease's conn is taken over first
+    pub(crate) fn deliver(
+        &mut self,
+        holder: &mut impl Holder<Input = I>,
+        now: Instant,
+        d: Delivery<I>,
+    ) {
+        let lost = (d.input.lease()).and_then(|lease| self.held.adopt(d.conn, lease.record.id));
+        holder.handle_control(now, d.input);
+        if let Some(conn) = lost {
+            // The conn's socket ended between the lease and its delivery.
+            holder.handle_upstream_closed(now, conn);
+        }
+    }
+
+    /// Hands `holder` a held conn's report (one of a conn released meanwhile goes to the
+    /// control task); when it was a frame, when it was handed over
+    pub(crate) async fn report(
+        &mut self,
+        holder: &mut impl Holder<Input = I>,
+        clock: &Clock,
+        msg: UpstreamMsg,
+    ) -> Option<Instant> {
+        let msg = self.held.keep_held(msg).await?;
+        let (now, conn) = (clock.now(), msg.conn);
+        match msg.input {
+            UpstreamInput::Frame(frame) => {
+                holder.handle_upstream_frame(now, conn, frame);
+                return Some(now);
+            }
+            UpstreamInput::Pong => holder.handle_upstream_pong(now, conn),
+            UpstreamInput::Closed => holder.handle_upstream_closed(now, conn),
+            UpstreamInput::TooBig => holder.handle_upstream_too_big(now, conn),
+            UpstreamInput::WriteAbandoned => holder.handle_upstream_write_abandoned(now, conn),
+        }
+        None
+    }
+
+    /// Sends the control task `msg`, a holder's release of `conn`, then routes the conn's
+    /// reports there: the release reaches the control task before any report the reader sends
+    /// it after the owner change, so an idle frame is never seen before its release
+    pub(crate) async fn release(&mut self, conn: ConnId, msg: ControlMsg) {
+        self.send(msg).await;
+        self.held.release(conn);
+    }
+
+    /// Sends the control task `msg` (dropped when it is gone: shutting down)
+    pub(crate) async fn send(&self, msg: ControlMsg) {
+        let _ = self.control.send(msg).await;
+    }
+
+    /// After the holder: answers the control task queued meanwhile are never read, and a lease
+    /// among them would stay leased forever; the inbox closes (a later answer is returned by the
+    /// control task itself) and such leases go back to the core, which returns them to the pool
+    pub(crate) async fn return_unread_leases(&mut self) {
+        self.inbox.close();
+        while let Ok(delivery) = self.inbox.try_recv() {
+            if let Some(lease) = delivery.input.into_lease() {
+                self.send(ControlMsg::UnreadLease { lease }).await;
+            }
+        }
+    }
+
+    /// The id the holder is known by to the control task
+    pub(crate) fn id(&self) -> SessionId {
+        self.id
+    }
+}
+
+/// Who a holder's responses are counted and traced for
+pub(crate) struct Labels {
+    /// The client key's name (log lines, metric labels)
+    pub(crate) key_name: Arc<str>,
+    pub(crate) account_names: Arc<HashMap<AccountId, String>>,
+    /// Where response spans go (`None` when traces are not exported)
+    pub(crate) traces: Option<TraceSink>,
+    /// The client's `traceparent` header: the parent of spans whose create names none
+    pub(crate) trace_header: Option<TraceContext>,
+}
+
+impl Labels {
+    /// An account's name (`?` for one not known)
+    pub(crate) fn account(&self, account: &AccountId) -> &str {
+        self.account_names.get(account).map_or("?", String::as_str)
+    }
+
+    /// The response's span to the exporter (once per response; never waits)
+    pub(crate) fn export_span(
+        &self,
+        transport: &'static str,
+        id: SessionId,
+        r: &ResponseReport,
+        now: Instant,
+    ) {
+        let Some(sink) = &self.traces else {
+            return;
+        };
+        let source = SpanSource {
+            transport,
+            session: id.0,
+            client_key: &self.key_name,
+            account_names: &self.account_names,
+            header_parent: self.trace_header,
+        };
+        sink.response_ended(r, &source, now);
+    }
+}
+
+/// A holder's metric handles (resolved once per holder) and the overhead of the events
+/// relayed since the last merge
+pub(crate) struct TurnMetrics {
+    /// Where responses and tokens are counted, by client key
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) handles: TurnHandles,
+    /// Per relayed upstream event: task receive → client; merged once per response
+    pub(crate) overhead: LocalHistogram,
+}
+
+impl TurnMetrics {
+    pub(crate) fn new(metrics: Arc<Metrics>, transport: ClientTransport) -> Self {
+        Self {
+            handles: metrics.turn_handles(transport),
+            metrics,
+            overhead: LocalHistogram::default(),
+        }
+    }
+
+    /// Once per ended response: it is counted with its tokens (`model`: the client's) under
+    /// the client key, its time to first event and the events relayed since the last merge join
+    /// the exported histograms (their sum as one turn's overhead; an HTTP turn's even when it
+    /// relayed none)
+    pub(crate) fn response_ended(
+        &mut self,
+        r: &ResponseReport,
+        labels: &Labels,
+        model: Option<&[u8]>,
+    ) {
+        let (h, key) = (&self.handles, &labels.key_name);
+        self.metrics
+            .response_ended(h.transport, r.outcome.as_str(), key);
+        if r.cut_at_conn_limit {
+            h.cut_at_conn_limit.inc();
+        }
+        if let Some(usage) = &r.usage {
+            let account = labels.account(&r.account);
+            self.metrics.tokens(key, account, model, usage);
+        }
+        if let Some(d) = r.time_to_first_event {
+            h.time_to_first_event.observe(d.as_secs_f64());
+        }
+        if self.overhead.count() > 0 || h.transport == ClientTransport::Http {
+            let mut turn = LocalHistogram::default();
+            turn.record(self.overhead.sum());
+            self.overhead.merge_into(&h.overhead_event);
+            turn.merge_into(&h.overhead_turn);
+        }
+    }
+}
