@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
 use wsv2_core::session::{Lease, SessionCommand, SessionInput};
 use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
 use crate::control::{Control, ControlOutput, DialFailure};
+use crate::holder::{HolderInput, deliver};
 use crate::runtime::{Clock, Rt, spawn};
 use crate::shared::{AccountDial, ControlMsg, ControlTx, Delivery, DialHeaders};
 use crate::upstream::{ConnIo, DialRequest, UpstreamInput, dial, spawn_conn};
@@ -115,18 +116,12 @@ impl ControlTask {
                 self.count_session(true);
             }
             ControlMsg::Command { id, cmd } => {
-                let slot = match &cmd {
-                    SessionCommand::Slot(SlotRequest::Acquire {
-                        turn,
-                        account,
-                        max_concurrency,
-                    }) => Some((*turn, *account, *max_concurrency)),
+                let wait = match &cmd {
+                    SessionCommand::Slot(request) => slot_wait(request),
                     _ => None,
                 };
                 self.control.handle_session_command(now, id, cmd);
-                if let Some((turn, account, max_concurrency)) = slot {
-                    self.note_slot_wait(id, turn, account, max_concurrency);
-                }
+                self.note_slot_wait(id, wait);
             }
             ControlMsg::Event { event } => {
                 self.count_session_event(&event);
@@ -202,15 +197,12 @@ impl ControlTask {
     }
 
     /// Logs a create (a session's `turn`, or an HTTP request's) that has to queue for one of
-    /// its account's concurrency slots: the grant, if the slot was free, is among the outputs
-    /// the slot request just produced
-    pub(crate) fn note_slot_wait(
-        &mut self,
-        id: SessionId,
-        turn: TurnId,
-        account: AccountId,
-        max_concurrency: u32,
-    ) {
+    /// its account's concurrency slots (`wait`, of [`slot_wait`]): the grant, if the slot was
+    /// free, is among the outputs the slot request just produced
+    pub(crate) fn note_slot_wait(&mut self, id: SessionId, wait: Option<(TurnId, AccountId, u32)>) {
+        let Some((turn, account, max_concurrency)) = wait else {
+            return;
+        };
         self.slot_asked = Some((id, turn));
         self.drain();
         if self.slot_asked.take().is_some() {
@@ -253,34 +245,17 @@ impl ControlTask {
     }
 
     fn deliver(&mut self, id: SessionId, input: SessionInput) {
-        if let SessionInput::SlotGranted(turn) = &input
-            && self.slot_asked == Some((id, *turn))
-        {
-            self.slot_asked = None;
+        self.slot_answered(id, input.slot_granted());
+        let inbox = self.sessions.get(&id).map(|entry| &entry.inbox);
+        if let Some(lease) = deliver(inbox, &self.conns, id, "session", input) {
+            self.return_undelivered_lease(lease);
         }
-        let conn = match &input {
-            SessionInput::Lease(lease) => self.conns.get(&lease.record.id).cloned(),
-            _ => None,
-        };
-        let Some(entry) = self.sessions.get(&id) else {
-            debug!(session = %id, "answer for a session that ended");
-            if let SessionInput::Lease(lease) = input {
-                self.return_undelivered_lease(lease);
-            }
-            return;
-        };
-        // The inbox holds more than the answers a session can have outstanding (one schedule,
-        // one acquire, one slot per held create), so a full inbox is a bug, not load. A closed
-        // one is a task that ended after queueing its `Close` behind this answer.
-        if let Err(e) = entry.inbox.try_send(Box::new(Delivery { input, conn })) {
-            let closed = matches!(e, mpsc::error::TrySendError::Closed(_));
-            let Delivery { input, .. } = *e.into_inner();
-            if !closed {
-                warn!(session = %id, "session inbox full: an answer is dropped");
-            }
-            if let SessionInput::Lease(lease) = input {
-                self.return_undelivered_lease(lease);
-            }
+    }
+
+    /// A slot grant for the create whose wait is being watched ends the watch
+    fn slot_answered(&mut self, id: SessionId, granted: Option<TurnId>) {
+        if granted.is_some_and(|turn| self.slot_asked == Some((id, turn))) {
+            self.slot_asked = None;
         }
     }
 
@@ -365,6 +340,18 @@ fn compat_headers(compat: &CompatKey) -> Vec<(HeaderName, HeaderValue)> {
         }
     }
     headers
+}
+
+/// The create, account and limit of a slot request that may have to wait for a grant
+pub(crate) fn slot_wait(request: &SlotRequest) -> Option<(TurnId, AccountId, u32)> {
+    match *request {
+        SlotRequest::Acquire {
+            turn,
+            account,
+            max_concurrency,
+        } => Some((turn, account, max_concurrency)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -16,13 +16,33 @@ use wsv2_core::pool::Lease;
 use wsv2_core::session::{Hop, Session, SessionInput};
 use wsv2_core::trace_context::TraceContext;
 use wsv2_core::turn::ResponseReport;
-use wsv2_core::{AccountId, ConnId, SessionId};
+use wsv2_core::{AccountId, ConnId, SessionId, TurnId};
+
+use wsv2_core::Config;
+use wsv2_core::turn::SessionInfo;
 
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
-use crate::runtime::Clock;
-use crate::shared::{ControlMsg, ControlTx, Delivery};
+use crate::runtime::{Clock, Rt};
+use crate::shared::{ControlMsg, ControlTx, Delivery, DialHeaders, SocketPermit};
 use crate::traces::{SpanSource, TraceSink};
-use crate::upstream::{HeldConns, UpstreamInput, UpstreamMsg};
+use crate::upstream::{ConnIo, HeldConns, UpstreamInput, UpstreamMsg};
+use tracing::{debug, warn};
+
+/// What a session task and an HTTP task start with alike
+pub(crate) struct HolderStart {
+    pub(crate) rt: Rt,
+    pub(crate) id: SessionId,
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) control: ControlTx,
+    pub(crate) info: SessionInfo,
+    /// The client key, account names and trace sink (the client's `traceparent`)
+    pub(crate) labels: Labels,
+    pub(crate) headers: Arc<DialHeaders>,
+    /// Held for the socket's or the request's life (the per-key cap)
+    pub(crate) permit: SocketPermit,
+    /// Where the per-event and per-turn figures go (`None` with `metrics = false`)
+    pub(crate) metrics: Option<Arc<Metrics>>,
+}
 
 /// A core holder's inputs that the driver hands over alike
 pub(crate) trait Holder {
@@ -41,6 +61,7 @@ pub(crate) trait Holder {
 pub(crate) trait HolderInput {
     fn lease(&self) -> Option<&Lease>;
     fn into_lease(self) -> Option<Lease>;
+    fn slot_granted(&self) -> Option<TurnId>;
 }
 
 /// Implements [`Holder`] for a core holder by its methods of the same names, and
@@ -75,6 +96,9 @@ macro_rules! holder {
             }
             fn into_lease(self) -> Option<Lease> {
                 match self { $input::Lease(lease) => Some(lease), _ => None }
+            }
+            fn slot_granted(&self) -> Option<TurnId> {
+                match self { $input::SlotGranted(turn) => Some(*turn), _ => None }
             }
         }
     )*};
@@ -176,6 +200,32 @@ impl<I: HolderInput> HolderIo<I> {
     pub(crate) fn id(&self) -> SessionId {
         self.id
     }
+}
+
+/// Queues `input` in the inbox of the task of `holder` `id` (`None`: it ended), with the
+/// conn's I/O when it is a lease; returns a lease that task cannot take, for the pool. An inbox
+/// holds more than the answers its holder can have outstanding (one schedule, one acquire, one
+/// slot per waiting create), so a full one is a bug, not load; a closed one is a task that
+/// ended after queueing its close behind this answer (its client left during a dial).
+pub(crate) fn deliver<I: HolderInput>(
+    inbox: Option<&mpsc::Sender<Box<Delivery<I>>>>,
+    conns: &HashMap<ConnId, ConnIo>,
+    id: SessionId,
+    holder: &'static str,
+    input: I,
+) -> Option<Lease> {
+    let conn = (input.lease()).and_then(|lease| conns.get(&lease.record.id).cloned());
+    let Some(inbox) = inbox else {
+        debug!(holder, %id, "answer for a holder that ended");
+        return input.into_lease();
+    };
+    let Err(e) = inbox.try_send(Box::new(Delivery { input, conn })) else {
+        return None;
+    };
+    if matches!(e, mpsc::error::TrySendError::Full(_)) {
+        warn!(holder, %id, "holder inbox full: an answer is dropped");
+    }
+    e.into_inner().input.into_lease()
 }
 
 /// Who a holder's responses are counted and traced for

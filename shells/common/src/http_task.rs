@@ -32,15 +32,13 @@ use hyper::header::HeaderValue;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit, HttpTurn};
-use wsv2_core::{AccountId, Config, ConnId, SessionId};
-
-use wsv2_core::turn::SessionInfo;
+use wsv2_core::{AccountId, ConnId};
 
 use crate::forward::{ForwardReply, ForwardTarget};
-use crate::holder::{HolderIo, Labels, TurnMetrics};
-use crate::metrics_export::{ClientTransport, Metrics};
+use crate::holder::{HolderIo, HolderStart, Labels, TurnMetrics};
+use crate::metrics_export::ClientTransport;
 use crate::runtime::{self, Clock, Rt, timeout};
-use crate::shared::{ControlMsg, ControlTx, DialHeaders, SocketPermit};
+use crate::shared::ControlMsg;
 
 /// Chunks buffered between the turn and hyper before the turn is told the client is slow
 const BODY_QUEUE: usize = 32;
@@ -63,28 +61,19 @@ pub(crate) struct AnswerHead {
 
 /// What an HTTP task starts with
 pub(crate) struct HttpStart {
-    pub(crate) rt: Rt,
-    pub(crate) id: SessionId,
-    pub(crate) cfg: Arc<Config>,
-    pub(crate) control: ControlTx,
-    pub(crate) info: SessionInfo,
-    /// The client key, account names and trace sink (the POST's `traceparent`: the parent of
-    /// the span when the body's `client_metadata` names none)
-    pub(crate) labels: Labels,
-    pub(crate) headers: Arc<DialHeaders>,
+    /// Its `labels.trace_header`, the POST's `traceparent`, parents the span when the body's
+    /// `client_metadata` names none
+    pub(crate) holder: HolderStart,
     pub(crate) body: Bytes,
     pub(crate) forward: Arc<HashMap<AccountId, ForwardTarget>>,
-    pub(crate) metrics: Option<Arc<Metrics>>,
-    /// Held for the request's life (the per-key cap)
-    pub(crate) permit: SocketPermit,
 }
 
 /// Starts the turn's task; the head comes on the returned channel, the body on `body`
 pub(crate) fn spawn(start: HttpStart) -> (oneshot::Receiver<AnswerHead>, mpsc::Receiver<Bytes>) {
     let (head_tx, head_rx) = oneshot::channel();
     let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
-    let span = info_span!("http", id = %start.id, client = %start.labels.key_name, group = %start.info.group);
-    let rt = start.rt.clone();
+    let span = info_span!("http", id = %start.holder.id, client = %start.holder.labels.key_name, group = %start.holder.info.group);
+    let rt = start.holder.rt.clone();
     runtime::spawn(&rt, run(start, head_tx, body_tx).instrument(span));
     (head_rx, body_rx)
 }
@@ -108,28 +97,18 @@ enum ForwardMsg {
 
 async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mpsc::Sender<Bytes>) {
     let HttpStart {
-        rt,
-        id,
-        cfg,
-        control,
-        info,
-        labels,
-        headers,
+        holder: h,
         body,
         forward,
-        metrics,
-        permit,
     } = start;
+    let (rt, id, cfg, permit) = (h.rt, h.id, h.cfg, h.permit);
     let (inbox_tx, inbox) = mpsc::channel(INBOX);
-    if control
-        .send(ControlMsg::HttpOpen {
-            id,
-            headers,
-            inbox: inbox_tx,
-        })
-        .await
-        .is_err()
-    {
+    let open = ControlMsg::HttpOpen {
+        id,
+        headers: h.headers,
+        inbox: inbox_tx,
+    };
+    if h.control.send(open).await.is_err() {
         return; // shutting down
     }
     let model = model_of(&body);
@@ -140,8 +119,8 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         rt,
         write_timeout: cfg.session.client_write_timeout,
         dial_timeout: cfg.upstream.dial_timeout,
-        turn: HttpTurn::new(id, cfg, now, body, info),
-        io: HolderIo::new(id, control, inbox),
+        turn: HttpTurn::new(id, cfg, now, body, h.info),
+        io: HolderIo::new(id, h.control, inbox),
         forward_tx,
         forward_rx,
         forward_targets: forward,
@@ -153,9 +132,11 @@ async fn run(start: HttpStart, head_tx: oneshot::Sender<AnswerHead>, body_tx: mp
         backpressured: false,
         client_gone: false,
         finished: false,
-        metrics: metrics.map(|m| TurnMetrics::new(m, ClientTransport::Http)),
+        metrics: h
+            .metrics
+            .map(|m| TurnMetrics::new(m, ClientTransport::Http)),
         model,
-        labels,
+        labels: h.labels,
     };
     task.drive().await;
     task.run().await;

@@ -25,7 +25,7 @@ use wsv2_core::ingress::{
 };
 use wsv2_core::{AccountId, Config, SessionId};
 
-use crate::holder::Labels;
+use crate::holder::{HolderStart, Labels};
 use crate::io::Prefixed;
 use crate::lifecycle::Lifecycle;
 use crate::log_limit::{ClientLine, LogLimits, limited};
@@ -155,21 +155,9 @@ impl Ingress {
         let accept = derive_accept_key(key.map_or(&[][..], HeaderValue::as_bytes));
         let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
         let (info, headers) = session_info(req.headers(), &admitted);
+        let trace_header = trace_header(req.headers());
         let start = SessionStart {
-            rt: self.rt.clone(),
-            id,
-            cfg: self.cfg.clone(),
-            control: self.control.clone(),
-            info,
-            labels: Labels {
-                key_name: admitted.name,
-                account_names: self.account_names.load(),
-                traces: self.traces.clone(),
-                trace_header: trace_header(req.headers()),
-            },
-            headers: Arc::new(headers),
-            permit,
-            metrics: self.metrics.clone(),
+            holder: self.holder_start(id, (info, headers), admitted.name, permit, trace_header),
             logs: self.logs.clone(),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
@@ -224,6 +212,33 @@ pub(crate) fn trace_header(headers: &HeaderMap) -> Option<wsv2_core::trace_conte
 }
 
 impl Ingress {
+    /// What the task of session or HTTP turn `id` starts with
+    fn holder_start(
+        &self,
+        id: SessionId,
+        (info, headers): (SessionInfo, DialHeaders),
+        key_name: Arc<str>,
+        permit: SocketPermit,
+        trace_header: Option<wsv2_core::trace_context::TraceContext>,
+    ) -> HolderStart {
+        HolderStart {
+            rt: self.rt.clone(),
+            id,
+            cfg: self.cfg.clone(),
+            control: self.control.clone(),
+            info,
+            labels: Labels {
+                key_name,
+                account_names: self.account_names.load(),
+                traces: self.traces.clone(),
+                trace_header,
+            },
+            headers: Arc::new(headers),
+            permit,
+            metrics: self.metrics.clone(),
+        }
+    }
+
     /// Asks the core's key table about the request: its key, already counting this request, or
     /// the answer that refuses it (401 for a missing or unknown key, 429 with `Retry-After` at
     /// the key's socket cap).

@@ -16,21 +16,20 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
+use wsv2_core::ConnId;
 use wsv2_core::conn::Outcome;
 use wsv2_core::errors::ErrorCode;
 use wsv2_core::session::{
     ClientProtocolError, Hop, Session, SessionCommand, SessionEvent, SessionInput, Transmit,
 };
-use wsv2_core::turn::SessionInfo;
-use wsv2_core::{Config, ConnId, SessionId};
 
 use crate::client::{ClientIo, ClientOutbox};
 use crate::control_task::session_inbox_capacity;
-use crate::holder::{HolderIo, Labels, TurnMetrics};
+use crate::holder::{HolderIo, HolderStart, Labels, TurnMetrics};
 use crate::log_limit::{ClientLine, LogLimits, limited};
-use crate::metrics_export::{ClientTransport, Metrics};
+use crate::metrics_export::ClientTransport;
 use crate::runtime::{Clock, Rt, timeout};
-use crate::shared::{ControlMsg, ControlTx, DialHeaders, SocketPermit};
+use crate::shared::ControlMsg;
 use crate::upstream::UpstreamMsg;
 
 /// Upstream reports handled in one wake-up before the client socket is written
@@ -38,53 +37,30 @@ const UPSTREAM_BATCH: usize = 32;
 
 /// What a session task starts with
 pub(crate) struct SessionStart {
-    pub(crate) rt: Rt,
-    pub(crate) id: SessionId,
-    pub(crate) cfg: Arc<Config>,
-    pub(crate) control: ControlTx,
-    pub(crate) info: SessionInfo,
-    /// The client key, account names and trace sink (the upgrade's `traceparent`)
-    pub(crate) labels: Labels,
-    pub(crate) headers: Arc<DialHeaders>,
-    /// Held for the socket's life (the per-key socket cap)
-    pub(crate) permit: SocketPermit,
-    /// Where the session's per-event and per-turn figures go (`None` with `metrics = false`)
-    pub(crate) metrics: Option<Arc<Metrics>>,
+    pub(crate) holder: HolderStart,
     /// Rate limits of the lines a client can trigger
     pub(crate) logs: Arc<LogLimits>,
 }
 
 /// Runs one client socket to its end
 pub(crate) async fn run_session(ws: WebSocketStream<ClientIo>, start: SessionStart) {
-    let span = info_span!("session", id = %start.id, client = %start.labels.key_name, group = %start.info.group);
+    let span = info_span!("session", id = %start.holder.id, client = %start.holder.labels.key_name, group = %start.holder.info.group);
     run(ws, start).instrument(span).await;
 }
 
 async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
-    let SessionStart {
-        rt,
-        id,
-        cfg,
-        control,
-        info,
-        labels,
-        headers,
-        mut permit,
-        metrics,
-        logs,
-    } = start;
+    let SessionStart { holder: h, logs } = start;
+    let (rt, id, cfg, mut permit) = (h.rt, h.id, h.cfg, h.permit);
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
     let close_linger = cfg.session.close_linger;
-    if control
-        .send(ControlMsg::Open {
-            id,
-            info,
-            headers,
-            inbox: inbox_tx,
-        })
-        .await
-        .is_err()
-    {
+    let (info, headers) = (h.info, h.headers);
+    let open = ControlMsg::Open {
+        id,
+        info,
+        headers,
+        inbox: inbox_tx,
+    };
+    if h.control.send(open).await.is_err() {
         return; // shutting down
     }
     let (sink, client) = ws.split();
@@ -97,7 +73,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
     let mut task = SessionTask {
         session: Session::new(id, cfg, rt.now()),
         clock: Clock::new(&rt),
-        io: HolderIo::new(id, control, inbox),
+        io: HolderIo::new(id, h.control, inbox),
         client,
         client_open: true,
         client_read: ClientRead::Open,
@@ -105,8 +81,8 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         backpressured: false,
         finished: false,
         shutdown: permit.take_shutdown(),
-        metrics: metrics.map(|m| TurnMetrics::new(m, ClientTransport::Ws)),
-        labels,
+        metrics: h.metrics.map(|m| TurnMetrics::new(m, ClientTransport::Ws)),
+        labels: h.labels,
         logs,
     };
     task.run().await;

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 use wsv2_core::http::HttpInput;
 use wsv2_core::session::SessionEvent;
 use wsv2_core::store::{BindingRef, MemoryBackend, StoreCommand};
-use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, SessionId};
 
 use super::ControlTask;
+use crate::holder::{HolderInput, deliver};
 use crate::metrics_export::{ClientTransport, ControlSnapshot, Metrics};
 use crate::shared::Delivery;
 use crate::shared::{ControlMsg, DialHeaders};
@@ -77,18 +77,12 @@ impl ControlTask {
             }
             ControlMsg::Http { id, cmd } => {
                 let close = matches!(cmd, wsv2_core::http::HttpCommand::Close);
-                let slot = match &cmd {
-                    wsv2_core::http::HttpCommand::Slot(SlotRequest::Acquire {
-                        turn,
-                        account,
-                        max_concurrency,
-                    }) => Some((*turn, *account, *max_concurrency)),
+                let wait = match &cmd {
+                    wsv2_core::http::HttpCommand::Slot(request) => super::slot_wait(request),
                     _ => None,
                 };
                 self.control.handle_http_command(now, id, cmd);
-                if let Some((turn, account, max_concurrency)) = slot {
-                    self.note_slot_wait(id, turn, account, max_concurrency);
-                }
+                self.note_slot_wait(id, wait);
                 if close {
                     self.ext.http.remove(&id);
                 }
@@ -202,34 +196,10 @@ impl ControlTask {
 
     /// Delivers an answer to an HTTP request's task (a lease brings the conn's handle)
     pub(crate) fn deliver_http(&mut self, id: SessionId, input: HttpInput) {
-        if let HttpInput::SlotGranted(turn) = input
-            && self.slot_asked == Some((id, turn))
-        {
-            self.slot_asked = None;
-        }
-        let conn = match &input {
-            HttpInput::Lease(lease) => self.conns.get(&lease.record.id).cloned(),
-            _ => None,
-        };
-        let Some(entry) = self.ext.http.get(&id) else {
-            debug!(request = %id, "answer for an HTTP request that ended");
-            if let HttpInput::Lease(lease) = input {
-                self.return_undelivered_lease(lease);
-            }
-            return;
-        };
-        // A turn has at most one schedule, one lease and one slot outstanding, so a full inbox
-        // is a bug, not load. A closed one is a task that ended after queueing its `Close`
-        // behind this answer (the client left while its conn was being dialed).
-        if let Err(e) = entry.inbox.try_send(Box::new(Delivery { input, conn })) {
-            let closed = matches!(e, mpsc::error::TrySendError::Closed(_));
-            let Delivery { input, .. } = *e.into_inner();
-            if !closed {
-                warn!(request = %id, "HTTP inbox full: an answer is dropped");
-            }
-            if let HttpInput::Lease(lease) = input {
-                self.return_undelivered_lease(lease);
-            }
+        self.slot_answered(id, input.slot_granted());
+        let inbox = self.ext.http.get(&id).map(|entry| &entry.inbox);
+        if let Some(lease) = deliver(inbox, &self.conns, id, "HTTP request", input) {
+            self.return_undelivered_lease(lease);
         }
     }
 

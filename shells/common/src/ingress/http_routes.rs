@@ -19,7 +19,6 @@ use wsv2_core::errors::{ErrorType, GatewayError};
 use wsv2_core::ingress::Door;
 
 use super::{Ingress, WS_PATHS, error_response, session_info};
-use crate::holder::Labels;
 use crate::http_task::{self, GatewayBody, HttpStart};
 use crate::log_limit::{ClientLine, limited};
 use crate::runtime::{Elapsed, timeout};
@@ -124,23 +123,11 @@ impl Ingress {
             }
         };
         let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
+        let key_name = admitted.name.clone();
         let (head, body_rx) = http_task::spawn(HttpStart {
-            rt: self.rt.clone(),
-            id,
-            cfg: self.cfg.clone(),
-            control: self.control.clone(),
-            info,
-            labels: Labels {
-                key_name: admitted.name.clone(),
-                account_names: self.account_names.load(),
-                traces: self.traces.clone(),
-                trace_header,
-            },
-            headers: Arc::new(headers),
+            holder: self.holder_start(id, (info, headers), key_name, permit, trace_header),
             body,
             forward: self.forward.clone(),
-            metrics: self.metrics.clone(),
-            permit,
         });
         // The task ends without a head only when the control task is gone.
         let Ok(head) = head.await else {
