@@ -59,6 +59,18 @@ impl<const N: usize> TimerTable<N> {
         self.deadlines.iter().flatten().min().copied()
     }
 
+    /// The earliest of the armed deadlines and `others` (those of the conns a machine holds)
+    pub fn next_timeout_with(
+        &self,
+        others: impl IntoIterator<Item = Option<Instant>>,
+    ) -> Option<Instant> {
+        others
+            .into_iter()
+            .flatten()
+            .chain(self.next_timeout())
+            .min()
+    }
+
     /// Whether any timer is armed
     pub fn any_armed(&self) -> bool {
         self.deadlines.iter().any(Option::is_some)

@@ -412,13 +412,8 @@ impl HttpTurn {
     /// The earliest deadline of the turn and its conn
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.timers.next_timeout(),
-            self.conn.as_ref().and_then(UpstreamConn::poll_timeout),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let conn = self.conn.as_ref().and_then(UpstreamConn::poll_timeout);
+        self.timers.next_timeout_with([conn])
     }
 
     /// When the request arrived (the turn's duration for metrics counts from here)

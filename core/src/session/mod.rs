@@ -504,14 +504,9 @@ impl Session {
     /// The earliest deadline of the session and its conns
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.timers.next_timeout(),
-            self.active.as_ref().and_then(UpstreamConn::poll_timeout),
-            self.retiring.as_ref().and_then(UpstreamConn::poll_timeout),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let conns = [self.active.as_ref(), self.retiring.as_ref()];
+        let conns = conns.map(|c| c.and_then(UpstreamConn::poll_timeout));
+        self.timers.next_timeout_with(conns)
     }
 
     /// Whether the shell should read data frames from this session's upstream conns now
