@@ -10,7 +10,8 @@ use super::record::{ConnRecord, Release};
 use super::types::{CloseReason, Routed, UpstreamTransmit};
 use crate::config::UpstreamConfig;
 use crate::event::{
-    ClassifyError, ErrorClass, ServerEvent, ServerEventKind, classify_server_event,
+    ClassifyError, ErrorClass, ServerEvent, ServerEventKind, Utf8, classify_server_event,
+    classify_server_text,
 };
 use crate::timer::{TimerName, TimerTable};
 use crate::{ConnId, Lane, ResponseId, StreamId, TurnId};
@@ -147,7 +148,8 @@ impl UpstreamConn {
         conn
     }
 
-    /// Handles one upstream text frame
+    /// Handles one upstream text frame (`utf8`: whether the shell's WebSocket library already
+    /// validated its encoding)
     ///
     /// Call after the shell read a text frame from this conn's socket; then drain
     /// [`poll_ended`](Self::poll_ended). Error events make the conn dirty (every branch),
@@ -156,6 +158,7 @@ impl UpstreamConn {
         &mut self,
         now: Instant,
         frame: &'a [u8],
+        utf8: Utf8,
         next_turn: &mut impl FnMut() -> TurnId,
     ) -> Result<Routed<'a>, ClassifyError> {
         self.note_read(now);
@@ -163,7 +166,11 @@ impl UpstreamConn {
         // read (and answer) the ping only after its response, and a backlog read late (a
         // slow client held the reading back) must not make upstream look dead.
         self.timers.stop(ConnTimer::PongTimeout);
-        let event = match classify_server_event(frame) {
+        let classified = match utf8 {
+            Utf8::Validated => classify_server_text(frame),
+            Utf8::Unchecked => classify_server_event(frame),
+        };
+        let event = match classified {
             Ok(event) => event,
             Err(e) => {
                 // Upstream never sends non-JSON: the stream can no longer be trusted.

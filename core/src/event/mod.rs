@@ -38,6 +38,21 @@ pub use server_event::{ServerEvent, ServerEventKind};
 pub use sse::{http_error_body, sse_encode, sse_flat_error};
 pub use usage::Usage;
 
+/// What the driver knows of an upstream frame's encoding
+///
+/// A WebSocket library validates every text frame as UTF-8 on read; the classifier then need
+/// not check the encoding a second time (one validation per frame).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Utf8 {
+    /// Bytes of unknown encoding (a binary frame, bytes from anywhere else): the classifier
+    /// validates them
+    Unchecked,
+    /// The payload of a text frame the WebSocket library validated as UTF-8: not validated
+    /// again ([`classify_server_text`]). Bytes that are not UTF-8 break the promise and may be
+    /// relayed.
+    Validated,
+}
+
 /// Why a frame could not be classified
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClassifyError {

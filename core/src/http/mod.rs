@@ -256,9 +256,17 @@ impl HttpTurn {
         self.settle(now);
     }
 
-    /// Handles one text frame read from the leased upstream conn
+    /// Handles one frame read from the leased upstream conn, its encoding unchecked (a binary
+    /// frame): the classifier validates it as UTF-8 with the rest
     pub fn handle_upstream_frame(&mut self, now: Instant, conn: crate::ConnId, frame: Bytes) {
-        self.on_upstream_frame(now, conn, frame);
+        self.on_upstream_frame(now, conn, frame, crate::event::Utf8::Unchecked);
+        self.settle(now);
+    }
+
+    /// [`handle_upstream_frame`](Self::handle_upstream_frame) for a text frame the shell's
+    /// WebSocket library validated as UTF-8 on read: its encoding is not checked again
+    pub fn handle_upstream_text(&mut self, now: Instant, conn: crate::ConnId, frame: Bytes) {
+        self.on_upstream_frame(now, conn, frame, crate::event::Utf8::Validated);
         self.settle(now);
     }
 

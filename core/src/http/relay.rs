@@ -12,33 +12,32 @@ use super::{
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
-use crate::event::{ServerEventKind, sse_encode};
+use crate::event::{ServerEventKind, Utf8, sse_encode};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
 use crate::{ConnId, TurnId};
 
 impl HttpTurn {
     /// The per-event path: route, restore the model, frame as SSE (or keep the terminal's
     /// response object for a `stream:false` reply)
-    pub(super) fn on_upstream_frame(&mut self, now: Instant, conn_id: ConnId, frame: Bytes) {
+    pub(super) fn on_upstream_frame(&mut self, now: Instant, id: ConnId, frame: Bytes, utf8: Utf8) {
         let current = self.turn.id();
-        let Some(conn) = self.conn.as_mut().filter(|c| c.id() == conn_id) else {
+        let Some(conn) = self.conn.as_mut().filter(|c| c.id() == id) else {
             return;
         };
         // HTTP turns never steer, so no upstream event opens a response of its own.
         let mut no_successor = || TurnId(u64::MAX);
-        let (kind, owner) = match conn.handle_frame(now, &frame, &mut no_successor) {
+        let (kind, owner) = match conn.handle_frame(now, &frame, utf8, &mut no_successor) {
             Ok(routed) => (routed.event.kind, routed.owner),
             Err(_) => {
                 self.events
-                    .push_back(HttpEvent::UpstreamGarbage { conn: conn_id });
+                    .push_back(HttpEvent::UpstreamGarbage { conn: id });
                 return;
             }
         };
         match owner {
             Owner::Response { turn, .. } if turn == current => {}
             Owner::Tail => {
-                self.events
-                    .push_back(HttpEvent::TailPacket { conn: conn_id });
+                self.events.push_back(HttpEvent::TailPacket { conn: id });
                 return;
             }
             _ => return,

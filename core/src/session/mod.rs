@@ -33,7 +33,7 @@ pub use crate::pool::Lease;
 
 use crate::conn::UpstreamConn;
 use crate::errors::{GatewayError, Refusal};
-use crate::event::{ClientEventKind, classify_client_event};
+use crate::event::{ClientEventKind, Utf8, classify_client_event};
 use crate::rng::Jitter;
 use crate::timer::{TimerName, TimerTable};
 use crate::trace_context::TraceContext;
@@ -409,12 +409,21 @@ impl Session {
         self.settle(now);
     }
 
-    /// Handles one text frame read from upstream conn `conn`
+    /// Handles one frame read from upstream conn `conn`, its encoding unchecked (a binary
+    /// frame): the classifier validates it as UTF-8 with the rest
     ///
     /// The per-event path: classification without a full parse, the frame forwarded as the
     /// same buffer unless its model must be restored.
     pub fn handle_upstream_frame(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
-        self.on_upstream_frame(now, conn, frame);
+        self.on_upstream_frame(now, conn, frame, Utf8::Unchecked);
+        self.settle(now);
+    }
+
+    /// [`handle_upstream_frame`](Self::handle_upstream_frame) for a text frame the shell's
+    /// WebSocket library validated as UTF-8 on read: its encoding is not checked again (see
+    /// [`Utf8::Validated`])
+    pub fn handle_upstream_text(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
+        self.on_upstream_frame(now, conn, frame, Utf8::Validated);
         self.settle(now);
     }
 

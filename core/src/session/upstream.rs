@@ -10,7 +10,7 @@ use super::{
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
-use crate::event::{ErrorClass, ServerEventKind};
+use crate::event::{ErrorClass, ServerEventKind, Utf8};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
 use crate::turn::{self, Audience, Turn, TurnFacts};
 use crate::{ConnId, TurnId};
@@ -20,7 +20,13 @@ impl Session {
     ///
     /// The frame moves to the client queue as the same buffer unless its model must be
     /// restored; nothing here allocates for a delta.
-    pub(super) fn on_upstream_frame(&mut self, now: Instant, conn_id: ConnId, frame: Bytes) {
+    pub(super) fn on_upstream_frame(
+        &mut self,
+        now: Instant,
+        conn_id: ConnId,
+        frame: Bytes,
+        utf8: Utf8,
+    ) {
         let audience = match self.takes_client_input() {
             true => Audience::Client,
             false => Audience::Gone,
@@ -39,7 +45,8 @@ impl Session {
             next += 1;
             t
         };
-        let (kind, owner, error_class) = match conn.handle_frame(now, &frame, &mut alloc_turn) {
+        let (kind, owner, error_class) = match conn.handle_frame(now, &frame, utf8, &mut alloc_turn)
+        {
             Ok(routed) => (
                 routed.event.kind,
                 routed.owner,

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use async_tungstenite::WebSocketSender;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
-use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use async_tungstenite::tungstenite::protocol::frame::Frame;
+use async_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use async_tungstenite::tungstenite::{Error as WsError, Message};
 use bytes::Bytes;
 use futures_util::Sink;
 
@@ -175,8 +176,15 @@ where
             let message = match self.queue.pop_front() {
                 Some(ClientOut::Frame(frame)) => {
                     self.fed += frame.len();
-                    // Frames are UTF-8 JSON (upstream text or the core's own events).
-                    Message::Text(Utf8Bytes::try_from(frame).map_err(|_| ())?)
+                    // Frames are UTF-8 JSON: upstream text frames (validated by tungstenite on
+                    // read), upstream binary frames (validated by the core's classifier) and the
+                    // core's own events. Validating again here would be a frame's second pass
+                    // (issue 17): the frame goes out as a text frame as it is.
+                    debug_assert!(
+                        std::str::from_utf8(&frame).is_ok(),
+                        "client frames are UTF-8"
+                    );
+                    Message::Frame(Frame::message(frame, OpCode::Data(Data::Text), true))
                 }
                 Some(ClientOut::Ping) => Message::Ping(Bytes::new()),
                 Some(ClientOut::Close(code, reason)) => {

@@ -135,7 +135,7 @@ impl ControlTask {
                 self.control.close_session(now, id);
             }
             ControlMsg::Idle { msg } => match msg.input {
-                UpstreamInput::Frame(_) => {
+                UpstreamInput::Frame(_) | UpstreamInput::Binary(_) => {
                     self.control.handle_idle_frame(now, msg.account, msg.conn)
                 }
                 UpstreamInput::Pong => self.control.handle_idle_pong(now, msg.account, msg.conn),

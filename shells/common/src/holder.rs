@@ -49,7 +49,10 @@ pub(crate) trait Holder {
     /// The control plane's answers to it
     type Input: HolderInput;
     fn handle_control(&mut self, now: Instant, input: Self::Input);
+    /// A binary frame: its encoding unchecked, the core validates it
     fn handle_upstream_frame(&mut self, now: Instant, conn: ConnId, frame: Bytes);
+    /// A text frame: tungstenite validated its UTF-8 on read, the core does not again
+    fn handle_upstream_text(&mut self, now: Instant, conn: ConnId, frame: Bytes);
     fn handle_upstream_pong(&mut self, now: Instant, conn: ConnId);
     fn handle_upstream_closed(&mut self, now: Instant, conn: ConnId);
     fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: ConnId);
@@ -75,6 +78,9 @@ macro_rules! holder {
             }
             fn handle_upstream_frame(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
                 <$holder>::handle_upstream_frame(self, now, conn, frame)
+            }
+            fn handle_upstream_text(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
+                <$holder>::handle_upstream_text(self, now, conn, frame)
             }
             fn handle_upstream_pong(&mut self, now: Instant, conn: ConnId) {
                 <$holder>::handle_upstream_pong(self, now, conn)
@@ -160,6 +166,10 @@ impl<I: HolderInput> HolderIo<I> {
         let (now, conn) = (clock.now(), msg.conn);
         match msg.input {
             UpstreamInput::Frame(frame) => {
+                holder.handle_upstream_text(now, conn, frame);
+                return Some(now);
+            }
+            UpstreamInput::Binary(frame) => {
                 holder.handle_upstream_frame(now, conn, frame);
                 return Some(now);
             }

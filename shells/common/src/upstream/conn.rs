@@ -31,8 +31,10 @@ const WRITE_BATCH: usize = 32;
 /// What the reader reports to the conn's holder
 #[derive(Debug)]
 pub(crate) enum UpstreamInput {
-    /// A text frame
+    /// A text frame, its UTF-8 validated by tungstenite on read
     Frame(Bytes),
+    /// A binary frame: the protocol is text only, so garbage the core must see (and validate)
+    Binary(Bytes),
     /// A pong
     Pong,
     /// The socket ended (close, EOF, read or write error)
@@ -251,7 +253,7 @@ impl<M: From<ConnReport>> Reader<M> {
                     }
                     // The protocol is text only; a binary frame is garbage the core must see.
                     Some(Ok(Message::Binary(bytes))) => {
-                        self.deliver(UpstreamInput::Frame(bytes)).await;
+                        self.deliver(UpstreamInput::Binary(bytes)).await;
                     }
                     Some(Ok(Message::Pong(_))) => self.deliver(UpstreamInput::Pong).await,
                     Some(Ok(_)) => {} // pings are answered by tungstenite; close: wait for EOF

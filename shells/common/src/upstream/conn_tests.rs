@@ -260,6 +260,30 @@ async fn an_answered_ping_reaches_the_holder_as_a_pong() {
     rig.expect_gone().await;
 }
 
+/// A text frame reaches the holder as `Frame` (tungstenite validated its UTF-8, so the core
+/// does not again), a binary frame as `Binary` (the core validates it)
+#[tokio::test(start_paused = true)]
+async fn text_and_binary_frames_reach_the_holder_told_apart() {
+    let mut rig = rig(false).await;
+    let upstream = rig.upstream.as_ref().unwrap();
+    let event = r#"{"type":"response.output_text.delta","delta":"é"}"#;
+    upstream.send(Ok(Message::text(event))).await.unwrap();
+    upstream
+        .send(Ok(Message::binary(event.as_bytes().to_vec())))
+        .await
+        .unwrap();
+    match rig.report().await {
+        UpstreamInput::Frame(frame) => assert_eq!(&frame[..], event.as_bytes()),
+        other => panic!("expected the text frame, got {other:?}"),
+    }
+    match rig.report().await {
+        UpstreamInput::Binary(frame) => assert_eq!(&frame[..], event.as_bytes()),
+        other => panic!("expected the binary frame, got {other:?}"),
+    }
+    drop(rig.upstream.take()); // EOF
+    rig.expect_gone().await;
+}
+
 /// The hand-off race behind smol's lost first turns: a session releases a conn by sending
 /// `Release` to the control task and then routing the conn's reports home. Between the two, on
 /// a multi-threaded executor, the control task can lease the conn to the next session, which
