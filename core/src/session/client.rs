@@ -84,7 +84,9 @@ impl Session {
         if refusal.is_none()
             && let Some(model) = &create.client_model
         {
-            self.last_model = Some(model.clone());
+            // A copy: the frame's bytes are a slice of the client socket's read buffer, which a
+            // slice kept for the session's life would keep alive (idle too).
+            self.last_model = Some(Bytes::copy_from_slice(model));
         }
         let turn = Turn::new(turn, create);
         match refusal {
@@ -157,5 +159,32 @@ impl Session {
         if self.takes_client_input() {
             self.client_out.push_back(error.event(None));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use bytes::Bytes;
+
+    use crate::{Config, SessionId};
+
+    use super::Session;
+
+    #[test]
+    fn the_sessions_model_does_not_keep_the_client_frame_alive() {
+        // As the shell reads it: the frame is a slice of the socket's (larger) read buffer.
+        let mut buffer = br#"{"type":"response.create","model":"gpt-5","input":"hi"}"#.to_vec();
+        buffer.resize(4096, b' ');
+        let buffer = Bytes::from(buffer);
+        let frame = buffer.slice(..56);
+        let now = Instant::now();
+        let mut session = Session::new(SessionId(1), Arc::new(Config::default()), now);
+        session.handle_client_text(now, frame);
+        let model = session.last_model.as_ref().expect("the create's model");
+        assert_eq!(&model[..], b"gpt-5");
+        assert!(!buffer.as_ptr_range().contains(&model.as_ptr()));
     }
 }

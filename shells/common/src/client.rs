@@ -25,6 +25,7 @@ use bytes::Bytes;
 use futures_util::Sink;
 
 use crate::io::Prefixed;
+use crate::relay_config::ReleaseBuffers;
 use crate::runtime::{BoxIo, Rt, timeout};
 
 /// The client socket's stream type: the accepted socket, after any bytes hyper read past the
@@ -290,6 +291,13 @@ where
             }
         }
         (!self.failed && self.done).then_some(self.sink)
+    }
+}
+
+impl<S: ReleaseBuffers> ClientOutbox<S> {
+    /// Lets the client socket's empty read and write buffers go (the session idles)
+    pub(crate) fn release_buffers(&self) {
+        self.sink.release_buffers();
     }
 }
 

@@ -325,7 +325,7 @@ fn session_info(headers: &HeaderMap, admitted: &Admitted) -> (SessionInfo, DialH
     let mut dial = DialHeaders::default();
     for (at, (name, value)) in headers.iter().enumerate() {
         if per_session.next_if_eq(&at).is_some() {
-            dial.per_session.push((name.clone(), value.clone()));
+            dial.per_session.push((name.clone(), owned_value(value)));
         }
     }
     let info = SessionInfo {
@@ -338,10 +338,56 @@ fn session_info(headers: &HeaderMap, admitted: &Admitted) -> (SessionInfo, DialH
     (info, dial)
 }
 
+/// A copy of `value` in an allocation of its own. hyper's header values are slices of the
+/// connection's 8 KiB read buffer: a clone kept for the session's life (its dial headers) would
+/// keep that whole buffer alive beside the few bytes of the value, in every idle session.
+fn owned_value(value: &HeaderValue) -> HeaderValue {
+    let mut owned = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+    owned.set_sensitive(value.is_sensitive());
+    owned
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use hyper::header::HeaderName;
+
+    #[test]
+    fn dial_headers_do_not_keep_the_request_buffer_alive() {
+        // As hyper parses a request: every header value is a slice of one read buffer.
+        let buffer = Bytes::from(b"sess-1codex".repeat(100));
+        let range = buffer.as_ptr_range();
+        let mut h = HeaderMap::new();
+        let value = HeaderValue::from_maybe_shared(buffer.slice(0..6)).unwrap();
+        h.insert("session-id", value);
+        let mut agent = HeaderValue::from_maybe_shared(buffer.slice(6..11)).unwrap();
+        agent.set_sensitive(true);
+        h.insert("user-agent", agent);
+        let admitted = Admitted {
+            key: wsv2_core::ingress::ClientKeyId(7),
+            name: Arc::from("client"),
+            group: "team".to_owned(),
+        };
+        let (_, dial) = session_info(&h, &admitted);
+        assert_eq!(dial.per_session.len(), 2);
+        for (name, value) in &dial.per_session {
+            assert!(
+                !range.contains(&value.as_bytes().as_ptr()),
+                "{name} still points into the request's buffer"
+            );
+        }
+        let kept = |n: &str| {
+            dial.per_session
+                .iter()
+                .find(|(k, _)| k == n)
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert_eq!(kept("session-id"), "sess-1");
+        assert_eq!(kept("user-agent"), "codex");
+        assert!(kept("user-agent").is_sensitive());
+    }
 
     #[test]
     fn the_core_reading_of_the_headers_becomes_session_info_and_dial_headers() {

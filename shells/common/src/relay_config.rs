@@ -17,3 +17,18 @@ pub(crate) fn ws_config(max_message_size: usize) -> WebSocketConfig {
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size))
 }
+
+/// A socket half whose empty read and write buffers can be let go while its connection idles
+/// (the patched `async-tungstenite`, `patches/async-tungstenite/PROPOSAL.md`): an idle
+/// session then holds no tungstenite buffer on either hop, and the next frame allocates one.
+pub(crate) trait ReleaseBuffers {
+    /// Frees the socket's read and write buffers if they hold no data
+    fn release_buffers(&self);
+}
+
+impl<S> ReleaseBuffers for async_tungstenite::WebSocketSender<S> {
+    fn release_buffers(&self) {
+        // The inherent method (the patched async-tungstenite), which paths resolve first.
+        Self::release_buffers(self);
+    }
+}

@@ -80,6 +80,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         outbox,
         backpressured: false,
         finished: false,
+        buffers_released: false,
         shutdown: permit.take_shutdown(),
         metrics: h.metrics.map(|m| TurnMetrics::new(m, ClientTransport::Ws)),
         labels: h.labels,
@@ -195,6 +196,8 @@ struct SessionTask {
     /// What the session was last told about the client's write buffer
     backpressured: bool,
     finished: bool,
+    /// The sockets' buffers were let go since the last frame either way (between turns)
+    buffers_released: bool,
     /// Fires once when the gateway shuts down
     shutdown: crate::lifecycle::ShutdownSignal,
     metrics: Option<TurnMetrics>,
@@ -212,7 +215,10 @@ impl SessionTask {
             tokio::select! {
                 biased;
                 delivery = self.io.inbox.recv() => match delivery {
-                    Some(delivery) => self.io.deliver(&mut self.session, self.clock.now(), *delivery),
+                    Some(delivery) => {
+                        self.buffers_released = false;
+                        self.io.deliver(&mut self.session, self.clock.now(), *delivery)
+                    }
                     None => return, // the control task is gone: shutting down
                 },
                 () = self.shutdown.requested() => self.session.handle_shutdown(self.clock.now()),
@@ -228,14 +234,33 @@ impl SessionTask {
                 }
             }
             self.drive(None).await;
+            self.release_buffers_when_idle();
         }
         self.io.held.release_all();
+    }
+
+    /// Between turns (no response under way or waiting, nothing left to write to the client)
+    /// the client socket and the held conns let their empty buffers go, so an idle session
+    /// holds none; the next frame either way allocates them again (once per turn, not per
+    /// event)
+    fn release_buffers_when_idle(&mut self) {
+        if self.buffers_released
+            || self.session.unfinished() > 0
+            || self.session.held_creates() > 0
+            || self.outbox.has_work()
+        {
+            return;
+        }
+        self.buffers_released = true;
+        self.outbox.release_buffers();
+        self.io.held.release_buffers();
     }
 
     /// Handles `msg` and, under load, the reports already queued behind it (up to
     /// [`UPSTREAM_BATCH`]), driving the session after each, so one client flush carries them all;
     /// at low load the queue is empty and the frame goes out at once
     async fn relay_upstream(&mut self, msg: UpstreamMsg) {
+        self.buffers_released = false;
         let mut next = Some(msg);
         let mut handled = 0;
         while let Some(msg) = next.take() {
@@ -254,6 +279,7 @@ impl SessionTask {
     }
 
     fn on_client(&mut self, msg: Option<Result<Message, WsError>>) {
+        self.buffers_released = false;
         let now = self.clock.now();
         match msg {
             Some(Ok(Message::Text(text))) => {

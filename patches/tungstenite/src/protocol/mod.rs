@@ -226,6 +226,12 @@ impl<Stream> WebSocket<Stream> {
         self.context.get_config()
     }
 
+    /// Frees the read and write buffers if they hold no data (see
+    /// [`WebSocketContext::release_buffers`]).
+    pub fn release_buffers(&mut self) {
+        self.context.release_buffers();
+    }
+
     /// Check if it is possible to read messages.
     ///
     /// Reading is impossible after receiving `Message::Close`. It is still possible after
@@ -425,6 +431,17 @@ impl WebSocketContext {
     /// Read the configuration.
     pub fn get_config(&self) -> &WebSocketConfig {
         &self.config
+    }
+
+    /// Frees the read buffer if it holds no unread bytes, and the write buffer if it holds no
+    /// unwritten bytes, so an idle connection keeps neither allocation.
+    ///
+    /// Nothing else changes: the next read allocates a read buffer of `read_buffer_size` again,
+    /// the next write a write buffer. Meant for a connection about to idle (e.g. between the
+    /// exchanges of a request/response protocol); calling it while messages flow makes every
+    /// read and write allocate.
+    pub fn release_buffers(&mut self) {
+        self.frame.release_buffers();
     }
 
     /// Check if it is possible to read messages.

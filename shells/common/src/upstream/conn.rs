@@ -21,6 +21,7 @@ use wsv2_core::conn::UpstreamTransmit;
 use wsv2_core::{AccountId, ConnId};
 
 use super::dial::UpstreamWs;
+use crate::relay_config::ReleaseBuffers;
 use crate::runtime::{Clock, Rt, spawn, spawn_abortable};
 
 /// Writes queued per conn before a new one counts as abandoned (the conn is then closed)
@@ -84,9 +85,19 @@ enum Owner {
 
 #[derive(Debug)]
 struct WriteCmd {
-    msg: UpstreamTransmit,
+    op: WriteOp,
     /// The abandon generation this write was queued in
     epoch: u64,
+}
+
+/// What the writer is asked to do, in queue order
+#[derive(Debug)]
+enum WriteOp {
+    /// Write this
+    Transmit(UpstreamTransmit),
+    /// The conn idles: free the socket's empty read and write buffers (after the writes queued
+    /// before, so the write buffer is empty by then)
+    ReleaseBuffers,
 }
 
 /// A writer's report to its reader
@@ -101,7 +112,9 @@ enum WriterEvent {
 #[derive(Clone, Debug)]
 pub(crate) struct ConnIo {
     id: ConnId,
-    writes: mpsc::Sender<WriteCmd>,
+    /// Boxed: a channel allocates its slots 32 at a time, and a conn writes rarely (creates,
+    /// pings), so every idle conn would keep 32 unboxed commands' room
+    writes: mpsc::Sender<Box<WriteCmd>>,
     owner: std::sync::Arc<watch::Sender<Owner>>,
     abandon: std::sync::Arc<watch::Sender<u64>>,
 }
@@ -118,9 +131,20 @@ impl ConnIo {
 
     /// Queues a write; never waits (a full queue means upstream stopped reading)
     pub(crate) fn write(&self, msg: UpstreamTransmit) -> Result<(), QueueFull> {
+        self.queue(WriteOp::Transmit(msg))
+    }
+
+    /// Lets the socket's read and write buffers go while the conn idles (no response under
+    /// way): an idle conn then holds no buffer, and the next frame either way allocates one.
+    /// Never waits; with the write queue full the buffers are in use anyway.
+    pub(crate) fn release_buffers(&self) {
+        let _ = self.queue(WriteOp::ReleaseBuffers);
+    }
+
+    fn queue(&self, op: WriteOp) -> Result<(), QueueFull> {
         let epoch = *self.abandon.borrow();
         self.writes
-            .try_send(WriteCmd { msg, epoch })
+            .try_send(Box::new(WriteCmd { op, epoch }))
             .map_err(|_| QueueFull)
     }
 
@@ -174,7 +198,7 @@ pub(crate) fn spawn_conn_over<S, R, M>(
     close_wait: Duration,
 ) -> ConnIo
 where
-    S: Sink<Message, Error = WsError> + Unpin + Send + 'static,
+    S: Sink<Message, Error = WsError> + ReleaseBuffers + Unpin + Send + 'static,
     R: Stream<Item = Result<Message, WsError>> + Unpin + Send + 'static,
     M: From<ConnReport> + Send + 'static,
 {
@@ -330,15 +354,17 @@ impl<M: From<ConnReport>> Reader<M> {
 async fn run_writer<S>(
     conn: ConnId,
     mut sink: S,
-    mut rx: mpsc::Receiver<WriteCmd>,
+    mut rx: mpsc::Receiver<Box<WriteCmd>>,
     mut abandon: watch::Receiver<u64>,
     events: mpsc::Sender<WriterEvent>,
     mut clock: Clock,
 ) where
-    S: Sink<Message, Error = WsError> + Unpin,
+    S: Sink<Message, Error = WsError> + ReleaseBuffers + Unpin,
 {
     let mut current = *abandon.borrow_and_update();
-    let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH);
+    // Grows to the largest batch written (one frame, mostly) instead of room for WRITE_BATCH
+    // frames held by every conn for its whole life.
+    let mut batch: Vec<Message> = Vec::new();
     loop {
         let first = tokio::select! {
             biased;
@@ -358,13 +384,26 @@ async fn run_writer<S>(
         let mut dropped = false;
         let mut deadline: Option<Instant> = None;
         let mut closing = false;
+        // A release queued behind writes of this batch: done once they are written.
+        let mut release = false;
         batch.clear();
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
-            if cmd.epoch < current {
-                dropped |= matches!(cmd.msg, UpstreamTransmit::Text { .. });
+            let WriteCmd { op, epoch } = *cmd;
+            let msg = match op {
+                WriteOp::Transmit(msg) => msg,
+                WriteOp::ReleaseBuffers => {
+                    release = true;
+                    if !closing {
+                        next = rx.try_recv().ok();
+                    }
+                    continue;
+                }
+            };
+            if epoch < current {
+                dropped |= matches!(msg, UpstreamTransmit::Text { .. });
             } else {
-                match cmd.msg {
+                match msg {
                     UpstreamTransmit::Text { frame, deadline: d } => {
                         deadline = Some(deadline.map_or(d, |x| x.min(d)));
                         match async_tungstenite::tungstenite::Utf8Bytes::try_from(frame) {
@@ -390,6 +429,11 @@ async fn run_writer<S>(
             let _ = events.send(WriterEvent::Abandoned { started: false }).await;
         }
         if batch.is_empty() {
+            if release {
+                // Everything queued before was written (and flushed) already.
+                sink.release_buffers();
+                batch = Vec::new();
+            }
             continue;
         }
         let bytes: usize = batch.iter().map(Message::len).sum();
@@ -420,7 +464,12 @@ async fn run_writer<S>(
                 let _ = events.send(WriterEvent::CloseSent).await;
                 return;
             }
-            WriteOutcome::Done => {}
+            WriteOutcome::Done => {
+                if release {
+                    sink.release_buffers();
+                    batch = Vec::new();
+                }
+            }
             WriteOutcome::Abandoned => {
                 // Part of a frame may be on the wire: the framing cannot be trusted any more,
                 // and the sink still holds the rest of it. Nothing more can be written.

@@ -41,6 +41,17 @@ impl ScriptedSink {
     }
 }
 
+/// A release of the socket's buffers, as the scripted sink records it among the messages
+const RELEASED: &[u8] = b"(buffers released)";
+
+impl crate::relay_config::ReleaseBuffers for ScriptedSink {
+    fn release_buffers(&self) {
+        let _ = self
+            .sent
+            .send(Message::Binary(Bytes::from_static(RELEASED)));
+    }
+}
+
 impl Sink<Message> for ScriptedSink {
     type Error = WsError;
 
@@ -209,6 +220,25 @@ async fn writes_flow_while_the_sink_is_ready_and_a_close_waits_close_timeout_for
     rig.expect_gone().await;
     assert_eq!(start.elapsed(), cfg().upstream.close_timeout);
     drop(rig.upstream.take());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_conn_releases_its_buffers_after_the_writes_queued_before() {
+    let mut rig = rig(false).await;
+    let start = TokioInstant::now();
+    rig.io.write(text(start + Duration::from_secs(10))).unwrap();
+    rig.io.release_buffers();
+    assert!(matches!(rig.sent.recv().await, Some(Message::Text(_))));
+    assert!(
+        matches!(rig.sent.recv().await, Some(Message::Binary(b)) if b == RELEASED),
+        "released once the write went out"
+    );
+    // A conn released to its pool idles there: its buffers go too.
+    let (control_tx, _control) = mpsc::channel::<ConnReport>(8);
+    let mut held = HeldConns::new(control_tx);
+    assert_eq!(held.adopt(Some(rig.io.clone()), CONN), None);
+    held.release(CONN);
+    assert!(matches!(rig.sent.recv().await, Some(Message::Binary(b)) if b == RELEASED));
 }
 
 #[tokio::test(start_paused = true)]

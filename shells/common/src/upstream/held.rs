@@ -92,6 +92,15 @@ impl<M: From<ConnReport>> HeldConns<M> {
         if let Some(pos) = self.conns.iter().position(|c| c.id() == conn) {
             let io = self.conns.swap_remove(pos);
             io.release_from(&self.tx);
+            // It idles in its pool now.
+            io.release_buffers();
+        }
+    }
+
+    /// Lets the held conns' empty socket buffers go (their holder idles between turns)
+    pub(crate) fn release_buffers(&self) {
+        for io in &self.conns {
+            io.release_buffers();
         }
     }
 

@@ -194,9 +194,10 @@ impl FrameCodec {
                     // Reserve full message length only once, even for multiple
                     // loops or if WouldBlock errors cause multiple fn calls.
                     self.reserve_in(len);
-                } else {
+                } else if self.in_buffer.capacity() > 0 {
                     self.reserve_in(FrameHeader::MAX_SIZE);
                 }
+                // (Without a buffer, `read_in` allocates one once bytes arrive.)
             }
 
             if let Some((_, len)) = &self.header {
@@ -235,6 +236,19 @@ impl FrameCodec {
         Ok(Some(frame))
     }
 
+    /// Frees the read buffer if it holds no unread bytes and the write buffer if it holds no
+    /// unwritten ones (see [`WebSocketContext::release_buffers`](super::WebSocketContext::release_buffers)).
+    pub(super) fn release_buffers(&mut self) {
+        // A frame whose header was read keeps its buffer: the room reserved for its payload.
+        if self.in_buffer.is_empty() && self.header.is_none() {
+            self.in_buffer = BytesMut::new();
+            self.in_spare_init = 0;
+        }
+        if self.out_buffer.is_empty() {
+            self.out_buffer = Vec::new();
+        }
+    }
+
     /// Reserves room in `in_buffer` for `additional` more bytes.
     fn reserve_in(&mut self, additional: usize) {
         if self.in_buffer.capacity() - self.in_buffer.len() < additional {
@@ -251,6 +265,9 @@ impl FrameCodec {
     /// since) are reused as they are, so a read that finds nothing (`WouldBlock`) or a few bytes
     /// does not clear the whole read region again.
     fn read_in(&mut self, stream: &mut impl Read) -> io::Result<usize> {
+        if self.in_buffer.capacity() == 0 {
+            return self.read_in_unbuffered(stream);
+        }
         let len = self.in_buffer.len();
         debug_assert!(self.in_buffer.capacity() > len);
         let target = self.in_buffer.capacity().min(len + self.in_buf_max_read);
@@ -267,6 +284,20 @@ impl FrameCodec {
         self.in_buffer.truncate(filled);
         self.in_spare_init = target - filled;
         size
+    }
+
+    /// Reads without a read buffer (released, or never allocated): into a small stack buffer
+    /// first, so a read that finds nothing (`WouldBlock`) allocates nothing; once bytes
+    /// arrive, a read buffer of the configured size takes them.
+    fn read_in_unbuffered(&mut self, stream: &mut impl Read) -> io::Result<usize> {
+        let mut first = [0u8; 128];
+        let size = stream.read(&mut first)?;
+        if size > 0 {
+            self.in_buffer.reserve(self.in_buf_max_read.max(size));
+            self.in_spare_init = 0;
+            self.in_buffer.extend_from_slice(&first[..size]);
+        }
+        Ok(size)
     }
 
     /// Writes a frame into the `out_buffer`.
@@ -453,6 +484,100 @@ mod tests {
                 }
             }
             assert_eq!(got, expected, "step {step}");
+        }
+    }
+
+    #[test]
+    fn released_buffers_are_freed_and_allocated_again_once_bytes_arrive() {
+        use crate::protocol::frame::coding::{Data, OpCode};
+        let mut chunks = std::collections::VecDeque::new();
+        for payload in [vec![1u8; 10], vec![], vec![2u8; 20], vec![3u8; 30]] {
+            let mut raw = Vec::new();
+            if !payload.is_empty() {
+                Frame::message(payload, OpCode::Data(Data::Binary), true)
+                    .format_into_buf(&mut raw)
+                    .unwrap();
+            }
+            chunks.push_back(raw);
+        }
+        let stream = OneFramePerRead { chunks, offered: Vec::new() };
+        let mut sock = FrameSocket { stream, codec: super::FrameCodec::new(256) };
+        assert_eq!(sock.read(None).unwrap().unwrap().into_payload(), &[1u8; 10][..]);
+        assert!(sock.codec.in_buffer.is_empty());
+        let mut written = Vec::new();
+        sock.codec.buffer_frame(&mut written, Frame::pong(vec![0x01])).unwrap();
+        sock.codec.write_out_buffer(&mut written).unwrap();
+        assert!(sock.codec.out_buffer.capacity() > 0);
+        sock.codec.release_buffers();
+        assert_eq!(sock.codec.in_buffer.capacity(), 0);
+        assert_eq!(sock.codec.out_buffer.capacity(), 0);
+
+        // A read that finds nothing allocates nothing.
+        assert!(matches!(sock.read(None), Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock));
+        assert_eq!(sock.codec.in_buffer.capacity(), 0);
+        // Bytes arriving get a read buffer of the configured size again.
+        assert_eq!(sock.read(None).unwrap().unwrap().into_payload(), &[2u8; 20][..]);
+        assert!(sock.codec.in_buffer.capacity() >= 256 - 22);
+        assert_eq!(sock.read(None).unwrap().unwrap().into_payload(), &[3u8; 30][..]);
+        assert_eq!(sock.stream.offered[..3], [256, 128, 128]);
+
+        // Unread bytes (a frame begun) and unwritten ones are never released.
+        sock.codec.in_buffer.extend_from_slice(&[0x82]);
+        sock.codec.buffer_frame(&mut BlockedWriter, Frame::pong(vec![0x02])).ok();
+        sock.codec.release_buffers();
+        assert_eq!(&sock.codec.in_buffer[..], &[0x82]);
+        assert!(!sock.codec.out_buffer.is_empty());
+    }
+
+    #[test]
+    fn a_frame_whose_header_was_read_keeps_its_buffer() {
+        use crate::protocol::frame::coding::{Data, OpCode};
+        let mut raw = Vec::new();
+        Frame::message(vec![7u8; 600], OpCode::Data(Data::Binary), true)
+            .format_into_buf(&mut raw)
+            .unwrap();
+        let tail = raw.split_off(4); // the header alone: the payload is still to come
+        let chunks = [raw, vec![], tail].into_iter().collect();
+        let stream = OneFramePerRead { chunks, offered: Vec::new() };
+        let mut sock = FrameSocket { stream, codec: super::FrameCodec::new(256) };
+        assert!(sock.read(None).is_err()); // the header, then nothing
+        assert!(sock.codec.in_buffer.is_empty());
+        sock.codec.release_buffers();
+        assert_eq!(sock.read(None).unwrap().unwrap().into_payload(), &[7u8; 600][..]);
+    }
+
+    /// Hands out one chunk per read (as much of it as fits; an empty one: `WouldBlock`) and
+    /// records how many bytes each read was offered
+    struct OneFramePerRead {
+        chunks: std::collections::VecDeque<Vec<u8>>,
+        offered: Vec<usize>,
+    }
+
+    impl std::io::Read for OneFramePerRead {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.offered.push(buf.len());
+            let mut chunk = self.chunks.pop_front().unwrap_or_default();
+            if chunk.is_empty() {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            if chunk.len() > buf.len() {
+                self.chunks.push_front(chunk.split_off(buf.len()));
+            }
+            buf[..chunk.len()].copy_from_slice(&chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    /// A socket whose send buffer is full
+    struct BlockedWriter;
+
+    impl std::io::Write for BlockedWriter {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::WouldBlock.into())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 }
