@@ -13,7 +13,9 @@
 # Phases: lat20 (20 sessions × 10 turns × 200 deltas at 1 ms), lat1 (1 session alone),
 # throughput (unpaced deltas), turn_warm (turn start with think time), turn_new (new sessions on
 # a warm pool, pool reuse from the mocks' records), sse (HTTP POST + SSE), mem (1,000 idle
-# sessions; 10,000 more with --sessions-10k), then callgrind (instructions per relayed event),
+# sessions; 10,000 more with --sessions-10k), lat20_tls and mem_tls (lat20 and mem with every
+# relay's mock behind TLS, `wss://` as real upstreams are: a CA made with openssl for the run;
+# direct stays plain), then callgrind (instructions per relayed event),
 # allocs (heap allocations per relayed event, the gateways rebuilt with the `alloc-count`
 # feature; see tests/bench/allocs.sh) and `cargo bench -p wsv2-core` (divan).
 #
@@ -139,6 +141,17 @@ else
   pinning="none"
 fi
 
+# The TLS phases' CA and leaf (tests/bench/targets.sh, make_tls_material).
+tls_phases=1
+if command -v openssl >/dev/null 2>&1; then
+  make_tls_material "$work"
+else
+  tls_phases=0
+  notes+=("lat20_tls, mem_tls: skipped: no openssl to make the upstream's certificate")
+  log "note: ${notes[-1]}"
+fi
+tls_phase() { [ "$tls_phases" = 0 ] || phase "$@"; }
+
 # --- machine facts ---------------------------------------------------------------------------
 version_of() { "$@" 2>&1 | head -n1 || true; }
 commit=$(git rev-parse HEAD)
@@ -187,6 +200,8 @@ if [ "$smoke" = 1 ]; then
     --rounds "$r" --warmup-rounds 1
   phase sse 6 1 "--delta-interval 1ms" --mode sse --sessions 2 --turns 2 --deltas 20 --rounds "$r" --warmup-rounds 1
   phase mem 20 0 "" --hold-idle --sessions 20 --session-concurrency 8 --turns 1 --warmup 0 --deltas 4 --rounds 1
+  tls_phase lat20_tls 6 0 "--delta-interval 1ms" --sessions 2 --turns 2 --deltas 20 --rounds "$r" --warmup-rounds 1
+  tls_phase mem_tls 20 0 "" --hold-idle --sessions 20 --session-concurrency 8 --turns 1 --warmup 0 --deltas 4 --rounds 1
 else
   phase lat20 20 0 "--delta-interval 1ms" --sessions 20 --turns 10 --deltas 200 --rounds "$r" --warmup-rounds 1
   phase lat1 1 0 "--delta-interval 1ms" --sessions 1 --turns 10 --deltas 200 --rounds "$r" --warmup-rounds 1
@@ -197,6 +212,9 @@ else
   phase sse 20 1 "--delta-interval 1ms" --mode sse --sessions 20 --turns 10 --deltas 200 --rounds "$r" --warmup-rounds 1
   ulimit -n "$(( $(ulimit -n) > 8192 ? $(ulimit -n) : 8192 ))"
   phase mem 1000 0 "" --hold-idle --sessions 1000 --session-concurrency 64 --turns 1 --warmup 0 --deltas 4 --rounds 1
+  tls_phase lat20_tls 20 0 "--delta-interval 1ms" --sessions 20 --turns 10 --deltas 200 --rounds "$r" --warmup-rounds 1
+  tls_phase mem_tls 1000 0 "" --hold-idle --sessions 1000 --session-concurrency 64 --turns 1 --warmup 0 --deltas 4 \
+    --rounds 1
   if [ "$big" = 1 ]; then
     # A gateway or nginx holds two sockets per session. Without CAP_SYS_RESOURCE the soft limit
     # can only rise to the hard one; then as many sessions as fit are measured (and logged).

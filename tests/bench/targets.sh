@@ -5,6 +5,10 @@
 # one target: direct (the mock itself), nginx → mock, tokio (wsv2-gateway) → mock and smol
 # (wsv2-gateway-smol) → mock. Mocks run under $pin_mock, targets under $pin_target (see run.sh). Uses from run.sh: bin, key, out, work, pids, targets, pin_mock, pin_target,
 # smol_serve.
+#
+# A phase named *_tls puts the relays' mocks behind TLS (`wss://`, as real upstreams are), with
+# a CA and leaf made by make_tls_material; direct stays plain (the load generator speaks plain
+# WebSocket), so the relays' added figures include the TLS hop.
 
 # A JSON string literal of $1 (the values here hold no control characters but tabs/newlines).
 json_str() {
@@ -59,10 +63,16 @@ wait_port() {
   return 1
 }
 
-# write_nginx_conf FILE PORT UPSTREAM_PORT CONNECTIONS SINGLE: a plain reverse proxy for both
-# WebSocket upgrades and streamed HTTP (SSE). SINGLE=1 runs it as one process (callgrind).
+# write_nginx_conf FILE PORT UPSTREAM_PORT CONNECTIONS SINGLE [TLS]: a plain reverse proxy for
+# both WebSocket upgrades and streamed HTTP (SSE). SINGLE=1 runs it as one process (callgrind);
+# TLS=1: the upstream speaks TLS (verified against $tls_ca).
 write_nginx_conf() {
-  local file=$1 port=$2 upstream=$3 conns=$4 single=$5
+  local file=$1 port=$2 upstream=$3 conns=$4 single=$5 tls=${6:-0}
+  local scheme=http ssl=""
+  if [ "$tls" = 1 ]; then
+    scheme=https
+    ssl="proxy_ssl_trusted_certificate $tls_ca; proxy_ssl_verify on; proxy_ssl_name localhost;"
+  fi
   local dir
   dir=$(dirname "$file")
   mkdir -p "$dir/nginx-tmp"
@@ -86,7 +96,8 @@ http {
     listen 127.0.0.1:$port;
     tcp_nodelay on;
     location / {
-      proxy_pass http://mock;
+      proxy_pass $scheme://mock;
+      $ssl
       proxy_http_version 1.1;
       proxy_set_header Upgrade \$http_upgrade;
       proxy_set_header Connection \$connection_upgrade;
@@ -115,6 +126,7 @@ write_gateway_conf() {
     cat <<TOML
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:$target_admin_port"
+$(case "$mock_url" in wss://*) echo "tls_ca_file = \"$tls_ca\"" ;; esac)
 
 [[client_keys]]
 key = "$key"
@@ -145,10 +157,11 @@ start_target() {
   local conf="$work/$phase.$name.conf"
   case "$name" in
     nginx)
-      local port upstream=${mock_url#ws://127.0.0.1:}
+      local port upstream=${mock_url#*://127.0.0.1:} tls=0
       upstream=${upstream%%/*}
+      [[ "$mock_url" != wss://* ]] || tls=1
       port=$(free_port)
-      write_nginx_conf "$conf" "$port" "$upstream" "$((sessions * 3 + 1024))" "$([ -n "${wrap_single:-}" ] && echo 1 || echo 0)"
+      write_nginx_conf "$conf" "$port" "$upstream" "$((sessions * 3 + 1024))" "$([ -n "${wrap_single:-}" ] && echo 1 || echo 0)" "$tls"
       target_cmd="${wrap[*]} nginx -c nginx.conf"
       "${wrap[@]}" nginx -c "$conf" 2>"$work/$phase.nginx.err" &
       local master=$!
@@ -198,6 +211,9 @@ start_phase() {
       record_of[$t]="$work/$phase.$t.record.jsonl"
       extra=(--record "${record_of[$t]}")
     fi
+    if [[ "$phase" == *_tls ]] && [ "$t" != direct ]; then
+      extra+=(--tls-cert "$tls_leaf" --tls-key "$tls_key")
+    fi
     spawn_listening "$phase.mock-$t" "${pin_mock[@]}" "$bin/wsv2-mock-upstream" \
       --listen 127.0.0.1:0 --api-key "$key" "${mock_flags[@]}" "${extra[@]}"
     mock_pid_of[$t]=$spawned_pid
@@ -246,4 +262,19 @@ write_setup() {
   local IFS=,
   printf '{"phase":%s,"mock_flags":%s,"targets":[%s],"upstream":[%s]}\n' \
     "$(json_str "$phase")" "$(json_str "$phase_mock_flags")" "${setup_targets[*]}" "${reuse[*]}" >"$file"
+}
+
+# make_tls_material DIR: a CA and a leaf for 127.0.0.1 / localhost (fresh, P-256, 2 days), for
+# the *_tls phases; sets tls_ca, tls_leaf and tls_key.
+make_tls_material() {
+  local dir=$1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=wsv2-bench-ca \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+    -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$dir/leaf.key" -out "$dir/leaf.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$dir/leaf.ext"
+  openssl x509 -req -in "$dir/leaf.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 2 -extfile "$dir/leaf.ext" -out "$dir/leaf.pem" 2>/dev/null
+  tls_ca=$dir/ca.pem tls_leaf=$dir/leaf.pem tls_key=$dir/leaf.key
 }

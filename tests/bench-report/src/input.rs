@@ -321,7 +321,7 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
 }
 
 /// The phases the report knows, in report order.
-pub(crate) const PHASES: [&str; 8] = [
+pub(crate) const PHASES: [&str; 10] = [
     "lat20",
     "lat1",
     "throughput",
@@ -330,6 +330,8 @@ pub(crate) const PHASES: [&str; 8] = [
     "sse",
     "mem",
     "mem10k",
+    "lat20_tls",
+    "mem_tls",
 ];
 
 impl Results {

@@ -24,11 +24,11 @@ enum Kind {
     Latency,
     Throughput,
     TurnStart { new: bool },
-    Memory,
+    Memory { tls: bool },
 }
 
 /// The workload sections in report order: phase, title, kind.
-const SECTIONS: [(&str, &str, Kind); 8] = [
+const SECTIONS: [(&str, &str, Kind); 10] = [
     (
         "lat20",
         "(a) Latency per event: 20 sessions × 10 turns × 200 deltas at 1 ms",
@@ -50,13 +50,19 @@ const SECTIONS: [(&str, &str, Kind); 8] = [
         "(c) Turn start: new sessions on a warm pool",
         Kind::TurnStart { new: true },
     ),
-    ("mem", "", Kind::Memory),
-    ("mem10k", "", Kind::Memory),
+    ("mem", "", Kind::Memory { tls: false }),
+    ("mem10k", "", Kind::Memory { tls: false }),
     (
         "sse",
         "(e) HTTP SSE: POST /v1/responses, 20 sessions × 10 turns × 200 deltas at 1 ms",
         Kind::Latency,
     ),
+    (
+        "lat20_tls",
+        "(f) TLS upstream (`wss://`): latency per event, 20 sessions × 10 turns × 200 deltas at 1 ms",
+        Kind::Latency,
+    ),
+    ("mem_tls", "", Kind::Memory { tls: true }),
 ];
 
 /// Writes the whole document.
@@ -73,7 +79,7 @@ pub(crate) fn render(results: &Results, png_link: &str) -> String {
             Kind::Latency => section_latency(&mut out, title, p, targets),
             Kind::Throughput => section_throughput(&mut out, p, targets),
             Kind::TurnStart { new } => section_turn_start(&mut out, title, p, targets, new),
-            Kind::Memory => section_memory(&mut out, p, targets),
+            Kind::Memory { tls } => section_memory(&mut out, p, targets, tls),
         }
         if name == "lat20" {
             let _ = writeln!(out, "![latency CDF of every target]({png_link})\n");
@@ -215,9 +221,10 @@ pub(crate) fn callgrind_per_event(r: &Results, target: &str, variant: &str) -> O
 
 fn section_latency(out: &mut String, title: &str, p: &Phase, targets: &[String]) {
     let rep = &p.report;
+    let note = if title.contains("TLS") { TLS_NOTE } else { "" };
     let _ = writeln!(
         out,
-        "## {title}\n\nPer event, µs: direct absolute, others added (target − direct).\n"
+        "## {title}\n\nPer event, µs: direct absolute, others added (target − direct).{note}\n"
     );
     let mut header = vec!["target"];
     header.extend(QUANTILES.iter().copied());
@@ -346,16 +353,23 @@ fn section_turn_start(out: &mut String, title: &str, p: &Phase, targets: &[Strin
     out.push_str(&t.render());
 }
 
-fn section_memory(out: &mut String, p: &Phase, targets: &[String]) {
+fn section_memory(out: &mut String, p: &Phase, targets: &[String], tls: bool) {
     let rep = &p.report;
     let n = rep.summaries.first().map_or(0, |s| s.turns_ok);
     let _ = writeln!(
         out,
-        "## (d) Memory: {} idle sessions\n\nEach session finished one turn and holds its socket \
+        "## {} {} idle sessions{}\n\nEach session finished one turn and holds its socket \
          (a gateway also holds the upstream connection it leased). RSS is VmRSS of the target's \
          processes (nginx: master + worker) after start and with every session idle; one round, \
-         fresh processes.\n",
-        count(n as f64)
+         fresh processes.{}\n",
+        if tls {
+            "(f) TLS upstream (`wss://`):"
+        } else {
+            "(d) Memory:"
+        },
+        count(n as f64),
+        if tls { ", upstream behind TLS" } else { "" },
+        if tls { TLS_NOTE } else { "" },
     );
     let mut t = Table::new(&[
         "target",
@@ -379,6 +393,12 @@ fn section_memory(out: &mut String, p: &Phase, targets: &[String]) {
     }
     out.push_str(&t.render());
 }
+
+/// What the TLS phases measure
+pub(crate) const TLS_NOTE: &str = " The relays' mocks serve TLS (`wss://`, a CA made for the \
+     run, trusted by the gateways' `tls_ca_file` and nginx's `proxy_ssl_trusted_certificate`), \
+     as real upstreams do; direct stays plain (the load generator speaks plain WebSocket), so \
+     added figures include the TLS hop.";
 
 fn section_reuse(out: &mut String, r: &Results) {
     let mut t = Table::new(&[

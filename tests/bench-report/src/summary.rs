@@ -86,7 +86,59 @@ pub(crate) fn summary(out: &mut String, r: &Results) {
         ]);
     }
     out.push_str(&t.render());
+    tls_summary(out, r);
     issue_targets(out, r);
+}
+
+/// The headline figures again with the upstream behind TLS (`wss://`), when those phases ran
+fn tls_summary(out: &mut String, r: &Results) {
+    let lat = r.phase("lat20_tls").map(|p| &p.report);
+    let mem = r.phase("mem_tls").map(|p| &p.report);
+    if lat.is_none() && mem.is_none() {
+        return;
+    }
+    let mut t = Table::new(&[
+        "target",
+        "added µs/event p50",
+        "p99",
+        "CPU µs/event (paced)",
+        "RSS KiB/idle session",
+    ]);
+    for target in &r.meta.targets {
+        let italic = |cell: String| {
+            if target == "direct" {
+                format!("*{cell}*")
+            } else {
+                cell
+            }
+        };
+        let quantile = |q: usize| {
+            lat.map_or("–".into(), |p| {
+                italic(median(
+                    absolute_or_added(p, target, |x| x.event_latency_us.quantiles()[q]),
+                    num,
+                ))
+            })
+        };
+        let cpu = lat.map_or("–".into(), |p| {
+            median(
+                per_round(p, target, |x| x.proc.map_or(f64::NAN, |u| u.us_per_event())),
+                num,
+            )
+        });
+        let rss = mem
+            .and_then(|p| p.summary(target))
+            .and_then(|s| s.proc)
+            .map_or("–".into(), |u| num(u.rss_per_session_kib));
+        t.row(vec![target.clone(), quantile(0), quantile(2), cpu, rss]);
+    }
+    let _ = writeln!(
+        out,
+        "\n### TLS upstream (`wss://`)\n\nThe same per-event workload (20 sessions at 1 ms) and \
+         idle sessions with each relay's mock behind TLS.{}\n\n{}",
+        crate::report::TLS_NOTE,
+        t.render()
+    );
 }
 
 /// The bars of issue 9 for the wsv2 targets, met or not.
