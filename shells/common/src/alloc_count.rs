@@ -9,13 +9,7 @@
 //! feature nothing here is compiled and the metrics are absent.
 //!
 //! A binary installs it around the allocator it would use anyway (the gateways: jemalloc) with
-//!
-//! ```ignore
-//! #[cfg(feature = "alloc-count")]
-//! #[global_allocator]
-//! static ALLOCATOR: wsv2_shell::alloc_count::CountingAllocator<tikv_jemallocator::Jemalloc> =
-//!     wsv2_shell::alloc_count::CountingAllocator(tikv_jemallocator::Jemalloc);
-//! ```
+//! [`crate::global_allocator!`].
 //!
 //! Each allocation (and reallocation, which may move) costs two relaxed atomic adds, each
 //! deallocation one.

@@ -57,6 +57,7 @@
 mod admin;
 #[cfg(feature = "alloc-count")]
 pub mod alloc_count;
+mod allocator;
 pub mod cli;
 mod client;
 mod control;
