@@ -124,14 +124,7 @@ token=sk-reliability-upstream
 # --- TLS material: a CA and a leaf for 127.0.0.1, fresh for this run ------------------------
 mock_tls=()
 if [ "$tls" = 1 ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=wsv2-reliability-ca \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
-    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-    -keyout "$work/leaf.key" -out "$work/leaf.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/leaf.ext"
-  openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
-    -days 2 -extfile "$work/leaf.ext" -out "$work/leaf.pem" 2>/dev/null
+  scripts/tls-material.sh "$work" wsv2-reliability-ca
   mock_tls=(--tls-cert "$work/leaf.pem" --tls-key "$work/leaf.key")
 fi
 
