@@ -120,10 +120,9 @@ pub(super) fn rule(
 fn header(md: &mut String, meta: &Value) {
     let s = |k: &str| meta[k].as_str().unwrap_or("?").to_owned();
     let _ = writeln!(md, "# RELIABILITY — wsv2\n");
-    let in_parts = meta["parts"]
-        .as_array()
-        .is_some_and(|parts| parts.len() > 1);
-    let commit = if in_parts {
+    // A report run in parts (`run.sh --keep`) names what each part ran, where and when.
+    let parts = meta["parts"].as_array().filter(|parts| parts.len() > 1);
+    let commit = if parts.is_some() {
         "commits per part below".to_owned()
     } else {
         format!("Commit `{}`, {}", s("commit"), s("date"))
@@ -134,8 +133,7 @@ fn header(md: &mut String, meta: &Value) {
          {commit}, mode **{}**.\n",
         s("mode")
     );
-    // A report run in parts (`run.sh --keep`) names what each part ran, where and when.
-    if let Some(parts) = meta["parts"].as_array().filter(|parts| parts.len() > 1) {
+    if let Some(parts) = parts {
         let _ = writeln!(md, "- Run in parts:");
         for part in parts {
             let p = |k: &str| part[k].as_str().unwrap_or("?");
