@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::input::Results;
+use crate::input::{LoadReport, Results};
 use crate::report::{
     absolute_or_added, added_event, added_start, callgrind_per_event, reuse, upstream_of,
 };
@@ -32,42 +32,19 @@ pub(crate) fn summary(out: &mut String, r: &Results) {
     ]);
     let phase = |n: &str| r.phase(n).map(|p| &p.report);
     for target in &r.meta.targets {
-        // Direct's absolute values stand in italics beside the others' added ones.
-        let italic = |cell: String| {
-            if target == "direct" {
-                format!("*{cell}*")
-            } else {
-                cell
-            }
-        };
-        let lat = |q: usize| {
-            phase("lat20").map_or("–".into(), |p| {
-                italic(median(
-                    absolute_or_added(p, target, |x| x.event_latency_us.quantiles()[q]),
-                    num,
-                ))
-            })
-        };
+        let lat = |q: usize| latency_cell(phase("lat20"), target, q);
         let start = phase("turn_new").map_or("–".into(), |p| {
-            italic(median(
-                absolute_or_added(p, target, |x| x.turn_start_us.p99),
-                num,
-            ))
+            italic_if_direct(
+                target,
+                median(absolute_or_added(p, target, |x| x.turn_start_us.p99), num),
+            )
         });
         let rate = phase("throughput").map_or("–".into(), |p| {
             median(per_round(p, target, |x| x.events_per_sec), count)
         });
-        let cpu = phase("throughput").map_or("–".into(), |p| {
-            median(
-                per_round(p, target, |x| x.proc.map_or(f64::NAN, |u| u.us_per_event())),
-                num,
-            )
-        });
+        let cpu = cpu_cell(phase("throughput"), target);
         let instr = callgrind_per_event(r, target, "paced").map_or("–".into(), count);
-        let rss = phase("mem")
-            .and_then(|p| p.summary(target))
-            .and_then(|s| s.proc)
-            .map_or("–".into(), |u| num(u.rss_per_session_kib));
+        let rss = rss_cell(phase("mem"), target);
         let reuse_cell = r
             .phase("turn_new")
             .and_then(|p| upstream_of(p, target))
@@ -105,32 +82,13 @@ fn tls_summary(out: &mut String, r: &Results) {
         "RSS KiB/idle session",
     ]);
     for target in &r.meta.targets {
-        let italic = |cell: String| {
-            if target == "direct" {
-                format!("*{cell}*")
-            } else {
-                cell
-            }
-        };
-        let quantile = |q: usize| {
-            lat.map_or("–".into(), |p| {
-                italic(median(
-                    absolute_or_added(p, target, |x| x.event_latency_us.quantiles()[q]),
-                    num,
-                ))
-            })
-        };
-        let cpu = lat.map_or("–".into(), |p| {
-            median(
-                per_round(p, target, |x| x.proc.map_or(f64::NAN, |u| u.us_per_event())),
-                num,
-            )
-        });
-        let rss = mem
-            .and_then(|p| p.summary(target))
-            .and_then(|s| s.proc)
-            .map_or("–".into(), |u| num(u.rss_per_session_kib));
-        t.row(vec![target.clone(), quantile(0), quantile(2), cpu, rss]);
+        t.row(vec![
+            target.clone(),
+            latency_cell(lat, target, 0),
+            latency_cell(lat, target, 2),
+            cpu_cell(lat, target),
+            rss_cell(mem, target),
+        ]);
     }
     let _ = writeln!(
         out,
@@ -139,6 +97,46 @@ fn tls_summary(out: &mut String, r: &Results) {
         crate::report::TLS_NOTE,
         t.render()
     );
+}
+
+/// Direct's absolute values stand in italics beside the others' added ones.
+fn italic_if_direct(target: &str, cell: String) -> String {
+    if target == "direct" {
+        format!("*{cell}*")
+    } else {
+        cell
+    }
+}
+
+/// Added (direct: absolute) µs per event at quantile `q` of a per-event latency phase
+fn latency_cell(phase: Option<&LoadReport>, target: &str, q: usize) -> String {
+    phase.map_or("–".into(), |p| {
+        italic_if_direct(
+            target,
+            median(
+                absolute_or_added(p, target, |x| x.event_latency_us.quantiles()[q]),
+                num,
+            ),
+        )
+    })
+}
+
+/// CPU µs per event of the target's processes over a phase's rounds
+fn cpu_cell(phase: Option<&LoadReport>, target: &str) -> String {
+    phase.map_or("–".into(), |p| {
+        median(
+            per_round(p, target, |x| x.proc.map_or(f64::NAN, |u| u.us_per_event())),
+            num,
+        )
+    })
+}
+
+/// RSS KiB per idle session of an idle-sessions phase
+fn rss_cell(phase: Option<&LoadReport>, target: &str) -> String {
+    phase
+        .and_then(|p| p.summary(target))
+        .and_then(|s| s.proc)
+        .map_or("–".into(), |u| num(u.rss_per_session_kib))
 }
 
 /// The bars of issue 9 for the wsv2 targets, met or not.
