@@ -1,6 +1,6 @@
 //! HTTP CONNECT handshake: request bytes, short reads, the header bound and every refusal.
 
-use crate::support::proxy::{assert_split_invariant, run, snapshot, text};
+use crate::support::proxy::{assert_split_invariant, run, snapshot, text, untimed};
 use wsv2_core::proxy::{HttpConnect, MAX_RESPONSE_HEADER, Progress, ProxyAuth, ProxyError};
 
 fn connect(auth: bool) -> HttpConnect {
@@ -10,7 +10,7 @@ fn connect(auth: bool) -> HttpConnect {
 
 #[test]
 fn proxy_connect_with_basic_auth_tunnels_and_keeps_leftover() {
-    let mut trace = String::new();
+    let mut trace = untimed();
     let response: &[u8] = b"HTTP/1.1 200 Connection established\r\nVia: test\r\n\r\n\x16\x03\x01";
     let outcome = run(&mut connect(true), &[response], text, &mut trace);
     assert_eq!(
@@ -24,7 +24,7 @@ fn proxy_connect_with_basic_auth_tunnels_and_keeps_leftover() {
         "tunnel bytes kept"
     );
 
-    trace.push_str("--- without auth, IPv6 target, HTTP/1.0 reply ---\n");
+    trace.note("without auth, IPv6 target, HTTP/1.0 reply");
     let mut hs = HttpConnect::new("::1", 8443, None).expect("valid target");
     let outcome = run(&mut hs, &[b"HTTP/1.0 200 OK\r\n\r\n"], text, &mut trace);
     assert_eq!(
@@ -84,7 +84,7 @@ fn proxy_connect_refusals_name_status_reason_and_hint() {
             "429 Too Many Requests",
         ),
     ];
-    let mut trace = String::new();
+    let mut trace = untimed();
     for (response, status, message) in cases {
         let outcome = run(&mut connect(false), &[response], text, &mut trace);
         let error = outcome.end.expect_err("refused");

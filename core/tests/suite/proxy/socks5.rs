@@ -1,6 +1,6 @@
 //! SOCKS5 handshake: methods, RFC 1929 auth, address types, short reads and every refusal.
 
-use crate::support::proxy::{assert_split_invariant, hex, run, snapshot};
+use crate::support::proxy::{assert_split_invariant, hex, run, snapshot, untimed};
 use bytes::Bytes;
 use wsv2_core::proxy::{Progress, ProxyAuth, ProxyError, Socks5, socks5_reply_name};
 
@@ -33,7 +33,8 @@ fn v6_reply() -> Vec<u8> {
 
 #[test]
 fn proxy_socks5_no_auth_domain_and_password_ipv4_and_ipv6_targets() {
-    let mut trace = String::from("--- no auth, domain target ---\n");
+    let mut trace = untimed();
+    trace.note("no auth, domain target");
     let mut hs = Socks5::new("api.openai.com", 443, None).expect("target");
     let mut response = NO_AUTH_OK.to_vec();
     response.extend_from_slice(b"\x16\x03");
@@ -45,7 +46,7 @@ fn proxy_socks5_no_auth_domain_and_password_ipv4_and_ipv6_targets() {
     assert_eq!(outcome.end, Ok(Bytes::from_static(b"\x16\x03")));
     assert!(hs.is_done());
 
-    trace.push_str("--- username/password, IPv4 target ---\n");
+    trace.note("username/password, IPv4 target");
     let mut hs = Socks5::new("192.0.2.7", 8443, Some(&creds())).expect("target");
     let outcome = run(
         &mut hs,
@@ -61,7 +62,7 @@ fn proxy_socks5_no_auth_domain_and_password_ipv4_and_ipv6_targets() {
     assert_eq!(outcome.written, expected);
     assert_eq!(outcome.end, Ok(Bytes::new()));
 
-    trace.push_str("--- no auth, bracketed IPv6 target, IPv6 bound address ---\n");
+    trace.note("no auth, bracketed IPv6 target, IPv6 bound address");
     let mut hs = Socks5::new("[2001:db8::1]", 443, None).expect("target");
     let reply = v6_reply();
     let outcome = run(&mut hs, &[&reply[..2], &reply[2..]], hex, &mut trace);
@@ -98,9 +99,9 @@ fn proxy_socks5_short_reads_at_every_boundary() {
 
 #[test]
 fn proxy_socks5_every_refusal_has_a_clear_error() {
-    let mut trace = String::new();
+    let mut trace = untimed();
     let mut case = |title: &str, auth: bool, response: &[u8]| -> ProxyError {
-        trace.push_str(&format!("--- {title} ---\n"));
+        trace.note(title);
         let auth = auth.then(creds);
         let mut hs = Socks5::new("host", 443, auth.as_ref()).expect("target");
         let outcome = run(&mut hs, &[response], hex, &mut trace);

@@ -213,6 +213,7 @@ fn leased_conn_ping_pong_and_pong_timeout() {
 
 #[test]
 fn idle_conn_ping_pong_and_pong_timeout() {
+    use crate::support::trace::Trace;
     use std::time::Instant;
     use wsv2_core::conn::{CompatKey, ConnRecord, UpstreamConn};
     let mut cfg = Config::default();
@@ -225,25 +226,21 @@ fn idle_conn_ping_pong_and_pong_timeout() {
         t0,
     );
     let mut conn = UpstreamConn::new(record, t0, &cfg.upstream);
-    let mut trace = Vec::new();
+    let mut trace = Trace::new(t0);
     let mut now = t0;
-    let step = |conn: &mut UpstreamConn, now: std::time::Instant, trace: &mut Vec<String>| {
+    let step = |conn: &mut UpstreamConn, now: std::time::Instant, trace: &mut Trace| {
         while let Some(t) = conn.poll_transmit() {
-            trace.push(format!(
-                "+{}ms < {t:?} state={}",
-                (now - t0).as_millis(),
-                conn.state().as_str()
-            ));
+            trace.output(now, format!("{t:?} state={}", conn.state().as_str()));
         }
     };
     assert_eq!(conn.poll_timeout(), Some(t0 + ms(1000)));
     now += ms(1000);
     conn.handle_timeout(now);
     step(&mut conn, now, &mut trace);
-    assert!(trace.last().unwrap().contains("Ping"));
+    assert!(trace.lines().last().unwrap().contains("Ping"));
     now += ms(50);
     conn.handle_pong(now);
-    trace.push(format!("+{}ms > pong", (now - t0).as_millis()));
+    trace.input(now, "pong");
     assert_eq!(conn.poll_timeout(), Some(now + ms(1000)));
     now += ms(1000);
     conn.handle_timeout(now);
@@ -257,10 +254,10 @@ fn idle_conn_ping_pong_and_pong_timeout() {
         None,
         "no timer stays armed for a closed conn"
     );
-    assert!(matches!(trace.last(), Some(l) if l.contains("Close")));
+    assert!(matches!(trace.lines().last(), Some(l) if l.contains("Close")));
     assert!(!conn.is_reusable());
     let _ = UpstreamTransmit::Ping;
-    assert_trace!("conn_idle_ping_pong_timeout", trace.join("\n"));
+    assert_trace!("conn_idle_ping_pong_timeout", trace);
 }
 
 #[test]
@@ -304,7 +301,7 @@ fn shutdown_lets_responses_finish_then_closes_1012() {
         1,
         text_response("resp_1", None, 2, true, "gpt-test")[0].clone(),
     );
-    sim.log("> gateway  shutting down".to_owned());
+    sim.input("gateway shutting down");
     sim.session.handle_shutdown(sim.now);
     sim.drain();
     sim.client(create(Some("gpt-test"), None, None, true));

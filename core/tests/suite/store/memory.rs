@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::support::store::{Harness, snapshot};
+use crate::support::trace::sections;
 use wsv2_core::AccountId;
 use wsv2_core::config::StoreConfig;
 use wsv2_core::store::{
@@ -105,16 +106,14 @@ fn store_memory_session_binding_expires_unless_hit_and_hits_refresh_it() {
     let bound = Some(Binding::new(AccountId(2), "default"));
 
     // Another gateway reads thread-1 at 8 s: a remote hit whose Expire refreshes the store's TTL.
-    let mut reader = Harness::new(config.clone());
-    reader.t0 = writer.t0;
+    let mut reader = Harness::with_clock(config.clone(), writer.t0);
     reader.now = writer.t0 + Duration::from_secs(8);
     let (_, commands) = reader.lookup_session(None, "thread-1");
     let events = reader.run(&mut backend, commands);
     assert!(matches!(events[..], [StoreEvent::Resolved { result, .. }] if result == bound));
 
     // At 15 s: thread-1 lives on (refreshed at 8 s), thread-2 expired (never hit).
-    let mut late = Harness::new(config);
-    late.t0 = writer.t0;
+    let mut late = Harness::with_clock(config, writer.t0);
     late.now = writer.t0 + Duration::from_secs(15);
     let (_, commands) = late.lookup_session(None, "thread-1");
     let events = late.run(&mut backend, commands);
@@ -134,14 +133,11 @@ fn store_memory_session_binding_expires_unless_hit_and_hits_refresh_it() {
         "local copy gone after its TTL"
     );
 
-    let mut trace = String::new();
-    for (name, h) in [
-        ("writer", &writer),
-        ("reader", &reader),
-        ("late reader", &late),
-    ] {
-        trace.push_str(&format!("--- {name} ---\n{}", h.trace));
-    }
+    let trace = sections([
+        ("writer", &writer.trace),
+        ("reader", &reader.trace),
+        ("late reader", &late.trace),
+    ]);
     snapshot(
         "store_memory_session_binding_expires_unless_hit_and_hits_refresh_it",
         &trace,

@@ -21,8 +21,7 @@ struct Pair {
 impl Pair {
     fn new() -> Self {
         let a = Harness::new(StoreConfig::default());
-        let mut b = Harness::new(StoreConfig::default());
-        b.t0 = a.t0;
+        let mut b = Harness::with_clock(StoreConfig::default(), a.t0);
         b.now = a.now;
         Self {
             backend: MemoryBackend::new(1024),

@@ -360,8 +360,8 @@ fn store_response_records_name_their_group_and_session_keys_are_scoped() {
             result: Some(bound(5, "default"))
         }]
     );
-    h.trace.push_str("--- second gateway, same store ---\n");
-    h.trace.push_str(&other.trace);
+    h.trace.note("second gateway, same store");
+    h.trace.append(&other.trace);
     snapshot(
         "store_response_records_name_their_group_and_session_keys_are_scoped",
         &h.trace,
@@ -391,8 +391,7 @@ fn store_binding_lifetimes_match_what_they_protect() {
     h.run(&mut backend, commands);
 
     // Another gateway reads all three often; only the session binding moves with use.
-    let mut reader = Harness::new(config);
-    reader.t0 = h.t0;
+    let mut reader = Harness::with_clock(config, h.t0);
     let mut expires = Vec::new();
     for minute in [10u64, 50, 54] {
         reader.now = h.t0 + Duration::from_secs(minute * 60);
@@ -403,11 +402,9 @@ fn store_binding_lifetimes_match_what_they_protect() {
         let (_, commands) = reader.lookup_session(Some("team-a"), "thread-1");
         reader.run(&mut backend, commands);
         // A fresh gateway each time, so every read reaches the store.
-        reader = Harness::new(StoreConfig::default());
-        reader.t0 = h.t0;
+        reader = Harness::with_clock(StoreConfig::default(), h.t0);
     }
-    let mut late = Harness::new(StoreConfig::default());
-    late.t0 = h.t0;
+    let mut late = Harness::with_clock(StoreConfig::default(), h.t0);
     let mut lookup_at = |at: Duration, id: &str, session: bool| {
         late.now = h.t0 + at;
         let (_, commands) = if session {
@@ -423,8 +420,7 @@ fn store_binding_lifetimes_match_what_they_protect() {
                 ..
             }]
         );
-        late = Harness::new(StoreConfig::default());
-        late.t0 = h.t0;
+        late = Harness::with_clock(StoreConfig::default(), h.t0);
         hit
     };
     let minutes = |m: u64| Duration::from_secs(m * 60);

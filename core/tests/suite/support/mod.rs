@@ -10,9 +10,12 @@
 //! | [`store::Harness`] | the `Store` (with or without the in-memory backend) | `store` |
 //! | [`proxy`] | an HTTP CONNECT or SOCKS5 handshake against a scripted proxy | `proxy` |
 //!
-//! Each driver's trace format is the one its snapshots were recorded in (the snapshots stay
-//! byte-identical), so the formats differ between drivers; within one driver every input and
-//! output is one line.
+//! Every driver writes its trace with the one [`trace::Trace`] writer, so all traces read alike:
+//! `<-` an input, `->` an output, `# ` a note, `@ +Nms` when virtual time has moved. Every
+//! driver drains all of a machine's outputs after each input; the session and pool drivers move
+//! time with the one [`trace::advance_to`] loop, which fires each deadline (`poll_timeout`) in
+//! order. (The scheduler's and the store's tests set the time and call `handle_timeout`
+//! themselves; the gateway steps all its machines to the earliest deadline.)
 #![allow(dead_code, unreachable_pub)]
 
 /// Compares a trace with `snapshots/{name}.snap` at the top of the repository
@@ -31,6 +34,7 @@ pub mod proxy;
 pub mod scheduler;
 pub mod session;
 pub mod store;
+pub mod trace;
 
 /// The function behind [`assert_trace!`]
 #[track_caller]

@@ -2,12 +2,13 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use wsv2_core::conn::{CompatKey, ConnRecord, Release};
 use wsv2_core::pool::{CloseReason, PoolCommand, PoolRegistry, PoolStats, RefuseReason};
 use wsv2_core::{AccountId, Config, ConnId, ResponseId, SessionId, StreamId};
+
+use super::trace::{Clocked, Trace, advance_to};
 
 /// The account every single-account test uses
 pub const A: AccountId = AccountId(1);
@@ -49,7 +50,7 @@ pub struct Sim {
     pub pools: PoolRegistry,
     pub t0: Instant,
     pub now: Instant,
-    pub trace: String,
+    pub trace: Trace,
     /// Current leases by holder
     pub leases: BTreeMap<SessionId, ConnRecord>,
     /// Every output, in order
@@ -66,7 +67,7 @@ impl Sim {
             pools: PoolRegistry::new(&config, 0x5eed, t0),
             t0,
             now: t0,
-            trace: String::new(),
+            trace: Trace::new(t0),
             leases: BTreeMap::new(),
             outputs: Vec::new(),
             pending: Vec::new(),
@@ -85,14 +86,14 @@ impl Sim {
 
     /// Applies one input at the current time and records it with its outputs
     pub fn input(&mut self, label: &str, f: impl FnOnce(&mut PoolRegistry, Instant)) {
-        let _ = writeln!(self.trace, "{:>7}ms  {label}", self.ms());
+        self.trace.input(self.now, label);
         f(&mut self.pools, self.now);
         self.drain();
     }
 
     fn drain(&mut self) {
         while let Some(command) = self.pools.poll_command() {
-            let _ = writeln!(self.trace, "           -> {command}");
+            self.trace.output(self.now, &command);
             match &command {
                 PoolCommand::Granted(lease) => {
                     self.leases.insert(lease.holder, lease.record.clone());
@@ -107,28 +108,12 @@ impl Sim {
     /// Moves time to `ms`, firing every timeout on the way (a timeout is traced only if it
     /// produced outputs)
     pub fn at(&mut self, ms: u64) {
-        let target = self.t0 + Duration::from_millis(ms);
-        assert!(target >= self.now, "time runs forward");
-        while let Some(due) = self.pools.poll_timeout().filter(|t| *t <= target) {
-            self.now = due.max(self.now);
-            self.pools.handle_timeout(self.now);
-            if self.pools.poll_timeout().is_some_and(|t| t <= self.now) {
-                panic!("poll_timeout did not move after handle_timeout");
-            }
-            let before = self.trace.len();
-            let _ = writeln!(self.trace, "{:>7}ms  timeout", self.ms());
-            let mark = self.trace.len();
-            self.drain();
-            if self.trace.len() == mark {
-                self.trace.truncate(before);
-            }
-        }
-        self.now = target;
+        advance_to(self, self.t0 + Duration::from_millis(ms));
     }
 
     /// A free-form note in the trace (what the next lines show)
     pub fn note(&mut self, text: &str) {
-        let _ = writeln!(self.trace, "  # {text}");
+        self.trace.note(text);
     }
 
     pub fn acquire_session(&mut self, holder: SessionId, compat: &CompatKey) {
@@ -311,6 +296,31 @@ impl Sim {
     /// Idle conns, most recently released first
     pub fn idle(&self) -> Vec<ConnId> {
         self.pools.pool(A).unwrap().idle_conns().collect()
+    }
+}
+
+impl Clocked for Sim {
+    fn now_mut(&mut self) -> &mut Instant {
+        &mut self.now
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.pools.poll_timeout()
+    }
+
+    /// A timeout is traced only if it produced outputs (the registry's ticks are frequent)
+    fn fire(&mut self) {
+        self.pools.handle_timeout(self.now);
+        if self.pools.poll_timeout().is_some_and(|t| t <= self.now) {
+            panic!("poll_timeout did not move after handle_timeout");
+        }
+        let before = self.trace.mark();
+        self.trace.input(self.now, "timeout");
+        let written = self.trace.len();
+        self.drain();
+        if self.trace.len() == written {
+            self.trace.rewind(before);
+        }
     }
 }
 

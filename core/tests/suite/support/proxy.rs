@@ -2,10 +2,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::fmt::Write;
+use std::time::Instant;
 
 use bytes::Bytes;
 use wsv2_core::proxy::{HttpConnect, Progress, ProxyError, Socks5};
+
+use super::trace::Trace;
 
 pub trait Handshake {
     fn transmit(&mut self) -> Option<Bytes>;
@@ -39,29 +41,36 @@ pub struct Outcome {
     pub finished: bool,
 }
 
+/// A trace for handshakes, which take no time
+pub fn untimed() -> Trace {
+    Trace::new(Instant::now())
+}
+
 /// Feeds `chunks` in order, writing whatever the handshake transmits in between; stops at
-/// Done or at the first error. `render` formats bytes for the trace.
+/// Done or at the first error. `render` formats bytes for the trace; what a chunk's input
+/// returned is traced as an output. The trace must take no time ([`untimed`]).
 pub fn run<H: Handshake>(
     handshake: &mut H,
     chunks: &[&[u8]],
     render: fn(&[u8]) -> String,
-    trace: &mut String,
+    trace: &mut Trace,
 ) -> Outcome {
+    let now = trace.start();
     let mut written = Vec::new();
-    let mut flush = |h: &mut H, trace: &mut String| {
+    let mut flush = |h: &mut H, trace: &mut Trace| {
         while let Some(bytes) = h.transmit() {
-            let _ = writeln!(trace, "> {}", render(&bytes));
+            trace.output(now, render(&bytes));
             written.extend_from_slice(&bytes);
         }
     };
     flush(handshake, trace);
     for (index, chunk) in chunks.iter().enumerate() {
-        let _ = writeln!(trace, "< {}", render(chunk));
+        trace.input(now, render(chunk));
         match handshake.input(chunk) {
             Ok(Progress::NeedMore) => flush(handshake, trace),
             Ok(Progress::Done { leftover }) => {
                 flush(handshake, trace);
-                let _ = writeln!(trace, "= tunnel up, leftover {}", render(&leftover));
+                trace.output(now, format!("tunnel up, leftover {}", render(&leftover)));
                 // Later chunks are tunnel bytes the next layer reads itself.
                 let mut tunnel = leftover.to_vec();
                 chunks[index + 1..]
@@ -74,7 +83,7 @@ pub fn run<H: Handshake>(
                 };
             }
             Err(error) => {
-                let _ = writeln!(trace, "= error: {error}");
+                trace.output(now, format!("error: {error}"));
                 return Outcome {
                     written,
                     end: Err(error),
@@ -83,7 +92,7 @@ pub fn run<H: Handshake>(
             }
         }
     }
-    let _ = writeln!(trace, "= need more");
+    trace.output(now, "need more");
     Outcome {
         written,
         end: Ok(Bytes::new()),
@@ -94,7 +103,7 @@ pub fn run<H: Handshake>(
 /// Checks that `response` split at every one and every two byte boundaries, and byte by byte,
 /// gives the same outcome as in one piece; returns that outcome
 pub fn assert_split_invariant<H: Handshake>(make: impl Fn() -> H, response: &[u8]) -> Outcome {
-    let mut sink = String::new();
+    let mut sink = untimed();
     let whole = run(&mut make(), &[response], hex, &mut sink);
     assert!(
         whole.finished,

@@ -12,6 +12,8 @@ use wsv2_core::scheduler::{
     SchedulerEvent,
 };
 
+use super::trace::Trace;
+
 /// Account `n`
 pub fn a(n: u64) -> AccountId {
     AccountId(n)
@@ -42,7 +44,7 @@ pub struct Sim {
     pub t0: Instant,
     pub now: Instant,
     pub sched: Scheduler,
-    pub trace: String,
+    pub trace: Trace,
 }
 
 impl Sim {
@@ -56,7 +58,7 @@ impl Sim {
             t0,
             now: t0,
             sched: Scheduler::new(config),
-            trace: String::new(),
+            trace: Trace::new(t0),
         };
         for spec in accounts {
             sim.upsert(*spec);
@@ -69,9 +71,12 @@ impl Sim {
         format!("+{}ms", at.saturating_duration_since(self.t0).as_millis())
     }
 
-    fn line(&mut self, text: String) {
-        let stamp = self.stamp(self.now);
-        self.trace.push_str(&format!("{stamp:>9} {text}\n"));
+    fn input(&mut self, what: String) {
+        self.trace.input(self.now, what);
+    }
+
+    fn output(&mut self, what: String) {
+        self.trace.output(self.now, what);
     }
 
     /// Moves virtual time forward
@@ -86,8 +91,8 @@ impl Sim {
     }
 
     pub fn upsert(&mut self, spec: AccountSpec) {
-        self.line(format!(
-            "<- upsert {} priority={} max={} {}",
+        self.input(format!(
+            "upsert {} priority={} max={} {}",
             spec.id, spec.priority, spec.max_concurrency, spec.transport
         ));
         self.sched.upsert_account(spec);
@@ -97,7 +102,7 @@ impl Sim {
         let decision = self.sched.schedule(self.now, request);
         let exclude: Vec<String> = request.exclude.iter().map(ToString::to_string).collect();
         let input = format!(
-            "<- schedule {} bound={} local={} session={} exclude=[{}]",
+            "schedule {} bound={} local={} session={} exclude=[{}]",
             request.transport,
             request
                 .bound_account
@@ -108,9 +113,9 @@ impl Sim {
                 .map_or("-".to_owned(), |id| id.to_string()),
             exclude.join(","),
         );
-        self.line(input);
+        self.input(input);
         let output = self.describe(decision);
-        self.line(format!("-> {output}"));
+        self.output(output);
         decision
     }
 
@@ -135,8 +140,8 @@ impl Sim {
     }
 
     pub fn rate_limited(&mut self, account: u64, reset_after: Option<Duration>) {
-        self.line(format!(
-            "<- rate_limited {} reset_after={reset_after:?}",
+        self.input(format!(
+            "rate_limited {} reset_after={reset_after:?}",
             a(account)
         ));
         self.sched
@@ -146,14 +151,14 @@ impl Sim {
     }
 
     pub fn server_error(&mut self, account: u64) {
-        self.line(format!("<- server_error {}", a(account)));
+        self.input(format!("server_error {}", a(account)));
         self.sched.handle_server_error(self.now, a(account));
         self.health_line(account);
         self.after_input();
     }
 
     pub fn auth_failure(&mut self, account: u64) {
-        self.line(format!("<- auth_failure {}", a(account)));
+        self.input(format!("auth_failure {}", a(account)));
         self.sched.handle_auth_failure(a(account));
         self.health_line(account);
         self.after_input();
@@ -161,21 +166,21 @@ impl Sim {
 
     /// Feeds a failure to the scheduler's health rules
     pub fn failure(&mut self, account: u64, failure: FailureKind) {
-        self.line(format!("<- failure {} {failure:?}", a(account)));
+        self.input(format!("failure {} {failure:?}", a(account)));
         self.sched.handle_failure(self.now, a(account), failure);
         self.health_line(account);
         self.after_input();
     }
 
     pub fn success(&mut self, account: u64) {
-        self.line(format!("<- success {}", a(account)));
+        self.input(format!("success {}", a(account)));
         self.sched.handle_success(self.now, a(account));
         self.health_line(account);
         self.after_input();
     }
 
     pub fn reset(&mut self, account: u64) {
-        self.line(format!("<- reset {}", a(account)));
+        self.input(format!("reset {}", a(account)));
         self.sched.reset_account(a(account));
         self.health_line(account);
         self.after_input();
@@ -183,27 +188,25 @@ impl Sim {
 
     pub fn acquire(&mut self, account: u64, max: u32) -> bool {
         let ok = self.sched.try_acquire_slot(a(account), max);
-        self.line(format!(
-            "<- try_acquire_slot {} max={max} -> {ok}",
-            a(account)
-        ));
+        self.input(format!("try_acquire_slot {} max={max}", a(account)));
+        self.output(ok.to_string());
         ok
     }
 
     /// Releases a slot and returns the events it caused (also traced)
     pub fn release(&mut self, account: u64) -> Vec<SchedulerEvent> {
-        self.line(format!("<- release_slot {}", a(account)));
+        self.input(format!("release_slot {}", a(account)));
         self.sched.release_slot(a(account));
         self.drain()
     }
 
     pub fn waiter_added(&mut self, account: u64) {
-        self.line(format!("<- waiter_added {}", a(account)));
+        self.input(format!("waiter_added {}", a(account)));
         self.sched.waiter_added(a(account));
     }
 
     pub fn waiter_removed(&mut self, account: u64) {
-        self.line(format!("<- waiter_removed {}", a(account)));
+        self.input(format!("waiter_removed {}", a(account)));
         self.sched.waiter_removed(a(account));
         self.after_input();
     }
@@ -211,8 +214,8 @@ impl Sim {
     /// Fires the scheduler's timer if due at `now`, tracing it and the events it yields
     pub fn tick(&mut self) -> Vec<SchedulerEvent> {
         let timeout = self.sched.poll_timeout();
-        self.line(format!(
-            "<- timeout (poll_timeout={})",
+        self.input(format!(
+            "timeout (poll_timeout={})",
             timeout.map_or("-".to_owned(), |t| self.stamp(t))
         ));
         self.sched.handle_timeout(self.now);
@@ -223,7 +226,7 @@ impl Sim {
     pub fn drain(&mut self) -> Vec<SchedulerEvent> {
         let mut events = Vec::new();
         while let Some(event) = self.sched.poll_event() {
-            self.line(format!("-> event {event}"));
+            self.output(format!("event {event}"));
             events.push(event);
         }
         events
@@ -237,7 +240,7 @@ impl Sim {
             Some(Health::Disabled) => "disabled".to_owned(),
             Some(Health::Cooling { until }) => format!("cooling until {}", self.stamp(until)),
         };
-        self.line(format!("-> {} {text}", a(account)));
+        self.output(format!("{} {text}", a(account)));
     }
 
     fn after_input(&mut self) {
@@ -253,12 +256,12 @@ impl Sim {
             ),
             RetryDecision::GiveUp(reason) => format!("give up {}", reason.as_str()),
         };
-        self.line(format!("<- {input}"));
-        self.line(format!("-> {output}"));
+        self.input(input.to_owned());
+        self.output(output);
     }
 
     pub fn note(&mut self, text: &str) {
-        self.line(format!("## {text}"));
+        self.trace.note(text);
     }
 
     pub fn snapshot(&self, name: &str) {

@@ -13,6 +13,8 @@ use wsv2_core::session::{Admission, Lease, Session, SessionCommand, SessionEvent
 use wsv2_core::turn::{ModelMap, ResponseBind, SlotRequest};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
+use super::trace::{Clocked, Trace, advance_to};
+
 /// How the scripted world answers the session's commands
 pub struct World {
     pub admit: bool,
@@ -47,7 +49,7 @@ pub struct Sim {
     pub cfg: Arc<Config>,
     pub session: Session,
     pub world: World,
-    pub trace: Vec<String>,
+    pub trace: Trace,
     pub to_client: Vec<Value>,
     pub to_upstream: Vec<(ConnId, Value)>,
     pub pings: Vec<ConnId>,
@@ -80,7 +82,7 @@ impl Sim {
             session: Session::new(SessionId(1), cfg.clone(), t0),
             cfg,
             world,
-            trace: Vec::new(),
+            trace: Trace::new(t0),
             to_client: Vec::new(),
             to_upstream: Vec::new(),
             pings: Vec::new(),
@@ -96,23 +98,23 @@ impl Sim {
         }
     }
 
-    fn stamp(&self) -> String {
-        let d = self.now - self.t0;
-        format!("{:>9}", format!("+{}ms", d.as_millis()))
+    /// Traces an input handed to the session
+    pub fn input(&mut self, what: impl std::fmt::Display) {
+        self.trace.input(self.now, what);
     }
 
-    pub fn log(&mut self, line: String) {
-        let stamp = self.stamp();
-        self.trace.push(format!("{stamp} {line}"));
+    /// Traces an output of the session
+    fn output(&mut self, what: impl std::fmt::Display) {
+        self.trace.output(self.now, what);
     }
 
     pub fn trace(&self) -> String {
-        self.trace.join("\n")
+        self.trace.to_string()
     }
 
     /// The client sends a JSON frame
     pub fn client(&mut self, v: Value) {
-        self.log(format!("> client   {}", summarize(&v)));
+        self.input(format!("client {}", summarize(&v)));
         self.session
             .handle_client_text(self.now, Bytes::from(v.to_string()));
         self.drain();
@@ -120,7 +122,7 @@ impl Sim {
 
     /// The client sends raw bytes as a text frame
     pub fn client_raw(&mut self, raw: &str) {
-        self.log(format!("> client   raw {raw:?}"));
+        self.input(format!("client raw {raw:?}"));
         self.session
             .handle_client_text(self.now, Bytes::copy_from_slice(raw.as_bytes()));
         self.drain();
@@ -128,27 +130,27 @@ impl Sim {
 
     /// Upstream conn `conn` sends a JSON frame
     pub fn upstream(&mut self, conn: u64, v: Value) {
-        self.log(format!("> up c{conn}    {}", summarize(&v)));
+        self.input(format!("upstream c{conn} {}", summarize(&v)));
         self.session
             .handle_upstream_frame(self.now, ConnId(conn), Bytes::from(v.to_string()));
         self.drain();
     }
 
     pub fn pong(&mut self, conn: u64) {
-        self.log(format!("> up c{conn}    pong"));
+        self.input(format!("upstream c{conn} pong"));
         self.session.handle_upstream_pong(self.now, ConnId(conn));
         self.drain();
     }
 
     pub fn upstream_closed(&mut self, conn: u64) {
-        self.log(format!("> up c{conn}    socket ended"));
+        self.input(format!("upstream c{conn} socket ended"));
         self.session.handle_upstream_closed(self.now, ConnId(conn));
         self.drain();
     }
 
     pub fn write_abandoned(&mut self, conn: u64, started: bool) {
-        self.log(format!(
-            "> up c{conn}    write abandoned (started={started})"
+        self.input(format!(
+            "upstream c{conn} write abandoned started={started}"
         ));
         self.session
             .handle_upstream_write_abandoned(self.now, ConnId(conn));
@@ -156,32 +158,32 @@ impl Sim {
     }
 
     pub fn client_gone(&mut self) {
-        self.log("> client   gone".to_owned());
+        self.input("client gone");
         self.session.handle_client_gone(self.now);
         self.drain();
     }
 
     pub fn client_pong(&mut self) {
-        self.log("> client   pong".to_owned());
+        self.input("client pong");
         self.session.handle_client_pong(self.now);
         self.drain();
     }
 
     pub fn too_big(&mut self, hop: wsv2_core::session::Hop) {
-        self.log(format!("> {hop:?} message too big"));
+        self.input(format!("{hop:?} message too big"));
         self.session.handle_message_too_big(self.now, hop);
         self.drain();
     }
 
     pub fn protocol_error(&mut self, error: wsv2_core::session::ClientProtocolError) {
-        self.log(format!("> client protocol error {error:?}"));
+        self.input(format!("client protocol error {error:?}"));
         self.session.handle_client_protocol_error(self.now, error);
         self.drain();
     }
 
     pub fn backpressure(&mut self, full: bool) {
-        self.log(format!(
-            "> client   write buffer {}",
+        self.input(format!(
+            "client write buffer {}",
             if full { "full" } else { "drained" }
         ));
         self.session.handle_client_backpressure(self.now, full);
@@ -191,22 +193,13 @@ impl Sim {
     /// Moves virtual time forward, firing every deadline on the way in order
     pub fn advance(&mut self, by: Duration) {
         let target = self.now + by;
-        while let Some(at) = self.session.poll_timeout() {
-            if at > target {
-                break;
-            }
-            self.now = self.now.max(at);
-            self.log("> timeout".to_owned());
-            self.session.handle_timeout(self.now);
-            self.drain();
-        }
-        self.now = target;
+        advance_to(self, target);
     }
 
     /// A slot of the account frees up (another session's response ended)
     pub fn free_external_slot(&mut self) {
         self.world.slots_in_use -= 1;
-        self.log("> slots    one freed elsewhere".to_owned());
+        self.trace.note("a slot frees up elsewhere");
         self.grant_waiting_slot();
         self.drain();
     }
@@ -216,7 +209,7 @@ impl Sim {
             && let Some(turn) = self.slot_waiters.pop_front()
         {
             self.slots_held += 1;
-            self.log(format!("> slot     {turn} granted"));
+            self.input(format!("control slot {turn} granted"));
             self.session.handle_slot_granted(self.now, turn);
         }
     }
@@ -235,7 +228,7 @@ impl Sim {
             }
             while let Some(e) = self.session.poll_event() {
                 busy = true;
-                self.log(format!("< event    {}", event_line(&e)));
+                self.output(format!("event {}", event_line(&e)));
                 self.events.push(e);
             }
             if !busy {
@@ -247,27 +240,27 @@ impl Sim {
     fn on_transmit(&mut self, t: Transmit) {
         match t {
             Transmit::ClientPing => {
-                self.log("< client   ping".to_owned());
+                self.output("client ping");
                 self.client_pings += 1;
             }
             Transmit::Client(frame) => {
                 let v: Value = serde_json::from_slice(&frame).expect("client frames are JSON");
-                self.log(format!("< client   {}", summarize(&v)));
+                self.output(format!("client {}", summarize(&v)));
                 self.to_client.push(v);
             }
             Transmit::Upstream { conn, msg } => match msg {
                 UpstreamTransmit::Text { frame, .. } => {
                     let v: Value =
                         serde_json::from_slice(&frame).expect("upstream frames are JSON");
-                    self.log(format!("< up {conn}    {}", summarize(&v)));
+                    self.output(format!("upstream {conn} {}", summarize(&v)));
                     self.to_upstream.push((conn, v));
                 }
                 UpstreamTransmit::Ping => {
-                    self.log(format!("< up {conn}    ping"));
+                    self.output(format!("upstream {conn} ping"));
                     self.pings.push(conn);
                 }
                 UpstreamTransmit::Close => {
-                    self.log(format!("< up {conn}    close"));
+                    self.output(format!("upstream {conn} close"));
                     self.closes.push(conn);
                 }
             },
@@ -275,7 +268,7 @@ impl Sim {
     }
 
     fn on_command(&mut self, c: SessionCommand) {
-        self.log(format!("< cmd      {}", command_line(&c)));
+        self.output(format!("control {}", command_line(&c)));
         self.commands.push(c.clone());
         match c {
             SessionCommand::Schedule { .. } if self.world.admit => {
@@ -285,8 +278,8 @@ impl Sim {
                     compat: CompatKey::plain(account()),
                     model_map: Arc::new(self.world.model_map.clone()),
                 };
-                self.log(format!(
-                    "> admit    {} max={}",
+                self.input(format!(
+                    "control admission {} max={}",
                     admission.account, admission.max_concurrency
                 ));
                 self.session.handle_admission(self.now, admission);
@@ -297,8 +290,8 @@ impl Sim {
                     ConnRecord::new(id, compat, self.now)
                 });
                 self.next_conn = self.next_conn.max(record.id.0 + 1);
-                self.log(format!(
-                    "> lease    {} (named lanes used: {})",
+                self.input(format!(
+                    "control lease {} (named lanes used: {})",
                     record.id,
                     record.named_lanes.len()
                 ));
@@ -327,7 +320,7 @@ impl Sim {
             SessionCommand::CloseClient { code, .. } => self.client_closed = Some(code),
             SessionCommand::CheckContinuation { turn, .. } => {
                 let allowed = self.world.continuations_allowed;
-                self.log(format!("> judged   {turn} allowed={allowed}"));
+                self.input(format!("control judged {turn} allowed={allowed}"));
                 self.session
                     .handle_continuation_judged(self.now, turn, allowed);
             }
@@ -366,6 +359,22 @@ impl Sim {
         for ev in text_response(id, lane, deltas, store, "gpt-test") {
             self.upstream(conn, ev);
         }
+    }
+}
+
+impl Clocked for Sim {
+    fn now_mut(&mut self) -> &mut Instant {
+        &mut self.now
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.session.poll_timeout()
+    }
+
+    fn fire(&mut self) {
+        self.input("timeout");
+        self.session.handle_timeout(self.now);
+        self.drain();
     }
 }
 

@@ -3,7 +3,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use wsv2_core::config::{StoreConfig, duration};
@@ -12,31 +11,37 @@ use wsv2_core::store::{
 };
 use wsv2_core::{AccountId, ResponseId};
 
+use super::trace::Trace;
+
 pub struct Harness {
     pub store: Store,
     pub t0: Instant,
     pub now: Instant,
-    pub trace: String,
+    pub trace: Trace,
 }
 
 impl Harness {
     pub fn new(config: StoreConfig) -> Self {
-        let t0 = Instant::now();
+        Self::with_clock(config, Instant::now())
+    }
+
+    /// A harness whose virtual time starts at `t0` (another gateway on the same clock)
+    pub fn with_clock(config: StoreConfig, t0: Instant) -> Self {
         Self {
             store: Store::new(config, Duration::from_secs(55 * 60)),
             t0,
             now: t0,
-            trace: String::new(),
+            trace: Trace::new(t0),
         }
     }
 
-    pub fn line(&mut self, text: impl AsRef<str>) {
-        let ms = self.now.duration_since(self.t0).as_millis();
-        let _ = writeln!(self.trace, "{ms:>6}ms {}", text.as_ref());
+    /// Traces an input handed to the store
+    pub fn input(&mut self, what: impl std::fmt::Display) {
+        self.trace.input(self.now, what);
     }
 
-    fn out(&mut self, text: impl AsRef<str>) {
-        let _ = writeln!(self.trace, "         -> {}", text.as_ref());
+    fn out(&mut self, what: impl std::fmt::Display) {
+        self.trace.output(self.now, what);
     }
 
     /// Drains commands and events, recording each
@@ -56,7 +61,8 @@ impl Harness {
 
     pub fn lookup_response(&mut self, id: &str) -> (Lookup, Vec<StoreCommand>) {
         let lookup = self.store.lookup_response(self.now, &rid(id));
-        self.line(format!("lookup_response {id} = {}", render_lookup(lookup)));
+        self.input(format!("lookup_response {id}"));
+        self.out(render_lookup(lookup));
         let (commands, _) = self.outputs();
         (lookup, commands)
     }
@@ -67,11 +73,8 @@ impl Harness {
         key: &str,
     ) -> (Lookup, Vec<StoreCommand>) {
         let lookup = self.store.lookup_session(self.now, group, key);
-        self.line(format!(
-            "lookup_session {key} in {} = {}",
-            group_name(group),
-            render_lookup(lookup)
-        ));
+        self.input(format!("lookup_session {key} in {}", group_name(group)));
+        self.out(render_lookup(lookup));
         let (commands, _) = self.outputs();
         (lookup, commands)
     }
@@ -94,7 +97,7 @@ impl Harness {
         store: bool,
     ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
         let flag = if store { "" } else { " store:false" };
-        self.line(format!(
+        self.input(format!(
             "bind_response {id}{flag} in {} -> a{account}",
             group_name(group)
         ));
@@ -109,7 +112,7 @@ impl Harness {
         key: &str,
         account: u64,
     ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
-        self.line(format!(
+        self.input(format!(
             "bind_session {key} in {} -> a{account}",
             group_name(group)
         ));
@@ -119,7 +122,7 @@ impl Harness {
     }
 
     pub fn unbind_response(&mut self, id: &str) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
-        self.line(format!("unbind_response {id}"));
+        self.input(format!("unbind_response {id}"));
         self.store.unbind_response(self.now, &rid(id));
         self.outputs()
     }
@@ -129,7 +132,7 @@ impl Harness {
         op: OpId,
         result: Result<Option<&str>, StoreFailure>,
     ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
-        self.line(format!("reply {op} {result:?}"));
+        self.input(format!("reply {op} {result:?}"));
         self.store
             .handle_reply(self.now, op, result.map(|v| v.map(str::to_owned)));
         self.outputs()
@@ -138,7 +141,7 @@ impl Harness {
     /// Moves virtual time to `t0 + ms` and calls `handle_timeout`
     pub fn at(&mut self, ms: u64) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
         self.now = self.t0 + Duration::from_millis(ms);
-        self.line("handle_timeout");
+        self.input("timeout");
         self.store.handle_timeout(self.now);
         self.outputs()
     }
@@ -159,7 +162,7 @@ impl Harness {
             next
         }) {
             let reply = backend.execute(self.now, &command);
-            self.line(format!("memory reply {} {reply:?}", command.op));
+            self.input(format!("memory reply {} {reply:?}", command.op));
             self.store.handle_reply(self.now, command.op, reply);
             while let Some(event) = self.store.poll_event() {
                 self.out(format!("event {}", render_event(&event)));

@@ -39,7 +39,7 @@ impl Gateway {
         match out {
             ControlOutput::Http(id, input) => {
                 self.trace
-                    .push(format!("{id} <- control {}", input_summary(&input)));
+                    .input_to(self.now, id, format!("control {}", input_summary(&input)));
                 match self.turns.get_mut(&id) {
                     Some(t) => t.handle_control(self.now, input),
                     // What the shells do with a lease for a task that ended
@@ -69,7 +69,10 @@ impl Gateway {
                 let reply = self.memory.execute(self.now, &cmd);
                 self.control.handle_store_reply(self.now, cmd.op, reply);
             }
-            ControlOutput::Close { conn, .. } => self.trace.push(format!("pool closes {conn}")),
+            ControlOutput::Close { conn, .. } => {
+                self.trace
+                    .output_of(self.now, "control", format!("close {conn}"))
+            }
             ControlOutput::Event(event) => self.control_events.push(event),
             ControlOutput::Ping { .. } => {}
         }
@@ -86,7 +89,7 @@ impl Gateway {
         };
         if self.fail_dials > 0 {
             self.fail_dials -= 1;
-            self.trace.push(format!("dial {conn} {account} failed"));
+            self.dial_traced(conn, account, false);
             let failure = DialFailure::default();
             self.control
                 .handle_dial_failed(self.now, account, conn, failure);
@@ -95,11 +98,11 @@ impl Gateway {
         self.dials.push((conn, account, holder));
         match behaviour {
             Dial::Ok => {
-                self.trace.push(format!("dial {conn} {account}"));
+                self.dial_traced(conn, account, true);
                 self.control.handle_dial_ok(self.now, account, conn);
             }
             Dial::Refused | Dial::Local => {
-                self.trace.push(format!("dial {conn} {account} failed"));
+                self.dial_traced(conn, account, false);
                 let failure = match behaviour {
                     Dial::Local => failure("too many open files", true),
                     _ => failure("connection refused", false),
@@ -123,16 +126,23 @@ impl Gateway {
                     msg: UpstreamTransmit::Text { frame, .. },
                 } => {
                     let v: Value = serde_json::from_slice(frame).unwrap();
-                    self.trace
-                        .push(format!("{id} -> upstream {conn} {}", create_summary(&v)));
+                    self.trace.output_of(
+                        self.now,
+                        id,
+                        format!("upstream {conn} {}", create_summary(&v)),
+                    );
                     self.creates.push((id, *conn, v, self.now));
                 }
                 HttpTransmit::Upstream { conn, msg } => {
-                    self.trace.push(format!("{id} -> upstream {conn} {msg:?}"));
+                    self.trace
+                        .output_of(self.now, id, format!("upstream {conn} {msg:?}"));
                 }
                 other => {
-                    self.trace
-                        .push(format!("{id} -> client {}", transmit_summary(other)));
+                    self.trace.output_of(
+                        self.now,
+                        id,
+                        format!("client {}", transmit_summary(other)),
+                    );
                     self.client.entry(id).or_default().push(tx);
                 }
             }
@@ -145,13 +155,15 @@ impl Gateway {
         }
         for c in cmds {
             busy = true;
-            self.trace.push(format!("{id} => {}", command_summary(&c)));
+            self.trace
+                .output_of(self.now, id, format!("control {}", command_summary(&c)));
             self.commands.push((id, c.clone()));
             self.control.handle_http_command(self.now, id, c);
         }
         for e in events {
             busy = true;
-            self.trace.push(format!("{id} event {}", event_line(&e)));
+            self.trace
+                .output_of(self.now, id, format!("event {}", event_line(&e)));
             self.control.handle_http_event(self.now, &e);
             self.events.push((id, e));
         }
@@ -184,7 +196,7 @@ impl Gateway {
                     msg: UpstreamTransmit::Text { frame, .. },
                 } => {
                     self.trace
-                        .push(format!("{id} (ws) -> upstream {conn} create"));
+                        .output_of(self.now, id, format!("upstream {conn} create"));
                     let v = serde_json::from_slice(&frame).unwrap();
                     self.creates.push((id, conn, v, self.now));
                 }

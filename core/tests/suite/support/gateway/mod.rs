@@ -27,6 +27,8 @@ use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use lines::{body_summary, event_summary};
 
+use super::trace::Trace;
+
 /// An API-key account named `acct{id}`
 pub fn spec(id: u64, concurrency: u32, force_http: bool) -> AccountSpec {
     AccountSpec {
@@ -100,7 +102,7 @@ pub struct Gateway {
     /// Store gets, and sessions' continuation checks, asked for
     pub gets: usize,
     pub checks: usize,
-    pub trace: Vec<String>,
+    pub trace: Trace,
 }
 
 impl Gateway {
@@ -146,7 +148,7 @@ impl Gateway {
             control_events: Vec::new(),
             gets: 0,
             checks: 0,
-            trace: Vec::new(),
+            trace: Trace::new(now),
         };
         gw.run();
         gw
@@ -166,7 +168,7 @@ impl Gateway {
     pub fn post_raw(&mut self, id: u64, body: Bytes) -> SessionId {
         let id = SessionId(id);
         self.trace
-            .push(format!("{id} <- POST {}", body_summary(&body)));
+            .input_to(self.now, id, format!("POST {}", body_summary(&body)));
         let info = SessionInfo {
             group: "default".into(),
             ..SessionInfo::default()
@@ -180,8 +182,11 @@ impl Gateway {
     /// An upstream frame on the conn of request `id`
     pub fn upstream(&mut self, id: SessionId, v: Value) {
         let conn = self.conn_of(id);
-        self.trace
-            .push(format!("{id} <- upstream {conn} {}", event_summary(&v)));
+        self.trace.input_to(
+            self.now,
+            id,
+            format!("upstream {conn} {}", event_summary(&v)),
+        );
         let frame = Bytes::from(v.to_string());
         self.turns
             .get_mut(&id)
@@ -192,7 +197,8 @@ impl Gateway {
 
     pub fn upstream_closed(&mut self, id: SessionId) {
         let conn = self.conn_of(id);
-        self.trace.push(format!("{id} <- upstream {conn} closed"));
+        self.trace
+            .input_to(self.now, id, format!("upstream {conn} closed"));
         self.turns
             .get_mut(&id)
             .unwrap()
@@ -204,9 +210,11 @@ impl Gateway {
     /// it went out)
     pub fn write_abandoned(&mut self, id: SessionId, started: bool) {
         let conn = self.conn_of(id);
-        self.trace.push(format!(
-            "{id} <- upstream {conn} write abandoned started={started}"
-        ));
+        self.trace.input_to(
+            self.now,
+            id,
+            format!("upstream {conn} write abandoned started={started}"),
+        );
         self.turns
             .get_mut(&id)
             .unwrap()
@@ -216,7 +224,7 @@ impl Gateway {
 
     /// The client of request or session `id` leaves
     pub fn gone(&mut self, id: SessionId) {
-        self.trace.push(format!("{id} <- client gone"));
+        self.trace.input_to(self.now, id, "client gone");
         match self.turns.get_mut(&id) {
             Some(turn) => turn.handle_client_gone(self.now),
             None => self
@@ -325,10 +333,10 @@ impl Gateway {
     pub fn finish_hanging(&mut self, ok: bool) {
         for (conn, account) in std::mem::take(&mut self.hanging) {
             if ok {
-                self.trace.push(format!("dial {conn} {account}"));
+                self.dial_traced(conn, account, true);
                 self.control.handle_dial_ok(self.now, account, conn);
             } else {
-                self.trace.push(format!("dial {conn} {account} failed"));
+                self.dial_traced(conn, account, false);
                 self.control
                     .handle_dial_failed(self.now, account, conn, timed_out());
             }
@@ -339,7 +347,6 @@ impl Gateway {
     /// Moves virtual time forward by `by` at once, then every machine handles its timeouts
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
-        self.trace.push(format!("+{}ms", by.as_millis()));
         self.handle_timeouts();
     }
 
@@ -379,7 +386,17 @@ impl Gateway {
     }
 
     pub fn trace(&self) -> String {
-        self.trace.join("\n")
+        self.trace.to_string()
+    }
+
+    /// Traces the answer to a dial, an input of the control plane
+    fn dial_traced(&mut self, conn: ConnId, account: AccountId, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.trace.input_to(
+            self.now,
+            "control",
+            format!("dial {conn} {account} {result}"),
+        );
     }
 }
 
