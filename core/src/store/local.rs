@@ -92,11 +92,6 @@ impl<K: Clone + Eq + Hash, V> LocalMap<K, V> {
         Some(slot.value)
     }
 
-    /// Entries held, expired ones included until they are read or evicted
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     fn bump(&mut self) -> u64 {
         self.next_tick += 1;
         self.next_tick
@@ -118,11 +113,11 @@ mod tests {
         map.insert("b", 2, later);
         assert_eq!(map.get(&"a", t0).copied(), Some(1)); // "b" is now the least recently used
         map.insert("c", 3, later);
-        assert_eq!(map.len(), 2);
+        assert_eq!(map.entries.len(), 2);
         assert_eq!(map.get(&"b", t0), None);
         assert_eq!(map.get(&"c", t0).copied(), Some(3));
         assert_eq!(map.get(&"a", later), None, "expired at its deadline");
-        assert_eq!(map.len(), 1);
+        assert_eq!(map.entries.len(), 1);
         let mut none = LocalMap::new(0);
         none.insert("a", 1, later);
         assert_eq!(none.get(&"a", t0), None);

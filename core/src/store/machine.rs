@@ -182,6 +182,44 @@ impl Store {
             return;
         };
         self.deadlines.remove(&(record.deadline, op));
+        self.settle(now, op, record, result);
+    }
+
+    /// Fails every op past its deadline (a get becomes a miss) and sends a due probe
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(deadline, op)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(record) = self.ops.remove(&op) else {
+                continue;
+            };
+            self.stats.timeouts += 1;
+            self.settle(now, op, record, Err(StoreFailure::TimedOut));
+        }
+        if self.breaker.probe_due(now) && self.ops.len() < self.config.max_pending_ops {
+            self.breaker.start_probe();
+            self.stats.probes += 1;
+            self.issue(
+                now,
+                CommandKind::Get {
+                    key: StoreKey::probe(),
+                },
+                Purpose::Probe,
+            );
+        }
+    }
+
+    /// Applies the outcome of op `op` (a reply, or its deadline passing) to the local maps,
+    /// the counters and the breaker
+    fn settle(
+        &mut self,
+        now: Instant,
+        op: OpId,
+        record: Op,
+        result: Result<Option<String>, StoreFailure>,
+    ) {
         let is_probe = matches!(record.purpose, Purpose::Probe);
         // A success first, so the refresh after a hit may go out; a failure last, so that an
         // opening breaker answers the lookups still waiting after this one.
@@ -245,60 +283,6 @@ impl Store {
         }
     }
 
-    /// Fails every op past its deadline (a get becomes a miss) and sends a due probe
-    pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(deadline, op)) = self.deadlines.first() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            let Some(record) = self.ops.remove(&op) else {
-                continue;
-            };
-            self.stats.timeouts += 1;
-            let is_probe = matches!(record.purpose, Purpose::Probe);
-            match record.purpose {
-                Purpose::Get { key, state, .. } => {
-                    self.stats.get_failures += 1;
-                    if state != GetState::Superseded {
-                        self.pending_gets.remove(&key);
-                    }
-                    if state == GetState::Waiting {
-                        self.events
-                            .push_back(StoreEvent::Resolved { op, result: None });
-                    }
-                }
-                Purpose::Set {
-                    key,
-                    group,
-                    account,
-                    binding,
-                } => {
-                    self.write_answered(&key, op, record.sent, false);
-                    self.set_failed(group, account, binding);
-                }
-                Purpose::Delete { key } => {
-                    self.write_answered(&key, op, record.sent, false);
-                    self.stats.delete_failures += 1;
-                }
-                Purpose::Refresh => self.stats.refresh_failures += 1,
-                Purpose::Probe => {}
-            }
-            self.breaker_failure(now, is_probe);
-        }
-        if self.breaker.probe_due(now) && self.ops.len() < self.config.max_pending_ops {
-            self.breaker.start_probe();
-            self.stats.probes += 1;
-            self.issue(
-                now,
-                CommandKind::Get {
-                    key: StoreKey::probe(),
-                },
-                Purpose::Probe,
-            );
-        }
-    }
-
     /// The next command to run on the store, in emission order
     #[must_use]
     pub fn poll_command(&mut self) -> Option<StoreCommand> {
@@ -332,11 +316,6 @@ impl Store {
     /// The breaker (for its state gauge)
     pub fn breaker(&self) -> &Breaker {
         &self.breaker
-    }
-
-    /// Local binding entries held (bindings, copies and tombstones, expired ones until read)
-    pub fn local_entries(&self) -> usize {
-        self.bindings.len()
     }
 
     /// Commands sent and not yet answered or timed out
