@@ -49,6 +49,14 @@ macro_rules! codes {
                     $(Self::$variant => $wire,)*
                 }
             }
+
+            /// The code whose wire name is `wire` (`None`: not one the gateway emits)
+            pub fn from_wire(wire: &str) -> Option<Self> {
+                match wire {
+                    $($wire => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
         }
     };
 }
@@ -166,6 +174,28 @@ impl GatewayError {
             format!("Previous response with id '{previous}' not found."),
         )
         .with_param(Some("previous_response_id"))
+    }
+
+    /// Upstream's exact `invalid_stream_id`
+    pub fn invalid_stream_id() -> Self {
+        Self::stream_id_error(
+            ErrorCode::InvalidStreamId,
+            "The 'stream_id' field must be a non-empty string with at most 256 characters and may only contain letters, numbers, underscores, hyphens, and periods.",
+        )
+    }
+
+    /// Upstream's exact `websocket_stream_limit_reached` (its limit is
+    /// `upstream.max_named_lanes_per_conn`'s default, 32)
+    pub fn websocket_stream_limit_reached() -> Self {
+        Self::stream_id_error(
+            ErrorCode::WebsocketStreamLimitReached,
+            "This WebSocket connection has reached its maximum number of distinct stream IDs (32). Reuse an existing stream_id or open a new WebSocket connection.",
+        )
+    }
+
+    /// A 400 about the request's `stream_id`, in upstream's shape
+    fn stream_id_error(code: ErrorCode, message: &'static str) -> Self {
+        Self::new(400, ErrorType::InvalidRequest, Some(code), message).with_param(Some("stream_id"))
     }
 
     /// A 503 while the gateway shuts down; `advice` says where to go instead

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::json_str::push_string;
+use super::json_str::{push_opt_string, push_string};
 use super::sse::http_error_body;
 use crate::StreamId;
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
@@ -59,15 +59,20 @@ impl ErrorClass {
         let code = code.unwrap_or_default().to_ascii_lowercase();
         let ty = error_type.unwrap_or_default().to_ascii_lowercase();
         let msg = message.unwrap_or_default().to_ascii_lowercase();
-        let exact = match code.as_str() {
-            "previous_response_not_found" => Some(Self::PreviousResponseNotFound),
-            "websocket_connection_limit_reached" => Some(Self::WebsocketConnectionLimitReached),
-            "websocket_stream_limit_reached" => Some(Self::WebsocketStreamLimitReached),
-            "invalid_stream_id" => Some(Self::InvalidStreamId),
-            "upgrade_required" => Some(Self::UpgradeRequired),
-            "websocket_not_supported" | "websocket_unsupported" => Some(Self::WsUnsupported),
-            "invalid_encrypted_content" => Some(Self::InvalidEncryptedContent),
-            "server_is_overloaded" | "slow_down" => Some(Self::ServerError),
+        // The catalogue's codes by their variant; upstream's other exact codes by name.
+        let exact = match (ErrorCode::from_wire(&code), code.as_str()) {
+            (Some(ErrorCode::PreviousResponseNotFound), _) => Some(Self::PreviousResponseNotFound),
+            (Some(ErrorCode::WebsocketConnectionLimitReached), _) => {
+                Some(Self::WebsocketConnectionLimitReached)
+            }
+            (Some(ErrorCode::WebsocketStreamLimitReached), _) => {
+                Some(Self::WebsocketStreamLimitReached)
+            }
+            (Some(ErrorCode::InvalidStreamId), _) => Some(Self::InvalidStreamId),
+            (Some(ErrorCode::UpgradeRequired), _) => Some(Self::UpgradeRequired),
+            (_, "websocket_not_supported" | "websocket_unsupported") => Some(Self::WsUnsupported),
+            (_, "invalid_encrypted_content") => Some(Self::InvalidEncryptedContent),
+            (_, "server_is_overloaded" | "slow_down") => Some(Self::ServerError),
             _ => None,
         };
         if let Some(class) = exact {
@@ -93,7 +98,7 @@ impl ErrorClass {
             || (has(&msg, "rate limit") && (has(&msg, "reached") || has(&msg, "exceeded")))
         {
             Self::RateLimited
-        } else if has(&ty, "server_error") || has(&code, "server_error") {
+        } else if has(&ty, ErrorType::Server.as_str()) || has(&code, ErrorType::Server.as_str()) {
             Self::ServerError
         } else {
             Self::Other
@@ -138,26 +143,18 @@ impl ErrorInfo {
     /// 4. the longest of `x-ratelimit-reset-requests` / `x-ratelimit-reset-tokens`
     ///    (Go durations such as `1s`, `6m0s`, `250ms`).
     ///
-    /// `error.resets_at` is absolute: see [`ErrorInfo::resets_at_epoch_secs`].
+    /// `error.resets_at` is absolute: see [`ErrorInfo::resets_at`].
     pub fn retry_after_secs(&self) -> Option<u64> {
-        if let Some(secs) = self.header("retry-after").and_then(parse_seconds) {
-            return Some(secs);
-        }
-        if let Some(secs) = self.resets_in_seconds {
-            return Some(secs);
-        }
-        if let Some(secs) = self.codex_reset_after() {
-            return Some(secs);
-        }
-        ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
-            .iter()
-            .filter_map(|name| self.header(name).and_then(parse_go_duration_secs))
-            .max()
-    }
-
-    /// `error.resets_at`: when the limit resets, in Unix epoch seconds
-    pub fn resets_at_epoch_secs(&self) -> Option<u64> {
-        self.resets_at
+        self.header("retry-after")
+            .and_then(parse_seconds)
+            .or(self.resets_in_seconds)
+            .or_else(|| self.codex_reset_after())
+            .or_else(|| {
+                ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+                    .iter()
+                    .filter_map(|name| self.header(name).and_then(parse_go_duration_secs))
+                    .max()
+            })
     }
 
     /// The value of header `name` (lower case)
@@ -186,14 +183,11 @@ impl ErrorInfo {
                 .and_then(|(_, v)| v.trim().parse::<f64>().ok());
             Some((secs, used.is_some_and(|u| u >= 100.0)))
         });
-        let (mut exhausted, mut any) = (None::<u64>, None::<u64>);
-        for (secs, full) in windows {
-            if full {
-                exhausted = Some(exhausted.map_or(secs, |e| e.max(secs)));
-            }
-            any = Some(any.map_or(secs, |a| a.min(secs)));
-        }
-        exhausted.or(any)
+        let longest_exhausted = windows
+            .clone()
+            .filter_map(|(secs, full)| full.then_some(secs))
+            .max();
+        longest_exhausted.or_else(|| windows.map(|(secs, _)| secs).min())
     }
 }
 
@@ -296,28 +290,6 @@ pub fn parse_error_event(frame: &[u8]) -> Option<ErrorInfo> {
     })
 }
 
-/// `{"type":"error","status":400,["stream_id":…,]"error":{"type":"invalid_request_error","code":…,"message":…,"param":…}}`
-fn invalid_request_event(
-    lane: Option<&StreamId>,
-    code: ErrorCode,
-    message: &str,
-    param: &str,
-) -> Bytes {
-    let mut out = Vec::with_capacity(160 + message.len());
-    out.extend_from_slice(br#"{"type":"error","status":400,"#);
-    push_lane(&mut out, lane);
-    out.extend_from_slice(br#""error":{"type":"#);
-    push_string(&mut out, ErrorType::InvalidRequest.as_str());
-    out.extend_from_slice(br#","code":"#);
-    push_string(&mut out, code.as_str());
-    out.extend_from_slice(br#","message":"#);
-    push_string(&mut out, message);
-    out.extend_from_slice(br#","param":"#);
-    push_string(&mut out, param);
-    out.extend_from_slice(b"}}");
-    Bytes::from(out)
-}
-
 /// `"stream_id":"…",` when the event answers a named lane
 fn push_lane(out: &mut Vec<u8>, lane: Option<&StreamId>) {
     if let Some(lane) = lane {
@@ -329,33 +301,17 @@ fn push_lane(out: &mut Vec<u8>, lane: Option<&StreamId>) {
 
 /// Upstream's exact `previous_response_not_found` error
 pub fn previous_response_not_found_event(id: &str, lane: Option<&StreamId>) -> Bytes {
-    let message = format!("Previous response with id '{id}' not found.");
-    invalid_request_event(
-        lane,
-        ErrorCode::PreviousResponseNotFound,
-        &message,
-        "previous_response_id",
-    )
+    GatewayError::previous_response_not_found(id).event(lane)
 }
 
 /// Upstream's exact `invalid_stream_id` error (no `stream_id` echoed)
 pub fn invalid_stream_id_event() -> Bytes {
-    invalid_request_event(
-        None,
-        ErrorCode::InvalidStreamId,
-        "The 'stream_id' field must be a non-empty string with at most 256 characters and may only contain letters, numbers, underscores, hyphens, and periods.",
-        "stream_id",
-    )
+    GatewayError::invalid_stream_id().event(None)
 }
 
 /// Upstream's exact `websocket_stream_limit_reached` error, echoing `lane`
 pub fn websocket_stream_limit_reached_event(lane: &StreamId) -> Bytes {
-    invalid_request_event(
-        Some(lane),
-        ErrorCode::WebsocketStreamLimitReached,
-        "This WebSocket connection has reached its maximum number of distinct stream IDs (32). Reuse an existing stream_id or open a new WebSocket connection.",
-        "stream_id",
-    )
+    GatewayError::websocket_stream_limit_reached().event(Some(lane))
 }
 
 /// Upstream's exact `websocket_connection_limit_reached` error (`status` last, as upstream
@@ -387,6 +343,7 @@ impl GatewayError {
             self.error_type.as_str(),
             self.code.map(ErrorCode::as_str),
             &self.message,
+            self.param,
             lane,
         )
     }
@@ -404,15 +361,15 @@ impl GatewayError {
 
 /// An `error` event the gateway itself sends
 ///
-/// `{"type":"error","status":S,["stream_id":…,]"error":{"type":…,"code":…|null,"message":…,"param":null}}`
+/// `{"type":"error","status":S,["stream_id":…,]"error":{"type":…,"code":…|null,"message":…,"param":…|null}}`
 pub fn gateway_error_event(
     status: u16,
     error_type: &str,
     code: Option<&str>,
     message: &str,
+    param: Option<&str>,
     lane: Option<&StreamId>,
 ) -> Bytes {
-    use super::json_str::push_opt_string;
     let mut out = Vec::with_capacity(96 + error_type.len() + message.len());
     out.extend_from_slice(br#"{"type":"error","status":"#);
     out.extend_from_slice(status.to_string().as_bytes());
@@ -424,6 +381,8 @@ pub fn gateway_error_event(
     push_opt_string(&mut out, code);
     out.extend_from_slice(br#","message":"#);
     push_string(&mut out, message);
-    out.extend_from_slice(br#","param":null}}"#);
+    out.extend_from_slice(br#","param":"#);
+    push_opt_string(&mut out, param);
+    out.extend_from_slice(b"}}");
     Bytes::from(out)
 }

@@ -112,6 +112,7 @@ impl ErrorAnswer {
                 self.code.as_deref(),
                 &self.message,
                 None,
+                None,
             )),
         }
     }

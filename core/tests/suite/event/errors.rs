@@ -314,7 +314,7 @@ fn codex_windows_use_the_exhausted_one() {
 fn resets_at_is_exposed_as_an_absolute_time() {
     let frame = br#"{"type":"error","status":429,"error":{"type":"usage_limit_reached","resets_at":1790000000}}"#;
     let info = parse_error_event(frame).unwrap();
-    assert_eq!(info.resets_at_epoch_secs(), Some(1_790_000_000));
+    assert_eq!(info.resets_at, Some(1_790_000_000));
     assert_eq!(
         info.retry_after_secs(),
         None,
@@ -393,12 +393,13 @@ fn gateway_errors_have_the_envelope_shape() {
             "rate_limit_error",
             Some("too_many_held_creates"),
             "Too many \"queued\" creates",
+            None,
             Some(&lane),
         ),
         r#"{"type":"error","status":429,"stream_id":"l1","error":{"type":"rate_limit_error","code":"too_many_held_creates","message":"Too many \"queued\" creates","param":null}}"#,
     );
     assert_exact(
-        &gateway_error_event(400, "invalid_request_error", None, "bad", None),
+        &gateway_error_event(400, "invalid_request_error", None, "bad", None, None),
         r#"{"type":"error","status":400,"error":{"type":"invalid_request_error","code":null,"message":"bad","param":null}}"#,
     );
 }
