@@ -3,6 +3,15 @@
 //! The gateway parses its few URL shapes by hand rather than pulling a URL crate into the core:
 //! it needs scheme, host, port and path, and must reject (not guess) everything else.
 
+/// `url` with its query string, if any, shown as `?***`: a query may carry a key (some
+/// providers take one there), so configuration reports and logs never show it
+pub(crate) fn redact_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((before, _)) => format!("{before}?***"),
+        None => url.to_owned(),
+    }
+}
+
 /// `scheme://rest` split at the first `://`, the scheme lower-cased
 pub(crate) fn split_scheme(text: &str) -> Result<(String, &str), String> {
     let Some((scheme, rest)) = text.split_once("://") else {

@@ -352,7 +352,7 @@ impl GatewayConfig {
 
         let top = Fields::new(root, "");
         let listen = match top.string("listen", &mut issues) {
-            None => Some(default_listen()),
+            None => Some(default_address(DEFAULT_LISTEN)),
             Some(text) => text
                 .trim()
                 .parse::<SocketAddr>()
@@ -366,7 +366,7 @@ impl GatewayConfig {
                 .ok(),
         };
         let admin_listen = match top.string("admin_listen", &mut issues).map(str::trim) {
-            None => Some(Some(default_admin_listen())),
+            None => Some(Some(default_address(DEFAULT_ADMIN_LISTEN))),
             Some("off") => Some(None),
             Some(text) => text
                 .parse::<SocketAddr>()
@@ -386,29 +386,19 @@ impl GatewayConfig {
                 let topology = redis_cluster_seeds(url.trim())
                     .map(|seeds| seeds.map(drop))
                     .or_else(|| redis_sentinel(url.trim()).map(|target| target.map(drop)));
-                if let Some(parsed) = topology {
-                    return match parsed {
-                        Ok(()) => Some(Secret::new(url.trim())),
-                        Err(why) => {
-                            push(&mut issues, "redis_url", why);
-                            None
-                        }
-                    };
-                }
-                let ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+                let plain = ["redis://", "rediss://", "redis+unix://", "unix://"]
                     .iter()
                     .any(|scheme| url.to_ascii_lowercase().starts_with(scheme));
-                if ok {
-                    Some(Secret::new(url.trim()))
+                let verdict = topology.unwrap_or(if plain {
+                    Ok(())
                 } else {
-                    push(
-                        &mut issues,
-                        "redis_url",
-                        "expected a redis://, rediss://, redis+unix://, unix://, \
-                         redis+cluster:// or redis+sentinel:// URL",
-                    );
-                    None
-                }
+                    Err("expected a redis://, rediss://, redis+unix://, unix://, \
+                         redis+cluster:// or redis+sentinel:// URL")
+                });
+                verdict
+                    .map(|()| Secret::new(url.trim()))
+                    .map_err(|why| push(&mut issues, "redis_url", why))
+                    .ok()
             });
         let metrics = top.bool("metrics", &mut issues).unwrap_or(true);
         let tls_ca_file = top
@@ -466,14 +456,8 @@ impl GatewayConfig {
     }
 }
 
-fn default_admin_listen() -> SocketAddr {
-    DEFAULT_ADMIN_LISTEN
-        .parse()
-        .unwrap_or_else(|_| unreachable!("the default admin address parses"))
-}
-
-fn default_listen() -> SocketAddr {
-    DEFAULT_LISTEN
-        .parse()
-        .unwrap_or_else(|_| unreachable!("the default listen address parses"))
+/// [`DEFAULT_LISTEN`] or [`DEFAULT_ADMIN_LISTEN`], parsed
+fn default_address(text: &str) -> SocketAddr {
+    text.parse()
+        .unwrap_or_else(|_| unreachable!("the default addresses parse"))
 }

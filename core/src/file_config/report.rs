@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use super::authority::redact_query;
 use super::{ConfigIssue, GatewayConfig};
 use crate::resolver::Transport;
 
@@ -52,19 +53,12 @@ pub fn format_report(outcome: &Result<GatewayConfig, Vec<ConfigIssue>>) -> Strin
                 },
             );
             for (account, decision) in config.accounts.iter().zip(&decisions) {
-                let transport = match decision.transport {
-                    Transport::WsV2 => "WebSocket",
-                    Transport::Http => "HTTP",
-                };
                 let url = &account.base_url;
-                let endpoint = match decision.transport {
-                    Transport::WsV2 => url.ws_url(),
-                    Transport::Http => url.http_url(),
+                let (transport, endpoint) = match decision.transport {
+                    Transport::WsV2 => ("WebSocket", url.ws_url()),
+                    Transport::Http => ("HTTP", url.http_url()),
                 };
-                // A query string may carry a key (some providers take one there): not shown.
-                let endpoint = endpoint
-                    .split_once('?')
-                    .map_or(endpoint.to_owned(), |(e, _)| format!("{e}?***"));
+                let endpoint = redact_query(endpoint);
                 let _ = write!(
                     out,
                     "  account {} {:?}: {transport} ({}), {}, auth {}",

@@ -35,9 +35,16 @@ pub const ACCOUNT_KEYS: &[&str] = &[
 /// How `key_env` / `token_env` names are looked up
 pub(crate) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// The entries of an array of tables at `key`, each with its path (`accounts[2]`)
-fn entries<'a>(root: &'a Table, key: &str, issues: &mut Issues) -> Vec<(String, &'a Table)> {
+/// The entries of an array of tables at `key`, each with its path (`accounts[2]`); `missing`
+/// is the issue when `key` is absent or an empty array (every such array is required)
+fn entries<'a>(
+    root: &'a Table,
+    key: &str,
+    missing: &str,
+    issues: &mut Issues,
+) -> Vec<(String, &'a Table)> {
     let Some(value) = root.get(key) else {
+        push(issues, key, missing);
         return Vec::new();
     };
     let Value::Array(items) = value else {
@@ -51,6 +58,9 @@ fn entries<'a>(root: &'a Table, key: &str, issues: &mut Issues) -> Vec<(String, 
         );
         return Vec::new();
     };
+    if items.is_empty() {
+        push(issues, key, missing);
+    }
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let path = format!("{key}[{i}]");
@@ -64,15 +74,6 @@ fn entries<'a>(root: &'a Table, key: &str, issues: &mut Issues) -> Vec<(String, 
         }
     }
     out
-}
-
-/// Whether `key` is absent or an empty array (a wrong type is reported by [`entries`])
-fn is_missing_or_empty(root: &Table, key: &str) -> bool {
-    match root.get(key) {
-        None => true,
-        Some(Value::Array(items)) => items.is_empty(),
-        Some(_) => false,
-    }
 }
 
 /// A credential given inline (`inline`) or by the name of an environment variable (`env_key`);
@@ -141,14 +142,12 @@ pub(crate) fn read_client_keys(
     // First path of each key value, to name duplicates without printing the key.
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut names: HashMap<String, String> = HashMap::new();
-    let listed = entries(root, "client_keys", issues);
-    if is_missing_or_empty(root, "client_keys") {
-        push(
-            issues,
-            "client_keys",
-            "no client keys: every client would be refused with 401 (add a [[client_keys]] entry)",
-        );
-    }
+    let listed = entries(
+        root,
+        "client_keys",
+        "no client keys: every client would be refused with 401 (add a [[client_keys]] entry)",
+        issues,
+    );
     for (position, (path, table)) in listed.into_iter().enumerate() {
         let f = Fields::new(table, path.clone());
         unknown_keys(table, &path, CLIENT_KEY_KEYS, issues);
@@ -207,14 +206,12 @@ pub(crate) fn read_accounts(
     env: EnvLookup<'_>,
     issues: &mut Issues,
 ) -> Vec<AccountConfig> {
-    let listed = entries(root, "accounts", issues);
-    if is_missing_or_empty(root, "accounts") {
-        push(
-            issues,
-            "accounts",
-            "no accounts: add at least one [[accounts]] entry",
-        );
-    }
+    let listed = entries(
+        root,
+        "accounts",
+        "no accounts: add at least one [[accounts]] entry",
+        issues,
+    );
     let mut accounts = Vec::new();
     let mut ids: HashMap<i64, String> = HashMap::new();
     let mut names: HashMap<String, String> = HashMap::new();

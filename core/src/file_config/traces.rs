@@ -18,7 +18,8 @@
 use std::time::Duration;
 
 use super::ConfigIssue;
-use super::authority::{parse_authority, split_scheme};
+use super::authority::{parse_authority, redact_query, split_scheme};
+use super::reader::push;
 use super::secret::Secret;
 use crate::config::TelemetryConfig;
 
@@ -53,11 +54,7 @@ impl TraceExport {
     /// it), and a query string shown as `?***` (it may carry a key)
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
-        let path = match self.path.split_once('?') {
-            Some((path, _)) => format!("{path}?***"),
-            None => self.path.clone(),
-        };
-        format!("{scheme}://{}{path}", self.host_header)
+        redact_query(&format!("{scheme}://{}{}", self.host_header, self.path))
     }
 }
 
@@ -92,14 +89,14 @@ pub fn resolve_trace_export(
     if let Some(exporter) = var("OTEL_TRACES_EXPORTER")
         && !matches!(exporter.to_ascii_lowercase().as_str(), "" | "otlp" | "none")
     {
-        issue(&mut issues, "OTEL_TRACES_EXPORTER", "only otlp or none");
+        push(&mut issues, "OTEL_TRACES_EXPORTER", "only otlp or none");
     }
     if let Some(protocol) = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
         .filter(|p| !p.is_empty() && p != "http/protobuf")
     {
         let _ = protocol; // never echoed: say what is supported instead
-        issue(
+        push(
             &mut issues,
             "OTEL_EXPORTER_OTLP_PROTOCOL",
             "only http/protobuf is supported",
@@ -122,7 +119,7 @@ pub fn resolve_trace_export(
                         all.push((k, Secret::new(v)));
                     }
                 }
-                None => issue(
+                None => push(
                     &mut issues,
                     name,
                     "expected comma-separated name=value pairs",
@@ -138,7 +135,7 @@ pub fn resolve_trace_export(
         Some((name, ms)) => match ms.parse::<u64>() {
             Ok(ms) if ms > 0 => Duration::from_millis(ms),
             _ => {
-                issue(
+                push(
                     &mut issues,
                     name,
                     "expected a positive number of milliseconds",
@@ -161,12 +158,12 @@ pub fn resolve_trace_export(
                     }
                 }
             }
-            Some(_) => issue(
+            Some(_) => push(
                 &mut issues,
                 "OTEL_RESOURCE_ATTRIBUTES",
                 "more than 32 attributes",
             ),
-            None => issue(
+            None => push(
                 &mut issues,
                 "OTEL_RESOURCE_ATTRIBUTES",
                 "expected comma-separated key=value pairs",
@@ -179,7 +176,7 @@ pub fn resolve_trace_export(
     let target = endpoint.and_then(|(source, url, append)| match parse_endpoint(&url, append) {
         Ok(target) => Some(target),
         Err(why) => {
-            issue(&mut issues, source, &why);
+            push(&mut issues, source, &why);
             None
         }
     });
@@ -199,13 +196,6 @@ pub fn resolve_trace_export(
             resource,
             timeout,
         }))
-}
-
-fn issue(issues: &mut Vec<ConfigIssue>, path: &str, message: &str) {
-    issues.push(ConfigIssue {
-        path: path.to_owned(),
-        message: message.to_owned(),
-    });
 }
 
 /// `http(s)://host[:port][/path]`; with `append`, `/v1/traces` follows the path (the

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use super::authority::{parse_authority, split_scheme};
+use super::authority::{parse_authority, redact_query, split_scheme};
 
 /// The default upstream of an account
 pub const DEFAULT_BASE_URL: &str = "wss://api.openai.com/v1/responses";
@@ -143,24 +143,14 @@ impl Default for UpstreamUrl {
     }
 }
 
-impl UpstreamUrl {
-    /// The WebSocket URL with its query string, if any, replaced by `?***`
-    pub fn redacted(&self) -> String {
-        match self.ws_url.split_once('?') {
-            Some((before, _)) => format!("{before}?***"),
-            None => self.ws_url.clone(),
-        }
-    }
-}
-
 impl fmt::Display for UpstreamUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
+        f.write_str(&redact_query(&self.ws_url))
     }
 }
 
 impl fmt::Debug for UpstreamUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UpstreamUrl({})", self.redacted())
+        write!(f, "UpstreamUrl({})", redact_query(&self.ws_url))
     }
 }
