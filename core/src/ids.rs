@@ -11,13 +11,17 @@ macro_rules! numeric_id {
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
         pub struct $name(pub u64);
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 write!(f, concat!($prefix, "{}"), self.0)
             }
         }
     };
 }
+
+/// Declares a `u64` handle that displays as its prefix and number (`c7`); for the handles of
+/// other modules too
+pub(crate) use numeric_id;
 
 numeric_id!(
     /// One upstream WebSocket connection, unique for the life of the process.

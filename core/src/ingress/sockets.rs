@@ -31,15 +31,11 @@ use super::admission::whole_seconds_up;
 use crate::config::IngressConfig;
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 
-/// One accepted client connection (numbered in accept order)
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClientConnId(pub u64);
-
-impl std::fmt::Display for ClientConnId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "c{}", self.0)
-    }
-}
+crate::ids::numeric_id!(
+    /// One accepted client connection (numbered in accept order)
+    ClientConnId,
+    "c"
+);
 
 /// The caps [`ClientSockets`] enforces
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,15 +7,11 @@ use super::binding::Binding;
 use super::key::StoreKey;
 use crate::{AccountId, ResponseId};
 
-/// Names one store command from emission to reply; unique for the life of a [`Store`](super::Store)
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct OpId(pub u64);
-
-impl fmt::Display for OpId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "op{}", self.0)
-    }
-}
+crate::ids::numeric_id!(
+    /// Names one store command from emission to reply; unique for the life of a [`Store`](super::Store)
+    OpId,
+    "op"
+);
 
 /// One command for the shell to run against the store, then answer with
 /// [`Store::handle_reply`](super::Store::handle_reply)
