@@ -71,11 +71,6 @@ impl<const N: usize> TimerTable<N> {
             .min()
     }
 
-    /// Whether any timer is armed
-    pub fn any_armed(&self) -> bool {
-        self.deadlines.iter().any(Option::is_some)
-    }
-
     /// Disarms and returns the first expired timer, in `T::ALL` order
     pub fn take_expired<T: TimerName>(&mut self, now: Instant) -> Option<T> {
         let timer = T::ALL.iter().copied().find(|t| self.is_expired(*t, now))?;
@@ -119,6 +114,6 @@ mod tests {
         assert_eq!(table.take_expired::<T>(t0 + Duration::from_secs(2)), None);
         assert_eq!(table.next_timeout(), Some(t0 + Duration::from_secs(5)));
         table.stop_all();
-        assert!(!table.any_armed());
+        assert_eq!(table.next_timeout(), None);
     }
 }

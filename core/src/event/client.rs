@@ -8,7 +8,7 @@ use super::lex::ValueKind;
 use super::scan::{ObjectScan, Value};
 
 /// The top-level `type` of a client event
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ClientEventKind {
     /// `response.create`
     ResponseCreate,
@@ -17,13 +17,15 @@ pub enum ClientEventKind {
     /// `response.inject` (beta)
     ResponseInject,
     /// Anything else (the gateway answers with an `error` event)
+    #[default]
     Other,
 }
 
 /// The `stream_id` field of a create
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum StreamIdField {
     /// Absent or `null`: the default lane
+    #[default]
     Absent,
     /// A valid `stream_id`
     Valid(crate::StreamId),
@@ -32,7 +34,7 @@ pub enum StreamIdField {
 }
 
 /// What the gateway reads from one client event
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClientRequest {
     /// Top-level `type`
     pub kind: ClientEventKind,
@@ -78,18 +80,7 @@ impl ClientEventKind {
 pub fn classify_client_event(frame: &Bytes) -> Result<ClientRequest, ClassifyError> {
     let mut scan = ObjectScan::top_level(frame)?;
     let mut type_name = None;
-    let mut request = ClientRequest {
-        kind: ClientEventKind::Other,
-        type_name: Bytes::new(),
-        model: None,
-        previous_response_id: None,
-        stream_id: StreamIdField::Absent,
-        store: None,
-        generate: None,
-        background: false,
-        prompt_cache_key: None,
-        trace_parent: None,
-    };
+    let mut request = ClientRequest::default();
     while let Some(member) = scan.next_member()? {
         let (key, value) = (member.key, member.value);
         if key.eq_text(b"type") {

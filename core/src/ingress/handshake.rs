@@ -45,27 +45,17 @@ pub const WEBSOCKET_VERSION: &str = "13";
 impl HandshakeRefusal {
     /// The HTTP answer (400, or 426 for the version)
     pub fn answer(self) -> GatewayError {
-        let (status, code, message) = match self {
-            Self::Http10 => (
-                400,
-                ErrorCode::InvalidWebsocketHandshake,
-                "a WebSocket upgrade needs HTTP/1.1",
-            ),
-            Self::NoConnectionUpgrade => (
-                400,
-                ErrorCode::InvalidWebsocketHandshake,
-                "a WebSocket upgrade needs Connection: Upgrade",
-            ),
-            Self::BadKey => (
-                400,
-                ErrorCode::InvalidWebsocketHandshake,
-                "Sec-WebSocket-Key must be one base64-encoded 16-byte value",
-            ),
-            Self::UnsupportedVersion => (
-                426,
-                ErrorCode::UnsupportedWebsocketVersion,
-                "only WebSocket version 13 is supported (Sec-WebSocket-Version: 13)",
-            ),
+        let message = match self {
+            Self::Http10 => "a WebSocket upgrade needs HTTP/1.1",
+            Self::NoConnectionUpgrade => "a WebSocket upgrade needs Connection: Upgrade",
+            Self::BadKey => "Sec-WebSocket-Key must be one base64-encoded 16-byte value",
+            Self::UnsupportedVersion => {
+                "only WebSocket version 13 is supported (Sec-WebSocket-Version: 13)"
+            }
+        };
+        let (status, code) = match self {
+            Self::UnsupportedVersion => (426, ErrorCode::UnsupportedWebsocketVersion),
+            _ => (400, ErrorCode::InvalidWebsocketHandshake),
         };
         GatewayError::new(status, ErrorType::InvalidRequest, Some(code), message)
     }

@@ -224,19 +224,10 @@ fn bucket_of(d: Duration) -> usize {
 }
 
 /// A histogram owned by one session or turn: plain counters, no allocation, no atomics
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LocalHistogram {
     counts: [u64; BUCKETS + 1],
     sum_nanos: u64,
-}
-
-impl Default for LocalHistogram {
-    fn default() -> Self {
-        Self {
-            counts: [0; BUCKETS + 1],
-            sum_nanos: 0,
-        }
-    }
 }
 
 impl LocalHistogram {

@@ -79,16 +79,11 @@ impl HttpConnect {
         let scan_from = self.buf.len().saturating_sub(3);
         self.buf.extend_from_slice(data);
         let result = match header_end(&self.buf, scan_from) {
-            None if self.buf.len() > MAX_RESPONSE_HEADER => {
-                Err(ProxyError::ResponseHeaderTooLarge {
-                    limit: MAX_RESPONSE_HEADER,
-                })
-            }
-            None => return Ok(Progress::NeedMore),
-            Some(end) if end > MAX_RESPONSE_HEADER => Err(ProxyError::ResponseHeaderTooLarge {
+            None if self.buf.len() <= MAX_RESPONSE_HEADER => return Ok(Progress::NeedMore),
+            Some(end) if end <= MAX_RESPONSE_HEADER => parse_status(&self.buf[..end]).map(|()| end),
+            _ => Err(ProxyError::ResponseHeaderTooLarge {
                 limit: MAX_RESPONSE_HEADER,
             }),
-            Some(end) => parse_status(&self.buf[..end]).map(|()| end),
         };
         match result {
             Ok(end) => {
