@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use divan::{AllocProfiler, Bencher};
 use wsv2_core::conn::{CompatKey, Release};
-use wsv2_core::pool::{AccountPool, ConnIdSource, PoolCommand};
+use wsv2_core::pool::{AccountPool, ConnIdSource, PoolRequest};
 use wsv2_core::{AccountId, Config, ResponseId, SessionId};
 
 #[global_allocator]
@@ -30,8 +30,8 @@ fn pool_with_idle(conns: usize, now: Instant) -> (AccountPool, CompatKey, Vec<Re
         pool.acquire_for_session(now, SessionId(h), &key);
     }
     let mut dials = Vec::new();
-    while let Some(command) = pool.poll_command() {
-        if let PoolCommand::Dial { conn, .. } = command {
+    while let Some(command) = pool.poll_request() {
+        if let PoolRequest::Dial { conn, .. } = command {
             dials.push(conn);
         }
     }
@@ -39,8 +39,8 @@ fn pool_with_idle(conns: usize, now: Instant) -> (AccountPool, CompatKey, Vec<Re
         pool.handle_dial_ok(now, conn);
     }
     let mut responses = Vec::new();
-    while let Some(command) = pool.poll_command() {
-        if let PoolCommand::Granted(lease) = command {
+    while let Some(command) = pool.poll_request() {
+        if let PoolRequest::Granted(lease) = command {
             let mut record = lease.record;
             let response = ResponseId::from_str_copy(&format!("resp_{}", record.id.0)).unwrap();
             record.cache(None, response.clone(), false);
@@ -67,7 +67,7 @@ fn session_acquire_release(bencher: Bencher, conns: usize) {
     bencher.bench_local(|| {
         holder += 1;
         pool.acquire_for_session(now, SessionId(holder), &key);
-        let Some(PoolCommand::Granted(lease)) = pool.poll_command() else {
+        let Some(PoolRequest::Granted(lease)) = pool.poll_request() else {
             panic!("an idle conn is granted at once")
         };
         pool.handle_release(
@@ -77,7 +77,7 @@ fn session_acquire_release(bencher: Bencher, conns: usize) {
                 reusable: true,
             },
         );
-        while pool.poll_command().is_some() {}
+        while pool.poll_request().is_some() {}
     });
 }
 
@@ -94,7 +94,7 @@ fn http_preferred_acquire_release(bencher: Bencher, conns: usize) {
         let preferred = &responses[next % responses.len()];
         next += 1;
         pool.acquire_for_http(now, SessionId(holder), &key, Some(preferred));
-        let Some(PoolCommand::Granted(lease)) = pool.poll_command() else {
+        let Some(PoolRequest::Granted(lease)) = pool.poll_request() else {
             panic!("the preferred conn is granted at once")
         };
         debug_assert!(lease.preferred_hit);
@@ -105,6 +105,6 @@ fn http_preferred_acquire_release(bencher: Bencher, conns: usize) {
                 reusable: true,
             },
         );
-        while pool.poll_command().is_some() {}
+        while pool.poll_request().is_some() {}
     });
 }

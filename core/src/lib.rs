@@ -11,9 +11,9 @@
 //!
 //! | machine | owned by | inputs | outputs |
 //! |---|---|---|---|
-//! | [`session::Session`] | one task per client socket | client frames, upstream frames of its conns, leases, admissions, slots | frames for both hops, [`session::SessionCommand`]s, [`session::SessionEvent`]s |
-//! | [`http::HttpTurn`] | one task per `POST /v1/responses` | the body, upstream frames of its conn, lease, admission, slot | the answer, upstream frames, [`http::HttpCommand`]s, [`http::HttpEvent`]s |
-//! | [`control::Control`] | the process | both holders' commands (one path for sessions and HTTP turns), dial and store results | answers ([`session::SessionInput`], [`http::HttpInput`]), dials, store commands |
+//! | [`session::Session`] | one task per client socket | client frames, upstream frames of its conns, leases, admissions, slots | frames for both hops, [`session::SessionRequest`]s, [`session::SessionEvent`]s |
+//! | [`http::HttpTurn`] | one task per `POST /v1/responses` | the body, upstream frames of its conn, lease, admission, slot | the answer, upstream frames, [`http::HttpTurnRequest`]s, [`http::HttpEvent`]s |
+//! | [`control::Control`] | the process | both holders' requests (one path for sessions and HTTP turns), dial and store results | answers ([`session::SessionInput`], [`http::HttpInput`]), dials, store commands |
 //! | [`conn::UpstreamConn`] | the session that leased it | upstream frames, pongs, socket end | frames to write, ended responses |
 //! | [`pool`] | one per account (+ registry) | acquires, releases, dial results | leases, dials, pings, closes |
 //! | [`scheduler::Scheduler`] | the process | schedule requests, failures | decisions, cooldowns, slots |
@@ -30,14 +30,14 @@
 //!
 //! A session owns the connection machines it leased, so the per-event path (an upstream delta
 //! relayed to the client) touches only that session's state and allocates nothing. Everything
-//! shared is reached through commands: values, never references.
+//! shared is reached through requests: values, never references.
 //!
 //! ## The drive invariant
 //!
 //! **After any `handle_*` call, drain the `poll_*` outputs until each returns `None`, then read
 //! `poll_timeout()` and arm one timer for it.** For a session the order is
 //! [`poll_transmit`](session::Session::poll_transmit), then
-//! [`poll_command`](session::Session::poll_command), then
+//! [`poll_request`](session::Session::poll_request), then
 //! [`poll_event`](session::Session::poll_event), then
 //! [`poll_timeout`](session::Session::poll_timeout). When the timer fires, re-read the clock
 //! (runtimes wake timers late or early) and call `handle_timeout(now)`; a call before the
@@ -46,7 +46,7 @@
 //! ## A run loop
 //!
 //! A shell's session task, reduced to its decisions. Here a scripted "upstream" answers the
-//! create; a real shell writes [`session::Transmit`]s to sockets and routes commands to the
+//! create; a real shell writes [`session::Transmit`]s to sockets and routes requests to the
 //! pool, scheduler and store.
 //!
 //! ```
@@ -55,7 +55,7 @@
 //!
 //! use bytes::Bytes;
 //! use wsv2_core::conn::{CompatKey, ConnRecord, UpstreamTransmit};
-//! use wsv2_core::session::{Admission, Lease, Session, SessionCommand, Transmit};
+//! use wsv2_core::session::{Admission, Lease, Session, SessionRequest, Transmit};
 //! use wsv2_core::turn::SlotRequest;
 //! use wsv2_core::{AccountId, Config, ConnId, SessionId};
 //!
@@ -81,17 +81,17 @@
 //!             Transmit::Upstream { .. } | Transmit::ClientPing => {}
 //!         }
 //!     }
-//!     while let Some(cmd) = session.poll_command() {
+//!     while let Some(cmd) = session.poll_request() {
 //!         match cmd {
-//!             SessionCommand::Schedule { .. } => {
+//!             SessionRequest::Schedule { .. } => {
 //!                 let account = AccountId(1);
 //!                 let admission = Admission { account, max_concurrency: 8, compat: CompatKey::plain(account), model_map: Default::default() };
 //!                 session.handle_admission(now, admission);
 //!             }
-//!             SessionCommand::Acquire { compat, .. } => {
+//!             SessionRequest::Acquire { compat, .. } => {
 //!                 session.handle_lease(now, Lease { holder: SessionId(1), record: ConnRecord::new(ConnId(7), compat, now), fresh: true, preferred_hit: false });
 //!             }
-//!             SessionCommand::Slot(SlotRequest::Acquire { turn, .. }) => {
+//!             SessionRequest::Slot(SlotRequest::Acquire { turn, .. }) => {
 //!                 session.handle_slot_granted(now, turn)
 //!             }
 //!             _ => {} // release slots, bind responses, release conns, close the client …

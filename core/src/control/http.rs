@@ -1,4 +1,4 @@
-//! HTTP requests through the control plane: their commands go down the holders' one path
+//! HTTP requests through the control plane: their requests go down the holders' one path
 //! (schedule, acquire, slot, bind, close — see `holder.rs`) with the rules only an HTTP request
 //! has stated here: a `store:false` chain continues only on the idle conn caching it (checked
 //! before the schedule and for the chosen account), a conn from `acquire_for_http` with that
@@ -19,37 +19,37 @@ use std::time::Instant;
 
 use super::holder::HolderKind;
 use super::{Control, ControlEvent, ControlOutput};
-use crate::http::{HttpCommand, HttpEvent};
+use crate::http::{HttpEvent, HttpTurnRequest};
 use crate::resolver::Transport;
 use crate::scheduler::FailureKind;
 use crate::store::ResponseConn;
 use crate::{AccountId, ResponseId, SessionId};
 
 impl Control {
-    /// Takes one command of HTTP request `id`
-    pub fn handle_http_command(&mut self, now: Instant, id: SessionId, cmd: HttpCommand) {
+    /// Takes one request of HTTP request `id`
+    pub fn handle_http_request(&mut self, now: Instant, id: SessionId, cmd: HttpTurnRequest) {
         match cmd {
-            HttpCommand::Open(info) => self.open_holder(id, HolderKind::Http, info),
+            HttpTurnRequest::Open(info) => self.open_holder(id, HolderKind::Http, info),
             // An HTTP request created nothing: it has no view of its own on the chain.
-            HttpCommand::Schedule {
+            HttpTurnRequest::Schedule {
                 previous,
                 prompt_cache_key,
                 exclude,
             } => self.start_schedule(now, id, previous, false, prompt_cache_key, exclude),
-            HttpCommand::Acquire {
+            HttpTurnRequest::Acquire {
                 account,
                 compat,
                 preferred,
                 may_move_from,
             } => self.acquire(now, id, account, &compat, preferred.as_ref(), may_move_from),
-            HttpCommand::Slot(request) => self.handle_slot_request(id, request),
-            HttpCommand::Release { release, hold } => match hold {
+            HttpTurnRequest::Slot(request) => self.handle_slot_request(id, request),
+            HttpTurnRequest::Release { release, hold } => match hold {
                 Some(chain) => self.pool.handle_release_with_hold(now, release, chain),
                 None => self.pool.handle_release(now, release),
             },
-            HttpCommand::Bind(bind) => self.bind(now, id, bind),
-            HttpCommand::Close => self.close_holder(now, id),
-            HttpCommand::AbandonWrites { .. } => {} // the shell's
+            HttpTurnRequest::Bind(bind) => self.bind(now, id, bind),
+            HttpTurnRequest::Close => self.close_holder(now, id),
+            HttpTurnRequest::AbandonWrites { .. } => {} // the shell's
         }
         self.pump(now);
     }

@@ -1,8 +1,8 @@
-//! The control plane: scheduler, store, pools and concurrency slots answering the commands of
+//! The control plane: scheduler, store, pools and concurrency slots answering the requests of
 //! its holders — WebSocket sessions and HTTP requests.
 //!
 //! Runtime-neutral glue, so no shell holds policy: a shell runs one task that owns the
-//! [`Control`], routes each [`SessionCommand`] and `HttpCommand` here (except `AbandonWrites`
+//! [`Control`], routes each [`SessionRequest`] and `HttpTurnRequest` here (except `AbandonWrites`
 //! and `CloseClient`, which are its own I/O), and performs the [`ControlOutput`]s. It is on the
 //! per-turn path, never on the per-event path.
 //!
@@ -51,12 +51,12 @@ pub use readiness::{AccountReadiness, AccountState, Readiness};
 use slots::SlotQueue;
 pub use types::{AccountSpec, ControlEvent, ControlOutput, DialFailure, UpgradeRefusal};
 
-use crate::pool::{PoolCommand, PoolRegistry, PoolStats};
+use crate::pool::{PoolRegistry, PoolRequest, PoolStats};
 use crate::resolver::{Transport, resolve};
 use crate::scheduler::{
     self, Decision, FailureKind, Reject, ScheduleRequest, Scheduler, SchedulerEvent,
 };
-use crate::session::{SessionCommand, SessionEvent};
+use crate::session::{SessionEvent, SessionRequest};
 use crate::store::{OpId, Store, StoreEvent, StoreFailure};
 use crate::turn::{ResponseReport, SessionInfo};
 use crate::{AccountId, Config, ConnId, SessionId};
@@ -206,10 +206,10 @@ impl Control {
         self.pump(now);
     }
 
-    /// Takes one command of session `id` (all but `AbandonWrites` and `CloseClient`)
-    pub fn handle_session_command(&mut self, now: Instant, id: SessionId, cmd: SessionCommand) {
+    /// Takes one request of session `id` (all but `AbandonWrites` and `CloseClient`)
+    pub fn handle_session_request(&mut self, now: Instant, id: SessionId, cmd: SessionRequest) {
         match cmd {
-            SessionCommand::Schedule {
+            SessionRequest::Schedule {
                 previous,
                 connection_local,
                 prompt_cache_key,
@@ -223,25 +223,25 @@ impl Control {
                 prompt_cache_key,
                 exclude,
             ),
-            SessionCommand::Acquire {
+            SessionRequest::Acquire {
                 account,
                 compat,
                 may_move_from,
             } => self.acquire(now, id, account, &compat, None, may_move_from),
-            SessionCommand::Slot(request) => self.handle_slot_request(id, request),
-            SessionCommand::ClientBlocked { account, blocked } => {
+            SessionRequest::Slot(request) => self.handle_slot_request(id, request),
+            SessionRequest::ClientBlocked { account, blocked } => {
                 self.blocked.retain(|(s, _)| *s != id);
                 if blocked {
                     self.blocked.push((id, account));
                     self.take_back_blocked_slots(account);
                 }
             }
-            SessionCommand::Release(release) => self.pool.handle_release(now, release),
-            SessionCommand::Bind(bind) => self.bind(now, id, bind),
-            SessionCommand::CheckContinuation { turn, previous } => {
+            SessionRequest::Release(release) => self.pool.handle_release(now, release),
+            SessionRequest::Bind(bind) => self.bind(now, id, bind),
+            SessionRequest::CheckContinuation { turn, previous } => {
                 self.check_continuation(now, id, turn, &previous)
             }
-            SessionCommand::AbandonWrites { .. } | SessionCommand::CloseClient { .. } => {}
+            SessionRequest::AbandonWrites { .. } | SessionRequest::CloseClient { .. } => {}
         }
         self.pump(now);
     }
@@ -430,7 +430,7 @@ impl Control {
     fn pump(&mut self, now: Instant) {
         loop {
             let mut busy = false;
-            while let Some(cmd) = self.pool.poll_command() {
+            while let Some(cmd) = self.pool.poll_request() {
                 busy = true;
                 self.on_pool_command(cmd);
             }
@@ -454,7 +454,7 @@ impl Control {
                     }
                 }
             }
-            while let Some(cmd) = self.store.poll_command() {
+            while let Some(cmd) = self.store.poll_request() {
                 busy = true;
                 self.out.push_back(ControlOutput::Store(cmd));
             }
@@ -487,9 +487,9 @@ impl Control {
         }
     }
 
-    fn on_pool_command(&mut self, cmd: PoolCommand) {
+    fn on_pool_command(&mut self, cmd: PoolRequest) {
         match cmd {
-            PoolCommand::Dial {
+            PoolRequest::Dial {
                 conn,
                 compat,
                 for_holder,
@@ -503,21 +503,21 @@ impl Control {
                     for_session: for_holder,
                 });
             }
-            PoolCommand::Ping(conn) => {
+            PoolRequest::Ping(conn) => {
                 if let Some(account) = self.account_of(conn) {
                     self.out.push_back(ControlOutput::Ping { account, conn });
                 }
             }
-            PoolCommand::Close(conn, _reason) => {
+            PoolRequest::Close(conn, _reason) => {
                 if let Some(account) = self.conn_accounts.remove(&conn) {
                     self.out.push_back(ControlOutput::Close { account, conn });
                 }
             }
-            PoolCommand::Granted(lease) => {
+            PoolRequest::Granted(lease) => {
                 let holder = lease.holder;
                 self.acquired(holder, Answer::Lease(lease));
             }
-            PoolCommand::Refused { holder, reason } => {
+            PoolRequest::Refused { holder, reason } => {
                 self.acquired(holder, Answer::LeaseRefused(reason))
             }
         }

@@ -7,7 +7,7 @@ use crate::conn::CompatKey;
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::resolver::AccountProtocol;
 use crate::session::SessionInput;
-use crate::store::{BindingRef, StoreCommand};
+use crate::store::{BindingRef, StoreRequest};
 use crate::turn::ModelMap;
 use crate::{AccountId, ConnId, SessionId};
 
@@ -192,7 +192,7 @@ pub enum ControlOutput {
         conn: ConnId,
     },
     /// Execute a store command; answer with `handle_store_reply`
-    Store(StoreCommand),
+    Store(StoreRequest),
     /// Log or count
     Event(ControlEvent),
 }

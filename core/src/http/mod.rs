@@ -2,7 +2,7 @@
 //!
 //! [`HttpTurn`] is a sans-IO machine for one request, in the style of
 //! [`Session`](crate::session::Session): it validates the body, asks the control plane for an
-//! account, a conn and a slot ([`HttpCommand`] → [`Control::handle_http_command`] →
+//! account, a conn and a slot ([`HttpTurnRequest`] → [`Control::handle_http_request`] →
 //! [`HttpInput`]), sends the `response.create` on the leased conn, and answers the client with
 //! SSE (`stream:true`, one flushed `Body` per upstream event, framed with
 //! [`sse_encode`](crate::event::sse_encode)) or with the final response object as JSON
@@ -11,7 +11,7 @@
 //! # Poll order
 //!
 //! After every `handle_*` call (and after [`HttpTurn::new`]), drain
-//! [`HttpTurn::poll_transmit`], then [`HttpTurn::poll_command`], then [`HttpTurn::poll_event`],
+//! [`HttpTurn::poll_transmit`], then [`HttpTurn::poll_request`], then [`HttpTurn::poll_event`],
 //! each until `None`, then read [`HttpTurn::poll_timeout`] and arm one timer for it. Drop the
 //! turn after [`HttpEvent::Finished`].
 //!
@@ -34,7 +34,7 @@
 //! (`stream:false`: until the reply), within `scheduler.retry_total_budget`, at most
 //! `scheduler.max_account_switches` account switches.
 //!
-//! [`Control::handle_http_command`]: crate::control::Control::handle_http_command
+//! [`Control::handle_http_request`]: crate::control::Control::handle_http_request
 
 mod answer;
 mod pipeline;
@@ -49,7 +49,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 pub use answer::ErrorAnswer;
-pub use types::{ContentType, HttpAdmission, HttpCommand, HttpEvent, HttpInput, HttpTransmit};
+pub use types::{ContentType, HttpAdmission, HttpEvent, HttpInput, HttpTransmit, HttpTurnRequest};
 
 use crate::conn::UpstreamConn;
 use crate::errors::{GatewayError, Refusal};
@@ -165,7 +165,7 @@ pub struct HttpTurn {
     /// When the request arrived
     started_at: Instant,
     out: VecDeque<HttpTransmit>,
-    commands: VecDeque<HttpCommand>,
+    requests: VecDeque<HttpTurnRequest>,
     events: VecDeque<HttpEvent>,
     timers: TimerTable<4>,
 }
@@ -197,15 +197,15 @@ impl HttpTurn {
             backpressured: false,
             started_at: now,
             out: VecDeque::with_capacity(8),
-            commands: VecDeque::with_capacity(4),
+            requests: VecDeque::with_capacity(4),
             events: VecDeque::with_capacity(4),
             timers: TimerTable::default(),
             cfg,
         };
         match request::parse_request(body) {
             Ok(request) => {
-                turn.commands.push_back(HttpCommand::Open(info));
-                turn.commands.push_back(HttpCommand::Schedule {
+                turn.requests.push_back(HttpTurnRequest::Open(info));
+                turn.requests.push_back(HttpTurnRequest::Schedule {
                     previous: request.previous.clone(),
                     prompt_cache_key: request.prompt_cache_key.clone(),
                     exclude: Vec::new(),
@@ -315,15 +315,15 @@ impl HttpTurn {
                 conn.set_reading(now, true);
                 // A create still being written (upstream not reading) must not hold the turn
                 // for the write timeout: the shell cancels it and reports the abandoned write.
-                self.commands
-                    .push_back(HttpCommand::AbandonWrites { conn: conn.id() });
+                self.requests
+                    .push_back(HttpTurnRequest::AbandonWrites { conn: conn.id() });
             }
             self.timers
                 .set(TurnTimer::Drain, now + self.cfg.session.drain_timeout);
         } else {
             if self.turn.slot() == Slot::Waiting {
-                self.commands
-                    .extend(self.turn.withdraw().map(HttpCommand::Slot));
+                self.requests
+                    .extend(self.turn.withdraw().map(HttpTurnRequest::Slot));
             }
             self.finish();
         }
@@ -405,10 +405,10 @@ impl HttpTurn {
         self.out.pop_front()
     }
 
-    /// Next command for the control plane
+    /// Next request for the control plane
     #[must_use]
-    pub fn poll_command(&mut self) -> Option<HttpCommand> {
-        self.commands.pop_front()
+    pub fn poll_request(&mut self) -> Option<HttpTurnRequest> {
+        self.requests.pop_front()
     }
 
     /// Next event for logs and metrics

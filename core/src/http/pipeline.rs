@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use super::{
-    ErrorAnswer, HttpAdmission, HttpCommand, HttpEvent, HttpTransmit, HttpTurn, Stage, TurnTimer,
-    request,
+    ErrorAnswer, HttpAdmission, HttpEvent, HttpTransmit, HttpTurn, HttpTurnRequest, Stage,
+    TurnTimer, request,
 };
 use crate::TurnId;
 use crate::conn::UpstreamConn;
@@ -70,7 +70,7 @@ impl HttpTurn {
         self.move_to(Stage::Acquiring);
         let admission = self.admission.as_ref().expect("admitted");
         let free = self.request.as_ref().is_some_and(|r| r.previous.is_none());
-        self.commands.push_back(HttpCommand::Acquire {
+        self.requests.push_back(HttpTurnRequest::Acquire {
             account: admission.account,
             compat: admission.compat.clone(),
             preferred: admission.preferred.clone(),
@@ -86,7 +86,7 @@ impl HttpTurn {
         let ask = self
             .turn
             .ask_slot(admission.account, admission.max_concurrency);
-        self.commands.push_back(HttpCommand::Slot(ask));
+        self.requests.push_back(HttpTurnRequest::Slot(ask));
         self.timers.set(
             TurnTimer::SlotWait,
             now + self.cfg.session.slot_wait_timeout,
@@ -145,8 +145,8 @@ impl HttpTurn {
         if self.stage != Stage::Attempt || !self.turn.slot_granted(turn) {
             // Not waiting any more (timed out, gone): give it straight back.
             if let Some(a) = &self.admission {
-                self.commands
-                    .push_back(HttpCommand::Slot(SlotRequest::Release {
+                self.requests
+                    .push_back(HttpTurnRequest::Slot(SlotRequest::Release {
                         account: a.account,
                     }));
             }
@@ -195,8 +195,8 @@ impl HttpTurn {
         if self.stage != Stage::Attempt || self.turn.slot() != Slot::Waiting {
             return;
         }
-        self.commands
-            .extend(self.turn.withdraw().map(HttpCommand::Slot));
+        self.requests
+            .extend(self.turn.withdraw().map(HttpTurnRequest::Slot));
         self.answer_error(&ErrorAnswer::from(GatewayError::concurrency_limit_reached()));
         self.finish();
     }
@@ -212,7 +212,7 @@ impl HttpTurn {
         let (previous, prompt_cache_key) =
             (request.previous.clone(), request.prompt_cache_key.clone());
         self.move_to(Stage::Scheduling);
-        self.commands.push_back(HttpCommand::Schedule {
+        self.requests.push_back(HttpTurnRequest::Schedule {
             previous,
             prompt_cache_key,
             exclude: self.exclude.clone(),
@@ -233,10 +233,10 @@ impl HttpTurn {
             }
             self.release(conn, None);
         }
-        self.commands
-            .extend(self.turn.withdraw().map(HttpCommand::Slot));
+        self.requests
+            .extend(self.turn.withdraw().map(HttpTurnRequest::Slot));
         if self.request.is_some() {
-            self.commands.push_back(HttpCommand::Close);
+            self.requests.push_back(HttpTurnRequest::Close);
         }
         self.events.push_back(HttpEvent::Finished);
     }

@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use super::request::{event_type, response_object};
 use super::{
-    AnswerState, ContentType, ErrorAnswer, HttpCommand, HttpEvent, HttpTransmit, HttpTurn, Stage,
-    TurnTimer,
+    AnswerState, ContentType, ErrorAnswer, HttpEvent, HttpTransmit, HttpTurn, HttpTurnRequest,
+    Stage, TurnTimer,
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
@@ -148,8 +148,8 @@ impl HttpTurn {
         }
         let release = conn.into_release();
         let hold = hold.filter(|_| release.reusable);
-        self.commands
-            .push_back(HttpCommand::Release { release, hold });
+        self.requests
+            .push_back(HttpTurnRequest::Release { release, hold });
     }
 
     fn on_ended(&mut self, now: Instant, ended: Ended) {
@@ -224,11 +224,13 @@ impl HttpTurn {
             .as_ref()
             .filter(|b| !b.store)
             .map(|b| b.response.clone());
-        self.commands.extend(settled.bind.map(HttpCommand::Bind));
+        self.requests
+            .extend(settled.bind.map(HttpTurnRequest::Bind));
         if let Some(conn) = self.conn.take() {
             self.release(conn, hold);
         }
-        self.commands.extend(settled.release.map(HttpCommand::Slot));
+        self.requests
+            .extend(settled.release.map(HttpTurnRequest::Slot));
         self.events
             .push_back(HttpEvent::ResponseEnded(Box::new(settled.report)));
     }
@@ -253,7 +255,7 @@ impl HttpTurn {
                     self.release(conn, None);
                 }
                 let release = self.turn.hold_again(at, false);
-                self.commands.extend(release.map(HttpCommand::Slot));
+                self.requests.extend(release.map(HttpTurnRequest::Slot));
                 self.final_response = None;
                 self.enter_backoff(account, failure, switch_account, at);
             }
@@ -392,7 +394,7 @@ impl HttpTurn {
     /// schedules again (an HTTP account has no pool)
     fn forward_retry(&mut self, failure: FailureKind, switch_account: bool, at: Instant) {
         let release = self.turn.hold_again(at, false);
-        self.commands.extend(release.map(HttpCommand::Slot));
+        self.requests.extend(release.map(HttpTurnRequest::Slot));
         let account = self.admission.as_ref().map(|a| a.account);
         self.enter_backoff(account, failure, switch_account, at);
         self.admission = None;

@@ -73,12 +73,12 @@ pub enum HttpTransmit {
     DiscardForward,
 }
 
-/// What an HTTP turn asks of the control plane ([`Control::handle_http_command`])
+/// What an HTTP turn asks of the control plane ([`Control::handle_http_request`])
 ///
-/// [`Control::handle_http_command`]: crate::control::Control::handle_http_command
+/// [`Control::handle_http_request`]: crate::control::Control::handle_http_request
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HttpCommand {
-    /// Register the request (first command, once)
+pub enum HttpTurnRequest {
+    /// Register the request (first request, once)
     Open(SessionInfo),
     /// Choose an account; answered with `HttpInput::Admission` / `HttpInput::Refused`
     Schedule {
@@ -112,14 +112,14 @@ pub enum HttpCommand {
         hold: Option<ResponseId>,
     },
     /// Abandon any write in flight on `conn` (the client left); the shell performs it and
-    /// reports it with `handle_upstream_write_abandoned` — not a command for the control plane
+    /// reports it with `handle_upstream_write_abandoned` — not a request for the control plane
     AbandonWrites {
         /// The conn
         conn: ConnId,
     },
     /// Record where a response ended up (store: → account; locally: → conn, lane, store)
     Bind(ResponseBind),
-    /// The request is over: forget it, cancel any wait (last command, once)
+    /// The request is over: forget it, cancel any wait (last request, once)
     Close,
 }
 

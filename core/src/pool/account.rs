@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::command::{PoolCommand, RefuseReason};
 use super::holds::ChainHolds;
 use super::keys::{KeyIdx, KeyTable};
 use super::pacing::DialPacing;
+use super::request::{PoolRequest, RefuseReason};
 use super::stats::PoolStats;
 use crate::config::{Config, PoolConfig};
 use crate::conn::{CompatKey, ConnRecord, Release};
@@ -149,7 +149,7 @@ pub struct AccountPool {
     pub(super) dialing: usize,
     pub(super) leased: usize,
     pub(super) stats: PoolStats,
-    pub(super) out: VecDeque<PoolCommand>,
+    pub(super) out: VecDeque<PoolRequest>,
 }
 
 impl AccountPool {
@@ -396,11 +396,11 @@ impl AccountPool {
 
     /// The next output, in decision order (drain until `None` after every input)
     #[must_use]
-    pub fn poll_command(&mut self) -> Option<PoolCommand> {
+    pub fn poll_request(&mut self) -> Option<PoolRequest> {
         self.out.pop_front()
     }
 
-    /// When `handle_timeout` must next be called (read after draining `poll_command`)
+    /// When `handle_timeout` must next be called (read after draining `poll_request`)
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let waiters = self.waiters.iter().filter_map(|w| w.deadline).min();

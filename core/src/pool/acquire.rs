@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use super::account::{AccountPool, HolderKind, Slot, SlotState, WaitState, Waiter};
-use super::command::{CloseReason, Lease, PoolCommand, RefuseReason};
 use super::keys::KeyIdx;
+use super::request::{CloseReason, Lease, PoolRequest, RefuseReason};
 use crate::conn::{CompatKey, ConnRecord, Release};
 use crate::{ConnId, ResponseId, SessionId};
 
@@ -254,7 +254,7 @@ impl AccountPool {
         self.dialing += 1;
         self.stats.dials += 1;
         let compat = self.keys.get(key).clone();
-        self.out.push_back(PoolCommand::Dial {
+        self.out.push_back(PoolRequest::Dial {
             conn,
             compat,
             for_holder: holder,
@@ -331,7 +331,7 @@ impl AccountPool {
             fresh,
             preferred_hit,
         };
-        self.out.push_back(PoolCommand::Granted(lease));
+        self.out.push_back(PoolRequest::Granted(lease));
     }
 
     /// Puts a waiter in line: HTTP behind the least-busy HTTP-leased conn, else in the pool
@@ -620,7 +620,7 @@ impl AccountPool {
             RefuseReason::DialWait => self.stats.dial_waits_expired += 1,
             _ => {}
         }
-        self.out.push_back(PoolCommand::Refused { holder, reason });
+        self.out.push_back(PoolRequest::Refused { holder, reason });
     }
 
     pub(super) fn set_held(&mut self, conn: ConnId, held: bool) {
@@ -673,6 +673,6 @@ impl AccountPool {
         self.forget(conn);
         self.stats.closes += 1;
         self.stats.closes_by_reason[reason.index()] += 1;
-        self.out.push_back(PoolCommand::Close(conn, reason));
+        self.out.push_back(PoolRequest::Close(conn, reason));
     }
 }

@@ -14,9 +14,9 @@
 //! # Driving a pool
 //!
 //! Inputs are `handle_*` / `acquire_*` / `cancel` calls, each taking `now`; outputs are
-//! [`PoolCommand`]s from `poll_command()`. **After any input, drain `poll_command()` until it
+//! [`PoolRequest`]s from `poll_request()`. **After any input, drain `poll_request()` until it
 //! returns `None`, then read `poll_timeout()`** and call `handle_timeout(now)` when it passes
-//! (spurious or early calls do nothing). Commands come out in the order the decisions were made:
+//! (spurious or early calls do nothing). Requests come out in the order the decisions were made:
 //! e.g. the `Close` of an evicted conn comes before the `Dial` that takes its place, and a
 //! `Granted` for a fresh conn comes right after the dial result that produced it.
 //!
@@ -24,14 +24,14 @@
 //! use std::time::Instant;
 //! use wsv2_core::{AccountId, Config, SessionId};
 //! use wsv2_core::conn::CompatKey;
-//! use wsv2_core::pool::{PoolCommand, PoolRegistry};
+//! use wsv2_core::pool::{PoolRequest, PoolRegistry};
 //!
 //! let now = Instant::now();
 //! let mut pools = PoolRegistry::new(&Config::default(), 7, now);
 //! pools.add_account(now, AccountId(1), 4);
 //! pools.acquire_for_session(now, SessionId(1), &CompatKey::plain(AccountId(1)));
-//! while let Some(command) = pools.poll_command() {
-//!     if let PoolCommand::Dial { conn, .. } = command {
+//! while let Some(request) = pools.poll_request() {
+//!     if let PoolRequest::Dial { conn, .. } = request {
 //!         // the shell dials; here the dial succeeds at once
 //!         pools.handle_dial_ok(now, AccountId(1), conn);
 //!     }
@@ -45,15 +45,15 @@
 
 mod account;
 mod acquire;
-mod command;
 mod holds;
 mod keys;
 mod pacing;
 mod registry;
+mod request;
 mod stats;
 mod ticks;
 
 pub use account::{AccountPool, ConnIdSource};
-pub use command::{CloseReason, Lease, PoolCommand, RefuseReason};
 pub use registry::PoolRegistry;
+pub use request::{CloseReason, Lease, PoolRequest, RefuseReason};
 pub use stats::PoolStats;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::account::{AccountPool, ConnIdSource};
-use super::command::{CloseReason, PoolCommand, RefuseReason};
+use super::request::{CloseReason, PoolRequest, RefuseReason};
 use super::stats::PoolStats;
 use crate::config::Config;
 use crate::conn::{CompatKey, Release};
@@ -25,7 +25,7 @@ pub struct PoolRegistry {
     pools: BTreeMap<AccountId, AccountPool>,
     next_ping_tick: Instant,
     next_cleanup_tick: Instant,
-    out: VecDeque<PoolCommand>,
+    out: VecDeque<PoolRequest>,
 }
 
 impl PoolRegistry {
@@ -116,7 +116,7 @@ impl PoolRegistry {
 
     /// A holder asked for a conn of an account that has no pool
     fn refuse_unknown_account(&mut self, holder: SessionId) {
-        self.out.push_back(PoolCommand::Refused {
+        self.out.push_back(PoolRequest::Refused {
             holder,
             reason: RefuseReason::UnknownAccount,
         });
@@ -139,7 +139,7 @@ impl PoolRegistry {
         let (account, conn) = (release.record.account(), release.record.id);
         if !self.with(account, |pool| pool.handle_release(now, release)) {
             self.out
-                .push_back(PoolCommand::Close(conn, CloseReason::AccountRemoved));
+                .push_back(PoolRequest::Close(conn, CloseReason::AccountRemoved));
         }
     }
 
@@ -150,7 +150,7 @@ impl PoolRegistry {
             pool.handle_release_with_hold(now, release, chain)
         }) {
             self.out
-                .push_back(PoolCommand::Close(conn, CloseReason::AccountRemoved));
+                .push_back(PoolRequest::Close(conn, CloseReason::AccountRemoved));
         }
     }
 
@@ -163,7 +163,7 @@ impl PoolRegistry {
     pub fn handle_dial_ok(&mut self, now: Instant, account: AccountId, conn: ConnId) {
         if !self.with(account, |pool| pool.handle_dial_ok(now, conn)) {
             self.out
-                .push_back(PoolCommand::Close(conn, CloseReason::AccountRemoved));
+                .push_back(PoolRequest::Close(conn, CloseReason::AccountRemoved));
         }
     }
 
@@ -212,7 +212,7 @@ impl PoolRegistry {
 
     /// The next output (drain until `None` after every input)
     #[must_use]
-    pub fn poll_command(&mut self) -> Option<PoolCommand> {
+    pub fn poll_request(&mut self) -> Option<PoolRequest> {
         self.out.pop_front()
     }
 
@@ -258,8 +258,8 @@ impl PoolRegistry {
             return false;
         };
         f(pool);
-        while let Some(command) = pool.poll_command() {
-            self.out.push_back(command);
+        while let Some(request) = pool.poll_request() {
+            self.out.push_back(request);
         }
         true
     }
@@ -267,8 +267,8 @@ impl PoolRegistry {
     fn for_each(&mut self, f: impl Fn(&mut AccountPool)) {
         for pool in self.pools.values_mut() {
             f(pool);
-            while let Some(command) = pool.poll_command() {
-                self.out.push_back(command);
+            while let Some(request) = pool.poll_request() {
+                self.out.push_back(request);
             }
         }
     }

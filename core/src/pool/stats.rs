@@ -2,7 +2,7 @@
 
 use std::ops::AddAssign;
 
-use super::command::CloseReason;
+use super::request::CloseReason;
 
 /// A snapshot of one pool (or the sum over the registry)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::account::{AccountPool, Slot, SlotState};
-use super::command::{CloseReason, PoolCommand};
+use super::request::{CloseReason, PoolRequest};
 use crate::ConnId;
 
 impl AccountPool {
@@ -26,7 +26,7 @@ impl AccountPool {
                 && now.saturating_duration_since(record.last_read) >= ping_interval
             {
                 *due = Some(pong_due);
-                self.out.push_back(PoolCommand::Ping(*conn));
+                self.out.push_back(PoolRequest::Ping(*conn));
             }
         }
     }

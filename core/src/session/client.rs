@@ -109,7 +109,7 @@ impl Session {
     }
 
     /// Handles the group rule's answer to
-    /// [`SessionCommand::CheckContinuation`](super::SessionCommand::CheckContinuation)
+    /// [`SessionRequest::CheckContinuation`](super::SessionRequest::CheckContinuation)
     pub fn handle_continuation_judged(&mut self, now: Instant, turn: TurnId, allowed: bool) {
         if let Some(pos) = self.pending.iter().position(|p| p.id() == turn) {
             if allowed {

@@ -3,12 +3,12 @@
 //! A session owns the conn machines it leased (at most one active conn taking creates, plus
 //! one retiring conn finishing its responses during a rotation), so the per-event path touches
 //! nothing shared. Everything else — accounts, pools, slots, bindings — is asked for with a
-//! [`SessionCommand`] and answered with a `handle_*` call.
+//! [`SessionRequest`] and answered with a `handle_*` call.
 //!
 //! # Poll order
 //!
 //! After every `handle_*` call, drain [`Session::poll_transmit`], then
-//! [`Session::poll_command`], then [`Session::poll_event`], each until `None`, then read
+//! [`Session::poll_request`], then [`Session::poll_event`], each until `None`, then read
 //! [`Session::poll_timeout`] and set the task's one timer to it.
 
 mod client;
@@ -26,7 +26,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 pub use types::{
-    Admission, ClientProtocolError, Hop, SessionCommand, SessionEvent, SessionInput, Transmit,
+    Admission, ClientProtocolError, Hop, SessionEvent, SessionInput, SessionRequest, Transmit,
 };
 
 pub use crate::pool::Lease;
@@ -131,7 +131,7 @@ pub struct Session {
     ping_client: bool,
     client_out: VecDeque<Bytes>,
     upstream_out: VecDeque<Transmit>,
-    commands: VecDeque<SessionCommand>,
+    requests: VecDeque<SessionRequest>,
     events: VecDeque<SessionEvent>,
     timers: TimerTable<11>,
     shutdown: Shutdown,
@@ -174,7 +174,7 @@ impl Session {
             shutdown: Shutdown::Running,
             client_out: VecDeque::new(),
             upstream_out: VecDeque::new(),
-            commands: VecDeque::new(),
+            requests: VecDeque::new(),
             events: VecDeque::new(),
             timers,
             exclude: Vec::new(),
@@ -255,8 +255,8 @@ impl Session {
             return self.finish(now);
         }
         for conn in [&self.active, &self.retiring].into_iter().flatten() {
-            self.commands
-                .push_back(SessionCommand::AbandonWrites { conn: conn.id() });
+            self.requests
+                .push_back(SessionRequest::AbandonWrites { conn: conn.id() });
         }
         for turn in &mut self.turns {
             turn.client_left();
@@ -307,7 +307,7 @@ impl Session {
         self.settle(now);
     }
 
-    /// Handles the scheduler's answer to [`SessionCommand::Schedule`]
+    /// Handles the scheduler's answer to [`SessionRequest::Schedule`]
     pub fn handle_admission(&mut self, now: Instant, admission: Admission) {
         if self.is_finished() {
             return;
@@ -316,7 +316,7 @@ impl Session {
         self.settle(now);
     }
 
-    /// Handles the scheduler refusing [`SessionCommand::Schedule`]: the create that asked is answered
+    /// Handles the scheduler refusing [`SessionRequest::Schedule`]: the create that asked is answered
     pub fn handle_admission_refused(&mut self, now: Instant, refusal: Refusal) {
         self.drop_admission();
         if let Some(head) = self.pending.pop_front() {
@@ -327,7 +327,7 @@ impl Session {
         self.settle(now);
     }
 
-    /// Handles a conn the pool granted for [`SessionCommand::Acquire`]
+    /// Handles a conn the pool granted for [`SessionRequest::Acquire`]
     pub fn handle_lease(&mut self, now: Instant, lease: Lease) {
         self.lease_answered();
         self.inherited_local = lease
@@ -339,8 +339,8 @@ impl Session {
             .collect();
         let conn = UpstreamConn::new(lease.record, now, &self.cfg.upstream);
         if !self.takes_client_input() {
-            self.commands
-                .push_back(SessionCommand::Release(conn.into_release()));
+            self.requests
+                .push_back(SessionRequest::Release(conn.into_release()));
             return;
         }
         if let Some(old) = self.active.take() {
@@ -350,7 +350,7 @@ impl Session {
         self.settle(now);
     }
 
-    /// Handles the pool refusing [`SessionCommand::Acquire`]. Nothing of the held creates has
+    /// Handles the pool refusing [`SessionRequest::Acquire`]. Nothing of the held creates has
     /// reached upstream, so a failed dial is retried under the scheduler's retry rules (on
     /// another account when they allow and nothing else of the session runs) and a slow one
     /// moves the session to another account at once (the control plane gives a `dial_wait`
@@ -402,8 +402,8 @@ impl Session {
             // The create is gone (refused, client left): give the slot straight back.
             if let Some(admission) = self.admitted_account() {
                 let account = admission.account;
-                self.commands
-                    .push_back(SessionCommand::Slot(SlotRequest::Release { account }));
+                self.requests
+                    .push_back(SessionRequest::Slot(SlotRequest::Release { account }));
             }
         }
         self.settle(now);
@@ -498,10 +498,10 @@ impl Session {
         self.upstream_out.pop_front()
     }
 
-    /// Next command for the rest of the gateway
+    /// Next request for the rest of the gateway
     #[must_use]
-    pub fn poll_command(&mut self) -> Option<SessionCommand> {
-        self.commands.pop_front()
+    pub fn poll_request(&mut self) -> Option<SessionRequest> {
+        self.requests.pop_front()
     }
 
     /// Next event for logs and metrics
@@ -579,7 +579,7 @@ impl Session {
     }
 
     fn close_client(&mut self, code: u16, reason: &'static str) {
-        self.commands
-            .push_back(SessionCommand::CloseClient { code, reason });
+        self.requests
+            .push_back(SessionRequest::CloseClient { code, reason });
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{
-    ContinuationCheck, Create, Phase, Refusal, Route, Session, SessionCommand, SessionEvent,
+    ContinuationCheck, Create, Phase, Refusal, Route, Session, SessionEvent, SessionRequest,
     SessionTimer, Shutdown,
 };
 use crate::conn::{CloseReason, ConnState, UpstreamConn};
@@ -94,14 +94,14 @@ impl Session {
         let create = head.create().expect("a held create");
         let Some(admission) = self.admitted_account() else {
             if self.route == Route::Unscheduled {
-                let command = SessionCommand::Schedule {
+                let request = SessionRequest::Schedule {
                     turn: head.id(),
                     previous: create.previous.clone(),
                     connection_local: create.connection_local,
                     prompt_cache_key: create.prompt_cache_key.clone(),
                     exclude: self.exclude.clone(),
                 };
-                self.commands.push_back(command);
+                self.requests.push_back(request);
                 self.ask_schedule();
                 // The schedule judges the create's previous response by the group rule itself.
                 self.head_create().check = ContinuationCheck::NotNeeded;
@@ -114,8 +114,8 @@ impl Session {
             ContinuationCheck::Due => {
                 let (turn, previous) = (head.id(), create.previous.clone().expect("checked"));
                 self.head_create().check = ContinuationCheck::Asked;
-                self.commands
-                    .push_back(SessionCommand::CheckContinuation { turn, previous });
+                self.requests
+                    .push_back(SessionRequest::CheckContinuation { turn, previous });
                 return Step::Wait;
             }
             ContinuationCheck::Asked => return Step::Wait,
@@ -198,7 +198,7 @@ impl Session {
             Slot::None if self.backpressured() => Step::Wait,
             Slot::None => {
                 let ask = self.pending[0].ask_slot(account, max_concurrency);
-                self.commands.push_back(SessionCommand::Slot(ask));
+                self.requests.push_back(SessionRequest::Slot(ask));
                 self.timers.set(
                     SessionTimer::SlotWait,
                     now + self.cfg.session.slot_wait_timeout,
@@ -296,7 +296,7 @@ impl Session {
         if let Some(SlotRequest::CancelWait { .. }) = request {
             self.timers.stop(SessionTimer::SlotWait);
         }
-        self.commands.extend(request.map(SessionCommand::Slot));
+        self.requests.extend(request.map(SessionRequest::Slot));
     }
 
     pub(super) fn slot_wait_expired(&mut self) {
@@ -366,8 +366,8 @@ impl Session {
         {
             self.note_retired(conn.id());
         }
-        self.commands
-            .push_back(SessionCommand::Release(conn.into_release()));
+        self.requests
+            .push_back(SessionRequest::Release(conn.into_release()));
     }
 
     pub(super) fn note_retired(&mut self, conn: crate::ConnId) {

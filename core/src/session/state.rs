@@ -2,7 +2,7 @@
 //! its client's write buffer — and the named transitions that are the only places they move.
 //! (Each create's own life is a [`Turn`](crate::turn::Turn).)
 
-use super::{Admission, Session, SessionCommand};
+use super::{Admission, Session, SessionRequest};
 
 /// Lifecycle of a client session
 ///
@@ -130,7 +130,7 @@ impl Session {
         else {
             unreachable!("a conn is asked for with an account")
         };
-        self.commands.push_back(SessionCommand::Acquire {
+        self.requests.push_back(SessionRequest::Acquire {
             account: admission.account,
             compat: admission.compat.clone(),
             may_move_from,
@@ -201,7 +201,7 @@ impl Session {
         };
         if self.client_writes == ClientWrites::Full {
             let account = admission.account;
-            self.commands.push_back(SessionCommand::ClientBlocked {
+            self.requests.push_back(SessionRequest::ClientBlocked {
                 account,
                 blocked: true,
             });
@@ -215,7 +215,7 @@ impl Session {
             && let Some(admission) = self.admitted_account()
         {
             let account = admission.account;
-            self.commands.push_back(SessionCommand::ClientBlocked {
+            self.requests.push_back(SessionRequest::ClientBlocked {
                 account,
                 blocked: false,
             });

@@ -84,7 +84,7 @@ pub enum SessionInput {
     /// Creates wait for a slot of the account this blocked client holds: give the slots up
     /// (close the client 1008, cut its open responses)
     YieldSlots,
-    /// The group rule's answer to `SessionCommand::CheckContinuation`
+    /// The group rule's answer to `SessionRequest::CheckContinuation`
     ContinuationJudged {
         /// The create
         turn: TurnId,
@@ -95,7 +95,7 @@ pub enum SessionInput {
 
 /// What the session asks of the rest of the gateway; the shell routes each to its machine
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SessionCommand {
+pub enum SessionRequest {
     /// Choose an account (store lookup + scheduler); answer with `handle_admission`
     Schedule {
         /// The create that needs it

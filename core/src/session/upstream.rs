@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{
-    Create, KNOWN_RESPONSES, KnownResponse, Phase, Session, SessionCommand, SessionEvent, Transmit,
+    Create, KNOWN_RESPONSES, KnownResponse, Phase, Session, SessionEvent, SessionRequest, Transmit,
 };
 use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
@@ -219,7 +219,7 @@ impl Session {
                         self.drop_admission();
                     }
                     let release = turn.hold_again(at, !switch);
-                    self.commands.extend(release.map(SessionCommand::Slot));
+                    self.requests.extend(release.map(SessionRequest::Slot));
                     self.pending.push_front(turn);
                 }
                 RetryDecision::GiveUp(GiveUpReason::ChainLost) => {
@@ -248,8 +248,8 @@ impl Session {
         let Some(settled) = turn.end(now, ended, true) else {
             return;
         };
-        self.commands
-            .extend(settled.release.map(SessionCommand::Slot));
+        self.requests
+            .extend(settled.release.map(SessionRequest::Slot));
         if let Some(bind) = settled.bind {
             if self.known.len() == KNOWN_RESPONSES {
                 self.known.pop_front();
@@ -259,7 +259,7 @@ impl Session {
                 conn: bind.conn,
                 store: bind.store,
             });
-            self.commands.push_back(SessionCommand::Bind(bind));
+            self.requests.push_back(SessionRequest::Bind(bind));
         }
         self.events
             .push_back(SessionEvent::ResponseEnded(Box::new(settled.report)));

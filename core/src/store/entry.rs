@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use super::binding::Binding;
-use super::command::OpId;
+use super::request::OpId;
 
 /// A local binding, or a tombstone left by a delete through this gateway
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

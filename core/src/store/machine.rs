@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use super::binding::Binding;
 use super::breaker::Breaker;
-use super::command::{
-    BindingRef, CommandKind, Lookup, OpId, StoreCommand, StoreEvent, StoreFailure, StoreStats,
+use super::request::{
+    BindingRef, RequestKind, Lookup, OpId, StoreRequest, StoreEvent, StoreFailure, StoreStats,
 };
 use super::entry::{Check, LocalBinding, LocalEntry};
 use super::key::StoreKey;
@@ -32,7 +32,7 @@ pub struct ResponseConn {
 ///
 /// Inputs: the lookup/bind/unbind calls of routing decisions, [`handle_reply`](Self::handle_reply)
 /// for each command's result and [`handle_timeout`](Self::handle_timeout). After any input,
-/// drain [`poll_command`](Self::poll_command) (run each command, in order, on the store) and
+/// drain [`poll_request`](Self::poll_request) (run each command, in order, on the store) and
 /// [`poll_event`](Self::poll_event), then re-arm the timer with
 /// [`poll_timeout`](Self::poll_timeout). See the [module doc](super) for the rules.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ pub struct Store {
     /// The one get in flight per key whose reply may still answer lookups (waiting or answered
     /// early by the breaker); superseded gets are not here
     pending_gets: HashMap<StoreKey, OpId>,
-    commands: VecDeque<StoreCommand>,
+    commands: VecDeque<StoreRequest>,
     events: VecDeque<StoreEvent>,
     next_op: u64,
     stats: StoreStats,
@@ -203,7 +203,7 @@ impl Store {
             self.stats.probes += 1;
             self.issue(
                 now,
-                CommandKind::Get {
+                RequestKind::Get {
                     key: StoreKey::probe(),
                 },
                 Purpose::Probe,
@@ -285,7 +285,7 @@ impl Store {
 
     /// The next command to run on the store, in emission order
     #[must_use]
-    pub fn poll_command(&mut self) -> Option<StoreCommand> {
+    pub fn poll_request(&mut self) -> Option<StoreRequest> {
         self.commands.pop_front()
     }
 
@@ -381,7 +381,7 @@ impl Store {
             refresh,
             state: GetState::Waiting,
         };
-        let op = self.issue(now, CommandKind::Get { key: key.clone() }, purpose);
+        let op = self.issue(now, RequestKind::Get { key: key.clone() }, purpose);
         self.pending_gets.insert(key, op);
         Lookup::Pending(op)
     }
@@ -406,7 +406,7 @@ impl Store {
                 account,
                 binding,
             };
-            let kind = CommandKind::Set {
+            let kind = RequestKind::Set {
                 key: key.clone(),
                 value,
                 ttl,
@@ -429,7 +429,7 @@ impl Store {
         let check = if self.may_write() {
             self.stats.deletes += 1;
             let purpose = Purpose::Delete { key: key.clone() };
-            Check::Writing(self.issue(now, CommandKind::Delete { key: key.clone() }, purpose))
+            Check::Writing(self.issue(now, RequestKind::Delete { key: key.clone() }, purpose))
         } else {
             Check::Pinned
         };
@@ -481,7 +481,7 @@ impl Store {
     fn refresh_remote(&mut self, now: Instant, key: StoreKey, ttl: Duration) {
         if self.may_write() {
             self.stats.refreshes += 1;
-            self.issue(now, CommandKind::Expire { key, ttl }, Purpose::Refresh);
+            self.issue(now, RequestKind::Expire { key, ttl }, Purpose::Refresh);
         }
     }
 
@@ -498,7 +498,7 @@ impl Store {
         }
     }
 
-    fn issue(&mut self, now: Instant, kind: CommandKind, purpose: Purpose) -> OpId {
+    fn issue(&mut self, now: Instant, kind: RequestKind, purpose: Purpose) -> OpId {
         self.next_op += 1;
         let op = OpId(self.next_op);
         let deadline = now + self.config.store_op_timeout;
@@ -511,7 +511,7 @@ impl Store {
             },
         );
         self.deadlines.insert((deadline, op));
-        self.commands.push_back(StoreCommand { op, kind });
+        self.commands.push_back(StoreRequest { op, kind });
         op
     }
 

@@ -1,6 +1,6 @@
 //! [`MemoryBackend`]: the in-process store behind the default (no Redis) mode of both shells.
 //!
-//! It runs [`StoreCommand`]s synchronously with Redis semantics (`GET`, `SET … PX`, `DEL`,
+//! It runs [`StoreRequest`]s synchronously with Redis semantics (`GET`, `SET … PX`, `DEL`,
 //! `PEXPIRE`), so a shell without Redis feeds the machine's commands to it and keeps no store
 //! policy of its own. As in Redis, a `Get` leaves the TTL alone: whether a read extends a
 //! binding is the machine's rule (a session binding's hit sends an `Expire`; a response's
@@ -9,8 +9,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
-use super::command::{CommandKind, StoreCommand, StoreFailure};
 use super::machine::Store;
+use super::request::{RequestKind, StoreFailure, StoreRequest};
 
 /// A bounded key/value map with per-key TTL, driven by `now`
 #[derive(Clone, Debug)]
@@ -42,12 +42,12 @@ impl MemoryBackend {
     pub fn execute(
         &mut self,
         now: Instant,
-        command: &StoreCommand,
+        command: &StoreRequest,
     ) -> Result<Option<String>, StoreFailure> {
         self.purge_expired(now);
         Ok(match &command.kind {
-            CommandKind::Get { key } => self.entries.get(key.as_str()).map(|e| e.value.clone()),
-            CommandKind::Set { key, value, ttl } => {
+            RequestKind::Get { key } => self.entries.get(key.as_str()).map(|e| e.value.clone()),
+            RequestKind::Set { key, value, ttl } => {
                 self.remove(key.as_str());
                 if self.entries.len() >= self.capacity
                     && let Some((_, soonest)) = self.by_expiry.pop_first()
@@ -63,11 +63,11 @@ impl MemoryBackend {
                 self.entries.insert(key.as_str().to_owned(), entry);
                 None
             }
-            CommandKind::Delete { key } => {
+            RequestKind::Delete { key } => {
                 self.remove(key.as_str());
                 None
             }
-            CommandKind::Expire { key, ttl } => {
+            RequestKind::Expire { key, ttl } => {
                 self.set_expiry(key.as_str(), now + *ttl);
                 None
             }
@@ -76,7 +76,7 @@ impl MemoryBackend {
 
     /// Runs every command `store` has queued (and any its replies queue) at `now`
     pub fn drive(&mut self, store: &mut Store, now: Instant) {
-        while let Some(command) = store.poll_command() {
+        while let Some(command) = store.poll_request() {
             let reply = self.execute(now, &command);
             store.handle_reply(now, command.op, reply);
         }

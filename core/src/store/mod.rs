@@ -20,7 +20,7 @@
 //! id ([`StoreKey`]).
 //!
 //! # Commands, replies, timeouts
-//! The [`Store`] machine emits [`StoreCommand`]s; the shell runs them on Redis or on the
+//! The [`Store`] machine emits [`StoreRequest`]s; the shell runs them on Redis or on the
 //! [`MemoryBackend`] and answers each with [`Store::handle_reply`]. Every command has its own
 //! deadline (`store_op_timeout`). A failed or timed-out get is a **miss**, never a client error;
 //! a failed or timed-out set yields [`StoreEvent::SetFailed`] (the shell logs a warning with
@@ -72,19 +72,19 @@
 
 mod binding;
 mod breaker;
-mod command;
 mod entry;
 mod key;
 mod local;
 mod machine;
 mod memory;
 mod op;
+mod request;
 
 pub use binding::{Binding, Continuation, ContinuationRefusal, GroupTag, judge_continuation};
 pub use breaker::{Breaker, BreakerState};
-pub use command::{
-    BindingRef, CommandKind, Lookup, OpId, StoreCommand, StoreEvent, StoreFailure, StoreStats,
-};
 pub use key::{BindingKind, StoreKey, group_segment, is_plain_group, stable_hash};
 pub use machine::{ResponseConn, Store};
 pub use memory::MemoryBackend;
+pub use request::{
+    BindingRef, Lookup, OpId, RequestKind, StoreEvent, StoreFailure, StoreRequest, StoreStats,
+};

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::command::BindingRef;
 use super::key::StoreKey;
+use super::request::BindingRef;
 use crate::AccountId;
 
 #[derive(Debug)]

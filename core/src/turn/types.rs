@@ -53,7 +53,7 @@ pub struct SessionInfo {
 }
 
 /// What a holder asks the control plane about a create's concurrency slot (a session's and an
-/// HTTP request's commands carry the same requests); a grant answers `Acquire` for its `turn`
+/// HTTP turn's requests carry the same requests); a grant answers `Acquire` for its `turn`
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlotRequest {
     /// Take one of the account's concurrency slots for `turn`

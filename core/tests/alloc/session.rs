@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wsv2_core::conn::{CompatKey, ConnRecord};
-use wsv2_core::http::{HttpAdmission, HttpCommand, HttpInput, HttpTurn};
+use wsv2_core::http::{HttpAdmission, HttpInput, HttpTurn, HttpTurnRequest};
 use wsv2_core::resolver::Transport;
-use wsv2_core::session::{Admission, Lease, Session, SessionCommand};
+use wsv2_core::session::{Admission, Lease, Session, SessionRequest};
 use wsv2_core::turn::{ModelMap, SessionInfo, SlotRequest};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
@@ -22,7 +22,7 @@ fn drain(session: &mut Session) -> usize {
         n += 1;
         drop(t);
     }
-    while session.poll_command().is_some() {}
+    while session.poll_request().is_some() {}
     while session.poll_event().is_some() {}
     let _ = session.poll_timeout();
     n
@@ -42,9 +42,9 @@ fn steady_session(model_map: ModelMap, lane: Option<&str>) -> (Session, Instant)
     let account = AccountId(1);
     let mut turn = None;
     for _ in 0..4 {
-        while let Some(c) = s.poll_command() {
+        while let Some(c) = s.poll_request() {
             match c {
-                SessionCommand::Schedule { .. } => {
+                SessionRequest::Schedule { .. } => {
                     let compat = CompatKey::plain(account);
                     s.handle_admission(
                         t0,
@@ -56,7 +56,7 @@ fn steady_session(model_map: ModelMap, lane: Option<&str>) -> (Session, Instant)
                         },
                     );
                 }
-                SessionCommand::Acquire { compat, .. } => {
+                SessionRequest::Acquire { compat, .. } => {
                     s.handle_lease(
                         t0,
                         Lease {
@@ -67,7 +67,7 @@ fn steady_session(model_map: ModelMap, lane: Option<&str>) -> (Session, Instant)
                         },
                     );
                 }
-                SessionCommand::Slot(SlotRequest::Acquire { turn: t, .. }) => turn = Some(t),
+                SessionRequest::Slot(SlotRequest::Acquire { turn: t, .. }) => turn = Some(t),
                 _ => {}
             }
         }
@@ -179,7 +179,7 @@ fn a_session_draining_after_its_client_left_rewrites_nothing() {
 /// Drains every output of an HTTP turn the way its task does
 fn drain_http(turn: &mut HttpTurn) {
     while turn.poll_transmit().is_some() {}
-    while turn.poll_command().is_some() {}
+    while turn.poll_request().is_some() {}
     while turn.poll_event().is_some() {}
     let _ = turn.poll_timeout();
 }
@@ -215,8 +215,8 @@ fn an_http_turn_draining_after_its_client_left_rewrites_nothing() {
         }),
     );
     let mut asked = None;
-    while let Some(command) = turn.poll_command() {
-        if let HttpCommand::Slot(SlotRequest::Acquire { turn, .. }) = command {
+    while let Some(command) = turn.poll_request() {
+        if let HttpTurnRequest::Slot(SlotRequest::Acquire { turn, .. }) = command {
             asked = Some(turn);
         }
     }

@@ -10,7 +10,7 @@ use async_tungstenite::{WebSocketSender, WebSocketStream};
 use bytes::Bytes;
 use tokio::time::Instant as TokioInstant;
 use wsv2_core::conn::{CompatKey, ConnRecord};
-use wsv2_core::session::{Admission, Hop, Lease, Session, SessionCommand, Transmit};
+use wsv2_core::session::{Admission, Hop, Lease, Session, SessionRequest, Transmit};
 use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
@@ -79,9 +79,9 @@ fn session_with_a_turn_in_flight(cfg: Arc<Config>) -> Session {
         while let Some(transmit) = session.poll_transmit() {
             sent |= matches!(transmit, Transmit::Upstream { conn: CONN, .. });
         }
-        while let Some(cmd) = session.poll_command() {
+        while let Some(cmd) = session.poll_request() {
             match cmd {
-                SessionCommand::Schedule { .. } => {
+                SessionRequest::Schedule { .. } => {
                     let account = AccountId(1);
                     session.handle_admission(
                         now(),
@@ -93,7 +93,7 @@ fn session_with_a_turn_in_flight(cfg: Arc<Config>) -> Session {
                         },
                     );
                 }
-                SessionCommand::Acquire { compat, .. } => session.handle_lease(
+                SessionRequest::Acquire { compat, .. } => session.handle_lease(
                     now(),
                     Lease {
                         holder: SessionId(1),
@@ -102,7 +102,7 @@ fn session_with_a_turn_in_flight(cfg: Arc<Config>) -> Session {
                         preferred_hit: false,
                     },
                 ),
-                SessionCommand::Slot(SlotRequest::Acquire { turn, .. }) => {
+                SessionRequest::Slot(SlotRequest::Acquire { turn, .. }) => {
                     session.handle_slot_granted(now(), turn)
                 }
                 _ => {}
@@ -121,8 +121,8 @@ async fn run_until_close(
     outbox: &mut ClientOutbox<ScriptedClient>,
 ) -> (u16, &'static str) {
     loop {
-        while let Some(cmd) = session.poll_command() {
-            if let SessionCommand::CloseClient { code, reason } = cmd {
+        while let Some(cmd) = session.poll_request() {
+            if let SessionRequest::CloseClient { code, reason } = cmd {
                 outbox.close(now(), code, reason);
                 return (code, reason);
             }

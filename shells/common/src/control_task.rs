@@ -9,7 +9,7 @@ use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
-use wsv2_core::session::{Lease, SessionCommand, SessionInput};
+use wsv2_core::session::{Lease, SessionInput, SessionRequest};
 use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
@@ -115,12 +115,12 @@ impl ControlTask {
                 self.control.open_session(id, info);
                 self.count_session(true);
             }
-            ControlMsg::Command { id, cmd } => {
-                let wait = match &cmd {
-                    SessionCommand::Slot(request) => slot_wait(request),
+            ControlMsg::Request { id, request } => {
+                let wait = match &request {
+                    SessionRequest::Slot(ask) => slot_wait(ask),
                     _ => None,
                 };
-                self.control.handle_session_command(now, id, cmd);
+                self.control.handle_session_request(now, id, request);
                 self.note_slot_wait(id, wait);
             }
             ControlMsg::Event { event } => {

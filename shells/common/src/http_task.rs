@@ -8,7 +8,7 @@
 //!       └─ SSE / JSON ◀─body──┘  │   └──────────── conn reader ◀─────────────┘
 //!          (bounded channel)     │ Admission, Lease, SlotGranted
 //!                                ▼
-//!                          control task (Control::handle_http_command)
+//!                          control task (Control::handle_http_request)
 //! ```
 //!
 //! The answer's body is a bounded channel behind an http-body-util `StreamBody`: each `Body`
@@ -16,7 +16,7 @@
 //! is told (`handle_client_backpressure`) and stops reading upstream; the few bodies produced
 //! meanwhile wait in a spill queue bounded by the frames already in flight.
 //!
-//! Commands — `Release` above all — go to the control task *before* the task waits for the
+//! Requests — `Release` above all — go to the control task *before* the task waits for the
 //! client to take the last bytes, so a slow client never holds a pooled conn.
 
 use std::collections::{HashMap, VecDeque};
@@ -31,7 +31,7 @@ use hyper::body::Frame;
 use hyper::header::HeaderValue;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
-use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit, HttpTurn};
+use wsv2_core::http::{HttpEvent, HttpInput, HttpTransmit, HttpTurn, HttpTurnRequest};
 use wsv2_core::{AccountId, ConnId};
 
 use crate::forward::{ForwardReply, ForwardTarget};
@@ -260,8 +260,8 @@ impl HttpTask {
     async fn drive(&mut self) {
         loop {
             self.relay_transmits(None);
-            while let Some(cmd) = self.turn.poll_command() {
-                self.route_command(cmd).await;
+            while let Some(request) = self.turn.poll_request() {
+                self.route_request(request).await;
             }
             while let Some(event) = self.turn.poll_event() {
                 self.on_event(event).await;
@@ -396,15 +396,17 @@ impl HttpTask {
         });
     }
 
-    async fn route_command(&mut self, cmd: HttpCommand) {
+    async fn route_request(&mut self, request: HttpTurnRequest) {
         let id = self.io.id();
-        match cmd {
-            HttpCommand::AbandonWrites { conn } => self.io.held.abandon_writes(conn),
-            HttpCommand::Release { ref release, .. } => {
+        match request {
+            HttpTurnRequest::AbandonWrites { conn } => self.io.held.abandon_writes(conn),
+            HttpTurnRequest::Release { ref release, .. } => {
                 let conn = release.record.id;
-                self.io.release(conn, ControlMsg::Http { id, cmd }).await;
+                self.io
+                    .release(conn, ControlMsg::Http { id, request })
+                    .await;
             }
-            cmd => self.io.send(ControlMsg::Http { id, cmd }).await,
+            request => self.io.send(ControlMsg::Http { id, request }).await,
         }
     }
 

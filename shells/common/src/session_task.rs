@@ -20,7 +20,7 @@ use wsv2_core::ConnId;
 use wsv2_core::conn::Outcome;
 use wsv2_core::errors::ErrorCode;
 use wsv2_core::session::{
-    ClientProtocolError, Hop, Session, SessionCommand, SessionEvent, SessionInput, Transmit,
+    ClientProtocolError, Hop, Session, SessionEvent, SessionInput, SessionRequest, Transmit,
 };
 
 use crate::client::{ClientIo, ClientOutbox};
@@ -356,8 +356,8 @@ impl SessionTask {
                     }
                 }
             }
-            while let Some(cmd) = self.session.poll_command() {
-                self.route_command(cmd).await;
+            while let Some(request) = self.session.poll_request() {
+                self.route_request(request).await;
             }
             while let Some(event) = self.session.poll_event() {
                 self.log_event(&event);
@@ -399,22 +399,24 @@ impl SessionTask {
         }
     }
 
-    async fn route_command(&mut self, cmd: SessionCommand) {
-        match cmd {
-            SessionCommand::AbandonWrites { conn } => self.io.held.abandon_writes(conn),
-            SessionCommand::CloseClient { code, reason } => {
+    async fn route_request(&mut self, request: SessionRequest) {
+        match request {
+            SessionRequest::AbandonWrites { conn } => self.io.held.abandon_writes(conn),
+            SessionRequest::CloseClient { code, reason } => {
                 self.outbox.close(self.clock.now(), code, reason);
                 self.client_open = false;
             }
-            SessionCommand::Release(release) => {
+            SessionRequest::Release(release) => {
                 let conn = release.record.id;
-                let cmd = SessionCommand::Release(release);
+                let request = SessionRequest::Release(release);
                 let id = self.io.id();
-                self.io.release(conn, ControlMsg::Command { id, cmd }).await;
+                self.io
+                    .release(conn, ControlMsg::Request { id, request })
+                    .await;
             }
-            cmd => {
+            request => {
                 let id = self.io.id();
-                self.io.send(ControlMsg::Command { id, cmd }).await;
+                self.io.send(ControlMsg::Request { id, request }).await;
             }
         }
     }

@@ -18,7 +18,7 @@ use wsv2_core::SessionId;
 use wsv2_core::http::HttpInput;
 use wsv2_core::ingress::{Admitted, ClientKeyId, ClientKeys};
 use wsv2_core::pool::{Lease, PoolStats};
-use wsv2_core::session::{SessionCommand, SessionEvent};
+use wsv2_core::session::{SessionEvent, SessionRequest};
 use wsv2_core::store::{OpId, StoreFailure};
 
 use crate::control::{DialFailure, UpgradeRefusal};
@@ -58,8 +58,11 @@ pub(crate) enum ControlMsg {
         headers: Arc<DialHeaders>,
         inbox: mpsc::Sender<Box<Delivery<SessionInput>>>,
     },
-    /// A session's command (everything but `AbandonWrites` and `CloseClient`)
-    Command { id: SessionId, cmd: SessionCommand },
+    /// A session's request (everything but `AbandonWrites` and `CloseClient`)
+    Request {
+        id: SessionId,
+        request: SessionRequest,
+    },
     /// A session's event (`ResponseEnded` feeds cooldowns and health)
     Event { event: SessionEvent },
     /// A session task ended
@@ -83,16 +86,16 @@ pub(crate) enum ControlMsg {
     Readiness {
         reply: oneshot::Sender<wsv2_core::control::Readiness>,
     },
-    /// An HTTP request's task started (before its first command)
+    /// An HTTP request's task started (before its first request)
     HttpOpen {
         id: SessionId,
         headers: Arc<DialHeaders>,
         inbox: mpsc::Sender<Box<Delivery<HttpInput>>>,
     },
-    /// An HTTP turn's command (`Close` also forgets its inbox)
+    /// An HTTP turn's request (`Close` also forgets its inbox)
     Http {
         id: SessionId,
-        cmd: wsv2_core::http::HttpCommand,
+        request: wsv2_core::http::HttpTurnRequest,
     },
     /// An HTTP turn's event (ended responses, retries, forwards feed account health)
     HttpEvent { event: wsv2_core::http::HttpEvent },

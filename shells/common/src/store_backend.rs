@@ -10,19 +10,19 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wsv2_core::store::{CommandKind, MemoryBackend, StoreCommand, StoreFailure};
+use wsv2_core::store::{MemoryBackend, RequestKind, StoreFailure, StoreRequest};
 
 use crate::metrics_export::Metrics;
 use crate::shared::{ControlMsg, ControlTx, StoreReply};
 use crate::store_redis::RedisStore;
 
 /// The `op` label of a store command
-pub(crate) fn op_label(kind: &CommandKind) -> &'static str {
+pub(crate) fn op_label(kind: &RequestKind) -> &'static str {
     match kind {
-        CommandKind::Get { .. } => "get",
-        CommandKind::Set { .. } => "set",
-        CommandKind::Delete { .. } => "delete",
-        CommandKind::Expire { .. } => "expire",
+        RequestKind::Get { .. } => "get",
+        RequestKind::Set { .. } => "set",
+        RequestKind::Delete { .. } => "delete",
+        RequestKind::Expire { .. } => "expire",
     }
 }
 
@@ -39,7 +39,7 @@ impl StoreBackend {
     /// `ControlMsg::StoreReply` later (Redis)
     pub(crate) fn execute(
         &mut self,
-        cmd: StoreCommand,
+        cmd: StoreRequest,
         metrics: Option<&Arc<Metrics>>,
         control: &ControlTx,
     ) -> Option<StoreReply> {

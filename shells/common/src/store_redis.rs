@@ -29,7 +29,7 @@ use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{IntoConnectionInfo, RedisError, RedisResult};
 use tokio::sync::OnceCell;
 use wsv2_core::file_config::SentinelTarget;
-use wsv2_core::store::{CommandKind, StoreCommand, StoreFailure};
+use wsv2_core::store::{RequestKind, StoreFailure, StoreRequest};
 
 use crate::runtime::{Rt, timeout};
 
@@ -110,7 +110,7 @@ impl RedisStore {
     }
 
     /// Runs one command; every failure is reported, never panics, never outlives `op_timeout`
-    pub(crate) async fn execute(&self, cmd: &StoreCommand) -> Result<Option<String>, StoreFailure> {
+    pub(crate) async fn execute(&self, cmd: &StoreRequest) -> Result<Option<String>, StoreFailure> {
         match timeout(&self.rt, self.op_timeout, self.run(cmd)).await {
             Ok(result) => result,
             Err(_) => Err(StoreFailure::TimedOut),
@@ -130,7 +130,7 @@ impl RedisStore {
         let _ = timeout(&self.rt, self.op_timeout, connect).await;
     }
 
-    async fn run(&self, cmd: &StoreCommand) -> Result<Option<String>, StoreFailure> {
+    async fn run(&self, cmd: &StoreRequest) -> Result<Option<String>, StoreFailure> {
         let result = match &self.target {
             Target::Single { .. } => run_on(&mut self.single().await?, cmd).await,
             Target::Cluster { .. } => run_on(&mut self.cluster().await?, cmd).await,
@@ -257,12 +257,12 @@ fn failure(error: &RedisError) -> StoreFailure {
 /// One command on `conn`: a single key, so a cluster routes it to one slot's master
 async fn run_on<C: ConnectionLike>(
     conn: &mut C,
-    cmd: &StoreCommand,
+    cmd: &StoreRequest,
 ) -> RedisResult<Option<String>> {
     let key = cmd.kind.key().as_str();
     match &cmd.kind {
-        CommandKind::Get { .. } => redis::cmd("GET").arg(key).query_async(&mut *conn).await,
-        CommandKind::Set { value, ttl, .. } => redis::cmd("SET")
+        RequestKind::Get { .. } => redis::cmd("GET").arg(key).query_async(&mut *conn).await,
+        RequestKind::Set { value, ttl, .. } => redis::cmd("SET")
             .arg(key)
             .arg(value)
             .arg("PX")
@@ -270,12 +270,12 @@ async fn run_on<C: ConnectionLike>(
             .query_async::<()>(&mut *conn)
             .await
             .map(|()| None),
-        CommandKind::Delete { .. } => redis::cmd("DEL")
+        RequestKind::Delete { .. } => redis::cmd("DEL")
             .arg(key)
             .query_async::<i64>(&mut *conn)
             .await
             .map(|_| None),
-        CommandKind::Expire { ttl, .. } => redis::cmd("PEXPIRE")
+        RequestKind::Expire { ttl, .. } => redis::cmd("PEXPIRE")
             .arg(key)
             .arg(millis(*ttl))
             .query_async::<i64>(&mut *conn)
@@ -293,7 +293,7 @@ mod tests {
     use std::time::Instant;
 
     use tokio::net::TcpListener;
-    use wsv2_core::store::{OpId, StoreCommand};
+    use wsv2_core::store::{OpId, StoreRequest};
 
     use super::*;
 
@@ -308,8 +308,8 @@ mod tests {
         wsv2_core::store::StoreKey::session(&group, id.as_bytes())
     }
 
-    fn cmd(op: u64, kind: CommandKind) -> StoreCommand {
-        StoreCommand { op: OpId(op), kind }
+    fn cmd(op: u64, kind: RequestKind) -> StoreRequest {
+        StoreRequest { op: OpId(op), kind }
     }
 
     #[tokio::test]
@@ -318,7 +318,7 @@ mod tests {
             RedisStore::new(crate::test_rt(), &redis_url(), Duration::from_secs(3)).expect("url");
         let key = key("roundtrip");
         let ttl = Duration::from_secs(60);
-        let set = CommandKind::Set {
+        let set = RequestKind::Set {
             key: key.clone(),
             value: "7".to_owned(),
             ttl,
@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(store.execute(&cmd(1, set)).await, Ok(None));
         assert_eq!(
             store
-                .execute(&cmd(2, CommandKind::Get { key: key.clone() }))
+                .execute(&cmd(2, RequestKind::Get { key: key.clone() }))
                 .await,
             Ok(Some("7".to_owned()))
         );
@@ -334,7 +334,7 @@ mod tests {
             store
                 .execute(&cmd(
                     3,
-                    CommandKind::Expire {
+                    RequestKind::Expire {
                         key: key.clone(),
                         ttl
                     }
@@ -344,12 +344,12 @@ mod tests {
         );
         assert_eq!(
             store
-                .execute(&cmd(4, CommandKind::Delete { key: key.clone() }))
+                .execute(&cmd(4, RequestKind::Delete { key: key.clone() }))
                 .await,
             Ok(None)
         );
         assert_eq!(
-            store.execute(&cmd(5, CommandKind::Get { key })).await,
+            store.execute(&cmd(5, RequestKind::Get { key })).await,
             Ok(None),
             "deleted"
         );
@@ -381,7 +381,7 @@ mod tests {
         )
         .expect("url");
         let got = store
-            .execute(&cmd(1, CommandKind::Get { key: key("closed") }))
+            .execute(&cmd(1, RequestKind::Get { key: key("closed") }))
             .await;
         assert!(
             matches!(got, Err(StoreFailure::Unreachable | StoreFailure::TimedOut)),
@@ -407,7 +407,7 @@ mod tests {
         )
         .expect("url");
         let got = store
-            .execute(&cmd(1, CommandKind::Get { key: key("silent") }))
+            .execute(&cmd(1, RequestKind::Get { key: key("silent") }))
             .await;
         assert!(
             matches!(got, Err(StoreFailure::TimedOut | StoreFailure::Unreachable)),

@@ -21,7 +21,7 @@ use wsv2_core::control::{AccountSpec, Control, ControlOutput, DialFailure};
 use wsv2_core::event::{ClientEventKind, classify_client_event, classify_server_event};
 use wsv2_core::http::{ContentType, HttpEvent, HttpTransmit, HttpTurn};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
-use wsv2_core::session::{Hop, Session, SessionCommand, Transmit};
+use wsv2_core::session::{Hop, Session, SessionRequest, Transmit};
 use wsv2_core::store::MemoryBackend;
 use wsv2_core::turn::{ModelMap, SessionInfo};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
@@ -387,7 +387,7 @@ impl Sim {
             }
         }
         let (mut commands, mut events) = (Vec::new(), Vec::new());
-        while let Some(c) = s.poll_command() {
+        while let Some(c) = s.poll_request() {
             commands.push(c);
         }
         while let Some(e) = s.poll_event() {
@@ -397,9 +397,9 @@ impl Sim {
         for c in commands {
             busy = true;
             match c {
-                SessionCommand::CloseClient { .. } => self.ws_closed = true,
-                SessionCommand::AbandonWrites { .. } => {}
-                c => self.control.handle_session_command(self.now, WS, c),
+                SessionRequest::CloseClient { .. } => self.ws_closed = true,
+                SessionRequest::AbandonWrites { .. } => {}
+                c => self.control.handle_session_request(self.now, WS, c),
             }
         }
         for e in events {
@@ -427,7 +427,7 @@ impl Sim {
             }
         }
         let (mut commands, mut events) = (Vec::new(), Vec::new());
-        while let Some(c) = t.poll_command() {
+        while let Some(c) = t.poll_request() {
             commands.push(c);
         }
         while let Some(e) = t.poll_event() {
@@ -435,7 +435,7 @@ impl Sim {
         }
         for c in commands {
             busy = true;
-            self.control.handle_http_command(self.now, id, c);
+            self.control.handle_http_request(self.now, id, c);
         }
         for e in events {
             busy = true;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wsv2_core::control::{AccountSpec, Control, ControlOutput};
-use wsv2_core::http::{HttpCommand, HttpInput};
+use wsv2_core::http::{HttpInput, HttpTurnRequest};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
-use wsv2_core::session::{SessionCommand, SessionInput};
+use wsv2_core::session::{SessionInput, SessionRequest};
 use wsv2_core::turn::{SessionInfo, SlotRequest};
 use wsv2_core::{AccountId, Config, SessionId, TurnId};
 
@@ -64,22 +64,22 @@ impl Kind {
         match self {
             Self::Session => control.open_session(id, SessionInfo::default()),
             Self::Http => {
-                control.handle_http_command(now, id, HttpCommand::Open(SessionInfo::default()))
+                control.handle_http_request(now, id, HttpTurnRequest::Open(SessionInfo::default()))
             }
         }
     }
 
     fn slot(self, control: &mut Control, now: Instant, id: SessionId, request: SlotRequest) {
         match self {
-            Self::Session => control.handle_session_command(now, id, SessionCommand::Slot(request)),
-            Self::Http => control.handle_http_command(now, id, HttpCommand::Slot(request)),
+            Self::Session => control.handle_session_request(now, id, SessionRequest::Slot(request)),
+            Self::Http => control.handle_http_request(now, id, HttpTurnRequest::Slot(request)),
         }
     }
 
     fn close(self, control: &mut Control, now: Instant, id: SessionId) {
         match self {
             Self::Session => control.close_session(now, id),
-            Self::Http => control.handle_http_command(now, id, HttpCommand::Close),
+            Self::Http => control.handle_http_request(now, id, HttpTurnRequest::Close),
         }
     }
 }

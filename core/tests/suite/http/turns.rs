@@ -5,7 +5,7 @@ use crate::support::gateway::*;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::event::sse_encode;
-use wsv2_core::http::{ContentType, HttpCommand, HttpEvent, HttpTransmit};
+use wsv2_core::http::{ContentType, HttpEvent, HttpTransmit, HttpTurnRequest};
 use wsv2_core::{AccountId, SessionId};
 
 fn bodies(t: &[HttpTransmit]) -> Vec<Bytes> {
@@ -22,7 +22,7 @@ fn releases(gw: &Gateway, id: SessionId) -> Vec<(bool, Option<String>)> {
         .iter()
         .filter(|(s, _)| *s == id)
         .filter_map(|(_, c)| match c {
-            HttpCommand::Release { release, hold } => Some((
+            HttpTurnRequest::Release { release, hold } => Some((
                 release.reusable,
                 hold.as_ref().map(|h| h.as_str().to_owned()),
             )),
@@ -349,7 +349,7 @@ fn client_gone_while_the_create_is_written_abandons_the_write_at_once() {
     assert!(
         gw.commands
             .iter()
-            .any(|(s, c)| *s == id && *c == HttpCommand::AbandonWrites { conn }),
+            .any(|(s, c)| *s == id && *c == HttpTurnRequest::AbandonWrites { conn }),
         "{:?}",
         gw.commands
     );

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::support::pool::*;
-use wsv2_core::pool::{CloseReason, PoolCommand};
+use wsv2_core::pool::{CloseReason, PoolRequest};
 
 #[test]
 fn pool_chain_hold_exempt_from_eviction() {
@@ -68,7 +68,7 @@ fn pool_held_conn_goes_to_another_turn_only_as_last_resort() {
     sim.note("no unheld idle conn and no dial possible: the held conn is used");
     sim.acquire_http(s(3), &plain(), None);
     assert!(matches!(&sim.outputs.last().unwrap().1,
-        PoolCommand::Granted(l) if l.record.id == c(1) && l.holder == s(3)));
+        PoolRequest::Granted(l) if l.record.id == c(1) && l.holder == s(3)));
     assert_eq!(sim.stats().held, 0);
     assert_trace!(
         "pool_held_conn_goes_to_another_turn_only_as_last_resort",
@@ -85,7 +85,7 @@ fn pool_chain_next_turn_takes_held_conn() {
     sim.at(5_000);
     sim.acquire_http(s(2), &plain(), Some(&resp("resp_1")));
     assert!(matches!(&sim.outputs.last().unwrap().1,
-        PoolCommand::Granted(l) if l.record.id == c(1) && l.preferred_hit));
+        PoolRequest::Granted(l) if l.record.id == c(1) && l.preferred_hit));
     assert_eq!(sim.stats().held, 0, "the chain's next turn ends the hold");
     assert_trace!("pool_chain_next_turn_takes_held_conn", sim.trace);
 }

@@ -2,7 +2,7 @@
 //! per-conn limit, the total acquire timeout, and never queueing on a session's conn.
 
 use crate::support::pool::*;
-use wsv2_core::pool::{CloseReason, PoolCommand, RefuseReason};
+use wsv2_core::pool::{CloseReason, PoolRequest, RefuseReason};
 
 /// Account A at capacity 1 with c1 leased to HTTP turn s1
 fn one_busy_http_conn() -> Sim {
@@ -23,7 +23,7 @@ fn pool_http_queue_full_on_seventeenth_waiter() {
     assert!(
         sim.outputs
             .iter()
-            .all(|(_, c)| !matches!(c, PoolCommand::Refused { .. }))
+            .all(|(_, c)| !matches!(c, PoolRequest::Refused { .. }))
     );
     sim.note("the 17th waiter gets QueueFull at once");
     sim.acquire_http(s(18), &plain(), None);
@@ -88,11 +88,11 @@ fn pool_http_preferred_conn_fast_path() {
     sim.note("c2 is the most recent, but the chain's previous response lives on c1");
     sim.acquire_http(s(3), &plain(), Some(&resp("resp_A")));
     assert!(matches!(&sim.outputs.last().unwrap().1,
-        PoolCommand::Granted(l) if l.record.id == c(1) && l.preferred_hit));
+        PoolRequest::Granted(l) if l.record.id == c(1) && l.preferred_hit));
     sim.note("a preferred conn that is busy is no reason to wait: take another idle one");
     sim.acquire_http(s(4), &plain(), Some(&resp("resp_A")));
     assert!(matches!(&sim.outputs.last().unwrap().1,
-        PoolCommand::Granted(l) if l.record.id == c(2) && !l.preferred_hit));
+        PoolRequest::Granted(l) if l.record.id == c(2) && !l.preferred_hit));
     assert_eq!(sim.stats().preferred_hits, 1);
     assert_trace!("pool_http_preferred_conn_fast_path", sim.trace);
 }
@@ -110,7 +110,7 @@ fn pool_http_never_queues_on_a_session_conn() {
     sim.note("freed capacity becomes a dial for it");
     sim.conn_closed(c(1));
     assert!(matches!(&sim.outputs.last().unwrap().1,
-        PoolCommand::Dial { for_holder: Some(h), .. } if *h == s(2)));
+        PoolRequest::Dial { for_holder: Some(h), .. } if *h == s(2)));
     assert_trace!("pool_http_never_queues_on_a_session_conn", sim.trace);
 }
 
@@ -124,7 +124,7 @@ fn pool_http_waiters_of_closed_conn_acquire_again() {
     sim.conn_closed(c(1));
     assert_eq!(
         sim.outputs.last().unwrap().1,
-        PoolCommand::Dial {
+        PoolRequest::Dial {
             conn: c(2),
             compat: plain(),
             for_holder: Some(s(2))
@@ -174,7 +174,7 @@ fn pool_dial_failure_refuses_its_holder_and_backs_off() {
     let dial = sim
         .outputs
         .iter()
-        .find(|(_, c)| matches!(c, PoolCommand::Dial { for_holder: Some(h), .. } if *h == s(2)))
+        .find(|(_, c)| matches!(c, PoolRequest::Dial { for_holder: Some(h), .. } if *h == s(2)))
         .map(|(t, _)| *t)
         .unwrap();
     assert!(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use wsv2_core::conn::{CompatKey, ConnRecord, Release};
-use wsv2_core::pool::{PoolCommand, PoolRegistry};
+use wsv2_core::pool::{PoolRegistry, PoolRequest};
 use wsv2_core::{AccountId, Config, ConnId, ResponseId, SessionId, StreamId};
 
 const A: AccountId = AccountId(1);
@@ -132,9 +132,9 @@ impl Model {
     }
 
     fn drain_commands(&mut self) {
-        while let Some(command) = self.pools.poll_command() {
+        while let Some(command) = self.pools.poll_request() {
             match command {
-                PoolCommand::Dial {
+                PoolRequest::Dial {
                     conn, for_holder, ..
                 } => {
                     assert!(!self.dialing.contains(&conn), "{conn} dialed twice");
@@ -146,7 +146,7 @@ impl Model {
                         w.deadline = None;
                     }
                 }
-                PoolCommand::Granted(lease) => {
+                PoolRequest::Granted(lease) => {
                     let conn = lease.record.id;
                     let w = self.waiting.remove(&lease.holder);
                     assert!(w.is_some(), "{} granted without waiting", lease.holder);
@@ -167,18 +167,18 @@ impl Model {
                     );
                     self.leased.insert(conn, (lease.holder, lease.record));
                 }
-                PoolCommand::Refused { holder, .. } => {
+                PoolRequest::Refused { holder, .. } => {
                     let w = self.waiting.remove(&holder);
                     assert!(w.is_some(), "{holder} refused without waiting");
                 }
-                PoolCommand::Close(conn, _) => {
+                PoolRequest::Close(conn, _) => {
                     assert!(
                         !self.leased.contains_key(&conn),
                         "a leased conn is closed by its holder"
                     );
                     self.dead.insert(conn);
                 }
-                PoolCommand::Ping(conn) => {
+                PoolRequest::Ping(conn) => {
                     assert!(
                         self.idle().contains(&conn),
                         "only idle conns are pinged by the pool"

@@ -2,7 +2,7 @@
 //! queued behind another holder's conn; compatibility keys; MRU order.
 
 use crate::support::pool::*;
-use wsv2_core::pool::{PoolCommand, RefuseReason};
+use wsv2_core::pool::{PoolRequest, RefuseReason};
 
 #[test]
 fn pool_session_gets_idle_conn() {
@@ -12,7 +12,7 @@ fn pool_session_gets_idle_conn() {
     sim.note("an idle compatible conn is leased at once, no dial");
     sim.acquire_session(s(10), &plain());
     let lease = sim.outputs.last().unwrap();
-    assert!(matches!(&lease.1, PoolCommand::Granted(l) if l.record.id == c(1) && !l.fresh));
+    assert!(matches!(&lease.1, PoolRequest::Granted(l) if l.record.id == c(1) && !l.fresh));
     assert_eq!(sim.stats().dials, 1);
     assert_eq!(sim.stats().reuses, 1);
     assert_trace!("pool_session_gets_idle_conn", sim.trace);
@@ -24,7 +24,7 @@ fn pool_session_dials_when_nothing_idle() {
     sim.acquire_session(s(1), &plain());
     assert_eq!(
         sim.outputs.last().unwrap().1,
-        PoolCommand::Dial {
+        PoolRequest::Dial {
             conn: c(1),
             compat: plain(),
             for_holder: Some(s(1))
@@ -35,7 +35,7 @@ fn pool_session_dials_when_nothing_idle() {
     sim.at(150);
     sim.dial_ok(c(1));
     assert!(matches!(&sim.outputs.last().unwrap().1,
-        PoolCommand::Granted(l) if l.holder == s(1) && l.record.id == c(1) && l.fresh));
+        PoolRequest::Granted(l) if l.holder == s(1) && l.record.id == c(1) && l.fresh));
     assert_eq!((sim.stats().dialing, sim.stats().leased), (0, 1));
     assert_trace!("pool_session_dials_when_nothing_idle", sim.trace);
 }
@@ -91,7 +91,7 @@ fn pool_session_wait_ends_with_freed_capacity() {
     sim.conn_closed(c(1));
     assert_eq!(
         sim.outputs.last().unwrap().1,
-        PoolCommand::Dial {
+        PoolRequest::Dial {
             conn: c(2),
             compat: plain(),
             for_holder: Some(s(2))
@@ -124,7 +124,7 @@ fn pool_compat_key_ignores_session_ids() {
     sim.note("s3 with other betas needs its own conn");
     sim.acquire_session(s(3), &beta("responses_websockets=2026-02-06,other=1"));
     assert!(matches!(&sim.outputs.last().unwrap().1,
-        PoolCommand::Dial { conn, for_holder: Some(h), .. } if *conn == c(2) && *h == s(3)));
+        PoolRequest::Dial { conn, for_holder: Some(h), .. } if *conn == c(2) && *h == s(3)));
     assert_eq!(sim.stats().dials, 2);
     assert_trace!("pool_compat_key_ignores_session_ids", sim.trace);
 }
@@ -225,7 +225,7 @@ fn pool_session_gets_only_a_conn_with_enough_life_left() {
     sim.note("c2 is 40m + 1ms old: a new session's chain would break within 15m, so a dial");
     sim.acquire_session(s(4), &plain());
     assert!(matches!(&sim.outputs.last().unwrap().1,
-        PoolCommand::Dial { conn, for_holder: Some(h), .. } if *conn == c(3) && *h == s(4)));
+        PoolRequest::Dial { conn, for_holder: Some(h), .. } if *conn == c(3) && *h == s(4)));
     assert_eq!(sim.idle(), vec![c(2)], "c2 stays pooled for HTTP turns");
     sim.note("an HTTP turn needs one response's worth of life: it takes c2");
     sim.acquire_http(s(5), &plain(), None);
@@ -255,7 +255,7 @@ fn pool_conn_too_old_for_a_waiting_session_makes_room_for_its_dial() {
         vec![(c(1), wsv2_core::pool::CloseReason::SessionAge)]
     );
     assert!(matches!(&sim.outputs.last().unwrap().1,
-        PoolCommand::Dial { conn, for_holder: Some(h), .. } if *conn == c(2) && *h == s(2)));
+        PoolRequest::Dial { conn, for_holder: Some(h), .. } if *conn == c(2) && *h == s(2)));
     sim.dial_ok(c(2));
     assert_eq!(sim.lease(s(2)).id, c(2));
     assert_eq!(sim.refusal(s(2)), None);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::pool::*;
 use wsv2_core::Config;
-use wsv2_core::pool::{CloseReason, PoolCommand};
+use wsv2_core::pool::{CloseReason, PoolRequest};
 
 /// No pings (their own test covers them)
 fn no_ping(mut config: Config) -> Config {
@@ -57,7 +57,7 @@ fn pool_ping_tick_pings_silent_idle_conns() {
     sim.release(s(9), true);
     sim.note("c1 idle, c2 leased to s10 (its session pings it, not the pool)");
     sim.at(30_000);
-    assert_eq!(sim.outputs_at(30_000), vec![&PoolCommand::Ping(c(1))]);
+    assert_eq!(sim.outputs_at(30_000), vec![&PoolRequest::Ping(c(1))]);
     sim.at(30_500);
     sim.idle_pong(c(1));
     sim.at(60_000);
@@ -66,7 +66,7 @@ fn pool_ping_tick_pings_silent_idle_conns() {
         "c1 read a pong 29.5 s ago: not silent yet"
     );
     sim.at(90_000);
-    assert_eq!(sim.outputs_at(90_000), vec![&PoolCommand::Ping(c(1))]);
+    assert_eq!(sim.outputs_at(90_000), vec![&PoolRequest::Ping(c(1))]);
     sim.note("no pong within pong_timeout (10 s): closed");
     sim.at(100_000);
     assert_eq!(sim.closes(), vec![(c(1), CloseReason::PongTimeout)]);
@@ -100,7 +100,7 @@ fn pool_ping_tick_covers_every_account() {
     sim.at(30_000);
     assert_eq!(
         sim.outputs_at(30_000),
-        vec![&PoolCommand::Ping(c(1)), &PoolCommand::Ping(c(2))]
+        vec![&PoolRequest::Ping(c(1)), &PoolRequest::Ping(c(2))]
     );
     assert_eq!(sim.pools.total_stats().idle, 2);
     assert_trace!("pool_ping_tick_covers_every_account", sim.trace);
@@ -126,7 +126,7 @@ fn pool_max_age_retires_conns() {
     assert_eq!(sim.closes()[1], (c(2), CloseReason::MaxAge));
     assert!(sim.outputs_at(120_000).iter().any(|c| matches!(
         c,
-        PoolCommand::Dial {
+        PoolRequest::Dial {
             for_holder: None,
             ..
         }
@@ -137,7 +137,7 @@ fn pool_max_age_retires_conns() {
     sim.acquire_session(s(2), &plain());
     assert_eq!(sim.closes()[2], (c(3), CloseReason::MaxAge));
     assert!(sim.outputs_at(220_001).iter().any(|c| matches!(c,
-        PoolCommand::Dial { for_holder: Some(h), .. } if *h == s(2))));
+        PoolRequest::Dial { for_holder: Some(h), .. } if *h == s(2))));
     assert_trace!("pool_max_age_retires_conns", sim.trace);
 }
 

@@ -3,15 +3,15 @@
 
 use crate::support::pool::*;
 use wsv2_core::Config;
-use wsv2_core::pool::PoolCommand;
+use wsv2_core::pool::PoolRequest;
 
-fn warm_dials(sim: &Sim) -> Vec<(u64, PoolCommand)> {
+fn warm_dials(sim: &Sim) -> Vec<(u64, PoolRequest)> {
     sim.outputs
         .iter()
         .filter(|(_, c)| {
             matches!(
                 c,
-                PoolCommand::Dial {
+                PoolRequest::Dial {
                     for_holder: None,
                     ..
                 }
@@ -26,7 +26,7 @@ fn pool_warm_idle_refills_after_cooldown_with_last_key() {
     let mut sim = Sim::new(Config::default(), 4);
     sim.note("a new account dials its one warm conn with a plain key (no acquire yet)");
     assert!(
-        matches!(&warm_dials(&sim)[..], [(0, PoolCommand::Dial { compat, .. })] if *compat == plain())
+        matches!(&warm_dials(&sim)[..], [(0, PoolRequest::Dial { compat, .. })] if *compat == plain())
     );
     sim.dial_ok(c(1));
     assert_eq!(sim.idle(), vec![c(1)]);
@@ -44,7 +44,7 @@ fn pool_warm_idle_refills_after_cooldown_with_last_key() {
     sim.note("c1 turns dirty: the refill uses the key of the last successful acquire (s1's)");
     sim.idle_frame(c(1));
     let dials = warm_dials(&sim);
-    assert!(matches!(&dials[1], (1_100, PoolCommand::Dial { compat, .. }) if *compat == key));
+    assert!(matches!(&dials[1], (1_100, PoolRequest::Dial { compat, .. }) if *compat == key));
     sim.dial_ok(c(3));
     sim.acquire_session(s(2), &key);
     assert_eq!(sim.lease(s(2)).id, c(3));
@@ -78,7 +78,7 @@ fn pool_warm_dial_failures_back_off_then_suppress() {
     sim.note("suppression does not stop dials for holders (after the back-off)");
     sim.acquire_session(s(1), &plain());
     assert!(matches!(&sim.outputs.last().unwrap().1,
-        PoolCommand::Dial { for_holder: Some(h), .. } if *h == s(1)));
+        PoolRequest::Dial { for_holder: Some(h), .. } if *h == s(1)));
     sim.dial_ok(c(3));
     sim.note("a successful dial lifts the suppression: the warm conn is dialed again");
     let dials = warm_dials(&sim);

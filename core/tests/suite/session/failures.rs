@@ -336,7 +336,7 @@ fn repeated_losses_fail_over_then_give_up_within_the_budget() {
         .commands
         .iter()
         .filter_map(|c| match c {
-            wsv2_core::session::SessionCommand::Schedule { exclude, .. } => Some(exclude.clone()),
+            wsv2_core::session::SessionRequest::Schedule { exclude, .. } => Some(exclude.clone()),
             _ => None,
         })
         .collect();

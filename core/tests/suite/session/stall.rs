@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::support::session::{Sim, create, text_response};
 use wsv2_core::Config;
 use wsv2_core::conn::ConnState;
-use wsv2_core::session::{SessionCommand, SessionEvent};
+use wsv2_core::session::{SessionEvent, SessionRequest};
 use wsv2_core::turn::SlotRequest;
 
 fn ms(n: u64) -> Duration {
@@ -50,7 +50,7 @@ fn advance_answering_pings(sim: &mut Sim, by: Duration) {
 fn slot_releases(sim: &Sim) -> usize {
     sim.commands
         .iter()
-        .filter(|c| matches!(c, SessionCommand::Slot(SlotRequest::Release { .. })))
+        .filter(|c| matches!(c, SessionRequest::Slot(SlotRequest::Release { .. })))
         .count()
 }
 
@@ -199,7 +199,7 @@ fn blocked_announcements(sim: &Sim) -> Vec<bool> {
     sim.commands
         .iter()
         .filter_map(|c| match c {
-            SessionCommand::ClientBlocked { blocked, .. } => Some(*blocked),
+            SessionRequest::ClientBlocked { blocked, .. } => Some(*blocked),
             _ => None,
         })
         .collect()
@@ -280,7 +280,7 @@ fn a_client_that_reads_nothing_asks_for_no_slot_until_it_reads_again() {
     let asked = |sim: &Sim| {
         sim.commands
             .iter()
-            .filter(|c| matches!(c, SessionCommand::Slot(SlotRequest::Acquire { .. })))
+            .filter(|c| matches!(c, SessionRequest::Slot(SlotRequest::Acquire { .. })))
             .count()
     };
     assert_eq!(

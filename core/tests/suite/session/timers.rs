@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::session::{Sim, World, create, text_response};
 use wsv2_core::conn::{ConnState, UpstreamTransmit};
-use wsv2_core::session::{Session, SessionCommand, SessionEvent};
+use wsv2_core::session::{Session, SessionEvent, SessionRequest};
 use wsv2_core::{Config, SessionId};
 
 fn ms(n: u64) -> Duration {
@@ -387,7 +387,7 @@ fn shutdown_grace_reports_every_cut_response_and_binds_none() {
     assert!(
         !sim.commands
             .iter()
-            .any(|c| matches!(c, SessionCommand::Bind(_))),
+            .any(|c| matches!(c, SessionRequest::Bind(_))),
         "a cut response has no terminal: nothing to continue, nothing to bind"
     );
     assert!(!sim.released[0].reusable);
@@ -406,8 +406,8 @@ fn idle_sessions_close_1012_at_instants_spread_over_shutdown_close_spread() {
         session.handle_shutdown(t0);
         let mut now = t0;
         let closed_at = loop {
-            let close = std::iter::from_fn(|| session.poll_command())
-                .any(|c| matches!(c, SessionCommand::CloseClient { code: 1012, .. }));
+            let close = std::iter::from_fn(|| session.poll_request())
+                .any(|c| matches!(c, SessionRequest::CloseClient { code: 1012, .. }));
             if close {
                 break now;
             }

@@ -7,19 +7,19 @@ use crate::support::trace::sections;
 use wsv2_core::AccountId;
 use wsv2_core::config::StoreConfig;
 use wsv2_core::store::{
-    Binding, CommandKind, Lookup, MemoryBackend, OpId, StoreCommand, StoreEvent, StoreKey,
+    Binding, Lookup, MemoryBackend, OpId, RequestKind, StoreEvent, StoreKey, StoreRequest,
 };
 
 fn key(id: &str) -> StoreKey {
     StoreKey::response(id.as_bytes())
 }
 
-fn cmd(kind: CommandKind) -> StoreCommand {
-    StoreCommand { op: OpId(0), kind }
+fn cmd(kind: RequestKind) -> StoreRequest {
+    StoreRequest { op: OpId(0), kind }
 }
 
-fn get(id: &str) -> StoreCommand {
-    cmd(CommandKind::Get { key: key(id) })
+fn get(id: &str) -> StoreRequest {
+    cmd(RequestKind::Get { key: key(id) })
 }
 
 #[test]
@@ -27,7 +27,7 @@ fn store_memory_ttl_expiry_expire_and_delete() {
     let t0 = std::time::Instant::now();
     let at = |ms: u64| t0 + Duration::from_millis(ms);
     let mut backend = MemoryBackend::new(16);
-    let set = cmd(CommandKind::Set {
+    let set = cmd(RequestKind::Set {
         key: key("r1"),
         value: "7".into(),
         ttl: Duration::from_secs(10),
@@ -47,13 +47,13 @@ fn store_memory_ttl_expiry_expire_and_delete() {
 
     // Expire moves the deadline; on a missing key it does nothing.
     assert_eq!(backend.execute(at(0), &set), Ok(None));
-    let expire = cmd(CommandKind::Expire {
+    let expire = cmd(RequestKind::Expire {
         key: key("r1"),
         ttl: Duration::from_secs(1),
     });
     assert_eq!(backend.execute(at(100), &expire), Ok(None));
     assert_eq!(backend.execute(at(1_100), &get("r1")), Ok(None));
-    let expire_missing = cmd(CommandKind::Expire {
+    let expire_missing = cmd(RequestKind::Expire {
         key: key("r2"),
         ttl: Duration::from_secs(1),
     });
@@ -63,7 +63,7 @@ fn store_memory_ttl_expiry_expire_and_delete() {
     // Delete.
     assert_eq!(backend.execute(at(0), &set), Ok(None));
     assert_eq!(
-        backend.execute(at(0), &cmd(CommandKind::Delete { key: key("r1") })),
+        backend.execute(at(0), &cmd(RequestKind::Delete { key: key("r1") })),
         Ok(None)
     );
     assert_eq!(backend.execute(at(0), &get("r1")), Ok(None));
@@ -74,7 +74,7 @@ fn store_memory_is_bounded_and_evicts_the_soonest_expiring() {
     let t0 = std::time::Instant::now();
     let mut backend = MemoryBackend::new(2);
     for (id, secs) in [("a", 30), ("b", 10), ("c", 20)] {
-        let set = cmd(CommandKind::Set {
+        let set = cmd(RequestKind::Set {
             key: key(id),
             value: "1".into(),
             ttl: Duration::from_secs(secs),

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use wsv2_core::config::StoreConfig;
 use wsv2_core::store::{
-    BreakerState, CommandKind, Lookup, OpId, Store, StoreCommand, StoreEvent, StoreFailure,
-    StoreKey,
+    BreakerState, Lookup, OpId, RequestKind, Store, StoreEvent, StoreFailure, StoreKey,
+    StoreRequest,
 };
 use wsv2_core::{AccountId, ResponseId};
 
@@ -62,7 +62,7 @@ struct Model {
     store: Store,
     now: Instant,
     /// Commands sent and not replied, with their deadline
-    in_flight: Vec<(StoreCommand, Instant)>,
+    in_flight: Vec<(StoreRequest, Instant)>,
     /// Lookups waiting on an op: op -> (waiters, deadline)
     waiting: HashMap<OpId, (u32, Instant)>,
     op_timeout: Duration,
@@ -139,7 +139,7 @@ impl Model {
                     let (command, _) = self.in_flight.remove(pick % self.in_flight.len());
                     let value = match command.kind {
                         // A binding, or (value 0) a value no binding has: a bad value is a miss.
-                        CommandKind::Get { .. } => value.map(|v| match v {
+                        RequestKind::Get { .. } => value.map(|v| match v {
                             0 => "0".to_owned(),
                             v => format!("{v}:default"),
                         }),
@@ -172,7 +172,7 @@ impl Model {
 
     fn drain(&mut self, _breaker_before: BreakerState) -> Result<(), TestCaseError> {
         let breaker_after = self.store.breaker().state();
-        while let Some(command) = self.store.poll_command() {
+        while let Some(command) = self.store.poll_request() {
             let is_probe = command.kind.key() == &StoreKey::probe();
             let closed = |s: BreakerState| matches!(s, BreakerState::Closed { .. });
             if !closed(breaker_after) {
@@ -189,12 +189,12 @@ impl Model {
                     .count();
                 prop_assert_eq!(probes, 0, "one probe at a time");
             }
-            if let CommandKind::Get { key } = &command.kind {
+            if let RequestKind::Get { key } = &command.kind {
                 let live = self
                     .in_flight
                     .iter()
                     .filter(|(c, deadline)| {
-                        matches!(&c.kind, CommandKind::Get { key: k } if k == key)
+                        matches!(&c.kind, RequestKind::Get { key: k } if k == key)
                             && *deadline > self.now
                     })
                     .count();

@@ -132,7 +132,7 @@ fn store_a_rebind_or_delete_by_another_gateway_is_seen_within_local_copy_max_age
     assert!(
         commands
             .iter()
-            .all(|c| !matches!(c.kind, wsv2_core::store::CommandKind::Get { .. })),
+            .all(|c| !matches!(c.kind, wsv2_core::store::RequestKind::Get { .. })),
         "{commands:?}"
     );
 }
@@ -168,7 +168,7 @@ fn store_an_own_write_is_trusted_for_max_age_once_the_store_took_it_and_pinned_i
         assert!(
             commands
                 .iter()
-                .all(|c| !matches!(c.kind, wsv2_core::store::CommandKind::Get { .. })),
+                .all(|c| !matches!(c.kind, wsv2_core::store::RequestKind::Get { .. })),
             "no read of the older store value at {ms} ms: {commands:?}"
         );
     }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use crate::support::store::{Harness, snapshot};
 use wsv2_core::config::StoreConfig;
 use wsv2_core::store::{
-    Binding, BindingRef, BreakerState, CommandKind, Continuation, ContinuationRefusal, Lookup,
-    MemoryBackend, OpId, ResponseConn, StoreEvent, StoreFailure, judge_continuation,
+    Binding, BindingRef, BreakerState, Continuation, ContinuationRefusal, Lookup, MemoryBackend,
+    OpId, RequestKind, ResponseConn, StoreEvent, StoreFailure, judge_continuation,
 };
 use wsv2_core::{AccountId, ConnId, StreamId};
 
@@ -15,7 +15,7 @@ fn bound(n: u64, group: &str) -> Binding {
     Binding::new(AccountId(n), group)
 }
 
-fn only_op(commands: &[wsv2_core::store::StoreCommand]) -> OpId {
+fn only_op(commands: &[wsv2_core::store::StoreRequest]) -> OpId {
     assert_eq!(commands.len(), 1, "{commands:?}");
     commands[0].op
 }
@@ -26,7 +26,7 @@ fn store_timeout_is_a_miss() {
     let (lookup, commands) = h.lookup_response("resp_1");
     let op = only_op(&commands);
     assert_eq!(lookup, Lookup::Pending(op));
-    assert!(matches!(commands[0].kind, CommandKind::Get { .. }));
+    assert!(matches!(commands[0].kind, RequestKind::Get { .. }));
     assert_eq!(h.store.poll_timeout(), Some(h.t0 + Duration::from_secs(3)));
 
     let (_, events) = h.at(2_999);
@@ -79,7 +79,7 @@ fn store_set_failure_warns_and_counts() {
     let mut h = Harness::new(StoreConfig::default());
     let (commands, _) = h.bind_response(Some("team-a"), "resp_9", 4);
     let op = only_op(&commands);
-    let CommandKind::Set { value, ttl, .. } = &commands[0].kind else {
+    let RequestKind::Set { value, ttl, .. } = &commands[0].kind else {
         panic!("{commands:?}")
     };
     assert_eq!(
@@ -245,7 +245,7 @@ fn store_no_stale_read_after_delete() {
     // Delete through this gateway: a miss at once, with no store round trip.
     let (commands, _) = h.unbind_response("resp_1");
     let delete = only_op(&commands);
-    assert!(matches!(commands[0].kind, CommandKind::Delete { .. }));
+    assert!(matches!(commands[0].kind, RequestKind::Delete { .. }));
     let (lookup, commands) = h.lookup_response("resp_1");
     assert_eq!((lookup, commands.len()), (Lookup::Miss, 0));
 
@@ -375,13 +375,13 @@ fn store_binding_lifetimes_match_what_they_protect() {
     let mut backend = MemoryBackend::new(1024);
     let mut h = Harness::new(config.clone());
     let (commands, _) = h.bind_response_with(Some("team-a"), "resp_kept", 1, true);
-    let CommandKind::Set { ttl, .. } = &commands[0].kind else {
+    let RequestKind::Set { ttl, .. } = &commands[0].kind else {
         panic!("{commands:?}")
     };
     assert_eq!(*ttl, stored, "store:true: as long as upstream keeps it");
     h.run(&mut backend, commands);
     let (commands, _) = h.bind_response_with(Some("team-a"), "resp_local", 1, false);
-    let CommandKind::Set { ttl, .. } = &commands[0].kind else {
+    let RequestKind::Set { ttl, .. } = &commands[0].kind else {
         panic!("{commands:?}")
     };
     let conn_life = Duration::from_secs(55 * 60);
@@ -462,7 +462,7 @@ fn store_response_conn_map_is_local_and_lives_as_long_as_the_binding() {
     let id = crate::support::store::rid("resp_1");
     h.store.record_response_conn(h.now, &id, at.clone());
     assert!(
-        h.store.poll_command().is_none(),
+        h.store.poll_request().is_none(),
         "never written to the store"
     );
     assert_eq!(h.store.response_conn(h.now, &id), Some(at));

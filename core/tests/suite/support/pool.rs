@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use wsv2_core::conn::{CompatKey, ConnRecord, Release};
-use wsv2_core::pool::{CloseReason, PoolCommand, PoolRegistry, PoolStats, RefuseReason};
+use wsv2_core::pool::{CloseReason, PoolRequest, PoolRegistry, PoolStats, RefuseReason};
 use wsv2_core::{AccountId, Config, ConnId, ResponseId, SessionId, StreamId};
 
 use super::trace::{Clocked, Trace, advance_to};
@@ -54,7 +54,7 @@ pub struct Sim {
     /// Current leases by holder
     pub leases: BTreeMap<SessionId, ConnRecord>,
     /// Every output, in order
-    pub outputs: Vec<(u64, PoolCommand)>,
+    pub outputs: Vec<(u64, PoolRequest)>,
     /// Dials not answered yet
     pub pending: Vec<ConnId>,
 }
@@ -92,13 +92,13 @@ impl Sim {
     }
 
     fn drain(&mut self) {
-        while let Some(command) = self.pools.poll_command() {
+        while let Some(command) = self.pools.poll_request() {
             self.trace.output(self.now, &command);
             match &command {
-                PoolCommand::Granted(lease) => {
+                PoolRequest::Granted(lease) => {
                     self.leases.insert(lease.holder, lease.record.clone());
                 }
-                PoolCommand::Dial { conn, .. } => self.pending.push(*conn),
+                PoolRequest::Dial { conn, .. } => self.pending.push(*conn),
                 _ => {}
             }
             self.outputs.push((self.ms(), command));
@@ -266,7 +266,7 @@ impl Sim {
     }
 
     /// Outputs produced at `ms`
-    pub fn outputs_at(&self, ms: u64) -> Vec<&PoolCommand> {
+    pub fn outputs_at(&self, ms: u64) -> Vec<&PoolRequest> {
         self.outputs
             .iter()
             .filter(|(t, _)| *t == ms)
@@ -277,7 +277,7 @@ impl Sim {
     /// When `holder` was refused, and why
     pub fn refusal(&self, holder: SessionId) -> Option<(u64, RefuseReason)> {
         self.outputs.iter().find_map(|(t, c)| match c {
-            PoolCommand::Refused { holder: h, reason } if *h == holder => Some((*t, *reason)),
+            PoolRequest::Refused { holder: h, reason } if *h == holder => Some((*t, *reason)),
             _ => None,
         })
     }
@@ -287,7 +287,7 @@ impl Sim {
         self.outputs
             .iter()
             .filter_map(|(_, c)| match c {
-                PoolCommand::Close(conn, reason) => Some((*conn, *reason)),
+                PoolRequest::Close(conn, reason) => Some((*conn, *reason)),
                 _ => None,
             })
             .collect()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::conn::{CompatKey, ConnRecord, Release, UpstreamTransmit};
-use wsv2_core::session::{Admission, Lease, Session, SessionCommand, SessionEvent, Transmit};
+use wsv2_core::session::{Admission, Lease, Session, SessionRequest, SessionEvent, Transmit};
 use wsv2_core::turn::{ModelMap, ResponseBind, SlotRequest};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
@@ -56,7 +56,7 @@ pub struct Sim {
     pub closes: Vec<ConnId>,
     pub released: Vec<Release>,
     pub events: Vec<SessionEvent>,
-    pub commands: Vec<SessionCommand>,
+    pub commands: Vec<SessionRequest>,
     pub client_closed: Option<u16>,
     pub slot_waiters: VecDeque<TurnId>,
     pub slots_held: u32,
@@ -222,7 +222,7 @@ impl Sim {
                 busy = true;
                 self.on_transmit(t);
             }
-            while let Some(c) = self.session.poll_command() {
+            while let Some(c) = self.session.poll_request() {
                 busy = true;
                 self.on_command(c);
             }
@@ -267,11 +267,11 @@ impl Sim {
         }
     }
 
-    fn on_command(&mut self, c: SessionCommand) {
+    fn on_command(&mut self, c: SessionRequest) {
         self.output(format!("control {}", command_line(&c)));
         self.commands.push(c.clone());
         match c {
-            SessionCommand::Schedule { .. } if self.world.admit => {
+            SessionRequest::Schedule { .. } if self.world.admit => {
                 let admission = Admission {
                     account: account(),
                     max_concurrency: self.world.max_concurrency,
@@ -284,7 +284,7 @@ impl Sim {
                 ));
                 self.session.handle_admission(self.now, admission);
             }
-            SessionCommand::Acquire { compat, .. } if self.world.lease => {
+            SessionRequest::Acquire { compat, .. } if self.world.lease => {
                 let record = self.world.lease_records.pop_front().unwrap_or_else(|| {
                     let id = ConnId(self.next_conn);
                     ConnRecord::new(id, compat, self.now)
@@ -305,20 +305,20 @@ impl Sim {
                     },
                 );
             }
-            SessionCommand::Slot(SlotRequest::Acquire { turn, .. }) => {
+            SessionRequest::Slot(SlotRequest::Acquire { turn, .. }) => {
                 self.slot_waiters.push_back(turn);
                 self.grant_waiting_slot();
             }
-            SessionCommand::Slot(SlotRequest::CancelWait { turn, .. }) => {
+            SessionRequest::Slot(SlotRequest::CancelWait { turn, .. }) => {
                 self.slot_waiters.retain(|t| *t != turn)
             }
-            SessionCommand::Slot(SlotRequest::Release { .. }) => {
+            SessionRequest::Slot(SlotRequest::Release { .. }) => {
                 self.slots_held -= 1;
                 self.grant_waiting_slot();
             }
-            SessionCommand::Release(r) => self.released.push(r),
-            SessionCommand::CloseClient { code, .. } => self.client_closed = Some(code),
-            SessionCommand::CheckContinuation { turn, .. } => {
+            SessionRequest::Release(r) => self.released.push(r),
+            SessionRequest::CloseClient { code, .. } => self.client_closed = Some(code),
+            SessionRequest::CheckContinuation { turn, .. } => {
                 let allowed = self.world.continuations_allowed;
                 self.input(format!("control judged {turn} allowed={allowed}"));
                 self.session
@@ -445,9 +445,9 @@ pub fn summarize(v: &Value) -> String {
     s
 }
 
-fn command_line(c: &SessionCommand) -> String {
+fn command_line(c: &SessionRequest) -> String {
     match c {
-        SessionCommand::Schedule {
+        SessionRequest::Schedule {
             turn,
             previous,
             connection_local,
@@ -458,24 +458,24 @@ fn command_line(c: &SessionCommand) -> String {
                 previous.as_ref().map_or("-", |p| p.as_str())
             )
         }
-        SessionCommand::Acquire { account, .. } => format!("acquire {account}"),
-        SessionCommand::Slot(SlotRequest::Acquire {
+        SessionRequest::Acquire { account, .. } => format!("acquire {account}"),
+        SessionRequest::Slot(SlotRequest::Acquire {
             turn,
             account,
             max_concurrency,
         }) => format!("slot {turn} {account} max={max_concurrency}"),
-        SessionCommand::Slot(SlotRequest::CancelWait { turn, .. }) => {
+        SessionRequest::Slot(SlotRequest::CancelWait { turn, .. }) => {
             format!("cancel slot wait {turn}")
         }
-        SessionCommand::Slot(SlotRequest::Release { account }) => format!("release slot {account}"),
-        SessionCommand::Release(r) => format!(
+        SessionRequest::Slot(SlotRequest::Release { account }) => format!("release slot {account}"),
+        SessionRequest::Release(r) => format!(
             "release {} reusable={} named_lanes={}",
             r.record.id,
             r.reusable,
             r.record.named_lanes.len()
         ),
-        SessionCommand::AbandonWrites { conn } => format!("abandon writes {conn}"),
-        SessionCommand::Bind(ResponseBind {
+        SessionRequest::AbandonWrites { conn } => format!("abandon writes {conn}"),
+        SessionRequest::Bind(ResponseBind {
             response,
             conn,
             lane,
@@ -487,11 +487,11 @@ fn command_line(c: &SessionCommand) -> String {
                 lane.as_ref().map_or("-", |l| l.as_str())
             )
         }
-        SessionCommand::CloseClient { code, reason } => format!("close client {code} {reason:?}"),
-        SessionCommand::ClientBlocked { account, blocked } => {
+        SessionRequest::CloseClient { code, reason } => format!("close client {code} {reason:?}"),
+        SessionRequest::ClientBlocked { account, blocked } => {
             format!("client blocked {account} {blocked}")
         }
-        SessionCommand::CheckContinuation { turn, previous } => {
+        SessionRequest::CheckContinuation { turn, previous } => {
             format!("check continuation {turn} prev={previous}")
         }
     }

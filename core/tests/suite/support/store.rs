@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use wsv2_core::config::{StoreConfig, duration};
 use wsv2_core::store::{
-    CommandKind, Lookup, MemoryBackend, OpId, Store, StoreCommand, StoreEvent, StoreFailure,
+    RequestKind, Lookup, MemoryBackend, OpId, Store, StoreRequest, StoreEvent, StoreFailure,
 };
 use wsv2_core::{AccountId, ResponseId};
 
@@ -45,9 +45,9 @@ impl Harness {
     }
 
     /// Drains commands and events, recording each
-    pub fn outputs(&mut self) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+    pub fn outputs(&mut self) -> (Vec<StoreRequest>, Vec<StoreEvent>) {
         let mut commands = Vec::new();
-        while let Some(command) = self.store.poll_command() {
+        while let Some(command) = self.store.poll_request() {
             self.out(format!("{} {}", command.op, render_command(&command.kind)));
             commands.push(command);
         }
@@ -59,7 +59,7 @@ impl Harness {
         (commands, events)
     }
 
-    pub fn lookup_response(&mut self, id: &str) -> (Lookup, Vec<StoreCommand>) {
+    pub fn lookup_response(&mut self, id: &str) -> (Lookup, Vec<StoreRequest>) {
         let lookup = self.store.lookup_response(self.now, &rid(id));
         self.input(format!("lookup_response {id}"));
         self.out(render_lookup(lookup));
@@ -71,7 +71,7 @@ impl Harness {
         &mut self,
         group: Option<&str>,
         key: &str,
-    ) -> (Lookup, Vec<StoreCommand>) {
+    ) -> (Lookup, Vec<StoreRequest>) {
         let lookup = self.store.lookup_session(self.now, group, key);
         self.input(format!("lookup_session {key} in {}", group_name(group)));
         self.out(render_lookup(lookup));
@@ -85,7 +85,7 @@ impl Harness {
         group: Option<&str>,
         id: &str,
         account: u64,
-    ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+    ) -> (Vec<StoreRequest>, Vec<StoreEvent>) {
         self.bind_response_with(group, id, account, true)
     }
 
@@ -95,7 +95,7 @@ impl Harness {
         id: &str,
         account: u64,
         store: bool,
-    ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+    ) -> (Vec<StoreRequest>, Vec<StoreEvent>) {
         let flag = if store { "" } else { " store:false" };
         self.input(format!(
             "bind_response {id}{flag} in {} -> a{account}",
@@ -111,7 +111,7 @@ impl Harness {
         group: Option<&str>,
         key: &str,
         account: u64,
-    ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+    ) -> (Vec<StoreRequest>, Vec<StoreEvent>) {
         self.input(format!(
             "bind_session {key} in {} -> a{account}",
             group_name(group)
@@ -121,7 +121,7 @@ impl Harness {
         self.outputs()
     }
 
-    pub fn unbind_response(&mut self, id: &str) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+    pub fn unbind_response(&mut self, id: &str) -> (Vec<StoreRequest>, Vec<StoreEvent>) {
         self.input(format!("unbind_response {id}"));
         self.store.unbind_response(self.now, &rid(id));
         self.outputs()
@@ -131,7 +131,7 @@ impl Harness {
         &mut self,
         op: OpId,
         result: Result<Option<&str>, StoreFailure>,
-    ) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+    ) -> (Vec<StoreRequest>, Vec<StoreEvent>) {
         self.input(format!("reply {op} {result:?}"));
         self.store
             .handle_reply(self.now, op, result.map(|v| v.map(str::to_owned)));
@@ -139,7 +139,7 @@ impl Harness {
     }
 
     /// Moves virtual time to `t0 + ms` and calls `handle_timeout`
-    pub fn at(&mut self, ms: u64) -> (Vec<StoreCommand>, Vec<StoreEvent>) {
+    pub fn at(&mut self, ms: u64) -> (Vec<StoreRequest>, Vec<StoreEvent>) {
         self.now = self.t0 + Duration::from_millis(ms);
         self.input("timeout");
         self.store.handle_timeout(self.now);
@@ -150,12 +150,12 @@ impl Harness {
     pub fn run(
         &mut self,
         backend: &mut MemoryBackend,
-        commands: Vec<StoreCommand>,
+        commands: Vec<StoreRequest>,
     ) -> Vec<StoreEvent> {
         let mut events = Vec::new();
-        let mut queue: std::collections::VecDeque<StoreCommand> = commands.into();
+        let mut queue: std::collections::VecDeque<StoreRequest> = commands.into();
         while let Some(command) = queue.pop_front().or_else(|| {
-            let next = self.store.poll_command();
+            let next = self.store.poll_request();
             if let Some(command) = &next {
                 self.out(format!("{} {}", command.op, render_command(&command.kind)));
             }
@@ -194,14 +194,14 @@ pub fn render_lookup(lookup: Lookup) -> String {
     }
 }
 
-pub fn render_command(kind: &CommandKind) -> String {
+pub fn render_command(kind: &RequestKind) -> String {
     match kind {
-        CommandKind::Get { key } => format!("GET {key}"),
-        CommandKind::Set { key, value, ttl } => {
+        RequestKind::Get { key } => format!("GET {key}"),
+        RequestKind::Set { key, value, ttl } => {
             format!("SET {key} {value} ttl={}", duration::format(*ttl))
         }
-        CommandKind::Delete { key } => format!("DEL {key}"),
-        CommandKind::Expire { key, ttl } => format!("EXPIRE {key} ttl={}", duration::format(*ttl)),
+        RequestKind::Delete { key } => format!("DEL {key}"),
+        RequestKind::Expire { key, ttl } => format!("EXPIRE {key} ttl={}", duration::format(*ttl)),
     }
 }
 

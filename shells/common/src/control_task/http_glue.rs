@@ -1,5 +1,5 @@
 //! The control task's part of HTTP turns, the state store and metrics: HTTP requests'
-//! inboxes, their commands and events routed to `Control::handle_http_command` /
+//! inboxes, their commands and events routed to `Control::handle_http_request` /
 //! `handle_http_event`, store commands run on the configured backend, and the control plane's
 //! snapshot for `/metrics`.
 
@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use wsv2_core::http::HttpInput;
 use wsv2_core::session::SessionEvent;
-use wsv2_core::store::{BindingRef, MemoryBackend, StoreCommand};
+use wsv2_core::store::{BindingRef, MemoryBackend, StoreRequest};
 use wsv2_core::{AccountId, SessionId};
 
 use super::ControlTask;
@@ -75,13 +75,13 @@ impl ControlTask {
             ControlMsg::HttpOpen { id, headers, inbox } => {
                 self.ext.http.insert(id, HttpEntry { inbox, headers });
             }
-            ControlMsg::Http { id, cmd } => {
-                let close = matches!(cmd, wsv2_core::http::HttpCommand::Close);
-                let wait = match &cmd {
-                    wsv2_core::http::HttpCommand::Slot(request) => super::slot_wait(request),
+            ControlMsg::Http { id, request } => {
+                let close = matches!(request, wsv2_core::http::HttpTurnRequest::Close);
+                let wait = match &request {
+                    wsv2_core::http::HttpTurnRequest::Slot(ask) => super::slot_wait(ask),
                     _ => None,
                 };
-                self.control.handle_http_command(now, id, cmd);
+                self.control.handle_http_request(now, id, request);
                 self.note_slot_wait(id, wait);
                 if close {
                     self.ext.http.remove(&id);
@@ -183,7 +183,7 @@ impl ControlTask {
     }
 
     /// Runs one store command on the configured backend
-    pub(crate) fn run_store(&mut self, cmd: StoreCommand) {
+    pub(crate) fn run_store(&mut self, cmd: StoreRequest) {
         let reply = self
             .ext
             .store

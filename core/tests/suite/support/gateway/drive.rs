@@ -5,8 +5,8 @@ use serde_json::Value;
 use wsv2_core::conn::UpstreamTransmit;
 use wsv2_core::control::{ControlOutput, DialFailure};
 use wsv2_core::http::{HttpInput, HttpTransmit};
-use wsv2_core::session::{SessionCommand, SessionInput, Transmit};
-use wsv2_core::store::CommandKind;
+use wsv2_core::session::{SessionInput, SessionRequest, Transmit};
+use wsv2_core::store::RequestKind;
 use wsv2_core::{AccountId, ConnId, SessionId};
 
 use super::lines::{command_summary, create_summary, event_line, input_summary, transmit_summary};
@@ -65,7 +65,7 @@ impl Gateway {
                 ..
             } => self.dial(conn, account, for_session),
             ControlOutput::Store(cmd) => {
-                self.gets += usize::from(matches!(cmd.kind, CommandKind::Get { .. }));
+                self.gets += usize::from(matches!(cmd.kind, RequestKind::Get { .. }));
                 let reply = self.memory.execute(self.now, &cmd);
                 self.control.handle_store_reply(self.now, cmd.op, reply);
             }
@@ -147,7 +147,7 @@ impl Gateway {
                 }
             }
         }
-        while let Some(c) = t.poll_command() {
+        while let Some(c) = t.poll_request() {
             cmds.push(c);
         }
         while let Some(e) = t.poll_event() {
@@ -158,7 +158,7 @@ impl Gateway {
             self.trace
                 .output_of(self.now, id, format!("control {}", command_summary(&c)));
             self.commands.push((id, c.clone()));
-            self.control.handle_http_command(self.now, id, c);
+            self.control.handle_http_request(self.now, id, c);
         }
         for e in events {
             busy = true;
@@ -179,7 +179,7 @@ impl Gateway {
             busy = true;
             sent.push(t);
         }
-        while let Some(c) = s.poll_command() {
+        while let Some(c) = s.poll_request() {
             cmds.push(c);
         }
         let mut events = Vec::new();
@@ -205,12 +205,12 @@ impl Gateway {
         }
         for c in cmds {
             busy = true;
-            self.checks += usize::from(matches!(c, SessionCommand::CheckContinuation { .. }));
+            self.checks += usize::from(matches!(c, SessionRequest::CheckContinuation { .. }));
             if !matches!(
                 c,
-                SessionCommand::AbandonWrites { .. } | SessionCommand::CloseClient { .. }
+                SessionRequest::AbandonWrites { .. } | SessionRequest::CloseClient { .. }
             ) {
-                self.control.handle_session_command(self.now, id, c);
+                self.control.handle_session_request(self.now, id, c);
             }
         }
         for e in events {

@@ -2,7 +2,7 @@
 //! gateway decides on (the snapshots of `http::*` and `trace_reports` are made of these).
 
 use serde_json::Value;
-use wsv2_core::http::{HttpCommand, HttpEvent, HttpInput, HttpTransmit};
+use wsv2_core::http::{HttpEvent, HttpInput, HttpTransmit, HttpTurnRequest};
 use wsv2_core::turn::{ResponseBind, SlotRequest};
 
 pub fn body_summary(body: &[u8]) -> String {
@@ -100,43 +100,45 @@ pub fn input_summary(i: &HttpInput) -> String {
     }
 }
 
-pub fn command_summary(c: &HttpCommand) -> String {
+pub fn command_summary(c: &HttpTurnRequest) -> String {
     match c {
-        HttpCommand::Open(_) => "open".to_owned(),
-        HttpCommand::Schedule {
+        HttpTurnRequest::Open(_) => "open".to_owned(),
+        HttpTurnRequest::Schedule {
             previous, exclude, ..
         } => format!(
             "schedule prev={} exclude={exclude:?}",
             previous.as_ref().map_or("-", |p| p.as_str())
         ),
-        HttpCommand::Acquire {
+        HttpTurnRequest::Acquire {
             account, preferred, ..
         } => format!(
             "acquire {account} preferred={}",
             preferred.as_ref().map_or("-", |p| p.as_str())
         ),
-        HttpCommand::Slot(SlotRequest::Acquire { account, .. }) => {
+        HttpTurnRequest::Slot(SlotRequest::Acquire { account, .. }) => {
             format!("acquire slot {account}")
         }
-        HttpCommand::Slot(SlotRequest::CancelWait { account, .. }) => {
+        HttpTurnRequest::Slot(SlotRequest::CancelWait { account, .. }) => {
             format!("cancel slot wait {account}")
         }
-        HttpCommand::Slot(SlotRequest::Release { account }) => format!("release slot {account}"),
-        HttpCommand::Release { release, hold } => format!(
+        HttpTurnRequest::Slot(SlotRequest::Release { account }) => {
+            format!("release slot {account}")
+        }
+        HttpTurnRequest::Release { release, hold } => format!(
             "release {} reusable={} hold={}",
             release.record.id,
             release.reusable,
             hold.as_ref().map_or("-", |h| h.as_str())
         ),
-        HttpCommand::Bind(ResponseBind {
+        HttpTurnRequest::Bind(ResponseBind {
             response,
             account,
             conn,
             store,
             ..
         }) => format!("bind {} {account} {conn} store={store}", response.as_str()),
-        HttpCommand::Close => "close".to_owned(),
-        HttpCommand::AbandonWrites { conn } => format!("abandon writes {conn}"),
+        HttpTurnRequest::Close => "close".to_owned(),
+        HttpTurnRequest::AbandonWrites { conn } => format!("abandon writes {conn}"),
     }
 }
 

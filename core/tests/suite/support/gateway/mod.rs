@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::control::{AccountSpec, Control, ControlEvent};
-use wsv2_core::http::{HttpCommand, HttpEvent, HttpTransmit, HttpTurn};
+use wsv2_core::http::{HttpEvent, HttpTransmit, HttpTurn, HttpTurnRequest};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{Session, SessionEvent};
 use wsv2_core::store::MemoryBackend;
@@ -94,7 +94,7 @@ pub struct Gateway {
     pub client: BTreeMap<SessionId, Vec<HttpTransmit>>,
     /// Frames every session sent its client, in order
     pub to_client: Vec<(SessionId, Value)>,
-    pub commands: Vec<(SessionId, HttpCommand)>,
+    pub commands: Vec<(SessionId, HttpTurnRequest)>,
     /// HTTP turns' events
     pub events: Vec<(SessionId, HttpEvent)>,
     pub session_events: Vec<SessionEvent>,
@@ -322,7 +322,7 @@ impl Gateway {
         match self.ended.remove(&id) {
             Some(true) => self
                 .control
-                .handle_http_command(self.now, id, HttpCommand::Close),
+                .handle_http_request(self.now, id, HttpTurnRequest::Close),
             Some(false) => self.control.close_session(self.now, id),
             None => panic!("{id}'s task has not ended"),
         }

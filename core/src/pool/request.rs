@@ -5,9 +5,9 @@ use std::fmt;
 use crate::conn::{CompatKey, ConnRecord};
 use crate::{ConnId, SessionId};
 
-/// One output of a pool, taken with `poll_command()`
+/// One output of a pool, taken with `poll_request()`
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PoolCommand {
+pub enum PoolRequest {
     /// Open a new upstream conn; answer with `handle_dial_ok` or `handle_dial_failed`
     Dial {
         /// The id the conn will carry
@@ -118,7 +118,7 @@ impl CloseReason {
     }
 }
 
-impl fmt::Display for PoolCommand {
+impl fmt::Display for PoolRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Dial {

@@ -16,16 +16,16 @@ crate::ids::numeric_id!(
 /// One command for the shell to run against the store, then answer with
 /// [`Store::handle_reply`](super::Store::handle_reply)
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreCommand {
+pub struct StoreRequest {
     /// Echo this in the reply
     pub op: OpId,
     /// What to run
-    pub kind: CommandKind,
+    pub kind: RequestKind,
 }
 
 /// What a store command does (Redis: `GET`, `SET key value PX ttl`, `DEL`, `PEXPIRE`)
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CommandKind {
+pub enum RequestKind {
     /// Read `key`; reply `Ok(Some(value))`, or `Ok(None)` when absent
     Get {
         /// Key to read
@@ -54,7 +54,7 @@ pub enum CommandKind {
     },
 }
 
-impl CommandKind {
+impl RequestKind {
     /// The key the command touches
     pub fn key(&self) -> &StoreKey {
         match self {
