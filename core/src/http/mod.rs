@@ -321,7 +321,7 @@ impl HttpTurn {
             self.timers
                 .set(TurnTimer::Drain, now + self.cfg.session.drain_timeout);
         } else {
-            if self.turn.slot() == Slot::Waiting {
+            if matches!(self.turn.slot(), Slot::Waiting(_)) {
                 self.requests
                     .extend(self.turn.withdraw().map(HttpTurnRequest::Slot));
             }

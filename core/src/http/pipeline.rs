@@ -171,28 +171,23 @@ impl HttpTurn {
         }
         let frame = request::build_create(&request.body, upstream_model);
         let previous = request.previous.clone();
+        let Some(conn) = self.conn.as_mut().filter(|c| c.takes_creates()) else {
+            // The conn died while the turn waited for its slot.
+            return self.attempt_failed(now, crate::scheduler::FailureKind::UpstreamLost, None);
+        };
+        conn.send_create(now, self.turn.id(), None, previous, frame);
         let facts = TurnFacts {
             account,
             client_model: Some(request.model.clone()),
             models: self.models.clone(),
             accepted_at: self.started_at,
             trace_parent: request.trace_parent,
-            retries: self
-                .turn
-                .retry()
-                .map(|r| r.notes().to_vec())
-                .unwrap_or_default(),
         };
-        let Some(conn) = self.conn.as_mut().filter(|c| c.takes_creates()) else {
-            // The conn died while the turn waited for its slot.
-            return self.attempt_failed(now, crate::scheduler::FailureKind::UpstreamLost, None);
-        };
-        conn.send_create(now, self.turn.id(), None, previous, frame);
         self.turn.send(conn.id(), facts);
     }
 
     pub(super) fn slot_wait_expired(&mut self) {
-        if self.stage != Stage::Attempt || self.turn.slot() != Slot::Waiting {
+        if self.stage != Stage::Attempt || !matches!(self.turn.slot(), Slot::Waiting(_)) {
             return;
         }
         self.requests

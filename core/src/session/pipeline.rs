@@ -205,8 +205,8 @@ impl Session {
                 );
                 Step::Wait
             }
-            Slot::Waiting => Step::Wait,
-            Slot::Granted => {
+            Slot::Waiting(_) => Step::Wait,
+            Slot::Granted(_) => {
                 self.timers.stop(SessionTimer::SlotWait);
                 self.send_head(now);
                 Step::Sent
@@ -248,7 +248,6 @@ impl Session {
         self.exclude.clear();
         let retry = head.retry_state(now, account, pinning, &self.cfg.scheduler);
         retry.attempt_started(account);
-        let retries = retry.notes().to_vec();
         let conn = self.active.as_mut().expect("active conn takes creates");
         conn.send_create(now, head.id(), lane, previous, frame);
         let facts = TurnFacts {
@@ -257,7 +256,6 @@ impl Session {
             models,
             accepted_at,
             trace_parent,
-            retries,
         };
         head.send(conn.id(), facts);
         self.turns.push(head);
@@ -303,7 +301,7 @@ impl Session {
         let waiting = self
             .pending
             .front()
-            .is_some_and(|p| p.slot() == Slot::Waiting);
+            .is_some_and(|p| matches!(p.slot(), Slot::Waiting(_)));
         if waiting {
             let head = self.pending.pop_front().expect("head exists");
             let refusal = Refusal::Gateway(GatewayError::concurrency_limit_reached());

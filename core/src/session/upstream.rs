@@ -107,7 +107,6 @@ impl Session {
             models: predecessor.and_then(|f| f.models.clone()),
             accepted_at: now,
             trace_parent: predecessor.and_then(|f| f.trace_parent),
-            retries: Vec::new(),
         };
         let successor = Turn::successor(turn, conn, facts, audience);
         self.turns.push(successor);

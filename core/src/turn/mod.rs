@@ -29,10 +29,10 @@ use crate::{AccountId, ConnId};
 pub(crate) enum Slot {
     /// Not asked (or given back)
     None,
-    /// Asked; the control plane answers with a grant
-    Waiting,
+    /// Asked of the account; the control plane answers with a grant
+    Waiting(AccountId),
     /// Held until the response ends or the attempt fails
-    Granted,
+    Granted(AccountId),
 }
 
 /// Whether anyone reads a create's events
@@ -116,13 +116,11 @@ pub(crate) struct TurnFacts {
     pub(crate) accepted_at: Instant,
     /// The client's trace context
     pub(crate) trace_parent: Option<TraceContext>,
-    /// Retries and failovers before the attempt that ended
-    pub(crate) retries: Vec<RetryNote>,
 }
 
 impl TurnFacts {
-    /// Settles a response that ended on `conn`: its bind when upstream finished it with an
-    /// id (`store` defaults to `default_store`), and its report
+    /// Settles a response that ended on `conn` after `retries`: its bind when upstream
+    /// finished it with an id (`store` defaults to `default_store`), and its report
     pub(crate) fn settle(
         &self,
         now: Instant,
@@ -130,6 +128,7 @@ impl TurnFacts {
         ended: Ended,
         default_store: bool,
         drained: bool,
+        retries: Vec<RetryNote>,
     ) -> (Option<ResponseBind>, ResponseReport) {
         let bind = ended
             .id
@@ -154,7 +153,7 @@ impl TurnFacts {
             upstream_model: self.models.as_ref().map(|m| m.upstream.clone()),
             accepted_at: self.accepted_at,
             trace_parent: self.trace_parent,
-            retries: self.retries.clone(),
+            retries,
             time_to_first_event: ended
                 .first_event_at
                 .map(|t| t.saturating_duration_since(ended.sent_at)),

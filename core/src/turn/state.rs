@@ -29,15 +29,16 @@ pub(crate) struct Turn<C> {
 /// Where a create stands
 ///
 /// ```text
-///  new ─▶ Held ─ask_slot─▶ AwaitingSlot ─slot_granted─▶ Granted ─send─▶ Sent ─reached_client─▶ Relaying
-///          ▲                                               ▲             │                         ▲
-///          │                                               │             │ must_move               │
-///          │                                               │             ▼                         │
-///          │                                               └── moved ── Moving ──reached_client────┘
+///  new ─▶ Held ─send─▶ Sent ─reached_client─▶ Relaying
+///          ▲  ▲          │                       ▲
+///          │  │          │ must_move             │
+///          │  │          ▼                       │
+///          │  └─ moved ─ Moving ─reached_client──┘
 ///          │
-///          └── hold_again: a failed attempt (Held, Granted, Sent, Moving) is retried after its
-///              back-off; it goes to Granted instead when it keeps its slot (same account)
+///          └── hold_again: a failed attempt (Held, Sent, Moving) is retried after its
+///              back-off, keeping its slot when it retries on the same account
 ///
+///  Held's slot: None ─ask_slot─▶ Waiting ─slot_granted─▶ Granted (only then is it sent)
 ///  successor (after a steer) ─▶ Relaying, holding no slot
 ///  withdraw: any state before Relaying ─▶ Ended (its slot wait cancelled, its slot given back)
 ///  end:      Sent, Moving, Relaying    ─▶ Ended (bind, report, its slot given back)
@@ -47,17 +48,11 @@ pub(crate) struct Turn<C> {
 /// events are read to the terminal and go nowhere, and their report says `drained`.
 #[derive(Clone, Debug)]
 enum State<C> {
-    /// Accepted; waits for its holder's account, conn and room, or a retry's back-off
+    /// Not (again) upstream: waits for its holder's account, conn and room, a retry's
+    /// back-off, and a slot of its account
     Held {
         create: C,
-        not_before: Option<Instant>,
-    },
-    /// Asked `account` for a concurrency slot
-    AwaitingSlot { create: C, account: AccountId },
-    /// Holds a slot of `account` and is not (again) upstream
-    Granted {
-        create: C,
-        account: AccountId,
+        slot: Slot,
         not_before: Option<Instant>,
     },
     /// Upstream; nothing reached the client yet, so a failure may send it again
@@ -65,12 +60,9 @@ enum State<C> {
     /// Upstream's connection limit answered it before any event: it moves to a fresh conn,
     /// keeping its slot, once its end on the old one is read
     Moving { create: C, up: Upstream },
-    /// Its events reach the client (or nobody, once it left) until its end; it holds the
-    /// slot of `slot` (none for a successor after a steer)
-    Relaying {
-        up: Upstream,
-        slot: Option<AccountId>,
-    },
+    /// Its events reach the client (or nobody, once it left) until its end; it holds its slot
+    /// (none for a successor after a steer)
+    Relaying { up: Upstream, slot: Slot },
     /// Reported, withdrawn or refused; its slot given back
     Ended,
 }
@@ -93,8 +85,12 @@ pub(crate) struct Settled {
 impl<C> Turn<C> {
     /// A create accepted: `Held`
     pub(crate) fn new(id: TurnId, create: C) -> Self {
-        let not_before = None;
-        let state = State::Held { create, not_before };
+        let (slot, not_before) = (Slot::None, None);
+        let state = State::Held {
+            create,
+            slot,
+            not_before,
+        };
         let retry = None;
         Self { id, state, retry }
     }
@@ -111,7 +107,8 @@ impl<C> Turn<C> {
             facts,
             audience,
         };
-        let state = State::Relaying { up, slot: None };
+        let slot = Slot::None;
+        let state = State::Relaying { up, slot };
         let retry = None;
         Self { id, state, retry }
     }
@@ -134,8 +131,6 @@ impl<C> Turn<C> {
     pub(crate) fn create(&self) -> Option<&C> {
         match &self.state {
             State::Held { create, .. }
-            | State::AwaitingSlot { create, .. }
-            | State::Granted { create, .. }
             | State::Sent { create, .. }
             | State::Moving { create, .. } => Some(create),
             State::Relaying { .. } | State::Ended => None,
@@ -145,26 +140,24 @@ impl<C> Turn<C> {
     /// The client's create, to amend before it goes upstream
     pub(crate) fn create_mut(&mut self) -> Option<&mut C> {
         match &mut self.state {
-            State::Held { create, .. }
-            | State::AwaitingSlot { create, .. }
-            | State::Granted { create, .. } => Some(create),
+            State::Held { create, .. } => Some(create),
             _ => None,
         }
     }
 
     /// Its slot, as its holder asks about it
     pub(crate) fn slot(&self) -> Slot {
-        match (&self.state, self.held_slot()) {
-            (State::AwaitingSlot { .. }, _) => Slot::Waiting,
-            (_, Some(_)) => Slot::Granted,
-            (_, None) => Slot::None,
+        match &self.state {
+            State::Held { slot, .. } | State::Relaying { slot, .. } => *slot,
+            State::Sent { up, .. } | State::Moving { up, .. } => Slot::Granted(up.facts.account),
+            State::Ended => Slot::None,
         }
     }
 
     /// A retry's back-off: not to be sent before then
     pub(crate) fn not_before(&self) -> Option<Instant> {
         match &self.state {
-            State::Held { not_before, .. } | State::Granted { not_before, .. } => *not_before,
+            State::Held { not_before, .. } => *not_before,
             _ => None,
         }
     }
@@ -206,12 +199,13 @@ impl<C> Turn<C> {
         self.retry.as_mut()
     }
 
-    /// Held → AwaitingSlot: the request for a slot of `account`
+    /// Held: its slot None → Waiting; the request for a slot of `account`
     pub(crate) fn ask_slot(&mut self, account: AccountId, max_concurrency: u32) -> SlotRequest {
-        let State::Held { create, .. } = self.take_state() else {
+        let State::Held { slot, .. } = &mut self.state else {
             unreachable!("a slot is asked for a held create")
         };
-        self.state = State::AwaitingSlot { create, account };
+        debug_assert_eq!(*slot, Slot::None, "a slot asked twice");
+        *slot = Slot::Waiting(account);
         let turn = self.id;
         SlotRequest::Acquire {
             turn,
@@ -220,27 +214,27 @@ impl<C> Turn<C> {
         }
     }
 
-    /// AwaitingSlot → Granted; false (nothing moves) when it was not waiting for this grant:
-    /// the holder gives the slot straight back
+    /// Held: its slot Waiting → Granted; false (nothing moves) when it was not waiting for
+    /// this grant: the holder gives the slot straight back
     pub(crate) fn slot_granted(&mut self, turn: TurnId) -> bool {
-        if turn != self.id || !matches!(self.state, State::AwaitingSlot { .. }) {
-            return false;
+        if let State::Held { slot, .. } = &mut self.state
+            && let Slot::Waiting(account) = *slot
+            && turn == self.id
+        {
+            *slot = Slot::Granted(account);
+            return true;
         }
-        let State::AwaitingSlot { create, account } = self.take_state() else {
-            unreachable!()
-        };
-        let not_before = None;
-        self.state = State::Granted {
-            create,
-            account,
-            not_before,
-        };
-        true
+        false
     }
 
-    /// Granted → Sent on `conn` (the holder writes the frame)
+    /// Held (its slot granted) → Sent on `conn` (the holder writes the frame)
     pub(crate) fn send(&mut self, conn: ConnId, facts: TurnFacts) {
-        let State::Granted { create, .. } = self.take_state() else {
+        let State::Held {
+            create,
+            slot: Slot::Granted(_),
+            ..
+        } = self.take_state()
+        else {
             unreachable!("only a create holding a slot is sent")
         };
         let audience = Audience::Client;
@@ -256,7 +250,7 @@ impl<C> Turn<C> {
     pub(crate) fn reached_client(&mut self) {
         self.state = match self.take_state() {
             State::Sent { up, .. } | State::Moving { up, .. } => {
-                let slot = Some(up.facts.account);
+                let slot = Slot::Granted(up.facts.account);
                 State::Relaying { up, slot }
             }
             relaying @ State::Relaying { .. } => relaying,
@@ -274,7 +268,7 @@ impl<C> Turn<C> {
         };
     }
 
-    /// Moving → Granted once its end on the old conn is read (its slot kept, no back-off);
+    /// Moving → Held once its end on the old conn is read (its slot kept, no back-off);
     /// false (nothing moves) when it was not moving
     pub(crate) fn moved(&mut self, now: Instant) -> bool {
         let moving = matches!(self.state, State::Moving { .. });
@@ -313,29 +307,27 @@ impl<C> Turn<C> {
         }
     }
 
-    /// Any state before Relaying (Moving too) → Held until `at`, or → Granted when `keep_slot` and it holds
-    /// one (a retry on the same account); the request that gives its slot back otherwise
+    /// Any state before Relaying (Moving too) → Held until `at`, keeping a slot it holds when
+    /// `keep_slot` (a retry on the same account); the request that gives it back otherwise
     pub(crate) fn hold_again(&mut self, at: Instant, keep_slot: bool) -> Option<SlotRequest> {
-        let account = self.held_slot();
+        let (slot, release) = match self.slot() {
+            Slot::Granted(account) if keep_slot => (Slot::Granted(account), None),
+            Slot::Granted(account) => (Slot::None, Some(SlotRequest::Release { account })),
+            Slot::Waiting(_) | Slot::None => (Slot::None, None),
+        };
         let create = match self.take_state() {
             State::Held { create, .. }
-            | State::AwaitingSlot { create, .. }
-            | State::Granted { create, .. }
             | State::Sent { create, .. }
             | State::Moving { create, .. } => create,
             _ => unreachable!("sent again after its client saw it"),
         };
         let not_before = Some(at);
-        if let (Some(account), true) = (account, keep_slot) {
-            self.state = State::Granted {
-                create,
-                account,
-                not_before,
-            };
-            return None;
-        }
-        self.state = State::Held { create, not_before };
-        account.map(|account| SlotRequest::Release { account })
+        self.state = State::Held {
+            create,
+            slot,
+            not_before,
+        };
+        release
     }
 
     /// Sent, Moving or Relaying → Ended: upstream ended it. Its bind (when upstream finished
@@ -347,9 +339,7 @@ impl<C> Turn<C> {
         ended: Ended,
         default_store: bool,
     ) -> Option<Settled> {
-        let release = self
-            .held_slot()
-            .map(|account| SlotRequest::Release { account });
+        let release = self.give_back();
         let up = match self.take_state() {
             State::Sent { up, .. } | State::Moving { up, .. } | State::Relaying { up, .. } => up,
             other => {
@@ -358,7 +348,12 @@ impl<C> Turn<C> {
             }
         };
         let drained = up.audience == Audience::Gone;
-        let (bind, report) = up.facts.settle(now, up.conn, ended, default_store, drained);
+        // A retry sends it again, so the notes now are the ones it was sent after.
+        let retries = self.retry.as_ref().map(|r| r.notes().to_vec());
+        let (conn, retries) = (up.conn, retries.unwrap_or_default());
+        let (bind, report) = up
+            .facts
+            .settle(now, conn, ended, default_store, drained, retries);
         Some(Settled {
             bind,
             report,
@@ -369,26 +364,21 @@ impl<C> Turn<C> {
     /// Any state → Ended without a response (refused, dropped, given up): the request that
     /// gives back what it holds of a slot
     pub(crate) fn withdraw(&mut self) -> Option<SlotRequest> {
-        let request = match &self.state {
-            State::AwaitingSlot { account, .. } => Some(SlotRequest::CancelWait {
-                turn: self.id,
-                account: *account,
-            }),
-            _ => self
-                .held_slot()
-                .map(|account| SlotRequest::Release { account }),
-        };
+        let request = self.give_back();
         self.state = State::Ended;
         request
     }
 
-    /// The account whose slot it holds
-    fn held_slot(&self) -> Option<AccountId> {
-        match &self.state {
-            State::Granted { account, .. } => Some(*account),
-            State::Sent { up, .. } | State::Moving { up, .. } => Some(up.facts.account),
-            State::Relaying { slot, .. } => *slot,
-            _ => None,
+    /// The request that gives back what it holds of a slot: a wait is cancelled, a slot
+    /// released
+    fn give_back(&self) -> Option<SlotRequest> {
+        match self.slot() {
+            Slot::Waiting(account) => Some(SlotRequest::CancelWait {
+                turn: self.id,
+                account,
+            }),
+            Slot::Granted(account) => Some(SlotRequest::Release { account }),
+            Slot::None => None,
         }
     }
 
