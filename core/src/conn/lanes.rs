@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use crate::event::{ServerEventKind, Usage};
-use crate::{Lane, ResponseId, StreamId, TurnId};
+use crate::{Lane, ResponseId, TurnId};
 
 /// How a response ended
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,11 +162,6 @@ impl Lanes {
     /// Responses forwarded and not yet ended
     pub(crate) fn unfinished(&self) -> usize {
         self.open.len()
-    }
-
-    /// The open responses, oldest first
-    pub(crate) fn open(&self) -> &[OpenResponse] {
-        &self.open
     }
 
     /// Whether a steer is waiting for its answer or its successor
@@ -365,9 +360,4 @@ pub(crate) fn lane_eq(lane: &Lane, raw: Option<&[u8]>) -> bool {
         (Some(l), Some(r)) => l.as_str().as_bytes() == r,
         _ => false,
     }
-}
-
-/// A lane from raw `stream_id` bytes (allocates only for a named lane seen for the first time)
-pub(crate) fn lane_from_raw(raw: Option<&[u8]>) -> Lane {
-    raw.and_then(|r| StreamId::new(bytes::Bytes::copy_from_slice(r)))
 }

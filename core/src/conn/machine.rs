@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::lanes::{Ended, Lanes, OpenResponse, Outcome, Owner, lane_from_raw};
+use super::lanes::{Ended, Lanes, OpenResponse, Outcome, Owner};
 use super::record::{ConnRecord, Release};
 use super::types::{CloseReason, Routed, UpstreamTransmit};
 use crate::config::UpstreamConfig;
@@ -523,11 +523,6 @@ impl UpstreamConn {
         self.lanes.unfinished()
     }
 
-    /// The open responses, oldest first
-    pub fn open_responses(&self) -> &[OpenResponse] {
-        self.lanes.open()
-    }
-
     /// Distinct named lanes used over the conn's lifetime
     pub fn named_lanes_used(&self) -> usize {
         self.record.named_lanes.len()
@@ -637,9 +632,4 @@ fn error_outcome(event: &ServerEvent<'_>) -> Outcome {
             .and_then(|e| e.retry_after_secs())
             .map(std::time::Duration::from_secs),
     }
-}
-
-/// Lane of a raw `stream_id`, for callers that classify frames themselves
-pub fn lane_of_raw(raw: Option<&[u8]>) -> Lane {
-    lane_from_raw(raw)
 }

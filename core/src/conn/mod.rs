@@ -6,6 +6,6 @@ mod record;
 mod types;
 
 pub use lanes::{Ended, OpenResponse, Outcome, Owner};
-pub use machine::{ConnState, UpstreamConn, lane_of_raw};
+pub use machine::{ConnState, UpstreamConn};
 pub use record::{CachedResponse, CompatKey, ConnRecord, Release};
 pub use types::{CloseReason, Routed, UpstreamTransmit};

@@ -35,11 +35,7 @@ impl CompatKey {
 
     /// A key with no beta values
     pub fn plain(account: AccountId) -> Self {
-        Self {
-            account,
-            openai_beta: Vec::new(),
-            codex_beta_features: Vec::new(),
-        }
+        Self::new(account, [], [])
     }
 
     /// The account this key belongs to

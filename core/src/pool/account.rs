@@ -73,12 +73,8 @@ pub(super) enum SlotState {
         pong_due: Option<Instant>,
         held: bool,
     },
-    /// With a holder; `queued` HTTP turns wait for it (only when `kind` is Http)
-    Leased {
-        holder: SessionId,
-        kind: HolderKind,
-        queued: usize,
-    },
+    /// With a holder of `kind`; `queued` HTTP turns wait for it (only when `kind` is Http)
+    Leased { kind: HolderKind, queued: usize },
     /// Between a dial result and its placement, inside one call (never seen between calls)
     Placing,
 }
@@ -441,11 +437,6 @@ impl AccountPool {
         }
     }
 
-    /// The effective cap on open + dialing conns
-    pub fn max_conns(&self) -> usize {
-        self.max_conns
-    }
-
     /// Idle conns, most recently released first
     pub fn idle_conns(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.idle_order.iter().rev().copied()
@@ -472,14 +463,6 @@ impl AccountPool {
         }
     }
 
-    /// The holder of a leased conn
-    pub fn holder_of(&self, conn: ConnId) -> Option<SessionId> {
-        match self.conns.get(&conn)?.state {
-            SlotState::Leased { holder, .. } => Some(holder),
-            _ => None,
-        }
-    }
-
     /// The dial `holder` waits for (its own, or a warm one it took over), if it waits on one
     pub fn waiting_on_dial(&self, holder: SessionId) -> Option<ConnId> {
         let waiter = &self.waiters[self.waiter_index(holder)?];
@@ -487,11 +470,6 @@ impl AccountPool {
             WaitState::Dialing(conn) => Some(conn),
             WaitState::Queued { .. } => None,
         }
-    }
-
-    /// Distinct compatibility keys alive in the pool (they are dropped with their last user)
-    pub fn live_keys(&self) -> usize {
-        self.keys.live()
     }
 
     pub(super) fn is_idle(&self, conn: ConnId) -> bool {

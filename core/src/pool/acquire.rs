@@ -307,11 +307,7 @@ impl AccountPool {
             SlotState::Leased { queued, .. } => queued,
             _ => 0,
         };
-        slot.state = SlotState::Leased {
-            holder,
-            kind,
-            queued,
-        };
+        slot.state = SlotState::Leased { kind, queued };
         let key = slot.key;
         if key != self.warm_key {
             self.keys.retain(key);

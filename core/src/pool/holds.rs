@@ -57,22 +57,17 @@ impl ChainHolds {
     }
 
     /// Ends the hold on `conn`, if any
-    pub(super) fn end(&mut self, conn: ConnId) -> bool {
-        match self.holds.iter().position(|h| h.conn == conn) {
-            Some(i) => {
-                self.holds.remove(i);
-                true
-            }
-            None => false,
-        }
+    pub(super) fn end(&mut self, conn: ConnId) {
+        self.holds.retain(|h| h.conn != conn);
     }
 
     /// Ends and returns the oldest hold if it has expired at `now`
     pub(super) fn pop_expired(&mut self, now: Instant) -> Option<ConnId> {
-        if self.holds.front().is_some_and(|h| h.until <= now) {
-            return self.holds.pop_front().map(|h| h.conn);
-        }
-        None
+        let expired = self.holds.front().is_some_and(|h| h.until <= now);
+        expired
+            .then(|| self.holds.pop_front())
+            .flatten()
+            .map(|h| h.conn)
     }
 
     /// When the oldest hold expires

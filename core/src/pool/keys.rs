@@ -75,17 +75,16 @@ impl KeyTable {
             .as_ref()
             .expect("a live key index holds its key")
     }
-
-    /// Keys alive (tests of boundedness)
-    pub(super) fn live(&self) -> usize {
-        self.entries.iter().filter(|e| e.key.is_some()).count()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::AccountId;
+
+    fn live(table: &KeyTable) -> usize {
+        table.entries.iter().filter(|e| e.key.is_some()).count()
+    }
 
     #[test]
     fn keys_are_shared_and_dropped_with_their_last_reference() {
@@ -97,10 +96,10 @@ mod tests {
         assert_eq!(a, b);
         let c = table.intern(&beta);
         assert_ne!(a, c);
-        assert_eq!(table.live(), 2);
+        assert_eq!(live(&table), 2);
         table.release(a);
         table.release(b);
-        assert_eq!(table.live(), 1);
+        assert_eq!(live(&table), 1);
         assert_eq!(table.find(&plain), None);
         // the freed entry is reused
         assert_eq!(table.intern(&plain), a);

@@ -284,11 +284,6 @@ impl RetryState {
         &self.tried
     }
 
-    /// The account of the current (or next same-account) attempt
-    pub fn current_account(&self) -> AccountId {
-        self.current
-    }
-
     /// Retries decided so far (not counting the first attempt)
     pub fn retries(&self) -> u32 {
         self.retries
