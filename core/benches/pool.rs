@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use divan::{AllocProfiler, Bencher};
 use wsv2_core::conn::{CompatKey, Release};
-use wsv2_core::pool::{AccountPool, ConnIdSource, PoolRequest};
+use wsv2_core::pool::{AccountPool, ConnIdSource, HolderKind, PoolRequest};
 use wsv2_core::{AccountId, Config, ResponseId, SessionId};
 
 #[global_allocator]
@@ -27,7 +27,7 @@ fn pool_with_idle(conns: usize, now: Instant) -> (AccountPool, CompatKey, Vec<Re
     let mut pool = AccountPool::new(ACCOUNT, conns, &config, ConnIdSource::new(), 1);
     pool.start(now);
     for h in 0..conns as u64 {
-        pool.acquire_for_session(now, SessionId(h), &key);
+        pool.acquire(now, SessionId(h), HolderKind::Session, &key, None, None);
     }
     let mut dials = Vec::new();
     while let Some(command) = pool.poll_request() {
@@ -51,6 +51,7 @@ fn pool_with_idle(conns: usize, now: Instant) -> (AccountPool, CompatKey, Vec<Re
                     record,
                     reusable: true,
                 },
+                None,
             );
         }
     }
@@ -66,7 +67,14 @@ fn session_acquire_release(bencher: Bencher, conns: usize) {
     let mut holder = 1_000_000;
     bencher.bench_local(|| {
         holder += 1;
-        pool.acquire_for_session(now, SessionId(holder), &key);
+        pool.acquire(
+            now,
+            SessionId(holder),
+            HolderKind::Session,
+            &key,
+            None,
+            None,
+        );
         let Some(PoolRequest::Granted(lease)) = pool.poll_request() else {
             panic!("an idle conn is granted at once")
         };
@@ -76,6 +84,7 @@ fn session_acquire_release(bencher: Bencher, conns: usize) {
                 record: lease.record,
                 reusable: true,
             },
+            None,
         );
         while pool.poll_request().is_some() {}
     });
@@ -93,7 +102,14 @@ fn http_preferred_acquire_release(bencher: Bencher, conns: usize) {
         // cycle through the conns so the preferred one is the least recently released
         let preferred = &responses[next % responses.len()];
         next += 1;
-        pool.acquire_for_http(now, SessionId(holder), &key, Some(preferred));
+        pool.acquire(
+            now,
+            SessionId(holder),
+            HolderKind::Http,
+            &key,
+            Some(preferred),
+            None,
+        );
         let Some(PoolRequest::Granted(lease)) = pool.poll_request() else {
             panic!("the preferred conn is granted at once")
         };
@@ -104,6 +120,7 @@ fn http_preferred_acquire_release(bencher: Bencher, conns: usize) {
                 record: lease.record,
                 reusable: true,
             },
+            None,
         );
         while pool.poll_request().is_some() {}
     });

@@ -2,9 +2,10 @@
 //! and the one way its answers reach them.
 //!
 //! Both kinds go through the same paths (schedule, acquire, slot, bind, close); what differs
-//! by kind is stated once, here: how an answer is delivered ([`HolderKind::deliver`]) and which
-//! transport the scheduler picks accounts for ([`HolderKind::transport`]). The HTTP-only rules
-//! of a schedule (a `store:false` chain needs an idle conn caching it) are in `http.rs`.
+//! by kind is stated once, here: how an answer is delivered ([`Answer::deliver`]); the pool's
+//! [`HolderKind`] says which transport the scheduler picks accounts for and how a holder waits
+//! for a conn. The HTTP-only rules of a schedule (a `store:false` chain needs an idle conn
+//! caching it) are in `http.rs`.
 
 use std::time::Instant;
 
@@ -12,57 +13,12 @@ use super::{Control, ControlOutput};
 use crate::conn::{CompatKey, UpstreamConn};
 use crate::errors::Refusal;
 use crate::http::HttpInput;
-use crate::pool::{Lease, RefuseReason};
-use crate::resolver::Transport;
+use crate::pool::{HolderKind, Lease, RefuseReason};
 use crate::session::SessionInput;
 use crate::store::{Binding, Lookup, OpId, ResponseConn};
 use crate::turn::ResponseBind;
 use crate::turn::SessionInfo;
 use crate::{AccountId, ResponseId, SessionId, TurnId};
-
-/// Which machine holds conns and slots through the control plane
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum HolderKind {
-    /// A WebSocket session: many creates, answered with [`SessionInput`]
-    Session,
-    /// An HTTP request: one create, answered with [`HttpInput`]
-    Http,
-}
-
-impl HolderKind {
-    /// The transport the scheduler must find an account for: a session needs a WebSocket
-    /// upstream; an HTTP request takes either (an HTTP account gets the POST forwarded)
-    pub(super) fn transport(self) -> Transport {
-        match self {
-            Self::Session => Transport::WsV2,
-            Self::Http => Transport::Http,
-        }
-    }
-
-    /// The output that delivers `answer` to holder `id` of this kind
-    pub(super) fn deliver(self, id: SessionId, answer: Answer) -> ControlOutput {
-        match self {
-            Self::Session => ControlOutput::Session(
-                id,
-                match answer {
-                    Answer::Refused(refusal) => SessionInput::AdmissionRefused(refusal),
-                    Answer::Lease(lease) => SessionInput::Lease(lease),
-                    Answer::LeaseRefused(reason) => SessionInput::LeaseRefused(reason),
-                    Answer::SlotGranted(turn) => SessionInput::SlotGranted(turn),
-                },
-            ),
-            Self::Http => ControlOutput::Http(
-                id,
-                match answer {
-                    Answer::Refused(refusal) => HttpInput::Refused(refusal),
-                    Answer::Lease(lease) => HttpInput::Lease(lease),
-                    Answer::LeaseRefused(reason) => HttpInput::LeaseRefused(reason),
-                    Answer::SlotGranted(turn) => HttpInput::SlotGranted(turn),
-                },
-            ),
-        }
-    }
-}
 
 /// An answer every holder kind takes (an admission's shape is the kind's own)
 #[derive(Clone, Debug, PartialEq)]
@@ -75,6 +31,32 @@ pub(super) enum Answer {
     LeaseRefused(RefuseReason),
     /// A concurrency slot for this create
     SlotGranted(TurnId),
+}
+
+impl Answer {
+    /// The output that delivers the answer to holder `id` of `kind`, in its kind's terms
+    fn deliver(self, kind: HolderKind, id: SessionId) -> ControlOutput {
+        match kind {
+            HolderKind::Session => ControlOutput::Session(
+                id,
+                match self {
+                    Self::Refused(refusal) => SessionInput::AdmissionRefused(refusal),
+                    Self::Lease(lease) => SessionInput::Lease(lease),
+                    Self::LeaseRefused(reason) => SessionInput::LeaseRefused(reason),
+                    Self::SlotGranted(turn) => SessionInput::SlotGranted(turn),
+                },
+            ),
+            HolderKind::Http => ControlOutput::Http(
+                id,
+                match self {
+                    Self::Refused(refusal) => HttpInput::Refused(refusal),
+                    Self::Lease(lease) => HttpInput::Lease(lease),
+                    Self::LeaseRefused(reason) => HttpInput::LeaseRefused(reason),
+                    Self::SlotGranted(turn) => HttpInput::SlotGranted(turn),
+                },
+            ),
+        }
+    }
 }
 
 /// One session or HTTP request the control plane knows
@@ -219,14 +201,14 @@ impl Control {
     /// release, and the pool counts a conn leased until a release comes.
     pub fn handle_unread_lease(&mut self, now: Instant, lease: Lease) {
         let release = UpstreamConn::new(lease.record, now, &self.cfg.upstream).into_release();
-        self.pool.handle_release(now, release);
+        self.pool.handle_release(now, release, None);
         self.pump(now);
     }
 
     /// Delivers `answer` to holder `id` in its kind's terms; a holder that is gone gets nothing
     pub(super) fn answer(&mut self, id: SessionId, answer: Answer) {
         if let Some(holder) = self.holders.get(&id) {
-            self.out.push_back(holder.kind.deliver(id, answer));
+            self.out.push_back(answer.deliver(holder.kind, id));
         }
     }
 
@@ -249,14 +231,8 @@ impl Control {
         let kind = holder.kind;
         let dial_wait = may_move_from
             .and_then(|tried| self.dial_wait_for(now, account, &tried, kind.transport()));
-        match kind {
-            HolderKind::Session => self
-                .pool
-                .acquire_for_session_within(now, id, compat, dial_wait),
-            HolderKind::Http => self
-                .pool
-                .acquire_for_http_within(now, id, compat, preferred, dial_wait),
-        }
+        self.pool
+            .acquire(now, id, kind, compat, preferred, dial_wait);
     }
 
     /// Binds a response of holder `id` in its group

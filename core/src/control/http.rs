@@ -1,8 +1,8 @@
 //! HTTP requests through the control plane: their requests go down the holders' one path
 //! (schedule, acquire, slot, bind, close — see `holder.rs`) with the rules only an HTTP request
 //! has stated here: a `store:false` chain continues only on the idle conn caching it (checked
-//! before the schedule and for the chosen account), a conn from `acquire_for_http` with that
-//! conn preferred, and chain holds on release.
+//! before the schedule and for the chosen account), a conn from the pool with that conn
+//! preferred, and chain holds on release.
 //!
 //! An HTTP request is a holder like a session (its [`SessionId`] comes from the same space);
 //! its answers leave as [`ControlOutput::Http`].
@@ -10,16 +10,16 @@
 //! ```text
 //! Open ─▶ Schedule ─▶ store:false chain with no idle conn caching it? ─▶ Refused(previous_response_not_found)
 //!                  ─▶ store lookups ─▶ scheduler (Transport::Http) ─▶ Admission { transport, preferred }
-//! Acquire ─▶ pool.acquire_for_http(preferred) ─▶ Lease | LeaseRefused
+//! Acquire ─▶ pool.acquire(Http, preferred) ─▶ Lease | LeaseRefused
 //! AcquireSlot ─▶ SlotGranted          Release { hold } ─▶ pool (chain hold after store:false)
 //! Bind ─▶ store                       Close ─▶ waits cancelled, request forgotten
 //! ```
 
 use std::time::Instant;
 
-use super::holder::HolderKind;
 use super::{Control, ControlEvent, ControlOutput};
 use crate::http::{HttpEvent, HttpTurnRequest};
+use crate::pool::HolderKind;
 use crate::resolver::Transport;
 use crate::scheduler::FailureKind;
 use crate::store::ResponseConn;
@@ -43,10 +43,9 @@ impl Control {
                 may_move_from,
             } => self.acquire(now, id, account, &compat, preferred.as_ref(), may_move_from),
             HttpTurnRequest::Slot(request) => self.handle_slot_request(id, request),
-            HttpTurnRequest::Release { release, hold } => match hold {
-                Some(chain) => self.pool.handle_release_with_hold(now, release, chain),
-                None => self.pool.handle_release(now, release),
-            },
+            HttpTurnRequest::Release { release, hold } => {
+                self.pool.handle_release(now, release, hold)
+            }
             HttpTurnRequest::Bind(bind) => self.bind(now, id, bind),
             HttpTurnRequest::Close => self.close_holder(now, id),
             HttpTurnRequest::AbandonWrites { .. } => {} // the shell's

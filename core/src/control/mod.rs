@@ -46,12 +46,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use holder::{Answer, Holder, HolderKind};
+use holder::{Answer, Holder};
 pub use readiness::{AccountReadiness, AccountState, Readiness};
 use slots::SlotQueue;
 pub use types::{AccountSpec, ControlEvent, ControlOutput, DialFailure, UpgradeRefusal};
 
-use crate::pool::{PoolRegistry, PoolRequest, PoolStats};
+use crate::pool::{HolderKind, PoolRegistry, PoolRequest, PoolStats};
 use crate::resolver::{Transport, resolve};
 use crate::scheduler::{
     self, Decision, FailureKind, Reject, ScheduleRequest, Scheduler, SchedulerEvent,
@@ -236,7 +236,7 @@ impl Control {
                     self.take_back_blocked_slots(account);
                 }
             }
-            SessionRequest::Release(release) => self.pool.handle_release(now, release),
+            SessionRequest::Release(release) => self.pool.handle_release(now, release, None),
             SessionRequest::Bind(bind) => self.bind(now, id, bind),
             SessionRequest::CheckContinuation { turn, previous } => {
                 self.check_continuation(now, id, turn, &previous)

@@ -5,13 +5,12 @@
 
 use std::time::Instant;
 
-use super::holder::{
-    Answer, BindingLookups, HolderKind, LookupState, PendingCheck, PendingSchedule,
-};
+use super::holder::{Answer, BindingLookups, LookupState, PendingCheck, PendingSchedule};
 use super::{Control, ControlEvent, ControlOutput};
 use crate::conn::CompatKey;
 use crate::errors::{ErrorCode, ErrorType, GatewayError, Refusal};
 use crate::http::{HttpAdmission, HttpInput};
+use crate::pool::HolderKind;
 use crate::scheduler::{Decision, Reject, ScheduleRequest};
 use crate::session::Admission;
 use crate::session::SessionInput;

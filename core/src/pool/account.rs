@@ -11,7 +11,8 @@ use super::pacing::DialPacing;
 use super::request::{PoolRequest, RefuseReason};
 use super::stats::PoolStats;
 use crate::config::{Config, PoolConfig};
-use crate::conn::{CompatKey, ConnRecord, Release};
+use crate::conn::{CompatKey, ConnRecord};
+use crate::resolver::Transport;
 use crate::{AccountId, ConnId, ResponseId, SessionId};
 
 /// Hands out [`ConnId`]s that are unique across every pool sharing the source
@@ -33,13 +34,25 @@ impl ConnIdSource {
     }
 }
 
-/// Who a lease is for: decides waiting rules and whether a conn may be a queue target
+/// Who holds conns and slots: decides the pool's waiting rules and whether a conn may be a
+/// queue target, and the transport the scheduler finds accounts for
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum HolderKind {
-    /// A client WebSocket session: never queues behind another holder's conn
+pub enum HolderKind {
+    /// A client WebSocket session (many creates): never queues behind another holder's conn
     Session,
     /// One HTTP turn: may queue on a conn leased to another HTTP turn
     Http,
+}
+
+impl HolderKind {
+    /// The transport the scheduler must find an account for: a session needs a WebSocket
+    /// upstream; an HTTP request takes either (an HTTP account gets the POST forwarded)
+    pub fn transport(self) -> Transport {
+        match self {
+            Self::Session => Transport::WsV2,
+            Self::Http => Transport::Http,
+        }
+    }
 }
 
 /// One conn the pool accounts for
@@ -192,52 +205,6 @@ impl AccountPool {
         self.maintain(now);
     }
 
-    /// A WebSocket session asks for a conn: answered with `Granted` (now or after a dial or a
-    /// release) or `Refused` (`SessionWaitTimeout` after `session_acquire_wait`, `QueueFull`,
-    /// `NoCapacity`, `DialFailed`)
-    pub fn acquire_for_session(&mut self, now: Instant, holder: SessionId, compat: &CompatKey) {
-        self.acquire(now, holder, HolderKind::Session, compat, None, None);
-    }
-
-    /// Like [`acquire_for_session`](Self::acquire_for_session), but a dial the session waits
-    /// for (its own, or a warm dial in flight it took over) that has not finished after
-    /// `dial_wait` answers `Refused(DialWait)`; the dial goes on as a warm one. The control
-    /// plane passes a wait only when another account could serve the session.
-    pub fn acquire_for_session_within(
-        &mut self,
-        now: Instant,
-        holder: SessionId,
-        compat: &CompatKey,
-        dial_wait: Option<Duration>,
-    ) {
-        self.acquire(now, holder, HolderKind::Session, compat, None, dial_wait);
-    }
-
-    /// An HTTP turn asks for a conn, preferring the one whose lane cache holds `preferred` (the
-    /// chain's previous response); answered like a session, with `AcquireTimeout` after
-    /// `acquire_timeout` in total
-    pub fn acquire_for_http(
-        &mut self,
-        now: Instant,
-        holder: SessionId,
-        compat: &CompatKey,
-        preferred: Option<&ResponseId>,
-    ) {
-        self.acquire(now, holder, HolderKind::Http, compat, preferred, None);
-    }
-
-    /// Like [`acquire_for_http`](Self::acquire_for_http), with a `dial_wait` as for a session
-    pub fn acquire_for_http_within(
-        &mut self,
-        now: Instant,
-        holder: SessionId,
-        compat: &CompatKey,
-        preferred: Option<&ResponseId>,
-        dial_wait: Option<Duration>,
-    ) {
-        self.acquire(now, holder, HolderKind::Http, compat, preferred, dial_wait);
-    }
-
     /// The scheduler asks for a probe dial (the account cools down after failed dials): one
     /// dial with no holder, unless a dial is already in flight (its result tells the same) or
     /// the pool is full. Returns whether a dial started.
@@ -258,18 +225,6 @@ impl AccountPool {
             self.drop_waiter(i);
         }
         self.maintain(now);
-    }
-
-    /// A holder gives its conn back: reusable ones go to a waiter or the idle set (MRU),
-    /// others — and any past `max_age` or `lane_reuse_limit` — are closed
-    pub fn handle_release(&mut self, now: Instant, release: Release) {
-        self.release(now, release, None);
-    }
-
-    /// Like [`handle_release`](Self::handle_release) after a `store:false` HTTP turn: if the
-    /// conn goes idle it is held for `chain` (its continuation) for `http_chain_hold`
-    pub fn handle_release_with_hold(&mut self, now: Instant, release: Release, chain: ResponseId) {
-        self.release(now, release, Some(chain));
     }
 
     /// A leased (or idle) conn died; its capacity is free again and its queued turns look for
@@ -449,7 +404,7 @@ impl AccountPool {
 
     /// The idle conn whose lane cache holds `response`, if any (held or not)
     ///
-    /// What [`acquire_for_http`](Self::acquire_for_http) prefers; a `store:false` continuation
+    /// What [`acquire`](Self::acquire) prefers for an HTTP turn; a `store:false` continuation
     /// with no such conn cannot continue anywhere.
     pub fn idle_conn_caching(&self, response: &ResponseId) -> Option<ConnId> {
         self.by_response.get(response).copied()

@@ -24,7 +24,15 @@ enum Got {
 }
 
 impl AccountPool {
-    pub(super) fn acquire(
+    /// A holder asks for a conn with `compat`: answered with `Granted` (now, or after a dial or
+    /// a release) or `Refused` (`QueueFull`, `NoCapacity`, `DialFailed`; when its wait runs
+    /// out, `SessionWaitTimeout` after `session_acquire_wait` for a session, `AcquireTimeout`
+    /// after `acquire_timeout` in total for an HTTP turn). An HTTP turn prefers the idle conn
+    /// whose lane cache holds `preferred` (the chain's previous response). A dial the holder
+    /// waits for (its own, or a warm dial in flight it took over) that has not finished after
+    /// `dial_wait` answers `Refused(DialWait)` and goes on as a warm dial; the control plane
+    /// passes a wait only when another account could serve the holder.
+    pub fn acquire(
         &mut self,
         now: Instant,
         holder: SessionId,
@@ -448,7 +456,11 @@ impl AccountPool {
         true
     }
 
-    pub(super) fn release(&mut self, now: Instant, release: Release, hold: Option<ResponseId>) {
+    /// A holder gives its conn back: reusable ones go to a waiter or the idle set (MRU),
+    /// others — and any past `max_age` or `lane_reuse_limit` — are closed. With `hold` (after
+    /// a `store:false` HTTP turn), a conn that goes idle is held for that chain (its
+    /// continuation) for `http_chain_hold`.
+    pub fn handle_release(&mut self, now: Instant, release: Release, hold: Option<ResponseId>) {
         let Release { record, reusable } = release;
         let conn = record.id;
         if !matches!(

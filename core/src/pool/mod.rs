@@ -13,7 +13,7 @@
 //!
 //! # Driving a pool
 //!
-//! Inputs are `handle_*` / `acquire_*` / `cancel` calls, each taking `now`; outputs are
+//! Inputs are `handle_*` / `acquire` / `cancel` calls, each taking `now`; outputs are
 //! [`PoolRequest`]s from `poll_request()`. **After any input, drain `poll_request()` until it
 //! returns `None`, then read `poll_timeout()`** and call `handle_timeout(now)` when it passes
 //! (spurious or early calls do nothing). Requests come out in the order the decisions were made:
@@ -24,12 +24,13 @@
 //! use std::time::Instant;
 //! use wsv2_core::{AccountId, Config, SessionId};
 //! use wsv2_core::conn::CompatKey;
-//! use wsv2_core::pool::{PoolRequest, PoolRegistry};
+//! use wsv2_core::pool::{HolderKind, PoolRequest, PoolRegistry};
 //!
 //! let now = Instant::now();
 //! let mut pools = PoolRegistry::new(&Config::default(), 7, now);
 //! pools.add_account(now, AccountId(1), 4);
-//! pools.acquire_for_session(now, SessionId(1), &CompatKey::plain(AccountId(1)));
+//! let key = CompatKey::plain(AccountId(1));
+//! pools.acquire(now, SessionId(1), HolderKind::Session, &key, None, None);
 //! while let Some(request) = pools.poll_request() {
 //!     if let PoolRequest::Dial { conn, .. } = request {
 //!         // the shell dials; here the dial succeeds at once
@@ -53,7 +54,7 @@ mod request;
 mod stats;
 mod ticks;
 
-pub use account::{AccountPool, ConnIdSource};
+pub use account::{AccountPool, ConnIdSource, HolderKind};
 pub use registry::PoolRegistry;
 pub use request::{CloseReason, Lease, PoolRequest, RefuseReason};
 pub use stats::PoolStats;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::account::{AccountPool, ConnIdSource};
+use super::account::{AccountPool, ConnIdSource, HolderKind};
 use super::request::{CloseReason, PoolRequest, RefuseReason};
 use super::stats::PoolStats;
 use crate::config::Config;
@@ -67,48 +67,18 @@ impl PoolRegistry {
         self.pools.remove(&account);
     }
 
-    /// See [`AccountPool::acquire_for_session`]; routed by the key's account
-    pub fn acquire_for_session(&mut self, now: Instant, holder: SessionId, compat: &CompatKey) {
-        self.acquire_for_session_within(now, holder, compat, None);
-    }
-
-    /// See [`AccountPool::acquire_for_session_within`]; routed by the key's account
-    pub fn acquire_for_session_within(
+    /// See [`AccountPool::acquire`]; routed by the key's account
+    pub fn acquire(
         &mut self,
         now: Instant,
         holder: SessionId,
-        compat: &CompatKey,
-        dial_wait: Option<Duration>,
-    ) {
-        if !self.with(compat.account(), |pool| {
-            pool.acquire_for_session_within(now, holder, compat, dial_wait)
-        }) {
-            self.refuse_unknown_account(holder);
-        }
-    }
-
-    /// See [`AccountPool::acquire_for_http`]; routed by the key's account
-    pub fn acquire_for_http(
-        &mut self,
-        now: Instant,
-        holder: SessionId,
-        compat: &CompatKey,
-        preferred: Option<&ResponseId>,
-    ) {
-        self.acquire_for_http_within(now, holder, compat, preferred, None);
-    }
-
-    /// See [`AccountPool::acquire_for_http_within`]; routed by the key's account
-    pub fn acquire_for_http_within(
-        &mut self,
-        now: Instant,
-        holder: SessionId,
+        kind: HolderKind,
         compat: &CompatKey,
         preferred: Option<&ResponseId>,
         dial_wait: Option<Duration>,
     ) {
         if !self.with(compat.account(), |pool| {
-            pool.acquire_for_http_within(now, holder, compat, preferred, dial_wait);
+            pool.acquire(now, holder, kind, compat, preferred, dial_wait)
         }) {
             self.refuse_unknown_account(holder);
         }
@@ -135,20 +105,9 @@ impl PoolRegistry {
     }
 
     /// See [`AccountPool::handle_release`]; routed by the record's account
-    pub fn handle_release(&mut self, now: Instant, release: Release) {
+    pub fn handle_release(&mut self, now: Instant, release: Release, hold: Option<ResponseId>) {
         let (account, conn) = (release.record.account(), release.record.id);
-        if !self.with(account, |pool| pool.handle_release(now, release)) {
-            self.out
-                .push_back(PoolRequest::Close(conn, CloseReason::AccountRemoved));
-        }
-    }
-
-    /// See [`AccountPool::handle_release_with_hold`]; routed by the record's account
-    pub fn handle_release_with_hold(&mut self, now: Instant, release: Release, chain: ResponseId) {
-        let (account, conn) = (release.record.account(), release.record.id);
-        if !self.with(account, |pool| {
-            pool.handle_release_with_hold(now, release, chain)
-        }) {
+        if !self.with(account, |pool| pool.handle_release(now, release, hold)) {
             self.out
                 .push_back(PoolRequest::Close(conn, CloseReason::AccountRemoved));
         }

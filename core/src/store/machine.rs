@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use super::binding::Binding;
 use super::breaker::Breaker;
-use super::request::{
-    BindingRef, RequestKind, Lookup, OpId, StoreRequest, StoreEvent, StoreFailure, StoreStats,
-};
 use super::entry::{Check, LocalBinding, LocalEntry};
 use super::key::StoreKey;
 use super::local::LocalMap;
 use super::op::{GetState, Op, Purpose};
+use super::request::{
+    BindingRef, Lookup, OpId, RequestKind, StoreEvent, StoreFailure, StoreRequest, StoreStats,
+};
 use crate::config::StoreConfig;
 use crate::{AccountId, ConnId, Lane, ResponseId};
 

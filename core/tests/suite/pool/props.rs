@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use wsv2_core::conn::{CompatKey, ConnRecord, Release};
-use wsv2_core::pool::{PoolRegistry, PoolRequest};
+use wsv2_core::pool::{HolderKind, PoolRegistry, PoolRequest};
 use wsv2_core::{AccountId, Config, ConnId, ResponseId, SessionId, StreamId};
 
 const A: AccountId = AccountId(1);
@@ -241,7 +241,8 @@ impl Model {
                         is_session: true,
                     },
                 );
-                self.pools.acquire_for_session(now, holder, &key(k));
+                self.pools
+                    .acquire(now, holder, HolderKind::Session, &key(k), None, None);
             }
             Op::AcquireHttp { key: k, preferred } => {
                 let holder = self.holder();
@@ -259,7 +260,7 @@ impl Model {
                     None
                 };
                 self.pools
-                    .acquire_for_http(now, holder, &key(k), chain.as_ref());
+                    .acquire(now, holder, HolderKind::Http, &key(k), chain.as_ref(), None);
             }
             Op::Release {
                 pick,
@@ -290,9 +291,9 @@ impl Model {
                     let mut release = release;
                     release.record.cache(None, chain.clone(), false);
                     self.chains.push(chain.clone());
-                    self.pools.handle_release_with_hold(now, release, chain);
+                    self.pools.handle_release(now, release, Some(chain));
                 } else {
-                    self.pools.handle_release(now, release);
+                    self.pools.handle_release(now, release, None);
                 }
             }
             Op::DialOk { pick } | Op::DialFailed { pick } if !self.dialing.is_empty() => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::pool::*;
 use wsv2_core::Config;
-use wsv2_core::pool::{CloseReason, PoolRequest};
+use wsv2_core::pool::{CloseReason, HolderKind, PoolRequest};
 
 /// No pings (their own test covers them)
 fn no_ping(mut config: Config) -> Config {
@@ -84,7 +84,7 @@ fn pool_ping_tick_covers_every_account() {
     sim.open_idle(1, 1, &plain());
     let key_b = wsv2_core::conn::CompatKey::plain(b);
     sim.input("acquire_for_session s5 a2 plain", |p, now| {
-        p.acquire_for_session(now, s(5), &key_b)
+        p.acquire(now, s(5), HolderKind::Session, &key_b, None, None)
     });
     sim.input("dial_ok c2 (a2)", |p, now| p.handle_dial_ok(now, b, c(2)));
     let record = sim.lease(s(5)).clone();
@@ -95,6 +95,7 @@ fn pool_ping_tick_covers_every_account() {
                 record,
                 reusable: true,
             },
+            None,
         )
     });
     sim.at(30_000);

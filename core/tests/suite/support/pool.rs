@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use wsv2_core::conn::{CompatKey, ConnRecord, Release};
-use wsv2_core::pool::{CloseReason, PoolRequest, PoolRegistry, PoolStats, RefuseReason};
+use wsv2_core::pool::{
+    CloseReason, HolderKind, PoolRegistry, PoolRequest, PoolStats, RefuseReason,
+};
 use wsv2_core::{AccountId, Config, ConnId, ResponseId, SessionId, StreamId};
 
 use super::trace::{Clocked, Trace, advance_to};
@@ -119,7 +121,7 @@ impl Sim {
     pub fn acquire_session(&mut self, holder: SessionId, compat: &CompatKey) {
         self.input(
             &format!("acquire_for_session {holder} {}", key_label(compat)),
-            |p, now| p.acquire_for_session(now, holder, compat),
+            |p, now| p.acquire(now, holder, HolderKind::Session, compat, None, None),
         );
     }
 
@@ -134,7 +136,7 @@ impl Sim {
             .unwrap_or_default();
         self.input(
             &format!("acquire_for_http {holder} {}{pref}", key_label(compat)),
-            |p, now| p.acquire_for_http(now, holder, compat, preferred),
+            |p, now| p.acquire(now, holder, HolderKind::Http, compat, preferred, None),
         );
     }
 
@@ -149,7 +151,7 @@ impl Sim {
         let record = self.leases.remove(&holder).expect("holder has a lease");
         let label = format!("release {} by {holder} reusable={reusable}", record.id);
         self.input(&label, |p, now| {
-            p.handle_release(now, Release { record, reusable })
+            p.handle_release(now, Release { record, reusable }, None)
         });
     }
 
@@ -165,6 +167,7 @@ impl Sim {
                     record,
                     reusable: true,
                 },
+                None,
             )
         });
     }
@@ -175,13 +178,13 @@ impl Sim {
         record.cache(None, resp(chain), false);
         let label = format!("release_with_hold {} by {holder} chain={chain}", record.id);
         self.input(&label, |p, now| {
-            p.handle_release_with_hold(
+            p.handle_release(
                 now,
                 Release {
                     record,
                     reusable: true,
                 },
-                resp(chain),
+                Some(resp(chain)),
             )
         });
     }
@@ -200,6 +203,7 @@ impl Sim {
                     record,
                     reusable: true,
                 },
+                None,
             )
         });
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::conn::{CompatKey, ConnRecord, Release, UpstreamTransmit};
-use wsv2_core::session::{Admission, Lease, Session, SessionRequest, SessionEvent, Transmit};
+use wsv2_core::session::{Admission, Lease, Session, SessionEvent, SessionRequest, Transmit};
 use wsv2_core::turn::{ModelMap, ResponseBind, SlotRequest};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 

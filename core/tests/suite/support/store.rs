@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use wsv2_core::config::{StoreConfig, duration};
 use wsv2_core::store::{
-    RequestKind, Lookup, MemoryBackend, OpId, Store, StoreRequest, StoreEvent, StoreFailure,
+    Lookup, MemoryBackend, OpId, RequestKind, Store, StoreEvent, StoreFailure, StoreRequest,
 };
 use wsv2_core::{AccountId, ResponseId};
 
