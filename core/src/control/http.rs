@@ -17,7 +17,7 @@
 
 use std::time::Instant;
 
-use super::{Control, ControlEvent, ControlOutput};
+use super::Control;
 use crate::http::{HttpEvent, HttpTurnRequest};
 use crate::pool::HolderKind;
 use crate::resolver::Transport;
@@ -90,13 +90,7 @@ impl Control {
         if failure == FailureKind::DialFailed && unpooled {
             self.scheduler.handle_dial_failed(now, account);
         }
-        if failure == FailureKind::AuthFailed {
-            self.out
-                .push_back(ControlOutput::Event(ControlEvent::AccountDisabled {
-                    account,
-                }));
-        }
-        self.scheduler.handle_failure(now, account, failure);
+        self.account_failed(now, account, failure);
     }
 
     /// The idle conn whose lane cache holds `response`, on `account` or on any

@@ -102,6 +102,8 @@ impl Control {
         control
     }
 
+    /// Adds an account, or applies new settings to a known one: the scheduler keeps its load
+    /// and cooldowns, its pool takes the new concurrency (or goes, if it now resolves to HTTP)
     fn add_account(&mut self, now: Instant, spec: AccountSpec) {
         let transport = resolve(Some(&spec.protocol), &self.cfg.protocol).transport;
         self.scheduler.upsert_account(scheduler::AccountSpec {
@@ -110,9 +112,11 @@ impl Control {
             max_concurrency: spec.concurrency,
             transport,
         });
-        if transport == Transport::WsV2 {
-            self.pool
-                .add_account(now, spec.id, spec.concurrency as usize);
+        match transport {
+            Transport::WsV2 => self
+                .pool
+                .add_account(now, spec.id, spec.concurrency as usize),
+            Transport::Http => self.pool.remove_account(now, spec.id),
         }
         self.accounts.insert(spec.id, (spec, transport));
     }
@@ -137,29 +141,7 @@ impl Control {
             self.pool.remove_account(now, id);
         }
         for spec in accounts {
-            let had_pool = self
-                .accounts
-                .get(&spec.id)
-                .is_some_and(|(_, t)| *t == Transport::WsV2);
-            let transport = resolve(Some(&spec.protocol), &self.cfg.protocol).transport;
-            match (had_pool, transport == Transport::WsV2) {
-                (true, true) => {
-                    self.pool
-                        .set_concurrency(now, spec.id, spec.concurrency as usize);
-                    self.scheduler.upsert_account(scheduler::AccountSpec {
-                        id: spec.id,
-                        priority: spec.priority,
-                        max_concurrency: spec.concurrency,
-                        transport,
-                    });
-                    self.accounts.insert(spec.id, (spec, transport));
-                }
-                (true, false) => {
-                    self.pool.remove_account(now, spec.id);
-                    self.add_account(now, spec);
-                }
-                (false, _) => self.add_account(now, spec),
-            }
+            self.add_account(now, spec);
         }
         self.pump(now);
     }
@@ -262,13 +244,7 @@ impl Control {
                 retry_after,
             } => {
                 let failure = FailureKind::from_status(*status, *retry_after);
-                if failure == FailureKind::AuthFailed {
-                    self.out
-                        .push_back(ControlOutput::Event(ControlEvent::AccountDisabled {
-                            account: report.account,
-                        }));
-                }
-                self.scheduler.handle_failure(now, report.account, failure);
+                self.account_failed(now, report.account, failure);
             }
             crate::conn::Outcome::Completed | crate::conn::Outcome::Incomplete => {
                 self.scheduler.handle_success(now, report.account)
@@ -307,23 +283,16 @@ impl Control {
         match kind {
             _ if failure.local => {}
             Some(kind @ (FailureKind::RateLimited { .. } | FailureKind::AuthFailed)) => {
-                if kind == FailureKind::AuthFailed {
-                    self.out
-                        .push_back(ControlOutput::Event(ControlEvent::AccountDisabled {
-                            account,
-                        }));
-                }
-                self.scheduler.handle_failure(now, account, kind);
+                self.account_failed(now, account, kind)
             }
             _ => self.scheduler.handle_dial_failed(now, account),
         }
-        self.out
-            .push_back(ControlOutput::Event(ControlEvent::DialFailed {
-                account,
-                conn,
-                status: failure.status,
-                message: failure.message,
-            }));
+        self.event(ControlEvent::DialFailed {
+            account,
+            conn,
+            status: failure.status,
+            message: failure.message,
+        });
         self.pump(now);
     }
 
@@ -439,17 +408,11 @@ impl Control {
                 match event {
                     SchedulerEvent::SlotFreed(account) => self.wake_slot_waiter(account),
                     SchedulerEvent::AccountUsable(account) => {
-                        self.out
-                            .push_back(ControlOutput::Event(ControlEvent::AccountUsable {
-                                account,
-                            }))
+                        self.event(ControlEvent::AccountUsable { account })
                     }
                     SchedulerEvent::ProbeDue(account) => {
                         if self.pool.probe(now, account) {
-                            self.out
-                                .push_back(ControlOutput::Event(ControlEvent::ProbeStarted {
-                                    account,
-                                }));
+                            self.event(ControlEvent::ProbeStarted { account });
                         }
                     }
                 }
@@ -466,19 +429,13 @@ impl Control {
                         group,
                         account,
                         binding,
-                    } => self
-                        .out
-                        .push_back(ControlOutput::Event(ControlEvent::StoreSetFailed {
-                            group,
-                            account,
-                            binding,
-                        })),
-                    StoreEvent::BreakerOpened => self
-                        .out
-                        .push_back(ControlOutput::Event(ControlEvent::StoreBreakerOpened)),
-                    StoreEvent::BreakerClosed => self
-                        .out
-                        .push_back(ControlOutput::Event(ControlEvent::StoreBreakerClosed)),
+                    } => self.event(ControlEvent::StoreSetFailed {
+                        group,
+                        account,
+                        binding,
+                    }),
+                    StoreEvent::BreakerOpened => self.event(ControlEvent::StoreBreakerOpened),
+                    StoreEvent::BreakerClosed => self.event(ControlEvent::StoreBreakerClosed),
                 }
             }
             if !busy {
@@ -521,6 +478,20 @@ impl Control {
                 self.acquired(holder, Answer::LeaseRefused(reason))
             }
         }
+    }
+
+    /// Queues a log line or metric for the shell
+    fn event(&mut self, event: ControlEvent) {
+        self.out.push_back(ControlOutput::Event(event));
+    }
+
+    /// A failure that is the account's feeds its health; refused credentials disable it, which
+    /// the shell is told
+    fn account_failed(&mut self, now: Instant, account: AccountId, failure: FailureKind) {
+        if failure == FailureKind::AuthFailed {
+            self.event(ControlEvent::AccountDisabled { account });
+        }
+        self.scheduler.handle_failure(now, account, failure);
     }
 
     /// The pool answered holder `id`'s acquire

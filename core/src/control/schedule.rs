@@ -105,11 +105,10 @@ impl Control {
         let choice = match self.scheduler.schedule(now, &request) {
             Decision::Schedule(choice) => choice,
             Decision::Reject(reject) => {
-                self.out
-                    .push_back(ControlOutput::Event(ControlEvent::ScheduleRejected {
-                        session: id,
-                        code: reject.code(),
-                    }));
+                self.event(ControlEvent::ScheduleRejected {
+                    session: id,
+                    code: reject.code(),
+                });
                 self.answer(id, Answer::Refused(refusal_of(reject, now)));
                 return;
             }
@@ -143,12 +142,11 @@ impl Control {
             .get(&choice.account)
             .map(|(spec, transport)| (spec.model_map.clone(), *transport))
             .unwrap_or((Default::default(), kind.transport()));
-        self.out
-            .push_back(ControlOutput::Event(ControlEvent::Scheduled {
-                session: id,
-                account: choice.account,
-                layer: choice.layer.as_str(),
-            }));
+        self.event(ControlEvent::Scheduled {
+            session: id,
+            account: choice.account,
+            layer: choice.layer.as_str(),
+        });
         let admission = match kind {
             HolderKind::Session => ControlOutput::Session(
                 id,
@@ -221,12 +219,11 @@ impl Control {
             Continuation::Bound(account) => Some(Some(account)),
             Continuation::Unknown => Some(None),
             Continuation::Refused(reason) => {
-                self.out
-                    .push_back(ControlOutput::Event(ControlEvent::ContinuationRefused {
-                        session: holder,
-                        group: group.to_owned(),
-                        reason: reason.as_str(),
-                    }));
+                self.event(ControlEvent::ContinuationRefused {
+                    session: holder,
+                    group: group.to_owned(),
+                    reason: reason.as_str(),
+                });
                 None
             }
         }

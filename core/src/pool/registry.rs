@@ -43,21 +43,17 @@ impl PoolRegistry {
         }
     }
 
-    /// Adds a pool for `account` (or updates its concurrency); warm-idle dials start at once
+    /// Adds a pool for `account` (or updates its concurrency: the pool cap is min(concurrency,
+    /// hard cap)); warm-idle dials start at once
     pub fn add_account(&mut self, now: Instant, account: AccountId, concurrency: usize) {
         if self.pools.contains_key(&account) {
-            self.set_concurrency(now, account, concurrency);
+            self.with(account, |pool| pool.set_concurrency(now, concurrency));
             return;
         }
         let seed = self.seed ^ account.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let pool = AccountPool::new(account, concurrency, &self.config, self.ids.clone(), seed);
         self.pools.insert(account, pool);
         self.with(account, |pool| pool.start(now));
-    }
-
-    /// Changes an account's concurrency (the pool cap is min(concurrency, hard cap))
-    pub fn set_concurrency(&mut self, now: Instant, account: AccountId, concurrency: usize) {
-        self.with(account, |pool| pool.set_concurrency(now, concurrency));
     }
 
     /// Removes an account: its waiters get `Refused(AccountRemoved)`, its idle conns close now,
