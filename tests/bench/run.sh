@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The wsv2 benchmark (issue 9): every target against the same mock upstream, in one run, then
-# BENCHMARKS.md and the latency CDF plot generated from the raw JSON it wrote.
+# BENCHMARKS.md and the latency CDF plot generated from the raw JSON it wrote, with issue 17's
+# targets met or not.
 #
 #   tests/bench/run.sh [--smoke] [--out DIR] [--rounds N] [--sessions-10k] [--no-pin]
 #                      [--no-callgrind] [--no-allocs] [--no-divan] [--phases a,b,...]

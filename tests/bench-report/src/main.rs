@@ -7,6 +7,7 @@
 //!                   --png tests/bench/results/latency-cdf.png
 //! ```
 
+mod goals;
 mod input;
 mod plot;
 mod report;

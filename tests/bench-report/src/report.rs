@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::input::{LoadReport, PHASES, Percentiles, Phase, Results, Round, Upstream};
 use crate::stats::{Spread, paired_added, per_round};
-use crate::table::{Table, count, num, percent, spread};
+use crate::table::{Table, count, num, percent, spread, three_decimals};
 
 const QUANTILES: [&str; 4] = ["p50", "p90", "p99", "p999"];
 
@@ -174,10 +174,6 @@ pub(crate) fn added_event(report: &LoadReport, target: &str, q: usize) -> Option
     paired_added(report, target, |r| r.event_latency_us.quantiles()[q])
 }
 
-pub(crate) fn added_start(report: &LoadReport, target: &str, q: usize) -> Option<Spread> {
-    paired_added(report, target, |r| r.turn_start_us.quantiles()[q])
-}
-
 /// Direct's own values, or another target's added over direct's (paired by round).
 pub(crate) fn absolute_or_added(
     report: &LoadReport,
@@ -254,12 +250,21 @@ fn section_latency(out: &mut String, title: &str, p: &Phase, targets: &[String])
 }
 
 pub(crate) fn cpu_cell(rep: &LoadReport, target: &str) -> String {
-    spread(
-        per_round(rep, target, |x| {
-            x.proc.map_or(f64::NAN, |u| u.us_per_event())
-        }),
-        num,
-    )
+    spread(cpu_per_event(rep, target), num)
+}
+
+/// CPU µs per event of the target's processes over a phase's measured rounds.
+pub(crate) fn cpu_per_event(rep: &LoadReport, target: &str) -> Option<Spread> {
+    per_round(rep, target, |x| {
+        x.proc.map_or(f64::NAN, |u| u.us_per_event())
+    })
+}
+
+/// RSS KiB per idle session of an idle-sessions phase.
+pub(crate) fn idle_rss_kib(rep: &LoadReport, target: &str) -> Option<f64> {
+    rep.summary(target)
+        .and_then(|s| s.proc)
+        .map(|u| u.rss_per_session_kib)
 }
 
 fn errors_cell(sum: &Round) -> String {
@@ -514,7 +519,7 @@ fn section_allocations(out: &mut String, r: &Results) {
         "per event, whole",
         "per extra event",
     ]);
-    let three = |x: Option<f64>| x.map_or("–".into(), |x| format!("{x:.3}"));
+    let three = |x: Option<f64>| x.map_or("–".into(), three_decimals);
     for e in &a.targets {
         t.row(vec![
             e.target.clone(),

@@ -96,6 +96,11 @@ pub(crate) fn median(s: Option<Spread>, fmt: fn(f64) -> String) -> String {
     s.map_or_else(|| "–".to_owned(), |s| fmt(s.median))
 }
 
+/// A per-event figure to 3 decimals (heap allocations).
+pub(crate) fn three_decimals(x: f64) -> String {
+    format!("{x:.3}")
+}
+
 /// A fraction as a percentage.
 pub(crate) fn percent(x: f64) -> String {
     format!("{:.1} %", x * 100.0)
