@@ -11,10 +11,12 @@
 # Two variants: paced (1 ms between deltas, every event alone) and unpaced (events batch).
 
 # metric_allocations: the allocation counter of the gateway start_target started last (its
-# /metrics is on the admin listener, at target_admin_port).
+# /metrics is on the admin listener, at target_admin_port). awk reads to the end: exiting at the
+# match closed the pipe while curl was still writing, and curl's error 23 ("Failed writing
+# body") ended the run under pipefail.
 metric_allocations() {
   curl -fsS "http://127.0.0.1:$target_admin_port/metrics" |
-    awk '/^wsv2_process_heap_allocations_total / {print $2; exit}'
+    awk '/^wsv2_process_heap_allocations_total / && !seen {print $2; seen = 1}'
 }
 
 # loadgen_events FILE TARGET: events relayed (framing events included) in a loadgen report.
