@@ -50,6 +50,7 @@ mod holds;
 mod keys;
 mod pacing;
 mod registry;
+mod release;
 mod request;
 mod stats;
 mod ticks;
