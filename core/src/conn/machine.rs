@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::lanes::{Ended, Lanes, OpenResponse, Outcome, Owner};
 use super::record::{ConnRecord, Release};
+use super::state::ConnState;
 use super::types::{CloseReason, Routed, UpstreamTransmit};
 use crate::config::UpstreamConfig;
 use crate::event::{
@@ -15,61 +16,6 @@ use crate::event::{
 };
 use crate::timer::{TimerName, TimerTable};
 use crate::{ConnId, Lane, ResponseId, StreamId, TurnId};
-
-/// Lifecycle of an upstream connection (from its lease; the dial before it is the pool's
-/// `Slot::Dialing`)
-///
-/// ```text
-///   Open ──── error event, tail packet, drain timeout ───▶ Dirty
-///    │  max_age, connection-limit error,                     │
-///    │  lane overflow, a stalled response                    │
-///    ▼                                                       │
-///   Retiring ◀──────────────── (same triggers) ──────────────┘
-///    │ last unfinished response ended
-///    ▼                close()
-///   Closing ◀──────────────── (Open / Dirty)
-///    │ close seen, read error
-///    ▼
-///   Closed ◀──────────── read error, close, pong timeout,
-///                        abandoned write (from any state)
-/// ```
-///
-/// Every edge is one method of [`UpstreamConn`] (`mark_dirty`, `retire`, `close`, `close_now`)
-/// and goes through `move_to`, which debug-asserts that the edge is drawn here.
-///
-/// A stalled response (its lane's head, none of its own events for `read_timeout`; pongs and
-/// other lanes' events do not count) ends as [`Outcome::Stalled`] with the rest of its lane;
-/// the conn turns dirty and retiring, so its other lanes finish before it closes.
-///
-/// Dirty conns are never pooled or leased again, but the session holding one may keep using
-/// it (upstream keeps the socket open after request-scoped errors, and other lanes' chains live
-/// there). Retiring conns take no new creates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnState {
-    /// Clean and usable
-    Open,
-    /// Usable by its current holder only
-    Dirty,
-    /// Takes no new creates; closes when its unfinished responses end
-    Retiring,
-    /// Close sent, waiting for the socket to end
-    Closing,
-    /// Gone
-    Closed,
-}
-
-impl ConnState {
-    /// Lowercase name for traces and logs
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Dirty => "dirty",
-            Self::Retiring => "retiring",
-            Self::Closing => "closing",
-            Self::Closed => "closed",
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ConnTimer {
@@ -366,15 +312,8 @@ impl UpstreamConn {
 
     /// The one place the state changes: debug-asserts the edge is in the diagram
     fn move_to(&mut self, next: ConnState) {
-        use ConnState::{Closed, Closing, Dirty, Open, Retiring};
         debug_assert!(
-            matches!(
-                (self.state, next),
-                (Open, Dirty)
-                    | (Open | Dirty, Retiring)
-                    | (Open | Dirty | Retiring, Closing)
-                    | (Open | Dirty | Retiring | Closing, Closed)
-            ),
+            self.state.has_edge_to(next),
             "conn {}: no edge {:?} -> {:?}",
             self.record.id,
             self.state,
