@@ -66,26 +66,25 @@ pub fn apply_env_overrides(
     let mut issues = Issues::new();
     for (name, raw) in vars {
         let rest = name[ENV_PREFIX.len()..].to_ascii_lowercase();
+        let head = rest
+            .split_once("__")
+            .map_or(rest.as_str(), |(head, _)| head);
+        if matches!(head, "client_keys" | "accounts") {
+            push(&mut issues, name, ARRAY_MESSAGE);
+            continue;
+        }
         match rest.split_once("__") {
             None => {
                 let Some(&(key, is_text)) = TOP_LEVEL_SCALARS.iter().find(|(k, _)| *k == rest)
                 else {
-                    let message = if matches!(rest.as_str(), "client_keys" | "accounts") {
-                        array_message()
-                    } else {
-                        let known: Vec<&str> = TOP_LEVEL_SCALARS.iter().map(|(k, _)| *k).collect();
-                        format!("no such setting `{rest}`{}", did_you_mean(&rest, &known))
-                    };
-                    push(&mut issues, name, message);
+                    let known: Vec<&str> = TOP_LEVEL_SCALARS.iter().map(|(k, _)| *k).collect();
+                    let hint = did_you_mean(&rest, &known);
+                    push(&mut issues, name, format!("no such setting `{rest}`{hint}"));
                     continue;
                 };
                 set(root, key, &raw, is_text);
             }
             Some((section, key)) => {
-                if matches!(section, "client_keys" | "accounts") {
-                    push(&mut issues, name, array_message());
-                    continue;
-                }
                 let sections = section_names(&schema);
                 if !sections.contains(&section) {
                     push(
@@ -143,10 +142,8 @@ fn credential_variables(root: &Table) -> Vec<String> {
         .collect()
 }
 
-fn array_message() -> String {
-    "accounts and client_keys cannot be set from the environment; use token_env / key_env in the file"
-        .to_owned()
-}
+/// The warning for a variable naming an array of tables
+const ARRAY_MESSAGE: &str = "accounts and client_keys cannot be set from the environment; use token_env / key_env in the file";
 
 /// Sets (or, for an empty value, removes) `key` in `table`
 fn set(table: &mut Table, key: &str, raw: &str, is_text: bool) {

@@ -125,15 +125,31 @@ impl<'a> Fields<'a> {
         self.table.contains_key(key)
     }
 
+    /// The value of `key` as `pick` reads it; a value of another type is reported as not
+    /// `expected`
+    fn typed<T>(
+        &self,
+        key: &str,
+        expected: &str,
+        issues: &mut Issues,
+        pick: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Option<T> {
+        let value = self.table.get(key)?;
+        let picked = pick(value);
+        if picked.is_none() {
+            let found = type_name(value);
+            push(
+                issues,
+                self.path(key),
+                format!("expected {expected}, found {found}"),
+            );
+        }
+        picked
+    }
+
     /// A string value
     pub(crate) fn string(&self, key: &str, issues: &mut Issues) -> Option<&'a str> {
-        match self.table.get(key)? {
-            Value::String(s) => Some(s),
-            other => {
-                self.wrong_type(key, "a string", other, issues);
-                None
-            }
-        }
+        self.typed(key, "a string", issues, Value::as_str)
     }
 
     /// A non-empty string value
@@ -148,13 +164,7 @@ impl<'a> Fields<'a> {
 
     /// A boolean value
     pub(crate) fn bool(&self, key: &str, issues: &mut Issues) -> Option<bool> {
-        match self.table.get(key)? {
-            Value::Boolean(b) => Some(*b),
-            other => {
-                self.wrong_type(key, "true or false", other, issues);
-                None
-            }
-        }
+        self.typed(key, "true or false", issues, Value::as_bool)
     }
 
     /// An integer in `min..=max`
@@ -165,40 +175,18 @@ impl<'a> Fields<'a> {
         max: i64,
         issues: &mut Issues,
     ) -> Option<i64> {
-        match self.table.get(key)? {
-            Value::Integer(i) if (min..=max).contains(i) => Some(*i),
-            Value::Integer(i) => {
-                push(
-                    issues,
-                    self.path(key),
-                    format!("{i} is out of range (expected {min} to {max})"),
-                );
-                None
-            }
-            other => {
-                self.wrong_type(key, "an integer", other, issues);
-                None
-            }
+        let i = self.typed(key, "an integer", issues, Value::as_integer)?;
+        if !(min..=max).contains(&i) {
+            let message = format!("{i} is out of range (expected {min} to {max})");
+            push(issues, self.path(key), message);
+            return None;
         }
+        Some(i)
     }
 
     /// A table value
     pub(crate) fn table(&self, key: &str, issues: &mut Issues) -> Option<&'a Table> {
-        match self.table.get(key)? {
-            Value::Table(t) => Some(t),
-            other => {
-                self.wrong_type(key, "a table", other, issues);
-                None
-            }
-        }
-    }
-
-    fn wrong_type(&self, key: &str, expected: &str, found: &Value, issues: &mut Issues) {
-        push(
-            issues,
-            self.path(key),
-            format!("expected {expected}, found {}", type_name(found)),
-        );
+        self.typed(key, "a table", issues, Value::as_table)
     }
 }
 
