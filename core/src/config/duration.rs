@@ -10,6 +10,8 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err("empty duration; write e.g. \"30s\" or \"250ms\"".to_owned());
     }
+    let bad = |why: String| format!("bad duration {text:?}: {why}");
+    let too_large = || bad("number too large".into());
     let bytes = s.as_bytes();
     let mut total = Duration::ZERO;
     let mut i = 0;
@@ -19,13 +21,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             i += 1;
         }
         if start == i {
-            return Err(format!(
-                "bad duration {text:?}: expected a number at byte {start}"
-            ));
+            return Err(bad(format!("expected a number at byte {start}")));
         }
-        let value: u64 = s[start..i]
-            .parse()
-            .map_err(|_| format!("bad duration {text:?}: number too large"))?;
+        let value: u64 = s[start..i].parse().map_err(|_| too_large())?;
         let unit_start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
@@ -35,26 +33,15 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(1),
             "m" | "min" => Duration::from_secs(60),
             "h" => Duration::from_secs(3600),
-            "" => {
-                return Err(format!(
-                    "bad duration {text:?}: missing unit (ms, s, m or h)"
-                ));
-            }
-            other => {
-                return Err(format!(
-                    "bad duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
-                ));
-            }
+            "" => return Err(bad("missing unit (ms, s, m or h)".into())),
+            other => return Err(bad(format!("unknown unit {other:?} (use ms, s, m or h)"))),
         };
         let part = unit
-            .checked_mul(
-                u32::try_from(value)
-                    .map_err(|_| format!("bad duration {text:?}: number too large"))?,
-            )
-            .ok_or_else(|| format!("bad duration {text:?}: too large"))?;
+            .checked_mul(u32::try_from(value).map_err(|_| too_large())?)
+            .ok_or_else(|| bad("too large".into()))?;
         total = total
             .checked_add(part)
-            .ok_or_else(|| format!("bad duration {text:?}: too large"))?;
+            .ok_or_else(|| bad("too large".into()))?;
     }
     Ok(total)
 }
