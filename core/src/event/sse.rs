@@ -13,7 +13,7 @@ use super::json_str::{push_opt_string, push_string};
 pub fn sse_encode(event_type: &str, json: &[u8]) -> Bytes {
     let is_break = |b: &u8| *b == b'\n' || *b == b'\r';
     let type_len = event_type.bytes().filter(|b| !is_break(b)).count();
-    let lines = count_lines(json);
+    let lines = split_lines(json).count();
     let mut out = BytesMut::with_capacity(
         b"event: \n".len() + type_len + lines * b"data: \n".len() + json.len() + 1,
     );
@@ -56,11 +56,6 @@ fn split_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
             }
         }
     })
-}
-
-/// Number of lines [`split_lines`] yields
-fn count_lines(text: &[u8]) -> usize {
-    split_lines(text).count()
 }
 
 /// The flat SSE `error` event built from a WebSocket `error` envelope

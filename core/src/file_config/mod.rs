@@ -243,9 +243,7 @@ impl GatewayConfig {
             .map(|a| (a.concurrency as usize).min(per_account))
             .sum()
     }
-}
 
-impl GatewayConfig {
     /// The client model names the configuration knows (every account's `model_map` keys):
     /// each is a `model` metric label of its own
     pub fn configured_models(&self) -> Vec<&str> {

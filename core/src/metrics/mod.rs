@@ -264,19 +264,10 @@ impl LocalHistogram {
 }
 
 /// The process-wide histogram a [`LocalHistogram`] merges into (shared by reference, lock-free)
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SharedHistogram {
     counts: [AtomicU64; BUCKETS + 1],
     sum_nanos: AtomicU64,
-}
-
-impl Default for SharedHistogram {
-    fn default() -> Self {
-        Self {
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_nanos: AtomicU64::new(0),
-        }
-    }
 }
 
 /// A point-in-time copy of a [`SharedHistogram`], in Prometheus terms

@@ -21,24 +21,6 @@ pub fn stable_hash(bytes: &[u8]) -> u128 {
     })
 }
 
-/// What a binding maps from
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BindingKind {
-    /// A response id (`previous_response_id` stickiness)
-    Response,
-    /// A session key: the `session-id` header or the `prompt_cache_key`
-    Session,
-}
-
-impl BindingKind {
-    fn segment(self) -> &'static str {
-        match self {
-            Self::Response => "resp",
-            Self::Session => "sess",
-        }
-    }
-}
-
 /// A rendered store key; also the key of the gateway's local maps
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StoreKey(String);
@@ -47,9 +29,7 @@ impl StoreKey {
     /// The key of the binding of response `id` (upstream text), whatever the group
     pub fn response(id: &[u8]) -> Self {
         let mut key = String::with_capacity(10 + 32);
-        key.push_str("wsv2:");
-        key.push_str(BindingKind::Response.segment());
-        key.push(':');
+        key.push_str("wsv2:resp:");
         push_hex(&mut key, stable_hash(id));
         Self(key)
     }
@@ -59,9 +39,7 @@ impl StoreKey {
         let mut key = String::with_capacity(5 + group.len().min(64) + 6 + 32);
         key.push_str("wsv2:");
         push_group(&mut key, group);
-        key.push(':');
-        key.push_str(BindingKind::Session.segment());
-        key.push(':');
+        key.push_str(":sess:");
         push_hex(&mut key, stable_hash(session));
         Self(key)
     }

@@ -82,7 +82,7 @@ mod request;
 
 pub use binding::{Binding, Continuation, ContinuationRefusal, GroupTag, judge_continuation};
 pub use breaker::{Breaker, BreakerState};
-pub use key::{BindingKind, StoreKey, group_segment, is_plain_group, stable_hash};
+pub use key::{StoreKey, group_segment, is_plain_group, stable_hash};
 pub use machine::{ResponseConn, Store};
 pub use memory::MemoryBackend;
 pub use request::{
