@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{Control, UpgradeRefusal};
 use crate::AccountId;
 use crate::pool::PoolStats;
-use crate::resolver::{Transport, resolve};
+use crate::resolver::Transport;
 use crate::scheduler::Health;
 
 /// Whether one account takes new sessions now
@@ -80,12 +80,11 @@ impl Control {
                     },
                     Health::Disabled => AccountState::Disabled,
                 };
-                let transport = resolve(Some(&spec.protocol), &self.cfg.protocol).transport;
                 Some(AccountReadiness {
                     account: spec.id,
                     name: spec.name.clone(),
                     state,
-                    websocket: transport == Transport::WsV2,
+                    websocket: view.spec.transport == Transport::WsV2,
                     in_flight: view.unfinished,
                     concurrency: spec.concurrency,
                     slot_waiters: view.waiters,

@@ -230,12 +230,10 @@ impl Scheduler {
     /// A response on `account` succeeded (reached its first event): clears the 5xx window and
     /// the failed dials (ending a cooldown they started)
     pub fn handle_success(&mut self, now: Instant, account: AccountId) {
-        let Ok(i) = self.index(account) else { return };
-        let state = &mut self.accounts[i];
-        state.server_errors.clear();
-        if state.record_reached() && state.is_usable(now) {
-            self.queue_usable_event(i);
+        if let Some(state) = self.get_mut(account) {
+            state.server_errors.clear();
         }
+        self.handle_dial_ok(now, account);
     }
 
     /// A dial to `account` failed for a reason that is the account's (not a local error):
