@@ -111,15 +111,11 @@ pub(super) struct PendingSchedule {
 /// binding (each answered locally at once, or by a store get)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct BindingLookups {
-    bound: LookupState,
-    session: LookupState,
+    pub(super) bound: LookupState,
+    pub(super) session: LookupState,
 }
 
 impl BindingLookups {
-    pub(super) fn new(bound: LookupState, session: LookupState) -> Self {
-        Self { bound, session }
-    }
-
     /// Records store op `op`'s answer; true if it answered one of the two
     pub(super) fn answer(&mut self, op: OpId, result: Option<Binding>) -> bool {
         let before = *self;
@@ -235,7 +231,8 @@ impl Control {
             .acquire(now, id, kind, compat, preferred, dial_wait);
     }
 
-    /// Binds a response of holder `id` in its group
+    /// Binds a response of holder `id` in its group: response → account in the store, and
+    /// where it ran, locally
     pub(super) fn bind(&mut self, now: Instant, id: SessionId, bind: ResponseBind) {
         let group = self.holders.get(&id).map(|h| h.info.group.clone());
         let ResponseBind {
@@ -245,7 +242,9 @@ impl Control {
             lane,
             store,
         } = bind;
+        self.store
+            .bind_response(now, group.as_deref(), &response, account, store);
         let at = ResponseConn { conn, lane, store };
-        self.bind_response(now, group.as_deref(), &response, account, at);
+        self.store.record_response_conn(now, &response, at);
     }
 }

@@ -14,7 +14,7 @@ use crate::pool::HolderKind;
 use crate::scheduler::{Decision, Reject, ScheduleRequest};
 use crate::session::Admission;
 use crate::session::SessionInput;
-use crate::store::{Binding, Continuation, Lookup, OpId, ResponseConn, judge_continuation};
+use crate::store::{Binding, Continuation, Lookup, OpId, judge_continuation};
 use crate::{AccountId, ResponseId, SessionId, TurnId};
 
 impl Control {
@@ -190,21 +190,7 @@ impl Control {
             Some(key) => LookupState::from_lookup(self.store.lookup_session(now, Some(group), key)),
             None => LookupState::Done(None),
         };
-        BindingLookups::new(bound, session)
-    }
-
-    /// Records `response` → `account` in the store and where it ran, locally
-    pub(super) fn bind_response(
-        &mut self,
-        now: Instant,
-        group: Option<&str>,
-        response: &ResponseId,
-        account: AccountId,
-        at: ResponseConn,
-    ) {
-        self.store
-            .bind_response(now, group, response, account, at.store);
-        self.store.record_response_conn(now, response, at);
+        BindingLookups { bound, session }
     }
 
     /// The group rule for a continuation by `holder` of `group`: `Some(bound account)` to go
