@@ -130,10 +130,13 @@ impl UpstreamConn {
         match owner {
             Owner::Response { turn, .. } => self.apply_to_response(turn, &event, now),
             Owner::ConnectionError => {
+                let at_limit = is_limit_error(&event);
                 self.mark_dirty();
-                self.at_conn_limit |= is_limit_error(&event);
+                self.at_conn_limit |= at_limit;
                 self.end_all(error_outcome(&event));
-                self.note_error_class(&event);
+                if at_limit {
+                    self.retire();
+                }
             }
             Owner::Tail => self.mark_dirty(),
             Owner::Steering => {}
@@ -199,12 +202,6 @@ impl UpstreamConn {
         self.ended.push_back(ended);
         self.arm_read_timeout();
         self.close_if_retired();
-    }
-
-    fn note_error_class(&mut self, event: &ServerEvent<'_>) {
-        if is_limit_error(event) {
-            self.retire();
-        }
     }
 
     /// Handles a pong from upstream

@@ -470,10 +470,7 @@ impl Control {
                     self.out.push_back(ControlOutput::Close { account, conn });
                 }
             }
-            PoolRequest::Granted(lease) => {
-                let holder = lease.holder;
-                self.acquired(holder, Answer::Lease(lease));
-            }
+            PoolRequest::Granted(lease) => self.acquired(lease.holder, Answer::Lease(lease)),
             PoolRequest::Refused { holder, reason } => {
                 self.acquired(holder, Answer::LeaseRefused(reason))
             }
