@@ -9,11 +9,11 @@ use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
+use wsv2_core::control::{Control, ControlOutput, DialFailure};
 use wsv2_core::session::{Lease, SessionInput, SessionRequest};
 use wsv2_core::turn::SlotRequest;
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
-use crate::control::{Control, ControlOutput, DialFailure};
 use crate::holder::{HolderInput, deliver};
 use crate::runtime::{Clock, Rt, spawn};
 use crate::shared::{AccountDial, ControlMsg, ControlTx, Delivery, DialHeaders};

@@ -60,7 +60,6 @@ pub mod alloc_count;
 mod allocator;
 pub mod cli;
 mod client;
-mod control;
 mod control_task;
 mod forward;
 mod health;
@@ -90,10 +89,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
+use wsv2_core::control::Control;
 use wsv2_core::ingress::ClientKeys;
 use wsv2_core::pool::PoolStats;
 
-use crate::control::Control;
 use crate::control_task::{CONTROL_INBOX, ControlTask};
 use crate::ingress::Ingress;
 use crate::lifecycle::Lifecycle;

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use wsv2_core::AccountId;
+use wsv2_core::control::AccountSpec;
 use wsv2_core::file_config::GatewayConfig;
 use wsv2_core::ingress::ClientKeySpec;
 
-use crate::control::AccountSpec;
 use crate::shared::AccountDial;
 use crate::upstream::{DialRoute, UpstreamTls};
 

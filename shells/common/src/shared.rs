@@ -15,13 +15,13 @@ use tokio::sync::{mpsc, oneshot};
 use wsv2_core::AccountId;
 use wsv2_core::ConnId;
 use wsv2_core::SessionId;
+use wsv2_core::control::{DialFailure, UpgradeRefusal};
 use wsv2_core::http::HttpInput;
 use wsv2_core::ingress::{Admitted, ClientKeyId, ClientKeys};
 use wsv2_core::pool::{Lease, PoolStats};
 use wsv2_core::session::{SessionEvent, SessionRequest};
 use wsv2_core::store::{OpId, StoreFailure};
 
-use crate::control::{DialFailure, UpgradeRefusal};
 use crate::lifecycle::ShutdownSignal;
 use crate::upstream::{ConnIo, ConnReport, DialRoute, UpstreamMsg};
 use wsv2_core::session::SessionInput;
@@ -108,7 +108,7 @@ pub(crate) enum ControlMsg {
     /// A reloaded account list (`Control::apply_accounts`), how to reach each account and, when
     /// the configuration changed them, the accounts' names (for logs and metric labels)
     Reload {
-        accounts: Vec<crate::control::AccountSpec>,
+        accounts: Vec<wsv2_core::control::AccountSpec>,
         dials: HashMap<AccountId, AccountDial>,
         names: Option<Arc<HashMap<AccountId, String>>>,
     },

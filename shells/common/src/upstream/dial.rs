@@ -19,12 +19,12 @@ use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request, Response, header};
 use async_tungstenite::tungstenite::{self, Error as WsError};
+use wsv2_core::control::DialFailure;
 use wsv2_core::event::parse_error_event;
 use wsv2_core::file_config::ProxyUrl;
 
 use super::proxy_io::{TunnelError, open_tunnel};
 use super::tls::{TlsStepError, UpstreamTls};
-use crate::control::DialFailure;
 use crate::relay_config::ws_config;
 use crate::runtime::{BoxIo, Rt, timeout};
 
