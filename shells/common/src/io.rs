@@ -1,8 +1,11 @@
-//! The one stream adapter the driver needs: a stream with bytes already read in front of it.
+//! The one stream adapter the driver needs: a stream with bytes already read in front of it,
+//! and with what must live exactly as long as the stream.
 //!
 //! Two places hand a socket over with bytes read past a handshake: a proxy's reply can carry
 //! the first tunnel bytes, and hyper can have read past the HTTP upgrade request. Both give the
-//! next layer a [`Prefixed`] stream.
+//! next layer a [`Prefixed`] stream. A served client socket carries its place against the
+//! client socket caps the same way ([`Prefixed::holding`]), so the place is given back exactly
+//! when the socket is dropped, by hyper or by the session task it was upgraded to.
 
 use std::io;
 use std::pin::Pin;
@@ -11,11 +14,13 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use futures_util::io::{AsyncRead, AsyncWrite};
 
-/// A stream whose first reads return `prefix`; writes go straight to the inner stream
+/// A stream whose first reads return `prefix`; writes go straight to the inner stream.
+/// `held` lives as long as the stream does.
 #[derive(Debug)]
-pub(crate) struct Prefixed<S> {
+pub(crate) struct Prefixed<S, H = ()> {
     prefix: Bytes,
     inner: S,
+    _held: H,
 }
 
 impl<S> Prefixed<S> {
@@ -27,11 +32,26 @@ impl<S> Prefixed<S> {
         } else {
             prefix
         };
-        Self { prefix, inner }
+        Self {
+            prefix,
+            inner,
+            _held: (),
+        }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+impl<S, H> Prefixed<S, H> {
+    /// `inner` with nothing in front, keeping `held` alive for as long as the stream exists
+    pub(crate) fn holding(inner: S, held: H) -> Self {
+        Self {
+            prefix: Bytes::new(),
+            inner,
+            _held: held,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin, H: Unpin> AsyncRead for Prefixed<S, H> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -51,7 +71,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+impl<S: AsyncWrite + Unpin, H: Unpin> AsyncWrite for Prefixed<S, H> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -18,8 +18,9 @@ use wsv2_core::errors::GatewayError;
 use wsv2_core::ingress::AcceptNext;
 
 use super::Ingress;
-use super::sockets::{Accepted, ClientSlot, Eviction, SlottedIo, classify};
+use super::sockets::{Accepted, ClientSlot, Eviction, classify};
 use crate::hyper_timer::HyperTimer;
+use crate::io::Prefixed;
 use crate::log_limit::{ClientLine, limited};
 use crate::runtime::{BoxIo, Clock, Listener, spawn, timeout};
 
@@ -94,7 +95,7 @@ async fn serve_connection(
     evicted: Eviction,
 ) {
     let conn = slot.handle();
-    let io: BoxIo = Box::new(SlottedIo::new(io, slot));
+    let io: BoxIo = Box::new(Prefixed::holding(io, slot));
     let handler = ingress.clone();
     let service = service_fn(move |mut req| {
         req.extensions_mut().insert(conn.clone());

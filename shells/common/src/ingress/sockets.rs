@@ -1,19 +1,16 @@
 //! The listener's side of the core's [`ClientSockets`]: one table per gateway, touched when a
 //! connection is accepted, authenticated or closed (never per request or per event).
 //!
-//! Each served connection's socket carries a [`ClientSlot`] ([`SlottedIo`]), so the slot is
-//! given back exactly when the socket is dropped — by hyper, or by the session task the socket
-//! was upgraded to. An unauthenticated connection's task also holds the receiving end of its
+//! Each served connection's socket carries a [`ClientSlot`]
+//! ([`Prefixed::holding`](crate::io::Prefixed::holding)), so the slot is given back exactly when
+//! the socket is dropped — by hyper, or by the session task the socket was upgraded to. An unauthenticated connection's task also holds the receiving end of its
 //! eviction signal; the core picks whom to evict, this table fires the signal.
 
 use std::collections::HashMap;
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures_util::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, oneshot};
 use wsv2_core::errors::GatewayError;
 use wsv2_core::ingress::{AcceptError, AcceptNext, Admit, ClientConnId, ClientSockets};
@@ -177,54 +174,6 @@ impl Drop for RefusalGuard {
     fn drop(&mut self) {
         self.0.lock().machine.handle_refusal_done();
         self.0.closed.notify_waiters();
-    }
-}
-
-/// A client socket holding its [`ClientSlot`] for as long as it exists
-pub(crate) struct SlottedIo<S> {
-    io: S,
-    _slot: ClientSlot,
-}
-
-impl<S> SlottedIo<S> {
-    pub(crate) fn new(io: S, slot: ClientSlot) -> Self {
-        Self { io, _slot: slot }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for SlottedIo<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for SlottedIo<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_close(cx)
     }
 }
 
