@@ -17,9 +17,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{self, HeaderValue};
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -85,32 +83,24 @@ pub(crate) async fn serve(listener: Box<dyn Listener>, ingress: Arc<Ingress>) {
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<GatewayBody> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+fn json_response(status: StatusCode, body: Value) -> Response<GatewayBody> {
+    crate::health::json_response(status, body).map(BodyExt::boxed_unsync)
 }
 
 async fn route<B>(ingress: &Ingress, req: &Request<B>) -> Response<GatewayBody> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return json_response(
             StatusCode::METHOD_NOT_ALLOWED,
-            &json!({"status": "error", "reason": "use GET"}),
+            json!({"status": "error", "reason": "use GET"}),
         );
     }
     match req.uri().path() {
         "/metrics" => ingress.metrics_response().await,
-        "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
+        "/healthz" => json_response(StatusCode::OK, json!({"status": "ok"})),
         "/readyz" => readiness(ingress).await,
         path => json_response(
             StatusCode::NOT_FOUND,
-            &json!({"status": "error", "reason": format!("no admin route {path}")}),
+            json!({"status": "error", "reason": format!("no admin route {path}")}),
         ),
     }
 }
@@ -119,12 +109,12 @@ async fn readiness(ingress: &Ingress) -> Response<GatewayBody> {
     let Some(detail) = ask(&ingress.control, |reply| ControlMsg::Readiness { reply }).await else {
         return json_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"status": "not_ready", "reason": "control task stopped", "accounts": []}),
+            json!({"status": "not_ready", "reason": "control task stopped", "accounts": []}),
         );
     };
     let shutting_down = ingress.lifecycle.is_shutting_down();
     let (status, body) = readiness_body(&detail, shutting_down);
-    json_response(status, &body)
+    json_response(status, body)
 }
 
 /// The admin `/readyz` answer for `detail`
