@@ -40,7 +40,7 @@ pub(crate) struct ForwardReply {
 }
 
 /// The client TLS configuration of plain upstream and collector POSTs (the webpki roots)
-pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
+fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
@@ -73,10 +73,6 @@ pub(crate) async fn post(
 
 async fn post_inner(rt: &Rt, target: &ForwardTarget, body: Bytes) -> Result<ForwardReply, String> {
     let url = &target.url;
-    let tcp = rt
-        .connect(url.host().to_owned(), url.port())
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
     let request = hyper::Request::post(url.path_and_query())
         .header(header::HOST, url.host_header())
         .header(header::AUTHORIZATION, format!("Bearer {}", target.token))
@@ -84,17 +80,7 @@ async fn post_inner(rt: &Rt, target: &ForwardTarget, body: Bytes) -> Result<Forw
         .header(header::ACCEPT, "text/event-stream, application/json")
         .body(Full::new(body))
         .map_err(|e| format!("request: {e}"))?;
-    let response = if url.is_tls() {
-        let name = rustls::pki_types::ServerName::try_from(url.host().to_owned())
-            .map_err(|e| format!("server name: {e}"))?;
-        let tls = futures_rustls::TlsConnector::from(tls_config())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("tls: {e}"))?;
-        send(rt, Box::new(tls), request).await?
-    } else {
-        send(rt, tcp, request).await?
-    };
+    let response = connect_and_send(rt, url.host(), url.port(), url.is_tls(), request).await?;
     let headers = response.headers();
     let retry_after = headers
         .get(header::RETRY_AFTER)
@@ -109,12 +95,30 @@ async fn post_inner(rt: &Rt, target: &ForwardTarget, body: Bytes) -> Result<Forw
     })
 }
 
-/// Sends `request` on a fresh HTTP/1.1 connection over `io`
-pub(crate) async fn send(
+/// Sends `request` on a fresh HTTP/1.1 connection to `host:port`, over TLS (the webpki roots)
+/// when `tls`
+pub(crate) async fn connect_and_send(
     rt: &Rt,
-    io: BoxIo,
+    host: &str,
+    port: u16,
+    tls: bool,
     request: hyper::Request<Full<Bytes>>,
 ) -> Result<hyper::Response<Incoming>, String> {
+    let tcp = rt
+        .connect(host.to_owned(), port)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let io: BoxIo = if tls {
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("server name: {e}"))?;
+        let tls = futures_rustls::TlsConnector::from(tls_config())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("tls: {e}"))?;
+        Box::new(tls)
+    } else {
+        tcp
+    };
     let (mut sender, conn) = hyper::client::conn::http1::handshake(FuturesIo::new(io))
         .await
         .map_err(|e| format!("handshake: {e}"))?;

@@ -364,11 +364,6 @@ impl Exporter {
     /// One POST of `body`; the collector's status
     async fn post(&self, body: Bytes) -> Result<u16, String> {
         let e = &self.export;
-        let tcp = self
-            .rt
-            .connect(e.host.clone(), e.port)
-            .await
-            .map_err(|err| format!("connect: {err}"))?;
         let mut request = hyper::Request::post(e.path.as_str())
             .header(header::HOST, e.host_header.as_str())
             .header(header::CONTENT_TYPE, "application/x-protobuf")
@@ -384,17 +379,8 @@ impl Exporter {
             };
             request.headers_mut().insert(name, value);
         }
-        let response = if e.tls {
-            let name = rustls::pki_types::ServerName::try_from(e.host.clone())
-                .map_err(|err| format!("server name: {err}"))?;
-            let tls = futures_rustls::TlsConnector::from(crate::forward::tls_config())
-                .connect(name, tcp)
-                .await
-                .map_err(|err| format!("tls: {err}"))?;
-            crate::forward::send(&self.rt, Box::new(tls), request).await?
-        } else {
-            crate::forward::send(&self.rt, tcp, request).await?
-        };
+        let response =
+            crate::forward::connect_and_send(&self.rt, &e.host, e.port, e.tls, request).await?;
         Ok(response.status().as_u16())
     }
 }
