@@ -134,28 +134,15 @@ fn span_of(r: &ResponseReport, source: &SpanSource<'_>, now: Instant) -> Option<
         attributes.push(("gen_ai.response.id", AttrValue::text(id.as_str())));
     }
     if let Some(u) = &r.usage {
-        attributes.extend([
-            (
-                "gen_ai.usage.input_tokens",
-                AttrValue::Int(u.input_tokens as i64),
-            ),
-            (
-                "gen_ai.usage.output_tokens",
-                AttrValue::Int(u.output_tokens as i64),
-            ),
-            (
-                "wsv2.usage.cached_tokens",
-                AttrValue::Int(u.cached_tokens as i64),
-            ),
-            (
-                "wsv2.usage.reasoning_tokens",
-                AttrValue::Int(u.reasoning_tokens as i64),
-            ),
-            (
-                "wsv2.usage.total_tokens",
-                AttrValue::Int(u.total_tokens as i64),
-            ),
-        ]);
+        for (name, tokens) in [
+            ("gen_ai.usage.input_tokens", u.input_tokens),
+            ("gen_ai.usage.output_tokens", u.output_tokens),
+            ("wsv2.usage.cached_tokens", u.cached_tokens),
+            ("wsv2.usage.reasoning_tokens", u.reasoning_tokens),
+            ("wsv2.usage.total_tokens", u.total_tokens),
+        ] {
+            attributes.push((name, AttrValue::Int(tokens as i64)));
+        }
     }
     if let Some(ttfe) = r.time_to_first_event {
         attributes.push((
