@@ -56,35 +56,23 @@ pub(crate) struct DialRequest {
     pub(crate) route: Arc<DialRoute>,
 }
 
-/// The step a dial is in, for the message of a `dial_timeout` that cuts it
+/// The step a dial is in, for the message of a `dial_timeout` that cuts it (an index into
+/// [`STEP_NAMES`])
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
 enum Step {
-    Tcp = 0,
-    Proxy = 1,
-    Tls = 2,
-    Upgrade = 3,
+    Tcp,
+    Proxy,
+    Tls,
+    Upgrade,
 }
 
-impl Step {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Self::Tcp,
-            1 => Self::Proxy,
-            2 => Self::Tls,
-            _ => Self::Upgrade,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Tcp => "TCP connect",
-            Self::Proxy => "proxy handshake",
-            Self::Tls => "TLS handshake",
-            Self::Upgrade => "WebSocket upgrade",
-        }
-    }
-}
+/// Each [`Step`]'s name, in its order
+const STEP_NAMES: [&str; 4] = [
+    "TCP connect",
+    "proxy handshake",
+    "TLS handshake",
+    "WebSocket upgrade",
+];
 
 /// Installs ring as the process-wide rustls provider (once; later calls are no-ops)
 pub(crate) fn install_crypto_provider() {
@@ -127,7 +115,7 @@ pub(crate) async fn dial(
         Err(_) => Err(failure(format!(
             "upstream dial timed out after {} ms (upstream.dial_timeout) in the {} step",
             limit.as_millis(),
-            Step::from_u8(step.load(Ordering::Relaxed)).name()
+            STEP_NAMES[usize::from(step.load(Ordering::Relaxed))]
         ))),
     }
 }
@@ -230,29 +218,21 @@ async fn connect_transport(
 /// may quote part of the credential)
 fn refusal(response: &Response<Option<Vec<u8>>>) -> DialFailure {
     let status = response.status().as_u16();
-    let mut info = response.body().as_deref().and_then(parse_error_event);
-    let headers: Vec<(String, String)> = response
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| {
+    // Without a parsable body, an empty envelope: the headers alone may name the reset.
+    let mut info = response
+        .body()
+        .as_deref()
+        .and_then(parse_error_event)
+        .unwrap_or_else(|| parse_error_event(b"{}").expect("an empty object parses"));
+    info.headers
+        .extend(response.headers().iter().filter_map(|(name, value)| {
             Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-        })
-        .collect();
-    let retry_after = match info.as_mut() {
-        Some(info) => {
-            info.headers.extend(headers);
-            info.retry_after_secs()
-        }
-        None => {
-            let mut bare = parse_error_event(b"{}").expect("an empty object parses");
-            bare.headers = headers;
-            bare.retry_after_secs()
-        }
-    }
-    .map(Duration::from_secs);
+        }));
+    let retry_after = info.retry_after_secs().map(Duration::from_secs);
     let code = info
-        .as_ref()
-        .and_then(|i| i.code.as_deref().or(i.error_type.as_deref()))
+        .code
+        .as_deref()
+        .or(info.error_type.as_deref())
         .map(|c| format!(" ({c})"))
         .unwrap_or_default();
     let meaning = match status {
