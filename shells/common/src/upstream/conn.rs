@@ -390,35 +390,27 @@ async fn run_writer<S>(
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             let WriteCmd { op, epoch } = *cmd;
-            let msg = match op {
-                WriteOp::Transmit(msg) => msg,
-                WriteOp::ReleaseBuffers => {
-                    release = true;
-                    if !closing {
-                        next = rx.try_recv().ok();
-                    }
-                    continue;
+            match op {
+                WriteOp::ReleaseBuffers => release = true,
+                WriteOp::Transmit(msg) if epoch < current => {
+                    dropped |= matches!(msg, UpstreamTransmit::Text { .. });
                 }
-            };
-            if epoch < current {
-                dropped |= matches!(msg, UpstreamTransmit::Text { .. });
-            } else {
-                match msg {
-                    UpstreamTransmit::Text { frame, deadline: d } => {
-                        deadline = Some(deadline.map_or(d, |x| x.min(d)));
-                        match async_tungstenite::tungstenite::Utf8Bytes::try_from(frame) {
-                            Ok(text) => batch.push(Message::Text(text)),
-                            Err(_) => dropped = true, // the core only emits UTF-8 JSON
-                        }
+                WriteOp::Transmit(UpstreamTransmit::Text { frame, deadline: d }) => {
+                    deadline = Some(deadline.map_or(d, |x| x.min(d)));
+                    match async_tungstenite::tungstenite::Utf8Bytes::try_from(frame) {
+                        Ok(text) => batch.push(Message::Text(text)),
+                        Err(_) => dropped = true, // the core only emits UTF-8 JSON
                     }
-                    UpstreamTransmit::Ping => batch.push(Message::Ping(Bytes::new())),
-                    UpstreamTransmit::Close => {
-                        closing = true;
-                        batch.push(Message::Close(Some(CloseFrame {
-                            code: CloseCode::Normal,
-                            reason: "".into(),
-                        })));
-                    }
+                }
+                WriteOp::Transmit(UpstreamTransmit::Ping) => {
+                    batch.push(Message::Ping(Bytes::new()))
+                }
+                WriteOp::Transmit(UpstreamTransmit::Close) => {
+                    closing = true;
+                    batch.push(Message::Close(Some(CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: "".into(),
+                    })));
                 }
             }
             if batch.len() < WRITE_BATCH && !closing {
@@ -428,66 +420,40 @@ async fn run_writer<S>(
         if dropped {
             let _ = events.send(WriterEvent::Abandoned { started: false }).await;
         }
-        if batch.is_empty() {
-            if release {
-                // Everything queued before was written (and flushed) already.
-                sink.release_buffers();
-                batch = Vec::new();
+        if !batch.is_empty() {
+            let bytes: usize = batch.iter().map(Message::len).sum();
+            debug!(%conn, frames = batch.len(), bytes, "upstream write");
+            let write = async {
+                for msg in batch.drain(..) {
+                    sink.feed(msg).await?;
+                }
+                sink.flush().await
+            };
+            let failed = tokio::select! {
+                biased;
+                changed = abandon.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    Some(WriterEvent::Abandoned { started: true })
+                }
+                () = clock.until(deadline) => Some(WriterEvent::Abandoned { started: true }),
+                result = write => result.err().map(|_| WriterEvent::Failed),
+            };
+            // An abandoned write may have put part of a frame on the wire: the framing cannot
+            // be trusted any more, and the sink still holds the rest of it. Nothing more can be
+            // written after it, after a failed one, or after a close.
+            if let Some(event) = failed.or(closing.then_some(WriterEvent::CloseSent)) {
+                let _ = events.send(event).await;
+                return;
             }
-            continue;
         }
-        let bytes: usize = batch.iter().map(Message::len).sum();
-        debug!(%conn, frames = batch.len(), bytes, "upstream write");
-        let write = async {
-            for msg in batch.drain(..) {
-                sink.feed(msg).await?;
-            }
-            sink.flush().await
-        };
-        let outcome = tokio::select! {
-            biased;
-            changed = abandon.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                current = *abandon.borrow_and_update();
-                WriteOutcome::Abandoned
-            }
-            () = clock.until(deadline) => WriteOutcome::Abandoned,
-            result = write => match result {
-                Ok(()) => WriteOutcome::Done,
-                Err(_) => WriteOutcome::Failed,
-            },
-        };
-        match outcome {
-            WriteOutcome::Done if closing => {
-                let _ = events.send(WriterEvent::CloseSent).await;
-                return;
-            }
-            WriteOutcome::Done => {
-                if release {
-                    sink.release_buffers();
-                    batch = Vec::new();
-                }
-            }
-            WriteOutcome::Abandoned => {
-                // Part of a frame may be on the wire: the framing cannot be trusted any more,
-                // and the sink still holds the rest of it. Nothing more can be written.
-                let _ = events.send(WriterEvent::Abandoned { started: true }).await;
-                return;
-            }
-            WriteOutcome::Failed => {
-                let _ = events.send(WriterEvent::Failed).await;
-                return;
-            }
+        if release {
+            // Everything queued before was written (and flushed) already.
+            sink.release_buffers();
+            batch = Vec::new();
         }
     }
-}
-
-enum WriteOutcome {
-    Done,
-    Abandoned,
-    Failed,
 }
 
 #[cfg(test)]
