@@ -210,7 +210,7 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
         config.tls_ca_file.as_deref(),
         cfg.upstream.tls_handshake_timeout,
     )
-    .map_err(|e| StartError::Tls(e.to_string()))?;
+    .map_err(StartError::Tls)?;
     let plan = AccountPlan::new(&config, &tls);
     let forward: std::collections::HashMap<_, _> = config
         .accounts

@@ -141,7 +141,7 @@ impl GatewayHandle {
             config.tls_ca_file.as_deref(),
             cfg.upstream.tls_handshake_timeout,
         )
-        .map_err(|e| ReloadError::Tls(e.to_string()))?;
+        .map_err(ReloadError::Tls)?;
         let plan = AccountPlan::new(&config, &tls);
         let (added, removed, needs_restart) = {
             let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());

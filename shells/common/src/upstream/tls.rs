@@ -11,16 +11,6 @@ use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::runtime::{BoxIo, Rt, timeout};
 
-/// Why the TLS client could not be built from the configuration
-#[derive(Debug)]
-pub(crate) struct TlsSetupError(pub(crate) String);
-
-impl std::fmt::Display for TlsSetupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// The process's upstream TLS client (one per gateway: roots are read once, at start or reload)
 #[derive(Clone)]
 pub(crate) struct UpstreamTls {
@@ -48,35 +38,32 @@ pub(crate) enum TlsStepError {
 }
 
 impl UpstreamTls {
-    /// Webpki roots plus every certificate of the PEM file `extra_roots`, if any
+    /// Webpki roots plus every certificate of the PEM file `extra_roots`, if any; the error
+    /// names the file
     pub(crate) fn new(
         extra_roots: Option<&str>,
         handshake_timeout: Duration,
-    ) -> Result<Self, TlsSetupError> {
+    ) -> Result<Self, String> {
         let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         if let Some(path) = extra_roots {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| TlsSetupError(format!("tls_ca_file {path}: {e}")))?;
+            let bad_file = |e: &dyn std::fmt::Display| format!("tls_ca_file {path}: {e}");
             let mut added = 0usize;
-            for cert in certs {
-                let cert = cert.map_err(|e| TlsSetupError(format!("tls_ca_file {path}: {e}")))?;
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad_file(&e))? {
                 roots
-                    .add(cert)
-                    .map_err(|e| TlsSetupError(format!("tls_ca_file {path}: {e}")))?;
+                    .add(cert.map_err(|e| bad_file(&e))?)
+                    .map_err(|e| bad_file(&e))?;
                 added += 1;
             }
             if added == 0 {
-                return Err(TlsSetupError(format!(
-                    "tls_ca_file {path}: no PEM certificate in the file"
-                )));
+                return Err(bad_file(&"no PEM certificate in the file"));
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsSetupError(format!("TLS protocol versions: {e}")))?
+            .map_err(|e| format!("TLS protocol versions: {e}"))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Self {
@@ -126,10 +113,10 @@ mod tests {
         std::fs::write(&path, "not a certificate\n").unwrap();
         let path_text = path.display().to_string();
         let err = UpstreamTls::new(Some(&path_text), Duration::from_secs(1)).unwrap_err();
-        assert!(err.0.contains(&path_text), "{err}");
-        assert!(err.0.contains("no PEM certificate"), "{err}");
+        assert!(err.contains(&path_text), "{err}");
+        assert!(err.contains("no PEM certificate"), "{err}");
         let missing = UpstreamTls::new(Some("/nonexistent/ca.pem"), Duration::from_secs(1));
-        assert!(missing.unwrap_err().0.contains("/nonexistent/ca.pem"));
+        assert!(missing.unwrap_err().contains("/nonexistent/ca.pem"));
         let _ = std::fs::remove_file(path);
     }
 }
