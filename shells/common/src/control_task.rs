@@ -57,11 +57,12 @@ impl ControlTask {
         accounts: HashMap<AccountId, AccountDial>,
         me: ControlTx,
         rt: Rt,
+        ext: Extension,
     ) -> Self {
         Self {
             clock: Clock::new(&rt),
             rt,
-            ext: Extension::new(&cfg),
+            ext,
             control,
             cfg,
             accounts,

@@ -92,13 +92,15 @@ use tokio::sync::mpsc;
 use wsv2_core::control::Control;
 use wsv2_core::ingress::ClientKeys;
 use wsv2_core::pool::PoolStats;
+use wsv2_core::store::MemoryBackend;
 
-use crate::control_task::{CONTROL_INBOX, ControlTask};
+use crate::control_task::{CONTROL_INBOX, ControlTask, Extension};
 use crate::ingress::Ingress;
 use crate::lifecycle::Lifecycle;
 use crate::reload::{AccountPlan, Swap, key_specs};
 use crate::runtime::{spawn, spawn_abortable};
 use crate::shared::{ControlMsg, ControlTx};
+use crate::store_backend::StoreBackend;
 use crate::upstream::UpstreamTls;
 pub use operations::{ReloadError, ShutdownReport};
 pub use reload::ReloadReport;
@@ -193,7 +195,7 @@ impl Drop for GatewayHandle {
 /// Starts the gateway described by `config`: every task runs on `rt`
 pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, StartError> {
     upstream::install_crypto_provider();
-    let redis = match &config.redis_url {
+    let store = match &config.redis_url {
         Some(url) => {
             let op_timeout = config.core.store.store_op_timeout;
             let store = store_redis::RedisStore::new(rt.clone(), url.expose(), op_timeout)
@@ -201,9 +203,9 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
             let store = Arc::new(store);
             let warm = store.clone();
             spawn(&rt, async move { warm.warm_up().await });
-            Some(store)
+            StoreBackend::Redis(store)
         }
-        None => None,
+        None => StoreBackend::Memory(MemoryBackend::new(config.core.store.local_cache_entries)),
     };
     let cfg = Arc::new(config.core.clone());
     let tls = UpstreamTls::new(
@@ -243,17 +245,14 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
         traces::start(&rt, export, &config.core.telemetry, counters)
     });
     let names = Arc::new(plan.names.clone());
+    let ext = Extension::new(store, metrics.clone(), names);
     let task = ControlTask::new(
         control,
         cfg.clone(),
         plan.dials,
         control_tx.clone(),
         rt.clone(),
-    )
-    .with_extension(
-        redis.map(store_backend::StoreBackend::Redis),
-        metrics.clone(),
-        names,
+        ext,
     );
     spawn(&rt, task.run(control_rx));
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use wsv2_core::http::HttpInput;
 use wsv2_core::session::SessionEvent;
-use wsv2_core::store::{BindingRef, MemoryBackend, StoreRequest};
+use wsv2_core::store::{BindingRef, StoreRequest};
 use wsv2_core::{AccountId, SessionId};
 
 use super::ControlTask;
@@ -36,33 +36,23 @@ pub(crate) struct Extension {
 }
 
 impl Extension {
-    pub(crate) fn new(cfg: &wsv2_core::Config) -> Self {
+    /// Runs store commands on `store`, counts into `metrics` and names accounts in log lines and
+    /// metric labels by `names`
+    pub(crate) fn new(
+        store: StoreBackend,
+        metrics: Option<Arc<Metrics>>,
+        names: Arc<HashMap<AccountId, String>>,
+    ) -> Self {
         Self {
             http: HashMap::new(),
-            store: StoreBackend::Memory(MemoryBackend::new(cfg.store.local_cache_entries)),
-            metrics: None,
-            names: Arc::default(),
+            store,
+            metrics,
+            names,
         }
     }
 }
 
 impl ControlTask {
-    /// Runs store commands on `store` (Redis) instead of the in-process map, and counts into
-    /// `metrics`
-    pub(crate) fn with_extension(
-        mut self,
-        store: Option<StoreBackend>,
-        metrics: Option<Arc<Metrics>>,
-        names: Arc<HashMap<AccountId, String>>,
-    ) -> Self {
-        if let Some(store) = store {
-            self.ext.store = store;
-        }
-        self.ext.metrics = metrics;
-        self.ext.names = names;
-        self
-    }
-
     /// The accounts' names after a reload (the bind-failure lines and metric labels use them)
     pub(crate) fn set_account_names(&mut self, names: Arc<HashMap<AccountId, String>>) {
         self.ext.names = names;
