@@ -266,22 +266,17 @@ impl Ingress {
         } = &refusal
         {
             authenticated(req);
+            let door = match door {
+                Door::Upgrade => "upgrade",
+                Door::Post => "POST",
+            };
             // The key itself is a credential: its group names it in the log.
-            let now = self.rt.now();
-            match door {
-                Door::Upgrade => limited!(
-                    self.logs,
-                    now,
-                    ClientLine::KeySocketCap,
-                    warn!(client = %name, group = %group, max_sockets, "upgrade refused: the key's socket cap is reached")
-                ),
-                Door::Post => limited!(
-                    self.logs,
-                    now,
-                    ClientLine::KeySocketCap,
-                    warn!(client = %name, group = %group, max_sockets, "POST refused: the key's socket cap is reached")
-                ),
-            }
+            limited!(
+                self.logs,
+                self.rt.now(),
+                ClientLine::KeySocketCap,
+                warn!(client = %name, group = %group, max_sockets, "{door} refused: the key's socket cap is reached")
+            );
         }
         Err(Box::new(error_response(&refusal.error())))
     }
