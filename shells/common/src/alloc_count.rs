@@ -86,6 +86,15 @@ pub fn allocator_held() -> Option<AllocatorHeld> {
     None
 }
 
+/// Counts one allocation of `layout` that returned `ptr` (null: it failed, nothing is held)
+fn counted(ptr: *mut u8, layout: Layout) -> *mut u8 {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    if !ptr.is_null() {
+        LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+    }
+    ptr
+}
+
 /// Counts every allocation and reallocation of the process, then defers to the allocator it
 /// wraps (`System` unless named)
 #[derive(Debug)]
@@ -94,23 +103,13 @@ pub struct CountingAllocator<A = System>(pub A);
 // SAFETY: every method forwards to the wrapped allocator with the caller's arguments unchanged.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded as received.
-        let ptr = unsafe { self.0.alloc(layout) };
-        if !ptr.is_null() {
-            LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        }
-        ptr
+        counted(unsafe { self.0.alloc(layout) }, layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded as received.
-        let ptr = unsafe { self.0.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        }
-        ptr
+        counted(unsafe { self.0.alloc_zeroed(layout) }, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
