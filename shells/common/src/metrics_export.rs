@@ -16,6 +16,7 @@
 //! OpenMetrics encoder adds it back.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -31,7 +32,7 @@ use wsv2_core::metrics::{
     self as names, AcquireResult, BUCKET_BOUNDS_SECONDS, MetricDef, SharedHistogram,
 };
 use wsv2_core::pool::{CloseReason, PoolStats};
-use wsv2_core::store::StoreStats;
+use wsv2_core::store::{RequestKind, StoreFailure, StoreStats};
 
 /// One series' labels: (name, value) in the order of the metric's definition
 pub(crate) type Labels = Vec<(&'static str, String)>;
@@ -310,14 +311,27 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// One store command: its op label, latency and failure
-    pub(crate) fn store_op(&self, op: &'static str, seconds: f64, failure: Option<bool>) {
+    /// One store command of `kind`, run since `started`: its latency, and its failure if any
+    /// (a timeout, or an error)
+    pub(crate) fn store_op(
+        &self,
+        kind: &RequestKind,
+        started: Instant,
+        result: &Result<Option<String>, StoreFailure>,
+    ) {
+        let op = match kind {
+            RequestKind::Get { .. } => "get",
+            RequestKind::Set { .. } => "set",
+            RequestKind::Delete { .. } => "delete",
+            RequestKind::Expire { .. } => "expire",
+        };
         let labels = vec![("op", op.to_owned())];
+        let seconds = started.elapsed().as_secs_f64();
         self.store_op.get_or_create(&labels).observe(seconds);
-        match failure {
-            Some(true) => self.store_timeouts.get_or_create(&labels).inc(),
-            Some(false) => self.store_errors.get_or_create(&labels).inc(),
-            None => 0,
+        match result {
+            Ok(_) => 0,
+            Err(StoreFailure::TimedOut) => self.store_timeouts.get_or_create(&labels).inc(),
+            Err(_) => self.store_errors.get_or_create(&labels).inc(),
         };
     }
 

@@ -10,21 +10,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wsv2_core::store::{MemoryBackend, RequestKind, StoreFailure, StoreRequest};
+use wsv2_core::store::{MemoryBackend, StoreRequest};
 
 use crate::metrics_export::Metrics;
 use crate::shared::{ControlMsg, ControlTx, StoreReply};
 use crate::store_redis::RedisStore;
-
-/// The `op` label of a store command
-pub(crate) fn op_label(kind: &RequestKind) -> &'static str {
-    match kind {
-        RequestKind::Get { .. } => "get",
-        RequestKind::Set { .. } => "set",
-        RequestKind::Delete { .. } => "delete",
-        RequestKind::Expire { .. } => "expire",
-    }
-}
 
 /// The store the control task runs commands on
 pub(crate) enum StoreBackend {
@@ -48,8 +38,7 @@ impl StoreBackend {
                 let started = Instant::now();
                 let result = memory.execute(started, &cmd);
                 if let Some(m) = metrics {
-                    let seconds = started.elapsed().as_secs_f64();
-                    m.store_op(op_label(&cmd.kind), seconds, failure_label(&result));
+                    m.store_op(&cmd.kind, started, &result);
                 }
                 Some(StoreReply { op: cmd.op, result })
             }
@@ -61,11 +50,7 @@ impl StoreBackend {
                     let started = Instant::now();
                     let result = redis.execute(&cmd).await;
                     if let Some(m) = metrics {
-                        m.store_op(
-                            op_label(&cmd.kind),
-                            started.elapsed().as_secs_f64(),
-                            failure_label(&result),
-                        );
+                        m.store_op(&cmd.kind, started, &result);
                     }
                     let reply = StoreReply { op: cmd.op, result };
                     // The control task may be gone (shutdown): nothing waits for the reply then.
@@ -74,14 +59,5 @@ impl StoreBackend {
                 None
             }
         }
-    }
-}
-
-/// `None`: success; `Some(true)`: timed out; `Some(false)`: another failure
-fn failure_label(result: &Result<Option<String>, StoreFailure>) -> Option<bool> {
-    match result {
-        Ok(_) => None,
-        Err(StoreFailure::TimedOut) => Some(true),
-        Err(_) => Some(false),
     }
 }
