@@ -269,8 +269,3 @@ impl AccountView {
         }
     }
 }
-
-/// A cooldown length from an optional reset hint
-pub(crate) fn rate_limit_cooldown(hint: Option<Duration>, config: &SchedulerConfig) -> Duration {
-    hint.unwrap_or(config.rate_limit_cooldown)
-}

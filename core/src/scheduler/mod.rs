@@ -203,7 +203,7 @@ impl Scheduler {
         account: AccountId,
         reset_after: Option<Duration>,
     ) {
-        let cooldown = account::rate_limit_cooldown(reset_after, &self.config);
+        let cooldown = reset_after.unwrap_or(self.config.rate_limit_cooldown);
         if let Some(state) = self.get_mut(account) {
             state.rate_limit_until(now + cooldown);
         }
