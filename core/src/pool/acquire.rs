@@ -347,49 +347,36 @@ impl AccountPool {
         dial_wait: Option<Duration>,
     ) {
         let limit = self.settings.pool.queue_limit_per_conn;
-        let mut on = None;
-        if kind == HolderKind::Http {
-            let mut any_target = false;
-            let mut best: Option<(ConnId, usize)> = None;
-            for (&conn, slot) in &self.conns {
-                if let SlotState::Leased {
+        // The key's conns leased to other HTTP turns (only an HTTP turn queues behind one)
+        let targets = self
+            .conns
+            .iter()
+            .filter_map(|(&conn, slot)| match slot.state {
+                SlotState::Leased {
                     kind: HolderKind::Http,
                     queued,
-                    ..
-                } = slot.state
-                    && slot.key == key
-                {
-                    any_target = true;
-                    let better = best.is_none_or(|(c, q)| queued < q || (queued == q && conn < c));
-                    if queued < limit && better {
-                        best = Some((conn, queued));
-                    }
-                }
-            }
-            match best {
-                Some((conn, _)) => {
-                    if let Some(Slot {
-                        state: SlotState::Leased { queued, .. },
-                        ..
-                    }) = self.conns.get_mut(&conn)
-                    {
-                        *queued += 1;
-                    }
-                    on = Some(conn);
-                }
-                None if any_target => {
-                    self.keys.release(key);
-                    self.refuse(holder, RefuseReason::QueueFull);
-                    return;
-                }
-                None => {}
-            }
-        }
-        if on.is_none() && self.pool_queue_len() >= self.max_conns.saturating_mul(limit).max(limit)
-        {
+                } if kind == HolderKind::Http && slot.key == key => Some((queued, conn)),
+                _ => None,
+            });
+        // The least busy with room, ties to the lower id
+        let on = targets.clone().filter(|(queued, _)| *queued < limit).min();
+        let full = match on {
+            Some(_) => false,
+            None if targets.count() > 0 => true,
+            None => self.pool_queue_len() >= self.max_conns.saturating_mul(limit).max(limit),
+        };
+        if full {
             self.keys.release(key);
             self.refuse(holder, RefuseReason::QueueFull);
             return;
+        }
+        let on = on.map(|(_, conn)| conn);
+        if let Some(Slot {
+            state: SlotState::Leased { queued, .. },
+            ..
+        }) = on.and_then(|conn| self.conns.get_mut(&conn))
+        {
+            *queued += 1;
         }
         let wait = match kind {
             HolderKind::Session => self.settings.pool.session_acquire_wait,
