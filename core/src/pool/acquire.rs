@@ -116,8 +116,8 @@ impl AccountPool {
         }
         // In place of an idle conn of another key, or — for a session — one too old for it
         if self.full_but_dialable(now)
-            && let Some(victim) = self.lru_unheld_idle(|slot_key, record| {
-                slot_key != key || !self.fits(kind, record, now)
+            && let Some(victim) = self.idle_where(|slot_key, record, held| {
+                !held && (slot_key != key || !self.fits(kind, record, now))
             })
         {
             let reason = if self.conns[&victim].key == key {
@@ -213,17 +213,6 @@ impl AccountPool {
             }
             self.close(conn, CloseReason::MaxAge);
         }
-    }
-
-    /// The least recently released unheld idle conn whose key and record pass `filter`
-    pub(super) fn lru_unheld_idle(
-        &self,
-        filter: impl Fn(KeyIdx, &ConnRecord) -> bool,
-    ) -> Option<ConnId> {
-        self.idle_order.iter().copied().find(|c| {
-            matches!(self.conns.get(c), Some(Slot { key, state: SlotState::Idle { held: false, record, .. } })
-                if filter(*key, record))
-        })
     }
 
     /// Capacity allows a dial, the back-off has passed, and no probe dial is in flight

@@ -4,8 +4,10 @@
 use std::time::Instant;
 
 use super::account::{AccountPool, Slot, SlotState};
+use super::keys::KeyIdx;
 use super::request::{CloseReason, PoolRequest};
 use crate::ConnId;
+use crate::conn::ConnRecord;
 
 impl AccountPool {
     /// Pings every idle conn silent for `upstream.ping_interval` that has no ping outstanding;
@@ -35,7 +37,7 @@ impl AccountPool {
     /// never taking unheld idle conns below `min_idle_per_account`, never touching held ones —
     /// those idle longer than `idle_timeout` and those beyond `max_idle_per_account`
     pub fn handle_cleanup_tick(&mut self, now: Instant) {
-        while let Some(conn) = self.idle_where(|pool, record, _| pool.too_old(record, now)) {
+        while let Some(conn) = self.idle_where(|_, record, _| self.too_old(record, now)) {
             self.close(conn, CloseReason::MaxAge);
         }
         let pool = &self.settings.pool;
@@ -52,7 +54,7 @@ impl AccountPool {
             self.close(conn, CloseReason::IdleTimeout);
         }
         while self.unheld_idle() > max_idle.max(min_idle) {
-            let Some(conn) = self.lru_unheld_idle(|_, _| true) else {
+            let Some(conn) = self.idle_where(|_, _, held| !held) else {
                 break;
             };
             self.close(conn, CloseReason::IdleSurplus);
@@ -74,14 +76,14 @@ impl AccountPool {
         self.idle_order.len() - self.holds.len()
     }
 
-    /// The least recently released idle conn matching `filter(pool, record, held)`
-    fn idle_where(
+    /// The least recently released idle conn matching `filter(key, record, held)`
+    pub(super) fn idle_where(
         &self,
-        filter: impl Fn(&Self, &crate::conn::ConnRecord, bool) -> bool,
+        filter: impl Fn(KeyIdx, &ConnRecord, bool) -> bool,
     ) -> Option<ConnId> {
         self.idle_order.iter().copied().find(|c| {
-            matches!(self.conns.get(c), Some(Slot { state: SlotState::Idle { record, held, .. }, .. })
-                if filter(self, record, *held))
+            matches!(self.conns.get(c), Some(Slot { key, state: SlotState::Idle { record, held, .. } })
+                if filter(*key, record, *held))
         })
     }
 }
