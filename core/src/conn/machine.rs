@@ -275,10 +275,7 @@ impl UpstreamConn {
             successor: false,
             quiet_since: now,
         });
-        self.transmits.push_back(UpstreamTransmit::Text {
-            frame,
-            deadline: now + self.write_timeout,
-        });
+        self.queue_text(now, frame);
         self.arm_read_timeout();
     }
 
@@ -287,10 +284,7 @@ impl UpstreamConn {
         if !self.is_live() || !self.lanes.steer_sent(target) {
             return false;
         }
-        self.transmits.push_back(UpstreamTransmit::Text {
-            frame,
-            deadline: now + self.write_timeout,
-        });
+        self.queue_text(now, frame);
         true
     }
 
@@ -382,10 +376,7 @@ impl UpstreamConn {
         if !self.is_live() {
             return false;
         }
-        self.transmits.push_back(UpstreamTransmit::Text {
-            frame,
-            deadline: now + self.write_timeout,
-        });
+        self.queue_text(now, frame);
         true
     }
 
@@ -477,6 +468,14 @@ impl UpstreamConn {
     /// Whether the lane of `raw` has an open response here
     pub fn lane_of(&self, id: &ResponseId) -> Option<&Lane> {
         self.lanes.lane_of(id)
+    }
+
+    /// Queues a text frame, to be written within `upstream.write_timeout`
+    fn queue_text(&mut self, now: Instant, frame: Bytes) {
+        self.transmits.push_back(UpstreamTransmit::Text {
+            frame,
+            deadline: now + self.write_timeout,
+        });
     }
 
     fn note_read(&mut self, now: Instant) {
