@@ -56,7 +56,8 @@
 //! use bytes::Bytes;
 //! use wsv2_core::conn::{CompatKey, ConnRecord, UpstreamTransmit};
 //! use wsv2_core::session::{Admission, Lease, Session, SessionRequest, Transmit};
-//! use wsv2_core::turn::SlotRequest;
+//! use wsv2_core::event::Utf8;
+//! use wsv2_core::turn::{Holder, SlotRequest, UpstreamInput};
 //! use wsv2_core::{AccountId, Config, ConnId, SessionId};
 //!
 //! let now = Instant::now();
@@ -99,7 +100,7 @@
 //!     }
 //!     while session.poll_event().is_some() {} // logs and metrics
 //!     for frame in upstream_inbox.drain(..) {
-//!         session.handle_upstream_frame(now, ConnId(7), frame);
+//!         session.handle_upstream(now, ConnId(7), UpstreamInput::Frame(frame, Utf8::Unchecked));
 //!     }
 //! }
 //! assert_eq!(to_client.len(), 2, "created and completed reached the client");

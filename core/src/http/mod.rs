@@ -55,8 +55,8 @@ use crate::conn::UpstreamConn;
 use crate::errors::{GatewayError, Refusal};
 use crate::rng::Jitter;
 use crate::timer::{TimerName, TimerTable};
-use crate::turn::{Models, SessionInfo, Slot, Turn};
-use crate::{AccountId, Config, SessionId, TurnId};
+use crate::turn::{Holder, Models, SessionInfo, Slot, Turn, UpstreamInput, socket_report};
+use crate::{AccountId, Config, ConnId, SessionId, TurnId};
 use request::HttpRequest;
 
 /// Where an HTTP request stands, besides its create ([`Turn`], which has the create's own
@@ -222,78 +222,6 @@ impl HttpTurn {
         turn
     }
 
-    /// Handles an answer of the control plane
-    pub fn handle_control(&mut self, now: Instant, input: HttpInput) {
-        match input {
-            HttpInput::Admission(admission) => self.on_admission(now, admission),
-            HttpInput::Refused(refusal) => {
-                if self.stage == Stage::Scheduling {
-                    // A failover that finds no other account answers with what the last
-                    // account said (upstream's 429 or 5xx), not with the gateway's own 503 or
-                    // 429.
-                    let answer = match self.failed_attempt.take() {
-                        Some(answer)
-                            if matches!(
-                                refusal,
-                                Refusal::Gateway(GatewayError {
-                                    status: 503 | 429,
-                                    ..
-                                })
-                            ) =>
-                        {
-                            answer
-                        }
-                        _ => ErrorAnswer::from_refusal(&refusal, self.previous_str().as_deref()),
-                    };
-                    self.answer_error(&answer);
-                    self.finish();
-                }
-            }
-            HttpInput::Lease(lease) => self.on_lease(now, lease),
-            HttpInput::LeaseRefused(reason) => self.on_lease_refused(now, reason),
-            HttpInput::SlotGranted(turn) => self.on_slot_granted(now, turn),
-        }
-        self.settle(now);
-    }
-
-    /// Handles one frame read from the leased upstream conn, its encoding unchecked (a binary
-    /// frame): the classifier validates it as UTF-8 with the rest
-    pub fn handle_upstream_frame(&mut self, now: Instant, conn: crate::ConnId, frame: Bytes) {
-        self.on_upstream_frame(now, conn, frame, crate::event::Utf8::Unchecked);
-        self.settle(now);
-    }
-
-    /// [`handle_upstream_frame`](Self::handle_upstream_frame) for a text frame the shell's
-    /// WebSocket library validated as UTF-8 on read: its encoding is not checked again
-    pub fn handle_upstream_text(&mut self, now: Instant, conn: crate::ConnId, frame: Bytes) {
-        self.on_upstream_frame(now, conn, frame, crate::event::Utf8::Validated);
-        self.settle(now);
-    }
-
-    /// Handles a pong on the leased conn
-    pub fn handle_upstream_pong(&mut self, now: Instant, conn: crate::ConnId) {
-        if let Some(c) = self.conn.as_mut().filter(|c| c.id() == conn) {
-            c.handle_pong(now);
-        }
-        self.settle(now);
-    }
-
-    /// Handles the end of the leased conn's socket (close, EOF, read error)
-    pub fn handle_upstream_closed(&mut self, now: Instant, conn: crate::ConnId) {
-        if let Some(c) = self.conn.as_mut().filter(|c| c.id() == conn) {
-            c.handle_closed(now);
-        }
-        self.settle(now);
-    }
-
-    /// Handles a write on the leased conn that the shell abandoned (deadline passed)
-    pub fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: crate::ConnId) {
-        if let Some(c) = self.conn.as_mut().filter(|c| c.id() == conn) {
-            c.handle_write_abandoned();
-        }
-        self.settle(now);
-    }
-
     /// Handles the client going away (connection closed, or it stopped reading for too long)
     ///
     /// With a response open upstream the turn drains it to its terminal (usage is recorded,
@@ -452,5 +380,56 @@ impl HttpTurn {
     /// Whether the client asked for SSE
     pub fn streams(&self) -> bool {
         self.request.as_ref().is_some_and(|r| r.stream)
+    }
+}
+
+impl Holder for HttpTurn {
+    type Input = HttpInput;
+
+    /// Handles an answer of the control plane
+    fn handle_control(&mut self, now: Instant, input: HttpInput) {
+        match input {
+            HttpInput::Admission(admission) => self.on_admission(now, admission),
+            HttpInput::Refused(refusal) => {
+                if self.stage == Stage::Scheduling {
+                    // A failover that finds no other account answers with what the last
+                    // account said (upstream's 429 or 5xx), not with the gateway's own 503 or
+                    // 429.
+                    let answer = match self.failed_attempt.take() {
+                        Some(answer)
+                            if matches!(
+                                refusal,
+                                Refusal::Gateway(GatewayError {
+                                    status: 503 | 429,
+                                    ..
+                                })
+                            ) =>
+                        {
+                            answer
+                        }
+                        _ => ErrorAnswer::from_refusal(&refusal, self.previous_str().as_deref()),
+                    };
+                    self.answer_error(&answer);
+                    self.finish();
+                }
+            }
+            HttpInput::Lease(lease) => self.on_lease(now, lease),
+            HttpInput::LeaseRefused(reason) => self.on_lease_refused(now, reason),
+            HttpInput::SlotGranted(turn) => self.on_slot_granted(now, turn),
+        }
+        self.settle(now);
+    }
+
+    fn handle_upstream(&mut self, now: Instant, conn: ConnId, input: UpstreamInput) {
+        match input {
+            UpstreamInput::Frame(frame, utf8) => self.on_upstream_frame(now, conn, frame, utf8),
+            // An over-size message ends the conn as a closed socket does.
+            input => {
+                if let Some(c) = self.conn.as_mut().filter(|c| c.id() == conn) {
+                    socket_report(c, now, input);
+                }
+            }
+        }
+        self.settle(now);
     }
 }

@@ -11,7 +11,7 @@ use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
 use crate::scheduler::{FailureKind, GiveUpReason};
-use crate::turn::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
+use crate::turn::{HolderInput, ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// The `Content-Type` of an answer
@@ -112,7 +112,7 @@ pub enum HttpTurnRequest {
         hold: Option<ResponseId>,
     },
     /// Abandon any write in flight on `conn` (the client left); the shell performs it and
-    /// reports it with `handle_upstream_write_abandoned` — not a request for the control plane
+    /// reports it with `UpstreamInput::WriteAbandoned` — not a request for the control plane
     AbandonWrites {
         /// The conn
         conn: ConnId,
@@ -155,6 +155,29 @@ pub enum HttpInput {
     LeaseRefused(RefuseReason),
     /// A concurrency slot for this attempt
     SlotGranted(TurnId),
+}
+
+impl HolderInput for HttpInput {
+    fn lease(&self) -> Option<&Lease> {
+        match self {
+            Self::Lease(lease) => Some(lease),
+            _ => None,
+        }
+    }
+
+    fn into_lease(self) -> Option<Lease> {
+        match self {
+            Self::Lease(lease) => Some(lease),
+            _ => None,
+        }
+    }
+
+    fn slot_granted(&self) -> Option<TurnId> {
+        match self {
+            Self::SlotGranted(turn) => Some(*turn),
+            _ => None,
+        }
+    }
 }
 
 /// Something worth a log line or a metric

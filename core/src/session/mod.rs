@@ -33,11 +33,11 @@ pub use crate::pool::Lease;
 
 use crate::conn::UpstreamConn;
 use crate::errors::{GatewayError, Refusal};
-use crate::event::{ClientEventKind, Utf8, classify_client_event};
+use crate::event::{ClientEventKind, classify_client_event};
 use crate::rng::Jitter;
 use crate::timer::{TimerName, TimerTable};
 use crate::trace_context::TraceContext;
-use crate::turn::{SlotRequest, Turn};
+use crate::turn::{Holder, SlotRequest, Turn, UpstreamInput, socket_report};
 use crate::{AccountId, Config, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};
 use client::ContinuationCheck;
 use state::{ClientWrites, Phase, Route, Shutdown};
@@ -372,21 +372,6 @@ impl Session {
         self.settle(now);
     }
 
-    /// Handles an answer from the control plane (dispatches to the `handle_*` it stands for)
-    pub fn handle_control(&mut self, now: Instant, input: SessionInput) {
-        match input {
-            SessionInput::Admission(admission) => self.handle_admission(now, admission),
-            SessionInput::AdmissionRefused(refusal) => self.handle_admission_refused(now, refusal),
-            SessionInput::Lease(lease) => self.handle_lease(now, lease),
-            SessionInput::LeaseRefused(reason) => self.handle_lease_refused(now, reason),
-            SessionInput::SlotGranted(turn) => self.handle_slot_granted(now, turn),
-            SessionInput::YieldSlots => self.handle_yield_slots(now),
-            SessionInput::ContinuationJudged { turn, allowed } => {
-                self.handle_continuation_judged(now, turn, allowed)
-            }
-        }
-    }
-
     /// Handles the control plane taking back the slots of this blocked client (see
     /// [`handle_client_backpressure`](Self::handle_client_backpressure)); a client that reads
     /// again by now keeps them
@@ -405,48 +390,6 @@ impl Session {
                 self.requests
                     .push_back(SessionRequest::Slot(SlotRequest::Release { account }));
             }
-        }
-        self.settle(now);
-    }
-
-    /// Handles one frame read from upstream conn `conn`, its encoding unchecked (a binary
-    /// frame): the classifier validates it as UTF-8 with the rest
-    ///
-    /// The per-event path: classification without a full parse, the frame forwarded as the
-    /// same buffer unless its model must be restored.
-    pub fn handle_upstream_frame(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
-        self.on_upstream_frame(now, conn, frame, Utf8::Unchecked);
-        self.settle(now);
-    }
-
-    /// [`handle_upstream_frame`](Self::handle_upstream_frame) for a text frame the shell's
-    /// WebSocket library validated as UTF-8 on read: its encoding is not checked again (see
-    /// [`Utf8::Validated`])
-    pub fn handle_upstream_text(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
-        self.on_upstream_frame(now, conn, frame, Utf8::Validated);
-        self.settle(now);
-    }
-
-    /// Handles a pong on upstream conn `conn`
-    pub fn handle_upstream_pong(&mut self, now: Instant, conn: ConnId) {
-        if let Some(c) = self.conn_mut(conn) {
-            c.handle_pong(now);
-        }
-        self.settle(now);
-    }
-
-    /// Handles the end of upstream conn `conn`'s socket (close, EOF, read error)
-    pub fn handle_upstream_closed(&mut self, now: Instant, conn: ConnId) {
-        if let Some(c) = self.conn_mut(conn) {
-            c.handle_closed(now);
-        }
-        self.settle(now);
-    }
-
-    /// Handles a write on `conn` that the shell abandoned (deadline or cancellation)
-    pub fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: ConnId) {
-        if let Some(c) = self.conn_mut(conn) {
-            c.handle_write_abandoned();
         }
         self.settle(now);
     }
@@ -581,5 +524,38 @@ impl Session {
     fn close_client(&mut self, code: u16, reason: &'static str) {
         self.requests
             .push_back(SessionRequest::CloseClient { code, reason });
+    }
+}
+
+impl Holder for Session {
+    type Input = SessionInput;
+
+    /// Handles an answer from the control plane (dispatches to the `handle_*` it stands for)
+    fn handle_control(&mut self, now: Instant, input: SessionInput) {
+        match input {
+            SessionInput::Admission(admission) => self.handle_admission(now, admission),
+            SessionInput::AdmissionRefused(refusal) => self.handle_admission_refused(now, refusal),
+            SessionInput::Lease(lease) => self.handle_lease(now, lease),
+            SessionInput::LeaseRefused(reason) => self.handle_lease_refused(now, reason),
+            SessionInput::SlotGranted(turn) => self.handle_slot_granted(now, turn),
+            SessionInput::YieldSlots => self.handle_yield_slots(now),
+            SessionInput::ContinuationJudged { turn, allowed } => {
+                self.handle_continuation_judged(now, turn, allowed)
+            }
+        }
+    }
+
+    fn handle_upstream(&mut self, now: Instant, conn: ConnId, input: UpstreamInput) {
+        match input {
+            UpstreamInput::Frame(frame, utf8) => self.on_upstream_frame(now, conn, frame, utf8),
+            // One limit for both hops: the client is closed 1009, its responses drained.
+            UpstreamInput::TooBig => return self.handle_message_too_big(now, Hop::Upstream(conn)),
+            input => {
+                if let Some(c) = self.conn_mut(conn) {
+                    socket_report(c, now, input);
+                }
+            }
+        }
+        self.settle(now);
     }
 }

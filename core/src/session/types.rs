@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::conn::{CompatKey, Release, UpstreamTransmit};
 use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
-use crate::turn::{ModelMap, ResponseBind, ResponseReport, SlotRequest};
+use crate::turn::{HolderInput, ModelMap, ResponseBind, ResponseReport, SlotRequest};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// A frame for one of the session's two hops
@@ -93,6 +93,29 @@ pub enum SessionInput {
     },
 }
 
+impl HolderInput for SessionInput {
+    fn lease(&self) -> Option<&Lease> {
+        match self {
+            Self::Lease(lease) => Some(lease),
+            _ => None,
+        }
+    }
+
+    fn into_lease(self) -> Option<Lease> {
+        match self {
+            Self::Lease(lease) => Some(lease),
+            _ => None,
+        }
+    }
+
+    fn slot_granted(&self) -> Option<TurnId> {
+        match self {
+            Self::SlotGranted(turn) => Some(*turn),
+            _ => None,
+        }
+    }
+}
+
 /// What the session asks of the rest of the gateway; the shell routes each to its machine
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionRequest {
@@ -145,7 +168,7 @@ pub enum SessionRequest {
     /// Give a conn back to the pool
     Release(Release),
     /// Abandon any write in flight on `conn` (the session was cancelled); report it with
-    /// `handle_upstream_write_abandoned`
+    /// `UpstreamInput::WriteAbandoned`
     AbandonWrites {
         /// The conn
         conn: ConnId,

@@ -8,6 +8,7 @@
 //! order, then open on its conns), an `HttpTurn` one. What is the holder's own stays with it:
 //! a session's account and conns serve all its turns; an HTTP turn's client answer.
 
+mod holder;
 mod state;
 mod types;
 
@@ -15,6 +16,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+pub(crate) use holder::socket_report;
+pub use holder::{Holder, HolderInput, UpstreamInput};
 pub(crate) use state::Turn;
 pub use types::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
 

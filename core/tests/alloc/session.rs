@@ -1,5 +1,5 @@
 //! The per-event path allocates nothing: the binary's counting allocator around
-//! `Session::handle_upstream_frame` → `poll_*` in steady state; and after the client left,
+//! `Session::handle_upstream` (a frame) → `poll_*` in steady state; and after the client left,
 //! neither path (session, HTTP turn) spends a rewrite on events nobody will read.
 
 use std::sync::Arc;
@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wsv2_core::conn::{CompatKey, ConnRecord};
+use wsv2_core::event::Utf8;
 use wsv2_core::http::{HttpAdmission, HttpInput, HttpTurn, HttpTurnRequest};
 use wsv2_core::resolver::Transport;
 use wsv2_core::session::{Admission, Lease, Session, SessionRequest};
-use wsv2_core::turn::{ModelMap, SessionInfo, SlotRequest};
+use wsv2_core::turn::{Holder, ModelMap, SessionInfo, SlotRequest, UpstreamInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::allocations;
@@ -77,14 +78,14 @@ fn steady_session(model_map: ModelMap, lane: Option<&str>) -> (Session, Instant)
     }
     drain(&mut s);
     assert_eq!(s.unfinished(), 1, "the create went upstream");
-    s.handle_upstream_frame(t0, ConnId(1), Bytes::from(format!(r#"{{"type":"response.created","response":{{"id":"resp_1","model":"gpt-test"}}{lane_field}}}"#)));
+    s.handle_upstream(t0, ConnId(1), UpstreamInput::Frame(Bytes::from(format!(r#"{{"type":"response.created","response":{{"id":"resp_1","model":"gpt-test"}}{lane_field}}}"#)), Utf8::Unchecked));
     drain(&mut s);
     (s, t0)
 }
 
 fn count_relay(session: &mut Session, now: Instant, frame: Bytes) -> usize {
     let before = allocations();
-    session.handle_upstream_frame(now, ConnId(1), frame);
+    session.handle_upstream(now, ConnId(1), UpstreamInput::Frame(frame, Utf8::Unchecked));
     let relayed = drain(session);
     let n = allocations() - before;
     assert_eq!(relayed, 1, "the frame was relayed to the client");
@@ -152,7 +153,7 @@ fn in_progress(model: &str) -> Bytes {
 fn count_handling(session: &mut Session, now: Instant, frame: Bytes) -> usize {
     // `frame` is built by the caller: its own allocation is not counted.
     let before = allocations();
-    session.handle_upstream_frame(now, ConnId(1), frame);
+    session.handle_upstream(now, ConnId(1), UpstreamInput::Frame(frame, Utf8::Unchecked));
     drain(session);
     allocations() - before
 }
@@ -223,18 +224,14 @@ fn an_http_turn_draining_after_its_client_left_rewrites_nothing() {
     turn.handle_control(t0, HttpInput::SlotGranted(asked.expect("a slot was asked")));
     drain_http(&mut turn);
     assert_eq!(turn.conn().map(|c| c.unfinished()), Some(1), "create sent");
-    turn.handle_upstream_frame(
-        t0,
-        ConnId(1),
-        Bytes::from_static(
+    turn.handle_upstream(t0, ConnId(1), UpstreamInput::Frame(Bytes::from_static(
             br#"{"type":"response.created","response":{"id":"resp_1","model":"gpt-test-2026"}}"#,
-        ),
-    );
+        ), Utf8::Unchecked));
     drain_http(&mut turn);
     let count_model = |turn: &mut HttpTurn, model: &str| {
         let frame = in_progress(model);
         let before = allocations();
-        turn.handle_upstream_frame(t0, ConnId(1), frame);
+        turn.handle_upstream(t0, ConnId(1), UpstreamInput::Frame(frame, Utf8::Unchecked));
         drain_http(turn);
         allocations() - before
     };

@@ -10,8 +10,9 @@ use async_tungstenite::{WebSocketSender, WebSocketStream};
 use bytes::Bytes;
 use tokio::time::Instant as TokioInstant;
 use wsv2_core::conn::{CompatKey, ConnRecord};
+use wsv2_core::event::Utf8;
 use wsv2_core::session::{Admission, Hop, Lease, Session, SessionRequest, Transmit};
-use wsv2_core::turn::SlotRequest;
+use wsv2_core::turn::{Holder, SlotRequest, UpstreamInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use super::ClientOutbox;
@@ -162,7 +163,8 @@ async fn shutdown_of_an_idle_session_closes_the_client_1012_within_the_close_spr
         &br#"{"type":"response.created","response":{"id":"resp_1"}}"#[..],
         br#"{"type":"response.completed","response":{"id":"resp_1","usage":{"input_tokens":3,"output_tokens":2,"total_tokens":5}}}"#,
     ] {
-        session.handle_upstream_frame(now(), CONN, Bytes::from_static(frame));
+        let frame = UpstreamInput::Frame(Bytes::from_static(frame), Utf8::Unchecked);
+        session.handle_upstream(now(), CONN, frame);
     }
     let mut outbox = outbox_expecting(&close_frame(1012, "gateway restarting"), &cfg).await;
     let start = TokioInstant::now();

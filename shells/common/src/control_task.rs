@@ -11,10 +11,10 @@ use tracing::{info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
 use wsv2_core::control::{Control, ControlOutput, DialFailure};
 use wsv2_core::session::{Lease, SessionInput, SessionRequest};
-use wsv2_core::turn::SlotRequest;
+use wsv2_core::turn::{HolderInput, SlotRequest};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
-use crate::holder::{HolderInput, deliver};
+use crate::holder::deliver;
 use crate::runtime::{Clock, Rt, spawn};
 use crate::shared::{AccountDial, ControlMsg, ControlTx, Delivery, DialHeaders};
 use crate::upstream::{ConnIo, DialRequest, UpstreamInput, dial, spawn_conn};
@@ -136,7 +136,7 @@ impl ControlTask {
                 self.control.close_session(now, id);
             }
             ControlMsg::Idle { msg } => match msg.input {
-                UpstreamInput::Frame(_) | UpstreamInput::Binary(_) => {
+                UpstreamInput::Frame(..) => {
                     self.control.handle_idle_frame(now, msg.account, msg.conn)
                 }
                 UpstreamInput::Pong => self.control.handle_idle_pong(now, msg.account, msg.conn),

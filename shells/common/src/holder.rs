@@ -8,15 +8,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
-use wsv2_core::http::{HttpInput, HttpTurn};
 use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::pool::Lease;
-use wsv2_core::session::{Hop, Session, SessionInput};
 use wsv2_core::trace_context::TraceContext;
-use wsv2_core::turn::ResponseReport;
-use wsv2_core::{AccountId, ConnId, SessionId, TurnId};
+use wsv2_core::turn::{Holder, HolderInput, ResponseReport, UpstreamInput};
+use wsv2_core::{AccountId, ConnId, SessionId};
 
 use wsv2_core::Config;
 use wsv2_core::turn::SessionInfo;
@@ -25,7 +22,7 @@ use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{Clock, Rt};
 use crate::shared::{ControlMsg, ControlTx, Delivery, DialHeaders, SocketPermit};
 use crate::traces::{SpanSource, TraceSink};
-use crate::upstream::{ConnIo, HeldConns, UpstreamInput, UpstreamMsg};
+use crate::upstream::{ConnIo, HeldConns, UpstreamMsg};
 use tracing::{debug, warn};
 
 /// What a session task and an HTTP task start with alike
@@ -42,77 +39,6 @@ pub(crate) struct HolderStart {
     pub(crate) permit: SocketPermit,
     /// Where the per-event and per-turn figures go (`None` with `metrics = false`)
     pub(crate) metrics: Option<Arc<Metrics>>,
-}
-
-/// A core holder's inputs that the driver hands over alike
-pub(crate) trait Holder {
-    /// The control plane's answers to it
-    type Input: HolderInput;
-    fn handle_control(&mut self, now: Instant, input: Self::Input);
-    /// A binary frame: its encoding unchecked, the core validates it
-    fn handle_upstream_frame(&mut self, now: Instant, conn: ConnId, frame: Bytes);
-    /// A text frame: tungstenite validated its UTF-8 on read, the core does not again
-    fn handle_upstream_text(&mut self, now: Instant, conn: ConnId, frame: Bytes);
-    fn handle_upstream_pong(&mut self, now: Instant, conn: ConnId);
-    fn handle_upstream_closed(&mut self, now: Instant, conn: ConnId);
-    fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: ConnId);
-    /// A message from `conn` over the size limit
-    fn handle_upstream_too_big(&mut self, now: Instant, conn: ConnId);
-}
-
-/// An answer of the control plane that may be a lease
-pub(crate) trait HolderInput {
-    fn lease(&self) -> Option<&Lease>;
-    fn into_lease(self) -> Option<Lease>;
-    fn slot_granted(&self) -> Option<TurnId>;
-}
-
-/// Implements [`Holder`] for a core holder by its methods of the same names, and
-/// [`HolderInput`] for its answers; `$too_big` performs `handle_upstream_too_big`
-macro_rules! holder {
-    ($($holder:ty, $input:ident, $too_big:expr;)*) => {$(
-        impl Holder for $holder {
-            type Input = $input;
-            fn handle_control(&mut self, now: Instant, input: $input) {
-                <$holder>::handle_control(self, now, input)
-            }
-            fn handle_upstream_frame(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
-                <$holder>::handle_upstream_frame(self, now, conn, frame)
-            }
-            fn handle_upstream_text(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
-                <$holder>::handle_upstream_text(self, now, conn, frame)
-            }
-            fn handle_upstream_pong(&mut self, now: Instant, conn: ConnId) {
-                <$holder>::handle_upstream_pong(self, now, conn)
-            }
-            fn handle_upstream_closed(&mut self, now: Instant, conn: ConnId) {
-                <$holder>::handle_upstream_closed(self, now, conn)
-            }
-            fn handle_upstream_write_abandoned(&mut self, now: Instant, conn: ConnId) {
-                <$holder>::handle_upstream_write_abandoned(self, now, conn)
-            }
-            fn handle_upstream_too_big(&mut self, now: Instant, conn: ConnId) {
-                let too_big: fn(&mut $holder, Instant, ConnId) = $too_big;
-                too_big(self, now, conn)
-            }
-        }
-        impl HolderInput for $input {
-            fn lease(&self) -> Option<&Lease> {
-                match self { $input::Lease(lease) => Some(lease), _ => None }
-            }
-            fn into_lease(self) -> Option<Lease> {
-                match self { $input::Lease(lease) => Some(lease), _ => None }
-            }
-            fn slot_granted(&self) -> Option<TurnId> {
-                match self { $input::SlotGranted(turn) => Some(*turn), _ => None }
-            }
-        }
-    )*};
-}
-
-holder! {
-    Session, SessionInput, |s, now, conn| s.handle_message_too_big(now, Hop::Upstream(conn));
-    HttpTurn, HttpInput, |t, now, conn| t.handle_upstream_closed(now, conn);
 }
 
 /// A holder's task's link to the control task and to the conns it holds
@@ -150,7 +76,7 @@ impl<I: HolderInput> HolderIo<I> {
         holder.handle_control(now, d.input);
         if let Some(conn) = lost {
             // The conn's socket ended between the lease and its delivery.
-            holder.handle_upstream_closed(now, conn);
+            holder.handle_upstream(now, conn, UpstreamInput::Closed);
         }
     }
 
@@ -163,22 +89,10 @@ impl<I: HolderInput> HolderIo<I> {
         msg: UpstreamMsg,
     ) -> Option<Instant> {
         let msg = self.held.keep_held(msg).await?;
-        let (now, conn) = (clock.now(), msg.conn);
-        match msg.input {
-            UpstreamInput::Frame(frame) => {
-                holder.handle_upstream_text(now, conn, frame);
-                return Some(now);
-            }
-            UpstreamInput::Binary(frame) => {
-                holder.handle_upstream_frame(now, conn, frame);
-                return Some(now);
-            }
-            UpstreamInput::Pong => holder.handle_upstream_pong(now, conn),
-            UpstreamInput::Closed => holder.handle_upstream_closed(now, conn),
-            UpstreamInput::TooBig => holder.handle_upstream_too_big(now, conn),
-            UpstreamInput::WriteAbandoned => holder.handle_upstream_write_abandoned(now, conn),
-        }
-        None
+        let now = clock.now();
+        let frame = matches!(msg.input, UpstreamInput::Frame(..));
+        holder.handle_upstream(now, msg.conn, msg.input);
+        frame.then_some(now)
     }
 
     /// Sends the control task `msg`, a holder's release of `conn`, then routes the conn's

@@ -32,6 +32,7 @@ use hyper::header::HeaderValue;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 use wsv2_core::http::{HttpEvent, HttpInput, HttpTransmit, HttpTurn, HttpTurnRequest};
+use wsv2_core::turn::{Holder, UpstreamInput};
 use wsv2_core::{AccountId, ConnId};
 
 use crate::forward::{ForwardReply, ForwardTarget};
@@ -317,8 +318,8 @@ impl HttpTask {
         }
         for conn in unwritable {
             // The writer's queue is full (upstream stopped reading) or the conn is gone.
-            self.turn
-                .handle_upstream_write_abandoned(self.clock.now(), conn);
+            let abandoned = UpstreamInput::WriteAbandoned;
+            self.turn.handle_upstream(self.clock.now(), conn, abandoned);
         }
     }
 

@@ -22,6 +22,7 @@ use wsv2_core::errors::ErrorCode;
 use wsv2_core::session::{
     ClientProtocolError, Hop, Session, SessionEvent, SessionInput, SessionRequest, Transmit,
 };
+use wsv2_core::turn::{Holder, UpstreamInput};
 
 use crate::client::{ClientIo, ClientOutbox};
 use crate::control_task::session_inbox_capacity;
@@ -380,7 +381,8 @@ impl SessionTask {
             let mut changed = false;
             for conn in unwritable.drain(..) {
                 // The writer's queue is full (upstream stopped reading) or the conn is gone.
-                self.session.handle_upstream_write_abandoned(now, conn);
+                let abandoned = UpstreamInput::WriteAbandoned;
+                self.session.handle_upstream(now, conn, abandoned);
                 changed = true;
             }
             if self.outbox.failed() && self.client_open {

@@ -18,12 +18,13 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::conn::UpstreamTransmit;
 use wsv2_core::control::{AccountSpec, Control, ControlOutput, DialFailure};
+use wsv2_core::event::Utf8;
 use wsv2_core::event::{ClientEventKind, classify_client_event, classify_server_event};
 use wsv2_core::http::{ContentType, HttpEvent, HttpTransmit, HttpTurn};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{Hop, Session, SessionRequest, Transmit};
 use wsv2_core::store::MemoryBackend;
-use wsv2_core::turn::{ModelMap, SessionInfo};
+use wsv2_core::turn::{Holder, ModelMap, SessionInfo, UpstreamInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::input::Input;
@@ -156,8 +157,20 @@ impl Sim {
                     let (owner, conn) = conns[input.below(conns.len())];
                     self.with_holder(
                         owner,
-                        |now, s| s.handle_upstream_frame(now, conn, frame.clone()),
-                        |now, t| t.handle_upstream_frame(now, conn, frame.clone()),
+                        |now, s| {
+                            s.handle_upstream(
+                                now,
+                                conn,
+                                UpstreamInput::Frame(frame.clone(), Utf8::Unchecked),
+                            )
+                        },
+                        |now, t| {
+                            t.handle_upstream(
+                                now,
+                                conn,
+                                UpstreamInput::Frame(frame.clone(), Utf8::Unchecked),
+                            )
+                        },
                     );
                 }
             }
@@ -175,21 +188,25 @@ impl Sim {
                     match input.below(3) {
                         0 => self.with_holder(
                             owner,
-                            |now, s| s.handle_upstream_closed(now, conn),
-                            |now, t| t.handle_upstream_closed(now, conn),
+                            |now, s| s.handle_upstream(now, conn, UpstreamInput::Closed),
+                            |now, t| t.handle_upstream(now, conn, UpstreamInput::Closed),
                         ),
                         1 => self.with_holder(
                             owner,
-                            |now, s| s.handle_upstream_pong(now, conn),
-                            |now, t| t.handle_upstream_pong(now, conn),
+                            |now, s| s.handle_upstream(now, conn, UpstreamInput::Pong),
+                            |now, t| t.handle_upstream(now, conn, UpstreamInput::Pong),
                         ),
                         _ => {
                             // The shell's `started` flag: the core does not read it.
                             let _ = input.bool();
                             self.with_holder(
                                 owner,
-                                |now, s| s.handle_upstream_write_abandoned(now, conn),
-                                |now, t| t.handle_upstream_write_abandoned(now, conn),
+                                |now, s| {
+                                    s.handle_upstream(now, conn, UpstreamInput::WriteAbandoned)
+                                },
+                                |now, t| {
+                                    t.handle_upstream(now, conn, UpstreamInput::WriteAbandoned)
+                                },
                             );
                         }
                     }

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::conn::{CompatKey, ConnRecord, Release, UpstreamTransmit};
+use wsv2_core::event::Utf8;
 use wsv2_core::session::{Admission, Lease, Session, SessionEvent, SessionRequest, Transmit};
-use wsv2_core::turn::{ModelMap, ResponseBind, SlotRequest};
+use wsv2_core::turn::{Holder, ModelMap, ResponseBind, SlotRequest, UpstreamInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
 use super::trace::{Clocked, Trace, advance_to};
@@ -131,20 +132,25 @@ impl Sim {
     /// Upstream conn `conn` sends a JSON frame
     pub fn upstream(&mut self, conn: u64, v: Value) {
         self.input(format!("upstream c{conn} {}", summarize(&v)));
-        self.session
-            .handle_upstream_frame(self.now, ConnId(conn), Bytes::from(v.to_string()));
+        self.session.handle_upstream(
+            self.now,
+            ConnId(conn),
+            UpstreamInput::Frame(Bytes::from(v.to_string()), Utf8::Unchecked),
+        );
         self.drain();
     }
 
     pub fn pong(&mut self, conn: u64) {
         self.input(format!("upstream c{conn} pong"));
-        self.session.handle_upstream_pong(self.now, ConnId(conn));
+        self.session
+            .handle_upstream(self.now, ConnId(conn), UpstreamInput::Pong);
         self.drain();
     }
 
     pub fn upstream_closed(&mut self, conn: u64) {
         self.input(format!("upstream c{conn} socket ended"));
-        self.session.handle_upstream_closed(self.now, ConnId(conn));
+        self.session
+            .handle_upstream(self.now, ConnId(conn), UpstreamInput::Closed);
         self.drain();
     }
 
@@ -153,7 +159,7 @@ impl Sim {
             "upstream c{conn} write abandoned started={started}"
         ));
         self.session
-            .handle_upstream_write_abandoned(self.now, ConnId(conn));
+            .handle_upstream(self.now, ConnId(conn), UpstreamInput::WriteAbandoned);
         self.drain();
     }
 

@@ -11,10 +11,11 @@ use tracing::{info, warn};
 use wsv2_core::http::HttpInput;
 use wsv2_core::session::SessionEvent;
 use wsv2_core::store::{BindingRef, StoreRequest};
+use wsv2_core::turn::HolderInput;
 use wsv2_core::{AccountId, SessionId};
 
 use super::ControlTask;
-use crate::holder::{HolderInput, deliver};
+use crate::holder::deliver;
 use crate::metrics_export::{ClientTransport, ControlSnapshot, Metrics};
 use crate::shared::Delivery;
 use crate::shared::{ControlMsg, DialHeaders};

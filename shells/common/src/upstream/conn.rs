@@ -18,6 +18,8 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 use wsv2_core::conn::UpstreamTransmit;
+use wsv2_core::event::Utf8;
+pub(crate) use wsv2_core::turn::UpstreamInput;
 use wsv2_core::{AccountId, ConnId};
 
 use super::dial::UpstreamWs;
@@ -28,24 +30,6 @@ use crate::runtime::{Clock, Rt, spawn, spawn_abortable};
 const WRITE_QUEUE: usize = 64;
 /// Frames fed in one batch before a flush
 const WRITE_BATCH: usize = 32;
-
-/// What the reader reports to the conn's holder
-#[derive(Debug)]
-pub(crate) enum UpstreamInput {
-    /// A text frame, its UTF-8 validated by tungstenite on read
-    Frame(Bytes),
-    /// A binary frame: the protocol is text only, so garbage the core must see (and validate)
-    Binary(Bytes),
-    /// A pong
-    Pong,
-    /// The socket ended (close, EOF, read or write error)
-    Closed,
-    /// A message over `max_message_size` arrived; the socket is unusable
-    TooBig,
-    /// Writes were abandoned (deadline or the holder's cancellation); a write that had begun
-    /// (part of a frame may be on the wire) also drops the socket
-    WriteAbandoned,
-}
 
 /// One report of one conn
 #[derive(Debug)]
@@ -273,11 +257,12 @@ impl<M: From<ConnReport>> Reader<M> {
                 () = clock.until(close_deadline) => break,
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
-                        self.deliver(UpstreamInput::Frame(Bytes::from(text))).await;
+                        self.deliver(UpstreamInput::Frame(Bytes::from(text), Utf8::Validated))
+                            .await;
                     }
                     // The protocol is text only; a binary frame is garbage the core must see.
                     Some(Ok(Message::Binary(bytes))) => {
-                        self.deliver(UpstreamInput::Binary(bytes)).await;
+                        self.deliver(UpstreamInput::Frame(bytes, Utf8::Unchecked)).await;
                     }
                     Some(Ok(Message::Pong(_))) => self.deliver(UpstreamInput::Pong).await,
                     Some(Ok(_)) => {} // pings are answered by tungstenite; close: wait for EOF

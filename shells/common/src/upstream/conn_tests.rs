@@ -13,6 +13,7 @@ use futures_util::{Sink, Stream};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant as TokioInstant;
 use wsv2_core::conn::{CloseReason, CompatKey, ConnRecord, UpstreamConn, UpstreamTransmit};
+use wsv2_core::event::Utf8;
 use wsv2_core::{AccountId, Config, ConnId};
 
 use super::{ConnIo, ConnReport, UpstreamInput, UpstreamMsg, spawn_conn_over};
@@ -303,11 +304,11 @@ async fn text_and_binary_frames_reach_the_holder_told_apart() {
         .await
         .unwrap();
     match rig.report().await {
-        UpstreamInput::Frame(frame) => assert_eq!(&frame[..], event.as_bytes()),
+        UpstreamInput::Frame(frame, Utf8::Validated) => assert_eq!(&frame[..], event.as_bytes()),
         other => panic!("expected the text frame, got {other:?}"),
     }
     match rig.report().await {
-        UpstreamInput::Binary(frame) => assert_eq!(&frame[..], event.as_bytes()),
+        UpstreamInput::Frame(frame, Utf8::Unchecked) => assert_eq!(&frame[..], event.as_bytes()),
         other => panic!("expected the binary frame, got {other:?}"),
     }
     drop(rig.upstream.take()); // EOF
@@ -355,7 +356,7 @@ async fn a_late_release_by_the_previous_holder_leaves_the_conn_with_its_new_hold
     tokio::select! {
         biased;
         msg = next.recv() => match msg.map(|m| m.input) {
-            Some(UpstreamInput::Frame(frame)) => assert_eq!(&frame[..], created.as_bytes()),
+            Some(UpstreamInput::Frame(frame, _)) => assert_eq!(&frame[..], created.as_bytes()),
             other => panic!("expected the frame, got {other:?}"),
         },
         Some(ConnReport::Idle(_)) = control.recv() => {

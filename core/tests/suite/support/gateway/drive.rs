@@ -7,6 +7,7 @@ use wsv2_core::control::{ControlOutput, DialFailure};
 use wsv2_core::http::{HttpInput, HttpTransmit};
 use wsv2_core::session::{SessionInput, SessionRequest, Transmit};
 use wsv2_core::store::RequestKind;
+use wsv2_core::turn::Holder;
 use wsv2_core::{AccountId, ConnId, SessionId};
 
 use super::lines::{command_summary, create_summary, event_line, input_summary, transmit_summary};

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::control::{AccountSpec, Control, ControlEvent};
+use wsv2_core::event::Utf8;
 use wsv2_core::http::{HttpEvent, HttpTransmit, HttpTurn, HttpTurnRequest};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{Session, SessionEvent};
 use wsv2_core::store::MemoryBackend;
-use wsv2_core::turn::{ModelMap, SessionInfo};
+use wsv2_core::turn::{Holder, ModelMap, SessionInfo, UpstreamInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use lines::{body_summary, event_summary};
@@ -188,10 +189,11 @@ impl Gateway {
             format!("upstream {conn} {}", event_summary(&v)),
         );
         let frame = Bytes::from(v.to_string());
-        self.turns
-            .get_mut(&id)
-            .unwrap()
-            .handle_upstream_frame(self.now, conn, frame);
+        self.turns.get_mut(&id).unwrap().handle_upstream(
+            self.now,
+            conn,
+            UpstreamInput::Frame(frame, Utf8::Unchecked),
+        );
         self.run();
     }
 
@@ -202,7 +204,7 @@ impl Gateway {
         self.turns
             .get_mut(&id)
             .unwrap()
-            .handle_upstream_closed(self.now, conn);
+            .handle_upstream(self.now, conn, UpstreamInput::Closed);
         self.run();
     }
 
@@ -215,10 +217,11 @@ impl Gateway {
             id,
             format!("upstream {conn} write abandoned started={started}"),
         );
-        self.turns
-            .get_mut(&id)
-            .unwrap()
-            .handle_upstream_write_abandoned(self.now, conn);
+        self.turns.get_mut(&id).unwrap().handle_upstream(
+            self.now,
+            conn,
+            UpstreamInput::WriteAbandoned,
+        );
         self.run();
     }
 
@@ -289,10 +292,10 @@ impl Gateway {
 
     /// Conn `conn` of session `id` sends a frame
     pub fn session_upstream(&mut self, id: SessionId, conn: ConnId, v: Value) {
-        self.sessions.get_mut(&id).unwrap().handle_upstream_frame(
+        self.sessions.get_mut(&id).unwrap().handle_upstream(
             self.now,
             conn,
-            Bytes::from(v.to_string()),
+            UpstreamInput::Frame(Bytes::from(v.to_string()), Utf8::Unchecked),
         );
         self.run();
     }

@@ -1,0 +1,67 @@
+//! What a driver hands a [`Session`](crate::session::Session) and an
+//! [`HttpTurn`](crate::http::HttpTurn) alike: the control plane's answers and the reports of the
+//! upstream conns they hold. One trait for both, so a driver performs their upstream side with
+//! one piece of code and decides nothing.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::conn::UpstreamConn;
+use crate::event::Utf8;
+use crate::pool::Lease;
+use crate::{ConnId, TurnId};
+
+/// What the shell reads from a held upstream conn's socket
+#[derive(Debug)]
+pub enum UpstreamInput {
+    /// A frame: a text frame the shell's WebSocket library validated on read
+    /// ([`Utf8::Validated`]: not checked again), or a binary one ([`Utf8::Unchecked`]: the
+    /// protocol is text only, so it is garbage the core must see and validate)
+    Frame(Bytes, Utf8),
+    /// A pong
+    Pong,
+    /// The socket ended (close, EOF, read or write error)
+    Closed,
+    /// A message over `upstream.max_message_size` arrived; the socket is unusable
+    TooBig,
+    /// Writes were abandoned (deadline or the holder's cancellation); a write that had begun
+    /// (part of a frame may be on the wire) also drops the socket
+    WriteAbandoned,
+}
+
+/// A machine that holds upstream conns: a session or an HTTP turn
+pub trait Holder {
+    /// The control plane's answers to it
+    type Input: HolderInput;
+
+    /// Handles an answer from the control plane
+    fn handle_control(&mut self, now: Instant, input: Self::Input);
+
+    /// Handles a report of its upstream conn `conn`. A frame takes the per-event path:
+    /// classification without a full parse, the frame relayed as the same buffer unless its
+    /// model must be restored.
+    fn handle_upstream(&mut self, now: Instant, conn: ConnId, input: UpstreamInput);
+}
+
+/// An answer of the control plane to a holder, as the driver routes it: a lease brings its
+/// conn's I/O along, and one the holder can no longer take goes back to the pool
+pub trait HolderInput {
+    /// The lease it is
+    fn lease(&self) -> Option<&Lease>;
+    /// The lease it is, taken out
+    fn into_lease(self) -> Option<Lease>;
+    /// The create whose slot it grants
+    fn slot_granted(&self) -> Option<TurnId>;
+}
+
+/// Hands `conn` a report of its socket; a frame is its holder's to route
+pub(crate) fn socket_report(conn: &mut UpstreamConn, now: Instant, input: UpstreamInput) {
+    match input {
+        UpstreamInput::Pong => conn.handle_pong(now),
+        // Its stream cannot be followed past a message the shell refused to read.
+        UpstreamInput::Closed | UpstreamInput::TooBig => conn.handle_closed(now),
+        UpstreamInput::WriteAbandoned => conn.handle_write_abandoned(),
+        UpstreamInput::Frame(..) => unreachable!("a frame is routed by its holder"),
+    }
+}
