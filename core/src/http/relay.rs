@@ -14,6 +14,7 @@ use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::event::{ServerEventKind, Utf8, sse_encode};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
+use crate::turn::upstream_lost;
 use crate::{ConnId, TurnId};
 
 impl HttpTurn {
@@ -271,19 +272,7 @@ impl HttpTurn {
                     (_, None) if failure == FailureKind::DialFailed => {
                         ErrorAnswer::from(GatewayError::upstream_unavailable())
                     }
-                    (GiveUpReason::BudgetExhausted, None) => {
-                        ErrorAnswer::from(GatewayError::upstream_lost(
-                            "the upstream connection was lost repeatedly within the retry budget",
-                        ))
-                    }
-                    (GiveUpReason::SwitchLimit, None) => {
-                        ErrorAnswer::from(GatewayError::upstream_lost(
-                            "the upstream connection was lost on every account tried",
-                        ))
-                    }
-                    (_, None) => ErrorAnswer::from(GatewayError::upstream_lost(
-                        "the upstream connection was lost",
-                    )),
+                    (reason, None) => ErrorAnswer::from(upstream_lost(reason)),
                 };
                 if let Some(ended) = ended {
                     self.end_response(now, ended);

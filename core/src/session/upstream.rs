@@ -225,17 +225,8 @@ impl Session {
                     self.refuse(turn, super::Refusal::PreviousResponseNotFound);
                 }
                 RetryDecision::GiveUp(reason) => {
-                    let why = match reason {
-                        GiveUpReason::BudgetExhausted => {
-                            "the upstream connection was lost repeatedly within the retry budget"
-                        }
-                        GiveUpReason::SwitchLimit => {
-                            "the upstream connection was lost on every account tried"
-                        }
-                        _ => "the upstream connection was lost",
-                    };
-                    self.client_out
-                        .push_back(GatewayError::upstream_lost(why).event(ended.lane.as_ref()));
+                    let lost = turn::upstream_lost(reason);
+                    self.client_out.push_back(lost.event(ended.lane.as_ref()));
                     self.report(now, turn, ended);
                 }
             }

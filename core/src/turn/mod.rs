@@ -22,8 +22,9 @@ pub(crate) use state::Turn;
 pub use types::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
 
 use crate::conn::Ended;
+use crate::errors::GatewayError;
 use crate::event::{ServerEventKind, restore_event_model};
-use crate::scheduler::{Pinning, RetryNote};
+use crate::scheduler::{GiveUpReason, Pinning, RetryNote};
 use crate::trace_context::TraceContext;
 use crate::{AccountId, ConnId};
 
@@ -93,6 +94,17 @@ pub(crate) fn relay(
             restore_event_model(&frame, &m.upstream, &m.client)
         }
         _ => frame,
+    })
+}
+
+/// The answer to a create lost with its conn once the retry rules gave up on it (`reason`)
+pub(crate) fn upstream_lost(reason: GiveUpReason) -> GatewayError {
+    GatewayError::upstream_lost(match reason {
+        GiveUpReason::BudgetExhausted => {
+            "the upstream connection was lost repeatedly within the retry budget"
+        }
+        GiveUpReason::SwitchLimit => "the upstream connection was lost on every account tried",
+        _ => "the upstream connection was lost",
     })
 }
 
