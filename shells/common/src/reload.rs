@@ -111,25 +111,19 @@ pub struct ReloadReport {
 
 /// Settings a running gateway cannot change, named when a reload tries to
 pub(crate) fn restart_only_changes(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    if old.listen != new.listen {
-        changed.push("listen");
-    }
-    if old.admin_listen != new.admin_listen {
-        changed.push("admin_listen");
-    }
-    if old.core != new.core {
-        changed.push(
+    [
+        (old.listen != new.listen, "listen"),
+        (old.admin_listen != new.admin_listen, "admin_listen"),
+        (
+            old.core != new.core,
             "core sections ([upstream], [session], [pool], [scheduler], [store], [protocol], [ingress], [telemetry])",
-        );
-    }
-    if old.redis_url != new.redis_url {
-        changed.push("redis_url");
-    }
-    if old.traces != new.traces {
-        changed.push("the trace export (OTEL_* variables)");
-    }
-    changed
+        ),
+        (old.redis_url != new.redis_url, "redis_url"),
+        (old.traces != new.traces, "the trace export (OTEL_* variables)"),
+    ]
+    .into_iter()
+    .filter_map(|(changed, setting)| changed.then_some(setting))
+    .collect()
 }
 
 #[cfg(test)]
