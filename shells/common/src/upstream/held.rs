@@ -58,29 +58,26 @@ impl<M: From<ConnReport>> HeldConns<M> {
     /// `msg` if its conn is still held; a report of a conn released meanwhile belongs to its
     /// pool and goes to the control task
     pub(crate) async fn keep_held(&self, msg: UpstreamMsg) -> Option<UpstreamMsg> {
-        if self.holds(msg.conn) {
+        if self.held(msg.conn).is_some() {
             return Some(msg);
         }
         let _ = self.control.send(M::from(ConnReport::Idle(msg))).await;
         None
     }
 
-    fn holds(&self, conn: ConnId) -> bool {
-        self.conns.iter().any(|c| c.id() == conn)
+    fn held(&self, conn: ConnId) -> Option<&ConnIo> {
+        self.conns.iter().find(|c| c.id() == conn)
     }
 
     /// Queues a write on a held conn without waiting; `false` when the conn is not held or its
     /// queue is full (upstream stopped reading): the core counts that write as abandoned
     pub(crate) fn write(&self, conn: ConnId, msg: UpstreamTransmit) -> bool {
-        self.conns
-            .iter()
-            .find(|c| c.id() == conn)
-            .is_some_and(|io| io.write(msg).is_ok())
+        self.held(conn).is_some_and(|io| io.write(msg).is_ok())
     }
 
     /// Abandons the write in flight and the queued ones on a held conn
     pub(crate) fn abandon_writes(&self, conn: ConnId) {
-        if let Some(io) = self.conns.iter().find(|c| c.id() == conn) {
+        if let Some(io) = self.held(conn) {
             io.abandon_writes();
         }
     }
