@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
 use wsv2_core::control::{Control, ControlOutput, DialFailure};
+use wsv2_core::ingress::COMPAT_HEADERS;
 use wsv2_core::session::{Lease, SessionInput, SessionRequest};
 use wsv2_core::turn::{HolderInput, SlotRequest};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
@@ -328,10 +329,8 @@ pub(crate) fn session_inbox_capacity(cfg: &Config) -> usize {
 /// The pool key's headers: every dial for the key carries them, warm dials included
 fn compat_headers(compat: &CompatKey) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = Vec::with_capacity(2);
-    for (name, values) in [
-        ("openai-beta", compat.openai_beta()),
-        ("x-codex-beta-features", compat.codex_beta_features()),
-    ] {
+    let values = [compat.openai_beta(), compat.codex_beta_features()];
+    for (name, values) in COMPAT_HEADERS.into_iter().zip(values) {
         if values.is_empty() {
             continue;
         }
