@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 
 use super::holder::Answer;
-use super::{Control, ControlOutput};
+use super::{Control, ControlEvent, ControlOutput};
 use crate::session::SessionInput;
 use crate::turn::SlotRequest;
 use crate::{AccountId, SessionId, TurnId};
@@ -142,6 +142,13 @@ impl Control {
         };
         if self.acquire_or_wait(account, waiter) {
             self.grant_slot(id, turn, account);
+        } else {
+            self.event(ControlEvent::SlotWaiting {
+                session: id,
+                turn,
+                account,
+                max_concurrency,
+            });
         }
     }
 

@@ -9,7 +9,7 @@ use crate::resolver::AccountProtocol;
 use crate::session::SessionInput;
 use crate::store::{BindingRef, StoreRequest};
 use crate::turn::ModelMap;
-use crate::{AccountId, ConnId, SessionId};
+use crate::{AccountId, ConnId, SessionId, TurnId};
 
 /// One configured upstream account, as far as decisions go (URLs and credentials stay in the
 /// shell)
@@ -89,6 +89,18 @@ pub struct DialFailure {
 /// Something worth a log line or a metric
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControlEvent {
+    /// A create has to queue for one of its account's concurrency slots: none was free (its
+    /// grant comes when one is)
+    SlotWaiting {
+        /// The session or HTTP request
+        session: SessionId,
+        /// Its create
+        turn: TurnId,
+        /// The account
+        account: AccountId,
+        /// The create's limit on the account
+        max_concurrency: u32,
+    },
     /// A session was given an account
     Scheduled {
         /// The session

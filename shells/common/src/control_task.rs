@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::warn;
 use wsv2_core::conn::{CompatKey, UpstreamTransmit};
 use wsv2_core::control::{Control, ControlOutput, DialFailure};
 use wsv2_core::ingress::COMPAT_HEADERS;
-use wsv2_core::session::{Lease, SessionInput, SessionRequest};
-use wsv2_core::turn::{HolderInput, SlotRequest};
-use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
+use wsv2_core::session::{Lease, SessionInput};
+use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::holder::deliver;
 use crate::runtime::{Clock, Rt, spawn};
@@ -43,9 +42,6 @@ pub(crate) struct ControlTask {
     ext: Extension,
     /// Waiting for the last conn to end
     no_conns_waiters: Vec<oneshot::Sender<()>>,
-    /// The slot request being handled (a session's turn, or an HTTP request's), until its
-    /// immediate grant (if any) is delivered
-    slot_asked: Option<(SessionId, TurnId)>,
     rt: Rt,
     /// The one timer, set to `control.poll_timeout()`
     clock: Clock,
@@ -71,7 +67,6 @@ impl ControlTask {
             conns: HashMap::new(),
             me,
             no_conns_waiters: Vec::new(),
-            slot_asked: None,
         }
     }
 
@@ -118,12 +113,7 @@ impl ControlTask {
                 self.count_session(true);
             }
             ControlMsg::Request { id, request } => {
-                let wait = match &request {
-                    SessionRequest::Slot(ask) => slot_wait(ask),
-                    _ => None,
-                };
-                self.control.handle_session_request(now, id, request);
-                self.note_slot_wait(id, wait);
+                self.control.handle_session_request(now, id, request)
             }
             ControlMsg::Event { event } => {
                 self.count_session_event(&event);
@@ -198,26 +188,6 @@ impl ControlTask {
         }
     }
 
-    /// Logs a create (a session's `turn`, or an HTTP request's) that has to queue for one of
-    /// its account's concurrency slots (`wait`, of [`slot_wait`]): the grant, if the slot was
-    /// free, is among the outputs the slot request just produced
-    pub(crate) fn note_slot_wait(&mut self, id: SessionId, wait: Option<(TurnId, AccountId, u32)>) {
-        let Some((turn, account, max_concurrency)) = wait else {
-            return;
-        };
-        self.slot_asked = Some((id, turn));
-        self.drain();
-        if self.slot_asked.take().is_some() {
-            info!(
-                session = %id,
-                %turn,
-                %account,
-                max_concurrency,
-                "create waits for an account concurrency slot"
-            );
-        }
-    }
-
     /// Performs every output of the control machine (the drive invariant)
     fn drain(&mut self) {
         while let Some(output) = self.control.poll_output() {
@@ -247,17 +217,9 @@ impl ControlTask {
     }
 
     fn deliver(&mut self, id: SessionId, input: SessionInput) {
-        self.slot_answered(id, input.slot_granted());
         let inbox = self.sessions.get(&id).map(|entry| &entry.inbox);
         if let Some(lease) = deliver(inbox, &self.conns, id, "session", input) {
             self.return_undelivered_lease(lease);
-        }
-    }
-
-    /// A slot grant for the create whose wait is being watched ends the watch
-    fn slot_answered(&mut self, id: SessionId, granted: Option<TurnId>) {
-        if granted.is_some_and(|turn| self.slot_asked == Some((id, turn))) {
-            self.slot_asked = None;
         }
     }
 
@@ -340,18 +302,6 @@ fn compat_headers(compat: &CompatKey) -> Vec<(HeaderName, HeaderValue)> {
         }
     }
     headers
-}
-
-/// The create, account and limit of a slot request that may have to wait for a grant
-pub(crate) fn slot_wait(request: &SlotRequest) -> Option<(TurnId, AccountId, u32)> {
-    match *request {
-        SlotRequest::Acquire {
-            turn,
-            account,
-            max_concurrency,
-        } => Some((turn, account, max_concurrency)),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Concurrency slots the control plane grants are held by their holder until it gives them
 //! back or closes: a grant its holder never read (its task ended while the grant was on the
-//! way) is freed by the holder's close, and one it gave back is not freed twice.
+//! way) is freed by the holder's close, and one it gave back is not freed twice. A create that
+//! has to queue for a slot is reported (`ControlEvent::SlotWaiting`, the driver's log line).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use wsv2_core::control::{AccountSpec, Control, ControlOutput};
+use wsv2_core::control::{AccountSpec, Control, ControlEvent, ControlOutput};
 use wsv2_core::http::{HttpInput, HttpTurnRequest};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{SessionInput, SessionRequest};
@@ -163,4 +164,42 @@ fn a_slot_request_of_a_holder_that_closed_takes_nothing() {
     assert_eq!(held(&control, now), 0, "and no slot taken for it");
     Kind::Session.slot(&mut control, now, next, acquire(1));
     assert_eq!(grants(&mut control), [(next, TurnId(1))]);
+}
+
+#[test]
+fn a_create_that_has_to_queue_for_a_slot_is_reported_and_one_granted_at_once_is_not() {
+    for kind in [Kind::Session, Kind::Http] {
+        let now = Instant::now();
+        let mut control = control(now);
+        let (first, second) = (SessionId(1), SessionId(2));
+        for id in [first, second] {
+            kind.open(&mut control, now, id);
+        }
+        let waits = |control: &mut Control| -> Vec<ControlEvent> {
+            std::iter::from_fn(|| control.poll_output())
+                .filter_map(|out| match out {
+                    ControlOutput::Event(wait @ ControlEvent::SlotWaiting { .. }) => Some(wait),
+                    _ => None,
+                })
+                .collect()
+        };
+        kind.slot(&mut control, now, first, acquire(1));
+        assert_eq!(
+            waits(&mut control),
+            [],
+            "{kind:?}: the free slot is granted at once"
+        );
+        kind.slot(&mut control, now, second, acquire(1));
+        let queued = ControlEvent::SlotWaiting {
+            session: second,
+            turn: TurnId(1),
+            account: ACCOUNT,
+            max_concurrency: 1,
+        };
+        assert_eq!(
+            waits(&mut control),
+            [queued],
+            "{kind:?}: the one slot is taken"
+        );
+    }
 }

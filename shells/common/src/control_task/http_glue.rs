@@ -11,7 +11,6 @@ use tracing::{info, warn};
 use wsv2_core::http::HttpInput;
 use wsv2_core::session::SessionEvent;
 use wsv2_core::store::{BindingRef, StoreRequest};
-use wsv2_core::turn::HolderInput;
 use wsv2_core::{AccountId, SessionId};
 
 use super::ControlTask;
@@ -68,12 +67,7 @@ impl ControlTask {
             }
             ControlMsg::Http { id, request } => {
                 let close = matches!(request, wsv2_core::http::HttpTurnRequest::Close);
-                let wait = match &request {
-                    wsv2_core::http::HttpTurnRequest::Slot(ask) => super::slot_wait(ask),
-                    _ => None,
-                };
                 self.control.handle_http_request(now, id, request);
-                self.note_slot_wait(id, wait);
                 if close {
                     self.ext.http.remove(&id);
                 }
@@ -147,6 +141,18 @@ impl ControlTask {
                     m.bind_failure(kind);
                 }
             }
+            ControlEvent::SlotWaiting {
+                session,
+                turn,
+                account,
+                max_concurrency,
+            } => info!(
+                %session,
+                %turn,
+                %account,
+                max_concurrency,
+                "create waits for an account concurrency slot"
+            ),
             ControlEvent::AccountUsable { account } => {
                 info!(?event, "control");
                 if let Some(m) = &self.ext.metrics {
@@ -187,7 +193,6 @@ impl ControlTask {
 
     /// Delivers an answer to an HTTP request's task (a lease brings the conn's handle)
     pub(crate) fn deliver_http(&mut self, id: SessionId, input: HttpInput) {
-        self.slot_answered(id, input.slot_granted());
         let inbox = self.ext.http.get(&id).map(|entry| &entry.inbox);
         if let Some(lease) = deliver(inbox, &self.conns, id, "HTTP request", input) {
             self.return_undelivered_lease(lease);
