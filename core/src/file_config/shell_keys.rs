@@ -1,6 +1,7 @@
 //! The gateway's own keys: `[[client_keys]]` and `[[accounts]]`, with their cross-checks.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use toml::{Table, Value};
@@ -86,47 +87,43 @@ fn secret(
     env: EnvLookup<'_>,
     issues: &mut Issues,
 ) -> Option<(Secret, Option<String>)> {
-    match (fields.has(inline), fields.has(env_key)) {
-        (true, true) => {
-            push(
-                issues,
-                fields.path(env_key),
-                format!("set either `{inline}` or `{env_key}`, not both"),
-            );
-            None
+    let (path, message) = match (fields.has(inline), fields.has(env_key)) {
+        (true, true) => (
+            env_key,
+            format!("set either `{inline}` or `{env_key}`, not both"),
+        ),
+        (false, false) => (inline, format!("missing (set `{inline}` or `{env_key}`)")),
+        (true, false) => {
+            return fields
+                .non_empty_string(inline, issues)
+                .map(|s| (Secret::new(s.trim()), None));
         }
-        (false, false) => {
-            push(
-                issues,
-                fields.path(inline),
-                format!("missing (set `{inline}` or `{env_key}`)"),
-            );
-            None
-        }
-        (true, false) => fields
-            .non_empty_string(inline, issues)
-            .map(|s| (Secret::new(s.trim()), None)),
         (false, true) => {
             let name = fields.non_empty_string(env_key, issues)?;
-            match env(name) {
-                None => {
-                    push(
-                        issues,
-                        fields.path(env_key),
-                        format!("environment variable `{name}` is not set"),
-                    );
-                    None
-                }
-                Some(value) if value.trim().is_empty() => {
-                    push(
-                        issues,
-                        fields.path(env_key),
-                        format!("environment variable `{name}` is empty"),
-                    );
-                    None
-                }
-                Some(value) => Some((Secret::new(value.trim()), Some(name.to_owned()))),
-            }
+            let problem = match env(name).as_deref().map(str::trim) {
+                None => "is not set",
+                Some("") => "is empty",
+                Some(value) => return Some((Secret::new(value), Some(name.to_owned()))),
+            };
+            (env_key, format!("environment variable `{name}` {problem}"))
+        }
+    };
+    push(issues, fields.path(path), message);
+    None
+}
+
+/// Whether `value` is held by an earlier entry (the path of the first holder); if not, `path`
+/// becomes its holder
+fn first_holder<K: std::hash::Hash + Eq>(
+    holders: &mut HashMap<K, String>,
+    value: K,
+    path: &str,
+) -> Option<String> {
+    match holders.entry(value) {
+        Entry::Occupied(first) => Some(first.get().clone()),
+        Entry::Vacant(slot) => {
+            slot.insert(path.to_owned());
+            None
         }
     }
 }
@@ -169,18 +166,16 @@ pub(crate) fn read_client_keys(
             }
             Some(name) => name.to_owned(),
         };
-        if let Some(first) = names.get(&name) {
+        if let Some(first) = first_holder(&mut names, name.clone(), &path) {
             push(issues, f.path("name"), format!("the same name as {first}"));
             continue;
         }
-        names.insert(name.clone(), path.clone());
         let Some((key, key_env)) = key else { continue };
         let key_path = f.path(if key_env.is_some() { "key_env" } else { "key" });
-        if let Some(first) = seen.get(key.expose()) {
+        if let Some(first) = first_holder(&mut seen, key.expose().to_owned(), &path) {
             push(issues, key_path, format!("the same key as {first}"));
             continue;
         }
-        seen.insert(key.expose().to_owned(), path);
         keys.push(ClientKey {
             key,
             key_env,
@@ -222,29 +217,17 @@ pub(crate) fn read_accounts(
         let valid = issues.len() == before;
         // Duplicates are checked on the raw values, so an entry with other problems still
         // counts as the first holder of its id and name.
-        if let Some(id) = table.get("id").and_then(Value::as_integer) {
-            match ids.get(&id) {
-                Some(first) => push(
-                    issues,
-                    format!("{path}.id"),
-                    format!("duplicate id {id} (also {first})"),
-                ),
-                None => {
-                    ids.insert(id, path.clone());
-                }
-            }
+        if let Some(id) = table.get("id").and_then(Value::as_integer)
+            && let Some(first) = first_holder(&mut ids, id, &path)
+        {
+            let message = format!("duplicate id {id} (also {first})");
+            push(issues, format!("{path}.id"), message);
         }
-        if let Some(name) = table.get("name").and_then(Value::as_str) {
-            match names.get(name) {
-                Some(first) => push(
-                    issues,
-                    format!("{path}.name"),
-                    format!("duplicate name {name:?} (also {first})"),
-                ),
-                None => {
-                    names.insert(name.to_owned(), path.clone());
-                }
-            }
+        if let Some(name) = table.get("name").and_then(Value::as_str)
+            && let Some(first) = first_holder(&mut names, name.to_owned(), &path)
+        {
+            let message = format!("duplicate name {name:?} (also {first})");
+            push(issues, format!("{path}.name"), message);
         }
         if let Some(account) = account.filter(|_| valid) {
             accounts.push(account);
