@@ -66,66 +66,51 @@ pub fn apply_env_overrides(
     let mut issues = Issues::new();
     for (name, raw) in vars {
         let rest = name[ENV_PREFIX.len()..].to_ascii_lowercase();
-        let head = rest
-            .split_once("__")
-            .map_or(rest.as_str(), |(head, _)| head);
-        if matches!(head, "client_keys" | "accounts") {
-            push(&mut issues, name, ARRAY_MESSAGE);
-            continue;
-        }
-        match rest.split_once("__") {
-            None => {
-                let Some(&(key, is_text)) = TOP_LEVEL_SCALARS.iter().find(|(k, _)| *k == rest)
-                else {
-                    let known: Vec<&str> = TOP_LEVEL_SCALARS.iter().map(|(k, _)| *k).collect();
-                    let hint = did_you_mean(&rest, &known);
-                    push(&mut issues, name, format!("no such setting `{rest}`{hint}"));
-                    continue;
-                };
-                set(root, key, &raw, is_text);
-            }
-            Some((section, key)) => {
-                let sections = section_names(&schema);
-                if !sections.contains(&section) {
-                    push(
-                        &mut issues,
-                        name,
-                        format!(
-                            "no such section `{section}`{}",
-                            did_you_mean(section, &sections)
-                        ),
-                    );
-                    continue;
-                }
-                let keys = section_keys(&schema, section);
-                if !keys.contains(&key) {
-                    push(
-                        &mut issues,
-                        name,
-                        format!("no such key `{section}.{key}`{}", did_you_mean(key, &keys)),
-                    );
-                    continue;
-                }
-                let is_text = matches!(&schema[section][key], Value::String(_));
-                let table = match root
-                    .entry(section.to_owned())
-                    .or_insert_with(|| Value::Table(Table::new()))
-                {
-                    Value::Table(t) => t,
-                    _ => {
-                        push(
-                            &mut issues,
-                            name,
-                            format!("`{section}` in the file is not a table"),
-                        );
-                        continue;
-                    }
-                };
-                set(table, key, &raw, is_text);
-            }
+        if let Err(warning) = apply_one(root, &schema, &rest, &raw) {
+            push(&mut issues, name, warning);
         }
     }
     issues
+}
+
+/// Sets the value the variable whose name after the prefix is `rest` (lowercase) stands for;
+/// the warning when it stands for none
+fn apply_one(root: &mut Table, schema: &Table, rest: &str, raw: &str) -> Result<(), String> {
+    let split = rest.split_once("__");
+    if matches!(
+        split.map_or(rest, |(head, _)| head),
+        "client_keys" | "accounts"
+    ) {
+        return Err(ARRAY_MESSAGE.to_owned());
+    }
+    let Some((section, key)) = split else {
+        let Some(&(key, is_text)) = TOP_LEVEL_SCALARS.iter().find(|(k, _)| *k == rest) else {
+            let known: Vec<&str> = TOP_LEVEL_SCALARS.iter().map(|(k, _)| *k).collect();
+            let hint = did_you_mean(rest, &known);
+            return Err(format!("no such setting `{rest}`{hint}"));
+        };
+        set(root, key, raw, is_text);
+        return Ok(());
+    };
+    let sections = section_names(schema);
+    if !sections.contains(&section) {
+        let hint = did_you_mean(section, &sections);
+        return Err(format!("no such section `{section}`{hint}"));
+    }
+    let keys = section_keys(schema, section);
+    if !keys.contains(&key) {
+        let hint = did_you_mean(key, &keys);
+        return Err(format!("no such key `{section}.{key}`{hint}"));
+    }
+    let is_text = matches!(&schema[section][key], Value::String(_));
+    let entry = root
+        .entry(section.to_owned())
+        .or_insert_with(|| Value::Table(Table::new()));
+    let Value::Table(table) = entry else {
+        return Err(format!("`{section}` in the file is not a table"));
+    };
+    set(table, key, raw, is_text);
+    Ok(())
 }
 
 /// The variables `root` reads credentials from: every `client_keys[].key_env` and
