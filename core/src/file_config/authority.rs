@@ -38,11 +38,8 @@ pub(crate) struct Authority {
     pub(crate) port: Option<u16>,
 }
 
-/// Parses `host[:port]`; `[v6]` and `[v6]:port` for IPv6 literals
+/// Parses `host[:port]`; `[v6]` and `[v6]:port` for IPv6 literals (an empty text has no host)
 pub(crate) fn parse_authority(text: &str) -> Result<Authority, String> {
-    if text.is_empty() {
-        return Err("no host".to_owned());
-    }
     let (host_written, host, port_text) = if let Some(rest) = text.strip_prefix('[') {
         let Some((inner, after)) = rest.split_once(']') else {
             return Err("unclosed '[' in the host".to_owned());

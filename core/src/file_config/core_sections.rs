@@ -60,10 +60,8 @@ pub(crate) fn read(root: &Table, issues: &mut Issues) -> Config {
                 continue;
             }
             // Deserialize this one key on its own, so its error is its own.
-            let mut probe = Table::new();
-            probe.insert(key.clone(), user[key].clone());
-            let mut probe_root = Table::new();
-            probe_root.insert(section.to_owned(), Value::Table(probe));
+            let probe = Table::from_iter([(key.clone(), user[key].clone())]);
+            let probe_root = Table::from_iter([(section.to_owned(), Value::Table(probe))]);
             match Config::deserialize(probe_root) {
                 Ok(_) => {
                     good.insert(key.clone(), user[key].clone());
@@ -81,8 +79,6 @@ pub(crate) fn read(root: &Table, issues: &mut Issues) -> Config {
             Config::default()
         }
     };
-    for error in config.validate() {
-        issues.push(error);
-    }
+    issues.extend(config.validate());
     config
 }

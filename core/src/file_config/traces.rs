@@ -73,29 +73,32 @@ pub fn resolve_trace_export(
     };
     let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
         || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
-    let endpoint = match (
-        var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").filter(|v| !v.is_empty()),
-        var("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|v| !v.is_empty()),
-    ) {
-        (Some(url), _) => Some(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url, false)),
-        (None, Some(base)) => Some(("OTEL_EXPORTER_OTLP_ENDPOINT", base, true)),
-        (None, None) if !cfg.traces_endpoint.trim().is_empty() => Some((
-            "telemetry.traces_endpoint",
-            cfg.traces_endpoint.trim().to_owned(),
-            false,
-        )),
-        (None, None) => None,
+    // The traces-specific variable first, then the general one.
+    let first = |names: [&'static str; 2]| {
+        names
+            .into_iter()
+            .find_map(|name| var(name).map(|v| (name, v)))
     };
+    let file_endpoint = cfg.traces_endpoint.trim();
+    let endpoint = first([
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ])
+    .or_else(|| {
+        (!file_endpoint.is_empty()).then(|| ("telemetry.traces_endpoint", file_endpoint.to_owned()))
+    });
     if let Some(exporter) = var("OTEL_TRACES_EXPORTER")
-        && !matches!(exporter.to_ascii_lowercase().as_str(), "" | "otlp" | "none")
+        && !matches!(exporter.to_ascii_lowercase().as_str(), "otlp" | "none")
     {
         push(&mut issues, "OTEL_TRACES_EXPORTER", "only otlp or none");
     }
-    if let Some(protocol) = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        .filter(|p| !p.is_empty() && p != "http/protobuf")
+    // The protocol is never echoed: the issue says what is supported instead.
+    if first([
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ])
+    .is_some_and(|(_, p)| p != "http/protobuf")
     {
-        let _ = protocol; // never echoed: say what is supported instead
         push(
             &mut issues,
             "OTEL_EXPORTER_OTLP_PROTOCOL",
@@ -128,10 +131,10 @@ pub fn resolve_trace_export(
             all
         },
     );
-    let timeout = match var("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
-        .map(|v| ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", v))
-        .or_else(|| var("OTEL_EXPORTER_OTLP_TIMEOUT").map(|v| ("OTEL_EXPORTER_OTLP_TIMEOUT", v)))
-    {
+    let timeout = match first([
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]) {
         Some((name, ms)) => match ms.parse::<u64>() {
             Ok(ms) if ms > 0 => Duration::from_millis(ms),
             _ => {
@@ -158,27 +161,24 @@ pub fn resolve_trace_export(
                     }
                 }
             }
-            Some(_) => push(
-                &mut issues,
-                "OTEL_RESOURCE_ATTRIBUTES",
-                "more than 32 attributes",
-            ),
-            None => push(
-                &mut issues,
-                "OTEL_RESOURCE_ATTRIBUTES",
-                "expected comma-separated key=value pairs",
-            ),
+            too_many_or_bad => {
+                let why = match too_many_or_bad {
+                    Some(_) => "more than 32 attributes",
+                    None => "expected comma-separated key=value pairs",
+                };
+                push(&mut issues, "OTEL_RESOURCE_ATTRIBUTES", why);
+            }
         }
     }
-    if let Some(name) = var("OTEL_SERVICE_NAME").filter(|v| !v.is_empty()) {
+    if let Some(name) = var("OTEL_SERVICE_NAME") {
         service_name = name;
     }
-    let target = endpoint.and_then(|(source, url, append)| match parse_endpoint(&url, append) {
-        Ok(target) => Some(target),
-        Err(why) => {
-            push(&mut issues, source, &why);
-            None
-        }
+    let target = endpoint.and_then(|(source, url)| {
+        // The general variable names a base URL: `/v1/traces` follows it.
+        let append = source == "OTEL_EXPORTER_OTLP_ENDPOINT";
+        parse_endpoint(&url, append)
+            .map_err(|why| push(&mut issues, source, why))
+            .ok()
     });
     if !issues.is_empty() {
         return Err(issues);

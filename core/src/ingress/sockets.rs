@@ -238,16 +238,14 @@ pub fn derive_max_client_sockets(
     nofile: Option<u64>,
     upstream_conns: usize,
 ) -> SocketBudget {
-    if cfg.max_client_sockets > 0 {
-        return SocketBudget {
-            max_client_sockets: cfg.max_client_sockets,
-            nofile: None,
-            upstream_headroom: 0,
+    let Some(limit) = nofile.filter(|_| cfg.max_client_sockets == 0) else {
+        // Configured, or no descriptor limit to derive a cap from.
+        let max_client_sockets = match cfg.max_client_sockets {
+            0 => usize::MAX,
+            configured => configured,
         };
-    }
-    let Some(limit) = nofile else {
         return SocketBudget {
-            max_client_sockets: usize::MAX,
+            max_client_sockets,
             nofile: None,
             upstream_headroom: 0,
         };
