@@ -130,4 +130,28 @@ pub mod trace_context;
 pub mod turn;
 
 pub use config::Config;
+
+/// A queue that can give back its room once empty. The machines' queues grow during a turn
+/// and keep their capacity; a session idle between turns has them all empty, and a gateway
+/// holds many such sessions (the next turn allocates them again: once per turn, not per event).
+pub(crate) trait FreeWhenEmpty {
+    /// Frees the queue's room if it holds nothing
+    fn free_when_empty(&mut self);
+}
+
+impl<T> FreeWhenEmpty for Vec<T> {
+    fn free_when_empty(&mut self) {
+        if self.is_empty() {
+            self.shrink_to_fit();
+        }
+    }
+}
+
+impl<T> FreeWhenEmpty for std::collections::VecDeque<T> {
+    fn free_when_empty(&mut self) {
+        if self.is_empty() {
+            self.shrink_to_fit();
+        }
+    }
+}
 pub use ids::{AccountId, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use crate::event::{ServerEventKind, Usage};
-use crate::{Lane, ResponseId, TurnId};
+use crate::{FreeWhenEmpty, Lane, ResponseId, TurnId};
 
 /// How a response ended
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,6 +159,13 @@ pub(crate) struct Lanes {
 }
 
 impl Lanes {
+    /// Frees the room of the lists that are empty (the conn's holder idles between turns)
+    pub(crate) fn free_empty_lists(&mut self) {
+        self.open.free_when_empty();
+        self.successors_due.free_when_empty();
+        self.steers_sent.free_when_empty();
+    }
+
     /// Responses forwarded and not yet ended
     pub(crate) fn unfinished(&self) -> usize {
         self.open.len()

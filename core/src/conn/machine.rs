@@ -15,7 +15,7 @@ use crate::event::{
     classify_server_text,
 };
 use crate::timer::{TimerName, TimerTable};
-use crate::{ConnId, Lane, ResponseId, StreamId, TurnId};
+use crate::{ConnId, FreeWhenEmpty, Lane, ResponseId, StreamId, TurnId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ConnTimer {
@@ -443,6 +443,15 @@ impl UpstreamConn {
             self.state,
             ConnState::Open | ConnState::Dirty | ConnState::Retiring
         )
+    }
+
+    /// Gives back the room of its empty queues (see [`Session::free_idle_room`])
+    ///
+    /// [`Session::free_idle_room`]: crate::session::Session::free_idle_room
+    pub fn free_idle_room(&mut self) {
+        self.transmits.free_when_empty();
+        self.ended.free_when_empty();
+        self.lanes.free_empty_lists();
     }
 
     /// Responses forwarded and not yet ended

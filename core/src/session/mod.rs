@@ -31,6 +31,7 @@ pub use types::{
 
 pub use crate::pool::Lease;
 
+use crate::FreeWhenEmpty;
 use crate::conn::UpstreamConn;
 use crate::errors::{GatewayError, Refusal};
 use crate::event::{ClientEventKind, classify_client_event};
@@ -480,6 +481,26 @@ impl Session {
     /// The conn finishing its responses during a rotation
     pub fn retiring_conn(&self) -> Option<&UpstreamConn> {
         self.retiring.as_ref()
+    }
+
+    /// Between turns (nothing unfinished upstream, no create held), gives back the room the
+    /// session's and its conns' queues grew to during the turns that ended; a no-op otherwise.
+    /// Call when the driver finds the session idle with its outputs drained; the next turn
+    /// allocates its queues again (once per turn, not per event), and an idle session holds none.
+    pub fn free_idle_room(&mut self) {
+        if self.unfinished() > 0 || !self.pending.is_empty() {
+            return;
+        }
+        self.turns.free_when_empty();
+        self.pending.free_when_empty();
+        self.exclude.free_when_empty();
+        self.client_out.free_when_empty();
+        self.upstream_out.free_when_empty();
+        self.requests.free_when_empty();
+        self.events.free_when_empty();
+        for conn in self.conns_mut() {
+            conn.free_idle_room();
+        }
     }
 
     /// Creates held by the session (waiting for an account, a conn, room or a slot)

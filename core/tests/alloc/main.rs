@@ -15,6 +15,9 @@ mod session;
 thread_local! {
     /// Allocations made by this thread; const-initialised, so reading it never allocates
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    /// Bytes this thread allocated minus those it freed (a block freed by another thread
+    /// than its allocator's skews it: the tests here stay on one thread)
+    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
 }
 
 /// Counts every allocation and reallocation of the current thread, then defers to `System`
@@ -25,27 +28,35 @@ fn count_one() {
     let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
 }
 
+fn count_bytes(delta: isize) {
+    let _ = LIVE_BYTES.try_with(|n| n.set(n.get() + delta));
+}
+
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count_one();
+        count_bytes(layout.size() as isize);
         // SAFETY: forwarded as received.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count_one();
+        count_bytes(layout.size() as isize);
         // SAFETY: forwarded as received.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count_one();
+        count_bytes(new_size as isize - layout.size() as isize);
         // SAFETY: forwarded as received.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count_bytes(-(layout.size() as isize));
         // SAFETY: forwarded as received.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -57,6 +68,11 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 /// Allocations made so far by this thread
 fn allocations() -> usize {
     ALLOCATIONS.with(Cell::get)
+}
+
+/// Heap bytes this thread holds (allocated and not freed)
+fn live_bytes() -> isize {
+    LIVE_BYTES.with(Cell::get)
 }
 
 /// Allocations made by `f` on this thread

@@ -10,11 +10,11 @@ use wsv2_core::conn::{CompatKey, ConnRecord};
 use wsv2_core::event::Utf8;
 use wsv2_core::http::{HttpAdmission, HttpInput, HttpTurn, HttpTurnRequest};
 use wsv2_core::resolver::Transport;
-use wsv2_core::session::{Admission, Lease, Session, SessionRequest};
+use wsv2_core::session::{Admission, Lease, Session, SessionEvent, SessionRequest};
 use wsv2_core::turn::{Holder, ModelMap, SessionInfo, SlotRequest, UpstreamInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
-use crate::allocations;
+use crate::{allocations, live_bytes};
 
 /// Drains every output the way a shell does after an input
 fn drain(session: &mut Session) -> usize {
@@ -131,6 +131,40 @@ fn relaying_a_model_bearing_event_that_needs_no_rewrite_allocates_nothing() {
             assert_eq!(count_relay(&mut s, t0, frame), 0, "in_progress {i}");
         }
     }
+}
+
+#[test]
+fn a_session_between_turns_gives_back_its_queues_room() {
+    let (mut s, t0) = steady_session(ModelMap::default(), None);
+    let before = live_bytes();
+    s.free_idle_room();
+    assert_eq!(live_bytes(), before, "a turn under way keeps its queues");
+    for i in 0..4 {
+        count_relay(&mut s, t0, delta(None, i));
+    }
+    let completed = Bytes::from_static(
+        br#"{"type":"response.completed","response":{"id":"resp_1","model":"gpt-test","output":[]}}"#,
+    );
+    s.handle_upstream(
+        t0,
+        ConnId(1),
+        UpstreamInput::Frame(completed, Utf8::Unchecked),
+    );
+    drain(&mut s);
+    assert_eq!(s.unfinished(), 0, "the turn ended");
+    let idle = live_bytes();
+    s.free_idle_room();
+    let freed = idle - live_bytes();
+    // At least the room of the command and event queues the turn used (four entries each, the
+    // least a queue grows to): what 1,000 idle sessions would otherwise keep 1,000 times.
+    let least = 4 * (size_of::<SessionRequest>() + size_of::<SessionEvent>()) as isize;
+    assert!(
+        freed >= least,
+        "freed {freed} bytes, expected at least {least}"
+    );
+    let freed_again = live_bytes();
+    s.free_idle_room();
+    assert_eq!(live_bytes(), freed_again, "nothing is left to free");
 }
 
 #[test]

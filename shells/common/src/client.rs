@@ -295,8 +295,12 @@ where
 }
 
 impl<S: ReleaseBuffers> ClientOutbox<S> {
-    /// Lets the client socket's empty read and write buffers go (the session idles)
-    pub(crate) fn release_buffers(&self) {
+    /// Lets the client socket's empty read and write buffers go, and the queue's room when it
+    /// is empty (the session idles)
+    pub(crate) fn release_buffers(&mut self) {
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
         self.sink.release_buffers();
     }
 }

@@ -241,8 +241,8 @@ impl SessionTask {
     }
 
     /// Between turns (no response under way or waiting, nothing left to write to the client)
-    /// the client socket and the held conns let their empty buffers go, so an idle session
-    /// holds none; the next frame either way allocates them again (once per turn, not per
+    /// the session's queues, the client socket and the held conns let their empty buffers go,
+    /// so an idle session holds none; the next frame either way allocates them again (once per turn, not per
     /// event)
     fn release_buffers_when_idle(&mut self) {
         if self.buffers_released
@@ -253,6 +253,7 @@ impl SessionTask {
             return;
         }
         self.buffers_released = true;
+        self.session.free_idle_room();
         self.outbox.release_buffers();
         self.io.held.release_buffers();
     }
