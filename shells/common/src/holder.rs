@@ -20,7 +20,7 @@ use wsv2_core::turn::SessionInfo;
 
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{Clock, Rt};
-use crate::shared::{ControlMsg, ControlTx, Delivery, DialHeaders, SocketPermit};
+use crate::shared::{ControlMsg, ControlTx, Delivery, DialHeaders, Sending, SocketPermit};
 use crate::traces::{SpanSource, TraceSink};
 use crate::upstream::{ConnIo, HeldConns, UpstreamMsg};
 use tracing::{debug, warn};
@@ -88,7 +88,13 @@ impl<I: HolderInput> HolderIo<I> {
         clock: &Clock,
         msg: UpstreamMsg,
     ) -> Option<Instant> {
-        let msg = self.held.keep_held(msg).await?;
+        let msg = match self.held.keep_held(msg) {
+            Ok(msg) => msg,
+            Err(sending) => {
+                sending.await;
+                return None;
+            }
+        };
         let now = clock.now();
         let frame = matches!(msg.input, UpstreamInput::Frame(..));
         holder.handle_upstream(now, msg.conn, msg.input);
@@ -98,14 +104,17 @@ impl<I: HolderInput> HolderIo<I> {
     /// Sends the control task `msg`, a holder's release of `conn`, then routes the conn's
     /// reports there: the release reaches the control task before any report the reader sends
     /// it after the owner change, so an idle frame is never seen before its release
-    pub(crate) async fn release(&mut self, conn: ConnId, msg: ControlMsg) {
-        self.send(msg).await;
-        self.held.release(conn);
+    pub(crate) fn release(&mut self, conn: ConnId, msg: ControlMsg) -> impl Future<Output = ()> {
+        let sending = self.send(msg);
+        async move {
+            sending.await;
+            self.held.release(conn);
+        }
     }
 
     /// Sends the control task `msg` (dropped when it is gone: shutting down)
-    pub(crate) async fn send(&self, msg: ControlMsg) {
-        let _ = self.control.send(msg).await;
+    pub(crate) fn send(&self, msg: ControlMsg) -> Sending {
+        Sending::new(&self.control, msg)
     }
 
     /// After the holder: answers the control task queued meanwhile are never read, and a lease

@@ -407,7 +407,9 @@ impl HttpTask {
                     .release(conn, ControlMsg::Http { id, request })
                     .await;
             }
-            request => self.io.send(ControlMsg::Http { id, request }).await,
+            request => {
+                self.io.send(ControlMsg::Http { id, request }).await;
+            }
         }
     }
 

@@ -174,7 +174,9 @@ impl Ingress {
                         Some(ws_config(max_message_size)),
                     )
                     .await;
-                    run_session(ws, start).await;
+                    // A task of its own: this one's future (the upgrade's, the handshake's and
+                    // the session's start) would otherwise stay allocated for the socket's life.
+                    spawn(&rt, run_session(ws, start));
                 }
                 Ok(Err(_)) => {
                     warn!("client upgrade: the upgraded connection is not the accepted socket")

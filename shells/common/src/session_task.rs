@@ -30,7 +30,7 @@ use crate::holder::{HolderIo, HolderStart, Labels, TurnMetrics};
 use crate::log_limit::{ClientLine, LogLimits, limited};
 use crate::metrics_export::ClientTransport;
 use crate::runtime::{Clock, Rt, timeout};
-use crate::shared::ControlMsg;
+use crate::shared::{ControlMsg, Sending};
 use crate::upstream::UpstreamMsg;
 
 /// Upstream reports handled in one wake-up before the client socket is written
@@ -43,13 +43,18 @@ pub(crate) struct SessionStart {
     pub(crate) logs: Arc<LogLimits>,
 }
 
-/// Runs one client socket to its end
-pub(crate) async fn run_session(ws: WebSocketStream<ClientIo>, start: SessionStart) {
+/// Runs one client socket to its end. Nothing here waits: the task is built, the control task
+/// told, and the future returned holds the task and its run only (a spawned task's future
+/// is kept for the socket's life, so what it holds is paid per idle session).
+pub(crate) fn run_session(
+    ws: WebSocketStream<ClientIo>,
+    start: SessionStart,
+) -> impl Future<Output = ()> + Send + 'static {
     let span = info_span!("session", id = %start.holder.id, client = %start.holder.labels.key_name, group = %start.holder.info.group);
-    run(ws, start).instrument(span).await;
+    run(ws, start).instrument(span)
 }
 
-async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
+fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) -> impl Future<Output = ()> {
     let SessionStart { holder: h, logs } = start;
     let (rt, id, cfg, mut permit) = (h.rt, h.id, h.cfg, h.permit);
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
@@ -61,9 +66,7 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         headers,
         inbox: inbox_tx,
     };
-    if h.control.send(open).await.is_err() {
-        return; // shutting down
-    }
+    let opened = Sending::new(&h.control, open);
     let (sink, client) = ws.split();
     let outbox = ClientOutbox::new(
         sink,
@@ -87,27 +90,32 @@ async fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) {
         labels: h.labels,
         logs,
     };
-    task.run().await;
-    task.io.return_unread_leases().await;
-    task.io.send(ControlMsg::Close { id }).await;
-    let SessionTask {
-        outbox,
-        client,
-        session,
-        client_read,
-        ..
-    } = task;
-    drop(session);
-    if let Some(sink) = outbox.finish(&rt).await {
-        match client_read {
-            // The client closed and was answered: the handshake is complete, and the server
-            // closes the TCP connection first (RFC 6455 §7.1.1): clients wait for it.
-            ClientRead::CloseReceived => {}
-            ClientRead::Open => await_close_reply(&rt, sink, client, close_linger).await,
-            ClientRead::Broken => linger(&rt, sink, client, close_linger).await,
+    async move {
+        if !opened.await {
+            return; // shutting down
         }
+        task.run().await;
+        task.io.return_unread_leases().await;
+        task.io.send(ControlMsg::Close { id }).await;
+        let SessionTask {
+            outbox,
+            client,
+            session,
+            client_read,
+            ..
+        } = task;
+        drop(session);
+        if let Some(sink) = outbox.finish(&rt).await {
+            match client_read {
+                // The client closed and was answered: the handshake is complete, and the server
+                // closes the TCP connection first (RFC 6455 §7.1.1): clients wait for it.
+                ClientRead::CloseReceived => {}
+                ClientRead::Open => await_close_reply(&rt, sink, client, close_linger).await,
+                ClientRead::Broken => linger(&rt, sink, client, close_linger).await,
+            }
+        }
+        drop(permit);
     }
-    drop(permit);
 }
 
 /// The RFC 6455 violation a client read error is, if it is one (not a reset, an EOF or an I/O
@@ -402,24 +410,43 @@ impl SessionTask {
         }
     }
 
-    async fn route_request(&mut self, request: SessionRequest) {
-        match request {
-            SessionRequest::AbandonWrites { conn } => self.io.held.abandon_writes(conn),
+    /// Performs a request; the future returned (awaited at once) holds no request, so the
+    /// task's future keeps no room for one
+    fn route_request(&mut self, request: SessionRequest) -> impl Future<Output = ()> + '_ {
+        let (sending, released) = match request {
+            SessionRequest::AbandonWrites { conn } => {
+                self.io.held.abandon_writes(conn);
+                (None, None)
+            }
             SessionRequest::CloseClient { code, reason } => {
                 self.outbox.close(self.clock.now(), code, reason);
                 self.client_open = false;
+                (None, None)
             }
             SessionRequest::Release(release) => {
                 let conn = release.record.id;
                 let request = SessionRequest::Release(release);
                 let id = self.io.id();
-                self.io
-                    .release(conn, ControlMsg::Request { id, request })
-                    .await;
+                (
+                    Some(self.io.send(ControlMsg::Request { id, request })),
+                    Some(conn),
+                )
             }
             request => {
                 let id = self.io.id();
-                self.io.send(ControlMsg::Request { id, request }).await;
+                (
+                    Some(self.io.send(ControlMsg::Request { id, request })),
+                    None,
+                )
+            }
+        };
+        async move {
+            if let Some(sending) = sending {
+                sending.await;
+            }
+            if let Some(conn) = released {
+                // After the release reached the control task (see `HolderIo::release`).
+                self.io.held.release(conn);
             }
         }
     }
@@ -474,5 +501,26 @@ impl SessionTask {
             }
             other => debug!(?other, "session"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The size of the future `f` returns, without calling it
+    fn future_size<A, B, F: Future>(_: impl FnOnce(A, B) -> F) -> usize {
+        size_of::<F>()
+    }
+
+    #[test]
+    fn the_session_future_holds_its_task_and_little_more() {
+        // A spawned session's future stays allocated for the socket's life, idle or not: its
+        // awaits must not keep room for messages (a `ControlMsg` and its send per nested
+        // await, 3 KiB in all before) nor for the arguments it started from.
+        let task = size_of::<super::SessionTask>();
+        let future = future_size(super::run_session);
+        assert!(
+            future <= task + 1024,
+            "the session future is {future} bytes for a {task}-byte task"
+        );
     }
 }

@@ -7,6 +7,7 @@ use wsv2_core::ConnId;
 use wsv2_core::conn::UpstreamTransmit;
 
 use super::conn::{ConnIo, ConnReport, UpstreamMsg};
+use crate::shared::Sending;
 
 /// Reports waiting to be handled; a full queue stops the conns' readers (TCP backpressure
 /// upstream)
@@ -55,14 +56,16 @@ impl<M: From<ConnReport>> HeldConns<M> {
         self.rx.try_recv().ok()
     }
 
-    /// `msg` if its conn is still held; a report of a conn released meanwhile belongs to its
-    /// pool and goes to the control task
-    pub(crate) async fn keep_held(&self, msg: UpstreamMsg) -> Option<UpstreamMsg> {
+    /// `Ok(msg)` if its conn is still held; a report of a conn released meanwhile belongs to
+    /// its pool and goes to the control task (`Err`: awaited, it has)
+    pub(crate) fn keep_held(&self, msg: UpstreamMsg) -> Result<UpstreamMsg, Sending>
+    where
+        M: Send + 'static,
+    {
         if self.held(msg.conn).is_some() {
-            return Some(msg);
+            return Ok(msg);
         }
-        let _ = self.control.send(M::from(ConnReport::Idle(msg))).await;
-        None
+        Err(Sending::new(&self.control, M::from(ConnReport::Idle(msg))))
     }
 
     fn held(&self, conn: ConnId) -> Option<&ConnIo> {
