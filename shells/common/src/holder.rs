@@ -19,7 +19,7 @@ use wsv2_core::Config;
 use wsv2_core::turn::SessionInfo;
 
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
-use crate::runtime::{Clock, Rt};
+use crate::runtime::Rt;
 use crate::shared::{ControlMsg, ControlTx, Delivery, DialHeaders, Sending, SocketPermit};
 use crate::traces::{SpanSource, TraceSink};
 use crate::upstream::{ConnIo, HeldConns, UpstreamMsg};
@@ -81,11 +81,11 @@ impl<I: HolderInput> HolderIo<I> {
     }
 
     /// Hands `holder` a held conn's report (one of a conn released meanwhile goes to the
-    /// control task); when it was a frame, when it was handed over
+    /// control task) at `now`; `Some(now)` when it was a frame
     pub(crate) async fn report(
         &mut self,
         holder: &mut impl Holder<Input = I>,
-        clock: &Clock,
+        now: Instant,
         msg: UpstreamMsg,
     ) -> Option<Instant> {
         let msg = match self.held.keep_held(msg) {
@@ -95,7 +95,6 @@ impl<I: HolderInput> HolderIo<I> {
                 return None;
             }
         };
-        let now = clock.now();
         let frame = matches!(msg.input, UpstreamInput::Frame(..));
         holder.handle_upstream(now, msg.conn, msg.input);
         frame.then_some(now)

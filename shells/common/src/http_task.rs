@@ -204,7 +204,7 @@ impl HttpTask {
                     None => return, // the control task is gone: shutting down
                 },
                 Some(msg) = self.io.held.recv(), if read_upstream => {
-                    if let Some(now) = self.io.report(&mut self.turn, &self.clock, msg).await {
+                    if let Some(now) = self.io.report(&mut self.turn, self.clock.now(), msg).await {
                         // The per-event path ends when its chunk is queued for the client.
                         self.relay_transmits(Some(now));
                     }

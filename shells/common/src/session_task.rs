@@ -221,28 +221,46 @@ impl SessionTask {
             let read_upstream = self.session.wants_upstream_read();
             let read_client = self.client_open && !self.outbox.is_full();
             let write_client = self.outbox.has_work();
-            tokio::select! {
+            // One clock read per wake-up (after it: the runtime may wake us late or early),
+            // given to everything this wake-up hands the session.
+            let now = tokio::select! {
                 biased;
                 delivery = self.io.inbox.recv() => match delivery {
                     Some(delivery) => {
                         self.buffers_released = false;
-                        self.io.deliver(&mut self.session, self.clock.now(), *delivery)
+                        let now = self.clock.now();
+                        self.io.deliver(&mut self.session, now, *delivery);
+                        now
                     }
                     None => return, // the control task is gone: shutting down
                 },
-                () = self.shutdown.requested() => self.session.handle_shutdown(self.clock.now()),
+                () = self.shutdown.requested() => {
+                    let now = self.clock.now();
+                    self.session.handle_shutdown(now);
+                    now
+                }
                 // What the last drive queued goes out before anything more is read.
-                () = std::future::poll_fn(|cx| self.outbox.poll_write(cx)), if write_client => {}
-                Some(msg) = self.io.held.recv(), if read_upstream => self.relay_upstream(msg).await,
-                msg = self.client.next(), if read_client => self.on_client(msg),
+                () = std::future::poll_fn(|cx| self.outbox.poll_write(cx)), if write_client => {
+                    self.clock.now()
+                }
+                Some(msg) = self.io.held.recv(), if read_upstream => {
+                    let now = self.clock.now();
+                    self.relay_upstream(now, msg).await;
+                    now
+                }
+                msg = self.client.next(), if read_client => {
+                    let now = self.clock.now();
+                    self.on_client(now, msg);
+                    now
+                }
                 () = self.clock.until(deadline) => {
-                    // Re-read the clock: the runtime may wake us late or early.
                     let now = self.clock.now();
                     self.outbox.handle_timeout(now);
                     self.session.handle_timeout(now);
+                    now
                 }
-            }
-            self.drive(None).await;
+            };
+            self.drive(now, None).await;
             self.release_buffers_when_idle();
         }
         self.io.held.release_all();
@@ -269,14 +287,13 @@ impl SessionTask {
     /// Handles `msg` and, under load, the reports already queued behind it (up to
     /// [`UPSTREAM_BATCH`]), driving the session after each, so one client flush carries them all;
     /// at low load the queue is empty and the frame goes out at once
-    async fn relay_upstream(&mut self, msg: UpstreamMsg) {
+    async fn relay_upstream(&mut self, now: Instant, msg: UpstreamMsg) {
         self.buffers_released = false;
         let mut next = Some(msg);
         let mut handled = 0;
         while let Some(msg) = next.take() {
-            let received = self.clock.now();
-            self.io.report(&mut self.session, &self.clock, msg).await;
-            self.drive(Some(received)).await;
+            self.io.report(&mut self.session, now, msg).await;
+            self.drive(now, Some(now)).await;
             handled += 1;
             if handled < UPSTREAM_BATCH
                 && self.session.wants_upstream_read()
@@ -288,9 +305,8 @@ impl SessionTask {
         }
     }
 
-    fn on_client(&mut self, msg: Option<Result<Message, WsError>>) {
+    fn on_client(&mut self, now: Instant, msg: Option<Result<Message, WsError>>) {
         self.buffers_released = false;
-        let now = self.clock.now();
         match msg {
             Some(Ok(Message::Text(text))) => {
                 self.session.handle_client_text(now, Bytes::from(text))
@@ -343,11 +359,11 @@ impl SessionTask {
 
     /// Performs every output of the session (the drive invariant), then feeds back what the
     /// I/O learned meanwhile (full queues, a failed client writer) until nothing changes;
-    /// `received` is when the upstream frame that started this drive arrived
-    async fn drive(&mut self, mut received: Option<Instant>) {
+    /// `now` is the wake-up's time, `received` when the upstream frame that started this drive
+    /// arrived
+    async fn drive(&mut self, mut now: Instant, mut received: Option<Instant>) {
         let mut unwritable: Vec<ConnId> = Vec::new();
         loop {
-            let now = self.clock.now();
             while let Some(transmit) = self.session.poll_transmit() {
                 match transmit {
                     Transmit::Client(frame) => {
@@ -407,6 +423,8 @@ impl SessionTask {
             if !changed {
                 return;
             }
+            // Another round: what the session was told may have taken time to route.
+            now = self.clock.now();
         }
     }
 
