@@ -5,6 +5,7 @@
 //! conn's reader hands the frame over, the session routes it, the outbox takes the same buffer.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use futures_util::io::AsyncReadExt;
@@ -261,9 +262,20 @@ impl SessionTask {
                 }
             };
             self.drive(now, None).await;
+            // What the drive queued goes out in this wake-up when the socket takes it, not in
+            // another turn of the loop (at low load: one relayed event, one wake-up).
+            if self.outbox.has_work() && self.write_once().await {
+                self.drive(now, None).await;
+            }
             self.release_buffers_when_idle();
         }
         self.io.held.release_all();
+    }
+
+    /// Polls the client write once: true when everything queued was written (or the socket
+    /// failed); otherwise the socket wakes the task when it can take more
+    async fn write_once(&mut self) -> bool {
+        std::future::poll_fn(|cx| Poll::Ready(self.outbox.poll_write(cx).is_ready())).await
     }
 
     /// Between turns (no response under way or waiting, nothing left to write to the client)
