@@ -16,7 +16,7 @@ use async_tungstenite::{WebSocketReceiver, WebSocketStream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Span, debug, info, info_span, warn};
 use wsv2_core::ConnId;
 use wsv2_core::conn::Outcome;
 use wsv2_core::errors::ErrorCode;
@@ -46,16 +46,18 @@ pub(crate) struct SessionStart {
 
 /// Runs one client socket to its end. Nothing here waits: the task is built, the control task
 /// told, and the future returned holds the task and its run only (a spawned task's future
-/// is kept for the socket's life, so what it holds is paid per idle session).
+/// is kept for the socket's life, so what it holds is paid per idle session). Its log lines
+/// carry the session's span: the task enters it where it logs, not around every poll (an enter
+/// and exit per relayed event otherwise).
 pub(crate) fn run_session(
     ws: WebSocketStream<ClientIo>,
     start: SessionStart,
 ) -> impl Future<Output = ()> + Send + 'static {
     let span = info_span!("session", id = %start.holder.id, client = %start.holder.labels.key_name, group = %start.holder.info.group);
-    run(ws, start).instrument(span)
+    run(ws, start, span)
 }
 
-fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) -> impl Future<Output = ()> {
+fn run(ws: WebSocketStream<ClientIo>, start: SessionStart, span: Span) -> impl Future<Output = ()> {
     let SessionStart { holder: h, logs } = start;
     let (rt, id, cfg, mut permit) = (h.rt, h.id, h.cfg, h.permit);
     let (inbox_tx, inbox) = mpsc::channel(session_inbox_capacity(&cfg));
@@ -90,6 +92,7 @@ fn run(ws: WebSocketStream<ClientIo>, start: SessionStart) -> impl Future<Output
         metrics: h.metrics.map(|m| TurnMetrics::new(m, ClientTransport::Ws)),
         labels: h.labels,
         logs,
+        span,
     };
     async move {
         if !opened.await {
@@ -213,6 +216,8 @@ struct SessionTask {
     metrics: Option<TurnMetrics>,
     labels: Labels,
     logs: Arc<LogLimits>,
+    /// The session's span (id, client key name, group): entered by every line the task logs
+    span: Span,
 }
 
 impl SessionTask {
@@ -338,12 +343,14 @@ impl SessionTask {
                 self.session.handle_message_too_big(now, Hop::Client);
             }
             Some(Err(e)) => {
-                limited!(
-                    self.logs,
-                    now,
-                    ClientLine::ClientReadEnded,
-                    debug!(error = %e, "client read ended")
-                );
+                self.span.in_scope(|| {
+                    limited!(
+                        self.logs,
+                        now,
+                        ClientLine::ClientReadEnded,
+                        debug!(error = %e, "client read ended")
+                    )
+                });
                 self.client_read = ClientRead::Broken;
                 match protocol_error(&e) {
                     // The client is closed with the RFC's code, then the rest is read and
@@ -482,6 +489,7 @@ impl SessionTask {
     }
 
     fn log_event(&self, event: &SessionEvent) {
+        let _session = self.span.enter();
         match event {
             SessionEvent::ResponseEnded(r) => {
                 let account = self.labels.account(&r.account);
