@@ -16,6 +16,8 @@
 //! bytes it relays. The binary tests plant secrets and grep the output of every level for them
 //! (`wsv2_tests::gateway_process`, `wsv2_tests::secrets`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
 use tracing::{Metadata, Subscriber};
@@ -51,7 +53,7 @@ pub fn init(format: LogFormat) {
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(WireContentCap);
-    let _ = match format {
+    let installed = match format {
         LogFormat::Text => registry.with(fmt::layer()).try_init(),
         LogFormat::Json => registry
             .with(
@@ -62,6 +64,19 @@ pub fn init(format: LogFormat) {
             )
             .try_init(),
     };
+    if installed.is_ok() {
+        ONLY_GLOBAL_SUBSCRIBER.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Set once [`init`] installed the process's subscriber as the global default. The gateway's
+/// binaries set no other (only tests install one per thread), so every thread logs to it.
+static ONLY_GLOBAL_SUBSCRIBER: AtomicBool = AtomicBool::new(false);
+
+/// Whether a spawned task logs where its spawner does without carrying the spawner's
+/// subscriber (which costs a dispatcher swap per poll of the task)
+pub(crate) fn tasks_log_globally() -> bool {
+    ONLY_GLOBAL_SUBSCRIBER.load(Ordering::Relaxed)
 }
 
 /// The crates whose events and spans pass at any level `RUST_LOG` allows: the gateway's own,

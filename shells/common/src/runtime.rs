@@ -76,9 +76,14 @@ pub(crate) fn spawn_abortable(
 }
 
 /// Spawns `future` on `rt` and forgets it. The task logs to the subscriber current here: a
-/// runtime whose tasks run on threads of their own would otherwise log only to the global one.
+/// runtime whose tasks run on threads of their own would otherwise log only to the global one
+/// (unless the global one is the only one: [`crate::logging::init`] in the binaries).
 pub(crate) fn spawn(rt: &Rt, future: impl Future<Output = ()> + Send + 'static) {
-    rt.spawn(Box::pin(future.with_current_subscriber()));
+    if crate::logging::tasks_log_globally() {
+        rt.spawn(Box::pin(future));
+    } else {
+        rt.spawn(Box::pin(future.with_current_subscriber()));
+    }
 }
 
 /// The deadline passed before the future finished
