@@ -25,7 +25,7 @@ run_callgrind() {
         ${mock_flags[$variant]}
       local cg="$work/cg.$variant.$t.out"
       wrap_single=1 start_target "$t" "$spawned_url" 16 \
-        valgrind --tool=callgrind --callgrind-out-file="$cg" --dump-instr=no
+        valgrind --tool=callgrind --callgrind-out-file="$cg" --dump-instr=no --compress-strings=no
       local pid=${target_pids%% *} report="callgrind_${variant}_$t.json"
       "$bin/wsv2-loadgen" --api-key "$key" --target "$t=$target_url" --sessions 1 --turns 1 \
         --deltas 20 >/dev/null
@@ -36,6 +36,7 @@ run_callgrind() {
       callgrind_control -d "$pid" >/dev/null 2>&1
       local ir
       ir=$(awk '/^totals:/ {print $2; exit}' "$cg.2")
+      cp "$cg.2" "$out/cg.$variant.$t.out" 2>/dev/null || true
       stop_phase
       entries+=("{\"target\":$(json_str "$t"),\"variant\":\"$variant\",\"instructions\":${ir:-0},\"loadgen\":$(json_str "$report")}")
     done
