@@ -20,7 +20,8 @@ use wsv2_core::turn::SessionInfo;
 
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::Rt;
-use crate::shared::{ControlMsg, ControlTx, Delivery, DialHeaders, Sending, SocketPermit};
+use crate::runtime::Sending;
+use crate::shared::{ControlMsg, ControlTx, Delivery, DialHeaders, SocketPermit};
 use crate::traces::{SpanSource, TraceSink};
 use crate::upstream::{ConnIo, HeldConns, UpstreamMsg};
 use tracing::{debug, warn};

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{AbortHandle, Abortable, BoxFuture};
 use futures_util::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 use tracing::instrument::WithSubscriber;
 
 /// A byte stream: a TCP socket, a proxy tunnel or TLS over either
@@ -157,5 +158,41 @@ impl Clock {
     /// Waits until `deadline` (forever without one)
     pub(crate) async fn until(&mut self, deadline: Option<Instant>) {
         std::future::poll_fn(|cx| self.poll_until(cx, deadline)).await
+    }
+}
+
+/// A message on its way to a task's inbox: queued at once, or (the queue full) a boxed wait
+/// for room; ready with whether the receiver took it (`false`: it is gone). Awaited in place
+/// of `Sender::send`, whose future holds the message and the wait: a task awaiting sends
+/// inline (the session task's drive) would keep room for them in its future for its whole
+/// life, idle or not.
+#[must_use = "a full queue takes the message only once this is awaited"]
+pub(crate) enum Sending {
+    Done(bool),
+    Waiting(BoxFuture<'static, bool>),
+}
+
+impl Sending {
+    /// Queues `msg` on `tx` now, or once it has room
+    pub(crate) fn new<M: Send + 'static>(tx: &mpsc::Sender<M>, msg: M) -> Self {
+        match tx.try_send(msg) {
+            Ok(()) => Self::Done(true),
+            Err(mpsc::error::TrySendError::Closed(_)) => Self::Done(false),
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                let tx = tx.clone();
+                Self::Waiting(Box::pin(async move { tx.send(msg).await.is_ok() }))
+            }
+        }
+    }
+}
+
+impl Future for Sending {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        match &mut *self {
+            Self::Done(taken) => Poll::Ready(*taken),
+            Self::Waiting(wait) => wait.as_mut().poll(cx),
+        }
     }
 }

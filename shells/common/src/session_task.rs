@@ -30,8 +30,8 @@ use crate::control_task::session_inbox_capacity;
 use crate::holder::{HolderIo, HolderStart, Labels, TurnMetrics};
 use crate::log_limit::{ClientLine, LogLimits, limited};
 use crate::metrics_export::ClientTransport;
-use crate::runtime::{Clock, Rt, timeout};
-use crate::shared::{ControlMsg, Sending};
+use crate::runtime::{Clock, Rt, Sending, timeout};
+use crate::shared::ControlMsg;
 use crate::upstream::UpstreamMsg;
 
 /// Upstream reports handled in one wake-up before the client socket is written

@@ -30,45 +30,6 @@ use wsv2_core::turn::SessionInfo;
 /// Sender side of the control task's inbox
 pub(crate) type ControlTx = mpsc::Sender<ControlMsg>;
 
-/// A message on its way to a task's inbox: queued at once, or (the queue full) a boxed wait
-/// for room; ready with whether the receiver took it (`false`: it is gone). Awaited in place
-/// of `Sender::send`, whose future holds the message and the wait: a task awaiting sends
-/// inline (the session task's drive) would keep room for them in its future for its whole
-/// life, idle or not.
-#[must_use = "a full queue takes the message only once this is awaited"]
-pub(crate) enum Sending {
-    Done(bool),
-    Waiting(futures_util::future::BoxFuture<'static, bool>),
-}
-
-impl Sending {
-    /// Queues `msg` on `tx` now, or once it has room
-    pub(crate) fn new<M: Send + 'static>(tx: &mpsc::Sender<M>, msg: M) -> Self {
-        match tx.try_send(msg) {
-            Ok(()) => Self::Done(true),
-            Err(mpsc::error::TrySendError::Closed(_)) => Self::Done(false),
-            Err(mpsc::error::TrySendError::Full(msg)) => {
-                let tx = tx.clone();
-                Self::Waiting(Box::pin(async move { tx.send(msg).await.is_ok() }))
-            }
-        }
-    }
-}
-
-impl std::future::Future for Sending {
-    type Output = bool;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<bool> {
-        match &mut *self {
-            Self::Done(taken) => std::task::Poll::Ready(*taken),
-            Self::Waiting(wait) => wait.as_mut().poll(cx),
-        }
-    }
-}
-
 /// Sends the control task the request `request` builds around a reply channel and awaits the
 /// answer; `None` when the control task is gone (shutting down)
 pub(crate) async fn ask<T>(

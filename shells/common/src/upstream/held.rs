@@ -7,7 +7,7 @@ use wsv2_core::ConnId;
 use wsv2_core::conn::UpstreamTransmit;
 
 use super::conn::{ConnIo, ConnReport, UpstreamMsg};
-use crate::shared::Sending;
+use crate::runtime::Sending;
 
 /// Reports waiting to be handled; a full queue stops the conns' readers (TCP backpressure
 /// upstream)
