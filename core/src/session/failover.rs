@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::{Refusal, Session, SessionEvent};
+use super::{Refusal, Session, SessionEvent, SessionRequest};
 
 impl Session {
     /// A failed dial: the head create's retry state decides (true: it will be tried again)
@@ -16,6 +16,7 @@ impl Session {
         let account = admission.account;
         let create = head.create().expect("a held create");
         let pinning = crate::turn::pinning(create.previous.is_some(), create.connection_local);
+        let idle = self.unfinished() == 0;
         let head = self.pending.front_mut().expect("head exists");
         head.retry_state(now, account, pinning, &self.cfg.scheduler);
         let decision = head.attempt_failed(now, FailureKind::DialFailed, &mut self.jitter);
@@ -23,8 +24,11 @@ impl Session {
         match decision {
             RetryDecision::RetryAt { at, switch_account } => {
                 let tried = head.retry().map(|r| r.tried_accounts().to_vec());
-                head.hold_again(at, true); // a slot it holds (a re-queued create) it keeps
-                let switch_account = switch_account && self.unfinished() == 0;
+                let switch_account = switch_account && idle;
+                // A slot it holds (a re-queued create) is kept on its account, given back when
+                // the create leaves the account
+                let release = head.hold_again(at, !switch_account);
+                self.requests.extend(release.map(SessionRequest::Slot));
                 if switch_account {
                     self.exclude = tried.unwrap_or_default();
                     self.drop_admission();
@@ -48,7 +52,7 @@ impl Session {
 
     /// A dial that outlasted `pool.dial_wait`: the session moves to another account now (no
     /// back-off: nothing failed); false if it may not move any more
-    pub(super) fn move_from_slow_dial(&mut self) -> bool {
+    pub(super) fn move_from_slow_dial(&mut self, now: Instant) -> bool {
         let (Some(admission), Some(head)) = (self.admitted_account(), self.pending.front()) else {
             return false;
         };
@@ -57,7 +61,11 @@ impl Session {
         if chained || self.unfinished() > 0 || self.exclude.contains(&account) {
             return false;
         }
+        let head = self.pending.front_mut().expect("head exists");
         let turn = head.id();
+        // A slot it holds (a re-queued create) is the old account's: it goes back now
+        let release = head.hold_again(now, false);
+        self.requests.extend(release.map(SessionRequest::Slot));
         self.exclude.push(account);
         self.drop_admission();
         self.events.push_back(SessionEvent::Retrying {

@@ -361,7 +361,7 @@ impl Session {
         self.lease_answered();
         let retried = match reason {
             RefuseReason::DialFailed => self.retry_failed_dial(now),
-            RefuseReason::DialWait => self.move_from_slow_dial(),
+            RefuseReason::DialWait => self.move_from_slow_dial(now),
             _ => false,
         };
         if !retried {

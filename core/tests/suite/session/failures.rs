@@ -599,3 +599,46 @@ fn a_requeued_create_refused_for_want_of_a_conn_gives_its_kept_slot_back() {
     assert_eq!(sim.client_types(), ["error"], "the create is answered");
     assert_eq!(sim.slots_held, 0, "and its slot goes back");
 }
+
+/// A re-queued create (its slot kept on its account) whose new conn does not come and that
+/// moves to another account gives the old account's slot back as it leaves; kept, it would be
+/// counted on the old account forever and released on the new one it never took it from
+fn a_requeued_create_moving_account_gives_its_slot_back(reason: wsv2_core::pool::RefuseReason) {
+    let mut sim = Sim::new(Config::default());
+    sim.client(create(Some("gpt-test"), None, None, true));
+    assert_eq!(sim.slots_held, 1, "sent on conn 1 with its slot");
+    sim.world.lease = false;
+    sim.upstream_closed(1);
+    sim.advance(sim.cfg.scheduler.retry_backoff_initial);
+    assert_eq!(
+        sim.slots_held, 1,
+        "re-queued on the same account: the slot is kept"
+    );
+    let now = sim.now;
+    sim.session.handle_lease_refused(now, reason);
+    sim.drain();
+    assert!(
+        sim.events.iter().any(|e| matches!(
+            e,
+            SessionEvent::Retrying {
+                switch_account: true,
+                ..
+            }
+        )),
+        "the create moves to another account"
+    );
+    assert_eq!(
+        sim.slots_held, 0,
+        "the old account's slot goes back as it leaves"
+    );
+}
+
+#[test]
+fn a_requeued_create_whose_dial_fails_gives_its_slot_back_when_it_switches_account() {
+    a_requeued_create_moving_account_gives_its_slot_back(wsv2_core::pool::RefuseReason::DialFailed);
+}
+
+#[test]
+fn a_requeued_create_whose_dial_is_slow_gives_its_slot_back_when_it_moves_account() {
+    a_requeued_create_moving_account_gives_its_slot_back(wsv2_core::pool::RefuseReason::DialWait);
+}
