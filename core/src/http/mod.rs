@@ -30,7 +30,7 @@
 //! | terminal | SSE, then `End` | 200 + the `response` object |
 //! | upstream `error` / conn lost after SSE began | flat SSE `error` event, then `End` | — |
 //!
-//! Retries and failover follow [`RetryState`]: until the first event is written
+//! Retries and failover follow [`RetryState`](crate::scheduler::RetryState): until the first event is written
 //! (`stream:false`: until the reply), within `scheduler.retry_total_budget`, at most
 //! `scheduler.max_account_switches` account switches.
 //!

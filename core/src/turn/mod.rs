@@ -3,7 +3,7 @@
 //! its retry pinning, the rule for its events once the client left, and its end (bind and
 //! report). Both holders take these from here, so the rules hold on both paths by construction.
 //!
-//! A create's life is one machine, [`Turn`] (state.rs; its diagram is on its private state),
+//! A create's life is one machine, `Turn` (state.rs; its diagram is on its private state),
 //! which both holders drive with the same named transitions: a `Session` holds many (held in
 //! order, then open on its conns), an `HttpTurn` one. What is the holder's own stays with it:
 //! a session's account and conns serve all its turns; an HTTP turn's client answer.
