@@ -11,7 +11,7 @@ use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
 use crate::scheduler::{FailureKind, GiveUpReason};
-use crate::turn::{HolderInput, ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
+use crate::turn::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// The `Content-Type` of an answer
@@ -157,28 +157,7 @@ pub enum HttpInput {
     SlotGranted(TurnId),
 }
 
-impl HolderInput for HttpInput {
-    fn lease(&self) -> Option<&Lease> {
-        match self {
-            Self::Lease(lease) => Some(lease),
-            _ => None,
-        }
-    }
-
-    fn into_lease(self) -> Option<Lease> {
-        match self {
-            Self::Lease(lease) => Some(lease),
-            _ => None,
-        }
-    }
-
-    fn slot_granted(&self) -> Option<TurnId> {
-        match self {
-            Self::SlotGranted(turn) => Some(*turn),
-            _ => None,
-        }
-    }
-}
+crate::turn::holder_input!(HttpInput);
 
 /// Something worth a log line or a metric
 #[derive(Clone, Debug, PartialEq)]

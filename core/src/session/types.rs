@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::conn::{CompatKey, Release, UpstreamTransmit};
 use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
-use crate::turn::{HolderInput, ModelMap, ResponseBind, ResponseReport, SlotRequest};
+use crate::turn::{ModelMap, ResponseBind, ResponseReport, SlotRequest};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// A frame for one of the session's two hops
@@ -93,28 +93,7 @@ pub enum SessionInput {
     },
 }
 
-impl HolderInput for SessionInput {
-    fn lease(&self) -> Option<&Lease> {
-        match self {
-            Self::Lease(lease) => Some(lease),
-            _ => None,
-        }
-    }
-
-    fn into_lease(self) -> Option<Lease> {
-        match self {
-            Self::Lease(lease) => Some(lease),
-            _ => None,
-        }
-    }
-
-    fn slot_granted(&self) -> Option<TurnId> {
-        match self {
-            Self::SlotGranted(turn) => Some(*turn),
-            _ => None,
-        }
-    }
-}
+crate::turn::holder_input!(SessionInput);
 
 /// What the session asks of the rest of the gateway; the shell routes each to its machine
 #[derive(Clone, Debug, PartialEq, Eq)]

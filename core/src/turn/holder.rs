@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::conn::UpstreamConn;
 use crate::event::Utf8;
 use crate::pool::Lease;
-use crate::{ConnId, TurnId};
+use crate::ConnId;
 
 /// What the shell reads from a held upstream conn's socket
 #[derive(Debug)]
@@ -51,9 +51,29 @@ pub trait HolderInput {
     fn lease(&self) -> Option<&Lease>;
     /// The lease it is, taken out
     fn into_lease(self) -> Option<Lease>;
-    /// The create whose slot it grants
-    fn slot_granted(&self) -> Option<TurnId>;
 }
+
+/// Implements [`HolderInput`] for a holder's input enum: its `Lease(Lease)` variant is the lease
+macro_rules! holder_input {
+    ($input:ty) => {
+        impl $crate::turn::HolderInput for $input {
+            fn lease(&self) -> Option<&$crate::pool::Lease> {
+                match self {
+                    Self::Lease(lease) => Some(lease),
+                    _ => None,
+                }
+            }
+
+            fn into_lease(self) -> Option<$crate::pool::Lease> {
+                match self {
+                    Self::Lease(lease) => Some(lease),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use holder_input;
 
 /// Hands `conn` a report of its socket; a frame is its holder's to route
 pub(crate) fn socket_report(conn: &mut UpstreamConn, now: Instant, input: UpstreamInput) {

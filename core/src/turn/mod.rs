@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+pub(crate) use holder::holder_input;
 pub(crate) use holder::socket_report;
 pub use holder::{Holder, HolderInput, UpstreamInput};
 pub(crate) use state::Turn;
