@@ -577,11 +577,9 @@ fn a_response_lost_when_its_conn_ends_at_upstreams_limit_counts_as_cut() {
     );
 }
 
-/// A create re-queued after its conn was lost keeps its slot (same account); when no conn comes
-/// for it and it is refused, the slot goes back with it (before `turn::Turn`, a held create's
-/// refusal gave back only a slot it was still waiting for, so this slot leaked)
-#[test]
-fn a_requeued_create_refused_for_want_of_a_conn_gives_its_kept_slot_back() {
+/// A create sent with its slot whose conn is then lost, re-queued on its account (the slot kept)
+/// and waiting for a new conn, which the pool answers with `refusal`
+fn requeued_create_refused_a_conn(refusal: wsv2_core::pool::RefuseReason) -> Sim {
     let mut sim = Sim::new(Config::default());
     sim.client(create(Some("gpt-test"), None, None, true));
     assert_eq!(sim.slots_held, 1, "sent on conn 1 with its slot");
@@ -593,9 +591,17 @@ fn a_requeued_create_refused_for_want_of_a_conn_gives_its_kept_slot_back() {
         "re-queued on the same account: the slot is kept"
     );
     let now = sim.now;
-    sim.session
-        .handle_lease_refused(now, wsv2_core::pool::RefuseReason::NoCapacity);
+    sim.session.handle_lease_refused(now, refusal);
     sim.drain();
+    sim
+}
+
+/// A create re-queued after its conn was lost keeps its slot (same account); when no conn comes
+/// for it and it is refused, the slot goes back with it (before `turn::Turn`, a held create's
+/// refusal gave back only a slot it was still waiting for, so this slot leaked)
+#[test]
+fn a_requeued_create_refused_for_want_of_a_conn_gives_its_kept_slot_back() {
+    let sim = requeued_create_refused_a_conn(wsv2_core::pool::RefuseReason::NoCapacity);
     assert_eq!(sim.client_types(), ["error"], "the create is answered");
     assert_eq!(sim.slots_held, 0, "and its slot goes back");
 }
@@ -604,19 +610,7 @@ fn a_requeued_create_refused_for_want_of_a_conn_gives_its_kept_slot_back() {
 /// moves to another account gives the old account's slot back as it leaves; kept, it would be
 /// counted on the old account forever and released on the new one it never took it from
 fn a_requeued_create_moving_account_gives_its_slot_back(reason: wsv2_core::pool::RefuseReason) {
-    let mut sim = Sim::new(Config::default());
-    sim.client(create(Some("gpt-test"), None, None, true));
-    assert_eq!(sim.slots_held, 1, "sent on conn 1 with its slot");
-    sim.world.lease = false;
-    sim.upstream_closed(1);
-    sim.advance(sim.cfg.scheduler.retry_backoff_initial);
-    assert_eq!(
-        sim.slots_held, 1,
-        "re-queued on the same account: the slot is kept"
-    );
-    let now = sim.now;
-    sim.session.handle_lease_refused(now, reason);
-    sim.drain();
+    let sim = requeued_create_refused_a_conn(reason);
     assert!(
         sim.events.iter().any(|e| matches!(
             e,
