@@ -13,11 +13,11 @@
 //! |---|---|---|---|
 //! | [`session::Session`] | one task per client socket | client frames, upstream frames of its conns, leases, admissions, slots | frames for both hops, [`session::SessionRequest`]s, [`session::SessionEvent`]s |
 //! | [`http::HttpTurn`] | one task per `POST /v1/responses` | the body, upstream frames of its conn, lease, admission, slot | the answer, upstream frames, [`http::HttpTurnRequest`]s, [`http::HttpEvent`]s |
-//! | [`control::Control`] | the process | both holders' requests (one path for sessions and HTTP turns), dial and store results | answers ([`session::SessionInput`], [`http::HttpInput`]), dials, store commands |
+//! | [`control::Control`] | the process | both holders' requests (one path for sessions and HTTP turns), dial and store results | answers ([`session::SessionInput`], [`http::HttpInput`]), dials, store requests |
 //! | [`conn::UpstreamConn`] | the session that leased it | upstream frames, pongs, socket end | frames to write, ended responses |
 //! | [`pool`] | one per account (+ registry) | acquires, releases, dial results | leases, dials, pings, closes |
 //! | [`scheduler::Scheduler`] | the process | schedule requests, failures | decisions, cooldowns, slots |
-//! | [`store::Store`] | the process | lookups, bindings, store replies | store commands, resolved lookups |
+//! | [`store::Store`] | the process | lookups, bindings, store replies | store requests ([`store::StoreRequest`]), resolved lookups |
 //!
 //! A create's life — held, waiting for its slot, sent, relayed, ended, with its retries, its
 //! model names and their restore rule (none once the client left), its bind and its report —
