@@ -17,7 +17,7 @@
 //! | [`conn::UpstreamConn`] | the session that leased it | upstream frames, pongs, socket end | frames to write, ended responses |
 //! | [`pool`] | one per account (+ registry) | acquires, releases, dial results | leases, dials, pings, closes |
 //! | [`scheduler::Scheduler`] | the process | schedule requests, failures | decisions, cooldowns, slots |
-//! | [`store::Store`] | the process | lookups, bindings, store replies | store requests ([`store::StoreRequest`]), resolved lookups |
+//! | [`store::Store`] | the process | lookups, bindings, store replies | store requests, resolved lookups |
 //!
 //! A create's life — held, waiting for its slot, sent, relayed, ended, with its retries, its
 //! model names and their restore rule (none once the client left), its bind and its report —
