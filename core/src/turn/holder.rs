@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::ConnId;
 use crate::conn::UpstreamConn;
 use crate::event::Utf8;
 use crate::pool::Lease;
-use crate::ConnId;
 
 /// What the shell reads from a held upstream conn's socket
 #[derive(Debug)]
