@@ -61,7 +61,7 @@ impl Outcome {
     }
 }
 
-/// One response forwarded upstream and not yet ended
+/// One response forwarded upstream and not yet ended (or as it stood when it ended)
 #[derive(Clone, Debug)]
 pub struct OpenResponse {
     /// The session's handle for it
@@ -87,16 +87,10 @@ pub struct OpenResponse {
 impl OpenResponse {
     fn into_ended(self, outcome: Outcome, store: Option<bool>, usage: Option<Usage>) -> Ended {
         Ended {
-            turn: self.turn,
-            lane: self.lane,
-            id: self.id,
-            previous: self.previous,
+            response: self,
             outcome,
             store,
             usage,
-            sent_at: self.sent_at,
-            first_event_at: self.first_event_at,
-            successor: self.successor,
             cut_at_conn_limit: false,
         }
     }
@@ -105,26 +99,15 @@ impl OpenResponse {
 /// A response that has ended, as reported to the session
 #[derive(Clone, Debug)]
 pub struct Ended {
-    /// The session's handle for it
-    pub turn: TurnId,
-    /// Its lane
-    pub lane: Lane,
-    /// Its id, if upstream named one
-    pub id: Option<ResponseId>,
-    /// The `previous_response_id` it continued
-    pub previous: Option<ResponseId>,
+    /// The response as it stood when it ended (its id from its terminal event when
+    /// `response.created` named none)
+    pub response: OpenResponse,
     /// How it ended
     pub outcome: Outcome,
     /// `response.store` of its terminal event
     pub store: Option<bool>,
     /// Usage of its terminal event
     pub usage: Option<Usage>,
-    /// When the create was sent
-    pub sent_at: Instant,
-    /// When its first event arrived
-    pub first_event_at: Option<Instant>,
-    /// An automatic successor after a steer
-    pub successor: bool,
     /// Still open when upstream cut its conn at the connection limit: ended by upstream's
     /// `websocket_connection_limit_reached` error, or lost with a conn that had reached it
     pub cut_at_conn_limit: bool,

@@ -169,25 +169,26 @@ impl UpstreamConn {
         else {
             return;
         };
-        if ended.id.is_none() {
-            ended.id = event
+        let r = &mut ended.response;
+        if r.id.is_none() {
+            r.id = event
                 .response_id
                 .and_then(|raw| ResponseId::new(Bytes::copy_from_slice(raw)));
         }
         let failed_continuation = !matches!(outcome, Outcome::Completed | Outcome::Incomplete);
-        match (&ended.id, failed_continuation) {
+        match (&r.id, failed_continuation) {
             (Some(id), false) => {
                 self.record
-                    .cache(ended.lane.clone(), id.clone(), ended.store.unwrap_or(true))
+                    .cache(r.lane.clone(), id.clone(), ended.store.unwrap_or(true))
             }
             (_, true) => {
                 // Upstream evicts the referenced response after a failed same-lane continuation.
-                if let Some(prev) = &ended.previous
+                if let Some(prev) = &r.previous
                     && self
                         .record
                         .lane_cache
                         .iter()
-                        .any(|c| &c.response == prev && c.lane == ended.lane)
+                        .any(|c| &c.response == prev && c.lane == r.lane)
                 {
                     self.record.evict(prev);
                 }

@@ -154,7 +154,7 @@ impl HttpTurn {
     }
 
     fn on_ended(&mut self, now: Instant, ended: Ended) {
-        if ended.turn != self.turn.id() {
+        if ended.response.turn != self.turn.id() {
             return;
         }
         if self.answer == AnswerState::Gone {

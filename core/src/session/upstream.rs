@@ -148,14 +148,14 @@ impl Session {
         }
     }
 
-    /// Takes the turn `ended` is the end of out of the open ones
-    fn take_turn(&mut self, ended: &Ended) -> Option<Turn<Create>> {
-        let pos = self.turns.iter().position(|t| t.id() == ended.turn)?;
+    /// Takes `turn` out of the open ones
+    fn take_turn(&mut self, turn: TurnId) -> Option<Turn<Create>> {
+        let pos = self.turns.iter().position(|t| t.id() == turn)?;
         Some(self.turns.remove(pos))
     }
 
     fn on_ended(&mut self, now: Instant, conn: ConnId, ended: Ended) {
-        let Some(mut turn) = self.take_turn(&ended) else {
+        let Some(mut turn) = self.take_turn(ended.response.turn) else {
             return;
         };
         if turn.moved(now) {
@@ -167,7 +167,7 @@ impl Session {
             self.drain_stalled();
         } else if ended.outcome == Outcome::Stalled {
             self.client_out
-                .push_back(GatewayError::upstream_stalled().event(ended.lane.as_ref()));
+                .push_back(GatewayError::upstream_stalled().event(ended.response.lane.as_ref()));
         }
         self.report(now, turn, ended);
     }
@@ -179,13 +179,13 @@ impl Session {
         let any_written = lost.iter().any(|(_, e)| {
             self.turns
                 .iter()
-                .find(|t| t.id() == e.turn)
+                .find(|t| t.id() == e.response.turn)
                 .is_none_or(|t| !t.is_retriable())
         });
         if any_written {
             for (_, ended) in lost {
-                let lane = ended.lane.clone();
-                if let Some(turn) = self.take_turn(&ended) {
+                let lane = ended.response.lane.clone();
+                if let Some(turn) = self.take_turn(ended.response.turn) {
                     let lost = GatewayError::new(
                         502,
                         ErrorType::Server,
@@ -203,7 +203,7 @@ impl Session {
         // scheduler's retry rules (budget, back-off with jitter, account switches).
         let others_open = self.unfinished() > 0;
         for (_, ended) in lost.into_iter().rev() {
-            let Some(mut turn) = self.take_turn(&ended) else {
+            let Some(mut turn) = self.take_turn(ended.response.turn) else {
                 continue;
             };
             let decision = turn.attempt_failed(now, FailureKind::UpstreamLost, &mut self.jitter);
@@ -226,7 +226,8 @@ impl Session {
                 }
                 RetryDecision::GiveUp(reason) => {
                     let lost = turn::upstream_lost(reason);
-                    self.client_out.push_back(lost.event(ended.lane.as_ref()));
+                    self.client_out
+                        .push_back(lost.event(ended.response.lane.as_ref()));
                     self.report(now, turn, ended);
                 }
             }

@@ -146,21 +146,21 @@ impl TurnFacts {
         drained: bool,
         retries: Vec<RetryNote>,
     ) -> (Option<ResponseBind>, ResponseReport) {
-        let bind = ended
-            .id
-            .clone()
-            .filter(|_| ended.outcome.is_upstream_terminal())
-            .map(|response| ResponseBind {
-                response,
-                account: self.account,
-                conn,
-                lane: ended.lane.clone(),
-                store: ended.store.unwrap_or(default_store),
-            });
+        let r = ended.response;
+        let bind =
+            r.id.clone()
+                .filter(|_| ended.outcome.is_upstream_terminal())
+                .map(|response| ResponseBind {
+                    response,
+                    account: self.account,
+                    conn,
+                    lane: r.lane.clone(),
+                    store: ended.store.unwrap_or(default_store),
+                });
         let report = ResponseReport {
-            turn: ended.turn,
-            response: ended.id,
-            lane: ended.lane,
+            turn: r.turn,
+            response: r.id,
+            lane: r.lane,
             account: self.account,
             conn,
             outcome: ended.outcome,
@@ -170,11 +170,11 @@ impl TurnFacts {
             accepted_at: self.accepted_at,
             trace_parent: self.trace_parent,
             retries,
-            time_to_first_event: ended
+            time_to_first_event: r
                 .first_event_at
-                .map(|t| t.saturating_duration_since(ended.sent_at)),
-            duration: now.saturating_duration_since(ended.sent_at),
-            successor: ended.successor,
+                .map(|t| t.saturating_duration_since(r.sent_at)),
+            duration: now.saturating_duration_since(r.sent_at),
+            successor: r.successor,
             drained,
             cut_at_conn_limit: ended.cut_at_conn_limit,
         };
