@@ -65,8 +65,8 @@ pub(crate) struct Ingress {
     pub(crate) metrics: Option<Arc<crate::metrics_export::Metrics>>,
     /// Where response spans go (`None` when traces are not exported)
     pub(crate) traces: Option<crate::traces::TraceSink>,
-    /// Where accounts that resolve to HTTP are POSTed
-    pub(crate) forward: Arc<HashMap<AccountId, crate::forward::ForwardTarget>>,
+    /// Where accounts that resolve to HTTP are POSTed (swapped by a reload)
+    pub(crate) forward: Swap<HashMap<AccountId, crate::forward::ForwardTarget>>,
     /// Shutdown state and the per-socket signals
     pub(crate) lifecycle: Arc<Lifecycle>,
     /// Every client socket, against `[ingress]`'s caps

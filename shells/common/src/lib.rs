@@ -214,17 +214,6 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
     )
     .map_err(StartError::Tls)?;
     let plan = AccountPlan::new(&config, &tls);
-    let forward: std::collections::HashMap<_, _> = config
-        .accounts
-        .iter()
-        .map(|a| {
-            let target = forward::ForwardTarget {
-                url: a.base_url.clone(),
-                token: Arc::from(a.token.expose()),
-            };
-            (a.id, target)
-        })
-        .collect();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -272,7 +261,7 @@ pub async fn start(rt: Rt, config: GatewayConfig) -> Result<GatewayHandle, Start
         next_session: AtomicU64::new(1),
         metrics,
         traces,
-        forward: Arc::new(forward),
+        forward: Swap::new(plan.forward),
         lifecycle: lifecycle.clone(),
         sockets,
         logs: Arc::new(log_limit::LogLimits::new(

@@ -160,6 +160,8 @@ impl GatewayHandle {
             client_keys: config.client_keys.len(),
             needs_restart,
         };
+        // Before the core can schedule an added account: a POST admitted from now on finds it.
+        self.ingress.forward.store(plan.forward);
         self.control
             .send(ControlMsg::Reload {
                 accounts: plan.specs,

@@ -1,5 +1,6 @@
 //! What a configuration turns into at start and at every reload: the accounts the control task
-//! schedules and dials, the names logs use, and the client keys the listener accepts.
+//! schedules and dials, where forwarded POSTs go, the names logs use, and the client keys the
+//! listener accepts.
 //!
 //! A reload swaps these in place; open sessions keep running on what they already hold (their
 //! leased conns, their socket permits), and per-key socket counts carry over for keys that stay.
@@ -12,6 +13,7 @@ use wsv2_core::control::AccountSpec;
 use wsv2_core::file_config::GatewayConfig;
 use wsv2_core::ingress::ClientKeySpec;
 
+use crate::forward::ForwardTarget;
 use crate::shared::AccountDial;
 use crate::upstream::{DialRoute, UpstreamTls};
 
@@ -35,12 +37,14 @@ impl<T> Swap<T> {
     }
 }
 
-/// The accounts of one configuration, in the three shapes their users need
+/// The accounts of one configuration, in the four shapes their users need
 pub(crate) struct AccountPlan {
     /// What the core decides with
     pub(crate) specs: Vec<AccountSpec>,
     /// How the control task reaches each account
     pub(crate) dials: HashMap<AccountId, AccountDial>,
+    /// Where an HTTP task POSTs for an account the core forwards to (one that resolves to HTTP)
+    pub(crate) forward: HashMap<AccountId, ForwardTarget>,
     /// Names for log lines
     pub(crate) names: HashMap<AccountId, String>,
 }
@@ -51,6 +55,7 @@ impl AccountPlan {
         let mut plan = Self {
             specs: Vec::with_capacity(config.accounts.len()),
             dials: HashMap::new(),
+            forward: HashMap::new(),
             names: HashMap::new(),
         };
         for a in &config.accounts {
@@ -62,6 +67,7 @@ impl AccountPlan {
                 priority: a.priority,
                 model_map: a.model_map.clone(),
             });
+            let token: Arc<str> = Arc::from(a.token.expose());
             let route = DialRoute {
                 proxy: a.proxy.clone(),
                 tls: tls.clone(),
@@ -70,10 +76,12 @@ impl AccountPlan {
                 a.id,
                 AccountDial {
                     url: a.base_url.ws_url().to_owned(),
-                    token: Arc::from(a.token.expose()),
+                    token: token.clone(),
                     route: Arc::new(route),
                 },
             );
+            let url = a.base_url.clone();
+            plan.forward.insert(a.id, ForwardTarget { url, token });
             plan.names.insert(a.id, a.name.clone());
         }
         plan

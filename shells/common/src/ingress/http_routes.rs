@@ -127,7 +127,7 @@ impl Ingress {
         let (head, body_rx) = http_task::spawn(HttpStart {
             holder: self.holder_start(id, (info, headers), key_name, permit, trace_header),
             body,
-            forward: self.forward.clone(),
+            forward: self.forward.load(),
         });
         // The task ends without a head only when the control task is gone.
         let Ok(head) = head.await else {

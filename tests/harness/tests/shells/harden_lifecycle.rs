@@ -11,6 +11,7 @@ use wsv2_tests::client::{Credentials, Incoming, WsClient};
 
 use crate::support::Shell;
 use crate::support::harden::{CLIENT_KEY, LogCapture, config_for, mock};
+use crate::support::http::{base, body, post};
 
 shell_tests! {
     shutdown_lets_the_response_in_flight_finish_refuses_new_creates_then_closes_1012,
@@ -18,6 +19,7 @@ shell_tests! {
     idle_sockets_are_closed_1012_at_instants_spread_over_the_close_spread,
     reload_adds_an_account_removes_one_and_keeps_the_open_session,
     reload_replaces_client_keys_without_closing_sockets_of_a_removed_key,
+    reload_points_a_forward_account_at_its_new_url,
 }
 
 fn create(input: &str, metadata: Value) -> Value {
@@ -318,4 +320,32 @@ async fn reload_replaces_client_keys_without_closing_sockets_of_a_removed_key(sh
         rotated.read_turn().await.unwrap().last_type(),
         "response.completed"
     );
+}
+
+fn posts(mock: &wsv2_mock::MockHandle) -> usize {
+    mock.records()
+        .iter()
+        .filter(|r| matches!(r, Record::Http { method, .. } if method == "POST"))
+        .count()
+}
+
+async fn reload_points_a_forward_account_at_its_new_url(shell: Shell) {
+    let first = mock(|_| {}).await;
+    let second = mock(|_| {}).await;
+    let mut config = config_for(&first.ws_url());
+    config.accounts[0].force_http = true;
+    let gateway = shell.start(config.clone()).await.unwrap();
+    let (status, text) = post(&base(gateway.addr), &body("before", json!({}))).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(posts(&first), 1);
+
+    // Account 1 goes, account 2 (forwarded too, at the second mock) comes.
+    let mut reloaded = config;
+    reloaded.accounts[0].id = AccountId(2);
+    reloaded.accounts[0].base_url = UpstreamUrl::parse(&second.ws_url()).unwrap();
+    gateway.reload(reloaded).await.expect("reload");
+    let (status, text) = post(&base(gateway.addr), &body("after", json!({}))).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(posts(&first), 1, "the removed account took nothing new");
+    assert_eq!(posts(&second), 1, "the added account was POSTed to");
 }
