@@ -27,18 +27,20 @@ pub struct AccountSpec {
 /// instant.
 ///
 /// ```text
-///              429 / 3×5xx in window /          cooldown end (handle_timeout
-///              dial_failure_limit failed dials  or simply time passing);
-///   +--------+ ------------------------> +---------+  after failed dials: a probe
-///   | Usable |                           | Cooling |  dial (or a response) succeeds
-///   +--------+ <------------------------ +---------+ ------------------+
-///     ^  |            reset_account                                    |
-///     |  | 401/403                  | 401/403                          |
-///     |  v                          v                                  |
-///   +----------+ <------------------+                                  |
-///   | Disabled |  reload (upsert) / reset_account ⇒ Usable             |
-///   +----------+  (a reload keeps a running cooldown)                  |
-///     ^----------------------------------------------------------------+
+///               429 / 3×5xx in window /
+///               dial_failure_limit failed dials
+///   +--------+ ------------------------------> +---------+
+///   | Usable |                                 | Cooling |
+///   +--------+ <------------------------------ +---------+
+///     ^    |    cooldown end (handle_timeout        |
+///     |    |    or simply time passing); after      |
+///     |    |    failed dials: a probe dial (or a    |
+///     |    |    response) succeeds                  |
+///     |    | 401/403                        401/403 |
+///     |    v                                        |
+///   +----------+ <----------------------------------+
+///   | Disabled |
+///   +----------+  reload (upsert_account) ⇒ Usable, or Cooling while a cooldown runs
 /// ```
 ///
 /// A disabled account may also carry a cooldown; it reports `Disabled` until re-enabled and
@@ -54,7 +56,7 @@ pub enum Health {
         /// When the cooldown ends (after failed dials: when the next probe is due)
         until: Instant,
     },
-    /// Credentials refused (401/403): not scheduled until a reload or `reset_account`
+    /// Credentials refused (401/403): not scheduled until a reload
     Disabled,
 }
 

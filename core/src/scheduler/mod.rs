@@ -39,8 +39,8 @@
 //!   `server_error_window` (60 s) apart from the newest ⇒ `server_error_cooldown` (30 s).
 //! - [`Scheduler::handle_success`] clears the 5xx window: only an unbroken run of failures
 //!   cools an account that still answers.
-//! - [`Scheduler::handle_auth_failure`] (401/403): disabled until [`Scheduler::reset_account`] or
-//!   a reload ([`Scheduler::upsert_account`]).
+//! - [`Scheduler::handle_auth_failure`] (401/403): disabled until a reload
+//!   ([`Scheduler::upsert_account`]).
 //! - [`Scheduler::handle_dial_failed`]: every failed dial (refused, timed out, TLS, proxy
 //!   refusal, upgrade 5xx; never a local error such as EMFILE, which the caller filters out)
 //!   counts; `dial_failure_limit` (2) in a row cool the account until a dial succeeds. While
@@ -162,25 +162,6 @@ impl Scheduler {
         }
     }
 
-    /// Re-enables an account and clears its cooldown and 5xx window (operator action)
-    pub fn reset_account(&mut self, id: AccountId) {
-        let Some(i) = self.index(id).ok() else { return };
-        let account = &mut self.accounts[i];
-        let was_blocked = account.disabled
-            || account.cooldown_until.is_some()
-            || account.rate_limited_until.is_some()
-            || account.next_probe.is_some();
-        account.disabled = false;
-        account.cooldown_until = None;
-        account.rate_limited_until = None;
-        account.dial_failures = 0;
-        account.next_probe = None;
-        account.server_errors.clear();
-        if was_blocked {
-            self.queue_usable_event(i);
-        }
-    }
-
     /// Chooses an account for `request` at `now` (pure: changes nothing)
     #[must_use]
     pub fn schedule(&self, now: Instant, request: &ScheduleRequest<'_>) -> Decision {
@@ -220,7 +201,7 @@ impl Scheduler {
         }
     }
 
-    /// A 401/403 from `account`: disabled until `reset_account` or a reload
+    /// A 401/403 from `account`: disabled until a reload
     pub fn handle_auth_failure(&mut self, account: AccountId) {
         if let Some(state) = self.get_mut(account) {
             state.disabled = true;

@@ -71,7 +71,7 @@ fn scheduler_bound_create_never_fails_over() {
     );
 
     sim.note("a bound create already tried on its account does not move either");
-    sim.reset(2);
+    sim.upsert(ws(2, 0, 4));
     let exclude = [a(2)];
     let d = sim.schedule(&ScheduleRequest {
         exclude: &exclude,

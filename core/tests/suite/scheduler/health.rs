@@ -1,5 +1,5 @@
 //! Account health: 429 cooldowns (with and without a reset hint), 3×5xx within the window,
-//! auth failures, resets and reloads, and the usable-again timer.
+//! auth failures and reloads, and the usable-again timer.
 
 use std::time::Duration;
 
@@ -139,7 +139,7 @@ fn scheduler_success_clears_the_5xx_window() {
 }
 
 #[test]
-fn scheduler_auth_failure_disables_until_reset_or_reload() {
+fn scheduler_auth_failure_disables_until_a_reload() {
     let mut sim = Sim::new(&[ws(1, 9, 4), ws(2, 0, 4)]);
     sim.auth_failure(1);
     assert_eq!(health(&sim, 1), Health::Disabled);
@@ -148,7 +148,8 @@ fn scheduler_auth_failure_disables_until_reset_or_reload() {
     sim.at(3600 * SEC);
     assert!(sim.tick().is_empty());
     assert_eq!(health(&sim, 1), Health::Disabled);
-    sim.reset(1);
+    sim.note("a reload re-enables it");
+    sim.upsert(ws(1, 9, 4));
     assert_eq!(health(&sim, 1), Health::Usable);
     expect_account(sim.schedule(&ws_request()), 1);
 
@@ -164,7 +165,7 @@ fn scheduler_auth_failure_disables_until_reset_or_reload() {
     );
     sim.advance(10 * SEC);
     expect_account(sim.schedule(&ws_request()), 1);
-    sim.snapshot("scheduler_auth_failure_disables_until_reset_or_reload");
+    sim.snapshot("scheduler_auth_failure_disables_until_a_reload");
 }
 
 #[test]

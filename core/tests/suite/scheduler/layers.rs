@@ -48,9 +48,9 @@ fn scheduler_layers_binding_beats_session_beats_least_loaded() {
     expect_account(d, 3);
     assert_eq!(layer(d), Layer::LeastLoaded);
 
-    sim.note("an excluded session account falls through too");
+    sim.at(Duration::from_secs(60));
+    sim.note("a2's cooldown is over; an excluded session account falls through too");
     let exclude = [a(2)];
-    sim.reset(2);
     let d = sim.schedule(&ScheduleRequest {
         exclude: &exclude,
         ..session_only
@@ -112,8 +112,8 @@ fn scheduler_priority_is_higher_first_and_spills_only_when_higher_accounts_are_f
     sim.note("a2 cooling, a1 full: spill to priority 0");
     sim.rate_limited(2, None);
     expect_account(sim.schedule(&ws_request()), 3);
-    sim.note("everything full: the least loaded, then the higher priority");
-    sim.reset(2);
+    sim.at(Duration::from_secs(60));
+    sim.note("a2's cooldown is over; everything full: the least loaded, then the higher priority");
     assert!(sim.acquire(2, 2));
     for _ in 0..4 {
         assert!(sim.acquire(3, 4));

@@ -28,7 +28,7 @@ enum Op {
     ServerError(u64),
     AuthFailure(u64),
     Success(u64),
-    Reset(u64),
+    Reload(u64),
     Acquire(u64),
     Release(u64),
     WaiterAdded(u64),
@@ -54,7 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => id().prop_map(Op::ServerError),
         1 => id().prop_map(Op::AuthFailure),
         1 => id().prop_map(Op::Success),
-        1 => id().prop_map(Op::Reset),
+        1 => id().prop_map(Op::Reload),
         2 => id().prop_map(Op::Acquire),
         2 => id().prop_map(Op::Release),
         1 => id().prop_map(Op::WaiterAdded),
@@ -150,9 +150,11 @@ proptest! {
                     model[id as usize].disabled = true;
                 }
                 Op::Success(id) => sched.handle_success(now, AccountId(id)),
-                Op::Reset(id) => {
-                    sched.reset_account(AccountId(id));
-                    model[id as usize] = Model::default();
+                Op::Reload(id) => {
+                    if let Some(view) = sched.account(AccountId(id), now) {
+                        sched.upsert_account(view.spec);
+                        model[id as usize].disabled = false;
+                    }
                 }
                 Op::Acquire(id) => {
                     let max = sched.account(AccountId(id), now).map_or(1, |v| v.spec.max_concurrency);

@@ -179,13 +179,6 @@ impl Sim {
         self.after_input();
     }
 
-    pub fn reset(&mut self, account: u64) {
-        self.input(format!("reset {}", a(account)));
-        self.sched.reset_account(a(account));
-        self.health_line(account);
-        self.after_input();
-    }
-
     pub fn acquire(&mut self, account: u64, max: u32) -> bool {
         let ok = self.sched.try_acquire_slot(a(account), max);
         self.input(format!("try_acquire_slot {} max={max}", a(account)));
