@@ -9,15 +9,15 @@
 
 use std::time::Instant;
 
-use super::{Control, ControlOutput};
+use super::{Control, ControlEvent, ControlOutput};
 use crate::conn::{CompatKey, UpstreamConn};
 use crate::errors::Refusal;
 use crate::http::HttpInput;
 use crate::pool::{HolderKind, Lease, RefuseReason};
+use crate::scheduler::SlotWaiter;
 use crate::session::SessionInput;
 use crate::store::{Binding, Lookup, OpId, ResponseConn};
-use crate::turn::ResponseBind;
-use crate::turn::SessionInfo;
+use crate::turn::{ResponseBind, SessionInfo, SlotRequest};
 use crate::{AccountId, ResponseId, SessionId, TurnId};
 
 /// An answer every holder kind takes (an admission's shape is the kind's own)
@@ -180,11 +180,7 @@ impl Control {
         if let Some(account) = holder.as_ref().and_then(|h| h.acquiring) {
             self.pool.cancel(now, account, id);
         }
-        for (account, waiters) in &mut self.slot_waiters {
-            for _ in 0..waiters.remove_where(|w| w.holder == id) {
-                self.scheduler.waiter_removed(*account);
-            }
-        }
+        self.scheduler.cancel_slot_waits(id, None);
         self.blocked.retain(|(s, _)| *s != id);
         for account in holder.map(|h| h.slots).unwrap_or_default() {
             self.scheduler.release_slot(account);
@@ -205,6 +201,84 @@ impl Control {
     pub(super) fn answer(&mut self, id: SessionId, answer: Answer) {
         if let Some(holder) = self.holders.get(&id) {
             self.out.push_back(answer.deliver(holder.kind, id));
+        }
+    }
+
+    /// Takes a slot request of holder `id`: the scheduler grants slots and queues the creates
+    /// waiting for one; here its grants reach their holder, counted the holder's
+    pub(super) fn handle_slot_request(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        request: SlotRequest,
+    ) {
+        match request {
+            SlotRequest::Acquire {
+                turn,
+                account,
+                max_concurrency,
+            } => {
+                // A holder that closed already (its request overtaken by its close) takes nothing.
+                let Some(tenant) = self.holders.get(&id).map(|h| h.info.tenant) else {
+                    return;
+                };
+                let waiter = SlotWaiter {
+                    holder: id,
+                    turn,
+                    max_concurrency,
+                    tenant,
+                };
+                if self.scheduler.acquire_slot(account, waiter) {
+                    self.grant_slot(account, waiter);
+                    return;
+                }
+                self.take_back_blocked_slots(now, account);
+                self.event(ControlEvent::SlotWaiting {
+                    session: id,
+                    turn,
+                    account,
+                    max_concurrency,
+                });
+            }
+            SlotRequest::CancelWait { turn, .. } => {
+                self.scheduler.cancel_slot_waits(id, Some(turn))
+            }
+            SlotRequest::Release { account } => {
+                if let Some(holder) = self.holders.get_mut(&id)
+                    && let Some(i) = holder.slots.iter().position(|a| *a == account)
+                {
+                    holder.slots.swap_remove(i);
+                }
+                self.scheduler.release_slot(account);
+            }
+        }
+    }
+
+    /// Answers `waiter` with the slot of `account` the scheduler took for it, and counts it its
+    /// holder's until given back or the holder closes (a holder that is gone gives it back)
+    pub(super) fn grant_slot(&mut self, account: AccountId, waiter: SlotWaiter) {
+        let Some(holder) = self.holders.get_mut(&waiter.holder) else {
+            self.scheduler.release_slot(account);
+            return;
+        };
+        holder.slots.push(account);
+        self.answer(waiter.holder, Answer::SlotGranted(waiter.turn));
+    }
+
+    /// While creates wait for `account`'s slots, the longest-blocked client holding some of
+    /// them gives them up ([`SessionInput::YieldSlots`]); one per call, as each holds at least one
+    pub(super) fn take_back_blocked_slots(&mut self, now: Instant, account: AccountId) {
+        if self
+            .scheduler
+            .account(account, now)
+            .is_none_or(|view| view.waiters == 0)
+        {
+            return;
+        }
+        if let Some(pos) = self.blocked.iter().position(|(_, a)| *a == account) {
+            let (session, _) = self.blocked.remove(pos);
+            self.out
+                .push_back(ControlOutput::Session(session, SessionInput::YieldSlots));
         }
     }
 

@@ -42,7 +42,7 @@ impl Control {
                 preferred,
                 may_move_from,
             } => self.acquire(now, id, account, &compat, preferred.as_ref(), may_move_from),
-            HttpTurnRequest::Slot(request) => self.handle_slot_request(id, request),
+            HttpTurnRequest::Slot(request) => self.handle_slot_request(now, id, request),
             HttpTurnRequest::Release { release, hold } => {
                 self.pool.handle_release(now, release, hold)
             }

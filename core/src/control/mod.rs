@@ -7,8 +7,9 @@
 //! per-turn path, never on the per-event path.
 //!
 //! Both holder kinds go down one path (`holder.rs`: open, schedule, acquire, slot, bind,
-//! close) over one map, and wait for slots in one queue per account (`slots.rs`); the rules
-//! only one kind has are stated where the kind is matched (`HolderKind`, `http.rs`).
+//! close) over one map; the scheduler alone queues their creates for slots and picks who gets
+//! a freed one, and this plane routes its grants; the rules only one kind has are stated where
+//! the kind is matched (`HolderKind`, `http.rs`).
 //!
 //! # Poll order
 //!
@@ -20,8 +21,9 @@
 //! ```text
 //! Schedule ─▶ store lookups (previous_response_id, session key) ─▶ scheduler ─▶ Admission
 //! Acquire  ─▶ pool: idle conn | Dial … handle_dial_ok ─▶ Lease     (or LeaseRefused after 2 s)
-//! AcquireSlot ─▶ scheduler slot | wait (round-robin by client key) for SlotFreed ─▶ SlotGranted
-//!                                   └▶ a blocked client holding the account's slots ─▶ YieldSlots
+//! AcquireSlot ─▶ scheduler: a slot free, nobody waiting ─▶ SlotGranted
+//!                | else queued (round-robin by client key) … its grant on a release ─▶ SlotGranted
+//!                  └▶ a blocked client holding the account's slots ─▶ YieldSlots
 //! Bind (after each terminal) ─▶ store: response → (account, group), response → conn
 //! ```
 //!
@@ -39,7 +41,6 @@ mod holder;
 mod http;
 mod readiness;
 mod schedule;
-mod slots;
 mod types;
 
 use std::collections::{HashMap, VecDeque};
@@ -48,7 +49,6 @@ use std::time::Instant;
 
 use holder::{Answer, Holder};
 pub use readiness::{AccountReadiness, AccountState, Readiness};
-use slots::SlotQueue;
 pub use types::{AccountSpec, ControlEvent, ControlOutput, DialFailure, UpgradeRefusal};
 
 use crate::pool::{HolderKind, PoolRegistry, PoolRequest, PoolStats};
@@ -71,8 +71,6 @@ pub struct Control {
     pool: PoolRegistry,
     /// Sessions and HTTP requests, one map: the same paths serve both kinds
     holders: HashMap<SessionId, Holder>,
-    /// Creates waiting for a slot, per account, served round-robin by client key
-    slot_waiters: HashMap<AccountId, SlotQueue>,
     /// Sessions whose client reads nothing while their responses hold slots of the account,
     /// longest blocked first: the first to give their slots up when creates wait
     blocked: Vec<(SessionId, AccountId)>,
@@ -89,7 +87,6 @@ impl Control {
             pool: PoolRegistry::new(&cfg, seed, now),
             accounts: HashMap::new(),
             holders: HashMap::new(),
-            slot_waiters: HashMap::new(),
             blocked: Vec::new(),
             conn_accounts: HashMap::new(),
             out: VecDeque::new(),
@@ -210,12 +207,12 @@ impl Control {
                 compat,
                 may_move_from,
             } => self.acquire(now, id, account, &compat, None, may_move_from),
-            SessionRequest::Slot(request) => self.handle_slot_request(id, request),
+            SessionRequest::Slot(request) => self.handle_slot_request(now, id, request),
             SessionRequest::ClientBlocked { account, blocked } => {
                 self.blocked.retain(|(s, _)| *s != id);
                 if blocked {
                     self.blocked.push((id, account));
-                    self.take_back_blocked_slots(account);
+                    self.take_back_blocked_slots(now, account);
                 }
             }
             SessionRequest::Release(release) => self.pool.handle_release(now, release, None),
@@ -406,7 +403,9 @@ impl Control {
             while let Some(event) = self.scheduler.poll_event() {
                 busy = true;
                 match event {
-                    SchedulerEvent::SlotFreed(account) => self.wake_slot_waiter(account),
+                    SchedulerEvent::SlotGranted { account, waiter } => {
+                        self.grant_slot(account, waiter)
+                    }
                     SchedulerEvent::AccountUsable(account) => {
                         self.event(ControlEvent::AccountUsable { account })
                     }

@@ -7,6 +7,8 @@ use crate::AccountId;
 use crate::config::SchedulerConfig;
 use crate::resolver::Transport;
 
+use super::slots::SlotQueue;
+
 /// An account's scheduling settings, given at registration and on reload
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AccountSpec {
@@ -80,9 +82,7 @@ pub(crate) struct AccountState {
     /// Unfinished responses on this instance (slots held)
     pub(crate) unfinished: u32,
     /// Creates waiting for a slot on this account
-    pub(crate) waiters: u32,
-    /// Slot-freed wake-ups queued for this account and not yet polled
-    pub(crate) pending_wakes: u32,
+    pub(crate) waiters: SlotQueue,
     /// Whether an `AccountUsable` event is queued for this account
     pub(crate) usable_event_queued: bool,
 }
@@ -99,8 +99,7 @@ impl AccountState {
             last_failure: None,
             server_errors: VecDeque::new(),
             unfinished: 0,
-            waiters: 0,
-            pending_wakes: 0,
+            waiters: SlotQueue::default(),
             usable_event_queued: false,
         }
     }
@@ -211,6 +210,16 @@ impl AccountState {
         (self.last_failure, self.spec.id) < (other.last_failure, other.spec.id)
     }
 
+    /// Takes a slot if fewer than `max_concurrency` responses are unfinished (zero counts as
+    /// one)
+    pub(crate) fn take_slot(&mut self, max_concurrency: u32) -> bool {
+        let free = self.unfinished < max_concurrency.max(1);
+        if free {
+            self.unfinished += 1;
+        }
+        free
+    }
+
     /// Whether every slot is taken (`unfinished ≥ max_concurrency`)
     pub(crate) fn is_full(&self) -> bool {
         self.unfinished >= self.spec.max_concurrency
@@ -221,7 +230,8 @@ impl AccountState {
     /// full ones (the create will wait for a slot), load ratio, then waiters, then higher
     /// priority; the lower id breaks every remaining tie
     pub(crate) fn least_loaded_cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let by_load = || self.load_cmp(other).then(self.waiters.cmp(&other.waiters));
+        let waiters = self.waiters.len().cmp(&other.waiters.len());
+        let by_load = || self.load_cmp(other).then(waiters);
         let higher_first = other.spec.priority.cmp(&self.spec.priority);
         match (self.is_full(), other.is_full()) {
             (false, true) => std::cmp::Ordering::Less,
@@ -264,7 +274,7 @@ impl AccountView {
             spec: state.spec,
             health: state.health(now),
             unfinished: state.unfinished,
-            waiters: state.waiters,
+            waiters: u32::try_from(state.waiters.len()).unwrap_or(u32::MAX),
             recent_server_errors: u32::try_from(state.server_errors.len()).unwrap_or(u32::MAX),
             dial_failures: state.dial_failures,
             next_probe: state.next_probe,

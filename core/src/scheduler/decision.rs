@@ -54,7 +54,7 @@ pub struct Choice {
     /// The account
     pub account: AccountId,
     /// The account's max concurrency at decision time; the session keeps it and passes it to
-    /// `try_acquire_slot` on every later turn (a reload does not change a running session)
+    /// `acquire_slot` on every later turn (a reload does not change a running session)
     pub max_concurrency: u32,
     /// Which layer chose it
     pub layer: Layer,

@@ -57,27 +57,29 @@
 //! [`Reject::AllRateLimited`] when some eligible account is rate limited (`Retry-After` at the
 //! earliest reset), else the 426 / 503 answers below.
 //!
-//! # Concurrency slots
-//! A slot = one unfinished response on this instance. The session calls
-//! [`Scheduler::try_acquire_slot`] with the decision's max concurrency on **every** turn (first
-//! and later) and [`Scheduler::release_slot`] when the response ends. If no slot is free, the
-//! session registers as a waiter ([`Scheduler::waiter_added`]) and holds the create for at most
-//! `session.slot_wait_timeout` (12 s), then answers 429. Each release on an account with
-//! waiters queues one [`SchedulerEvent::SlotFreed`]; the shell wakes one waiter per event, which
-//! calls `try_acquire_slot` again (and waits again if it lost the race).
+//! # Concurrency slots (`slots.rs`)
+//! A slot = one unfinished response on this instance. Every create (first turn and later ones)
+//! asks [`Scheduler::acquire_slot`] with the decision's max concurrency and gives its slot back
+//! with [`Scheduler::release_slot`] when the response ends. With no slot free, or creates
+//! already waiting, the create queues; the scheduler alone decides who gets a freed slot:
+//! round-robin by client key, oldest create of a key first
+//! ([`SchedulerEvent::SlotGranted`]). A create that stops waiting (answered 429 after
+//! `session.slot_wait_timeout`, or its holder closed) leaves with
+//! [`Scheduler::cancel_slot_waits`].
 //!
 //! # Drive contract
-//! After any `handle_*`, `release_slot` or waiter change, drain [`Scheduler::poll_event`]; keep
+//! After any `handle_*`, `acquire_slot` or `release_slot`, drain [`Scheduler::poll_event`]; keep
 //! one timer at [`Scheduler::poll_timeout`] (the earliest cooldown end) and call
 //! [`Scheduler::handle_timeout`] when it fires, which emits [`SchedulerEvent::AccountUsable`].
 //! Usability never depends on `handle_timeout` having run: a cooldown simply ends at its instant.
 //!
 //! Calls naming an account that is not configured (e.g. removed by a reload while a response
-//! was in flight) are no-ops; `try_acquire_slot` then returns `false`.
+//! was in flight) are no-ops; `acquire_slot` then grants at once (no slots left to count).
 
 mod account;
 mod decision;
 mod retry;
+mod slots;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -88,6 +90,7 @@ pub use retry::{
     FailureKind, GiveUpReason, MAX_RETRY_NOTES, Pinning, RetryDecision, RetryNote, RetryPhase,
     RetryState,
 };
+pub use slots::SlotWaiter;
 
 use crate::AccountId;
 use crate::config::SchedulerConfig;
@@ -97,8 +100,14 @@ use account::AccountState;
 /// Something the shell must act on
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SchedulerEvent {
-    /// A slot on this account was released while creates were waiting: wake one waiter
-    SlotFreed(AccountId),
+    /// A slot of `account` was released and goes to `waiter`, the next create in turn: it is
+    /// taken for it (give it back with `release_slot` if its holder is gone)
+    SlotGranted {
+        /// The account
+        account: AccountId,
+        /// The create that gets it
+        waiter: SlotWaiter,
+    },
     /// The account's cooldown ended and it is usable again (log / notify)
     AccountUsable(AccountId),
     /// The account cools down after failed dials: dial one probe conn now (no holder), and
@@ -109,7 +118,13 @@ pub enum SchedulerEvent {
 impl std::fmt::Display for SchedulerEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::SlotFreed(account) => write!(f, "slot_freed {account}"),
+            Self::SlotGranted { account, waiter } => {
+                write!(
+                    f,
+                    "slot_granted {account} {} {}",
+                    waiter.holder, waiter.turn
+                )
+            }
             Self::AccountUsable(account) => write!(f, "account_usable {account}"),
             Self::ProbeDue(account) => write!(f, "probe_due {account}"),
         }
@@ -122,8 +137,8 @@ pub struct Scheduler {
     config: SchedulerConfig,
     /// Sorted by id: deterministic passes, O(log n) lookup
     accounts: Vec<AccountState>,
-    /// Accounts with `pending_wakes > 0`, each at most once
-    slot_wakes: VecDeque<AccountId>,
+    /// Slots taken for waiters, not yet polled
+    grants: VecDeque<SchedulerEvent>,
     /// Accounts with `usable_event_queued`, each at most once
     usable_events: VecDeque<AccountId>,
     /// Probe dials due, in the order they fell due
@@ -136,7 +151,7 @@ impl Scheduler {
         Self {
             config,
             accounts: Vec::new(),
-            slot_wakes: VecDeque::new(),
+            grants: VecDeque::new(),
             usable_events: VecDeque::new(),
             probes: VecDeque::new(),
         }
@@ -250,66 +265,11 @@ impl Scheduler {
         }
     }
 
-    /// Takes a slot on `account` if fewer than `max_concurrency` responses are unfinished
-    /// there (`max_concurrency` = the session's [`Choice::max_concurrency`]; zero counts as one)
-    #[must_use]
-    pub fn try_acquire_slot(&mut self, account: AccountId, max_concurrency: u32) -> bool {
-        let Some(state) = self.get_mut(account) else {
-            return false;
-        };
-        if state.unfinished >= max_concurrency.max(1) {
-            return false;
-        }
-        state.unfinished += 1;
-        true
-    }
-
-    /// Returns a slot taken by `try_acquire_slot` (the response ended); wakes a waiter if any
-    pub fn release_slot(&mut self, account: AccountId) {
-        let Some(i) = self.index(account).ok() else {
-            return;
-        };
-        let state = &mut self.accounts[i];
-        state.unfinished = state.unfinished.saturating_sub(1);
-        if state.waiters > state.pending_wakes {
-            state.pending_wakes += 1;
-            if state.pending_wakes == 1 {
-                self.slot_wakes.push_back(account);
-            }
-        }
-    }
-
-    /// A create started waiting for a slot on `account`
-    pub fn waiter_added(&mut self, account: AccountId) {
-        if let Some(state) = self.get_mut(account) {
-            state.waiters += 1;
-        }
-    }
-
-    /// A create stopped waiting for a slot on `account` (got one, timed out or was cancelled)
-    pub fn waiter_removed(&mut self, account: AccountId) {
-        if let Some(state) = self.get_mut(account) {
-            state.waiters = state.waiters.saturating_sub(1);
-            // Never wake more waiters than exist; a stale queue entry is skipped when polled.
-            state.pending_wakes = state.pending_wakes.min(state.waiters);
-        }
-    }
-
-    /// The next thing the shell must act on: slot wake-ups first, then usable-again notices
+    /// The next thing the shell must act on: slot grants first, then usable-again notices
     #[must_use]
     pub fn poll_event(&mut self) -> Option<SchedulerEvent> {
-        while let Some(id) = self.slot_wakes.pop_front() {
-            let Some(state) = self.get_mut(id) else {
-                continue;
-            };
-            if state.pending_wakes == 0 {
-                continue;
-            }
-            state.pending_wakes -= 1;
-            if state.pending_wakes > 0 {
-                self.slot_wakes.push_back(id);
-            }
-            return Some(SchedulerEvent::SlotFreed(id));
+        if let Some(grant) = self.grants.pop_front() {
+            return Some(grant);
         }
         while let Some(id) = self.usable_events.pop_front() {
             let Some(state) = self.get_mut(id) else {

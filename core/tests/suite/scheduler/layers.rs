@@ -68,18 +68,16 @@ fn scheduler_least_loaded_ratio_then_waiters_then_id_within_one_priority() {
     }
     expect_account(sim.schedule(&ws_request()), 2);
 
-    sim.note("equal ratios: fewer waiters wins");
+    sim.note("equal ratios: fewer waiters wins (a waiter: a create whose own max is reached)");
     assert!(sim.acquire(2, 4)); // a2 now 2/4 = 0.5, ties with a1 and a3
-    sim.waiter_added(1);
-    sim.waiter_added(3);
-    sim.waiter_added(3);
+    assert!(!sim.acquire(1, 2)); // s6
+    assert!(!sim.acquire(3, 1)); // s7
+    assert!(!sim.acquire(3, 1)); // s8
     expect_account(sim.schedule(&ws_request()), 2);
 
     sim.note("everything equal: lowest id wins");
-    sim.waiter_added(2);
-    sim.waiter_removed(3);
-    sim.waiter_removed(3);
-    sim.waiter_added(3);
+    assert!(!sim.acquire(2, 2)); // s9
+    sim.cancel(7);
     expect_account(sim.schedule(&ws_request()), 1);
     sim.snapshot("scheduler_least_loaded_ratio_then_waiters_then_id_within_one_priority");
 }

@@ -9,14 +9,14 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use wsv2_core::AccountId;
 use wsv2_core::config::SchedulerConfig;
 use wsv2_core::resolver::Transport;
 use wsv2_core::rng::Jitter;
 use wsv2_core::scheduler::{
     AccountSpec, AccountView, Decision, FailureKind, GiveUpReason, Health, Layer, Pinning, Reject,
-    RetryDecision, RetryState, ScheduleRequest, Scheduler,
+    RetryDecision, RetryState, ScheduleRequest, Scheduler, SlotWaiter,
 };
+use wsv2_core::{AccountId, SessionId, TurnId};
 
 /// Account ids 1..=8 exist in requests; only the first `n` are configured
 const ID_SPACE: u64 = 8;
@@ -29,10 +29,11 @@ enum Op {
     AuthFailure(u64),
     Success(u64),
     Reload(u64),
-    Acquire(u64),
+    /// Create t1 of holder `.1` (client key: its parity) asks for a slot of account `.0`
+    Acquire(u64, u64),
     Release(u64),
-    WaiterAdded(u64),
-    WaiterRemoved(u64),
+    /// The holder stops waiting
+    Cancel(u64),
     Timeout,
     Schedule {
         bound: Option<u64>,
@@ -55,10 +56,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => id().prop_map(Op::AuthFailure),
         1 => id().prop_map(Op::Success),
         1 => id().prop_map(Op::Reload),
-        2 => id().prop_map(Op::Acquire),
+        2 => (id(), 1u64..=6).prop_map(|(a, h)| Op::Acquire(a, h)),
         2 => id().prop_map(Op::Release),
-        1 => id().prop_map(Op::WaiterAdded),
-        1 => id().prop_map(Op::WaiterRemoved),
+        1 => (1u64..=6).prop_map(Op::Cancel),
         1 => Just(Op::Timeout),
         6 => (
             proptest::option::weighted(0.3, id()),
@@ -156,18 +156,25 @@ proptest! {
                         model[id as usize].disabled = false;
                     }
                 }
-                Op::Acquire(id) => {
-                    let max = sched.account(AccountId(id), now).map_or(1, |v| v.spec.max_concurrency);
-                    let before = sched.account(AccountId(id), now).map(|v| v.unfinished);
-                    let ok = sched.try_acquire_slot(AccountId(id), max);
-                    prop_assert_eq!(ok, before.is_some_and(|u| u < max));
+                Op::Acquire(id, holder) => {
+                    let before = sched.account(AccountId(id), now);
+                    let max = before.map_or(1, |v| v.spec.max_concurrency);
+                    let waiter = SlotWaiter {
+                        holder: SessionId(holder),
+                        turn: TurnId(1),
+                        max_concurrency: max,
+                        tenant: holder % 2,
+                    };
+                    let ok = sched.acquire_slot(AccountId(id), waiter);
+                    let free = |v: AccountView| v.waiters == 0 && v.unfinished < max;
+                    prop_assert_eq!(ok, before.is_none_or(free), "granted at once unless it must wait");
                     if let Some(view) = sched.account(AccountId(id), now) {
                         prop_assert!(view.unfinished <= max);
+                        prop_assert!(view.waiters == 0 || view.unfinished > 0, "waiting behind a free account");
                     }
                 }
                 Op::Release(id) => sched.release_slot(AccountId(id)),
-                Op::WaiterAdded(id) => sched.waiter_added(AccountId(id)),
-                Op::WaiterRemoved(id) => sched.waiter_removed(AccountId(id)),
+                Op::Cancel(holder) => sched.cancel_slot_waits(SessionId(holder), None),
                 Op::Timeout => {
                     if let Some(at) = sched.poll_timeout() {
                         now = now.max(at);
@@ -202,7 +209,9 @@ proptest! {
                             prop_assert!(!exclude.contains(&id), "excluded {id} chosen");
                             prop_assert!(!m.disabled, "disabled {id} chosen");
                             prop_assert!(m.rate_limited_until.is_none_or(|t| t <= now), "cooling {id} chosen");
-                            prop_assert_eq!(view.health, Health::Usable);
+                            // A last resort is cooling, only because it failed.
+                            let last_resort = choice.layer == Layer::LastResort;
+                            prop_assert!(view.health == Health::Usable || last_resort);
                             prop_assert!(serves(&view, transport));
                             prop_assert_eq!(choice.max_concurrency, view.spec.max_concurrency);
                             if let Some(b) = bound {
@@ -212,6 +221,8 @@ proptest! {
                                 for other in &eligible {
                                     prop_assert!(!better(other, &view), "{} beats {id}", other.spec.id);
                                 }
+                            } else if last_resort {
+                                prop_assert!(eligible.is_empty(), "last resort with {id} eligible");
                             } else {
                                 prop_assert_eq!(choice.layer, Layer::Session);
                                 prop_assert_eq!(Some(id.0), session);

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use wsv2_core::AccountId;
 use wsv2_core::config::SchedulerConfig;
 use wsv2_core::resolver::Transport;
 use wsv2_core::scheduler::{
     AccountSpec, Decision, FailureKind, Health, Reject, RetryDecision, ScheduleRequest, Scheduler,
-    SchedulerEvent,
+    SchedulerEvent, SlotWaiter,
 };
+use wsv2_core::{AccountId, SessionId, TurnId};
 
 use super::trace::Trace;
 
@@ -45,6 +45,8 @@ pub struct Sim {
     pub now: Instant,
     pub sched: Scheduler,
     pub trace: Trace,
+    /// Holders `acquire` numbered so far
+    pub holders: u64,
 }
 
 impl Sim {
@@ -59,6 +61,7 @@ impl Sim {
             now: t0,
             sched: Scheduler::new(config),
             trace: Trace::new(t0),
+            holders: 0,
         };
         for spec in accounts {
             sim.upsert(*spec);
@@ -179,11 +182,36 @@ impl Sim {
         self.after_input();
     }
 
+    /// Create t1 of a new holder (`s1`, `s2`, … in call order) of client key 0 asks for a slot
+    /// of `account`: true if granted at once, else it waits
     pub fn acquire(&mut self, account: u64, max: u32) -> bool {
-        let ok = self.sched.try_acquire_slot(a(account), max);
-        self.input(format!("try_acquire_slot {} max={max}", a(account)));
-        self.output(ok.to_string());
+        self.holders += 1;
+        self.acquire_as(account, max, self.holders, 0)
+    }
+
+    /// Create t1 of holder `s{holder}` of client key `key` asks for a slot of `account`: true
+    /// if granted at once, else it waits (the grants it caused are traced)
+    pub fn acquire_as(&mut self, account: u64, max: u32, holder: u64, key: u64) -> bool {
+        let waiter = SlotWaiter {
+            holder: SessionId(holder),
+            turn: TurnId(1),
+            max_concurrency: max,
+            tenant: key,
+        };
+        self.input(format!(
+            "acquire_slot {} s{holder} key={key} max={max}",
+            a(account)
+        ));
+        let ok = self.sched.acquire_slot(a(account), waiter);
+        self.output(if ok { "granted" } else { "queued" }.to_owned());
+        self.drain();
         ok
+    }
+
+    /// Holder `s{holder}` stops waiting for slots
+    pub fn cancel(&mut self, holder: u64) {
+        self.input(format!("cancel_slot_waits s{holder}"));
+        self.sched.cancel_slot_waits(SessionId(holder), None);
     }
 
     /// Releases a slot and returns the events it caused (also traced)
@@ -191,17 +219,6 @@ impl Sim {
         self.input(format!("release_slot {}", a(account)));
         self.sched.release_slot(a(account));
         self.drain()
-    }
-
-    pub fn waiter_added(&mut self, account: u64) {
-        self.input(format!("waiter_added {}", a(account)));
-        self.sched.waiter_added(a(account));
-    }
-
-    pub fn waiter_removed(&mut self, account: u64) {
-        self.input(format!("waiter_removed {}", a(account)));
-        self.sched.waiter_removed(a(account));
-        self.after_input();
     }
 
     /// Fires the scheduler's timer if due at `now`, tracing it and the events it yields
