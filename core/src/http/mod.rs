@@ -352,11 +352,6 @@ impl HttpTurn {
         self.timers.next_timeout_with([conn])
     }
 
-    /// When the request arrived (the turn's duration for metrics counts from here)
-    pub fn started_at(&self) -> Instant {
-        self.started_at
-    }
-
     /// The request's handle
     pub fn id(&self) -> SessionId {
         self.id

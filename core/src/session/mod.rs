@@ -523,11 +523,6 @@ impl Session {
             + self.retiring.as_ref().map_or(0, UpstreamConn::unfinished)
     }
 
-    /// The account chosen for the session
-    pub fn admission(&self) -> Option<&Admission> {
-        self.admitted_account()
-    }
-
     fn conns_mut(&mut self) -> impl Iterator<Item = &mut UpstreamConn> {
         self.active.iter_mut().chain(self.retiring.iter_mut())
     }
