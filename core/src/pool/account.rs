@@ -354,24 +354,19 @@ impl AccountPool {
     /// When `handle_timeout` must next be called (read after draining `poll_request`)
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let waiters = self.waiters.iter().filter_map(|w| w.deadline).min();
+        let waiters = self.waiters.iter().filter_map(|w| w.deadline);
         let pongs = self
             .idle_order
             .iter()
-            .filter_map(|c| match self.conns.get(c).map(|s| &s.state) {
-                Some(SlotState::Idle { pong_due, .. }) => *pong_due,
+            .filter_map(|c| match &self.conns.get(c)?.state {
+                SlotState::Idle { pong_due, .. } => *pong_due,
                 _ => None,
-            })
-            .min();
-        [
-            waiters,
-            pongs,
-            self.holds.next_deadline(),
-            self.pacing.next_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+            });
+        let others = [self.holds.next_deadline(), self.pacing.next_deadline()];
+        waiters
+            .chain(pongs)
+            .chain(others.into_iter().flatten())
+            .min()
     }
 
     /// The account this pool serves

@@ -76,11 +76,7 @@ impl AccountPool {
             HolderKind::Session => None,
             HolderKind::Http => Some(now + self.settings.pool.acquire_timeout),
         };
-        let wait = dial_wait.map(|w| now + w);
-        match (own, wait) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        own.into_iter().chain(dial_wait.map(|w| now + w)).min()
     }
 
     /// Preferred idle conn, MRU unheld idle conn, a warm dial in flight (taken over: one dial

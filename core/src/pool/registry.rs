@@ -174,13 +174,10 @@ impl PoolRegistry {
     /// The earliest of the ticks and every pool's own deadline
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let pools = self
-            .pools
-            .values()
-            .filter_map(AccountPool::poll_timeout)
-            .min();
-        let ticks = self.next_ping_tick.min(self.next_cleanup_tick);
-        Some(pools.map_or(ticks, |p| p.min(ticks)))
+        let pools = self.pools.values().filter_map(AccountPool::poll_timeout);
+        pools
+            .chain([self.next_ping_tick, self.next_cleanup_tick])
+            .min()
     }
 
     /// One account's counts

@@ -299,10 +299,7 @@ impl Store {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let op = self.deadlines.first().map(|(at, _)| *at);
-        match (op, self.breaker.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        op.into_iter().chain(self.breaker.poll_timeout()).min()
     }
 
     /// Counters since creation
