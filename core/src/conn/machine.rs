@@ -282,11 +282,7 @@ impl UpstreamConn {
 
     /// Writes a `response.steer` / `response.inject` frame; false if `target` is not open here
     pub fn send_steer(&mut self, now: Instant, target: &ResponseId, frame: Bytes) -> bool {
-        if !self.is_live() || !self.lanes.steer_sent(target) {
-            return false;
-        }
-        self.queue_text(now, frame);
-        true
+        self.is_live() && self.lanes.steer_sent(target) && self.send_raw(now, frame)
     }
 
     /// Takes no new creates from now on; closes when its unfinished responses have ended
