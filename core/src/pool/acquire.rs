@@ -165,12 +165,8 @@ impl AccountPool {
     pub(super) fn fits(&self, kind: HolderKind, record: &ConnRecord, now: Instant) -> bool {
         let age = now.saturating_duration_since(record.opened_at);
         let left = self.settings.max_age.saturating_sub(age);
-        match kind {
-            HolderKind::Http => !left.is_zero(),
-            HolderKind::Session => {
-                !left.is_zero() && left >= self.settings.pool.session_min_remaining_life
-            }
-        }
+        let session_min = self.settings.pool.session_min_remaining_life;
+        !left.is_zero() && (kind == HolderKind::Http || left >= session_min)
     }
 
     /// The most recently released idle conn with `key` and this hold state that fits a holder
