@@ -38,10 +38,7 @@ struct ResponseFields<'a> {
 /// (`flat.rs`) that gives the same answer; [`classify_server_event_full`] is the scan alone.
 #[inline]
 pub fn classify_server_event(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyError> {
-    match classify_flat(frame, false) {
-        Some(event) => Ok(event),
-        None => classify_server_event_full(frame),
-    }
+    classify_flat(frame, false).map_or_else(|| classify_server_event_full(frame), Ok)
 }
 
 /// [`classify_server_event`] for a frame the caller already validated as UTF-8 (the payload
@@ -53,10 +50,7 @@ pub fn classify_server_event(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyEr
 /// with an invalid sequence inside a string may then be classified instead of refused.
 #[inline]
 pub fn classify_server_text(frame: &[u8]) -> Result<ServerEvent<'_>, ClassifyError> {
-    match classify_flat(frame, true) {
-        Some(event) => Ok(event),
-        None => classify_server_event_full(frame),
-    }
+    classify_flat(frame, true).map_or_else(|| classify_server_event_full(frame), Ok)
 }
 
 /// [`classify_server_event`] without its fast path for flat events: the full scan, which the
