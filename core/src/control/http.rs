@@ -23,6 +23,7 @@ use crate::pool::HolderKind;
 use crate::resolver::Transport;
 use crate::scheduler::FailureKind;
 use crate::store::ResponseConn;
+use crate::turn::TurnEvent;
 use crate::{AccountId, ResponseId, SessionId};
 
 impl Control {
@@ -56,10 +57,10 @@ impl Control {
     /// Takes an HTTP turn's event: failed attempts and ended responses feed account health
     pub fn handle_http_event(&mut self, now: Instant, event: &HttpEvent) {
         match event {
-            HttpEvent::ResponseEnded(report) => self.response_ended(now, report),
-            HttpEvent::Retrying {
+            HttpEvent::Turn(TurnEvent::ResponseEnded(report)) => self.response_ended(now, report),
+            HttpEvent::Turn(TurnEvent::Retrying {
                 account, failure, ..
-            } => self.feed_failure(now, *account, *failure),
+            }) => self.feed_failure(now, *account, *failure),
             HttpEvent::ForwardEnded {
                 account, status, ..
             } => match *status {

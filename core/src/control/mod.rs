@@ -58,7 +58,7 @@ use crate::scheduler::{
 };
 use crate::session::{SessionEvent, SessionRequest};
 use crate::store::{OpId, Store, StoreEvent, StoreFailure};
-use crate::turn::{ResponseReport, SessionInfo};
+use crate::turn::{ResponseReport, SessionInfo, TurnEvent};
 use crate::{AccountId, Config, ConnId, SessionId};
 
 /// Scheduler, store, pools and slots for every session of one gateway process
@@ -227,7 +227,7 @@ impl Control {
 
     /// Takes a session event: ended responses feed account health
     pub fn handle_session_event(&mut self, now: Instant, event: &SessionEvent) {
-        if let SessionEvent::ResponseEnded(report) = event {
+        if let SessionEvent::Turn(TurnEvent::ResponseEnded(report)) = event {
             self.response_ended(now, report);
             self.pump(now);
         }

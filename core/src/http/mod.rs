@@ -13,7 +13,7 @@
 //! After every `handle_*` call (and after [`HttpTurn::new`]), drain
 //! [`HttpTurn::poll_transmit`], then [`HttpTurn::poll_request`], then [`HttpTurn::poll_event`],
 //! each until `None`, then read [`HttpTurn::poll_timeout`] and arm one timer for it. Drop the
-//! turn after [`HttpEvent::Finished`].
+//! turn after [`TurnEvent::Finished`](crate::turn::TurnEvent::Finished).
 //!
 //! # Answers
 //!

@@ -4,14 +4,13 @@
 use std::time::Instant;
 
 use super::{
-    ErrorAnswer, HttpAdmission, HttpEvent, HttpTransmit, HttpTurn, HttpTurnRequest, Stage,
-    TurnTimer, request,
+    ErrorAnswer, HttpAdmission, HttpTransmit, HttpTurn, HttpTurnRequest, Stage, TurnTimer, request,
 };
 use crate::TurnId;
 use crate::conn::UpstreamConn;
 use crate::errors::GatewayError;
 use crate::resolver::Transport;
-use crate::turn::{Models, Slot, SlotRequest, TurnFacts, pinning};
+use crate::turn::{Models, Slot, SlotRequest, TurnEvent, TurnFacts, pinning};
 
 impl HttpTurn {
     /// The one place the stage moves; debug-asserts that the edge is drawn in the diagram
@@ -129,7 +128,8 @@ impl HttpTurn {
             // now (nothing failed, so no back-off and no retry counted).
             self.exclude.push(account);
             self.admission = None;
-            self.events.push_back(HttpEvent::Retrying {
+            self.turn_event(TurnEvent::Retrying {
+                turn: self.turn.id(),
                 account,
                 failure: crate::scheduler::FailureKind::DialFailed,
                 switch_account: true,
@@ -233,6 +233,6 @@ impl HttpTurn {
         if self.request.is_some() {
             self.requests.push_back(HttpTurnRequest::Close);
         }
-        self.events.push_back(HttpEvent::Finished);
+        self.turn_event(TurnEvent::Finished);
     }
 }

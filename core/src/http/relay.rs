@@ -14,7 +14,7 @@ use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::event::{ServerEventKind, Utf8, sse_encode};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
-use crate::turn::upstream_lost;
+use crate::turn::{TurnEvent, upstream_lost};
 use crate::{ConnId, TurnId};
 
 impl HttpTurn {
@@ -30,15 +30,14 @@ impl HttpTurn {
         let (kind, owner) = match conn.handle_frame(now, &frame, utf8, &mut no_successor) {
             Ok(routed) => (routed.event.kind, routed.owner),
             Err(_) => {
-                self.events
-                    .push_back(HttpEvent::UpstreamGarbage { conn: id });
+                self.turn_event(TurnEvent::UpstreamGarbage { conn: id });
                 return;
             }
         };
         match owner {
             Owner::Response { turn, .. } if turn == current => {}
             Owner::Tail => {
-                self.events.push_back(HttpEvent::TailPacket { conn: id });
+                self.turn_event(TurnEvent::TailPacket { conn: id });
                 return;
             }
             _ => return,
@@ -62,6 +61,11 @@ impl HttpTurn {
         } else if kind.is_terminal() {
             self.final_response = response_object(&frame);
         }
+    }
+
+    /// Queues an event of the create's life
+    pub(super) fn turn_event(&mut self, event: TurnEvent) {
+        self.events.push_back(HttpEvent::Turn(event));
     }
 
     fn write_sse(&mut self, frame: &Bytes) {
@@ -163,7 +167,7 @@ impl HttpTurn {
                 Outcome::Completed | Outcome::Incomplete | Outcome::Failed
             );
             self.end_response(now, ended);
-            self.events.push_back(HttpEvent::DrainFinished { clean });
+            self.turn_event(TurnEvent::DrainFinished { clean });
             return self.finish();
         }
         let streaming = !self.turn.is_retriable();
@@ -232,8 +236,7 @@ impl HttpTurn {
         }
         self.requests
             .extend(settled.release.map(HttpTurnRequest::Slot));
-        self.events
-            .push_back(HttpEvent::ResponseEnded(Box::new(settled.report)));
+        self.turn_event(TurnEvent::ResponseEnded(Box::new(settled.report)));
     }
 
     /// An attempt failed before anything reached the client: retry under the scheduler's rules,
@@ -293,7 +296,8 @@ impl HttpTurn {
         at: Instant,
     ) {
         if let Some(account) = account {
-            self.events.push_back(HttpEvent::Retrying {
+            self.turn_event(TurnEvent::Retrying {
+                turn: self.turn.id(),
                 account,
                 failure,
                 switch_account,

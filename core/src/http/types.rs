@@ -10,8 +10,8 @@ use crate::conn::{CompatKey, Release, UpstreamTransmit};
 use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
-use crate::scheduler::{FailureKind, GiveUpReason};
-use crate::turn::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
+use crate::scheduler::GiveUpReason;
+use crate::turn::{ModelMap, ResponseBind, SessionInfo, SlotRequest, TurnEvent};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// The `Content-Type` of an answer
@@ -162,6 +162,9 @@ crate::turn::holder_input!(HttpInput);
 /// Something worth a log line or a metric
 #[derive(Clone, Debug, PartialEq)]
 pub enum HttpEvent {
+    /// What every create's life produces (an attempt that failed before anything reached the
+    /// client retries: the control plane feeds its failure to the account's health)
+    Turn(TurnEvent),
     /// The answer's head went out (or a pass-through began: `status` 0 then)
     Answered {
         /// HTTP status
@@ -169,23 +172,11 @@ pub enum HttpEvent {
         /// SSE (true) or JSON (false)
         streamed: bool,
     },
-    /// An attempt failed before anything reached the client and will be retried; the control
-    /// plane feeds `failure` to the account's health
-    Retrying {
-        /// The account of the failed attempt
-        account: AccountId,
-        /// What failed
-        failure: FailureKind,
-        /// The next attempt goes to another account
-        switch_account: bool,
-    },
     /// The turn gave up retrying
     GaveUp {
         /// Why
         reason: GiveUpReason,
     },
-    /// The upstream response ended (the final attempt; usage is billed even if the client left)
-    ResponseEnded(Box<ResponseReport>),
     /// A forwarded POST (HTTP account) ended
     ForwardEnded {
         /// The account
@@ -195,26 +186,9 @@ pub enum HttpEvent {
         /// How long it took from the POST
         duration: Duration,
     },
-    /// A frame from upstream no response could own; the conn is now dirty
-    TailPacket {
-        /// The conn
-        conn: ConnId,
-    },
-    /// A frame from upstream that was not valid JSON; the conn is now dirty
-    UpstreamGarbage {
-        /// The conn
-        conn: ConnId,
-    },
     /// The client left; with `draining`, the open response is read to its terminal
     ClientGone {
         /// A response is open and will be drained
         draining: bool,
     },
-    /// The drain ended
-    DrainFinished {
-        /// The response reached its terminal in time
-        clean: bool,
-    },
-    /// The turn is over; drop it
-    Finished,
 }

@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use super::{Refusal, Session, SessionEvent, SessionRequest};
+use super::{Refusal, Session, SessionRequest};
+use crate::turn::TurnEvent;
 
 impl Session {
     /// A failed dial: the head create's retry state decides (true: it will be tried again)
@@ -33,7 +34,7 @@ impl Session {
                     self.exclude = tried.unwrap_or_default();
                     self.drop_admission();
                 }
-                self.events.push_back(SessionEvent::Retrying {
+                self.turn_event(TurnEvent::Retrying {
                     turn,
                     account,
                     failure: FailureKind::DialFailed,
@@ -68,7 +69,7 @@ impl Session {
         self.requests.extend(release.map(SessionRequest::Slot));
         self.exclude.push(account);
         self.drop_admission();
-        self.events.push_back(SessionEvent::Retrying {
+        self.turn_event(TurnEvent::Retrying {
             turn,
             account,
             failure: crate::scheduler::FailureKind::DialFailed,

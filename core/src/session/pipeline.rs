@@ -13,7 +13,7 @@ use crate::event::{
     previous_response_not_found_event, rewrite_create_model,
     websocket_connection_limit_reached_event, websocket_stream_limit_reached_event,
 };
-use crate::turn::{Models, Slot, SlotRequest, Turn, TurnFacts, pinning};
+use crate::turn::{Models, Slot, SlotRequest, Turn, TurnEvent, TurnFacts, pinning};
 
 /// What the head of the held queue waits for
 enum Step {
@@ -38,7 +38,7 @@ impl Session {
             {
                 // A response that stalled ended the drain as surely as a terminal, not cleanly.
                 let clean = !stalled;
-                self.events.push_back(SessionEvent::DrainFinished { clean });
+                self.turn_event(TurnEvent::DrainFinished { clean });
                 return self.finish(now);
             }
             if !self.pump(now) {
@@ -261,6 +261,11 @@ impl Session {
         self.turns.push(head);
     }
 
+    /// Queues an event of a create's life
+    pub(super) fn turn_event(&mut self, event: TurnEvent) {
+        self.events.push_back(SessionEvent::Turn(event));
+    }
+
     /// Answers a create that will not go upstream; what it holds of a slot goes back
     pub(super) fn refuse(&mut self, mut turn: Turn<Create>, refusal: Refusal) {
         let create = turn.create().expect("a create not yet relayed");
@@ -397,7 +402,7 @@ impl Session {
             }
             self.release_conn(now, conn);
         }
-        self.events.push_back(SessionEvent::Finished);
+        self.turn_event(TurnEvent::Finished);
     }
 
     /// The client's write buffer stayed full for `blocked_client_timeout`: with responses open
@@ -427,8 +432,7 @@ impl Session {
         }
         self.collect_conn_outputs(now);
         if !self.is_finished() {
-            self.events
-                .push_back(SessionEvent::DrainFinished { clean: false });
+            self.turn_event(TurnEvent::DrainFinished { clean: false });
             self.finish(now);
         }
     }
@@ -438,8 +442,7 @@ impl Session {
             conn.drain_timed_out();
         }
         self.collect_conn_outputs(now);
-        self.events
-            .push_back(SessionEvent::DrainFinished { clean: false });
+        self.turn_event(TurnEvent::DrainFinished { clean: false });
         self.finish(now);
     }
 }

@@ -233,7 +233,7 @@ impl Session {
         matches!(self.phase, Phase::Draining { .. })
     }
 
-    /// Whether the session is over ([`SessionEvent::Finished`](super::SessionEvent::Finished)
+    /// Whether the session is over ([`TurnEvent::Finished`](crate::turn::TurnEvent::Finished)
     /// was emitted): drop it
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Finished

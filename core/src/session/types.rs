@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::conn::{CompatKey, Release, UpstreamTransmit};
 use crate::errors::Refusal;
 use crate::pool::{Lease, RefuseReason};
-use crate::turn::{ModelMap, ResponseBind, ResponseReport, SlotRequest};
+use crate::turn::{ModelMap, ResponseBind, SlotRequest, TurnEvent};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// A frame for one of the session's two hops
@@ -166,8 +166,8 @@ pub enum SessionRequest {
 /// Something worth a log line or a metric
 #[derive(Clone, Debug, PartialEq)]
 pub enum SessionEvent {
-    /// A response ended (usage is billed even when the client had left)
-    ResponseEnded(Box<ResponseReport>),
+    /// What every create's life produces
+    Turn(TurnEvent),
     /// A create was answered by the gateway itself
     Refused {
         /// The create
@@ -180,28 +180,6 @@ pub enum SessionEvent {
         /// The create
         turn: TurnId,
     },
-    /// A frame from upstream no response could own; the conn is now dirty
-    TailPacket {
-        /// The conn
-        conn: ConnId,
-    },
-    /// A frame from upstream that was not valid JSON; the conn is now dirty
-    UpstreamGarbage {
-        /// The conn
-        conn: ConnId,
-    },
-    /// A create that reached no upstream (its dial failed or was slow, or its conn was lost
-    /// before any event reached the client) is tried again
-    Retrying {
-        /// The create
-        turn: TurnId,
-        /// The account of the failed attempt
-        account: AccountId,
-        /// What failed
-        failure: crate::scheduler::FailureKind,
-        /// Whether the next attempt goes to another account
-        switch_account: bool,
-    },
     /// The active conn stopped taking creates; new ones go to a fresh conn
     Rotated {
         /// The conn that retires
@@ -212,11 +190,4 @@ pub enum SessionEvent {
         /// Open responses that will be drained
         draining: usize,
     },
-    /// The drain ended
-    DrainFinished {
-        /// All responses reached their terminal in time
-        clean: bool,
-    },
-    /// The session is over; drop it
-    Finished,
 }

@@ -12,7 +12,7 @@ use crate::conn::{Ended, Outcome, Owner, UpstreamConn};
 use crate::errors::{ErrorCode, ErrorType, GatewayError};
 use crate::event::{ErrorClass, ServerEventKind, Utf8};
 use crate::scheduler::{FailureKind, GiveUpReason, RetryDecision};
-use crate::turn::{self, Audience, Turn, TurnFacts};
+use crate::turn::{self, Audience, Turn, TurnEvent, TurnFacts};
 use crate::{ConnId, TurnId};
 
 impl Session {
@@ -53,8 +53,7 @@ impl Session {
                 routed.event.error.as_ref().map(|e| e.class),
             ),
             Err(_) => {
-                self.events
-                    .push_back(SessionEvent::UpstreamGarbage { conn: conn_id });
+                self.turn_event(TurnEvent::UpstreamGarbage { conn: conn_id });
                 return;
             }
         };
@@ -82,8 +81,7 @@ impl Session {
             }
             Owner::Steering | Owner::ConnectionError => turn::relay(None, kind, frame, audience),
             Owner::Tail => {
-                self.events
-                    .push_back(SessionEvent::TailPacket { conn: conn_id });
+                self.turn_event(TurnEvent::TailPacket { conn: conn_id });
                 return;
             }
         };
@@ -252,8 +250,7 @@ impl Session {
             });
             self.requests.push_back(SessionRequest::Bind(bind));
         }
-        self.events
-            .push_back(SessionEvent::ResponseEnded(Box::new(settled.report)));
+        self.turn_event(TurnEvent::ResponseEnded(Box::new(settled.report)));
     }
 }
 

@@ -20,7 +20,7 @@ pub(crate) use holder::holder_input;
 pub(crate) use holder::socket_report;
 pub use holder::{Holder, HolderInput, UpstreamInput};
 pub(crate) use state::Turn;
-pub use types::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest};
+pub use types::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest, TurnEvent};
 
 use crate::conn::Ended;
 use crate::errors::GatewayError;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::conn::Outcome;
 use crate::event::Usage;
-use crate::scheduler::RetryNote;
+use crate::scheduler::{FailureKind, RetryNote};
 use crate::trace_context::TraceContext;
 use crate::{AccountId, ConnId, Lane, ResponseId, TurnId};
 
@@ -136,4 +136,41 @@ pub struct ResponseReport {
     /// Still open when upstream cut its conn at the connection limit
     /// (`wsv2_responses_cut_at_conn_limit_total`)
     pub cut_at_conn_limit: bool,
+}
+
+/// What a create's life produces alike under both holders, worth a log line or a metric; each
+/// holder's event carries these as its `Turn` variant
+#[derive(Clone, Debug, PartialEq)]
+pub enum TurnEvent {
+    /// A response ended (usage is billed even when the client had left)
+    ResponseEnded(Box<ResponseReport>),
+    /// A create that reached no upstream, or an attempt that failed before anything reached
+    /// the client, is tried again
+    Retrying {
+        /// The create (a session's turn, an HTTP request's attempt)
+        turn: TurnId,
+        /// The account of the failed attempt
+        account: AccountId,
+        /// What failed
+        failure: FailureKind,
+        /// Whether the next attempt goes to another account
+        switch_account: bool,
+    },
+    /// A frame from upstream no response could own; the conn is now dirty
+    TailPacket {
+        /// The conn
+        conn: ConnId,
+    },
+    /// A frame from upstream that was not valid JSON; the conn is now dirty
+    UpstreamGarbage {
+        /// The conn
+        conn: ConnId,
+    },
+    /// The drain after the client left ended
+    DrainFinished {
+        /// All responses reached their terminal in time
+        clean: bool,
+    },
+    /// The holder is over; drop it
+    Finished,
 }

@@ -9,6 +9,7 @@ use wsv2_core::Config;
 use wsv2_core::http::HttpEvent;
 use wsv2_core::scheduler::FailureKind;
 use wsv2_core::trace_context::TraceContext;
+use wsv2_core::turn::TurnEvent;
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -70,7 +71,7 @@ fn an_http_report_carries_the_bodys_traceparent_and_its_failover() {
         .events
         .iter()
         .filter_map(|(_, e)| match e {
-            HttpEvent::ResponseEnded(r) => Some(r),
+            HttpEvent::Turn(TurnEvent::ResponseEnded(r)) => Some(r),
             _ => None,
         })
         .collect();

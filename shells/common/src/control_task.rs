@@ -115,10 +115,7 @@ impl ControlTask {
             ControlMsg::Request { id, request } => {
                 self.control.handle_session_request(now, id, request)
             }
-            ControlMsg::Event { event } => {
-                self.count_session_event(&event);
-                self.control.handle_session_event(now, &event)
-            }
+            ControlMsg::Event { event } => self.control.handle_session_event(now, &event),
             ControlMsg::UnreadLease { lease } => self.control.handle_unread_lease(now, lease),
             ControlMsg::Close { id } => {
                 if self.sessions.remove(&id).is_some() {

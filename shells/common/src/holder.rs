@@ -11,16 +11,13 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::pool::Lease;
+use wsv2_core::scheduler::FailureKind;
 use wsv2_core::trace_context::TraceContext;
-use wsv2_core::turn::{Holder, HolderInput, ResponseReport, UpstreamInput};
-use wsv2_core::{AccountId, ConnId, SessionId};
-
-use wsv2_core::Config;
-use wsv2_core::turn::SessionInfo;
+use wsv2_core::turn::{Holder, HolderInput, ResponseReport, SessionInfo, UpstreamInput};
+use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
-use crate::runtime::Rt;
-use crate::runtime::Sending;
+use crate::runtime::{Rt, Sending};
 use crate::shared::{ControlMsg, ControlTx, Delivery, DialHeaders, SocketPermit};
 use crate::traces::{SpanSource, TraceSink};
 use crate::upstream::{ConnIo, HeldConns, UpstreamMsg};
@@ -219,6 +216,14 @@ impl TurnMetrics {
         }
     }
 
+    /// A retry, and a failover when it moves to another account
+    pub(crate) fn retried(&self, failure: FailureKind, switch_account: bool) {
+        self.metrics.retry(self.handles.transport, failure.as_str());
+        if switch_account {
+            self.handles.failovers.inc();
+        }
+    }
+
     /// Once per ended response: it is counted with its tokens (`model`: the client's) under
     /// the client key, its time to first event and the events relayed since the last merge join
     /// the exported histograms (their sum as one turn's overhead; an HTTP turn's even when it
@@ -247,6 +252,33 @@ impl TurnMetrics {
             turn.record(self.overhead.sum());
             self.overhead.merge_into(&h.overhead_event);
             turn.merge_into(&h.overhead_turn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics_export::ControlSnapshot;
+
+    #[test]
+    fn a_retry_is_counted_under_the_failure_label_the_docs_name_on_both_transports() {
+        // An HTTP retry was labelled by the failure's Debug form ("dialfailed").
+        let metrics = Arc::new(Metrics::new(&Default::default(), &[]));
+        for transport in [ClientTransport::Ws, ClientTransport::Http] {
+            let m = TurnMetrics::new(metrics.clone(), transport);
+            m.retried(FailureKind::DialFailed, true);
+            m.retried(FailureKind::RateLimited { reset_after: None }, false);
+        }
+        let text = metrics.render(ControlSnapshot::default());
+        for t in ["ws", "http"] {
+            for failure in ["dial_failed", "rate_limited"] {
+                let series =
+                    format!("wsv2_retries_total{{transport=\"{t}\",failure=\"{failure}\"}} 1");
+                assert!(text.contains(&series), "{series} in\n{text}");
+            }
+            let failovers = format!("wsv2_failovers_total{{transport=\"{t}\"}} 1");
+            assert!(text.contains(&failovers), "{failovers} in\n{text}");
         }
     }
 }

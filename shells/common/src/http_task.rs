@@ -32,7 +32,7 @@ use hyper::header::HeaderValue;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info, info_span, warn};
 use wsv2_core::http::{HttpEvent, HttpInput, HttpTransmit, HttpTurn, HttpTurnRequest};
-use wsv2_core::turn::{Holder, UpstreamInput};
+use wsv2_core::turn::{Holder, TurnEvent, UpstreamInput};
 use wsv2_core::{AccountId, ConnId};
 
 use crate::forward::{ForwardReply, ForwardTarget};
@@ -415,11 +415,11 @@ impl HttpTask {
 
     async fn on_event(&mut self, event: HttpEvent) {
         match &event {
-            HttpEvent::Finished => {
+            HttpEvent::Turn(TurnEvent::Finished) => {
                 self.finished = true;
                 return;
             }
-            HttpEvent::ResponseEnded(r) => {
+            HttpEvent::Turn(TurnEvent::ResponseEnded(r)) => {
                 // Counted before the line is written: whoever reads the line sees the counts.
                 if let Some(m) = &mut self.metrics {
                     m.response_ended(r, &self.labels, Some(self.model.as_bytes()));
@@ -438,21 +438,14 @@ impl HttpTask {
                     "http response ended"
                 );
             }
-            HttpEvent::Retrying {
+            HttpEvent::Turn(TurnEvent::Retrying {
                 failure,
                 switch_account,
                 ..
-            } => {
+            }) => {
                 debug!(?failure, switch_account, "http attempt retried");
-                if let Some(TurnMetrics {
-                    metrics, handles, ..
-                }) = &self.metrics
-                {
-                    let failure = format!("{failure:?}").to_ascii_lowercase();
-                    metrics.retry(handles.transport, &failure);
-                    if *switch_account {
-                        handles.failovers.inc();
-                    }
+                if let Some(m) = &self.metrics {
+                    m.retried(*failure, *switch_account);
                 }
             }
             HttpEvent::ForwardEnded {
@@ -470,16 +463,18 @@ impl HttpTask {
                 }
                 debug!(%account, status, "forwarded POST ended");
             }
-            HttpEvent::TailPacket { conn } => warn!(%conn, "tail packet: conn is dirty"),
-            HttpEvent::UpstreamGarbage { conn } => {
+            HttpEvent::Turn(TurnEvent::TailPacket { conn }) => {
+                warn!(%conn, "tail packet: conn is dirty")
+            }
+            HttpEvent::Turn(TurnEvent::UpstreamGarbage { conn }) => {
                 warn!(%conn, "non-JSON frame from upstream: conn is dirty")
             }
+            HttpEvent::Turn(other) => debug!(?other, "http turn"),
             other => debug!(?other, "http turn"),
         }
         if matches!(
             event,
-            HttpEvent::ResponseEnded(_)
-                | HttpEvent::Retrying { .. }
+            HttpEvent::Turn(TurnEvent::ResponseEnded(_) | TurnEvent::Retrying { .. })
                 | HttpEvent::ForwardEnded { .. }
         ) {
             self.io.send(ControlMsg::HttpEvent { event }).await;

@@ -290,13 +290,6 @@ impl Metrics {
             .inc();
     }
 
-    /// A retry that switched account
-    pub(crate) fn failover(&self, transport: ClientTransport) {
-        self.failovers
-            .get_or_create(&vec![("transport", transport.as_str().to_owned())])
-            .inc();
-    }
-
     /// An account cooldown (counted when the control plane reports it)
     pub(crate) fn cooldown(&self, account: &str) {
         self.cooldowns

@@ -23,7 +23,7 @@ use wsv2_core::errors::ErrorCode;
 use wsv2_core::session::{
     ClientProtocolError, Hop, Session, SessionEvent, SessionInput, SessionRequest, Transmit,
 };
-use wsv2_core::turn::{Holder, UpstreamInput};
+use wsv2_core::turn::{Holder, TurnEvent, UpstreamInput};
 
 use crate::client::{ClientIo, ClientOutbox};
 use crate::control_task::session_inbox_capacity;
@@ -406,7 +406,16 @@ impl SessionTask {
             }
             while let Some(event) = self.session.poll_event() {
                 self.log_event(&event);
-                if let SessionEvent::ResponseEnded(r) = &event {
+                if let SessionEvent::Turn(TurnEvent::Retrying {
+                    failure,
+                    switch_account,
+                    ..
+                }) = event
+                    && let Some(m) = &self.metrics
+                {
+                    m.retried(failure, switch_account);
+                }
+                if let SessionEvent::Turn(TurnEvent::ResponseEnded(r)) = &event {
                     if r.outcome == Outcome::CutAtShutdown {
                         self.shutdown.count_cut_response();
                     }
@@ -416,7 +425,7 @@ impl SessionTask {
                     let id = self.io.id();
                     self.labels.export_span("websocket", id, r, now);
                 }
-                if event == SessionEvent::Finished {
+                if event == SessionEvent::Turn(TurnEvent::Finished) {
                     self.finished = true;
                 } else {
                     self.io.send(ControlMsg::Event { event }).await;
@@ -491,7 +500,7 @@ impl SessionTask {
     fn log_event(&self, event: &SessionEvent) {
         let _session = self.span.enter();
         match event {
-            SessionEvent::ResponseEnded(r) => {
+            SessionEvent::Turn(TurnEvent::ResponseEnded(r)) => {
                 let account = self.labels.account(&r.account);
                 let usage = r.usage.as_ref();
                 let span = info_span!(
@@ -533,10 +542,13 @@ impl SessionTask {
                 ClientLine::CreateAnswered,
                 debug!(%turn, ?refusal, "create answered by the gateway")
             ),
-            SessionEvent::TailPacket { conn } => warn!(%conn, "tail packet: conn is dirty"),
-            SessionEvent::UpstreamGarbage { conn } => {
+            SessionEvent::Turn(TurnEvent::TailPacket { conn }) => {
+                warn!(%conn, "tail packet: conn is dirty")
+            }
+            SessionEvent::Turn(TurnEvent::UpstreamGarbage { conn }) => {
                 warn!(%conn, "non-JSON frame from upstream: conn is dirty")
             }
+            SessionEvent::Turn(other) => debug!(?other, "session"),
             other => debug!(?other, "session"),
         }
     }

@@ -63,7 +63,7 @@ pub(crate) enum ControlMsg {
         id: SessionId,
         request: SessionRequest,
     },
-    /// A session's event (`ResponseEnded` feeds cooldowns and health)
+    /// A session's ended response (it feeds cooldowns and health)
     Event { event: SessionEvent },
     /// A session task ended
     Close { id: SessionId },

@@ -24,7 +24,7 @@ use wsv2_core::http::{ContentType, HttpEvent, HttpTransmit, HttpTurn};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{Hop, Session, SessionRequest, Transmit};
 use wsv2_core::store::MemoryBackend;
-use wsv2_core::turn::{Holder, ModelMap, SessionInfo, UpstreamInput};
+use wsv2_core::turn::{Holder, ModelMap, SessionInfo, TurnEvent, UpstreamInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::input::Input;
@@ -456,7 +456,7 @@ impl Sim {
         }
         for e in events {
             busy = true;
-            if e == HttpEvent::Finished {
+            if e == HttpEvent::Turn(TurnEvent::Finished) {
                 answer.finished = true;
             }
             self.control.handle_http_event(self.now, &e);

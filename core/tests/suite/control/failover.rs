@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use wsv2_core::control::{AccountSpec, ControlEvent, DialFailure, UpgradeRefusal};
 use wsv2_core::scheduler::Health;
 use wsv2_core::session::SessionEvent;
+use wsv2_core::turn::TurnEvent;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::support::gateway::{Dial, Gateway, spec, timed_out};
@@ -65,10 +66,10 @@ impl Gateway {
             .filter(|e| {
                 matches!(
                     e,
-                    SessionEvent::Retrying {
+                    SessionEvent::Turn(TurnEvent::Retrying {
                         switch_account: true,
                         ..
-                    }
+                    })
                 )
             })
             .count()

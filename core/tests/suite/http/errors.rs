@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use wsv2_core::event::sse_flat_error;
 use wsv2_core::http::{ContentType, HttpEvent, HttpTransmit};
+use wsv2_core::turn::TurnEvent;
 
 fn json_error(t: &[HttpTransmit]) -> (u16, Value) {
     let HttpTransmit::Head {
@@ -128,10 +129,10 @@ fn upstream_lost_before_the_first_event_is_retried_on_a_fresh_conn() {
         assert!(gw.client_of(id).is_empty(), "the client saw nothing");
         assert!(gw.events.iter().any(|(_, e)| matches!(
             e,
-            HttpEvent::Retrying {
+            HttpEvent::Turn(TurnEvent::Retrying {
                 switch_account: false,
                 ..
-            }
+            })
         )));
         gw.advance(Duration::from_millis(200));
         let second = gw.conn_of(id);
@@ -268,7 +269,7 @@ fn an_http_response_open_when_upstream_cuts_at_the_limit_is_counted_as_cut() {
         .events
         .iter()
         .filter_map(|(_, e)| match e {
-            HttpEvent::ResponseEnded(r) => Some(r.cut_at_conn_limit),
+            HttpEvent::Turn(TurnEvent::ResponseEnded(r)) => Some(r.cut_at_conn_limit),
             _ => None,
         })
         .collect();

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use wsv2_core::event::sse_encode;
 use wsv2_core::http::{ContentType, HttpEvent, HttpTransmit, HttpTurnRequest};
+use wsv2_core::turn::TurnEvent;
 use wsv2_core::{AccountId, SessionId};
 
 fn bodies(t: &[HttpTransmit]) -> Vec<Bytes> {
@@ -321,7 +322,7 @@ fn client_gone_mid_stream_drains_to_the_terminal_and_releases_clean() {
         .events
         .iter()
         .find_map(|(_, e)| match e {
-            HttpEvent::ResponseEnded(r) => Some((**r).clone()),
+            HttpEvent::Turn(TurnEvent::ResponseEnded(r)) => Some((**r).clone()),
             _ => None,
         })
         .expect("the response is reported");
@@ -357,7 +358,7 @@ fn client_gone_while_the_create_is_written_abandons_the_write_at_once() {
     assert!(
         gw.events
             .iter()
-            .any(|(s, e)| *s == id && *e == HttpEvent::Finished),
+            .any(|(s, e)| *s == id && *e == HttpEvent::Turn(TurnEvent::Finished)),
         "the turn ends without any timer"
     );
     assert_eq!(

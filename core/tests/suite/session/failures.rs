@@ -8,6 +8,7 @@ use serde_json::json;
 use wsv2_core::conn::{CompatKey, ConnRecord, ConnState};
 use wsv2_core::errors::Refusal;
 use wsv2_core::session::SessionEvent;
+use wsv2_core::turn::TurnEvent;
 use wsv2_core::{Config, ConnId, StreamId};
 
 fn error_event(code: &str, status: u16, lane: Option<&str>) -> serde_json::Value {
@@ -63,11 +64,9 @@ fn tail_packet_marks_conn_dirty() {
         forwarded,
         "a tail packet is not forwarded"
     );
-    assert!(
-        sim.events
-            .iter()
-            .any(|e| matches!(e, SessionEvent::TailPacket { conn } if *conn == ConnId(1)))
-    );
+    assert!(sim.events.iter().any(
+        |e| matches!(e, SessionEvent::Turn(TurnEvent::TailPacket { conn }) if *conn == ConnId(1))
+    ));
     assert_eq!(sim.session.active_conn().unwrap().state(), ConnState::Dirty);
     sim.client_gone();
     assert!(!sim.released[0].reusable);
@@ -614,10 +613,10 @@ fn a_requeued_create_moving_account_gives_its_slot_back(reason: wsv2_core::pool:
     assert!(
         sim.events.iter().any(|e| matches!(
             e,
-            SessionEvent::Retrying {
+            SessionEvent::Turn(TurnEvent::Retrying {
                 switch_account: true,
                 ..
-            }
+            })
         )),
         "the create moves to another account"
     );

@@ -10,6 +10,7 @@ use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use serde_json::{Value, json};
 use wsv2_core::conn::ConnState;
 use wsv2_core::session::SessionEvent;
+use wsv2_core::turn::TurnEvent;
 use wsv2_core::{Config, ConnId};
 
 #[derive(Clone, Debug)]
@@ -273,7 +274,7 @@ fn run(acts: Vec<Act>) -> Result<(), TestCaseError> {
     let mut outcomes = HashSet::new();
     for e in &sim.events {
         let turn = match e {
-            SessionEvent::ResponseEnded(r) if !r.successor => r.turn,
+            SessionEvent::Turn(TurnEvent::ResponseEnded(r)) if !r.successor => r.turn,
             SessionEvent::Refused { turn, .. } | SessionEvent::Dropped { turn } => *turn,
             _ => continue,
         };

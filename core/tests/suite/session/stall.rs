@@ -7,7 +7,7 @@ use crate::support::session::{Sim, create, text_response};
 use wsv2_core::Config;
 use wsv2_core::conn::ConnState;
 use wsv2_core::session::{SessionEvent, SessionRequest};
-use wsv2_core::turn::SlotRequest;
+use wsv2_core::turn::{SlotRequest, TurnEvent};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -167,7 +167,9 @@ fn a_drain_after_the_client_left_ends_at_read_timeout_not_drain_timeout() {
     assert!(sim.session.is_finished());
     assert!(
         sim.events
-            .contains(&SessionEvent::DrainFinished { clean: false })
+            .contains(&SessionEvent::Turn(TurnEvent::DrainFinished {
+                clean: false
+            }))
     );
     assert_eq!(sim.closes, [wsv2_core::ConnId(1)]);
     assert!(!sim.released[0].reusable, "conn and lease released, dirty");

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::support::session::{Sim, World, create, text_response};
 use wsv2_core::conn::{ConnState, UpstreamTransmit};
 use wsv2_core::session::{Session, SessionEvent, SessionRequest};
+use wsv2_core::turn::TurnEvent;
 use wsv2_core::{Config, SessionId};
 
 fn ms(n: u64) -> Duration {
@@ -97,7 +98,9 @@ fn client_gone_mid_turn_drains_and_releases_reusable() {
     );
     assert!(
         sim.events
-            .contains(&SessionEvent::DrainFinished { clean: true })
+            .contains(&SessionEvent::Turn(TurnEvent::DrainFinished {
+                clean: true
+            }))
     );
     assert!(
         sim.released[0].reusable,
@@ -127,7 +130,9 @@ fn drain_timeout_leaves_the_conn_dirty() {
     sim.advance(ms(1000));
     assert!(
         sim.events
-            .contains(&SessionEvent::DrainFinished { clean: false })
+            .contains(&SessionEvent::Turn(TurnEvent::DrainFinished {
+                clean: false
+            }))
     );
     assert!(
         !sim.released[0].reusable,

@@ -5,7 +5,7 @@ use serde_json::json;
 use wsv2_core::Config;
 use wsv2_core::conn::ConnState;
 use wsv2_core::session::SessionEvent;
-use wsv2_core::turn::ModelMap;
+use wsv2_core::turn::{ModelMap, TurnEvent};
 
 #[test]
 fn two_chained_turns_share_one_conn() {
@@ -65,7 +65,7 @@ fn steer_events_and_successor_are_not_tail_packets() {
     assert!(
         !sim.events
             .iter()
-            .any(|e| matches!(e, SessionEvent::TailPacket { .. }))
+            .any(|e| matches!(e, SessionEvent::Turn(TurnEvent::TailPacket { .. })))
     );
     let conn = sim.session.active_conn().unwrap();
     assert_eq!(

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wsv2_core::conn::{CompatKey, ConnRecord, Release, UpstreamTransmit};
 use wsv2_core::event::Utf8;
 use wsv2_core::session::{Admission, Lease, Session, SessionEvent, SessionRequest, Transmit};
-use wsv2_core::turn::{Holder, ModelMap, ResponseBind, SlotRequest, UpstreamInput};
+use wsv2_core::turn::{Holder, ModelMap, ResponseBind, SlotRequest, TurnEvent, UpstreamInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId, TurnId};
 
 use super::trace::{Clocked, Trace, advance_to};
@@ -354,7 +354,7 @@ impl Sim {
         self.events
             .iter()
             .filter_map(|e| match e {
-                SessionEvent::ResponseEnded(r) => Some(&**r),
+                SessionEvent::Turn(TurnEvent::ResponseEnded(r)) => Some(&**r),
                 _ => None,
             })
             .collect()
@@ -505,7 +505,7 @@ fn command_line(c: &SessionRequest) -> String {
 
 fn event_line(e: &SessionEvent) -> String {
     match e {
-        SessionEvent::ResponseEnded(r) => format!(
+        SessionEvent::Turn(TurnEvent::ResponseEnded(r)) => format!(
             "ended {} {} {} lane={} usage_out={} successor={} drained={}",
             r.turn,
             r.response.as_ref().map_or("-", |id| id.as_str()),
@@ -515,6 +515,7 @@ fn event_line(e: &SessionEvent) -> String {
             r.successor,
             r.drained
         ),
+        SessionEvent::Turn(other) => format!("{other:?}"),
         other => format!("{other:?}"),
     }
 }

@@ -9,13 +9,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 use wsv2_core::http::HttpInput;
-use wsv2_core::session::SessionEvent;
 use wsv2_core::store::{BindingRef, StoreRequest};
 use wsv2_core::{AccountId, SessionId};
 
 use super::ControlTask;
 use crate::holder::deliver;
-use crate::metrics_export::{ClientTransport, ControlSnapshot, Metrics};
+use crate::metrics_export::{ControlSnapshot, Metrics};
 use crate::shared::Delivery;
 use crate::shared::{ControlMsg, DialHeaders};
 use crate::store_backend::StoreBackend;
@@ -80,25 +79,6 @@ impl ControlTask {
                 let _ = reply.send(self.snapshot(now));
             }
             _ => {}
-        }
-    }
-
-    /// Counts a session's retries and failovers before the control plane takes the event
-    /// (its responses and tokens are counted by the session task, which knows its key)
-    pub(crate) fn count_session_event(&self, event: &SessionEvent) {
-        let Some(m) = &self.ext.metrics else {
-            return;
-        };
-        if let SessionEvent::Retrying {
-            failure,
-            switch_account,
-            ..
-        } = event
-        {
-            m.retry(ClientTransport::Ws, failure.as_str());
-            if *switch_account {
-                m.failover(ClientTransport::Ws);
-            }
         }
     }
 

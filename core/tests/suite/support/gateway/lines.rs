@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use wsv2_core::http::{HttpEvent, HttpInput, HttpTransmit, HttpTurnRequest};
-use wsv2_core::turn::{ResponseBind, SlotRequest};
+use wsv2_core::turn::{ResponseBind, SlotRequest, TurnEvent};
 
 pub fn body_summary(body: &[u8]) -> String {
     match serde_json::from_slice::<Value>(body) {
@@ -144,22 +144,24 @@ pub fn command_summary(c: &HttpTurnRequest) -> String {
 
 pub fn event_line(e: &HttpEvent) -> String {
     match e {
-        HttpEvent::ResponseEnded(r) => format!(
+        HttpEvent::Turn(TurnEvent::ResponseEnded(r)) => format!(
             "response ended {} {} usage={:?} drained={}",
             r.response.as_ref().map_or("-", |p| p.as_str()),
             r.outcome.as_str(),
             r.usage.map(|u| u.total_tokens),
             r.drained
         ),
-        HttpEvent::Retrying {
+        HttpEvent::Turn(TurnEvent::Retrying {
             account,
             failure,
             switch_account,
-        } => format!(
+            ..
+        }) => format!(
             "retrying {account} {} switch={switch_account}",
             failure.as_str()
         ),
         HttpEvent::GaveUp { reason } => format!("gave up {}", reason.as_str()),
+        HttpEvent::Turn(other) => format!("{other:?}"),
         other => format!("{other:?}"),
     }
 }
