@@ -98,14 +98,21 @@ impl<I: HolderInput> HolderIo<I> {
         frame.then_some(now)
     }
 
-    /// Sends the control task `msg`, a holder's release of `conn`, then routes the conn's
-    /// reports there: the release reaches the control task before any report the reader sends
-    /// it after the owner change, so an idle frame is never seen before its release
-    pub(crate) fn release(&mut self, conn: ConnId, msg: ControlMsg) -> impl Future<Output = ()> {
+    /// Sends the control task `msg`, a holder's request; when it gives conn `released` back,
+    /// then routes the conn's reports there: the release reaches the control task before any
+    /// report the reader sends it after the owner change, so an idle frame is never seen
+    /// before its release
+    pub(crate) fn request(
+        &mut self,
+        msg: ControlMsg,
+        released: Option<ConnId>,
+    ) -> impl Future<Output = ()> {
         let sending = self.send(msg);
         async move {
             sending.await;
-            self.held.release(conn);
+            if let Some(conn) = released {
+                self.held.release(conn);
+            }
         }
     }
 

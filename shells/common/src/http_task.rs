@@ -398,19 +398,13 @@ impl HttpTask {
     }
 
     async fn route_request(&mut self, request: HttpTurnRequest) {
+        let released = match &request {
+            HttpTurnRequest::AbandonWrites { conn } => return self.io.held.abandon_writes(*conn),
+            HttpTurnRequest::Release { release, .. } => Some(release.record.id),
+            _ => None,
+        };
         let id = self.io.id();
-        match request {
-            HttpTurnRequest::AbandonWrites { conn } => self.io.held.abandon_writes(conn),
-            HttpTurnRequest::Release { ref release, .. } => {
-                let conn = release.record.id;
-                self.io
-                    .release(conn, ControlMsg::Http { id, request })
-                    .await;
-            }
-            request => {
-                self.io.send(ControlMsg::Http { id, request }).await;
-            }
-        }
+        (self.io.request(ControlMsg::Http { id, request }, released)).await;
     }
 
     async fn on_event(&mut self, event: HttpEvent) {

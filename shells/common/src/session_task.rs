@@ -15,6 +15,7 @@ use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketStream};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use futures_util::future::Either;
 use tokio::sync::mpsc;
 use tracing::{Span, debug, info, info_span, warn};
 use wsv2_core::ConnId;
@@ -459,42 +460,24 @@ impl SessionTask {
     /// Performs a request; the future returned (awaited at once) holds no request, so the
     /// task's future keeps no room for one
     fn route_request(&mut self, request: SessionRequest) -> impl Future<Output = ()> + '_ {
-        let (sending, released) = match request {
+        let released = match &request {
             SessionRequest::AbandonWrites { conn } => {
-                self.io.held.abandon_writes(conn);
-                (None, None)
+                self.io.held.abandon_writes(*conn);
+                return Either::Left(std::future::ready(()));
             }
             SessionRequest::CloseClient { code, reason } => {
-                self.outbox.close(self.clock.now(), code, reason);
+                self.outbox.close(self.clock.now(), *code, reason);
                 self.client_open = false;
-                (None, None)
+                return Either::Left(std::future::ready(()));
             }
-            SessionRequest::Release(release) => {
-                let conn = release.record.id;
-                let request = SessionRequest::Release(release);
-                let id = self.io.id();
-                (
-                    Some(self.io.send(ControlMsg::Request { id, request })),
-                    Some(conn),
-                )
-            }
-            request => {
-                let id = self.io.id();
-                (
-                    Some(self.io.send(ControlMsg::Request { id, request })),
-                    None,
-                )
-            }
+            SessionRequest::Release(release) => Some(release.record.id),
+            _ => None,
         };
-        async move {
-            if let Some(sending) = sending {
-                sending.await;
-            }
-            if let Some(conn) = released {
-                // After the release reached the control task (see `HolderIo::release`).
-                self.io.held.release(conn);
-            }
-        }
+        let id = self.io.id();
+        Either::Right(
+            self.io
+                .request(ControlMsg::Request { id, request }, released),
+        )
     }
 
     fn log_event(&self, event: &SessionEvent) {
