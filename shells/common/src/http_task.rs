@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures_util::future::OptionFuture;
 use http_body_util::StreamBody;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Frame;
@@ -197,6 +198,9 @@ impl HttpTask {
             let body_tx = self.body_tx.clone();
             let watch_head = self.head_tx.is_some() && !self.client_gone;
             let watch_body = self.head_tx.is_none() && body_tx.is_some() && !self.client_gone;
+            let reserve = OptionFuture::from(body_tx.as_ref().map(|tx| tx.reserve()));
+            let head_closed = OptionFuture::from(self.head_tx.as_mut().map(|tx| tx.closed()));
+            let body_closed = OptionFuture::from(body_tx.as_ref().map(|tx| tx.closed()));
             tokio::select! {
                 biased;
                 delivery = self.io.inbox.recv() => match delivery {
@@ -210,8 +214,8 @@ impl HttpTask {
                     }
                 }
                 Some(msg) = self.forward_rx.recv() => self.on_forward(msg),
-                permit = reserve(body_tx.as_ref()), if spilling => match permit {
-                    Some(permit) => {
+                permit = reserve, if spilling => match permit {
+                    Some(Ok(permit)) => {
                         if let Some(chunk) = self.spill.pop_front() {
                             permit.send(chunk);
                         }
@@ -219,10 +223,10 @@ impl HttpTask {
                             self.body_tx = None;
                         }
                     }
-                    None => self.client_left(),
+                    _ => self.client_left(),
                 },
-                () = closed_head(self.head_tx.as_mut()), if watch_head => self.client_left(),
-                () = closed_body(body_tx.as_ref()), if watch_body => self.client_left(),
+                _ = head_closed, if watch_head => self.client_left(),
+                _ = body_closed, if watch_body => self.client_left(),
                 () = self.clock.until(deadline) => {
                     // Re-read the clock: the runtime may wake us late or early.
                     self.turn.handle_timeout(self.clock.now());
@@ -491,26 +495,5 @@ impl HttpTask {
             }
         })
         .await;
-    }
-}
-
-async fn reserve(tx: Option<&mpsc::Sender<Bytes>>) -> Option<mpsc::Permit<'_, Bytes>> {
-    match tx {
-        Some(tx) => tx.reserve().await.ok(),
-        None => None,
-    }
-}
-
-async fn closed_head(tx: Option<&mut oneshot::Sender<AnswerHead>>) {
-    match tx {
-        Some(tx) => tx.closed().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn closed_body(tx: Option<&mpsc::Sender<Bytes>>) {
-    match tx {
-        Some(tx) => tx.closed().await,
-        None => std::future::pending().await,
     }
 }

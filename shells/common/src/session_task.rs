@@ -134,14 +134,6 @@ fn protocol_error(error: &WsError) -> Option<ClientProtocolError> {
     }
 }
 
-/// The earlier of two optional deadlines
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
 /// How the client's read side ended; decides how the socket is let go after the last write
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ClientRead {
@@ -224,7 +216,9 @@ struct SessionTask {
 impl SessionTask {
     async fn run(&mut self) {
         while !self.finished {
-            let deadline = earliest(self.session.poll_timeout(), self.outbox.deadline());
+            let deadline = (self.session.poll_timeout().into_iter())
+                .chain(self.outbox.deadline())
+                .min();
             let read_upstream = self.session.wants_upstream_read();
             let read_client = self.client_open && !self.outbox.is_full();
             let write_client = self.outbox.has_work();
