@@ -55,7 +55,7 @@ use crate::conn::UpstreamConn;
 use crate::errors::{GatewayError, Refusal};
 use crate::rng::Jitter;
 use crate::timer::{TimerName, TimerTable};
-use crate::turn::{Holder, Models, SessionInfo, Slot, Turn, UpstreamInput, socket_report};
+use crate::turn::{Holder, Models, SessionInfo, Turn, UpstreamInput, socket_report};
 use crate::{AccountId, Config, ConnId, SessionId, TurnId};
 use request::HttpRequest;
 
@@ -249,10 +249,6 @@ impl HttpTurn {
             self.timers
                 .set(TurnTimer::Drain, now + self.cfg.session.drain_timeout);
         } else {
-            if matches!(self.turn.slot(), Slot::Waiting(_)) {
-                self.requests
-                    .extend(self.turn.withdraw().map(HttpTurnRequest::Slot));
-            }
             self.finish();
         }
         self.settle(now);
