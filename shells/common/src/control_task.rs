@@ -14,9 +14,9 @@ use wsv2_core::ingress::COMPAT_HEADERS;
 use wsv2_core::session::{Lease, SessionInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
-use crate::holder::deliver;
+use crate::holder::{HolderEntry, deliver};
 use crate::runtime::{Clock, Rt, spawn};
-use crate::shared::{AccountDial, ControlMsg, ControlTx, Delivery, DialHeaders};
+use crate::shared::{AccountDial, ControlMsg, ControlTx};
 use crate::upstream::{ConnIo, DialRequest, UpstreamInput, dial, spawn_conn};
 
 mod http_glue;
@@ -25,17 +25,12 @@ pub(crate) use http_glue::Extension;
 /// Messages the control task's inbox holds at most; senders wait when it is full
 pub(crate) const CONTROL_INBOX: usize = 4096;
 
-struct SessionEntry {
-    inbox: mpsc::Sender<Box<Delivery<SessionInput>>>,
-    headers: Arc<DialHeaders>,
-}
-
 /// The control task's state
 pub(crate) struct ControlTask {
     control: Control,
     cfg: Arc<Config>,
     accounts: HashMap<AccountId, AccountDial>,
-    sessions: HashMap<SessionId, SessionEntry>,
+    sessions: HashMap<SessionId, HolderEntry<SessionInput>>,
     conns: HashMap<ConnId, ConnIo>,
     me: ControlTx,
     /// HTTP turns, the Redis store and metrics (`http_glue`)
@@ -108,7 +103,7 @@ impl ControlTask {
                 headers,
                 inbox,
             } => {
-                self.sessions.insert(id, SessionEntry { inbox, headers });
+                self.sessions.insert(id, HolderEntry { inbox, headers });
                 self.control.open_session(id, info);
                 self.count_session(true);
             }
@@ -189,7 +184,10 @@ impl ControlTask {
     fn drain(&mut self) {
         while let Some(output) = self.control.poll_output() {
             match output {
-                ControlOutput::Session(id, input) => self.deliver(id, input),
+                ControlOutput::Session(id, input) => {
+                    let unread = deliver(&self.sessions, &self.conns, id, "session", input);
+                    self.return_unread(unread);
+                }
                 ControlOutput::Dial {
                     conn,
                     account,
@@ -208,21 +206,19 @@ impl ControlTask {
                 }
                 ControlOutput::Store(cmd) => self.run_store(cmd),
                 ControlOutput::Event(event) => self.report_control_event(&event),
-                ControlOutput::Http(id, input) => self.deliver_http(id, input),
+                ControlOutput::Http(id, input) => {
+                    let unread = deliver(&self.ext.http, &self.conns, id, "HTTP request", input);
+                    self.return_unread(unread);
+                }
             }
         }
     }
 
-    fn deliver(&mut self, id: SessionId, input: SessionInput) {
-        let inbox = self.sessions.get(&id).map(|entry| &entry.inbox);
-        if let Some(lease) = deliver(inbox, &self.conns, id, "session", input) {
-            self.return_undelivered_lease(lease);
-        }
-    }
-
     /// A lease whose holder ended before it could take it: the core sends it back to the pool
-    pub(crate) fn return_undelivered_lease(&mut self, lease: Lease) {
-        self.control.handle_unread_lease(self.clock.now(), lease);
+    fn return_unread(&mut self, lease: Option<Lease>) {
+        if let Some(lease) = lease {
+            self.control.handle_unread_lease(self.clock.now(), lease);
+        }
     }
 
     fn start_dial(
@@ -245,7 +241,8 @@ impl ControlTask {
         };
         let mut headers = compat_headers(compat);
         let holder_headers = for_session.and_then(|s| {
-            (self.sessions.get(&s).map(|e| e.headers.clone())).or_else(|| self.http_dial_headers(s))
+            let session = self.sessions.get(&s).map(|e| &e.headers);
+            session.or_else(|| self.ext.http.get(&s).map(|e| &e.headers))
         });
         if let Some(h) = holder_headers {
             headers.extend(h.per_session.iter().cloned());

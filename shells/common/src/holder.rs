@@ -139,20 +139,28 @@ impl<I: HolderInput> HolderIo<I> {
     }
 }
 
-/// Queues `input` in the inbox of the task of `holder` `id` (`None`: it ended), with the
-/// conn's I/O when it is a lease; returns a lease that task cannot take, for the pool. An inbox
+/// A holder's task as the control task knows it
+pub(crate) struct HolderEntry<I> {
+    /// Where its answers go
+    pub(crate) inbox: mpsc::Sender<Box<Delivery<I>>>,
+    /// What the dials made for it carry
+    pub(crate) headers: Arc<DialHeaders>,
+}
+
+/// Queues `input` in the inbox of the task of `holder` `id` (not in `holders`: it ended), with
+/// the conn's I/O when it is a lease; returns a lease that task cannot take, for the pool. An inbox
 /// holds more than the answers its holder can have outstanding (one schedule, one acquire, one
 /// slot per waiting create), so a full one is a bug, not load; a closed one is a task that
 /// ended after queueing its close behind this answer (its client left during a dial).
 pub(crate) fn deliver<I: HolderInput>(
-    inbox: Option<&mpsc::Sender<Box<Delivery<I>>>>,
+    holders: &HashMap<SessionId, HolderEntry<I>>,
     conns: &HashMap<ConnId, ConnIo>,
     id: SessionId,
     holder: &'static str,
     input: I,
 ) -> Option<Lease> {
     let conn = (input.lease()).and_then(|lease| conns.get(&lease.record.id).cloned());
-    let Some(inbox) = inbox else {
+    let Some(HolderEntry { inbox, .. }) = holders.get(&id) else {
         debug!(holder, %id, "answer for a holder that ended");
         return input.into_lease();
     };

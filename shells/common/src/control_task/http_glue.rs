@@ -6,29 +6,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 use wsv2_core::http::HttpInput;
 use wsv2_core::store::{BindingRef, StoreRequest};
 use wsv2_core::{AccountId, SessionId};
 
 use super::ControlTask;
-use crate::holder::deliver;
+use crate::holder::HolderEntry;
 use crate::metrics_export::{ControlSnapshot, Metrics};
-use crate::shared::Delivery;
-use crate::shared::{ControlMsg, DialHeaders};
+use crate::shared::ControlMsg;
 use crate::store_backend::StoreBackend;
 use wsv2_core::control::ControlEvent;
 
-/// One HTTP request the control task routes answers to
-struct HttpEntry {
-    inbox: mpsc::Sender<Box<Delivery<HttpInput>>>,
-    headers: Arc<DialHeaders>,
-}
-
 /// The control task's HTTP, store and metrics state
 pub(crate) struct Extension {
-    http: HashMap<SessionId, HttpEntry>,
+    /// The HTTP requests' tasks
+    pub(super) http: HashMap<SessionId, HolderEntry<HttpInput>>,
     store: StoreBackend,
     metrics: Option<Arc<Metrics>>,
     names: Arc<HashMap<AccountId, String>>,
@@ -62,7 +55,7 @@ impl ControlTask {
         let now = self.clock.now();
         match msg {
             ControlMsg::HttpOpen { id, headers, inbox } => {
-                self.ext.http.insert(id, HttpEntry { inbox, headers });
+                self.ext.http.insert(id, HolderEntry { inbox, headers });
             }
             ControlMsg::Http { id, request } => {
                 let close = matches!(request, wsv2_core::http::HttpTurnRequest::Close);
@@ -154,11 +147,6 @@ impl ControlTask {
         }
     }
 
-    /// The headers an HTTP request contributes to a dial made for it
-    pub(crate) fn http_dial_headers(&self, id: SessionId) -> Option<Arc<DialHeaders>> {
-        self.ext.http.get(&id).map(|e| e.headers.clone())
-    }
-
     /// Runs one store command on the configured backend
     pub(crate) fn run_store(&mut self, cmd: StoreRequest) {
         let reply = self
@@ -168,14 +156,6 @@ impl ControlTask {
         if let Some(reply) = reply {
             self.control
                 .handle_store_reply(self.clock.now(), reply.op, reply.result);
-        }
-    }
-
-    /// Delivers an answer to an HTTP request's task (a lease brings the conn's handle)
-    pub(crate) fn deliver_http(&mut self, id: SessionId, input: HttpInput) {
-        let inbox = self.ext.http.get(&id).map(|entry| &entry.inbox);
-        if let Some(lease) = deliver(inbox, &self.conns, id, "HTTP request", input) {
-            self.return_undelivered_lease(lease);
         }
     }
 
