@@ -508,15 +508,6 @@ impl Session {
         self.pending.len()
     }
 
-    /// The most creates a session ever holds
-    ///
-    /// The client can fill `max_held_creates_per_session`; creates lost with their conn before
-    /// any event reached the client are re-queued ahead of them, and there are at most
-    /// `max_inflight_per_conn` of those per conn of the session (an active and a retiring one).
-    pub fn held_creates_bound(&self) -> usize {
-        self.cfg.session.max_held_creates_per_session + 2 * self.cfg.upstream.max_inflight_per_conn
-    }
-
     /// Responses sent upstream and not ended, on every conn of the session
     pub fn unfinished(&self) -> usize {
         self.active.as_ref().map_or(0, UpstreamConn::unfinished)
