@@ -283,15 +283,6 @@ impl Lanes {
         Some(r.into_ended(outcome, store, usage))
     }
 
-    /// Ends every open response with `outcome` (conn lost, connection-level error), oldest first
-    pub(crate) fn end_all(&mut self, outcome: &Outcome, out: &mut impl FnMut(Ended)) {
-        self.steers_sent.clear();
-        self.successors_due.clear();
-        for r in self.open.drain(..) {
-            out(r.into_ended(outcome.clone(), None, None));
-        }
-    }
-
     /// When the first lane head's silence reaches `limit`
     pub(crate) fn stall_deadline(&self, limit: std::time::Duration) -> Option<Instant> {
         self.heads().map(|r| r.quiet_since + limit).min()
@@ -305,18 +296,19 @@ impl Lanes {
             .collect()
     }
 
-    /// Ends every response on `lane` with `outcome`, oldest first: once the gateway gave up on
-    /// a lane's head, any later event on the lane could be the head's, so none is trusted
-    pub(crate) fn end_lane(&mut self, lane: &Lane, outcome: &Outcome, out: &mut impl FnMut(Ended)) {
-        self.steers_sent.retain(|l| l != lane);
-        self.successors_due.retain(|l| l != lane);
-        let mut i = 0;
-        while i < self.open.len() {
-            if &self.open[i].lane != lane {
-                i += 1;
-                continue;
-            }
-            out(self.open.remove(i).into_ended(outcome.clone(), None, None));
+    /// Ends every response on the lanes `on` picks with `outcome`, oldest first: the whole conn
+    /// (lost, a connection-level error), or a lane whose head the gateway gave up on (any later
+    /// event on the lane could be the head's, so none is trusted)
+    pub(crate) fn end_lanes(
+        &mut self,
+        on: impl Fn(&Lane) -> bool,
+        outcome: &Outcome,
+        out: &mut impl FnMut(Ended),
+    ) {
+        self.steers_sent.retain(|l| !on(l));
+        self.successors_due.retain(|l| !on(l));
+        for r in self.open.extract_if(.., |r| on(&r.lane)) {
+            out(r.into_ended(outcome.clone(), None, None));
         }
     }
 

@@ -508,9 +508,10 @@ impl UpstreamConn {
         let stalled = self.lanes.stalled(now, self.read_timeout);
         if !stalled.is_empty() && self.is_live() {
             let ended = &mut self.ended;
+            let mut out = |e| ended.push_back(e);
             for lane in &stalled {
                 self.lanes
-                    .end_lane(lane, &Outcome::Stalled, &mut |e| ended.push_back(e));
+                    .end_lanes(|l| l == lane, &Outcome::Stalled, &mut out);
             }
             self.mark_dirty();
             self.closed_by.get_or_insert(CloseReason::ReadTimeout);
@@ -523,7 +524,7 @@ impl UpstreamConn {
         let cut =
             self.at_conn_limit && matches!(outcome, Outcome::UpstreamLost | Outcome::Error { .. });
         let ended = &mut self.ended;
-        self.lanes.end_all(&outcome, &mut |mut e| {
+        self.lanes.end_lanes(|_| true, &outcome, &mut |mut e| {
             e.cut_at_conn_limit = cut;
             ended.push_back(e)
         });
