@@ -2,7 +2,7 @@
 //! and the one way its answers reach them.
 //!
 //! Both kinds go through the same paths (schedule, acquire, slot, bind, close); what differs
-//! by kind is stated once, here: how an answer is delivered ([`Answer::deliver`]); the pool's
+//! by kind is stated once, here: how an answer is delivered (`Control::answer`); the pool's
 //! [`HolderKind`] says which transport the scheduler picks accounts for and how a holder waits
 //! for a conn. The HTTP-only rules of a schedule (a `store:false` chain needs an idle conn
 //! caching it) are in `http.rs`.
@@ -11,53 +11,14 @@ use std::time::Instant;
 
 use super::{Control, ControlEvent, ControlOutput};
 use crate::conn::{CompatKey, UpstreamConn};
-use crate::errors::Refusal;
 use crate::http::HttpInput;
-use crate::pool::{HolderKind, Lease, RefuseReason};
+use crate::pool::{HolderKind, Lease};
 use crate::scheduler::SlotWaiter;
 use crate::session::SessionInput;
 use crate::store::{Binding, Lookup, OpId, ResponseConn};
+pub(super) use crate::turn::Answer;
 use crate::turn::{ResponseBind, SessionInfo, SlotRequest};
 use crate::{AccountId, ResponseId, SessionId, TurnId};
-
-/// An answer every holder kind takes (an admission's shape is the kind's own)
-#[derive(Clone, Debug, PartialEq)]
-pub(super) enum Answer {
-    /// No account, or a chain that cannot continue
-    Refused(Refusal),
-    /// A conn
-    Lease(Lease),
-    /// No conn
-    LeaseRefused(RefuseReason),
-    /// A concurrency slot for this create
-    SlotGranted(TurnId),
-}
-
-impl Answer {
-    /// The output that delivers the answer to holder `id` of `kind`, in its kind's terms
-    fn deliver(self, kind: HolderKind, id: SessionId) -> ControlOutput {
-        match kind {
-            HolderKind::Session => ControlOutput::Session(
-                id,
-                match self {
-                    Self::Refused(refusal) => SessionInput::AdmissionRefused(refusal),
-                    Self::Lease(lease) => SessionInput::Lease(lease),
-                    Self::LeaseRefused(reason) => SessionInput::LeaseRefused(reason),
-                    Self::SlotGranted(turn) => SessionInput::SlotGranted(turn),
-                },
-            ),
-            HolderKind::Http => ControlOutput::Http(
-                id,
-                match self {
-                    Self::Refused(refusal) => HttpInput::Refused(refusal),
-                    Self::Lease(lease) => HttpInput::Lease(lease),
-                    Self::LeaseRefused(reason) => HttpInput::LeaseRefused(reason),
-                    Self::SlotGranted(turn) => HttpInput::SlotGranted(turn),
-                },
-            ),
-        }
-    }
-}
 
 /// One session or HTTP request the control plane knows
 #[derive(Clone, Debug)]
@@ -200,7 +161,10 @@ impl Control {
     /// Delivers `answer` to holder `id` in its kind's terms; a holder that is gone gets nothing
     pub(super) fn answer(&mut self, id: SessionId, answer: Answer) {
         if let Some(holder) = self.holders.get(&id) {
-            self.out.push_back(answer.deliver(holder.kind, id));
+            self.out.push_back(match holder.kind {
+                HolderKind::Session => ControlOutput::Session(id, SessionInput::Answer(answer)),
+                HolderKind::Http => ControlOutput::Http(id, HttpInput::Answer(answer)),
+            });
         }
     }
 

@@ -55,7 +55,7 @@ use crate::conn::UpstreamConn;
 use crate::errors::{GatewayError, Refusal};
 use crate::rng::Jitter;
 use crate::timer::{TimerName, TimerTable};
-use crate::turn::{Holder, Models, SessionInfo, Turn, UpstreamInput, socket_report};
+use crate::turn::{Answer, Holder, Models, SessionInfo, Turn, UpstreamInput, socket_report};
 use crate::{AccountId, Config, ConnId, SessionId, TurnId};
 use request::HttpRequest;
 
@@ -381,7 +381,7 @@ impl Holder for HttpTurn {
     fn handle_control(&mut self, now: Instant, input: HttpInput) {
         match input {
             HttpInput::Admission(admission) => self.on_admission(now, admission),
-            HttpInput::Refused(refusal) => {
+            HttpInput::Answer(Answer::Refused(refusal)) => {
                 if self.stage == Stage::Scheduling {
                     // A failover that finds no other account answers with what the last
                     // account said (upstream's 429 or 5xx), not with the gateway's own 503 or
@@ -404,9 +404,9 @@ impl Holder for HttpTurn {
                     self.finish();
                 }
             }
-            HttpInput::Lease(lease) => self.on_lease(now, lease),
-            HttpInput::LeaseRefused(reason) => self.on_lease_refused(now, reason),
-            HttpInput::SlotGranted(turn) => self.on_slot_granted(now, turn),
+            HttpInput::Answer(Answer::Lease(lease)) => self.on_lease(now, lease),
+            HttpInput::Answer(Answer::LeaseRefused(reason)) => self.on_lease_refused(now, reason),
+            HttpInput::Answer(Answer::SlotGranted(turn)) => self.on_slot_granted(now, turn),
         }
         self.settle(now);
     }

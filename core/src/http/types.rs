@@ -7,12 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::conn::{CompatKey, Release, UpstreamTransmit};
-use crate::errors::Refusal;
-use crate::pool::{Lease, RefuseReason};
 use crate::resolver::Transport;
 use crate::scheduler::GiveUpReason;
-use crate::turn::{ModelMap, ResponseBind, SessionInfo, SlotRequest, TurnEvent};
-use crate::{AccountId, ConnId, ResponseId, TurnId};
+use crate::turn::{Answer, ModelMap, ResponseBind, SessionInfo, SlotRequest, TurnEvent};
+use crate::{AccountId, ConnId, ResponseId};
 
 /// The `Content-Type` of an answer
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +78,7 @@ pub enum HttpTransmit {
 pub enum HttpTurnRequest {
     /// Register the request (first request, once)
     Open(SessionInfo),
-    /// Choose an account; answered with `HttpInput::Admission` / `HttpInput::Refused`
+    /// Choose an account; answered with `HttpInput::Admission` / `Answer::Refused`
     Schedule {
         /// The body's `previous_response_id`
         previous: Option<ResponseId>,
@@ -89,7 +87,7 @@ pub enum HttpTurnRequest {
         /// Accounts not to choose (a failover)
         exclude: Vec<AccountId>,
     },
-    /// Lease a conn; answered with `HttpInput::Lease` / `HttpInput::LeaseRefused`
+    /// Lease a conn; answered with `Answer::Lease` / `Answer::LeaseRefused`
     Acquire {
         /// The account
         account: AccountId,
@@ -147,14 +145,9 @@ pub struct HttpAdmission {
 pub enum HttpInput {
     /// The account
     Admission(HttpAdmission),
-    /// No account, or a chain that cannot continue: answer the client
-    Refused(Refusal),
-    /// A conn
-    Lease(Lease),
-    /// No conn
-    LeaseRefused(RefuseReason),
-    /// A concurrency slot for this attempt
-    SlotGranted(TurnId),
+    /// A refusal (no account, or a chain that cannot continue: answer the client), a conn or
+    /// none, a slot for this attempt
+    Answer(Answer),
 }
 
 crate::turn::holder_input!(HttpInput);

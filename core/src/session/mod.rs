@@ -38,7 +38,7 @@ use crate::event::{ClientEventKind, classify_client_event};
 use crate::rng::Jitter;
 use crate::timer::{TimerName, TimerTable};
 use crate::trace_context::TraceContext;
-use crate::turn::{Holder, SlotRequest, Turn, UpstreamInput, socket_report};
+use crate::turn::{Answer, Holder, SlotRequest, Turn, UpstreamInput, socket_report};
 use crate::{AccountId, Config, ConnId, Lane, ResponseId, SessionId, StreamId, TurnId};
 use client::ContinuationCheck;
 use state::{ClientWrites, Phase, Route, Shutdown};
@@ -541,10 +541,14 @@ impl Holder for Session {
     fn handle_control(&mut self, now: Instant, input: SessionInput) {
         match input {
             SessionInput::Admission(admission) => self.handle_admission(now, admission),
-            SessionInput::AdmissionRefused(refusal) => self.handle_admission_refused(now, refusal),
-            SessionInput::Lease(lease) => self.handle_lease(now, lease),
-            SessionInput::LeaseRefused(reason) => self.handle_lease_refused(now, reason),
-            SessionInput::SlotGranted(turn) => self.handle_slot_granted(now, turn),
+            SessionInput::Answer(Answer::Refused(refusal)) => {
+                self.handle_admission_refused(now, refusal)
+            }
+            SessionInput::Answer(Answer::Lease(lease)) => self.handle_lease(now, lease),
+            SessionInput::Answer(Answer::LeaseRefused(reason)) => {
+                self.handle_lease_refused(now, reason)
+            }
+            SessionInput::Answer(Answer::SlotGranted(turn)) => self.handle_slot_granted(now, turn),
             SessionInput::YieldSlots => self.handle_yield_slots(now),
             SessionInput::ContinuationJudged { turn, allowed } => {
                 self.handle_continuation_judged(now, turn, allowed)

@@ -6,8 +6,7 @@ use bytes::Bytes;
 
 use crate::conn::{CompatKey, Release, UpstreamTransmit};
 use crate::errors::Refusal;
-use crate::pool::{Lease, RefuseReason};
-use crate::turn::{ModelMap, ResponseBind, SlotRequest, TurnEvent};
+use crate::turn::{Answer, ModelMap, ResponseBind, SlotRequest, TurnEvent};
 use crate::{AccountId, ConnId, ResponseId, TurnId};
 
 /// A frame for one of the session's two hops
@@ -73,14 +72,8 @@ pub struct Admission {
 pub enum SessionInput {
     /// The account chosen for the session
     Admission(Admission),
-    /// No account: the create that asked gets this answer
-    AdmissionRefused(Refusal),
-    /// A conn for the session
-    Lease(Lease),
-    /// No conn: why (a failed or slow dial may fail over)
-    LeaseRefused(RefuseReason),
-    /// A concurrency slot for this create
-    SlotGranted(TurnId),
+    /// A refusal (no account: the create that asked gets it), a conn or none, a slot
+    Answer(Answer),
     /// Creates wait for a slot of the account this blocked client holds: give the slots up
     /// (close the client 1008, cut its open responses)
     YieldSlots,

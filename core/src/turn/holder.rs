@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::ConnId;
 use crate::conn::UpstreamConn;
+use crate::errors::Refusal;
 use crate::event::Utf8;
-use crate::pool::Lease;
+use crate::pool::{Lease, RefuseReason};
+use crate::{ConnId, TurnId};
 
 /// What the shell reads from a held upstream conn's socket
 #[derive(Debug)]
@@ -28,6 +29,20 @@ pub enum UpstreamInput {
     /// Writes were abandoned (deadline or the holder's cancellation); a write that had begun
     /// (part of a frame may be on the wire) also drops the socket
     WriteAbandoned,
+}
+
+/// An answer of the control plane every holder takes alike (an admission's shape is each
+/// holder's own); a holder's input carries it as its `Answer` variant
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// No account, or a chain that cannot continue: the create is answered
+    Refused(Refusal),
+    /// A conn
+    Lease(Lease),
+    /// No conn: why (a failed or slow dial may fail over)
+    LeaseRefused(RefuseReason),
+    /// A concurrency slot for this create
+    SlotGranted(TurnId),
 }
 
 /// A machine that holds upstream conns: a session or an HTTP turn
@@ -53,20 +68,21 @@ pub trait HolderInput {
     fn into_lease(self) -> Option<Lease>;
 }
 
-/// Implements [`HolderInput`] for a holder's input enum: its `Lease(Lease)` variant is the lease
+/// Implements [`HolderInput`] for a holder's input enum: its `Answer(Answer::Lease(_))` is the
+/// lease
 macro_rules! holder_input {
     ($input:ty) => {
         impl $crate::turn::HolderInput for $input {
             fn lease(&self) -> Option<&$crate::pool::Lease> {
                 match self {
-                    Self::Lease(lease) => Some(lease),
+                    Self::Answer($crate::turn::Answer::Lease(lease)) => Some(lease),
                     _ => None,
                 }
             }
 
             fn into_lease(self) -> Option<$crate::pool::Lease> {
                 match self {
-                    Self::Lease(lease) => Some(lease),
+                    Self::Answer($crate::turn::Answer::Lease(lease)) => Some(lease),
                     _ => None,
                 }
             }

@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 pub(crate) use holder::holder_input;
 pub(crate) use holder::socket_report;
-pub use holder::{Holder, HolderInput, UpstreamInput};
+pub use holder::{Answer, Holder, HolderInput, UpstreamInput};
 pub(crate) use state::Turn;
 pub use types::{ModelMap, ResponseBind, ResponseReport, SessionInfo, SlotRequest, TurnEvent};
 

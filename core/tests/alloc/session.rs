@@ -11,7 +11,7 @@ use wsv2_core::event::Utf8;
 use wsv2_core::http::{HttpAdmission, HttpInput, HttpTurn, HttpTurnRequest};
 use wsv2_core::resolver::Transport;
 use wsv2_core::session::{Admission, Lease, Session, SessionEvent, SessionRequest};
-use wsv2_core::turn::{Holder, ModelMap, SessionInfo, SlotRequest, UpstreamInput};
+use wsv2_core::turn::{Answer, Holder, ModelMap, SessionInfo, SlotRequest, UpstreamInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::{allocations, live_bytes};
@@ -242,12 +242,12 @@ fn an_http_turn_draining_after_its_client_left_rewrites_nothing() {
     );
     turn.handle_control(
         t0,
-        HttpInput::Lease(Lease {
+        HttpInput::Answer(Answer::Lease(Lease {
             holder: SessionId(1),
             record: ConnRecord::new(ConnId(1), compat, t0),
             fresh: true,
             preferred_hit: false,
-        }),
+        })),
     );
     let mut asked = None;
     while let Some(command) = turn.poll_request() {
@@ -255,7 +255,10 @@ fn an_http_turn_draining_after_its_client_left_rewrites_nothing() {
             asked = Some(turn);
         }
     }
-    turn.handle_control(t0, HttpInput::SlotGranted(asked.expect("a slot was asked")));
+    turn.handle_control(
+        t0,
+        HttpInput::Answer(Answer::SlotGranted(asked.expect("a slot was asked"))),
+    );
     drain_http(&mut turn);
     assert_eq!(turn.conn().map(|c| c.unfinished()), Some(1), "create sent");
     turn.handle_upstream(t0, ConnId(1), UpstreamInput::Frame(Bytes::from_static(

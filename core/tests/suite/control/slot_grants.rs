@@ -10,7 +10,7 @@ use wsv2_core::control::{AccountSpec, Control, ControlEvent, ControlOutput};
 use wsv2_core::http::{HttpInput, HttpTurnRequest};
 use wsv2_core::resolver::{AccountProtocol, AuthType};
 use wsv2_core::session::{SessionInput, SessionRequest};
-use wsv2_core::turn::{SessionInfo, SlotRequest};
+use wsv2_core::turn::{Answer, SessionInfo, SlotRequest};
 use wsv2_core::{AccountId, Config, SessionId, TurnId};
 
 const ACCOUNT: AccountId = AccountId(1);
@@ -39,8 +39,10 @@ fn control(now: Instant) -> Control {
 fn grants(control: &mut Control) -> Vec<(SessionId, TurnId)> {
     std::iter::from_fn(|| control.poll_output())
         .filter_map(|out| match out {
-            ControlOutput::Session(id, SessionInput::SlotGranted(turn))
-            | ControlOutput::Http(id, HttpInput::SlotGranted(turn)) => Some((id, turn)),
+            ControlOutput::Session(id, SessionInput::Answer(Answer::SlotGranted(turn)))
+            | ControlOutput::Http(id, HttpInput::Answer(Answer::SlotGranted(turn))) => {
+                Some((id, turn))
+            }
             _ => None,
         })
         .collect()

@@ -7,7 +7,7 @@ use wsv2_core::control::{ControlOutput, DialFailure};
 use wsv2_core::http::{HttpInput, HttpTransmit};
 use wsv2_core::session::{SessionInput, SessionRequest, Transmit};
 use wsv2_core::store::RequestKind;
-use wsv2_core::turn::Holder;
+use wsv2_core::turn::{Answer, Holder};
 use wsv2_core::{AccountId, ConnId, SessionId};
 
 use super::lines::{command_summary, create_summary, event_line, input_summary, transmit_summary};
@@ -45,7 +45,7 @@ impl Gateway {
                     Some(t) => t.handle_control(self.now, input),
                     // What the shells do with a lease for a task that ended
                     None => {
-                        if let HttpInput::Lease(lease) = input {
+                        if let HttpInput::Answer(Answer::Lease(lease)) = input {
                             self.control.handle_unread_lease(self.now, lease);
                         }
                     }
@@ -54,7 +54,7 @@ impl Gateway {
             ControlOutput::Session(id, input) => match self.sessions.get_mut(&id) {
                 Some(s) => s.handle_control(self.now, input),
                 None => {
-                    if let SessionInput::Lease(lease) = input {
+                    if let SessionInput::Answer(Answer::Lease(lease)) = input {
                         self.control.handle_unread_lease(self.now, lease);
                     }
                 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use wsv2_core::http::{HttpEvent, HttpInput, HttpTransmit, HttpTurnRequest};
-use wsv2_core::turn::{ResponseBind, SlotRequest, TurnEvent};
+use wsv2_core::turn::{Answer, ResponseBind, SlotRequest, TurnEvent};
 
 pub fn body_summary(body: &[u8]) -> String {
     match serde_json::from_slice::<Value>(body) {
@@ -84,8 +84,8 @@ pub fn input_summary(i: &HttpInput) -> String {
             a.connection_local,
             a.preferred.as_ref().map_or("-", |p| p.as_str())
         ),
-        HttpInput::Refused(r) => format!("refused {r:?}"),
-        HttpInput::Lease(l) => format!(
+        HttpInput::Answer(Answer::Refused(r)) => format!("refused {r:?}"),
+        HttpInput::Answer(Answer::Lease(l)) => format!(
             "lease {}{}{}",
             l.record.id,
             if l.fresh { " fresh" } else { "" },
@@ -95,8 +95,8 @@ pub fn input_summary(i: &HttpInput) -> String {
                 ""
             }
         ),
-        HttpInput::LeaseRefused(r) => format!("lease refused {r:?}"),
-        HttpInput::SlotGranted(_) => "slot granted".to_owned(),
+        HttpInput::Answer(Answer::LeaseRefused(r)) => format!("lease refused {r:?}"),
+        HttpInput::Answer(Answer::SlotGranted(_)) => "slot granted".to_owned(),
     }
 }
 
