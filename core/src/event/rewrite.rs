@@ -70,23 +70,21 @@ impl Splices {
 /// are never touched.
 pub fn rewrite_create_model(frame: &Bytes, upstream_model: &str) -> Bytes {
     let want = upstream_model.as_bytes();
+    let splices = create_model_splices(frame, want);
+    splices.map_or_else(|| frame.clone(), |s| s.apply(frame, want))
+}
+
+/// The ranges of top-level `model` values other than `want`; `None` for invalid JSON
+fn create_model_splices(frame: &[u8], want: &[u8]) -> Option<Splices> {
     let mut splices = Splices::new();
-    let Ok(mut scan) = ObjectScan::top_level(frame) else {
-        return frame.clone();
-    };
-    loop {
-        match scan.next_member() {
-            Ok(Some(member)) if member.key.eq_text(b"model") => {
-                if !member.value.as_str().is_some_and(|s| s.eq_text(want)) {
-                    splices.push(member.value.range());
-                }
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(_) => return frame.clone(),
+    let mut scan = ObjectScan::top_level(frame).ok()?;
+    while let Some(member) = scan.next_member().ok()? {
+        let value = member.value;
+        if member.key.eq_text(b"model") && !value.as_str().is_some_and(|s| s.eq_text(want)) {
+            splices.push(value.range());
         }
     }
-    splices.apply(frame, want)
+    Some(splices)
 }
 
 /// Restores the client's model name in a server event
@@ -109,10 +107,8 @@ pub fn restore_event_model(frame: &Bytes, upstream_model: &[u8], client_model: &
     if is_plain(upstream_model) && !contains(frame, upstream_model) {
         return frame.clone();
     }
-    match model_splices(frame, upstream_model) {
-        Some(splices) => splices.apply(frame, client_model),
-        None => frame.clone(),
-    }
+    let splices = model_splices(frame, upstream_model);
+    splices.map_or_else(|| frame.clone(), |s| s.apply(frame, client_model))
 }
 
 /// Whether `needle` occurs in `haystack`
