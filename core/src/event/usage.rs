@@ -1,7 +1,7 @@
 //! Token usage from terminal events.
 
 use super::ClassifyError;
-use super::scan::{ObjectScan, Value};
+use super::scan::ObjectScan;
 
 /// `response.usage` of a terminal event
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,15 +57,10 @@ impl Usage {
             } else {
                 continue;
             };
-            *slot = count(&value);
+            *slot = value.as_u64().unwrap_or(0);
         }
         Ok(usage)
     }
-}
-
-/// A token count: a non-negative integer, else 0
-fn count(value: &Value<'_>) -> u64 {
-    value.as_u64().unwrap_or(0)
 }
 
 /// Reads the named counts of a `*_details` object (skips any other value type)
@@ -79,7 +74,7 @@ fn read_details(
     };
     while let Some(member) = child.next_member()? {
         if let Some((_, slot)) = fields.iter_mut().find(|(name, _)| member.key.eq_text(name)) {
-            **slot = count(&member.value);
+            **slot = member.value.as_u64().unwrap_or(0);
         }
     }
     scan.resume_after(child)?;
