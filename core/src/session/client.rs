@@ -31,7 +31,7 @@ impl Session {
     /// Takes a client create: every create gets a turn and, later, exactly one outcome
     /// (sent and ended, refused, or dropped when the client leaves)
     pub(super) fn accept_create(&mut self, now: Instant, frame: Bytes, req: ClientRequest) {
-        let turn = self.alloc_turn();
+        let turn = super::alloc_turn(&mut self.next_turn);
         let (lane, lane_ok) = match req.stream_id {
             StreamIdField::Absent => (None, true),
             StreamIdField::Valid(id) => (Some(id), true),

@@ -107,6 +107,12 @@ const KNOWN_RESPONSES: usize = 256;
 /// Conns retired by this session (not lost) remembered to answer their chains correctly
 const RETIRED_CONNS: usize = 8;
 
+/// The turn handle `next` holds; `next` moves on
+fn alloc_turn(next: &mut u64) -> TurnId {
+    *next += 1;
+    TurnId(*next - 1)
+}
+
 /// One client socket's machine; see the module doc for the poll order
 #[derive(Debug)]
 pub struct Session {
@@ -520,12 +526,6 @@ impl Session {
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut UpstreamConn> {
         self.conns_mut().find(|c| c.id() == id)
-    }
-
-    fn alloc_turn(&mut self) -> TurnId {
-        let t = TurnId(self.next_turn);
-        self.next_turn += 1;
-        t
     }
 
     fn close_client(&mut self, code: u16, reason: &'static str) {

@@ -31,7 +31,7 @@ impl Session {
             true => Audience::Client,
             false => Audience::Gone,
         };
-        let mut next = self.next_turn;
+        let next = &mut self.next_turn;
         let Some(conn) = self
             .active
             .iter_mut()
@@ -40,11 +40,7 @@ impl Session {
         else {
             return;
         };
-        let mut alloc_turn = || {
-            let t = TurnId(next);
-            next += 1;
-            t
-        };
+        let mut alloc_turn = || super::alloc_turn(next);
         let (kind, owner, error_class) = match conn.handle_frame(now, &frame, utf8, &mut alloc_turn)
         {
             Ok(routed) => (
@@ -57,7 +53,6 @@ impl Session {
                 return;
             }
         };
-        self.next_turn = next;
         let out = match owner {
             Owner::Response { turn, first } => {
                 if first && !self.turns.iter().any(|t| t.id() == turn) {
