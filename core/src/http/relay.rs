@@ -248,9 +248,7 @@ impl HttpTurn {
         ended: Option<Ended>,
     ) {
         let upstream_error = self.last_error.take();
-        let decision = self.turn.attempt_failed(now, failure, &mut self.jitter);
-        let account = self.admission.as_ref().map(|a| a.account);
-        match decision {
+        match self.turn.attempt_failed(now, failure, &mut self.jitter) {
             RetryDecision::RetryAt { at, switch_account } => {
                 self.failed_attempt = upstream_error
                     .as_ref()
@@ -258,10 +256,8 @@ impl HttpTurn {
                 if let Some(conn) = self.conn.take() {
                     self.release(conn, None);
                 }
-                let release = self.turn.hold_again(at, false);
-                self.requests.extend(release.map(HttpTurnRequest::Slot));
                 self.final_response = None;
-                self.enter_backoff(account, failure, switch_account, at);
+                self.enter_backoff(failure, switch_account, at);
             }
             RetryDecision::GiveUp(reason) => {
                 self.events.push_back(HttpEvent::GaveUp { reason });
@@ -286,16 +282,12 @@ impl HttpTurn {
         }
     }
 
-    /// Waits until `at` for the next attempt, on another account when `switch_account` (the
-    /// next schedule excludes every account this turn tried)
-    fn enter_backoff(
-        &mut self,
-        account: Option<crate::AccountId>,
-        failure: FailureKind,
-        switch_account: bool,
-        at: Instant,
-    ) {
-        if let Some(account) = account {
+    /// The failed attempt gives its slot back and waits until `at` for the next one, on another
+    /// account when `switch_account` (the next schedule excludes every account this turn tried)
+    fn enter_backoff(&mut self, failure: FailureKind, switch_account: bool, at: Instant) {
+        let release = self.turn.hold_again(at, false);
+        self.requests.extend(release.map(HttpTurnRequest::Slot));
+        if let Some(account) = self.admission.as_ref().map(|a| a.account) {
             self.turn_event(TurnEvent::Retrying {
                 turn: self.turn.id(),
                 account,
@@ -386,10 +378,7 @@ impl HttpTurn {
     /// A forwarded attempt failed and is retried: its slot goes back, and the next attempt
     /// schedules again (an HTTP account has no pool)
     fn forward_retry(&mut self, failure: FailureKind, switch_account: bool, at: Instant) {
-        let release = self.turn.hold_again(at, false);
-        self.requests.extend(release.map(HttpTurnRequest::Slot));
-        let account = self.admission.as_ref().map(|a| a.account);
-        self.enter_backoff(account, failure, switch_account, at);
+        self.enter_backoff(failure, switch_account, at);
         self.admission = None;
     }
 
