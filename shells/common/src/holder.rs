@@ -41,7 +41,8 @@ pub(crate) struct HolderStart {
 
 /// A holder's task's link to the control task and to the conns it holds
 pub(crate) struct HolderIo<I> {
-    id: SessionId,
+    /// The id the holder is known by to the control task
+    pub(crate) id: SessionId,
     pub(crate) control: ControlTx,
     /// The control task's answers
     pub(crate) inbox: mpsc::Receiver<Box<Delivery<I>>>,
@@ -131,11 +132,6 @@ impl<I: HolderInput> HolderIo<I> {
                 self.send(ControlMsg::UnreadLease { lease }).await;
             }
         }
-    }
-
-    /// The id the holder is known by to the control task
-    pub(crate) fn id(&self) -> SessionId {
-        self.id
     }
 }
 

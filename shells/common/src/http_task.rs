@@ -407,7 +407,7 @@ impl HttpTask {
             HttpTurnRequest::Release { release, .. } => Some(release.record.id),
             _ => None,
         };
-        let id = self.io.id();
+        let id = self.io.id;
         (self.io.request(ControlMsg::Http { id, request }, released)).await;
     }
 
@@ -423,7 +423,7 @@ impl HttpTask {
                     m.response_ended(r, &self.labels, Some(self.model.as_bytes()));
                 }
                 let labels = &self.labels;
-                labels.export_span("http", self.io.id(), r, self.clock.now());
+                labels.export_span("http", self.io.id, r, self.clock.now());
                 info!(
                     client = %labels.key_name,
                     account = labels.account(&r.account),

@@ -417,8 +417,7 @@ impl SessionTask {
                     if let Some(m) = &mut self.metrics {
                         m.response_ended(r, &self.labels, r.model.as_deref());
                     }
-                    let id = self.io.id();
-                    self.labels.export_span("websocket", id, r, now);
+                    (self.labels).export_span("websocket", self.io.id, r, now);
                 }
                 if event == SessionEvent::Turn(TurnEvent::Finished) {
                     self.finished = true;
@@ -467,7 +466,7 @@ impl SessionTask {
             SessionRequest::Release(release) => Some(release.record.id),
             _ => None,
         };
-        let id = self.io.id();
+        let id = self.io.id;
         Either::Right(
             self.io
                 .request(ControlMsg::Request { id, request }, released),
