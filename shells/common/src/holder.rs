@@ -13,7 +13,7 @@ use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::pool::Lease;
 use wsv2_core::scheduler::FailureKind;
 use wsv2_core::trace_context::TraceContext;
-use wsv2_core::turn::{Holder, HolderInput, ResponseReport, SessionInfo, UpstreamInput};
+use wsv2_core::turn::{Holder, HolderInput, ResponseReport, SessionInfo, TurnEvent, UpstreamInput};
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
@@ -167,6 +167,18 @@ pub(crate) fn deliver<I: HolderInput>(
         warn!(holder, %id, "holder inbox full: an answer is dropped");
     }
     e.into_inner().input.into_lease()
+}
+
+/// Logs an event of a create's life as both holders' tasks do: a frame that made its conn
+/// dirty as a warning, any other at debug level under the `holder`'s message
+pub(crate) fn log_turn_event(event: &TurnEvent, holder: &'static str) {
+    match event {
+        TurnEvent::TailPacket { conn } => warn!(%conn, "tail packet: conn is dirty"),
+        TurnEvent::UpstreamGarbage { conn } => {
+            warn!(%conn, "non-JSON frame from upstream: conn is dirty")
+        }
+        other => debug!(?other, "{holder}"),
+    }
 }
 
 /// Who a holder's responses are counted and traced for

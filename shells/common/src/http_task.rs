@@ -37,7 +37,7 @@ use wsv2_core::turn::{Holder, TurnEvent, UpstreamInput};
 use wsv2_core::{AccountId, ConnId};
 
 use crate::forward::{ForwardReply, ForwardTarget};
-use crate::holder::{HolderIo, HolderStart, Labels, TurnMetrics};
+use crate::holder::{HolderIo, HolderStart, Labels, TurnMetrics, log_turn_event};
 use crate::metrics_export::ClientTransport;
 use crate::runtime::{self, Clock, Rt, timeout};
 use crate::shared::ControlMsg;
@@ -461,13 +461,7 @@ impl HttpTask {
                 }
                 debug!(%account, status, "forwarded POST ended");
             }
-            HttpEvent::Turn(TurnEvent::TailPacket { conn }) => {
-                warn!(%conn, "tail packet: conn is dirty")
-            }
-            HttpEvent::Turn(TurnEvent::UpstreamGarbage { conn }) => {
-                warn!(%conn, "non-JSON frame from upstream: conn is dirty")
-            }
-            HttpEvent::Turn(other) => debug!(?other, "http turn"),
+            HttpEvent::Turn(event) => log_turn_event(event, "http turn"),
             other => debug!(?other, "http turn"),
         }
         if matches!(

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::Either;
 use tokio::sync::mpsc;
-use tracing::{Span, debug, info, info_span, warn};
+use tracing::{Span, debug, info, info_span};
 use wsv2_core::ConnId;
 use wsv2_core::conn::Outcome;
 use wsv2_core::errors::ErrorCode;
@@ -28,7 +28,7 @@ use wsv2_core::turn::{Holder, TurnEvent, UpstreamInput};
 
 use crate::client::{ClientIo, ClientOutbox};
 use crate::control_task::session_inbox_capacity;
-use crate::holder::{HolderIo, HolderStart, Labels, TurnMetrics};
+use crate::holder::{HolderIo, HolderStart, Labels, TurnMetrics, log_turn_event};
 use crate::log_limit::{ClientLine, LogLimits, limited};
 use crate::metrics_export::ClientTransport;
 use crate::runtime::{Clock, Rt, Sending, timeout};
@@ -518,13 +518,7 @@ impl SessionTask {
                 ClientLine::CreateAnswered,
                 debug!(%turn, ?refusal, "create answered by the gateway")
             ),
-            SessionEvent::Turn(TurnEvent::TailPacket { conn }) => {
-                warn!(%conn, "tail packet: conn is dirty")
-            }
-            SessionEvent::Turn(TurnEvent::UpstreamGarbage { conn }) => {
-                warn!(%conn, "non-JSON frame from upstream: conn is dirty")
-            }
-            SessionEvent::Turn(other) => debug!(?other, "session"),
+            SessionEvent::Turn(event) => log_turn_event(event, "session"),
             other => debug!(?other, "session"),
         }
     }
