@@ -221,11 +221,8 @@ impl HttpTurn {
         }
         self.move_to(Stage::Done);
         self.timers.stop_all();
-        if let Some(mut conn) = self.conn.take() {
-            if conn.unfinished() > 0 {
-                // Nobody will read its terminal: the conn cannot be trusted.
-                conn.mark_dirty();
-            }
+        // A conn with a response still open goes back not reusable (nobody reads its terminal).
+        if let Some(conn) = self.conn.take() {
             self.release(conn, None);
         }
         self.requests

@@ -391,15 +391,12 @@ impl Session {
         self.drop_pending();
         self.enter_finished();
         self.timers.stop_all();
-        for mut conn in [self.active.take(), self.retiring.take()]
+        // A conn with responses still open at the end (e.g. an upstream loss closed the client)
+        // goes back not reusable: nobody will read their terminal.
+        for conn in [self.active.take(), self.retiring.take()]
             .into_iter()
             .flatten()
         {
-            if conn.unfinished() > 0 {
-                // Responses still open at the end (e.g. an upstream loss closed the client):
-                // nobody will read their terminal, so the conn cannot be trusted.
-                conn.mark_dirty();
-            }
             self.release_conn(now, conn);
         }
         self.turn_event(TurnEvent::Finished);
