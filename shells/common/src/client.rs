@@ -33,7 +33,7 @@ use crate::runtime::{BoxIo, Rt, timeout};
 pub(crate) type ClientIo = Prefixed<BoxIo>;
 
 /// Something to write to the client
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum ClientOut {
     /// A text frame (the very buffer read from upstream, most of the time)
     Frame(Bytes),
@@ -43,6 +43,20 @@ enum ClientOut {
     Close(u16, &'static str),
     /// Flush tungstenite's queued answer to the client's close frame; nothing is written after
     CloseReply,
+}
+
+/// How far the outbox is in its life
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Frames are taken
+    Open,
+    /// A close (or close reply) is queued: later frames are dropped
+    Closing,
+    /// The close went out: nothing more is written
+    Closed,
+    /// The socket failed, or a client given up did not read its close in time: nothing more
+    /// is written
+    Failed,
 }
 
 /// The client socket's write half with the frames waiting for it (any message sink in tests)
@@ -63,11 +77,7 @@ pub(crate) struct ClientOutbox<S = WebSocketSender<ClientIo>> {
     write_deadline: Option<Instant>,
     /// Frames were handed to the sink since its last flush
     flush_pending: bool,
-    /// A close (or close reply) is queued: later frames are dropped
-    closed: bool,
-    /// The close went out: nothing more is written
-    done: bool,
-    failed: bool,
+    state: State,
     /// A write missed `client_write_timeout`: the client counts as gone, only its close 1008
     /// is still written
     timed_out: bool,
@@ -98,9 +108,7 @@ where
             close_linger,
             write_deadline: None,
             flush_pending: false,
-            closed: false,
-            done: false,
-            failed: false,
+            state: State::Open,
             timed_out: false,
             linger_deadline: None,
         }
@@ -108,48 +116,48 @@ where
 
     /// Queues a frame without waiting
     pub(crate) fn push(&mut self, now: Instant, frame: Bytes) {
-        if !self.closed {
-            self.unflushed += frame.len();
-            self.enqueue(now, ClientOut::Frame(frame));
-        }
+        self.enqueue(now, ClientOut::Frame(frame));
     }
 
     /// Queues a keepalive ping after the frames already queued
     pub(crate) fn ping(&mut self, now: Instant) {
-        if !self.closed {
-            self.enqueue(now, ClientOut::Ping);
-        }
+        self.enqueue(now, ClientOut::Ping);
     }
 
     /// Queues a close frame after the frames already queued; later frames are dropped
     pub(crate) fn close(&mut self, now: Instant, code: u16, reason: &'static str) {
-        if !self.closed {
-            self.closed = true;
-            self.enqueue(now, ClientOut::Close(code, reason));
-        }
+        self.enqueue(now, ClientOut::Close(code, reason));
     }
 
     /// Sends the answer to the client's close frame (tungstenite queued it when it read the
     /// close) after the frames already queued; later frames are dropped
     pub(crate) fn answer_close(&mut self, now: Instant) {
-        if !self.closed {
-            self.closed = true;
-            self.enqueue(now, ClientOut::CloseReply);
-        }
+        self.enqueue(now, ClientOut::CloseReply);
     }
 
+    /// Queues `out` while the outbox is open; a close or close reply closes it
     fn enqueue(&mut self, now: Instant, out: ClientOut) {
-        if self.failed || self.done {
+        if self.state != State::Open {
             return;
+        }
+        match &out {
+            ClientOut::Frame(frame) => self.unflushed += frame.len(),
+            ClientOut::Ping => {}
+            ClientOut::Close(..) | ClientOut::CloseReply => self.state = State::Closing,
         }
         self.write_deadline.get_or_insert(now + self.write_timeout);
         self.queue.push_back(out);
     }
 
+    /// Whether frames may still be handed to the sink
+    fn writable(&self) -> bool {
+        matches!(self.state, State::Open | State::Closing)
+    }
+
     /// Whether there is something to write (then [`poll_write`](Self::poll_write) should be
     /// polled)
     pub(crate) fn has_work(&self) -> bool {
-        !self.failed && !self.done && (!self.queue.is_empty() || self.flush_pending)
+        self.writable() && (!self.queue.is_empty() || self.flush_pending)
     }
 
     /// Feeds every queued frame the sink takes and flushes; ready once all of it is written
@@ -162,14 +170,14 @@ where
     }
 
     fn poll_write_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
-        while !self.failed && !self.done {
+        while self.writable() {
             let Some(front) = self.queue.front() else {
                 break;
             };
             if matches!(front, ClientOut::CloseReply) {
                 // Nothing to feed: tungstenite already queued the reply; the flush sends it.
                 self.queue.pop_front();
-                self.done = true;
+                self.state = State::Closed;
                 self.flush_pending = true;
                 break;
             }
@@ -189,7 +197,7 @@ where
                 }
                 Some(ClientOut::Ping) => Message::Ping(Bytes::new()),
                 Some(ClientOut::Close(code, reason)) => {
-                    self.done = true;
+                    self.state = State::Closed;
                     Message::Close(Some(CloseFrame {
                         code: CloseCode::from(code),
                         reason: reason.into(),
@@ -208,17 +216,17 @@ where
             self.unflushed -= self.fed;
             self.fed = 0;
         }
-        if self.queue.is_empty() || self.done {
+        if self.queue.is_empty() || self.state == State::Closed {
             self.write_deadline = None;
         }
-        if self.done {
+        if self.state == State::Closed {
             self.linger_deadline = None;
         }
         Poll::Ready(Ok(()))
     }
 
     fn fail(&mut self) {
-        self.failed = true;
+        self.state = State::Failed;
         self.queue.clear();
         self.write_deadline = None;
         self.linger_deadline = None;
@@ -251,13 +259,12 @@ where
             .queue
             .iter()
             .find(|out| matches!(out, ClientOut::Close(..) | ClientOut::CloseReply))
-            .map(|out| match out {
-                ClientOut::Close(code, reason) => ClientOut::Close(*code, reason),
-                _ => ClientOut::CloseReply,
-            });
+            .cloned();
         self.queue.clear();
         self.unflushed = self.fed;
-        self.closed = true;
+        if self.state == State::Open {
+            self.state = State::Closing;
+        }
         self.queue.push_back(keep_close.unwrap_or(ClientOut::Close(
             1008,
             "client did not read its events in time",
@@ -271,7 +278,7 @@ where
 
     /// The socket failed (write error) or the client was given up (`client_write_timeout`)
     pub(crate) fn failed(&self) -> bool {
-        self.failed || self.timed_out
+        self.state == State::Failed || self.timed_out
     }
 
     /// Writes what is queued within the same bounds as during the session (the write under
@@ -290,7 +297,7 @@ where
                 self.handle_timeout(rt.now());
             }
         }
-        (!self.failed && self.done).then_some(self.sink)
+        (self.state == State::Closed).then_some(self.sink)
     }
 }
 
