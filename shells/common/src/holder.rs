@@ -12,14 +12,13 @@ use tokio::sync::mpsc;
 use wsv2_core::metrics::LocalHistogram;
 use wsv2_core::pool::Lease;
 use wsv2_core::scheduler::FailureKind;
-use wsv2_core::trace_context::TraceContext;
 use wsv2_core::turn::{Holder, HolderInput, ResponseReport, SessionInfo, TurnEvent, UpstreamInput};
-use wsv2_core::{AccountId, Config, ConnId, SessionId};
+use wsv2_core::{Config, ConnId, SessionId};
 
 use crate::metrics_export::{ClientTransport, Metrics, TurnHandles};
 use crate::runtime::{Rt, Sending};
 use crate::shared::{ControlMsg, ControlTx, Delivery, DialHeaders, SocketPermit};
-use crate::traces::{SpanSource, TraceSink};
+pub(crate) use crate::traces::Labels;
 use crate::upstream::{ConnIo, HeldConns, UpstreamMsg};
 use tracing::{debug, warn};
 
@@ -178,45 +177,6 @@ pub(crate) fn log_turn_event(event: &TurnEvent, holder: &'static str) {
             warn!(%conn, "non-JSON frame from upstream: conn is dirty")
         }
         other => debug!(?other, "{holder}"),
-    }
-}
-
-/// Who a holder's responses are counted and traced for
-pub(crate) struct Labels {
-    /// The client key's name (log lines, metric labels)
-    pub(crate) key_name: Arc<str>,
-    pub(crate) account_names: Arc<HashMap<AccountId, String>>,
-    /// Where response spans go (`None` when traces are not exported)
-    pub(crate) traces: Option<TraceSink>,
-    /// The client's `traceparent` header: the parent of spans whose create names none
-    pub(crate) trace_header: Option<TraceContext>,
-}
-
-impl Labels {
-    /// An account's name (`?` for one not known)
-    pub(crate) fn account(&self, account: &AccountId) -> &str {
-        self.account_names.get(account).map_or("?", String::as_str)
-    }
-
-    /// The response's span to the exporter (once per response; never waits)
-    pub(crate) fn export_span(
-        &self,
-        transport: &'static str,
-        id: SessionId,
-        r: &ResponseReport,
-        now: Instant,
-    ) {
-        let Some(sink) = &self.traces else {
-            return;
-        };
-        let source = SpanSource {
-            transport,
-            session: id.0,
-            client_key: &self.key_name,
-            account_names: &self.account_names,
-            header_parent: self.trace_header,
-        };
-        sink.response_ended(r, &source, now);
     }
 }
 

@@ -19,6 +19,7 @@ mod otlp;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,12 +29,12 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
-use wsv2_core::AccountId;
 use wsv2_core::config::TelemetryConfig;
 use wsv2_core::conn::Outcome;
 use wsv2_core::file_config::TraceExport;
 use wsv2_core::trace_context::TraceContext;
 use wsv2_core::turn::ResponseReport;
+use wsv2_core::{AccountId, SessionId};
 
 use crate::runtime::{Clock, Rt, spawn, timeout};
 
@@ -86,35 +87,66 @@ pub(crate) struct SpanRecord {
     error: Option<&'static str>,
 }
 
-/// Who served a response: what a span says beyond its report
-pub(crate) struct SpanSource<'a> {
-    /// `websocket` or `http`
-    pub(crate) transport: &'static str,
-    pub(crate) session: u64,
-    /// The client key's name (never the key)
-    pub(crate) client_key: &'a str,
-    pub(crate) account_names: &'a HashMap<AccountId, String>,
-    /// The upgrade's or POST's `traceparent` header
-    pub(crate) header_parent: Option<TraceContext>,
+/// Who a holder's responses are counted and traced for
+pub(crate) struct Labels {
+    /// The client key's name (log lines, metric labels; never the key)
+    pub(crate) key_name: Arc<str>,
+    pub(crate) account_names: Arc<HashMap<AccountId, String>>,
+    /// Where response spans go (`None` when traces are not exported)
+    pub(crate) traces: Option<TraceSink>,
+    /// The client's `traceparent` header (the upgrade's or the POST's): the parent of spans
+    /// whose create names none
+    pub(crate) trace_header: Option<TraceContext>,
+}
+
+impl Labels {
+    /// An account's name (`?` for one not known)
+    pub(crate) fn account(&self, account: &AccountId) -> &str {
+        self.account_names.get(account).map_or("?", String::as_str)
+    }
+
+    /// The response's span to the exporter (once per response; never waits, drops and counts
+    /// the span when the queue is full); `transport` is `websocket` or `http`
+    pub(crate) fn export_span(
+        &self,
+        transport: &'static str,
+        id: SessionId,
+        r: &ResponseReport,
+        now: Instant,
+    ) {
+        let Some(sink) = &self.traces else {
+            return;
+        };
+        if let Some(span) = span_of(r, transport, id, self, now)
+            && sink.tx.try_send(span).is_err()
+        {
+            sink.counters.dropped_queue_full.inc();
+        }
+    }
 }
 
 /// The span of one ended response; `None` when the client's trace context says it did not
 /// sample its span (the standard parent-based sampler)
-fn span_of(r: &ResponseReport, source: &SpanSource<'_>, now: Instant) -> Option<SpanRecord> {
+fn span_of(
+    r: &ResponseReport,
+    transport: &'static str,
+    id: SessionId,
+    labels: &Labels,
+    now: Instant,
+) -> Option<SpanRecord> {
     // The create's client_metadata is more specific than the connection's header.
-    let parent = r.trace_parent.or(source.header_parent);
+    let parent = r.trace_parent.or(labels.trace_header);
     if parent.is_some_and(|p| !p.sampled()) {
         return None;
     }
     let wall_now = unix_nanos(SystemTime::now());
     let at =
         |instant: Instant| wall_now.saturating_sub(nanos(now.saturating_duration_since(instant)));
-    let account =
-        |id: &AccountId| AttrValue::text(source.account_names.get(id).map_or("?", String::as_str));
+    let account = |id: &AccountId| AttrValue::text(labels.account(id));
     let mut attributes = vec![
-        ("wsv2.transport", AttrValue::Str(source.transport.into())),
-        ("wsv2.session", AttrValue::Int(source.session as i64)),
-        ("wsv2.client_key", AttrValue::text(source.client_key)),
+        ("wsv2.transport", AttrValue::Str(transport.into())),
+        ("wsv2.session", AttrValue::Int(id.0 as i64)),
+        ("wsv2.client_key", AttrValue::text(&labels.key_name)),
         ("wsv2.account", account(&r.account)),
         ("wsv2.conn", AttrValue::Int(r.conn.0 as i64)),
         ("wsv2.outcome", AttrValue::Str(r.outcome.as_str().into())),
@@ -217,10 +249,7 @@ fn new_span_id() -> [u8; 8] {
 }
 
 fn new_trace_id() -> [u8; 16] {
-    let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&random_u64().to_be_bytes());
-    id[8..].copy_from_slice(&random_u64().to_be_bytes());
-    id
+    (u128::from(random_u64()) << 64 | u128::from(random_u64())).to_be_bytes()
 }
 
 /// The span counters (`wsv2_spans_*`); unregistered ones when metrics are off
@@ -236,22 +265,6 @@ pub(crate) struct SpanCounters {
 pub(crate) struct TraceSink {
     tx: mpsc::Sender<SpanRecord>,
     counters: SpanCounters,
-}
-
-impl TraceSink {
-    /// The span of an ended response to the exporter (see [`span_of`])
-    pub(crate) fn response_ended(&self, r: &ResponseReport, source: &SpanSource<'_>, now: Instant) {
-        if let Some(span) = span_of(r, source, now) {
-            self.submit(span);
-        }
-    }
-
-    /// Hands `span` to the exporter, or drops and counts it when the queue is full
-    fn submit(&self, span: SpanRecord) {
-        if self.tx.try_send(span).is_err() {
-            self.counters.dropped_queue_full.inc();
-        }
-    }
 }
 
 /// Starts the exporter task; the returned sink feeds it
