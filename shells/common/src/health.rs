@@ -50,7 +50,8 @@ pub(crate) async fn route<B>(
     })
 }
 
-async fn readiness(lifecycle: &Lifecycle, control: &ControlTx) -> Result<(), String> {
+/// Whether an upgrade would be accepted now, or why not
+pub(crate) async fn readiness(lifecycle: &Lifecycle, control: &ControlTx) -> Result<(), String> {
     if lifecycle.is_shutting_down() {
         return Err("shutting down".to_owned());
     }

@@ -191,12 +191,8 @@ impl GatewayHandle {
 
     /// Whether the gateway would accept an upgrade now (what `/readyz` answers)
     pub async fn is_ready(&self) -> bool {
-        if self.lifecycle.is_shutting_down() {
-            return false;
-        }
-        matches!(
-            ask(&self.control, |reply| ControlMsg::Ready { reply }).await,
-            Some(Ok(()))
-        )
+        crate::health::readiness(&self.lifecycle, &self.control)
+            .await
+            .is_ok()
     }
 }
