@@ -106,16 +106,9 @@ pub async fn run(shell: Shell) -> ExitCode {
             logging::init(log_format);
             serve(&shell, config, listen, pid_file).await
         }
-        Command::Reload { pid_file } => match signals::send_reload(&pid_file) {
-            Ok(pid) => {
-                println!("sent SIGHUP to {pid}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Reload { pid_file } => {
+            report(signals::send_reload(&pid_file).map(|pid| format!("sent SIGHUP to {pid}\n")))
+        }
         Command::Demo => {
             let Some(demo) = shell.demo else {
                 eprintln!(
@@ -127,16 +120,7 @@ pub async fn run(shell: Shell) -> ExitCode {
             if std::env::var_os("RUST_LOG").is_some() {
                 logging::init(LogFormat::Text);
             }
-            match demo().await {
-                Ok(report) => {
-                    print!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("demo failed: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            report(demo().await.map_err(|e| format!("demo failed: {e}")))
         }
         Command::CheckConfig { file } => {
             // The very verdict `serve` acts on: same overrides, same words, same exit code.
@@ -146,6 +130,20 @@ pub async fn run(shell: Shell) -> ExitCode {
             };
             print!("{}", verdict.report());
             ExitCode::from(verdict.exit_code())
+        }
+    }
+}
+
+/// Prints a command's text: to stdout and success, or to stderr (one line) and failure
+fn report(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }
