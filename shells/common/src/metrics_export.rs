@@ -105,6 +105,16 @@ pub(crate) struct Metrics {
     usage: Mutex<UsageSeries>,
 }
 
+/// `pairs` as one series' labels
+fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels {
+    pairs.map(|(name, value)| (name, value.to_owned())).into()
+}
+
+/// Adds one to the series of `family` labelled `pairs`
+fn inc<const N: usize>(family: &Family<Labels, Counter>, pairs: [(&'static str, &str); N]) {
+    family.get_or_create(&labels(pairs)).inc();
+}
+
 fn counter_name(def: &MetricDef) -> &'static str {
     def.name.strip_suffix("_total").unwrap_or(def.name)
 }
@@ -159,7 +169,7 @@ impl Metrics {
         // guard of `get_or_create` ends with the closure's call).
         let dropped = |reason: &str| -> Counter {
             spans_dropped
-                .get_or_create(&vec![("reason", reason.to_owned())])
+                .get_or_create(&labels([("reason", reason)]))
                 .clone()
         };
         let spans = crate::traces::SpanCounters {
@@ -228,7 +238,7 @@ impl Metrics {
 
     /// The handles one turn or session needs, resolved once
     pub(crate) fn turn_handles(&self, transport: ClientTransport) -> TurnHandles {
-        let t = vec![("transport", transport.as_str().to_owned())];
+        let t = labels([("transport", transport.as_str())]);
         TurnHandles {
             transport,
             time_to_first_event: self.time_to_first_event.get_or_create_owned(&t),
@@ -241,13 +251,14 @@ impl Metrics {
 
     /// A response of client key `key` ended with `outcome` (its `Outcome::as_str`)
     pub(crate) fn response_ended(&self, transport: ClientTransport, outcome: &str, key: &str) {
-        self.responses
-            .get_or_create(&vec![
-                ("transport", transport.as_str().to_owned()),
-                ("outcome", outcome.to_owned()),
-                ("client", key.to_owned()),
-            ])
-            .inc();
+        inc(
+            &self.responses,
+            [
+                ("transport", transport.as_str()),
+                ("outcome", outcome),
+                ("client", key),
+            ],
+        );
     }
 
     /// Tokens of one response, by client key, account name and the client's model, each
@@ -282,25 +293,19 @@ impl Metrics {
 
     /// A retry before the first event reached the client
     pub(crate) fn retry(&self, transport: ClientTransport, failure: &str) {
-        self.retries
-            .get_or_create(&vec![
-                ("transport", transport.as_str().to_owned()),
-                ("failure", failure.to_owned()),
-            ])
-            .inc();
+        let labels = [("transport", transport.as_str()), ("failure", failure)];
+        inc(&self.retries, labels);
     }
 
     /// An account cooldown (counted when the control plane reports it)
     pub(crate) fn cooldown(&self, account: &str) {
-        self.cooldowns
-            .get_or_create(&vec![("account", account.to_owned())])
-            .inc();
+        inc(&self.cooldowns, [("account", account)]);
     }
 
     /// A dial took `seconds`
     pub(crate) fn dial(&self, account: &str, seconds: f64) {
         self.dial
-            .get_or_create(&vec![("account", account.to_owned())])
+            .get_or_create(&labels([("account", account)]))
             .observe(seconds);
     }
 
@@ -318,7 +323,7 @@ impl Metrics {
             RequestKind::Delete { .. } => "delete",
             RequestKind::Expire { .. } => "expire",
         };
-        let labels = vec![("op", op.to_owned())];
+        let labels = labels([("op", op)]);
         let seconds = started.elapsed().as_secs_f64();
         self.store_op.get_or_create(&labels).observe(seconds);
         match result {
@@ -330,9 +335,7 @@ impl Metrics {
 
     /// A binding could not be written to the store
     pub(crate) fn bind_failure(&self, kind: &str) {
-        self.bind_failures
-            .get_or_create(&vec![("kind", kind.to_owned())])
-            .inc();
+        inc(&self.bind_failures, [("kind", kind)]);
     }
 
     /// The OpenMetrics text of every series, with `snapshot` as the control plane's state
