@@ -16,6 +16,7 @@ use smol_hyper::rt::FuturesIo;
 use wsv2_core::file_config::UpstreamUrl;
 
 use crate::runtime::{BoxIo, Rt, spawn, timeout};
+use crate::upstream::client_config;
 
 /// Where and how to POST for one account
 #[derive(Debug)]
@@ -42,20 +43,8 @@ pub(crate) struct ForwardReply {
 /// The client TLS configuration of plain upstream and collector POSTs (the webpki roots)
 fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
+    let config = || client_config(None).expect("ring supports the default protocol versions");
+    CONFIG.get_or_init(config).clone()
 }
 
 /// POSTs `body` to `target` and returns the reply head within `timeout` (connect, TLS, head);

@@ -9,4 +9,4 @@ mod tls;
 pub(crate) use conn::{ConnIo, ConnReport, UpstreamInput, UpstreamMsg, spawn_conn};
 pub(crate) use dial::{DialRequest, DialRoute, dial, install_crypto_provider};
 pub(crate) use held::HeldConns;
-pub(crate) use tls::UpstreamTls;
+pub(crate) use tls::{UpstreamTls, client_config};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_rustls::TlsConnector;
 use futures_rustls::client::TlsStream;
+use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -44,30 +45,8 @@ impl UpstreamTls {
         extra_roots: Option<&str>,
         handshake_timeout: Duration,
     ) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        if let Some(path) = extra_roots {
-            let bad_file = |e: &dyn std::fmt::Display| format!("tls_ca_file {path}: {e}");
-            let mut added = 0usize;
-            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad_file(&e))? {
-                roots
-                    .add(cert.map_err(|e| bad_file(&e))?)
-                    .map_err(|e| bad_file(&e))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(bad_file(&"no PEM certificate in the file"));
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS protocol versions: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         Ok(Self {
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: TlsConnector::from(client_config(extra_roots)?),
             handshake_timeout,
         })
     }
@@ -87,6 +66,34 @@ impl UpstreamTls {
             Err(_) => Err(TlsStepError::TimedOut(self.handshake_timeout)),
         }
     }
+}
+
+/// A rustls client with the ring provider trusting the webpki roots and, when named, the PEM
+/// roots of the file `extra_roots` (`tls_ca_file`)
+pub(crate) fn client_config(extra_roots: Option<&str>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra_roots {
+        let bad_file = |e: &dyn std::fmt::Display| format!("tls_ca_file {path}: {e}");
+        let mut added = 0usize;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad_file(&e))? {
+            roots
+                .add(cert.map_err(|e| bad_file(&e))?)
+                .map_err(|e| bad_file(&e))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad_file(&"no PEM certificate in the file"));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS protocol versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
