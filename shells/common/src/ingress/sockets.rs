@@ -83,10 +83,10 @@ impl SocketTable {
                     let _ = signal.send(());
                 }
                 Accepted::Serve {
-                    slot: ClientSlot {
+                    slot: ClientSlot(ClientConn {
                         table: self.clone(),
                         conn,
-                    },
+                    }),
                     evicted: Eviction(rx),
                     displaced: evict,
                 }
@@ -98,13 +98,6 @@ impl SocketTable {
     /// When to accept again after `accept` failed
     pub(crate) fn accept_failed(&self, now: Instant, error: AcceptError) -> AcceptNext {
         self.lock().machine.handle_accept_error(now, error)
-    }
-
-    /// `conn` presented a valid client key; `false` when it was evicted already
-    pub(crate) fn authenticated(&self, conn: ClientConnId) -> bool {
-        let mut inner = self.lock();
-        inner.evict.remove(&conn);
-        inner.machine.handle_authenticated(conn)
     }
 
     fn closed(&self, conn: ClientConnId) {
@@ -132,24 +125,18 @@ impl Eviction {
 
 /// A served connection's place, given back when dropped
 #[derive(Debug)]
-pub(crate) struct ClientSlot {
-    table: Arc<SocketTable>,
-    conn: ClientConnId,
-}
+pub(crate) struct ClientSlot(ClientConn);
 
 impl ClientSlot {
     /// What a request handler needs to mark its connection authenticated
     pub(crate) fn handle(&self) -> ClientConn {
-        ClientConn {
-            table: self.table.clone(),
-            conn: self.conn,
-        }
+        self.0.clone()
     }
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.table.closed(self.conn);
+        self.0.table.closed(self.0.conn);
     }
 }
 
@@ -163,7 +150,9 @@ pub(crate) struct ClientConn {
 impl ClientConn {
     /// The connection presented a valid client key: it no longer gives way to newcomers
     pub(crate) fn authenticated(&self) {
-        let _ = self.table.authenticated(self.conn);
+        let mut inner = self.table.lock();
+        inner.evict.remove(&self.conn);
+        inner.machine.handle_authenticated(self.conn);
     }
 }
 
