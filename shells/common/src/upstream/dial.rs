@@ -11,8 +11,7 @@
 //! and the reset upstream named (`Retry-After`, `x-ratelimit-reset-*`, `resets_in_seconds`), so
 //! the core can disable the account (401/403) or cool it down (429/5xx).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
@@ -56,23 +55,13 @@ pub(crate) struct DialRequest {
     pub(crate) route: Arc<DialRoute>,
 }
 
-/// The step a dial is in, for the message of a `dial_timeout` that cuts it (an index into
-/// [`STEP_NAMES`])
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    Tcp,
-    Proxy,
-    Tls,
-    Upgrade,
-}
+/// The name of the step a dial is in, for the message of a `dial_timeout` that cuts it
+type Step = Mutex<&'static str>;
 
-/// Each [`Step`]'s name, in its order
-const STEP_NAMES: [&str; 4] = [
-    "TCP connect",
-    "proxy handshake",
-    "TLS handshake",
-    "WebSocket upgrade",
-];
+/// Enters the step named `name`
+fn enter(step: &Step, name: &'static str) {
+    *step.lock().unwrap_or_else(PoisonError::into_inner) = name;
+}
 
 /// Installs ring as the process-wide rustls provider (once; later calls are no-ops)
 pub(crate) fn install_crypto_provider() {
@@ -109,22 +98,18 @@ pub(crate) async fn dial(
     req: &DialRequest,
     limit: Duration,
 ) -> Result<UpstreamWs, DialFailure> {
-    let step = AtomicU8::new(Step::Tcp as u8);
+    let step = Mutex::new("TCP connect");
     match timeout(rt, limit, dial_inner(rt, req, &step)).await {
         Ok(result) => result,
         Err(_) => Err(failure(format!(
             "upstream dial timed out after {} ms (upstream.dial_timeout) in the {} step",
             limit.as_millis(),
-            STEP_NAMES[usize::from(step.load(Ordering::Relaxed))]
+            step.into_inner().unwrap_or_else(PoisonError::into_inner)
         ))),
     }
 }
 
-async fn dial_inner(
-    rt: &Rt,
-    req: &DialRequest,
-    step: &AtomicU8,
-) -> Result<UpstreamWs, DialFailure> {
+async fn dial_inner(rt: &Rt, req: &DialRequest, step: &Step) -> Result<UpstreamWs, DialFailure> {
     let mut request = req
         .url
         .as_str()
@@ -138,7 +123,7 @@ async fn dial_inner(
         .map_err(|_| failure("account token is not a valid header value"))?;
     headers.insert(header::AUTHORIZATION, auth);
     let io = connect_transport(rt, &request, &req.route, step).await?;
-    step.store(Step::Upgrade as u8, Ordering::Relaxed);
+    enter(step, "WebSocket upgrade");
     let config = ws_config(req.max_message_size);
     match async_tungstenite::client_async_with_config(request, io, Some(config)).await {
         Ok((ws, _response)) => Ok(ws),
@@ -153,7 +138,7 @@ async fn connect_transport(
     rt: &Rt,
     request: &Request<()>,
     route: &DialRoute,
-    step: &AtomicU8,
+    step: &Step,
 ) -> Result<BoxIo, DialFailure> {
     let uri = request.uri();
     let tls = match uri.scheme_str() {
@@ -177,7 +162,7 @@ async fn connect_transport(
                 .connect(proxy.host().to_owned(), proxy.port())
                 .await
                 .map_err(|e| connect_failure(format!("TCP connect to proxy {proxy}: {e}"), &e))?;
-            step.store(Step::Proxy as u8, Ordering::Relaxed);
+            enter(step, "proxy handshake");
             let handshake = proxy
                 .handshake(&host, port)
                 .map_err(|e| failure(format!("proxy {proxy}: {e}")))?;
@@ -199,7 +184,7 @@ async fn connect_transport(
     if !tls {
         return Ok(io);
     }
-    step.store(Step::Tls as u8, Ordering::Relaxed);
+    enter(step, "TLS handshake");
     match route.tls.connect(rt, &host, io).await {
         Ok(stream) => Ok(Box::new(stream)),
         Err(TlsStepError::TimedOut(limit)) => Err(failure(format!(
