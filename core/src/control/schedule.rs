@@ -95,11 +95,18 @@ impl Control {
             (None, Some(_)) => false,
             (None, None) => pending.connection_local,
         };
+        // A session holds its conn between turns (an HTTP turn only for the turn, and may
+        // queue behind one): only a session is steered away from pools with no free conn.
+        let conns_full = match kind {
+            HolderKind::Session => self.pool.full_for_sessions(),
+            HolderKind::Http => Vec::new(),
+        };
         let request = ScheduleRequest {
             bound_account: bound,
             connection_local,
             session_account,
             exclude: &pending.exclude,
+            conns_full: &conns_full,
             transport: kind.transport(),
         };
         let choice = match self.scheduler.schedule(now, &request) {

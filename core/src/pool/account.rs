@@ -130,7 +130,7 @@ pub(super) struct Settings {
 /// Capacity = open + dials in flight ≤ min(account concurrency, `pool.max_conns_per_account`).
 /// Acquire order, for a session: MRU idle compatible conn, a new dial, a held idle conn, a dial
 /// in place of an idle conn of another key (or of one too old for a session), else a wait of
-/// at most `session_acquire_wait`. A session only ever gets a conn with at least
+/// at most `session_acquire_wait` (`dial_wait` when it could move to another account). A session only ever gets a conn with at least
 /// `pool.session_min_remaining_life` left before `upstream.max_age`. For
 /// an HTTP turn: the preferred conn if idle, then the same, else a FIFO wait behind the
 /// least-busy conn leased to another HTTP turn (≤ `queue_limit_per_conn` each) or, if no such
@@ -328,7 +328,10 @@ impl AccountPool {
             if self.waiters[i].deadline.is_some_and(|d| d <= now) {
                 let waiter = &self.waiters[i];
                 let reason = match (waiter.kind, waiter.state, waiter.dial_wait) {
-                    (_, WaitState::Dialing(_), Some(_)) => RefuseReason::DialWait,
+                    (_, WaitState::Dialing(_), Some(_))
+                    | (HolderKind::Session, WaitState::Queued { .. }, Some(_)) => {
+                        RefuseReason::DialWait
+                    }
                     (HolderKind::Session, ..) => RefuseReason::SessionWaitTimeout,
                     (HolderKind::Http, ..) => RefuseReason::AcquireTimeout,
                 };
@@ -367,6 +370,17 @@ impl AccountPool {
             .chain(pongs)
             .chain(others.into_iter().flatten())
             .min()
+    }
+
+    /// Whether a session acquiring now gets a conn without waiting for another holder's
+    /// release: nobody is queued, and there is an idle conn (one of another key is replaced by
+    /// a dial), a warm dial in flight, or capacity for a dial
+    pub fn has_room_for_session(&self) -> bool {
+        self.max_conns > 0
+            && self.pool_queue_len() == 0
+            && (!self.idle_order.is_empty()
+                || self.warm_dialing > 0
+                || self.idle_order.len() + self.leased + self.dialing < self.max_conns)
     }
 
     /// The account this pool serves

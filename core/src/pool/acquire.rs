@@ -28,8 +28,9 @@ impl AccountPool {
     /// after `acquire_timeout` in total for an HTTP turn). An HTTP turn prefers the idle conn
     /// whose lane cache holds `preferred` (the chain's previous response). A dial the holder
     /// waits for (its own, or a warm dial in flight it took over) that has not finished after
-    /// `dial_wait` answers `Refused(DialWait)` and goes on as a warm dial; the control plane
-    /// passes a wait only when another account could serve the holder.
+    /// `dial_wait` answers `Refused(DialWait)` and goes on as a warm dial; so does a session's
+    /// wait for a conn or capacity (at most `session_acquire_wait`); the control plane passes a
+    /// wait only when another account could serve the holder.
     pub fn acquire(
         &mut self,
         now: Instant,
@@ -359,8 +360,12 @@ impl AccountPool {
         {
             *queued += 1;
         }
+        // A session that could move (a `dial_wait`) waits for a conn no longer than for a dial
         let wait = match kind {
-            HolderKind::Session => self.settings.pool.session_acquire_wait,
+            HolderKind::Session => {
+                let wait = self.settings.pool.session_acquire_wait;
+                dial_wait.map_or(wait, |w| w.min(wait))
+            }
             HolderKind::Http => self.settings.pool.acquire_timeout,
         };
         let state = WaitState::Queued { on };
@@ -375,7 +380,7 @@ impl AccountPool {
         });
     }
 
-    fn pool_queue_len(&self) -> usize {
+    pub(super) fn pool_queue_len(&self) -> usize {
         self.waiters
             .iter()
             .filter(|w| w.state == WaitState::Queued { on: None })

@@ -199,6 +199,16 @@ impl PoolRegistry {
         self.pools.get(&account)
     }
 
+    /// Accounts whose pool has no room for a new session now (see
+    /// [`AccountPool::has_room_for_session`]), in id order
+    pub fn full_for_sessions(&self) -> Vec<AccountId> {
+        self.pools
+            .iter()
+            .filter(|(_, pool)| !pool.has_room_for_session())
+            .map(|(account, _)| *account)
+            .collect()
+    }
+
     /// Accounts with a pool, in id order
     pub fn accounts(&self) -> impl Iterator<Item = AccountId> + '_ {
         self.pools.keys().copied()

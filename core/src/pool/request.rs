@@ -60,7 +60,8 @@ pub enum RefuseReason {
     /// The dial made for this holder failed (the scheduler may retry or fail over)
     DialFailed,
     /// The dial this holder waits for (its own, or a warm one it took over) did not finish
-    /// within the `dial_wait` it was given: try another account (the dial goes on, warm)
+    /// within the `dial_wait` it was given, or a session got no conn within it: try another
+    /// account (a dial goes on, warm)
     DialWait,
     /// The registry has no pool for the key's account
     UnknownAccount,

@@ -225,15 +225,21 @@ impl AccountState {
         self.unfinished >= self.spec.max_concurrency
     }
 
-    /// The scheduling order, best first: accounts with a free slot before full ones; among
-    /// those with a free slot, higher priority first, then load ratio, then waiters; among
-    /// full ones (the create will wait for a slot), load ratio, then waiters, then higher
-    /// priority; the lower id breaks every remaining tie
-    pub(crate) fn least_loaded_cmp(&self, other: &Self) -> std::cmp::Ordering {
+    /// The scheduling order, best first: accounts with a free slot (and, for a WebSocket
+    /// session, a free conn: not in `conns_full`) before full ones; among those with room,
+    /// higher priority first, then load ratio, then waiters; among full ones (the create will
+    /// wait), load ratio, then waiters, then higher priority; the lower id breaks every
+    /// remaining tie
+    pub(crate) fn least_loaded_cmp(
+        &self,
+        other: &Self,
+        conns_full: &[AccountId],
+    ) -> std::cmp::Ordering {
         let waiters = self.waiters.len().cmp(&other.waiters.len());
         let by_load = || self.load_cmp(other).then(waiters);
         let higher_first = other.spec.priority.cmp(&self.spec.priority);
-        match (self.is_full(), other.is_full()) {
+        let full = |a: &Self| a.is_full() || conns_full.contains(&a.spec.id);
+        match (full(self), full(other)) {
             (false, true) => std::cmp::Ordering::Less,
             (true, false) => std::cmp::Ordering::Greater,
             (false, false) => higher_first.then_with(by_load),

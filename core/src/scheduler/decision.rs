@@ -20,6 +20,11 @@ pub struct ScheduleRequest<'a> {
     pub session_account: Option<AccountId>,
     /// Accounts already tried for this response (see `RetryState::tried_accounts`)
     pub exclude: &'a [AccountId],
+    /// Accounts whose pool has no conn for a new WebSocket session now (every conn leased at
+    /// its cap): the least-loaded layer ranks them with the accounts whose slots are all taken,
+    /// so a session goes where it gets a conn at once. Still eligible: when every account is
+    /// full, the session waits on one (`pool.session_acquire_wait`)
+    pub conns_full: &'a [AccountId],
     /// The transport the caller needs: [`Transport::WsV2`] for a WebSocket session (only WS
     /// accounts qualify); [`Transport::Http`] for an HTTP request (any account qualifies: the
     /// gateway serves HTTP over either upstream transport)
@@ -34,6 +39,7 @@ impl ScheduleRequest<'_> {
             connection_local: false,
             session_account: None,
             exclude: &[],
+            conns_full: &[],
             transport,
         }
     }

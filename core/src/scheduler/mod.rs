@@ -21,6 +21,10 @@
 //!    and traffic spills to a lower priority only when every higher account is full or not
 //!    eligible (cooling, disabled). Among full accounts (the create waits for a slot): lower
 //!    load, then fewer waiters, then higher priority. The account id breaks remaining ties.
+//!    For a WebSocket session, an account whose pool has no free conn
+//!    ([`ScheduleRequest::conns_full`]) counts as full too: idle sessions hold conns but no
+//!    slots, and a session sent there would wait `pool.session_acquire_wait` for another's
+//!    conn, then get a 503, while another account could dial for it at once.
 //!
 //! Eligible = configured, not disabled, not cooling down, not in `exclude`, and able to serve
 //! the caller's transport (a WebSocket session needs an account that resolves to WS; an HTTP
@@ -397,7 +401,8 @@ impl Scheduler {
             }
             match account.health(now) {
                 Health::Usable if serves => {
-                    if best.is_none_or(|b| account.least_loaded_cmp(b).is_lt()) {
+                    if best.is_none_or(|b| account.least_loaded_cmp(b, request.conns_full).is_lt())
+                    {
                         best = Some(account);
                     }
                 }

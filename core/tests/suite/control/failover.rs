@@ -2,7 +2,8 @@
 //! virtual time (issue 13 item 1, issue 15's demo): failed dials count against their account
 //! (local errors never do), a session whose dial fails fails over transparently, probe dials
 //! bring a returning account back, a slow dial makes the session move after `pool.dial_wait`,
-//! and a session takes a warm dial in flight instead of dialing a second conn.
+//! a session takes a warm dial in flight instead of dialing a second conn, and a new session
+//! goes to an account with a free conn rather than one whose conns idle sessions hold.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use wsv2_core::session::SessionEvent;
 use wsv2_core::turn::TurnEvent;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
 
-use crate::support::gateway::{Dial, Gateway, spec, timed_out};
+use crate::support::gateway::{Dial, Gateway, completed, created, spec, timed_out};
 
 fn account(id: u64) -> AccountSpec {
     spec(id, 8, false)
@@ -308,4 +309,48 @@ fn a_session_refused_while_its_only_account_failed_is_served_once_the_account_re
         gw.errors()
     );
     assert_eq!(gw.errors().len(), 1, "no second error");
+}
+
+#[test]
+fn a_new_session_goes_to_an_account_with_a_free_conn_not_one_idle_sessions_fill() {
+    // Issue 17's 10,000 idle sessions: an idle session holds its conn but no slot, so slot load
+    // alone sent new sessions to a pool at its cap; they waited `pool.session_acquire_wait`
+    // for a conn nobody released, then got a 503, while another account had room.
+    let mut cfg = Config::default();
+    cfg.pool.max_conns_per_account = 1;
+    cfg.pool.min_idle_per_account = 0;
+    let mut gw = Gateway::with_dials(
+        cfg,
+        vec![account(1), account(2)],
+        [(a(1), Dial::Ok), (a(2), Dial::Ok)].into(),
+    );
+    let s1 = gw.open_session(1);
+    gw.create(s1);
+    assert_eq!(gw.sent_on(s1).map(|(acc, _)| acc), Some(a(1)));
+    let conn = gw.create_conn(s1);
+    gw.session_upstream(s1, conn, created("resp_1", false));
+    gw.session_upstream(s1, conn, completed("resp_1", false));
+    assert_eq!(
+        gw.control.account_view(a(1), gw.now).unwrap().unfinished,
+        0,
+        "s1 is idle: no slot, but it keeps a1's only conn"
+    );
+
+    let s2 = gw.open_session(2);
+    gw.create(s2);
+    gw.step_until(Duration::from_secs(3), |gw| {
+        gw.sent_on(SessionId(2)).is_some() || !gw.errors().is_empty()
+    });
+    assert!(gw.errors().is_empty(), "{:?}", gw.errors());
+    let (account, at) = gw.sent_on(s2).expect("s2's create went upstream");
+    assert_eq!(
+        account,
+        a(2),
+        "s2 dialed a2 instead of waiting for a1's conn"
+    );
+    assert!(
+        at - gw.t0 < gw.cfg.pool.session_acquire_wait,
+        "{:?}",
+        at - gw.t0
+    );
 }

@@ -2,7 +2,7 @@
 //! queued behind another holder's conn; compatibility keys; MRU order.
 
 use crate::support::pool::*;
-use wsv2_core::pool::{PoolRequest, RefuseReason};
+use wsv2_core::pool::{HolderKind, PoolRequest, RefuseReason};
 
 #[test]
 fn pool_session_gets_idle_conn() {
@@ -58,6 +58,33 @@ fn pool_session_waits_two_seconds_then_refused() {
     );
     assert_eq!(sim.stats().waiters, 0);
     assert_trace!("pool_session_waits_two_seconds_then_refused", sim.trace);
+}
+
+/// Issue 17: a session that could move (another account has room: the control plane gives a
+/// `dial_wait`) and finds the pool at its cap waits `dial_wait`, not `session_acquire_wait`,
+/// and is told to move, not refused
+#[test]
+fn pool_session_that_could_move_waits_dial_wait_for_capacity_then_moves() {
+    let mut sim = Sim::new(quiet_config(), 1);
+    sim.acquire_session(s(1), &plain());
+    sim.dial_ok(c(1));
+    let dial_wait = quiet_config().pool.dial_wait;
+    sim.input("acquire_for_session s2 plain dial_wait", |p, now| {
+        p.acquire(
+            now,
+            s(2),
+            HolderKind::Session,
+            &plain(),
+            None,
+            Some(dial_wait),
+        )
+    });
+    assert_eq!(sim.stats().waiters, 1);
+    sim.at(2_500);
+    assert_eq!(
+        sim.refusal(s(2)),
+        Some((dial_wait.as_millis() as u64, RefuseReason::DialWait))
+    );
 }
 
 #[test]

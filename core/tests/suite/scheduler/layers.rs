@@ -122,6 +122,27 @@ fn scheduler_priority_is_higher_first_and_spills_only_when_higher_accounts_are_f
     );
 }
 
+/// Issue 17: idle sessions hold conns but no slots, so for a WebSocket session a pool with no
+/// free conn (`conns_full`) counts as full; with every account so, the order among full ones
+/// holds (the session waits there)
+#[test]
+fn scheduler_a_session_passes_over_accounts_whose_pool_has_no_free_conn() {
+    let mut sim = Sim::new(&[ws(1, 0, 4), ws(2, 0, 4), ws(3, 5, 4)]);
+    assert!(sim.acquire(2, 4));
+    let no_conn = [a(1), a(3)];
+    let request = ScheduleRequest {
+        conns_full: &no_conn,
+        ..ws_request()
+    };
+    expect_account(sim.schedule(&request), 2);
+    let none_free = [a(1), a(2), a(3)];
+    let request = ScheduleRequest {
+        conns_full: &none_free,
+        ..ws_request()
+    };
+    expect_account(sim.schedule(&request), 3);
+}
+
 #[test]
 fn scheduler_least_loaded_compares_ratios_exactly() {
     // 1/3 < 2/5 < 1/2: integers would say otherwise after rounding.

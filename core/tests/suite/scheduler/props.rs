@@ -192,6 +192,7 @@ proptest! {
                         connection_local: local,
                         session_account: session.map(AccountId),
                         exclude: &exclude,
+                        conns_full: &[],
                         transport,
                     };
                     let decision = sched.schedule(now, &request);
