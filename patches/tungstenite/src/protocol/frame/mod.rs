@@ -191,11 +191,13 @@ impl FrameCodec {
                     }
                     let len = *len as usize;
 
-                    // Reserve full message length only once, even for multiple
-                    // loops or if WouldBlock errors cause multiple fn calls.
-                    self.reserve_in(len);
+                    // Reserve room for the full message only once, even for multiple
+                    // loops or if WouldBlock errors cause multiple fn calls: room for what
+                    // is not read yet, not its whole length again (a full buffer holding the
+                    // whole payload was regrown, a new buffer per buffer-full read).
+                    self.reserve_in(len.saturating_sub(self.in_buffer.len()));
                 } else if self.in_buffer.capacity() > 0 {
-                    self.reserve_in(FrameHeader::MAX_SIZE);
+                    self.reserve_in(FrameHeader::MAX_SIZE.saturating_sub(self.in_buffer.len()));
                 }
                 // (Without a buffer, `read_in` allocates one once bytes arrive.)
             }
@@ -293,7 +295,12 @@ impl FrameCodec {
         let mut first = [0u8; 128];
         let size = stream.read(&mut first)?;
         if size > 0 {
-            self.in_buffer.reserve(self.in_buf_max_read.max(size));
+            // A new buffer, not `reserve` on the released one: a `BytesMut` remembers the
+            // capacity it was created with, and when it must grow while frames split off it
+            // are still alive it allocates at least that much again. `BytesMut::new()`
+            // remembers 0: every regrowth under load then made room for one more frame only,
+            // a new buffer (and its shared header) per frame read.
+            self.in_buffer = BytesMut::with_capacity(self.in_buf_max_read.max(size));
             self.in_spare_init = 0;
             self.in_buffer.extend_from_slice(&first[..size]);
         }
@@ -544,6 +551,52 @@ mod tests {
         assert!(sock.codec.in_buffer.is_empty());
         sock.codec.release_buffers();
         assert_eq!(sock.read(None).unwrap().unwrap().into_payload(), &[7u8; 600][..]);
+    }
+
+    /// Reads `count` frames of 100 bytes sent back to back (each read takes as much as fits),
+    /// keeping them all alive as a relay that has not written them yet does; returns how many
+    /// read buffers they were split from (a frame starting right after the one before it,
+    /// past its 2-byte header, is from the same buffer)
+    fn buffers_for_held_frames(sock: &mut FrameSocket<OneFramePerRead>, count: usize) -> usize {
+        use crate::protocol::frame::coding::{Data, OpCode};
+        let mut raw = Vec::new();
+        for i in 0..count {
+            Frame::message(vec![i as u8; 100], OpCode::Data(Data::Binary), true)
+                .format_into_buf(&mut raw)
+                .unwrap();
+        }
+        sock.stream.chunks.push_back(raw);
+        let mut held: Vec<bytes::Bytes> = Vec::new();
+        let mut buffers = 0;
+        for i in 0..count {
+            let payload = sock.read(None).unwrap().unwrap().into_payload();
+            assert_eq!(payload, vec![i as u8; 100]);
+            let next = held.last().map(|prev| prev.as_ptr().wrapping_add(102));
+            if next != Some(payload.as_ptr()) {
+                buffers += 1;
+            }
+            held.push(payload);
+        }
+        buffers
+    }
+
+    #[test]
+    fn a_released_read_buffer_regrows_at_its_configured_size() {
+        use crate::protocol::frame::coding::{Data, OpCode};
+        let mut first = Vec::new();
+        Frame::message(vec![9u8; 10], OpCode::Data(Data::Binary), true)
+            .format_into_buf(&mut first)
+            .unwrap();
+        let stream = OneFramePerRead { chunks: [first].into_iter().collect(), offered: Vec::new() };
+        let mut sock = FrameSocket { stream, codec: super::FrameCodec::new(1024) };
+        assert_eq!(sock.read(None).unwrap().unwrap().into_payload(), &[9u8; 10][..]);
+        sock.codec.release_buffers();
+        assert_eq!(sock.codec.in_buffer.capacity(), 0);
+        // 60 frames of 102 bytes: 6,120 bytes, so 6 or 7 buffers of 1,024 (a buffer regrown
+        // with a frame begun carries it over). 11 when a full buffer holding a whole payload
+        // was regrown for it, or the released buffer regrew with room for one frame at a time.
+        let buffers = buffers_for_held_frames(&mut sock, 60);
+        assert!(buffers <= 7, "60 frames came from {buffers} read buffers");
     }
 
     /// Hands out one chunk per read (as much of it as fits; an empty one: `WouldBlock`) and
