@@ -347,17 +347,15 @@ impl UpstreamConn {
         }
     }
 
-    /// Ends a drain that hit its time limit: the conn is dirty and closed, and its open
-    /// responses end as upstream lost
+    /// Ends a drain that hit its time limit: the conn is closed, and its open responses end as
+    /// upstream lost
     pub fn drain_timed_out(&mut self) {
-        self.mark_dirty();
         self.close_now(CloseReason::DrainTimeout);
     }
 
-    /// Cuts a conn whose holder's client stopped reading: dirty and closed, its open responses
-    /// end as upstream lost (their slots are released with them)
+    /// Cuts a conn whose holder's client stopped reading: closed, its open responses end as
+    /// upstream lost (their slots are released with them)
     pub fn cut_for_blocked_client(&mut self) {
-        self.mark_dirty();
         self.close_now(CloseReason::ClientBlocked);
     }
 
