@@ -9,7 +9,7 @@
 //!  for the conns, up to upstream.close_timeout
 //! ```
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -143,22 +143,17 @@ impl GatewayHandle {
         )
         .map_err(ReloadError::Tls)?;
         let plan = AccountPlan::new(&config, &tls);
-        let (added, removed, needs_restart) = {
+        let report = {
             let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-            let before: HashSet<AccountId> = applied.accounts.iter().map(|a| a.id).collect();
-            let after: HashSet<AccountId> = config.accounts.iter().map(|a| a.id).collect();
-            let mut added: Vec<AccountId> = after.difference(&before).copied().collect();
-            let mut removed: Vec<AccountId> = before.difference(&after).copied().collect();
-            added.sort_by_key(|a| a.0);
-            removed.sort_by_key(|a| a.0);
-            (added, removed, restart_only_changes(&applied, &config))
-        };
-        let report = ReloadReport {
-            accounts: config.accounts.len(),
-            added,
-            removed,
-            client_keys: config.client_keys.len(),
-            needs_restart,
+            let before: BTreeSet<AccountId> = applied.accounts.iter().map(|a| a.id).collect();
+            let after: BTreeSet<AccountId> = config.accounts.iter().map(|a| a.id).collect();
+            ReloadReport {
+                accounts: config.accounts.len(),
+                added: after.difference(&before).copied().collect(),
+                removed: before.difference(&after).copied().collect(),
+                client_keys: config.client_keys.len(),
+                needs_restart: restart_only_changes(&applied, &config),
+            }
         };
         // Before the core can schedule an added account: a POST admitted from now on finds it.
         self.ingress.forward.store(plan.forward);
