@@ -41,10 +41,6 @@ pub(crate) enum ClientLine {
 
 impl ClientLine {
     const COUNT: usize = 10;
-
-    fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// One [`LineBudget`] per [`ClientLine`]
@@ -65,7 +61,7 @@ impl LogLimits {
 
     /// `Some(dropped since the last one)` when a line of `kind` may be written at `now`
     pub(crate) fn admit(&self, kind: ClientLine, now: Instant) -> Option<u64> {
-        let mut budget = self.budgets[kind.index()]
+        let mut budget = self.budgets[kind as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         budget.admit(now, self.interval)

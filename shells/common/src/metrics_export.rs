@@ -59,10 +59,6 @@ impl ClientTransport {
             Self::Http => "http",
         }
     }
-
-    fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// What the control task reports on each scrape
@@ -244,8 +240,8 @@ impl Metrics {
             time_to_first_event: self.time_to_first_event.get_or_create_owned(&t),
             failovers: self.failovers.get_or_create_owned(&t),
             cut_at_conn_limit: self.cut_at_conn_limit.get_or_create_owned(&t),
-            overhead_event: self.overhead_event[transport.index()].clone(),
-            overhead_turn: self.overhead_turn[transport.index()].clone(),
+            overhead_event: self.overhead_event[transport as usize].clone(),
+            overhead_turn: self.overhead_turn[transport as usize].clone(),
         }
     }
 
@@ -383,7 +379,7 @@ impl Collector for OverheadCollector {
             let mut metric =
                 encoder.encode_descriptor(def.name, def.help, None, MetricType::Histogram)?;
             for transport in [ClientTransport::Ws, ClientTransport::Http] {
-                let snap = set[transport.index()].snapshot();
+                let snap = set[transport as usize].snapshot();
                 // The encoder wants per-bucket counts and accumulates them itself.
                 let mut buckets = Vec::with_capacity(snap.buckets.len() + 1);
                 let mut previous = 0;
