@@ -127,11 +127,7 @@ impl Session {
     /// conns): continuing it needs no store lookup, so no group check
     fn created_here(&self, previous: &ResponseId) -> bool {
         self.known.iter().any(|k| &k.id == previous)
-            || self
-                .active
-                .iter()
-                .chain(self.retiring.iter())
-                .any(|c| c.lane_of(previous).is_some())
+            || self.conns().any(|c| c.lane_of(previous).is_some())
     }
 
     pub(super) fn forward_steer(&mut self, now: Instant, frame: Bytes, req: ClientRequest) {

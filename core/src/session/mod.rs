@@ -463,8 +463,7 @@ impl Session {
     /// The earliest deadline of the session and its conns
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let conns = [self.active.as_ref(), self.retiring.as_ref()];
-        let conns = conns.map(|c| c.and_then(UpstreamConn::poll_timeout));
+        let conns = self.conns().map(UpstreamConn::poll_timeout);
         self.timers.next_timeout_with(conns)
     }
 
@@ -516,8 +515,11 @@ impl Session {
 
     /// Responses sent upstream and not ended, on every conn of the session
     pub fn unfinished(&self) -> usize {
-        self.active.as_ref().map_or(0, UpstreamConn::unfinished)
-            + self.retiring.as_ref().map_or(0, UpstreamConn::unfinished)
+        self.conns().map(UpstreamConn::unfinished).sum()
+    }
+
+    fn conns(&self) -> impl Iterator<Item = &UpstreamConn> {
+        self.active.iter().chain(self.retiring.iter())
     }
 
     fn conns_mut(&mut self) -> impl Iterator<Item = &mut UpstreamConn> {
