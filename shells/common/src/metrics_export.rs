@@ -25,7 +25,7 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use wsv2_core::config::TelemetryConfig;
 use wsv2_core::metrics::labels::UsageSeries;
 use wsv2_core::metrics::{
@@ -111,6 +111,13 @@ fn inc<const N: usize>(family: &Family<Labels, Counter>, pairs: [(&'static str, 
     family.get_or_create(&labels(pairs)).inc();
 }
 
+/// Registers `metric` under `def`'s name (a counter's without `_total`, which the encoder adds
+/// back) and help; returns a handle to it
+fn register<M: Metric + Clone>(registry: &mut Registry, def: &MetricDef, metric: M) -> M {
+    registry.register(counter_name(def), def.help, metric.clone());
+    metric
+}
+
 fn counter_name(def: &MetricDef) -> &'static str {
     def.name.strip_suffix("_total").unwrap_or(def.name)
 }
@@ -120,23 +127,9 @@ impl Metrics {
     /// `model_map` keys) are `model` labels of their own
     pub(crate) fn new(telemetry: &TelemetryConfig, models: &[&str]) -> Self {
         let mut registry = Registry::default();
-        let sessions_open = Gauge::default();
-        let sessions_total = Counter::default();
-        registry.register(
-            names::SESSIONS_OPEN.name,
-            names::SESSIONS_OPEN.help,
-            sessions_open.clone(),
-        );
-        registry.register(
-            counter_name(&names::SESSIONS_TOTAL),
-            names::SESSIONS_TOTAL.help,
-            sessions_total.clone(),
-        );
-        let mut counter = |def: &MetricDef| {
-            let family = Family::<Labels, Counter>::default();
-            registry.register(counter_name(def), def.help, family.clone());
-            family
-        };
+        let sessions_open = register(&mut registry, &names::SESSIONS_OPEN, Gauge::default());
+        let sessions_total = register(&mut registry, &names::SESSIONS_TOTAL, Counter::default());
+        let mut counter = |def| register(&mut registry, def, Family::<Labels, Counter>::default());
         let responses = counter(&names::RESPONSES_TOTAL);
         let cut_at_conn_limit = counter(&names::RESPONSES_CUT_AT_CONN_LIMIT_TOTAL);
         let tokens = counter(&names::TOKENS_TOTAL);
@@ -147,19 +140,17 @@ impl Metrics {
         let store_timeouts = counter(&names::STORE_TIMEOUTS_TOTAL);
         let bind_failures = counter(&names::BIND_FAILURES_TOTAL);
         let spans_dropped = counter(&names::SPANS_DROPPED_TOTAL);
-        let mut histogram = |def: &MetricDef| {
+        let mut histogram = |def| {
             let family: HistogramFamily = Family::new_with_constructor(new_histogram);
-            registry.register(def.name, def.help, family.clone());
-            family
+            register(&mut registry, def, family)
         };
         let store_op = histogram(&names::STORE_OP_SECONDS);
         let time_to_first_event = histogram(&names::TIME_TO_FIRST_EVENT_SECONDS);
         let dial = histogram(&names::DIAL_SECONDS);
-        let spans_exported = Counter::default();
-        registry.register(
-            counter_name(&names::SPANS_EXPORTED_TOTAL),
-            names::SPANS_EXPORTED_TOTAL.help,
-            spans_exported.clone(),
+        let spans_exported = register(
+            &mut registry,
+            &names::SPANS_EXPORTED_TOTAL,
+            Counter::default(),
         );
         // One call each: a family's guard held while creating another label deadlocks (the
         // guard of `get_or_create` ends with the closure's call).
