@@ -464,11 +464,6 @@ impl UpstreamConn {
         self.record.has_used_lane(lane)
     }
 
-    /// Whether upstream's cache on this conn holds `response`
-    pub fn caches(&self, response: &ResponseId) -> bool {
-        self.record.caches(response)
-    }
-
     /// Whether the lane of `raw` has an open response here
     pub fn lane_of(&self, id: &ResponseId) -> Option<&Lane> {
         self.lanes.lane_of(id)

@@ -116,11 +116,6 @@ impl ConnRecord {
         self.compat.account()
     }
 
-    /// Whether upstream's cache on this conn holds `response` (on any lane)
-    pub fn caches(&self, response: &ResponseId) -> bool {
-        self.lane_cache.iter().any(|c| &c.response == response)
-    }
-
     /// Records `response` as the latest on `lane`, replacing the lane's previous entry
     pub fn cache(&mut self, lane: Lane, response: ResponseId, store: bool) {
         match self.lane_cache.iter_mut().find(|c| c.lane == lane) {
