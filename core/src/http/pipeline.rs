@@ -125,13 +125,13 @@ impl HttpTurn {
             && !self.exclude.contains(&account)
         {
             // The dial outlasted `pool.dial_wait` and another account is usable: move there
-            // now (nothing failed, so no back-off and no retry counted).
+            // now (nothing failed: no back-off, and the move counts as `dial_wait`).
             self.exclude.push(account);
             self.admission = None;
             self.turn_event(TurnEvent::Retrying {
                 turn: self.turn.id(),
                 account,
-                failure: crate::scheduler::FailureKind::DialFailed,
+                failure: crate::scheduler::FailureKind::DialWait,
                 switch_account: true,
             });
             self.move_to(Stage::Backoff);

@@ -265,7 +265,10 @@ impl Scheduler {
             }
             FailureKind::ServerError => self.handle_server_error(now, account),
             FailureKind::AuthFailed => self.handle_auth_failure(account),
-            FailureKind::UpstreamLost | FailureKind::DialFailed | FailureKind::Refused => {}
+            FailureKind::UpstreamLost
+            | FailureKind::DialFailed
+            | FailureKind::Refused
+            | FailureKind::DialWait => {}
         }
     }
 

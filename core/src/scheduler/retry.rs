@@ -49,6 +49,9 @@ pub enum FailureKind {
     DialFailed,
     /// Any other upstream refusal (4xx such as `invalid_request_error`): retrying cannot help
     Refused,
+    /// Nothing failed: no conn came within `pool.dial_wait` (a slow dial, or a full pool) while
+    /// another account could serve, so the holder moved there
+    DialWait,
 }
 
 impl FailureKind {
@@ -73,6 +76,7 @@ impl FailureKind {
             Self::UpstreamLost => "upstream_lost",
             Self::DialFailed => "dial_failed",
             Self::Refused => "refused",
+            Self::DialWait => "dial_wait",
         }
     }
 }
@@ -344,13 +348,16 @@ impl RetryState {
         use FailureKind as F;
         match (self.pinning, failure) {
             (_, F::Refused) => Err(GiveUpReason::NotRetryable),
-            (Pinning::Free, F::RateLimited { .. } | F::AuthFailed | F::ServerError) => Ok(true),
+            (
+                Pinning::Free,
+                F::RateLimited { .. } | F::AuthFailed | F::ServerError | F::DialWait,
+            ) => Ok(true),
             (Pinning::Free, F::UpstreamLost | F::DialFailed) => Ok(self.transient_on_current >= 1),
             (_, F::RateLimited { .. } | F::AuthFailed) => Err(GiveUpReason::PinnedAccountUnusable),
             (Pinning::ConnectionLocal, F::UpstreamLost | F::DialFailed) => {
                 Err(GiveUpReason::ChainLost)
             }
-            (_, F::ServerError | F::UpstreamLost | F::DialFailed) => Ok(false),
+            (_, F::ServerError | F::UpstreamLost | F::DialFailed | F::DialWait) => Ok(false),
         }
     }
 }

@@ -72,7 +72,7 @@ impl Session {
         self.turn_event(TurnEvent::Retrying {
             turn,
             account,
-            failure: crate::scheduler::FailureKind::DialFailed,
+            failure: crate::scheduler::FailureKind::DialWait,
             switch_account: true,
         });
         true

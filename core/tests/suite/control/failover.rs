@@ -1,7 +1,8 @@
 //! Failover from dead accounts through the control plane and real session machines, in
 //! virtual time (issue 13 item 1, issue 15's demo): failed dials count against their account
 //! (local errors never do), a session whose dial fails fails over transparently, probe dials
-//! bring a returning account back, a slow dial makes the session move after `pool.dial_wait`,
+//! bring a returning account back, a slow dial makes a session or a POST move after
+//! `pool.dial_wait` (a move, counted apart from failed dials),
 //! a session takes a warm dial in flight instead of dialing a second conn, and a new session
 //! goes to an account with a free conn rather than one whose conns idle sessions hold.
 
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wsv2_core::control::{AccountSpec, ControlEvent, DialFailure, UpgradeRefusal};
-use wsv2_core::scheduler::Health;
+use wsv2_core::http::HttpEvent;
+use wsv2_core::scheduler::{FailureKind, Health};
 use wsv2_core::session::SessionEvent;
 use wsv2_core::turn::TurnEvent;
 use wsv2_core::{AccountId, Config, ConnId, SessionId};
@@ -74,6 +76,19 @@ impl Gateway {
                 )
             })
             .count()
+    }
+
+    /// What each retry or move so far named as its failure, sessions' and HTTP turns' alike
+    fn retry_failures(&self) -> Vec<FailureKind> {
+        let session = self.session_events.iter().filter_map(|e| match e {
+            SessionEvent::Turn(TurnEvent::Retrying { failure, .. }) => Some(*failure),
+            _ => None,
+        });
+        let http = self.events.iter().filter_map(|(_, e)| match e {
+            HttpEvent::Turn(TurnEvent::Retrying { failure, .. }) => Some(*failure),
+            _ => None,
+        });
+        session.chain(http).collect()
     }
 
     fn dials_to(&self, account: u64) -> usize {
@@ -216,11 +231,41 @@ fn a_slow_dial_makes_a_new_session_move_after_dial_wait() {
     );
     assert!(gw.errors().is_empty());
     assert_eq!(gw.failovers(), 1);
+    assert_eq!(
+        gw.retry_failures(),
+        [FailureKind::DialWait],
+        "a move, not a failed dial (wsv2_retries_total's failure label)"
+    );
     gw.finish_hanging(false);
     assert_eq!(
         gw.control.account_view(a(1), gw.now).unwrap().dial_failures,
         1,
         "the dial that timed out counts against a1"
+    );
+}
+
+#[test]
+fn a_slow_dial_makes_a_post_move_after_dial_wait() {
+    let mut gw = gateway(&[(1, Dial::Hang), (2, Dial::Ok)], 0);
+    let id = gw.post(
+        1,
+        json!({"model": "gpt-test", "input": "hi", "stream": true}),
+    );
+    gw.step_until(Duration::from_secs(3), |gw| !gw.creates_of(id).is_empty());
+    let (_, conn, _, at) = *gw.creates_of(id)[0];
+    assert_eq!(
+        gw.dials.iter().find(|d| d.0 == conn).map(|d| d.1),
+        Some(a(2))
+    );
+    assert_eq!(
+        at - gw.t0,
+        gw.cfg.pool.dial_wait,
+        "it waited exactly pool.dial_wait"
+    );
+    assert_eq!(
+        gw.retry_failures(),
+        [FailureKind::DialWait],
+        "a move, not a failed dial (wsv2_retries_total's failure label)"
     );
 }
 
