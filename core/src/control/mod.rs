@@ -113,7 +113,7 @@ impl Control {
             Transport::WsV2 => self
                 .pool
                 .add_account(now, spec.id, spec.concurrency as usize),
-            Transport::Http => self.pool.remove_account(now, spec.id),
+            Transport::Http => self.pool.remove_account(spec.id),
         }
         self.accounts.insert(spec.id, (spec, transport));
     }
@@ -135,7 +135,7 @@ impl Control {
         for id in removed {
             self.accounts.remove(&id);
             self.scheduler.remove_account(id);
-            self.pool.remove_account(now, id);
+            self.pool.remove_account(id);
         }
         for spec in accounts {
             self.add_account(now, spec);
@@ -410,7 +410,7 @@ impl Control {
                         self.event(ControlEvent::AccountUsable { account })
                     }
                     SchedulerEvent::ProbeDue(account) => {
-                        if self.pool.probe(now, account) {
+                        if self.pool.probe(account) {
                             self.event(ControlEvent::ProbeStarted { account });
                         }
                     }

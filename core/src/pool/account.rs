@@ -208,11 +208,11 @@ impl AccountPool {
     /// The scheduler asks for a probe dial (the account cools down after failed dials): one
     /// dial with no holder, unless a dial is already in flight (its result tells the same) or
     /// the pool is full. Returns whether a dial started.
-    pub fn probe(&mut self, now: Instant) -> bool {
+    pub fn probe(&mut self) -> bool {
         if self.dialing > 0 || self.idle_order.len() + self.leased >= self.max_conns {
             return false;
         }
-        self.start_dial(now, self.warm_key, None);
+        self.start_dial(self.warm_key, None);
         self.warm_dialing += 1;
         self.stats.probes += 1;
         true
@@ -309,7 +309,7 @@ impl AccountPool {
 
     /// Refuses every waiter and closes every idle conn (the account is going away); leased
     /// conns close on release, dials in flight on completion (by the registry)
-    pub fn shutdown(&mut self, _now: Instant) {
+    pub fn shutdown(&mut self) {
         while !self.waiters.is_empty() {
             self.refuse_waiter(0, RefuseReason::AccountRemoved);
         }

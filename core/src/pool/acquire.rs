@@ -105,7 +105,7 @@ impl AccountPool {
             return Some(Got::Dialing(conn));
         }
         if self.can_dial(now) {
-            return Some(Got::Dialing(self.start_dial(now, key, Some(holder))));
+            return Some(Got::Dialing(self.start_dial(key, Some(holder))));
         }
         if let Some(conn) = self.find_idle(now, key, true, kind) {
             self.lease_idle(conn, holder, kind, false);
@@ -123,7 +123,7 @@ impl AccountPool {
                 CloseReason::Incompatible
             };
             self.close(victim, reason);
-            return Some(Got::Dialing(self.start_dial(now, key, Some(holder))));
+            return Some(Got::Dialing(self.start_dial(key, Some(holder))));
         }
         None
     }
@@ -223,13 +223,7 @@ impl AccountPool {
         self.pacing.backoff_allows(now) && !(self.pacing.probing() && self.dialing > 0)
     }
 
-    pub(super) fn start_dial(
-        &mut self,
-        now: Instant,
-        key: KeyIdx,
-        holder: Option<SessionId>,
-    ) -> ConnId {
-        let _ = now;
+    pub(super) fn start_dial(&mut self, key: KeyIdx, holder: Option<SessionId>) -> ConnId {
         let conn = self.ids.next_id();
         self.keys.retain(key);
         self.conns.insert(

@@ -58,8 +58,8 @@ impl PoolRegistry {
 
     /// Removes an account: its waiters get `Refused(AccountRemoved)`, its idle conns close now,
     /// its leased conns on release and its dials on completion
-    pub fn remove_account(&mut self, now: Instant, account: AccountId) {
-        self.with(account, |pool| pool.shutdown(now));
+    pub fn remove_account(&mut self, account: AccountId) {
+        self.with(account, AccountPool::shutdown);
         self.pools.remove(&account);
     }
 
@@ -89,9 +89,9 @@ impl PoolRegistry {
     }
 
     /// See [`AccountPool::probe`]; false for an account without a pool
-    pub fn probe(&mut self, now: Instant, account: AccountId) -> bool {
+    pub fn probe(&mut self, account: AccountId) -> bool {
         let mut started = false;
-        self.with(account, |pool| started = pool.probe(now));
+        self.with(account, |pool| started = pool.probe());
         started
     }
 

@@ -135,7 +135,7 @@ impl AccountPool {
         {
             return;
         }
-        self.start_dial(now, self.warm_key, None);
+        self.start_dial(self.warm_key, None);
         self.warm_dialing += 1;
         self.pacing.on_warm_dial(now);
     }
