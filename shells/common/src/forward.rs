@@ -2,10 +2,11 @@
 //! type, WebSocket disabled): the client's body goes to the account's `/responses` URL with the
 //! account's credential, and the reply is passed through as it arrives.
 //!
-//! One connection per forwarded request (HTTP/1.1 over TCP, or TLS with the webpki roots):
-//! this is the fallback path, not the pooled one.
+//! One connection per forwarded request (HTTP/1.1), opened the way the account's WebSocket dials
+//! open theirs: through its proxy (if any), TLS trusting the webpki roots and `tls_ca_file`.
+//! This is the fallback path, not the pooled one.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,15 +17,17 @@ use smol_hyper::rt::FuturesIo;
 use wsv2_core::file_config::UpstreamUrl;
 
 use crate::runtime::{BoxIo, Rt, spawn, timeout};
-use crate::upstream::client_config;
+use crate::upstream::{DialRoute, Step, client_config, enter, open_stream};
 
 /// Where and how to POST for one account
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct ForwardTarget {
     /// The account's normalized URL
     pub(crate) url: UpstreamUrl,
     /// Its credential
     pub(crate) token: Arc<str>,
+    /// Its proxy and the TLS client, the ones its WebSocket dials use
+    pub(crate) route: Arc<DialRoute>,
 }
 
 /// The head of upstream's reply, with its body still unread
@@ -40,27 +43,37 @@ pub(crate) struct ForwardReply {
     pub(crate) body: Incoming,
 }
 
-/// The client TLS configuration of plain upstream and collector POSTs (the webpki roots)
+/// The client TLS configuration of collector POSTs (the webpki roots)
 fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     let config = || client_config(None).expect("ring supports the default protocol versions");
     CONFIG.get_or_init(config).clone()
 }
 
-/// POSTs `body` to `target` and returns the reply head within `timeout` (connect, TLS, head);
-/// the error text never holds the credential
+/// POSTs `body` to `target` and returns the reply head within `timeout` (connect, proxy, TLS,
+/// head); the error text never holds the credential
 pub(crate) async fn post(
     rt: &Rt,
     target: &ForwardTarget,
     body: Bytes,
     limit: Duration,
 ) -> Result<ForwardReply, String> {
-    timeout(rt, limit, post_inner(rt, target, body))
-        .await
-        .map_err(|_| "no reply head within the dial timeout".to_owned())?
+    let step = Mutex::new("TCP connect");
+    match timeout(rt, limit, post_inner(rt, target, body, &step)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "no reply head within the dial timeout (upstream.dial_timeout) in the {} step",
+            step.into_inner().unwrap_or_else(PoisonError::into_inner)
+        )),
+    }
 }
 
-async fn post_inner(rt: &Rt, target: &ForwardTarget, body: Bytes) -> Result<ForwardReply, String> {
+async fn post_inner(
+    rt: &Rt,
+    target: &ForwardTarget,
+    body: Bytes,
+    step: &Step,
+) -> Result<ForwardReply, String> {
     let url = &target.url;
     let request = hyper::Request::post(url.path_and_query())
         .header(header::HOST, url.host_header())
@@ -69,7 +82,18 @@ async fn post_inner(rt: &Rt, target: &ForwardTarget, body: Bytes) -> Result<Forw
         .header(header::ACCEPT, "text/event-stream, application/json")
         .body(Full::new(body))
         .map_err(|e| format!("request: {e}"))?;
-    let response = connect_and_send(rt, url.host(), url.port(), url.is_tls(), request).await?;
+    let io = open_stream(
+        rt,
+        url.host(),
+        url.port(),
+        url.is_tls(),
+        &target.route,
+        step,
+    )
+    .await
+    .map_err(|f| f.message)?;
+    enter(step, "HTTP request");
+    let response = send(rt, io, request).await?;
     let headers = response.headers();
     let retry_after = headers
         .get(header::RETRY_AFTER)
@@ -85,7 +109,7 @@ async fn post_inner(rt: &Rt, target: &ForwardTarget, body: Bytes) -> Result<Forw
 }
 
 /// Sends `request` on a fresh HTTP/1.1 connection to `host:port`, over TLS (the webpki roots)
-/// when `tls`
+/// when `tls` (collector POSTs)
 pub(crate) async fn connect_and_send(
     rt: &Rt,
     host: &str,
@@ -108,6 +132,15 @@ pub(crate) async fn connect_and_send(
     } else {
         tcp
     };
+    send(rt, io, request).await
+}
+
+/// Sends `request` as the only one of an HTTP/1.1 connection over `io`
+async fn send(
+    rt: &Rt,
+    io: BoxIo,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<hyper::Response<Incoming>, String> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(FuturesIo::new(io))
         .await
         .map_err(|e| format!("handshake: {e}"))?;

@@ -356,12 +356,10 @@ impl HttpTask {
             let _ = tx.try_send(ForwardMsg::Failed(format!("no URL for account {account}")));
             return;
         };
-        let url = target.url.clone();
-        let token = target.token.clone();
+        let target = target.clone();
         let limit = self.dial_timeout;
         let rt = self.rt.clone();
         runtime::spawn(&self.rt, async move {
-            let target = ForwardTarget { url, token };
             let msg = match crate::forward::post(&rt, &target, body, limit).await {
                 Ok(reply) => ForwardMsg::Head(reply),
                 Err(reason) => ForwardMsg::Failed(reason),

@@ -68,20 +68,21 @@ impl AccountPlan {
                 model_map: a.model_map.clone(),
             });
             let token: Arc<str> = Arc::from(a.token.expose());
-            let route = DialRoute {
+            let route = Arc::new(DialRoute {
                 proxy: a.proxy.clone(),
                 tls: tls.clone(),
-            };
+            });
             plan.dials.insert(
                 a.id,
                 AccountDial {
                     url: a.base_url.ws_url().to_owned(),
                     token: token.clone(),
-                    route: Arc::new(route),
+                    route: route.clone(),
                 },
             );
             let url = a.base_url.clone();
-            plan.forward.insert(a.id, ForwardTarget { url, token });
+            plan.forward
+                .insert(a.id, ForwardTarget { url, token, route });
             plan.names.insert(a.id, a.name.clone());
         }
         plan

@@ -56,10 +56,10 @@ pub(crate) struct DialRequest {
 }
 
 /// The name of the step a dial is in, for the message of a `dial_timeout` that cuts it
-type Step = Mutex<&'static str>;
+pub(crate) type Step = Mutex<&'static str>;
 
 /// Enters the step named `name`
-fn enter(step: &Step, name: &'static str) {
+pub(crate) fn enter(step: &Step, name: &'static str) {
     *step.lock().unwrap_or_else(PoisonError::into_inner) = name;
 }
 
@@ -132,8 +132,7 @@ async fn dial_inner(rt: &Rt, req: &DialRequest, step: &Step) -> Result<UpstreamW
     }
 }
 
-/// Opens the byte stream to the URL's host: TCP with `TCP_NODELAY` (to the proxy, if any), the
-/// proxy tunnel, then TLS for `wss://`
+/// Opens the byte stream to the URL's host ([`open_stream`] for `wss://` and `ws://`)
 async fn connect_transport(
     rt: &Rt,
     request: &Request<()>,
@@ -150,9 +149,23 @@ async fn connect_transport(
         .host()
         .ok_or_else(|| failure("upstream URL has no host"))?
         .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
+        .trim_end_matches(']');
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    open_stream(rt, host, port, tls, route, step).await
+}
+
+/// Opens the byte stream to `host:port` the way `route` says, for a WebSocket dial and a
+/// forwarded POST alike: TCP with `TCP_NODELAY` (to the proxy, if any), the proxy tunnel, then
+/// TLS (the webpki roots and `tls_ca_file`) when `tls`; `step` names the step it is in
+pub(crate) async fn open_stream(
+    rt: &Rt,
+    host: &str,
+    port: u16,
+    tls: bool,
+    route: &DialRoute,
+    step: &Step,
+) -> Result<BoxIo, DialFailure> {
+    let host = host.to_owned();
     let io: BoxIo = match &route.proxy {
         None => rt.connect(host.clone(), port).await.map_err(|e| {
             connect_failure(format!("TCP connect to upstream {host}:{port}: {e}"), &e)

@@ -7,6 +7,8 @@ mod proxy_io;
 mod tls;
 
 pub(crate) use conn::{ConnIo, ConnReport, UpstreamInput, UpstreamMsg, spawn_conn};
-pub(crate) use dial::{DialRequest, DialRoute, dial, install_crypto_provider};
+pub(crate) use dial::{
+    DialRequest, DialRoute, Step, dial, enter, install_crypto_provider, open_stream,
+};
 pub(crate) use held::HeldConns;
 pub(crate) use tls::{UpstreamTls, client_config};

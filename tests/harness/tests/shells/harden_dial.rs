@@ -1,6 +1,7 @@
 //! The upstream dial path on real sockets: `wss://` through rustls (test CA via `tls_ca_file`),
 //! through an HTTP CONNECT proxy and a SOCKS5 proxy, bounded steps that name themselves, and
-//! proxy refusals that fail over.
+//! proxy refusals that fail over; a forwarded POST (an account that resolves to HTTP) takes the
+//! same route.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use crate::support::harden::{
     CLIENT_KEY, LogCapture, ProxyMode, config_for, http_connect_proxy, mock, silent_peer,
     socks5_proxy, tls_front,
 };
+use crate::support::http::{base, body, post};
 use crate::support::{GatewayHandle, Shell};
 
 shell_tests! {
@@ -23,6 +25,8 @@ shell_tests! {
     a_silent_proxy_is_cut_by_dial_timeout_naming_the_proxy_step,
     a_proxy_refusal_is_logged_clearly_and_the_create_fails_over_to_the_next_account,
     a_socks5_refusal_with_no_other_account_reaches_the_client_as_an_error_event,
+    a_forward_account_posts_to_a_tls_upstream_signed_by_the_tls_ca_file_roots,
+    a_forward_account_posts_through_its_http_connect_proxy_to_a_tls_upstream,
 }
 
 fn create(input: &str) -> serde_json::Value {
@@ -235,4 +239,41 @@ async fn a_socks5_refusal_with_no_other_account_reaches_the_client_as_an_error_e
         .await
         .expect("the refusal was logged");
     assert!(line.contains("not allowed by ruleset"), "{line}");
+}
+
+fn posts(mock: &wsv2_mock::MockHandle) -> usize {
+    mock.records()
+        .iter()
+        .filter(|r| matches!(r, Record::Http { method, .. } if method == "POST"))
+        .count()
+}
+
+async fn a_forward_account_posts_to_a_tls_upstream_signed_by_the_tls_ca_file_roots(shell: Shell) {
+    let mock = mock(|_| {}).await;
+    let tls = tls_front(mock.addr()).await;
+    // The test CA is only in `tls_ca_file`: the webpki roots alone refuse the leaf.
+    let mut config = config_for(&format!("wss://127.0.0.1:{}/v1/responses", tls.addr.port()));
+    config.accounts[0].force_http = true;
+    let gateway = shell.start(config).await.expect("starts");
+    let (status, text) = post(&base(gateway.addr), &body("over TLS", json!({}))).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(posts(&mock), 1, "the POST reached upstream through TLS");
+}
+
+async fn a_forward_account_posts_through_its_http_connect_proxy_to_a_tls_upstream(shell: Shell) {
+    let mock = mock(|_| {}).await;
+    let tls = tls_front(mock.addr()).await;
+    let proxy = http_connect_proxy(ProxyMode::Tunnel).await;
+    let mut config = config_for(&format!("wss://127.0.0.1:{}/v1/responses", tls.addr.port()));
+    config.accounts[0].force_http = true;
+    config.accounts[0].proxy = Some(proxy.url("http", Some(("gw", "s3cret"))));
+    let gateway = shell.start(config).await.expect("starts");
+    let (status, text) = post(&base(gateway.addr), &body("via proxy", json!({}))).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(posts(&mock), 1);
+    let log = proxy.log();
+    assert_eq!(log.tunnels, 1, "the POST went through the proxy: {log:?}");
+    assert_eq!(log.targets, [format!("127.0.0.1:{}", tls.addr.port())]);
+    // base64("gw:s3cret")
+    assert_eq!(log.auth, [Some("Basic Z3c6czNjcmV0".to_owned())]);
 }
