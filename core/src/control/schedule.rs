@@ -154,23 +154,18 @@ impl Control {
             account: choice.account,
             layer: choice.layer.as_str(),
         });
+        let common = Admission {
+            account: choice.account,
+            max_concurrency: choice.max_concurrency,
+            compat,
+            model_map,
+        };
         let admission = match kind {
-            HolderKind::Session => ControlOutput::Session(
-                id,
-                SessionInput::Admission(Admission {
-                    account: choice.account,
-                    max_concurrency: choice.max_concurrency,
-                    compat,
-                    model_map,
-                }),
-            ),
+            HolderKind::Session => ControlOutput::Session(id, SessionInput::Admission(common)),
             HolderKind::Http => ControlOutput::Http(
                 id,
                 HttpInput::Admission(HttpAdmission {
-                    account: choice.account,
-                    max_concurrency: choice.max_concurrency,
-                    compat,
-                    model_map,
+                    common,
                     transport,
                     connection_local,
                     preferred,

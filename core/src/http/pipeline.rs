@@ -53,10 +53,10 @@ impl HttpTurn {
             return self.finish();
         }
         let client = request.model.clone();
-        self.models = Models::of(&admission.model_map, client);
+        self.models = Models::of(&admission.common.model_map, client);
         let pinning = pinning(request.previous.is_some(), admission.connection_local);
         self.turn
-            .retry_state(now, admission.account, pinning, &self.cfg.scheduler);
+            .retry_state(now, admission.common.account, pinning, &self.cfg.scheduler);
         let transport = admission.transport;
         self.admission = Some(admission);
         match transport {
@@ -70,8 +70,8 @@ impl HttpTurn {
         let admission = self.admission.as_ref().expect("admitted");
         let free = self.request.as_ref().is_some_and(|r| r.previous.is_none());
         self.requests.push_back(HttpTurnRequest::Acquire {
-            account: admission.account,
-            compat: admission.compat.clone(),
+            account: admission.common.account,
+            compat: admission.common.compat.clone(),
             preferred: admission.preferred.clone(),
             may_move_from: free.then(|| self.exclude.clone()),
         });
@@ -84,7 +84,7 @@ impl HttpTurn {
         self.turn.renumber(TurnId(self.turn.id().0 + 1));
         let ask = self
             .turn
-            .ask_slot(admission.account, admission.max_concurrency);
+            .ask_slot(admission.common.account, admission.common.max_concurrency);
         self.requests.push_back(HttpTurnRequest::Slot(ask));
         self.timers.set(
             TurnTimer::SlotWait,
@@ -121,7 +121,7 @@ impl HttpTurn {
             return self.attempt_failed(now, crate::scheduler::FailureKind::DialFailed, None);
         }
         if reason == crate::pool::RefuseReason::DialWait
-            && let Some(account) = self.admission.as_ref().map(|a| a.account)
+            && let Some(account) = self.admission.as_ref().map(|a| a.common.account)
             && !self.exclude.contains(&account)
         {
             // The dial outlasted `pool.dial_wait` and another account is usable: move there
@@ -147,14 +147,14 @@ impl HttpTurn {
             if let Some(a) = &self.admission {
                 self.requests
                     .push_back(HttpTurnRequest::Slot(SlotRequest::Release {
-                        account: a.account,
+                        account: a.common.account,
                     }));
             }
             return;
         }
         self.timers.stop(TurnTimer::SlotWait);
         let admission = self.admission.as_ref().expect("admitted");
-        let account = admission.account;
+        let account = admission.common.account;
         if let Some(retry) = self.turn.retry() {
             retry.attempt_started(account);
         }

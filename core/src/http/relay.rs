@@ -287,7 +287,7 @@ impl HttpTurn {
     fn enter_backoff(&mut self, failure: FailureKind, switch_account: bool, at: Instant) {
         let release = self.turn.hold_again(at, false);
         self.requests.extend(release.map(HttpTurnRequest::Slot));
-        if let Some(account) = self.admission.as_ref().map(|a| a.account) {
+        if let Some(account) = self.admission.as_ref().map(|a| a.common.account) {
             self.turn_event(TurnEvent::Retrying {
                 turn: self.turn.id(),
                 account,
@@ -386,7 +386,7 @@ impl HttpTurn {
     fn forward_ended(&mut self, now: Instant) {
         if let (Some(a), Stage::Forwarding { started, status }) = (&self.admission, self.stage) {
             self.events.push_back(HttpEvent::ForwardEnded {
-                account: a.account,
+                account: a.common.account,
                 status,
                 duration: now.saturating_duration_since(started),
             });

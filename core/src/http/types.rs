@@ -1,7 +1,6 @@
 //! Values that cross the HTTP turn's boundary: what the shell writes, what the control plane
 //! answers, what is worth a log line.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +8,8 @@ use bytes::Bytes;
 use crate::conn::{CompatKey, Release, UpstreamTransmit};
 use crate::resolver::Transport;
 use crate::scheduler::GiveUpReason;
-use crate::turn::{Answer, ModelMap, ResponseBind, SessionInfo, SlotRequest, TurnEvent};
+use crate::session::Admission;
+use crate::turn::{Answer, ResponseBind, SessionInfo, SlotRequest, TurnEvent};
 use crate::{AccountId, ConnId, ResponseId};
 
 /// The `Content-Type` of an answer
@@ -124,14 +124,8 @@ pub enum HttpTurnRequest {
 /// The account chosen for an HTTP turn
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpAdmission {
-    /// The account
-    pub account: AccountId,
-    /// Its concurrency limit at decision time
-    pub max_concurrency: u32,
-    /// The pool key
-    pub compat: CompatKey,
-    /// The account's model map
-    pub model_map: Arc<ModelMap>,
+    /// The account, its concurrency limit at decision time, the pool key, the model map
+    pub common: Admission,
     /// How the account talks to upstream: WebSocket (a pooled conn) or HTTP (a forwarded POST)
     pub transport: Transport,
     /// The chain lives only in one conn's cache (`store:false` previous response)

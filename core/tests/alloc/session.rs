@@ -231,10 +231,12 @@ fn an_http_turn_draining_after_its_client_left_rewrites_nothing() {
     turn.handle_control(
         t0,
         HttpInput::Admission(HttpAdmission {
-            account,
-            max_concurrency: 8,
-            compat: compat.clone(),
-            model_map: Arc::new(map),
+            common: Admission {
+                account,
+                max_concurrency: 8,
+                compat: compat.clone(),
+                model_map: Arc::new(map),
+            },
             transport: Transport::WsV2,
             connection_local: false,
             preferred: None,

@@ -79,7 +79,7 @@ pub fn input_summary(i: &HttpInput) -> String {
     match i {
         HttpInput::Admission(a) => format!(
             "admission {} {} local={} preferred={}",
-            a.account,
+            a.common.account,
             a.transport,
             a.connection_local,
             a.preferred.as_ref().map_or("-", |p| p.as_str())
