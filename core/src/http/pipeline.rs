@@ -203,13 +203,11 @@ impl HttpTurn {
         if self.admission.is_some() {
             return self.acquire();
         }
-        let request = self.request.as_ref().expect("a valid body");
-        let (previous, prompt_cache_key) =
-            (request.previous.clone(), request.prompt_cache_key.clone());
         self.move_to(Stage::Scheduling);
+        let request = self.request.as_ref().expect("a valid body");
         self.requests.push_back(HttpTurnRequest::Schedule {
-            previous,
-            prompt_cache_key,
+            previous: request.previous.clone(),
+            prompt_cache_key: request.prompt_cache_key.clone(),
             exclude: self.exclude.clone(),
         });
     }
