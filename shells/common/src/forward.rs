@@ -6,7 +6,7 @@
 //! open theirs: through its proxy (if any), TLS trusting the webpki roots and `tls_ca_file`.
 //! This is the fallback path, not the pooled one.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use smol_hyper::rt::FuturesIo;
 use wsv2_core::file_config::UpstreamUrl;
 
 use crate::runtime::{BoxIo, Rt, spawn, timeout};
-use crate::upstream::{DialRoute, Step, client_config, enter, open_stream};
+use crate::upstream::{DialRoute, Step, enter, open_stream};
 
 /// Where and how to POST for one account
 #[derive(Clone, Debug)]
@@ -41,13 +41,6 @@ pub(crate) struct ForwardReply {
     pub(crate) retry_after: Option<Duration>,
     /// The body
     pub(crate) body: Incoming,
-}
-
-/// The client TLS configuration of collector POSTs (the webpki roots)
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    let config = || client_config(None).expect("ring supports the default protocol versions");
-    CONFIG.get_or_init(config).clone()
 }
 
 /// POSTs `body` to `target` and returns the reply head within `timeout` (connect, proxy, TLS,
@@ -108,35 +101,9 @@ async fn post_inner(
     })
 }
 
-/// Sends `request` on a fresh HTTP/1.1 connection to `host:port`, over TLS (the webpki roots)
-/// when `tls` (collector POSTs)
-pub(crate) async fn connect_and_send(
-    rt: &Rt,
-    host: &str,
-    port: u16,
-    tls: bool,
-    request: hyper::Request<Full<Bytes>>,
-) -> Result<hyper::Response<Incoming>, String> {
-    let tcp = rt
-        .connect(host.to_owned(), port)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let io: BoxIo = if tls {
-        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|e| format!("server name: {e}"))?;
-        let tls = futures_rustls::TlsConnector::from(tls_config())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("tls: {e}"))?;
-        Box::new(tls)
-    } else {
-        tcp
-    };
-    send(rt, io, request).await
-}
-
-/// Sends `request` as the only one of an HTTP/1.1 connection over `io`
-async fn send(
+/// Sends `request` as the only one of an HTTP/1.1 connection over `io` (forwarded and collector
+/// POSTs)
+pub(crate) async fn send(
     rt: &Rt,
     io: BoxIo,
     request: hyper::Request<Full<Bytes>>,

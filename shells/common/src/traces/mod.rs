@@ -19,8 +19,8 @@ mod otlp;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -37,6 +37,7 @@ use wsv2_core::turn::ResponseReport;
 use wsv2_core::{AccountId, SessionId};
 
 use crate::runtime::{Clock, Rt, spawn, timeout};
+use crate::upstream::{DialRoute, UpstreamTls, open_stream};
 
 /// Longest text attribute (client-chosen model names are cut here)
 const MAX_ATTR_LEN: usize = 256;
@@ -286,8 +287,11 @@ pub(crate) fn start(
             .map(|(k, v)| (k.clone(), AttrValue::text(v))),
     );
     tracing::info!(url = %export.url(), "exporting response spans over OTLP/HTTP");
+    // The collector's route: no proxy, the webpki roots only (never `tls_ca_file`).
+    let tls = UpstreamTls::new(None, export.timeout).expect("ring supports the default versions");
     let exporter = Exporter {
         rt: rt.clone(),
+        route: DialRoute { proxy: None, tls },
         export,
         resource,
         batch: cfg.span_batch,
@@ -300,6 +304,7 @@ pub(crate) fn start(
 
 struct Exporter {
     rt: Rt,
+    route: DialRoute,
     export: TraceExport,
     resource: Vec<(String, AttrValue)>,
     batch: usize,
@@ -379,8 +384,11 @@ impl Exporter {
             };
             request.headers_mut().insert(name, value);
         }
-        let response =
-            crate::forward::connect_and_send(&self.rt, &e.host, e.port, e.tls, request).await?;
+        let step = Mutex::new("TCP connect");
+        let io = open_stream(&self.rt, &e.host, e.port, e.tls, &self.route, &step)
+            .await
+            .map_err(|f| f.message)?;
+        let response = crate::forward::send(&self.rt, io, request).await?;
         Ok(response.status().as_u16())
     }
 }

@@ -11,4 +11,4 @@ pub(crate) use dial::{
     DialRequest, DialRoute, Step, dial, enter, install_crypto_provider, open_stream,
 };
 pub(crate) use held::HeldConns;
-pub(crate) use tls::{UpstreamTls, client_config};
+pub(crate) use tls::UpstreamTls;

@@ -70,7 +70,7 @@ impl UpstreamTls {
 
 /// A rustls client with the ring provider trusting the webpki roots and, when named, the PEM
 /// roots of the file `extra_roots` (`tls_ca_file`)
-pub(crate) fn client_config(extra_roots: Option<&str>) -> Result<Arc<ClientConfig>, String> {
+fn client_config(extra_roots: Option<&str>) -> Result<Arc<ClientConfig>, String> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
