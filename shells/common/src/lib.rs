@@ -158,21 +158,6 @@ impl GatewayHandle {
     pub async fn pool_stats(&self) -> Option<PoolStats> {
         shared::ask(&self.control, |reply| ControlMsg::Stats { reply }).await
     }
-
-    /// `http://ADDR/healthz`
-    pub fn healthz_url(&self) -> String {
-        format!("http://{}/healthz", self.addr)
-    }
-
-    /// `http://ADDR/readyz`
-    pub fn readyz_url(&self) -> String {
-        format!("http://{}/readyz", self.addr)
-    }
-
-    /// `http://ADMIN_ADDR/metrics`, when the admin listener runs
-    pub fn metrics_url(&self) -> Option<String> {
-        self.admin_addr.map(|a| format!("http://{a}/metrics"))
-    }
 }
 
 impl std::fmt::Debug for GatewayHandle {
