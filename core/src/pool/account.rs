@@ -130,11 +130,11 @@ pub(super) struct Settings {
 /// Capacity = open + dials in flight ≤ min(account concurrency, `pool.max_conns_per_account`).
 /// Acquire order, for a session: MRU idle compatible conn, a new dial, a held idle conn, a dial
 /// in place of an idle conn of another key (or of one too old for a session), else a wait of
-/// at most `session_acquire_wait` (`dial_wait` when it could move to another account). A session only ever gets a conn with at least
-/// `pool.session_min_remaining_life` left before `upstream.max_age`. For
-/// an HTTP turn: the preferred conn if idle, then the same, else a FIFO wait behind the
-/// least-busy conn leased to another HTTP turn (≤ `queue_limit_per_conn` each) or, if no such
-/// conn exists, in the pool's queue; `acquire_timeout` in total.
+/// at most `session_acquire_wait` (`dial_wait` when it could move to another account). A
+/// session only ever gets a conn with at least `pool.session_min_remaining_life` left before
+/// `upstream.max_age`. For an HTTP turn: the preferred conn if idle, then the same, else a
+/// FIFO wait behind the least-busy conn leased to another HTTP turn (≤ `queue_limit_per_conn`
+/// each) or, if no such conn exists, in the pool's queue; `acquire_timeout` in total.
 #[derive(Debug)]
 pub struct AccountPool {
     pub(super) account: AccountId,
