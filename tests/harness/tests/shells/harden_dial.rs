@@ -14,7 +14,7 @@ use crate::support::harden::{
     CLIENT_KEY, LogCapture, ProxyMode, config_for, http_connect_proxy, mock, silent_peer,
     socks5_proxy, tls_front,
 };
-use crate::support::http::{base, body, post};
+use crate::support::http::{base, body, post, posts};
 use crate::support::{GatewayHandle, Shell};
 
 shell_tests! {
@@ -239,13 +239,6 @@ async fn a_socks5_refusal_with_no_other_account_reaches_the_client_as_an_error_e
         .await
         .expect("the refusal was logged");
     assert!(line.contains("not allowed by ruleset"), "{line}");
-}
-
-fn posts(mock: &wsv2_mock::MockHandle) -> usize {
-    mock.records()
-        .iter()
-        .filter(|r| matches!(r, Record::Http { method, .. } if method == "POST"))
-        .count()
 }
 
 async fn a_forward_account_posts_to_a_tls_upstream_signed_by_the_tls_ca_file_roots(shell: Shell) {

@@ -11,7 +11,7 @@ use wsv2_tests::client::{Credentials, Incoming, WsClient};
 
 use crate::support::Shell;
 use crate::support::harden::{CLIENT_KEY, LogCapture, config_for, mock};
-use crate::support::http::{base, body, post};
+use crate::support::http::{base, body, post, posts};
 
 shell_tests! {
     shutdown_lets_the_response_in_flight_finish_refuses_new_creates_then_closes_1012,
@@ -320,13 +320,6 @@ async fn reload_replaces_client_keys_without_closing_sockets_of_a_removed_key(sh
         rotated.read_turn().await.unwrap().last_type(),
         "response.completed"
     );
-}
-
-fn posts(mock: &wsv2_mock::MockHandle) -> usize {
-    mock.records()
-        .iter()
-        .filter(|r| matches!(r, Record::Http { method, .. } if method == "POST"))
-        .count()
 }
 
 async fn reload_points_a_forward_account_at_its_new_url(shell: Shell) {

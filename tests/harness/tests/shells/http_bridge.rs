@@ -2,7 +2,7 @@
 //! proven from the mock's records, SSE bytes against the mock's own, the error mapping.
 
 use serde_json::{Value, json};
-use wsv2_mock::{MockConfig, Record};
+use wsv2_mock::MockConfig;
 use wsv2_tests::client::Credentials;
 use wsv2_tests::sse::SseClient;
 
@@ -38,12 +38,7 @@ fn body(input: &str, extra: Value) -> Value {
 
 /// POSTs the mock saw (the gateway must never POST for a WebSocket account)
 fn posts(setup: &Setup) -> usize {
-    setup
-        .mock
-        .records()
-        .iter()
-        .filter(|r| matches!(r, Record::Http { method, .. } if method == "POST"))
-        .count()
+    crate::support::http::posts(&setup.mock)
 }
 
 /// Events of one streamed answer, as JSON

@@ -7,12 +7,20 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wsv2_core::AccountId;
 use wsv2_core::file_config::{GatewayConfig, Secret, UpstreamUrl};
-use wsv2_mock::{MockConfig, MockHandle};
+use wsv2_mock::{MockConfig, MockHandle, Record};
 use wsv2_tests::client::Credentials;
 use wsv2_tests::sse::SseClient;
 
 /// The client key the demo configuration accepts
 pub const CLIENT_KEY: &str = "sk-gw-demo";
+
+/// POSTs the mock has seen
+pub fn posts(mock: &MockHandle) -> usize {
+    mock.records()
+        .iter()
+        .filter(|r| matches!(r, Record::Http { method, .. } if method == "POST"))
+        .count()
+}
 
 /// `WSV2_REDIS_URL`, else the machine's Redis
 pub fn redis_url() -> String {
