@@ -11,7 +11,7 @@ use crate::conn::CompatKey;
 use crate::errors::{ErrorCode, ErrorType, GatewayError, Refusal};
 use crate::http::{HttpAdmission, HttpInput};
 use crate::pool::HolderKind;
-use crate::scheduler::{Decision, Reject, ScheduleRequest};
+use crate::scheduler::{ConnUse, Decision, Reject, ScheduleRequest};
 use crate::session::Admission;
 use crate::session::SessionInput;
 use crate::store::{Binding, Continuation, Lookup, OpId, judge_continuation};
@@ -96,10 +96,11 @@ impl Control {
             (None, None) => pending.connection_local,
         };
         // A session holds its conn between turns (an HTTP turn only for the turn, and may
-        // queue behind one): only a session is steered away from pools with no free conn.
-        let conns_full = match kind {
-            HolderKind::Session => self.pool.full_for_sessions(),
-            HolderKind::Http => Vec::new(),
+        // queue behind one): only a session is steered away from pools with no free conn, and
+        // spread over equal accounts by the conns their pools have in use.
+        let (conns_full, conn_use) = match kind {
+            HolderKind::Session => (self.pool.full_for_sessions(), self.conn_use()),
+            HolderKind::Http => (Vec::new(), Vec::new()),
         };
         let request = ScheduleRequest {
             bound_account: bound,
@@ -107,6 +108,7 @@ impl Control {
             session_account,
             exclude: &pending.exclude,
             conns_full: &conns_full,
+            conn_use: &conn_use,
             transport: kind.transport(),
         };
         let choice = match self.scheduler.schedule(now, &request) {
@@ -173,6 +175,19 @@ impl Control {
             ),
         };
         self.out.push_back(admission);
+    }
+
+    /// Every pool's conns in use and cap, as the scheduler ranks them
+    fn conn_use(&self) -> Vec<ConnUse> {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.pool
+            .conns_in_use()
+            .map(|(account, in_use, cap)| ConnUse {
+                account,
+                in_use: count(in_use),
+                cap: count(cap),
+            })
+            .collect()
     }
 
     /// Starts the binding lookups of a schedule in `group`: the previous response's account and

@@ -383,6 +383,12 @@ impl AccountPool {
                 || self.idle_order.len() + self.leased + self.dialing < self.max_conns)
     }
 
+    /// `(holders with a conn of this pool or waiting for one, the cap on conns)`: how busy the
+    /// pool is for a new session (a session keeps its conn between turns)
+    pub fn conns_in_use(&self) -> (usize, usize) {
+        (self.leased + self.waiters.len(), self.max_conns)
+    }
+
     /// The account this pool serves
     pub fn account(&self) -> AccountId {
         self.account

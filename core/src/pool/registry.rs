@@ -209,6 +209,14 @@ impl PoolRegistry {
             .collect()
     }
 
+    /// Every pool's [`AccountPool::conns_in_use`], in id order
+    pub fn conns_in_use(&self) -> impl Iterator<Item = (AccountId, usize, usize)> + '_ {
+        self.pools.iter().map(|(account, pool)| {
+            let (in_use, cap) = pool.conns_in_use();
+            (*account, in_use, cap)
+        })
+    }
+
     /// Accounts with a pool, in id order
     pub fn accounts(&self) -> impl Iterator<Item = AccountId> + '_ {
         self.pools.keys().copied()

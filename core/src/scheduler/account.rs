@@ -7,6 +7,7 @@ use crate::AccountId;
 use crate::config::SchedulerConfig;
 use crate::resolver::Transport;
 
+use super::decision::{ConnUse, ScheduleRequest};
 use super::slots::SlotQueue;
 
 /// An account's scheduling settings, given at registration and on reload
@@ -228,23 +229,25 @@ impl AccountState {
     /// The scheduling order, best first: accounts with a free slot (and, for a WebSocket
     /// session, a free conn: not in `conns_full`) before full ones; among those with room,
     /// higher priority first, then load ratio, then waiters; among full ones (the create will
-    /// wait), load ratio, then waiters, then higher priority; the lower id breaks every
-    /// remaining tie
+    /// wait), load ratio, then waiters, then higher priority; then, for a WebSocket session,
+    /// the lower share of pool conns in use (`conn_use`); the lower id breaks every remaining
+    /// tie
     pub(crate) fn least_loaded_cmp(
         &self,
         other: &Self,
-        conns_full: &[AccountId],
+        request: &ScheduleRequest<'_>,
     ) -> std::cmp::Ordering {
         let waiters = self.waiters.len().cmp(&other.waiters.len());
         let by_load = || self.load_cmp(other).then(waiters);
         let higher_first = other.spec.priority.cmp(&self.spec.priority);
-        let full = |a: &Self| a.is_full() || conns_full.contains(&a.spec.id);
+        let full = |a: &Self| a.is_full() || request.conns_full.contains(&a.spec.id);
         match (full(self), full(other)) {
             (false, true) => std::cmp::Ordering::Less,
             (true, false) => std::cmp::Ordering::Greater,
             (false, false) => higher_first.then_with(by_load),
             (true, true) => by_load().then(higher_first),
         }
+        .then_with(|| ConnUse::cmp_in(request.conn_use, self.spec.id, other.spec.id))
         .then(self.spec.id.cmp(&other.spec.id))
     }
 }

@@ -1,5 +1,6 @@
 //! What a scheduling request asks and what the scheduler answers.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,12 @@ pub struct ScheduleRequest<'a> {
     /// so a session goes where it gets a conn at once. Still eligible: when every account is
     /// full, the session waits on one (`pool.session_acquire_wait`)
     pub conns_full: &'a [AccountId],
+    /// How many conns each account's pool has in use, for a WebSocket session: among accounts
+    /// otherwise equal (priority, load ratio, waiters) the one with the lower share of its
+    /// conns in use wins, so new sessions spread over equal accounts instead of filling the
+    /// lowest id (idle sessions hold conns but no slots, so their accounts tie on load). An
+    /// account not listed counts as none in use
+    pub conn_use: &'a [ConnUse],
     /// The transport the caller needs: [`Transport::WsV2`] for a WebSocket session (only WS
     /// accounts qualify); [`Transport::Http`] for an HTTP request (any account qualifies: the
     /// gateway serves HTTP over either upstream transport)
@@ -40,8 +47,35 @@ impl ScheduleRequest<'_> {
             session_account: None,
             exclude: &[],
             conns_full: &[],
+            conn_use: &[],
             transport,
         }
+    }
+}
+
+/// One account's pool as a new WebSocket session sees it (see [`ScheduleRequest::conn_use`])
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnUse {
+    /// The account
+    pub account: AccountId,
+    /// Holders with a conn of the pool (a session keeps its conn between turns) or waiting
+    /// for one
+    pub in_use: u32,
+    /// The pool's cap on conns; zero is treated as one
+    pub cap: u32,
+}
+
+impl ConnUse {
+    /// `in_use / cap` of `account` in `uses` (none listed: zero) against `other`'s, compared
+    /// exactly (cross-multiplied, no floats)
+    pub(crate) fn cmp_in(uses: &[Self], account: AccountId, other: AccountId) -> Ordering {
+        let of = |id| {
+            uses.iter()
+                .find(|u| u.account == id)
+                .map_or((0, 1), |u| (u64::from(u.in_use), u64::from(u.cap.max(1))))
+        };
+        let ((mine, my_cap), (theirs, their_cap)) = (of(account), of(other));
+        (mine * their_cap).cmp(&(theirs * my_cap))
     }
 }
 

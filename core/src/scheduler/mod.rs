@@ -20,11 +20,16 @@
 //!    concurrency, compared exactly), then fewer waiters. So load balances within one priority
 //!    and traffic spills to a lower priority only when every higher account is full or not
 //!    eligible (cooling, disabled). Among full accounts (the create waits for a slot): lower
-//!    load, then fewer waiters, then higher priority. The account id breaks remaining ties.
-//!    For a WebSocket session, an account whose pool has no free conn
-//!    ([`ScheduleRequest::conns_full`]) counts as full too: idle sessions hold conns but no
-//!    slots, and a session sent there would wait `pool.session_acquire_wait` for another's
-//!    conn, then get a 503, while another account could dial for it at once.
+//!    load, then fewer waiters, then higher priority. For a WebSocket session, an account
+//!    whose pool has no free conn ([`ScheduleRequest::conns_full`]) counts as full too: idle
+//!    sessions hold conns but no slots, and a session sent there would wait
+//!    `pool.session_acquire_wait` for another's conn, then get a 503, while another account
+//!    could dial for it at once. For the same reason accounts serving only idle sessions tie
+//!    on load, so a WebSocket session's remaining ties go to the account whose pool has the
+//!    lower share of its conns in use ([`ScheduleRequest::conn_use`]): new sessions spread
+//!    over equal accounts instead of piling on the lowest id, which would then hit its
+//!    concurrency first when they all start turns. The account id breaks remaining ties (an
+//!    HTTP request, which holds a conn only for its turn, goes by it directly).
 //!
 //! Eligible = configured, not disabled, not cooling down, not in `exclude`, and able to serve
 //! the caller's transport (a WebSocket session needs an account that resolves to WS; an HTTP
@@ -89,7 +94,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 pub use account::{AccountSpec, AccountView, Health};
-pub use decision::{Choice, Decision, Layer, Reject, ScheduleRequest};
+pub use decision::{Choice, ConnUse, Decision, Layer, Reject, ScheduleRequest};
 pub use retry::{
     FailureKind, GiveUpReason, MAX_RETRY_NOTES, Pinning, RetryDecision, RetryNote, RetryPhase,
     RetryState,
@@ -404,8 +409,7 @@ impl Scheduler {
             }
             match account.health(now) {
                 Health::Usable if serves => {
-                    if best.is_none_or(|b| account.least_loaded_cmp(b, request.conns_full).is_lt())
-                    {
+                    if best.is_none_or(|b| account.least_loaded_cmp(b, request).is_lt()) {
                         best = Some(account);
                     }
                 }

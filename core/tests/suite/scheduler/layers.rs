@@ -1,11 +1,12 @@
 //! Scheduler layers: previous_response binding > session binding > least loaded (load ratio,
-//! free slot and higher priority first, then waiters, then id), eligibility filters and the no-account answers.
+//! free slot and higher priority first, then waiters, then a session's pool conns in use, then
+//! id), eligibility filters and the no-account answers.
 
 use std::time::Duration;
 
 use crate::support::scheduler::{Sim, a, expect_account, http, ws, ws_request};
 use wsv2_core::resolver::Transport;
-use wsv2_core::scheduler::{Decision, Layer, Reject, ScheduleRequest};
+use wsv2_core::scheduler::{ConnUse, Decision, Layer, Reject, ScheduleRequest};
 
 fn layer(decision: Decision) -> Layer {
     match decision {
@@ -141,6 +142,45 @@ fn scheduler_a_session_passes_over_accounts_whose_pool_has_no_free_conn() {
         ..ws_request()
     };
     expect_account(sim.schedule(&request), 3);
+}
+
+/// A WebSocket request with the pools' conns in use
+fn with_conns(conn_use: &[ConnUse]) -> ScheduleRequest<'_> {
+    ScheduleRequest {
+        conn_use,
+        ..ws_request()
+    }
+}
+
+/// The 10,000-idle-session benchmark: accounts serving only idle sessions tie on load, and the
+/// lowest id took new sessions until its pool was full (2946 / 2443 / 1591 / 1228 / 749 over
+/// five accounts). Among otherwise-equal accounts a session goes to the pool with the lower
+/// share of its conns in use (`conn_use`, exactly compared); priority, load and waiters
+/// still come first, and with no `conn_use` (an HTTP request) the lower id still wins
+#[test]
+fn scheduler_a_session_prefers_the_equal_account_whose_pool_has_fewer_conns_in_use() {
+    let mut sim = Sim::new(&[ws(1, 0, 4), ws(2, 0, 4), ws(3, 0, 8), ws(4, 0, 4)]);
+    let conns = |n, in_use, cap| ConnUse {
+        account: a(n),
+        in_use,
+        cap,
+    };
+    // a1 3/4, a2 2/4, a3 3/8, a4 not listed (no pool yet): 3/8 < 2/4 < 3/4.
+    let mut uses = vec![conns(1, 3, 4), conns(2, 2, 4), conns(3, 3, 8)];
+    expect_account(sim.schedule(&ws_request()), 1);
+    expect_account(sim.schedule(&with_conns(&uses)), 4);
+    uses.push(conns(4, 4, 4));
+    expect_account(sim.schedule(&with_conns(&uses)), 3);
+    uses[2].in_use = 4; // a3 4/8 ties a2 2/4: the lower id
+    expect_account(sim.schedule(&with_conns(&uses)), 2);
+
+    // Load comes first: a slot taken on a2 and a3 leaves a1 and a4 (a1 has fewer conns in use).
+    assert!(sim.acquire(2, 4));
+    assert!(sim.acquire(3, 8));
+    expect_account(sim.schedule(&with_conns(&uses)), 1);
+    // So does priority: a4 at priority 1 wins with every conn in use.
+    sim.upsert(ws(4, 1, 4));
+    expect_account(sim.schedule(&with_conns(&uses)), 4);
 }
 
 #[test]

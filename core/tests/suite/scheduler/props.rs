@@ -193,6 +193,7 @@ proptest! {
                         session_account: session.map(AccountId),
                         exclude: &exclude,
                         conns_full: &[],
+                        conn_use: &[],
                         transport,
                     };
                     let decision = sched.schedule(now, &request);
