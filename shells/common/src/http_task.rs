@@ -1,11 +1,11 @@
 //! One task per `POST /v1/responses`: it owns the core's [`HttpTurn`], leases a pooled upstream
-//! conn through the control task exactly like a session does (the conn's resident reader hands
-//! its frames here while leased), and writes the answer the turn decides.
+//! conn through the control task exactly like a session does (the conn's reader lends it the
+//! socket's read half while leased), and writes the answer the turn decides.
 //!
 //! ```text
 //!  hyper service ──body──▶ http task (HttpTurn) ──create──▶ conn writer ──▶ upstream
 //!       ▲  head (oneshot)     │  ▲   ▲                                       │
-//!       └─ SSE / JSON ◀─body──┘  │   └──────────── conn reader ◀─────────────┘
+//!       └─ SSE / JSON ◀─body──┘  │   └────────── conn's read half ◀──────────┘
 //!          (bounded channel)     │ Admission, Lease, SlotGranted
 //!                                ▼
 //!                          control task (Control::handle_http_request)

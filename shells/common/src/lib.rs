@@ -26,10 +26,11 @@
 //!   frames of its leased conns, writes the client socket itself and queues upstream writes, and
 //!   keeps one timer set to the earlier of `poll_timeout()` and its client write deadline,
 //!   re-reading the clock when it fires.
-//! - **One resident reader** per upstream conn for the conn's whole life forwards frames to
-//!   whoever holds the lease (the session task while leased, the control task while idle), so
-//!   idle pings are answered and tail packets are seen. Its **writer** is independent: a bounded
-//!   queue, every write under the core's deadline, abandoned when the session is cancelled.
+//! - **One resident reader** per upstream conn for the conn's whole life reads it while it
+//!   idles (reporting to the control task, so idle pings are answered and tail packets are
+//!   seen) and lends its socket's read half to the task that leases it, which reads its frames
+//!   itself: no relayed event crosses a task. Its **writer** is independent: a bounded queue,
+//!   every write under the core's deadline, abandoned when the session is cancelled.
 //! - The session's **client outbox** is drained whenever the socket takes more; when more than
 //!   `session.client_write_buffer` bytes wait in it the session is told
 //!   (`handle_client_backpressure`) and stops reading upstream, and a write still unfinished

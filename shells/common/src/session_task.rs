@@ -1,8 +1,9 @@
 //! One task per client socket: it owns the core's `Session`, reads the client and the frames of
 //! its leased conns, writes both hops, and keeps one timer (`session.poll_timeout()`).
 //!
-//! The per-event path — an upstream delta relayed to the client — runs entirely here: the
-//! conn's reader hands the frame over, the session routes it, the outbox takes the same buffer.
+//! The per-event path — an upstream delta relayed to the client — runs entirely here: the task
+//! reads the frame from the read half its conn's reader lent it, the session routes it, the
+//! outbox takes the same buffer.
 
 use std::sync::Arc;
 use std::task::Poll;
@@ -312,7 +313,7 @@ impl SessionTask {
                 && !self.outbox.is_full()
                 && !self.finished
             {
-                next = self.io.held.try_recv();
+                next = self.io.held.try_recv().await;
             }
         }
     }

@@ -1,13 +1,26 @@
 //! One upstream conn's I/O: a resident reader for its whole life and an independent writer.
 //!
-//! The reader forwards every frame to whoever holds the lease — the session task while leased,
-//! the control task while idle — so pings are answered and tail packets seen at all times. The
+//! The socket's read half goes where the conn is held. While the conn idles in its pool the
+//! reader task reads it and reports to the control task, so pings are answered and tail packets
+//! seen at all times. While it is leased the reader lends the read half to the holder's task,
+//! which reads its frames itself ([`super::HeldConns`]): a relayed event crosses no task. The
 //! holder is one `watch` value the reader checks before each delivery (an atomic load while it
 //! is unchanged, so no lock is taken per frame). A holder that lets go changes it only while it
-//! is still the holder: its release can run after the control task has already leased the conn
-//! to the next holder, and must not take the conn away from it. The writer takes a bounded queue, feeds every ready frame and flushes once, and gives
-//! up a write at its deadline or when the holder abandons writes.
+//! is still the holder (its release can run after the control task has already leased the conn
+//! to the next holder, and must not take the conn away from it), then gives the read half back;
+//! the reader lends it on to the next holder or reads it for the pool.
+//!
+//! ```text
+//!   Reading ──── leased: the read half is sent to the holder's task ────► Lent
+//!      ▲                                                                     │
+//!      └─── StreamBack::Stream: the holder let go (lent on if leased again) ─┘
+//!   Reading | Lent ── EOF, read error, failed write, close timeout, lost read half ──► Gone
+//! ```
+//!
+//! The writer takes a bounded queue, feeds every ready frame and flushes once, and gives up a
+//! write at its deadline or when the holder abandons writes.
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::CloseFrame;
@@ -15,7 +28,7 @@ use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::debug;
 use wsv2_core::conn::UpstreamTransmit;
 use wsv2_core::event::Utf8;
@@ -58,13 +71,72 @@ pub(crate) enum ConnReport {
     },
 }
 
+/// A conn socket's read half, boxed once per conn: the reader and the holders' tasks pass it
+/// between them
+pub(crate) type UpstreamStream = Pin<Box<dyn Stream<Item = Result<Message, WsError>> + Send>>;
+
+/// What a conn's reader sends the task holding the conn, in order
+pub(crate) enum ToHolder {
+    /// A report of the reader's own (read before the read half was lent, or the writer's)
+    Report(UpstreamMsg),
+    /// The read half: the holder reads it from now on and gives it back when it lets go
+    Lent(Lent),
+}
+
+/// A read half lent to a holder, and where it goes back
+pub(crate) struct Lent {
+    pub(crate) conn: ConnId,
+    pub(crate) stream: UpstreamStream,
+    pub(crate) back: oneshot::Sender<StreamBack>,
+}
+
+/// What a holder gives back for a lent read half
+pub(crate) enum StreamBack {
+    /// The holder let go of the conn: the read half, to read for the pool or lend on
+    Stream(UpstreamStream),
+    /// The holder read the socket's end (EOF or an error; `too_big`: a message over the
+    /// limit, which it has reported)
+    Ended { too_big: bool },
+}
+
+/// What one read of a conn's socket means, to the reader and to a holder alike
+pub(crate) enum Read {
+    /// A report for the holder
+    Input(UpstreamInput),
+    /// Nothing to report (a ping, answered by tungstenite; a close: EOF follows)
+    Nothing,
+    /// A message over the limit: the conn ends after [`UpstreamInput::TooBig`]
+    TooBig,
+    /// EOF or an error: the conn ends
+    End,
+}
+
+impl Read {
+    /// What `msg`, the next item of a conn socket's read half, means
+    pub(crate) fn of(msg: Option<Result<Message, WsError>>) -> Self {
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                Self::Input(UpstreamInput::Frame(Bytes::from(text), Utf8::Validated))
+            }
+            // The protocol is text only; a binary frame is garbage the core must see.
+            Some(Ok(Message::Binary(bytes))) => {
+                Self::Input(UpstreamInput::Frame(bytes, Utf8::Unchecked))
+            }
+            Some(Ok(Message::Pong(_))) => Self::Input(UpstreamInput::Pong),
+            Some(Ok(_)) => Self::Nothing,
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => Self::TooBig,
+            Some(Err(_)) | None => Self::End,
+        }
+    }
+}
+
 /// Who receives a conn's reports
 #[derive(Clone, Debug)]
 enum Owner {
     /// The control task (the conn is idle in its pool)
     Control,
-    /// A session task (the conn is leased)
-    Session(mpsc::Sender<UpstreamMsg>),
+    /// A holder's task (the conn is leased)
+    Holder(mpsc::Sender<ToHolder>),
 }
 
 #[derive(Debug)]
@@ -96,6 +168,7 @@ enum WriterEvent {
 #[derive(Clone, Debug)]
 pub(crate) struct ConnIo {
     id: ConnId,
+    account: AccountId,
     /// Boxed: a channel allocates its slots 32 at a time, and a conn writes rarely (creates,
     /// pings), so every idle conn would keep 32 unboxed commands' room
     writes: mpsc::Sender<Box<WriteCmd>>,
@@ -111,6 +184,11 @@ impl ConnIo {
     /// The conn
     pub(crate) fn id(&self) -> ConnId {
         self.id
+    }
+
+    /// Its account
+    pub(crate) fn account(&self) -> AccountId {
+        self.account
     }
 
     /// Queues a write; never waits (a full queue means upstream stopped reading)
@@ -139,16 +217,16 @@ impl ConnIo {
     }
 
     /// Routes the conn's reports to `holder` from now on (the conn was leased to it)
-    pub(crate) fn lease_to(&self, holder: mpsc::Sender<UpstreamMsg>) {
-        self.owner.send_replace(Owner::Session(holder));
+    pub(crate) fn lease_to(&self, holder: mpsc::Sender<ToHolder>) {
+        self.owner.send_replace(Owner::Holder(holder));
     }
 
     /// Routes the conn's reports to the control task from now on, unless another holder has
     /// adopted the conn since `holder` took it (its release reached the control task, which
     /// leased the conn again before this call): then the conn is no longer `holder`'s to give.
-    pub(crate) fn release_from(&self, holder: &mpsc::Sender<UpstreamMsg>) {
+    pub(crate) fn release_from(&self, holder: &mpsc::Sender<ToHolder>) {
         self.owner.send_if_modified(|owner| match owner {
-            Owner::Session(tx) if tx.same_channel(holder) => {
+            Owner::Holder(tx) if tx.same_channel(holder) => {
                 *owner = Owner::Control;
                 true
             }
@@ -167,23 +245,22 @@ pub(crate) fn spawn_conn<M: From<ConnReport> + Send + 'static>(
     close_wait: Duration,
 ) -> ConnIo {
     let (sink, stream) = ws.split();
-    spawn_conn_over(rt, id, account, sink, stream, control, close_wait)
+    spawn_conn_over(rt, id, account, sink, Box::pin(stream), control, close_wait)
 }
 
 /// Starts a conn's reader and writer over any message sink and stream (the split socket in
 /// production, channels in tests)
-pub(crate) fn spawn_conn_over<S, R, M>(
+pub(crate) fn spawn_conn_over<S, M>(
     rt: &Rt,
     id: ConnId,
     account: AccountId,
     sink: S,
-    stream: R,
+    stream: UpstreamStream,
     control: mpsc::Sender<M>,
     close_wait: Duration,
 ) -> ConnIo
 where
     S: Sink<Message, Error = WsError> + ReleaseBuffers + Unpin + Send + 'static,
-    R: Stream<Item = Result<Message, WsError>> + Unpin + Send + 'static,
     M: From<ConnReport> + Send + 'static,
 {
     let (writes_tx, writes_rx) = mpsc::channel(WRITE_QUEUE);
@@ -207,6 +284,7 @@ where
     spawn(rt, reader.run(stream, events_rx, writer, close_wait, clock));
     ConnIo {
         id,
+        account,
         writes: writes_tx,
         owner: std::sync::Arc::new(owner_tx),
         abandon: std::sync::Arc::new(abandon_tx),
@@ -225,19 +303,26 @@ struct Reader<M> {
 }
 
 impl<M: From<ConnReport>> Reader<M> {
-    async fn run<R>(
+    async fn run(
         mut self,
-        mut stream: R,
+        stream: UpstreamStream,
         mut events: mpsc::Receiver<WriterEvent>,
         writer: futures_util::future::AbortHandle,
         close_wait: Duration,
         mut clock: Clock,
-    ) where
-        R: Stream<Item = Result<Message, WsError>> + Unpin,
-    {
+    ) {
         let mut close_deadline: Option<Instant> = None;
+        // Exactly one is `Some`: the read half is here, or lent to a holder.
+        let mut stream = Some(stream);
+        let mut lent: Option<oneshot::Receiver<StreamBack>> = None;
         loop {
-            tokio::select! {
+            if let Some(s) = stream.take() {
+                match self.lend(s).await {
+                    Ok(back) => lent = Some(back),
+                    Err(s) => stream = Some(s),
+                }
+            }
+            let read = tokio::select! {
                 biased;
                 Some(event) = events.recv() => match event {
                     WriterEvent::Abandoned { started } => {
@@ -248,31 +333,50 @@ impl<M: From<ConnReport>> Reader<M> {
                             // only queue behind the abandoned bytes.
                             break;
                         }
+                        continue;
                     }
                     WriterEvent::CloseSent => {
                         close_deadline.get_or_insert(clock.now() + close_wait);
+                        continue;
                     }
                     WriterEvent::Failed => break,
                 },
                 () = clock.until(close_deadline) => break,
-                msg = stream.next() => match msg {
-                    Some(Ok(Message::Text(text))) => {
-                        self.deliver(UpstreamInput::Frame(Bytes::from(text), Utf8::Validated))
-                            .await;
+                back = async { lent.as_mut().expect("guarded").await }, if lent.is_some() => {
+                    lent = None;
+                    match back {
+                        Ok(StreamBack::Stream(s)) => {
+                            stream = Some(s);
+                            continue;
+                        }
+                        Ok(StreamBack::Ended { too_big }) => {
+                            // The holder reported the message over the limit itself.
+                            self.closed_reported = too_big;
+                            break;
+                        }
+                        // The holder's task ended without giving it back: nothing can read
+                        // the socket any more.
+                        Err(_) => break,
                     }
-                    // The protocol is text only; a binary frame is garbage the core must see.
-                    Some(Ok(Message::Binary(bytes))) => {
-                        self.deliver(UpstreamInput::Frame(bytes, Utf8::Unchecked)).await;
-                    }
-                    Some(Ok(Message::Pong(_))) => self.deliver(UpstreamInput::Pong).await,
-                    Some(Ok(_)) => {} // pings are answered by tungstenite; close: wait for EOF
-                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
-                        self.deliver(UpstreamInput::TooBig).await;
-                        self.closed_reported = true;
-                        break;
-                    }
-                    Some(Err(_)) | None => break,
-                },
+                }
+                // A new holder: the loop lends it the read half.
+                Ok(()) = self.owner_rx.changed(), if stream.is_some() => {
+                    self.owner = self.owner_rx.borrow_and_update().clone();
+                    continue;
+                }
+                msg = async { stream.as_mut().expect("guarded").next().await }, if stream.is_some() => {
+                    Read::of(msg)
+                }
+            };
+            match read {
+                Read::Input(input) => self.deliver(input).await,
+                Read::Nothing => {}
+                Read::TooBig => {
+                    self.deliver(UpstreamInput::TooBig).await;
+                    self.closed_reported = true;
+                    break;
+                }
+                Read::End => break,
             }
         }
         writer.abort();
@@ -297,30 +401,54 @@ impl<M: From<ConnReport>> Reader<M> {
         };
         // The holder is read after the frame was: a holder that adopted the conn before its
         // create was written is seen by every reply to that create.
+        match self.reserve_holder().await {
+            Some(permit) => {
+                permit.send(ToHolder::Report(msg));
+            }
+            None => {
+                let _ = self.control.send(M::from(ConnReport::Idle(msg))).await;
+            }
+        }
+    }
+
+    /// Lends the read half to the current holder (`Err`: the conn is the control task's; the
+    /// reader keeps reading it)
+    async fn lend(
+        &mut self,
+        stream: UpstreamStream,
+    ) -> Result<oneshot::Receiver<StreamBack>, UpstreamStream> {
+        let Some(permit) = self.reserve_holder().await else {
+            return Err(stream);
+        };
+        let (back, back_rx) = oneshot::channel();
+        let conn = self.id;
+        permit.send(ToHolder::Lent(Lent { conn, stream, back }));
+        Ok(back_rx)
+    }
+
+    /// Room in the current holder's queue, following owner changes while it waits; `None` when
+    /// the conn is the control task's
+    async fn reserve_holder(&mut self) -> Option<mpsc::OwnedPermit<ToHolder>> {
         self.refresh_owner();
         loop {
-            match &self.owner {
-                Owner::Control => {
-                    let _ = self.control.send(M::from(ConnReport::Idle(msg))).await;
-                    return;
-                }
-                Owner::Session(tx) => {
-                    let holder_gone = tokio::select! {
-                        biased;
-                        Ok(()) = self.owner_rx.changed() => false,
-                        permit = tx.reserve() => match permit {
-                            Ok(permit) => return permit.send(msg),
-                            Err(_) => true,
-                        },
-                    };
-                    if holder_gone {
-                        // The session task ended: its release went to the control task.
-                        self.owner = Owner::Control;
-                    } else {
-                        // `changed` marked the new value seen: take it unconditionally.
-                        self.owner = self.owner_rx.borrow_and_update().clone();
-                    }
-                }
+            let Owner::Holder(tx) = &self.owner else {
+                return None;
+            };
+            let tx = tx.clone();
+            let holder_gone = tokio::select! {
+                biased;
+                Ok(()) = self.owner_rx.changed() => false,
+                permit = tx.reserve_owned() => match permit {
+                    Ok(permit) => return Some(permit),
+                    Err(_) => true,
+                },
+            };
+            if holder_gone {
+                // The holder's task ended: its release went to the control task.
+                self.owner = Owner::Control;
+            } else {
+                // `changed` marked the new value seen: take it unconditionally.
+                self.owner = self.owner_rx.borrow_and_update().clone();
             }
         }
     }

@@ -7,16 +7,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::{Error as WsError, Message};
+use async_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
 use bytes::Bytes;
-use futures_util::{Sink, Stream};
+use futures_util::Sink;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant as TokioInstant;
 use wsv2_core::conn::{CloseReason, CompatKey, ConnRecord, UpstreamConn, UpstreamTransmit};
 use wsv2_core::event::Utf8;
 use wsv2_core::{AccountId, Config, ConnId};
 
-use super::{ConnIo, ConnReport, UpstreamInput, UpstreamMsg, spawn_conn_over};
+use super::{
+    ConnIo, ConnReport, ToHolder, UpstreamInput, UpstreamMsg, UpstreamStream, spawn_conn_over,
+};
 use crate::upstream::HeldConns;
 
 const CONN: ConnId = ConnId(7);
@@ -74,8 +76,6 @@ impl Sink<Message> for ScriptedSink {
     }
 }
 
-type ScriptedStream = Pin<Box<dyn Stream<Item = Result<Message, WsError>> + Send>>;
-
 /// One conn's I/O over scripted channels, leased to a test-held session inbox
 struct Rig {
     io: ConnIo,
@@ -83,8 +83,8 @@ struct Rig {
     sent: mpsc::UnboundedReceiver<Message>,
     /// What upstream sends; dropping it is EOF
     upstream: Option<mpsc::Sender<Result<Message, WsError>>>,
-    /// The holder's reports
-    reports: mpsc::Receiver<UpstreamMsg>,
+    /// The holder: its task's piece that takes the reports and reads the lent read half
+    held: HeldConns<ConnReport>,
     /// The control task's inbox
     control: mpsc::Receiver<ConnReport>,
     blocked: Arc<Notify>,
@@ -104,7 +104,7 @@ async fn rig(stalled: bool) -> Rig {
         blocked: blocked.clone(),
     };
     let (upstream, rx) = mpsc::channel(8);
-    let stream: ScriptedStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
+    let stream: UpstreamStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
         rx.recv().await.map(|msg| (msg, rx))
     }));
     let (control_tx, control) = mpsc::channel(8);
@@ -114,16 +114,16 @@ async fn rig(stalled: bool) -> Rig {
         ACCOUNT,
         sink,
         stream,
-        control_tx,
+        control_tx.clone(),
         cfg().upstream.close_timeout,
     );
-    let (session_tx, reports) = mpsc::channel(8);
-    io.lease_to(session_tx);
+    let mut held = HeldConns::new(control_tx);
+    assert_eq!(held.adopt(Some(io.clone()), CONN), None);
     Rig {
         io,
         sent,
         upstream: Some(upstream),
-        reports,
+        held,
         control,
         blocked,
     }
@@ -138,7 +138,7 @@ fn text(deadline: TokioInstant) -> UpstreamTransmit {
 
 impl Rig {
     async fn report(&mut self) -> UpstreamInput {
-        let msg = self.reports.recv().await.expect("the reader reports");
+        let msg = self.held.recv().await.expect("the reader reports");
         assert_eq!(msg.conn, CONN);
         assert_eq!(msg.account, ACCOUNT);
         msg.input
@@ -323,26 +323,7 @@ async fn text_and_binary_frames_reach_the_holder_told_apart() {
 /// task as an idle frame and the new holder would wait for it until a timeout.
 #[tokio::test(start_paused = true)]
 async fn a_late_release_by_the_previous_holder_leaves_the_conn_with_its_new_holder() {
-    let (upstream, rx) = mpsc::channel(8);
-    let stream: ScriptedStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
-        rx.recv().await.map(|msg| (msg, rx))
-    }));
-    let (sent, _sent) = mpsc::unbounded_channel();
-    let sink = ScriptedSink {
-        sent,
-        stalled: Arc::new(AtomicBool::new(false)),
-        blocked: Arc::new(Notify::new()),
-    };
-    let (control_tx, mut control) = mpsc::channel(8);
-    let io = spawn_conn_over(
-        &crate::test_rt(),
-        CONN,
-        ACCOUNT,
-        sink,
-        stream,
-        control_tx.clone(),
-        cfg().upstream.close_timeout,
-    );
+    let (io, upstream, control_tx, mut control) = scripted_conn();
     let mut previous = HeldConns::new(control_tx.clone());
     let mut next = HeldConns::new(control_tx);
     assert_eq!(previous.adopt(Some(io.clone()), CONN), None);
@@ -365,34 +346,170 @@ async fn a_late_release_by_the_previous_holder_leaves_the_conn_with_its_new_hold
     }
 }
 
+/// A conn over a scripted stream, not leased yet: its I/O, what upstream sends, the control
+/// task's inbox
+fn scripted_conn() -> (
+    ConnIo,
+    mpsc::Sender<Result<Message, WsError>>,
+    mpsc::Sender<ConnReport>,
+    mpsc::Receiver<ConnReport>,
+) {
+    let (upstream, rx) = mpsc::channel(8);
+    let stream: UpstreamStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|msg| (msg, rx))
+    }));
+    let (sent, _sent) = mpsc::unbounded_channel();
+    let sink = ScriptedSink {
+        sent,
+        stalled: Arc::new(AtomicBool::new(false)),
+        blocked: Arc::new(Notify::new()),
+    };
+    let (control_tx, control) = mpsc::channel(8);
+    let io = spawn_conn_over(
+        &crate::test_rt(),
+        CONN,
+        ACCOUNT,
+        sink,
+        stream,
+        control_tx.clone(),
+        cfg().upstream.close_timeout,
+    );
+    (io, upstream, control_tx, control)
+}
+
+fn delta(n: u32) -> Message {
+    Message::text(format!(
+        r#"{{"type":"response.output_text.delta","n":{n}}}"#
+    ))
+}
+
+async fn expect_frame(held: &mut HeldConns<ConnReport>, n: u32) {
+    match held.recv().await.map(|m| m.input) {
+        Some(UpstreamInput::Frame(frame, _)) => {
+            assert!(
+                frame.ends_with(format!(r#""n":{n}}}"#).as_bytes()),
+                "{frame:?}"
+            )
+        }
+        other => panic!("expected frame {n}, got {other:?}"),
+    }
+}
+
+async fn expect_idle(control: &mut mpsc::Receiver<ConnReport>, n: u32) {
+    match control.recv().await {
+        Some(ConnReport::Idle(UpstreamMsg {
+            input: UpstreamInput::Frame(frame, _),
+            ..
+        })) => assert!(frame.ends_with(format!(r#""n":{n}}}"#).as_bytes())),
+        _ => panic!("expected frame {n} at the control task"),
+    }
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_report_waiting_on_a_full_holder_follows_the_conn_to_its_next_holder() {
-    let rig = rig(false).await;
+async fn a_held_conns_frames_are_read_by_its_holder_and_go_to_the_pool_after_release() {
+    let (io, upstream, control_tx, mut control) = scripted_conn();
+    let mut held = HeldConns::new(control_tx);
+    assert_eq!(held.adopt(Some(io), CONN), None);
+    upstream.try_send(Ok(delta(1))).unwrap();
+    expect_frame(&mut held, 1).await;
+    // The reader lent the holder the read half: a frame is read at once, by the holder's own
+    // task, without the reader task running (this task does not yield in between).
+    upstream.try_send(Ok(delta(2))).unwrap();
+    match held.try_recv().await.map(|m| m.input) {
+        Some(UpstreamInput::Frame(frame, Utf8::Validated)) => {
+            assert!(frame.ends_with(br#""n":2}"#))
+        }
+        other => panic!("frame 2 read in the holder's task, got {other:?}"),
+    }
+    // Released: the read half goes back, and the reader reports for the pool.
+    held.release(CONN);
+    upstream.try_send(Ok(delta(3))).unwrap();
+    expect_idle(&mut control, 3).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_half_given_back_late_goes_on_to_the_conns_next_holder() {
+    let (io, upstream, control_tx, mut control) = scripted_conn();
+    let mut previous = HeldConns::new(control_tx.clone());
+    let mut next = HeldConns::new(control_tx);
+    assert_eq!(previous.adopt(Some(io.clone()), CONN), None);
+    upstream.try_send(Ok(delta(1))).unwrap();
+    expect_frame(&mut previous, 1).await; // the read half is lent to `previous`
+    // The control task leased the conn to `next` before `previous` routed it home and gave
+    // its read half back.
+    assert_eq!(next.adopt(Some(io), CONN), None);
+    previous.release(CONN);
+    upstream.try_send(Ok(delta(2))).unwrap();
+    tokio::select! {
+        biased;
+        () = expect_frame(&mut next, 2) => {}
+        Some(_) = control.recv() => panic!("the new holder's frame went to the control task"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_that_ends_without_releasing_gives_the_read_half_back() {
+    let (io, upstream, control_tx, mut control) = scripted_conn();
+    let mut held = HeldConns::new(control_tx);
+    assert_eq!(held.adopt(Some(io), CONN), None);
+    upstream.try_send(Ok(delta(1))).unwrap();
+    expect_frame(&mut held, 1).await;
+    // Its task ended (the core had released the conn, or the task is cut at shutdown).
+    drop(held);
+    upstream.try_send(Ok(delta(2))).unwrap();
+    expect_idle(&mut control, 2).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_over_the_limit_read_by_the_holder_ends_the_conn_reported_once() {
+    let (io, upstream, control_tx, mut control) = scripted_conn();
+    let mut held = HeldConns::new(control_tx);
+    assert_eq!(held.adopt(Some(io), CONN), None);
+    upstream.try_send(Ok(delta(1))).unwrap();
+    expect_frame(&mut held, 1).await;
+    let too_long = CapacityError::MessageTooLong {
+        size: 2,
+        max_size: 1,
+    };
+    upstream.try_send(Err(WsError::Capacity(too_long))).unwrap();
+    assert!(matches!(
+        held.recv().await.map(|m| m.input),
+        Some(UpstreamInput::TooBig)
+    ));
+    assert!(
+        matches!(
+            control.recv().await,
+            Some(ConnReport::Gone { conn: CONN, .. })
+        ),
+        "the conn ends"
+    );
+    assert!(
+        held.try_recv().await.is_none(),
+        "and is not reported closed again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_waits_on_a_full_holder_follows_the_conn_to_its_next_holder() {
+    let (io, upstream, control_tx, _control) = scripted_conn();
     // A holder that stopped taking reports: its queue holds one and is full.
     let (stuck, _stuck_rx) = mpsc::channel(1);
     stuck
-        .try_send(UpstreamMsg {
+        .try_send(ToHolder::Report(UpstreamMsg {
             conn: CONN,
             account: ACCOUNT,
             input: UpstreamInput::Pong,
-        })
+        }))
         .unwrap();
-    rig.io.lease_to(stuck);
-    let upstream = rig.upstream.as_ref().unwrap();
-    upstream
-        .send(Ok(Message::Pong(Bytes::new())))
-        .await
-        .unwrap();
-    // Once the reader took the pong off the socket it waits on the stuck holder (the test
-    // runtime has one thread: the reader runs only while this task yields).
-    while upstream.capacity() < upstream.max_capacity() {
+    io.lease_to(stuck);
+    upstream.try_send(Ok(Message::Pong(Bytes::new()))).unwrap();
+    // The reader waits on the stuck holder to lend it the read half (the test runtime has one
+    // thread: the reader runs only while this task yields).
+    for _ in 0..8 {
         tokio::task::yield_now().await;
     }
-    let (next, mut next_rx) = mpsc::channel(8);
-    rig.io.lease_to(next);
-    let msg = next_rx
-        .recv()
-        .await
-        .expect("the report reaches the next holder");
+    let mut next = HeldConns::new(control_tx);
+    assert_eq!(next.adopt(Some(io), CONN), None);
+    let msg = next.recv().await.expect("the pong reaches the next holder");
     assert!(matches!(msg.input, UpstreamInput::Pong));
 }

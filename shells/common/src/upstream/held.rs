@@ -1,23 +1,44 @@
-//! The conns a task holds (leased to a WebSocket session or an HTTP turn) and the queue their
-//! readers report on: one piece for both kinds of holder, so leases are taken over, reports
-//! routed and conns sent home the same way.
+//! The conns a task holds (leased to a WebSocket session or an HTTP turn), the read halves their
+//! readers lent it, and the queue their readers report on: one piece for both kinds of holder,
+//! so leases are taken over, frames read, reports routed and conns sent home the same way.
 
-use tokio::sync::mpsc;
+use std::task::{Context, Poll};
+
+use tokio::sync::{mpsc, oneshot};
 use wsv2_core::ConnId;
 use wsv2_core::conn::UpstreamTransmit;
 
-use super::conn::{ConnIo, ConnReport, UpstreamMsg};
+use super::conn::{
+    ConnIo, ConnReport, Lent, Read, StreamBack, ToHolder, UpstreamInput, UpstreamMsg,
+    UpstreamStream,
+};
 use crate::runtime::Sending;
 
 /// Reports waiting to be handled; a full queue stops the conns' readers (TCP backpressure
 /// upstream)
 const REPORT_QUEUE: usize = 64;
 
+/// One held conn: its I/O handle and, once its reader lent it, its socket's read half
+struct Held {
+    io: ConnIo,
+    read: Option<(UpstreamStream, oneshot::Sender<StreamBack>)>,
+}
+
+impl Held {
+    /// Gives the read half back to the conn's reader (the holder let go of the conn)
+    fn give_back(&mut self) {
+        if let Some((stream, back)) = self.read.take() {
+            // A reader that ended has no use for it: the read half is dropped.
+            let _ = back.send(StreamBack::Stream(stream));
+        }
+    }
+}
+
 /// The I/O handles of the conns one task holds (the active one and any retiring)
 pub(crate) struct HeldConns<M> {
-    conns: Vec<ConnIo>,
-    tx: mpsc::Sender<UpstreamMsg>,
-    rx: mpsc::Receiver<UpstreamMsg>,
+    conns: Vec<Held>,
+    tx: mpsc::Sender<ToHolder>,
+    rx: mpsc::Receiver<ToHolder>,
     /// The control task's inbox (conns sent home report there)
     control: mpsc::Sender<M>,
 }
@@ -42,18 +63,88 @@ impl<M: From<ConnReport>> HeldConns<M> {
             return Some(leased);
         };
         io.lease_to(self.tx.clone());
-        self.conns.push(io);
+        self.conns.push(Held { io, read: None });
         None
     }
 
-    /// The next report of any conn that sent here (cancel-safe)
+    /// The next report of any conn held: what its reader queued, then frames read from the
+    /// read halves lent here (cancel-safe)
     pub(crate) async fn recv(&mut self) -> Option<UpstreamMsg> {
-        self.rx.recv().await
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    /// A report already queued, without waiting
-    pub(crate) fn try_recv(&mut self) -> Option<UpstreamMsg> {
-        self.rx.try_recv().ok()
+    /// A report ready now, without waiting (a read half that has none registers the task to be
+    /// woken when it has)
+    pub(crate) async fn try_recv(&mut self) -> Option<UpstreamMsg> {
+        std::future::poll_fn(|cx| match self.poll_recv(cx) {
+            Poll::Ready(msg) => Poll::Ready(msg),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<UpstreamMsg>> {
+        // The reader's reports first: those queued before it lent the read half precede every
+        // frame read from it.
+        while let Poll::Ready(Some(report)) = self.rx.poll_recv(cx) {
+            match report {
+                ToHolder::Report(msg) => {
+                    if matches!(msg.input, UpstreamInput::Closed | UpstreamInput::TooBig)
+                        && let Some(held) = self.held_mut(msg.conn)
+                    {
+                        // The reader ended the conn (its writer failed or it timed out
+                        // closing): nothing more is read from it.
+                        held.read = None;
+                    }
+                    return Poll::Ready(Some(msg));
+                }
+                ToHolder::Lent(lent) => self.take_lent(lent),
+            }
+        }
+        for held in &mut self.conns {
+            loop {
+                let Some((stream, _)) = &mut held.read else {
+                    break;
+                };
+                let Poll::Ready(msg) = stream.as_mut().poll_next(cx) else {
+                    break;
+                };
+                let input = match Read::of(msg) {
+                    Read::Input(input) => input,
+                    Read::Nothing => continue,
+                    end @ (Read::TooBig | Read::End) => {
+                        let too_big = matches!(end, Read::TooBig);
+                        if let Some((_, back)) = held.read.take() {
+                            // The reader ends the conn (and reports it closed, after EOF).
+                            let _ = back.send(StreamBack::Ended { too_big });
+                        }
+                        if !too_big {
+                            break;
+                        }
+                        UpstreamInput::TooBig
+                    }
+                };
+                let (conn, account) = (held.io.id(), held.io.account());
+                return Poll::Ready(Some(UpstreamMsg {
+                    conn,
+                    account,
+                    input,
+                }));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// A read half lent by a conn's reader: read here while the conn is held, else given back
+    fn take_lent(&mut self, lent: Lent) {
+        let Lent { conn, stream, back } = lent;
+        match self.held_mut(conn) {
+            Some(held) => held.read = Some((stream, back)),
+            // Released before the read half arrived: the reader lends it on or reads it.
+            None => {
+                let _ = back.send(StreamBack::Stream(stream));
+            }
+        }
     }
 
     /// `Ok(msg)` if its conn is still held; a report of a conn released meanwhile belongs to
@@ -69,7 +160,11 @@ impl<M: From<ConnReport>> HeldConns<M> {
     }
 
     fn held(&self, conn: ConnId) -> Option<&ConnIo> {
-        self.conns.iter().find(|c| c.id() == conn)
+        self.conns.iter().map(|h| &h.io).find(|io| io.id() == conn)
+    }
+
+    fn held_mut(&mut self, conn: ConnId) -> Option<&mut Held> {
+        self.conns.iter_mut().find(|h| h.io.id() == conn)
     }
 
     /// Queues a write on a held conn without waiting; `false` when the conn is not held or its
@@ -86,28 +181,50 @@ impl<M: From<ConnReport>> HeldConns<M> {
     }
 
     /// Routes a released conn's reports to the control task from now on, unless the control
-    /// task has leased it to another holder already. Call after the release itself was sent to
-    /// the control task, so an idle report never reaches it first.
+    /// task has leased it to another holder already, and gives its read half back. Call after
+    /// the release itself was sent to the control task, so an idle report never reaches it
+    /// first.
     pub(crate) fn release(&mut self, conn: ConnId) {
-        if let Some(pos) = self.conns.iter().position(|c| c.id() == conn) {
-            let io = self.conns.swap_remove(pos);
-            io.release_from(&self.tx);
+        if let Some(pos) = self.conns.iter().position(|h| h.io.id() == conn) {
+            let mut held = self.conns.swap_remove(pos);
+            // The owner changes first: the reader, given the read half, must not lend it here
+            // again.
+            held.io.release_from(&self.tx);
+            held.give_back();
             // It idles in its pool now.
-            io.release_buffers();
+            held.io.release_buffers();
         }
     }
 
     /// Lets the held conns' empty socket buffers go (their holder idles between turns)
     pub(crate) fn release_buffers(&self) {
-        for io in &self.conns {
-            io.release_buffers();
+        for held in &self.conns {
+            held.io.release_buffers();
         }
     }
 
     /// At the task's end: conns still held go home (the core released them already)
     pub(crate) fn release_all(&mut self) {
-        for io in self.conns.drain(..) {
-            io.release_from(&self.tx);
+        for mut held in self.conns.drain(..) {
+            held.io.release_from(&self.tx);
+            held.give_back();
+        }
+    }
+}
+
+impl<M> Drop for HeldConns<M> {
+    /// Read halves still here or on their way go back to their readers; a reader whose read
+    /// half is lost ends its conn
+    fn drop(&mut self) {
+        // Closed first: a reader given its read half back cannot lend it here again.
+        self.rx.close();
+        for held in &mut self.conns {
+            held.give_back();
+        }
+        while let Ok(report) = self.rx.try_recv() {
+            if let ToHolder::Lent(Lent { stream, back, .. }) = report {
+                let _ = back.send(StreamBack::Stream(stream));
+            }
         }
     }
 }
