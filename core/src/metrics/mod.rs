@@ -213,14 +213,21 @@ pub const BUCKET_BOUNDS_SECONDS: [f64; BUCKETS] = {
 };
 
 /// Index of the bucket holding `d` (`BUCKETS` = `+Inf`)
-fn bucket_of(d: Duration) -> usize {
-    let micros = d.as_nanos().div_ceil(1000);
+fn bucket_of(nanos: u64) -> usize {
+    let micros = nanos.div_ceil(1000);
     if micros <= 1 {
         return 0;
     }
     // Smallest i with micros <= 2^i.
-    let i = (128 - (micros - 1).leading_zeros()) as usize;
+    let i = (64 - (micros - 1).leading_zeros()) as usize;
     i.min(BUCKETS)
+}
+
+/// `d` in nanoseconds, saturating (585 years): 64-bit arithmetic on the per-event path, where
+/// `Duration::as_nanos`' 128 bits cost a division by a constant that the compiler cannot make a
+/// multiplication
+fn nanos(d: Duration) -> u64 {
+    (d.as_secs().saturating_mul(1_000_000_000)).saturating_add(u64::from(d.subsec_nanos()))
 }
 
 /// A histogram owned by one session or turn: plain counters, no allocation, no atomics
@@ -233,10 +240,9 @@ pub struct LocalHistogram {
 impl LocalHistogram {
     /// Records one observation (the per-event path: a few integer operations)
     pub fn record(&mut self, d: Duration) {
-        self.counts[bucket_of(d)] += 1;
-        self.sum_nanos = self
-            .sum_nanos
-            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let nanos = nanos(d);
+        self.counts[bucket_of(nanos)] += 1;
+        self.sum_nanos = self.sum_nanos.saturating_add(nanos);
     }
 
     /// Observations recorded since the last merge
