@@ -248,12 +248,15 @@ impl<C> Turn<C> {
 
     /// Sent | Moving → Relaying: an event reached the client, so it will not be sent again
     pub(crate) fn reached_client(&mut self) {
+        // Every relayed event calls this: once relaying, the state is not moved out and back.
+        if matches!(self.state, State::Relaying { .. }) {
+            return;
+        }
         self.state = match self.take_state() {
             State::Sent { up, .. } | State::Moving { up, .. } => {
                 let slot = Slot::Granted(up.facts.account);
                 State::Relaying { up, slot }
             }
-            relaying @ State::Relaying { .. } => relaying,
             _ => unreachable!("only a sent create reaches its client"),
         };
     }

@@ -169,7 +169,35 @@ where
         Poll::Ready(())
     }
 
+    /// Hands the queued frames to the sink at once, without flushing: the sink copies each into
+    /// its write buffer, so a frame's buffer (a slice of the upstream read buffer, mostly) is let
+    /// go now and that read buffer is reused instead of regrown while the frames wait for the
+    /// flush. Frames the sink cannot take yet stay queued for [`poll_write`](Self::poll_write).
+    pub(crate) fn feed(&mut self, cx: &mut Context<'_>) {
+        if let Poll::Ready(Err(())) = self.poll_feed(cx) {
+            self.fail();
+        }
+    }
+
     fn poll_write_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        ready!(self.poll_feed(cx))?;
+        if self.flush_pending {
+            ready!(std::pin::Pin::new(&mut self.sink).poll_flush(cx)).map_err(|_| ())?;
+            self.flush_pending = false;
+            self.unflushed -= self.fed;
+            self.fed = 0;
+        }
+        if self.queue.is_empty() || self.state == State::Closed {
+            self.write_deadline = None;
+        }
+        if self.state == State::Closed {
+            self.linger_deadline = None;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Feeds every queued frame the sink takes; ready when the queue is empty or closed
+    fn poll_feed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         while self.writable() {
             let Some(front) = self.queue.front() else {
                 break;
@@ -209,18 +237,6 @@ where
                 .start_send(message)
                 .map_err(|_| ())?;
             self.flush_pending = true;
-        }
-        if self.flush_pending {
-            ready!(std::pin::Pin::new(&mut self.sink).poll_flush(cx)).map_err(|_| ())?;
-            self.flush_pending = false;
-            self.unflushed -= self.fed;
-            self.fed = 0;
-        }
-        if self.queue.is_empty() || self.state == State::Closed {
-            self.write_deadline = None;
-        }
-        if self.state == State::Closed {
-            self.linger_deadline = None;
         }
         Poll::Ready(Ok(()))
     }

@@ -237,3 +237,31 @@ async fn a_client_given_up_that_does_not_read_within_close_linger_is_let_go_with
         cfg.session.client_write_timeout + cfg.session.close_linger
     );
 }
+
+/// Issue 17's allocations: a relayed frame is a slice of the upstream read buffer, which can
+/// be reused (not regrown) only once no frame refers to it. Fed, the frame is copied into the
+/// socket's write buffer and let go before the flush, while the next upstream frames are read.
+#[tokio::test(start_paused = true)]
+async fn a_fed_frame_lets_its_read_buffer_go_before_the_flush() {
+    let cfg = Config::default();
+    let event = br#"{"type":"response.output_text.delta","delta":"x"}"#;
+    let mut wire = vec![0x81, u8::try_from(event.len()).unwrap()];
+    wire.extend_from_slice(event);
+    let mut outbox = outbox_expecting(&wire, &cfg).await;
+    let mut read_buffer = bytes::BytesMut::with_capacity(4096);
+    read_buffer.extend_from_slice(event);
+    let frame = read_buffer.split().freeze();
+    outbox.push(now(), frame);
+    assert!(
+        !read_buffer.try_reclaim(4096),
+        "a queued frame holds the read buffer"
+    );
+    std::future::poll_fn(|cx| std::task::Poll::Ready(outbox.feed(cx))).await;
+    assert!(
+        read_buffer.try_reclaim(4096),
+        "fed, the frame no longer holds it"
+    );
+    assert!(outbox.has_work(), "the flush is still to do");
+    std::future::poll_fn(|cx| outbox.poll_write(cx)).await;
+    assert!(!outbox.has_work() && !outbox.failed());
+}

@@ -397,6 +397,9 @@ impl SessionTask {
                     }
                 }
             }
+            if self.outbox.has_work() {
+                std::future::poll_fn(|cx| Poll::Ready(self.outbox.feed(cx))).await;
+            }
             while let Some(request) = self.session.poll_request() {
                 self.route_request(request).await;
             }
