@@ -172,15 +172,20 @@ where
     /// Hands the queued frames to the sink at once, without flushing: the sink copies each into
     /// its write buffer, so a frame's buffer (a slice of the upstream read buffer, mostly) is let
     /// go now and that read buffer is reused instead of regrown while the frames wait for the
-    /// flush. Frames the sink cannot take yet stay queued for [`poll_write`](Self::poll_write).
-    pub(crate) fn feed(&mut self, cx: &mut Context<'_>) {
-        if let Poll::Ready(Err(())) = self.poll_feed(cx) {
-            self.fail();
-        }
+    /// flush. Frames the sink cannot take yet, and pings and closes, stay queued for
+    /// [`poll_write`](Self::poll_write), which flushes what it feeds.
+    pub(crate) async fn feed(&mut self) {
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(Err(())) = self.poll_feed(cx, true) {
+                self.fail();
+            }
+            Poll::Ready(())
+        })
+        .await
     }
 
     fn poll_write_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
-        ready!(self.poll_feed(cx))?;
+        ready!(self.poll_feed(cx, false))?;
         if self.flush_pending {
             ready!(std::pin::Pin::new(&mut self.sink).poll_flush(cx)).map_err(|_| ())?;
             self.flush_pending = false;
@@ -196,12 +201,16 @@ where
         Poll::Ready(Ok(()))
     }
 
-    /// Feeds every queued frame the sink takes; ready when the queue is empty or closed
-    fn poll_feed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+    /// Feeds every queued frame the sink takes (`frames_only`: up to the first ping or close);
+    /// ready when the queue is empty or closed
+    fn poll_feed(&mut self, cx: &mut Context<'_>, frames_only: bool) -> Poll<Result<(), ()>> {
         while self.writable() {
             let Some(front) = self.queue.front() else {
                 break;
             };
+            if frames_only && !matches!(front, ClientOut::Frame(_)) {
+                break;
+            }
             if matches!(front, ClientOut::CloseReply) {
                 // Nothing to feed: tungstenite already queued the reply; the flush sends it.
                 self.queue.pop_front();

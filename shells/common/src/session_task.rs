@@ -398,7 +398,7 @@ impl SessionTask {
                 }
             }
             if self.outbox.has_work() {
-                std::future::poll_fn(|cx| Poll::Ready(self.outbox.feed(cx))).await;
+                self.outbox.feed().await;
             }
             while let Some(request) = self.session.poll_request() {
                 self.route_request(request).await;

@@ -81,8 +81,7 @@ struct Rig {
     io: ConnIo,
     /// What the writer put on the wire
     sent: mpsc::UnboundedReceiver<Message>,
-    /// What upstream sends; dropping it is EOF
-    upstream: Option<mpsc::Sender<Result<Message, WsError>>>,
+    upstream: Option<UpstreamScript>,
     /// The holder: its task's piece that takes the reports and reads the lent read half
     held: HeldConns<ConnReport>,
     /// The control task's inbox
@@ -346,11 +345,14 @@ async fn a_late_release_by_the_previous_holder_leaves_the_conn_with_its_new_hold
     }
 }
 
+/// What upstream sends on a scripted conn; dropping it is EOF
+type UpstreamScript = mpsc::Sender<Result<Message, WsError>>;
+
 /// A conn over a scripted stream, not leased yet: its I/O, what upstream sends, the control
 /// task's inbox
 fn scripted_conn() -> (
     ConnIo,
-    mpsc::Sender<Result<Message, WsError>>,
+    UpstreamScript,
     mpsc::Sender<ConnReport>,
     mpsc::Receiver<ConnReport>,
 ) {

@@ -102,10 +102,7 @@ impl<M: From<ConnReport>> HeldConns<M> {
             }
         }
         for held in &mut self.conns {
-            loop {
-                let Some((stream, _)) = &mut held.read else {
-                    break;
-                };
+            while let Some((stream, _)) = &mut held.read {
                 let Poll::Ready(msg) = stream.as_mut().poll_next(cx) else {
                     break;
                 };
