@@ -139,6 +139,38 @@ impl WsClient {
         Self::connect_over(tcp, ws_url, creds, config).await
     }
 
+    /// Connects over a TCP socket whose receive buffer is `recv_buffer` bytes (set before the
+    /// connect, so the window never grows): a client that stops reading then fills the gateway's
+    /// client write buffer after little data (loopback's default buffers absorb megabytes).
+    pub async fn connect_with_recv_buffer(
+        ws_url: &str,
+        creds: &Credentials,
+        recv_buffer: u32,
+    ) -> Result<Self, ConnectError> {
+        let transport = |e: &dyn std::fmt::Display| ConnectError::Transport(e.to_string());
+        let request = ws_url.into_client_request().map_err(|e| transport(&e))?;
+        let authority = request
+            .uri()
+            .authority()
+            .map_or("127.0.0.1:80", |a| a.as_str())
+            .to_owned();
+        let addr = tokio::net::lookup_host(authority)
+            .await
+            .map_err(|e| transport(&e))?
+            .next()
+            .ok_or_else(|| transport(&"no address"))?;
+        let socket = match addr {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .map_err(|e| transport(&e))?;
+        socket
+            .set_recv_buffer_size(recv_buffer)
+            .map_err(|e| transport(&e))?;
+        let tcp = socket.connect(addr).await.map_err(|e| transport(&e))?;
+        Self::connect_over(tcp, ws_url, creds, WebSocketConfig::default()).await
+    }
+
     /// Upgrades an already connected TCP stream (e.g. one bound to a chosen source address).
     pub async fn connect_over(
         tcp: TcpStream,
@@ -286,9 +318,14 @@ impl WsClient {
 
     /// Reads events until the response ends: a terminal response event or an `error` event.
     pub async fn read_turn(&mut self) -> Result<Turn, Failure> {
+        self.read_turn_within(DEFAULT_FRAME_TIMEOUT).await
+    }
+
+    /// [`WsClient::read_turn`], waiting at most `frame_timeout` for each event.
+    pub async fn read_turn_within(&mut self, frame_timeout: Duration) -> Result<Turn, Failure> {
         let mut events = Vec::new();
         loop {
-            let event = self.recv_event(DEFAULT_FRAME_TIMEOUT).await?;
+            let event = self.recv_event(frame_timeout).await?;
             let kind = event["type"].as_str().unwrap_or_default().to_owned();
             events.push(event);
             if is_response_terminal(&kind) || kind == "error" {

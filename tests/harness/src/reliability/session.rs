@@ -368,28 +368,7 @@ async fn connect(plan: &Plan) -> Result<WsClient, ConnectError> {
     if !stops_reading {
         return WsClient::connect(&plan.ws_url, &plan.creds()).await;
     }
-    let transport = |e: &dyn std::fmt::Display| ConnectError::Transport(e.to_string());
-    let uri: async_tungstenite::tungstenite::http::Uri =
-        plan.ws_url.parse().map_err(|e| transport(&e))?;
-    let authority = uri
-        .authority()
-        .map(|a| a.as_str())
-        .unwrap_or("127.0.0.1:80");
-    let addr = tokio::net::lookup_host(authority)
-        .await
-        .map_err(|e| transport(&e))?
-        .next()
-        .ok_or_else(|| transport(&"no address"))?;
-    let socket = match addr {
-        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
-    }
-    .map_err(|e| transport(&e))?;
-    socket
-        .set_recv_buffer_size(STOPPING_CLIENT_RCVBUF)
-        .map_err(|e| transport(&e))?;
-    let tcp = socket.connect(addr).await.map_err(|e| transport(&e))?;
-    WsClient::connect_over(tcp, &plan.ws_url, &plan.creds(), Default::default()).await
+    WsClient::connect_with_recv_buffer(&plan.ws_url, &plan.creds(), STOPPING_CLIENT_RCVBUF).await
 }
 
 /// Runs the default lane's turns (from turn 0, no previous response) on an open socket; returns

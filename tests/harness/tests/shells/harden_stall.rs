@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wsv2_core::file_config::{GatewayConfig, Secret};
-use wsv2_tests::client::{Credentials, WsClient};
+use wsv2_mock::{CloseSide, Record};
+use wsv2_tests::client::{Credentials, DEFAULT_FRAME_TIMEOUT, WsClient};
 
 use crate::support::Shell;
 use crate::support::common::{LogCapture, Setup, create};
@@ -160,32 +161,55 @@ async fn a_drain_of_a_stalled_response_ends_at_read_timeout_and_frees_the_slot(s
 /// The second client key, same group
 const ATTACKER_KEY: &str = "sk-gw-attacker";
 
+/// An attacker socket's receive buffer: small, so an attacker blocks once the gateway's own
+/// socket buffer and `client_write_buffer` are full, not after megabytes more
+const ATTACKER_RCVBUF: u32 = 4096;
+
 async fn a_key_that_never_reads_does_not_starve_another_key(shell: Shell) {
+    // The gateway's bound is `slot_wait_timeout`: a victim create not served by then is answered
+    // 429 (the turn's `error`). Only the blocked-client yield (`blocked_client_timeout`) can serve
+    // it sooner: the attackers' responses never end (bigger than every buffer) and
+    // `client_write_timeout`, which would also free their slots, is 10 × `slot_wait_timeout`.
+    // Before an attacker counts as blocked it must be sent megabytes by the mock and the gateway
+    // (debug builds, one test thread): seconds on a loaded machine (up to 23 s per turn measured
+    // at load 12-13, where the old 10 s frame timeout failed 8 runs in 20), hence a wait of
+    // 120 × the yield's 1 s. A broken yield still fails, after 120 s. The victim's conn fits
+    // under the pool's cap but may still be a dial, slow on that thread:
+    // `pool.session_acquire_wait` (a 503) gets the same margin.
+    const SLOT_WAIT: Duration = Duration::from_secs(120);
     let setup = Setup::with_mock(
         shell,
-        // Every response is 4 MiB: more than the socket buffers and client_write_buffer hold,
-        // so a client that never reads blocks its session with its responses open.
+        // Every response is 4 MiB of deltas: more than the socket buffers and
+        // client_write_buffer hold, so a client that never reads blocks its session with its
+        // responses open. A victim turn (one delta) is ~80 KB, far below client_write_buffer.
         |m| {
-            m.deltas = 16;
-            m.delta_bytes = 256 * 1024;
+            m.deltas = 256;
+            m.delta_bytes = 16 * 1024;
         },
         |c| {
             let mut attacker = c.client_keys[0].clone();
             attacker.key = Secret::new(ATTACKER_KEY);
+            attacker.name = "attacker".into();
             c.client_keys.push(attacker);
             // One conn per socket fits (the pool's cap is the concurrency): only slots are short.
             c.accounts[0].concurrency = 4;
             c.core.session.blocked_client_timeout = Duration::from_secs(1);
-            c.core.session.slot_wait_timeout = Duration::from_secs(8);
+            c.core.session.slot_wait_timeout = SLOT_WAIT;
+            c.core.session.client_write_timeout = SLOT_WAIT * 10;
+            c.core.pool.session_acquire_wait = SLOT_WAIT;
         },
     )
     .await;
     // The attacker: 3 sockets × 8 creates (6 × the concurrency), never reading.
     let mut attackers = Vec::new();
     for _ in 0..3 {
-        let mut ws = WsClient::connect(&setup.gateway.ws_url(), &Credentials::bearer(ATTACKER_KEY))
-            .await
-            .expect("upgrade");
+        let mut ws = WsClient::connect_with_recv_buffer(
+            &setup.gateway.ws_url(),
+            &Credentials::bearer(ATTACKER_KEY),
+            ATTACKER_RCVBUF,
+        )
+        .await
+        .expect("upgrade");
         for i in 0..8 {
             ws.send_json(&create(&format!("hog {i}"), json!({})))
                 .await
@@ -193,14 +217,19 @@ async fn a_key_that_never_reads_does_not_starve_another_key(shell: Shell) {
         }
         attackers.push(ws);
     }
-    // The other key's turns (small answers) all complete.
+    // The other key's turns (small answers) all complete. The gateway answers each create by
+    // session_acquire_wait + slot_wait_timeout (a 503 or 429 at the latest): the harness waits
+    // that long, plus its frame timeout, so the verdict is the gateway's.
     let mut victim = setup.client().await;
     for i in 0..4 {
         victim
             .send_json(&create(&format!("turn {i}"), json!({"mock_deltas": 1})))
             .await
             .unwrap();
-        let turn = victim.read_turn().await.expect("a turn");
+        let turn = victim
+            .read_turn_within(SLOT_WAIT * 2 + DEFAULT_FRAME_TIMEOUT)
+            .await
+            .expect("a turn");
         assert_eq!(
             turn.last_type(),
             "response.completed",
@@ -208,6 +237,25 @@ async fn a_key_that_never_reads_does_not_starve_another_key(shell: Shell) {
             turn.last()
         );
     }
+    // Served by the yield: the gateway cut an attacker's upstream conn (the attackers are still
+    // connected). The cut came before the grant; the wait is only for the mock (on the same
+    // loaded thread) to record it.
+    let hogs: Vec<u64> = setup
+        .frames()
+        .into_iter()
+        .filter(|(_, f)| f["input"].as_str().is_some_and(|i| i.starts_with("hog")))
+        .map(|(conn, _)| conn)
+        .collect();
+    let cut = setup
+        .mock
+        .wait_for_record(SLOT_WAIT, |r| {
+            matches!(r, Record::Close { conn, by: CloseSide::Client, .. } if hogs.contains(conn))
+        })
+        .await;
+    assert!(
+        cut.is_some(),
+        "no attacker conn cut; attacker conns {hogs:?}"
+    );
     drop(attackers);
 }
 
