@@ -7,35 +7,34 @@
 //! holder is one `watch` value the reader checks before each delivery (an atomic load while it
 //! is unchanged, so no lock is taken per frame). A holder that lets go changes it only while it
 //! is still the holder (its release can run after the control task has already leased the conn
-//! to the next holder, and must not take the conn away from it), then gives the read half back;
-//! the reader lends it on to the next holder or reads it for the pool.
+//! to the next holder, and must not take the conn away from it), then gives the read half back
+//! (`read_half.rs`); the reader lends it on to the next holder or reads it for the pool.
 //!
 //! ```text
-//!   Reading ──── leased: the read half is sent to the holder's task ────► Lent
-//!      ▲                                                                     │
-//!      └─── StreamBack::Stream: the holder let go (lent on if leased again) ─┘
-//!   Reading | Lent ── EOF, read error, failed write, close timeout, lost read half ──► Gone
+//!   Reading ── leased: the read half goes to the conn's slot, the holder is told ──► Lent
+//!      ▲                                                                               │
+//!      └──── the holder let go: the read half is back in the slot (lent on if leased) ─┘
+//!   Reading | Lent ── EOF, read error, failed write, close timeout ──► Gone
 //! ```
 //!
 //! The writer takes a bounded queue, feeds every ready frame and flushes once, and gives up a
 //! write at its deadline or when the holder abandons writes.
 
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+use async_tungstenite::tungstenite::{Error as WsError, Message};
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use futures_util::{Sink, SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
 use tracing::debug;
 use wsv2_core::conn::UpstreamTransmit;
-use wsv2_core::event::Utf8;
 pub(crate) use wsv2_core::turn::UpstreamInput;
 use wsv2_core::{AccountId, ConnId};
 
 use super::dial::UpstreamWs;
+use super::read_half::{Read, ReadHalfSlot, Returned, UpstreamStream};
 use crate::relay_config::ReleaseBuffers;
 use crate::runtime::{Clock, Rt, spawn, spawn_abortable};
 
@@ -71,63 +70,13 @@ pub(crate) enum ConnReport {
     },
 }
 
-/// A conn socket's read half, boxed once per conn: the reader and the holders' tasks pass it
-/// between them
-pub(crate) type UpstreamStream = Pin<Box<dyn Stream<Item = Result<Message, WsError>> + Send>>;
-
 /// What a conn's reader sends the task holding the conn, in order
 pub(crate) enum ToHolder {
     /// A report of the reader's own (read before the read half was lent, or the writer's)
     Report(UpstreamMsg),
-    /// The read half: the holder reads it from now on and gives it back when it lets go
-    Lent(Lent),
-}
-
-/// A read half lent to a holder, and where it goes back
-pub(crate) struct Lent {
-    pub(crate) conn: ConnId,
-    pub(crate) stream: UpstreamStream,
-    pub(crate) back: oneshot::Sender<StreamBack>,
-}
-
-/// What a holder gives back for a lent read half
-pub(crate) enum StreamBack {
-    /// The holder let go of the conn: the read half, to read for the pool or lend on
-    Stream(UpstreamStream),
-    /// The holder read the socket's end (EOF or an error; `too_big`: a message over the
-    /// limit, which it has reported)
-    Ended { too_big: bool },
-}
-
-/// What one read of a conn's socket means, to the reader and to a holder alike
-pub(crate) enum Read {
-    /// A report for the holder
-    Input(UpstreamInput),
-    /// Nothing to report (a ping, answered by tungstenite; a close: EOF follows)
-    Nothing,
-    /// A message over the limit: the conn ends after [`UpstreamInput::TooBig`]
-    TooBig,
-    /// EOF or an error: the conn ends
-    End,
-}
-
-impl Read {
-    /// What `msg`, the next item of a conn socket's read half, means
-    pub(crate) fn of(msg: Option<Result<Message, WsError>>) -> Self {
-        match msg {
-            Some(Ok(Message::Text(text))) => {
-                Self::Input(UpstreamInput::Frame(Bytes::from(text), Utf8::Validated))
-            }
-            // The protocol is text only; a binary frame is garbage the core must see.
-            Some(Ok(Message::Binary(bytes))) => {
-                Self::Input(UpstreamInput::Frame(bytes, Utf8::Unchecked))
-            }
-            Some(Ok(Message::Pong(_))) => Self::Input(UpstreamInput::Pong),
-            Some(Ok(_)) => Self::Nothing,
-            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => Self::TooBig,
-            Some(Err(_)) | None => Self::End,
-        }
-    }
+    /// The conn's read half is in its slot ([`ConnIo::read_half`]): the holder takes it,
+    /// reads it from now on and gives it back when it lets go
+    Lent(ConnId),
 }
 
 /// Who receives a conn's reports
@@ -169,6 +118,8 @@ enum WriterEvent {
 pub(crate) struct ConnIo {
     id: ConnId,
     account: AccountId,
+    /// Where the socket's read half waits between the reader and the conn's holders
+    read_half: std::sync::Arc<ReadHalfSlot>,
     /// Boxed: a channel allocates its slots 32 at a time, and a conn writes rarely (creates,
     /// pings), so every idle conn would keep 32 unboxed commands' room
     writes: mpsc::Sender<Box<WriteCmd>>,
@@ -189,6 +140,11 @@ impl ConnIo {
     /// Its account
     pub(crate) fn account(&self) -> AccountId {
         self.account
+    }
+
+    /// Where the reader lends the socket's read half to the conn's holder
+    pub(crate) fn read_half(&self) -> &ReadHalfSlot {
+        &self.read_half
     }
 
     /// Queues a write; never waits (a full queue means upstream stopped reading)
@@ -272,9 +228,11 @@ where
         rt,
         run_writer(id, sink, writes_rx, abandon_rx, events_tx, writer_clock),
     );
+    let read_half = std::sync::Arc::new(ReadHalfSlot::default());
     let reader = Reader {
         id,
         account,
+        read_half: read_half.clone(),
         owner: Owner::Control,
         owner_rx,
         control,
@@ -285,6 +243,7 @@ where
     ConnIo {
         id,
         account,
+        read_half,
         writes: writes_tx,
         owner: std::sync::Arc::new(owner_tx),
         abandon: std::sync::Arc::new(abandon_tx),
@@ -294,6 +253,7 @@ where
 struct Reader<M> {
     id: ConnId,
     account: AccountId,
+    read_half: std::sync::Arc<ReadHalfSlot>,
     /// The holder as last read from `owner_rx`
     owner: Owner,
     owner_rx: watch::Receiver<Owner>,
@@ -312,15 +272,12 @@ impl<M: From<ConnReport>> Reader<M> {
         mut clock: Clock,
     ) {
         let mut close_deadline: Option<Instant> = None;
-        // Exactly one is `Some`: the read half is here, or lent to a holder.
+        // The read half is here (`Some`), or lent to a holder (`None`).
         let mut stream = Some(stream);
-        let mut lent: Option<oneshot::Receiver<StreamBack>> = None;
+        let read_half = self.read_half.clone();
         loop {
             if let Some(s) = stream.take() {
-                match self.lend(s).await {
-                    Ok(back) => lent = Some(back),
-                    Err(s) => stream = Some(s),
-                }
+                stream = self.lend(s).await.err();
             }
             let read = tokio::select! {
                 biased;
@@ -342,23 +299,18 @@ impl<M: From<ConnReport>> Reader<M> {
                     WriterEvent::Failed => break,
                 },
                 () = clock.until(close_deadline) => break,
-                back = async { lent.as_mut().expect("guarded").await }, if lent.is_some() => {
-                    lent = None;
-                    match back {
-                        Ok(StreamBack::Stream(s)) => {
-                            stream = Some(s);
-                            continue;
-                        }
-                        Ok(StreamBack::Ended { too_big }) => {
-                            // The holder reported the message over the limit itself.
-                            self.closed_reported = too_big;
-                            break;
-                        }
-                        // The holder's task ended without giving it back: nothing can read
-                        // the socket any more.
-                        Err(_) => break,
+                returned = read_half.returned(), if stream.is_none() => match returned {
+                    Returned::Stream(s) => {
+                        stream = Some(s);
+                        continue;
                     }
-                }
+                    Returned::Ended { too_big } => {
+                        // The holder reported the message over the limit itself.
+                        self.closed_reported = too_big;
+                        break;
+                    }
+                    Returned::NotYet => continue,
+                },
                 // A new holder: the loop lends it the read half.
                 Ok(()) = self.owner_rx.changed(), if stream.is_some() => {
                     self.owner = self.owner_rx.borrow_and_update().clone();
@@ -411,19 +363,16 @@ impl<M: From<ConnReport>> Reader<M> {
         }
     }
 
-    /// Lends the read half to the current holder (`Err`: the conn is the control task's; the
+    /// Lends the read half to the current holder: puts it in the conn's slot and tells the
+    /// holder, after the reports queued before (`Err`: the conn is the control task's; the
     /// reader keeps reading it)
-    async fn lend(
-        &mut self,
-        stream: UpstreamStream,
-    ) -> Result<oneshot::Receiver<StreamBack>, UpstreamStream> {
+    async fn lend(&mut self, stream: UpstreamStream) -> Result<(), UpstreamStream> {
         let Some(permit) = self.reserve_holder().await else {
             return Err(stream);
         };
-        let (back, back_rx) = oneshot::channel();
-        let conn = self.id;
-        permit.send(ToHolder::Lent(Lent { conn, stream, back }));
-        Ok(back_rx)
+        self.read_half.lend(stream);
+        permit.send(ToHolder::Lent(self.id));
+        Ok(())
     }
 
     /// Room in the current holder's queue, following owner changes while it waits; `None` when

@@ -449,6 +449,33 @@ async fn a_read_half_given_back_late_goes_on_to_the_conns_next_holder() {
     }
 }
 
+/// The read half waits in the conn's slot, not in a message to the holder: a holder that lets
+/// go of the conn before taking it (its client stopped reading, so it polls no upstream
+/// reports) must not keep the conn's next holder from reading it.
+#[tokio::test(start_paused = true)]
+async fn a_holder_that_lets_go_before_taking_the_read_half_does_not_keep_it_from_the_next() {
+    let (io, upstream, control_tx, _control) = scripted_conn();
+    let mut previous = HeldConns::new(control_tx.clone());
+    assert_eq!(previous.adopt(Some(io.clone()), CONN), None);
+    // The reader lends `previous` the read half (the test runtime has one thread: the reader
+    // runs while this task yields); `previous` never polls again.
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+    previous.release(CONN);
+    let mut next = HeldConns::new(control_tx);
+    assert_eq!(next.adopt(Some(io), CONN), None);
+    upstream.try_send(Ok(delta(1))).unwrap();
+    tokio::select! {
+        biased;
+        () = expect_frame(&mut next, 1) => {}
+        () = tokio::time::sleep(Duration::from_secs(3600)) => {
+            panic!("the next holder never got the read half")
+        }
+    }
+    drop(previous);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_holder_that_ends_without_releasing_gives_the_read_half_back() {
     let (io, upstream, control_tx, mut control) = scripted_conn();

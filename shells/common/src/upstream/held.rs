@@ -1,36 +1,32 @@
 //! The conns a task holds (leased to a WebSocket session or an HTTP turn), the read halves their
-//! readers lent it, and the queue their readers report on: one piece for both kinds of holder,
+//! readers lent it (`read_half.rs`), and the queue their readers report on: one piece for both kinds of holder,
 //! so leases are taken over, frames read, reports routed and conns sent home the same way.
 
 use std::task::{Context, Poll};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use wsv2_core::ConnId;
 use wsv2_core::conn::UpstreamTransmit;
 
-use super::conn::{
-    ConnIo, ConnReport, Lent, Read, StreamBack, ToHolder, UpstreamInput, UpstreamMsg,
-    UpstreamStream,
-};
+use super::conn::{ConnIo, ConnReport, ToHolder, UpstreamInput, UpstreamMsg};
+use super::read_half::{Read, UpstreamStream};
 use crate::runtime::Sending;
 
 /// Reports waiting to be handled; a full queue stops the conns' readers (TCP backpressure
 /// upstream)
 const REPORT_QUEUE: usize = 64;
 
-/// One held conn: its I/O handle and, once its reader lent it, its socket's read half
+/// One held conn: its I/O handle and, once taken from its slot, its socket's read half
 struct Held {
     io: ConnIo,
-    read: Option<(UpstreamStream, oneshot::Sender<StreamBack>)>,
+    read: Option<UpstreamStream>,
 }
 
 impl Held {
-    /// Gives the read half back to the conn's reader (the holder let go of the conn)
+    /// Gives the read half (if it was taken) back to the conn's slot and wakes its reader: the
+    /// holder let go of the conn
     fn give_back(&mut self) {
-        if let Some((stream, back)) = self.read.take() {
-            // A reader that ended has no use for it: the read half is dropped.
-            let _ = back.send(StreamBack::Stream(stream));
-        }
+        self.io.read_half().give_back(self.read.take());
     }
 }
 
@@ -98,11 +94,17 @@ impl<M: From<ConnReport>> HeldConns<M> {
                     }
                     return Poll::Ready(Some(msg));
                 }
-                ToHolder::Lent(lent) => self.take_lent(lent),
+                ToHolder::Lent(conn) => {
+                    // Not held any more: the read half stays in the slot, for the reader, which
+                    // this holder's release woke.
+                    if let Some(held) = self.held_mut(conn) {
+                        held.read = held.read.take().or_else(|| held.io.read_half().take());
+                    }
+                }
             }
         }
         for held in &mut self.conns {
-            while let Some((stream, _)) = &mut held.read {
+            while let Some(stream) = &mut held.read {
                 let Poll::Ready(msg) = stream.as_mut().poll_next(cx) else {
                     break;
                 };
@@ -111,10 +113,9 @@ impl<M: From<ConnReport>> HeldConns<M> {
                     Read::Nothing => continue,
                     end @ (Read::TooBig | Read::End) => {
                         let too_big = matches!(end, Read::TooBig);
-                        if let Some((_, back)) = held.read.take() {
-                            // The reader ends the conn (and reports it closed, after EOF).
-                            let _ = back.send(StreamBack::Ended { too_big });
-                        }
+                        // The reader ends the conn (and reports it closed, after EOF).
+                        held.read = None;
+                        held.io.read_half().ended(too_big);
                         if !too_big {
                             break;
                         }
@@ -130,18 +131,6 @@ impl<M: From<ConnReport>> HeldConns<M> {
             }
         }
         Poll::Pending
-    }
-
-    /// A read half lent by a conn's reader: read here while the conn is held, else given back
-    fn take_lent(&mut self, lent: Lent) {
-        let Lent { conn, stream, back } = lent;
-        match self.held_mut(conn) {
-            Some(held) => held.read = Some((stream, back)),
-            // Released before the read half arrived: the reader lends it on or reads it.
-            None => {
-                let _ = back.send(StreamBack::Stream(stream));
-            }
-        }
     }
 
     /// `Ok(msg)` if its conn is still held; a report of a conn released meanwhile belongs to
@@ -210,18 +199,13 @@ impl<M: From<ConnReport>> HeldConns<M> {
 }
 
 impl<M> Drop for HeldConns<M> {
-    /// Read halves still here or on their way go back to their readers; a reader whose read
-    /// half is lost ends its conn
+    /// Read halves still here go back to their conns' slots (the task ended without releasing
+    /// them: cut at shutdown)
     fn drop(&mut self) {
         // Closed first: a reader given its read half back cannot lend it here again.
         self.rx.close();
         for held in &mut self.conns {
             held.give_back();
-        }
-        while let Ok(report) = self.rx.try_recv() {
-            if let ToHolder::Lent(Lent { stream, back, .. }) = report {
-                let _ = back.send(StreamBack::Stream(stream));
-            }
         }
     }
 }

@@ -4,6 +4,7 @@ mod conn;
 mod dial;
 mod held;
 mod proxy_io;
+mod read_half;
 mod tls;
 
 pub(crate) use conn::{ConnIo, ConnReport, UpstreamInput, UpstreamMsg, spawn_conn};
