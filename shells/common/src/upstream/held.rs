@@ -1,6 +1,7 @@
 //! The conns a task holds (leased to a WebSocket session or an HTTP turn), the read halves their
-//! readers lent it (`read_half.rs`), and the queue their readers report on: one piece for both kinds of holder,
-//! so leases are taken over, frames read, reports routed and conns sent home the same way.
+//! readers lent it (`read_half.rs`), and the queue their readers report on: one piece for both
+//! kinds of holder, so leases are taken over, frames read, reports routed and conns sent home the
+//! same way.
 
 use std::task::{Context, Poll};
 
