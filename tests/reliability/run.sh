@@ -252,7 +252,9 @@ redis_cmd() { echo "redis-server --port $1 --bind 127.0.0.1 --save '' --appendon
 # start_redis NAME: sets redis_port, redis_pid once it answers PING.
 start_redis() {
   redis_port=$(free_port)
-  eval "$(redis_cmd "$redis_port")" >>"$work/$1.log" 2>&1 &
+  # exec, so that `$!` is redis-server itself: killing the shell that eval ran in left the
+  # server running after the run, one per redis row and shell.
+  eval "exec $(redis_cmd "$redis_port")" >>"$work/$1.log" 2>&1 &
   redis_pid=$!
   # Killed on purpose by redis_restart: no job notice.
   disown "$redis_pid"
@@ -262,6 +264,18 @@ start_redis() {
     sleep 0.05
   done
   echo "redis-server did not start on $redis_port" >&2
+  exit 1
+}
+
+# stop_redis: stops the row's redis-server and fails the run if it still answers 2 s later
+# (a server that outlives its row would be left running after the run).
+stop_redis() {
+  stop "$redis_pid"
+  for _ in $(seq 1 40); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 || return 0
+    sleep 0.05
+  done
+  echo "redis-server on port $redis_port outlived its row" >&2
   exit 1
 }
 
@@ -449,11 +463,12 @@ shutdown_close_spread = "1s"' ;;
   stop "$gateway_pid"
   stop "$mock_pid"
   [ -z "$relay_pid" ] || stop "$relay_pid"
-  [ -z "$redis_pid" ] || stop "$redis_pid"
+  # A restarted process first: redis_restart's new server answers on the row's redis port.
   if [ -f "$restarted" ]; then
     kill "$(cat "$restarted")" 2>/dev/null || true
     rm -f "$restarted"
   fi
+  [ -z "$redis_pid" ] || stop_redis
 }
 
 w3_shell() {
