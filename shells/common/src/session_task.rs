@@ -2,8 +2,9 @@
 //! its leased conns, writes both hops, and keeps one timer (`session.poll_timeout()`).
 //!
 //! The per-event path — an upstream delta relayed to the client — runs entirely here: the task
-//! reads the frame from the read half its conn's reader lent it, the session routes it, the
-//! outbox takes the same buffer.
+//! reads the frame from the read half its conn's reader lent it, the session routes it, and the
+//! outbox feeds that same buffer to the client socket's write buffer at once (which lets the
+//! upstream read buffer be reused), flushed once per wake-up.
 
 use std::sync::Arc;
 use std::task::Poll;
