@@ -98,16 +98,15 @@ impl Control {
         // A session holds its conn between turns (an HTTP turn only for the turn, and may
         // queue behind one): only a session is steered away from pools with no free conn, and
         // spread over equal accounts by the conns their pools have in use.
-        let (conns_full, conn_use) = match kind {
-            HolderKind::Session => (self.pool.full_for_sessions(), self.conn_use()),
-            HolderKind::Http => (Vec::new(), Vec::new()),
+        let conn_use = match kind {
+            HolderKind::Session => self.conn_use(),
+            HolderKind::Http => Vec::new(),
         };
         let request = ScheduleRequest {
             bound_account: bound,
             connection_local,
             session_account,
             exclude: &pending.exclude,
-            conns_full: &conns_full,
             conn_use: &conn_use,
             transport: kind.transport(),
         };
@@ -177,15 +176,19 @@ impl Control {
         self.out.push_back(admission);
     }
 
-    /// Every pool's conns in use and cap, as the scheduler ranks them
+    /// Every pool as a new session sees it, for the scheduler to rank
     fn conn_use(&self) -> Vec<ConnUse> {
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         self.pool
-            .conns_in_use()
-            .map(|(account, in_use, cap)| ConnUse {
-                account,
-                in_use: count(in_use),
-                cap: count(cap),
+            .pools()
+            .map(|(account, pool)| {
+                let (in_use, cap) = pool.conns_in_use();
+                ConnUse {
+                    account,
+                    in_use: count(in_use),
+                    cap: count(cap),
+                    full: !pool.has_room_for_session(),
+                }
             })
             .collect()
     }

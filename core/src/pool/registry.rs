@@ -199,22 +199,9 @@ impl PoolRegistry {
         self.pools.get(&account)
     }
 
-    /// Accounts whose pool has no room for a new session now (see
-    /// [`AccountPool::has_room_for_session`]), in id order
-    pub fn full_for_sessions(&self) -> Vec<AccountId> {
-        self.pools
-            .iter()
-            .filter(|(_, pool)| !pool.has_room_for_session())
-            .map(|(account, _)| *account)
-            .collect()
-    }
-
-    /// Every pool's [`AccountPool::conns_in_use`], in id order
-    pub fn conns_in_use(&self) -> impl Iterator<Item = (AccountId, usize, usize)> + '_ {
-        self.pools.iter().map(|(account, pool)| {
-            let (in_use, cap) = pool.conns_in_use();
-            (*account, in_use, cap)
-        })
+    /// Every pool, in id order
+    pub fn pools(&self) -> impl Iterator<Item = (AccountId, &AccountPool)> + '_ {
+        self.pools.iter().map(|(account, pool)| (*account, pool))
     }
 
     /// Accounts with a pool, in id order

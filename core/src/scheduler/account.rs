@@ -227,7 +227,7 @@ impl AccountState {
     }
 
     /// The scheduling order, best first: accounts with a free slot (and, for a WebSocket
-    /// session, a free conn: not in `conns_full`) before full ones; among those with room,
+    /// session, a free conn: not [`ConnUse::full`]) before full ones; among those with room,
     /// higher priority first, then load ratio, then waiters; among full ones (the create will
     /// wait), load ratio, then waiters, then higher priority; then, for a WebSocket session,
     /// the lower share of pool conns in use (`conn_use`); the lower id breaks every remaining
@@ -240,7 +240,7 @@ impl AccountState {
         let waiters = self.waiters.len().cmp(&other.waiters.len());
         let by_load = || self.load_cmp(other).then(waiters);
         let higher_first = other.spec.priority.cmp(&self.spec.priority);
-        let full = |a: &Self| a.is_full() || request.conns_full.contains(&a.spec.id);
+        let full = |a: &Self| a.is_full() || ConnUse::is_full_in(request.conn_use, a.spec.id);
         match (full(self), full(other)) {
             (false, true) => std::cmp::Ordering::Less,
             (true, false) => std::cmp::Ordering::Greater,

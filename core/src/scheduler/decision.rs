@@ -21,16 +21,15 @@ pub struct ScheduleRequest<'a> {
     pub session_account: Option<AccountId>,
     /// Accounts already tried for this response (see `RetryState::tried_accounts`)
     pub exclude: &'a [AccountId],
-    /// Accounts whose pool has no conn for a new WebSocket session now (every conn leased at
-    /// its cap): the least-loaded layer ranks them with the accounts whose slots are all taken,
-    /// so a session goes where it gets a conn at once. Still eligible: when every account is
-    /// full, the session waits on one (`pool.session_acquire_wait`)
-    pub conns_full: &'a [AccountId],
-    /// How many conns each account's pool has in use, for a WebSocket session: among accounts
-    /// otherwise equal (priority, load ratio, waiters) the one with the lower share of its
-    /// conns in use wins, so new sessions spread over equal accounts instead of filling the
-    /// lowest id (idle sessions hold conns but no slots, so their accounts tie on load). An
-    /// account not listed counts as none in use
+    /// Each account's pool as a new WebSocket session sees it (none for an HTTP request):
+    /// - an account whose pool has no conn for the session now ([`ConnUse::full`]) ranks with
+    ///   the accounts whose slots are all taken, so a session goes where it gets a conn at once;
+    ///   still eligible: when every account is full, the session waits on one
+    ///   (`pool.session_acquire_wait`);
+    /// - among accounts otherwise equal (priority, load ratio, waiters) the one with the lower
+    ///   share of its conns in use wins, so new sessions spread over equal accounts instead of
+    ///   filling the lowest id (idle sessions hold conns but no slots, so their accounts tie on
+    ///   load). An account not listed counts as none in use, with room.
     pub conn_use: &'a [ConnUse],
     /// The transport the caller needs: [`Transport::WsV2`] for a WebSocket session (only WS
     /// accounts qualify); [`Transport::Http`] for an HTTP request (any account qualifies: the
@@ -46,7 +45,6 @@ impl ScheduleRequest<'_> {
             connection_local: false,
             session_account: None,
             exclude: &[],
-            conns_full: &[],
             conn_use: &[],
             transport,
         }
@@ -63,9 +61,16 @@ pub struct ConnUse {
     pub in_use: u32,
     /// The pool's cap on conns; zero is treated as one
     pub cap: u32,
+    /// No conn for a new session now (every conn leased at its cap, or holders queued)
+    pub full: bool,
 }
 
 impl ConnUse {
+    /// Whether `account`'s pool is listed in `uses` as having no conn for a session now
+    pub(crate) fn is_full_in(uses: &[Self], account: AccountId) -> bool {
+        uses.iter().any(|u| u.account == account && u.full)
+    }
+
     /// `in_use / cap` of `account` in `uses` (none listed: zero) against `other`'s, compared
     /// exactly (cross-multiplied, no floats)
     pub(crate) fn cmp_in(uses: &[Self], account: AccountId, other: AccountId) -> Ordering {

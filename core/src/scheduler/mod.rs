@@ -21,7 +21,7 @@
 //!    and traffic spills to a lower priority only when every higher account is full or not
 //!    eligible (cooling, disabled). Among full accounts (the create waits for a slot): lower
 //!    load, then fewer waiters, then higher priority. For a WebSocket session, an account
-//!    whose pool has no free conn ([`ScheduleRequest::conns_full`]) counts as full too: idle
+//!    whose pool has no free conn ([`ConnUse::full`]) counts as full too: idle
 //!    sessions hold conns but no slots, and a session sent there would wait
 //!    `pool.session_acquire_wait` for another's conn, then get a 503, while another account
 //!    could dial for it at once. For the same reason accounts serving only idle sessions tie

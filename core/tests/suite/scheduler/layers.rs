@@ -124,24 +124,21 @@ fn scheduler_priority_is_higher_first_and_spills_only_when_higher_accounts_are_f
 }
 
 /// Issue 17: idle sessions hold conns but no slots, so for a WebSocket session a pool with no
-/// free conn (`conns_full`) counts as full; with every account so, the order among full ones
-/// holds (the session waits there)
+/// free conn ([`ConnUse::full`]) counts as full; with every account so, the order among full
+/// ones holds (the session waits there)
 #[test]
 fn scheduler_a_session_passes_over_accounts_whose_pool_has_no_free_conn() {
     let mut sim = Sim::new(&[ws(1, 0, 4), ws(2, 0, 4), ws(3, 5, 4)]);
     assert!(sim.acquire(2, 4));
-    let no_conn = [a(1), a(3)];
-    let request = ScheduleRequest {
-        conns_full: &no_conn,
-        ..ws_request()
+    let no_conn = |n| ConnUse {
+        account: a(n),
+        in_use: 0,
+        cap: 4,
+        full: true,
     };
-    expect_account(sim.schedule(&request), 2);
-    let none_free = [a(1), a(2), a(3)];
-    let request = ScheduleRequest {
-        conns_full: &none_free,
-        ..ws_request()
-    };
-    expect_account(sim.schedule(&request), 3);
+    expect_account(sim.schedule(&with_conns(&[no_conn(1), no_conn(3)])), 2);
+    let none_free = [no_conn(1), no_conn(2), no_conn(3)];
+    expect_account(sim.schedule(&with_conns(&none_free)), 3);
 }
 
 /// A WebSocket request with the pools' conns in use
@@ -164,6 +161,7 @@ fn scheduler_a_session_prefers_the_equal_account_whose_pool_has_fewer_conns_in_u
         account: a(n),
         in_use,
         cap,
+        full: false,
     };
     // a1 3/4, a2 2/4, a3 3/8, a4 not listed (no pool yet): 3/8 < 2/4 < 3/4.
     let mut uses = vec![conns(1, 3, 4), conns(2, 2, 4), conns(3, 3, 8)];

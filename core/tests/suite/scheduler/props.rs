@@ -192,7 +192,6 @@ proptest! {
                         connection_local: local,
                         session_account: session.map(AccountId),
                         exclude: &exclude,
-                        conns_full: &[],
                         conn_use: &[],
                         transport,
                     };
