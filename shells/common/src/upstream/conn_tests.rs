@@ -93,15 +93,19 @@ fn cfg() -> Config {
     Config::default()
 }
 
-async fn rig(stalled: bool) -> Rig {
-    let (sent_tx, sent) = mpsc::unbounded_channel();
-    let stalled = Arc::new(AtomicBool::new(stalled));
-    let blocked = Arc::new(Notify::new());
-    let sink = ScriptedSink {
-        sent: sent_tx,
-        stalled,
-        blocked: blocked.clone(),
-    };
+/// What upstream sends on a scripted conn; dropping it is EOF
+type UpstreamScript = mpsc::Sender<Result<Message, WsError>>;
+
+/// A conn over a scripted stream and `sink`, not leased yet: its I/O, what upstream sends, and
+/// the control task's inbox (both ends)
+fn scripted_conn_over(
+    sink: ScriptedSink,
+) -> (
+    ConnIo,
+    UpstreamScript,
+    mpsc::Sender<ConnReport>,
+    mpsc::Receiver<ConnReport>,
+) {
     let (upstream, rx) = mpsc::channel(8);
     let stream: UpstreamStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
         rx.recv().await.map(|msg| (msg, rx))
@@ -116,6 +120,32 @@ async fn rig(stalled: bool) -> Rig {
         control_tx.clone(),
         cfg().upstream.close_timeout,
     );
+    (io, upstream, control_tx, control)
+}
+
+/// [`scripted_conn_over`] a sink that takes every write and nobody reads
+fn scripted_conn() -> (
+    ConnIo,
+    UpstreamScript,
+    mpsc::Sender<ConnReport>,
+    mpsc::Receiver<ConnReport>,
+) {
+    let (sent, _sent) = mpsc::unbounded_channel();
+    scripted_conn_over(ScriptedSink {
+        sent,
+        stalled: Arc::new(AtomicBool::new(false)),
+        blocked: Arc::new(Notify::new()),
+    })
+}
+
+async fn rig(stalled: bool) -> Rig {
+    let (sent_tx, sent) = mpsc::unbounded_channel();
+    let blocked = Arc::new(Notify::new());
+    let (io, upstream, control_tx, control) = scripted_conn_over(ScriptedSink {
+        sent: sent_tx,
+        stalled: Arc::new(AtomicBool::new(stalled)),
+        blocked: blocked.clone(),
+    });
     let mut held = HeldConns::new(control_tx);
     assert_eq!(held.adopt(Some(io.clone()), CONN), None);
     Rig {
@@ -343,40 +373,6 @@ async fn a_late_release_by_the_previous_holder_leaves_the_conn_with_its_new_hold
             panic!("the new holder's frame went to the control task as an idle frame")
         }
     }
-}
-
-/// What upstream sends on a scripted conn; dropping it is EOF
-type UpstreamScript = mpsc::Sender<Result<Message, WsError>>;
-
-/// A conn over a scripted stream, not leased yet: its I/O, what upstream sends, the control
-/// task's inbox
-fn scripted_conn() -> (
-    ConnIo,
-    UpstreamScript,
-    mpsc::Sender<ConnReport>,
-    mpsc::Receiver<ConnReport>,
-) {
-    let (upstream, rx) = mpsc::channel(8);
-    let stream: UpstreamStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
-        rx.recv().await.map(|msg| (msg, rx))
-    }));
-    let (sent, _sent) = mpsc::unbounded_channel();
-    let sink = ScriptedSink {
-        sent,
-        stalled: Arc::new(AtomicBool::new(false)),
-        blocked: Arc::new(Notify::new()),
-    };
-    let (control_tx, control) = mpsc::channel(8);
-    let io = spawn_conn_over(
-        &crate::test_rt(),
-        CONN,
-        ACCOUNT,
-        sink,
-        stream,
-        control_tx.clone(),
-        cfg().upstream.close_timeout,
-    );
-    (io, upstream, control_tx, control)
 }
 
 fn delta(n: u32) -> Message {
